@@ -1,0 +1,448 @@
+//! Environment files, `.releaseops/environments/<env>.yaml` (inventory section
+//! 3.4), with the promotion policy that releaseops enforces. The existing
+//! tool's keys come first and in its order; the gates it never had follow. Keys
+//! we do not know are kept on rewrite.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::yaml::{Node, StrictString};
+use crate::{FormatError, names};
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EnvironmentFile {
+    pub environment: String,
+    /// bundle id -> version currently deployed.
+    pub bundle_mappings: IndexMap<String, String>,
+    pub promotion_policy: Option<PromotionPolicy>,
+    pub metadata: Option<EnvMetadata>,
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EnvMetadata {
+    pub last_updated: Option<String>,
+    pub updated_by: Option<String>,
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PromotionPolicy {
+    pub requires_eval: bool,
+    pub requires_approval: bool,
+    pub approval_teams: Vec<String>,
+    pub soak_hours: f64,
+    /// Named people who may approve (in addition to members of `approval_teams`).
+    pub approvers: Vec<String>,
+    /// Distinct eligible approvals needed; 1 when approval is required and unset.
+    pub min_approvals: Option<u32>,
+    /// Suites that must each have a passing report; any passing suite when empty.
+    pub eval_suites: Vec<String>,
+    pub freeze_windows: Vec<FreezeWindow>,
+    /// `id@version` entries that may never enter this environment.
+    pub rejected_versions: Vec<String>,
+    pub extra: Map<String, Value>,
+}
+
+impl PromotionPolicy {
+    pub fn required_approvals(&self) -> u32 {
+        if self.requires_approval { self.min_approvals.unwrap_or(1).max(1) } else { 0 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HourMinute {
+    pub hour: u8,
+    pub minute: u8,
+}
+
+impl HourMinute {
+    pub fn parse(s: &str) -> Result<Self, FormatError> {
+        let bad = || FormatError::invalid(format!("'{s}' is not a time of day; use HH:MM, e.g. 17:30"));
+        let (h, m) = s.split_once(':').ok_or_else(bad)?;
+        let hour: u8 = h.parse().map_err(|_| bad())?;
+        let minute: u8 = m.parse().map_err(|_| bad())?;
+        if hour > 24 || minute > 59 || (hour == 24 && minute != 0) {
+            return Err(bad());
+        }
+        Ok(HourMinute { hour, minute })
+    }
+    pub fn minutes(self) -> u32 {
+        u32::from(self.hour) * 60 + u32::from(self.minute)
+    }
+}
+
+impl std::fmt::Display for HourMinute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02}:{:02}", self.hour, self.minute)
+    }
+}
+
+pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const FULL_WEEKDAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+
+/// A period in which promotions into the environment are frozen: weekly
+/// (`days` + `start`/`end`, crossing midnight when `end` <= `start`) or on
+/// explicit dates (`2026-12-24` or a range `2026-12-20..2027-01-02`), both in a
+/// named IANA time zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FreezeWindow {
+    pub name: Option<String>,
+    pub timezone: String,
+    /// 0 = Monday .. 6 = Sunday.
+    pub days: Vec<u8>,
+    pub start: Option<HourMinute>,
+    pub end: Option<HourMinute>,
+    pub dates: Vec<(jiff::civil::Date, jiff::civil::Date)>,
+    pub raw_dates: Vec<String>,
+    pub reason: Option<String>,
+}
+
+impl FreezeWindow {
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| "freeze window".into())
+    }
+}
+
+#[derive(Deserialize)]
+struct RawEnv {
+    environment: StrictString,
+    #[serde(default)]
+    bundle_mappings: Option<IndexMap<String, StrictString>>,
+    #[serde(default)]
+    promotion_policy: Option<RawPolicy>,
+    #[serde(default)]
+    metadata: Option<RawEnvMetadata>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct RawEnvMetadata {
+    #[serde(default)]
+    last_updated: Option<String>,
+    #[serde(default)]
+    updated_by: Option<String>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct RawPolicy {
+    #[serde(default)]
+    requires_eval: Option<bool>,
+    #[serde(default)]
+    requires_approval: Option<bool>,
+    #[serde(default)]
+    approval_teams: Option<Vec<String>>,
+    #[serde(default)]
+    soak_hours: Option<f64>,
+    #[serde(default)]
+    approvers: Option<Vec<String>>,
+    #[serde(default)]
+    min_approvals: Option<u32>,
+    #[serde(default)]
+    eval_suites: Option<Vec<String>>,
+    #[serde(default)]
+    freeze_windows: Option<Vec<RawFreeze>>,
+    #[serde(default)]
+    rejected_versions: Option<Vec<String>>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFreeze {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default)]
+    days: Option<Vec<String>>,
+    #[serde(default)]
+    start: Option<String>,
+    #[serde(default)]
+    end: Option<String>,
+    #[serde(default)]
+    dates: Option<Vec<String>>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn parse_date(s: &str) -> Result<jiff::civil::Date, FormatError> {
+    s.trim()
+        .parse::<jiff::civil::Date>()
+        .map_err(|_| FormatError::invalid(format!("'{s}' is not a date; use YYYY-MM-DD")))
+}
+
+impl RawFreeze {
+    fn convert(self, i: usize) -> Result<FreezeWindow, FormatError> {
+        let ctx = |m: String| FormatError::invalid(format!("promotion_policy.freeze_windows[{i}]: {m}"));
+        let mut days = Vec::new();
+        for d in self.days.unwrap_or_default() {
+            let lower = d.to_ascii_lowercase();
+            let idx = WEEKDAYS
+                .iter()
+                .position(|w| lower == *w || FULL_WEEKDAYS.iter().position(|f| *f == lower) == WEEKDAYS.iter().position(|x| x == w))
+                .ok_or_else(|| ctx(format!("'{d}' is not a weekday (mon..sun)")))?;
+            days.push(idx as u8);
+        }
+        let start = self.start.as_deref().map(HourMinute::parse).transpose().map_err(|e| ctx(e.to_string()))?;
+        let end = self.end.as_deref().map(HourMinute::parse).transpose().map_err(|e| ctx(e.to_string()))?;
+        let raw_dates = self.dates.unwrap_or_default();
+        let mut dates = Vec::new();
+        for d in &raw_dates {
+            let (a, b) = match d.split_once("..") {
+                Some((a, b)) => (parse_date(a), parse_date(b)),
+                None => (parse_date(d), parse_date(d)),
+            };
+            let (a, b) = (a.map_err(|e| ctx(e.to_string()))?, b.map_err(|e| ctx(e.to_string()))?);
+            if b < a {
+                return Err(ctx(format!("date range '{d}' ends before it starts")));
+            }
+            dates.push((a, b));
+        }
+        if days.is_empty() && dates.is_empty() {
+            return Err(ctx("give 'days' (with 'start'/'end') or 'dates'".into()));
+        }
+        if !days.is_empty() && (start.is_none() != end.is_none()) {
+            return Err(ctx("give both 'start' and 'end', or neither for whole days".into()));
+        }
+        Ok(FreezeWindow {
+            name: self.name,
+            timezone: self.timezone.unwrap_or_else(|| "UTC".into()),
+            days,
+            start,
+            end,
+            dates,
+            raw_dates,
+            reason: self.reason,
+        })
+    }
+}
+
+impl EnvironmentFile {
+    pub fn new(name: &str) -> Self {
+        EnvironmentFile { environment: name.to_string(), ..Default::default() }
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
+        let raw: RawEnv = crate::yaml::from_bytes(bytes)?;
+        names::validate_env_name(&raw.environment)?;
+        let mut mappings = IndexMap::new();
+        for (id, v) in raw.bundle_mappings.unwrap_or_default() {
+            names::validate_bundle_id(&id)?;
+            names::validate_version(&v)?;
+            mappings.insert(id, v.0);
+        }
+        let policy = match raw.promotion_policy {
+            None => None,
+            Some(p) => {
+                let soak = p.soak_hours.unwrap_or(0.0);
+                if !soak.is_finite() || soak < 0.0 {
+                    return Err(FormatError::invalid("promotion_policy.soak_hours must be a number >= 0"));
+                }
+                let freeze = p
+                    .freeze_windows
+                    .unwrap_or_default()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, f)| f.convert(i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                for r in p.rejected_versions.iter().flatten() {
+                    let (id, v) = r.split_once('@').ok_or_else(|| {
+                        FormatError::invalid(format!("promotion_policy.rejected_versions entry '{r}' must be id@version"))
+                    })?;
+                    names::validate_bundle_id(id)?;
+                    names::validate_version(v)?;
+                }
+                Some(PromotionPolicy {
+                    requires_eval: p.requires_eval.unwrap_or(false),
+                    requires_approval: p.requires_approval.unwrap_or(false),
+                    approval_teams: p.approval_teams.unwrap_or_default(),
+                    soak_hours: soak,
+                    approvers: p.approvers.unwrap_or_default(),
+                    min_approvals: p.min_approvals,
+                    eval_suites: p.eval_suites.unwrap_or_default(),
+                    freeze_windows: freeze,
+                    rejected_versions: p.rejected_versions.unwrap_or_default(),
+                    extra: p.extra,
+                })
+            }
+        };
+        Ok(EnvironmentFile {
+            environment: raw.environment.0,
+            bundle_mappings: mappings,
+            promotion_policy: policy,
+            metadata: raw.metadata.map(|m| EnvMetadata {
+                last_updated: m.last_updated,
+                updated_by: m.updated_by,
+                extra: m.extra,
+            }),
+            extra: raw.extra,
+        })
+    }
+
+    pub fn to_node(&self) -> Node {
+        let mut top = vec![
+            ("environment".to_string(), Node::str(&self.environment)),
+            (
+                "bundle_mappings".to_string(),
+                Node::Map(self.bundle_mappings.iter().map(|(k, v)| (k.clone(), Node::str(v))).collect()),
+            ),
+        ];
+        if let Some(p) = &self.promotion_policy {
+            top.push(("promotion_policy".into(), policy_node(p)));
+        }
+        if let Some(m) = &self.metadata {
+            let mut mm = Vec::new();
+            if let Some(t) = &m.last_updated {
+                mm.push(("last_updated".to_string(), Node::str(t)));
+            }
+            if let Some(u) = &m.updated_by {
+                mm.push(("updated_by".to_string(), Node::str(u)));
+            }
+            extend_extra(&mut mm, &m.extra);
+            top.push(("metadata".into(), Node::Map(mm)));
+        }
+        extend_extra(&mut top, &self.extra);
+        Node::Map(top)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        self.to_node().to_yaml()
+    }
+}
+
+fn extend_extra(into: &mut Vec<(String, Node)>, extra: &Map<String, Value>) {
+    for (k, v) in extra {
+        into.push((k.clone(), Node::from_json(v)));
+    }
+}
+
+fn strs(v: &[String]) -> Node {
+    Node::Seq(v.iter().map(Node::str).collect())
+}
+
+fn policy_node(p: &PromotionPolicy) -> Node {
+    let mut m = vec![
+        ("requires_eval".to_string(), Node::Bool(p.requires_eval)),
+        ("requires_approval".to_string(), Node::Bool(p.requires_approval)),
+    ];
+    if !p.approval_teams.is_empty() {
+        m.push(("approval_teams".into(), strs(&p.approval_teams)));
+    }
+    if p.soak_hours > 0.0 {
+        let n = if p.soak_hours.fract() == 0.0 && p.soak_hours < 1e15 {
+            Node::Int(p.soak_hours as i64)
+        } else {
+            Node::Float(p.soak_hours)
+        };
+        m.push(("soak_hours".into(), n));
+    }
+    if !p.approvers.is_empty() {
+        m.push(("approvers".into(), strs(&p.approvers)));
+    }
+    if let Some(n) = p.min_approvals {
+        m.push(("min_approvals".into(), Node::UInt(n.into())));
+    }
+    if !p.eval_suites.is_empty() {
+        m.push(("eval_suites".into(), strs(&p.eval_suites)));
+    }
+    if !p.freeze_windows.is_empty() {
+        m.push((
+            "freeze_windows".into(),
+            Node::Seq(p.freeze_windows.iter().map(freeze_node).collect()),
+        ));
+    }
+    if !p.rejected_versions.is_empty() {
+        m.push(("rejected_versions".into(), strs(&p.rejected_versions)));
+    }
+    extend_extra(&mut m, &p.extra);
+    Node::Map(m)
+}
+
+fn freeze_node(f: &FreezeWindow) -> Node {
+    let mut m = Vec::new();
+    if let Some(n) = &f.name {
+        m.push(("name".to_string(), Node::str(n)));
+    }
+    m.push(("timezone".into(), Node::str(&f.timezone)));
+    if !f.days.is_empty() {
+        m.push((
+            "days".into(),
+            Node::Seq(f.days.iter().map(|d| Node::str(WEEKDAYS[usize::from(*d) % 7])).collect()),
+        ));
+    }
+    if let Some(s) = f.start {
+        m.push(("start".into(), Node::str(s.to_string())));
+    }
+    if let Some(e) = f.end {
+        m.push(("end".into(), Node::str(e.to_string())));
+    }
+    if !f.raw_dates.is_empty() {
+        m.push(("dates".into(), strs(&f.raw_dates)));
+    }
+    if let Some(r) = &f.reason {
+        m.push(("reason".into(), Node::str(r)));
+    }
+    Node::Map(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROD: &str = "environment: prod
+bundle_mappings:
+  support-agent: 1.2.0
+promotion_policy:
+  requires_eval: true
+  requires_approval: true
+  approval_teams:
+  - safety-team
+  soak_hours: 24
+metadata:
+  last_updated: '2026-11-21T21:31:16.416793+00:00'
+  updated_by: cli
+";
+
+    #[test]
+    fn python_environment_round_trips() {
+        let e = EnvironmentFile::parse(PROD.as_bytes()).unwrap();
+        assert_eq!(e.promotion_policy.as_ref().unwrap().soak_hours, 24.0);
+        assert_eq!(e.to_yaml(), PROD);
+    }
+
+    #[test]
+    fn unknown_keys_survive_a_rewrite() {
+        let doc = format!("{PROD}owner: team-a\n").replace("  soak_hours: 24\n", "  soak_hours: 24\n  custom_gate: x\n");
+        let e = EnvironmentFile::parse(doc.as_bytes()).unwrap();
+        let out = e.to_yaml();
+        assert!(out.contains("owner: team-a") && out.contains("custom_gate: x"), "{out}");
+    }
+
+    #[test]
+    fn freeze_windows_parse_and_validate() {
+        let doc = PROD.replace(
+                "  soak_hours: 24\n",
+                "  soak_hours: 24\n  freeze_windows:\n  - name: weekend\n    timezone: Europe/Berlin\n    days: [fri, sat]\n    start: '17:00'\n    end: '09:00'\n  - dates: ['2026-12-24', '2026-12-30..2027-01-02']\n",
+            );
+        let e = EnvironmentFile::parse(doc.as_bytes()).unwrap();
+        let fw = &e.promotion_policy.as_ref().unwrap().freeze_windows;
+        assert_eq!(fw[0].days, vec![4, 5]);
+        assert_eq!(fw[1].dates.len(), 2);
+        let again = EnvironmentFile::parse(e.to_yaml().as_bytes()).unwrap();
+        assert_eq!(again, e);
+        let bad = doc.replace("days: [fri, sat]", "days: [friyay]");
+        assert!(EnvironmentFile::parse(bad.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn bare_float_mapping_is_refused() {
+        let e = EnvironmentFile::parse(b"environment: dev\nbundle_mappings:\n  flt: 1.10\n").unwrap_err();
+        assert!(e.to_string().contains("bare number"), "{e}");
+    }
+}

@@ -1,0 +1,351 @@
+//! The audit history: one JSON object per line, each carrying the hash of the
+//! line before it, so any edited, removed or reordered record breaks the chain.
+//! Also the existing tool's `promotion_history.yaml` (read only, to import it)
+//! and the per-environment deployment index derived from the history.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::FormatError;
+use crate::yaml::{Node, StrictString};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    BundleCreate,
+    Promote,
+    Rollback,
+    Approve,
+    Reject,
+    EnvCreate,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::BundleCreate => "bundle_create",
+            EventKind::Promote => "promote",
+            EventKind::Rollback => "rollback",
+            EventKind::Approve => "approve",
+            EventKind::Reject => "reject",
+            EventKind::EnvCreate => "env_create",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        [
+            EventKind::BundleCreate,
+            EventKind::Promote,
+            EventKind::Rollback,
+            EventKind::Approve,
+            EventKind::Reject,
+            EventKind::EnvCreate,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s || (s == "override" && *k == EventKind::Promote))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateStatus {
+    Passed,
+    Failed,
+    Pending,
+}
+
+impl GateStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateStatus::Passed => "passed",
+            GateStatus::Failed => "failed",
+            GateStatus::Pending => "pending",
+        }
+    }
+}
+
+/// One gate's verdict on one promotion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateResult {
+    /// `pipeline`, `rejected`, `eval`, `approval`, `soak`, `freeze`, ...
+    pub gate: String,
+    pub status: GateStatus,
+    pub reason: String,
+    /// For time gates that are pending: when the gate will pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passes_at: Option<String>,
+}
+
+/// One history record. Field order is the serialisation order, and the line's
+/// bytes are what the next record's `prev` hashes, so the order is part of the
+/// format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    /// `sha256:` of the previous line's bytes; absent on the first record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
+    pub at: String,
+    pub event: EventKind,
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_hash: Option<String>,
+    /// Target environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// Upstream environment the version came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_env: Option<String>,
+    /// Version that was live in `env` before this event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_version: Option<String>,
+    /// DRAFT, CANDIDATE, STAGED, PROD or ROLLED_BACK, as the existing tool names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateResult>,
+    /// True when gates were bypassed with `--skip-gates`.
+    #[serde(default, rename = "override", skip_serializing_if = "is_false")]
+    pub overridden: bool,
+    /// Imported from the existing tool's `promotion_history.yaml`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub imported: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl Record {
+    pub fn new(event: EventKind, at: String, actor: String) -> Self {
+        Record {
+            seq: 0,
+            prev: None,
+            at,
+            event,
+            actor,
+            bundle_id: None,
+            version: None,
+            bundle_hash: None,
+            env: None,
+            from_env: None,
+            from_version: None,
+            state: None,
+            reason: None,
+            gates: Vec::new(),
+            overridden: false,
+            imported: false,
+        }
+    }
+
+    /// The canonical line (without the newline).
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn parse_line(line: &str) -> Result<Self, FormatError> {
+        serde_json::from_str(line).map_err(|e| FormatError::Parse(format!("bad history record: {e}")))
+    }
+
+    /// Changes which version is live in which environment.
+    pub fn is_deployment(&self) -> bool {
+        matches!(self.event, EventKind::Promote | EventKind::Rollback)
+    }
+}
+
+/// The existing tool's state name for an environment (its `ENV_TO_STATE`,
+/// with `candidate`/`canary` as CANDIDATE rather than its DRAFT fallback).
+pub fn state_for_env(env: &str, is_last: bool) -> &'static str {
+    match env {
+        "dev" | "development" => "DRAFT",
+        "staging" | "stage" => "STAGED",
+        "prod" | "production" => "PROD",
+        "candidate" | "canary" => "CANDIDATE",
+        _ if is_last => "PROD",
+        _ => "CANDIDATE",
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The existing tool's promotion_history.yaml
+
+#[derive(Debug, Deserialize)]
+pub struct LegacyHistory {
+    #[serde(default)]
+    pub records: Option<Vec<LegacyRecord>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LegacyRecord {
+    pub bundle_id: StrictString,
+    pub version: StrictString,
+    #[serde(default)]
+    pub from_env: Option<String>,
+    pub to_env: String,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    #[serde(default)]
+    pub promoted_by: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub is_rollback: Option<bool>,
+    #[serde(default)]
+    pub rolled_back_from: Option<StrictString>,
+    #[serde(default)]
+    pub gate_results: Option<Vec<LegacyGate>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LegacyGate {
+    pub gate_type: String,
+    pub passed: bool,
+    #[serde(default)]
+    pub details: Option<String>,
+}
+
+impl LegacyHistory {
+    pub fn parse(bytes: &[u8]) -> Result<Vec<LegacyRecord>, FormatError> {
+        let h: LegacyHistory = crate::yaml::from_bytes(bytes)?;
+        Ok(h.records.unwrap_or_default())
+    }
+}
+
+impl LegacyRecord {
+    /// The record in our format (without seq and chain, which the log assigns).
+    pub fn to_record(&self) -> Record {
+        let rollback = self.is_rollback.unwrap_or(false);
+        let mut r = Record::new(
+            if rollback { EventKind::Rollback } else { EventKind::Promote },
+            self.timestamp.clone().unwrap_or_default(),
+            self.promoted_by.clone().unwrap_or_else(|| "cli".into()),
+        );
+        r.bundle_id = Some(self.bundle_id.0.clone());
+        r.version = Some(self.version.0.clone());
+        r.env = Some(self.to_env.clone());
+        r.from_env = if rollback { None } else { self.from_env.clone() };
+        r.from_version = self.rolled_back_from.as_ref().map(|v| v.0.clone());
+        r.state = self.state.clone();
+        r.reason = self.reason.clone();
+        r.imported = true;
+        r.gates = self
+            .gate_results
+            .iter()
+            .flatten()
+            .map(|g| GateResult {
+                gate: g.gate_type.clone(),
+                status: if g.passed { GateStatus::Passed } else { GateStatus::Failed },
+                reason: g.details.clone().unwrap_or_default(),
+                passes_at: None,
+            })
+            .collect();
+        r
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Deployment index: `.releaseops/deployments/<env>.yaml`
+
+/// For one environment: per bundle, the stack of versions that were deployed
+/// and are still "underneath" the live one. A promotion pushes; a rollback pops
+/// back to its target. The top is what runs now, and `since` on it is when it
+/// went live (what the soak gate measures).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployments {
+    pub environment: String,
+    #[serde(default)]
+    pub bundles: IndexMap<String, Vec<Deployment>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    pub version: String,
+    pub since: String,
+    pub seq: u64,
+}
+
+impl Deployments {
+    pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
+        crate::yaml::from_bytes(bytes)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        Node::from_json(&serde_json::to_value(self).unwrap_or_default()).to_yaml()
+    }
+
+    pub fn live(&self, bundle: &str) -> Option<&Deployment> {
+        self.bundles.get(bundle).and_then(|s| s.last())
+    }
+
+    /// Applies one deployment record (promote or rollback) for this environment.
+    pub fn apply(&mut self, rec: &Record) {
+        let (Some(bundle), Some(version)) = (&rec.bundle_id, &rec.version) else {
+            return;
+        };
+        let stack = self.bundles.entry(bundle.clone()).or_default();
+        let entry = Deployment { version: version.clone(), since: rec.at.clone(), seq: rec.seq };
+        match rec.event {
+            EventKind::Promote => stack.push(entry),
+            EventKind::Rollback => {
+                // Pop back to the target if it is underneath; otherwise (a
+                // roll-forward in an imported history) it becomes the top.
+                if let Some(pos) = stack.iter().rposition(|d| d.version == *version) {
+                    stack.truncate(pos);
+                } else {
+                    stack.pop();
+                }
+                stack.push(entry);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_line_round_trip_and_field_order() {
+        let mut r = Record::new(EventKind::Promote, "2026-11-21T00:00:00+00:00".into(), "ci".into());
+        r.seq = 7;
+        r.prev = Some("sha256:00".into());
+        r.bundle_id = Some("a".into());
+        r.overridden = true;
+        let line = r.to_line();
+        assert!(line.starts_with(r#"{"seq":7,"prev":"sha256:00","at":"#), "{line}");
+        assert!(line.contains(r#""override":true"#));
+        assert_eq!(Record::parse_line(&line).unwrap(), r);
+    }
+
+    #[test]
+    fn bug12_rollback_walks_the_real_sequence() {
+        let mut d = Deployments { environment: "prod".into(), ..Default::default() };
+        let mk = |ev, v: &str, seq| {
+            let mut r = Record::new(ev, format!("t{seq}"), "x".into());
+            r.seq = seq;
+            r.bundle_id = Some("b".into());
+            r.version = Some(v.into());
+            r
+        };
+        for (i, v) in ["1.0.0", "1.1.0", "1.2.0"].iter().enumerate() {
+            d.apply(&mk(EventKind::Promote, v, i as u64 + 1));
+        }
+        d.apply(&mk(EventKind::Rollback, "1.1.0", 4));
+        assert_eq!(d.live("b").unwrap().version, "1.1.0");
+        let versions: Vec<_> = d.bundles["b"].iter().map(|x| x.version.as_str()).collect();
+        assert_eq!(versions, ["1.0.0", "1.1.0"]);
+        d.apply(&mk(EventKind::Rollback, "1.0.0", 5));
+        assert_eq!(d.bundles["b"].len(), 1);
+    }
+}

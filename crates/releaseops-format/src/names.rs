@@ -1,0 +1,146 @@
+//! Validation of every name that becomes part of a path: bundle ids, versions,
+//! roles, environment names, prompt ids. A name that passes is safe as a single
+//! path component on Linux, macOS and Windows.
+
+use crate::FormatError;
+
+const MAX_LEN: usize = 128;
+
+const WINDOWS_RESERVED: &[&str] = &[
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+];
+
+fn check(kind: &'static str, value: &str, extra_chars: &str) -> Result<(), FormatError> {
+    let fail = |reason: &str| {
+        Err(FormatError::InvalidName {
+            kind,
+            value: value.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    if value.is_empty() {
+        return fail("it is empty");
+    }
+    if value.len() > MAX_LEN {
+        return fail("it is longer than 128 characters");
+    }
+    let first = value.chars().next().unwrap_or(' ');
+    if !first.is_ascii_alphanumeric() {
+        return fail("it must start with a letter or digit");
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.".contains(*c) || extra_chars.contains(*c)))
+    {
+        let allowed = if extra_chars.is_empty() {
+            "letters, digits, '-', '_' and '.'".to_string()
+        } else {
+            format!("letters, digits, '-', '_', '.' and '{extra_chars}'")
+        };
+        return fail(&format!("character {bad:?} is not allowed (use {allowed})"));
+    }
+    if value.ends_with('.') {
+        return fail("it must not end with '.' (Windows cannot name such a file)");
+    }
+    if value.contains("..") {
+        return fail("it must not contain '..'");
+    }
+    let stem = value.split('.').next().unwrap_or(value).to_ascii_uppercase();
+    if WINDOWS_RESERVED.contains(&stem.as_str()) {
+        return fail("it is a reserved device name on Windows");
+    }
+    Ok(())
+}
+
+/// A bundle id such as `support-agent`.
+pub fn validate_bundle_id(value: &str) -> Result<(), FormatError> {
+    check("bundle id", value, "")
+}
+
+/// A bundle version such as `1.2.0` (semver is recommended, not required; `+` is
+/// allowed for build metadata).
+pub fn validate_version(value: &str) -> Result<(), FormatError> {
+    check("version", value, "+")
+}
+
+/// An artifact role such as `system` or `tools`.
+pub fn validate_role(value: &str) -> Result<(), FormatError> {
+    check("role", value, "")
+}
+
+/// An environment name such as `prod` or `canary`.
+pub fn validate_env_name(value: &str) -> Result<(), FormatError> {
+    check("environment name", value, "")
+}
+
+/// A promptops prompt id: `^[a-zA-Z0-9][a-zA-Z0-9_-]{0,127}$`.
+pub fn validate_prompt_id(value: &str) -> Result<(), FormatError> {
+    check("prompt id", value, "")?;
+    if value.contains('.') {
+        return Err(FormatError::InvalidName {
+            kind: "prompt id",
+            value: value.to_string(),
+            reason: "promptops prompt ids use only letters, digits, '-' and '_'".into(),
+        });
+    }
+    Ok(())
+}
+
+/// A relative path inside the repository (policy and prompt files): no absolute
+/// paths, no `..`, forward slashes only in what we record.
+pub fn validate_repo_path(value: &str) -> Result<(), FormatError> {
+    let fail = |reason: &str| {
+        Err(FormatError::InvalidName {
+            kind: "path",
+            value: value.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    if value.is_empty() {
+        return fail("it is empty");
+    }
+    if value.starts_with('/') || value.starts_with('\\') || value.chars().nth(1) == Some(':') {
+        return fail("it must be relative to the repository root");
+    }
+    if value.split(['/', '\\']).any(|c| c == "..") {
+        return fail("it must not leave the repository ('..')");
+    }
+    if value.chars().any(|c| c.is_control()) {
+        return fail("it contains a control character");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_names() {
+        for ok in ["support-agent", "a", "v1.2.0", "1.10.0", "agent_2", "x.y-z"] {
+            validate_bundle_id(ok).unwrap();
+        }
+        validate_version("1.0.0+build.5").unwrap();
+    }
+
+    #[test]
+    fn bug7_refuses_path_traversal_and_windows_names() {
+        for bad in [
+            "", "../x", "..", ".", "a/b", "a\\b", "con", "NUL.txt", "lpt9", "x.", "-x", "a b",
+            "a:b", "a..b", "é",
+        ] {
+            assert!(validate_bundle_id(bad).is_err(), "{bad} should fail");
+            assert!(validate_version(bad).is_err(), "{bad} should fail");
+        }
+        assert!(validate_version(&"9".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn repo_paths() {
+        validate_repo_path("policies/tools/refunds.yaml").unwrap();
+        for bad in ["/etc/passwd", "../x", "a/../../b", "C:\\x", ""] {
+            assert!(validate_repo_path(bad).is_err(), "{bad}");
+        }
+    }
+}

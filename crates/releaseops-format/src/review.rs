@@ -1,0 +1,66 @@
+//! Per-version review state, `.releaseops/reviews/<id>/<version>.yaml`:
+//! approvals, rejections and failed releases. The history holds the same
+//! events; this file is the index that gates read without scanning it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::FormatError;
+use crate::yaml::Node;
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reviews {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejections: Vec<Rejection>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<Failure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    pub env: String,
+    pub actor: String,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rejection {
+    /// The environment the version is rejected for; every environment when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    pub actor: String,
+    pub at: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Failure {
+    pub env: String,
+    pub actor: String,
+    pub at: String,
+    pub rolled_back_to: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Reviews {
+    pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
+        crate::yaml::from_bytes(bytes)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        Node::from_json(&serde_json::to_value(self).unwrap_or_default()).to_yaml()
+    }
+
+    /// The rejection that applies to `env`, if any.
+    pub fn rejection_for(&self, env: &str) -> Option<&Rejection> {
+        self.rejections.iter().find(|r| r.env.as_deref().is_none_or(|e| e == env))
+    }
+}
