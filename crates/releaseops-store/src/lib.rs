@@ -1,1 +1,431 @@
+//! The releaseops store: the `.releaseops/` directory of a repository.
+//!
+//! It finds the directory, reads and validates every file in it, and changes it
+//! only through [`Transaction`]s: serialised by a lock, atomic through a
+//! journal, and (inside a git repository) committed to git touching nothing but
+//! `.releaseops/` paths. Nothing here prints.
 
+mod error;
+pub mod git;
+pub mod history;
+mod lock;
+pub mod objects;
+pub mod sources;
+mod txn;
+
+use std::cell::OnceCell;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use releaseops_format::config::ProjectConfig;
+use releaseops_format::environment::EnvironmentFile;
+use releaseops_format::history::{Deployments, Record};
+use releaseops_format::manifest::BundleManifest;
+use releaseops_format::review::Reviews;
+use releaseops_format::{names, version};
+
+pub use error::{Result, StoreError};
+pub use git::{Git, Signature};
+pub use history::{ChainReport, HistoryLog, Tip};
+pub use objects::ObjectStore;
+pub use txn::{Committed, Transaction};
+
+pub const DIR_NAME: &str = ".releaseops";
+const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An opened `.releaseops/` directory.
+pub struct Store {
+    dir: PathBuf,
+    root: PathBuf,
+    config: ProjectConfig,
+    git: OnceCell<Option<Git>>,
+}
+
+/// A stored eval report, as far as gates need it.
+#[derive(Debug, Clone)]
+pub struct EvalReportInfo {
+    pub path: PathBuf,
+    pub bundle_id: String,
+    pub bundle_version: String,
+    pub suite_id: String,
+    pub bundle_hash: Option<String>,
+    pub passed: bool,
+    pub pass_rate: Option<f64>,
+    pub timestamp: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawReport {
+    #[serde(default)]
+    bundle_id: Option<String>,
+    #[serde(default)]
+    bundle_version: Option<String>,
+    #[serde(default)]
+    suite_id: Option<String>,
+    #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(default)]
+    bundle_hash: Option<String>,
+    #[serde(default)]
+    summary: Option<RawSummary>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawSummary {
+    #[serde(default)]
+    pass_rate: Option<f64>,
+    #[serde(default)]
+    gate_decision: Option<String>,
+}
+
+fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::io("cannot read", path, e)),
+    }
+}
+
+fn list_dir(path: &Path) -> Result<Vec<String>> {
+    match fs::read_dir(path) {
+        Ok(rd) => Ok(rd.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(StoreError::io("cannot list", path, e)),
+    }
+}
+
+impl Store {
+    /// Finds `.releaseops/` in `start` or the nearest parent that has one.
+    pub fn discover(start: &Path) -> Result<Store> {
+        let abs = fs::canonicalize(start).map_err(|e| StoreError::io("cannot open", start, e))?;
+        let mut cur: Option<&Path> = Some(&abs);
+        while let Some(dir) = cur {
+            if dir.join(DIR_NAME).is_dir() {
+                return Store::open(dir);
+            }
+            cur = dir.parent();
+        }
+        Err(StoreError::NotInitialized { start: start.to_path_buf() })
+    }
+
+    /// Opens `<root>/.releaseops/`, finishing any transaction a killed process left.
+    pub fn open(root: &Path) -> Result<Store> {
+        let root = fs::canonicalize(root).map_err(|e| StoreError::io("cannot open", root, e))?;
+        let dir = root.join(DIR_NAME);
+        if !dir.is_dir() {
+            return Err(StoreError::NotInitialized { start: root });
+        }
+        let cfg_path = dir.join("config.yaml");
+        let config = match read_file(&cfg_path)? {
+            Some(b) => ProjectConfig::parse(&b).map_err(|e| StoreError::format(&cfg_path, e))?,
+            None => ProjectConfig::default(),
+        };
+        let store = Store { dir, root, config, git: OnceCell::new() };
+        if store.dir.join(txn::JOURNAL).exists() {
+            let _lock = lock::acquire(&store.dir.join(".lock"), LOCK_TIMEOUT)?;
+            txn::recover(&store)?;
+        }
+        Ok(store)
+    }
+
+    /// The `.releaseops/` directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The repository root (the directory holding `.releaseops/`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn config(&self) -> &ProjectConfig {
+        &self.config
+    }
+
+    /// The git repository the store lives in, if any.
+    pub fn git(&self) -> Option<&Git> {
+        self.git.get_or_init(|| Git::discover(&self.root)).as_ref()
+    }
+
+    /// `.releaseops/` relative to the git work tree top, with a trailing slash.
+    pub(crate) fn git_prefix(&self) -> String {
+        let Some(git) = self.git() else { return format!("{DIR_NAME}/") };
+        let top = fs::canonicalize(git.top()).unwrap_or_else(|_| git.top().to_path_buf());
+        match self.dir.strip_prefix(&top) {
+            Ok(rel) => {
+                let s = rel.to_string_lossy().replace('\\', "/");
+                if s.is_empty() { String::new() } else { format!("{s}/") }
+            }
+            Err(_) => format!("{DIR_NAME}/"),
+        }
+    }
+
+    /// The repository root relative to the git top (`""` or `sub/dir/`).
+    pub fn root_git_prefix(&self) -> String {
+        let p = self.git_prefix();
+        p.strip_suffix(&format!("{DIR_NAME}/")).unwrap_or("").to_string()
+    }
+
+    pub fn objects(&self) -> ObjectStore {
+        ObjectStore::new(self.dir.clone())
+    }
+
+    pub fn history(&self) -> HistoryLog {
+        HistoryLog::new(self.dir.join("history"), self.dir.join("promotion_history.yaml"))
+    }
+
+    /// Starts a transaction: takes the lock (waiting up to a minute) and
+    /// finishes any transaction a killed process left behind.
+    pub fn begin(&self) -> Result<Transaction<'_>> {
+        fs::create_dir_all(&self.dir).map_err(|e| StoreError::io("cannot create", &self.dir, e))?;
+        let guard = lock::acquire(&self.dir.join(".lock"), LOCK_TIMEOUT)?;
+        txn::recover(self)?;
+        Transaction::new(self, guard)
+    }
+
+    // ----- bundles -------------------------------------------------------
+
+    pub fn bundle_rel_path(id: &str, version: &str) -> String {
+        format!("bundles/{id}/{version}.yaml")
+    }
+
+    /// Bundle ids with at least one version, sorted.
+    pub fn bundle_ids(&self) -> Result<Vec<String>> {
+        let mut ids: Vec<String> = list_dir(&self.dir.join("bundles"))?
+            .into_iter()
+            .filter(|id| names::validate_bundle_id(id).is_ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Versions of a bundle, ascending by semantic version.
+    pub fn bundle_versions(&self, id: &str) -> Result<Vec<String>> {
+        names::validate_bundle_id(id).map_err(|e| StoreError::format(id, e))?;
+        let mut vs: Vec<String> = list_dir(&self.dir.join("bundles").join(id))?
+            .into_iter()
+            .filter_map(|f| f.strip_suffix(".yaml").map(|s| s.to_string()))
+            .filter(|v| names::validate_version(v).is_ok())
+            .collect();
+        version::sort(&mut vs);
+        Ok(vs)
+    }
+
+    /// The highest version of a bundle.
+    pub fn latest_version(&self, id: &str) -> Result<String> {
+        let vs = self.bundle_versions(id)?;
+        vs.last().cloned().ok_or_else(|| StoreError::UnknownBundle {
+            id: id.to_string(),
+            available: self.bundle_ids().unwrap_or_default(),
+        })
+    }
+
+    pub fn bundle_exists(&self, id: &str, version: &str) -> bool {
+        names::validate_bundle_id(id).is_ok()
+            && names::validate_version(version).is_ok()
+            && self.dir.join(Self::bundle_rel_path(id, version)).is_file()
+    }
+
+    /// Loads and validates a manifest: it must parse, name the id and version
+    /// its path names, and its `bundle_hash` must match its content.
+    pub fn load_bundle(&self, id: &str, version: &str) -> Result<BundleManifest> {
+        names::validate_bundle_id(id).map_err(|e| StoreError::format(id, e))?;
+        names::validate_version(version).map_err(|e| StoreError::format(version, e))?;
+        let path = self.dir.join(Self::bundle_rel_path(id, version));
+        let Some(bytes) = read_file(&path)? else {
+            let available = self.bundle_versions(id)?;
+            if available.is_empty() {
+                return Err(StoreError::UnknownBundle { id: id.into(), available: self.bundle_ids()? });
+            }
+            return Err(StoreError::BundleNotFound { id: id.into(), version: version.into(), available });
+        };
+        let m = BundleManifest::parse(&bytes).map_err(|e| StoreError::format(&path, e))?;
+        if m.metadata.id != id || m.metadata.version != version {
+            return Err(StoreError::ManifestPathMismatch {
+                path,
+                inner: format!("{}@{}", m.metadata.id, m.metadata.version),
+                outer: format!("{id}@{version}"),
+            });
+        }
+        m.check_hash().map_err(|e| StoreError::format(&path, e))?;
+        Ok(m)
+    }
+
+    // ----- environments ----------------------------------------------------
+
+    pub fn env_rel_path(name: &str) -> String {
+        format!("environments/{name}.yaml")
+    }
+
+    /// Environment names: the pipeline first, in order, then any other
+    /// environment files, sorted.
+    pub fn environments(&self) -> Result<Vec<String>> {
+        let mut out: Vec<String> = self.config.pipeline.clone();
+        let mut others: Vec<String> = list_dir(&self.dir.join("environments"))?
+            .into_iter()
+            .filter_map(|f| f.strip_suffix(".yaml").map(|s| s.to_string()))
+            .filter(|n| names::validate_env_name(n).is_ok() && !out.contains(n))
+            .collect();
+        others.sort();
+        out.extend(others);
+        Ok(out)
+    }
+
+    /// Loads an environment. A pipeline environment with no file yet is empty.
+    pub fn load_env(&self, name: &str) -> Result<EnvironmentFile> {
+        names::validate_env_name(name).map_err(|e| StoreError::format(name, e))?;
+        let path = self.dir.join(Self::env_rel_path(name));
+        let Some(bytes) = read_file(&path)? else {
+            if self.config.pipeline.iter().any(|p| p == name) {
+                return Ok(EnvironmentFile::new(name));
+            }
+            return Err(StoreError::EnvNotFound { name: name.into(), available: self.environments()? });
+        };
+        let env = EnvironmentFile::parse(&bytes).map_err(|e| StoreError::format(&path, e))?;
+        if env.environment != name {
+            return Err(StoreError::EnvNameMismatch { path, name: name.into(), inner: env.environment });
+        }
+        Ok(env)
+    }
+
+    pub fn env_file_exists(&self, name: &str) -> bool {
+        self.dir.join(Self::env_rel_path(name)).is_file()
+    }
+
+    pub fn deployments_rel_path(env: &str) -> String {
+        format!("deployments/{env}.yaml")
+    }
+
+    /// The deployment index of an environment; rebuilt from the history when
+    /// it has never been written (trees from the existing tool).
+    pub fn load_deployments(&self, env: &str) -> Result<Deployments> {
+        let path = self.dir.join(Self::deployments_rel_path(env));
+        if let Some(bytes) = read_file(&path)? {
+            let d = Deployments::parse(&bytes).map_err(|e| StoreError::format(&path, e))?;
+            return Ok(d);
+        }
+        let mut d = Deployments { environment: env.to_string(), ..Default::default() };
+        if self.history().is_empty()? {
+            for r in self.history().all()? {
+                if r.is_deployment() && r.env.as_deref() == Some(env) {
+                    d.apply(&r);
+                }
+            }
+        }
+        Ok(d)
+    }
+
+    // ----- reviews -----------------------------------------------------------
+
+    pub fn reviews_rel_path(id: &str, version: &str) -> String {
+        format!("reviews/{id}/{version}.yaml")
+    }
+
+    pub fn load_reviews(&self, id: &str, version: &str) -> Result<Reviews> {
+        let path = self.dir.join(Self::reviews_rel_path(id, version));
+        match read_file(&path)? {
+            Some(b) => Reviews::parse(&b).map_err(|e| StoreError::format(&path, e)),
+            None => Ok(Reviews::default()),
+        }
+    }
+
+    // ----- eval reports ------------------------------------------------------
+
+    /// Every readable eval report that names this bundle hash (the existing
+    /// tool's `eval_reports/sha256:<hex>.yaml`, and any report under
+    /// `eval_reports/` whose `bundle_hash` matches). Unreadable reports are
+    /// skipped: a gate fails closed without them.
+    pub fn eval_reports_for(&self, bundle_hash: &str) -> Result<Vec<EvalReportInfo>> {
+        let hex = releaseops_format::hash::hex_part(bundle_hash).to_string();
+        let dir = self.dir.join("eval_reports");
+        let mut out = Vec::new();
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            for name in list_dir(&d)? {
+                let p = d.join(&name);
+                if p.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                if !name.ends_with(".yaml") {
+                    continue;
+                }
+                let Ok(Some(bytes)) = read_file(&p) else { continue };
+                let Ok(r) = releaseops_format::yaml::from_bytes::<RawReport>(&bytes) else { continue };
+                let file_names_hash = name.contains(&hex);
+                let hash_matches = r.bundle_hash.as_deref().map(releaseops_format::hash::hex_part) == Some(hex.as_str());
+                if !(hash_matches || (file_names_hash && r.bundle_hash.is_none())) {
+                    continue;
+                }
+                let summary = r.summary;
+                out.push(EvalReportInfo {
+                    path: p,
+                    bundle_id: r.bundle_id.unwrap_or_default(),
+                    bundle_version: r.bundle_version.unwrap_or_default(),
+                    suite_id: r.suite_id.unwrap_or_default(),
+                    bundle_hash: r.bundle_hash,
+                    passed: summary.as_ref().and_then(|s| s.gate_decision.as_deref()) == Some("PASS"),
+                    pass_rate: summary.and_then(|s| s.pass_rate),
+                    timestamp: r.timestamp,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    // ----- init ----------------------------------------------------------
+
+    /// Creates `.releaseops/` (or completes a partial one) in `root`. Returns
+    /// the paths created, relative to `.releaseops/`.
+    pub fn init(root: &Path) -> Result<(Store, Vec<String>)> {
+        let dir = root.join(DIR_NAME);
+        fs::create_dir_all(&dir).map_err(|e| StoreError::io("cannot create", &dir, e))?;
+        let store = Store::open(root)?;
+        let mut created = Vec::new();
+        let mut tx = store.begin()?;
+        let gi = store.dir.join(".gitignore");
+        if !gi.exists() {
+            tx.write(".gitignore", ".lock\n.journal\n.journal.tmp\n.uncommitted\n.tmp-*\n".into());
+            created.push(".gitignore".to_string());
+        }
+        if !store.dir.join("config.yaml").exists() {
+            tx.write("config.yaml", store.config.to_yaml());
+            created.push("config.yaml".into());
+        }
+        for env in &store.config.pipeline {
+            if !store.env_file_exists(env) {
+                let rel = Self::env_rel_path(env);
+                tx.write(rel.clone(), EnvironmentFile::new(env).to_yaml());
+                created.push(rel);
+            }
+        }
+        for sub in ["bundles", "evals", "eval_reports"] {
+            let p = store.dir.join(sub);
+            if !p.exists() {
+                fs::create_dir_all(&p).map_err(|e| StoreError::io("cannot create", &p, e))?;
+                created.push(format!("{sub}/"));
+            }
+        }
+        if !created.is_empty() {
+            let author = git::user_identity(root).map(|a| Signature::from_actor(&a));
+            tx.commit("releaseops: init", author.as_ref())?;
+        }
+        let store = Store::open(root)?;
+        Ok((store, created))
+    }
+}
+
+/// Appends the existing tool's history to a transaction, once: the first time
+/// anything is recorded in a tree that has a `promotion_history.yaml`.
+pub fn import_legacy_history(tx: &mut Transaction<'_>) -> Result<Vec<Record>> {
+    if tx.next_seq() != 1 {
+        return Ok(Vec::new());
+    }
+    let legacy = tx.store().history().legacy_records()?;
+    let mut out = Vec::new();
+    for r in legacy {
+        out.push(tx.append(r)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,91 @@
+use std::path::PathBuf;
+
+use releaseops_format::FormatError;
+use thiserror::Error;
+
+/// What went wrong reading or changing the store. Each variant names the input;
+/// [`StoreError::hint`] says what to do about it.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("{}: {source}", path.display())]
+    Format {
+        path: PathBuf,
+        #[source]
+        source: FormatError,
+    },
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no .releaseops directory in {} or any parent directory", start.display())]
+    NotInitialized { start: PathBuf },
+    #[error("bundle '{id}' has no version '{version}'")]
+    BundleNotFound { id: String, version: String, available: Vec<String> },
+    #[error("no bundle named '{id}'")]
+    UnknownBundle { id: String, available: Vec<String> },
+    #[error("no environment named '{name}'")]
+    EnvNotFound { name: String, available: Vec<String> },
+    #[error("{}: says `environment: {inner}` but the file is named for '{name}'", path.display())]
+    EnvNameMismatch { path: PathBuf, name: String, inner: String },
+    #[error("{}: manifest is for {inner}, but the file is named for {outer}", path.display())]
+    ManifestPathMismatch { path: PathBuf, inner: String, outer: String },
+    #[error("bundle '{id}' version '{version}' already exists; bundle versions are immutable")]
+    VersionExists { id: String, version: String },
+    #[error("environment '{name}' already exists")]
+    EnvExists { name: String },
+    #[error("another releaseops process has held {} for {secs} s", path.display())]
+    LockTimeout { path: PathBuf, secs: u64 },
+    #[error("git {command} failed: {message}")]
+    Git { command: String, message: String },
+    #[error("{message}")]
+    Source { message: String, hint: Option<String> },
+    #[error("{}: {message}", path.display())]
+    Corrupt { path: PathBuf, message: String },
+}
+
+impl StoreError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            StoreError::Format { .. } => "fix the file (or restore it with `git checkout -- <file>`) and run the command again".into(),
+            StoreError::NotInitialized { .. } => "run `releaseops init` in your repository, or pass --path <dir>".into(),
+            StoreError::BundleNotFound { id, available, .. } if available.is_empty() => {
+                format!("bundle '{id}' has no versions yet; create one with `releaseops bundle create {id} --version 1.0.0 ...`")
+            }
+            StoreError::BundleNotFound { available, .. } => format!("available versions: {}", available.join(", ")),
+            StoreError::UnknownBundle { available, .. } if available.is_empty() => {
+                "no bundles exist yet; create one with `releaseops bundle create`".into()
+            }
+            StoreError::UnknownBundle { available, .. } => format!("known bundles: {}", available.join(", ")),
+            StoreError::EnvNotFound { available, .. } => format!(
+                "known environments: {}; add one with `releaseops env create <name> --after <env>`",
+                available.join(", ")
+            ),
+            StoreError::EnvNameMismatch { .. } => {
+                "make the `environment:` field equal to the file name (or rename the file)".into()
+            }
+            StoreError::ManifestPathMismatch { .. } => "restore the manifest from git; manifests are immutable".into(),
+            StoreError::VersionExists { .. } => "choose a new version number, e.g. bump the patch version".into(),
+            StoreError::EnvExists { .. } => "pick another name, or edit the existing environment file".into(),
+            StoreError::LockTimeout { .. } => {
+                "wait for the other process to finish; if none is running, the lock is stale and it is safe to retry".into()
+            }
+            StoreError::Git { .. } => "check `git status` in the repository; pass --no-commit to skip the git commit".into(),
+            StoreError::Source { hint, .. } => return hint.clone(),
+            StoreError::Corrupt { .. } => "restore the file from git (`git checkout -- <file>`) and run `releaseops history verify`".into(),
+            StoreError::Io { .. } => return None,
+        })
+    }
+
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io { what, path: path.into(), source }
+    }
+
+    pub(crate) fn format(path: impl Into<PathBuf>, source: FormatError) -> Self {
+        StoreError::Format { path: path.into(), source }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

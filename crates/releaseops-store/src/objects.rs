@@ -1,0 +1,66 @@
+//! The content-addressed object store, `.releaseops/objects/sha256/<2>/<62>`:
+//! the exact bytes every bundle artifact was hashed over, so a bundle can be
+//! loaded and verified with no git history and no original files.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use releaseops_format::hash;
+
+use crate::error::{Result, StoreError};
+
+pub struct ObjectStore {
+    dir: PathBuf,
+}
+
+impl ObjectStore {
+    pub(crate) fn new(dir: PathBuf) -> Self {
+        ObjectStore { dir }
+    }
+
+    /// Path of an object relative to `.releaseops/`.
+    pub fn rel_path(content_hash: &str) -> String {
+        let hex = hash::hex_part(content_hash);
+        format!("objects/sha256/{}/{}", &hex[..2.min(hex.len())], &hex[2.min(hex.len())..])
+    }
+
+    fn path(&self, content_hash: &str) -> PathBuf {
+        self.dir.join(Self::rel_path(content_hash))
+    }
+
+    /// Stores bytes durably and returns their `sha256:` hash. Idempotent.
+    pub fn put(&self, bytes: &[u8]) -> Result<String> {
+        let h = hash::sha256_prefixed(bytes);
+        let path = self.path(&h);
+        if path.exists() {
+            return Ok(h);
+        }
+        let parent = path.parent().unwrap_or(&self.dir);
+        fs::create_dir_all(parent).map_err(|e| StoreError::io("cannot create", parent, e))?;
+        let tmp = parent.join(format!(".tmp-{}", std::process::id()));
+        write_synced(&tmp, bytes)?;
+        fs::rename(&tmp, &path).map_err(|e| StoreError::io("cannot write", &path, e))?;
+        Ok(h)
+    }
+
+    /// The stored bytes, or `None` if the object is missing.
+    pub fn get(&self, content_hash: &str) -> Result<Option<Vec<u8>>> {
+        if !hash::is_valid(content_hash) {
+            return Ok(None);
+        }
+        let path = self.path(content_hash);
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("cannot read", path, e)),
+        }
+    }
+}
+
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = fs::File::create(path).map_err(|e| StoreError::io("cannot create", path, e))?;
+    f.write_all(bytes).map_err(|e| StoreError::io("cannot write", path, e))?;
+    f.sync_all().map_err(|e| StoreError::io("cannot sync", path, e))?;
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! Transactions: every state change is staged in memory, then made durable as
+//! one journal file (the commit point: written, synced, renamed into place),
+//! then applied file by file, then committed to git, then the journal removed.
+//! A process killed at any instant leaves either no journal (nothing happened)
+//! or a complete one, which the next process to open the store applies again;
+//! applying is idempotent (whole-file replaces, appends at a recorded offset).
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+
+use releaseops_format::hash::sha256_prefixed;
+use releaseops_format::history::Record;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StoreError};
+use crate::git::{Git, Signature};
+use crate::history::{Tip, segment_name};
+use crate::lock::LockGuard;
+use crate::objects::write_synced;
+use crate::Store;
+
+pub(crate) const JOURNAL: &str = ".journal";
+const JOURNAL_TMP: &str = ".journal.tmp";
+const UNCOMMITTED: &str = ".uncommitted";
+
+#[derive(Serialize, Deserialize, Default)]
+struct Journal {
+    files: Vec<JFile>,
+    appends: Vec<JAppend>,
+    #[serde(default)]
+    commit: Option<JCommit>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JFile {
+    path: String,
+    content: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JAppend {
+    path: String,
+    offset: u64,
+    content: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JCommit {
+    message: String,
+    name: String,
+    email: String,
+    /// Paths relative to `.releaseops/` that the commit covers.
+    paths: Vec<String>,
+}
+
+/// The result of a committed transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    /// The records appended, with their sequence numbers.
+    pub records: Vec<Record>,
+    /// The git commit made, if any.
+    pub git_commit: Option<String>,
+    /// Set when the change is durable but the git commit failed; the paths will
+    /// be committed with the next transaction.
+    pub git_error: Option<String>,
+}
+
+/// A serialised change to the store. Holds the store lock until dropped.
+pub struct Transaction<'s> {
+    store: &'s Store,
+    _lock: LockGuard,
+    files: BTreeMap<String, String>,
+    extra_paths: Vec<String>,
+    tip: Tip,
+    /// segment file name -> (offset where this transaction's lines start, lines)
+    appends: BTreeMap<String, (u64, String)>,
+    records: Vec<Record>,
+}
+
+impl<'s> Transaction<'s> {
+    pub(crate) fn new(store: &'s Store, lock: LockGuard) -> Result<Self> {
+        let tip = store.history().tip()?;
+        Ok(Transaction {
+            store,
+            _lock: lock,
+            files: BTreeMap::new(),
+            extra_paths: Vec::new(),
+            tip,
+            appends: BTreeMap::new(),
+            records: Vec::new(),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        self.store
+    }
+
+    /// Stages a whole-file write (path relative to `.releaseops/`).
+    pub fn write(&mut self, rel: impl Into<String>, content: String) {
+        self.files.insert(rel.into(), content);
+    }
+
+    /// The content a path will have after this transaction, if staged.
+    pub fn staged(&self, rel: &str) -> Option<&str> {
+        self.files.get(rel).map(|s| s.as_str())
+    }
+
+    /// Adds an already-durable file (an object) to the git commit.
+    pub fn include_in_commit(&mut self, rel: impl Into<String>) {
+        self.extra_paths.push(rel.into());
+    }
+
+    /// The sequence number the next appended record will get.
+    pub fn next_seq(&self) -> u64 {
+        self.tip.seq + 1
+    }
+
+    /// Appends a record to the history, chaining it to the one before.
+    pub fn append(&mut self, mut rec: Record) -> Result<Record> {
+        rec.seq = self.tip.seq + 1;
+        rec.prev = self.tip.hash.clone();
+        let line = rec.to_line();
+        let seg = segment_name(rec.seq);
+        if !self.appends.contains_key(&seg) {
+            let path = self.store.dir().join("history").join(&seg);
+            let offset = match fs::metadata(&path) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(StoreError::io("cannot stat", path, e)),
+            };
+            self.appends.insert(seg.clone(), (offset, String::new()));
+        }
+        if let Some((_, buf)) = self.appends.get_mut(&seg) {
+            buf.push_str(&line);
+            buf.push('\n');
+        }
+        self.tip = Tip { seq: rec.seq, hash: Some(sha256_prefixed(line.as_bytes())) };
+        self.records.push(rec.clone());
+        Ok(rec)
+    }
+
+    /// Makes the change durable, applies it and commits it to git (when
+    /// `git_author` is given and the store is in a repository).
+    pub fn commit(mut self, message: &str, git_author: Option<&Signature>) -> Result<Committed> {
+        if !self.records.is_empty() {
+            let tip = serde_json::to_string(&self.tip).unwrap_or_default();
+            self.files.insert("history/HEAD".into(), tip);
+        }
+        let mut paths: Vec<String> = self.files.keys().cloned().collect();
+        paths.extend(self.appends.keys().map(|s| format!("history/{s}")));
+        paths.extend(self.extra_paths.iter().cloned());
+        let commit = git_author.filter(|_| self.store.git().is_some()).map(|sig| JCommit {
+            message: message.to_string(),
+            name: sig.name.clone(),
+            email: sig.email.clone(),
+            paths,
+        });
+        let journal = Journal {
+            files: std::mem::take(&mut self.files).into_iter().map(|(path, content)| JFile { path, content }).collect(),
+            appends: std::mem::take(&mut self.appends)
+                .into_iter()
+                .map(|(seg, (offset, content))| JAppend { path: format!("history/{seg}"), offset, content })
+                .collect(),
+            commit,
+        };
+        let dir = self.store.dir();
+        let tmp = dir.join(JOURNAL_TMP);
+        let bytes = serde_json::to_vec(&journal).map_err(|e| StoreError::Corrupt {
+            path: tmp.clone(),
+            message: e.to_string(),
+        })?;
+        write_synced(&tmp, &bytes)?;
+        let jpath = dir.join(JOURNAL);
+        fs::rename(&tmp, &jpath).map_err(|e| StoreError::io("cannot write", &jpath, e))?;
+        sync_dir(dir);
+        let (git_commit, git_error) = apply(self.store, &journal)?;
+        Ok(Committed { records: std::mem::take(&mut self.records), git_commit, git_error })
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(f) = fs::File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+/// Applies a durable journal, commits it, and removes it.
+fn apply(store: &Store, j: &Journal) -> Result<(Option<String>, Option<String>)> {
+    let dir = store.dir();
+    let mut dirs = std::collections::BTreeSet::new();
+    for f in &j.files {
+        let path = dir.join(&f.path);
+        let parent = path.parent().unwrap_or(dir).to_path_buf();
+        fs::create_dir_all(&parent).map_err(|e| StoreError::io("cannot create", &parent, e))?;
+        let tmp = parent.join(format!(".tmp-{}", std::process::id()));
+        write_synced(&tmp, f.content.as_bytes())?;
+        fs::rename(&tmp, &path).map_err(|e| StoreError::io("cannot write", &path, e))?;
+        dirs.insert(parent);
+    }
+    for a in &j.appends {
+        let path = dir.join(&a.path);
+        let parent = path.parent().unwrap_or(dir).to_path_buf();
+        fs::create_dir_all(&parent).map_err(|e| StoreError::io("cannot create", &parent, e))?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::io("cannot open", &path, e))?;
+        file.set_len(a.offset).map_err(|e| StoreError::io("cannot truncate", &path, e))?;
+        file.seek(SeekFrom::Start(a.offset)).map_err(|e| StoreError::io("cannot seek", &path, e))?;
+        file.write_all(a.content.as_bytes()).map_err(|e| StoreError::io("cannot append to", &path, e))?;
+        file.sync_all().map_err(|e| StoreError::io("cannot sync", &path, e))?;
+        dirs.insert(parent);
+    }
+    for d in &dirs {
+        sync_dir(d);
+    }
+    let mut outcome = (None, None);
+    if let (Some(c), Some(git)) = (&j.commit, store.git()) {
+        outcome = commit_to_git(store, git, c);
+    }
+    let jpath = dir.join(JOURNAL);
+    fs::remove_file(&jpath).map_err(|e| StoreError::io("cannot remove", &jpath, e))?;
+    sync_dir(dir);
+    Ok(outcome)
+}
+
+fn commit_to_git(store: &Store, git: &Git, c: &JCommit) -> (Option<String>, Option<String>) {
+    let pending_path = store.dir().join(UNCOMMITTED);
+    let mut rels: Vec<String> = fs::read_to_string(&pending_path)
+        .map(|s| s.lines().map(|l| l.to_string()).collect())
+        .unwrap_or_default();
+    rels.extend(c.paths.iter().cloned());
+    rels.sort();
+    rels.dedup();
+    let prefix = store.git_prefix();
+    let paths: Vec<String> = rels.iter().map(|r| format!("{prefix}{r}")).collect();
+    let sig = Signature { name: c.name.clone(), email: c.email.clone() };
+    match git.commit_paths(&paths, &c.message, &sig) {
+        Ok(commit) => {
+            let _ = fs::remove_file(&pending_path);
+            (commit, None)
+        }
+        Err(e) => {
+            let _ = fs::write(&pending_path, rels.join("\n"));
+            (None, Some(e.to_string()))
+        }
+    }
+}
+
+/// Finishes a transaction that a killed process left behind. Call with the lock held.
+pub(crate) fn recover(store: &Store) -> Result<bool> {
+    let dir = store.dir();
+    let _ = fs::remove_file(dir.join(JOURNAL_TMP));
+    let jpath = dir.join(JOURNAL);
+    let bytes = match fs::read(&jpath) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(StoreError::io("cannot read", &jpath, e)),
+    };
+    let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+        path: jpath.clone(),
+        message: format!("unreadable transaction journal: {e}"),
+    })?;
+    apply(store, &journal)?;
+    Ok(true)
+}
