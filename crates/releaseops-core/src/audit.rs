@@ -1,0 +1,106 @@
+//! `history verify`: the chain is intact, and every environment is exactly
+//! what the history says it should be.
+
+use std::collections::HashMap;
+
+use releaseops_format::history::EventKind;
+use releaseops_store::Store;
+use serde::Serialize;
+
+use crate::Result;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditReport {
+    pub ok: bool,
+    pub records: u64,
+    pub segments: u64,
+    pub environments_checked: usize,
+    pub problems: Vec<String>,
+    /// The existing tool's history is waiting to be imported (on the next change).
+    pub legacy_pending: bool,
+}
+
+pub fn verify(store: &Store) -> Result<AuditReport> {
+    // env -> bundle -> stack of versions
+    let mut replay: HashMap<String, HashMap<String, Vec<String>>> = HashMap::new();
+    let log = store.history();
+    let legacy_pending = log.is_empty()? && !log.legacy_records()?.is_empty();
+    let mut apply = |event: EventKind, env: Option<&str>, bundle: Option<&str>, version: Option<&str>| {
+        let (Some(env), Some(bundle), Some(version)) = (env, bundle, version) else { return };
+        let stack = replay.entry(env.to_string()).or_default().entry(bundle.to_string()).or_default();
+        match event {
+            EventKind::Promote => stack.push(version.to_string()),
+            EventKind::Rollback => {
+                match stack.iter().rposition(|v| v == version) {
+                    Some(p) => stack.truncate(p),
+                    None => {
+                        stack.pop();
+                    }
+                }
+                stack.push(version.to_string());
+            }
+            _ => {}
+        }
+    };
+    let mut report = log.verify(|v| apply(v.event, v.env, v.bundle_id, v.version))?;
+    if legacy_pending {
+        for r in log.legacy_records()? {
+            apply(r.event, r.env.as_deref(), r.bundle_id.as_deref(), r.version.as_deref());
+        }
+    }
+    let envs = store.environments()?;
+    for name in &envs {
+        let env = match store.load_env(name) {
+            Ok(e) => e,
+            Err(e) => {
+                report.problems.push(e.to_string());
+                continue;
+            }
+        };
+        let expected = replay.remove(name).unwrap_or_default();
+        for (bundle, version) in &env.bundle_mappings {
+            match expected.get(bundle).and_then(|s| s.last()) {
+                Some(v) if v == version => {}
+                Some(v) => report.problems.push(format!(
+                    "environments/{name}.yaml maps {bundle} to {version}, but the history says {v} is live (changed outside releaseops?)"
+                )),
+                None => report.problems.push(format!(
+                    "environments/{name}.yaml maps {bundle} to {version}, but the history never deployed {bundle} there"
+                )),
+            }
+        }
+        for (bundle, stack) in &expected {
+            if let Some(v) = stack.last() {
+                if !env.bundle_mappings.contains_key(bundle) {
+                    report.problems.push(format!(
+                        "the history says {bundle}@{v} is live in '{name}', but environments/{name}.yaml does not map it"
+                    ));
+                }
+            }
+        }
+        if !legacy_pending && !log.is_empty()? {
+            if let Ok(d) = store.load_deployments(name) {
+                for (bundle, stack) in &expected {
+                    let idx: Vec<&str> = d.bundles.get(bundle).map(|s| s.iter().map(|x| x.version.as_str()).collect()).unwrap_or_default();
+                    let want: Vec<&str> = stack.iter().map(|s| s.as_str()).collect();
+                    if idx != want {
+                        report.problems.push(format!("deployments/{name}.yaml disagrees with the history for {bundle}"));
+                    }
+                }
+            }
+        }
+    }
+    for (env, bundles) in replay {
+        if bundles.values().any(|s| !s.is_empty()) {
+            report.problems.push(format!("the history deploys to '{env}', which has no environment file"));
+        }
+    }
+    Ok(AuditReport {
+        ok: report.problems.is_empty(),
+        records: report.records,
+        segments: report.segments,
+        environments_checked: envs.len(),
+        problems: report.problems,
+        legacy_pending,
+    })
+}

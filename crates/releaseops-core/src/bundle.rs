@@ -1,0 +1,587 @@
+//! Bundles: create (resolve, snapshot into the object store, hash, record),
+//! list, verify and diff.
+
+use indexmap::IndexMap;
+use releaseops_format::history::{EventKind, Record};
+use releaseops_format::manifest::{ArtifactRef, ArtifactSource, BundleManifest, BundleMetadata, ModelConfig, SCHEMA_VERSION};
+use releaseops_format::{hash, names, pyjson};
+use releaseops_store::objects::ObjectStore;
+use releaseops_store::{Store, StoreError, sources};
+use serde::Serialize;
+use serde_json::{Map, Number, Value};
+
+use crate::{CoreError, Ctx, Result};
+
+/// One `--artifact` value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArtifactSpec {
+    /// `ROLE=PROMPT_ID[:VERSION]`, resolved through promptops' git history.
+    Prompt { role: String, prompt_id: String, version: Option<String> },
+    /// `ROLE=file:PATH`, a plain prompt file (Markdown, text).
+    File { role: String, path: String },
+}
+
+impl ArtifactSpec {
+    /// Parses the existing tool's syntax, plus `file:`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let (role, rest) = s.split_once('=').ok_or_else(|| {
+            CoreError::invalid(format!("--artifact '{s}' has no '='"), "write ROLE=PROMPT_ID[:VERSION] or ROLE=file:PATH, e.g. system=onboarding:v1.2.0")
+        })?;
+        let role = role.trim().to_string();
+        names::validate_role(&role)?;
+        let rest = rest.trim();
+        if let Some(path) = rest.strip_prefix("file:") {
+            names::validate_repo_path(path)?;
+            return Ok(ArtifactSpec::File { role, path: path.to_string() });
+        }
+        let (id, version) = match rest.split_once(':') {
+            Some((id, v)) => (id.trim(), Some(v.trim().to_string()).filter(|v| !v.is_empty())),
+            None => (rest, None),
+        };
+        names::validate_prompt_id(id)?;
+        Ok(ArtifactSpec::Prompt { role, prompt_id: id.to_string(), version })
+    }
+
+    pub fn role(&self) -> &str {
+        match self {
+            ArtifactSpec::Prompt { role, .. } | ArtifactSpec::File { role, .. } => role,
+        }
+    }
+}
+
+/// Parses `ROLE=PATH` for `--policy`.
+pub fn parse_policy(s: &str) -> Result<(String, String)> {
+    let (role, path) = s.split_once('=').ok_or_else(|| {
+        CoreError::invalid(format!("--policy '{s}' has no '='"), "write ROLE=PATH, e.g. tools=policies/tools/refunds.yaml")
+    })?;
+    let (role, path) = (role.trim(), path.trim());
+    names::validate_role(role)?;
+    names::validate_repo_path(path)?;
+    Ok((role.to_string(), path.to_string()))
+}
+
+/// Parses `KEY=VALUE` for `--param`; VALUE is JSON when it parses as JSON
+/// (`0.9`, `true`, `["\n"]`), a string otherwise.
+pub fn parse_param(s: &str) -> Result<(String, Value)> {
+    let (k, v) = s.split_once('=').ok_or_else(|| {
+        CoreError::invalid(format!("--param '{s}' has no '='"), "write KEY=VALUE, e.g. top_p=0.9")
+    })?;
+    let k = k.trim();
+    if k.is_empty() {
+        return Err(CoreError::invalid(format!("--param '{s}' has an empty key"), "write KEY=VALUE"));
+    }
+    let value = serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.to_string()));
+    Ok((k.to_string(), value))
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub provider: String,
+    pub model: String,
+    pub temperature: f64,
+    pub max_tokens: u64,
+    pub parameters: Map<String, Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    pub id: String,
+    pub version: String,
+    pub artifacts: Vec<ArtifactSpec>,
+    pub policies: Vec<(String, String)>,
+    pub model: Option<ModelSpec>,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Created {
+    pub id: String,
+    pub version: String,
+    pub bundle_hash: String,
+    pub path: String,
+    pub artifacts: usize,
+    /// Moving references that were pinned, e.g. "system: latest -> v1.0.1".
+    pub pinned: Vec<String>,
+    pub git_commit: Option<String>,
+    pub git_error: Option<String>,
+    #[serde(skip)]
+    pub manifest: BundleManifest,
+}
+
+struct Snapshot {
+    role: String,
+    reference: ArtifactRef,
+    pinned: Option<String>,
+}
+
+pub fn create(ctx: &Ctx<'_>, req: &CreateRequest) -> Result<Created> {
+    let store = ctx.store;
+    names::validate_bundle_id(&req.id)?;
+    names::validate_version(&req.version)?;
+    // Fail fast, before resolving anything; checked again under the lock.
+    if store.bundle_exists(&req.id, &req.version) {
+        return Err(StoreError::VersionExists { id: req.id.clone(), version: req.version.clone() }.into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for spec in &req.artifacts {
+        if !seen.insert(("prompt", spec.role().to_string())) {
+            return Err(CoreError::invalid(format!("prompt role '{}' is given twice", spec.role()), "give each role once"));
+        }
+    }
+    for (role, _) in &req.policies {
+        if !seen.insert(("policy", role.clone())) {
+            return Err(CoreError::invalid(format!("policy role '{role}' is given twice"), "give each role once"));
+        }
+    }
+    let model_config = req.model.as_ref().map(build_model).transpose()?;
+
+    let objects = store.objects();
+    let mut prompts = Vec::new();
+    for spec in &req.artifacts {
+        prompts.push(snapshot_prompt(store, &objects, spec)?);
+    }
+    let mut policies = Vec::new();
+    for (role, path) in &req.policies {
+        let text = sources::read_text_artifact(store.root(), path)?;
+        let h = objects.put(text.as_bytes())?;
+        policies.push(Snapshot {
+            role: role.clone(),
+            reference: ArtifactRef { source: ArtifactSource::Path(path.clone()), content_hash: Some(h) },
+            pinned: None,
+        });
+    }
+    let to_map = |v: &[Snapshot]| -> IndexMap<String, ArtifactRef> {
+        v.iter().map(|s| (s.role.clone(), s.reference.clone())).collect()
+    };
+    let mut manifest = BundleManifest {
+        schema_version: SCHEMA_VERSION,
+        metadata: BundleMetadata {
+            id: req.id.clone(),
+            version: req.version.clone(),
+            created_at: ctx.now_str(),
+            created_by: ctx.actor.clone(),
+            description: req.description.clone(),
+        },
+        prompts: to_map(&prompts),
+        policies: to_map(&policies),
+        model_config,
+        bundle_hash: None,
+    };
+    let bundle_hash = manifest.compute_hash();
+    manifest.bundle_hash = Some(bundle_hash.clone());
+
+    let rel = Store::bundle_rel_path(&req.id, &req.version);
+    let mut tx = store.begin()?;
+    if store.bundle_exists(&req.id, &req.version) {
+        return Err(StoreError::VersionExists { id: req.id.clone(), version: req.version.clone() }.into());
+    }
+    releaseops_store::import_legacy_history(&mut tx)?;
+    tx.write(rel.clone(), manifest.to_yaml());
+    for (_, _, a) in manifest.artifacts() {
+        if let Some(h) = &a.content_hash {
+            tx.include_in_commit(ObjectStore::rel_path(h));
+        }
+    }
+    let mut rec = Record::new(EventKind::BundleCreate, ctx.now_str(), ctx.actor.clone());
+    rec.bundle_id = Some(req.id.clone());
+    rec.version = Some(req.version.clone());
+    rec.bundle_hash = Some(bundle_hash.clone());
+    if !req.description.is_empty() {
+        rec.reason = Some(req.description.clone());
+    }
+    tx.append(rec)?;
+    let done = tx.commit(&format!("releaseops: create bundle {} {}", req.id, req.version), ctx.author().as_ref())?;
+    Ok(Created {
+        id: req.id.clone(),
+        version: req.version.clone(),
+        bundle_hash,
+        path: format!(".releaseops/{rel}"),
+        artifacts: prompts.len() + policies.len(),
+        pinned: prompts.iter().chain(&policies).filter_map(|s| s.pinned.clone()).collect(),
+        git_commit: done.git_commit,
+        git_error: done.git_error,
+        manifest,
+    })
+}
+
+fn build_model(m: &ModelSpec) -> Result<ModelConfig> {
+    let temperature = Number::from_f64(m.temperature)
+        .ok_or_else(|| CoreError::invalid("temperature must be a finite number", "use a value from 0.0 to 2.0"))?;
+    let mc = ModelConfig {
+        provider: m.provider.clone(),
+        model: m.model.clone(),
+        temperature,
+        max_tokens: m.max_tokens,
+        parameters: m.parameters.clone(),
+    };
+    mc.validate().map_err(|e| CoreError::invalid(e.to_string(), "temperature is 0.0..2.0, max tokens at least 1"))?;
+    Ok(mc)
+}
+
+fn snapshot_prompt(store: &Store, objects: &ObjectStore, spec: &ArtifactSpec) -> Result<Snapshot> {
+    match spec {
+        ArtifactSpec::File { role, path } => {
+            let text = sources::read_text_artifact(store.root(), path)?;
+            let h = objects.put(text.as_bytes())?;
+            Ok(Snapshot {
+                role: role.clone(),
+                reference: ArtifactRef { source: ArtifactSource::Path(path.clone()), content_hash: Some(h) },
+                pinned: None,
+            })
+        }
+        ArtifactSpec::Prompt { role, prompt_id, version } => {
+            let git = store.git().ok_or_else(|| {
+                CoreError::refused(
+                    format!("prompt '{prompt_id}' needs git history, but {} is not in a git repository", store.root().display()),
+                    "run `git init` and commit your prompts, or use --artifact ROLE=file:PATH",
+                )
+            })?;
+            let r = sources::resolve_prompt(git, &store.root_git_prefix(), prompt_id, version.as_deref())?;
+            let h = objects.put(&r.bytes)?;
+            let label = r.reference.rsplit('@').next().unwrap_or_default().to_string();
+            Ok(Snapshot {
+                role: role.clone(),
+                pinned: r.pinned_from.map(|from| format!("{role}: {prompt_id}:{from} -> {label}")),
+                reference: ArtifactRef { source: ArtifactSource::Ref(r.reference), content_hash: Some(h) },
+            })
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleSummary {
+    pub id: String,
+    pub versions: Vec<String>,
+    pub latest: Option<String>,
+    /// environment -> version deployed there.
+    pub deployed: IndexMap<String, String>,
+}
+
+pub fn list(store: &Store) -> Result<Vec<BundleSummary>> {
+    let envs: Vec<(String, IndexMap<String, String>)> = store
+        .environments()?
+        .into_iter()
+        .filter_map(|e| store.load_env(&e).ok().map(|f| (e, f.bundle_mappings)))
+        .collect();
+    let mut out = Vec::new();
+    for id in store.bundle_ids()? {
+        let versions = store.bundle_versions(&id)?;
+        if versions.is_empty() {
+            continue;
+        }
+        let deployed = envs.iter().filter_map(|(e, m)| m.get(&id).map(|v| (e.clone(), v.clone()))).collect();
+        out.push(BundleSummary { latest: versions.last().cloned(), id, versions, deployed });
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactCheck {
+    pub section: &'static str,
+    pub role: String,
+    pub location: String,
+    pub content_hash: Option<String>,
+    /// `ok`, `mismatch`, `missing`.
+    pub status: &'static str,
+    /// Where the bytes were checked: `object store` or `source`.
+    pub checked_against: Option<&'static str>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub id: String,
+    pub version: String,
+    pub bundle_hash: Option<String>,
+    pub ok: bool,
+    pub artifacts: Vec<ArtifactCheck>,
+    pub problems: Vec<String>,
+}
+
+/// Re-hashes every artifact from the object store (falling back to the
+/// original source for bundles written by the existing tool, which kept no
+/// copies) and checks the bundle hash.
+pub fn verify(store: &Store, id: &str, version: &str) -> Result<VerifyReport> {
+    names::validate_bundle_id(id)?;
+    names::validate_version(version)?;
+    let path = store.dir().join(Store::bundle_rel_path(id, version));
+    if !path.is_file() {
+        // Same error load_bundle gives, with the versions that exist.
+        store.load_bundle(id, version)?;
+    }
+    let bytes = std::fs::read(&path).map_err(|e| StoreError::Io { what: "cannot read", path: path.clone(), source: e })?;
+    let manifest = BundleManifest::parse(&bytes).map_err(|e| StoreError::Format { path: path.clone(), source: e })?;
+    let mut problems = Vec::new();
+    if manifest.metadata.id != id || manifest.metadata.version != version {
+        problems.push(format!(
+            "the manifest says {}@{} but is stored as {id}@{version}",
+            manifest.metadata.id, manifest.metadata.version
+        ));
+    }
+    match &manifest.bundle_hash {
+        Some(stored) => {
+            let computed = manifest.compute_hash();
+            if *stored != computed {
+                problems.push(format!("bundle hash mismatch: manifest says {stored}, content gives {computed}"));
+            }
+        }
+        None => problems.push("the manifest has no bundle_hash".into()),
+    }
+    let objects = store.objects();
+    let mut checks = Vec::new();
+    for (section, role, a) in manifest.artifacts() {
+        let mut c = ArtifactCheck {
+            section,
+            role: role.clone(),
+            location: a.location().to_string(),
+            content_hash: a.content_hash.clone(),
+            status: "ok",
+            checked_against: None,
+            detail: None,
+        };
+        let Some(expected) = &a.content_hash else {
+            c.status = "missing";
+            c.detail = Some("no content_hash recorded".into());
+            problems.push(format!("{section} '{role}' has no content_hash"));
+            checks.push(c);
+            continue;
+        };
+        let (actual, against) = match objects.get(expected)? {
+            Some(b) => (Ok(hash::sha256_prefixed(&b)), "object store"),
+            None => (source_hash(store, section, a), "source"),
+        };
+        c.checked_against = Some(against);
+        match actual {
+            Ok(h) if h == *expected => {}
+            Ok(h) => {
+                c.status = "mismatch";
+                c.detail = Some(format!("{against} content hashes to {h}"));
+                problems.push(format!("{section} '{role}' ({}): content hash mismatch in {against}", a.location()));
+            }
+            Err(e) => {
+                c.status = "missing";
+                c.detail = Some(e);
+                problems.push(format!("{section} '{role}' ({}): not in the object store and not reproducible from its source", a.location()));
+            }
+        }
+        checks.push(c);
+    }
+    Ok(VerifyReport {
+        id: id.to_string(),
+        version: version.to_string(),
+        bundle_hash: manifest.bundle_hash.clone(),
+        ok: problems.is_empty(),
+        artifacts: checks,
+        problems,
+    })
+}
+
+fn source_hash(store: &Store, section: &str, a: &ArtifactRef) -> Result<String, String> {
+    match &a.source {
+        ArtifactSource::Path(p) => sources::read_text_artifact(store.root(), p)
+            .map(|t| hash::sha256_prefixed(t.as_bytes()))
+            .map_err(|e| e.to_string()),
+        ArtifactSource::Ref(r) => {
+            let git = store.git().ok_or("not in a git repository")?;
+            let (id, version) = parse_prompt_ref(r).ok_or(format!("'{r}' is not prompts/<id>@<version>"))?;
+            let _ = section;
+            sources::resolve_prompt(git, &store.root_git_prefix(), id, Some(version))
+                .map(|p| hash::sha256_prefixed(&p.bytes))
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Splits `prompts/<id>@<version>` (the version may itself contain `@`).
+pub fn parse_prompt_ref(r: &str) -> Option<(&str, &str)> {
+    let rest = r.strip_prefix("prompts/")?;
+    let (id, v) = rest.split_once('@')?;
+    (!id.is_empty() && !v.is_empty()).then_some((id, v))
+}
+
+/// The bytes of an artifact: the object store first, then its source.
+pub fn artifact_bytes(store: &Store, a: &ArtifactRef) -> Option<Vec<u8>> {
+    if let Some(h) = &a.content_hash {
+        if let Ok(Some(b)) = store.objects().get(h) {
+            return Some(b);
+        }
+    }
+    match &a.source {
+        ArtifactSource::Path(p) => sources::read_text_artifact(store.root(), p).ok().map(String::into_bytes),
+        ArtifactSource::Ref(r) => {
+            let (id, v) = parse_prompt_ref(r)?;
+            sources::resolve_prompt(store.git()?, &store.root_git_prefix(), id, Some(v)).ok().map(|p| p.bytes)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactDiff {
+    pub section: &'static str,
+    pub role: String,
+    /// `added`, `removed`, `changed`, `unchanged`.
+    pub change: &'static str,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    pub lines_added: usize,
+    pub lines_removed: usize,
+    /// Unified diff of the content (absent when unchanged or unavailable).
+    pub diff: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffReport {
+    pub old: String,
+    pub new: String,
+    pub old_hash: Option<String>,
+    pub new_hash: Option<String>,
+    pub artifacts: Vec<ArtifactDiff>,
+    pub model_config: Vec<FieldChange>,
+    pub metadata: Vec<FieldChange>,
+}
+
+pub fn diff(store: &Store, a: (&str, &str), b: (&str, &str)) -> Result<DiffReport> {
+    let ma = store.load_bundle(a.0, a.1)?;
+    let mb = store.load_bundle(b.0, b.1)?;
+    let mut artifacts = Vec::new();
+    for (section, sa, sb) in [("prompt", &ma.prompts, &mb.prompts), ("policy", &ma.policies, &mb.policies)] {
+        let mut roles: Vec<&String> = sa.keys().collect();
+        roles.extend(sb.keys().filter(|r| !sa.contains_key(*r)));
+        for role in roles {
+            let (x, y) = (sa.get(role), sb.get(role));
+            let change = match (x, y) {
+                (Some(_), None) => "removed",
+                (None, Some(_)) => "added",
+                (Some(x), Some(y)) if x.content_hash == y.content_hash && x.content_hash.is_some() => "unchanged",
+                _ => "changed",
+            };
+            let mut d = ArtifactDiff {
+                section,
+                role: role.clone(),
+                change,
+                old: x.map(|a| a.location().to_string()),
+                new: y.map(|a| a.location().to_string()),
+                lines_added: 0,
+                lines_removed: 0,
+                diff: None,
+            };
+            if change != "unchanged" {
+                let text = |a: Option<&ArtifactRef>| -> Option<String> {
+                    match a {
+                        None => Some(String::new()),
+                        Some(a) => artifact_bytes(store, a).map(|b| String::from_utf8_lossy(&b).into_owned()),
+                    }
+                };
+                if let (Some(old), Some(new)) = (text(x), text(y)) {
+                    let td = similar::TextDiff::from_lines(&old, &new);
+                    for op in td.iter_all_changes() {
+                        match op.tag() {
+                            similar::ChangeTag::Insert => d.lines_added += 1,
+                            similar::ChangeTag::Delete => d.lines_removed += 1,
+                            similar::ChangeTag::Equal => {}
+                        }
+                    }
+                    let label_a = format!("{}@{} {section}/{role}", a.0, a.1);
+                    let label_b = format!("{}@{} {section}/{role}", b.0, b.1);
+                    d.diff = Some(td.unified_diff().context_radius(2).header(&label_a, &label_b).to_string());
+                }
+            }
+            artifacts.push(d);
+        }
+    }
+    let flat = |m: &BundleManifest| -> IndexMap<String, String> {
+        let mut out = IndexMap::new();
+        if let Some(mc) = &m.model_config {
+            if let Value::Object(o) = mc.to_json() {
+                flatten("", &Value::Object(o), &mut out);
+            }
+        }
+        out
+    };
+    let model_config = field_changes(&flat(&ma), &flat(&mb));
+    let md = |m: &BundleManifest| -> IndexMap<String, String> {
+        IndexMap::from([
+            ("description".to_string(), m.metadata.description.clone()),
+            ("created_by".to_string(), m.metadata.created_by.clone()),
+            ("created_at".to_string(), m.metadata.created_at.clone()),
+        ])
+    };
+    Ok(DiffReport {
+        old: format!("{}@{}", a.0, a.1),
+        new: format!("{}@{}", b.0, b.1),
+        old_hash: ma.bundle_hash.clone(),
+        new_hash: mb.bundle_hash.clone(),
+        artifacts,
+        model_config,
+        metadata: field_changes(&md(&ma), &md(&mb)),
+    })
+}
+
+fn flatten(prefix: &str, v: &Value, out: &mut IndexMap<String, String>) {
+    match v {
+        Value::Object(o) if !o.is_empty() => {
+            for (k, v) in o {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&key, v, out);
+            }
+        }
+        Value::Number(n) => {
+            out.insert(prefix.to_string(), pyjson::number_repr(n));
+        }
+        Value::String(s) => {
+            out.insert(prefix.to_string(), s.clone());
+        }
+        other => {
+            out.insert(prefix.to_string(), pyjson::dumps_canonical(other));
+        }
+    }
+}
+
+fn field_changes(a: &IndexMap<String, String>, b: &IndexMap<String, String>) -> Vec<FieldChange> {
+    let mut keys: Vec<&String> = a.keys().collect();
+    keys.extend(b.keys().filter(|k| !a.contains_key(*k)));
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| FieldChange { field: k.clone(), old: a.get(k).cloned(), new: b.get(k).cloned() })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifact_syntax() {
+        assert_eq!(
+            ArtifactSpec::parse("system=onboarding:v1.2.0").unwrap(),
+            ArtifactSpec::Prompt { role: "system".into(), prompt_id: "onboarding".into(), version: Some("v1.2.0".into()) }
+        );
+        assert_eq!(
+            ArtifactSpec::parse(" system = onboarding ").unwrap(),
+            ArtifactSpec::Prompt { role: "system".into(), prompt_id: "onboarding".into(), version: None }
+        );
+        assert_eq!(
+            ArtifactSpec::parse("system=file:prompts/system.md").unwrap(),
+            ArtifactSpec::File { role: "system".into(), path: "prompts/system.md".into() }
+        );
+        assert!(ArtifactSpec::parse("system").is_err());
+        assert!(ArtifactSpec::parse("system=file:../x").is_err());
+        assert!(ArtifactSpec::parse("../r=x").is_err());
+        assert_eq!(parse_param("top_p=0.9").unwrap().1, serde_json::json!(0.9));
+        assert_eq!(parse_param("user=bob").unwrap().1, serde_json::json!("bob"));
+        assert_eq!(parse_prompt_ref("prompts/onboarding@v1.0.1"), Some(("onboarding", "v1.0.1")));
+    }
+}

@@ -1,0 +1,181 @@
+//! Environments: what runs where now, what ran where at any past moment, and
+//! creating a new stage in the pipeline.
+
+use jiff::Timestamp;
+use releaseops_format::environment::{EnvironmentFile, PromotionPolicy};
+use releaseops_format::history::{Deployments, EventKind, Record};
+use releaseops_format::{names, time};
+use releaseops_store::{Store, StoreError};
+use serde::Serialize;
+
+use crate::{CoreError, Ctx, Result};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Deployed {
+    pub bundle_id: String,
+    pub version: String,
+    /// When it went live, from the history (absent if unknown).
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvState {
+    pub env: String,
+    /// Position in the pipeline (0 = first); absent when not in the pipeline.
+    pub stage: Option<usize>,
+    pub bundles: Vec<Deployed>,
+    /// One-line summary of the promotion policy's gates.
+    pub gates: Vec<String>,
+}
+
+pub fn policy_summary(p: Option<&PromotionPolicy>) -> Vec<String> {
+    let Some(p) = p else { return Vec::new() };
+    let mut g = Vec::new();
+    if p.requires_eval {
+        g.push(if p.eval_suites.is_empty() { "eval".to_string() } else { format!("eval({})", p.eval_suites.join(",")) });
+    }
+    if p.requires_approval {
+        let mut who: Vec<String> = p.approval_teams.clone();
+        who.extend(p.approvers.iter().cloned());
+        let n = p.required_approvals();
+        g.push(if who.is_empty() { format!("approval x{n}") } else { format!("approval x{n} ({})", who.join(",")) });
+    }
+    if p.soak_hours > 0.0 {
+        g.push(format!("soak {}h", p.soak_hours));
+    }
+    if !p.freeze_windows.is_empty() {
+        g.push(format!("freeze x{}", p.freeze_windows.len()));
+    }
+    if !p.rejected_versions.is_empty() {
+        g.push(format!("rejected x{}", p.rejected_versions.len()));
+    }
+    g
+}
+
+/// What runs where now.
+pub fn list(store: &Store) -> Result<Vec<EnvState>> {
+    let mut out = Vec::new();
+    for name in store.environments()? {
+        let env = store.load_env(&name)?;
+        let deps = store.load_deployments(&name)?;
+        let bundles = env
+            .bundle_mappings
+            .iter()
+            .map(|(id, v)| Deployed {
+                bundle_id: id.clone(),
+                version: v.clone(),
+                since: deps.live(id).filter(|d| d.version == *v).map(|d| d.since.clone()),
+            })
+            .collect();
+        out.push(EnvState { stage: store.config().position(&name), gates: policy_summary(env.promotion_policy.as_ref()), env: name, bundles });
+    }
+    Ok(out)
+}
+
+/// What ran where at `at`, replayed from the history.
+pub fn list_at(store: &Store, at: Timestamp) -> Result<Vec<EnvState>> {
+    let mut per_env: indexmap::IndexMap<String, Deployments> = indexmap::IndexMap::new();
+    for name in store.environments()? {
+        per_env.insert(name.clone(), Deployments { environment: name, ..Default::default() });
+    }
+    for r in store.history().all()? {
+        if !r.is_deployment() {
+            continue;
+        }
+        let Ok(t) = time::parse(&r.at) else { continue };
+        if t > at {
+            break;
+        }
+        let Some(env) = r.env.clone() else { continue };
+        per_env.entry(env.clone()).or_insert_with(|| Deployments { environment: env, ..Default::default() }).apply(&r);
+    }
+    Ok(per_env
+        .into_iter()
+        .map(|(name, d)| EnvState {
+            stage: store.config().position(&name),
+            gates: Vec::new(),
+            bundles: d
+                .bundles
+                .iter()
+                .filter_map(|(id, stack)| {
+                    stack.last().map(|top| Deployed { bundle_id: id.clone(), version: top.version.clone(), since: Some(top.since.clone()) })
+                })
+                .collect(),
+            env: name,
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateEnv {
+    pub name: String,
+    pub after: Option<String>,
+    pub before: Option<String>,
+    pub policy: Option<PromotionPolicy>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvCreated {
+    pub env: String,
+    pub pipeline: Vec<String>,
+    pub seq: u64,
+    pub git_commit: Option<String>,
+    pub git_error: Option<String>,
+}
+
+/// Adds an environment (or adopts an existing environment file) and places it
+/// in the pipeline.
+pub fn create(ctx: &Ctx<'_>, req: &CreateEnv) -> Result<EnvCreated> {
+    let store = ctx.store;
+    names::validate_env_name(&req.name)?;
+    let mut config = store.config().clone();
+    if config.position(&req.name).is_some() {
+        return Err(StoreError::EnvExists { name: req.name.clone() }.into());
+    }
+    let pos = match (&req.after, &req.before) {
+        (Some(_), Some(_)) => return Err(CoreError::invalid("give --after or --before, not both", "e.g. --after staging")),
+        (Some(a), None) => config.position(a).map(|i| i + 1),
+        (None, Some(b)) => config.position(b),
+        (None, None) => Some(config.pipeline.len()),
+    };
+    let Some(pos) = pos else {
+        let anchor = req.after.clone().or(req.before.clone()).unwrap_or_default();
+        return Err(CoreError::invalid(
+            format!("'{anchor}' is not in the pipeline ({})", config.pipeline.join(" -> ")),
+            "--after/--before take an environment already in the pipeline",
+        ));
+    };
+    config.pipeline.insert(pos, req.name.clone());
+    let mut tx = store.begin()?;
+    releaseops_store::import_legacy_history(&mut tx)?;
+    let mut env = if store.env_file_exists(&req.name) { store.load_env(&req.name)? } else { EnvironmentFile::new(&req.name) };
+    if req.policy.is_some() {
+        env.promotion_policy = req.policy.clone();
+    }
+    tx.write(Store::env_rel_path(&req.name), env.to_yaml());
+    tx.write("config.yaml", config.to_yaml());
+    let mut rec = Record::new(EventKind::EnvCreate, ctx.now_str(), ctx.actor.clone());
+    rec.env = Some(req.name.clone());
+    rec.reason = Some(format!("pipeline: {}", config.pipeline.join(" -> ")));
+    let rec = tx.append(rec)?;
+    let done = tx.commit(&format!("releaseops: create environment {}", req.name), ctx.author().as_ref())?;
+    Ok(EnvCreated { env: req.name.clone(), pipeline: config.pipeline, seq: rec.seq, git_commit: done.git_commit, git_error: done.git_error })
+}
+
+/// History records, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    pub bundle: Option<String>,
+    pub env: Option<String>,
+    pub event: Option<EventKind>,
+    pub limit: usize,
+}
+
+pub fn history(store: &Store, q: &HistoryQuery) -> Result<Vec<Record>> {
+    let limit = if q.limit == 0 { usize::MAX } else { q.limit };
+    Ok(store.history().newest(limit, |r| {
+        q.bundle.as_ref().is_none_or(|b| r.bundle_id.as_ref() == Some(b))
+            && q.env.as_ref().is_none_or(|e| r.env.as_ref() == Some(e))
+            && q.event.is_none_or(|ev| r.event == ev)
+    })?)
+}

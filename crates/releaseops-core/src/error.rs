@@ -1,0 +1,53 @@
+use releaseops_format::FormatError;
+use releaseops_store::StoreError;
+use thiserror::Error;
+
+/// Why an operation did not happen. Gate blocks are not errors: they are
+/// reported in the operation's result.
+#[derive(Debug, Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The request itself is wrong (bad syntax, bad value).
+    #[error("{message}")]
+    Invalid { message: String, hint: Option<String> },
+    /// The request is well-formed but not allowed in the current state.
+    #[error("{message}")]
+    Refused { message: String, hint: Option<String> },
+}
+
+impl CoreError {
+    pub fn invalid(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        CoreError::Invalid { message: message.into(), hint: Some(hint.into()) }
+    }
+
+    pub fn refused(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        CoreError::Refused { message: message.into(), hint: Some(hint.into()) }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CoreError::Store(e) => e.hint(),
+            CoreError::Invalid { hint, .. } | CoreError::Refused { hint, .. } => hint.clone(),
+        }
+    }
+
+    /// True for mistakes in the request (exit code 2), as opposed to failures.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, CoreError::Invalid { .. })
+    }
+}
+
+impl From<FormatError> for CoreError {
+    fn from(e: FormatError) -> Self {
+        let hint = match &e {
+            FormatError::InvalidName { .. } => {
+                "names use letters, digits, '-', '_' and '.', start with a letter or digit, and are at most 128 characters"
+            }
+            _ => "check the value and try again",
+        };
+        CoreError::Invalid { message: e.to_string(), hint: Some(hint.into()) }
+    }
+}
+
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;

@@ -1,0 +1,453 @@
+//! Promotion, approval, rejection and rollback. Each is one transaction: the
+//! environment pointer, the deployment index, the review file and the history
+//! record change together or not at all.
+
+use jiff::Timestamp;
+use releaseops_format::environment::{EnvMetadata, EnvironmentFile};
+use releaseops_format::history::{EventKind, GateResult, GateStatus, Record, state_for_env};
+use releaseops_format::review::{Approval, Failure, Rejection};
+use releaseops_format::{names, time};
+use releaseops_store::{Store, StoreError, Transaction};
+use serde::Serialize;
+
+use crate::gates::{self, Facts};
+use crate::{CoreError, Ctx, Result, actor_matches};
+
+#[derive(Debug, Clone)]
+pub struct PromoteRequest {
+    pub id: String,
+    pub version: String,
+    pub env: String,
+    pub reason: Option<String>,
+    pub dry_run: bool,
+    pub skip_gates: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PromoteOutcome {
+    pub id: String,
+    pub version: String,
+    pub env: String,
+    pub from_env: Option<String>,
+    /// What was live in the target before.
+    pub replaces: Option<String>,
+    pub state: String,
+    pub gates: Vec<GateResult>,
+    pub promoted: bool,
+    pub dry_run: bool,
+    pub overridden: bool,
+    /// Gates that stopped the promotion.
+    pub blocked_by: Vec<String>,
+    pub seq: Option<u64>,
+    pub git_commit: Option<String>,
+    pub git_error: Option<String>,
+}
+
+fn check_env_known(store: &Store, env: &str) -> Result<()> {
+    names::validate_env_name(env)?;
+    if store.config().position(env).is_none() {
+        if store.env_file_exists(env) {
+            return Err(CoreError::refused(
+                format!("environment '{env}' is not in the pipeline ({})", store.config().pipeline.join(" -> ")),
+                format!("place it in the pipeline with `releaseops env create {env} --after <env>`"),
+            ));
+        }
+        return Err(StoreError::EnvNotFound { name: env.into(), available: store.environments()? }.into());
+    }
+    Ok(())
+}
+
+fn touch_env(env: &mut EnvironmentFile, ctx: &Ctx<'_>) {
+    let md = env.metadata.get_or_insert_with(EnvMetadata::default);
+    md.last_updated = Some(ctx.now_str());
+    md.updated_by = Some(ctx.actor.clone());
+}
+
+fn parse_since(s: &str) -> Option<Timestamp> {
+    time::parse(s).ok()
+}
+
+pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
+    let store = ctx.store;
+    if req.skip_gates && req.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return Err(CoreError::invalid("--skip-gates needs --reason", "say why the gates are being bypassed: it is recorded as an override"));
+    }
+    let manifest = store.load_bundle(&req.id, &req.version)?;
+    check_env_known(store, &req.env)?;
+    let tx = if req.dry_run { None } else { Some(store.begin()?) };
+
+    let mut env = store.load_env(&req.env)?;
+    if env.bundle_mappings.get(&req.id) == Some(&req.version) {
+        return Err(CoreError::refused(
+            format!("{}@{} is already live in '{}'", req.id, req.version, req.env),
+            "nothing to do; `releaseops env list` shows what runs where",
+        ));
+    }
+    let upstream = store.config().upstream_of(&req.env).map(str::to_string);
+    let upstream_live_since = match &upstream {
+        None => None,
+        Some(up) => {
+            let live = store.load_env(up)?.bundle_mappings.get(&req.id) == Some(&req.version);
+            if live {
+                let d = store.load_deployments(up)?;
+                // The history's record of when it went live; if the environment
+                // file was changed outside releaseops we cannot know, so the soak
+                // clock starts at the file's last update (or now: fail closed).
+                let since = d
+                    .live(&req.id)
+                    .filter(|x| x.version == req.version)
+                    .and_then(|x| parse_since(&x.since))
+                    .or_else(|| store.load_env(up).ok()?.metadata?.last_updated.as_deref().and_then(parse_since))
+                    .unwrap_or(ctx.now);
+                Some(since)
+            } else {
+                None
+            }
+        }
+    };
+    let reviews = store.load_reviews(&req.id, &req.version)?;
+    let hash = manifest.bundle_hash.clone().unwrap_or_else(|| manifest.compute_hash());
+    let reports = match &env.promotion_policy {
+        Some(p) if p.requires_eval => store.eval_reports_for(&hash)?,
+        _ => Vec::new(),
+    };
+    let facts = Facts {
+        manifest: &manifest,
+        env: &req.env,
+        policy: env.promotion_policy.as_ref(),
+        config: store.config(),
+        upstream: upstream.as_deref(),
+        upstream_live_since,
+        reviews: &reviews,
+        eval_reports: &reports,
+        now: ctx.now,
+    };
+    let gate_results = gates::evaluate(&facts);
+    let not_passed: Vec<&GateResult> = gate_results.iter().filter(|g| g.status != GateStatus::Passed).collect();
+    let blocked_by: Vec<String> = not_passed
+        .iter()
+        .filter(|g| !req.skip_gates || !gates::overridable(&g.gate))
+        .map(|g| g.gate.clone())
+        .collect();
+    let is_last = store.config().pipeline.last().is_some_and(|l| *l == req.env);
+    let mut out = PromoteOutcome {
+        id: req.id.clone(),
+        version: req.version.clone(),
+        env: req.env.clone(),
+        from_env: upstream.clone().filter(|_| upstream_live_since.is_some()),
+        replaces: env.bundle_mappings.get(&req.id).cloned(),
+        state: state_for_env(&req.env, is_last).to_string(),
+        gates: gate_results.clone(),
+        promoted: false,
+        dry_run: req.dry_run,
+        overridden: req.skip_gates && !not_passed.is_empty(),
+        blocked_by,
+        seq: None,
+        git_commit: None,
+        git_error: None,
+    };
+    let Some(mut tx) = tx else { return Ok(out) };
+    if !out.blocked_by.is_empty() {
+        return Ok(out);
+    }
+    releaseops_store::import_legacy_history(&mut tx)?;
+    env.bundle_mappings.insert(req.id.clone(), req.version.clone());
+    touch_env(&mut env, ctx);
+    tx.write(Store::env_rel_path(&req.env), env.to_yaml());
+
+    let mut rec = Record::new(EventKind::Promote, ctx.now_str(), ctx.actor.clone());
+    rec.bundle_id = Some(req.id.clone());
+    rec.version = Some(req.version.clone());
+    rec.bundle_hash = Some(hash);
+    rec.env = Some(req.env.clone());
+    rec.from_env = out.from_env.clone();
+    rec.from_version = out.replaces.clone();
+    rec.state = Some(out.state.clone());
+    rec.reason = req.reason.clone();
+    rec.gates = gate_results;
+    rec.overridden = req.skip_gates;
+    let rec = append_deployment(&mut tx, &req.env, rec)?;
+    let verb = if req.skip_gates { "promote (gates overridden)" } else { "promote" };
+    let msg = format!("releaseops: {verb} {} {} -> {}", req.id, req.version, req.env);
+    let done = tx.commit(&with_reason(&msg, req.reason.as_deref(), ctx), ctx.author().as_ref())?;
+    out.promoted = true;
+    out.seq = Some(rec.seq);
+    out.git_commit = done.git_commit;
+    out.git_error = done.git_error;
+    Ok(out)
+}
+
+fn with_reason(subject: &str, reason: Option<&str>, ctx: &Ctx<'_>) -> String {
+    let mut m = subject.to_string();
+    m.push_str("\n\n");
+    if let Some(r) = reason {
+        m.push_str(&format!("Reason: {r}\n"));
+    }
+    m.push_str(&format!("Actor: {}\n", ctx.actor));
+    m
+}
+
+/// Appends a deployment record and updates the environment's deployment index.
+fn append_deployment(tx: &mut Transaction<'_>, env: &str, rec: Record) -> Result<Record> {
+    let mut deployments = tx.store().load_deployments(env)?;
+    let rec = tx.append(rec)?;
+    deployments.environment = env.to_string();
+    deployments.apply(&rec);
+    tx.write(Store::deployments_rel_path(env), deployments.to_yaml());
+    Ok(rec)
+}
+
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewOutcome {
+    pub id: String,
+    pub version: String,
+    pub env: Option<String>,
+    pub actor: String,
+    pub seq: u64,
+    /// Notes worth showing (e.g. the environment does not require approval).
+    pub notes: Vec<String>,
+    pub git_commit: Option<String>,
+    pub git_error: Option<String>,
+}
+
+pub fn approve(ctx: &Ctx<'_>, id: &str, version: &str, env_name: &str, comment: Option<String>) -> Result<ReviewOutcome> {
+    let store = ctx.store;
+    let manifest = store.load_bundle(id, version)?;
+    check_env_known(store, env_name)?;
+    let env = store.load_env(env_name)?;
+    let creator = &manifest.metadata.created_by;
+    if !creator.is_empty() && creator != "cli" && actor_matches(&ctx.actor, creator) {
+        return Err(CoreError::refused(
+            format!("{} created {id}@{version}, so their approval cannot count", ctx.actor),
+            "ask someone else to approve (no self-approval)",
+        ));
+    }
+    let mut notes = Vec::new();
+    match &env.promotion_policy {
+        Some(p) if p.requires_approval => {
+            if !gates::eligible_approver(&ctx.actor, p, store.config()) {
+                let mut who: Vec<String> = p.approval_teams.iter().map(|t| format!("team {t}")).collect();
+                who.extend(p.approvers.iter().cloned());
+                return Err(CoreError::refused(
+                    format!("{} may not approve for '{env_name}'", ctx.actor),
+                    format!("approvers for '{env_name}': {}; teams are defined under `teams:` in .releaseops/config.yaml", who.join(", ")),
+                ));
+            }
+        }
+        _ => notes.push(format!("'{env_name}' does not require approval; the approval is recorded anyway")),
+    }
+    let mut tx = store.begin()?;
+    let mut reviews = store.load_reviews(id, version)?;
+    if let Some(r) = reviews.rejection_for(env_name) {
+        return Err(CoreError::refused(
+            format!("{id}@{version} was rejected by {}: {}", r.actor, r.reason),
+            "a rejected version cannot be approved; create a new version",
+        ));
+    }
+    if reviews.approvals.iter().any(|a| a.env == env_name && a.actor == ctx.actor) {
+        return Err(CoreError::refused(
+            format!("{} already approved {id}@{version} for '{env_name}'", ctx.actor),
+            "each person's approval counts once",
+        ));
+    }
+    releaseops_store::import_legacy_history(&mut tx)?;
+    reviews.approvals.push(Approval { env: env_name.into(), actor: ctx.actor.clone(), at: ctx.now_str(), comment: comment.clone() });
+    tx.write(Store::reviews_rel_path(id, version), reviews.to_yaml());
+    let mut rec = Record::new(EventKind::Approve, ctx.now_str(), ctx.actor.clone());
+    rec.bundle_id = Some(id.into());
+    rec.version = Some(version.into());
+    rec.bundle_hash = manifest.bundle_hash.clone();
+    rec.env = Some(env_name.into());
+    rec.reason = comment.clone();
+    let rec = tx.append(rec)?;
+    let msg = format!("releaseops: approve {id} {version} for {env_name}");
+    let done = tx.commit(&with_reason(&msg, comment.as_deref(), ctx), ctx.author().as_ref())?;
+    Ok(ReviewOutcome {
+        id: id.into(),
+        version: version.into(),
+        env: Some(env_name.into()),
+        actor: ctx.actor.clone(),
+        seq: rec.seq,
+        notes,
+        git_commit: done.git_commit,
+        git_error: done.git_error,
+    })
+}
+
+pub fn reject(ctx: &Ctx<'_>, id: &str, version: &str, env_name: Option<&str>, reason: &str) -> Result<ReviewOutcome> {
+    let store = ctx.store;
+    if reason.trim().is_empty() {
+        return Err(CoreError::invalid("--reason is empty", "say why the version is rejected; it is recorded"));
+    }
+    let manifest = store.load_bundle(id, version)?;
+    if let Some(e) = env_name {
+        check_env_known(store, e)?;
+    }
+    let mut tx = store.begin()?;
+    let mut reviews = store.load_reviews(id, version)?;
+    if reviews.rejections.iter().any(|r| r.env.is_none() || r.env.as_deref() == env_name) {
+        return Err(CoreError::refused(format!("{id}@{version} is already rejected"), "nothing to do"));
+    }
+    let mut notes = Vec::new();
+    for e in store.environments()? {
+        if env_name.is_none_or(|n| n == e) && store.load_env(&e).ok().and_then(|f| f.bundle_mappings.get(id).cloned()).as_deref() == Some(version) {
+            notes.push(format!("{id}@{version} is still live in '{e}'; roll it back with `releaseops rollback {e} {id}`"));
+        }
+    }
+    releaseops_store::import_legacy_history(&mut tx)?;
+    reviews.rejections.push(Rejection { env: env_name.map(str::to_string), actor: ctx.actor.clone(), at: ctx.now_str(), reason: reason.into() });
+    tx.write(Store::reviews_rel_path(id, version), reviews.to_yaml());
+    let mut rec = Record::new(EventKind::Reject, ctx.now_str(), ctx.actor.clone());
+    rec.bundle_id = Some(id.into());
+    rec.version = Some(version.into());
+    rec.bundle_hash = manifest.bundle_hash.clone();
+    rec.env = env_name.map(str::to_string);
+    rec.reason = Some(reason.into());
+    let rec = tx.append(rec)?;
+    let msg = format!("releaseops: reject {id} {version}{}", env_name.map(|e| format!(" for {e}")).unwrap_or_default());
+    let done = tx.commit(&with_reason(&msg, Some(reason), ctx), ctx.author().as_ref())?;
+    Ok(ReviewOutcome {
+        id: id.into(),
+        version: version.into(),
+        env: env_name.map(str::to_string),
+        actor: ctx.actor.clone(),
+        seq: rec.seq,
+        notes,
+        git_commit: done.git_commit,
+        git_error: done.git_error,
+    })
+}
+
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct RollbackRequest {
+    pub env: String,
+    pub id: String,
+    pub steps: Option<u32>,
+    pub to: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackOutcome {
+    pub id: String,
+    pub env: String,
+    pub from: String,
+    pub to: String,
+    pub seq: u64,
+    pub git_commit: Option<String>,
+    pub git_error: Option<String>,
+}
+
+/// Rolls back to a version that was really live in the environment before the
+/// current one, walking the deployment stack (earlier rollbacks included).
+/// No gates: this is the emergency exit. The version rolled back from is
+/// recorded as a failed release.
+pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome> {
+    let store = ctx.store;
+    names::validate_bundle_id(&req.id)?;
+    names::validate_env_name(&req.env)?;
+    if req.steps.is_some() && req.to.is_some() {
+        return Err(CoreError::invalid("give --steps or --to, not both", "--steps N goes N versions back; --to VERSION names the target"));
+    }
+    if req.steps == Some(0) {
+        return Err(CoreError::invalid("--steps must be at least 1", "--steps 1 is the version before the current one"));
+    }
+    let mut tx = store.begin()?;
+    let mut env = store.load_env(&req.env)?;
+    let current = env.bundle_mappings.get(&req.id).cloned().ok_or_else(|| {
+        CoreError::refused(format!("'{}' is not deployed in '{}'", req.id, req.env), "`releaseops env list` shows what runs where")
+    })?;
+    let deployments = store.load_deployments(&req.env)?;
+    let stack = deployments.bundles.get(&req.id).cloned().unwrap_or_default();
+    // Versions live before the current one, nearest first, each once.
+    let mut candidates: Vec<String> = Vec::new();
+    let below = if stack.last().is_some_and(|d| d.version == current) { &stack[..stack.len() - 1] } else { &stack[..] };
+    for d in below.iter().rev() {
+        if d.version != current && !candidates.contains(&d.version) {
+            candidates.push(d.version.clone());
+        }
+    }
+    let rejected = |v: &str| store.load_reviews(&req.id, v).map(|r| r.rejection_for(&req.env).is_some()).unwrap_or(true);
+    let target = if let Some(to) = &req.to {
+        names::validate_version(to)?;
+        if *to == current {
+            return Err(CoreError::refused(format!("{}@{to} is already live in '{}'", req.id, req.env), "a rollback to the current version would change nothing"));
+        }
+        if !candidates.contains(to) {
+            let ever = store.history().all()?.iter().any(|r| {
+                r.is_deployment() && r.env.as_deref() == Some(&req.env) && r.bundle_id.as_deref() == Some(&req.id) && r.version.as_deref() == Some(to)
+            });
+            let why = if ever {
+                format!("{}@{to} was live in '{}' only after versions since rolled back, not before {current}", req.id, req.env)
+            } else {
+                format!("{}@{to} was never live in '{}'", req.id, req.env)
+            };
+            let hint = if candidates.is_empty() {
+                "there is no earlier version to roll back to; promote a version instead".to_string()
+            } else {
+                format!("versions you can roll back to: {}; to move forward, promote instead", candidates.join(", "))
+            };
+            return Err(CoreError::refused(why, hint));
+        }
+        if rejected(to) {
+            return Err(CoreError::refused(format!("{}@{to} is rejected", req.id), "pick another version, or promote a fixed one"));
+        }
+        to.clone()
+    } else {
+        let steps = req.steps.unwrap_or(1) as usize;
+        let usable: Vec<&String> = candidates.iter().filter(|v| !rejected(v)).collect();
+        match usable.get(steps - 1) {
+            Some(v) => (*v).clone(),
+            None => {
+                return Err(CoreError::refused(
+                    format!(
+                        "cannot roll back {steps} step(s): '{}' has {} earlier version(s) in '{}' to return to",
+                        req.id,
+                        usable.len(),
+                        req.env
+                    ),
+                    if usable.is_empty() { "promote a version instead".to_string() } else { format!("earlier versions: {}", usable.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")) },
+                ));
+            }
+        }
+    };
+    let manifest = store.load_bundle(&req.id, &target)?;
+    releaseops_store::import_legacy_history(&mut tx)?;
+    env.bundle_mappings.insert(req.id.clone(), target.clone());
+    touch_env(&mut env, ctx);
+    tx.write(Store::env_rel_path(&req.env), env.to_yaml());
+    let reason = req.reason.clone().unwrap_or_else(|| format!("Rolled back from {current}"));
+    let mut failed = store.load_reviews(&req.id, &current)?;
+    failed.failures.push(Failure {
+        env: req.env.clone(),
+        actor: ctx.actor.clone(),
+        at: ctx.now_str(),
+        rolled_back_to: target.clone(),
+        reason: Some(reason.clone()),
+    });
+    tx.write(Store::reviews_rel_path(&req.id, &current), failed.to_yaml());
+    let mut rec = Record::new(EventKind::Rollback, ctx.now_str(), ctx.actor.clone());
+    rec.bundle_id = Some(req.id.clone());
+    rec.version = Some(target.clone());
+    rec.bundle_hash = manifest.bundle_hash.clone();
+    rec.env = Some(req.env.clone());
+    rec.from_version = Some(current.clone());
+    rec.state = Some("ROLLED_BACK".into());
+    rec.reason = Some(reason.clone());
+    let rec = append_deployment(&mut tx, &req.env, rec)?;
+    let msg = format!("releaseops: rollback {} {current} -> {target} in {}", req.id, req.env);
+    let done = tx.commit(&with_reason(&msg, Some(&reason), ctx), ctx.author().as_ref())?;
+    Ok(RollbackOutcome {
+        id: req.id.clone(),
+        env: req.env.clone(),
+        from: current,
+        to: target,
+        seq: rec.seq,
+        git_commit: done.git_commit,
+        git_error: done.git_error,
+    })
+}
