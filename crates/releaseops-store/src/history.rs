@@ -211,8 +211,10 @@ impl HistoryLog {
                 }
                 if view.prev != prev_hash.as_deref() {
                     report.problems.push(format!(
-                        "{at}: record {} does not chain to the record before it (that record was edited, removed or reordered)",
-                        view.seq
+                        "{at}: record {} does not chain to record {} (record {} was edited, or records were removed or reordered)",
+                        view.seq,
+                        view.seq.saturating_sub(1),
+                        view.seq.saturating_sub(1)
                     ));
                 }
                 if segment_name(view.seq) != name {

@@ -1,0 +1,102 @@
+//! What every command needs: the global options, the store, who is acting and
+//! the current time.
+
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+use releaseops_core::{CoreError, Ctx};
+use releaseops_store::{Store, StoreError};
+
+use crate::cli::Global;
+
+/// A failed command: exit code, a machine-readable kind, the message and what to do.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub kind: &'static str,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Failure { code: 2, kind: "usage", message: message.into(), hint: Some(hint.into()) }
+    }
+}
+
+impl From<CoreError> for Failure {
+    fn from(e: CoreError) -> Self {
+        let hint = e.hint();
+        let (code, kind) = match &e {
+            CoreError::Invalid { .. } => (2, "invalid"),
+            CoreError::Refused { .. } => (1, "refused"),
+            CoreError::Store(s) => (
+                1,
+                match s {
+                    StoreError::Format { .. } | StoreError::EnvNameMismatch { .. } | StoreError::ManifestPathMismatch { .. } => "invalid_file",
+                    StoreError::NotInitialized { .. } => "not_initialized",
+                    StoreError::BundleNotFound { .. } | StoreError::UnknownBundle { .. } | StoreError::EnvNotFound { .. } => "not_found",
+                    StoreError::VersionExists { .. } | StoreError::EnvExists { .. } => "exists",
+                    StoreError::LockTimeout { .. } => "locked",
+                    StoreError::Git { .. } => "git",
+                    StoreError::Source { .. } => "source",
+                    StoreError::Corrupt { .. } => "corrupt",
+                    StoreError::Io { .. } => "io",
+                },
+            ),
+        };
+        Failure { code, kind, message: e.to_string(), hint }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        CoreError::from(e).into()
+    }
+}
+
+impl From<releaseops_format::FormatError> for Failure {
+    fn from(e: releaseops_format::FormatError) -> Self {
+        CoreError::from(e).into()
+    }
+}
+
+pub type CmdResult = Result<u8, Failure>;
+
+pub struct App {
+    pub global: Global,
+    pub now: Timestamp,
+}
+
+impl App {
+    pub fn new(global: Global) -> Result<App, Failure> {
+        let now = match std::env::var("RELEASEOPS_NOW") {
+            Ok(s) if !s.trim().is_empty() => releaseops_format::time::parse(&s).map_err(|e| {
+                Failure::usage(format!("RELEASEOPS_NOW: {e}"), "unset it, or give an RFC 3339 time such as 2026-11-21T09:00:00Z")
+            })?,
+            _ => Timestamp::now(),
+        };
+        Ok(App { global, now: releaseops_format::time::truncate_micros(now) })
+    }
+
+    pub fn start_dir(&self) -> PathBuf {
+        self.global.path.clone().unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    pub fn store(&self) -> Result<Store, Failure> {
+        Ok(Store::discover(&self.start_dir())?)
+    }
+
+    pub fn actor(&self, store: &Store) -> String {
+        if let Some(a) = self.global.actor.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+            return a.to_string();
+        }
+        releaseops_store::git::user_identity(store.root())
+            .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    pub fn ctx<'a>(&self, store: &'a Store) -> Ctx<'a> {
+        Ctx { store, actor: self.actor(store), now: self.now, git_commit: !self.global.no_commit }
+    }
+}

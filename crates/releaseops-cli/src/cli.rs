@@ -1,0 +1,257 @@
+//! The command-line grammar. It accepts the existing tool's syntax too
+//! (`promote promote ...`, `promote rollback ...`, `bundle create -v`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  error: the operation failed (not found, refused, I/O)
+  2  usage: the command line or an input value is wrong
+  3  blocked: a promotion gate did not pass (also for --dry-run)
+  4  verification failed: `bundle verify` or `history verify` found problems
+
+Environment:
+  RELEASEOPS_ACTOR  who is acting (else git user.name <user.email>)
+  RELEASEOPS_NOW    pretend it is this time (rehearsals, tests); recorded as such
+  NO_COLOR          disable colour";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "releaseops",
+    version,
+    about = "Release engineering for AI agent behaviour: bundles, gated promotion, rollback, audit.",
+    after_help = AFTER_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Repository root (default: the nearest directory upward with .releaseops/)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+    /// Print machine-readable JSON (errors too)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Who is acting (default: $RELEASEOPS_ACTOR, then git's user.name <user.email>)
+    #[arg(long, global = true, env = "RELEASEOPS_ACTOR", value_name = "NAME")]
+    pub actor: Option<String>,
+    /// Do not commit the change to git
+    #[arg(long, global = true)]
+    pub no_commit: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create .releaseops/ in this repository (or complete an existing one)
+    Init,
+    /// Create, list, inspect, verify and diff bundles
+    #[command(subcommand)]
+    Bundle(BundleCmd),
+    /// Environments: what runs where, now or at any past moment
+    #[command(subcommand)]
+    Env(EnvCmd),
+    /// Promote a bundle version into an environment, through its gates
+    Promote(PromoteArgs),
+    /// Approve a bundle version for an environment
+    Approve(ApproveArgs),
+    /// Reject a bundle version: it can never be promoted again
+    Reject(RejectArgs),
+    /// Roll an environment back to a version that was live there before
+    Rollback(RollbackArgs),
+    /// The audit history (`history verify` checks it)
+    History(HistoryArgs),
+    /// Walk a sample agent project through a full release, offline
+    Demo(DemoArgs),
+    /// Print shell completions
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the version
+    Version,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BundleCmd {
+    /// Create an immutable bundle version from prompts, policies and a model config
+    Create(CreateArgs),
+    /// List bundles, their versions and where they are deployed
+    List,
+    /// Show a bundle version's manifest
+    Inspect {
+        id: String,
+        /// Version (default: the highest)
+        #[arg(short = 'v', long)]
+        version: Option<String>,
+    },
+    /// Re-hash every artifact of a bundle version and check its bundle hash
+    Verify {
+        id: String,
+        /// Version (default: the highest)
+        #[arg(short = 'v', long)]
+        version: Option<String>,
+    },
+    /// Show what changed between two versions: `diff ID V1 V2` or `diff ID@V1 ID@V2`
+    Diff {
+        #[arg(num_args = 2..=3, required = true, value_name = "ID V1 V2")]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Bundle id, e.g. support-agent
+    pub name: String,
+    /// Bundle version (immutable once created)
+    #[arg(short = 'v', long, default_value = "1.0.0")]
+    pub version: String,
+    /// Prompt: ROLE=PROMPT_ID[:VERSION] (promptops, from git) or ROLE=file:PATH
+    #[arg(short = 'a', long = "artifact", value_name = "SPEC")]
+    pub artifacts: Vec<String>,
+    /// Policy: ROLE=PATH (relative to the repository root)
+    #[arg(long = "policy", value_name = "ROLE=PATH")]
+    pub policies: Vec<String>,
+    /// Model id; without it the bundle has no model config
+    #[arg(short = 'm', long)]
+    pub model: Option<String>,
+    #[arg(long, default_value = "anthropic")]
+    pub provider: String,
+    #[arg(short = 't', long, default_value_t = 0.7)]
+    pub temperature: f64,
+    #[arg(long, default_value_t = 4096)]
+    pub max_tokens: u64,
+    /// Extra model parameter: KEY=VALUE (VALUE is JSON if it parses, else a string)
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    #[arg(short = 'd', long, default_value = "")]
+    pub description: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EnvCmd {
+    /// What runs where (or, with --at, what ran where at that moment)
+    List {
+        /// A past moment, e.g. 2026-11-21T14:05:00Z or 2026-11-21
+        #[arg(long, value_name = "TIMESTAMP")]
+        at: Option<String>,
+    },
+    /// Show one environment file
+    Get { env: String },
+    /// Add an environment to the pipeline
+    Create(EnvCreateArgs),
+    /// Events in one environment, newest first
+    History {
+        env: String,
+        #[arg(short = 'n', long, default_value_t = 10)]
+        limit: usize,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct EnvCreateArgs {
+    pub name: String,
+    /// Place it after this environment (default: at the end)
+    #[arg(long)]
+    pub after: Option<String>,
+    /// Place it before this environment
+    #[arg(long)]
+    pub before: Option<String>,
+    #[arg(long)]
+    pub requires_eval: bool,
+    #[arg(long)]
+    pub requires_approval: bool,
+    #[arg(long = "approval-team", value_name = "TEAM")]
+    pub approval_teams: Vec<String>,
+    #[arg(long = "approver", value_name = "ACTOR")]
+    pub approvers: Vec<String>,
+    #[arg(long)]
+    pub min_approvals: Option<u32>,
+    #[arg(long, default_value_t = 0.0)]
+    pub soak_hours: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct PromoteArgs {
+    /// ID VERSION ENV (the existing tool's `promote promote ID VERSION ENV` and
+    /// `promote rollback ENV ID` are accepted too)
+    #[arg(num_args = 2..=4, required = true, value_name = "ID VERSION ENV")]
+    pub args: Vec<String>,
+    #[arg(short = 'r', long)]
+    pub reason: Option<String>,
+    /// Bypass eval, approval, soak and freeze gates (needs --reason; recorded as an override)
+    #[arg(long)]
+    pub skip_gates: bool,
+    /// Evaluate the gates and report, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(short = 's', long, hide = true)]
+    pub steps: Option<u32>,
+    #[arg(long, hide = true)]
+    pub to: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ApproveArgs {
+    pub id: String,
+    pub version: String,
+    pub env: String,
+    #[arg(short = 'c', long)]
+    pub comment: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RejectArgs {
+    pub id: String,
+    pub version: String,
+    /// Reject for one environment only (default: everywhere)
+    #[arg(long)]
+    pub env: Option<String>,
+    #[arg(short = 'r', long, required = true)]
+    pub reason: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    pub env: String,
+    pub id: String,
+    /// Go back N versions (default 1)
+    #[arg(short = 's', long)]
+    pub steps: Option<u32>,
+    /// Go back to this version (it must have been live here before the current one)
+    #[arg(long)]
+    pub to: Option<String>,
+    #[arg(short = 'r', long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// `verify` checks the chain and that environments match it
+    #[arg(value_parser = ["verify"])]
+    pub action: Option<String>,
+    #[arg(long)]
+    pub bundle: Option<String>,
+    #[arg(long)]
+    pub env: Option<String>,
+    /// promote, rollback, approve, reject, bundle_create, env_create
+    #[arg(long)]
+    pub event: Option<String>,
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Build the sample project here and keep it (default: a temporary directory, removed afterwards)
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+}

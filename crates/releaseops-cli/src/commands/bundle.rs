@@ -1,0 +1,231 @@
+use releaseops_core::bundle::{self, ArtifactSpec, CreateRequest, ModelSpec};
+use releaseops_format::yaml::Node;
+use serde_json::Map;
+
+use crate::app::{App, CmdResult, Failure};
+use crate::cli::{BundleCmd, CreateArgs};
+use crate::commands::EXIT_VERIFY_FAILED;
+use crate::output::{self, BOLD, DIM, GREEN, RED, paint};
+
+pub fn run(app: &App, cmd: BundleCmd) -> CmdResult {
+    match cmd {
+        BundleCmd::Create(a) => create(app, a),
+        BundleCmd::List => list(app),
+        BundleCmd::Inspect { id, version } => inspect(app, &id, version),
+        BundleCmd::Verify { id, version } => verify(app, &id, version),
+        BundleCmd::Diff { args } => diff(app, &args),
+    }
+}
+
+fn create(app: &App, a: CreateArgs) -> CmdResult {
+    let store = app.store()?;
+    let artifacts = a.artifacts.iter().map(|s| ArtifactSpec::parse(s)).collect::<Result<Vec<_>, _>>()?;
+    let policies = a.policies.iter().map(|s| bundle::parse_policy(s)).collect::<Result<Vec<_>, _>>()?;
+    let mut parameters = Map::new();
+    for p in &a.params {
+        let (k, v) = bundle::parse_param(p)?;
+        parameters.insert(k, v);
+    }
+    if a.model.is_none() && !parameters.is_empty() {
+        return Err(Failure::usage("--param needs --model", "model parameters belong to a model config; add --model <id>"));
+    }
+    let req = CreateRequest {
+        id: a.name,
+        version: a.version,
+        artifacts,
+        policies,
+        model: a.model.map(|model| ModelSpec {
+            provider: a.provider,
+            model,
+            temperature: a.temperature,
+            max_tokens: a.max_tokens,
+            parameters,
+        }),
+        description: a.description,
+    };
+    let ctx = app.ctx(&store);
+    let c = bundle::create(&ctx, &req)?;
+    if app.global.json {
+        output::print_json(&c);
+        return Ok(0);
+    }
+    anstream::println!("Created bundle: {} v{}", paint(BOLD, &c.id), c.version);
+    anstream::println!("  Hash: {}", c.bundle_hash);
+    anstream::println!("  Artifacts: {}", c.artifacts);
+    for p in &c.pinned {
+        anstream::println!("  Pinned {p}");
+    }
+    output::git_note(&c.git_commit, &c.git_error);
+    Ok(0)
+}
+
+fn list(app: &App) -> CmdResult {
+    let store = app.store()?;
+    let bundles = bundle::list(&store)?;
+    if app.global.json {
+        output::print_json(&bundles);
+        return Ok(0);
+    }
+    if bundles.is_empty() {
+        anstream::println!("No bundles yet. Create one with `releaseops bundle create <name> ...`.");
+        return Ok(0);
+    }
+    let rows = bundles
+        .iter()
+        .map(|b| {
+            vec![
+                b.id.clone(),
+                b.latest.clone().unwrap_or_default(),
+                b.versions.join(", "),
+                b.deployed.iter().map(|(e, v)| format!("{e}={v}")).collect::<Vec<_>>().join(" "),
+            ]
+        })
+        .collect();
+    anstream::println!("{}", output::table(&["bundle", "latest", "versions", "deployed"], rows));
+    Ok(0)
+}
+
+fn resolve_version(store: &releaseops_store::Store, id: &str, version: Option<String>) -> Result<String, Failure> {
+    match version {
+        Some(v) => Ok(v),
+        None => Ok(store.latest_version(id)?),
+    }
+}
+
+fn inspect(app: &App, id: &str, version: Option<String>) -> CmdResult {
+    let store = app.store()?;
+    let version = resolve_version(&store, id, version)?;
+    let m = store.load_bundle(id, &version)?;
+    let reviews = store.load_reviews(id, &version)?;
+    let mut deployed = Vec::new();
+    for e in store.environments()? {
+        if store.load_env(&e)?.bundle_mappings.get(id) == Some(&version) {
+            deployed.push(e);
+        }
+    }
+    let Node::Map(mut doc) = m.to_node() else { return Ok(0) };
+    doc.push(("artifact_count".into(), Node::UInt((m.prompts.len() + m.policies.len()) as u64)));
+    doc.push(("prompt_roles".into(), Node::Seq(m.prompts.keys().map(Node::str).collect())));
+    doc.push(("policy_roles".into(), Node::Seq(m.policies.keys().map(Node::str).collect())));
+    doc.push(("deployed_in".into(), Node::Seq(deployed.iter().map(Node::str).collect())));
+    let review_json = serde_json::to_value(&reviews).unwrap_or_default();
+    if reviews != Default::default() {
+        doc.push(("reviews".into(), Node::from_json(&review_json)));
+    }
+    if app.global.json {
+        let mut v = serde_json::json!({
+            "schema_version": m.schema_version,
+            "metadata": {
+                "id": m.metadata.id, "version": m.metadata.version, "created_at": m.metadata.created_at,
+                "created_by": m.metadata.created_by, "description": m.metadata.description,
+            },
+            "artifacts": {
+                "prompts": m.prompts.iter().map(|(r, a)| (r.clone(), serde_json::json!({"location": a.location(), "content_hash": a.content_hash}))).collect::<Map<_, _>>(),
+                "policies": m.policies.iter().map(|(r, a)| (r.clone(), serde_json::json!({"location": a.location(), "content_hash": a.content_hash}))).collect::<Map<_, _>>(),
+            },
+            "model_config": m.model_config.as_ref().map(|mc| mc.to_json()),
+            "bundle_hash": m.bundle_hash,
+            "deployed_in": deployed,
+        });
+        v["reviews"] = review_json;
+        output::print_json(&v);
+        return Ok(0);
+    }
+    anstream::print!("{}", Node::Map(doc).to_yaml());
+    Ok(0)
+}
+
+fn verify(app: &App, id: &str, version: Option<String>) -> CmdResult {
+    let store = app.store()?;
+    let version = resolve_version(&store, id, version)?;
+    let r = bundle::verify(&store, id, &version)?;
+    let code = if r.ok { 0 } else { EXIT_VERIFY_FAILED };
+    if app.global.json {
+        output::print_json(&r);
+        return Ok(code);
+    }
+    for a in &r.artifacts {
+        let mark = if a.status == "ok" { paint(GREEN, "ok") } else { paint(RED, a.status) };
+        let against = a.checked_against.map(|s| format!(" ({s})")).unwrap_or_default();
+        anstream::println!("  {:<6} {:<8} {:<10} {}{}", a.section, a.role, mark, a.location, paint(DIM, &against));
+    }
+    if r.ok {
+        anstream::println!("OK: {id} v{version} integrity verified ({} artifacts, {})", r.artifacts.len(), r.bundle_hash.as_deref().unwrap_or("-"));
+    } else {
+        anstream::println!("{}: {id} v{version}, {} problem(s):", paint(RED.bold(), "FAILED"), r.problems.len());
+        for p in &r.problems {
+            anstream::println!("  - {p}");
+        }
+    }
+    Ok(code)
+}
+
+fn split_ref(s: &str) -> Option<(String, String)> {
+    s.split_once('@').map(|(a, b)| (a.to_string(), b.to_string()))
+}
+
+fn diff(app: &App, args: &[String]) -> CmdResult {
+    let store = app.store()?;
+    let (a, b) = match args {
+        [id, v1, v2] => ((id.clone(), v1.clone()), (id.clone(), v2.clone())),
+        [x, y] => match (split_ref(x), split_ref(y)) {
+            (Some(a), Some(b)) => (a, b),
+            _ => return Err(Failure::usage("with two arguments, write ID@V1 ID@V2", "or give ID V1 V2")),
+        },
+        _ => return Err(Failure::usage("bundle diff takes ID V1 V2 or ID@V1 ID@V2", "e.g. releaseops bundle diff support-agent 1.0.0 1.1.0")),
+    };
+    let d = bundle::diff(&store, (&a.0, &a.1), (&b.0, &b.1))?;
+    if app.global.json {
+        output::print_json(&d);
+        return Ok(0);
+    }
+    anstream::println!("Diff: {} -> {}", paint(BOLD, &d.old), paint(BOLD, &d.new));
+    if d.old_hash == d.new_hash {
+        anstream::println!("  identical content (bundle hash {})", d.old_hash.as_deref().unwrap_or("-"));
+    }
+    for art in &d.artifacts {
+        let counts = if art.change == "changed" || art.change == "added" || art.change == "removed" {
+            format!(" (+{} -{})", art.lines_added, art.lines_removed)
+        } else {
+            String::new()
+        };
+        let loc = match (&art.old, &art.new) {
+            (Some(o), Some(n)) if o != n => format!("{o} -> {n}"),
+            (Some(o), _) => o.clone(),
+            (None, Some(n)) => n.clone(),
+            _ => String::new(),
+        };
+        anstream::println!("  {} {} {}: {}{} {}", art.section, paint(BOLD, &art.role), art.change, loc, counts, "");
+        if let Some(text) = &art.diff {
+            for line in text.lines().skip(2) {
+                let styled = if line.starts_with('+') {
+                    paint(GREEN, line)
+                } else if line.starts_with('-') {
+                    paint(RED, line)
+                } else {
+                    paint(DIM, line)
+                };
+                anstream::println!("      {styled}");
+            }
+        } else if art.change != "unchanged" {
+            anstream::println!("      {}", paint(DIM, "(content not available: not in the object store and not reproducible)"));
+        }
+    }
+    if d.model_config.is_empty() {
+        anstream::println!("  model_config: unchanged");
+    } else {
+        anstream::println!("  model_config:");
+        for f in &d.model_config {
+            anstream::println!(
+                "    {}: {} -> {}",
+                f.field,
+                f.old.as_deref().unwrap_or("(none)"),
+                f.new.as_deref().unwrap_or("(none)")
+            );
+        }
+    }
+    for f in d.metadata.iter().filter(|f| f.field == "description") {
+        anstream::println!("  description: {:?} -> {:?}", f.old.as_deref().unwrap_or(""), f.new.as_deref().unwrap_or(""));
+    }
+    Ok(0)
+}

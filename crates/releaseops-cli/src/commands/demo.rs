@@ -1,0 +1,300 @@
+//! `releaseops demo`: builds a realistic agent project in a temporary git
+//! repository and walks it through a full release, offline, printing what
+//! happens. Time is simulated (the soak gate needs a day) by moving the clock
+//! the engine is given, exactly as RELEASEOPS_NOW does for the CLI.
+
+use std::path::Path;
+use std::process::Command;
+
+use jiff::{SignedDuration, Timestamp};
+use releaseops_core::bundle::{self, ArtifactSpec, CreateRequest, ModelSpec};
+use releaseops_core::release::{self, PromoteRequest, RollbackRequest};
+use releaseops_core::{Ctx, audit, envs};
+use releaseops_format::environment::PromotionPolicy;
+use releaseops_store::Store;
+
+use crate::app::{App, CmdResult, Failure};
+use crate::cli::DemoArgs;
+use crate::commands::release::print_promotion;
+use crate::output::{self, BOLD, DIM, GREEN, paint};
+
+const DEV: &str = "Dana Developer <dana@acme.test>";
+const SAM: &str = "Sam Safety <sam@acme.test>";
+const OPS: &str = "Olu Oncall <olu@acme.test>";
+
+const PROMPT_V1: &str = "prompt:
+  id: onboarding
+  description: Support onboarding
+  model: claude-sonnet-4-5
+  template: |
+    You are a customer support agent for Acme.
+    Greet {{ user_name }} warmly.
+    You may issue refunds up to 100 dollars using the issue_refund tool.
+    Never issue refunds above 100 dollars without manager approval.
+    Escalate angry customers to a human.
+variables:
+  user_name:
+    type: string
+    required: true
+";
+
+const TOOLS: &str = "tools:
+- name: issue_refund
+  allowed: true
+  conditions:
+  - field: amount
+    operator: lte
+    value: 100
+- name: delete_account
+  allowed: false
+";
+
+const SAFETY: &str = "constraints:
+- type: refund_limit
+  max_amount: 100
+- type: pii_redaction
+";
+
+fn fail(msg: String) -> Failure {
+    Failure { code: 1, kind: "demo", message: msg, hint: None }
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<(), Failure> {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output().map_err(|e| fail(format!("cannot run git: {e}")))?;
+    if !out.status.success() {
+        return Err(fail(format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(())
+}
+
+fn write(dir: &Path, rel: &str, text: &str) -> Result<(), Failure> {
+    let p = dir.join(rel);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    std::fs::write(&p, text).map_err(|e| fail(format!("cannot write {}: {e}", p.display())))
+}
+
+fn step(n: u32, title: &str) {
+    anstream::println!("\n{} {}", paint(BOLD, &format!("{n}.")), paint(BOLD, title));
+}
+
+fn cmd(line: &str) {
+    anstream::println!("{}", paint(DIM, &format!("   $ releaseops {line}")));
+}
+
+struct Clock(Timestamp);
+
+impl Clock {
+    fn advance(&mut self, d: SignedDuration) {
+        self.0 = self.0.checked_add(d).unwrap_or(self.0);
+    }
+}
+
+fn ctx<'a>(store: &'a Store, actor: &str, clock: &Clock) -> Ctx<'a> {
+    Ctx { store, actor: actor.into(), now: clock.0, git_commit: true }
+}
+
+pub fn run(app: &App, a: DemoArgs) -> CmdResult {
+    let tmp;
+    let dir = match &a.keep {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| fail(format!("cannot create {}: {e}", d.display())))?;
+            if std::fs::read_dir(d).map(|mut r| r.next().is_some()).unwrap_or(false) {
+                return Err(Failure::usage(format!("{} is not empty", d.display()), "give an empty or new directory to --keep"));
+            }
+            std::fs::canonicalize(d).map_err(|e| fail(e.to_string()))?
+        }
+        None => {
+            tmp = tempfile::Builder::new().prefix("releaseops-demo-").tempdir().map_err(|e| fail(format!("cannot create a temporary directory: {e}")))?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let result = walk(&dir, app.now);
+    match &a.keep {
+        Some(_) => anstream::println!("\nThe project is kept in {}", dir.display()),
+        None => anstream::println!("\n{}", paint(DIM, "(the temporary project has been removed; use --keep DIR to keep it)")),
+    }
+    result
+}
+
+fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
+    // The story starts three days ago so no simulated time lies in the future.
+    let mut clock = Clock(real_now.checked_sub(SignedDuration::from_hours(72)).unwrap_or(real_now));
+    anstream::println!("{}", paint(BOLD, "releaseops demo: a support agent from first bundle to incident rollback"));
+    anstream::println!("{}", paint(DIM, &format!("project: {} (offline, no API key; the clock is simulated)", dir.display())));
+
+    step(1, "A real agent project: a promptops prompt in git, two policies");
+    git(dir, &["init", "-q", "-b", "main"])?;
+    git(dir, &["config", "user.name", "Dana Developer"])?;
+    git(dir, &["config", "user.email", "dana@acme.test"])?;
+    write(dir, ".promptops/prompts/onboarding.yaml", PROMPT_V1)?;
+    write(dir, "policies/tools/refunds.yaml", TOOLS)?;
+    write(dir, "policies/safety/limits.yaml", SAFETY)?;
+    git(dir, &["add", "-A"])?;
+    git(dir, &["commit", "-q", "-m", "Add onboarding prompt and policies"])?;
+    git(dir, &["tag", "prompt-onboarding-v1.0.0"])?;
+    anstream::println!("   .promptops/prompts/onboarding.yaml (tag prompt-onboarding-v1.0.0), policies/tools, policies/safety");
+
+    step(2, "releaseops init; a canary stage; gates on staging and prod");
+    let (store, _) = Store::init(dir)?;
+    cmd("init");
+    let c = ctx(&store, DEV, &clock);
+    envs::create(&c, &envs::CreateEnv {
+        name: "canary".into(),
+        after: Some("staging".into()),
+        before: None,
+        policy: Some(PromotionPolicy { soak_hours: 1.0, ..Default::default() }),
+    })?;
+    cmd("env create canary --after staging --soak-hours 1");
+    // Team membership and the prod policy are configuration, edited like any file.
+    let mut cfg = std::fs::read_to_string(store.dir().join("config.yaml")).map_err(|e| fail(e.to_string()))?;
+    cfg.push_str("teams:\n  safety-team:\n  - sam@acme.test\n");
+    write(store.dir(), "config.yaml", &cfg)?;
+    write(
+        store.dir(),
+        "environments/prod.yaml",
+        "environment: prod\nbundle_mappings: {}\npromotion_policy:\n  requires_eval: false\n  requires_approval: true\n  approval_teams:\n  - safety-team\n  soak_hours: 24\n",
+    )?;
+    git(dir, &["commit", "-q", "-am", "Gate prod: safety-team approval and a 24h soak"])?;
+    let store = Store::open(dir)?;
+    anstream::println!("   pipeline: {}", store.config().pipeline.join(" -> "));
+    anstream::println!("   prod gates: approval by safety-team (sam@acme.test), 24h soak in canary");
+
+    step(3, "Bundle support-agent 1.0.0: prompt + policies + model, content-addressed");
+    cmd("bundle create support-agent -v 1.0.0 -a system=onboarding:v1.0.0 --policy tools=policies/tools/refunds.yaml --policy safety=policies/safety/limits.yaml -m claude-sonnet-4-5 -t 0.2");
+    let spec = |v: &str, prompt: &str, t: f64| CreateRequest {
+        id: "support-agent".into(),
+        version: v.into(),
+        artifacts: vec![ArtifactSpec::parse(&format!("system=onboarding:{prompt}")).unwrap_or(ArtifactSpec::File { role: "system".into(), path: String::new() })],
+        policies: vec![("tools".into(), "policies/tools/refunds.yaml".into()), ("safety".into(), "policies/safety/limits.yaml".into())],
+        model: Some(ModelSpec { provider: "anthropic".into(), model: "claude-sonnet-4-5".into(), temperature: t, max_tokens: 4096, parameters: Default::default() }),
+        description: String::new(),
+    };
+    let b = bundle::create(&ctx(&store, DEV, &clock), &spec("1.0.0", "v1.0.0", 0.2))?;
+    anstream::println!("   hash {} ({} artifacts, bytes kept in .releaseops/objects)", b.bundle_hash, b.artifacts);
+
+    let promote = |store: &Store, actor: &str, clock: &Clock, v: &str, env: &str| -> Result<bool, Failure> {
+        cmd(&format!("promote support-agent {v} {env}"));
+        let out = release::promote(&ctx(store, actor, clock), &PromoteRequest {
+            id: "support-agent".into(),
+            version: v.into(),
+            env: env.into(),
+            reason: None,
+            dry_run: false,
+            skip_gates: false,
+        })?;
+        print_promotion(&out);
+        Ok(out.promoted)
+    };
+
+    step(4, "Gated promotion dev -> staging -> canary -> prod");
+    for env in ["dev", "staging", "canary"] {
+        clock.advance(SignedDuration::from_mins(20));
+        if env == "canary" {
+            clock.advance(SignedDuration::from_hours(2));
+        }
+        promote(&store, DEV, &clock, "1.0.0", env)?;
+    }
+    clock.advance(SignedDuration::from_mins(5));
+    anstream::println!("   {}", paint(DIM, "prod needs an approval and 24h in canary; it has neither:"));
+    promote(&store, DEV, &clock, "1.0.0", "prod")?;
+    cmd("approve support-agent 1.0.0 prod   (as Sam, safety-team)");
+    release::approve(&ctx(&store, SAM, &clock), "support-agent", "1.0.0", "prod", Some("limits unchanged".into()))?;
+    anstream::println!("   approved by {SAM}");
+    clock.advance(SignedDuration::from_hours(25));
+    anstream::println!("   {}", paint(DIM, "... 25 hours later ..."));
+    promote(&store, DEV, &clock, "1.0.0", "prod")?;
+
+    step(5, "A new prompt version raises the refund limit; bundle 1.1.0 and its diff");
+    write(dir, ".promptops/prompts/onboarding.yaml", &PROMPT_V1.replace("refunds up to 100 dollars", "refunds up to 150 dollars"))?;
+    git(dir, &["commit", "-q", "-am", "Raise refund limit to 150"])?;
+    git(dir, &["tag", "prompt-onboarding-v1.1.0"])?;
+    clock.advance(SignedDuration::from_mins(30));
+    bundle::create(&ctx(&store, DEV, &clock), &spec("1.1.0", "latest", 0.2))?;
+    cmd("bundle create support-agent -v 1.1.0 -a system=onboarding:latest ...   (latest is pinned to v1.1.0)");
+    cmd("bundle diff support-agent 1.0.0 1.1.0");
+    let d = bundle::diff(&store, ("support-agent", "1.0.0"), ("support-agent", "1.1.0"))?;
+    for art in d.artifacts.iter().filter(|a| a.change != "unchanged") {
+        anstream::println!("   {} {} {}:", art.section, art.role, art.change);
+        for line in art.diff.iter().flat_map(|t| t.lines().skip(2)).filter(|l| l.starts_with('+') || l.starts_with('-')) {
+            anstream::println!("      {line}");
+        }
+    }
+    for env in ["dev", "staging", "canary"] {
+        clock.advance(SignedDuration::from_hours(1));
+        promote(&store, DEV, &clock, "1.1.0", env)?;
+    }
+    release::approve(&ctx(&store, SAM, &clock), "support-agent", "1.1.0", "prod", None)?;
+    cmd("approve support-agent 1.1.0 prod   (as Sam)");
+    clock.advance(SignedDuration::from_hours(26));
+    promote(&store, DEV, &clock, "1.1.0", "prod")?;
+    let before_incident = clock.0;
+
+    step(6, "A blocked promotion: 1.2.0 tries to skip the pipeline, then is rejected");
+    clock.advance(SignedDuration::from_hours(1));
+    bundle::create(&ctx(&store, DEV, &clock), &spec("1.2.0", "v1.1.0", 1.2))?;
+    anstream::println!("   created support-agent 1.2.0 (temperature 0.2 -> 1.2)");
+    promote(&store, DEV, &clock, "1.2.0", "prod")?;
+    promote(&store, DEV, &clock, "1.2.0", "dev")?;
+    cmd("reject support-agent 1.2.0 --reason 'temperature 1.2 makes refund decisions erratic'   (as Sam)");
+    release::reject(&ctx(&store, SAM, &clock), "support-agent", "1.2.0", None, "temperature 1.2 makes refund decisions erratic")?;
+    promote(&store, DEV, &clock, "1.2.0", "staging")?;
+
+    step(7, "Incident: refunds spike in prod. Roll back (no gates, seconds)");
+    clock.advance(SignedDuration::from_hours(3));
+    cmd("rollback prod support-agent --reason 'refund spike after 1.1.0'   (as Olu, on call)");
+    let r = release::rollback(&ctx(&store, OPS, &clock), &RollbackRequest {
+        env: "prod".into(),
+        id: "support-agent".into(),
+        steps: None,
+        to: None,
+        reason: Some("refund spike after 1.1.0".into()),
+    })?;
+    anstream::println!("   Rolled back support-agent in prod: {} -> {} ({} marked as a failed release)", r.from, paint(BOLD, &r.to), r.from);
+
+    step(8, "Incident archaeology: what ran where, before and after");
+    let at = releaseops_format::time::format(before_incident);
+    for (label, states) in [(format!("env list --at {at}"), envs::list_at(&store, before_incident)?), ("env list".to_string(), envs::list(&store)?)] {
+        cmd(&label);
+        for s in states {
+            let b: Vec<String> = s.bundles.iter().map(|b| format!("{}@{}", b.bundle_id, b.version)).collect();
+            anstream::println!("      {:<8} {}", s.env, if b.is_empty() { "-".to_string() } else { b.join(", ") });
+        }
+    }
+
+    step(9, "The audit trail is tamper-evident");
+    cmd("history --env prod -n 4");
+    for rec in envs::history(&store, &envs::HistoryQuery { env: Some("prod".into()), limit: 4, ..Default::default() })? {
+        anstream::println!(
+            "      #{} {} {}@{} by {}",
+            rec.seq,
+            rec.event.as_str(),
+            rec.bundle_id.unwrap_or_default(),
+            rec.version.unwrap_or_default(),
+            rec.actor
+        );
+    }
+    cmd("history verify");
+    let v = audit::verify(&store)?;
+    anstream::println!("      {} {} records chain correctly; environments match the history", paint(GREEN, "OK"), v.records);
+    let seg = store.dir().join("history/00000000.jsonl");
+    let original = std::fs::read_to_string(&seg).map_err(|e| fail(e.to_string()))?;
+    std::fs::write(&seg, original.replacen("\"actor\":\"Sam Safety <sam@acme.test>\"", "\"actor\":\"Mallory <m@evil.test>\"", 1))
+        .map_err(|e| fail(e.to_string()))?;
+    let tampered = audit::verify(&store)?;
+    anstream::println!("   {}", paint(DIM, "someone edits who approved 1.0.0 in the history file:"));
+    for p in tampered.problems.iter().take(2) {
+        anstream::println!("      FAILED: {p}");
+    }
+    std::fs::write(&seg, original).map_err(|e| fail(e.to_string()))?;
+    anstream::println!("   {}", paint(DIM, "(restored)"));
+
+    step(10, "Every change is a git commit of .releaseops/ only");
+    let log = Command::new("git").arg("-C").arg(dir).args(["log", "--format=%h %an: %s", "-n", "6"]).output().map_err(|e| fail(e.to_string()))?;
+    for line in String::from_utf8_lossy(&log.stdout).lines() {
+        anstream::println!("      {line}");
+    }
+    output::print_json_hint();
+    Ok(0)
+}

@@ -1,0 +1,104 @@
+use releaseops_core::envs::{self, CreateEnv, HistoryQuery};
+use releaseops_format::environment::PromotionPolicy;
+
+use crate::app::{App, CmdResult};
+use crate::cli::{EnvCmd, EnvCreateArgs};
+use crate::commands::history::print_records;
+use crate::output::{self, BOLD, DIM, paint};
+
+pub fn run(app: &App, cmd: EnvCmd) -> CmdResult {
+    match cmd {
+        EnvCmd::List { at } => list(app, at),
+        EnvCmd::Get { env } => get(app, &env),
+        EnvCmd::Create(a) => create(app, a),
+        EnvCmd::History { env, limit } => {
+            let store = app.store()?;
+            store.load_env(&env)?;
+            let recs = envs::history(&store, &HistoryQuery { env: Some(env), limit, ..Default::default() })?;
+            print_records(app, &recs);
+            Ok(0)
+        }
+    }
+}
+
+fn list(app: &App, at: Option<String>) -> CmdResult {
+    let store = app.store()?;
+    let states = match &at {
+        Some(t) => envs::list_at(&store, releaseops_format::time::parse(t)?)?,
+        None => envs::list(&store)?,
+    };
+    if app.global.json {
+        output::print_json(&serde_json::json!({ "at": at, "environments": states }));
+        return Ok(0);
+    }
+    if let Some(t) = &at {
+        anstream::println!("{}", paint(DIM, &format!("As of {t} (replayed from the history):")));
+    }
+    let mut rows = Vec::new();
+    for s in &states {
+        let stage = s.stage.map(|i| (i + 1).to_string()).unwrap_or_else(|| "-".into());
+        let gates = if s.gates.is_empty() { String::new() } else { s.gates.join(", ") };
+        if s.bundles.is_empty() {
+            rows.push(vec![stage.clone(), s.env.clone(), paint(DIM, "(no bundles)"), String::new(), String::new(), gates.clone()]);
+        }
+        for (i, b) in s.bundles.iter().enumerate() {
+            rows.push(vec![
+                if i == 0 { stage.clone() } else { String::new() },
+                if i == 0 { s.env.clone() } else { String::new() },
+                b.bundle_id.clone(),
+                b.version.clone(),
+                b.since.clone().unwrap_or_else(|| "?".into()),
+                if i == 0 { gates.clone() } else { String::new() },
+            ]);
+        }
+    }
+    anstream::println!("{}", output::table(&["#", "env", "bundle", "version", "live since", "gates"], rows));
+    Ok(0)
+}
+
+fn get(app: &App, name: &str) -> CmdResult {
+    let store = app.store()?;
+    let env = store.load_env(name)?;
+    if app.global.json {
+        let deployments = store.load_deployments(name)?;
+        output::print_json(&serde_json::json!({
+            "environment": env.environment,
+            "bundle_mappings": env.bundle_mappings,
+            "stage": store.config().position(name),
+            "upstream": store.config().upstream_of(name),
+            "gates": envs::policy_summary(env.promotion_policy.as_ref()),
+            "deployments": deployments.bundles,
+            "file": env.to_yaml(),
+        }));
+        return Ok(0);
+    }
+    anstream::print!("{}", env.to_yaml());
+    Ok(0)
+}
+
+fn create(app: &App, a: EnvCreateArgs) -> CmdResult {
+    let store = app.store()?;
+    let any_policy = a.requires_eval || a.requires_approval || !a.approval_teams.is_empty() || !a.approvers.is_empty() || a.soak_hours > 0.0;
+    if !a.soak_hours.is_finite() || a.soak_hours < 0.0 {
+        return Err(crate::app::Failure::usage("--soak-hours must be a number >= 0", "e.g. --soak-hours 24"));
+    }
+    let policy = any_policy.then(|| PromotionPolicy {
+        requires_eval: a.requires_eval,
+        requires_approval: a.requires_approval || !a.approval_teams.is_empty() || !a.approvers.is_empty(),
+        approval_teams: a.approval_teams.clone(),
+        approvers: a.approvers.clone(),
+        min_approvals: a.min_approvals,
+        soak_hours: a.soak_hours,
+        ..Default::default()
+    });
+    let ctx = app.ctx(&store);
+    let r = envs::create(&ctx, &CreateEnv { name: a.name, after: a.after, before: a.before, policy })?;
+    if app.global.json {
+        output::print_json(&r);
+        return Ok(0);
+    }
+    anstream::println!("Created environment {}", paint(BOLD, &r.env));
+    anstream::println!("  pipeline: {}", r.pipeline.join(" -> "));
+    output::git_note(&r.git_commit, &r.git_error);
+    Ok(0)
+}

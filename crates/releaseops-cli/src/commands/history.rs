@@ -1,0 +1,89 @@
+use releaseops_core::envs::{self, HistoryQuery};
+use releaseops_format::history::{EventKind, GateStatus, Record};
+
+use crate::app::{App, CmdResult, Failure};
+use crate::cli::HistoryArgs;
+use crate::commands::EXIT_VERIFY_FAILED;
+use crate::output::{self, BOLD, DIM, GREEN, RED, YELLOW, paint};
+
+pub fn run(app: &App, a: HistoryArgs) -> CmdResult {
+    let store = app.store()?;
+    if a.action.as_deref() == Some("verify") {
+        let r = releaseops_core::audit::verify(&store)?;
+        let code = if r.ok { 0 } else { EXIT_VERIFY_FAILED };
+        if app.global.json {
+            output::print_json(&r);
+            return Ok(code);
+        }
+        if r.ok {
+            anstream::println!(
+                "OK: {} records in {} segment(s) chain correctly; {} environment(s) match the history",
+                r.records, r.segments, r.environments_checked
+            );
+            if r.legacy_pending {
+                anstream::println!("  {}", paint(DIM, "promotion_history.yaml will be imported into the chain with the next change"));
+            }
+        } else {
+            anstream::println!("{}: {} problem(s)", paint(RED.bold(), "FAILED"), r.problems.len());
+            for p in &r.problems {
+                anstream::println!("  - {p}");
+            }
+        }
+        return Ok(code);
+    }
+    let event = match &a.event {
+        None => None,
+        Some(e) => Some(EventKind::parse(e).ok_or_else(|| {
+            Failure::usage(format!("unknown event '{e}'"), "use promote, rollback, approve, reject, bundle_create or env_create")
+        })?),
+    };
+    let recs = envs::history(&store, &HistoryQuery { bundle: a.bundle, env: a.env, event, limit: a.limit })?;
+    print_records(app, &recs);
+    Ok(0)
+}
+
+pub fn print_records(app: &App, recs: &[Record]) {
+    if app.global.json {
+        output::print_json(recs);
+        return;
+    }
+    if recs.is_empty() {
+        anstream::println!("No history yet.");
+        return;
+    }
+    for r in recs {
+        anstream::println!("{}", describe(r));
+        if let Some(reason) = &r.reason {
+            anstream::println!("      {}", paint(DIM, &format!("reason: {reason}")));
+        }
+        for g in r.gates.iter().filter(|g| g.status != GateStatus::Passed || r.overridden) {
+            anstream::println!("      {}", paint(DIM, &format!("gate {} {}: {}", g.gate, g.status.as_str(), g.reason)));
+        }
+    }
+}
+
+fn describe(r: &Record) -> String {
+    let what = format!(
+        "{}{}",
+        r.bundle_id.as_deref().unwrap_or(""),
+        r.version.as_deref().map(|v| format!("@{v}")).unwrap_or_default()
+    );
+    let env = r.env.as_deref().unwrap_or("-");
+    let (label, detail) = match r.event {
+        EventKind::Promote => {
+            let from = r.from_version.as_deref().map(|v| format!(" (was {v})")).unwrap_or_default();
+            let label = if r.overridden { paint(RED.bold(), "OVERRIDE") } else { paint(GREEN, "PROMOTE") };
+            (label, format!("{} -> {env}{from}", paint(BOLD, &what)))
+        }
+        EventKind::Rollback => (
+            paint(YELLOW.bold(), "ROLLBACK"),
+            format!("{env}: {} -> {}", r.from_version.as_deref().unwrap_or("?"), paint(BOLD, &what)),
+        ),
+        EventKind::Approve => (paint(GREEN, "APPROVE"), format!("{} for {env}", paint(BOLD, &what))),
+        EventKind::Reject => (paint(RED, "REJECT"), format!("{}{}", paint(BOLD, &what), r.env.as_deref().map(|e| format!(" for {e}")).unwrap_or_default())),
+        EventKind::BundleCreate => (paint(DIM, "CREATE"), paint(BOLD, &what)),
+        EventKind::EnvCreate => (paint(DIM, "ENV"), format!("create {env}")),
+    };
+    let imported = if r.imported { paint(DIM, " [imported]") } else { String::new() };
+    format!("#{:<5} {:<10} {} by {} at {}{imported}", r.seq, label, detail, r.actor, paint(DIM, &r.at))
+}

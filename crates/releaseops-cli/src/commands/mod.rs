@@ -1,0 +1,42 @@
+//! One module per command family.
+
+mod bundle;
+mod demo;
+mod env;
+mod history;
+mod init;
+mod release;
+
+use clap::CommandFactory;
+
+use crate::app::{App, CmdResult};
+use crate::cli::{Cli, Command};
+
+pub const EXIT_BLOCKED: u8 = 3;
+pub const EXIT_VERIFY_FAILED: u8 = 4;
+
+pub fn run(app: &App, cmd: Command) -> CmdResult {
+    match cmd {
+        Command::Init => init::run(app),
+        Command::Bundle(c) => bundle::run(app, c),
+        Command::Env(c) => env::run(app, c),
+        Command::Promote(a) => release::promote_cmd(app, a),
+        Command::Approve(a) => release::approve(app, a),
+        Command::Reject(a) => release::reject(app, a),
+        Command::Rollback(a) => release::rollback(app, a.env, a.id, a.steps, a.to, a.reason),
+        Command::History(a) => history::run(app, a),
+        Command::Demo(a) => demo::run(app, a),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "releaseops", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Version => {
+            if app.global.json {
+                crate::output::print_json(&serde_json::json!({ "name": "releaseops", "version": env!("CARGO_PKG_VERSION") }));
+            } else {
+                anstream::println!("releaseops {}", env!("CARGO_PKG_VERSION"));
+            }
+            Ok(0)
+        }
+    }
+}
