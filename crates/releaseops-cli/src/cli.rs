@@ -23,8 +23,7 @@ Environment:
     name = "releaseops",
     version,
     about = "Release engineering for AI agent behaviour: bundles, gated promotion, rollback, audit.",
-    after_help = AFTER_HELP,
-    propagate_version = true
+    after_help = AFTER_HELP
 )]
 pub struct Cli {
     #[command(flatten)]

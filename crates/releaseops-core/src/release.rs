@@ -4,7 +4,7 @@
 
 use jiff::Timestamp;
 use releaseops_format::environment::{EnvMetadata, EnvironmentFile};
-use releaseops_format::history::{EventKind, GateResult, GateStatus, Record, state_for_env};
+use releaseops_format::history::{Deployments, EventKind, GateResult, GateStatus, Record, state_for_env};
 use releaseops_format::review::{Approval, Failure, Rejection};
 use releaseops_format::{names, time};
 use releaseops_store::{Store, StoreError, Transaction};
@@ -69,6 +69,9 @@ fn parse_since(s: &str) -> Option<Timestamp> {
 
 pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
     let store = ctx.store;
+    names::validate_bundle_id(&req.id)?;
+    names::validate_version(&req.version)?;
+    names::validate_env_name(&req.env)?;
     if req.skip_gates && req.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         return Err(CoreError::invalid("--skip-gates needs --reason", "say why the gates are being bypassed: it is recorded as an override"));
     }
@@ -189,7 +192,11 @@ fn with_reason(subject: &str, reason: Option<&str>, ctx: &Ctx<'_>) -> String {
 
 /// Appends a deployment record and updates the environment's deployment index.
 fn append_deployment(tx: &mut Transaction<'_>, env: &str, rec: Record) -> Result<Record> {
-    let mut deployments = tx.store().load_deployments(env)?;
+    let rel = Store::deployments_rel_path(env);
+    let mut deployments = match tx.staged(&rel) {
+        Some(text) => Deployments::parse(text.as_bytes()).map_err(|e| StoreError::Format { path: rel.clone().into(), source: e })?,
+        None => tx.store().load_deployments(env)?,
+    };
     let rec = tx.append(rec)?;
     deployments.environment = env.to_string();
     deployments.apply(&rec);
@@ -214,6 +221,9 @@ pub struct ReviewOutcome {
 
 pub fn approve(ctx: &Ctx<'_>, id: &str, version: &str, env_name: &str, comment: Option<String>) -> Result<ReviewOutcome> {
     let store = ctx.store;
+    names::validate_bundle_id(id)?;
+    names::validate_version(version)?;
+    names::validate_env_name(env_name)?;
     let manifest = store.load_bundle(id, version)?;
     check_env_known(store, env_name)?;
     let env = store.load_env(env_name)?;
@@ -278,6 +288,8 @@ pub fn approve(ctx: &Ctx<'_>, id: &str, version: &str, env_name: &str, comment: 
 
 pub fn reject(ctx: &Ctx<'_>, id: &str, version: &str, env_name: Option<&str>, reason: &str) -> Result<ReviewOutcome> {
     let store = ctx.store;
+    names::validate_bundle_id(id)?;
+    names::validate_version(version)?;
     if reason.trim().is_empty() {
         return Err(CoreError::invalid("--reason is empty", "say why the version is rejected; it is recorded"));
     }

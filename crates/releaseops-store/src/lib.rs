@@ -33,6 +33,7 @@ pub use txn::{Committed, Transaction};
 
 pub const DIR_NAME: &str = ".releaseops";
 const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+const GITIGNORE: &str = ".lock\n.journal\n.journal.tmp\n.uncommitted\n.tmp-*\n";
 
 /// An opened `.releaseops/` directory.
 pub struct Store {
@@ -181,7 +182,13 @@ impl Store {
         fs::create_dir_all(&self.dir).map_err(|e| StoreError::io("cannot create", &self.dir, e))?;
         let guard = lock::acquire(&self.dir.join(".lock"), LOCK_TIMEOUT)?;
         txn::recover(self)?;
-        Transaction::new(self, guard)
+        let mut tx = Transaction::new(self, guard)?;
+        if !self.dir.join(".gitignore").exists() {
+            // Trees made by the existing tool have none; keep our lock and
+            // journal out of the user's `git status`.
+            tx.write(".gitignore", GITIGNORE.to_string());
+        }
+        Ok(tx)
     }
 
     // ----- bundles -------------------------------------------------------
@@ -384,9 +391,7 @@ impl Store {
         let store = Store::open(root)?;
         let mut created = Vec::new();
         let mut tx = store.begin()?;
-        let gi = store.dir.join(".gitignore");
-        if !gi.exists() {
-            tx.write(".gitignore", ".lock\n.journal\n.journal.tmp\n.uncommitted\n.tmp-*\n".into());
+        if tx.staged(".gitignore").is_some() {
             created.push(".gitignore".to_string());
         }
         if !store.dir.join("config.yaml").exists() {
@@ -418,14 +423,51 @@ impl Store {
 
 /// Appends the existing tool's history to a transaction, once: the first time
 /// anything is recorded in a tree that has a `promotion_history.yaml`.
+///
+/// Every environment's deployment index is written from the imported records.
+/// A mapping the records do not explain (the existing tool's `env set` wrote
+/// none) gets an imported record saying so, so the chain and the environment
+/// files agree from the start.
 pub fn import_legacy_history(tx: &mut Transaction<'_>) -> Result<Vec<Record>> {
     if tx.next_seq() != 1 {
         return Ok(Vec::new());
     }
-    let legacy = tx.store().history().legacy_records()?;
+    let store = tx.store();
+    let legacy = store.history().legacy_records()?;
+    let envs = store.environments()?;
+    if legacy.is_empty() && envs.iter().all(|e| store.load_env(e).map(|f| f.bundle_mappings.is_empty()).unwrap_or(true)) {
+        return Ok(Vec::new());
+    }
+    let mut index: std::collections::BTreeMap<String, Deployments> = std::collections::BTreeMap::new();
     let mut out = Vec::new();
     for r in legacy {
-        out.push(tx.append(r)?);
+        let r = tx.append(r)?;
+        if let (true, Some(env)) = (r.is_deployment(), r.env.clone()) {
+            index.entry(env.clone()).or_insert_with(|| Deployments { environment: env, ..Default::default() }).apply(&r);
+        }
+        out.push(r);
+    }
+    for env in envs {
+        let Ok(file) = store.load_env(&env) else { continue };
+        for (bundle, version) in &file.bundle_mappings {
+            let d = index.entry(env.clone()).or_insert_with(|| Deployments { environment: env.clone(), ..Default::default() });
+            if d.live(bundle).map(|x| &x.version) == Some(version) {
+                continue;
+            }
+            let at = file.metadata.as_ref().and_then(|m| m.last_updated.clone()).unwrap_or_default();
+            let mut r = Record::new(releaseops_format::history::EventKind::Promote, at, "releaseops import".into());
+            r.bundle_id = Some(bundle.clone());
+            r.version = Some(version.clone());
+            r.env = Some(env.clone());
+            r.imported = true;
+            r.reason = Some(format!("found in environments/{env}.yaml at import; set outside the recorded history"));
+            let r = tx.append(r)?;
+            d.apply(&r);
+            out.push(r);
+        }
+    }
+    for (env, d) in index {
+        tx.write(Store::deployments_rel_path(&env), d.to_yaml());
     }
     Ok(out)
 }

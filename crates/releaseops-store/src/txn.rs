@@ -93,7 +93,7 @@ impl<'s> Transaction<'s> {
         })
     }
 
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &'s Store {
         self.store
     }
 

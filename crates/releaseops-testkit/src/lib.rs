@@ -1,1 +1,242 @@
-//! Test fixtures.
+//! Test fixtures for releaseops, shared by every test that drives the real
+//! binary: temporary git repositories with promptops prompts and policies,
+//! the existing tool's sample tree, and a small runner.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The sample tree written by the existing Python tool.
+pub fn sample_dir() -> PathBuf {
+    workspace().join("testdata/llmhq-sample")
+}
+
+/// The `releaseops` binary next to the running test executable
+/// (`target/<profile>/deps/<test>` -> `target/<profile>/releaseops`).
+pub fn bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let p = dir.join(format!("releaseops{}", std::env::consts::EXE_SUFFIX));
+    assert!(p.exists(), "build the binary first: {} is missing", p.display());
+    p
+}
+
+/// Runs git in `dir`, panicking on failure (fixtures only).
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output().expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The result of one run of the binary.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        &self.stdout
+    }
+
+    #[track_caller]
+    pub fn code(&self, want: i32) -> &Self {
+        assert_eq!(self.code, want, "expected exit {want}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert!(!self.stderr.contains("panicked"), "panic:\n{}", self.stderr);
+        self
+    }
+
+    /// The stdout parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json_lite::Value {
+        serde_json_lite::parse(&self.stdout)
+    }
+}
+
+/// A temporary git repository with a releaseops binary to drive.
+pub struct Repo {
+    dir: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+}
+
+pub const PROMPT_V1: &str = "prompt:
+  id: onboarding
+  description: Support onboarding
+  template: |
+    You are a support agent for Acme.
+    Greet {{ user_name }} warmly.
+    You may issue refunds up to 100 dollars.
+variables:
+  user_name:
+    type: string
+    required: true
+";
+
+impl Repo {
+    /// An empty git repository with a committer identity.
+    pub fn new() -> Repo {
+        let dir = tempfile::Builder::new().prefix("releaseops-test-").tempdir().expect("tempdir");
+        git(dir.path(), &["init", "-q", "-b", "main"]);
+        git(dir.path(), &["config", "user.name", "Test Dev"]);
+        git(dir.path(), &["config", "user.email", "dev@example.test"]);
+        git(dir.path(), &["config", "commit.gpgsign", "false"]);
+        Repo { dir, env: Vec::new() }
+    }
+
+    /// A repository with `releaseops init` done, a promptops prompt at two
+    /// tagged versions and two policies, all committed.
+    pub fn initialized() -> Repo {
+        let r = Repo::new();
+        r.write(".promptops/prompts/onboarding.yaml", PROMPT_V1);
+        r.write("policies/tools.yaml", "tools:\n- name: issue_refund\n  allowed: true\n");
+        r.write("policies/safety.yaml", "constraints:\n- type: refund_limit\n  max_amount: 100\n");
+        r.commit_all("prompt v1");
+        git(r.path(), &["tag", "prompt-onboarding-v1.0.0"]);
+        r.write(".promptops/prompts/onboarding.yaml", &PROMPT_V1.replace("100 dollars", "150 dollars"));
+        r.commit_all("prompt v1.1");
+        git(r.path(), &["tag", "prompt-onboarding-v1.1.0"]);
+        r.run(&["init"]).ok();
+        r
+    }
+
+    /// A repository holding the existing tool's sample tree (and its policy files).
+    pub fn with_sample_tree() -> Repo {
+        let r = Repo::new();
+        copy_dir(&sample_dir().join(".releaseops"), &r.path().join(".releaseops"));
+        copy_dir(&sample_dir().join("repo-context/policies"), &r.path().join("policies"));
+        // The fixture names reports sha256_<hex>.yaml (Windows-safe); restore the real names.
+        let reports = r.path().join(".releaseops/eval_reports");
+        for e in std::fs::read_dir(&reports).expect("reports").flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if let Some(rest) = name.strip_prefix("sha256_") {
+                std::fs::rename(e.path(), reports.join(format!("sha256:{rest}"))).expect("rename");
+            }
+        }
+        r.commit_all("tree written by llmhq-releaseops 0.1.0");
+        r
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        self.write_bytes(rel, text.as_bytes());
+    }
+
+    pub fn write_bytes(&self, rel: &str, bytes: &[u8]) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, bytes).expect("write");
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    pub fn commit_all(&self, msg: &str) {
+        git(self.path(), &["add", "-A"]);
+        git(self.path(), &["commit", "-q", "-m", msg]);
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        git(self.path(), args)
+    }
+
+    /// A command for the binary in this repository, with a fixed actor.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.current_dir(self.path()).args(args).env("RELEASEOPS_ACTOR", "Test Dev <dev@example.test>").env("NO_COLOR", "1");
+        c.env_remove("RELEASEOPS_NOW");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("binary runs"))
+    }
+
+    /// Runs as another actor.
+    pub fn run_as(&self, actor: &str, args: &[&str]) -> Run {
+        Run::from(self.command(args).env("RELEASEOPS_ACTOR", actor).output().expect("binary runs"))
+    }
+
+    /// Runs at a simulated time.
+    pub fn run_at(&self, now: &str, args: &[&str]) -> Run {
+        Run::from(self.command(args).env("RELEASEOPS_NOW", now).output().expect("binary runs"))
+    }
+
+    pub fn run_as_at(&self, actor: &str, now: &str, args: &[&str]) -> Run {
+        Run::from(self.command(args).env("RELEASEOPS_ACTOR", actor).env("RELEASEOPS_NOW", now).output().expect("binary runs"))
+    }
+
+    /// A digest of every file under `.releaseops/` except the lock, to check
+    /// that a failed command changed nothing.
+    pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        walk(&self.path().join(".releaseops"), &self.path().join(".releaseops"), &mut out);
+        out.sort();
+        out
+    }
+}
+
+impl Default for Repo {
+    fn default() -> Self {
+        Repo::new()
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else if p.file_name().is_some_and(|n| n != ".lock") {
+            let rel = p.strip_prefix(root).map(|r| r.to_string_lossy().to_string()).unwrap_or_default();
+            out.push((rel, std::fs::read(&p).unwrap_or_default()));
+        }
+    }
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let p = e.path();
+        let dest = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).expect("copy");
+        }
+    }
+}
+
+/// JSON helpers for assertions on `--json` output.
+pub mod serde_json_lite {
+    pub use serde_json::Value;
+
+    #[track_caller]
+    pub fn parse(s: &str) -> Value {
+        serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
+    }
+}
