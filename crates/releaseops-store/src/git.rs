@@ -156,6 +156,9 @@ impl Git {
         self.run_ok(&["update-index", "--add", "--remove", "-z", "--stdin"], Some(&index), Some(&list))?;
         let tree = self.run_ok(&["write-tree"], Some(&index), None)?;
         if head.as_ref().is_some_and(|(_, t)| *t == tree) {
+            // Already committed (a recovered transaction whose process died
+            // after the commit): make sure the user's index caught up too.
+            self.run_ok(&["update-index", "--add", "--remove", "-z", "--stdin"], None, Some(&list))?;
             return Ok(None);
         }
         let mut c = self.cmd();

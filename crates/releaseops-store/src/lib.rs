@@ -80,7 +80,18 @@ struct RawSummary {
     gate_decision: Option<String>,
 }
 
+/// Reads a store file, refusing one larger than any YAML we accept before
+/// reading a byte of it.
 fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
+    let limit = releaseops_format::yaml::MAX_YAML_BYTES;
+    match fs::metadata(path) {
+        Ok(m) if m.len() > limit as u64 => {
+            return Err(StoreError::format(path, releaseops_format::FormatError::TooLarge { size: m.len() as usize, limit }));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("cannot read", path, e)),
+    }
     match fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
