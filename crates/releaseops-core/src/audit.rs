@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use releaseops_format::history::EventKind;
+use releaseops_format::history::{EventKind, apply_to_stack};
 use releaseops_store::Store;
 use serde::Serialize;
 
@@ -25,27 +25,23 @@ pub fn verify(store: &Store) -> Result<AuditReport> {
     let mut replay: HashMap<String, HashMap<String, Vec<String>>> = HashMap::new();
     let log = store.history();
     let legacy_pending = log.is_empty()? && !log.legacy_records()?.is_empty();
-    let mut apply = |event: EventKind, env: Option<&str>, bundle: Option<&str>, version: Option<&str>| {
-        let (Some(env), Some(bundle), Some(version)) = (env, bundle, version) else { return };
-        let stack = replay.entry(env.to_string()).or_default().entry(bundle.to_string()).or_default();
-        match event {
-            EventKind::Promote => stack.push(version.to_string()),
-            EventKind::Rollback => {
-                match stack.iter().rposition(|v| v == version) {
-                    Some(p) => stack.truncate(p),
-                    None => {
-                        stack.pop();
-                    }
-                }
-                stack.push(version.to_string());
-            }
-            _ => {}
-        }
+    let mut apply = |event: EventKind, env: &str, bundle: &str, version: &str| {
+        let per_env = match replay.get_mut(env) {
+            Some(m) => m,
+            None => replay.entry(env.to_string()).or_default(),
+        };
+        let stack = match per_env.get_mut(bundle) {
+            Some(s) => s,
+            None => per_env.entry(bundle.to_string()).or_default(),
+        };
+        apply_to_stack(stack, event, version.to_string(), |v| v == version);
     };
-    let mut report = log.verify(|v| apply(v.event, v.env, v.bundle_id, v.version))?;
+    let mut report = log.verify(&mut apply)?;
     if legacy_pending {
         for r in log.legacy_records()? {
-            apply(r.event, r.env.as_deref(), r.bundle_id.as_deref(), r.version.as_deref());
+            if let (Some(e), Some(b), Some(v)) = (&r.env, &r.bundle_id, &r.version) {
+                apply(r.event, e, b, v);
+            }
         }
     }
     let envs = store.environments()?;
@@ -84,7 +80,7 @@ pub fn verify(store: &Store) -> Result<AuditReport> {
                     let idx: Vec<&str> = d.bundles.get(bundle).map(|s| s.iter().map(|x| x.version.as_str()).collect()).unwrap_or_default();
                     let want: Vec<&str> = stack.iter().map(|s| s.as_str()).collect();
                     if idx != want {
-                        report.problems.push(format!("deployments/{name}.yaml disagrees with the history for {bundle}"));
+                        report.problems.push(format!("deployments/{name}/{bundle}.yaml disagrees with the history"));
                     }
                 }
             }

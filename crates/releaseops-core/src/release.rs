@@ -4,7 +4,7 @@
 
 use jiff::Timestamp;
 use releaseops_format::environment::{EnvMetadata, EnvironmentFile};
-use releaseops_format::history::{Deployments, EventKind, GateResult, GateStatus, Record, state_for_env};
+use releaseops_format::history::{DeploymentStack, EventKind, GateResult, GateStatus, Record, state_for_env};
 use releaseops_format::review::{Approval, Failure, Rejection};
 use releaseops_format::{names, time};
 use releaseops_store::{Store, StoreError, Transaction};
@@ -92,12 +92,13 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         Some(up) => {
             let live = store.load_env(up)?.bundle_mappings.get(&req.id) == Some(&req.version);
             if live {
-                let d = store.load_deployments(up)?;
+                let d = store.load_deployment(up, &req.id)?;
                 // The history's record of when it went live; if the environment
                 // file was changed outside releaseops we cannot know, so the soak
                 // clock starts at the file's last update (or now: fail closed).
                 let since = d
-                    .live(&req.id)
+                    .stack
+                    .last()
                     .filter(|x| x.version == req.version)
                     .and_then(|x| parse_since(&x.since))
                     .or_else(|| store.load_env(up).ok()?.metadata?.last_updated.as_deref().and_then(parse_since))
@@ -192,15 +193,15 @@ fn with_reason(subject: &str, reason: Option<&str>, ctx: &Ctx<'_>) -> String {
 
 /// Appends a deployment record and updates the environment's deployment index.
 fn append_deployment(tx: &mut Transaction<'_>, env: &str, rec: Record) -> Result<Record> {
-    let rel = Store::deployments_rel_path(env);
-    let mut deployments = match tx.staged(&rel) {
-        Some(text) => Deployments::parse(text.as_bytes()).map_err(|e| StoreError::Format { path: rel.clone().into(), source: e })?,
-        None => tx.store().load_deployments(env)?,
+    let bundle = rec.bundle_id.clone().unwrap_or_default();
+    let rel = Store::deployment_rel_path(env, &bundle);
+    let mut stack = match tx.staged(&rel) {
+        Some(text) => DeploymentStack::parse(text.as_bytes()).map_err(|e| StoreError::Format { path: rel.clone().into(), source: e })?,
+        None => tx.store().load_deployment(env, &bundle)?,
     };
     let rec = tx.append(rec)?;
-    deployments.environment = env.to_string();
-    deployments.apply(&rec);
-    tx.write(Store::deployments_rel_path(env), deployments.to_yaml());
+    stack.apply(&rec);
+    tx.write(rel, stack.to_yaml());
     Ok(rec)
 }
 
@@ -373,8 +374,7 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
     let current = env.bundle_mappings.get(&req.id).cloned().ok_or_else(|| {
         CoreError::refused(format!("'{}' is not deployed in '{}'", req.id, req.env), "`releaseops env list` shows what runs where")
     })?;
-    let deployments = store.load_deployments(&req.env)?;
-    let stack = deployments.bundles.get(&req.id).cloned().unwrap_or_default();
+    let stack = store.load_deployment(&req.env, &req.id)?.stack;
     // Versions live before the current one, nearest first, each once.
     let mut candidates: Vec<String> = Vec::new();
     let below = if stack.last().is_some_and(|d| d.version == current) { &stack[..stack.len() - 1] } else { &stack[..] };

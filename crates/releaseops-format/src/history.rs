@@ -252,7 +252,35 @@ impl LegacyRecord {
 }
 
 // ---------------------------------------------------------------------------
-// Deployment index: `.releaseops/deployments/<env>.yaml`
+// Deployment index: `.releaseops/deployments/<env>/<bundle>.yaml`
+
+/// One bundle's deployment stack in one environment: the file the index is
+/// made of, so a promotion rewrites one small file however many bundles and
+/// records there are.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentStack {
+    pub environment: String,
+    pub bundle: String,
+    #[serde(default)]
+    pub stack: Vec<Deployment>,
+}
+
+impl DeploymentStack {
+    pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
+        crate::yaml::from_bytes(bytes)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        Node::from_json(&serde_json::to_value(self).unwrap_or_default()).to_yaml()
+    }
+
+    pub fn apply(&mut self, rec: &Record) {
+        let Some(version) = &rec.version else { return };
+        let entry = Deployment { version: version.clone(), since: rec.at.clone(), seq: rec.seq };
+        apply_to_stack(&mut self.stack, rec.event, entry, |d| d.version == *version);
+    }
+}
 
 /// For one environment: per bundle, the stack of versions that were deployed
 /// and are still "underneath" the live one. A promotion pushes; a rollback pops
@@ -275,14 +303,6 @@ pub struct Deployment {
 }
 
 impl Deployments {
-    pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
-        crate::yaml::from_bytes(bytes)
-    }
-
-    pub fn to_yaml(&self) -> String {
-        Node::from_json(&serde_json::to_value(self).unwrap_or_default()).to_yaml()
-    }
-
     pub fn live(&self, bundle: &str) -> Option<&Deployment> {
         self.bundles.get(bundle).and_then(|s| s.last())
     }
@@ -294,20 +314,37 @@ impl Deployments {
         };
         let stack = self.bundles.entry(bundle.clone()).or_default();
         let entry = Deployment { version: version.clone(), since: rec.at.clone(), seq: rec.seq };
-        match rec.event {
-            EventKind::Promote => stack.push(entry),
-            EventKind::Rollback => {
-                // Pop back to the target if it is underneath; otherwise (a
-                // roll-forward in an imported history) it becomes the top.
-                if let Some(pos) = stack.iter().rposition(|d| d.version == *version) {
-                    stack.truncate(pos);
-                } else {
-                    stack.pop();
-                }
-                stack.push(entry);
+        apply_to_stack(stack, rec.event, entry, |d| d.version == *version);
+    }
+}
+
+/// How many earlier deployments per bundle and environment are kept as
+/// rollback targets. Bounding it keeps every promotion's cost independent of
+/// how long the history is; older versions are still in the history and can
+/// be promoted again.
+pub const STACK_DEPTH: usize = 32;
+
+/// The one rule for the deployment stack, shared by the index and by
+/// `history verify`'s replay: a promotion pushes (dropping the oldest beyond
+/// [`STACK_DEPTH`]); a rollback pops back to its target, or, for a
+/// roll-forward the existing tool allowed, replaces the top.
+pub fn apply_to_stack<T>(stack: &mut Vec<T>, event: EventKind, entry: T, is_target: impl Fn(&T) -> bool) {
+    match event {
+        EventKind::Promote => {
+            stack.push(entry);
+            if stack.len() > STACK_DEPTH {
+                stack.drain(..stack.len() - STACK_DEPTH);
             }
-            _ => {}
         }
+        EventKind::Rollback => {
+            if let Some(pos) = stack.iter().rposition(is_target) {
+                stack.truncate(pos);
+            } else {
+                stack.pop();
+            }
+            stack.push(entry);
+        }
+        _ => {}
     }
 }
 

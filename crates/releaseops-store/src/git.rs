@@ -17,7 +17,8 @@ use crate::error::{Result, StoreError};
 #[derive(Debug, Clone)]
 pub struct Git {
     top: PathBuf,
-    git_dir: PathBuf,
+    /// Where the private index of a commit is built.
+    scratch: PathBuf,
 }
 
 /// Who a commit is attributed to.
@@ -64,24 +65,24 @@ fn spawn_err(command: &str, e: std::io::Error) -> StoreError {
 }
 
 impl Git {
-    /// The repository containing `dir`, or `None` when it is not in one (or git
-    /// is not installed).
-    pub fn discover(dir: &Path) -> Option<Git> {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["rev-parse", "--show-toplevel", "--absolute-git-dir"])
-            .stderr(Stdio::null())
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            return None;
+    /// The work tree containing `dir`, or `None` when it is not in one.
+    /// Found the way git finds it, by the nearest `.git` upward, without a
+    /// spawn; when `GIT_DIR`/`GIT_WORK_TREE` steer git, git itself is asked.
+    /// `scratch` is a directory for temporary files (the private index).
+    pub fn discover(dir: &Path, scratch: &Path) -> Option<Git> {
+        if std::env::var_os("GIT_DIR").is_some() || std::env::var_os("GIT_WORK_TREE").is_some() {
+            let out = Command::new("git").arg("-C").arg(dir).args(["rev-parse", "--show-toplevel"]).stderr(Stdio::null()).output().ok()?;
+            let top = String::from_utf8(out.stdout).ok()?.trim().to_string();
+            return (out.status.success() && !top.is_empty()).then(|| Git { top: PathBuf::from(top), scratch: scratch.to_path_buf() });
         }
-        let text = String::from_utf8(out.stdout).ok()?;
-        let mut lines = text.lines();
-        let top = PathBuf::from(lines.next()?);
-        let git_dir = PathBuf::from(lines.next()?);
-        Some(Git { top, git_dir })
+        let mut cur = Some(dir);
+        while let Some(d) = cur {
+            if d.join(".git").exists() {
+                return Some(Git { top: d.to_path_buf(), scratch: scratch.to_path_buf() });
+            }
+            cur = d.parent();
+        }
+        None
     }
 
     pub fn top(&self) -> &Path {
@@ -125,28 +126,72 @@ impl Git {
 
     /// The commit and tree HEAD points at, or `None` on an unborn branch.
     pub fn head(&self) -> Result<Option<(String, String)>> {
-        let out = self.run(&["rev-parse", "-q", "--verify", "HEAD^{commit}"], None, None)?;
+        let out = self.run(&["rev-parse", "HEAD^{commit}", "HEAD^{tree}"], None, None)?;
         if !out.status.success() {
             return Ok(None);
         }
-        let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let tree = self.run_ok(&["rev-parse", &format!("{commit}^{{tree}}")], None, None)?;
-        Ok(Some((commit, tree)))
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        match (lines.next(), lines.next()) {
+            (Some(c), Some(t)) => Ok(Some((c.trim().to_string(), t.trim().to_string()))),
+            _ => Ok(None),
+        }
+    }
+
+    /// HEAD's commit read from the files, when the layout is the plain one
+    /// (`.git/` directory, branch ref loose or packed); `None` means "ask git".
+    fn head_from_files(&self) -> Option<String> {
+        let git_dir = self.top.join(".git");
+        if !git_dir.is_dir() {
+            return None;
+        }
+        let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
+        let head = head.trim();
+        let Some(r) = head.strip_prefix("ref: ") else {
+            return is_oid(head).then(|| head.to_string());
+        };
+        if let Ok(v) = std::fs::read_to_string(git_dir.join(r)) {
+            let v = v.trim();
+            return is_oid(v).then(|| v.to_string());
+        }
+        let packed = std::fs::read_to_string(git_dir.join("packed-refs")).ok()?;
+        packed.lines().find_map(|l| {
+            let (oid, name) = l.split_once(' ')?;
+            (name == r && is_oid(oid)).then(|| oid.to_string())
+        })
     }
 
     /// Commits exactly `paths` (relative to the work tree top, as they are now on
     /// disk; missing files are removed) on top of HEAD. Returns the new commit,
     /// or `None` when HEAD already has that content.
+    ///
+    /// The commit is built in a private index kept next to the store. When
+    /// HEAD is still the commit we made last, that index already holds HEAD's
+    /// tree and two spawns are saved; otherwise it is rebuilt from HEAD.
     pub fn commit_paths(&self, paths: &[String], message: &str, author: &Signature) -> Result<Option<String>> {
         if paths.is_empty() {
             return Ok(None);
         }
-        let head = self.head()?;
-        let index = self.git_dir.join(format!("releaseops-index-{}", std::process::id()));
-        let _cleanup = RemoveOnDrop(index.clone());
-        match &head {
-            Some((commit, _)) => self.run_ok(&["read-tree", commit], Some(&index), None)?,
-            None => self.run_ok(&["read-tree", "--empty"], Some(&index), None)?,
+        let index = self.scratch.join(".tmp-git-index");
+        let state_path = self.scratch.join(".tmp-git-index.head");
+        let remembered = std::fs::read_to_string(&state_path).ok();
+        let remembered = remembered.as_deref().and_then(|s| s.split_once(' ')).map(|(c, t)| (c.trim().to_string(), t.trim().to_string()));
+        let fast = match (&remembered, self.head_from_files()) {
+            (Some((c, _)), Some(h)) if *c == h && index.exists() => remembered.clone(),
+            _ => None,
+        };
+        // Whatever happens next, the remembered state is stale until rewritten.
+        let _ = std::fs::remove_file(&state_path);
+        let head = match fast {
+            Some(h) => Some(h),
+            None => {
+                let head = self.head()?;
+                match &head {
+                    Some((commit, _)) => self.run_ok(&["read-tree", commit], Some(&index), None)?,
+                    None => self.run_ok(&["read-tree", "--empty"], Some(&index), None)?,
+                };
+                head
+            }
         };
         let mut list = Vec::new();
         for p in paths {
@@ -155,10 +200,11 @@ impl Git {
         }
         self.run_ok(&["update-index", "--add", "--remove", "-z", "--stdin"], Some(&index), Some(&list))?;
         let tree = self.run_ok(&["write-tree"], Some(&index), None)?;
-        if head.as_ref().is_some_and(|(_, t)| *t == tree) {
+        if let Some((c, t)) = head.as_ref().filter(|(_, t)| *t == tree) {
             // Already committed (a recovered transaction whose process died
             // after the commit): make sure the user's index caught up too.
             self.run_ok(&["update-index", "--add", "--remove", "-z", "--stdin"], None, Some(&list))?;
+            let _ = std::fs::write(&state_path, format!("{c} {t}"));
             return Ok(None);
         }
         let mut c = self.cmd();
@@ -179,6 +225,7 @@ impl Git {
         let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let old = head.as_ref().map(|(c, _)| c.clone()).unwrap_or_else(|| "0".repeat(40));
         self.run_ok(&["update-ref", "-m", message, "HEAD", &commit, &old], None, None)?;
+        let _ = std::fs::write(&state_path, format!("{commit} {tree}"));
         // Bring the user's index in line with HEAD for our paths only.
         self.run_ok(&["update-index", "--add", "--remove", "-z", "--stdin"], None, Some(&list))?;
         Ok(Some(commit))
@@ -192,6 +239,39 @@ impl Git {
             return Ok(None);
         }
         Ok(Some(out.stdout))
+    }
+
+    /// Looks up several object names in one `git cat-file --batch` call: for
+    /// each name, its object id and content, or `None` if it does not exist.
+    pub fn batch(&self, names: &[String]) -> Result<Vec<Option<(String, Vec<u8>)>>> {
+        let mut input = Vec::new();
+        for n in names {
+            input.extend_from_slice(n.as_bytes());
+            input.push(b'\n');
+        }
+        let out = self.run(&["cat-file", "--batch"], None, Some(&input))?;
+        if !out.status.success() {
+            return Err(git_err("cat-file", &out));
+        }
+        let data = out.stdout;
+        let mut pos = 0;
+        let mut result = Vec::with_capacity(names.len());
+        for _ in names {
+            let Some(nl) = data[pos..].iter().position(|b| *b == b'\n') else { break };
+            let header = String::from_utf8_lossy(&data[pos..pos + nl]).to_string();
+            pos += nl + 1;
+            let parts: Vec<&str> = header.split(' ').collect();
+            if parts.len() == 3 && !header.ends_with(" missing") && !header.ends_with(" ambiguous") {
+                let size: usize = parts[2].parse().unwrap_or(0);
+                let end = (pos + size).min(data.len());
+                result.push(Some((parts[0].to_string(), data[pos..end].to_vec())));
+                pos = end + 1;
+            } else {
+                result.push(None);
+            }
+        }
+        result.resize(names.len(), None);
+        Ok(result)
     }
 
     /// The commit a revision names, if any.
@@ -259,10 +339,6 @@ pub fn user_identity(dir: &Path) -> Option<String> {
     }
 }
 
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+fn is_oid(s: &str) -> bool {
+    (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }

@@ -6,7 +6,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use releaseops_format::hash::sha256_prefixed;
 use releaseops_format::history::{EventKind, LegacyHistory, Record};
 use serde::{Deserialize, Serialize};
 
@@ -178,57 +177,72 @@ impl HistoryLog {
     /// Walks the whole chain: every line's hash must be the next line's `prev`,
     /// sequence numbers must count up by one from 1, every record must sit in
     /// its segment, and the tip must name the last line. `visit` sees each
-    /// record (for replay checks by the caller).
-    pub fn verify(&self, mut visit: impl FnMut(&RecordView<'_>)) -> Result<ChainReport> {
+    /// deployment (event, environment, bundle, version) in order, for the
+    /// caller's replay. Segments are hashed and parsed on all cores; the chain
+    /// is then checked in order.
+    pub fn verify(&self, mut visit: impl FnMut(EventKind, &str, &str, &str)) -> Result<ChainReport> {
         let mut report = ChainReport::default();
-        let mut prev_hash: Option<String> = None;
-        let mut expect_seq = 1u64;
         let segs = self.segments()?;
         report.segments = segs.len() as u64;
-        for seg in &segs {
-            let name = seg.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            let bytes = fs::read(seg).map_err(|e| StoreError::io("cannot read", seg, e))?;
-            if !bytes.is_empty() && !bytes.ends_with(b"\n") {
-                report.problems.push(format!("{name}: the last line is incomplete"));
-            }
-            for (lineno, line) in bytes.split(|b| *b == b'\n').enumerate().filter(|(_, l)| !l.is_empty()) {
-                let at = format!("{name}:{}", lineno + 1);
-                let h = sha256_prefixed(line);
-                let view: RecordView<'_> = match std::str::from_utf8(line).ok().and_then(|s| serde_json::from_str(s).ok()) {
-                    Some(v) => v,
-                    None => {
-                        report.problems.push(format!("{at}: not a valid history record"));
-                        prev_hash = Some(h);
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+        let mut prev_hash: Option<[u8; 32]> = None;
+        let mut expect_seq = 1u64;
+        for batch in segs.chunks(workers * 4) {
+            let results: Vec<Result<Segment>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..workers)
+                    .map(|w| {
+                        scope.spawn(move || {
+                            batch.iter().enumerate().filter(|(i, _)| i % workers == w).map(|(i, p)| (i, scan_segment(p))).collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                let mut all: Vec<(usize, Result<Segment>)> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
+                all.sort_by_key(|(i, _)| *i);
+                all.into_iter().map(|(_, r)| r).collect()
+            });
+            for seg in results {
+                let seg = seg?;
+                if seg.incomplete {
+                    report.problems.push(format!("{}: the last line is incomplete", seg.name));
+                }
+                for line in &seg.lines {
+                    let at = || format!("{}:{}", seg.name, line.lineno);
+                    let Some(seq) = line.seq else {
+                        report.problems.push(format!("{}: not a valid history record", at()));
+                        prev_hash = Some(line.hash);
                         expect_seq += 1;
                         continue;
+                    };
+                    if seq != expect_seq {
+                        report.problems.push(format!(
+                            "{}: sequence number {seq} where {expect_seq} was expected (a record was removed, inserted or moved)",
+                            at()
+                        ));
                     }
-                };
-                if view.seq != expect_seq {
-                    report.problems.push(format!(
-                        "{at}: sequence number {} where {} was expected (a record was removed, inserted or moved)",
-                        view.seq, expect_seq
-                    ));
+                    if line.prev != prev_hash {
+                        report.problems.push(format!(
+                            "{}: record {seq} does not chain to record {} (record {} was edited, or records were removed or reordered)",
+                            at(),
+                            seq.saturating_sub(1),
+                            seq.saturating_sub(1)
+                        ));
+                    }
+                    if (seq.saturating_sub(1)) / SEGMENT_RECORDS != seg.index {
+                        report.problems.push(format!("{}: record {seq} belongs in {}", at(), segment_name(seq)));
+                    }
+                    if let Some(d) = &line.deploy {
+                        visit(d.event, &d.env, &d.bundle, &d.version);
+                    }
+                    report.records += 1;
+                    prev_hash = Some(line.hash);
+                    expect_seq = seq.max(expect_seq) + 1;
                 }
-                if view.prev != prev_hash.as_deref() {
-                    report.problems.push(format!(
-                        "{at}: record {} does not chain to record {} (record {} was edited, or records were removed or reordered)",
-                        view.seq,
-                        view.seq.saturating_sub(1),
-                        view.seq.saturating_sub(1)
-                    ));
-                }
-                if segment_name(view.seq) != name {
-                    report.problems.push(format!("{at}: record {} belongs in {}", view.seq, segment_name(view.seq)));
-                }
-                visit(&view);
-                report.records += 1;
-                prev_hash = Some(h);
-                expect_seq = view.seq.max(expect_seq) + 1;
             }
         }
         match self.tip() {
             Ok(tip) => {
-                if tip.seq != report.records || tip.hash != prev_hash {
+                let tip_hash = tip.hash.as_deref().and_then(decode_hash);
+                if tip.seq != report.records || tip_hash != prev_hash {
                     report.problems.push(format!(
                         "history/HEAD names record {} but the log ends at record {} (records were removed from or added to the end)",
                         tip.seq, report.records
@@ -239,6 +253,68 @@ impl HistoryLog {
         }
         Ok(report)
     }
+}
+
+struct Deploy {
+    event: EventKind,
+    env: String,
+    bundle: String,
+    version: String,
+}
+
+struct Line {
+    lineno: usize,
+    hash: [u8; 32],
+    /// None when the line is not a record.
+    seq: Option<u64>,
+    prev: Option<[u8; 32]>,
+    deploy: Option<Deploy>,
+}
+
+struct Segment {
+    name: String,
+    index: u64,
+    incomplete: bool,
+    lines: Vec<Line>,
+}
+
+fn decode_hash(h: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(h.strip_prefix("sha256:")?, &mut out).ok()?;
+    Some(out)
+}
+
+fn scan_segment(path: &Path) -> Result<Segment> {
+    use sha2::{Digest, Sha256};
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let index = name.get(..8).and_then(|n| n.parse().ok()).unwrap_or(u64::MAX);
+    let bytes = fs::read(path).map_err(|e| StoreError::io("cannot read", path, e))?;
+    let mut lines = Vec::with_capacity(SEGMENT_RECORDS as usize);
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        if raw.is_empty() {
+            continue;
+        }
+        let hash: [u8; 32] = Sha256::digest(raw).into();
+        let view: Option<RecordView<'_>> = std::str::from_utf8(raw).ok().and_then(|s| serde_json::from_str(s).ok());
+        let line = match view {
+            None => Line { lineno: i + 1, hash, seq: None, prev: None, deploy: None },
+            Some(v) => Line {
+                lineno: i + 1,
+                hash,
+                seq: Some(v.seq),
+                // A present but malformed prev can never match: use a hash no line has.
+                prev: v.prev.map(|p| decode_hash(p).unwrap_or([0xff; 32])),
+                deploy: match (v.event, v.env, v.bundle_id, v.version) {
+                    (ev @ (EventKind::Promote | EventKind::Rollback), Some(env), Some(b), Some(ver)) => {
+                        Some(Deploy { event: ev, env: env.to_string(), bundle: b.to_string(), version: ver.to_string() })
+                    }
+                    _ => None,
+                },
+            },
+        };
+        lines.push(line);
+    }
+    Ok(Segment { name, index, incomplete: !bytes.is_empty() && !bytes.ends_with(b"\n"), lines })
 }
 
 fn read_text(path: &Path) -> Result<String> {

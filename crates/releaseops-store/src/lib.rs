@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use releaseops_format::config::ProjectConfig;
 use releaseops_format::environment::EnvironmentFile;
-use releaseops_format::history::{Deployments, Record};
+use releaseops_format::history::{DeploymentStack, Deployments, Record};
 use releaseops_format::manifest::BundleManifest;
 use releaseops_format::review::Reviews;
 use releaseops_format::{names, version};
@@ -157,7 +157,7 @@ impl Store {
 
     /// The git repository the store lives in, if any.
     pub fn git(&self) -> Option<&Git> {
-        self.git.get_or_init(|| Git::discover(&self.root)).as_ref()
+        self.git.get_or_init(|| Git::discover(&self.root, &self.dir)).as_ref()
     }
 
     /// `.releaseops/` relative to the git work tree top, with a trailing slash.
@@ -311,18 +311,39 @@ impl Store {
         self.dir.join(Self::env_rel_path(name)).is_file()
     }
 
-    pub fn deployments_rel_path(env: &str) -> String {
-        format!("deployments/{env}.yaml")
+    pub fn deployment_rel_path(env: &str, bundle: &str) -> String {
+        format!("deployments/{env}/{bundle}.yaml")
     }
 
-    /// The deployment index of an environment; rebuilt from the history when
-    /// it has never been written (trees from the existing tool).
-    pub fn load_deployments(&self, env: &str) -> Result<Deployments> {
-        let path = self.dir.join(Self::deployments_rel_path(env));
+    /// One bundle's deployment stack in one environment; rebuilt from the
+    /// history when the index has never been written (the existing tool's trees).
+    pub fn load_deployment(&self, env: &str, bundle: &str) -> Result<DeploymentStack> {
+        let path = self.dir.join(Self::deployment_rel_path(env, bundle));
         if let Some(bytes) = read_file(&path)? {
-            let d = Deployments::parse(&bytes).map_err(|e| StoreError::format(&path, e))?;
-            return Ok(d);
+            return DeploymentStack::parse(&bytes).map_err(|e| StoreError::format(&path, e));
         }
+        let d = self.replay_legacy(env)?;
+        Ok(DeploymentStack { environment: env.into(), bundle: bundle.into(), stack: d.bundles.get(bundle).cloned().unwrap_or_default() })
+    }
+
+    /// Every bundle's deployment stack in one environment.
+    pub fn load_deployments(&self, env: &str) -> Result<Deployments> {
+        let dir = self.dir.join("deployments").join(env);
+        if !dir.is_dir() {
+            return self.replay_legacy(env);
+        }
+        let mut d = Deployments { environment: env.to_string(), ..Default::default() };
+        let mut files = list_dir(&dir)?;
+        files.sort();
+        for f in files {
+            let Some(bundle) = f.strip_suffix(".yaml") else { continue };
+            let s = self.load_deployment(env, bundle)?;
+            d.bundles.insert(s.bundle, s.stack);
+        }
+        Ok(d)
+    }
+
+    fn replay_legacy(&self, env: &str) -> Result<Deployments> {
         let mut d = Deployments { environment: env.to_string(), ..Default::default() };
         if self.history().is_empty()? {
             for r in self.history().all()? {
@@ -478,7 +499,10 @@ pub fn import_legacy_history(tx: &mut Transaction<'_>) -> Result<Vec<Record>> {
         }
     }
     for (env, d) in index {
-        tx.write(Store::deployments_rel_path(&env), d.to_yaml());
+        for (bundle, stack) in d.bundles {
+            let file = DeploymentStack { environment: env.clone(), bundle: bundle.clone(), stack };
+            tx.write(Store::deployment_rel_path(&env, &bundle), file.to_yaml());
+        }
     }
     Ok(out)
 }

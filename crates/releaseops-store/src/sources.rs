@@ -60,8 +60,44 @@ fn labels_at(tags: &HashMap<String, String>, prompt_id: &str, commit: &str) -> V
 pub fn resolve_prompt(git: &Git, root_prefix: &str, prompt_id: &str, requested: Option<&str>) -> Result<ResolvedPrompt> {
     names::validate_prompt_id(prompt_id).map_err(|e| src_err(e.to_string(), "prompt ids use letters, digits, '-' and '_'"))?;
     let rel = format!("{root_prefix}.promptops/prompts/{prompt_id}.yaml");
-    let tags = git.tags()?;
     let req = requested.map(str::trim).filter(|s| !s.is_empty());
+
+    // The common case, a version label: find the tag and the file in one git call.
+    if let Some(v) = req.filter(|v| version::is_semver(v)) {
+        let bare = v.strip_prefix('v').unwrap_or(v);
+        let mut candidates = vec![
+            format!("prompt-{prompt_id}-v{bare}"),
+            format!("prompt-{prompt_id}-{bare}"),
+            format!("v{bare}"),
+            bare.to_string(),
+        ];
+        candidates.dedup();
+        let names: Vec<String> = candidates
+            .iter()
+            .flat_map(|t| [format!("refs/tags/{t}^{{commit}}"), format!("refs/tags/{t}:{rel}")])
+            .collect();
+        let found = git.batch(&names)?;
+        for pair in found.chunks(2) {
+            match pair {
+                [Some((commit, _)), Some((_, bytes))] => {
+                    return Ok(ResolvedPrompt {
+                        reference: format!("prompts/{prompt_id}@{v}"),
+                        commit: commit.clone(),
+                        bytes: bytes.clone(),
+                        pinned_from: None,
+                    });
+                }
+                [Some((commit, _)), None] => {
+                    return Err(src_err(
+                        format!("prompt '{prompt_id}' does not exist at version {v} (commit {})", &commit[..12.min(commit.len())]),
+                        "pick a version at which the prompt file exists",
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    let tags = git.tags()?;
 
     let (commit, reference, pinned_from) = match req {
         Some(v @ ("unstaged" | "working-dir" | "staged")) => {
