@@ -5,7 +5,17 @@ use releaseops_testkit::Repo;
 
 #[test]
 fn commits_only_releaseops_paths_and_leaves_user_work_alone() {
-    let r = Repo::initialized();
+    commits_only_our_paths(Repo::initialized());
+}
+
+#[test]
+fn the_git_cli_fallback_commits_the_same_way() {
+    let mut r = Repo::initialized();
+    r.env.push(("RELEASEOPS_GIT_CLI".into(), "1".into()));
+    commits_only_our_paths(r);
+}
+
+fn commits_only_our_paths(r: Repo) {
     r.run(&["bundle", "create", "b", "-m", "m"]).ok();
     // The user has staged one change and left another unstaged.
     r.write("src.txt", "staged\n");
@@ -23,6 +33,10 @@ fn commits_only_releaseops_paths_and_leaves_user_work_alone() {
     assert!(msg.contains("Reason: ship it"), "{msg}");
     // The staged file is still staged, not committed.
     assert_eq!(r.git(&["diff", "--cached", "--name-only"]), "src.txt");
+    let fsck = std::process::Command::new("git").current_dir(r.path()).args(["fsck", "--strict"]).output().expect("fsck");
+    assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stderr));
+    // The reflog says what happened.
+    assert!(r.git(&["reflog", "-1", "--format=%gs"]).contains("releaseops: promote b 1.0.0 -> dev"));
 }
 
 #[test]
