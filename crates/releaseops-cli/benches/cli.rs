@@ -15,15 +15,34 @@ use releaseops_format::history::{Deployments, EventKind, GateResult, GateStatus,
 const BIN: &str = env!("CARGO_BIN_EXE_releaseops");
 
 fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().expect("git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn run(dir: &Path, args: &[&str]) -> Duration {
     let t = Instant::now();
-    let out = Command::new(BIN).current_dir(dir).args(args).env("RELEASEOPS_ACTOR", "Bench <bench@example.test>").output().expect("run");
+    let out = Command::new(BIN)
+        .current_dir(dir)
+        .args(args)
+        .env("RELEASEOPS_ACTOR", "Bench <bench@example.test>")
+        .output()
+        .expect("run");
     let d = t.elapsed();
-    assert!(out.status.success(), "{args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     d
 }
 
@@ -37,15 +56,26 @@ fn ms(d: Duration) -> String {
 }
 
 fn new_repo() -> tempfile::TempDir {
-    let d = tempfile::Builder::new().prefix("releaseops-bench-").tempdir().expect("tmp");
+    let d = tempfile::Builder::new()
+        .prefix("releaseops-bench-")
+        .tempdir()
+        .expect("tmp");
     git(d.path(), &["init", "-q", "-b", "main"]);
     git(d.path(), &["config", "user.name", "Bench"]);
     git(d.path(), &["config", "user.email", "bench@example.test"]);
     git(d.path(), &["config", "commit.gpgsign", "false"]);
     std::fs::create_dir_all(d.path().join(".promptops/prompts")).expect("mkdir");
     std::fs::create_dir_all(d.path().join("policies")).expect("mkdir");
-    std::fs::write(d.path().join(".promptops/prompts/onboarding.yaml"), "prompt:\n  id: onboarding\n  template: 'Hello {{ user }}'\n").expect("w");
-    std::fs::write(d.path().join("policies/tools.yaml"), "tools:\n- name: issue_refund\n  allowed: true\n").expect("w");
+    std::fs::write(
+        d.path().join(".promptops/prompts/onboarding.yaml"),
+        "prompt:\n  id: onboarding\n  template: 'Hello {{ user }}'\n",
+    )
+    .expect("w");
+    std::fs::write(
+        d.path().join("policies/tools.yaml"),
+        "tools:\n- name: issue_refund\n  allowed: true\n",
+    )
+    .expect("w");
     git(d.path(), &["add", "-A"]);
     git(d.path(), &["commit", "-q", "-m", "project"]);
     git(d.path(), &["tag", "prompt-onboarding-v1.0.0"]);
@@ -59,8 +89,18 @@ fn new_repo() -> tempfile::TempDir {
 /// deployment index that agree with it, and commits it all.
 fn generate_history(dir: &Path, n: u64) {
     let rel = dir.join(".releaseops");
-    let envs = [("dev", None), ("staging", Some("dev")), ("prod", Some("staging"))];
-    let mut deployments: Vec<Deployments> = envs.iter().map(|(e, _)| Deployments { environment: e.to_string(), ..Default::default() }).collect();
+    let envs = [
+        ("dev", None),
+        ("staging", Some("dev")),
+        ("prod", Some("staging")),
+    ];
+    let mut deployments: Vec<Deployments> = envs
+        .iter()
+        .map(|(e, _)| Deployments {
+            environment: e.to_string(),
+            ..Default::default()
+        })
+        .collect();
     let mut prev: Option<String> = None;
     let mut seg = String::new();
     let mut seg_no = 0u64;
@@ -69,8 +109,14 @@ fn generate_history(dir: &Path, n: u64) {
     for i in 0..n {
         let seq = i + 1;
         let (env, from) = envs[(i % 3) as usize];
-        let at = t0.checked_add(jiff::SignedDuration::from_mins(i as i64)).expect("ts");
-        let mut r = Record::new(EventKind::Promote, releaseops_format::time::format(at), "ci".into());
+        let at = t0
+            .checked_add(jiff::SignedDuration::from_mins(i as i64))
+            .expect("ts");
+        let mut r = Record::new(
+            EventKind::Promote,
+            releaseops_format::time::format(at),
+            "ci".into(),
+        );
         r.seq = seq;
         r.prev = prev.clone();
         r.bundle_id = Some(format!("agent-{}", i % 50));
@@ -80,7 +126,12 @@ fn generate_history(dir: &Path, n: u64) {
         r.state = Some(releaseops_format::history::state_for_env(env, env == "prod").into());
         r.reason = Some(format!("release {i}"));
         if env == "prod" {
-            r.gates = vec![GateResult { gate: "eval".into(), status: GateStatus::Passed, reason: "suite 'smoke' passed (100% pass rate)".into(), passes_at: None }];
+            r.gates = vec![GateResult {
+                gate: "eval".into(),
+                status: GateStatus::Passed,
+                reason: "suite 'smoke' passed (100% pass rate)".into(),
+                passes_at: None,
+            }];
         }
         let line = r.to_line();
         prev = Some(sha256_prefixed(line.as_bytes()));
@@ -93,7 +144,11 @@ fn generate_history(dir: &Path, n: u64) {
             seg_no += 1;
         }
     }
-    std::fs::write(rel.join("history/HEAD"), format!("{{\"seq\":{n},\"hash\":\"{}\"}}", prev.unwrap_or_default())).expect("w");
+    std::fs::write(
+        rel.join("history/HEAD"),
+        format!("{{\"seq\":{n},\"hash\":\"{}\"}}", prev.unwrap_or_default()),
+    )
+    .expect("w");
     std::fs::create_dir_all(rel.join("deployments")).expect("mkdir");
     for d in &deployments {
         // The environment file maps what the history left live.
@@ -103,11 +158,23 @@ fn generate_history(dir: &Path, n: u64) {
                 env.bundle_mappings.insert(b.clone(), top.version.clone());
             }
         }
-        std::fs::write(rel.join(format!("environments/{}.yaml", d.environment)), env.to_yaml()).expect("w");
+        std::fs::write(
+            rel.join(format!("environments/{}.yaml", d.environment)),
+            env.to_yaml(),
+        )
+        .expect("w");
         std::fs::create_dir_all(rel.join(format!("deployments/{}", d.environment))).expect("mkdir");
         for (b, stack) in &d.bundles {
-            let file = releaseops_format::history::DeploymentStack { environment: d.environment.clone(), bundle: b.clone(), stack: stack.clone() };
-            std::fs::write(rel.join(format!("deployments/{}/{b}.yaml", d.environment)), file.to_yaml()).expect("w");
+            let file = releaseops_format::history::DeploymentStack {
+                environment: d.environment.clone(),
+                bundle: b.clone(),
+                stack: stack.clone(),
+            };
+            std::fs::write(
+                rel.join(format!("deployments/{}/{b}.yaml", d.environment)),
+                file.to_yaml(),
+            )
+            .expect("w");
         }
     }
     git(dir, &["add", "-A"]);
@@ -117,12 +184,27 @@ fn generate_history(dir: &Path, n: u64) {
 fn bench_promote(dir: &Path, samples: usize) -> Duration {
     let mut times = Vec::new();
     for i in 0..samples {
-        run(dir, &["--no-commit", "bundle", "create", "h", "-v", &format!("1.0.{i}"), "-m", "m"]);
+        run(
+            dir,
+            &[
+                "--no-commit",
+                "bundle",
+                "create",
+                "h",
+                "-v",
+                &format!("1.0.{i}"),
+                "-m",
+                "m",
+            ],
+        );
     }
     git(dir, &["add", "-A"]);
     git(dir, &["commit", "-q", "-m", "bench bundles"]);
     for i in 0..samples {
-        times.push(run(dir, &["promote", "h", &format!("1.0.{i}"), "dev", "-r", "bench"]));
+        times.push(run(
+            dir,
+            &["promote", "h", &format!("1.0.{i}"), "dev", "-r", "bench"],
+        ));
     }
     median(times)
 }
@@ -133,7 +215,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--generate") {
         let dir = std::path::PathBuf::from(args.get(i + 1).expect("--generate DIR N"));
-        let n: u64 = args.get(i + 2).and_then(|s| s.parse().ok()).expect("--generate DIR N");
+        let n: u64 = args
+            .get(i + 2)
+            .and_then(|s| s.parse().ok())
+            .expect("--generate DIR N");
         let repo = new_repo();
         generate_history(repo.path(), n);
         let kept = repo.keep();
@@ -151,26 +236,73 @@ fn main() {
     rows.push(("releaseops --version".into(), v, "5 ms", "224 ms"));
 
     let creates: Vec<Duration> = (0..n(30))
-        .map(|i| run(dir, &["bundle", "create", "c", "-v", &format!("1.0.{i}"), "-a", "system=onboarding:v1.0.0", "--policy", "tools=policies/tools.yaml", "-m", "claude-sonnet-4-5"]))
+        .map(|i| {
+            run(
+                dir,
+                &[
+                    "bundle",
+                    "create",
+                    "c",
+                    "-v",
+                    &format!("1.0.{i}"),
+                    "-a",
+                    "system=onboarding:v1.0.0",
+                    "--policy",
+                    "tools=policies/tools.yaml",
+                    "-m",
+                    "claude-sonnet-4-5",
+                ],
+            )
+        })
         .collect();
-    rows.push(("bundle create (1 prompt from git, 1 policy, model; with git commit)".into(), median(creates), "30 ms", "413 ms"));
+    rows.push((
+        "bundle create (1 prompt from git, 1 policy, model; with git commit)".into(),
+        median(creates),
+        "30 ms",
+        "413 ms",
+    ));
 
     let short = new_repo();
     generate_history(short.path(), 10);
     let p10 = bench_promote(short.path(), n(30));
-    rows.push(("promote with 10 history records (with git commit)".into(), p10, "50 ms", "316 ms"));
+    rows.push((
+        "promote with 10 history records (with git commit)".into(),
+        p10,
+        "50 ms",
+        "316 ms",
+    ));
 
     let big = new_repo();
     let records: u64 = if quick { 100_000 } else { 1_000_000 };
     let t = Instant::now();
     generate_history(big.path(), records);
-    eprintln!("generated and committed {records} records in {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "generated and committed {records} records in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let pbig = bench_promote(big.path(), n(20));
-    rows.push((format!("promote with {records} history records (with git commit)"), pbig, "50 ms", "10.2 s at 10,000"));
-    let verify = median((0..n(5)).map(|_| run(big.path(), &["history", "verify"])).collect());
-    rows.push((format!("history verify, {records} records"), verify, "2 s", "-"));
+    rows.push((
+        format!("promote with {records} history records (with git commit)"),
+        pbig,
+        "50 ms",
+        "10.2 s at 10,000",
+    ));
+    let verify = median(
+        (0..n(5))
+            .map(|_| run(big.path(), &["history", "verify"]))
+            .collect(),
+    );
+    rows.push((
+        format!("history verify, {records} records"),
+        verify,
+        "2 s",
+        "-",
+    ));
 
-    println!("\n{:<72} {:>12} {:>8} {:>18}", "operation (median, whole process)", "releaseops", "target", "llmhq-releaseops");
+    println!(
+        "\n{:<72} {:>12} {:>8} {:>18}",
+        "operation (median, whole process)", "releaseops", "target", "llmhq-releaseops"
+    );
     for (name, d, target, py) in rows {
         println!("{name:<72} {:>12} {target:>8} {py:>18}", ms(d));
     }

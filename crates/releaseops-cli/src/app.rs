@@ -20,7 +20,12 @@ pub struct Failure {
 
 impl Failure {
     pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Failure { code: 2, kind: "usage", message: message.into(), hint: Some(hint.into()) }
+        Failure {
+            code: 2,
+            kind: "usage",
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
     }
 }
 
@@ -33,9 +38,13 @@ impl From<CoreError> for Failure {
             CoreError::Store(s) => (
                 1,
                 match s {
-                    StoreError::Format { .. } | StoreError::EnvNameMismatch { .. } | StoreError::ManifestPathMismatch { .. } => "invalid_file",
+                    StoreError::Format { .. }
+                    | StoreError::EnvNameMismatch { .. }
+                    | StoreError::ManifestPathMismatch { .. } => "invalid_file",
                     StoreError::NotInitialized { .. } => "not_initialized",
-                    StoreError::BundleNotFound { .. } | StoreError::UnknownBundle { .. } | StoreError::EnvNotFound { .. } => "not_found",
+                    StoreError::BundleNotFound { .. }
+                    | StoreError::UnknownBundle { .. }
+                    | StoreError::EnvNotFound { .. } => "not_found",
                     StoreError::VersionExists { .. } | StoreError::EnvExists { .. } => "exists",
                     StoreError::LockTimeout { .. } => "locked",
                     StoreError::Git { .. } => "git",
@@ -45,7 +54,12 @@ impl From<CoreError> for Failure {
                 },
             ),
         };
-        Failure { code, kind, message: e.to_string(), hint }
+        Failure {
+            code,
+            kind,
+            message: e.to_string(),
+            hint,
+        }
     }
 }
 
@@ -72,15 +86,24 @@ impl App {
     pub fn new(global: Global) -> Result<App, Failure> {
         let now = match std::env::var("RELEASEOPS_NOW") {
             Ok(s) if !s.trim().is_empty() => releaseops_format::time::parse(&s).map_err(|e| {
-                Failure::usage(format!("RELEASEOPS_NOW: {e}"), "unset it, or give an RFC 3339 time such as 2026-11-21T09:00:00Z")
+                Failure::usage(
+                    format!("RELEASEOPS_NOW: {e}"),
+                    "unset it, or give an RFC 3339 time such as 2026-11-21T09:00:00Z",
+                )
             })?,
             _ => Timestamp::now(),
         };
-        Ok(App { global, now: releaseops_format::time::truncate_micros(now) })
+        Ok(App {
+            global,
+            now: releaseops_format::time::truncate_micros(now),
+        })
     }
 
     pub fn start_dir(&self) -> PathBuf {
-        self.global.path.clone().unwrap_or_else(|| PathBuf::from("."))
+        self.global
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."))
     }
 
     pub fn store(&self) -> Result<Store, Failure> {
@@ -88,7 +111,13 @@ impl App {
     }
 
     pub fn actor(&self, store: &Store) -> String {
-        if let Some(a) = self.global.actor.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        if let Some(a) = self
+            .global
+            .actor
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
             return a.to_string();
         }
         releaseops_store::git::user_identity(store.root())
@@ -97,6 +126,11 @@ impl App {
     }
 
     pub fn ctx<'a>(&self, store: &'a Store) -> Ctx<'a> {
-        Ctx { store, actor: self.actor(store), now: self.now, git_commit: !self.global.no_commit }
+        Ctx {
+            store,
+            actor: self.actor(store),
+            now: self.now,
+            git_commit: !self.global.no_commit,
+        }
     }
 }

@@ -46,12 +46,17 @@ pub fn warn(msg: &str) {
 /// A table that wraps to the terminal width (plain when not a terminal).
 pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut t = Table::new();
-    t.load_style(presets::NOTHING).set_content_arrangement(ContentArrangement::Dynamic);
+    t.load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Dynamic);
     t.set_header(headers.iter().map(|h| h.to_uppercase()));
     for r in rows {
         t.add_row(r);
     }
-    t.to_string().lines().map(|l| l.trim_end()).collect::<Vec<_>>().join("\n")
+    t.to_string()
+        .lines()
+        .map(|l| l.trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub fn status_word(s: GateStatus) -> String {
@@ -72,12 +77,23 @@ pub fn gate_lines(gates: &[GateResult]) -> String {
 
 pub fn git_note(commit: &Option<String>, error: &Option<String>) {
     if let Some(e) = error {
-        warn(&format!("the change is saved, but the git commit failed ({e}); it will be included in the next commit"));
+        warn(&format!(
+            "the change is saved, but the git commit failed ({e}); it will be included in the next commit"
+        ));
     } else if let Some(c) = commit {
-        anstream::println!("  {}", paint(DIM, &format!("git commit {}", &c[..c.len().min(12)])));
+        anstream::println!(
+            "  {}",
+            paint(DIM, &format!("git commit {}", &c[..c.len().min(12)]))
+        );
     }
 }
 
 pub fn print_json_hint() {
-    anstream::println!("\n{}", paint(DIM, "Every command also speaks JSON (--json). Try `releaseops --help`."));
+    anstream::println!(
+        "\n{}",
+        paint(
+            DIM,
+            "Every command also speaks JSON (--json). Try `releaseops --help`."
+        )
+    );
 }

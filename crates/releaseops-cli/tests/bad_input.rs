@@ -5,7 +5,10 @@ use releaseops_testkit::Repo;
 
 fn repo() -> Repo {
     let r = Repo::initialized();
-    r.run(&["bundle", "create", "b", "-v", "1.0.0", "-m", "m", "-t", "0.2"]).ok();
+    r.run(&[
+        "bundle", "create", "b", "-v", "1.0.0", "-m", "m", "-t", "0.2",
+    ])
+    .ok();
     r.run(&["promote", "b", "1.0.0", "dev"]).ok();
     r
 }
@@ -19,19 +22,36 @@ fn check(r: &Repo, file: &str, content: &[u8], args: &[&str], needle: &str) {
     let before = r.snapshot();
     let o = r.run(args);
     assert!(o.code != 0, "{file}: {args:?} succeeded:\n{}", o.stdout);
-    assert!(!o.stderr.contains("panicked"), "{file}: panic\n{}", o.stderr);
+    assert!(
+        !o.stderr.contains("panicked"),
+        "{file}: panic\n{}",
+        o.stderr
+    );
     let first = o.stderr.lines().next().unwrap_or("");
     assert!(first.starts_with("error: "), "{file}: {first}");
-    assert!(first.contains(file.rsplit('/').next().unwrap_or(file)), "{file}: the error does not name the file: {first}");
-    assert!(first.contains(needle), "{file}: expected {needle:?} in: {first}");
+    assert!(
+        first.contains(file.rsplit('/').next().unwrap_or(file)),
+        "{file}: the error does not name the file: {first}"
+    );
+    assert!(
+        first.contains(needle),
+        "{file}: expected {needle:?} in: {first}"
+    );
     assert!(o.stderr.contains("hint: "), "{file}: no hint\n{}", o.stderr);
     assert_eq!(before, r.snapshot(), "{file}: the store changed");
     // JSON mode reports the same error as JSON.
     let mut jargs = vec!["--json"];
     jargs.extend_from_slice(args);
     let j = r.run(&jargs);
-    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap_or_else(|e| panic!("{file}: not JSON ({e}): {}", j.stdout));
-    assert!(v["error"]["message"].as_str().unwrap_or("").contains(needle), "{v}");
+    let v: serde_json::Value = serde_json::from_str(&j.stdout)
+        .unwrap_or_else(|e| panic!("{file}: not JSON ({e}): {}", j.stdout));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains(needle),
+        "{v}"
+    );
 }
 
 #[test]
@@ -39,11 +59,41 @@ fn malformed_and_mistyped_environment_files() {
     let r = repo();
     let env = ".releaseops/environments/dev.yaml";
     let good = r.read(env);
-    check(&r, env, b"environment: dev\nbundle_mappings: [\n", &["env", "list"], "dev.yaml");
-    check(&r, env, b"environment: dev\nbundle_mappings: 5\n", &["promote", "b", "1.0.0", "staging"], "expected mapping");
-    check(&r, env, b"environment: dev\nbundle_mappings:\n  b: 1.10\n", &["env", "list"], "bare number 1.1");
-    check(&r, env, b"environment: staging\nbundle_mappings: {}\n", &["env", "list"], "environment: staging");
-    check(&r, env, b"environment: dev\nbundle_mappings:\n  b: \xff\xfe\n", &["env", "list"], "not valid UTF-8");
+    check(
+        &r,
+        env,
+        b"environment: dev\nbundle_mappings: [\n",
+        &["env", "list"],
+        "dev.yaml",
+    );
+    check(
+        &r,
+        env,
+        b"environment: dev\nbundle_mappings: 5\n",
+        &["promote", "b", "1.0.0", "staging"],
+        "expected mapping",
+    );
+    check(
+        &r,
+        env,
+        b"environment: dev\nbundle_mappings:\n  b: 1.10\n",
+        &["env", "list"],
+        "bare number 1.1",
+    );
+    check(
+        &r,
+        env,
+        b"environment: staging\nbundle_mappings: {}\n",
+        &["env", "list"],
+        "environment: staging",
+    );
+    check(
+        &r,
+        env,
+        b"environment: dev\nbundle_mappings:\n  b: \xff\xfe\n",
+        &["env", "list"],
+        "not valid UTF-8",
+    );
     check(&r, env, b"", &["env", "list"], "empty");
     r.write(env, &good);
 }
@@ -51,19 +101,44 @@ fn malformed_and_mistyped_environment_files() {
 #[test]
 fn hostile_yaml_is_refused_quickly() {
     let r = repo();
-    let mut bomb = String::from("environment: staging\nbundle_mappings: {}\na: &a [x,x,x,x,x,x,x,x,x]\n");
+    let mut bomb =
+        String::from("environment: staging\nbundle_mappings: {}\na: &a [x,x,x,x,x,x,x,x,x]\n");
     for (i, c) in "bcdefghij".chars().enumerate() {
         let p = (b'a' + i as u8) as char;
-        bomb.push_str(&format!("{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"));
+        bomb.push_str(&format!(
+            "{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
+        ));
     }
-    check(&r, ".releaseops/environments/staging.yaml", bomb.as_bytes(), &["env", "list"], "budget");
-    let deep = format!("environment: staging\nbundle_mappings: {{}}\nx: {}1{}\n", "[".repeat(100), "]".repeat(100));
-    check(&r, ".releaseops/environments/staging.yaml", deep.as_bytes(), &["env", "list"], "budget");
+    check(
+        &r,
+        ".releaseops/environments/staging.yaml",
+        bomb.as_bytes(),
+        &["env", "list"],
+        "budget",
+    );
+    let deep = format!(
+        "environment: staging\nbundle_mappings: {{}}\nx: {}1{}\n",
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    check(
+        &r,
+        ".releaseops/environments/staging.yaml",
+        deep.as_bytes(),
+        &["env", "list"],
+        "budget",
+    );
     let mut block = String::from("environment: staging\nbundle_mappings: {}\n");
     for i in 0..100 {
         block.push_str(&format!("{}k{i}:\n", "  ".repeat(i)));
     }
-    check(&r, ".releaseops/environments/staging.yaml", block.as_bytes(), &["env", "list"], "budget");
+    check(
+        &r,
+        ".releaseops/environments/staging.yaml",
+        block.as_bytes(),
+        &["env", "list"],
+        "budget",
+    );
 }
 
 #[test]
@@ -75,7 +150,15 @@ fn a_200_mb_file_is_refused_without_reading_it() {
     drop(f);
     let o = r.run(&["env", "list"]);
     o.code(1);
-    assert!(o.stderr.lines().next().unwrap_or("").contains("staging.yaml: file is 209715200 bytes"), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .lines()
+            .next()
+            .unwrap_or("")
+            .contains("staging.yaml: file is 209715200 bytes"),
+        "{}",
+        o.stderr
+    );
     std::fs::remove_file(path).expect("rm");
 }
 
@@ -84,18 +167,80 @@ fn missing_and_hand_edited_bundles() {
     let r = repo();
     let o = r.run(&["promote", "b", "9.9.9", "dev"]);
     o.code(1);
-    assert!(o.stderr.contains("bundle 'b' has no version '9.9.9'") && o.stderr.contains("available versions: 1.0.0"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("bundle 'b' has no version '9.9.9'")
+            && o.stderr.contains("available versions: 1.0.0"),
+        "{}",
+        o.stderr
+    );
     let m = ".releaseops/bundles/b/1.0.0.yaml";
     let good = r.read(m);
-    check(&r, m, good.replace("temperature: 0.2", "temperature: 0.9").as_bytes(), &["promote", "b", "1.0.0", "staging"], "edited after creation");
+    check(
+        &r,
+        m,
+        good.replace("temperature: 0.2", "temperature: 0.9")
+            .as_bytes(),
+        &["promote", "b", "1.0.0", "staging"],
+        "edited after creation",
+    );
     let fake = format!("bundle_hash: sha256:{}", "a".repeat(64));
-    let edited: String = good.lines().map(|l| if l.starts_with("bundle_hash:") { fake.clone() } else { l.to_string() }).collect::<Vec<_>>().join("\n") + "\n";
-    check(&r, m, edited.as_bytes(), &["bundle", "inspect", "b"], "does not match");
-    check(&r, m, good.replace("  id: b\n", "  id: other\n").as_bytes(), &["promote", "b", "1.0.0", "staging"], "manifest is for other@1.0.0");
-    check(&r, m, good.replace("  version: 1.0.0\n", "  version: 1.10\n").as_bytes(), &["bundle", "inspect", "b"], "bare number");
-    check(&r, m, good.replace("  max_tokens: 4096\n", "  max_tokens: many\n").as_bytes(), &["bundle", "inspect", "b"], "1.0.0.yaml");
-    let nested = good.replace("  max_tokens: 4096\n", &format!("  max_tokens: 4096\n  parameters: {}1{}\n", "{a: ".repeat(100), "}".repeat(100)));
-    check(&r, m, nested.as_bytes(), &["bundle", "inspect", "b"], "budget");
+    let edited: String = good
+        .lines()
+        .map(|l| {
+            if l.starts_with("bundle_hash:") {
+                fake.clone()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    check(
+        &r,
+        m,
+        edited.as_bytes(),
+        &["bundle", "inspect", "b"],
+        "does not match",
+    );
+    check(
+        &r,
+        m,
+        good.replace("  id: b\n", "  id: other\n").as_bytes(),
+        &["promote", "b", "1.0.0", "staging"],
+        "manifest is for other@1.0.0",
+    );
+    check(
+        &r,
+        m,
+        good.replace("  version: 1.0.0\n", "  version: 1.10\n")
+            .as_bytes(),
+        &["bundle", "inspect", "b"],
+        "bare number",
+    );
+    check(
+        &r,
+        m,
+        good.replace("  max_tokens: 4096\n", "  max_tokens: many\n")
+            .as_bytes(),
+        &["bundle", "inspect", "b"],
+        "1.0.0.yaml",
+    );
+    let nested = good.replace(
+        "  max_tokens: 4096\n",
+        &format!(
+            "  max_tokens: 4096\n  parameters: {}1{}\n",
+            "{a: ".repeat(100),
+            "}".repeat(100)
+        ),
+    );
+    check(
+        &r,
+        m,
+        nested.as_bytes(),
+        &["bundle", "inspect", "b"],
+        "budget",
+    );
     r.write(m, &good);
     r.run(&["history", "verify"]).ok();
 }
@@ -103,11 +248,26 @@ fn missing_and_hand_edited_bundles() {
 #[test]
 fn broken_config_and_history_files() {
     let r = repo();
-    check(&r, ".releaseops/config.yaml", b"pipeline: [dev, dev]\n", &["env", "list"], "twice");
-    r.write(".releaseops/config.yaml", "pipeline: [dev, staging, prod]\n");
+    check(
+        &r,
+        ".releaseops/config.yaml",
+        b"pipeline: [dev, dev]\n",
+        &["env", "list"],
+        "twice",
+    );
+    r.write(
+        ".releaseops/config.yaml",
+        "pipeline: [dev, staging, prod]\n",
+    );
     let seg = ".releaseops/history/00000000.jsonl";
     let good = r.read(seg);
-    check(&r, seg, format!("{good}not json\n").as_bytes(), &["history"], "bad history record");
+    check(
+        &r,
+        seg,
+        format!("{good}not json\n").as_bytes(),
+        &["history"],
+        "bad history record",
+    );
     r.write(seg, &good);
     r.run(&["history", "verify"]).ok();
 }

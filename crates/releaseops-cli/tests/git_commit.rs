@@ -22,30 +22,65 @@ fn commits_only_our_paths(r: Repo) {
     r.git(&["add", "src.txt"]);
     r.write("policies/tools.yaml", "tools: []  # unstaged edit\n");
     let before = r.git(&["status", "--porcelain"]);
-    r.run_as("Alice Ops <alice@example.test>", &["promote", "b", "1.0.0", "dev", "-r", "ship it"]).ok();
-    assert_eq!(r.git(&["status", "--porcelain"]), before, "user work is untouched and our paths are clean");
+    r.run_as(
+        "Alice Ops <alice@example.test>",
+        &["promote", "b", "1.0.0", "dev", "-r", "ship it"],
+    )
+    .ok();
+    assert_eq!(
+        r.git(&["status", "--porcelain"]),
+        before,
+        "user work is untouched and our paths are clean"
+    );
     let files = r.git(&["show", "--name-only", "--format=", "HEAD"]);
-    assert!(files.lines().all(|f| f.starts_with(".releaseops/")), "{files}");
-    assert!(files.contains(".releaseops/environments/dev.yaml") && files.contains(".releaseops/history/00000000.jsonl"), "{files}");
-    assert_eq!(r.git(&["log", "-1", "--format=%an <%ae>"]), "Alice Ops <alice@example.test>");
+    assert!(
+        files.lines().all(|f| f.starts_with(".releaseops/")),
+        "{files}"
+    );
+    assert!(
+        files.contains(".releaseops/environments/dev.yaml")
+            && files.contains(".releaseops/history/00000000.jsonl"),
+        "{files}"
+    );
+    assert_eq!(
+        r.git(&["log", "-1", "--format=%an <%ae>"]),
+        "Alice Ops <alice@example.test>"
+    );
     let msg = r.git(&["log", "-1", "--format=%B"]);
-    assert!(msg.starts_with("releaseops: promote b 1.0.0 -> dev"), "{msg}");
+    assert!(
+        msg.starts_with("releaseops: promote b 1.0.0 -> dev"),
+        "{msg}"
+    );
     assert!(msg.contains("Reason: ship it"), "{msg}");
     // The staged file is still staged, not committed.
     assert_eq!(r.git(&["diff", "--cached", "--name-only"]), "src.txt");
-    let fsck = std::process::Command::new("git").current_dir(r.path()).args(["fsck", "--strict"]).output().expect("fsck");
-    assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stderr));
+    let fsck = std::process::Command::new("git")
+        .current_dir(r.path())
+        .args(["fsck", "--strict"])
+        .output()
+        .expect("fsck");
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
     // The reflog says what happened.
-    assert!(r.git(&["reflog", "-1", "--format=%gs"]).contains("releaseops: promote b 1.0.0 -> dev"));
+    assert!(
+        r.git(&["reflog", "-1", "--format=%gs"])
+            .contains("releaseops: promote b 1.0.0 -> dev")
+    );
 }
 
 #[test]
 fn no_commit_flag_and_config_switch() {
     let r = Repo::initialized();
     let head = r.git(&["rev-parse", "HEAD"]);
-    r.run(&["--no-commit", "bundle", "create", "b", "-m", "m"]).ok();
+    r.run(&["--no-commit", "bundle", "create", "b", "-m", "m"])
+        .ok();
     assert_eq!(r.git(&["rev-parse", "HEAD"]), head);
-    let cfg = r.read(".releaseops/config.yaml").replace("commit: true", "commit: false");
+    let cfg = r
+        .read(".releaseops/config.yaml")
+        .replace("commit: true", "commit: false");
     r.write(".releaseops/config.yaml", &cfg);
     r.run(&["promote", "b", "1.0.0", "dev"]).ok();
     assert_eq!(r.git(&["rev-parse", "HEAD"]), head);
@@ -66,9 +101,15 @@ fn works_outside_git_and_finds_the_store_from_a_subdirectory() {
     assert!(run(dir.path(), &["init"]).status.success());
     std::fs::create_dir_all(dir.path().join("a/b")).expect("mkdir");
     std::fs::write(dir.path().join("p.md"), "hi\n").expect("write");
-    let o = run(&dir.path().join("a/b"), &["bundle", "create", "x", "-a", "s=file:p.md"]);
+    let o = run(
+        &dir.path().join("a/b"),
+        &["bundle", "create", "x", "-a", "s=file:p.md"],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = run(&dir.path().join("a/b"), &["bundle", "create", "y", "-a", "s=onboarding:v1.0.0"]);
+    let o = run(
+        &dir.path().join("a/b"),
+        &["bundle", "create", "y", "-a", "s=onboarding:v1.0.0"],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not in a git repository"));
     let elsewhere = tempfile::tempdir().expect("tmp");
@@ -79,6 +120,9 @@ fn works_outside_git_and_finds_the_store_from_a_subdirectory() {
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json error");
     assert_eq!(j["error"]["kind"], "not_initialized");
     assert_eq!(j["error"]["exit_code"], 1);
-    let o = run(elsewhere.path(), &["--path", dir.path().to_str().expect("utf8"), "env", "list"]);
+    let o = run(
+        elsewhere.path(),
+        &["--path", dir.path().to_str().expect("utf8"), "env", "list"],
+    );
     assert!(o.status.success());
 }

@@ -66,29 +66,38 @@ pub fn verify(store: &Store) -> Result<AuditReport> {
             }
         }
         for (bundle, stack) in &expected {
-            if let Some(v) = stack.last() {
-                if !env.bundle_mappings.contains_key(bundle) {
-                    report.problems.push(format!(
+            if let Some(v) = stack.last()
+                && !env.bundle_mappings.contains_key(bundle)
+            {
+                report.problems.push(format!(
                         "the history says {bundle}@{v} is live in '{name}', but environments/{name}.yaml does not map it"
                     ));
-                }
             }
         }
-        if !legacy_pending && !log.is_empty()? {
-            if let Ok(d) = store.load_deployments(name) {
-                for (bundle, stack) in &expected {
-                    let idx: Vec<&str> = d.bundles.get(bundle).map(|s| s.iter().map(|x| x.version.as_str()).collect()).unwrap_or_default();
-                    let want: Vec<&str> = stack.iter().map(|s| s.as_str()).collect();
-                    if idx != want {
-                        report.problems.push(format!("deployments/{name}/{bundle}.yaml disagrees with the history"));
-                    }
+        if !legacy_pending
+            && !log.is_empty()?
+            && let Ok(d) = store.load_deployments(name)
+        {
+            for (bundle, stack) in &expected {
+                let idx: Vec<&str> = d
+                    .bundles
+                    .get(bundle)
+                    .map(|s| s.iter().map(|x| x.version.as_str()).collect())
+                    .unwrap_or_default();
+                let want: Vec<&str> = stack.iter().map(|s| s.as_str()).collect();
+                if idx != want {
+                    report.problems.push(format!(
+                        "deployments/{name}/{bundle}.yaml disagrees with the history"
+                    ));
                 }
             }
         }
     }
     for (env, bundles) in replay {
         if bundles.values().any(|s| !s.is_empty()) {
-            report.problems.push(format!("the history deploys to '{env}', which has no environment file"));
+            report.problems.push(format!(
+                "the history deploys to '{env}', which has no environment file"
+            ));
         }
     }
     Ok(AuditReport {

@@ -3,7 +3,9 @@
 
 use indexmap::IndexMap;
 use releaseops_format::history::{EventKind, Record};
-use releaseops_format::manifest::{ArtifactRef, ArtifactSource, BundleManifest, BundleMetadata, ModelConfig, SCHEMA_VERSION};
+use releaseops_format::manifest::{
+    ArtifactRef, ArtifactSource, BundleManifest, BundleMetadata, ModelConfig, SCHEMA_VERSION,
+};
 use releaseops_format::{hash, names, pyjson};
 use releaseops_store::objects::ObjectStore;
 use releaseops_store::{Store, StoreError, sources};
@@ -16,7 +18,11 @@ use crate::{CoreError, Ctx, Result};
 #[derive(Debug, Clone, PartialEq)]
 pub enum ArtifactSpec {
     /// `ROLE=PROMPT_ID[:VERSION]`, resolved through promptops' git history.
-    Prompt { role: String, prompt_id: String, version: Option<String> },
+    Prompt {
+        role: String,
+        prompt_id: String,
+        version: Option<String>,
+    },
     /// `ROLE=file:PATH`, a plain prompt file (Markdown, text).
     File { role: String, path: String },
 }
@@ -25,21 +31,34 @@ impl ArtifactSpec {
     /// Parses the existing tool's syntax, plus `file:`.
     pub fn parse(s: &str) -> Result<Self> {
         let (role, rest) = s.split_once('=').ok_or_else(|| {
-            CoreError::invalid(format!("--artifact '{s}' has no '='"), "write ROLE=PROMPT_ID[:VERSION] or ROLE=file:PATH, e.g. system=onboarding:v1.2.0")
+            CoreError::invalid(
+                format!("--artifact '{s}' has no '='"),
+                "write ROLE=PROMPT_ID[:VERSION] or ROLE=file:PATH, e.g. system=onboarding:v1.2.0",
+            )
         })?;
         let role = role.trim().to_string();
         names::validate_role(&role)?;
         let rest = rest.trim();
         if let Some(path) = rest.strip_prefix("file:") {
             names::validate_repo_path(path)?;
-            return Ok(ArtifactSpec::File { role, path: path.to_string() });
+            return Ok(ArtifactSpec::File {
+                role,
+                path: path.to_string(),
+            });
         }
         let (id, version) = match rest.split_once(':') {
-            Some((id, v)) => (id.trim(), Some(v.trim().to_string()).filter(|v| !v.is_empty())),
+            Some((id, v)) => (
+                id.trim(),
+                Some(v.trim().to_string()).filter(|v| !v.is_empty()),
+            ),
             None => (rest, None),
         };
         names::validate_prompt_id(id)?;
-        Ok(ArtifactSpec::Prompt { role, prompt_id: id.to_string(), version })
+        Ok(ArtifactSpec::Prompt {
+            role,
+            prompt_id: id.to_string(),
+            version,
+        })
     }
 
     pub fn role(&self) -> &str {
@@ -52,7 +71,10 @@ impl ArtifactSpec {
 /// Parses `ROLE=PATH` for `--policy`.
 pub fn parse_policy(s: &str) -> Result<(String, String)> {
     let (role, path) = s.split_once('=').ok_or_else(|| {
-        CoreError::invalid(format!("--policy '{s}' has no '='"), "write ROLE=PATH, e.g. tools=policies/tools/refunds.yaml")
+        CoreError::invalid(
+            format!("--policy '{s}' has no '='"),
+            "write ROLE=PATH, e.g. tools=policies/tools/refunds.yaml",
+        )
     })?;
     let (role, path) = (role.trim(), path.trim());
     names::validate_role(role)?;
@@ -64,11 +86,17 @@ pub fn parse_policy(s: &str) -> Result<(String, String)> {
 /// (`0.9`, `true`, `["\n"]`), a string otherwise.
 pub fn parse_param(s: &str) -> Result<(String, Value)> {
     let (k, v) = s.split_once('=').ok_or_else(|| {
-        CoreError::invalid(format!("--param '{s}' has no '='"), "write KEY=VALUE, e.g. top_p=0.9")
+        CoreError::invalid(
+            format!("--param '{s}' has no '='"),
+            "write KEY=VALUE, e.g. top_p=0.9",
+        )
     })?;
     let k = k.trim();
     if k.is_empty() {
-        return Err(CoreError::invalid(format!("--param '{s}' has an empty key"), "write KEY=VALUE"));
+        return Err(CoreError::invalid(
+            format!("--param '{s}' has an empty key"),
+            "write KEY=VALUE",
+        ));
     }
     let value = serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.to_string()));
     Ok((k.to_string(), value))
@@ -120,17 +148,27 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateRequest) -> Result<Created> {
     names::validate_version(&req.version)?;
     // Fail fast, before resolving anything; checked again under the lock.
     if store.bundle_exists(&req.id, &req.version) {
-        return Err(StoreError::VersionExists { id: req.id.clone(), version: req.version.clone() }.into());
+        return Err(StoreError::VersionExists {
+            id: req.id.clone(),
+            version: req.version.clone(),
+        }
+        .into());
     }
     let mut seen = std::collections::HashSet::new();
     for spec in &req.artifacts {
         if !seen.insert(("prompt", spec.role().to_string())) {
-            return Err(CoreError::invalid(format!("prompt role '{}' is given twice", spec.role()), "give each role once"));
+            return Err(CoreError::invalid(
+                format!("prompt role '{}' is given twice", spec.role()),
+                "give each role once",
+            ));
         }
     }
     for (role, _) in &req.policies {
         if !seen.insert(("policy", role.clone())) {
-            return Err(CoreError::invalid(format!("policy role '{role}' is given twice"), "give each role once"));
+            return Err(CoreError::invalid(
+                format!("policy role '{role}' is given twice"),
+                "give each role once",
+            ));
         }
     }
     let model_config = req.model.as_ref().map(build_model).transpose()?;
@@ -146,12 +184,17 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateRequest) -> Result<Created> {
         let h = objects.put(text.as_bytes())?;
         policies.push(Snapshot {
             role: role.clone(),
-            reference: ArtifactRef { source: ArtifactSource::Path(path.clone()), content_hash: Some(h) },
+            reference: ArtifactRef {
+                source: ArtifactSource::Path(path.clone()),
+                content_hash: Some(h),
+            },
             pinned: None,
         });
     }
     let to_map = |v: &[Snapshot]| -> IndexMap<String, ArtifactRef> {
-        v.iter().map(|s| (s.role.clone(), s.reference.clone())).collect()
+        v.iter()
+            .map(|s| (s.role.clone(), s.reference.clone()))
+            .collect()
     };
     let mut manifest = BundleManifest {
         schema_version: SCHEMA_VERSION,
@@ -173,7 +216,11 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateRequest) -> Result<Created> {
     let rel = Store::bundle_rel_path(&req.id, &req.version);
     let mut tx = store.begin()?;
     if store.bundle_exists(&req.id, &req.version) {
-        return Err(StoreError::VersionExists { id: req.id.clone(), version: req.version.clone() }.into());
+        return Err(StoreError::VersionExists {
+            id: req.id.clone(),
+            version: req.version.clone(),
+        }
+        .into());
     }
     releaseops_store::import_legacy_history(&mut tx)?;
     tx.write(rel.clone(), manifest.to_yaml());
@@ -190,14 +237,21 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateRequest) -> Result<Created> {
         rec.reason = Some(req.description.clone());
     }
     tx.append(rec)?;
-    let done = tx.commit(&format!("releaseops: create bundle {} {}", req.id, req.version), ctx.author().as_ref())?;
+    let done = tx.commit(
+        &format!("releaseops: create bundle {} {}", req.id, req.version),
+        ctx.author().as_ref(),
+    )?;
     Ok(Created {
         id: req.id.clone(),
         version: req.version.clone(),
         bundle_hash,
         path: format!(".releaseops/{rel}"),
         artifacts: prompts.len() + policies.len(),
-        pinned: prompts.iter().chain(&policies).filter_map(|s| s.pinned.clone()).collect(),
+        pinned: prompts
+            .iter()
+            .chain(&policies)
+            .filter_map(|s| s.pinned.clone())
+            .collect(),
         git_commit: done.git_commit,
         git_error: done.git_error,
         manifest,
@@ -205,8 +259,12 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateRequest) -> Result<Created> {
 }
 
 fn build_model(m: &ModelSpec) -> Result<ModelConfig> {
-    let temperature = Number::from_f64(m.temperature)
-        .ok_or_else(|| CoreError::invalid("temperature must be a finite number", "use a value from 0.0 to 2.0"))?;
+    let temperature = Number::from_f64(m.temperature).ok_or_else(|| {
+        CoreError::invalid(
+            "temperature must be a finite number",
+            "use a value from 0.0 to 2.0",
+        )
+    })?;
     let mc = ModelConfig {
         provider: m.provider.clone(),
         model: m.model.clone(),
@@ -214,7 +272,12 @@ fn build_model(m: &ModelSpec) -> Result<ModelConfig> {
         max_tokens: m.max_tokens,
         parameters: m.parameters.clone(),
     };
-    mc.validate().map_err(|e| CoreError::invalid(e.to_string(), "temperature is 0.0..2.0, max tokens at least 1"))?;
+    mc.validate().map_err(|e| {
+        CoreError::invalid(
+            e.to_string(),
+            "temperature is 0.0..2.0, max tokens at least 1",
+        )
+    })?;
     Ok(mc)
 }
 
@@ -225,24 +288,49 @@ fn snapshot_prompt(store: &Store, objects: &ObjectStore, spec: &ArtifactSpec) ->
             let h = objects.put(text.as_bytes())?;
             Ok(Snapshot {
                 role: role.clone(),
-                reference: ArtifactRef { source: ArtifactSource::Path(path.clone()), content_hash: Some(h) },
+                reference: ArtifactRef {
+                    source: ArtifactSource::Path(path.clone()),
+                    content_hash: Some(h),
+                },
                 pinned: None,
             })
         }
-        ArtifactSpec::Prompt { role, prompt_id, version } => {
+        ArtifactSpec::Prompt {
+            role,
+            prompt_id,
+            version,
+        } => {
             let git = store.git().ok_or_else(|| {
                 CoreError::refused(
-                    format!("prompt '{prompt_id}' needs git history, but {} is not in a git repository", store.root().display()),
+                    format!(
+                        "prompt '{prompt_id}' needs git history, but {} is not in a git repository",
+                        store.root().display()
+                    ),
                     "run `git init` and commit your prompts, or use --artifact ROLE=file:PATH",
                 )
             })?;
-            let r = sources::resolve_prompt(git, &store.root_git_prefix(), prompt_id, version.as_deref())?;
+            let r = sources::resolve_prompt(
+                git,
+                &store.root_git_prefix(),
+                prompt_id,
+                version.as_deref(),
+            )?;
             let h = objects.put(&r.bytes)?;
-            let label = r.reference.rsplit('@').next().unwrap_or_default().to_string();
+            let label = r
+                .reference
+                .rsplit('@')
+                .next()
+                .unwrap_or_default()
+                .to_string();
             Ok(Snapshot {
                 role: role.clone(),
-                pinned: r.pinned_from.map(|from| format!("{role}: {prompt_id}:{from} -> {label}")),
-                reference: ArtifactRef { source: ArtifactSource::Ref(r.reference), content_hash: Some(h) },
+                pinned: r
+                    .pinned_from
+                    .map(|from| format!("{role}: {prompt_id}:{from} -> {label}")),
+                reference: ArtifactRef {
+                    source: ArtifactSource::Ref(r.reference),
+                    content_hash: Some(h),
+                },
             })
         }
     }
@@ -271,8 +359,16 @@ pub fn list(store: &Store) -> Result<Vec<BundleSummary>> {
         if versions.is_empty() {
             continue;
         }
-        let deployed = envs.iter().filter_map(|(e, m)| m.get(&id).map(|v| (e.clone(), v.clone()))).collect();
-        out.push(BundleSummary { latest: versions.last().cloned(), id, versions, deployed });
+        let deployed = envs
+            .iter()
+            .filter_map(|(e, m)| m.get(&id).map(|v| (e.clone(), v.clone())))
+            .collect();
+        out.push(BundleSummary {
+            latest: versions.last().cloned(),
+            id,
+            versions,
+            deployed,
+        });
     }
     Ok(out)
 }
@@ -313,8 +409,15 @@ pub fn verify(store: &Store, id: &str, version: &str) -> Result<VerifyReport> {
         // Same error load_bundle gives, with the versions that exist.
         store.load_bundle(id, version)?;
     }
-    let bytes = std::fs::read(&path).map_err(|e| StoreError::Io { what: "cannot read", path: path.clone(), source: e })?;
-    let manifest = BundleManifest::parse(&bytes).map_err(|e| StoreError::Format { path: path.clone(), source: e })?;
+    let bytes = std::fs::read(&path).map_err(|e| StoreError::Io {
+        what: "cannot read",
+        path: path.clone(),
+        source: e,
+    })?;
+    let manifest = BundleManifest::parse(&bytes).map_err(|e| StoreError::Format {
+        path: path.clone(),
+        source: e,
+    })?;
     let mut problems = Vec::new();
     if manifest.metadata.id != id || manifest.metadata.version != version {
         problems.push(format!(
@@ -326,7 +429,9 @@ pub fn verify(store: &Store, id: &str, version: &str) -> Result<VerifyReport> {
         Some(stored) => {
             let computed = manifest.compute_hash();
             if *stored != computed {
-                problems.push(format!("bundle hash mismatch: manifest says {stored}, content gives {computed}"));
+                problems.push(format!(
+                    "bundle hash mismatch: manifest says {stored}, content gives {computed}"
+                ));
             }
         }
         None => problems.push("the manifest has no bundle_hash".into()),
@@ -360,7 +465,10 @@ pub fn verify(store: &Store, id: &str, version: &str) -> Result<VerifyReport> {
             Ok(h) => {
                 c.status = "mismatch";
                 c.detail = Some(format!("{against} content hashes to {h}"));
-                problems.push(format!("{section} '{role}' ({}): content hash mismatch in {against}", a.location()));
+                problems.push(format!(
+                    "{section} '{role}' ({}): content hash mismatch in {against}",
+                    a.location()
+                ));
             }
             Err(e) => {
                 c.status = "missing";
@@ -387,7 +495,8 @@ fn source_hash(store: &Store, section: &str, a: &ArtifactRef) -> Result<String, 
             .map_err(|e| e.to_string()),
         ArtifactSource::Ref(r) => {
             let git = store.git().ok_or("not in a git repository")?;
-            let (id, version) = parse_prompt_ref(r).ok_or(format!("'{r}' is not prompts/<id>@<version>"))?;
+            let (id, version) =
+                parse_prompt_ref(r).ok_or(format!("'{r}' is not prompts/<id>@<version>"))?;
             let _ = section;
             sources::resolve_prompt(git, &store.root_git_prefix(), id, Some(version))
                 .map(|p| hash::sha256_prefixed(&p.bytes))
@@ -405,16 +514,20 @@ pub fn parse_prompt_ref(r: &str) -> Option<(&str, &str)> {
 
 /// The bytes of an artifact: the object store first, then its source.
 pub fn artifact_bytes(store: &Store, a: &ArtifactRef) -> Option<Vec<u8>> {
-    if let Some(h) = &a.content_hash {
-        if let Ok(Some(b)) = store.objects().get(h) {
-            return Some(b);
-        }
+    if let Some(h) = &a.content_hash
+        && let Ok(Some(b)) = store.objects().get(h)
+    {
+        return Some(b);
     }
     match &a.source {
-        ArtifactSource::Path(p) => sources::read_text_artifact(store.root(), p).ok().map(String::into_bytes),
+        ArtifactSource::Path(p) => sources::read_text_artifact(store.root(), p)
+            .ok()
+            .map(String::into_bytes),
         ArtifactSource::Ref(r) => {
             let (id, v) = parse_prompt_ref(r)?;
-            sources::resolve_prompt(store.git()?, &store.root_git_prefix(), id, Some(v)).ok().map(|p| p.bytes)
+            sources::resolve_prompt(store.git()?, &store.root_git_prefix(), id, Some(v))
+                .ok()
+                .map(|p| p.bytes)
         }
     }
 }
@@ -457,7 +570,10 @@ pub fn diff(store: &Store, a: (&str, &str), b: (&str, &str)) -> Result<DiffRepor
     let ma = store.load_bundle(a.0, a.1)?;
     let mb = store.load_bundle(b.0, b.1)?;
     let mut artifacts = Vec::new();
-    for (section, sa, sb) in [("prompt", &ma.prompts, &mb.prompts), ("policy", &ma.policies, &mb.policies)] {
+    for (section, sa, sb) in [
+        ("prompt", &ma.prompts, &mb.prompts),
+        ("policy", &ma.policies, &mb.policies),
+    ] {
         let mut roles: Vec<&String> = sa.keys().collect();
         roles.extend(sb.keys().filter(|r| !sa.contains_key(*r)));
         for role in roles {
@@ -465,7 +581,11 @@ pub fn diff(store: &Store, a: (&str, &str), b: (&str, &str)) -> Result<DiffRepor
             let change = match (x, y) {
                 (Some(_), None) => "removed",
                 (None, Some(_)) => "added",
-                (Some(x), Some(y)) if x.content_hash == y.content_hash && x.content_hash.is_some() => "unchanged",
+                (Some(x), Some(y))
+                    if x.content_hash == y.content_hash && x.content_hash.is_some() =>
+                {
+                    "unchanged"
+                }
                 _ => "changed",
             };
             let mut d = ArtifactDiff {
@@ -482,7 +602,8 @@ pub fn diff(store: &Store, a: (&str, &str), b: (&str, &str)) -> Result<DiffRepor
                 let text = |a: Option<&ArtifactRef>| -> Option<String> {
                     match a {
                         None => Some(String::new()),
-                        Some(a) => artifact_bytes(store, a).map(|b| String::from_utf8_lossy(&b).into_owned()),
+                        Some(a) => artifact_bytes(store, a)
+                            .map(|b| String::from_utf8_lossy(&b).into_owned()),
                     }
                 };
                 if let (Some(old), Some(new)) = (text(x), text(y)) {
@@ -496,7 +617,12 @@ pub fn diff(store: &Store, a: (&str, &str), b: (&str, &str)) -> Result<DiffRepor
                     }
                     let label_a = format!("{}@{} {section}/{role}", a.0, a.1);
                     let label_b = format!("{}@{} {section}/{role}", b.0, b.1);
-                    d.diff = Some(td.unified_diff().context_radius(2).header(&label_a, &label_b).to_string());
+                    d.diff = Some(
+                        td.unified_diff()
+                            .context_radius(2)
+                            .header(&label_a, &label_b)
+                            .to_string(),
+                    );
                 }
             }
             artifacts.push(d);
@@ -504,10 +630,10 @@ pub fn diff(store: &Store, a: (&str, &str), b: (&str, &str)) -> Result<DiffRepor
     }
     let flat = |m: &BundleManifest| -> IndexMap<String, String> {
         let mut out = IndexMap::new();
-        if let Some(mc) = &m.model_config {
-            if let Value::Object(o) = mc.to_json() {
-                flatten("", &Value::Object(o), &mut out);
-            }
+        if let Some(mc) = &m.model_config
+            && let Value::Object(o) = mc.to_json()
+        {
+            flatten("", &Value::Object(o), &mut out);
         }
         out
     };
@@ -534,7 +660,11 @@ fn flatten(prefix: &str, v: &Value, out: &mut IndexMap<String, String>) {
     match v {
         Value::Object(o) if !o.is_empty() => {
             for (k, v) in o {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&key, v, out);
             }
         }
@@ -555,7 +685,11 @@ fn field_changes(a: &IndexMap<String, String>, b: &IndexMap<String, String>) -> 
     keys.extend(b.keys().filter(|k| !a.contains_key(*k)));
     keys.into_iter()
         .filter(|k| a.get(*k) != b.get(*k))
-        .map(|k| FieldChange { field: k.clone(), old: a.get(k).cloned(), new: b.get(k).cloned() })
+        .map(|k| FieldChange {
+            field: k.clone(),
+            old: a.get(k).cloned(),
+            new: b.get(k).cloned(),
+        })
         .collect()
 }
 
@@ -567,21 +701,35 @@ mod tests {
     fn artifact_syntax() {
         assert_eq!(
             ArtifactSpec::parse("system=onboarding:v1.2.0").unwrap(),
-            ArtifactSpec::Prompt { role: "system".into(), prompt_id: "onboarding".into(), version: Some("v1.2.0".into()) }
+            ArtifactSpec::Prompt {
+                role: "system".into(),
+                prompt_id: "onboarding".into(),
+                version: Some("v1.2.0".into())
+            }
         );
         assert_eq!(
             ArtifactSpec::parse(" system = onboarding ").unwrap(),
-            ArtifactSpec::Prompt { role: "system".into(), prompt_id: "onboarding".into(), version: None }
+            ArtifactSpec::Prompt {
+                role: "system".into(),
+                prompt_id: "onboarding".into(),
+                version: None
+            }
         );
         assert_eq!(
             ArtifactSpec::parse("system=file:prompts/system.md").unwrap(),
-            ArtifactSpec::File { role: "system".into(), path: "prompts/system.md".into() }
+            ArtifactSpec::File {
+                role: "system".into(),
+                path: "prompts/system.md".into()
+            }
         );
         assert!(ArtifactSpec::parse("system").is_err());
         assert!(ArtifactSpec::parse("system=file:../x").is_err());
         assert!(ArtifactSpec::parse("../r=x").is_err());
         assert_eq!(parse_param("top_p=0.9").unwrap().1, serde_json::json!(0.9));
         assert_eq!(parse_param("user=bob").unwrap().1, serde_json::json!("bob"));
-        assert_eq!(parse_prompt_ref("prompts/onboarding@v1.0.1"), Some(("onboarding", "v1.0.1")));
+        assert_eq!(
+            parse_prompt_ref("prompts/onboarding@v1.0.1"),
+            Some(("onboarding", "v1.0.1"))
+        );
     }
 }

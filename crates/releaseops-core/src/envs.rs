@@ -32,13 +32,21 @@ pub fn policy_summary(p: Option<&PromotionPolicy>) -> Vec<String> {
     let Some(p) = p else { return Vec::new() };
     let mut g = Vec::new();
     if p.requires_eval {
-        g.push(if p.eval_suites.is_empty() { "eval".to_string() } else { format!("eval({})", p.eval_suites.join(",")) });
+        g.push(if p.eval_suites.is_empty() {
+            "eval".to_string()
+        } else {
+            format!("eval({})", p.eval_suites.join(","))
+        });
     }
     if p.requires_approval {
         let mut who: Vec<String> = p.approval_teams.clone();
         who.extend(p.approvers.iter().cloned());
         let n = p.required_approvals();
-        g.push(if who.is_empty() { format!("approval x{n}") } else { format!("approval x{n} ({})", who.join(",")) });
+        g.push(if who.is_empty() {
+            format!("approval x{n}")
+        } else {
+            format!("approval x{n} ({})", who.join(","))
+        });
     }
     if p.soak_hours > 0.0 {
         g.push(format!("soak {}h", p.soak_hours));
@@ -64,10 +72,18 @@ pub fn list(store: &Store) -> Result<Vec<EnvState>> {
             .map(|(id, v)| Deployed {
                 bundle_id: id.clone(),
                 version: v.clone(),
-                since: deps.live(id).filter(|d| d.version == *v).map(|d| d.since.clone()),
+                since: deps
+                    .live(id)
+                    .filter(|d| d.version == *v)
+                    .map(|d| d.since.clone()),
             })
             .collect();
-        out.push(EnvState { stage: store.config().position(&name), gates: policy_summary(env.promotion_policy.as_ref()), env: name, bundles });
+        out.push(EnvState {
+            stage: store.config().position(&name),
+            gates: policy_summary(env.promotion_policy.as_ref()),
+            env: name,
+            bundles,
+        });
     }
     Ok(out)
 }
@@ -76,7 +92,13 @@ pub fn list(store: &Store) -> Result<Vec<EnvState>> {
 pub fn list_at(store: &Store, at: Timestamp) -> Result<Vec<EnvState>> {
     let mut per_env: indexmap::IndexMap<String, Deployments> = indexmap::IndexMap::new();
     for name in store.environments()? {
-        per_env.insert(name.clone(), Deployments { environment: name, ..Default::default() });
+        per_env.insert(
+            name.clone(),
+            Deployments {
+                environment: name,
+                ..Default::default()
+            },
+        );
     }
     for r in store.history().all()? {
         if !r.is_deployment() {
@@ -87,7 +109,13 @@ pub fn list_at(store: &Store, at: Timestamp) -> Result<Vec<EnvState>> {
             break;
         }
         let Some(env) = r.env.clone() else { continue };
-        per_env.entry(env.clone()).or_insert_with(|| Deployments { environment: env, ..Default::default() }).apply(&r);
+        per_env
+            .entry(env.clone())
+            .or_insert_with(|| Deployments {
+                environment: env,
+                ..Default::default()
+            })
+            .apply(&r);
     }
     Ok(per_env
         .into_iter()
@@ -98,7 +126,11 @@ pub fn list_at(store: &Store, at: Timestamp) -> Result<Vec<EnvState>> {
                 .bundles
                 .iter()
                 .filter_map(|(id, stack)| {
-                    stack.last().map(|top| Deployed { bundle_id: id.clone(), version: top.version.clone(), since: Some(top.since.clone()) })
+                    stack.last().map(|top| Deployed {
+                        bundle_id: id.clone(),
+                        version: top.version.clone(),
+                        since: Some(top.since.clone()),
+                    })
                 })
                 .collect(),
             env: name,
@@ -130,10 +162,18 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateEnv) -> Result<EnvCreated> {
     names::validate_env_name(&req.name)?;
     let mut config = store.config().clone();
     if config.position(&req.name).is_some() {
-        return Err(StoreError::EnvExists { name: req.name.clone() }.into());
+        return Err(StoreError::EnvExists {
+            name: req.name.clone(),
+        }
+        .into());
     }
     let pos = match (&req.after, &req.before) {
-        (Some(_), Some(_)) => return Err(CoreError::invalid("give --after or --before, not both", "e.g. --after staging")),
+        (Some(_), Some(_)) => {
+            return Err(CoreError::invalid(
+                "give --after or --before, not both",
+                "e.g. --after staging",
+            ));
+        }
         (Some(a), None) => config.position(a).map(|i| i + 1),
         (None, Some(b)) => config.position(b),
         (None, None) => Some(config.pipeline.len()),
@@ -141,14 +181,21 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateEnv) -> Result<EnvCreated> {
     let Some(pos) = pos else {
         let anchor = req.after.clone().or(req.before.clone()).unwrap_or_default();
         return Err(CoreError::invalid(
-            format!("'{anchor}' is not in the pipeline ({})", config.pipeline.join(" -> ")),
+            format!(
+                "'{anchor}' is not in the pipeline ({})",
+                config.pipeline.join(" -> ")
+            ),
             "--after/--before take an environment already in the pipeline",
         ));
     };
     config.pipeline.insert(pos, req.name.clone());
     let mut tx = store.begin()?;
     releaseops_store::import_legacy_history(&mut tx)?;
-    let mut env = if store.env_file_exists(&req.name) { store.load_env(&req.name)? } else { EnvironmentFile::new(&req.name) };
+    let mut env = if store.env_file_exists(&req.name) {
+        store.load_env(&req.name)?
+    } else {
+        EnvironmentFile::new(&req.name)
+    };
     if req.policy.is_some() {
         env.promotion_policy = req.policy.clone();
     }
@@ -158,8 +205,17 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateEnv) -> Result<EnvCreated> {
     rec.env = Some(req.name.clone());
     rec.reason = Some(format!("pipeline: {}", config.pipeline.join(" -> ")));
     let rec = tx.append(rec)?;
-    let done = tx.commit(&format!("releaseops: create environment {}", req.name), ctx.author().as_ref())?;
-    Ok(EnvCreated { env: req.name.clone(), pipeline: config.pipeline, seq: rec.seq, git_commit: done.git_commit, git_error: done.git_error })
+    let done = tx.commit(
+        &format!("releaseops: create environment {}", req.name),
+        ctx.author().as_ref(),
+    )?;
+    Ok(EnvCreated {
+        env: req.name.clone(),
+        pipeline: config.pipeline,
+        seq: rec.seq,
+        git_commit: done.git_commit,
+        git_error: done.git_error,
+    })
 }
 
 /// History records, newest first.
@@ -174,7 +230,9 @@ pub struct HistoryQuery {
 pub fn history(store: &Store, q: &HistoryQuery) -> Result<Vec<Record>> {
     let limit = if q.limit == 0 { usize::MAX } else { q.limit };
     Ok(store.history().newest(limit, |r| {
-        q.bundle.as_ref().is_none_or(|b| r.bundle_id.as_ref() == Some(b))
+        q.bundle
+            .as_ref()
+            .is_none_or(|b| r.bundle_id.as_ref() == Some(b))
             && q.env.as_ref().is_none_or(|e| r.env.as_ref() == Some(e))
             && q.event.is_none_or(|ev| r.event == ev)
     })?)

@@ -10,19 +10,31 @@ pub enum CoreError {
     Store(#[from] StoreError),
     /// The request itself is wrong (bad syntax, bad value).
     #[error("{message}")]
-    Invalid { message: String, hint: Option<String> },
+    Invalid {
+        message: String,
+        hint: Option<String>,
+    },
     /// The request is well-formed but not allowed in the current state.
     #[error("{message}")]
-    Refused { message: String, hint: Option<String> },
+    Refused {
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl CoreError {
     pub fn invalid(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        CoreError::Invalid { message: message.into(), hint: Some(hint.into()) }
+        CoreError::Invalid {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
     }
 
     pub fn refused(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        CoreError::Refused { message: message.into(), hint: Some(hint.into()) }
+        CoreError::Refused {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
     }
 
     pub fn hint(&self) -> Option<String> {
@@ -46,7 +58,10 @@ impl From<FormatError> for CoreError {
             }
             _ => "check the value and try again",
         };
-        CoreError::Invalid { message: e.to_string(), hint: Some(hint.into()) }
+        CoreError::Invalid {
+            message: e.to_string(),
+            hint: Some(hint.into()),
+        }
     }
 }
 

@@ -15,7 +15,12 @@ use releaseops_store::EvalReportInfo;
 use crate::actor_matches;
 
 fn gate(name: &str, status: GateStatus, reason: impl Into<String>) -> GateResult {
-    GateResult { gate: name.into(), status, reason: reason.into(), passes_at: None }
+    GateResult {
+        gate: name.into(),
+        status,
+        reason: reason.into(),
+        passes_at: None,
+    }
 }
 
 /// Human duration: `1d 2h`, `3h 5m`, `42s`.
@@ -54,20 +59,33 @@ pub fn pipeline(f: &Facts<'_>) -> GateResult {
         return gate(
             "pipeline",
             GateStatus::Failed,
-            format!("'{}' is not in the pipeline ({})", f.env, f.config.pipeline.join(" -> ")),
+            format!(
+                "'{}' is not in the pipeline ({})",
+                f.env,
+                f.config.pipeline.join(" -> ")
+            ),
         );
     };
     match f.upstream {
-        None => gate("pipeline", GateStatus::Passed, format!("'{}' is the first stage", f.env)),
-        Some(up) if f.upstream_live_since.is_some() => {
-            gate("pipeline", GateStatus::Passed, format!("live in '{up}', the stage before '{}'", f.env))
-        }
+        None => gate(
+            "pipeline",
+            GateStatus::Passed,
+            format!("'{}' is the first stage", f.env),
+        ),
+        Some(up) if f.upstream_live_since.is_some() => gate(
+            "pipeline",
+            GateStatus::Passed,
+            format!("live in '{up}', the stage before '{}'", f.env),
+        ),
         Some(up) => {
             let _ = pos;
             gate(
                 "pipeline",
                 GateStatus::Failed,
-                format!("{}@{} is not live in '{up}'; promote it there first", f.manifest.metadata.id, f.manifest.metadata.version),
+                format!(
+                    "{}@{} is not live in '{up}'; promote it there first",
+                    f.manifest.metadata.id, f.manifest.metadata.version
+                ),
             )
         }
     }
@@ -77,20 +95,46 @@ pub fn rejected(f: &Facts<'_>) -> GateResult {
     let md = &f.manifest.metadata;
     let key = format!("{}@{}", md.id, md.version);
     if let Some(r) = f.reviews.rejection_for(f.env) {
-        let scope = r.env.as_deref().map(|e| format!(" for '{e}'")).unwrap_or_default();
-        return gate("rejected", GateStatus::Failed, format!("{key} was rejected{scope} by {} at {}: {}", r.actor, r.at, r.reason));
+        let scope = r
+            .env
+            .as_deref()
+            .map(|e| format!(" for '{e}'"))
+            .unwrap_or_default();
+        return gate(
+            "rejected",
+            GateStatus::Failed,
+            format!(
+                "{key} was rejected{scope} by {} at {}: {}",
+                r.actor, r.at, r.reason
+            ),
+        );
     }
-    if f.policy.is_some_and(|p| p.rejected_versions.iter().any(|v| *v == key)) {
-        return gate("rejected", GateStatus::Failed, format!("{key} is listed in {}'s rejected_versions", f.env));
+    if f.policy.is_some_and(|p| p.rejected_versions.contains(&key)) {
+        return gate(
+            "rejected",
+            GateStatus::Failed,
+            format!("{key} is listed in {}'s rejected_versions", f.env),
+        );
     }
-    gate("rejected", GateStatus::Passed, format!("{key} is not rejected"))
+    gate(
+        "rejected",
+        GateStatus::Passed,
+        format!("{key} is not rejected"),
+    )
 }
 
 pub fn eval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
-    let hash = f.manifest.bundle_hash.clone().unwrap_or_else(|| f.manifest.compute_hash());
+    let hash = f
+        .manifest
+        .bundle_hash
+        .clone()
+        .unwrap_or_else(|| f.manifest.compute_hash());
     let short = &hash[..hash.len().min(19)];
     let md = &f.manifest.metadata;
-    let run_hint = format!("run the suite for {}@{} and store a passing report", md.id, md.version);
+    let run_hint = format!(
+        "run the suite for {}@{} and store a passing report",
+        md.id, md.version
+    );
     let latest_for = |suite: Option<&str>| {
         f.eval_reports
             .iter()
@@ -99,12 +143,33 @@ pub fn eval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
     };
     if p.eval_suites.is_empty() {
         if let Some(r) = f.eval_reports.iter().find(|r| r.passed) {
-            let rate = r.pass_rate.map(|x| format!(" ({:.0}% pass rate)", x * 100.0)).unwrap_or_default();
-            return gate("eval", GateStatus::Passed, format!("suite '{}' passed for bundle hash {short}…{rate}", r.suite_id));
+            let rate = r
+                .pass_rate
+                .map(|x| format!(" ({:.0}% pass rate)", x * 100.0))
+                .unwrap_or_default();
+            return gate(
+                "eval",
+                GateStatus::Passed,
+                format!(
+                    "suite '{}' passed for bundle hash {short}…{rate}",
+                    r.suite_id
+                ),
+            );
         }
         return match latest_for(None) {
-            Some(r) => gate("eval", GateStatus::Failed, format!("suite '{}' failed for bundle hash {short}… and no suite passed", r.suite_id)),
-            None => gate("eval", GateStatus::Pending, format!("no eval report for bundle hash {short}…; {run_hint}")),
+            Some(r) => gate(
+                "eval",
+                GateStatus::Failed,
+                format!(
+                    "suite '{}' failed for bundle hash {short}… and no suite passed",
+                    r.suite_id
+                ),
+            ),
+            None => gate(
+                "eval",
+                GateStatus::Pending,
+                format!("no eval report for bundle hash {short}…; {run_hint}"),
+            ),
         };
     }
     let mut missing = Vec::new();
@@ -112,15 +177,30 @@ pub fn eval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
         match latest_for(Some(suite)) {
             Some(r) if r.passed => {}
             Some(_) => {
-                return gate("eval", GateStatus::Failed, format!("required suite '{suite}' failed for bundle hash {short}…"));
+                return gate(
+                    "eval",
+                    GateStatus::Failed,
+                    format!("required suite '{suite}' failed for bundle hash {short}…"),
+                );
             }
             None => missing.push(suite.as_str()),
         }
     }
     if missing.is_empty() {
-        gate("eval", GateStatus::Passed, format!("required suites passed: {}", p.eval_suites.join(", ")))
+        gate(
+            "eval",
+            GateStatus::Passed,
+            format!("required suites passed: {}", p.eval_suites.join(", ")),
+        )
     } else {
-        gate("eval", GateStatus::Pending, format!("no report yet for required suite(s) {}; {run_hint}", missing.join(", ")))
+        gate(
+            "eval",
+            GateStatus::Pending,
+            format!(
+                "no report yet for required suite(s) {}; {run_hint}",
+                missing.join(", ")
+            ),
+        )
     }
 }
 
@@ -130,7 +210,12 @@ pub fn eligible_approver(actor: &str, p: &PromotionPolicy, config: &ProjectConfi
         return true;
     }
     p.approvers.iter().any(|a| actor_matches(actor, a))
-        || p.approval_teams.iter().any(|t| config.teams.get(t).is_some_and(|members| members.iter().any(|m| actor_matches(actor, m))))
+        || p.approval_teams.iter().any(|t| {
+            config
+                .teams
+                .get(t)
+                .is_some_and(|members| members.iter().any(|m| actor_matches(actor, m)))
+        })
 }
 
 pub fn approval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
@@ -148,22 +233,49 @@ pub fn approval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
         }
     }
     let who = {
-        let mut w: Vec<String> = p.approval_teams.iter().map(|t| format!("team {t}")).collect();
+        let mut w: Vec<String> = p
+            .approval_teams
+            .iter()
+            .map(|t| format!("team {t}"))
+            .collect();
         w.extend(p.approvers.iter().cloned());
-        if w.is_empty() { "anyone but the bundle's creator".to_string() } else { w.join(" or ") }
+        if w.is_empty() {
+            "anyone but the bundle's creator".to_string()
+        } else {
+            w.join(" or ")
+        }
     };
-    let unknown: Vec<&String> = p.approval_teams.iter().filter(|t| !f.config.teams.contains_key(*t)).collect();
-    let ignored_note = if ignored.is_empty() { String::new() } else { format!("; not counted: {}", ignored.join(", ")) };
+    let unknown: Vec<&String> = p
+        .approval_teams
+        .iter()
+        .filter(|t| !f.config.teams.contains_key(*t))
+        .collect();
+    let ignored_note = if ignored.is_empty() {
+        String::new()
+    } else {
+        format!("; not counted: {}", ignored.join(", "))
+    };
     if counted.len() >= need {
-        return gate("approval", GateStatus::Passed, format!("approved by {}{ignored_note}", counted.join(", ")));
+        return gate(
+            "approval",
+            GateStatus::Passed,
+            format!("approved by {}{ignored_note}", counted.join(", ")),
+        );
     }
-    if p.approvers.is_empty() && !p.approval_teams.is_empty() && unknown.len() == p.approval_teams.len() {
+    if p.approvers.is_empty()
+        && !p.approval_teams.is_empty()
+        && unknown.len() == p.approval_teams.len()
+    {
         return gate(
             "approval",
             GateStatus::Failed,
             format!(
                 "no one can approve: team(s) {} are not defined under `teams:` in .releaseops/config.yaml",
-                unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                unknown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         );
     }
@@ -184,16 +296,32 @@ pub fn approval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
 
 pub fn soak(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
     let Some(up) = f.upstream else {
-        return gate("soak", GateStatus::Passed, format!("'{}' has no upstream stage to soak in", f.env));
+        return gate(
+            "soak",
+            GateStatus::Passed,
+            format!("'{}' has no upstream stage to soak in", f.env),
+        );
     };
     let Some(since) = f.upstream_live_since else {
-        return gate("soak", GateStatus::Failed, format!("not live in '{up}', so it has not soaked there"));
+        return gate(
+            "soak",
+            GateStatus::Failed,
+            format!("not live in '{up}', so it has not soaked there"),
+        );
     };
     let need = SignedDuration::from_secs_f64(p.soak_hours * 3600.0);
     let passes_at = since.checked_add(need).unwrap_or(since);
     let elapsed = f.now.duration_since(since);
     if f.now >= passes_at {
-        gate("soak", GateStatus::Passed, format!("live in '{up}' for {} (needs {})", human_duration(elapsed), human_duration(need)))
+        gate(
+            "soak",
+            GateStatus::Passed,
+            format!(
+                "live in '{up}' for {} (needs {})",
+                human_duration(elapsed),
+                human_duration(need)
+            ),
+        )
     } else {
         GateResult {
             gate: "soak".into(),
@@ -211,13 +339,26 @@ pub fn soak(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
 
 /// If `now` falls in the window: when that occurrence ends.
 fn window_end(w: &FreezeWindow, now: Timestamp) -> Result<Option<Timestamp>, String> {
-    let tz = TimeZone::get(&w.timezone).map_err(|_| format!("unknown time zone '{}' in freeze window '{}'", w.timezone, w.label()))?;
+    let tz = TimeZone::get(&w.timezone).map_err(|_| {
+        format!(
+            "unknown time zone '{}' in freeze window '{}'",
+            w.timezone,
+            w.label()
+        )
+    })?;
     let local = now.to_zoned(tz.clone());
     let today = local.date();
     let at = |d: jiff::civil::Date, mins: u32| -> Option<Timestamp> {
-        let day = if mins >= 24 * 60 { d.checked_add(1.day()).ok()? } else { d };
+        let day = if mins >= 24 * 60 {
+            d.checked_add(1.day()).ok()?
+        } else {
+            d
+        };
         let m = mins % (24 * 60);
-        day.at((m / 60) as i8, (m % 60) as i8, 0, 0).to_zoned(tz.clone()).ok().map(|z| z.timestamp())
+        day.at((m / 60) as i8, (m % 60) as i8, 0, 0)
+            .to_zoned(tz.clone())
+            .ok()
+            .map(|z| z.timestamp())
     };
     for (a, b) in &w.dates {
         if today >= *a && today <= *b {
@@ -230,17 +371,24 @@ fn window_end(w: &FreezeWindow, now: Timestamp) -> Result<Option<Timestamp>, Str
             _ => (0, 24 * 60),
         };
         for back in [0i64, 1] {
-            let Ok(d) = today.checked_sub(back.days()) else { continue };
+            let Ok(d) = today.checked_sub(back.days()) else {
+                continue;
+            };
             let wd = d.weekday().to_monday_zero_offset() as u8;
             if !w.days.contains(&wd) {
                 continue;
             }
             let start = at(d, s);
-            let end = if e > s { at(d, e) } else { d.checked_add(1.day()).ok().and_then(|n| at(n, e)) };
-            if let (Some(start), Some(end)) = (start, end) {
-                if start <= now && now < end {
-                    return Ok(Some(end));
-                }
+            let end = if e > s {
+                at(d, e)
+            } else {
+                d.checked_add(1.day()).ok().and_then(|n| at(n, e))
+            };
+            if let (Some(start), Some(end)) = (start, end)
+                && start <= now
+                && now < end
+            {
+                return Ok(Some(end));
             }
         }
     }
@@ -250,7 +398,11 @@ fn window_end(w: &FreezeWindow, now: Timestamp) -> Result<Option<Timestamp>, Str
 fn describe(w: &FreezeWindow) -> String {
     let mut parts = Vec::new();
     if !w.days.is_empty() {
-        let days: Vec<&str> = w.days.iter().map(|d| WEEKDAYS[usize::from(*d) % 7]).collect();
+        let days: Vec<&str> = w
+            .days
+            .iter()
+            .map(|d| WEEKDAYS[usize::from(*d) % 7])
+            .collect();
         match (w.start, w.end) {
             (Some(s), Some(e)) => parts.push(format!("{} {s}-{e}", days.join(","))),
             _ => parts.push(days.join(",")),
@@ -289,11 +441,21 @@ pub fn freeze(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
     if hit.is_empty() {
         return gate("freeze", GateStatus::Passed, "no freeze window is active");
     }
-    let reason = p.freeze_windows.iter().find_map(|w| w.reason.clone()).map(|r| format!(" ({r})")).unwrap_or_default();
+    let reason = p
+        .freeze_windows
+        .iter()
+        .find_map(|w| w.reason.clone())
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
     GateResult {
         gate: "freeze".into(),
         status: GateStatus::Pending,
-        reason: format!("'{}' is frozen by {}{reason}; passes at {}", f.env, hit.join(" then "), time::format(t)),
+        reason: format!(
+            "'{}' is frozen by {}{reason}; passes at {}",
+            f.env,
+            hit.join(" then "),
+            time::format(t)
+        ),
         passes_at: Some(time::format(t)),
     }
 }
@@ -330,7 +492,10 @@ mod tests {
 
     fn policy(yaml: &str) -> PromotionPolicy {
         let doc = format!("environment: prod\npromotion_policy:\n{yaml}");
-        EnvironmentFile::parse(doc.as_bytes()).unwrap().promotion_policy.unwrap()
+        EnvironmentFile::parse(doc.as_bytes())
+            .unwrap()
+            .promotion_policy
+            .unwrap()
     }
 
     fn ts(s: &str) -> Timestamp {
@@ -341,7 +506,13 @@ mod tests {
         BundleManifest::parse(b"schema_version: 2\nmetadata:\n  id: a\n  version: 1.0.0\n  created_by: Carol <carol@x>\n").unwrap()
     }
 
-    fn facts<'a>(m: &'a BundleManifest, p: &'a PromotionPolicy, c: &'a ProjectConfig, r: &'a Reviews, now: &str) -> Facts<'a> {
+    fn facts<'a>(
+        m: &'a BundleManifest,
+        p: &'a PromotionPolicy,
+        c: &'a ProjectConfig,
+        r: &'a Reviews,
+        now: &str,
+    ) -> Facts<'a> {
         Facts {
             manifest: m,
             env: "prod",
@@ -357,26 +528,45 @@ mod tests {
 
     #[test]
     fn freeze_weekly_window_across_midnight_in_a_named_zone() {
-        let p = policy("  freeze_windows:\n  - name: weekend\n    timezone: Europe/Berlin\n    days: [fri]\n    start: '17:00'\n    end: '09:00'\n");
+        let p = policy(
+            "  freeze_windows:\n  - name: weekend\n    timezone: Europe/Berlin\n    days: [fri]\n    start: '17:00'\n    end: '09:00'\n",
+        );
         let (m, c, r) = (manifest(), ProjectConfig::default(), Reviews::default());
         // Friday 2026-11-20 18:00 Berlin = 17:00 UTC: frozen until Saturday 09:00 Berlin (08:00 UTC).
         let g = freeze(&facts(&m, &p, &c, &r, "2026-11-20T17:00:00Z"), &p);
         assert_eq!(g.status, GateStatus::Pending, "{}", g.reason);
         assert_eq!(g.passes_at.as_deref(), Some("2026-11-21T08:00:00+00:00"));
         // Thursday: open.
-        assert_eq!(freeze(&facts(&m, &p, &c, &r, "2026-11-19T17:00:00Z"), &p).status, GateStatus::Passed);
+        assert_eq!(
+            freeze(&facts(&m, &p, &c, &r, "2026-11-19T17:00:00Z"), &p).status,
+            GateStatus::Passed
+        );
         // Saturday 08:30 Berlin, still inside Friday's occurrence.
-        assert_eq!(freeze(&facts(&m, &p, &c, &r, "2026-11-21T07:30:00Z"), &p).status, GateStatus::Pending);
+        assert_eq!(
+            freeze(&facts(&m, &p, &c, &r, "2026-11-21T07:30:00Z"), &p).status,
+            GateStatus::Pending
+        );
     }
 
     #[test]
     fn freeze_dates_chain_and_bad_zone_fails_closed() {
-        let p = policy("  freeze_windows:\n  - timezone: UTC\n    dates: ['2026-12-24..2026-12-26']\n  - timezone: UTC\n    dates: ['2026-12-27']\n");
+        let p = policy(
+            "  freeze_windows:\n  - timezone: UTC\n    dates: ['2026-12-24..2026-12-26']\n  - timezone: UTC\n    dates: ['2026-12-27']\n",
+        );
         let (m, c, r) = (manifest(), ProjectConfig::default(), Reviews::default());
         let g = freeze(&facts(&m, &p, &c, &r, "2026-12-25T12:00:00Z"), &p);
-        assert_eq!(g.passes_at.as_deref(), Some("2026-12-28T00:00:00+00:00"), "{}", g.reason);
-        let bad = policy("  freeze_windows:\n  - timezone: Mars/Olympus\n    dates: ['2026-12-24']\n");
-        assert_eq!(freeze(&facts(&m, &bad, &c, &r, "2026-12-25T12:00:00Z"), &bad).status, GateStatus::Failed);
+        assert_eq!(
+            g.passes_at.as_deref(),
+            Some("2026-12-28T00:00:00+00:00"),
+            "{}",
+            g.reason
+        );
+        let bad =
+            policy("  freeze_windows:\n  - timezone: Mars/Olympus\n    dates: ['2026-12-24']\n");
+        assert_eq!(
+            freeze(&facts(&m, &bad, &c, &r, "2026-12-25T12:00:00Z"), &bad).status,
+            GateStatus::Failed
+        );
     }
 
     #[test]
@@ -386,7 +576,10 @@ mod tests {
         let g = soak(&facts(&m, &p, &c, &r, "2026-11-20T12:00:00Z"), &p);
         assert_eq!(g.status, GateStatus::Pending);
         assert_eq!(g.passes_at.as_deref(), Some("2026-11-21T10:00:00+00:00"));
-        assert_eq!(soak(&facts(&m, &p, &c, &r, "2026-11-21T10:00:00Z"), &p).status, GateStatus::Passed);
+        assert_eq!(
+            soak(&facts(&m, &p, &c, &r, "2026-11-21T10:00:00Z"), &p).status,
+            GateStatus::Passed
+        );
         let mut f = facts(&m, &p, &c, &r, "2026-11-21T10:00:00Z");
         f.upstream_live_since = None;
         assert_eq!(soak(&f, &p).status, GateStatus::Failed);
@@ -394,19 +587,49 @@ mod tests {
 
     #[test]
     fn approval_counts_eligible_distinct_non_creators() {
-        let p = policy("  requires_approval: true\n  approval_teams: [safety]\n  min_approvals: 2\n");
+        let p =
+            policy("  requires_approval: true\n  approval_teams: [safety]\n  min_approvals: 2\n");
         let mut c = ProjectConfig::default();
-        c.teams.insert("safety".into(), vec!["alice@x".into(), "bob@x".into(), "carol@x".into()]);
+        c.teams.insert(
+            "safety".into(),
+            vec!["alice@x".into(), "bob@x".into(), "carol@x".into()],
+        );
         let m = manifest();
-        let ap = |a: &str| releaseops_format::review::Approval { env: "prod".into(), actor: a.into(), at: "t".into(), comment: None };
-        let mut r = Reviews::default();
-        r.approvals = vec![ap("Carol <carol@x>"), ap("Alice <alice@x>"), ap("Alice <alice@x>"), ap("Mallory <m@x>")];
+        let ap = |a: &str| releaseops_format::review::Approval {
+            env: "prod".into(),
+            actor: a.into(),
+            at: "t".into(),
+            comment: None,
+        };
+        let mut r = Reviews {
+            approvals: vec![
+                ap("Carol <carol@x>"),
+                ap("Alice <alice@x>"),
+                ap("Alice <alice@x>"),
+                ap("Mallory <m@x>"),
+            ],
+            ..Default::default()
+        };
         let g = approval(&facts(&m, &p, &c, &r, "2026-11-21T00:00:00Z"), &p);
         assert_eq!(g.status, GateStatus::Pending, "{}", g.reason);
-        assert!(g.reason.contains("created the bundle") && g.reason.contains("not an eligible"), "{}", g.reason);
+        assert!(
+            g.reason.contains("created the bundle") && g.reason.contains("not an eligible"),
+            "{}",
+            g.reason
+        );
         r.approvals.push(ap("Bob <bob@x>"));
-        assert_eq!(approval(&facts(&m, &p, &c, &r, "2026-11-21T00:00:00Z"), &p).status, GateStatus::Passed);
+        assert_eq!(
+            approval(&facts(&m, &p, &c, &r, "2026-11-21T00:00:00Z"), &p).status,
+            GateStatus::Passed
+        );
         let undefined = policy("  requires_approval: true\n  approval_teams: [ghosts]\n");
-        assert_eq!(approval(&facts(&m, &undefined, &c, &r, "2026-11-21T00:00:00Z"), &undefined).status, GateStatus::Failed);
+        assert_eq!(
+            approval(
+                &facts(&m, &undefined, &c, &r, "2026-11-21T00:00:00Z"),
+                &undefined
+            )
+            .status,
+            GateStatus::Failed
+        );
     }
 }

@@ -29,7 +29,8 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub(crate) fn author(&self) -> Option<Signature> {
-        (self.git_commit && self.store.config().git.commit).then(|| Signature::from_actor(&self.actor))
+        (self.git_commit && self.store.config().git.commit)
+            .then(|| Signature::from_actor(&self.actor))
     }
 
     pub(crate) fn now_str(&self) -> String {

@@ -4,7 +4,9 @@
 
 use jiff::Timestamp;
 use releaseops_format::environment::{EnvMetadata, EnvironmentFile};
-use releaseops_format::history::{DeploymentStack, EventKind, GateResult, GateStatus, Record, state_for_env};
+use releaseops_format::history::{
+    DeploymentStack, EventKind, GateResult, GateStatus, Record, state_for_env,
+};
 use releaseops_format::review::{Approval, Failure, Rejection};
 use releaseops_format::{names, time};
 use releaseops_store::{Store, StoreError, Transaction};
@@ -48,11 +50,20 @@ fn check_env_known(store: &Store, env: &str) -> Result<()> {
     if store.config().position(env).is_none() {
         if store.env_file_exists(env) {
             return Err(CoreError::refused(
-                format!("environment '{env}' is not in the pipeline ({})", store.config().pipeline.join(" -> ")),
-                format!("place it in the pipeline with `releaseops env create {env} --after <env>`"),
+                format!(
+                    "environment '{env}' is not in the pipeline ({})",
+                    store.config().pipeline.join(" -> ")
+                ),
+                format!(
+                    "place it in the pipeline with `releaseops env create {env} --after <env>`"
+                ),
             ));
         }
-        return Err(StoreError::EnvNotFound { name: env.into(), available: store.environments()? }.into());
+        return Err(StoreError::EnvNotFound {
+            name: env.into(),
+            available: store.environments()?,
+        }
+        .into());
     }
     Ok(())
 }
@@ -73,16 +84,26 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
     names::validate_version(&req.version)?;
     names::validate_env_name(&req.env)?;
     if req.skip_gates && req.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
-        return Err(CoreError::invalid("--skip-gates needs --reason", "say why the gates are being bypassed: it is recorded as an override"));
+        return Err(CoreError::invalid(
+            "--skip-gates needs --reason",
+            "say why the gates are being bypassed: it is recorded as an override",
+        ));
     }
     let manifest = store.load_bundle(&req.id, &req.version)?;
     check_env_known(store, &req.env)?;
-    let tx = if req.dry_run { None } else { Some(store.begin()?) };
+    let tx = if req.dry_run {
+        None
+    } else {
+        Some(store.begin()?)
+    };
 
     let mut env = store.load_env(&req.env)?;
     if env.bundle_mappings.get(&req.id) == Some(&req.version) {
         return Err(CoreError::refused(
-            format!("{}@{} is already live in '{}'", req.id, req.version, req.env),
+            format!(
+                "{}@{} is already live in '{}'",
+                req.id, req.version, req.env
+            ),
             "nothing to do; `releaseops env list` shows what runs where",
         ));
     }
@@ -101,7 +122,15 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
                     .last()
                     .filter(|x| x.version == req.version)
                     .and_then(|x| parse_since(&x.since))
-                    .or_else(|| store.load_env(up).ok()?.metadata?.last_updated.as_deref().and_then(parse_since))
+                    .or_else(|| {
+                        store
+                            .load_env(up)
+                            .ok()?
+                            .metadata?
+                            .last_updated
+                            .as_deref()
+                            .and_then(parse_since)
+                    })
                     .unwrap_or(ctx.now);
                 Some(since)
             } else {
@@ -110,7 +139,10 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         }
     };
     let reviews = store.load_reviews(&req.id, &req.version)?;
-    let hash = manifest.bundle_hash.clone().unwrap_or_else(|| manifest.compute_hash());
+    let hash = manifest
+        .bundle_hash
+        .clone()
+        .unwrap_or_else(|| manifest.compute_hash());
     let reports = match &env.promotion_policy {
         Some(p) if p.requires_eval => store.eval_reports_for(&hash)?,
         _ => Vec::new(),
@@ -127,13 +159,20 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         now: ctx.now,
     };
     let gate_results = gates::evaluate(&facts);
-    let not_passed: Vec<&GateResult> = gate_results.iter().filter(|g| g.status != GateStatus::Passed).collect();
+    let not_passed: Vec<&GateResult> = gate_results
+        .iter()
+        .filter(|g| g.status != GateStatus::Passed)
+        .collect();
     let blocked_by: Vec<String> = not_passed
         .iter()
         .filter(|g| !req.skip_gates || !gates::overridable(&g.gate))
         .map(|g| g.gate.clone())
         .collect();
-    let is_last = store.config().pipeline.last().is_some_and(|l| *l == req.env);
+    let is_last = store
+        .config()
+        .pipeline
+        .last()
+        .is_some_and(|l| *l == req.env);
     let mut out = PromoteOutcome {
         id: req.id.clone(),
         version: req.version.clone(),
@@ -155,7 +194,8 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         return Ok(out);
     }
     releaseops_store::import_legacy_history(&mut tx)?;
-    env.bundle_mappings.insert(req.id.clone(), req.version.clone());
+    env.bundle_mappings
+        .insert(req.id.clone(), req.version.clone());
     touch_env(&mut env, ctx);
     tx.write(Store::env_rel_path(&req.env), env.to_yaml());
 
@@ -171,9 +211,19 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
     rec.gates = gate_results;
     rec.overridden = req.skip_gates;
     let rec = append_deployment(&mut tx, &req.env, rec)?;
-    let verb = if req.skip_gates { "promote (gates overridden)" } else { "promote" };
-    let msg = format!("releaseops: {verb} {} {} -> {}", req.id, req.version, req.env);
-    let done = tx.commit(&with_reason(&msg, req.reason.as_deref(), ctx), ctx.author().as_ref())?;
+    let verb = if req.skip_gates {
+        "promote (gates overridden)"
+    } else {
+        "promote"
+    };
+    let msg = format!(
+        "releaseops: {verb} {} {} -> {}",
+        req.id, req.version, req.env
+    );
+    let done = tx.commit(
+        &with_reason(&msg, req.reason.as_deref(), ctx),
+        ctx.author().as_ref(),
+    )?;
     out.promoted = true;
     out.seq = Some(rec.seq);
     out.git_commit = done.git_commit;
@@ -196,7 +246,10 @@ fn append_deployment(tx: &mut Transaction<'_>, env: &str, rec: Record) -> Result
     let bundle = rec.bundle_id.clone().unwrap_or_default();
     let rel = Store::deployment_rel_path(env, &bundle);
     let mut stack = match tx.staged(&rel) {
-        Some(text) => DeploymentStack::parse(text.as_bytes()).map_err(|e| StoreError::Format { path: rel.clone().into(), source: e })?,
+        Some(text) => DeploymentStack::parse(text.as_bytes()).map_err(|e| StoreError::Format {
+            path: rel.clone().into(),
+            source: e,
+        })?,
         None => tx.store().load_deployment(env, &bundle)?,
     };
     let rec = tx.append(rec)?;
@@ -220,7 +273,13 @@ pub struct ReviewOutcome {
     pub git_error: Option<String>,
 }
 
-pub fn approve(ctx: &Ctx<'_>, id: &str, version: &str, env_name: &str, comment: Option<String>) -> Result<ReviewOutcome> {
+pub fn approve(
+    ctx: &Ctx<'_>,
+    id: &str,
+    version: &str,
+    env_name: &str,
+    comment: Option<String>,
+) -> Result<ReviewOutcome> {
     let store = ctx.store;
     names::validate_bundle_id(id)?;
     names::validate_version(version)?;
@@ -231,7 +290,10 @@ pub fn approve(ctx: &Ctx<'_>, id: &str, version: &str, env_name: &str, comment: 
     let creator = &manifest.metadata.created_by;
     if !creator.is_empty() && creator != "cli" && actor_matches(&ctx.actor, creator) {
         return Err(CoreError::refused(
-            format!("{} created {id}@{version}, so their approval cannot count", ctx.actor),
+            format!(
+                "{} created {id}@{version}, so their approval cannot count",
+                ctx.actor
+            ),
             "ask someone else to approve (no self-approval)",
         ));
     }
@@ -239,15 +301,24 @@ pub fn approve(ctx: &Ctx<'_>, id: &str, version: &str, env_name: &str, comment: 
     match &env.promotion_policy {
         Some(p) if p.requires_approval => {
             if !gates::eligible_approver(&ctx.actor, p, store.config()) {
-                let mut who: Vec<String> = p.approval_teams.iter().map(|t| format!("team {t}")).collect();
+                let mut who: Vec<String> = p
+                    .approval_teams
+                    .iter()
+                    .map(|t| format!("team {t}"))
+                    .collect();
                 who.extend(p.approvers.iter().cloned());
                 return Err(CoreError::refused(
                     format!("{} may not approve for '{env_name}'", ctx.actor),
-                    format!("approvers for '{env_name}': {}; teams are defined under `teams:` in .releaseops/config.yaml", who.join(", ")),
+                    format!(
+                        "approvers for '{env_name}': {}; teams are defined under `teams:` in .releaseops/config.yaml",
+                        who.join(", ")
+                    ),
                 ));
             }
         }
-        _ => notes.push(format!("'{env_name}' does not require approval; the approval is recorded anyway")),
+        _ => notes.push(format!(
+            "'{env_name}' does not require approval; the approval is recorded anyway"
+        )),
     }
     let mut tx = store.begin()?;
     let mut reviews = store.load_reviews(id, version)?;
@@ -257,14 +328,26 @@ pub fn approve(ctx: &Ctx<'_>, id: &str, version: &str, env_name: &str, comment: 
             "a rejected version cannot be approved; create a new version",
         ));
     }
-    if reviews.approvals.iter().any(|a| a.env == env_name && a.actor == ctx.actor) {
+    if reviews
+        .approvals
+        .iter()
+        .any(|a| a.env == env_name && a.actor == ctx.actor)
+    {
         return Err(CoreError::refused(
-            format!("{} already approved {id}@{version} for '{env_name}'", ctx.actor),
+            format!(
+                "{} already approved {id}@{version} for '{env_name}'",
+                ctx.actor
+            ),
             "each person's approval counts once",
         ));
     }
     releaseops_store::import_legacy_history(&mut tx)?;
-    reviews.approvals.push(Approval { env: env_name.into(), actor: ctx.actor.clone(), at: ctx.now_str(), comment: comment.clone() });
+    reviews.approvals.push(Approval {
+        env: env_name.into(),
+        actor: ctx.actor.clone(),
+        at: ctx.now_str(),
+        comment: comment.clone(),
+    });
     tx.write(Store::reviews_rel_path(id, version), reviews.to_yaml());
     let mut rec = Record::new(EventKind::Approve, ctx.now_str(), ctx.actor.clone());
     rec.bundle_id = Some(id.into());
@@ -274,7 +357,10 @@ pub fn approve(ctx: &Ctx<'_>, id: &str, version: &str, env_name: &str, comment: 
     rec.reason = comment.clone();
     let rec = tx.append(rec)?;
     let msg = format!("releaseops: approve {id} {version} for {env_name}");
-    let done = tx.commit(&with_reason(&msg, comment.as_deref(), ctx), ctx.author().as_ref())?;
+    let done = tx.commit(
+        &with_reason(&msg, comment.as_deref(), ctx),
+        ctx.author().as_ref(),
+    )?;
     Ok(ReviewOutcome {
         id: id.into(),
         version: version.into(),
@@ -287,12 +373,21 @@ pub fn approve(ctx: &Ctx<'_>, id: &str, version: &str, env_name: &str, comment: 
     })
 }
 
-pub fn reject(ctx: &Ctx<'_>, id: &str, version: &str, env_name: Option<&str>, reason: &str) -> Result<ReviewOutcome> {
+pub fn reject(
+    ctx: &Ctx<'_>,
+    id: &str,
+    version: &str,
+    env_name: Option<&str>,
+    reason: &str,
+) -> Result<ReviewOutcome> {
     let store = ctx.store;
     names::validate_bundle_id(id)?;
     names::validate_version(version)?;
     if reason.trim().is_empty() {
-        return Err(CoreError::invalid("--reason is empty", "say why the version is rejected; it is recorded"));
+        return Err(CoreError::invalid(
+            "--reason is empty",
+            "say why the version is rejected; it is recorded",
+        ));
     }
     let manifest = store.load_bundle(id, version)?;
     if let Some(e) = env_name {
@@ -300,17 +395,36 @@ pub fn reject(ctx: &Ctx<'_>, id: &str, version: &str, env_name: Option<&str>, re
     }
     let mut tx = store.begin()?;
     let mut reviews = store.load_reviews(id, version)?;
-    if reviews.rejections.iter().any(|r| r.env.is_none() || r.env.as_deref() == env_name) {
-        return Err(CoreError::refused(format!("{id}@{version} is already rejected"), "nothing to do"));
+    if reviews
+        .rejections
+        .iter()
+        .any(|r| r.env.is_none() || r.env.as_deref() == env_name)
+    {
+        return Err(CoreError::refused(
+            format!("{id}@{version} is already rejected"),
+            "nothing to do",
+        ));
     }
     let mut notes = Vec::new();
     for e in store.environments()? {
-        if env_name.is_none_or(|n| n == e) && store.load_env(&e).ok().and_then(|f| f.bundle_mappings.get(id).cloned()).as_deref() == Some(version) {
+        if env_name.is_none_or(|n| n == e)
+            && store
+                .load_env(&e)
+                .ok()
+                .and_then(|f| f.bundle_mappings.get(id).cloned())
+                .as_deref()
+                == Some(version)
+        {
             notes.push(format!("{id}@{version} is still live in '{e}'; roll it back with `releaseops rollback {e} {id}`"));
         }
     }
     releaseops_store::import_legacy_history(&mut tx)?;
-    reviews.rejections.push(Rejection { env: env_name.map(str::to_string), actor: ctx.actor.clone(), at: ctx.now_str(), reason: reason.into() });
+    reviews.rejections.push(Rejection {
+        env: env_name.map(str::to_string),
+        actor: ctx.actor.clone(),
+        at: ctx.now_str(),
+        reason: reason.into(),
+    });
     tx.write(Store::reviews_rel_path(id, version), reviews.to_yaml());
     let mut rec = Record::new(EventKind::Reject, ctx.now_str(), ctx.actor.clone());
     rec.bundle_id = Some(id.into());
@@ -319,7 +433,10 @@ pub fn reject(ctx: &Ctx<'_>, id: &str, version: &str, env_name: Option<&str>, re
     rec.env = env_name.map(str::to_string);
     rec.reason = Some(reason.into());
     let rec = tx.append(rec)?;
-    let msg = format!("releaseops: reject {id} {version}{}", env_name.map(|e| format!(" for {e}")).unwrap_or_default());
+    let msg = format!(
+        "releaseops: reject {id} {version}{}",
+        env_name.map(|e| format!(" for {e}")).unwrap_or_default()
+    );
     let done = tx.commit(&with_reason(&msg, Some(reason), ctx), ctx.author().as_ref())?;
     Ok(ReviewOutcome {
         id: id.into(),
@@ -364,49 +481,82 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
     names::validate_bundle_id(&req.id)?;
     names::validate_env_name(&req.env)?;
     if req.steps.is_some() && req.to.is_some() {
-        return Err(CoreError::invalid("give --steps or --to, not both", "--steps N goes N versions back; --to VERSION names the target"));
+        return Err(CoreError::invalid(
+            "give --steps or --to, not both",
+            "--steps N goes N versions back; --to VERSION names the target",
+        ));
     }
     if req.steps == Some(0) {
-        return Err(CoreError::invalid("--steps must be at least 1", "--steps 1 is the version before the current one"));
+        return Err(CoreError::invalid(
+            "--steps must be at least 1",
+            "--steps 1 is the version before the current one",
+        ));
     }
     let mut tx = store.begin()?;
     let mut env = store.load_env(&req.env)?;
     let current = env.bundle_mappings.get(&req.id).cloned().ok_or_else(|| {
-        CoreError::refused(format!("'{}' is not deployed in '{}'", req.id, req.env), "`releaseops env list` shows what runs where")
+        CoreError::refused(
+            format!("'{}' is not deployed in '{}'", req.id, req.env),
+            "`releaseops env list` shows what runs where",
+        )
     })?;
     let stack = store.load_deployment(&req.env, &req.id)?.stack;
     // Versions live before the current one, nearest first, each once.
     let mut candidates: Vec<String> = Vec::new();
-    let below = if stack.last().is_some_and(|d| d.version == current) { &stack[..stack.len() - 1] } else { &stack[..] };
+    let below = if stack.last().is_some_and(|d| d.version == current) {
+        &stack[..stack.len() - 1]
+    } else {
+        &stack[..]
+    };
     for d in below.iter().rev() {
         if d.version != current && !candidates.contains(&d.version) {
             candidates.push(d.version.clone());
         }
     }
-    let rejected = |v: &str| store.load_reviews(&req.id, v).map(|r| r.rejection_for(&req.env).is_some()).unwrap_or(true);
+    let rejected = |v: &str| {
+        store
+            .load_reviews(&req.id, v)
+            .map(|r| r.rejection_for(&req.env).is_some())
+            .unwrap_or(true)
+    };
     let target = if let Some(to) = &req.to {
         names::validate_version(to)?;
         if *to == current {
-            return Err(CoreError::refused(format!("{}@{to} is already live in '{}'", req.id, req.env), "a rollback to the current version would change nothing"));
+            return Err(CoreError::refused(
+                format!("{}@{to} is already live in '{}'", req.id, req.env),
+                "a rollback to the current version would change nothing",
+            ));
         }
         if !candidates.contains(to) {
             let ever = store.history().all()?.iter().any(|r| {
-                r.is_deployment() && r.env.as_deref() == Some(&req.env) && r.bundle_id.as_deref() == Some(&req.id) && r.version.as_deref() == Some(to)
+                r.is_deployment()
+                    && r.env.as_deref() == Some(&req.env)
+                    && r.bundle_id.as_deref() == Some(&req.id)
+                    && r.version.as_deref() == Some(to)
             });
             let why = if ever {
-                format!("{}@{to} was live in '{}' only after versions since rolled back, not before {current}", req.id, req.env)
+                format!(
+                    "{}@{to} was live in '{}' only after versions since rolled back, not before {current}",
+                    req.id, req.env
+                )
             } else {
                 format!("{}@{to} was never live in '{}'", req.id, req.env)
             };
             let hint = if candidates.is_empty() {
                 "there is no earlier version to roll back to; promote a version instead".to_string()
             } else {
-                format!("versions you can roll back to: {}; to move forward, promote instead", candidates.join(", "))
+                format!(
+                    "versions you can roll back to: {}; to move forward, promote instead",
+                    candidates.join(", ")
+                )
             };
             return Err(CoreError::refused(why, hint));
         }
         if rejected(to) {
-            return Err(CoreError::refused(format!("{}@{to} is rejected", req.id), "pick another version, or promote a fixed one"));
+            return Err(CoreError::refused(
+                format!("{}@{to} is rejected", req.id),
+                "pick another version, or promote a fixed one",
+            ));
         }
         to.clone()
     } else {
@@ -422,7 +572,18 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
                         usable.len(),
                         req.env
                     ),
-                    if usable.is_empty() { "promote a version instead".to_string() } else { format!("earlier versions: {}", usable.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")) },
+                    if usable.is_empty() {
+                        "promote a version instead".to_string()
+                    } else {
+                        format!(
+                            "earlier versions: {}",
+                            usable
+                                .iter()
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    },
                 ));
             }
         }
@@ -432,7 +593,10 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
     env.bundle_mappings.insert(req.id.clone(), target.clone());
     touch_env(&mut env, ctx);
     tx.write(Store::env_rel_path(&req.env), env.to_yaml());
-    let reason = req.reason.clone().unwrap_or_else(|| format!("Rolled back from {current}"));
+    let reason = req
+        .reason
+        .clone()
+        .unwrap_or_else(|| format!("Rolled back from {current}"));
     let mut failed = store.load_reviews(&req.id, &current)?;
     failed.failures.push(Failure {
         env: req.env.clone(),
@@ -451,8 +615,14 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
     rec.state = Some("ROLLED_BACK".into());
     rec.reason = Some(reason.clone());
     let rec = append_deployment(&mut tx, &req.env, rec)?;
-    let msg = format!("releaseops: rollback {} {current} -> {target} in {}", req.id, req.env);
-    let done = tx.commit(&with_reason(&msg, Some(&reason), ctx), ctx.author().as_ref())?;
+    let msg = format!(
+        "releaseops: rollback {} {current} -> {target} in {}",
+        req.id, req.env
+    );
+    let done = tx.commit(
+        &with_reason(&msg, Some(&reason), ctx),
+        ctx.author().as_ref(),
+    )?;
     Ok(RollbackOutcome {
         id: req.id.clone(),
         env: req.env.clone(),

@@ -58,7 +58,9 @@ impl ProjectConfig {
 
     pub fn validate(&self) -> Result<(), FormatError> {
         if self.pipeline.is_empty() {
-            return Err(FormatError::Invalid("pipeline is empty; list the environments in promotion order".into()));
+            return Err(FormatError::Invalid(
+                "pipeline is empty; list the environments in promotion order".into(),
+            ));
         }
         for (i, e) in self.pipeline.iter().enumerate() {
             names::validate_env_name(e)?;
@@ -93,7 +95,8 @@ mod tests {
     fn round_trip_and_order() {
         let mut c = ProjectConfig::default();
         c.pipeline.insert(2, "canary".into());
-        c.teams.insert("safety-team".into(), vec!["alice@example.com".into()]);
+        c.teams
+            .insert("safety-team".into(), vec!["alice@example.com".into()]);
         let back = ProjectConfig::parse(c.to_yaml().as_bytes()).unwrap();
         assert_eq!(back, c);
         assert_eq!(back.upstream_of("prod"), Some("canary"));

@@ -47,7 +47,11 @@ pub struct PromotionPolicy {
 
 impl PromotionPolicy {
     pub fn required_approvals(&self) -> u32 {
-        if self.requires_approval { self.min_approvals.unwrap_or(1).max(1) } else { 0 }
+        if self.requires_approval {
+            self.min_approvals.unwrap_or(1).max(1)
+        } else {
+            0
+        }
     }
 }
 
@@ -59,7 +63,8 @@ pub struct HourMinute {
 
 impl HourMinute {
     pub fn parse(s: &str) -> Result<Self, FormatError> {
-        let bad = || FormatError::invalid(format!("'{s}' is not a time of day; use HH:MM, e.g. 17:30"));
+        let bad =
+            || FormatError::invalid(format!("'{s}' is not a time of day; use HH:MM, e.g. 17:30"));
         let (h, m) = s.split_once(':').ok_or_else(bad)?;
         let hour: u8 = h.parse().map_err(|_| bad())?;
         let minute: u8 = m.parse().map_err(|_| bad())?;
@@ -80,7 +85,15 @@ impl std::fmt::Display for HourMinute {
 }
 
 pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-const FULL_WEEKDAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+const FULL_WEEKDAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
 
 /// A period in which promotions into the environment are frozen: weekly
 /// (`days` + `start`/`end`, crossing midnight when `end` <= `start`) or on
@@ -179,18 +192,33 @@ fn parse_date(s: &str) -> Result<jiff::civil::Date, FormatError> {
 
 impl RawFreeze {
     fn convert(self, i: usize) -> Result<FreezeWindow, FormatError> {
-        let ctx = |m: String| FormatError::invalid(format!("promotion_policy.freeze_windows[{i}]: {m}"));
+        let ctx =
+            |m: String| FormatError::invalid(format!("promotion_policy.freeze_windows[{i}]: {m}"));
         let mut days = Vec::new();
         for d in self.days.unwrap_or_default() {
             let lower = d.to_ascii_lowercase();
             let idx = WEEKDAYS
                 .iter()
-                .position(|w| lower == *w || FULL_WEEKDAYS.iter().position(|f| *f == lower) == WEEKDAYS.iter().position(|x| x == w))
+                .position(|w| {
+                    lower == *w
+                        || FULL_WEEKDAYS.iter().position(|f| *f == lower)
+                            == WEEKDAYS.iter().position(|x| x == w)
+                })
                 .ok_or_else(|| ctx(format!("'{d}' is not a weekday (mon..sun)")))?;
             days.push(idx as u8);
         }
-        let start = self.start.as_deref().map(HourMinute::parse).transpose().map_err(|e| ctx(e.to_string()))?;
-        let end = self.end.as_deref().map(HourMinute::parse).transpose().map_err(|e| ctx(e.to_string()))?;
+        let start = self
+            .start
+            .as_deref()
+            .map(HourMinute::parse)
+            .transpose()
+            .map_err(|e| ctx(e.to_string()))?;
+        let end = self
+            .end
+            .as_deref()
+            .map(HourMinute::parse)
+            .transpose()
+            .map_err(|e| ctx(e.to_string()))?;
         let raw_dates = self.dates.unwrap_or_default();
         let mut dates = Vec::new();
         for d in &raw_dates {
@@ -198,7 +226,10 @@ impl RawFreeze {
                 Some((a, b)) => (parse_date(a), parse_date(b)),
                 None => (parse_date(d), parse_date(d)),
             };
-            let (a, b) = (a.map_err(|e| ctx(e.to_string()))?, b.map_err(|e| ctx(e.to_string()))?);
+            let (a, b) = (
+                a.map_err(|e| ctx(e.to_string()))?,
+                b.map_err(|e| ctx(e.to_string()))?,
+            );
             if b < a {
                 return Err(ctx(format!("date range '{d}' ends before it starts")));
             }
@@ -208,7 +239,9 @@ impl RawFreeze {
             return Err(ctx("give 'days' (with 'start'/'end') or 'dates'".into()));
         }
         if !days.is_empty() && (start.is_none() != end.is_none()) {
-            return Err(ctx("give both 'start' and 'end', or neither for whole days".into()));
+            return Err(ctx(
+                "give both 'start' and 'end', or neither for whole days".into(),
+            ));
         }
         Ok(FreezeWindow {
             name: self.name,
@@ -225,7 +258,10 @@ impl RawFreeze {
 
 impl EnvironmentFile {
     pub fn new(name: &str) -> Self {
-        EnvironmentFile { environment: name.to_string(), ..Default::default() }
+        EnvironmentFile {
+            environment: name.to_string(),
+            ..Default::default()
+        }
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
@@ -242,7 +278,9 @@ impl EnvironmentFile {
             Some(p) => {
                 let soak = p.soak_hours.unwrap_or(0.0);
                 if !soak.is_finite() || soak < 0.0 {
-                    return Err(FormatError::invalid("promotion_policy.soak_hours must be a number >= 0"));
+                    return Err(FormatError::invalid(
+                        "promotion_policy.soak_hours must be a number >= 0",
+                    ));
                 }
                 let freeze = p
                     .freeze_windows
@@ -253,7 +291,9 @@ impl EnvironmentFile {
                     .collect::<Result<Vec<_>, _>>()?;
                 for r in p.rejected_versions.iter().flatten() {
                     let (id, v) = r.split_once('@').ok_or_else(|| {
-                        FormatError::invalid(format!("promotion_policy.rejected_versions entry '{r}' must be id@version"))
+                        FormatError::invalid(format!(
+                            "promotion_policy.rejected_versions entry '{r}' must be id@version"
+                        ))
                     })?;
                     names::validate_bundle_id(id)?;
                     names::validate_version(v)?;
@@ -290,7 +330,12 @@ impl EnvironmentFile {
             ("environment".to_string(), Node::str(&self.environment)),
             (
                 "bundle_mappings".to_string(),
-                Node::Map(self.bundle_mappings.iter().map(|(k, v)| (k.clone(), Node::str(v))).collect()),
+                Node::Map(
+                    self.bundle_mappings
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Node::str(v)))
+                        .collect(),
+                ),
             ),
         ];
         if let Some(p) = &self.promotion_policy {
@@ -329,7 +374,10 @@ fn strs(v: &[String]) -> Node {
 fn policy_node(p: &PromotionPolicy) -> Node {
     let mut m = vec![
         ("requires_eval".to_string(), Node::Bool(p.requires_eval)),
-        ("requires_approval".to_string(), Node::Bool(p.requires_approval)),
+        (
+            "requires_approval".to_string(),
+            Node::Bool(p.requires_approval),
+        ),
     ];
     if !p.approval_teams.is_empty() {
         m.push(("approval_teams".into(), strs(&p.approval_teams)));
@@ -373,7 +421,12 @@ fn freeze_node(f: &FreezeWindow) -> Node {
     if !f.days.is_empty() {
         m.push((
             "days".into(),
-            Node::Seq(f.days.iter().map(|d| Node::str(WEEKDAYS[usize::from(*d) % 7])).collect()),
+            Node::Seq(
+                f.days
+                    .iter()
+                    .map(|d| Node::str(WEEKDAYS[usize::from(*d) % 7]))
+                    .collect(),
+            ),
         ));
     }
     if let Some(s) = f.start {
@@ -418,10 +471,14 @@ metadata:
 
     #[test]
     fn unknown_keys_survive_a_rewrite() {
-        let doc = format!("{PROD}owner: team-a\n").replace("  soak_hours: 24\n", "  soak_hours: 24\n  custom_gate: x\n");
+        let doc = format!("{PROD}owner: team-a\n")
+            .replace("  soak_hours: 24\n", "  soak_hours: 24\n  custom_gate: x\n");
         let e = EnvironmentFile::parse(doc.as_bytes()).unwrap();
         let out = e.to_yaml();
-        assert!(out.contains("owner: team-a") && out.contains("custom_gate: x"), "{out}");
+        assert!(
+            out.contains("owner: team-a") && out.contains("custom_gate: x"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -442,7 +499,8 @@ metadata:
 
     #[test]
     fn bare_float_mapping_is_refused() {
-        let e = EnvironmentFile::parse(b"environment: dev\nbundle_mappings:\n  flt: 1.10\n").unwrap_err();
+        let e = EnvironmentFile::parse(b"environment: dev\nbundle_mappings:\n  flt: 1.10\n")
+            .unwrap_err();
         assert!(e.to_string().contains("bare number"), "{e}");
     }
 }

@@ -48,8 +48,12 @@ pub fn python_text(bytes: &[u8]) -> Result<String, FormatError> {
 
 /// True for a well-formed `sha256:<64 lowercase hex>`.
 pub fn is_valid(h: &str) -> bool {
-    h.strip_prefix(PREFIX)
-        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    h.strip_prefix(PREFIX).is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// The bare hex part of a `sha256:` hash.
@@ -58,7 +62,10 @@ pub fn hex_part(h: &str) -> &str {
 }
 
 /// `bundle_hash` from the artifact content hashes and the model hash (if any).
-pub fn bundle_hash<'a>(artifact_hashes: impl IntoIterator<Item = &'a str>, model_hash: Option<&str>) -> String {
+pub fn bundle_hash<'a>(
+    artifact_hashes: impl IntoIterator<Item = &'a str>,
+    model_hash: Option<&str>,
+) -> String {
     let mut parts: Vec<&str> = artifact_hashes.into_iter().collect();
     parts.sort_unstable();
     if let Some(m) = model_hash {

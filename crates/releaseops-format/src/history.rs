@@ -150,7 +150,8 @@ impl Record {
     }
 
     pub fn parse_line(line: &str) -> Result<Self, FormatError> {
-        serde_json::from_str(line).map_err(|e| FormatError::Parse(format!("bad history record: {e}")))
+        serde_json::from_str(line)
+            .map_err(|e| FormatError::Parse(format!("bad history record: {e}")))
     }
 
     /// Changes which version is live in which environment.
@@ -224,14 +225,22 @@ impl LegacyRecord {
     pub fn to_record(&self) -> Record {
         let rollback = self.is_rollback.unwrap_or(false);
         let mut r = Record::new(
-            if rollback { EventKind::Rollback } else { EventKind::Promote },
+            if rollback {
+                EventKind::Rollback
+            } else {
+                EventKind::Promote
+            },
             self.timestamp.clone().unwrap_or_default(),
             self.promoted_by.clone().unwrap_or_else(|| "cli".into()),
         );
         r.bundle_id = Some(self.bundle_id.0.clone());
         r.version = Some(self.version.0.clone());
         r.env = Some(self.to_env.clone());
-        r.from_env = if rollback { None } else { self.from_env.clone() };
+        r.from_env = if rollback {
+            None
+        } else {
+            self.from_env.clone()
+        };
         r.from_version = self.rolled_back_from.as_ref().map(|v| v.0.clone());
         r.state = self.state.clone();
         r.reason = self.reason.clone();
@@ -242,7 +251,11 @@ impl LegacyRecord {
             .flatten()
             .map(|g| GateResult {
                 gate: g.gate_type.clone(),
-                status: if g.passed { GateStatus::Passed } else { GateStatus::Failed },
+                status: if g.passed {
+                    GateStatus::Passed
+                } else {
+                    GateStatus::Failed
+                },
                 reason: g.details.clone().unwrap_or_default(),
                 passes_at: None,
             })
@@ -277,7 +290,11 @@ impl DeploymentStack {
 
     pub fn apply(&mut self, rec: &Record) {
         let Some(version) = &rec.version else { return };
-        let entry = Deployment { version: version.clone(), since: rec.at.clone(), seq: rec.seq };
+        let entry = Deployment {
+            version: version.clone(),
+            since: rec.at.clone(),
+            seq: rec.seq,
+        };
         apply_to_stack(&mut self.stack, rec.event, entry, |d| d.version == *version);
     }
 }
@@ -313,7 +330,11 @@ impl Deployments {
             return;
         };
         let stack = self.bundles.entry(bundle.clone()).or_default();
-        let entry = Deployment { version: version.clone(), since: rec.at.clone(), seq: rec.seq };
+        let entry = Deployment {
+            version: version.clone(),
+            since: rec.at.clone(),
+            seq: rec.seq,
+        };
         apply_to_stack(stack, rec.event, entry, |d| d.version == *version);
     }
 }
@@ -328,7 +349,12 @@ pub const STACK_DEPTH: usize = 32;
 /// `history verify`'s replay: a promotion pushes (dropping the oldest beyond
 /// [`STACK_DEPTH`]); a rollback pops back to its target, or, for a
 /// roll-forward the existing tool allowed, replaces the top.
-pub fn apply_to_stack<T>(stack: &mut Vec<T>, event: EventKind, entry: T, is_target: impl Fn(&T) -> bool) {
+pub fn apply_to_stack<T>(
+    stack: &mut Vec<T>,
+    event: EventKind,
+    entry: T,
+    is_target: impl Fn(&T) -> bool,
+) {
     match event {
         EventKind::Promote => {
             stack.push(entry);
@@ -354,20 +380,30 @@ mod tests {
 
     #[test]
     fn record_line_round_trip_and_field_order() {
-        let mut r = Record::new(EventKind::Promote, "2026-11-21T00:00:00+00:00".into(), "ci".into());
+        let mut r = Record::new(
+            EventKind::Promote,
+            "2026-11-21T00:00:00+00:00".into(),
+            "ci".into(),
+        );
         r.seq = 7;
         r.prev = Some("sha256:00".into());
         r.bundle_id = Some("a".into());
         r.overridden = true;
         let line = r.to_line();
-        assert!(line.starts_with(r#"{"seq":7,"prev":"sha256:00","at":"#), "{line}");
+        assert!(
+            line.starts_with(r#"{"seq":7,"prev":"sha256:00","at":"#),
+            "{line}"
+        );
         assert!(line.contains(r#""override":true"#));
         assert_eq!(Record::parse_line(&line).unwrap(), r);
     }
 
     #[test]
     fn bug12_rollback_walks_the_real_sequence() {
-        let mut d = Deployments { environment: "prod".into(), ..Default::default() };
+        let mut d = Deployments {
+            environment: "prod".into(),
+            ..Default::default()
+        };
         let mk = |ev, v: &str, seq| {
             let mut r = Record::new(ev, format!("t{seq}"), "x".into());
             r.seq = seq;

@@ -50,7 +50,10 @@ impl ModelConfig {
         let mut m = Map::new();
         m.insert("provider".into(), Value::String(self.provider.clone()));
         m.insert("model".into(), Value::String(self.model.clone()));
-        m.insert("temperature".into(), Value::Number(self.temperature.clone()));
+        m.insert(
+            "temperature".into(),
+            Value::Number(self.temperature.clone()),
+        );
         m.insert("max_tokens".into(), Value::Number(self.max_tokens.into()));
         if !self.parameters.is_empty() {
             m.insert("parameters".into(), Value::Object(self.parameters.clone()));
@@ -81,7 +84,9 @@ impl ModelConfig {
             )));
         }
         if self.max_tokens == 0 {
-            return Err(FormatError::invalid("model_config.max_tokens must be at least 1"));
+            return Err(FormatError::invalid(
+                "model_config.max_tokens must be at least 1",
+            ));
         }
         check_finite(&Value::Object(self.parameters.clone()))
     }
@@ -90,11 +95,17 @@ impl ModelConfig {
         let mut m = vec![
             ("provider".into(), Node::str(&self.provider)),
             ("model".into(), Node::str(&self.model)),
-            ("temperature".into(), Node::from_json(&Value::Number(self.temperature.clone()))),
+            (
+                "temperature".into(),
+                Node::from_json(&Value::Number(self.temperature.clone())),
+            ),
             ("max_tokens".into(), Node::UInt(self.max_tokens)),
         ];
         if !self.parameters.is_empty() {
-            m.push(("parameters".into(), Node::from_json(&Value::Object(self.parameters.clone()))));
+            m.push((
+                "parameters".into(),
+                Node::from_json(&Value::Object(self.parameters.clone())),
+            ));
         }
         Node::Map(m)
     }
@@ -102,9 +113,9 @@ impl ModelConfig {
 
 fn check_finite(v: &Value) -> Result<(), FormatError> {
     match v {
-        Value::Number(n) if n.as_f64().is_some_and(|f| !f.is_finite()) => {
-            Err(FormatError::invalid("model parameters must be finite numbers"))
-        }
+        Value::Number(n) if n.as_f64().is_some_and(|f| !f.is_finite()) => Err(
+            FormatError::invalid("model parameters must be finite numbers"),
+        ),
         Value::Array(a) => a.iter().try_for_each(check_finite),
         Value::Object(o) => o.values().try_for_each(check_finite),
         _ => Ok(()),
@@ -143,7 +154,8 @@ impl BundleManifest {
     pub fn compute_hash(&self) -> String {
         let model = self.model_config.as_ref().map(|m| m.hash());
         hash::bundle_hash(
-            self.artifacts().filter_map(|(_, _, a)| a.content_hash.as_deref()),
+            self.artifacts()
+                .filter_map(|(_, _, a)| a.content_hash.as_deref()),
             model.as_deref(),
         )
     }
@@ -170,7 +182,10 @@ impl BundleManifest {
     pub fn to_node(&self) -> Node {
         let md = &self.metadata;
         let mut top = vec![
-            ("schema_version".into(), Node::UInt(self.schema_version.into())),
+            (
+                "schema_version".into(),
+                Node::UInt(self.schema_version.into()),
+            ),
             (
                 "metadata".into(),
                 Node::Map(vec![
@@ -284,7 +299,9 @@ impl RawModelConfig {
         let mc = ModelConfig {
             provider: self.provider,
             model: self.model,
-            temperature: self.temperature.unwrap_or_else(|| Number::from_f64(0.7).unwrap_or_else(|| 0.into())),
+            temperature: self
+                .temperature
+                .unwrap_or_else(|| Number::from_f64(0.7).unwrap_or_else(|| 0.into())),
             max_tokens: self.max_tokens.unwrap_or(4096),
             parameters: self.parameters.unwrap_or_default(),
         };
@@ -293,7 +310,10 @@ impl RawModelConfig {
     }
 }
 
-fn convert_artifacts(section: &str, raw: Option<IndexMap<String, RawArtifact>>) -> Result<IndexMap<String, ArtifactRef>, FormatError> {
+fn convert_artifacts(
+    section: &str,
+    raw: Option<IndexMap<String, RawArtifact>>,
+) -> Result<IndexMap<String, ArtifactRef>, FormatError> {
     let mut out = IndexMap::new();
     for (role, a) in raw.unwrap_or_default() {
         names::validate_role(&role)?;
@@ -306,14 +326,20 @@ fn convert_artifacts(section: &str, raw: Option<IndexMap<String, RawArtifact>>) 
                 )));
             }
         };
-        if let Some(h) = &a.content_hash {
-            if !hash::is_valid(h) {
-                return Err(FormatError::invalid(format!(
-                    "artifacts.{section}.{role}.content_hash '{h}' is not sha256:<64 hex digits>"
-                )));
-            }
+        if let Some(h) = &a.content_hash
+            && !hash::is_valid(h)
+        {
+            return Err(FormatError::invalid(format!(
+                "artifacts.{section}.{role}.content_hash '{h}' is not sha256:<64 hex digits>"
+            )));
         }
-        out.insert(role, ArtifactRef { source, content_hash: a.content_hash });
+        out.insert(
+            role,
+            ArtifactRef {
+                source,
+                content_hash: a.content_hash,
+            },
+        );
     }
     Ok(out)
 }
@@ -325,10 +351,12 @@ impl RawManifest {
         names::validate_bundle_id(&id)?;
         names::validate_version(&version)?;
         let arts = self.artifacts.unwrap_or_default();
-        if let Some(h) = &self.bundle_hash {
-            if !hash::is_valid(h) {
-                return Err(FormatError::invalid(format!("bundle_hash '{h}' is not sha256:<64 hex digits>")));
-            }
+        if let Some(h) = &self.bundle_hash
+            && !hash::is_valid(h)
+        {
+            return Err(FormatError::invalid(format!(
+                "bundle_hash '{h}' is not sha256:<64 hex digits>"
+            )));
         }
         Ok(BundleManifest {
             schema_version: self.schema_version.unwrap_or(1),
@@ -341,7 +369,10 @@ impl RawManifest {
             },
             prompts: convert_artifacts("prompts", arts.prompts)?,
             policies: convert_artifacts("policies", arts.policies)?,
-            model_config: self.model_config.map(RawModelConfig::into_config).transpose()?,
+            model_config: self
+                .model_config
+                .map(RawModelConfig::into_config)
+                .transpose()?,
             bundle_hash: self.bundle_hash,
         })
     }
@@ -395,13 +426,30 @@ bundle_hash: sha256:f725f959f2aae8022cf89da9b343d484049557ff5ce524cedf955821bd6e
     #[test]
     fn bad_manifests_are_refused() {
         for (doc, needle) in [
-            (SAMPLE_120.replace("version: 1.2.0", "version: 1.10"), "bare number"),
-            (SAMPLE_120.replace("temperature: 0.2", "temperature: 3"), "between 0.0 and 2.0"),
-            (SAMPLE_120.replace("id: support-agent", "id: ../../x"), "bundle id"),
-            (SAMPLE_120.replace("      ref: prompts", "      path: x\n      ref: prompts"), "exactly one"),
-            (SAMPLE_120.replace("max_tokens: 4096", "max_tokens: lots"), "line 24 column 15"),
+            (
+                SAMPLE_120.replace("version: 1.2.0", "version: 1.10"),
+                "bare number",
+            ),
+            (
+                SAMPLE_120.replace("temperature: 0.2", "temperature: 3"),
+                "between 0.0 and 2.0",
+            ),
+            (
+                SAMPLE_120.replace("id: support-agent", "id: ../../x"),
+                "bundle id",
+            ),
+            (
+                SAMPLE_120.replace("      ref: prompts", "      path: x\n      ref: prompts"),
+                "exactly one",
+            ),
+            (
+                SAMPLE_120.replace("max_tokens: 4096", "max_tokens: lots"),
+                "line 24 column 15",
+            ),
         ] {
-            let e = BundleManifest::parse(doc.as_bytes()).unwrap_err().to_string();
+            let e = BundleManifest::parse(doc.as_bytes())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(needle), "{needle}: {e}");
         }
     }

@@ -46,7 +46,11 @@ fn check(kind: &'static str, value: &str, extra_chars: &str) -> Result<(), Forma
     if value.contains("..") {
         return fail("it must not contain '..'");
     }
-    let stem = value.split('.').next().unwrap_or(value).to_ascii_uppercase();
+    let stem = value
+        .split('.')
+        .next()
+        .unwrap_or(value)
+        .to_ascii_uppercase();
     if WINDOWS_RESERVED.contains(&stem.as_str()) {
         return fail("it is a reserved device name on Windows");
     }

@@ -12,7 +12,11 @@ pub fn float_repr(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     // Rust's `{:e}` gives the shortest round-trip digits, e.g. "1.2345e-5".
     let s = format!("{:e}", f);
@@ -161,7 +165,8 @@ mod tests {
 
     #[test]
     fn ensure_ascii_escapes() {
-        let v: Value = serde_json::json!({"model": "modèle-ü", "stop": ["\n", "Ω", "😀"], "q": "\"\\\u{7f}"});
+        let v: Value =
+            serde_json::json!({"model": "modèle-ü", "stop": ["\n", "Ω", "😀"], "q": "\"\\\u{7f}"});
         assert_eq!(
             dumps_canonical(&v),
             r#"{"model":"mod\u00e8le-\u00fc","q":"\"\\\u007f","stop":["\n","\u03a9","\ud83d\ude00"]}"#

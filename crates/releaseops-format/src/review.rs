@@ -61,6 +61,8 @@ impl Reviews {
 
     /// The rejection that applies to `env`, if any.
     pub fn rejection_for(&self, env: &str) -> Option<&Rejection> {
-        self.rejections.iter().find(|r| r.env.as_deref().is_none_or(|e| e == env))
+        self.rejections
+            .iter()
+            .find(|r| r.env.as_deref().is_none_or(|e| e == env))
     }
 }

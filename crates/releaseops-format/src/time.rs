@@ -33,15 +33,15 @@ pub fn parse(s: &str) -> Result<Timestamp, FormatError> {
     if let Ok(ts) = t.parse::<Timestamp>() {
         return Ok(ts);
     }
-    if let Ok(dt) = t.parse::<jiff::civil::DateTime>() {
-        if let Ok(z) = dt.to_zoned(TimeZone::UTC) {
-            return Ok(z.timestamp());
-        }
+    if let Ok(dt) = t.parse::<jiff::civil::DateTime>()
+        && let Ok(z) = dt.to_zoned(TimeZone::UTC)
+    {
+        return Ok(z.timestamp());
     }
-    if let Ok(d) = t.parse::<jiff::civil::Date>() {
-        if let Ok(z) = d.to_zoned(TimeZone::UTC) {
-            return Ok(z.timestamp());
-        }
+    if let Ok(d) = t.parse::<jiff::civil::Date>()
+        && let Ok(z) = d.to_zoned(TimeZone::UTC)
+    {
+        return Ok(z.timestamp());
     }
     Err(FormatError::Parse(format!(
         "'{s}' is not a timestamp; use RFC 3339, e.g. 2026-11-21T21:30:00Z or 2026-11-21"
@@ -62,8 +62,14 @@ mod tests {
     fn python_isoformat_round_trip() {
         let s = "2026-11-21T21:30:24.707346+00:00";
         assert_eq!(format(parse(s).unwrap()), s);
-        assert_eq!(format(parse("2026-11-21T21:30:24Z").unwrap()), "2026-11-21T21:30:24+00:00");
-        assert_eq!(format(parse("2026-11-21").unwrap()), "2026-11-21T00:00:00+00:00");
+        assert_eq!(
+            format(parse("2026-11-21T21:30:24Z").unwrap()),
+            "2026-11-21T21:30:24+00:00"
+        );
+        assert_eq!(
+            format(parse("2026-11-21").unwrap()),
+            "2026-11-21T00:00:00+00:00"
+        );
         assert!(parse("yesterday").is_err());
     }
 }

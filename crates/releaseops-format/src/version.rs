@@ -8,7 +8,12 @@ fn parse(v: &str) -> Option<semver::Version> {
     semver::Version::parse(s).ok().or_else(|| {
         // Accept the short forms teams use: `1` and `1.2`.
         let parts: Vec<&str> = s.split('.').collect();
-        if parts.is_empty() || parts.len() > 2 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+        if parts.is_empty()
+            || parts.len() > 2
+            || parts
+                .iter()
+                .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+        {
             return None;
         }
         let mut nums = parts.iter().map(|p| p.parse::<u64>().ok());
@@ -23,7 +28,10 @@ fn parse(v: &str) -> Option<semver::Version> {
 /// after every semver one, in natural (digit-aware) order.
 pub fn compare(a: &str, b: &str) -> Ordering {
     match (parse(a), parse(b)) {
-        (Some(x), Some(y)) => x.cmp_precedence(&y).then_with(|| x.build.cmp(&y.build)).then_with(|| a.cmp(b)),
+        (Some(x), Some(y)) => x
+            .cmp_precedence(&y)
+            .then_with(|| x.build.cmp(&y.build))
+            .then_with(|| a.cmp(b)),
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
         (None, None) => natural(a, b),
@@ -87,7 +95,10 @@ mod tests {
 
     #[test]
     fn bug13_latest_is_semver_not_lexicographic() {
-        let v: Vec<String> = ["1.9.0", "1.10.0", "1.2.0"].iter().map(|s| s.to_string()).collect();
+        let v: Vec<String> = ["1.9.0", "1.10.0", "1.2.0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(latest(&v).unwrap(), "1.10.0");
     }
 

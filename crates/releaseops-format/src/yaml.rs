@@ -53,7 +53,8 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, FormatError> {
             max_anchors: 1_000,
         },
     };
-    serde_saphyr::from_str_with_options::<T>(text, options).map_err(|e| FormatError::Parse(one_line(&e.to_string())))
+    serde_saphyr::from_str_with_options::<T>(text, options)
+        .map_err(|e| FormatError::Parse(one_line(&e.to_string())))
 }
 
 /// serde-saphyr renders source snippets over several lines; a user-facing error
@@ -92,13 +93,19 @@ impl<'de> Deserialize<'de> for StrictString {
                 )))
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StrictString, E> {
-                Err(E::custom(format!("bare number {v} where a string is expected; quote it, e.g. '{v}'")))
+                Err(E::custom(format!(
+                    "bare number {v} where a string is expected; quote it, e.g. '{v}'"
+                )))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<StrictString, E> {
-                Err(E::custom(format!("bare number {v} where a string is expected; quote it, e.g. '{v}'")))
+                Err(E::custom(format!(
+                    "bare number {v} where a string is expected; quote it, e.g. '{v}'"
+                )))
             }
             fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<StrictString, E> {
-                Err(E::custom(format!("bare boolean {v} where a string is expected; quote it")))
+                Err(E::custom(format!(
+                    "bare boolean {v} where a string is expected; quote it"
+                )))
             }
         }
         d.deserialize_any(V)
@@ -146,7 +153,11 @@ impl Node {
             }
             Value::String(s) => Node::Str(s.clone()),
             Value::Array(a) => Node::Seq(a.iter().map(Node::from_json).collect()),
-            Value::Object(m) => Node::Map(m.iter().map(|(k, v)| (k.clone(), Node::from_json(v))).collect()),
+            Value::Object(m) => Node::Map(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Node::from_json(v)))
+                    .collect(),
+            ),
         }
     }
 
@@ -233,7 +244,11 @@ fn yaml_float(f: f64) -> String {
         return ".nan".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { ".inf".into() } else { "-.inf".into() };
+        return if f > 0.0 {
+            ".inf".into()
+        } else {
+            "-.inf".into()
+        };
     }
     let r = float_repr(f);
     if !r.contains('.') && r.contains('e') {
@@ -251,7 +266,8 @@ static IMPLICIT: LazyLock<Regex> = LazyLock::new(|| {
     let int = r"[-+]?0b[0-1_]+|[-+]?0o?[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+";
     let null = r"~|null|Null|NULL";
     let ts = r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9]{1,2}(?::?[0-9]{2})?))?)?";
-    Regex::new(&format!("^(?:{bool_}|{float}|{int}|{null}|{ts}|<<|=)$")).expect("static regex is valid")
+    Regex::new(&format!("^(?:{bool_}|{float}|{int}|{null}|{ts}|<<|=)$"))
+        .expect("static regex is valid")
 });
 
 fn plain_ok(s: &str) -> bool {
@@ -320,9 +336,15 @@ mod tests {
     fn quoting_matches_pyyaml_for_our_values() {
         assert_eq!(quote("1.0.0"), "1.0.0");
         assert_eq!(quote("1.10"), "'1.10'");
-        assert_eq!(quote("2026-11-21T21:30:24.707346+00:00"), "'2026-11-21T21:30:24.707346+00:00'");
+        assert_eq!(
+            quote("2026-11-21T21:30:24.707346+00:00"),
+            "'2026-11-21T21:30:24.707346+00:00'"
+        );
         assert_eq!(quote("sha256:ab"), "sha256:ab");
-        assert_eq!(quote("prompts/onboarding@v1.0.1"), "prompts/onboarding@v1.0.1");
+        assert_eq!(
+            quote("prompts/onboarding@v1.0.1"),
+            "prompts/onboarding@v1.0.1"
+        );
         assert_eq!(quote("Eval suite: smoke"), "'Eval suite: smoke'");
         assert_eq!(quote(""), "''");
         assert_eq!(quote("yes"), "'yes'");
@@ -338,15 +360,27 @@ mod tests {
     #[test]
     fn emits_pyyaml_block_style() {
         let doc = Node::Map(vec![
-            ("records".into(), Node::Seq(vec![Node::Map(vec![
-                ("a".into(), Node::str("x")),
-                ("b".into(), Node::Seq(vec![Node::str("y")])),
-                ("c".into(), Node::Map(vec![])),
-            ])])),
-            ("m".into(), Node::Map(vec![("t".into(), Node::Float(0.7)), ("e".into(), Node::Float(1e-5))])),
+            (
+                "records".into(),
+                Node::Seq(vec![Node::Map(vec![
+                    ("a".into(), Node::str("x")),
+                    ("b".into(), Node::Seq(vec![Node::str("y")])),
+                    ("c".into(), Node::Map(vec![])),
+                ])]),
+            ),
+            (
+                "m".into(),
+                Node::Map(vec![
+                    ("t".into(), Node::Float(0.7)),
+                    ("e".into(), Node::Float(1e-5)),
+                ]),
+            ),
             ("z".into(), Node::Seq(vec![])),
         ]);
-        assert_eq!(doc.to_yaml(), "records:\n- a: x\n  b:\n  - y\n  c: {}\nm:\n  t: 0.7\n  e: 1.0e-05\nz: []\n");
+        assert_eq!(
+            doc.to_yaml(),
+            "records:\n- a: x\n  b:\n  - y\n  c: {}\nm:\n  t: 0.7\n  e: 1.0e-05\nz: []\n"
+        );
     }
 
     #[test]
@@ -367,6 +401,9 @@ mod tests {
         assert!(from_str::<serde_json::Value>(&bomb).is_err());
         let deep = format!("{}x{}", "[".repeat(100), "]".repeat(100));
         assert!(from_str::<serde_json::Value>(&deep).is_err());
-        assert!(matches!(from_bytes::<serde_json::Value>(&[b'a', b':', 0xff]), Err(FormatError::NotUtf8 { .. })));
+        assert!(matches!(
+            from_bytes::<serde_json::Value>(&[b'a', b':', 0xff]),
+            Err(FormatError::NotUtf8 { .. })
+        ));
     }
 }

@@ -2,7 +2,9 @@
 
 use proptest::prelude::*;
 use releaseops_format::environment::EnvironmentFile;
-use releaseops_format::manifest::{ArtifactRef, ArtifactSource, BundleManifest, BundleMetadata, ModelConfig};
+use releaseops_format::manifest::{
+    ArtifactRef, ArtifactSource, BundleManifest, BundleMetadata, ModelConfig,
+};
 use releaseops_format::yaml::{self, Node};
 use releaseops_format::{names, version};
 
@@ -14,14 +16,21 @@ fn any_version() -> impl Strategy<Value = String> {
     prop_oneof![
         (0u64..30, 0u64..30, 0u64..30).prop_map(|(a, b, c)| format!("{a}.{b}.{c}")),
         (0u64..30, 0u64..30).prop_map(|(a, b)| format!("{a}.{b}")),
-        (0u64..5, 0u64..5, 0u64..5, "[a-z]{1,4}", 0u64..20).prop_map(|(a, b, c, p, n)| format!("{a}.{b}.{c}-{p}.{n}")),
+        (0u64..5, 0u64..5, 0u64..5, "[a-z]{1,4}", 0u64..20)
+            .prop_map(|(a, b, c, p, n)| format!("{a}.{b}.{c}-{p}.{n}")),
         "[a-z][a-z0-9.-]{0,8}[a-z0-9]",
     ]
     .prop_filter("valid", |v| names::validate_version(v).is_ok())
 }
 
 fn text() -> impl Strategy<Value = String> {
-    prop_oneof![any::<String>(), "[ -~]{0,40}", Just("1.10".to_string()), Just("yes".to_string()), Just("2026-01-01".to_string())]
+    prop_oneof![
+        any::<String>(),
+        "[ -~]{0,40}",
+        Just("1.10".to_string()),
+        Just("yes".to_string()),
+        Just("2026-01-01".to_string())
+    ]
 }
 
 fn json_leaf() -> impl Strategy<Value = serde_json::Value> {
@@ -45,18 +54,31 @@ fn manifest() -> impl Strategy<Value = BundleManifest> {
         text(),
         text(),
         proptest::collection::vec((name(), hash(), "[a-z/._-]{1,20}", any::<bool>()), 0..4),
-        proptest::option::of((text(), text(), 0u32..200, 1u64..100_000, proptest::collection::vec((name(), json_leaf()), 0..3))),
+        proptest::option::of((
+            text(),
+            text(),
+            0u32..200,
+            1u64..100_000,
+            proptest::collection::vec((name(), json_leaf()), 0..3),
+        )),
     )
         .prop_map(|(id, version, description, created_by, arts, model)| {
             let mut m = BundleManifest {
                 schema_version: 2,
-                metadata: BundleMetadata { id, version, created_at: "2026-11-21T21:30:24.707346+00:00".into(), created_by, description },
+                metadata: BundleMetadata {
+                    id,
+                    version,
+                    created_at: "2026-11-21T21:30:24.707346+00:00".into(),
+                    created_by,
+                    description,
+                },
                 prompts: Default::default(),
                 policies: Default::default(),
                 model_config: model.map(|(provider, model, t, max_tokens, params)| ModelConfig {
                     provider: format!("p{provider}"),
                     model: format!("m{model}"),
-                    temperature: serde_json::Number::from_f64(f64::from(t) / 100.0).unwrap_or_else(|| 0.into()),
+                    temperature: serde_json::Number::from_f64(f64::from(t) / 100.0)
+                        .unwrap_or_else(|| 0.into()),
                     max_tokens,
                     parameters: params.into_iter().collect(),
                 }),
@@ -64,10 +86,18 @@ fn manifest() -> impl Strategy<Value = BundleManifest> {
             };
             for (role, h, loc, is_prompt) in arts {
                 let a = ArtifactRef {
-                    source: if is_prompt { ArtifactSource::Ref(format!("prompts/{role}@v1")) } else { ArtifactSource::Path(loc) },
+                    source: if is_prompt {
+                        ArtifactSource::Ref(format!("prompts/{role}@v1"))
+                    } else {
+                        ArtifactSource::Path(loc)
+                    },
                     content_hash: Some(h),
                 };
-                if is_prompt { m.prompts.insert(role, a) } else { m.policies.insert(role, a) };
+                if is_prompt {
+                    m.prompts.insert(role, a)
+                } else {
+                    m.policies.insert(role, a)
+                };
             }
             m.bundle_hash = Some(m.compute_hash());
             m
@@ -112,10 +142,9 @@ proptest! {
         if ab != Ordering::Greater && version::compare(&b, &c) != Ordering::Greater {
             prop_assert_ne!(version::compare(&a, &c), Ordering::Greater);
         }
-        if let (Ok(x), Ok(y)) = (semver::Version::parse(&a), semver::Version::parse(&b)) {
-            if x.cmp_precedence(&y) != Ordering::Equal {
+        if let (Ok(x), Ok(y)) = (semver::Version::parse(&a), semver::Version::parse(&b))
+            && x.cmp_precedence(&y) != Ordering::Equal {
                 prop_assert_eq!(ab, x.cmp_precedence(&y));
             }
-        }
     }
 }

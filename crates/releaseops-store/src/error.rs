@@ -23,15 +23,30 @@ pub enum StoreError {
     #[error("no .releaseops directory in {} or any parent directory", start.display())]
     NotInitialized { start: PathBuf },
     #[error("bundle '{id}' has no version '{version}'")]
-    BundleNotFound { id: String, version: String, available: Vec<String> },
+    BundleNotFound {
+        id: String,
+        version: String,
+        available: Vec<String>,
+    },
     #[error("no bundle named '{id}'")]
     UnknownBundle { id: String, available: Vec<String> },
     #[error("no environment named '{name}'")]
-    EnvNotFound { name: String, available: Vec<String> },
+    EnvNotFound {
+        name: String,
+        available: Vec<String>,
+    },
     #[error("{}: says `environment: {inner}` but the file is named for '{name}'", path.display())]
-    EnvNameMismatch { path: PathBuf, name: String, inner: String },
+    EnvNameMismatch {
+        path: PathBuf,
+        name: String,
+        inner: String,
+    },
     #[error("{}: manifest is for {inner}, but the file is named for {outer}", path.display())]
-    ManifestPathMismatch { path: PathBuf, inner: String, outer: String },
+    ManifestPathMismatch {
+        path: PathBuf,
+        inner: String,
+        outer: String,
+    },
     #[error("bundle '{id}' version '{version}' already exists; bundle versions are immutable")]
     VersionExists { id: String, version: String },
     #[error("environment '{name}' already exists")]
@@ -41,7 +56,10 @@ pub enum StoreError {
     #[error("git {command} failed: {message}")]
     Git { command: String, message: String },
     #[error("{message}")]
-    Source { message: String, hint: Option<String> },
+    Source {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("{}: {message}", path.display())]
     Corrupt { path: PathBuf, message: String },
 }
@@ -80,11 +98,18 @@ impl StoreError {
     }
 
     pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        StoreError::Io { what, path: path.into(), source }
+        StoreError::Io {
+            what,
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn format(path: impl Into<PathBuf>, source: FormatError) -> Self {
-        StoreError::Format { path: path.into(), source }
+        StoreError::Format {
+            path: path.into(),
+            source,
+        }
     }
 }
 

@@ -28,6 +28,9 @@ impl std::fmt::Debug for Git {
     }
 }
 
+/// An object found by [`Git::batch`]: its id and its content.
+pub type FoundObject = (String, Vec<u8>);
+
 /// Who a commit is attributed to.
 #[derive(Debug, Clone)]
 pub struct Signature {
@@ -38,17 +41,24 @@ pub struct Signature {
 impl Signature {
     /// Splits `Name <email>`; anything else becomes the name with no email.
     pub fn from_actor(actor: &str) -> Signature {
-        if let (Some(l), Some(r)) = (actor.find('<'), actor.rfind('>')) {
-            if l < r {
-                let name = actor[..l].trim();
-                let email = actor[l + 1..r].trim();
-                return Signature {
-                    name: if name.is_empty() { email.to_string() } else { name.to_string() },
-                    email: email.to_string(),
-                };
-            }
+        if let (Some(l), Some(r)) = (actor.find('<'), actor.rfind('>'))
+            && l < r
+        {
+            let name = actor[..l].trim();
+            let email = actor[l + 1..r].trim();
+            return Signature {
+                name: if name.is_empty() {
+                    email.to_string()
+                } else {
+                    name.to_string()
+                },
+                email: email.to_string(),
+            };
         }
-        Signature { name: actor.to_string(), email: String::new() }
+        Signature {
+            name: actor.to_string(),
+            email: String::new(),
+        }
     }
 }
 
@@ -56,7 +66,12 @@ fn git_err(command: &str, out: &Output) -> StoreError {
     let stderr = String::from_utf8_lossy(&out.stderr);
     StoreError::Git {
         command: command.to_string(),
-        message: stderr.lines().next().unwrap_or("exited with an error").trim().to_string(),
+        message: stderr
+            .lines()
+            .next()
+            .unwrap_or("exited with an error")
+            .trim()
+            .to_string(),
     }
 }
 
@@ -78,9 +93,16 @@ impl Git {
     /// `scratch` is a directory for temporary files (the private index).
     pub fn discover(dir: &Path, scratch: &Path) -> Option<Git> {
         if std::env::var_os("GIT_DIR").is_some() || std::env::var_os("GIT_WORK_TREE").is_some() {
-            let out = Command::new("git").arg("-C").arg(dir).args(["rev-parse", "--show-toplevel"]).stderr(Stdio::null()).output().ok()?;
+            let out = Command::new("git")
+                .arg("-C")
+                .arg(dir)
+                .args(["rev-parse", "--show-toplevel"])
+                .stderr(Stdio::null())
+                .output()
+                .ok()?;
             let top = String::from_utf8(out.stdout).ok()?.trim().to_string();
-            return (out.status.success() && !top.is_empty()).then(|| Git::at(PathBuf::from(top), scratch));
+            return (out.status.success() && !top.is_empty())
+                .then(|| Git::at(PathBuf::from(top), scratch));
         }
         let mut cur = Some(dir);
         while let Some(d) = cur {
@@ -93,7 +115,11 @@ impl Git {
     }
 
     fn at(top: PathBuf, scratch: &Path) -> Git {
-        Git { top, scratch: scratch.to_path_buf(), repo: std::cell::OnceCell::new() }
+        Git {
+            top,
+            scratch: scratch.to_path_buf(),
+            repo: std::cell::OnceCell::new(),
+        }
     }
 
     pub fn top(&self) -> &Path {
@@ -105,7 +131,12 @@ impl Git {
     }
 
     /// Commits `paths` in-process. `Ok(None)` when HEAD already has that content.
-    fn commit_in_process(&self, paths: &[String], message: &str, author: &Signature) -> Result<Option<String>, String> {
+    fn commit_in_process(
+        &self,
+        paths: &[String],
+        message: &str,
+        author: &Signature,
+    ) -> Result<Option<String>, String> {
         let repo = self.repo().ok_or("gix cannot open this repository")?;
         let head_id = match repo.head_id() {
             Ok(id) => Some(id.detach()),
@@ -113,7 +144,12 @@ impl Git {
             Err(e) => return Err(e.to_string()),
         };
         let base_tree = match head_id {
-            Some(id) => repo.find_commit(id).map_err(|e| e.to_string())?.tree_id().map_err(|e| e.to_string())?.detach(),
+            Some(id) => repo
+                .find_commit(id)
+                .map_err(|e| e.to_string())?
+                .tree_id()
+                .map_err(|e| e.to_string())?
+                .detach(),
             None => gix::ObjectId::empty_tree(repo.object_hash()),
         };
         let mut editor = repo.edit_tree(base_tree).map_err(|e| e.to_string())?;
@@ -121,7 +157,9 @@ impl Git {
             match std::fs::read(self.top.join(p)) {
                 Ok(bytes) => {
                     let id = repo.write_blob(&bytes).map_err(|e| e.to_string())?;
-                    editor.upsert(p.as_str(), gix::object::tree::EntryKind::Blob, id).map_err(|e| e.to_string())?;
+                    editor
+                        .upsert(p.as_str(), gix::object::tree::EntryKind::Blob, id)
+                        .map_err(|e| e.to_string())?;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     editor.remove(p.as_str()).map_err(|e| e.to_string())?;
@@ -140,7 +178,9 @@ impl Git {
         };
         let mut buf = gix::date::parse::TimeBuf::default();
         let sref = sig.to_ref(&mut buf);
-        let id = repo.commit_as(sref, sref, "HEAD", message, tree, head_id).map_err(|e| e.to_string())?;
+        let id = repo
+            .commit_as(sref, sref, "HEAD", message, tree, head_id)
+            .map_err(|e| e.to_string())?;
         Ok(Some(id.to_string()))
     }
 
@@ -158,15 +198,19 @@ impl Git {
         if let Some(ix) = index {
             c.env("GIT_INDEX_FILE", ix);
         }
-        c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        c.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let name = args.first().copied().unwrap_or("git");
         let mut child = c.spawn().map_err(|e| spawn_err(name, e))?;
-        if let Some(data) = stdin {
-            if let Some(mut si) = child.stdin.take() {
-                si.write_all(data).map_err(|e| spawn_err(name, e))?;
-            }
+        if let Some(data) = stdin
+            && let Some(mut si) = child.stdin.take()
+        {
+            si.write_all(data).map_err(|e| spawn_err(name, e))?;
         }
         child.wait_with_output().map_err(|e| spawn_err(name, e))
     }
@@ -196,7 +240,12 @@ impl Git {
     /// Commits exactly `paths` (relative to the work tree top, as they are now on
     /// disk; missing files are removed) on top of HEAD. Returns the new commit,
     /// or `None` when HEAD already has that content.
-    pub fn commit_paths(&self, paths: &[String], message: &str, author: &Signature) -> Result<Option<String>> {
+    pub fn commit_paths(
+        &self,
+        paths: &[String],
+        message: &str,
+        author: &Signature,
+    ) -> Result<Option<String>> {
         if paths.is_empty() {
             return Ok(None);
         }
@@ -218,13 +267,24 @@ impl Git {
             list.extend_from_slice(p.as_bytes());
             list.push(0);
         }
-        self.run_ok(&["update-index", "--add", "--remove", "-z", "--stdin"], None, Some(&list))?;
+        self.run_ok(
+            &["update-index", "--add", "--remove", "-z", "--stdin"],
+            None,
+            Some(&list),
+        )?;
         Ok(commit)
     }
 
-    fn commit_with_cli(&self, paths: &[String], message: &str, author: &Signature) -> Result<Option<String>> {
+    fn commit_with_cli(
+        &self,
+        paths: &[String],
+        message: &str,
+        author: &Signature,
+    ) -> Result<Option<String>> {
         let head = self.head()?;
-        let index = self.scratch.join(format!(".tmp-index-{}", std::process::id()));
+        let index = self
+            .scratch
+            .join(format!(".tmp-index-{}", std::process::id()));
         let _cleanup = RemoveOnDrop(index.clone());
         match &head {
             Some((commit, _)) => self.run_ok(&["read-tree", commit], Some(&index), None)?,
@@ -235,7 +295,11 @@ impl Git {
             list.extend_from_slice(p.as_bytes());
             list.push(0);
         }
-        self.run_ok(&["update-index", "--add", "--remove", "-z", "--stdin"], Some(&index), Some(&list))?;
+        self.run_ok(
+            &["update-index", "--add", "--remove", "-z", "--stdin"],
+            Some(&index),
+            Some(&list),
+        )?;
         let tree = self.run_ok(&["write-tree"], Some(&index), None)?;
         if head.as_ref().is_some_and(|(_, t)| *t == tree) {
             return Ok(None);
@@ -256,8 +320,15 @@ impl Git {
             return Err(git_err("commit-tree", &out));
         }
         let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let old = head.as_ref().map(|(c, _)| c.clone()).unwrap_or_else(|| "0".repeat(40));
-        self.run_ok(&["update-ref", "-m", message, "HEAD", &commit, &old], None, None)?;
+        let old = head
+            .as_ref()
+            .map(|(c, _)| c.clone())
+            .unwrap_or_else(|| "0".repeat(40));
+        self.run_ok(
+            &["update-ref", "-m", message, "HEAD", &commit, &old],
+            None,
+            None,
+        )?;
         Ok(Some(commit))
     }
 
@@ -273,7 +344,7 @@ impl Git {
 
     /// Looks up several object names in one `git cat-file --batch` call: for
     /// each name, its object id and content, or `None` if it does not exist.
-    pub fn batch(&self, names: &[String]) -> Result<Vec<Option<(String, Vec<u8>)>>> {
+    pub fn batch(&self, names: &[String]) -> Result<Vec<Option<FoundObject>>> {
         let mut input = Vec::new();
         for n in names {
             input.extend_from_slice(n.as_bytes());
@@ -287,11 +358,14 @@ impl Git {
         let mut pos = 0;
         let mut result = Vec::with_capacity(names.len());
         for _ in names {
-            let Some(nl) = data[pos..].iter().position(|b| *b == b'\n') else { break };
+            let Some(nl) = data[pos..].iter().position(|b| *b == b'\n') else {
+                break;
+            };
             let header = String::from_utf8_lossy(&data[pos..pos + nl]).to_string();
             pos += nl + 1;
             let parts: Vec<&str> = header.split(' ').collect();
-            if parts.len() == 3 && !header.ends_with(" missing") && !header.ends_with(" ambiguous") {
+            if parts.len() == 3 && !header.ends_with(" missing") && !header.ends_with(" ambiguous")
+            {
                 let size: usize = parts[2].parse().unwrap_or(0);
                 let end = (pos + size).min(data.len());
                 result.push(Some((parts[0].to_string(), data[pos..end].to_vec())));
@@ -309,24 +383,36 @@ impl Git {
         if rev.starts_with('-') {
             return Ok(None);
         }
-        let out = self.run(&["rev-parse", "-q", "--verify", &format!("{rev}^{{commit}}")], None, None)?;
+        let out = self.run(
+            &["rev-parse", "-q", "--verify", &format!("{rev}^{{commit}}")],
+            None,
+            None,
+        )?;
         if !out.status.success() {
             return Ok(None);
         }
-        Ok(Some(String::from_utf8_lossy(&out.stdout).trim().to_string()))
+        Ok(Some(
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        ))
     }
 
     /// Every tag with the commit it points at (annotated tags peeled).
     pub fn tags(&self) -> Result<HashMap<String, String>> {
         let text = self.run_ok(
-            &["for-each-ref", "--format=%(refname:strip=2) %(objectname) %(*objectname)", "refs/tags"],
+            &[
+                "for-each-ref",
+                "--format=%(refname:strip=2) %(objectname) %(*objectname)",
+                "refs/tags",
+            ],
             None,
             None,
         )?;
         let mut map = HashMap::new();
         for line in text.lines() {
             let mut parts = line.split(' ');
-            let (Some(name), Some(obj)) = (parts.next(), parts.next()) else { continue };
+            let (Some(name), Some(obj)) = (parts.next(), parts.next()) else {
+                continue;
+            };
             let peeled = parts.next().filter(|p| !p.is_empty()).unwrap_or(obj);
             map.insert(name.to_string(), peeled.to_string());
         }
@@ -357,9 +443,19 @@ impl Git {
 /// The user's git identity as `Name <email>`, for `git config` outside a repository too.
 pub fn user_identity(dir: &Path) -> Option<String> {
     let get = |key: &str| {
-        let out = Command::new("git").arg("-C").arg(dir).args(["config", "--get", key]).stderr(Stdio::null()).output().ok()?;
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["config", "--get", key])
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
         let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if out.status.success() && !v.is_empty() { Some(v) } else { None }
+        if out.status.success() && !v.is_empty() {
+            Some(v)
+        } else {
+            None
+        }
     };
     match (get("user.name"), get("user.email")) {
         (Some(n), Some(e)) => Some(format!("{n} <{e}>")),

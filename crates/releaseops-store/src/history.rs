@@ -71,7 +71,10 @@ impl HistoryLog {
             Ok(rd) => {
                 for e in rd.flatten() {
                     let name = e.file_name().to_string_lossy().to_string();
-                    if name.ends_with(".jsonl") && name.len() == 14 && name[..8].bytes().all(|b| b.is_ascii_digit()) {
+                    if name.ends_with(".jsonl")
+                        && name.len() == 14
+                        && name[..8].bytes().all(|b| b.is_ascii_digit())
+                    {
                         segs.push(e.path());
                     }
                 }
@@ -95,7 +98,10 @@ impl HistoryLog {
                 if self.segments()?.is_empty() {
                     Ok(Tip::default())
                 } else {
-                    Err(StoreError::Corrupt { path: head, message: "the history tip is missing".into() })
+                    Err(StoreError::Corrupt {
+                        path: head,
+                        message: "the history tip is missing".into(),
+                    })
                 }
             }
             Err(e) => Err(StoreError::io("cannot read", head, e)),
@@ -140,7 +146,11 @@ impl HistoryLog {
     }
 
     /// The newest records first, stopping after `limit` matches of `keep`.
-    pub fn newest(&self, limit: usize, mut keep: impl FnMut(&Record) -> bool) -> Result<Vec<Record>> {
+    pub fn newest(
+        &self,
+        limit: usize,
+        mut keep: impl FnMut(&Record) -> bool,
+    ) -> Result<Vec<Record>> {
         let mut out = Vec::new();
         let segs = self.segments()?;
         if segs.is_empty() {
@@ -164,7 +174,10 @@ impl HistoryLog {
     }
 
     /// Calls `f(line, line_hash_input)` for each line of each segment, in order.
-    fn for_each_line(&self, mut f: impl FnMut(&str, &Path) -> Result<(), releaseops_format::FormatError>) -> Result<()> {
+    fn for_each_line(
+        &self,
+        mut f: impl FnMut(&str, &Path) -> Result<(), releaseops_format::FormatError>,
+    ) -> Result<()> {
         for seg in self.segments()? {
             let text = read_text(&seg)?;
             for line in text.lines().filter(|l| !l.is_empty()) {
@@ -180,11 +193,17 @@ impl HistoryLog {
     /// deployment (event, environment, bundle, version) in order, for the
     /// caller's replay. Segments are hashed and parsed on all cores; the chain
     /// is then checked in order.
-    pub fn verify(&self, mut visit: impl FnMut(EventKind, &str, &str, &str)) -> Result<ChainReport> {
+    pub fn verify(
+        &self,
+        mut visit: impl FnMut(EventKind, &str, &str, &str),
+    ) -> Result<ChainReport> {
         let mut report = ChainReport::default();
         let segs = self.segments()?;
         report.segments = segs.len() as u64;
-        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
         let mut prev_hash: Option<[u8; 32]> = None;
         let mut expect_seq = 1u64;
         for batch in segs.chunks(workers * 4) {
@@ -192,23 +211,35 @@ impl HistoryLog {
                 let handles: Vec<_> = (0..workers)
                     .map(|w| {
                         scope.spawn(move || {
-                            batch.iter().enumerate().filter(|(i, _)| i % workers == w).map(|(i, p)| (i, scan_segment(p))).collect::<Vec<_>>()
+                            batch
+                                .iter()
+                                .enumerate()
+                                .filter(|(i, _)| i % workers == w)
+                                .map(|(i, p)| (i, scan_segment(p)))
+                                .collect::<Vec<_>>()
                         })
                     })
                     .collect();
-                let mut all: Vec<(usize, Result<Segment>)> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
+                let mut all: Vec<(usize, Result<Segment>)> = handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect();
                 all.sort_by_key(|(i, _)| *i);
                 all.into_iter().map(|(_, r)| r).collect()
             });
             for seg in results {
                 let seg = seg?;
                 if seg.incomplete {
-                    report.problems.push(format!("{}: the last line is incomplete", seg.name));
+                    report
+                        .problems
+                        .push(format!("{}: the last line is incomplete", seg.name));
                 }
                 for line in &seg.lines {
                     let at = || format!("{}:{}", seg.name, line.lineno);
                     let Some(seq) = line.seq else {
-                        report.problems.push(format!("{}: not a valid history record", at()));
+                        report
+                            .problems
+                            .push(format!("{}: not a valid history record", at()));
                         prev_hash = Some(line.hash);
                         expect_seq += 1;
                         continue;
@@ -228,7 +259,11 @@ impl HistoryLog {
                         ));
                     }
                     if (seq.saturating_sub(1)) / SEGMENT_RECORDS != seg.index {
-                        report.problems.push(format!("{}: record {seq} belongs in {}", at(), segment_name(seq)));
+                        report.problems.push(format!(
+                            "{}: record {seq} belongs in {}",
+                            at(),
+                            segment_name(seq)
+                        ));
                     }
                     if let Some(d) = &line.deploy {
                         visit(d.event, &d.env, &d.bundle, &d.version);
@@ -286,8 +321,14 @@ fn decode_hash(h: &str) -> Option<[u8; 32]> {
 
 fn scan_segment(path: &Path) -> Result<Segment> {
     use sha2::{Digest, Sha256};
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let index = name.get(..8).and_then(|n| n.parse().ok()).unwrap_or(u64::MAX);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let index = name
+        .get(..8)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX);
     let bytes = fs::read(path).map_err(|e| StoreError::io("cannot read", path, e))?;
     let mut lines = Vec::with_capacity(SEGMENT_RECORDS as usize);
     for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
@@ -295,9 +336,17 @@ fn scan_segment(path: &Path) -> Result<Segment> {
             continue;
         }
         let hash: [u8; 32] = Sha256::digest(raw).into();
-        let view: Option<RecordView<'_>> = std::str::from_utf8(raw).ok().and_then(|s| serde_json::from_str(s).ok());
+        let view: Option<RecordView<'_>> = std::str::from_utf8(raw)
+            .ok()
+            .and_then(|s| serde_json::from_str(s).ok());
         let line = match view {
-            None => Line { lineno: i + 1, hash, seq: None, prev: None, deploy: None },
+            None => Line {
+                lineno: i + 1,
+                hash,
+                seq: None,
+                prev: None,
+                deploy: None,
+            },
             Some(v) => Line {
                 lineno: i + 1,
                 hash,
@@ -305,16 +354,29 @@ fn scan_segment(path: &Path) -> Result<Segment> {
                 // A present but malformed prev can never match: use a hash no line has.
                 prev: v.prev.map(|p| decode_hash(p).unwrap_or([0xff; 32])),
                 deploy: match (v.event, v.env, v.bundle_id, v.version) {
-                    (ev @ (EventKind::Promote | EventKind::Rollback), Some(env), Some(b), Some(ver)) => {
-                        Some(Deploy { event: ev, env: env.to_string(), bundle: b.to_string(), version: ver.to_string() })
-                    }
+                    (
+                        ev @ (EventKind::Promote | EventKind::Rollback),
+                        Some(env),
+                        Some(b),
+                        Some(ver),
+                    ) => Some(Deploy {
+                        event: ev,
+                        env: env.to_string(),
+                        bundle: b.to_string(),
+                        version: ver.to_string(),
+                    }),
                     _ => None,
                 },
             },
         };
         lines.push(line);
     }
-    Ok(Segment { name, index, incomplete: !bytes.is_empty() && !bytes.ends_with(b"\n"), lines })
+    Ok(Segment {
+        name,
+        index,
+        incomplete: !bytes.is_empty() && !bytes.ends_with(b"\n"),
+        lines,
+    })
 }
 
 fn read_text(path: &Path) -> Result<String> {

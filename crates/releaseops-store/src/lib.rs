@@ -86,7 +86,13 @@ fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
     let limit = releaseops_format::yaml::MAX_YAML_BYTES;
     match fs::metadata(path) {
         Ok(m) if m.len() > limit as u64 => {
-            return Err(StoreError::format(path, releaseops_format::FormatError::TooLarge { size: m.len() as usize, limit }));
+            return Err(StoreError::format(
+                path,
+                releaseops_format::FormatError::TooLarge {
+                    size: m.len() as usize,
+                    limit,
+                },
+            ));
         }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -101,7 +107,10 @@ fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
 
 fn list_dir(path: &Path) -> Result<Vec<String>> {
     match fs::read_dir(path) {
-        Ok(rd) => Ok(rd.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect()),
+        Ok(rd) => Ok(rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(StoreError::io("cannot list", path, e)),
     }
@@ -118,7 +127,9 @@ impl Store {
             }
             cur = dir.parent();
         }
-        Err(StoreError::NotInitialized { start: start.to_path_buf() })
+        Err(StoreError::NotInitialized {
+            start: start.to_path_buf(),
+        })
     }
 
     /// Opens `<root>/.releaseops/`, finishing any transaction a killed process left.
@@ -133,7 +144,12 @@ impl Store {
             Some(b) => ProjectConfig::parse(&b).map_err(|e| StoreError::format(&cfg_path, e))?,
             None => ProjectConfig::default(),
         };
-        let store = Store { dir, root, config, git: OnceCell::new() };
+        let store = Store {
+            dir,
+            root,
+            config,
+            git: OnceCell::new(),
+        };
         if store.dir.join(txn::JOURNAL).exists() {
             let _lock = lock::acquire(&store.dir.join(".lock"), LOCK_TIMEOUT)?;
             txn::recover(&store)?;
@@ -157,17 +173,25 @@ impl Store {
 
     /// The git repository the store lives in, if any.
     pub fn git(&self) -> Option<&Git> {
-        self.git.get_or_init(|| Git::discover(&self.root, &self.dir)).as_ref()
+        self.git
+            .get_or_init(|| Git::discover(&self.root, &self.dir))
+            .as_ref()
     }
 
     /// `.releaseops/` relative to the git work tree top, with a trailing slash.
     pub(crate) fn git_prefix(&self) -> String {
-        let Some(git) = self.git() else { return format!("{DIR_NAME}/") };
+        let Some(git) = self.git() else {
+            return format!("{DIR_NAME}/");
+        };
         let top = fs::canonicalize(git.top()).unwrap_or_else(|_| git.top().to_path_buf());
         match self.dir.strip_prefix(&top) {
             Ok(rel) => {
                 let s = rel.to_string_lossy().replace('\\', "/");
-                if s.is_empty() { String::new() } else { format!("{s}/") }
+                if s.is_empty() {
+                    String::new()
+                } else {
+                    format!("{s}/")
+                }
             }
             Err(_) => format!("{DIR_NAME}/"),
         }
@@ -176,7 +200,9 @@ impl Store {
     /// The repository root relative to the git top (`""` or `sub/dir/`).
     pub fn root_git_prefix(&self) -> String {
         let p = self.git_prefix();
-        p.strip_suffix(&format!("{DIR_NAME}/")).unwrap_or("").to_string()
+        p.strip_suffix(&format!("{DIR_NAME}/"))
+            .unwrap_or("")
+            .to_string()
     }
 
     pub fn objects(&self) -> ObjectStore {
@@ -184,7 +210,10 @@ impl Store {
     }
 
     pub fn history(&self) -> HistoryLog {
-        HistoryLog::new(self.dir.join("history"), self.dir.join("promotion_history.yaml"))
+        HistoryLog::new(
+            self.dir.join("history"),
+            self.dir.join("promotion_history.yaml"),
+        )
     }
 
     /// Starts a transaction: takes the lock (waiting up to a minute) and
@@ -254,9 +283,16 @@ impl Store {
         let Some(bytes) = read_file(&path)? else {
             let available = self.bundle_versions(id)?;
             if available.is_empty() {
-                return Err(StoreError::UnknownBundle { id: id.into(), available: self.bundle_ids()? });
+                return Err(StoreError::UnknownBundle {
+                    id: id.into(),
+                    available: self.bundle_ids()?,
+                });
             }
-            return Err(StoreError::BundleNotFound { id: id.into(), version: version.into(), available });
+            return Err(StoreError::BundleNotFound {
+                id: id.into(),
+                version: version.into(),
+                available,
+            });
         };
         let m = BundleManifest::parse(&bytes).map_err(|e| StoreError::format(&path, e))?;
         if m.metadata.id != id || m.metadata.version != version {
@@ -298,11 +334,18 @@ impl Store {
             if self.config.pipeline.iter().any(|p| p == name) {
                 return Ok(EnvironmentFile::new(name));
             }
-            return Err(StoreError::EnvNotFound { name: name.into(), available: self.environments()? });
+            return Err(StoreError::EnvNotFound {
+                name: name.into(),
+                available: self.environments()?,
+            });
         };
         let env = EnvironmentFile::parse(&bytes).map_err(|e| StoreError::format(&path, e))?;
         if env.environment != name {
-            return Err(StoreError::EnvNameMismatch { path, name: name.into(), inner: env.environment });
+            return Err(StoreError::EnvNameMismatch {
+                path,
+                name: name.into(),
+                inner: env.environment,
+            });
         }
         Ok(env)
     }
@@ -323,7 +366,11 @@ impl Store {
             return DeploymentStack::parse(&bytes).map_err(|e| StoreError::format(&path, e));
         }
         let d = self.replay_legacy(env)?;
-        Ok(DeploymentStack { environment: env.into(), bundle: bundle.into(), stack: d.bundles.get(bundle).cloned().unwrap_or_default() })
+        Ok(DeploymentStack {
+            environment: env.into(),
+            bundle: bundle.into(),
+            stack: d.bundles.get(bundle).cloned().unwrap_or_default(),
+        })
     }
 
     /// Every bundle's deployment stack in one environment.
@@ -332,11 +379,16 @@ impl Store {
         if !dir.is_dir() {
             return self.replay_legacy(env);
         }
-        let mut d = Deployments { environment: env.to_string(), ..Default::default() };
+        let mut d = Deployments {
+            environment: env.to_string(),
+            ..Default::default()
+        };
         let mut files = list_dir(&dir)?;
         files.sort();
         for f in files {
-            let Some(bundle) = f.strip_suffix(".yaml") else { continue };
+            let Some(bundle) = f.strip_suffix(".yaml") else {
+                continue;
+            };
             let s = self.load_deployment(env, bundle)?;
             d.bundles.insert(s.bundle, s.stack);
         }
@@ -344,7 +396,10 @@ impl Store {
     }
 
     fn replay_legacy(&self, env: &str) -> Result<Deployments> {
-        let mut d = Deployments { environment: env.to_string(), ..Default::default() };
+        let mut d = Deployments {
+            environment: env.to_string(),
+            ..Default::default()
+        };
         if self.history().is_empty()? {
             for r in self.history().all()? {
                 if r.is_deployment() && r.env.as_deref() == Some(env) {
@@ -390,10 +445,18 @@ impl Store {
                 if !name.ends_with(".yaml") {
                     continue;
                 }
-                let Ok(Some(bytes)) = read_file(&p) else { continue };
-                let Ok(r) = releaseops_format::yaml::from_bytes::<RawReport>(&bytes) else { continue };
+                let Ok(Some(bytes)) = read_file(&p) else {
+                    continue;
+                };
+                let Ok(r) = releaseops_format::yaml::from_bytes::<RawReport>(&bytes) else {
+                    continue;
+                };
                 let file_names_hash = name.contains(&hex);
-                let hash_matches = r.bundle_hash.as_deref().map(releaseops_format::hash::hex_part) == Some(hex.as_str());
+                let hash_matches = r
+                    .bundle_hash
+                    .as_deref()
+                    .map(releaseops_format::hash::hex_part)
+                    == Some(hex.as_str());
                 if !(hash_matches || (file_names_hash && r.bundle_hash.is_none())) {
                     continue;
                 }
@@ -404,7 +467,8 @@ impl Store {
                     bundle_version: r.bundle_version.unwrap_or_default(),
                     suite_id: r.suite_id.unwrap_or_default(),
                     bundle_hash: r.bundle_hash,
-                    passed: summary.as_ref().and_then(|s| s.gate_decision.as_deref()) == Some("PASS"),
+                    passed: summary.as_ref().and_then(|s| s.gate_decision.as_deref())
+                        == Some("PASS"),
                     pass_rate: summary.and_then(|s| s.pass_rate),
                     timestamp: r.timestamp,
                 });
@@ -467,32 +531,61 @@ pub fn import_legacy_history(tx: &mut Transaction<'_>) -> Result<Vec<Record>> {
     let store = tx.store();
     let legacy = store.history().legacy_records()?;
     let envs = store.environments()?;
-    if legacy.is_empty() && envs.iter().all(|e| store.load_env(e).map(|f| f.bundle_mappings.is_empty()).unwrap_or(true)) {
+    if legacy.is_empty()
+        && envs.iter().all(|e| {
+            store
+                .load_env(e)
+                .map(|f| f.bundle_mappings.is_empty())
+                .unwrap_or(true)
+        })
+    {
         return Ok(Vec::new());
     }
-    let mut index: std::collections::BTreeMap<String, Deployments> = std::collections::BTreeMap::new();
+    let mut index: std::collections::BTreeMap<String, Deployments> =
+        std::collections::BTreeMap::new();
     let mut out = Vec::new();
     for r in legacy {
         let r = tx.append(r)?;
         if let (true, Some(env)) = (r.is_deployment(), r.env.clone()) {
-            index.entry(env.clone()).or_insert_with(|| Deployments { environment: env, ..Default::default() }).apply(&r);
+            index
+                .entry(env.clone())
+                .or_insert_with(|| Deployments {
+                    environment: env,
+                    ..Default::default()
+                })
+                .apply(&r);
         }
         out.push(r);
     }
     for env in envs {
-        let Ok(file) = store.load_env(&env) else { continue };
+        let Ok(file) = store.load_env(&env) else {
+            continue;
+        };
         for (bundle, version) in &file.bundle_mappings {
-            let d = index.entry(env.clone()).or_insert_with(|| Deployments { environment: env.clone(), ..Default::default() });
+            let d = index.entry(env.clone()).or_insert_with(|| Deployments {
+                environment: env.clone(),
+                ..Default::default()
+            });
             if d.live(bundle).map(|x| &x.version) == Some(version) {
                 continue;
             }
-            let at = file.metadata.as_ref().and_then(|m| m.last_updated.clone()).unwrap_or_default();
-            let mut r = Record::new(releaseops_format::history::EventKind::Promote, at, "releaseops import".into());
+            let at = file
+                .metadata
+                .as_ref()
+                .and_then(|m| m.last_updated.clone())
+                .unwrap_or_default();
+            let mut r = Record::new(
+                releaseops_format::history::EventKind::Promote,
+                at,
+                "releaseops import".into(),
+            );
             r.bundle_id = Some(bundle.clone());
             r.version = Some(version.clone());
             r.env = Some(env.clone());
             r.imported = true;
-            r.reason = Some(format!("found in environments/{env}.yaml at import; set outside the recorded history"));
+            r.reason = Some(format!(
+                "found in environments/{env}.yaml at import; set outside the recorded history"
+            ));
             let r = tx.append(r)?;
             d.apply(&r);
             out.push(r);
@@ -500,7 +593,11 @@ pub fn import_legacy_history(tx: &mut Transaction<'_>) -> Result<Vec<Record>> {
     }
     for (env, d) in index {
         for (bundle, stack) in d.bundles {
-            let file = DeploymentStack { environment: env.clone(), bundle: bundle.clone(), stack };
+            let file = DeploymentStack {
+                environment: env.clone(),
+                bundle: bundle.clone(),
+                stack,
+            };
             tx.write(Store::deployment_rel_path(&env, &bundle), file.to_yaml());
         }
     }

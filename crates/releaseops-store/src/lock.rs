@@ -27,7 +27,10 @@ pub fn acquire(path: &Path, timeout: Duration) -> Result<LockGuard> {
             Ok(()) => return Ok(LockGuard { _file: file }),
             Err(TryLockError::WouldBlock) => {
                 if start.elapsed() >= timeout {
-                    return Err(StoreError::LockTimeout { path: path.to_path_buf(), secs: timeout.as_secs() });
+                    return Err(StoreError::LockTimeout {
+                        path: path.to_path_buf(),
+                        secs: timeout.as_secs(),
+                    });
                 }
                 std::thread::sleep(wait);
                 wait = (wait * 2).min(Duration::from_millis(20));

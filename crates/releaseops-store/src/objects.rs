@@ -22,7 +22,11 @@ impl ObjectStore {
     /// Path of an object relative to `.releaseops/`.
     pub fn rel_path(content_hash: &str) -> String {
         let hex = hash::hex_part(content_hash);
-        format!("objects/sha256/{}/{}", &hex[..2.min(hex.len())], &hex[2.min(hex.len())..])
+        format!(
+            "objects/sha256/{}/{}",
+            &hex[..2.min(hex.len())],
+            &hex[2.min(hex.len())..]
+        )
     }
 
     fn path(&self, content_hash: &str) -> PathBuf {
@@ -60,7 +64,9 @@ impl ObjectStore {
 
 pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = fs::File::create(path).map_err(|e| StoreError::io("cannot create", path, e))?;
-    f.write_all(bytes).map_err(|e| StoreError::io("cannot write", path, e))?;
-    f.sync_all().map_err(|e| StoreError::io("cannot sync", path, e))?;
+    f.write_all(bytes)
+        .map_err(|e| StoreError::io("cannot write", path, e))?;
+    f.sync_all()
+        .map_err(|e| StoreError::io("cannot sync", path, e))?;
     Ok(())
 }

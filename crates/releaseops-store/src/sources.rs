@@ -29,7 +29,10 @@ pub struct ResolvedPrompt {
 }
 
 fn src_err(message: String, hint: &str) -> StoreError {
-    StoreError::Source { message, hint: Some(hint.to_string()) }
+    StoreError::Source {
+        message,
+        hint: Some(hint.to_string()),
+    }
 }
 
 /// Tags that label versions of `prompt_id` at `commit`, best first: per-prompt
@@ -44,10 +47,18 @@ fn labels_at(tags: &HashMap<String, String>, prompt_id: &str, commit: &str) -> V
         }
         if let Some(v) = name.strip_prefix(&per) {
             if version::is_semver(v) {
-                own.push(if v.starts_with('v') { v.to_string() } else { format!("v{v}") });
+                own.push(if v.starts_with('v') {
+                    v.to_string()
+                } else {
+                    format!("v{v}")
+                });
             }
         } else if version::is_semver(name) && !name.starts_with("prompt-") {
-            global.push(if name.starts_with('v') { name.clone() } else { format!("v{name}") });
+            global.push(if name.starts_with('v') {
+                name.clone()
+            } else {
+                format!("v{name}")
+            });
         }
     }
     own.sort_by(|a, b| version::compare(b, a));
@@ -57,8 +68,14 @@ fn labels_at(tags: &HashMap<String, String>, prompt_id: &str, commit: &str) -> V
 }
 
 /// Resolves `prompt_id` at `requested` (None = the newest committed version).
-pub fn resolve_prompt(git: &Git, root_prefix: &str, prompt_id: &str, requested: Option<&str>) -> Result<ResolvedPrompt> {
-    names::validate_prompt_id(prompt_id).map_err(|e| src_err(e.to_string(), "prompt ids use letters, digits, '-' and '_'"))?;
+pub fn resolve_prompt(
+    git: &Git,
+    root_prefix: &str,
+    prompt_id: &str,
+    requested: Option<&str>,
+) -> Result<ResolvedPrompt> {
+    names::validate_prompt_id(prompt_id)
+        .map_err(|e| src_err(e.to_string(), "prompt ids use letters, digits, '-' and '_'"))?;
     let rel = format!("{root_prefix}.promptops/prompts/{prompt_id}.yaml");
     let req = requested.map(str::trim).filter(|s| !s.is_empty());
 
@@ -74,7 +91,12 @@ pub fn resolve_prompt(git: &Git, root_prefix: &str, prompt_id: &str, requested: 
         candidates.dedup();
         let names: Vec<String> = candidates
             .iter()
-            .flat_map(|t| [format!("refs/tags/{t}^{{commit}}"), format!("refs/tags/{t}:{rel}")])
+            .flat_map(|t| {
+                [
+                    format!("refs/tags/{t}^{{commit}}"),
+                    format!("refs/tags/{t}:{rel}"),
+                ]
+            })
             .collect();
         let found = git.batch(&names)?;
         for pair in found.chunks(2) {
@@ -89,7 +111,10 @@ pub fn resolve_prompt(git: &Git, root_prefix: &str, prompt_id: &str, requested: 
                 }
                 [Some((commit, _)), None] => {
                     return Err(src_err(
-                        format!("prompt '{prompt_id}' does not exist at version {v} (commit {})", &commit[..12.min(commit.len())]),
+                        format!(
+                            "prompt '{prompt_id}' does not exist at version {v} (commit {})",
+                            &commit[..12.min(commit.len())]
+                        ),
                         "pick a version at which the prompt file exists",
                     ));
                 }
@@ -102,23 +127,33 @@ pub fn resolve_prompt(git: &Git, root_prefix: &str, prompt_id: &str, requested: 
     let (commit, reference, pinned_from) = match req {
         Some(v @ ("unstaged" | "working-dir" | "staged")) => {
             return Err(src_err(
-                format!("prompt '{prompt_id}' at '{v}' is not committed, so a bundle could not reproduce it"),
-                &format!("commit .promptops/prompts/{prompt_id}.yaml and use a tag or commit, or use --artifact ROLE=file:PATH"),
+                format!(
+                    "prompt '{prompt_id}' at '{v}' is not committed, so a bundle could not reproduce it"
+                ),
+                &format!(
+                    "commit .promptops/prompts/{prompt_id}.yaml and use a tag or commit, or use --artifact ROLE=file:PATH"
+                ),
             ));
         }
         None | Some("latest") => {
             let commit = git.last_commit_touching(&rel)?.ok_or_else(|| {
                 src_err(
                     format!("prompt '{prompt_id}' has no committed version ({rel} is not in git history)"),
-                    &format!("create it with promptops and commit it, or use --artifact ROLE=file:PATH"),
+                    "create it with promptops and commit it, or use --artifact ROLE=file:PATH",
                 )
             })?;
-            let label = labels_at(&tags, prompt_id, &commit).into_iter().next().unwrap_or_else(|| commit.clone());
+            let label = labels_at(&tags, prompt_id, &commit)
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| commit.clone());
             (commit, label, Some(req.unwrap_or("latest").to_string()))
         }
         Some(v @ ("working" | "head" | "HEAD")) => {
             let commit = git.resolve_commit("HEAD")?.ok_or_else(|| {
-                src_err("the repository has no commits yet".into(), "commit your prompts first")
+                src_err(
+                    "the repository has no commits yet".into(),
+                    "commit your prompts first",
+                )
             })?;
             (commit.clone(), commit, Some(v.to_string()))
         }
@@ -139,14 +174,22 @@ pub fn resolve_prompt(git: &Git, root_prefix: &str, prompt_id: &str, requested: 
                 (c, v.to_string(), None)
             } else if let Some(sha8) = v.strip_prefix("commit-") {
                 let c = git.resolve_commit(sha8)?.ok_or_else(|| {
-                    src_err(format!("prompt '{prompt_id}' at '{v}': no commit {sha8}"), "check the SHA with `git log`")
+                    src_err(
+                        format!("prompt '{prompt_id}' at '{v}': no commit {sha8}"),
+                        "check the SHA with `git log`",
+                    )
                 })?;
                 (c, v.to_string(), None)
             } else if let Some(c) = git.resolve_commit(v)? {
                 // Tags and full SHAs name a fixed commit; anything else
                 // (branches, HEAD~1, short SHAs) is pinned to the full SHA.
-                let fixed = tags.contains_key(v) || (v.len() == 40 && v.bytes().all(|b| b.is_ascii_hexdigit()));
-                if fixed { (c, v.to_string(), None) } else { (c.clone(), c, Some(v.to_string())) }
+                let fixed = tags.contains_key(v)
+                    || (v.len() == 40 && v.bytes().all(|b| b.is_ascii_hexdigit()));
+                if fixed {
+                    (c, v.to_string(), None)
+                } else {
+                    (c.clone(), c, Some(v.to_string()))
+                }
             } else {
                 return Err(src_err(
                     format!("prompt '{prompt_id}' at version '{v}' not found"),
@@ -159,11 +202,19 @@ pub fn resolve_prompt(git: &Git, root_prefix: &str, prompt_id: &str, requested: 
     };
     let bytes = git.blob_at(&commit, &rel)?.ok_or_else(|| {
         src_err(
-            format!("prompt '{prompt_id}' does not exist at commit {} ({rel})", &commit[..12.min(commit.len())]),
+            format!(
+                "prompt '{prompt_id}' does not exist at commit {} ({rel})",
+                &commit[..12.min(commit.len())]
+            ),
             "pick a version at which the prompt file exists",
         )
     })?;
-    Ok(ResolvedPrompt { reference: format!("prompts/{prompt_id}@{reference}"), commit, bytes, pinned_from })
+    Ok(ResolvedPrompt {
+        reference: format!("prompts/{prompt_id}@{reference}"),
+        commit,
+        bytes,
+        pinned_from,
+    })
 }
 
 /// Largest policy or prompt file accepted into a bundle.
@@ -172,24 +223,39 @@ pub const MAX_ARTIFACT_BYTES: u64 = 8 * 1024 * 1024;
 /// Reads a file relative to the repository root as Python's `read_text()`
 /// would: the text the existing tool hashes for policies.
 pub fn read_text_artifact(root: &Path, rel: &str) -> Result<String> {
-    names::validate_repo_path(rel).map_err(|e| src_err(e.to_string(), "give a path inside the repository, e.g. policies/tools.yaml"))?;
+    names::validate_repo_path(rel).map_err(|e| {
+        src_err(
+            e.to_string(),
+            "give a path inside the repository, e.g. policies/tools.yaml",
+        )
+    })?;
     let path = root.join(rel);
     let meta = std::fs::metadata(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            src_err(format!("file not found: {rel}"), "paths are relative to the repository root (the directory holding .releaseops/)")
+            src_err(
+                format!("file not found: {rel}"),
+                "paths are relative to the repository root (the directory holding .releaseops/)",
+            )
         } else {
             StoreError::io("cannot read", &path, e)
         }
     })?;
     if !meta.is_file() {
-        return Err(src_err(format!("{rel} is not a file"), "give the path of a policy or prompt file"));
+        return Err(src_err(
+            format!("{rel} is not a file"),
+            "give the path of a policy or prompt file",
+        ));
     }
     if meta.len() > MAX_ARTIFACT_BYTES {
         return Err(src_err(
-            format!("{rel} is {} bytes, over the {MAX_ARTIFACT_BYTES}-byte limit for an artifact", meta.len()),
+            format!(
+                "{rel} is {} bytes, over the {MAX_ARTIFACT_BYTES}-byte limit for an artifact",
+                meta.len()
+            ),
             "artifacts are prompts and policies; keep large data out of bundles",
         ));
     }
     let bytes = std::fs::read(&path).map_err(|e| StoreError::io("cannot read", &path, e))?;
-    hash::python_text(&bytes).map_err(|e| src_err(format!("{rel}: {e}"), "artifacts must be UTF-8 text"))
+    hash::python_text(&bytes)
+        .map_err(|e| src_err(format!("{rel}: {e}"), "artifacts must be UTF-8 text"))
 }

@@ -14,12 +14,12 @@ use releaseops_format::hash::sha256_prefixed;
 use releaseops_format::history::Record;
 use serde::{Deserialize, Serialize};
 
+use crate::Store;
 use crate::error::{Result, StoreError};
 use crate::git::{Git, Signature};
 use crate::history::{Tip, segment_name};
 use crate::lock::LockGuard;
 use crate::objects::write_synced;
-use crate::Store;
 
 pub(crate) const JOURNAL: &str = ".journal";
 const JOURNAL_TMP: &str = ".journal.tmp";
@@ -136,7 +136,10 @@ impl<'s> Transaction<'s> {
             buf.push_str(&line);
             buf.push('\n');
         }
-        self.tip = Tip { seq: rec.seq, hash: Some(sha256_prefixed(line.as_bytes())) };
+        self.tip = Tip {
+            seq: rec.seq,
+            hash: Some(sha256_prefixed(line.as_bytes())),
+        };
         self.records.push(rec.clone());
         Ok(rec)
     }
@@ -151,17 +154,26 @@ impl<'s> Transaction<'s> {
         let mut paths: Vec<String> = self.files.keys().cloned().collect();
         paths.extend(self.appends.keys().map(|s| format!("history/{s}")));
         paths.extend(self.extra_paths.iter().cloned());
-        let commit = git_author.filter(|_| self.store.git().is_some()).map(|sig| JCommit {
-            message: message.to_string(),
-            name: sig.name.clone(),
-            email: sig.email.clone(),
-            paths,
-        });
+        let commit = git_author
+            .filter(|_| self.store.git().is_some())
+            .map(|sig| JCommit {
+                message: message.to_string(),
+                name: sig.name.clone(),
+                email: sig.email.clone(),
+                paths,
+            });
         let journal = Journal {
-            files: std::mem::take(&mut self.files).into_iter().map(|(path, content)| JFile { path, content }).collect(),
+            files: std::mem::take(&mut self.files)
+                .into_iter()
+                .map(|(path, content)| JFile { path, content })
+                .collect(),
             appends: std::mem::take(&mut self.appends)
                 .into_iter()
-                .map(|(seg, (offset, content))| JAppend { path: format!("history/{seg}"), offset, content })
+                .map(|(seg, (offset, content))| JAppend {
+                    path: format!("history/{seg}"),
+                    offset,
+                    content,
+                })
                 .collect(),
             commit,
         };
@@ -176,7 +188,11 @@ impl<'s> Transaction<'s> {
         fs::rename(&tmp, &jpath).map_err(|e| StoreError::io("cannot write", &jpath, e))?;
         sync_dir(dir);
         let (git_commit, git_error) = apply(self.store, &journal)?;
-        Ok(Committed { records: std::mem::take(&mut self.records), git_commit, git_error })
+        Ok(Committed {
+            records: std::mem::take(&mut self.records),
+            git_commit,
+            git_error,
+        })
     }
 }
 
@@ -209,10 +225,14 @@ fn apply(store: &Store, j: &Journal) -> Result<(Option<String>, Option<String>)>
             .write(true)
             .open(&path)
             .map_err(|e| StoreError::io("cannot open", &path, e))?;
-        file.set_len(a.offset).map_err(|e| StoreError::io("cannot truncate", &path, e))?;
-        file.seek(SeekFrom::Start(a.offset)).map_err(|e| StoreError::io("cannot seek", &path, e))?;
-        file.write_all(a.content.as_bytes()).map_err(|e| StoreError::io("cannot append to", &path, e))?;
-        file.sync_all().map_err(|e| StoreError::io("cannot sync", &path, e))?;
+        file.set_len(a.offset)
+            .map_err(|e| StoreError::io("cannot truncate", &path, e))?;
+        file.seek(SeekFrom::Start(a.offset))
+            .map_err(|e| StoreError::io("cannot seek", &path, e))?;
+        file.write_all(a.content.as_bytes())
+            .map_err(|e| StoreError::io("cannot append to", &path, e))?;
+        file.sync_all()
+            .map_err(|e| StoreError::io("cannot sync", &path, e))?;
         dirs.insert(parent);
     }
     for d in &dirs {
@@ -238,7 +258,10 @@ fn commit_to_git(store: &Store, git: &Git, c: &JCommit) -> (Option<String>, Opti
     rels.dedup();
     let prefix = store.git_prefix();
     let paths: Vec<String> = rels.iter().map(|r| format!("{prefix}{r}")).collect();
-    let sig = Signature { name: c.name.clone(), email: c.email.clone() };
+    let sig = Signature {
+        name: c.name.clone(),
+        email: c.email.clone(),
+    };
     match git.commit_paths(&paths, &c.message, &sig) {
         Ok(commit) => {
             let _ = fs::remove_file(&pending_path);

@@ -19,16 +19,32 @@ pub fn sample_dir() -> PathBuf {
 /// (`target/<profile>/deps/<test>` -> `target/<profile>/releaseops`).
 pub fn bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
     let p = dir.join(format!("releaseops{}", std::env::consts::EXE_SUFFIX));
-    assert!(p.exists(), "build the binary first: {} is missing", p.display());
+    assert!(
+        p.exists(),
+        "build the binary first: {} is missing",
+        p.display()
+    );
     p
 }
 
 /// Runs git in `dir`, panicking on failure (fixtures only).
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -52,13 +68,21 @@ impl Run {
     /// Asserts success and returns stdout.
     #[track_caller]
     pub fn ok(&self) -> &str {
-        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         &self.stdout
     }
 
     #[track_caller]
     pub fn code(&self, want: i32) -> &Self {
-        assert_eq!(self.code, want, "expected exit {want}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, want,
+            "expected exit {want}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         assert!(!self.stderr.contains("panicked"), "panic:\n{}", self.stderr);
         self
     }
@@ -92,12 +116,18 @@ variables:
 impl Repo {
     /// An empty git repository with a committer identity.
     pub fn new() -> Repo {
-        let dir = tempfile::Builder::new().prefix("releaseops-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("releaseops-test-")
+            .tempdir()
+            .expect("tempdir");
         git(dir.path(), &["init", "-q", "-b", "main"]);
         git(dir.path(), &["config", "user.name", "Test Dev"]);
         git(dir.path(), &["config", "user.email", "dev@example.test"]);
         git(dir.path(), &["config", "commit.gpgsign", "false"]);
-        Repo { dir, env: Vec::new() }
+        Repo {
+            dir,
+            env: Vec::new(),
+        }
     }
 
     /// A repository with `releaseops init` done, a promptops prompt at two
@@ -105,11 +135,20 @@ impl Repo {
     pub fn initialized() -> Repo {
         let r = Repo::new();
         r.write(".promptops/prompts/onboarding.yaml", PROMPT_V1);
-        r.write("policies/tools.yaml", "tools:\n- name: issue_refund\n  allowed: true\n");
-        r.write("policies/safety.yaml", "constraints:\n- type: refund_limit\n  max_amount: 100\n");
+        r.write(
+            "policies/tools.yaml",
+            "tools:\n- name: issue_refund\n  allowed: true\n",
+        );
+        r.write(
+            "policies/safety.yaml",
+            "constraints:\n- type: refund_limit\n  max_amount: 100\n",
+        );
         r.commit_all("prompt v1");
         git(r.path(), &["tag", "prompt-onboarding-v1.0.0"]);
-        r.write(".promptops/prompts/onboarding.yaml", &PROMPT_V1.replace("100 dollars", "150 dollars"));
+        r.write(
+            ".promptops/prompts/onboarding.yaml",
+            &PROMPT_V1.replace("100 dollars", "150 dollars"),
+        );
         r.commit_all("prompt v1.1");
         git(r.path(), &["tag", "prompt-onboarding-v1.1.0"]);
         r.run(&["init"]).ok();
@@ -119,8 +158,14 @@ impl Repo {
     /// A repository holding the existing tool's sample tree (and its policy files).
     pub fn with_sample_tree() -> Repo {
         let r = Repo::new();
-        copy_dir(&sample_dir().join(".releaseops"), &r.path().join(".releaseops"));
-        copy_dir(&sample_dir().join("repo-context/policies"), &r.path().join("policies"));
+        copy_dir(
+            &sample_dir().join(".releaseops"),
+            &r.path().join(".releaseops"),
+        );
+        copy_dir(
+            &sample_dir().join("repo-context/policies"),
+            &r.path().join("policies"),
+        );
         // The fixture names reports sha256_<hex>.yaml (Windows-safe); restore the real names.
         let reports = r.path().join(".releaseops/eval_reports");
         for e in std::fs::read_dir(&reports).expect("reports").flatten() {
@@ -163,7 +208,10 @@ impl Repo {
     /// A command for the binary in this repository, with a fixed actor.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
-        c.current_dir(self.path()).args(args).env("RELEASEOPS_ACTOR", "Test Dev <dev@example.test>").env("NO_COLOR", "1");
+        c.current_dir(self.path())
+            .args(args)
+            .env("RELEASEOPS_ACTOR", "Test Dev <dev@example.test>")
+            .env("NO_COLOR", "1");
         c.env_remove("RELEASEOPS_NOW");
         for (k, v) in &self.env {
             c.env(k, v);
@@ -177,23 +225,43 @@ impl Repo {
 
     /// Runs as another actor.
     pub fn run_as(&self, actor: &str, args: &[&str]) -> Run {
-        Run::from(self.command(args).env("RELEASEOPS_ACTOR", actor).output().expect("binary runs"))
+        Run::from(
+            self.command(args)
+                .env("RELEASEOPS_ACTOR", actor)
+                .output()
+                .expect("binary runs"),
+        )
     }
 
     /// Runs at a simulated time.
     pub fn run_at(&self, now: &str, args: &[&str]) -> Run {
-        Run::from(self.command(args).env("RELEASEOPS_NOW", now).output().expect("binary runs"))
+        Run::from(
+            self.command(args)
+                .env("RELEASEOPS_NOW", now)
+                .output()
+                .expect("binary runs"),
+        )
     }
 
     pub fn run_as_at(&self, actor: &str, now: &str, args: &[&str]) -> Run {
-        Run::from(self.command(args).env("RELEASEOPS_ACTOR", actor).env("RELEASEOPS_NOW", now).output().expect("binary runs"))
+        Run::from(
+            self.command(args)
+                .env("RELEASEOPS_ACTOR", actor)
+                .env("RELEASEOPS_NOW", now)
+                .output()
+                .expect("binary runs"),
+        )
     }
 
     /// A digest of every file under `.releaseops/` except the lock, to check
     /// that a failed command changed nothing.
     pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
         let mut out = Vec::new();
-        walk(&self.path().join(".releaseops"), &self.path().join(".releaseops"), &mut out);
+        walk(
+            &self.path().join(".releaseops"),
+            &self.path().join(".releaseops"),
+            &mut out,
+        );
         out.sort();
         out
     }
@@ -206,13 +274,18 @@ impl Default for Repo {
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
             walk(root, &p, out);
         } else if p.file_name().is_some_and(|n| n != ".lock") {
-            let rel = p.strip_prefix(root).map(|r| r.to_string_lossy().to_string()).unwrap_or_default();
+            let rel = p
+                .strip_prefix(root)
+                .map(|r| r.to_string_lossy().to_string())
+                .unwrap_or_default();
             out.push((rel, std::fs::read(&p).unwrap_or_default()));
         }
     }

@@ -19,15 +19,26 @@ pub fn run(app: &App, cmd: BundleCmd) -> CmdResult {
 
 fn create(app: &App, a: CreateArgs) -> CmdResult {
     let store = app.store()?;
-    let artifacts = a.artifacts.iter().map(|s| ArtifactSpec::parse(s)).collect::<Result<Vec<_>, _>>()?;
-    let policies = a.policies.iter().map(|s| bundle::parse_policy(s)).collect::<Result<Vec<_>, _>>()?;
+    let artifacts = a
+        .artifacts
+        .iter()
+        .map(|s| ArtifactSpec::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let policies = a
+        .policies
+        .iter()
+        .map(|s| bundle::parse_policy(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut parameters = Map::new();
     for p in &a.params {
         let (k, v) = bundle::parse_param(p)?;
         parameters.insert(k, v);
     }
     if a.model.is_none() && !parameters.is_empty() {
-        return Err(Failure::usage("--param needs --model", "model parameters belong to a model config; add --model <id>"));
+        return Err(Failure::usage(
+            "--param needs --model",
+            "model parameters belong to a model config; add --model <id>",
+        ));
     }
     let req = CreateRequest {
         id: a.name,
@@ -67,7 +78,9 @@ fn list(app: &App) -> CmdResult {
         return Ok(0);
     }
     if bundles.is_empty() {
-        anstream::println!("No bundles yet. Create one with `releaseops bundle create <name> ...`.");
+        anstream::println!(
+            "No bundles yet. Create one with `releaseops bundle create <name> ...`."
+        );
         return Ok(0);
     }
     let rows = bundles
@@ -77,15 +90,26 @@ fn list(app: &App) -> CmdResult {
                 b.id.clone(),
                 b.latest.clone().unwrap_or_default(),
                 b.versions.join(", "),
-                b.deployed.iter().map(|(e, v)| format!("{e}={v}")).collect::<Vec<_>>().join(" "),
+                b.deployed
+                    .iter()
+                    .map(|(e, v)| format!("{e}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
             ]
         })
         .collect();
-    anstream::println!("{}", output::table(&["bundle", "latest", "versions", "deployed"], rows));
+    anstream::println!(
+        "{}",
+        output::table(&["bundle", "latest", "versions", "deployed"], rows)
+    );
     Ok(0)
 }
 
-fn resolve_version(store: &releaseops_store::Store, id: &str, version: Option<String>) -> Result<String, Failure> {
+fn resolve_version(
+    store: &releaseops_store::Store,
+    id: &str,
+    version: Option<String>,
+) -> Result<String, Failure> {
     match version {
         Some(v) => Ok(v),
         None => Ok(store.latest_version(id)?),
@@ -103,11 +127,25 @@ fn inspect(app: &App, id: &str, version: Option<String>) -> CmdResult {
             deployed.push(e);
         }
     }
-    let Node::Map(mut doc) = m.to_node() else { return Ok(0) };
-    doc.push(("artifact_count".into(), Node::UInt((m.prompts.len() + m.policies.len()) as u64)));
-    doc.push(("prompt_roles".into(), Node::Seq(m.prompts.keys().map(Node::str).collect())));
-    doc.push(("policy_roles".into(), Node::Seq(m.policies.keys().map(Node::str).collect())));
-    doc.push(("deployed_in".into(), Node::Seq(deployed.iter().map(Node::str).collect())));
+    let Node::Map(mut doc) = m.to_node() else {
+        return Ok(0);
+    };
+    doc.push((
+        "artifact_count".into(),
+        Node::UInt((m.prompts.len() + m.policies.len()) as u64),
+    ));
+    doc.push((
+        "prompt_roles".into(),
+        Node::Seq(m.prompts.keys().map(Node::str).collect()),
+    ));
+    doc.push((
+        "policy_roles".into(),
+        Node::Seq(m.policies.keys().map(Node::str).collect()),
+    ));
+    doc.push((
+        "deployed_in".into(),
+        Node::Seq(deployed.iter().map(Node::str).collect()),
+    ));
     let review_json = serde_json::to_value(&reviews).unwrap_or_default();
     if reviews != Default::default() {
         doc.push(("reviews".into(), Node::from_json(&review_json)));
@@ -145,14 +183,36 @@ fn verify(app: &App, id: &str, version: Option<String>) -> CmdResult {
         return Ok(code);
     }
     for a in &r.artifacts {
-        let mark = if a.status == "ok" { paint(GREEN, "ok") } else { paint(RED, a.status) };
-        let against = a.checked_against.map(|s| format!(" ({s})")).unwrap_or_default();
-        anstream::println!("  {:<6} {:<8} {:<10} {}{}", a.section, a.role, mark, a.location, paint(DIM, &against));
+        let mark = if a.status == "ok" {
+            paint(GREEN, "ok")
+        } else {
+            paint(RED, a.status)
+        };
+        let against = a
+            .checked_against
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        anstream::println!(
+            "  {:<6} {:<8} {:<10} {}{}",
+            a.section,
+            a.role,
+            mark,
+            a.location,
+            paint(DIM, &against)
+        );
     }
     if r.ok {
-        anstream::println!("OK: {id} v{version} integrity verified ({} artifacts, {})", r.artifacts.len(), r.bundle_hash.as_deref().unwrap_or("-"));
+        anstream::println!(
+            "OK: {id} v{version} integrity verified ({} artifacts, {})",
+            r.artifacts.len(),
+            r.bundle_hash.as_deref().unwrap_or("-")
+        );
     } else {
-        anstream::println!("{}: {id} v{version}, {} problem(s):", paint(RED.bold(), "FAILED"), r.problems.len());
+        anstream::println!(
+            "{}: {id} v{version}, {} problem(s):",
+            paint(RED.bold(), "FAILED"),
+            r.problems.len()
+        );
         for p in &r.problems {
             anstream::println!("  - {p}");
         }
@@ -161,7 +221,8 @@ fn verify(app: &App, id: &str, version: Option<String>) -> CmdResult {
 }
 
 fn split_ref(s: &str) -> Option<(String, String)> {
-    s.split_once('@').map(|(a, b)| (a.to_string(), b.to_string()))
+    s.split_once('@')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
 }
 
 fn diff(app: &App, args: &[String]) -> CmdResult {
@@ -170,9 +231,19 @@ fn diff(app: &App, args: &[String]) -> CmdResult {
         [id, v1, v2] => ((id.clone(), v1.clone()), (id.clone(), v2.clone())),
         [x, y] => match (split_ref(x), split_ref(y)) {
             (Some(a), Some(b)) => (a, b),
-            _ => return Err(Failure::usage("with two arguments, write ID@V1 ID@V2", "or give ID V1 V2")),
+            _ => {
+                return Err(Failure::usage(
+                    "with two arguments, write ID@V1 ID@V2",
+                    "or give ID V1 V2",
+                ));
+            }
         },
-        _ => return Err(Failure::usage("bundle diff takes ID V1 V2 or ID@V1 ID@V2", "e.g. releaseops bundle diff support-agent 1.0.0 1.1.0")),
+        _ => {
+            return Err(Failure::usage(
+                "bundle diff takes ID V1 V2 or ID@V1 ID@V2",
+                "e.g. releaseops bundle diff support-agent 1.0.0 1.1.0",
+            ));
+        }
     };
     let d = bundle::diff(&store, (&a.0, &a.1), (&b.0, &b.1))?;
     if app.global.json {
@@ -181,10 +252,14 @@ fn diff(app: &App, args: &[String]) -> CmdResult {
     }
     anstream::println!("Diff: {} -> {}", paint(BOLD, &d.old), paint(BOLD, &d.new));
     if d.old_hash == d.new_hash {
-        anstream::println!("  identical content (bundle hash {})", d.old_hash.as_deref().unwrap_or("-"));
+        anstream::println!(
+            "  identical content (bundle hash {})",
+            d.old_hash.as_deref().unwrap_or("-")
+        );
     }
     for art in &d.artifacts {
-        let counts = if art.change == "changed" || art.change == "added" || art.change == "removed" {
+        let counts = if art.change == "changed" || art.change == "added" || art.change == "removed"
+        {
             format!(" (+{} -{})", art.lines_added, art.lines_removed)
         } else {
             String::new()
@@ -195,7 +270,15 @@ fn diff(app: &App, args: &[String]) -> CmdResult {
             (None, Some(n)) => n.clone(),
             _ => String::new(),
         };
-        anstream::println!("  {} {} {}: {}{} {}", art.section, paint(BOLD, &art.role), art.change, loc, counts, "");
+        anstream::println!(
+            "  {} {} {}: {}{} {}",
+            art.section,
+            paint(BOLD, &art.role),
+            art.change,
+            loc,
+            counts,
+            ""
+        );
         if let Some(text) = &art.diff {
             for line in text.lines().skip(2) {
                 let styled = if line.starts_with('+') {
@@ -208,7 +291,13 @@ fn diff(app: &App, args: &[String]) -> CmdResult {
                 anstream::println!("      {styled}");
             }
         } else if art.change != "unchanged" {
-            anstream::println!("      {}", paint(DIM, "(content not available: not in the object store and not reproducible)"));
+            anstream::println!(
+                "      {}",
+                paint(
+                    DIM,
+                    "(content not available: not in the object store and not reproducible)"
+                )
+            );
         }
     }
     if d.model_config.is_empty() {
@@ -225,7 +314,11 @@ fn diff(app: &App, args: &[String]) -> CmdResult {
         }
     }
     for f in d.metadata.iter().filter(|f| f.field == "description") {
-        anstream::println!("  description: {:?} -> {:?}", f.old.as_deref().unwrap_or(""), f.new.as_deref().unwrap_or(""));
+        anstream::println!(
+            "  description: {:?} -> {:?}",
+            f.old.as_deref().unwrap_or(""),
+            f.new.as_deref().unwrap_or("")
+        );
     }
     Ok(0)
 }

@@ -56,13 +56,27 @@ const SAFETY: &str = "constraints:
 ";
 
 fn fail(msg: String) -> Failure {
-    Failure { code: 1, kind: "demo", message: msg, hint: None }
+    Failure {
+        code: 1,
+        kind: "demo",
+        message: msg,
+        hint: None,
+    }
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<(), Failure> {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().map_err(|e| fail(format!("cannot run git: {e}")))?;
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .map_err(|e| fail(format!("cannot run git: {e}")))?;
     if !out.status.success() {
-        return Err(fail(format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(fail(format!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     Ok(())
 }
@@ -70,7 +84,8 @@ fn git(dir: &Path, args: &[&str]) -> Result<(), Failure> {
 fn write(dir: &Path, rel: &str, text: &str) -> Result<(), Failure> {
     let p = dir.join(rel);
     if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
     }
     std::fs::write(&p, text).map_err(|e| fail(format!("cannot write {}: {e}", p.display())))
 }
@@ -92,39 +107,82 @@ impl Clock {
 }
 
 fn ctx<'a>(store: &'a Store, actor: &str, clock: &Clock) -> Ctx<'a> {
-    Ctx { store, actor: actor.into(), now: clock.0, git_commit: true }
+    Ctx {
+        store,
+        actor: actor.into(),
+        now: clock.0,
+        git_commit: true,
+    }
 }
 
 pub fn run(app: &App, a: DemoArgs) -> CmdResult {
     let tmp;
     let dir = match &a.keep {
         Some(d) => {
-            std::fs::create_dir_all(d).map_err(|e| fail(format!("cannot create {}: {e}", d.display())))?;
-            if std::fs::read_dir(d).map(|mut r| r.next().is_some()).unwrap_or(false) {
-                return Err(Failure::usage(format!("{} is not empty", d.display()), "give an empty or new directory to --keep"));
+            std::fs::create_dir_all(d)
+                .map_err(|e| fail(format!("cannot create {}: {e}", d.display())))?;
+            if std::fs::read_dir(d)
+                .map(|mut r| r.next().is_some())
+                .unwrap_or(false)
+            {
+                return Err(Failure::usage(
+                    format!("{} is not empty", d.display()),
+                    "give an empty or new directory to --keep",
+                ));
             }
             std::fs::canonicalize(d).map_err(|e| fail(e.to_string()))?
         }
         None => {
-            tmp = tempfile::Builder::new().prefix("releaseops-demo-").tempdir().map_err(|e| fail(format!("cannot create a temporary directory: {e}")))?;
+            tmp = tempfile::Builder::new()
+                .prefix("releaseops-demo-")
+                .tempdir()
+                .map_err(|e| fail(format!("cannot create a temporary directory: {e}")))?;
             tmp.path().to_path_buf()
         }
     };
     let result = walk(&dir, app.now);
     match &a.keep {
         Some(_) => anstream::println!("\nThe project is kept in {}", dir.display()),
-        None => anstream::println!("\n{}", paint(DIM, "(the temporary project has been removed; use --keep DIR to keep it)")),
+        None => anstream::println!(
+            "\n{}",
+            paint(
+                DIM,
+                "(the temporary project has been removed; use --keep DIR to keep it)"
+            )
+        ),
     }
     result
 }
 
 fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
     // The story starts three days ago so no simulated time lies in the future.
-    let mut clock = Clock(real_now.checked_sub(SignedDuration::from_hours(72)).unwrap_or(real_now));
-    anstream::println!("{}", paint(BOLD, "releaseops demo: a support agent from first bundle to incident rollback"));
-    anstream::println!("{}", paint(DIM, &format!("project: {} (offline, no API key; the clock is simulated)", dir.display())));
+    let mut clock = Clock(
+        real_now
+            .checked_sub(SignedDuration::from_hours(72))
+            .unwrap_or(real_now),
+    );
+    anstream::println!(
+        "{}",
+        paint(
+            BOLD,
+            "releaseops demo: a support agent from first bundle to incident rollback"
+        )
+    );
+    anstream::println!(
+        "{}",
+        paint(
+            DIM,
+            &format!(
+                "project: {} (offline, no API key; the clock is simulated)",
+                dir.display()
+            )
+        )
+    );
 
-    step(1, "A real agent project: a promptops prompt in git, two policies");
+    step(
+        1,
+        "A real agent project: a promptops prompt in git, two policies",
+    );
     git(dir, &["init", "-q", "-b", "main"])?;
     git(dir, &["config", "user.name", "Dana Developer"])?;
     git(dir, &["config", "user.email", "dana@acme.test"])?;
@@ -132,23 +190,38 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
     write(dir, "policies/tools/refunds.yaml", TOOLS)?;
     write(dir, "policies/safety/limits.yaml", SAFETY)?;
     git(dir, &["add", "-A"])?;
-    git(dir, &["commit", "-q", "-m", "Add onboarding prompt and policies"])?;
+    git(
+        dir,
+        &["commit", "-q", "-m", "Add onboarding prompt and policies"],
+    )?;
     git(dir, &["tag", "prompt-onboarding-v1.0.0"])?;
-    anstream::println!("   .promptops/prompts/onboarding.yaml (tag prompt-onboarding-v1.0.0), policies/tools, policies/safety");
+    anstream::println!(
+        "   .promptops/prompts/onboarding.yaml (tag prompt-onboarding-v1.0.0), policies/tools, policies/safety"
+    );
 
-    step(2, "releaseops init; a canary stage; gates on staging and prod");
+    step(
+        2,
+        "releaseops init; a canary stage; gates on staging and prod",
+    );
     let (store, _) = Store::init(dir)?;
     cmd("init");
     let c = ctx(&store, DEV, &clock);
-    envs::create(&c, &envs::CreateEnv {
-        name: "canary".into(),
-        after: Some("staging".into()),
-        before: None,
-        policy: Some(PromotionPolicy { soak_hours: 1.0, ..Default::default() }),
-    })?;
+    envs::create(
+        &c,
+        &envs::CreateEnv {
+            name: "canary".into(),
+            after: Some("staging".into()),
+            before: None,
+            policy: Some(PromotionPolicy {
+                soak_hours: 1.0,
+                ..Default::default()
+            }),
+        },
+    )?;
     cmd("env create canary --after staging --soak-hours 1");
     // Team membership and the prod policy are configuration, edited like any file.
-    let mut cfg = std::fs::read_to_string(store.dir().join("config.yaml")).map_err(|e| fail(e.to_string()))?;
+    let mut cfg = std::fs::read_to_string(store.dir().join("config.yaml"))
+        .map_err(|e| fail(e.to_string()))?;
     cfg.push_str("teams:\n  safety-team:\n  - sam@acme.test\n");
     write(store.dir(), "config.yaml", &cfg)?;
     write(
@@ -156,37 +229,76 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
         "environments/prod.yaml",
         "environment: prod\nbundle_mappings: {}\npromotion_policy:\n  requires_eval: false\n  requires_approval: true\n  approval_teams:\n  - safety-team\n  soak_hours: 24\n",
     )?;
-    git(dir, &["commit", "-q", "-am", "Gate prod: safety-team approval and a 24h soak"])?;
+    git(
+        dir,
+        &[
+            "commit",
+            "-q",
+            "-am",
+            "Gate prod: safety-team approval and a 24h soak",
+        ],
+    )?;
     let store = Store::open(dir)?;
     anstream::println!("   pipeline: {}", store.config().pipeline.join(" -> "));
-    anstream::println!("   prod gates: approval by safety-team (sam@acme.test), 24h soak in canary");
+    anstream::println!(
+        "   prod gates: approval by safety-team (sam@acme.test), 24h soak in canary"
+    );
 
-    step(3, "Bundle support-agent 1.0.0: prompt + policies + model, content-addressed");
-    cmd("bundle create support-agent -v 1.0.0 -a system=onboarding:v1.0.0 --policy tools=policies/tools/refunds.yaml --policy safety=policies/safety/limits.yaml -m claude-sonnet-4-5 -t 0.2");
+    step(
+        3,
+        "Bundle support-agent 1.0.0: prompt + policies + model, content-addressed",
+    );
+    cmd(
+        "bundle create support-agent -v 1.0.0 -a system=onboarding:v1.0.0 --policy tools=policies/tools/refunds.yaml --policy safety=policies/safety/limits.yaml -m claude-sonnet-4-5 -t 0.2",
+    );
     let spec = |v: &str, prompt: &str, t: f64| CreateRequest {
         id: "support-agent".into(),
         version: v.into(),
-        artifacts: vec![ArtifactSpec::parse(&format!("system=onboarding:{prompt}")).unwrap_or(ArtifactSpec::File { role: "system".into(), path: String::new() })],
-        policies: vec![("tools".into(), "policies/tools/refunds.yaml".into()), ("safety".into(), "policies/safety/limits.yaml".into())],
-        model: Some(ModelSpec { provider: "anthropic".into(), model: "claude-sonnet-4-5".into(), temperature: t, max_tokens: 4096, parameters: Default::default() }),
+        artifacts: vec![
+            ArtifactSpec::parse(&format!("system=onboarding:{prompt}")).unwrap_or(
+                ArtifactSpec::File {
+                    role: "system".into(),
+                    path: String::new(),
+                },
+            ),
+        ],
+        policies: vec![
+            ("tools".into(), "policies/tools/refunds.yaml".into()),
+            ("safety".into(), "policies/safety/limits.yaml".into()),
+        ],
+        model: Some(ModelSpec {
+            provider: "anthropic".into(),
+            model: "claude-sonnet-4-5".into(),
+            temperature: t,
+            max_tokens: 4096,
+            parameters: Default::default(),
+        }),
         description: String::new(),
     };
     let b = bundle::create(&ctx(&store, DEV, &clock), &spec("1.0.0", "v1.0.0", 0.2))?;
-    anstream::println!("   hash {} ({} artifacts, bytes kept in .releaseops/objects)", b.bundle_hash, b.artifacts);
+    anstream::println!(
+        "   hash {} ({} artifacts, bytes kept in .releaseops/objects)",
+        b.bundle_hash,
+        b.artifacts
+    );
 
-    let promote = |store: &Store, actor: &str, clock: &Clock, v: &str, env: &str| -> Result<bool, Failure> {
-        cmd(&format!("promote support-agent {v} {env}"));
-        let out = release::promote(&ctx(store, actor, clock), &PromoteRequest {
-            id: "support-agent".into(),
-            version: v.into(),
-            env: env.into(),
-            reason: None,
-            dry_run: false,
-            skip_gates: false,
-        })?;
-        print_promotion(&out);
-        Ok(out.promoted)
-    };
+    let promote =
+        |store: &Store, actor: &str, clock: &Clock, v: &str, env: &str| -> Result<bool, Failure> {
+            cmd(&format!("promote support-agent {v} {env}"));
+            let out = release::promote(
+                &ctx(store, actor, clock),
+                &PromoteRequest {
+                    id: "support-agent".into(),
+                    version: v.into(),
+                    env: env.into(),
+                    reason: None,
+                    dry_run: false,
+                    skip_gates: false,
+                },
+            )?;
+            print_promotion(&out);
+            Ok(out.promoted)
+        };
 
     step(4, "Gated promotion dev -> staging -> canary -> prod");
     for env in ["dev", "staging", "canary"] {
@@ -197,27 +309,57 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
         promote(&store, DEV, &clock, "1.0.0", env)?;
     }
     clock.advance(SignedDuration::from_mins(5));
-    anstream::println!("   {}", paint(DIM, "prod needs an approval and 24h in canary; it has neither:"));
+    anstream::println!(
+        "   {}",
+        paint(
+            DIM,
+            "prod needs an approval and 24h in canary; it has neither:"
+        )
+    );
     promote(&store, DEV, &clock, "1.0.0", "prod")?;
     cmd("approve support-agent 1.0.0 prod   (as Sam, safety-team)");
-    release::approve(&ctx(&store, SAM, &clock), "support-agent", "1.0.0", "prod", Some("limits unchanged".into()))?;
+    release::approve(
+        &ctx(&store, SAM, &clock),
+        "support-agent",
+        "1.0.0",
+        "prod",
+        Some("limits unchanged".into()),
+    )?;
     anstream::println!("   approved by {SAM}");
     clock.advance(SignedDuration::from_hours(25));
     anstream::println!("   {}", paint(DIM, "... 25 hours later ..."));
     promote(&store, DEV, &clock, "1.0.0", "prod")?;
 
-    step(5, "A new prompt version raises the refund limit; bundle 1.1.0 and its diff");
-    write(dir, ".promptops/prompts/onboarding.yaml", &PROMPT_V1.replace("refunds up to 100 dollars", "refunds up to 150 dollars"))?;
+    step(
+        5,
+        "A new prompt version raises the refund limit; bundle 1.1.0 and its diff",
+    );
+    write(
+        dir,
+        ".promptops/prompts/onboarding.yaml",
+        &PROMPT_V1.replace("refunds up to 100 dollars", "refunds up to 150 dollars"),
+    )?;
     git(dir, &["commit", "-q", "-am", "Raise refund limit to 150"])?;
     git(dir, &["tag", "prompt-onboarding-v1.1.0"])?;
     clock.advance(SignedDuration::from_mins(30));
     bundle::create(&ctx(&store, DEV, &clock), &spec("1.1.0", "latest", 0.2))?;
-    cmd("bundle create support-agent -v 1.1.0 -a system=onboarding:latest ...   (latest is pinned to v1.1.0)");
+    cmd(
+        "bundle create support-agent -v 1.1.0 -a system=onboarding:latest ...   (latest is pinned to v1.1.0)",
+    );
     cmd("bundle diff support-agent 1.0.0 1.1.0");
-    let d = bundle::diff(&store, ("support-agent", "1.0.0"), ("support-agent", "1.1.0"))?;
+    let d = bundle::diff(
+        &store,
+        ("support-agent", "1.0.0"),
+        ("support-agent", "1.1.0"),
+    )?;
     for art in d.artifacts.iter().filter(|a| a.change != "unchanged") {
         anstream::println!("   {} {} {}:", art.section, art.role, art.change);
-        for line in art.diff.iter().flat_map(|t| t.lines().skip(2)).filter(|l| l.starts_with('+') || l.starts_with('-')) {
+        for line in art
+            .diff
+            .iter()
+            .flat_map(|t| t.lines().skip(2))
+            .filter(|l| l.starts_with('+') || l.starts_with('-'))
+        {
             anstream::println!("      {line}");
         }
     }
@@ -225,47 +367,100 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
         clock.advance(SignedDuration::from_hours(1));
         promote(&store, DEV, &clock, "1.1.0", env)?;
     }
-    release::approve(&ctx(&store, SAM, &clock), "support-agent", "1.1.0", "prod", None)?;
+    release::approve(
+        &ctx(&store, SAM, &clock),
+        "support-agent",
+        "1.1.0",
+        "prod",
+        None,
+    )?;
     cmd("approve support-agent 1.1.0 prod   (as Sam)");
     clock.advance(SignedDuration::from_hours(26));
     promote(&store, DEV, &clock, "1.1.0", "prod")?;
     let before_incident = clock.0;
 
-    step(6, "A blocked promotion: 1.2.0 tries to skip the pipeline, then is rejected");
+    step(
+        6,
+        "A blocked promotion: 1.2.0 tries to skip the pipeline, then is rejected",
+    );
     clock.advance(SignedDuration::from_hours(1));
     bundle::create(&ctx(&store, DEV, &clock), &spec("1.2.0", "v1.1.0", 1.2))?;
     anstream::println!("   created support-agent 1.2.0 (temperature 0.2 -> 1.2)");
     promote(&store, DEV, &clock, "1.2.0", "prod")?;
     promote(&store, DEV, &clock, "1.2.0", "dev")?;
-    cmd("reject support-agent 1.2.0 --reason 'temperature 1.2 makes refund decisions erratic'   (as Sam)");
-    release::reject(&ctx(&store, SAM, &clock), "support-agent", "1.2.0", None, "temperature 1.2 makes refund decisions erratic")?;
+    cmd(
+        "reject support-agent 1.2.0 --reason 'temperature 1.2 makes refund decisions erratic'   (as Sam)",
+    );
+    release::reject(
+        &ctx(&store, SAM, &clock),
+        "support-agent",
+        "1.2.0",
+        None,
+        "temperature 1.2 makes refund decisions erratic",
+    )?;
     promote(&store, DEV, &clock, "1.2.0", "staging")?;
 
-    step(7, "Incident: refunds spike in prod. Roll back (no gates, seconds)");
+    step(
+        7,
+        "Incident: refunds spike in prod. Roll back (no gates, seconds)",
+    );
     clock.advance(SignedDuration::from_hours(3));
     cmd("rollback prod support-agent --reason 'refund spike after 1.1.0'   (as Olu, on call)");
-    let r = release::rollback(&ctx(&store, OPS, &clock), &RollbackRequest {
-        env: "prod".into(),
-        id: "support-agent".into(),
-        steps: None,
-        to: None,
-        reason: Some("refund spike after 1.1.0".into()),
-    })?;
-    anstream::println!("   Rolled back support-agent in prod: {} -> {} ({} marked as a failed release)", r.from, paint(BOLD, &r.to), r.from);
+    let r = release::rollback(
+        &ctx(&store, OPS, &clock),
+        &RollbackRequest {
+            env: "prod".into(),
+            id: "support-agent".into(),
+            steps: None,
+            to: None,
+            reason: Some("refund spike after 1.1.0".into()),
+        },
+    )?;
+    anstream::println!(
+        "   Rolled back support-agent in prod: {} -> {} ({} marked as a failed release)",
+        r.from,
+        paint(BOLD, &r.to),
+        r.from
+    );
 
     step(8, "Incident archaeology: what ran where, before and after");
     let at = releaseops_format::time::format(before_incident);
-    for (label, states) in [(format!("env list --at {at}"), envs::list_at(&store, before_incident)?), ("env list".to_string(), envs::list(&store)?)] {
+    for (label, states) in [
+        (
+            format!("env list --at {at}"),
+            envs::list_at(&store, before_incident)?,
+        ),
+        ("env list".to_string(), envs::list(&store)?),
+    ] {
         cmd(&label);
         for s in states {
-            let b: Vec<String> = s.bundles.iter().map(|b| format!("{}@{}", b.bundle_id, b.version)).collect();
-            anstream::println!("      {:<8} {}", s.env, if b.is_empty() { "-".to_string() } else { b.join(", ") });
+            let b: Vec<String> = s
+                .bundles
+                .iter()
+                .map(|b| format!("{}@{}", b.bundle_id, b.version))
+                .collect();
+            anstream::println!(
+                "      {:<8} {}",
+                s.env,
+                if b.is_empty() {
+                    "-".to_string()
+                } else {
+                    b.join(", ")
+                }
+            );
         }
     }
 
     step(9, "The audit trail is tamper-evident");
     cmd("history --env prod -n 4");
-    for rec in envs::history(&store, &envs::HistoryQuery { env: Some("prod".into()), limit: 4, ..Default::default() })? {
+    for rec in envs::history(
+        &store,
+        &envs::HistoryQuery {
+            env: Some("prod".into()),
+            limit: 4,
+            ..Default::default()
+        },
+    )? {
         anstream::println!(
             "      #{} {} {}@{} by {}",
             rec.seq,
@@ -277,13 +472,27 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
     }
     cmd("history verify");
     let v = audit::verify(&store)?;
-    anstream::println!("      {} {} records chain correctly; environments match the history", paint(GREEN, "OK"), v.records);
+    anstream::println!(
+        "      {} {} records chain correctly; environments match the history",
+        paint(GREEN, "OK"),
+        v.records
+    );
     let seg = store.dir().join("history/00000000.jsonl");
     let original = std::fs::read_to_string(&seg).map_err(|e| fail(e.to_string()))?;
-    std::fs::write(&seg, original.replacen("\"actor\":\"Sam Safety <sam@acme.test>\"", "\"actor\":\"Mallory <m@evil.test>\"", 1))
-        .map_err(|e| fail(e.to_string()))?;
+    std::fs::write(
+        &seg,
+        original.replacen(
+            "\"actor\":\"Sam Safety <sam@acme.test>\"",
+            "\"actor\":\"Mallory <m@evil.test>\"",
+            1,
+        ),
+    )
+    .map_err(|e| fail(e.to_string()))?;
     let tampered = audit::verify(&store)?;
-    anstream::println!("   {}", paint(DIM, "someone edits who approved 1.0.0 in the history file:"));
+    anstream::println!(
+        "   {}",
+        paint(DIM, "someone edits who approved 1.0.0 in the history file:")
+    );
     for p in tampered.problems.iter().take(2) {
         anstream::println!("      FAILED: {p}");
     }
@@ -291,7 +500,12 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
     anstream::println!("   {}", paint(DIM, "(restored)"));
 
     step(10, "Every change is a git commit of .releaseops/ only");
-    let log = Command::new("git").arg("-C").arg(dir).args(["log", "--format=%h %an: %s", "-n", "6"]).output().map_err(|e| fail(e.to_string()))?;
+    let log = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["log", "--format=%h %an: %s", "-n", "6"])
+        .output()
+        .map_err(|e| fail(e.to_string()))?;
     for line in String::from_utf8_lossy(&log.stdout).lines() {
         anstream::println!("      {line}");
     }

@@ -14,7 +14,14 @@ pub fn run(app: &App, cmd: EnvCmd) -> CmdResult {
         EnvCmd::History { env, limit } => {
             let store = app.store()?;
             store.load_env(&env)?;
-            let recs = envs::history(&store, &HistoryQuery { env: Some(env), limit, ..Default::default() })?;
+            let recs = envs::history(
+                &store,
+                &HistoryQuery {
+                    env: Some(env),
+                    limit,
+                    ..Default::default()
+                },
+            )?;
             print_records(app, &recs);
             Ok(0)
         }
@@ -32,14 +39,31 @@ fn list(app: &App, at: Option<String>) -> CmdResult {
         return Ok(0);
     }
     if let Some(t) = &at {
-        anstream::println!("{}", paint(DIM, &format!("As of {t} (replayed from the history):")));
+        anstream::println!(
+            "{}",
+            paint(DIM, &format!("As of {t} (replayed from the history):"))
+        );
     }
     let mut rows = Vec::new();
     for s in &states {
-        let stage = s.stage.map(|i| (i + 1).to_string()).unwrap_or_else(|| "-".into());
-        let gates = if s.gates.is_empty() { String::new() } else { s.gates.join(", ") };
+        let stage = s
+            .stage
+            .map(|i| (i + 1).to_string())
+            .unwrap_or_else(|| "-".into());
+        let gates = if s.gates.is_empty() {
+            String::new()
+        } else {
+            s.gates.join(", ")
+        };
         if s.bundles.is_empty() {
-            rows.push(vec![stage.clone(), s.env.clone(), paint(DIM, "(no bundles)"), String::new(), String::new(), gates.clone()]);
+            rows.push(vec![
+                stage.clone(),
+                s.env.clone(),
+                paint(DIM, "(no bundles)"),
+                String::new(),
+                String::new(),
+                gates.clone(),
+            ]);
         }
         for (i, b) in s.bundles.iter().enumerate() {
             rows.push(vec![
@@ -52,7 +76,13 @@ fn list(app: &App, at: Option<String>) -> CmdResult {
             ]);
         }
     }
-    anstream::println!("{}", output::table(&["#", "env", "bundle", "version", "live since", "gates"], rows));
+    anstream::println!(
+        "{}",
+        output::table(
+            &["#", "env", "bundle", "version", "live since", "gates"],
+            rows
+        )
+    );
     Ok(0)
 }
 
@@ -78,13 +108,22 @@ fn get(app: &App, name: &str) -> CmdResult {
 
 fn create(app: &App, a: EnvCreateArgs) -> CmdResult {
     let store = app.store()?;
-    let any_policy = a.requires_eval || a.requires_approval || !a.approval_teams.is_empty() || !a.approvers.is_empty() || a.soak_hours > 0.0;
+    let any_policy = a.requires_eval
+        || a.requires_approval
+        || !a.approval_teams.is_empty()
+        || !a.approvers.is_empty()
+        || a.soak_hours > 0.0;
     if !a.soak_hours.is_finite() || a.soak_hours < 0.0 {
-        return Err(crate::app::Failure::usage("--soak-hours must be a number >= 0", "e.g. --soak-hours 24"));
+        return Err(crate::app::Failure::usage(
+            "--soak-hours must be a number >= 0",
+            "e.g. --soak-hours 24",
+        ));
     }
     let policy = any_policy.then(|| PromotionPolicy {
         requires_eval: a.requires_eval,
-        requires_approval: a.requires_approval || !a.approval_teams.is_empty() || !a.approvers.is_empty(),
+        requires_approval: a.requires_approval
+            || !a.approval_teams.is_empty()
+            || !a.approvers.is_empty(),
         approval_teams: a.approval_teams.clone(),
         approvers: a.approvers.clone(),
         min_approvals: a.min_approvals,
@@ -92,7 +131,15 @@ fn create(app: &App, a: EnvCreateArgs) -> CmdResult {
         ..Default::default()
     });
     let ctx = app.ctx(&store);
-    let r = envs::create(&ctx, &CreateEnv { name: a.name, after: a.after, before: a.before, policy })?;
+    let r = envs::create(
+        &ctx,
+        &CreateEnv {
+            name: a.name,
+            after: a.after,
+            before: a.before,
+            policy,
+        },
+    )?;
     if app.global.json {
         output::print_json(&r);
         return Ok(0);

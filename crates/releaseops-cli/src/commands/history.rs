@@ -18,13 +18,25 @@ pub fn run(app: &App, a: HistoryArgs) -> CmdResult {
         if r.ok {
             anstream::println!(
                 "OK: {} records in {} segment(s) chain correctly; {} environment(s) match the history",
-                r.records, r.segments, r.environments_checked
+                r.records,
+                r.segments,
+                r.environments_checked
             );
             if r.legacy_pending {
-                anstream::println!("  {}", paint(DIM, "promotion_history.yaml will be imported into the chain with the next change"));
+                anstream::println!(
+                    "  {}",
+                    paint(
+                        DIM,
+                        "promotion_history.yaml will be imported into the chain with the next change"
+                    )
+                );
             }
         } else {
-            anstream::println!("{}: {} problem(s)", paint(RED.bold(), "FAILED"), r.problems.len());
+            anstream::println!(
+                "{}: {} problem(s)",
+                paint(RED.bold(), "FAILED"),
+                r.problems.len()
+            );
             for p in &r.problems {
                 anstream::println!("  - {p}");
             }
@@ -34,10 +46,21 @@ pub fn run(app: &App, a: HistoryArgs) -> CmdResult {
     let event = match &a.event {
         None => None,
         Some(e) => Some(EventKind::parse(e).ok_or_else(|| {
-            Failure::usage(format!("unknown event '{e}'"), "use promote, rollback, approve, reject, bundle_create or env_create")
+            Failure::usage(
+                format!("unknown event '{e}'"),
+                "use promote, rollback, approve, reject, bundle_create or env_create",
+            )
         })?),
     };
-    let recs = envs::history(&store, &HistoryQuery { bundle: a.bundle, env: a.env, event, limit: a.limit })?;
+    let recs = envs::history(
+        &store,
+        &HistoryQuery {
+            bundle: a.bundle,
+            env: a.env,
+            event,
+            limit: a.limit,
+        },
+    )?;
     print_records(app, &recs);
     Ok(0)
 }
@@ -56,8 +79,18 @@ pub fn print_records(app: &App, recs: &[Record]) {
         if let Some(reason) = &r.reason {
             anstream::println!("      {}", paint(DIM, &format!("reason: {reason}")));
         }
-        for g in r.gates.iter().filter(|g| g.status != GateStatus::Passed || r.overridden) {
-            anstream::println!("      {}", paint(DIM, &format!("gate {} {}: {}", g.gate, g.status.as_str(), g.reason)));
+        for g in r
+            .gates
+            .iter()
+            .filter(|g| g.status != GateStatus::Passed || r.overridden)
+        {
+            anstream::println!(
+                "      {}",
+                paint(
+                    DIM,
+                    &format!("gate {} {}: {}", g.gate, g.status.as_str(), g.reason)
+                )
+            );
         }
     }
 }
@@ -66,24 +99,63 @@ fn describe(r: &Record) -> String {
     let what = format!(
         "{}{}",
         r.bundle_id.as_deref().unwrap_or(""),
-        r.version.as_deref().map(|v| format!("@{v}")).unwrap_or_default()
+        r.version
+            .as_deref()
+            .map(|v| format!("@{v}"))
+            .unwrap_or_default()
     );
     let env = r.env.as_deref().unwrap_or("-");
     let (label, detail) = match r.event {
         EventKind::Promote => {
-            let from = r.from_version.as_deref().map(|v| format!(" (was {v})")).unwrap_or_default();
-            let label = if r.overridden { paint(RED.bold(), "OVERRIDE") } else { paint(GREEN, "PROMOTE") };
+            let from = r
+                .from_version
+                .as_deref()
+                .map(|v| format!(" (was {v})"))
+                .unwrap_or_default();
+            let label = if r.overridden {
+                paint(RED.bold(), "OVERRIDE")
+            } else {
+                paint(GREEN, "PROMOTE")
+            };
             (label, format!("{} -> {env}{from}", paint(BOLD, &what)))
         }
         EventKind::Rollback => (
             paint(YELLOW.bold(), "ROLLBACK"),
-            format!("{env}: {} -> {}", r.from_version.as_deref().unwrap_or("?"), paint(BOLD, &what)),
+            format!(
+                "{env}: {} -> {}",
+                r.from_version.as_deref().unwrap_or("?"),
+                paint(BOLD, &what)
+            ),
         ),
-        EventKind::Approve => (paint(GREEN, "APPROVE"), format!("{} for {env}", paint(BOLD, &what))),
-        EventKind::Reject => (paint(RED, "REJECT"), format!("{}{}", paint(BOLD, &what), r.env.as_deref().map(|e| format!(" for {e}")).unwrap_or_default())),
+        EventKind::Approve => (
+            paint(GREEN, "APPROVE"),
+            format!("{} for {env}", paint(BOLD, &what)),
+        ),
+        EventKind::Reject => (
+            paint(RED, "REJECT"),
+            format!(
+                "{}{}",
+                paint(BOLD, &what),
+                r.env
+                    .as_deref()
+                    .map(|e| format!(" for {e}"))
+                    .unwrap_or_default()
+            ),
+        ),
         EventKind::BundleCreate => (paint(DIM, "CREATE"), paint(BOLD, &what)),
         EventKind::EnvCreate => (paint(DIM, "ENV"), format!("create {env}")),
     };
-    let imported = if r.imported { paint(DIM, " [imported]") } else { String::new() };
-    format!("#{:<5} {:<10} {} by {} at {}{imported}", r.seq, label, detail, r.actor, paint(DIM, &r.at))
+    let imported = if r.imported {
+        paint(DIM, " [imported]")
+    } else {
+        String::new()
+    };
+    format!(
+        "#{:<5} {:<10} {} by {} at {}{imported}",
+        r.seq,
+        label,
+        detail,
+        r.actor,
+        paint(DIM, &r.at)
+    )
 }

@@ -20,14 +20,23 @@ pub fn run(app: &App) -> CmdResult {
         return Ok(0);
     }
     if created.is_empty() {
-        anstream::println!("releaseops is already initialized in {}", store.root().display());
+        anstream::println!(
+            "releaseops is already initialized in {}",
+            store.root().display()
+        );
     } else {
-        anstream::println!("Initialized {} in {}", paint(output::BOLD, ".releaseops/"), store.root().display());
+        anstream::println!(
+            "Initialized {} in {}",
+            paint(output::BOLD, ".releaseops/"),
+            store.root().display()
+        );
         for c in &created {
             anstream::println!("  created {c}");
         }
         anstream::println!("  pipeline: {}", store.config().pipeline.join(" -> "));
     }
-    anstream::println!("\nNext: releaseops bundle create <name> --artifact system=<prompt>:<version> --model <model>");
+    anstream::println!(
+        "\nNext: releaseops bundle create <name> --artifact system=<prompt>:<version> --model <model>"
+    );
     Ok(0)
 }

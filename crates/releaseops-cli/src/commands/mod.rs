@@ -27,12 +27,19 @@ pub fn run(app: &App, cmd: Command) -> CmdResult {
         Command::History(a) => history::run(app, a),
         Command::Demo(a) => demo::run(app, a),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "releaseops", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "releaseops",
+                &mut std::io::stdout(),
+            );
             Ok(0)
         }
         Command::Version => {
             if app.global.json {
-                crate::output::print_json(&serde_json::json!({ "name": "releaseops", "version": env!("CARGO_PKG_VERSION") }));
+                crate::output::print_json(
+                    &serde_json::json!({ "name": "releaseops", "version": env!("CARGO_PKG_VERSION") }),
+                );
             } else {
                 anstream::println!("releaseops {}", env!("CARGO_PKG_VERSION"));
             }

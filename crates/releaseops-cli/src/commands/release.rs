@@ -9,23 +9,49 @@ pub fn promote_cmd(app: &App, a: PromoteArgs) -> CmdResult {
     let args = &a.args;
     // The existing tool's forms: `promote promote ID V ENV` and `promote rollback ENV ID`.
     match args.as_slice() {
-        [sub, env, id] if sub == "rollback" => return rollback(app, env.clone(), id.clone(), a.steps, a.to, a.reason),
-        [sub, id, v, env] if sub == "promote" => return promote(app, id, v, env, a.reason, a.skip_gates, a.dry_run),
+        [sub, env, id] if sub == "rollback" => {
+            return rollback(app, env.clone(), id.clone(), a.steps, a.to, a.reason);
+        }
+        [sub, id, v, env] if sub == "promote" => {
+            return promote(app, id, v, env, a.reason, a.skip_gates, a.dry_run);
+        }
         [id, v, env] => return promote(app, id, v, env, a.reason, a.skip_gates, a.dry_run),
         _ => {}
     }
     Err(Failure::usage(
-        format!("promote takes ID VERSION ENV, got {} argument(s)", args.len()),
+        format!(
+            "promote takes ID VERSION ENV, got {} argument(s)",
+            args.len()
+        ),
         "e.g. releaseops promote support-agent 1.2.0 staging",
     ))
 }
 
-fn promote(app: &App, id: &str, version: &str, env: &str, reason: Option<String>, skip_gates: bool, dry_run: bool) -> CmdResult {
+fn promote(
+    app: &App,
+    id: &str,
+    version: &str,
+    env: &str,
+    reason: Option<String>,
+    skip_gates: bool,
+    dry_run: bool,
+) -> CmdResult {
     let store = app.store()?;
     let ctx = app.ctx(&store);
-    let req = PromoteRequest { id: id.into(), version: version.into(), env: env.into(), reason, dry_run, skip_gates };
+    let req = PromoteRequest {
+        id: id.into(),
+        version: version.into(),
+        env: env.into(),
+        reason,
+        dry_run,
+        skip_gates,
+    };
     let out = release::promote(&ctx, &req)?;
-    let code = if out.blocked_by.is_empty() { 0 } else { EXIT_BLOCKED };
+    let code = if out.blocked_by.is_empty() {
+        0
+    } else {
+        EXIT_BLOCKED
+    };
     if app.global.json {
         output::print_json(&out);
         return Ok(code);
@@ -39,16 +65,30 @@ pub fn print_promotion(out: &PromoteOutcome) {
     if !out.blocked_by.is_empty() {
         anstream::println!("{}: {}", paint(RED.bold(), "Blocked"), target);
         anstream::println!("{}", output::gate_lines(&out.gates));
-        let pending_only = out.gates.iter().filter(|g| out.blocked_by.contains(&g.gate)).all(|g| g.status == releaseops_format::history::GateStatus::Pending);
+        let pending_only = out
+            .gates
+            .iter()
+            .filter(|g| out.blocked_by.contains(&g.gate))
+            .all(|g| g.status == releaseops_format::history::GateStatus::Pending);
         if pending_only {
-            anstream::println!("  {}", paint(YELLOW, "pending gates can pass later: approve, wait, or run the evaluation, then promote again"));
+            anstream::println!(
+                "  {}",
+                paint(
+                    YELLOW,
+                    "pending gates can pass later: approve, wait, or run the evaluation, then promote again"
+                )
+            );
         }
         return;
     }
     if out.dry_run {
         anstream::println!("[DRY RUN] Would promote {target}");
     } else if out.overridden {
-        anstream::println!("{} {target} {}", paint(RED.bold(), "Promoted (gates overridden)"), paint(BOLD, ""));
+        anstream::println!(
+            "{} {target} {}",
+            paint(RED.bold(), "Promoted (gates overridden)"),
+            paint(BOLD, "")
+        );
     } else {
         anstream::println!("Promoted {}", paint(BOLD, &target));
     }
@@ -68,7 +108,13 @@ pub fn approve(app: &App, a: ApproveArgs) -> CmdResult {
         output::print_json(&r);
         return Ok(0);
     }
-    anstream::println!("Approved {} v{} for {} by {}", paint(BOLD, &r.id), r.version, a.env, r.actor);
+    anstream::println!(
+        "Approved {} v{} for {} by {}",
+        paint(BOLD, &r.id),
+        r.version,
+        a.env,
+        r.actor
+    );
     for n in &r.notes {
         output::warn(n);
     }
@@ -84,8 +130,16 @@ pub fn reject(app: &App, a: RejectArgs) -> CmdResult {
         output::print_json(&r);
         return Ok(0);
     }
-    let scope = r.env.as_deref().map(|e| format!(" for {e}")).unwrap_or_else(|| " everywhere".into());
-    anstream::println!("Rejected {} v{}{scope}: it can never be promoted again", paint(BOLD, &r.id), r.version);
+    let scope = r
+        .env
+        .as_deref()
+        .map(|e| format!(" for {e}"))
+        .unwrap_or_else(|| " everywhere".into());
+    anstream::println!(
+        "Rejected {} v{}{scope}: it can never be promoted again",
+        paint(BOLD, &r.id),
+        r.version
+    );
     for n in &r.notes {
         output::warn(n);
     }
@@ -93,15 +147,37 @@ pub fn reject(app: &App, a: RejectArgs) -> CmdResult {
     Ok(0)
 }
 
-pub fn rollback(app: &App, env: String, id: String, steps: Option<u32>, to: Option<String>, reason: Option<String>) -> CmdResult {
+pub fn rollback(
+    app: &App,
+    env: String,
+    id: String,
+    steps: Option<u32>,
+    to: Option<String>,
+    reason: Option<String>,
+) -> CmdResult {
     let store = app.store()?;
     let ctx = app.ctx(&store);
-    let r = release::rollback(&ctx, &RollbackRequest { env, id, steps, to, reason })?;
+    let r = release::rollback(
+        &ctx,
+        &RollbackRequest {
+            env,
+            id,
+            steps,
+            to,
+            reason,
+        },
+    )?;
     if app.global.json {
         output::print_json(&r);
         return Ok(0);
     }
-    anstream::println!("Rolled back {} in {}: {} -> {}", paint(BOLD, &r.id), r.env, r.from, paint(BOLD, &r.to));
+    anstream::println!(
+        "Rolled back {} in {}: {} -> {}",
+        paint(BOLD, &r.id),
+        r.env,
+        r.from,
+        paint(BOLD, &r.to)
+    );
     anstream::println!("  {} is recorded as a failed release in {}", r.from, r.env);
     output::git_note(&r.git_commit, &r.git_error);
     Ok(0)
