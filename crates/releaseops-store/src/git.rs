@@ -262,6 +262,13 @@ impl Git {
         };
         // Bring the user's index in line with HEAD for our paths only (also
         // when the commit had already landed before a crash).
+        self.update_index(paths, None)?;
+        Ok(commit)
+    }
+
+    /// Stages `paths` as they are on disk (removing missing ones) in the
+    /// user's index, or in `index` when given.
+    fn update_index(&self, paths: &[String], index: Option<&Path>) -> Result<String> {
         let mut list = Vec::new();
         for p in paths {
             list.extend_from_slice(p.as_bytes());
@@ -269,10 +276,9 @@ impl Git {
         }
         self.run_ok(
             &["update-index", "--add", "--remove", "-z", "--stdin"],
-            None,
+            index,
             Some(&list),
-        )?;
-        Ok(commit)
+        )
     }
 
     fn commit_with_cli(
@@ -290,16 +296,7 @@ impl Git {
             Some((commit, _)) => self.run_ok(&["read-tree", commit], Some(&index), None)?,
             None => self.run_ok(&["read-tree", "--empty"], Some(&index), None)?,
         };
-        let mut list = Vec::new();
-        for p in paths {
-            list.extend_from_slice(p.as_bytes());
-            list.push(0);
-        }
-        self.run_ok(
-            &["update-index", "--add", "--remove", "-z", "--stdin"],
-            Some(&index),
-            Some(&list),
-        )?;
+        self.update_index(paths, Some(&index))?;
         let tree = self.run_ok(&["write-tree"], Some(&index), None)?;
         if head.as_ref().is_some_and(|(_, t)| *t == tree) {
             return Ok(None);
