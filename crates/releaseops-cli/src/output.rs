@@ -97,3 +97,12 @@ pub fn print_json_hint() {
         )
     );
 }
+
+/// In `--json` mode, prints `value` as the command's JSON result and returns
+/// true (the caller is done); otherwise returns false for the text rendering.
+pub fn json<T: Serialize + ?Sized>(app: &crate::app::App, value: &T) -> bool {
+    if app.global.json {
+        print_json(value);
+    }
+    app.global.json
+}

@@ -56,8 +56,7 @@ fn create(app: &App, a: CreateArgs) -> CmdResult {
     };
     let ctx = app.ctx(&store);
     let c = bundle::create(&ctx, &req)?;
-    if app.global.json {
-        output::print_json(&c);
+    if output::json(app, &c) {
         return Ok(0);
     }
     anstream::println!("Created bundle: {} v{}", paint(BOLD, &c.id), c.version);
@@ -73,8 +72,7 @@ fn create(app: &App, a: CreateArgs) -> CmdResult {
 fn list(app: &App) -> CmdResult {
     let store = app.store()?;
     let bundles = bundle::list(&store)?;
-    if app.global.json {
-        output::print_json(&bundles);
+    if output::json(app, &bundles) {
         return Ok(0);
     }
     if bundles.is_empty() {
@@ -178,8 +176,7 @@ fn verify(app: &App, id: &str, version: Option<String>) -> CmdResult {
     let version = resolve_version(&store, id, version)?;
     let r = bundle::verify(&store, id, &version)?;
     let code = if r.ok { 0 } else { EXIT_VERIFY_FAILED };
-    if app.global.json {
-        output::print_json(&r);
+    if output::json(app, &r) {
         return Ok(code);
     }
     for a in &r.artifacts {
@@ -246,8 +243,7 @@ fn diff(app: &App, args: &[String]) -> CmdResult {
         }
     };
     let d = bundle::diff(&store, (&a.0, &a.1), (&b.0, &b.1))?;
-    if app.global.json {
-        output::print_json(&d);
+    if output::json(app, &d) {
         return Ok(0);
     }
     anstream::println!("Diff: {} -> {}", paint(BOLD, &d.old), paint(BOLD, &d.new));

@@ -34,8 +34,10 @@ fn list(app: &App, at: Option<String>) -> CmdResult {
         Some(t) => envs::list_at(&store, releaseops_format::time::parse(t)?)?,
         None => envs::list(&store)?,
     };
-    if app.global.json {
-        output::print_json(&serde_json::json!({ "at": at, "environments": states }));
+    if output::json(
+        app,
+        &serde_json::json!({ "at": at, "environments": states }),
+    ) {
         return Ok(0);
     }
     if let Some(t) = &at {
@@ -140,8 +142,7 @@ fn create(app: &App, a: EnvCreateArgs) -> CmdResult {
             policy,
         },
     )?;
-    if app.global.json {
-        output::print_json(&r);
+    if output::json(app, &r) {
         return Ok(0);
     }
     anstream::println!("Created environment {}", paint(BOLD, &r.env));

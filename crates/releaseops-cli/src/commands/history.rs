@@ -11,8 +11,7 @@ pub fn run(app: &App, a: HistoryArgs) -> CmdResult {
     if a.action.as_deref() == Some("verify") {
         let r = releaseops_core::audit::verify(&store)?;
         let code = if r.ok { 0 } else { EXIT_VERIFY_FAILED };
-        if app.global.json {
-            output::print_json(&r);
+        if output::json(app, &r) {
             return Ok(code);
         }
         if r.ok {

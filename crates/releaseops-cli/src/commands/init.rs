@@ -12,11 +12,13 @@ pub fn run(app: &App) -> CmdResult {
         hint: Some("pass an existing directory with --path".into()),
     })?;
     let (store, created) = Store::init(&root)?;
-    if app.global.json {
-        output::print_json(&serde_json::json!({
+    if output::json(
+        app,
+        &serde_json::json!({
             "root": store.root(), "created": created, "pipeline": store.config().pipeline,
             "git": store.git().is_some(),
-        }));
+        }),
+    ) {
         return Ok(0);
     }
     if created.is_empty() {

@@ -52,8 +52,7 @@ fn promote(
     } else {
         EXIT_BLOCKED
     };
-    if app.global.json {
-        output::print_json(&out);
+    if output::json(app, &out) {
         return Ok(code);
     }
     print_promotion(&out);
@@ -104,8 +103,7 @@ pub fn approve(app: &App, a: ApproveArgs) -> CmdResult {
     let store = app.store()?;
     let ctx = app.ctx(&store);
     let r = release::approve(&ctx, &a.id, &a.version, &a.env, a.comment)?;
-    if app.global.json {
-        output::print_json(&r);
+    if output::json(app, &r) {
         return Ok(0);
     }
     anstream::println!(
@@ -126,8 +124,7 @@ pub fn reject(app: &App, a: RejectArgs) -> CmdResult {
     let store = app.store()?;
     let ctx = app.ctx(&store);
     let r = release::reject(&ctx, &a.id, &a.version, a.env.as_deref(), &a.reason)?;
-    if app.global.json {
-        output::print_json(&r);
+    if output::json(app, &r) {
         return Ok(0);
     }
     let scope = r
@@ -167,8 +164,7 @@ pub fn rollback(
             reason,
         },
     )?;
-    if app.global.json {
-        output::print_json(&r);
+    if output::json(app, &r) {
         return Ok(0);
     }
     anstream::println!(
