@@ -106,6 +106,28 @@ fn moving_refs_are_pinned_to_the_commit_they_meant() {
         r.read(".releaseops/bundles/a/1.0.0.yaml")
             .contains("ref: prompts/onboarding@v1.1.0")
     );
+    // Uncommitted edits are not bundled, and the user is told.
+    let committed = r.read(".promptops/prompts/onboarding.yaml");
+    r.write(
+        ".promptops/prompts/onboarding.yaml",
+        "prompt: {id: onboarding, template: draft}\n",
+    );
+    let o = r.run(&[
+        "bundle",
+        "create",
+        "a",
+        "-v",
+        "0.9.0",
+        "-a",
+        "system=onboarding",
+    ]);
+    o.ok();
+    assert!(o.stderr.contains("uncommitted changes"), "{}", o.stderr);
+    assert!(
+        r.read(".releaseops/bundles/a/0.9.0.yaml")
+            .contains("ref: prompts/onboarding@v1.1.0")
+    );
+    r.write(".promptops/prompts/onboarding.yaml", &committed);
     // Each change is committed, so HEAD moves; read it just before.
     let head = r.git(&["rev-parse", "HEAD"]);
     r.run(&[

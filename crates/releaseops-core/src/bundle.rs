@@ -130,6 +130,8 @@ pub struct Created {
     pub artifacts: usize,
     /// Moving references that were pinned, e.g. "system: latest -> v1.0.1".
     pub pinned: Vec<String>,
+    /// Things worth telling the user (uncommitted prompt edits left out, ...).
+    pub notes: Vec<String>,
     pub git_commit: Option<String>,
     pub git_error: Option<String>,
     #[serde(skip)]
@@ -140,6 +142,7 @@ struct Snapshot {
     role: String,
     reference: ArtifactRef,
     pinned: Option<String>,
+    note: Option<String>,
 }
 
 pub fn create(ctx: &Ctx<'_>, req: &CreateRequest) -> Result<Created> {
@@ -189,6 +192,7 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateRequest) -> Result<Created> {
                 content_hash: Some(h),
             },
             pinned: None,
+            note: None,
         });
     }
     let to_map = |v: &[Snapshot]| -> IndexMap<String, ArtifactRef> {
@@ -252,6 +256,7 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateRequest) -> Result<Created> {
             .chain(&policies)
             .filter_map(|s| s.pinned.clone())
             .collect(),
+        notes: prompts.iter().filter_map(|s| s.note.clone()).collect(),
         git_commit: done.git_commit,
         git_error: done.git_error,
         manifest,
@@ -293,6 +298,7 @@ fn snapshot_prompt(store: &Store, objects: &ObjectStore, spec: &ArtifactSpec) ->
                     content_hash: Some(h),
                 },
                 pinned: None,
+                note: None,
             })
         }
         ArtifactSpec::Prompt {
@@ -327,6 +333,7 @@ fn snapshot_prompt(store: &Store, objects: &ObjectStore, spec: &ArtifactSpec) ->
                 pinned: r
                     .pinned_from
                     .map(|from| format!("{role}: {prompt_id}:{from} -> {label}")),
+                note: r.note,
                 reference: ArtifactRef {
                     source: ArtifactSource::Ref(r.reference),
                     content_hash: Some(h),

@@ -26,6 +26,8 @@ pub struct ResolvedPrompt {
     pub bytes: Vec<u8>,
     /// Set when the request named a moving target that we pinned.
     pub pinned_from: Option<String>,
+    /// Something the user should know (e.g. uncommitted edits were not bundled).
+    pub note: Option<String>,
 }
 
 fn src_err(message: String, hint: &str) -> StoreError {
@@ -107,6 +109,7 @@ pub fn resolve_prompt(
                         commit: commit.clone(),
                         bytes: bytes.clone(),
                         pinned_from: None,
+                        note: None,
                     });
                 }
                 [Some((commit, _)), None] => {
@@ -209,11 +212,22 @@ pub fn resolve_prompt(
             "pick a version at which the prompt file exists",
         )
     })?;
+    // promptops' default is the working tree when it differs; a bundle must be
+    // reproducible, so we take the committed version and say so.
+    let note = match (req, std::fs::read(git.top().join(&rel))) {
+        (None | Some("latest" | "working" | "head" | "HEAD"), Ok(work)) if work != bytes => {
+            Some(format!(
+                "{rel} has uncommitted changes; bundled the committed version (commit them and create a new version to include them)"
+            ))
+        }
+        _ => None,
+    };
     Ok(ResolvedPrompt {
         reference: format!("prompts/{prompt_id}@{reference}"),
         commit,
         bytes,
         pinned_from,
+        note,
     })
 }
 

@@ -65,6 +65,9 @@ fn create(app: &App, a: CreateArgs) -> CmdResult {
     for p in &c.pinned {
         anstream::println!("  Pinned {p}");
     }
+    for n in &c.notes {
+        output::warn(n);
+    }
     output::git_note(&c.git_commit, &c.git_error);
     Ok(0)
 }
