@@ -80,22 +80,31 @@ pub type CmdResult = Result<u8, Failure>;
 pub struct App {
     pub global: Global,
     pub now: Timestamp,
+    /// RELEASEOPS_NOW set the clock.
+    pub simulated_clock: bool,
 }
 
 impl App {
     pub fn new(global: Global) -> Result<App, Failure> {
-        let now = match std::env::var("RELEASEOPS_NOW") {
-            Ok(s) if !s.trim().is_empty() => releaseops_format::time::parse(&s).map_err(|e| {
-                Failure::usage(
-                    format!("RELEASEOPS_NOW: {e}"),
-                    "unset it, or give an RFC 3339 time such as 2026-11-21T09:00:00Z",
-                )
-            })?,
-            _ => Timestamp::now(),
+        let (now, simulated_clock) = match std::env::var("RELEASEOPS_NOW") {
+            Ok(s) if !s.trim().is_empty() => {
+                let t = releaseops_format::time::parse(&s).map_err(|e| {
+                    Failure::usage(
+                        format!("RELEASEOPS_NOW: {e}"),
+                        "unset it, or give an RFC 3339 time such as 2026-11-21T09:00:00Z",
+                    )
+                })?;
+                crate::output::warn(&format!(
+                    "RELEASEOPS_NOW is set: acting as if it were {s}; records written are marked simulated_clock"
+                ));
+                (t, true)
+            }
+            _ => (Timestamp::now(), false),
         };
         Ok(App {
             global,
             now: releaseops_format::time::truncate_micros(now),
+            simulated_clock,
         })
     }
 
@@ -131,6 +140,7 @@ impl App {
             actor: self.actor(store),
             now: self.now,
             git_commit: !self.global.no_commit,
+            simulated_clock: self.simulated_clock,
         }
     }
 }

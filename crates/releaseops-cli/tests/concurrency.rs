@@ -53,6 +53,16 @@ fn sixteen_processes_promoting_and_rolling_back_at_once() {
             (args.clone(), child)
         })
         .collect();
+    // Readers running alongside never see half of a change.
+    let verifiers: Vec<_> = (0..4)
+        .map(|_| {
+            r.command(&["history", "verify"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
     let mut reported: HashMap<u64, (Vec<String>, serde_json::Value)> = HashMap::new();
     let mut refused = 0;
     for (args, child) in children {
@@ -78,6 +88,14 @@ fn sixteen_processes_promoting_and_rolling_back_at_once() {
             }
             other => panic!("{args:?} exited {other:?}: {stderr}"),
         }
+    }
+    for v in verifiers {
+        let out = v.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "a concurrent verify saw a torn state:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     let b_successes = reported
         .values()

@@ -18,9 +18,13 @@ pub struct AuditReport {
     pub problems: Vec<String>,
     /// The existing tool's history is waiting to be imported (on the next change).
     pub legacy_pending: bool,
+    /// Records written with a hand-set clock (RELEASEOPS_NOW): their times,
+    /// and the soak and freeze gates measured against them, were not real.
+    pub simulated_clock_records: u64,
 }
 
 pub fn verify(store: &Store) -> Result<AuditReport> {
+    let _read = store.read_guard()?;
     // env -> bundle -> stack of versions
     let mut replay: HashMap<String, HashMap<String, Vec<String>>> = HashMap::new();
     let log = store.history();
@@ -106,6 +110,7 @@ pub fn verify(store: &Store) -> Result<AuditReport> {
         segments: report.segments,
         environments_checked: envs.len(),
         problems: report.problems,
+        simulated_clock_records: report.simulated_clock_records,
         legacy_pending,
     })
 }

@@ -2,7 +2,7 @@
 //! list, verify and diff.
 
 use indexmap::IndexMap;
-use releaseops_format::history::{EventKind, Record};
+use releaseops_format::history::EventKind;
 use releaseops_format::manifest::{
     ArtifactRef, ArtifactSource, BundleManifest, BundleMetadata, ModelConfig, SCHEMA_VERSION,
 };
@@ -233,7 +233,7 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateRequest) -> Result<Created> {
             tx.include_in_commit(ObjectStore::rel_path(h));
         }
     }
-    let mut rec = Record::new(EventKind::BundleCreate, ctx.now_str(), ctx.actor.clone());
+    let mut rec = ctx.record(EventKind::BundleCreate);
     rec.bundle_id = Some(req.id.clone());
     rec.version = Some(req.version.clone());
     rec.bundle_hash = Some(bundle_hash.clone());

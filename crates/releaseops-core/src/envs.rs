@@ -62,6 +62,7 @@ pub fn policy_summary(p: Option<&PromotionPolicy>) -> Vec<String> {
 
 /// What runs where now.
 pub fn list(store: &Store) -> Result<Vec<EnvState>> {
+    let _read = store.read_guard()?;
     let mut out = Vec::new();
     for name in store.environments()? {
         let env = store.load_env(&name)?;
@@ -90,6 +91,7 @@ pub fn list(store: &Store) -> Result<Vec<EnvState>> {
 
 /// What ran where at `at`, replayed from the history.
 pub fn list_at(store: &Store, at: Timestamp) -> Result<Vec<EnvState>> {
+    let _read = store.read_guard()?;
     let mut per_env: indexmap::IndexMap<String, Deployments> = indexmap::IndexMap::new();
     for name in store.environments()? {
         per_env.insert(
@@ -104,9 +106,10 @@ pub fn list_at(store: &Store, at: Timestamp) -> Result<Vec<EnvState>> {
         if !r.is_deployment() {
             continue;
         }
+        // Filter, do not stop: clocks (and simulated clocks) are not ordered.
         let Ok(t) = time::parse(&r.at) else { continue };
         if t > at {
-            break;
+            continue;
         }
         let Some(env) = r.env.clone() else { continue };
         per_env
@@ -160,7 +163,8 @@ pub struct EnvCreated {
 pub fn create(ctx: &Ctx<'_>, req: &CreateEnv) -> Result<EnvCreated> {
     let store = ctx.store;
     names::validate_env_name(&req.name)?;
-    let mut config = store.config().clone();
+    let mut tx = store.begin()?;
+    let mut config = tx.config().clone();
     if config.position(&req.name).is_some() {
         return Err(StoreError::EnvExists {
             name: req.name.clone(),
@@ -189,7 +193,6 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateEnv) -> Result<EnvCreated> {
         ));
     };
     config.pipeline.insert(pos, req.name.clone());
-    let mut tx = store.begin()?;
     releaseops_store::import_legacy_history(&mut tx)?;
     let mut env = if store.env_file_exists(&req.name) {
         store.load_env(&req.name)?
@@ -201,7 +204,7 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateEnv) -> Result<EnvCreated> {
     }
     tx.write(Store::env_rel_path(&req.name), env.to_yaml());
     tx.write("config.yaml", config.to_yaml());
-    let mut rec = Record::new(EventKind::EnvCreate, ctx.now_str(), ctx.actor.clone());
+    let mut rec = ctx.record(EventKind::EnvCreate);
     rec.env = Some(req.name.clone());
     rec.reason = Some(format!("pipeline: {}", config.pipeline.join(" -> ")));
     let rec = tx.append(rec)?;
@@ -228,6 +231,7 @@ pub struct HistoryQuery {
 }
 
 pub fn history(store: &Store, q: &HistoryQuery) -> Result<Vec<Record>> {
+    let _read = store.read_guard()?;
     let limit = if q.limit == 0 { usize::MAX } else { q.limit };
     Ok(store.history().newest(limit, |r| {
         q.bundle

@@ -56,7 +56,12 @@ impl From<FormatError> for CoreError {
             FormatError::InvalidName { .. } => {
                 "names use letters, digits, '-', '_' and '.', start with a letter or digit, and are at most 128 characters"
             }
-            _ => "check the value and try again",
+            FormatError::Parse(_) => "fix the text at the position given and run the command again",
+            FormatError::TooLarge { .. } => {
+                "this file is far larger than any releaseops file should be; restore it from git"
+            }
+            FormatError::NotUtf8 { .. } => "save the file as UTF-8",
+            FormatError::Invalid(_) => "correct the value named in the message",
         };
         CoreError::Invalid {
             message: e.to_string(),

@@ -94,7 +94,7 @@ pub fn pipeline(f: &Facts<'_>) -> GateResult {
 pub fn rejected(f: &Facts<'_>) -> GateResult {
     let md = &f.manifest.metadata;
     let key = format!("{}@{}", md.id, md.version);
-    if let Some(r) = f.reviews.rejection_for(f.env) {
+    if let Some(r) = f.reviews.rejection_for(f.env, &f.config.pipeline) {
         let scope = r
             .env
             .as_deref()
@@ -222,13 +222,18 @@ pub fn approval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
     let need = p.required_approvals() as usize;
     let creator = &f.manifest.metadata.created_by;
     let mut counted: Vec<&str> = Vec::new();
+    let mut people: Vec<crate::Identity> = Vec::new();
     let mut ignored = Vec::new();
     for a in f.reviews.approvals.iter().filter(|a| a.env == f.env) {
+        let id = crate::Identity::parse(&a.actor);
         if !creator.is_empty() && creator != "cli" && actor_matches(&a.actor, creator) {
             ignored.push(format!("{} (created the bundle)", a.actor));
         } else if !eligible_approver(&a.actor, p, f.config) {
             ignored.push(format!("{} (not an eligible approver)", a.actor));
-        } else if !counted.contains(&a.actor.as_str()) {
+        } else if people.iter().any(|p| p.same_person(&id)) {
+            ignored.push(format!("{} (already counted)", a.actor));
+        } else {
+            people.push(id);
             counted.push(&a.actor);
         }
     }
@@ -309,7 +314,13 @@ pub fn soak(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
             format!("not live in '{up}', so it has not soaked there"),
         );
     };
-    let need = SignedDuration::from_secs_f64(p.soak_hours * 3600.0);
+    let Ok(need) = SignedDuration::try_from_secs_f64(p.soak_hours * 3600.0) else {
+        return gate(
+            "soak",
+            GateStatus::Failed,
+            format!("soak_hours {} is not a usable duration", p.soak_hours),
+        );
+    };
     let passes_at = since.checked_add(need).unwrap_or(since);
     let elapsed = f.now.duration_since(since);
     if f.now >= passes_at {

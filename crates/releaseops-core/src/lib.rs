@@ -25,9 +25,22 @@ pub struct Ctx<'a> {
     /// Commit each change to git (when the store is in a repository and the
     /// project config does not turn commits off).
     pub git_commit: bool,
+    /// `now` was set by hand (RELEASEOPS_NOW, the demo); records say so.
+    pub simulated_clock: bool,
 }
 
 impl Ctx<'_> {
+    /// A new history record by this actor, now.
+    pub(crate) fn record(
+        &self,
+        event: releaseops_format::history::EventKind,
+    ) -> releaseops_format::history::Record {
+        let mut r =
+            releaseops_format::history::Record::new(event, self.now_str(), self.actor.clone());
+        r.simulated_clock = self.simulated_clock;
+        r
+    }
+
     pub(crate) fn author(&self) -> Option<Signature> {
         (self.git_commit && self.store.config().git.commit)
             .then(|| Signature::from_actor(&self.actor))
@@ -38,12 +51,56 @@ impl Ctx<'_> {
     }
 }
 
-/// True when `actor` is `entry`, or has `entry` as its name or email.
-pub fn actor_matches(actor: &str, entry: &str) -> bool {
-    let entry = entry.trim();
-    if actor.trim().eq_ignore_ascii_case(entry) {
-        return true;
+/// A person as far as an actor string says: `Name <email>`, a bare email, or
+/// a bare name. Compared case-insensitively.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub email: String,
+}
+
+impl Identity {
+    pub fn parse(actor: &str) -> Identity {
+        let actor = actor.trim();
+        let sig = Signature::from_actor(actor);
+        if !sig.email.is_empty() {
+            let name = actor.find('<').map(|i| actor[..i].trim()).unwrap_or("");
+            return Identity {
+                name: name.to_lowercase(),
+                email: sig.email.to_lowercase(),
+            };
+        }
+        if actor.contains('@') && !actor.contains(char::is_whitespace) {
+            return Identity {
+                name: String::new(),
+                email: actor.to_lowercase(),
+            };
+        }
+        Identity {
+            name: actor.to_lowercase(),
+            email: String::new(),
+        }
     }
-    let sig = Signature::from_actor(actor);
-    (!sig.email.is_empty() && sig.email.eq_ignore_ascii_case(entry)) || sig.name == entry
+
+    /// The key that tells people apart: the email, else the name.
+    pub fn key(&self) -> &str {
+        if self.email.is_empty() {
+            &self.name
+        } else {
+            &self.email
+        }
+    }
+
+    /// Same email, or (when either has no email) same name.
+    pub fn same_person(&self, other: &Identity) -> bool {
+        if !self.email.is_empty() && !other.email.is_empty() {
+            return self.email == other.email;
+        }
+        !self.name.is_empty() && self.name == other.name
+    }
+}
+
+/// True when `actor` is the person `entry` names (`Name <email>`, an email or a name).
+pub fn actor_matches(actor: &str, entry: &str) -> bool {
+    Identity::parse(actor).same_person(&Identity::parse(entry))
 }

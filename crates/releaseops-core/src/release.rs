@@ -3,6 +3,7 @@
 //! record change together or not at all.
 
 use jiff::Timestamp;
+use releaseops_format::config::ProjectConfig;
 use releaseops_format::environment::{EnvMetadata, EnvironmentFile};
 use releaseops_format::history::{
     DeploymentStack, EventKind, GateResult, GateStatus, Record, state_for_env,
@@ -45,14 +46,14 @@ pub struct PromoteOutcome {
     pub git_error: Option<String>,
 }
 
-fn check_env_known(store: &Store, env: &str) -> Result<()> {
+fn check_env_known(store: &Store, config: &ProjectConfig, env: &str) -> Result<()> {
     names::validate_env_name(env)?;
-    if store.config().position(env).is_none() {
+    if config.position(env).is_none() {
         if store.env_file_exists(env) {
             return Err(CoreError::refused(
                 format!(
                     "environment '{env}' is not in the pipeline ({})",
-                    store.config().pipeline.join(" -> ")
+                    config.pipeline.join(" -> ")
                 ),
                 format!(
                     "place it in the pipeline with `releaseops env create {env} --after <env>`"
@@ -90,12 +91,15 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         ));
     }
     let manifest = store.load_bundle(&req.id, &req.version)?;
-    check_env_known(store, &req.env)?;
     let tx = if req.dry_run {
         None
     } else {
         Some(store.begin()?)
     };
+    let config = tx
+        .as_ref()
+        .map_or_else(|| store.config().clone(), |t| t.config().clone());
+    check_env_known(store, &config, &req.env)?;
 
     let mut env = store.load_env(&req.env)?;
     if env.bundle_mappings.get(&req.id) == Some(&req.version) {
@@ -107,7 +111,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
             "nothing to do; `releaseops env list` shows what runs where",
         ));
     }
-    let upstream = store.config().upstream_of(&req.env).map(str::to_string);
+    let upstream = config.upstream_of(&req.env).map(str::to_string);
     let upstream_live_since = match &upstream {
         None => None,
         Some(up) => {
@@ -151,7 +155,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         manifest: &manifest,
         env: &req.env,
         policy: env.promotion_policy.as_ref(),
-        config: store.config(),
+        config: &config,
         upstream: upstream.as_deref(),
         upstream_live_since,
         reviews: &reviews,
@@ -168,11 +172,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         .filter(|g| !req.skip_gates || !gates::overridable(&g.gate))
         .map(|g| g.gate.clone())
         .collect();
-    let is_last = store
-        .config()
-        .pipeline
-        .last()
-        .is_some_and(|l| *l == req.env);
+    let is_last = config.pipeline.last().is_some_and(|l| *l == req.env);
     let mut out = PromoteOutcome {
         id: req.id.clone(),
         version: req.version.clone(),
@@ -199,7 +199,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
     touch_env(&mut env, ctx);
     tx.write(Store::env_rel_path(&req.env), env.to_yaml());
 
-    let mut rec = Record::new(EventKind::Promote, ctx.now_str(), ctx.actor.clone());
+    let mut rec = ctx.record(EventKind::Promote);
     rec.bundle_id = Some(req.id.clone());
     rec.version = Some(req.version.clone());
     rec.bundle_hash = Some(hash);
@@ -284,8 +284,19 @@ pub fn approve(
     names::validate_bundle_id(id)?;
     names::validate_version(version)?;
     names::validate_env_name(env_name)?;
+    if crate::Identity::parse(&ctx.actor).email.is_empty() {
+        return Err(CoreError::refused(
+            format!(
+                "'{}' has no email, so approvals by it cannot be told apart from others",
+                ctx.actor
+            ),
+            "approve as `Name <email>`: set git's user.email, or RELEASEOPS_ACTOR / --actor",
+        ));
+    }
     let manifest = store.load_bundle(id, version)?;
-    check_env_known(store, env_name)?;
+    let mut tx = store.begin()?;
+    let config = tx.config().clone();
+    check_env_known(store, &config, env_name)?;
     let env = store.load_env(env_name)?;
     let creator = &manifest.metadata.created_by;
     if !creator.is_empty() && creator != "cli" && actor_matches(&ctx.actor, creator) {
@@ -300,7 +311,7 @@ pub fn approve(
     let mut notes = Vec::new();
     match &env.promotion_policy {
         Some(p) if p.requires_approval => {
-            if !gates::eligible_approver(&ctx.actor, p, store.config()) {
+            if !gates::eligible_approver(&ctx.actor, p, &config) {
                 let mut who: Vec<String> = p
                     .approval_teams
                     .iter()
@@ -320,9 +331,8 @@ pub fn approve(
             "'{env_name}' does not require approval; the approval is recorded anyway"
         )),
     }
-    let mut tx = store.begin()?;
     let mut reviews = store.load_reviews(id, version)?;
-    if let Some(r) = reviews.rejection_for(env_name) {
+    if let Some(r) = reviews.rejection_for(env_name, &config.pipeline) {
         return Err(CoreError::refused(
             format!("{id}@{version} was rejected by {}: {}", r.actor, r.reason),
             "a rejected version cannot be approved; create a new version",
@@ -331,7 +341,7 @@ pub fn approve(
     if reviews
         .approvals
         .iter()
-        .any(|a| a.env == env_name && a.actor == ctx.actor)
+        .any(|a| a.env == env_name && actor_matches(&a.actor, &ctx.actor))
     {
         return Err(CoreError::refused(
             format!(
@@ -349,7 +359,7 @@ pub fn approve(
         comment: comment.clone(),
     });
     tx.write(Store::reviews_rel_path(id, version), reviews.to_yaml());
-    let mut rec = Record::new(EventKind::Approve, ctx.now_str(), ctx.actor.clone());
+    let mut rec = ctx.record(EventKind::Approve);
     rec.bundle_id = Some(id.into());
     rec.version = Some(version.into());
     rec.bundle_hash = manifest.bundle_hash.clone();
@@ -390,10 +400,10 @@ pub fn reject(
         ));
     }
     let manifest = store.load_bundle(id, version)?;
-    if let Some(e) = env_name {
-        check_env_known(store, e)?;
-    }
     let mut tx = store.begin()?;
+    if let Some(e) = env_name {
+        check_env_known(store, &tx.config().clone(), e)?;
+    }
     let mut reviews = store.load_reviews(id, version)?;
     if reviews
         .rejections
@@ -426,7 +436,7 @@ pub fn reject(
         reason: reason.into(),
     });
     tx.write(Store::reviews_rel_path(id, version), reviews.to_yaml());
-    let mut rec = Record::new(EventKind::Reject, ctx.now_str(), ctx.actor.clone());
+    let mut rec = ctx.record(EventKind::Reject);
     rec.bundle_id = Some(id.into());
     rec.version = Some(version.into());
     rec.bundle_hash = manifest.bundle_hash.clone();
@@ -493,6 +503,7 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
         ));
     }
     let mut tx = store.begin()?;
+    let config = tx.config().clone();
     let mut env = store.load_env(&req.env)?;
     let current = env.bundle_mappings.get(&req.id).cloned().ok_or_else(|| {
         CoreError::refused(
@@ -516,7 +527,7 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
     let rejected = |v: &str| {
         store
             .load_reviews(&req.id, v)
-            .map(|r| r.rejection_for(&req.env).is_some())
+            .map(|r| r.rejection_for(&req.env, &config.pipeline).is_some())
             .unwrap_or(true)
     };
     let target = if let Some(to) = &req.to {
@@ -534,7 +545,14 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
                     && r.bundle_id.as_deref() == Some(&req.id)
                     && r.version.as_deref() == Some(to)
             });
-            let why = if ever {
+            let why = if ever && stack.len() >= releaseops_format::history::STACK_DEPTH {
+                format!(
+                    "{}@{to} was live in '{}' longer ago than the last {} deployments kept as rollback targets",
+                    req.id,
+                    req.env,
+                    releaseops_format::history::STACK_DEPTH
+                )
+            } else if ever {
                 format!(
                     "{}@{to} was live in '{}' only after versions since rolled back, not before {current}",
                     req.id, req.env
@@ -606,7 +624,7 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
         reason: Some(reason.clone()),
     });
     tx.write(Store::reviews_rel_path(&req.id, &current), failed.to_yaml());
-    let mut rec = Record::new(EventKind::Rollback, ctx.now_str(), ctx.actor.clone());
+    let mut rec = ctx.record(EventKind::Rollback);
     rec.bundle_id = Some(req.id.clone());
     rec.version = Some(target.clone());
     rec.bundle_hash = manifest.bundle_hash.clone();

@@ -277,10 +277,11 @@ impl EnvironmentFile {
             None => None,
             Some(p) => {
                 let soak = p.soak_hours.unwrap_or(0.0);
-                if !soak.is_finite() || soak < 0.0 {
-                    return Err(FormatError::invalid(
-                        "promotion_policy.soak_hours must be a number >= 0",
-                    ));
+                // Ten years: anything longer is a typo, and it must fit a duration.
+                if !soak.is_finite() || !(0.0..=87_600.0).contains(&soak) {
+                    return Err(FormatError::invalid(format!(
+                        "promotion_policy.soak_hours must be a number of hours from 0 to 87600, got {soak}"
+                    )));
                 }
                 let freeze = p
                     .freeze_windows

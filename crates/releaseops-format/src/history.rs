@@ -116,6 +116,10 @@ pub struct Record {
     /// Imported from the existing tool's `promotion_history.yaml`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub imported: bool,
+    /// Written with a hand-set clock (RELEASEOPS_NOW): its time, and the time
+    /// gates measured against, were not the real time.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub simulated_clock: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -141,6 +145,7 @@ impl Record {
             gates: Vec::new(),
             overridden: false,
             imported: false,
+            simulated_clock: false,
         }
     }
 
@@ -214,9 +219,24 @@ pub struct LegacyGate {
 }
 
 impl LegacyHistory {
+    /// Parses and validates: every name that will become part of a path
+    /// (bundle ids, versions, environments) must be a valid name.
     pub fn parse(bytes: &[u8]) -> Result<Vec<LegacyRecord>, FormatError> {
         let h: LegacyHistory = crate::yaml::from_bytes(bytes)?;
-        Ok(h.records.unwrap_or_default())
+        let records = h.records.unwrap_or_default();
+        for (i, r) in records.iter().enumerate() {
+            let at = |e: FormatError| FormatError::Invalid(format!("records[{i}]: {e}"));
+            crate::names::validate_bundle_id(&r.bundle_id).map_err(at)?;
+            crate::names::validate_version(&r.version).map_err(at)?;
+            crate::names::validate_env_name(&r.to_env).map_err(at)?;
+            if let Some(f) = &r.from_env {
+                crate::names::validate_env_name(f).map_err(at)?;
+            }
+            if let Some(v) = &r.rolled_back_from {
+                crate::names::validate_version(v).map_err(at)?;
+            }
+        }
+        Ok(records)
     }
 }
 

@@ -162,14 +162,20 @@ impl BundleManifest {
 
     /// Fails when `bundle_hash` disagrees with the manifest's own content, which
     /// means the file was edited by hand after it was created.
+    ///
+    /// A manifest without `bundle_hash` cannot be checked, so it fails too
+    /// (the existing tool always writes one).
     pub fn check_hash(&self) -> Result<(), FormatError> {
-        if let Some(stored) = &self.bundle_hash {
-            let computed = self.compute_hash();
-            if *stored != computed {
-                return Err(FormatError::invalid(format!(
-                    "bundle_hash {stored} does not match the manifest's content ({computed}); the manifest was edited after creation"
-                )));
-            }
+        let Some(stored) = &self.bundle_hash else {
+            return Err(FormatError::invalid(
+                "the manifest has no bundle_hash, so its integrity cannot be checked",
+            ));
+        };
+        let computed = self.compute_hash();
+        if *stored != computed {
+            return Err(FormatError::invalid(format!(
+                "bundle_hash {stored} does not match the manifest's content ({computed}); the manifest was edited after creation"
+            )));
         }
         Ok(())
     }

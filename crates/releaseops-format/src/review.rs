@@ -59,10 +59,15 @@ impl Reviews {
         Node::from_json(&serde_json::to_value(self).unwrap_or_default()).to_yaml()
     }
 
-    /// The rejection that applies to `env`, if any.
-    pub fn rejection_for(&self, env: &str) -> Option<&Rejection> {
-        self.rejections
-            .iter()
-            .find(|r| r.env.as_deref().is_none_or(|e| e == env))
+    /// The rejection that applies to `env`, if any: one for every environment,
+    /// one for `env` itself, or one for an earlier stage of `pipeline` (a
+    /// version rejected for staging may not go on to prod either).
+    pub fn rejection_for(&self, env: &str, pipeline: &[String]) -> Option<&Rejection> {
+        let pos = |e: &str| pipeline.iter().position(|p| p == e);
+        self.rejections.iter().find(|r| match r.env.as_deref() {
+            None => true,
+            Some(e) if e == env => true,
+            Some(e) => matches!((pos(e), pos(env)), (Some(a), Some(b)) if a <= b),
+        })
     }
 }

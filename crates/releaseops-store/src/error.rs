@@ -92,8 +92,14 @@ impl StoreError {
             }
             StoreError::Git { .. } => "check `git status` in the repository; pass --no-commit to skip the git commit".into(),
             StoreError::Source { hint, .. } => return hint.clone(),
+            StoreError::Corrupt { path, .. } if path.file_name().is_some_and(|n| n == ".journal") => {
+                "the journal holds an unfinished change and is not tracked by git: move it aside (e.g. to /tmp), then run `releaseops history verify` to see what state the store is in".into()
+            }
             StoreError::Corrupt { .. } => "restore the file from git (`git checkout -- <file>`) and run `releaseops history verify`".into(),
-            StoreError::Io { .. } => return None,
+            StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                "check the permissions of that path for the user running releaseops".into()
+            }
+            StoreError::Io { .. } => "check that the path exists and the disk is not full or read-only".into(),
         })
     }
 

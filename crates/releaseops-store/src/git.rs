@@ -1,11 +1,12 @@
-//! Git. Commits are written in-process with gix (blobs, an edited copy of
-//! HEAD's tree, the commit, and a compare-and-swap update of HEAD with a
-//! reflog entry), which costs a few milliseconds where driving `git` took five
-//! process spawns. Repositories gix cannot open (or any gix failure before the
-//! ref moves) fall back to the user's own `git` on a private index. Either way
-//! the commit holds exactly our paths, never the user's staged or unstaged
-//! work, and afterwards only our paths are refreshed in the user's index so
-//! `git status` stays clean. Reads that need a revision walk use `git`.
+//! Git. A commit's objects (blobs, an edited copy of HEAD's tree, the commit)
+//! are written in-process with gix, which costs a few milliseconds where
+//! driving `git` took four process spawns; HEAD is then moved by `git
+//! update-ref` (compare-and-swap, reflog), a child process that finishes and
+//! removes its lock file even if we are killed. Repositories gix cannot open
+//! fall back to the user's own `git` on a private index. Either way the commit
+//! holds exactly our paths, never the user's staged or unstaged work, and
+//! afterwards only our paths are refreshed in the user's index so `git status`
+//! stays clean. Reads that need a revision walk use `git`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -130,13 +131,16 @@ impl Git {
         self.repo.get_or_init(|| gix::open(&self.top).ok()).as_ref()
     }
 
-    /// Commits `paths` in-process. `Ok(None)` when HEAD already has that content.
-    fn commit_in_process(
+    /// Writes the blobs, tree and commit object for `paths` in-process and
+    /// returns (new commit, HEAD it builds on), or `Ok(None)` when HEAD already
+    /// has that content. Moving HEAD is left to `git update-ref`: a child
+    /// process finishes (and removes its lock file) even if we are killed.
+    fn build_commit_in_process(
         &self,
         paths: &[String],
         message: &str,
         author: &Signature,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<(String, Option<String>)>, String> {
         let repo = self.repo().ok_or("gix cannot open this repository")?;
         let head_id = match repo.head_id() {
             Ok(id) => Some(id.detach()),
@@ -178,10 +182,13 @@ impl Git {
         };
         let mut buf = gix::date::parse::TimeBuf::default();
         let sref = sig.to_ref(&mut buf);
-        let id = repo
-            .commit_as(sref, sref, "HEAD", message, tree, head_id)
+        let commit = repo
+            .new_commit_as(sref, sref, message, tree, head_id)
             .map_err(|e| e.to_string())?;
-        Ok(Some(id.to_string()))
+        Ok(Some((
+            commit.id.to_string(),
+            head_id.map(|h| h.to_string()),
+        )))
     }
 
     fn cmd(&self) -> Command {
@@ -250,13 +257,22 @@ impl Git {
             return Ok(None);
         }
         // RELEASEOPS_GIT_CLI=1 forces the fallback (tests cover both paths).
-        let in_process = if std::env::var_os("RELEASEOPS_GIT_CLI").is_some() {
+        let built = if std::env::var_os("RELEASEOPS_GIT_CLI").is_some() {
             Err("disabled".to_string())
         } else {
-            self.commit_in_process(paths, message, author)
+            self.build_commit_in_process(paths, message, author)
         };
-        let commit = match in_process {
-            Ok(c) => c,
+        let commit = match built {
+            Ok(None) => None,
+            Ok(Some((new, old))) => {
+                let old = old.unwrap_or_else(|| "0".repeat(40));
+                self.run_ok(
+                    &["update-ref", "-m", message, "HEAD", &new, &old],
+                    None,
+                    None,
+                )?;
+                Some(new)
+            }
             // Nothing moved HEAD yet: the git CLI can do the same safely.
             Err(_) => self.commit_with_cli(paths, message, author)?,
         };

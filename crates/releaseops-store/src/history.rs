@@ -36,6 +36,8 @@ pub struct ChainReport {
     pub records: u64,
     pub segments: u64,
     pub problems: Vec<String>,
+    /// Records written with a hand-set clock (RELEASEOPS_NOW).
+    pub simulated_clock_records: u64,
 }
 
 /// The fields of a record that verification and replay need, borrowed from the
@@ -54,6 +56,8 @@ pub struct RecordView<'a> {
     pub version: Option<&'a str>,
     #[serde(default, borrow)]
     pub env: Option<&'a str>,
+    #[serde(default)]
+    pub simulated_clock: bool,
 }
 
 impl HistoryLog {
@@ -269,6 +273,7 @@ impl HistoryLog {
                         visit(d.event, &d.env, &d.bundle, &d.version);
                     }
                     report.records += 1;
+                    report.simulated_clock_records += u64::from(line.simulated);
                     prev_hash = Some(line.hash);
                     expect_seq = seq.max(expect_seq) + 1;
                 }
@@ -304,6 +309,7 @@ struct Line {
     seq: Option<u64>,
     prev: Option<[u8; 32]>,
     deploy: Option<Deploy>,
+    simulated: bool,
 }
 
 struct Segment {
@@ -346,6 +352,7 @@ fn scan_segment(path: &Path) -> Result<Segment> {
                 seq: None,
                 prev: None,
                 deploy: None,
+                simulated: false,
             },
             Some(v) => Line {
                 lineno: i + 1,
@@ -353,6 +360,7 @@ fn scan_segment(path: &Path) -> Result<Segment> {
                 seq: Some(v.seq),
                 // A present but malformed prev can never match: use a hash no line has.
                 prev: v.prev.map(|p| decode_hash(p).unwrap_or([0xff; 32])),
+                simulated: v.simulated_clock,
                 deploy: match (v.event, v.env, v.bundle_id, v.version) {
                     (
                         ev @ (EventKind::Promote | EventKind::Rollback),

@@ -8,7 +8,7 @@
 mod error;
 pub mod git;
 pub mod history;
-mod lock;
+pub mod lock;
 pub mod objects;
 pub mod sources;
 mod txn;
@@ -28,6 +28,7 @@ use releaseops_format::{names, version};
 pub use error::{Result, StoreError};
 pub use git::{Git, Signature};
 pub use history::{ChainReport, HistoryLog, Tip};
+pub use lock::LockGuard;
 pub use objects::ObjectStore;
 pub use txn::{Committed, Transaction};
 
@@ -78,6 +79,15 @@ struct RawSummary {
     pass_rate: Option<f64>,
     #[serde(default)]
     gate_decision: Option<String>,
+}
+
+/// `.releaseops/config.yaml`, or the defaults when there is none.
+pub(crate) fn read_config(dir: &Path) -> Result<ProjectConfig> {
+    let cfg_path = dir.join("config.yaml");
+    match read_file(&cfg_path)? {
+        Some(b) => ProjectConfig::parse(&b).map_err(|e| StoreError::format(&cfg_path, e)),
+        None => Ok(ProjectConfig::default()),
+    }
 }
 
 /// Reads a store file, refusing one larger than any YAML we accept before
@@ -139,11 +149,7 @@ impl Store {
         if !dir.is_dir() {
             return Err(StoreError::NotInitialized { start: root });
         }
-        let cfg_path = dir.join("config.yaml");
-        let config = match read_file(&cfg_path)? {
-            Some(b) => ProjectConfig::parse(&b).map_err(|e| StoreError::format(&cfg_path, e))?,
-            None => ProjectConfig::default(),
-        };
+        let config = read_config(&dir)?;
         let store = Store {
             dir,
             root,
@@ -214,6 +220,13 @@ impl Store {
             self.dir.join("history"),
             self.dir.join("promotion_history.yaml"),
         )
+    }
+
+    /// Holds off changes while a reader looks at several files (the history
+    /// and the environments) so it never sees half of one. Readers do not
+    /// block each other.
+    pub fn read_guard(&self) -> Result<lock::LockGuard> {
+        lock::acquire_shared(&self.dir.join(".lock"), LOCK_TIMEOUT)
     }
 
     /// Starts a transaction: takes the lock (waiting up to a minute) and

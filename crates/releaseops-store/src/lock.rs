@@ -12,7 +12,18 @@ pub struct LockGuard {
     _file: File,
 }
 
+/// The exclusive lock every change holds.
 pub fn acquire(path: &Path, timeout: Duration) -> Result<LockGuard> {
+    acquire_mode(path, timeout, false)
+}
+
+/// A shared lock for readers that look at several files at once: they wait
+/// for a change in progress, and never block each other.
+pub fn acquire_shared(path: &Path, timeout: Duration) -> Result<LockGuard> {
+    acquire_mode(path, timeout, true)
+}
+
+fn acquire_mode(path: &Path, timeout: Duration, shared: bool) -> Result<LockGuard> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -23,7 +34,12 @@ pub fn acquire(path: &Path, timeout: Duration) -> Result<LockGuard> {
     let start = Instant::now();
     let mut wait = Duration::from_millis(1);
     loop {
-        match file.try_lock() {
+        let attempt = if shared {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        };
+        match attempt {
             Ok(()) => return Ok(LockGuard { _file: file }),
             Err(TryLockError::WouldBlock) => {
                 if start.elapsed() >= timeout {

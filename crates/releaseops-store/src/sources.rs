@@ -176,6 +176,13 @@ pub fn resolve_prompt(
             if let Some(c) = by_tag {
                 (c, v.to_string(), None)
             } else if let Some(sha8) = v.strip_prefix("commit-") {
+                // promptops' label for an untagged commit: a SHA prefix, nothing else.
+                if sha8.len() < 4 || !sha8.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(src_err(
+                        format!("prompt '{prompt_id}' at '{v}': '{sha8}' is not a commit SHA"),
+                        "commit-<sha8> takes the first 8 hex digits of a commit, e.g. commit-354e01b2",
+                    ));
+                }
                 let c = git.resolve_commit(sha8)?.ok_or_else(|| {
                     src_err(
                         format!("prompt '{prompt_id}' at '{v}': no commit {sha8}"),

@@ -77,11 +77,15 @@ pub struct Transaction<'s> {
     /// segment file name -> (offset where this transaction's lines start, lines)
     appends: BTreeMap<String, (u64, String)>,
     records: Vec<Record>,
+    /// `config.yaml` as it is under the lock (another process may have
+    /// changed it since the store was opened).
+    config: releaseops_format::config::ProjectConfig,
 }
 
 impl<'s> Transaction<'s> {
     pub(crate) fn new(store: &'s Store, lock: LockGuard) -> Result<Self> {
         let tip = store.history().tip()?;
+        let config = crate::read_config(store.dir())?;
         Ok(Transaction {
             store,
             _lock: lock,
@@ -90,11 +94,17 @@ impl<'s> Transaction<'s> {
             tip,
             appends: BTreeMap::new(),
             records: Vec::new(),
+            config,
         })
     }
 
     pub fn store(&self) -> &'s Store {
         self.store
+    }
+
+    /// The project configuration, read under the lock.
+    pub fn config(&self) -> &releaseops_format::config::ProjectConfig {
+        &self.config
     }
 
     /// Stages a whole-file write (path relative to `.releaseops/`).
@@ -206,15 +216,8 @@ fn sync_dir(dir: &Path) {
 fn apply(store: &Store, j: &Journal) -> Result<(Option<String>, Option<String>)> {
     let dir = store.dir();
     let mut dirs = std::collections::BTreeSet::new();
-    for f in &j.files {
-        let path = dir.join(&f.path);
-        let parent = path.parent().unwrap_or(dir).to_path_buf();
-        fs::create_dir_all(&parent).map_err(|e| StoreError::io("cannot create", &parent, e))?;
-        let tmp = parent.join(format!(".tmp-{}", std::process::id()));
-        write_synced(&tmp, f.content.as_bytes())?;
-        fs::rename(&tmp, &path).map_err(|e| StoreError::io("cannot write", &path, e))?;
-        dirs.insert(parent);
-    }
+    // History lines first, then the files that point at them (history/HEAD,
+    // environments): a reader never finds HEAD ahead of the log.
     for a in &j.appends {
         let path = dir.join(&a.path);
         let parent = path.parent().unwrap_or(dir).to_path_buf();
@@ -235,6 +238,15 @@ fn apply(store: &Store, j: &Journal) -> Result<(Option<String>, Option<String>)>
             .map_err(|e| StoreError::io("cannot sync", &path, e))?;
         dirs.insert(parent);
     }
+    for f in &j.files {
+        let path = dir.join(&f.path);
+        let parent = path.parent().unwrap_or(dir).to_path_buf();
+        fs::create_dir_all(&parent).map_err(|e| StoreError::io("cannot create", &parent, e))?;
+        let tmp = parent.join(format!(".tmp-{}", std::process::id()));
+        write_synced(&tmp, f.content.as_bytes())?;
+        fs::rename(&tmp, &path).map_err(|e| StoreError::io("cannot write", &path, e))?;
+        dirs.insert(parent);
+    }
     for d in &dirs {
         sync_dir(d);
     }
@@ -250,8 +262,14 @@ fn apply(store: &Store, j: &Journal) -> Result<(Option<String>, Option<String>)>
 
 fn commit_to_git(store: &Store, git: &Git, c: &JCommit) -> (Option<String>, Option<String>) {
     let pending_path = store.dir().join(UNCOMMITTED);
+    // Only paths inside .releaseops/ are ever committed, whatever the file says.
     let mut rels: Vec<String> = fs::read_to_string(&pending_path)
-        .map(|s| s.lines().map(|l| l.to_string()).collect())
+        .map(|s| {
+            s.lines()
+                .filter(|l| releaseops_format::names::validate_repo_path(l).is_ok())
+                .map(|l| l.to_string())
+                .collect()
+        })
         .unwrap_or_default();
     rels.extend(c.paths.iter().cloned());
     rels.sort();

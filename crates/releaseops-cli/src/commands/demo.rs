@@ -112,6 +112,7 @@ fn ctx<'a>(store: &'a Store, actor: &str, clock: &Clock) -> Ctx<'a> {
         actor: actor.into(),
         now: clock.0,
         git_commit: true,
+        simulated_clock: true,
     }
 }
 

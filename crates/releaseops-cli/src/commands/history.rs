@@ -21,6 +21,12 @@ pub fn run(app: &App, a: HistoryArgs) -> CmdResult {
                 r.segments,
                 r.environments_checked
             );
+            if r.simulated_clock_records > 0 {
+                output::warn(&format!(
+                    "{} record(s) were written with a hand-set clock (RELEASEOPS_NOW); `history --json` marks them simulated_clock",
+                    r.simulated_clock_records
+                ));
+            }
             if r.legacy_pending {
                 anstream::println!(
                     "  {}",
@@ -144,13 +150,18 @@ fn describe(r: &Record) -> String {
         EventKind::BundleCreate => (paint(DIM, "CREATE"), paint(BOLD, &what)),
         EventKind::EnvCreate => (paint(DIM, "ENV"), format!("create {env}")),
     };
+    let simulated = if r.simulated_clock {
+        paint(DIM, " [simulated clock]")
+    } else {
+        String::new()
+    };
     let imported = if r.imported {
         paint(DIM, " [imported]")
     } else {
         String::new()
     };
     format!(
-        "#{:<5} {:<10} {} by {} at {}{imported}",
+        "#{:<5} {:<10} {} by {} at {}{imported}{simulated}",
         r.seq,
         label,
         detail,
