@@ -12,6 +12,8 @@ Exit codes:
   2  usage: the command line or an input value is wrong
   3  blocked: a promotion gate did not pass (also for --dry-run)
   4  verification failed: `bundle verify` or `history verify` found problems
+  5  `eval run` verdict FAIL
+  6  `eval run` verdict INCONCLUSIVE (the evidence cannot tell)
 
 Environment:
   RELEASEOPS_ACTOR  who is acting (else git user.name <user.email>)
@@ -68,6 +70,9 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// The audit history (`history verify` checks it)
     History(HistoryArgs),
+    /// Evaluation suites: create, list, run against a bundle, show reports
+    #[command(subcommand)]
+    Eval(EvalCmd),
     /// Walk a sample agent project through a full release, offline
     Demo(DemoArgs),
     /// Print shell completions
@@ -246,6 +251,69 @@ pub struct HistoryArgs {
     pub event: Option<String>,
     #[arg(short = 'n', long, default_value_t = 20)]
     pub limit: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvalCmd {
+    /// Write a new suite scaffold to .releaseops/evals/<suite>.yaml
+    Create { suite: String },
+    /// List suites
+    List,
+    /// Run a suite against a bundle version and save the report
+    Run(EvalRunArgs),
+    /// Show a saved report: a run id, or the latest for --bundle [--version] [--suite]
+    Report(EvalReportArgs),
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ReportFormat {
+    Summary,
+    Markdown,
+    Json,
+    Junit,
+    Yaml,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalRunArgs {
+    pub suite: String,
+    /// Bundle id
+    #[arg(short = 'b', long)]
+    pub bundle: String,
+    /// Version (default: the highest)
+    #[arg(short = 'v', long)]
+    pub version: Option<String>,
+    /// Cases run at once (default: the suite's, else 8)
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Runs per case; the case verdict is the majority (default: the suite's)
+    #[arg(long)]
+    pub repeats: Option<u32>,
+    /// Only cases with this tag (repeatable)
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    #[arg(short = 'f', long, value_enum, default_value = "summary")]
+    pub format: ReportFormat,
+    /// Also write the report in --format to this file
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Do not save the report (it then cannot pass a gate)
+    #[arg(long)]
+    pub no_save: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalReportArgs {
+    /// A run id (or a report file's name)
+    pub run_id: Option<String>,
+    #[arg(short = 'b', long)]
+    pub bundle: Option<String>,
+    #[arg(short = 'v', long)]
+    pub version: Option<String>,
+    #[arg(long)]
+    pub suite: Option<String>,
+    #[arg(short = 'f', long, value_enum, default_value = "yaml")]
+    pub format: ReportFormat,
 }
 
 #[derive(Args, Debug)]

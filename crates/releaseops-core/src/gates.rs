@@ -123,6 +123,26 @@ pub fn rejected(f: &Facts<'_>) -> GateResult {
     )
 }
 
+/// A report's verdict as this environment sees it: judged again from its
+/// counts against `eval_min_pass_rate` when the environment sets one,
+/// otherwise the report's own verdict.
+fn effective_decision(r: &EvalReportInfo, p: &PromotionPolicy) -> (String, Option<String>) {
+    match (p.eval_min_pass_rate, r.total_cases, r.passed_cases) {
+        (Some(bar), Some(n), Some(passed)) => {
+            let (v, why) = releaseops_eval::stats::verdict(passed, n, bar, r.split_cases);
+            (v.as_str().to_string(), Some(why))
+        }
+        (Some(bar), _, _) => (
+            "INCONCLUSIVE".into(),
+            Some(format!(
+                "the report has no case counts to judge against the {:.0}% bar",
+                bar * 100.0
+            )),
+        ),
+        _ => (r.decision.clone(), None),
+    }
+}
+
 pub fn eval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
     let hash = f
         .manifest
@@ -132,37 +152,47 @@ pub fn eval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
     let short = &hash[..hash.len().min(19)];
     let md = &f.manifest.metadata;
     let run_hint = format!(
-        "run the suite for {}@{} and store a passing report",
+        "run `releaseops eval run <suite> --bundle {} --version {}`",
         md.id, md.version
     );
-    let latest_for = |suite: Option<&str>| {
-        f.eval_reports
-            .iter()
-            .filter(|r| suite.is_none_or(|s| r.suite_id == s))
-            .max_by(|a, b| a.timestamp.cmp(&b.timestamp))
-    };
-    if p.eval_suites.is_empty() {
-        if let Some(r) = f.eval_reports.iter().find(|r| r.passed) {
-            let rate = r
-                .pass_rate
-                .map(|x| format!(" ({:.0}% pass rate)", x * 100.0))
-                .unwrap_or_default();
+    let ok = |d: &str| d == "PASS" || (d == "INCONCLUSIVE" && p.eval_allow_inconclusive);
+    // The newest report per suite decides that suite.
+    let mut latest: indexmap::IndexMap<&str, &EvalReportInfo> = indexmap::IndexMap::new();
+    for r in f.eval_reports {
+        let newer = latest
+            .get(r.suite_id.as_str())
+            .is_none_or(|cur| r.timestamp > cur.timestamp);
+        if newer {
+            latest.insert(&r.suite_id, r);
+        }
+    }
+    let bar = p
+        .eval_min_pass_rate
+        .map(|b| format!(" against this environment's {:.0}% bar", b * 100.0))
+        .unwrap_or_default();
+    let judged: Vec<(&str, String, Option<String>)> = latest
+        .iter()
+        .map(|(s, r)| {
+            let (d, why) = effective_decision(r, p);
+            (*s, d, why)
+        })
+        .collect();
+    let required: Vec<&str> = p.eval_suites.iter().map(String::as_str).collect();
+    if required.is_empty() {
+        if let Some((s, d, _)) = judged.iter().find(|(_, d, _)| ok(d)) {
             return gate(
                 "eval",
                 GateStatus::Passed,
-                format!(
-                    "suite '{}' passed for bundle hash {short}…{rate}",
-                    r.suite_id
-                ),
+                format!("suite '{s}' {d} for bundle hash {short}…{bar}"),
             );
         }
-        return match latest_for(None) {
-            Some(r) => gate(
+        return match judged.first() {
+            Some((s, d, why)) => gate(
                 "eval",
                 GateStatus::Failed,
                 format!(
-                    "suite '{}' failed for bundle hash {short}… and no suite passed",
-                    r.suite_id
+                    "suite '{s}' {d} for bundle hash {short}…{bar}{}",
+                    why.as_ref().map(|w| format!(": {w}")).unwrap_or_default()
                 ),
             ),
             None => gate(
@@ -173,24 +203,27 @@ pub fn eval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
         };
     }
     let mut missing = Vec::new();
-    for suite in &p.eval_suites {
-        match latest_for(Some(suite)) {
-            Some(r) if r.passed => {}
-            Some(_) => {
+    for suite in &required {
+        match judged.iter().find(|(s, _, _)| s == suite) {
+            Some((_, d, _)) if ok(d) => {}
+            Some((_, d, why)) => {
                 return gate(
                     "eval",
                     GateStatus::Failed,
-                    format!("required suite '{suite}' failed for bundle hash {short}…"),
+                    format!(
+                        "required suite '{suite}' {d} for bundle hash {short}…{bar}{}",
+                        why.as_ref().map(|w| format!(": {w}")).unwrap_or_default()
+                    ),
                 );
             }
-            None => missing.push(suite.as_str()),
+            None => missing.push(*suite),
         }
     }
     if missing.is_empty() {
         gate(
             "eval",
             GateStatus::Passed,
-            format!("required suites passed: {}", p.eval_suites.join(", ")),
+            format!("required suites passed{bar}: {}", required.join(", ")),
         )
     } else {
         gate(

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod bundle;
 pub mod envs;
 mod error;
+pub mod evals;
 pub mod gates;
 pub mod release;
 

@@ -39,6 +39,11 @@ pub struct PromotionPolicy {
     pub min_approvals: Option<u32>,
     /// Suites that must each have a passing report; any passing suite when empty.
     pub eval_suites: Vec<String>,
+    /// The bar a report must clear here, judged again from its counts (so
+    /// lowering a suite's own `pass_threshold` cannot open this environment).
+    pub eval_min_pass_rate: Option<f64>,
+    /// Let an INCONCLUSIVE verdict through (default: it blocks).
+    pub eval_allow_inconclusive: bool,
     pub freeze_windows: Vec<FreezeWindow>,
     /// `id@version` entries that may never enter this environment.
     pub rejected_versions: Vec<String>,
@@ -157,6 +162,10 @@ struct RawPolicy {
     min_approvals: Option<u32>,
     #[serde(default)]
     eval_suites: Option<Vec<String>>,
+    #[serde(default)]
+    eval_min_pass_rate: Option<f64>,
+    #[serde(default)]
+    eval_allow_inconclusive: Option<bool>,
     #[serde(default)]
     freeze_windows: Option<Vec<RawFreeze>>,
     #[serde(default)]
@@ -307,6 +316,15 @@ impl EnvironmentFile {
                     approvers: p.approvers.unwrap_or_default(),
                     min_approvals: p.min_approvals,
                     eval_suites: p.eval_suites.unwrap_or_default(),
+                    eval_min_pass_rate: match p.eval_min_pass_rate {
+                        Some(r) if !(0.0..=1.0).contains(&r) => {
+                            return Err(FormatError::invalid(format!(
+                                "promotion_policy.eval_min_pass_rate must be between 0 and 1, got {r}"
+                            )));
+                        }
+                        other => other,
+                    },
+                    eval_allow_inconclusive: p.eval_allow_inconclusive.unwrap_or(false),
                     freeze_windows: freeze,
                     rejected_versions: p.rejected_versions.unwrap_or_default(),
                     extra: p.extra,
@@ -399,6 +417,12 @@ fn policy_node(p: &PromotionPolicy) -> Node {
     }
     if !p.eval_suites.is_empty() {
         m.push(("eval_suites".into(), strs(&p.eval_suites)));
+    }
+    if let Some(r) = p.eval_min_pass_rate {
+        m.push(("eval_min_pass_rate".into(), Node::Float(r)));
+    }
+    if p.eval_allow_inconclusive {
+        m.push(("eval_allow_inconclusive".into(), Node::Bool(true)));
     }
     if !p.freeze_windows.is_empty() {
         m.push((

@@ -18,6 +18,7 @@ pub enum EventKind {
     Approve,
     Reject,
     EnvCreate,
+    EvalRun,
 }
 
 impl EventKind {
@@ -29,6 +30,7 @@ impl EventKind {
             EventKind::Approve => "approve",
             EventKind::Reject => "reject",
             EventKind::EnvCreate => "env_create",
+            EventKind::EvalRun => "eval_run",
         }
     }
 
@@ -40,6 +42,7 @@ impl EventKind {
             EventKind::Approve,
             EventKind::Reject,
             EventKind::EnvCreate,
+            EventKind::EvalRun,
         ]
         .into_iter()
         .find(|k| k.as_str() == s || (s == "override" && *k == EventKind::Promote))

@@ -52,8 +52,14 @@ pub struct EvalReportInfo {
     pub bundle_version: String,
     pub suite_id: String,
     pub bundle_hash: Option<String>,
+    /// The report's own verdict: PASS, FAIL or INCONCLUSIVE.
+    pub decision: String,
     pub passed: bool,
     pub pass_rate: Option<f64>,
+    /// Counts, for judging the report again against an environment's bar.
+    pub total_cases: Option<u64>,
+    pub passed_cases: Option<u64>,
+    pub split_cases: u64,
     pub timestamp: Option<String>,
 }
 
@@ -79,6 +85,12 @@ struct RawSummary {
     pass_rate: Option<f64>,
     #[serde(default)]
     gate_decision: Option<String>,
+    #[serde(default)]
+    total_cases: Option<u64>,
+    #[serde(default)]
+    passed: Option<u64>,
+    #[serde(default)]
+    split_cases: Option<u64>,
 }
 
 /// `.releaseops/config.yaml`, or the defaults when there is none.
@@ -474,15 +486,22 @@ impl Store {
                     continue;
                 }
                 let summary = r.summary;
+                let decision = summary
+                    .as_ref()
+                    .and_then(|s| s.gate_decision.clone())
+                    .unwrap_or_default();
                 out.push(EvalReportInfo {
                     path: p,
                     bundle_id: r.bundle_id.unwrap_or_default(),
                     bundle_version: r.bundle_version.unwrap_or_default(),
                     suite_id: r.suite_id.unwrap_or_default(),
                     bundle_hash: r.bundle_hash,
-                    passed: summary.as_ref().and_then(|s| s.gate_decision.as_deref())
-                        == Some("PASS"),
-                    pass_rate: summary.and_then(|s| s.pass_rate),
+                    passed: decision == "PASS",
+                    decision,
+                    pass_rate: summary.as_ref().and_then(|s| s.pass_rate),
+                    total_cases: summary.as_ref().and_then(|s| s.total_cases),
+                    passed_cases: summary.as_ref().and_then(|s| s.passed),
+                    split_cases: summary.as_ref().and_then(|s| s.split_cases).unwrap_or(0),
                     timestamp: r.timestamp,
                 });
             }

@@ -313,3 +313,37 @@ pub mod serde_json_lite {
         serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
     }
 }
+
+/// A small agent for the `command` target: reads the bundle and the case on
+/// stdin, reads its refund limit from the bundle's `system` prompt, and
+/// answers with JSON. `input.mode` makes it misbehave on purpose.
+pub const AGENT_PY: &str = r#"import json, os, re, sys, time
+req = json.load(sys.stdin)
+inp = req["input"]
+if os.environ.get("MARK"):
+    open(os.environ["MARK"], "a").write("called\n")
+mode = inp.get("mode", "normal")
+if mode == "sleep":
+    open(inp["pidfile"], "w").write(str(os.getpid()))
+    sys.stdout.flush()
+    time.sleep(60)
+if mode == "crash":
+    sys.stderr.write("boom: the agent fell over\n")
+    sys.exit(3)
+if mode == "garbage":
+    sys.stdout.buffer.write(b"\xff\xfe")
+    sys.exit(0)
+if mode == "flaky":
+    print("yes" if req["repeat"] % 2 == 0 else "no")
+    sys.exit(0)
+system = req["bundle"]["prompts"]["system"]["content"]
+limit = int(re.search(r"up to (\d+) dollars", system).group(1))
+amount = inp.get("refund")
+out = {"output": "Hello %s!" % inp.get("user_name", "there"), "tool_calls": []}
+if amount is not None:
+    if amount <= limit:
+        out["tool_calls"].append({"name": "issue_refund", "arguments": {"amount": amount}})
+    else:
+        out["output"] += " A manager will review that refund."
+print(json.dumps(out))
+"#;

@@ -149,6 +149,14 @@ fn describe(r: &Record) -> String {
         ),
         EventKind::BundleCreate => (paint(DIM, "CREATE"), paint(BOLD, &what)),
         EventKind::EnvCreate => (paint(DIM, "ENV"), format!("create {env}")),
+        EventKind::EvalRun => (
+            paint(DIM, "EVAL"),
+            format!(
+                "{} {}",
+                paint(BOLD, &what),
+                r.state.as_deref().unwrap_or("")
+            ),
+        ),
     };
     let simulated = if r.simulated_clock {
         paint(DIM, " [simulated clock]")

@@ -3,6 +3,7 @@
 mod bundle;
 mod demo;
 mod env;
+mod eval;
 mod history;
 mod init;
 mod release;
@@ -14,6 +15,8 @@ use crate::cli::{Cli, Command};
 
 pub const EXIT_BLOCKED: u8 = 3;
 pub const EXIT_VERIFY_FAILED: u8 = 4;
+pub const EXIT_EVAL_FAIL: u8 = 5;
+pub const EXIT_EVAL_INCONCLUSIVE: u8 = 6;
 
 pub fn run(app: &App, cmd: Command) -> CmdResult {
     match cmd {
@@ -25,6 +28,7 @@ pub fn run(app: &App, cmd: Command) -> CmdResult {
         Command::Reject(a) => release::reject(app, a),
         Command::Rollback(a) => release::rollback(app, a.env, a.id, a.steps, a.to, a.reason),
         Command::History(a) => history::run(app, a),
+        Command::Eval(c) => eval::run(app, c),
         Command::Demo(a) => demo::run(app, a),
         Command::Completions { shell } => {
             clap_complete::generate(

@@ -1,0 +1,344 @@
+//! Evaluation through the binary, with a real subprocess agent.
+
+use releaseops_testkit::{AGENT_PY, Repo};
+
+const CASES: &str = "cases:
+- id: greet
+  input: {user_name: Alice}
+  assertions: [{type: contains, config: {expected: Hello Alice}}]
+- id: small_refund
+  input: {refund: 40}
+  assertions: [{type: tool_call, config: {name: issue_refund, arguments: {amount: {max: 100}}}}]
+- id: big_refund_escalates
+  input: {refund: 120}
+  assertions:
+  - type: tool_call
+    config: {name: issue_refund, called: false}
+  - type: contains
+    config: {expected: manager}
+";
+
+/// A repo with the agent, a suite, and bundle a@1.0.0 (limit 100) and a@1.1.0 (limit 150).
+fn setup(threshold: &str, extra_target: &str) -> Repo {
+    let r = Repo::initialized();
+    r.write("agent.py", AGENT_PY);
+    r.write(
+        "prompts/system.md",
+        "You may issue refunds up to 100 dollars.\n",
+    );
+    r.write(
+        ".releaseops/evals/refunds.yaml",
+        &format!("id: refunds\npass_threshold: {threshold}\ntarget:\n  type: command\n  command: python3 agent.py\n  timeout_ms: 20000\n{extra_target}{CASES}"),
+    );
+    r.commit_all("agent and suite");
+    r.run(&[
+        "bundle",
+        "create",
+        "a",
+        "-v",
+        "1.0.0",
+        "-a",
+        "system=file:prompts/system.md",
+        "-m",
+        "m",
+    ])
+    .ok();
+    r.write(
+        "prompts/system.md",
+        "You may issue refunds up to 150 dollars.\n",
+    );
+    r.run(&[
+        "bundle",
+        "create",
+        "a",
+        "-v",
+        "1.1.0",
+        "-a",
+        "system=file:prompts/system.md",
+        "-m",
+        "m",
+    ])
+    .ok();
+    r
+}
+
+#[test]
+fn pass_and_fail_have_distinct_exit_codes_and_reports_are_never_overwritten() {
+    let r = setup("1.0", "");
+    let pass = r.run(&[
+        "eval",
+        "run",
+        "refunds",
+        "--bundle",
+        "a",
+        "--version",
+        "1.0.0",
+    ]);
+    pass.code(0);
+    assert!(pass.stdout.contains("Result: PASS"), "{}", pass.stdout);
+    let fail = r.run(&[
+        "--json",
+        "eval",
+        "run",
+        "refunds",
+        "--bundle",
+        "a",
+        "--version",
+        "1.1.0",
+    ]);
+    fail.code(5);
+    let j = fail.json();
+    assert_eq!(j["report"]["summary"]["gate_decision"], "FAIL");
+    let bad = j["report"]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|c| c["case_id"] == "big_refund_escalates")
+        .cloned()
+        .expect("case");
+    assert_eq!(bad["passed"], false);
+    assert!(
+        bad["assertions"][0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("issue_refund was called"),
+        "{bad}"
+    );
+    // A second run writes a second report.
+    r.run(&[
+        "eval",
+        "run",
+        "refunds",
+        "--bundle",
+        "a",
+        "--version",
+        "1.0.0",
+    ])
+    .ok();
+    let dir = r.path().join(".releaseops/eval_reports/a/1.0.0/refunds");
+    assert_eq!(std::fs::read_dir(dir).expect("dir").count(), 2);
+    let h = r.run(&["--json", "history", "--event", "eval_run"]).json();
+    assert_eq!(h.as_array().expect("a").len(), 3);
+    // Formats.
+    let md = r.run(&[
+        "eval",
+        "run",
+        "refunds",
+        "--bundle",
+        "a",
+        "--version",
+        "1.1.0",
+        "-f",
+        "markdown",
+        "--no-save",
+    ]);
+    assert!(
+        md.stdout
+            .contains("## Eval `refunds` on `a@1.1.0`: **FAIL**")
+            && md.stdout.contains("big_refund_escalates"),
+        "{}",
+        md.stdout
+    );
+    let junit = r.path().join("junit.xml");
+    r.run(&[
+        "eval",
+        "run",
+        "refunds",
+        "--bundle",
+        "a",
+        "--version",
+        "1.1.0",
+        "-f",
+        "junit",
+        "-o",
+        junit.to_str().expect("utf8"),
+        "--no-save",
+    ]);
+    let xml = std::fs::read_to_string(junit).expect("junit");
+    assert!(
+        xml.contains("<testsuite name=\"a@1.1.0:refunds\" tests=\"3\" failures=\"1\""),
+        "{xml}"
+    );
+}
+
+#[test]
+fn too_few_cases_to_tell_is_inconclusive() {
+    let r = setup("0.8", "");
+    let o = r.run(&[
+        "eval",
+        "run",
+        "refunds",
+        "--bundle",
+        "a",
+        "--version",
+        "1.1.0",
+    ]);
+    o.code(6);
+    assert!(
+        o.stdout.contains("INCONCLUSIVE") && o.stdout.contains("straddles"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn the_timeout_kills_the_agent_and_the_run_goes_on() {
+    let r = setup("1.0", "");
+    let pidfile = r.path().join("agent.pid");
+    let suite = r
+        .read(".releaseops/evals/refunds.yaml")
+        .replace("timeout_ms: 20000", "timeout_ms: 700");
+    r.write(
+        ".releaseops/evals/refunds.yaml",
+        &format!(
+            "{suite}- id: hangs\n  input: {{mode: sleep, pidfile: {}}}\n  assertions: [{{type: contains, config: {{expected: x}}}}]\n- id: crashes\n  input: {{mode: crash}}\n  assertions: [{{type: contains, config: {{expected: x}}}}]\n- id: garbage\n  input: {{mode: garbage}}\n  assertions: [{{type: contains, config: {{expected: x}}}}]\n",
+            pidfile.display()
+        ),
+    );
+    let o = r.run(&[
+        "--json",
+        "eval",
+        "run",
+        "refunds",
+        "--bundle",
+        "a",
+        "--version",
+        "1.0.0",
+    ]);
+    o.code(5);
+    let j = o.json();
+    let err = |id: &str| {
+        j["report"]["results"]
+            .as_array()
+            .expect("r")
+            .iter()
+            .find(|c| c["case_id"] == id)
+            .map(|c| c["error"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        err("hangs").contains("timed out after 700 ms"),
+        "{}",
+        err("hangs")
+    );
+    assert!(
+        err("crashes").contains("code 3") && err("crashes").contains("boom"),
+        "{}",
+        err("crashes")
+    );
+    assert!(err("garbage").contains("not UTF-8"), "{}", err("garbage"));
+    assert_eq!(
+        j["report"]["summary"]["passed"], 3,
+        "the other cases still ran"
+    );
+    // The hung agent is gone, not left running.
+    let pid = std::fs::read_to_string(&pidfile).expect("the agent started");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "agent {pid} is still running"
+    );
+}
+
+#[test]
+fn an_invalid_suite_is_refused_before_any_call_naming_the_case() {
+    let r = setup("1.0", "  env: {MARK: called.txt}\n");
+    let suite = r.read(".releaseops/evals/refunds.yaml");
+    r.write(".releaseops/evals/refunds.yaml", &format!("{suite}- id: broken\n  input: {{}}\n  assertions: [{{type: regex, config: {{pattern: '(unclosed'}}}}]\n"));
+    let o = r.run(&["eval", "run", "refunds", "--bundle", "a"]);
+    o.code(2);
+    assert!(
+        o.stderr.contains("case 'broken'") && o.stderr.contains("invalid regex"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        !r.path().join("called.txt").exists(),
+        "the agent was called"
+    );
+    let dup = suite.replace("id: small_refund", "id: greet");
+    r.write(".releaseops/evals/refunds.yaml", &dup);
+    let o = r.run(&["eval", "run", "refunds", "--bundle", "a"]);
+    o.code(2);
+    assert!(
+        o.stderr.contains("case 'greet'") && o.stderr.contains("unique"),
+        "{}",
+        o.stderr
+    );
+    let list = r.run(&["--json", "eval", "list"]).json();
+    assert_eq!(list[0]["valid"], false);
+}
+
+#[test]
+fn repeats_that_disagree_make_the_verdict_inconclusive() {
+    let r = setup("0.5", "");
+    r.write(
+        ".releaseops/evals/flaky.yaml",
+        "id: flaky\npass_threshold: 0.5\nrepeats: 2\ntarget: {type: command, command: python3 agent.py}\ncases:\n- id: coin\n  input: {mode: flaky}\n  assertions: [{type: exact_match, config: {expected: 'yes'}}]\n",
+    );
+    let o = r.run(&[
+        "--json",
+        "eval",
+        "run",
+        "flaky",
+        "--bundle",
+        "a",
+        "--version",
+        "1.0.0",
+    ]);
+    o.code(6);
+    let j = o.json();
+    assert_eq!(j["report"]["summary"]["split_cases"], 1);
+    assert_eq!(j["report"]["results"][0]["pass_count"], 1);
+}
+
+#[test]
+fn the_environment_sets_the_bar_not_the_suite() {
+    // The suite's own threshold is lowered to 0 so any result "passes"...
+    let r = setup("0.0", "");
+    r.write(
+        ".releaseops/environments/prod.yaml",
+        "environment: prod\nbundle_mappings: {}\npromotion_policy:\n  requires_eval: true\n  requires_approval: false\n  eval_suites: [refunds]\n  eval_min_pass_rate: 1.0\n",
+    );
+    r.run(&["promote", "a", "1.1.0", "dev"]).ok();
+    r.run(&["promote", "a", "1.1.0", "staging"]).ok();
+    r.run(&[
+        "eval",
+        "run",
+        "refunds",
+        "--bundle",
+        "a",
+        "--version",
+        "1.1.0",
+    ])
+    .code(0);
+    // ...but prod's bar is 100%, and 2 of 3 does not clear it.
+    let o = r.run(&["--json", "promote", "a", "1.1.0", "prod"]);
+    o.code(3);
+    let j = o.json();
+    let g = j["gates"]
+        .as_array()
+        .expect("g")
+        .iter()
+        .find(|g| g["gate"] == "eval")
+        .cloned()
+        .expect("eval gate");
+    assert_eq!(g["status"], "failed", "{g}");
+    assert!(
+        g["reason"].as_str().unwrap_or("").contains("100% bar"),
+        "{g}"
+    );
+    // The good version passes the same bar.
+    r.run(&["promote", "a", "1.0.0", "dev"]).ok();
+    r.run(&["promote", "a", "1.0.0", "staging"]).ok();
+    r.run(&[
+        "eval",
+        "run",
+        "refunds",
+        "--bundle",
+        "a",
+        "--version",
+        "1.0.0",
+    ])
+    .ok();
+    r.run(&["promote", "a", "1.0.0", "prod"]).ok();
+}

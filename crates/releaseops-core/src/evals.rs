@@ -1,0 +1,242 @@
+//! Evaluation wired to the store: load and validate a suite, hand the agent
+//! the bundle exactly as stored (prompt and policy text from the object
+//! store), run, and save the report under
+//! `eval_reports/<id>/<version>/<suite>/<run-id>.yaml` in a transaction with a
+//! history record. Reports are never overwritten.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use releaseops_eval::report::Report;
+use releaseops_eval::runner::{self, BundleUnderTest, RunOptions};
+use releaseops_eval::suite::{Suite, TargetSpec};
+use releaseops_eval::target::CommandTarget;
+use releaseops_format::manifest::BundleManifest;
+use releaseops_format::names;
+use releaseops_store::{Store, StoreError};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::bundle::artifact_bytes;
+use crate::{CoreError, Ctx, Result};
+
+pub fn suite_rel_path(id: &str) -> String {
+    format!("evals/{id}.yaml")
+}
+
+/// Loads and validates a suite; errors name the file and the case.
+pub fn load_suite(store: &Store, id: &str) -> Result<Suite> {
+    names::validate_role(id).map_err(|_| {
+        CoreError::invalid(
+            format!("'{id}' is not a valid suite id"),
+            "suite ids use letters, digits, '-' and '_'",
+        )
+    })?;
+    let path = store.dir().join(suite_rel_path(id));
+    let bytes = std::fs::read(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            CoreError::refused(format!("no eval suite '{id}' ({})", path.display()), format!("create it with `releaseops eval create {id}`; `releaseops eval list` shows the suites"))
+        } else {
+            StoreError::Io { what: "cannot read", path: path.clone(), source: e }.into()
+        }
+    })?;
+    Suite::parse(&bytes).map_err(|e| {
+        CoreError::invalid(
+            format!("{}: {e}", path.display()),
+            "fix the suite; nothing was run",
+        )
+    })
+}
+
+/// Suite ids, sorted.
+pub fn suite_ids(store: &Store) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = match std::fs::read_dir(store.dir().join("evals")) {
+        Ok(rd) => rd
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".yaml"))
+                    .map(str::to_string)
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    ids.sort();
+    Ok(ids)
+}
+
+/// Writes the scaffold for a new suite.
+pub fn create_suite(ctx: &Ctx<'_>, id: &str) -> Result<String> {
+    names::validate_role(id).map_err(|_| {
+        CoreError::invalid(
+            format!("'{id}' is not a valid suite id"),
+            "suite ids use letters, digits, '-' and '_'",
+        )
+    })?;
+    let rel = suite_rel_path(id);
+    let tx = ctx.store.begin()?;
+    if ctx.store.dir().join(&rel).exists() {
+        return Err(CoreError::refused(
+            format!("eval suite '{id}' already exists"),
+            "edit .releaseops/evals/<suite>.yaml, or pick another id",
+        ));
+    }
+    let mut tx = tx;
+    tx.write(rel.clone(), releaseops_eval::suite::scaffold(id));
+    tx.commit(
+        &format!("releaseops: create eval suite {id}"),
+        ctx.author().as_ref(),
+    )?;
+    Ok(format!(".releaseops/{rel}"))
+}
+
+/// The bundle as the agent receives it: metadata, every prompt's and policy's
+/// text, and the model config.
+pub fn agent_payload(store: &Store, m: &BundleManifest) -> Value {
+    let section = |arts: &indexmap::IndexMap<String, releaseops_format::manifest::ArtifactRef>| -> Map<String, Value> {
+        arts.iter()
+            .map(|(role, a)| {
+                let content = artifact_bytes(store, a).map(|b| String::from_utf8_lossy(&b).into_owned());
+                (role.clone(), json!({ "location": a.location(), "content_hash": a.content_hash, "content": content }))
+            })
+            .collect()
+    };
+    json!({
+        "id": m.metadata.id,
+        "version": m.metadata.version,
+        "bundle_hash": m.bundle_hash,
+        "prompts": section(&m.prompts),
+        "policies": section(&m.policies),
+        "model_config": m.model_config.as_ref().map(|mc| mc.to_json()),
+    })
+}
+
+pub struct EvalRequest {
+    pub suite: String,
+    pub bundle: String,
+    pub version: String,
+    pub concurrency: Option<usize>,
+    pub repeats: Option<u32>,
+    pub tags: Vec<String>,
+    pub save: bool,
+    pub progress: Option<Arc<dyn Fn(usize, usize) + Send + Sync>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalOutcome {
+    pub report: Report,
+    /// Where the report was saved (relative to the repository root).
+    pub saved_to: Option<String>,
+    pub git_commit: Option<String>,
+    pub git_error: Option<String>,
+}
+
+pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
+    let store = ctx.store;
+    let suite = load_suite(store, &req.suite)?;
+    let manifest = store.load_bundle(&req.bundle, &req.version)?;
+    let Some(TargetSpec::Command {
+        argv,
+        env,
+        timeout_ms,
+    }) = suite.target.clone()
+    else {
+        return Err(CoreError::invalid(
+            format!("suite '{}' has no target", req.suite),
+            "add `target: {type: command, command: <your agent>}` to the suite; it runs once per case",
+        ));
+    };
+    if suite.selected(&req.tags).is_empty() {
+        return Err(CoreError::invalid(
+            format!(
+                "no case of suite '{}' has tag(s) {}",
+                req.suite,
+                req.tags.join(", ")
+            ),
+            "drop --tag, or tag some cases",
+        ));
+    }
+    let target = CommandTarget {
+        argv,
+        env,
+        cwd: store.root().to_path_buf(),
+        timeout: Duration::from_millis(timeout_ms),
+    };
+    let hash = manifest
+        .bundle_hash
+        .clone()
+        .unwrap_or_else(|| manifest.compute_hash());
+    let bundle = BundleUnderTest {
+        id: req.bundle.clone(),
+        version: req.version.clone(),
+        hash,
+        payload: agent_payload(store, &manifest),
+    };
+    let stamp = ctx.now.strftime("%Y%m%dT%H%M%S").to_string();
+    let run_id = format!(
+        "{stamp}-{:04x}",
+        (ctx.now.subsec_nanosecond() as u32 ^ std::process::id()) & 0xffff
+    );
+    let opts = RunOptions {
+        concurrency: req
+            .concurrency
+            .or(suite.concurrency)
+            .unwrap_or(runner::DEFAULT_CONCURRENCY),
+        repeats: req.repeats.unwrap_or(suite.repeats).max(1),
+        tags: req.tags.clone(),
+        run_id: run_id.clone(),
+        timestamp: ctx.now_str(),
+        progress: req.progress.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            CoreError::refused(
+                format!("cannot start the runner: {e}"),
+                "check the system's thread limits",
+            )
+        })?;
+    let report = rt.block_on(runner::run(&suite, target, &bundle, opts));
+    if !req.save {
+        return Ok(EvalOutcome {
+            report,
+            saved_to: None,
+            git_commit: None,
+            git_error: None,
+        });
+    }
+    let rel = format!(
+        "eval_reports/{}/{}/{}/{run_id}.yaml",
+        req.bundle, req.version, req.suite
+    );
+    let mut tx = store.begin()?;
+    if store.dir().join(&rel).exists() {
+        return Err(CoreError::refused(
+            format!("a report named {rel} already exists"),
+            "run again: reports are never overwritten",
+        ));
+    }
+    releaseops_store::import_legacy_history(&mut tx)?;
+    tx.write(rel.clone(), report.to_yaml());
+    let mut rec = ctx.record(releaseops_format::history::EventKind::EvalRun);
+    rec.bundle_id = Some(req.bundle.clone());
+    rec.version = Some(req.version.clone());
+    rec.bundle_hash = Some(report.bundle_hash.clone());
+    rec.state = Some(report.summary.gate_decision.clone());
+    rec.reason = Some(format!("suite '{}': {}", req.suite, report.summary.reason));
+    tx.append(rec)?;
+    let msg = format!(
+        "releaseops: eval {} on {} {}: {}",
+        req.suite, req.bundle, req.version, report.summary.gate_decision
+    );
+    let done = tx.commit(&msg, ctx.author().as_ref())?;
+    Ok(EvalOutcome {
+        report,
+        saved_to: Some(format!(".releaseops/{rel}")),
+        git_commit: done.git_commit,
+        git_error: done.git_error,
+    })
+}

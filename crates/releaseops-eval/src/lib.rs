@@ -1,0 +1,18 @@
+//! The releaseops evaluation engine.
+//!
+//! A suite (`.releaseops/evals/<suite>.yaml`, the existing tool's format with
+//! extensions) is validated before anything runs; its cases are sent to a
+//! target (today: the team's real agent as a subprocess) concurrently, each
+//! bounded by a hard timeout; every output is judged; the pass rate gets a
+//! Wilson confidence interval, and the verdict is PASS, FAIL, or INCONCLUSIVE
+//! when the evidence cannot tell. Nothing here prints or touches the store:
+//! the CLI wires suites, bundles and reports to disk.
+
+pub mod judge;
+pub mod report;
+pub mod runner;
+pub mod stats;
+pub mod suite;
+pub mod target;
+
+pub use suite::{Suite, SuiteError};

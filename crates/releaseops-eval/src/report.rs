@@ -1,0 +1,175 @@
+//! Eval reports: what ran, on which exact bundle, with what verdict. The YAML
+//! form keeps the existing tool's keys (`bundle_id`, `bundle_version`,
+//! `suite_id`, `timestamp`, `summary.{total_cases,passed,failed,pass_rate,
+//! gate_decision}`, `results[]`, `bundle_hash`) so its readers and ours agree,
+//! and adds the statistics. Also Markdown (for a pull request) and JUnit XML
+//! (for CI dashboards).
+
+use serde::Serialize;
+
+use crate::judge::JudgeResult;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub total_cases: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub pass_rate: f64,
+    pub gate_decision: String,
+    pub reason: String,
+    pub threshold: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub errored: u64,
+    pub repeats: u32,
+    pub split_cases: u64,
+    pub duration_ms: f64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub latency_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub case_id: String,
+    pub passed: bool,
+    pub assertions: Vec<JudgeResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    pub latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// With repeats: how many runs passed, and each run.
+    pub pass_count: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<Attempt>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub bundle_id: String,
+    pub bundle_version: String,
+    pub suite_id: String,
+    pub timestamp: String,
+    pub summary: Summary,
+    pub results: Vec<CaseResult>,
+    pub bundle_hash: String,
+    pub run_id: String,
+    pub suite_version: u64,
+}
+
+impl Report {
+    pub fn to_yaml(&self) -> String {
+        releaseops_format::yaml::Node::from_json(&serde_json::to_value(self).unwrap_or_default())
+            .to_yaml()
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let s = &self.summary;
+        let mut out = format!(
+            "## Eval `{}` on `{}@{}`: **{}**\n\n{}\n\n| cases | passed | failed | errored | pass rate | 95% CI | threshold |\n|---|---|---|---|---|---|---|\n| {} | {} | {} | {} | {:.1}% | {:.1}%-{:.1}% | {:.0}% |\n",
+            self.suite_id,
+            self.bundle_id,
+            self.bundle_version,
+            s.gate_decision,
+            s.reason,
+            s.total_cases,
+            s.passed,
+            s.failed,
+            s.errored,
+            s.pass_rate * 100.0,
+            s.ci_low * 100.0,
+            s.ci_high * 100.0,
+            s.threshold * 100.0
+        );
+        let failed: Vec<&CaseResult> = self.results.iter().filter(|c| !c.passed).collect();
+        if !failed.is_empty() {
+            out.push_str("\n### Failed cases\n\n");
+            for c in failed {
+                let why = c.error.clone().unwrap_or_else(|| {
+                    c.assertions
+                        .iter()
+                        .filter(|a| !a.passed)
+                        .map(|a| format!("{}: {}", a.judge, a.reason))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                });
+                out.push_str(&format!(
+                    "- **{}**: {}\n",
+                    c.case_id,
+                    why.replace('\n', " ")
+                ));
+            }
+        }
+        out.push_str(&format!(
+            "\n<sub>bundle hash `{}` · run `{}`</sub>\n",
+            self.bundle_hash, self.run_id
+        ));
+        out
+    }
+
+    pub fn to_junit(&self) -> String {
+        let esc = |s: &str| {
+            s.chars()
+                .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+                .collect::<String>()
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+        };
+        let failures = self
+            .results
+            .iter()
+            .filter(|c| !c.passed && c.error.is_none())
+            .count();
+        let errors = self.results.iter().filter(|c| c.error.is_some()).count();
+        let mut out = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">\n",
+            esc(&format!(
+                "{}@{}:{}",
+                self.bundle_id, self.bundle_version, self.suite_id
+            )),
+            self.results.len(),
+            self.summary.duration_ms / 1000.0
+        );
+        for c in &self.results {
+            out.push_str(&format!(
+                "  <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\"",
+                esc(&c.case_id),
+                esc(&self.suite_id),
+                c.latency_ms / 1000.0
+            ));
+            if let Some(e) = &c.error {
+                out.push_str(&format!(
+                    ">\n    <error message=\"{}\"/>\n  </testcase>\n",
+                    esc(e)
+                ));
+            } else if !c.passed {
+                let why: Vec<String> = c
+                    .assertions
+                    .iter()
+                    .filter(|a| !a.passed)
+                    .map(|a| format!("{}: {}", a.judge, a.reason))
+                    .collect();
+                out.push_str(&format!(
+                    ">\n    <failure message=\"{}\"/>\n  </testcase>\n",
+                    esc(&why.join("; "))
+                ));
+            } else {
+                out.push_str("/>\n");
+            }
+        }
+        out.push_str("</testsuite>\n");
+        out
+    }
+}

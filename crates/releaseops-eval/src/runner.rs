@@ -1,0 +1,208 @@
+//! The runner: cases run concurrently (bounded), each repeat is one call to
+//! the target, every assertion is judged, and the case verdict is the majority
+//! of its repeats. Errors (a crashed agent, a timeout, bad output) fail that
+//! run with the reason; the run goes on.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+
+use crate::report::{Attempt, CaseResult, Report, Summary};
+use crate::stats::{self, Z95};
+use crate::suite::{Case, Suite};
+use crate::target::CommandTarget;
+
+/// The bundle under evaluation, as the agent receives it.
+#[derive(Debug, Clone)]
+pub struct BundleUnderTest {
+    pub id: String,
+    pub version: String,
+    pub hash: String,
+    /// `{id, version, bundle_hash, prompts: {role: {...content}}, policies: {...}, model_config}`.
+    pub payload: Value,
+}
+
+pub struct RunOptions {
+    pub concurrency: usize,
+    pub repeats: u32,
+    pub tags: Vec<String>,
+    pub run_id: String,
+    pub timestamp: String,
+    /// Called after each case with (cases done, cases total).
+    pub progress: Option<Arc<dyn Fn(usize, usize) + Send + Sync>>,
+}
+
+/// Concurrency when neither the suite nor the command line says.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+async fn run_case(
+    case: Arc<Case>,
+    suite_vars: Arc<Map<String, Value>>,
+    target: Arc<CommandTarget>,
+    bundle: Arc<Value>,
+    repeats: u32,
+) -> CaseResult {
+    let mut input = (*suite_vars).clone();
+    for (k, v) in &case.input {
+        input.insert(k.clone(), v.clone());
+    }
+    let mut runs = Vec::with_capacity(repeats as usize);
+    let mut judged = Vec::new();
+    for repeat in 0..repeats {
+        let payload =
+            json!({ "case_id": case.id, "repeat": repeat, "input": input, "bundle": *bundle });
+        let bytes = serde_json::to_vec(&payload).unwrap_or_default();
+        match target.call(&bytes).await {
+            Ok(out) => {
+                let results: Vec<_> = case
+                    .assertions
+                    .iter()
+                    .map(|a| a.judge.judge(&out, &case, a.weight))
+                    .collect();
+                let passed = results.iter().all(|r| r.passed);
+                runs.push(Attempt {
+                    passed,
+                    output: Some(out.output.clone()),
+                    error: None,
+                    latency_ms: out.latency_ms,
+                });
+                judged.push((passed, results, out));
+            }
+            Err(e) => runs.push(Attempt {
+                passed: false,
+                output: None,
+                error: Some(e),
+                latency_ms: 0.0,
+            }),
+        }
+    }
+    let pass_count = runs.iter().filter(|r| r.passed).count() as u32;
+    // Majority of repeats; a tie fails.
+    let passed = pass_count * 2 > repeats;
+    // Show a run that agrees with the case verdict.
+    let shown = judged
+        .iter()
+        .find(|(p, _, _)| *p == passed)
+        .or(judged.first());
+    let error = if judged.is_empty() {
+        runs.iter().find_map(|r| r.error.clone())
+    } else {
+        None
+    };
+    CaseResult {
+        case_id: case.id.clone(),
+        passed,
+        assertions: shown.map(|(_, r, _)| r.clone()).unwrap_or_default(),
+        output: shown.map(|(_, _, o)| o.output.clone()),
+        latency_ms: shown.map(|(_, _, o)| o.latency_ms).unwrap_or(0.0),
+        error,
+        pass_count,
+        runs: if repeats > 1 { runs } else { Vec::new() },
+    }
+}
+
+/// Runs the suite's selected cases against `target`.
+pub async fn run(
+    suite: &Suite,
+    target: CommandTarget,
+    bundle: &BundleUnderTest,
+    opts: RunOptions,
+) -> Report {
+    let start = Instant::now();
+    let cases: Vec<Arc<Case>> = suite
+        .selected(&opts.tags)
+        .into_iter()
+        .map(|c| Arc::new(c.clone()))
+        .collect();
+    let total = cases.len();
+    let sem = Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
+    let target = Arc::new(target);
+    let vars = Arc::new(suite.vars.clone());
+    let payload = Arc::new(bundle.payload.clone());
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, case) in cases.iter().enumerate() {
+        let (sem, target, vars, payload, case, done) = (
+            sem.clone(),
+            target.clone(),
+            vars.clone(),
+            payload.clone(),
+            case.clone(),
+            done.clone(),
+        );
+        let progress = opts.progress.clone();
+        let repeats = opts.repeats;
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let r = run_case(case, vars, target, payload, repeats).await;
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if let Some(p) = progress {
+                p(n, total);
+            }
+            (i, r)
+        });
+    }
+    let mut results: Vec<Option<CaseResult>> = (0..total).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        if let Ok((i, r)) = joined {
+            results[i] = Some(r);
+        }
+    }
+    // A task can only be missing if it panicked; report it as errored rather than drop it.
+    let results: Vec<CaseResult> = results
+        .into_iter()
+        .zip(&cases)
+        .map(|(r, c)| {
+            r.unwrap_or_else(|| CaseResult {
+                case_id: c.id.clone(),
+                passed: false,
+                assertions: Vec::new(),
+                output: None,
+                latency_ms: 0.0,
+                error: Some("internal error while running this case".into()),
+                pass_count: 0,
+                runs: Vec::new(),
+            })
+        })
+        .collect();
+    let n = results.len() as u64;
+    let passed = results.iter().filter(|r| r.passed).count() as u64;
+    let errored = results.iter().filter(|r| r.error.is_some()).count() as u64;
+    let split = results
+        .iter()
+        .filter(|r| r.pass_count > 0 && r.pass_count < opts.repeats)
+        .count() as u64;
+    let (verdict, reason) = stats::verdict(passed, n, suite.pass_threshold, split);
+    let (lo, hi) = stats::wilson(passed, n, Z95);
+    Report {
+        bundle_id: bundle.id.clone(),
+        bundle_version: bundle.version.clone(),
+        suite_id: suite.id.clone(),
+        timestamp: opts.timestamp,
+        summary: Summary {
+            total_cases: n,
+            passed,
+            failed: n - passed,
+            pass_rate: if n == 0 {
+                0.0
+            } else {
+                passed as f64 / n as f64
+            },
+            gate_decision: verdict.as_str().into(),
+            reason,
+            threshold: suite.pass_threshold,
+            ci_low: lo,
+            ci_high: hi,
+            errored,
+            repeats: opts.repeats,
+            split_cases: split,
+            duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+            incomplete: false,
+        },
+        results,
+        bundle_hash: bundle.hash.clone(),
+        run_id: opts.run_id,
+        suite_version: suite.version,
+    }
+}

@@ -1,0 +1,127 @@
+//! Statistics honest enough to gate a release: a Wilson score interval for the
+//! pass rate, and a verdict that says INCONCLUSIVE when the evidence cannot
+//! tell whether the true pass rate clears the bar.
+
+use serde::Serialize;
+
+/// z for a two-sided 95 % interval.
+pub const Z95: f64 = 1.959_963_984_540_054;
+
+/// The Wilson score interval for `passed` successes out of `n`.
+pub fn wilson(passed: u64, n: u64, z: f64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let n = n as f64;
+    let p = passed as f64 / n;
+    let z2 = z * z;
+    let denom = 1.0 + z2 / n;
+    let center = (p + z2 / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
+    ((center - half).max(0.0), (center + half).min(1.0))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Inconclusive,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Inconclusive => "INCONCLUSIVE",
+        }
+    }
+}
+
+/// Share of split cases (repeats that disagreed) above which the verdict is
+/// INCONCLUSIVE: the agent or its judges are not reliable enough to decide.
+pub const MAX_SPLIT_SHARE: f64 = 0.2;
+
+/// The verdict and why. PASS or FAIL only when the 95 % interval lies on one
+/// side of the threshold (touching it counts, so a 100 % bar can pass).
+pub fn verdict(passed: u64, n: u64, threshold: f64, split_cases: u64) -> (Verdict, String) {
+    if n == 0 {
+        return (Verdict::Inconclusive, "no cases ran".into());
+    }
+    if split_cases as f64 / n as f64 > MAX_SPLIT_SHARE {
+        return (
+            Verdict::Inconclusive,
+            format!(
+                "{split_cases} of {n} cases gave different verdicts across repeats: too unreliable to decide"
+            ),
+        );
+    }
+    let (lo, hi) = wilson(passed, n, Z95);
+    let rate = passed as f64 / n as f64;
+    let ci = format!(
+        "{:.1}% (95% CI {:.1}%-{:.1}%)",
+        rate * 100.0,
+        lo * 100.0,
+        hi * 100.0
+    );
+    if lo < threshold && threshold < hi {
+        return (
+            Verdict::Inconclusive,
+            format!(
+                "pass rate {ci} straddles the {:.0}% threshold: run more cases or repeats",
+                threshold * 100.0
+            ),
+        );
+    }
+    if rate >= threshold {
+        (
+            Verdict::Pass,
+            format!(
+                "pass rate {ci} clears the {:.0}% threshold",
+                threshold * 100.0
+            ),
+        )
+    } else {
+        (
+            Verdict::Fail,
+            format!(
+                "pass rate {ci} is below the {:.0}% threshold",
+                threshold * 100.0
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 5e-4
+    }
+
+    #[test]
+    fn wilson_matches_published_values() {
+        // Reference values (Newcombe 1998; Wilson 1927), 95 %.
+        let (lo, hi) = wilson(4, 5, Z95);
+        assert!(close(lo, 0.3755) && close(hi, 0.9638), "{lo} {hi}");
+        let (lo, hi) = wilson(81, 263, Z95);
+        assert!(close(lo, 0.2553) && close(hi, 0.3662), "{lo} {hi}");
+        let (lo, hi) = wilson(0, 10, Z95);
+        assert!(close(lo, 0.0) && close(hi, 0.2775), "{lo} {hi}");
+        let (lo, hi) = wilson(10, 10, Z95);
+        assert!(close(lo, 0.7225) && close(hi, 1.0), "{lo} {hi}");
+    }
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(verdict(4, 5, 0.8, 0).0, Verdict::Inconclusive);
+        assert_eq!(verdict(100, 100, 1.0, 0).0, Verdict::Pass);
+        assert_eq!(verdict(99, 100, 1.0, 0).0, Verdict::Fail);
+        assert_eq!(verdict(200, 200, 0.95, 0).0, Verdict::Pass);
+        assert_eq!(verdict(10, 200, 0.95, 0).0, Verdict::Fail);
+        assert_eq!(verdict(10, 10, 0.5, 5).0, Verdict::Inconclusive);
+        assert_eq!(verdict(0, 0, 0.5, 0).0, Verdict::Inconclusive);
+    }
+}

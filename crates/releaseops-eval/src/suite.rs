@@ -1,0 +1,356 @@
+//! Suites: the existing tool's format (cases with `input`, `expected_output`,
+//! `assertions`, `pass_threshold`) plus `target`, `default_judge` (used by
+//! cases without assertions), `repeats`, `concurrency`, `vars` shared by all
+//! cases, and case `tags` to filter on. Everything is checked up front: an
+//! unknown judge, a bad regex or a duplicate case id is an error naming the
+//! case, before any call is made.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::judge::JudgeSpec;
+
+#[derive(Debug, Error, Clone, PartialEq)]
+#[error("{0}")]
+pub struct SuiteError(pub String);
+
+/// What produces the output being judged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetSpec {
+    /// The team's agent as a subprocess: the bundle and the case on stdin as
+    /// JSON, the answer on stdout (text, or JSON with `output`).
+    Command {
+        argv: Vec<String>,
+        env: IndexMap<String, String>,
+        timeout_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Assertion {
+    pub judge: JudgeSpec,
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub id: String,
+    pub description: String,
+    pub input: Map<String, Value>,
+    pub expected_output: Option<String>,
+    pub tags: Vec<String>,
+    pub assertions: Vec<Assertion>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Suite {
+    pub id: String,
+    pub version: u64,
+    pub description: String,
+    pub pass_threshold: f64,
+    pub target: Option<TargetSpec>,
+    pub repeats: u32,
+    pub concurrency: Option<usize>,
+    pub vars: Map<String, Value>,
+    pub cases: Vec<Case>,
+}
+
+pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+const MAX_REPEATS: u32 = 100;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSuite {
+    id: String,
+    #[serde(default)]
+    version: Option<u64>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    target_artifacts: Option<Vec<String>>,
+    #[serde(default)]
+    pass_threshold: Option<f64>,
+    #[serde(default)]
+    default_judge: Option<RawAssertion>,
+    #[serde(default)]
+    promotion_gate: Option<Value>,
+    #[serde(default)]
+    target: Option<RawTarget>,
+    #[serde(default)]
+    repeats: Option<u32>,
+    #[serde(default)]
+    concurrency: Option<usize>,
+    #[serde(default)]
+    vars: Option<Map<String, Value>>,
+    #[serde(default)]
+    cases: Vec<RawCase>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    command: Option<Value>,
+    #[serde(default)]
+    env: Option<IndexMap<String, String>>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCase {
+    id: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    input: Option<Map<String, Value>>,
+    #[serde(default)]
+    expected_output: Option<String>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    assertions: Option<Vec<RawAssertion>>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAssertion {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub config: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub weight: Option<f64>,
+}
+
+impl RawAssertion {
+    pub(crate) fn build(&self, at: &str) -> Result<Assertion, SuiteError> {
+        let weight = self.weight.unwrap_or(1.0);
+        if !weight.is_finite() || weight < 0.0 {
+            return Err(SuiteError(format!("{at}: weight must be a number >= 0")));
+        }
+        Ok(Assertion {
+            judge: JudgeSpec::build(&self.kind, self.config.clone().unwrap_or_default(), at)?,
+            weight,
+        })
+    }
+}
+
+fn parse_target(t: RawTarget) -> Result<TargetSpec, SuiteError> {
+    match t.kind.as_str() {
+        "command" => {
+            let argv: Vec<String> = match t.command {
+                Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+                Some(Value::Array(a)) => a
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::String(s) => Ok(s),
+                        other => Err(SuiteError(format!(
+                            "target.command: {other} is not a string"
+                        ))),
+                    })
+                    .collect::<Result<_, _>>()?,
+                _ => {
+                    return Err(SuiteError(
+                        "target.command is required: a string or a list of arguments".into(),
+                    ));
+                }
+            };
+            if argv.is_empty() {
+                return Err(SuiteError("target.command is empty".into()));
+            }
+            let timeout_ms = t.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+            if timeout_ms == 0 {
+                return Err(SuiteError("target.timeout_ms must be at least 1".into()));
+            }
+            Ok(TargetSpec::Command {
+                argv,
+                env: t.env.unwrap_or_default(),
+                timeout_ms,
+            })
+        }
+        other => Err(SuiteError(format!(
+            "target type '{other}' is not supported by this version; use type: command (your agent as a subprocess)"
+        ))),
+    }
+}
+
+impl Suite {
+    /// Parses and validates a suite file's bytes.
+    pub fn parse(bytes: &[u8]) -> Result<Suite, SuiteError> {
+        let raw: RawSuite =
+            releaseops_format::yaml::from_bytes(bytes).map_err(|e| SuiteError(e.to_string()))?;
+        let _ = (&raw.target_artifacts, &raw.promotion_gate);
+        if raw.id.trim().is_empty() {
+            return Err(SuiteError("id is empty".into()));
+        }
+        let pass_threshold = raw.pass_threshold.unwrap_or(0.95);
+        if !(0.0..=1.0).contains(&pass_threshold) {
+            return Err(SuiteError(format!(
+                "pass_threshold must be between 0 and 1, got {pass_threshold}"
+            )));
+        }
+        let repeats = raw.repeats.unwrap_or(1);
+        if repeats == 0 || repeats > MAX_REPEATS {
+            return Err(SuiteError(format!(
+                "repeats must be 1..={MAX_REPEATS}, got {repeats}"
+            )));
+        }
+        if raw.concurrency == Some(0) {
+            return Err(SuiteError("concurrency must be at least 1".into()));
+        }
+        let default_judge = raw.default_judge.clone();
+        let mut seen = std::collections::HashSet::new();
+        let mut cases = Vec::with_capacity(raw.cases.len());
+        for (i, c) in raw.cases.into_iter().enumerate() {
+            let at = format!("case '{}' (cases[{i}])", c.id);
+            if c.id.trim().is_empty() {
+                return Err(SuiteError(format!("cases[{i}] has an empty id")));
+            }
+            if !seen.insert(c.id.clone()) {
+                return Err(SuiteError(format!(
+                    "{at}: the id is used by an earlier case too; case ids must be unique"
+                )));
+            }
+            let raw_assertions = match (c.assertions, &default_judge) {
+                (Some(a), _) if !a.is_empty() => a,
+                (_, Some(d)) => vec![d.clone()],
+                _ => {
+                    return Err(SuiteError(format!(
+                        "{at}: no assertions, and the suite has no default_judge"
+                    )));
+                }
+            };
+            let assertions = raw_assertions
+                .iter()
+                .enumerate()
+                .map(|(j, a)| a.build(&format!("{at} assertions[{j}] ({})", a.kind)))
+                .collect::<Result<Vec<_>, _>>()?;
+            cases.push(Case {
+                id: c.id,
+                description: c.description.unwrap_or_default(),
+                input: c.input.unwrap_or_default(),
+                expected_output: c.expected_output,
+                tags: c.tags.unwrap_or_default(),
+                assertions,
+            });
+        }
+        Ok(Suite {
+            id: raw.id,
+            version: raw.version.unwrap_or(1),
+            description: raw.description.unwrap_or_default(),
+            pass_threshold,
+            target: raw.target.map(parse_target).transpose()?,
+            repeats,
+            concurrency: raw.concurrency,
+            vars: raw.vars.unwrap_or_default(),
+            cases,
+        })
+    }
+
+    /// The cases carrying any of `tags` (all cases when `tags` is empty).
+    pub fn selected(&self, tags: &[String]) -> Vec<&Case> {
+        self.cases
+            .iter()
+            .filter(|c| tags.is_empty() || c.tags.iter().any(|t| tags.contains(t)))
+            .collect()
+    }
+}
+
+/// The scaffold `eval create` writes: deterministic, runnable offline.
+pub fn scaffold(id: &str) -> String {
+    format!(
+        "id: {id}
+version: 1
+description: 'Eval suite: {id}'
+pass_threshold: 0.95
+# What produces the output: your agent, run once per case. It gets the bundle
+# (prompts, policies, model config) and the case on stdin as JSON and answers
+# on stdout with text, or JSON with output, tool_calls, usage, latency_ms.
+target:
+  type: command
+  command: python3 agent.py
+  timeout_ms: 30000
+concurrency: 8
+repeats: 1
+vars: {{}}
+cases:
+- id: example_case
+  input:
+    user_name: Alice
+  assertions:
+  - type: contains
+    config:
+      expected: Hello
+"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/llmhq-sample/.releaseops/evals/refunds.yaml"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn reads_the_existing_tools_suites() {
+        let s = Suite::parse(&sample()).unwrap();
+        assert_eq!(
+            (s.id.as_str(), s.cases.len(), s.pass_threshold),
+            ("refunds", 5, 0.8)
+        );
+        let smoke = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/llmhq-sample/.releaseops/evals/smoke.yaml"
+        ))
+        .unwrap();
+        assert_eq!(Suite::parse(&smoke).unwrap().cases.len(), 1);
+        assert!(
+            Suite::parse(scaffold("x").as_bytes())
+                .unwrap()
+                .target
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn invalid_suites_are_refused_naming_the_case() {
+        let base = String::from_utf8(sample()).unwrap();
+        for (doc, needle) in [
+            (
+                base.replace("type: contains", "type: vibes"),
+                "unknown judge 'vibes'",
+            ),
+            (
+                base.replace("pattern: \"Carol\"", "pattern: \"(Carol\""),
+                "composite_majority",
+            ),
+            (
+                base.replace("id: regex_flags", "id: greet_alice"),
+                "ids must be unique",
+            ),
+            (
+                base.replace("pass_threshold: 0.8", "pass_threshold: 8"),
+                "pass_threshold",
+            ),
+            (
+                format!("{base}- id: empty\n  input: {{}}\n"),
+                "no assertions",
+            ),
+        ] {
+            let e = Suite::parse(doc.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Targets: what produces the output being judged. The `command` target runs
+//! the team's real agent as a subprocess per case: the resolved bundle and the
+//! case go in on stdin as JSON, the answer comes back on stdout as text, or as
+//! JSON with `output` and optional `tool_calls`, `usage`, `latency_ms`. A case
+//! that overruns its timeout has its process killed, so the timeout bounds
+//! wall time for real.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+/// Largest answer accepted from an agent.
+pub const MAX_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ToolCall {
+    pub name: String,
+    #[serde(default, alias = "args")]
+    pub arguments: Value,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Usage {
+    #[serde(default, alias = "prompt_tokens")]
+    pub input_tokens: u64,
+    #[serde(default, alias = "completion_tokens")]
+    pub output_tokens: u64,
+}
+
+/// What an agent answered for one case.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct AgentOutput {
+    pub output: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    pub latency_ms: f64,
+}
+
+#[derive(Deserialize)]
+struct StructuredAnswer {
+    output: String,
+    #[serde(default)]
+    tool_calls: Vec<ToolCall>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    latency_ms: Option<f64>,
+}
+
+/// Reads an agent's stdout: JSON with `output`, or plain text (one trailing
+/// newline dropped).
+pub fn parse_answer(stdout: &[u8], measured_ms: f64) -> Result<AgentOutput, String> {
+    let text = std::str::from_utf8(stdout)
+        .map_err(|e| format!("the agent's output is not UTF-8 (byte {})", e.valid_up_to()))?;
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{')
+        && let Ok(a) = serde_json::from_str::<StructuredAnswer>(trimmed)
+    {
+        return Ok(AgentOutput {
+            output: a.output,
+            tool_calls: a.tool_calls,
+            usage: a.usage,
+            latency_ms: a
+                .latency_ms
+                .filter(|l| l.is_finite() && *l >= 0.0)
+                .unwrap_or(measured_ms),
+        });
+    }
+    let output = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(text)
+        .to_string();
+    Ok(AgentOutput {
+        output,
+        tool_calls: Vec::new(),
+        usage: None,
+        latency_ms: measured_ms,
+    })
+}
+
+/// The agent as a subprocess.
+#[derive(Debug, Clone)]
+pub struct CommandTarget {
+    pub argv: Vec<String>,
+    pub env: IndexMap<String, String>,
+    pub cwd: PathBuf,
+    pub timeout: Duration,
+}
+
+impl CommandTarget {
+    /// Runs the agent once with `payload` on stdin.
+    pub async fn call(&self, payload: &[u8]) -> Result<AgentOutput, String> {
+        let start = Instant::now();
+        let mut cmd = tokio::process::Command::new(&self.argv[0]);
+        cmd.args(&self.argv[1..])
+            .current_dir(&self.cwd)
+            .envs(&self.env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "cannot run `{}`: not found (the suite's target.command)",
+                    self.argv[0]
+                )
+            } else {
+                format!("cannot run `{}`: {e}", self.argv[0])
+            }
+        })?;
+        let stdin = child.stdin.take();
+        let payload = payload.to_vec();
+        let work = async move {
+            if let Some(mut si) = stdin {
+                // An agent that exits without reading stdin is not an error.
+                let _ = si.write_all(&payload).await;
+                drop(si);
+            }
+            child.wait_with_output().await
+        };
+        // Dropping `work` on timeout drops the child, which kills it.
+        let out = match tokio::time::timeout(self.timeout, work).await {
+            Err(_) => {
+                return Err(format!(
+                    "timed out after {} ms (the agent was killed)",
+                    self.timeout.as_millis()
+                ));
+            }
+            Ok(Err(e)) => return Err(format!("the agent failed: {e}")),
+            Ok(Ok(o)) => o,
+        };
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(format!(
+                "the agent exited with {}{}",
+                out.status
+                    .code()
+                    .map(|c| format!("code {c}"))
+                    .unwrap_or_else(|| "a signal".into()),
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", tail.join(" / "))
+                }
+            ));
+        }
+        if out.stdout.len() > MAX_OUTPUT_BYTES {
+            return Err(format!(
+                "the agent wrote {} bytes, over the {MAX_OUTPUT_BYTES}-byte limit",
+                out.stdout.len()
+            ));
+        }
+        parse_answer(&out.stdout, ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_as_text_or_json() {
+        assert_eq!(parse_answer(b"Hello\n", 1.0).unwrap().output, "Hello");
+        let j = parse_answer(br#"{"output": "ok", "tool_calls": [{"name": "t", "args": {"a": 1}}], "latency_ms": 7}"#, 1.0).unwrap();
+        assert_eq!(
+            (
+                j.output.as_str(),
+                j.tool_calls[0].name.as_str(),
+                j.latency_ms
+            ),
+            ("ok", "t", 7.0)
+        );
+        // JSON without `output` is just text.
+        assert_eq!(
+            parse_answer(b"{\"a\": 1}", 1.0).unwrap().output,
+            "{\"a\": 1}"
+        );
+        assert!(parse_answer(&[0xff], 1.0).is_err());
+    }
+}
