@@ -230,8 +230,9 @@ pub fn eval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
             "eval",
             GateStatus::Pending,
             format!(
-                "no report yet for required suite(s) {}; {run_hint}",
-                missing.join(", ")
+                "no report yet for required suite(s) {}; {}",
+                missing.join(", "),
+                run_hint.replace("<suite>", missing.first().copied().unwrap_or("<suite>"))
             ),
         )
     }

@@ -84,9 +84,8 @@ pub fn print_promotion(out: &PromoteOutcome) {
         anstream::println!("[DRY RUN] Would promote {target}");
     } else if out.overridden {
         anstream::println!(
-            "{} {target} {}",
-            paint(RED.bold(), "Promoted (gates overridden)"),
-            paint(BOLD, "")
+            "{} {target}",
+            paint(RED.bold(), "Promoted (gates overridden)")
         );
     } else {
         anstream::println!("Promoted {}", paint(BOLD, &target));
