@@ -299,6 +299,60 @@ fn main() {
         "-",
     ));
 
+    // Evaluation: loading a 10,000-case suite (in process), and running 1,000
+    // cases through the command target with a trivial agent (whole process).
+    let mut suite = String::from(
+        "id: big\npass_threshold: 0.9\ntarget: {type: command, command: cat}\ncases:\n",
+    );
+    for i in 0..10_000 {
+        suite.push_str(&format!(
+            "- id: case_{i}\n  input: {{user_name: user{i}, refund: {}}}\n  expected_output: Hello user{i}\n  tags: [t{}]\n  assertions:\n  - type: contains\n    config: {{expected: Hello}}\n  - type: regex\n    config: {{pattern: 'user\\d+'}}\n",
+            i % 200,
+            i % 7
+        ));
+    }
+    let load = median(
+        (0..n(7))
+            .map(|_| {
+                let t = Instant::now();
+                let parsed = releaseops_eval::Suite::parse(suite.as_bytes()).expect("suite parses");
+                assert_eq!(parsed.cases.len(), 10_000);
+                t.elapsed()
+            })
+            .collect(),
+    );
+    rows.push((
+        "load a 10,000-case suite (parse + validate, in process)".into(),
+        load,
+        "100 ms",
+        "423 ms at 1,000",
+    ));
+    let ev = new_repo();
+    run(ev.path(), &["bundle", "create", "e", "-m", "m"]);
+    let mut thousand = String::from(
+        "id: k\npass_threshold: 0.5\ntarget: {type: command, command: cat}\nconcurrency: 8\ncases:\n",
+    );
+    for i in 0..1000 {
+        thousand.push_str(&format!("- id: c{i}\n  input: {{n: {i}}}\n  assertions: [{{type: contains, config: {{expected: case_id}}}}]\n"));
+    }
+    std::fs::write(ev.path().join(".releaseops/evals/k.yaml"), thousand).expect("write suite");
+    let runs = median(
+        (0..n(3))
+            .map(|_| {
+                run(
+                    ev.path(),
+                    &["eval", "run", "k", "--bundle", "e", "--no-save"],
+                )
+            })
+            .collect(),
+    );
+    rows.push((
+        "eval run: 1,000 cases, command target (`cat`), concurrency 8".into(),
+        runs,
+        "-",
+        "-",
+    ));
+
     println!(
         "\n{:<72} {:>12} {:>8} {:>18}",
         "operation (median, whole process)", "releaseops", "target", "llmhq-releaseops"
