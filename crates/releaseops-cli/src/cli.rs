@@ -263,6 +263,24 @@ pub enum EvalCmd {
     Run(EvalRunArgs),
     /// Show a saved report: a run id, or the latest for --bundle [--version] [--suite]
     Report(EvalReportArgs),
+    /// Compare the newest runs of a suite on two versions, case by case (exact McNemar test)
+    Compare(EvalCompareArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EvalCompareArgs {
+    pub suite: String,
+    #[arg(short = 'b', long)]
+    pub bundle: String,
+    /// The version to compare against
+    #[arg(long, conflicts_with = "baseline_env")]
+    pub baseline: Option<String>,
+    /// Compare against the version live in this environment
+    #[arg(long, value_name = "ENV")]
+    pub baseline_env: Option<String>,
+    /// The version under test (default: the highest)
+    #[arg(long)]
+    pub candidate: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]

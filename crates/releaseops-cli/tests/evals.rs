@@ -342,3 +342,114 @@ fn the_environment_sets_the_bar_not_the_suite() {
     .ok();
     r.run(&["promote", "a", "1.0.0", "prod"]).ok();
 }
+
+#[test]
+fn compare_names_the_cases_that_regressed_and_reports_find_runs() {
+    let r = setup("1.0", "");
+    r.run(&[
+        "eval",
+        "run",
+        "refunds",
+        "--bundle",
+        "a",
+        "--version",
+        "1.0.0",
+    ])
+    .ok();
+    r.run(&[
+        "eval",
+        "run",
+        "refunds",
+        "--bundle",
+        "a",
+        "--version",
+        "1.1.0",
+    ])
+    .code(5);
+    let c = r.run(&[
+        "--json",
+        "eval",
+        "compare",
+        "refunds",
+        "--bundle",
+        "a",
+        "--baseline",
+        "1.0.0",
+    ]);
+    c.code(0);
+    let j = c.json();
+    assert_eq!(j["regressed"], serde_json::json!(["big_refund_escalates"]));
+    assert_eq!(j["both_passed"], 2);
+    // One regressed case out of three is not evidence of a real regression.
+    assert_eq!(
+        (j["significant"].as_bool(), j["verdict"].as_str()),
+        (Some(false), Some("no significant change"))
+    );
+    let text = r
+        .run(&[
+            "eval",
+            "compare",
+            "refunds",
+            "--bundle",
+            "a",
+            "--baseline",
+            "1.0.0",
+            "--candidate",
+            "1.1.0",
+        ])
+        .ok()
+        .to_string();
+    assert!(
+        text.contains("regressed big_refund_escalates") && text.contains("p = 1.0000"),
+        "{text}"
+    );
+    // No run yet for a version: say how to get one.
+    r.run(&[
+        "bundle",
+        "create",
+        "a",
+        "-v",
+        "2.0.0",
+        "-a",
+        "system=file:prompts/system.md",
+        "-m",
+        "m2",
+    ])
+    .ok();
+    let o = r.run(&[
+        "eval",
+        "compare",
+        "refunds",
+        "--bundle",
+        "a",
+        "--baseline",
+        "1.0.0",
+    ]);
+    o.code(1);
+    assert!(
+        o.stderr
+            .contains("no saved run of suite 'refunds' on a@2.0.0"),
+        "{}",
+        o.stderr
+    );
+    // Reports by run id, and the latest by filter.
+    let run = r
+        .run(&[
+            "--json",
+            "eval",
+            "report",
+            "--bundle",
+            "a",
+            "--version",
+            "1.0.0",
+        ])
+        .json();
+    assert_eq!(run["summary"]["gate_decision"], "PASS");
+    let id = run["run_id"].as_str().expect("run id").to_string();
+    assert!(
+        r.run(&["eval", "report", &id])
+            .ok()
+            .contains("bundle_version: 1.0.0")
+    );
+    r.run(&["eval", "report", "no-such-run"]).code(1);
+}

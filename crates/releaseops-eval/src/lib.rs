@@ -8,6 +8,7 @@
 //! when the evidence cannot tell. Nothing here prints or touches the store:
 //! the CLI wires suites, bundles and reports to disk.
 
+pub mod compare;
 pub mod judge;
 pub mod report;
 pub mod runner;

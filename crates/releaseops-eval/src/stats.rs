@@ -125,3 +125,45 @@ mod tests {
         assert_eq!(verdict(0, 0, 0.5, 0).0, Verdict::Inconclusive);
     }
 }
+
+/// The exact (binomial) McNemar test, two-sided: `b` cases passed before and
+/// fail now, `c` failed before and pass now. The p-value is the chance of a
+/// split at least this lopsided if neither version were better.
+pub fn mcnemar_exact(b: u64, c: u64) -> f64 {
+    let n = b + c;
+    if n == 0 {
+        return 1.0;
+    }
+    let k = b.min(c);
+    // Sum C(n, i) / 2^n for i in 0..=k, in log space (n can be large).
+    let ln2n = n as f64 * std::f64::consts::LN_2;
+    let mut ln_choose = 0.0f64;
+    let mut terms = Vec::with_capacity(k as usize + 1);
+    for i in 0..=k {
+        if i > 0 {
+            ln_choose += ((n - i + 1) as f64).ln() - (i as f64).ln();
+        }
+        terms.push(ln_choose - ln2n);
+    }
+    let max = terms.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let tail = max.exp() * terms.iter().map(|t| (t - max).exp()).sum::<f64>();
+    (2.0 * tail).min(1.0)
+}
+
+#[cfg(test)]
+mod mcnemar_tests {
+    use super::*;
+
+    #[test]
+    fn exact_p_values() {
+        // Hand-computed binomial tails: 2 * sum_{i<=min} C(n,i) / 2^n.
+        assert!((mcnemar_exact(1, 6) - 0.125).abs() < 1e-12);
+        assert!((mcnemar_exact(0, 5) - 0.0625).abs() < 1e-12);
+        assert!((mcnemar_exact(2, 12) - 212.0 / 16384.0).abs() < 1e-12);
+        assert_eq!(mcnemar_exact(3, 3), 1.0);
+        assert_eq!(mcnemar_exact(0, 0), 1.0);
+        // Large n stays finite: 400 vs 600 is overwhelmingly significant.
+        let p = mcnemar_exact(400, 600);
+        assert!(p > 0.0 && p < 1e-9, "{p}");
+    }
+}

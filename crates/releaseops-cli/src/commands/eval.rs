@@ -5,7 +5,7 @@ use releaseops_core::evals::{self, EvalRequest};
 use releaseops_eval::report::Report;
 
 use crate::app::{App, CmdResult, Failure};
-use crate::cli::{EvalCmd, EvalReportArgs, EvalRunArgs, ReportFormat};
+use crate::cli::{EvalCmd, EvalCompareArgs, EvalReportArgs, EvalRunArgs, ReportFormat};
 use crate::commands::{EXIT_EVAL_FAIL, EXIT_EVAL_INCONCLUSIVE};
 use crate::output::{self, BOLD, DIM, GREEN, RED, YELLOW, paint};
 
@@ -26,6 +26,7 @@ pub fn run(app: &App, cmd: EvalCmd) -> CmdResult {
         EvalCmd::List => list(app),
         EvalCmd::Run(a) => run_suite(app, a),
         EvalCmd::Report(a) => report(app, a),
+        EvalCmd::Compare(a) => compare(app, a),
     }
 }
 
@@ -181,44 +182,13 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
 
 fn report(app: &App, a: EvalReportArgs) -> CmdResult {
     let store = app.store()?;
-    let root = store.dir().join("eval_reports");
-    let mut found: Vec<std::path::PathBuf> = Vec::new();
-    let mut stack = vec![root.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "yaml") {
-                let rel = p
-                    .strip_prefix(&root)
-                    .map(|r| r.to_string_lossy().to_string())
-                    .unwrap_or_default();
-                let parts: Vec<&str> = rel.split('/').collect();
-                let stem = p
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().to_string())
-                    .unwrap_or_default();
-                let ok = match &a.run_id {
-                    Some(id) => stem == *id || rel == *id,
-                    None => {
-                        a.bundle
-                            .as_deref()
-                            .is_none_or(|b| parts.first() == Some(&b))
-                            && a.version
-                                .as_deref()
-                                .is_none_or(|v| parts.get(1) == Some(&v))
-                            && a.suite.as_deref().is_none_or(|s| parts.get(2) == Some(&s))
-                    }
-                };
-                if ok {
-                    found.push(p);
-                }
-            }
-        }
-    }
-    // Run ids start with a UTC timestamp, so the greatest name is the newest.
-    found.sort_by_key(|p| p.file_name().map(|n| n.to_os_string()));
+    let found = evals::find_reports(
+        &store,
+        a.bundle.as_deref(),
+        a.version.as_deref(),
+        a.suite.as_deref(),
+        a.run_id.as_deref(),
+    );
     let Some(path) = found.last() else {
         return Err(Failure {
             code: 1,
@@ -244,4 +214,76 @@ fn report(app: &App, a: EvalReportArgs) -> CmdResult {
         anstream::print!("{text}");
     }
     Ok(0)
+}
+
+fn compare(app: &App, a: EvalCompareArgs) -> CmdResult {
+    let store = app.store()?;
+    let baseline = match (&a.baseline, &a.baseline_env) {
+        (Some(v), _) => v.clone(),
+        (None, Some(env)) => store
+            .load_env(env)?
+            .bundle_mappings
+            .get(&a.bundle)
+            .cloned()
+            .ok_or_else(|| Failure {
+                code: 1,
+                kind: "not_found",
+                message: format!("'{}' is not deployed in '{env}'", a.bundle),
+                hint: Some("give --baseline VERSION instead".into()),
+            })?,
+        (None, None) => {
+            return Err(Failure::usage(
+                "give --baseline VERSION or --baseline-env ENV",
+                "e.g. --baseline-env prod",
+            ));
+        }
+    };
+    let candidate = match a.candidate {
+        Some(v) => v,
+        None => store.latest_version(&a.bundle)?,
+    };
+    let c = evals::compare(&store, &a.suite, &a.bundle, &baseline, &candidate)?;
+    let code = if c.verdict == "regression" {
+        EXIT_EVAL_FAIL
+    } else {
+        0
+    };
+    if output::json(app, &c) {
+        return Ok(code);
+    }
+    let verdict = match c.verdict.as_str() {
+        "regression" => paint(RED.bold(), "REGRESSION"),
+        "improvement" => paint(GREEN.bold(), "IMPROVEMENT"),
+        _ => paint(BOLD, "NO SIGNIFICANT CHANGE"),
+    };
+    anstream::println!(
+        "{} -> {} on suite {}: {verdict} (McNemar exact p = {:.4})",
+        c.baseline,
+        c.candidate,
+        c.suite,
+        c.p_value
+    );
+    anstream::println!(
+        "  both passed {}, both failed {}, regressed {}, improved {}",
+        c.both_passed,
+        c.both_failed,
+        c.regressed.len(),
+        c.improved.len()
+    );
+    for id in &c.regressed {
+        anstream::println!("  {} {id}", paint(RED, "regressed"));
+    }
+    for id in &c.improved {
+        anstream::println!("  {} {id}", paint(GREEN, "improved "));
+    }
+    if !c.unmatched.is_empty() {
+        anstream::println!(
+            "  {}",
+            paint(
+                DIM,
+                &format!("not in both runs: {}", c.unmatched.join(", "))
+            )
+        );
+    }
+    Ok(code)
 }
