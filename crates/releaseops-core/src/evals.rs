@@ -7,10 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use releaseops_eval::providers::{Provider, RetryPolicy, http_client};
+use releaseops_eval::render::template_text;
 use releaseops_eval::report::Report;
 use releaseops_eval::runner::{self, BundleUnderTest, RunOptions};
 use releaseops_eval::suite::{Suite, TargetSpec};
-use releaseops_eval::target::CommandTarget;
+use releaseops_eval::target::{CommandTarget, HttpTarget, ModelTarget, Target};
 use releaseops_format::manifest::BundleManifest;
 use releaseops_format::names;
 use releaseops_store::{Store, StoreError};
@@ -136,15 +138,10 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
     let store = ctx.store;
     let suite = load_suite(store, &req.suite)?;
     let manifest = store.load_bundle(&req.bundle, &req.version)?;
-    let Some(TargetSpec::Command {
-        argv,
-        env,
-        timeout_ms,
-    }) = suite.target.clone()
-    else {
+    let Some(spec) = suite.target.clone() else {
         return Err(CoreError::invalid(
             format!("suite '{}' has no target", req.suite),
-            "add `target: {type: command, command: <your agent>}` to the suite; it runs once per case",
+            "add `target: {type: command, command: <your agent>}` (or type: model / http) to the suite",
         ));
     };
     if suite.selected(&req.tags).is_empty() {
@@ -157,12 +154,8 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
             "drop --tag, or tag some cases",
         ));
     }
-    let target = CommandTarget {
-        argv,
-        env,
-        cwd: store.root().to_path_buf(),
-        timeout: Duration::from_millis(timeout_ms),
-    };
+    let payload = agent_payload(store, &manifest);
+    let target = build_target(store, &spec, &manifest, &payload)?;
     let hash = manifest
         .bundle_hash
         .clone()
@@ -171,7 +164,7 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         id: req.bundle.clone(),
         version: req.version.clone(),
         hash,
-        payload: agent_payload(store, &manifest),
+        payload,
     };
     let stamp = ctx.now.strftime("%Y%m%dT%H%M%S").to_string();
     let run_id = format!(
@@ -188,6 +181,8 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         run_id: run_id.clone(),
         timestamp: ctx.now_str(),
         progress: req.progress.clone(),
+        case_timeout: Duration::from_millis(spec.timeout_ms()),
+        retry: RetryPolicy::default(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -318,4 +313,139 @@ pub fn compare(
         &load(baseline)?,
         &load(candidate)?,
     ))
+}
+
+/// Expands `${NAME}` from the environment, so secrets stay out of suite files.
+fn expand_env(value: &str, what: &str) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(CoreError::invalid(
+                format!("{what}: unclosed ${{ in {value:?}"),
+                "write ${NAME}",
+            ));
+        };
+        let name = &after[..end];
+        let v = std::env::var(name).map_err(|_| {
+            CoreError::invalid(
+                format!("{what} needs the environment variable {name}, which is not set"),
+                format!("export {name}=..."),
+            )
+        })?;
+        out.push_str(&v);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn build_target(
+    store: &Store,
+    spec: &TargetSpec,
+    m: &BundleManifest,
+    payload: &Value,
+) -> Result<Target> {
+    let client =
+        || http_client().map_err(|e| CoreError::refused(e, "check the system's TLS setup"));
+    Ok(match spec {
+        TargetSpec::Command { argv, env, .. } => Target::Command(CommandTarget {
+            argv: argv.clone(),
+            env: env.clone(),
+            cwd: store.root().to_path_buf(),
+        }),
+        TargetSpec::Http { url, headers, .. } => {
+            let headers = headers
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), expand_env(v, &format!("target.headers.{k}"))?)))
+                .collect::<Result<Vec<_>>>()?;
+            Target::Http(HttpTarget {
+                client: client()?,
+                url: url.clone(),
+                headers,
+            })
+        }
+        TargetSpec::Model {
+            provider,
+            model,
+            base_url,
+            ..
+        } => {
+            let mc = m.model_config.as_ref();
+            let pname = provider.clone().or_else(|| mc.map(|c| c.provider.clone())).ok_or_else(|| {
+                CoreError::invalid(
+                    format!("{}@{} has no model config and the suite names no provider", m.metadata.id, m.metadata.version),
+                    "create the bundle with --model and --provider, or set target.provider and target.model",
+                )
+            })?;
+            let p = Provider::parse(&pname).ok_or_else(|| {
+                CoreError::invalid(
+                    format!("provider '{pname}' is not supported"),
+                    "use openai, anthropic, gemini or openai-compatible",
+                )
+            })?;
+            let model = model
+                .clone()
+                .or_else(|| mc.map(|c| c.model.clone()))
+                .ok_or_else(|| {
+                    CoreError::invalid(
+                        "no model to call",
+                        "set target.model or create the bundle with --model",
+                    )
+                })?;
+            let base = base_url
+                .clone()
+                .or_else(|| {
+                    std::env::var(p.base_url_var())
+                        .ok()
+                        .filter(|s| !s.trim().is_empty())
+                })
+                .unwrap_or_else(|| p.default_base_url().to_string());
+            let (key_var, required) = p.key_var();
+            let api_key = std::env::var(key_var).ok().filter(|k| !k.trim().is_empty());
+            // A key is needed by the public service; a compatible server
+            // elsewhere (local, or a test server on loopback) may not want one.
+            if api_key.is_none() && required && base.trim_end_matches('/') == p.default_base_url() {
+                return Err(CoreError::refused(
+                    format!("calling {} needs {key_var}", p.name()),
+                    format!(
+                        "export {key_var}=..., or point {} at a compatible server",
+                        p.base_url_var()
+                    ),
+                ));
+            }
+            let mut system_templates = Vec::new();
+            let mut user_template = None;
+            if let Some(prompts) = payload.get("prompts").and_then(|v| v.as_object()) {
+                for (role, art) in prompts {
+                    let content = art.get("content").and_then(|c| c.as_str()).ok_or_else(|| {
+                        CoreError::refused(
+                            format!("the text of prompt '{role}' is not available (not in the object store, not reproducible)"),
+                            "recreate the bundle with releaseops so its prompts are stored",
+                        )
+                    })?;
+                    let t = template_text(content);
+                    if role == "user" {
+                        user_template = Some(t)
+                    } else {
+                        system_templates.push(t)
+                    }
+                }
+            }
+            Target::Model(Box::new(ModelTarget {
+                client: client()?,
+                provider: p,
+                base_url: base,
+                api_key,
+                model,
+                temperature: mc.and_then(|c| c.temperature.as_f64()),
+                max_tokens: mc.map(|c| c.max_tokens).unwrap_or(1024),
+                parameters: mc.map(|c| c.parameters.clone()).unwrap_or_default(),
+                system_templates,
+                user_template,
+            }))
+        }
+    })
 }

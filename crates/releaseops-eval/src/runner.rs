@@ -8,10 +8,11 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
+use crate::providers::RetryPolicy;
 use crate::report::{Attempt, CaseResult, Report, Summary};
 use crate::stats::{self, Z95};
 use crate::suite::{Case, Suite};
-use crate::target::CommandTarget;
+use crate::target::Target;
 
 /// The bundle under evaluation, as the agent receives it.
 #[derive(Debug, Clone)]
@@ -31,6 +32,10 @@ pub struct RunOptions {
     pub timestamp: String,
     /// Called after each case with (cases done, cases total).
     pub progress: Option<Arc<dyn Fn(usize, usize) + Send + Sync>>,
+    /// The hard bound on one call (retries included): the call is dropped,
+    /// and a subprocess agent killed, when it runs out.
+    pub case_timeout: std::time::Duration,
+    pub retry: RetryPolicy,
 }
 
 /// Concurrency when neither the suite nor the command line says.
@@ -39,9 +44,11 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 async fn run_case(
     case: Arc<Case>,
     suite_vars: Arc<Map<String, Value>>,
-    target: Arc<CommandTarget>,
+    target: Arc<Target>,
     bundle: Arc<Value>,
     repeats: u32,
+    timeout: std::time::Duration,
+    retry: RetryPolicy,
 ) -> CaseResult {
     let mut input = (*suite_vars).clone();
     for (k, v) in &case.input {
@@ -52,8 +59,14 @@ async fn run_case(
     for repeat in 0..repeats {
         let payload =
             json!({ "case_id": case.id, "repeat": repeat, "input": input, "bundle": *bundle });
-        let bytes = serde_json::to_vec(&payload).unwrap_or_default();
-        match target.call(&bytes).await {
+        let call = tokio::time::timeout(timeout, target.call(&payload, &input, retry)).await;
+        let call = call.unwrap_or_else(|_| {
+            Err(format!(
+                "timed out after {} ms (the call was abandoned; a subprocess agent is killed)",
+                timeout.as_millis()
+            ))
+        });
+        match call {
             Ok(out) => {
                 let results: Vec<_> = case
                     .assertions
@@ -105,7 +118,7 @@ async fn run_case(
 /// Runs the suite's selected cases against `target`.
 pub async fn run(
     suite: &Suite,
-    target: CommandTarget,
+    target: Target,
     bundle: &BundleUnderTest,
     opts: RunOptions,
 ) -> Report {
@@ -132,10 +145,10 @@ pub async fn run(
             done.clone(),
         );
         let progress = opts.progress.clone();
-        let repeats = opts.repeats;
+        let (repeats, timeout, retry) = (opts.repeats, opts.case_timeout, opts.retry);
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            let r = run_case(case, vars, target, payload, repeats).await;
+            let r = run_case(case, vars, target, payload, repeats, timeout, retry).await;
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if let Some(p) = progress {
                 p(n, total);

@@ -26,6 +26,44 @@ pub enum TargetSpec {
         env: IndexMap<String, String>,
         timeout_ms: u64,
     },
+    /// The team's agent service: the same JSON POSTed to `url`.
+    Http {
+        url: String,
+        headers: IndexMap<String, String>,
+        timeout_ms: u64,
+    },
+    /// The bundle's own model with its own prompts; `provider`, `model` and
+    /// `base_url` override the bundle's model config.
+    Model {
+        provider: Option<String>,
+        model: Option<String>,
+        base_url: Option<String>,
+        timeout_ms: u64,
+    },
+}
+
+impl TargetSpec {
+    pub fn timeout_ms(&self) -> u64 {
+        match self {
+            TargetSpec::Command { timeout_ms, .. }
+            | TargetSpec::Http { timeout_ms, .. }
+            | TargetSpec::Model { timeout_ms, .. } => *timeout_ms,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            TargetSpec::Command { argv, .. } => format!("command: {}", argv.join(" ")),
+            TargetSpec::Http { url, .. } => format!("http: {url}"),
+            TargetSpec::Model {
+                provider, model, ..
+            } => format!(
+                "model: {} {}",
+                provider.as_deref().unwrap_or("(bundle's provider)"),
+                model.as_deref().unwrap_or("(bundle's model)")
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +137,16 @@ struct RawTarget {
     env: Option<IndexMap<String, String>>,
     #[serde(default)]
     timeout_ms: Option<u64>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    headers: Option<IndexMap<String, String>>,
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    base_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +190,19 @@ impl RawAssertion {
 }
 
 fn parse_target(t: RawTarget) -> Result<TargetSpec, SuiteError> {
+    let timeout_ms = t.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+    if timeout_ms == 0 {
+        return Err(SuiteError("target.timeout_ms must be at least 1".into()));
+    }
+    let http_url = |u: &str, key: &str| -> Result<(), SuiteError> {
+        if u.starts_with("http://") || u.starts_with("https://") {
+            Ok(())
+        } else {
+            Err(SuiteError(format!(
+                "target.{key} must start with http:// or https://, got {u:?}"
+            )))
+        }
+    };
     match t.kind.as_str() {
         "command" => {
             let argv: Vec<String> = match t.command {
@@ -164,18 +225,43 @@ fn parse_target(t: RawTarget) -> Result<TargetSpec, SuiteError> {
             if argv.is_empty() {
                 return Err(SuiteError("target.command is empty".into()));
             }
-            let timeout_ms = t.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
-            if timeout_ms == 0 {
-                return Err(SuiteError("target.timeout_ms must be at least 1".into()));
-            }
             Ok(TargetSpec::Command {
                 argv,
                 env: t.env.unwrap_or_default(),
                 timeout_ms,
             })
         }
+        "http" => {
+            let url = t
+                .url
+                .ok_or_else(|| SuiteError("target.url is required for type: http".into()))?;
+            http_url(&url, "url")?;
+            Ok(TargetSpec::Http {
+                url,
+                headers: t.headers.unwrap_or_default(),
+                timeout_ms,
+            })
+        }
+        "model" => {
+            if let Some(p) = &t.provider
+                && crate::providers::Provider::parse(p).is_none()
+            {
+                return Err(SuiteError(format!(
+                    "target.provider '{p}' is not openai, anthropic, gemini or openai-compatible"
+                )));
+            }
+            if let Some(u) = &t.base_url {
+                http_url(u, "base_url")?;
+            }
+            Ok(TargetSpec::Model {
+                provider: t.provider,
+                model: t.model,
+                base_url: t.base_url,
+                timeout_ms,
+            })
+        }
         other => Err(SuiteError(format!(
-            "target type '{other}' is not supported by this version; use type: command (your agent as a subprocess)"
+            "target type '{other}' is not command, http or model"
         ))),
     }
 }

@@ -7,12 +7,15 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
+
+use crate::providers::{self, Chat, Provider, RetryPolicy, call_http};
+use crate::render::render;
 
 /// Largest answer accepted from an agent.
 pub const MAX_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
@@ -92,7 +95,117 @@ pub struct CommandTarget {
     pub argv: Vec<String>,
     pub env: IndexMap<String, String>,
     pub cwd: PathBuf,
-    pub timeout: Duration,
+}
+
+/// The team's agent service.
+#[derive(Debug, Clone)]
+pub struct HttpTarget {
+    pub client: reqwest::Client,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// The bundle's own model, with the bundle's own prompts.
+#[derive(Clone)]
+pub struct ModelTarget {
+    pub client: reqwest::Client,
+    pub provider: Provider,
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub model: String,
+    pub temperature: Option<f64>,
+    pub max_tokens: u64,
+    pub parameters: serde_json::Map<String, Value>,
+    /// Templates of every prompt role but `user`, in manifest order.
+    pub system_templates: Vec<String>,
+    /// The `user` role's template, if the bundle has one.
+    pub user_template: Option<String>,
+}
+
+impl std::fmt::Debug for ModelTarget {
+    // Never print the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelTarget")
+            .field("provider", &self.provider)
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
+impl ModelTarget {
+    /// The chat for one case: system from the bundle's prompts, user from its
+    /// `user` prompt, else the case's `message`/`input`/`query`, else the input as JSON.
+    pub fn chat_for(&self, input: &serde_json::Map<String, Value>) -> Result<Chat, String> {
+        let system = self
+            .system_templates
+            .iter()
+            .map(|t| render(t, input))
+            .collect::<Result<Vec<_>, _>>()?
+            .join("\n\n");
+        let user = match &self.user_template {
+            Some(t) => render(t, input)?,
+            None => ["message", "input", "query"]
+                .iter()
+                .find_map(|k| input.get(*k).and_then(|v| v.as_str()).map(str::to_string))
+                .unwrap_or_else(|| Value::Object(input.clone()).to_string()),
+        };
+        Ok(Chat {
+            model: self.model.clone(),
+            system,
+            user,
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            parameters: self.parameters.clone(),
+        })
+    }
+}
+
+/// What produces the output for a case.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Command(CommandTarget),
+    Http(HttpTarget),
+    Model(Box<ModelTarget>),
+}
+
+impl Target {
+    /// One call for one case: `payload` is what the command and http targets
+    /// receive; `input` is the case's variables (suite `vars` included).
+    pub async fn call(
+        &self,
+        payload: &Value,
+        input: &serde_json::Map<String, Value>,
+        retry: RetryPolicy,
+    ) -> Result<AgentOutput, String> {
+        match self {
+            Target::Command(c) => {
+                c.call(&serde_json::to_vec(payload).unwrap_or_default())
+                    .await
+            }
+            Target::Http(h) => call_http(&h.client, &h.url, &h.headers, payload, retry).await,
+            Target::Model(m) => {
+                let chat = m.chat_for(input)?;
+                providers::chat(
+                    &m.client,
+                    m.provider,
+                    &m.base_url,
+                    m.api_key.as_deref(),
+                    &chat,
+                    retry,
+                )
+                .await
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Command(c) => format!("command: {}", c.argv.join(" ")),
+            Target::Http(h) => format!("http: {}", h.url),
+            Target::Model(m) => format!("model: {} {}", m.provider.name(), m.model),
+        }
+    }
 }
 
 impl CommandTarget {
@@ -127,17 +240,8 @@ impl CommandTarget {
             }
             child.wait_with_output().await
         };
-        // Dropping `work` on timeout drops the child, which kills it.
-        let out = match tokio::time::timeout(self.timeout, work).await {
-            Err(_) => {
-                return Err(format!(
-                    "timed out after {} ms (the agent was killed)",
-                    self.timeout.as_millis()
-                ));
-            }
-            Ok(Err(e)) => return Err(format!("the agent failed: {e}")),
-            Ok(Ok(o)) => o,
-        };
+        // The runner's timeout drops this future, which drops the child and kills it.
+        let out = work.await.map_err(|e| format!("the agent failed: {e}"))?;
         let ms = start.elapsed().as_secs_f64() * 1000.0;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);

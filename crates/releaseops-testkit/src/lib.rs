@@ -213,6 +213,18 @@ impl Repo {
             .env("RELEASEOPS_ACTOR", "Test Dev <dev@example.test>")
             .env("NO_COLOR", "1");
         c.env_remove("RELEASEOPS_NOW");
+        // Tests never reach a real provider: drop any keys and endpoints the
+        // machine has; a test that wants a loopback server sets them itself.
+        for var in [
+            "OPENAI_API_KEY",
+            "ANTHROPIC_API_KEY",
+            "GEMINI_API_KEY",
+            "OPENAI_BASE_URL",
+            "ANTHROPIC_BASE_URL",
+            "GEMINI_BASE_URL",
+        ] {
+            c.env_remove(var);
+        }
         for (k, v) in &self.env {
             c.env(k, v);
         }

@@ -37,12 +37,10 @@ fn list(app: &App) -> CmdResult {
     for id in evals::suite_ids(&store)? {
         match evals::load_suite(&store, &id) {
             Ok(s) => {
-                let target = match &s.target {
-                    Some(releaseops_eval::suite::TargetSpec::Command { argv, .. }) => {
-                        format!("command: {}", argv.join(" "))
-                    }
-                    None => "(none)".into(),
-                };
+                let target = s
+                    .target
+                    .as_ref()
+                    .map_or_else(|| "(none)".to_string(), |t| t.describe());
                 rows.push(vec![
                     id.clone(),
                     s.cases.len().to_string(),

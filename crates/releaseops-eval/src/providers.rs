@@ -1,0 +1,456 @@
+//! Talking to models and agent services over HTTP: OpenAI chat completions
+//! (and any OpenAI-compatible server: Ollama, vLLM, llama.cpp), Anthropic
+//! messages, Google Gemini generateContent, and the `http` target (POST the
+//! case to the team's agent service). Keys travel in headers only, so they
+//! never end up in a URL, a report, a log or an error message.
+//!
+//! Every call retries 429 and 5xx answers and dropped connections with
+//! exponential backoff and jitter, honouring `Retry-After`; the runner's
+//! per-case timeout bounds the whole thing, retries included.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use crate::target::{AgentOutput, ToolCall, Usage, parse_answer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    OpenAi,
+    OpenAiCompatible,
+    Anthropic,
+    Gemini,
+}
+
+impl Provider {
+    pub fn parse(s: &str) -> Option<Provider> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "openai" => Provider::OpenAi,
+            "openai-compatible" | "openai_compatible" | "ollama" | "vllm" | "llamacpp"
+            | "llama.cpp" | "local" => Provider::OpenAiCompatible,
+            "anthropic" => Provider::Anthropic,
+            "gemini" | "google" => Provider::Gemini,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "openai",
+            Provider::OpenAiCompatible => "openai-compatible",
+            Provider::Anthropic => "anthropic",
+            Provider::Gemini => "gemini",
+        }
+    }
+
+    /// The environment variable holding the key, and whether one is required.
+    pub fn key_var(self) -> (&'static str, bool) {
+        match self {
+            Provider::OpenAi => ("OPENAI_API_KEY", true),
+            Provider::OpenAiCompatible => ("OPENAI_API_KEY", false),
+            Provider::Anthropic => ("ANTHROPIC_API_KEY", true),
+            Provider::Gemini => ("GEMINI_API_KEY", true),
+        }
+    }
+
+    pub fn base_url_var(self) -> &'static str {
+        match self {
+            Provider::OpenAi | Provider::OpenAiCompatible => "OPENAI_BASE_URL",
+            Provider::Anthropic => "ANTHROPIC_BASE_URL",
+            Provider::Gemini => "GEMINI_BASE_URL",
+        }
+    }
+
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "https://api.openai.com/v1",
+            Provider::OpenAiCompatible => "http://127.0.0.1:11434/v1",
+            Provider::Anthropic => "https://api.anthropic.com",
+            Provider::Gemini => "https://generativelanguage.googleapis.com",
+        }
+    }
+}
+
+/// A chat request, provider-neutral.
+#[derive(Debug, Clone)]
+pub struct Chat {
+    pub model: String,
+    pub system: String,
+    pub user: String,
+    pub temperature: Option<f64>,
+    pub max_tokens: u64,
+    pub parameters: Map<String, Value>,
+}
+
+/// Builds the provider's request: (path under the base URL, JSON body).
+pub fn request(p: Provider, c: &Chat) -> (String, Value) {
+    match p {
+        Provider::OpenAi | Provider::OpenAiCompatible => {
+            let mut messages = Vec::new();
+            if !c.system.is_empty() {
+                messages.push(json!({"role": "system", "content": c.system}));
+            }
+            messages.push(json!({"role": "user", "content": c.user}));
+            let mut body =
+                json!({"model": c.model, "messages": messages, "max_tokens": c.max_tokens});
+            if let Some(t) = c.temperature {
+                body["temperature"] = json!(t);
+            }
+            merge(&mut body, &c.parameters);
+            ("/chat/completions".into(), body)
+        }
+        Provider::Anthropic => {
+            let mut body = json!({"model": c.model, "max_tokens": c.max_tokens, "messages": [{"role": "user", "content": c.user}]});
+            if !c.system.is_empty() {
+                body["system"] = json!(c.system);
+            }
+            if let Some(t) = c.temperature {
+                body["temperature"] = json!(t);
+            }
+            merge(&mut body, &c.parameters);
+            ("/v1/messages".into(), body)
+        }
+        Provider::Gemini => {
+            let mut gen_cfg = json!({"maxOutputTokens": c.max_tokens});
+            if let Some(t) = c.temperature {
+                gen_cfg["temperature"] = json!(t);
+            }
+            merge(&mut gen_cfg, &c.parameters);
+            let mut body = json!({"contents": [{"role": "user", "parts": [{"text": c.user}]}], "generationConfig": gen_cfg});
+            if !c.system.is_empty() {
+                body["systemInstruction"] = json!({"parts": [{"text": c.system}]});
+            }
+            (format!("/v1beta/models/{}:generateContent", c.model), body)
+        }
+    }
+}
+
+fn merge(into: &mut Value, params: &Map<String, Value>) {
+    if let Value::Object(o) = into {
+        for (k, v) in params {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+fn trunc(s: &str) -> String {
+    let s = s.trim();
+    if s.chars().count() > 300 {
+        format!("{}…", s.chars().take(300).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}
+
+/// The error message inside a provider's error body, if any.
+fn error_message(v: &Value) -> Option<String> {
+    let e = v.get("error")?;
+    Some(match e {
+        Value::String(s) => s.clone(),
+        Value::Object(o) => o
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string()),
+        other => other.to_string(),
+    })
+}
+
+/// Reads the provider's answer. A 200 that carries an error, or lacks the
+/// fields the format promises, is an error (never an empty "answer").
+pub fn parse_response(p: Provider, body: &[u8]) -> Result<AgentOutput, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(format!("{} returned an empty body", p.name()));
+    }
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("{} returned malformed JSON ({e})", p.name()))?;
+    if let Some(m) = error_message(&v) {
+        return Err(format!("{} returned an error: {}", p.name(), trunc(&m)));
+    }
+    let missing = |what: &str| format!("{} response has no {what}", p.name());
+    match p {
+        Provider::OpenAi | Provider::OpenAiCompatible => {
+            let msg = v
+                .pointer("/choices/0/message")
+                .ok_or_else(|| missing("choices[0].message"))?;
+            let output = msg
+                .get("content")
+                .and_then(|c| c.as_str())
+                .unwrap_or("")
+                .to_string();
+            let tool_calls: Vec<ToolCall> = msg
+                .get("tool_calls")
+                .and_then(|t| t.as_array())
+                .map(|calls| {
+                    calls
+                        .iter()
+                        .filter_map(|c| {
+                            let f = c.get("function")?;
+                            let name = f.get("name")?.as_str()?.to_string();
+                            let arguments = match f.get("arguments") {
+                                Some(Value::String(s)) => {
+                                    serde_json::from_str(s).unwrap_or(Value::String(s.clone()))
+                                }
+                                Some(other) => other.clone(),
+                                None => Value::Null,
+                            };
+                            Some(ToolCall { name, arguments })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if output.is_empty() && tool_calls.is_empty() && msg.get("content").is_none() {
+                return Err(missing("message content"));
+            }
+            let usage = v.get("usage").map(|u| Usage {
+                input_tokens: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
+                output_tokens: u
+                    .get("completion_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            });
+            Ok(AgentOutput {
+                output,
+                tool_calls,
+                usage,
+                latency_ms: 0.0,
+            })
+        }
+        Provider::Anthropic => {
+            let blocks = v
+                .get("content")
+                .and_then(|c| c.as_array())
+                .ok_or_else(|| missing("content"))?;
+            let mut output = String::new();
+            let mut tool_calls = Vec::new();
+            for b in blocks {
+                match b.get("type").and_then(|t| t.as_str()) {
+                    Some("text") => {
+                        output.push_str(b.get("text").and_then(|t| t.as_str()).unwrap_or(""))
+                    }
+                    Some("tool_use") => tool_calls.push(ToolCall {
+                        name: b
+                            .get("name")
+                            .and_then(|n| n.as_str())
+                            .unwrap_or("")
+                            .to_string(),
+                        arguments: b.get("input").cloned().unwrap_or(Value::Null),
+                    }),
+                    _ => {}
+                }
+            }
+            let usage = v.get("usage").map(|u| Usage {
+                input_tokens: u.get("input_tokens").and_then(Value::as_u64).unwrap_or(0),
+                output_tokens: u.get("output_tokens").and_then(Value::as_u64).unwrap_or(0),
+            });
+            Ok(AgentOutput {
+                output,
+                tool_calls,
+                usage,
+                latency_ms: 0.0,
+            })
+        }
+        Provider::Gemini => {
+            if let Some(reason) = v
+                .pointer("/promptFeedback/blockReason")
+                .and_then(|r| r.as_str())
+            {
+                return Err(format!("gemini blocked the prompt ({reason})"));
+            }
+            let parts = v
+                .pointer("/candidates/0/content/parts")
+                .and_then(|p| p.as_array())
+                .ok_or_else(|| missing("candidates[0].content.parts"))?;
+            let mut output = String::new();
+            let mut tool_calls = Vec::new();
+            for part in parts {
+                if let Some(t) = part.get("text").and_then(|t| t.as_str()) {
+                    output.push_str(t);
+                }
+                if let Some(fc) = part.get("functionCall") {
+                    tool_calls.push(ToolCall {
+                        name: fc
+                            .get("name")
+                            .and_then(|n| n.as_str())
+                            .unwrap_or("")
+                            .to_string(),
+                        arguments: fc.get("args").cloned().unwrap_or(Value::Null),
+                    });
+                }
+            }
+            let usage = v.get("usageMetadata").map(|u| Usage {
+                input_tokens: u
+                    .get("promptTokenCount")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+                output_tokens: u
+                    .get("candidatesTokenCount")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            });
+            Ok(AgentOutput {
+                output,
+                tool_calls,
+                usage,
+                latency_ms: 0.0,
+            })
+        }
+    }
+}
+
+/// Retries with exponential backoff and jitter.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 4,
+            base: Duration::from_millis(250),
+            cap: Duration::from_secs(20),
+        }
+    }
+}
+
+fn retryable(status: u16) -> bool {
+    status == 429 || status == 408 || status == 529 || (500..600).contains(&status)
+}
+
+/// `Retry-After` in seconds (the HTTP-date form falls back to backoff).
+fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(120.0)))
+}
+
+fn jitter(seed: &mut u64) -> f64 {
+    // xorshift64*: good enough to spread retries apart.
+    *seed ^= *seed >> 12;
+    *seed ^= *seed << 25;
+    *seed ^= *seed >> 27;
+    let x = seed.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    0.5 + (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Installs the TLS crypto provider once (ring: no C build of aws-lc).
+pub fn http_client() -> Result<reqwest::Client, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// POSTs `body` to `url` with `headers`, retrying as the policy says. Returns
+/// the successful body. Errors name the status and the service's message,
+/// never the headers.
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(String, String)],
+    body: &Value,
+    policy: RetryPolicy,
+    what: &str,
+) -> Result<Vec<u8>, String> {
+    // Spread concurrent retries apart: seed from the clock and this request.
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut seed =
+        (clock ^ (body.to_string().len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
+    let mut attempt = 0u32;
+    loop {
+        let mut req = client.post(url).json(body);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let (wait, last_err) = match req.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let after = retry_after(resp.headers());
+                let bytes = resp
+                    .bytes()
+                    .await
+                    .map_err(|e| format!("{what}: the response broke off ({})", e.without_url()));
+                match bytes {
+                    Ok(b) if (200..300).contains(&status) => return Ok(b.to_vec()),
+                    Ok(b) => {
+                        let msg = serde_json::from_slice::<Value>(&b)
+                            .ok()
+                            .and_then(|v| error_message(&v))
+                            .unwrap_or_else(|| String::from_utf8_lossy(&b).to_string());
+                        let err = format!("{what} answered HTTP {status}: {}", trunc(&msg));
+                        if !retryable(status) {
+                            return Err(err);
+                        }
+                        (after, err)
+                    }
+                    Err(e) => (None, e),
+                }
+            }
+            Err(e) => (None, format!("{what}: {}", e.without_url())),
+        };
+        if attempt >= policy.max_retries {
+            return Err(format!("{last_err} (after {} attempts)", attempt + 1));
+        }
+        let backoff = policy
+            .base
+            .saturating_mul(1 << attempt.min(16))
+            .min(policy.cap);
+        let delay = wait.unwrap_or_else(|| backoff.mul_f64(jitter(&mut seed)));
+        tokio::time::sleep(delay).await;
+        attempt += 1;
+    }
+}
+
+/// One chat call: build, send (with retries), read.
+pub async fn chat(
+    client: &reqwest::Client,
+    provider: Provider,
+    base_url: &str,
+    api_key: Option<&str>,
+    c: &Chat,
+    policy: RetryPolicy,
+) -> Result<AgentOutput, String> {
+    let (path, body) = request(provider, c);
+    let url = format!("{}{path}", base_url.trim_end_matches('/'));
+    let mut headers = Vec::new();
+    if let Some(k) = api_key {
+        match provider {
+            Provider::OpenAi | Provider::OpenAiCompatible => {
+                headers.push(("authorization".into(), format!("Bearer {k}")))
+            }
+            Provider::Anthropic => headers.push(("x-api-key".into(), k.into())),
+            Provider::Gemini => headers.push(("x-goog-api-key".into(), k.into())),
+        }
+    }
+    if provider == Provider::Anthropic {
+        headers.push(("anthropic-version".into(), "2023-06-01".into()));
+    }
+    let start = Instant::now();
+    let bytes = post_json(client, &url, &headers, &body, policy, provider.name()).await?;
+    let mut out = parse_response(provider, &bytes)?;
+    out.latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+    Ok(out)
+}
+
+/// The `http` target: POST the case (as the command target gets it on stdin)
+/// to the agent service; the answer is read as an agent's stdout is.
+pub async fn call_http(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(String, String)],
+    payload: &Value,
+    policy: RetryPolicy,
+) -> Result<AgentOutput, String> {
+    let start = Instant::now();
+    let bytes = post_json(client, url, headers, payload, policy, "the agent service").await?;
+    parse_answer(&bytes, start.elapsed().as_secs_f64() * 1000.0)
+}

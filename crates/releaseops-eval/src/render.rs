@@ -1,0 +1,61 @@
+//! Rendering the bundle's own prompts: Jinja2-compatible templates (minijinja,
+//! by Jinja2's author), with the case's input as variables. A variable the
+//! case does not provide is an error for that case, not a silent blank; fuel
+//! bounds runaway templates.
+
+use serde_json::{Map, Value};
+
+/// The template inside a prompt artifact: promptops YAML (`template` or
+/// `prompt.template`), otherwise the whole text (a Markdown or text prompt).
+pub fn template_text(content: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        template: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct PromptOps {
+        template: Option<String>,
+        prompt: Option<Inner>,
+    }
+    if let Ok(p) = releaseops_format::yaml::from_str::<PromptOps>(content)
+        && let Some(t) = p.template.or(p.prompt.and_then(|i| i.template))
+    {
+        return t;
+    }
+    content.to_string()
+}
+
+pub fn render(template: &str, vars: &Map<String, Value>) -> Result<String, String> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_fuel(Some(200_000));
+    let tmpl = env
+        .template_from_str(template)
+        .map_err(|e| format!("prompt template error: {e}"))?;
+    tmpl.render(minijinja::Value::from(minijinja::value::Serde(vars)))
+        .map_err(|e| format!("cannot render the prompt: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promptops_yaml_and_plain_text() {
+        let y = "prompt:\n  id: x\n  template: 'Hi {{ user_name }}'\n";
+        assert_eq!(template_text(y), "Hi {{ user_name }}");
+        assert_eq!(template_text("Plain {{ a }}"), "Plain {{ a }}");
+        let mut vars = Map::new();
+        vars.insert("user_name".into(), Value::from("Ann"));
+        assert!(
+            render("Hi {{ user_name }}{% if vip %}!{% endif %}", &vars)
+                .unwrap_err()
+                .contains("vip")
+        );
+        assert_eq!(
+            render("Hi {{ user_name | upper }}", &vars).unwrap(),
+            "Hi ANN"
+        );
+        assert!(render("{% for i in range(100000000) %}x{% endfor %}", &vars).is_err());
+    }
+}

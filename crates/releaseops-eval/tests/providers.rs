@@ -1,0 +1,314 @@
+//! The model and http targets against real HTTP servers on loopback that
+//! speak each provider's wire format, including 429 with Retry-After, 5xx,
+//! malformed and truncated bodies, and errors inside a 200.
+
+use std::time::Duration;
+
+use releaseops_eval::providers::{Provider, RetryPolicy, http_client};
+use releaseops_eval::target::{HttpTarget, ModelTarget, Target};
+use serde_json::{Map, Value, json};
+use wiremock::matchers::{body_partial_json, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const KEY: &str = "sk-test-SECRET-0123456789";
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
+        base: Duration::from_millis(5),
+        cap: Duration::from_millis(20),
+    }
+}
+
+fn model(provider: Provider, base: &str) -> Target {
+    Target::Model(Box::new(ModelTarget {
+        client: http_client().expect("client"),
+        provider,
+        base_url: base.to_string(),
+        api_key: Some(KEY.into()),
+        model: "m-1".into(),
+        temperature: Some(0.2),
+        max_tokens: 256,
+        parameters: [("top_p".to_string(), json!(0.9))].into_iter().collect(),
+        system_templates: vec!["You help {{ user_name }}. Refunds up to 100 dollars.".into()],
+        user_template: Some("Refund {{ amount }} dollars please".into()),
+    }))
+}
+
+fn input() -> Map<String, Value> {
+    json!({"user_name": "Ann", "amount": 40})
+        .as_object()
+        .cloned()
+        .expect("object")
+}
+
+async fn call(t: &Target) -> Result<releaseops_eval::target::AgentOutput, String> {
+    t.call(&json!({"case_id": "c"}), &input(), fast_retry())
+        .await
+}
+
+#[tokio::test]
+async fn openai_chat_completions_with_rendered_prompts_tool_calls_and_usage() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/chat/completions"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .and(body_partial_json(json!({
+            "model": "m-1", "temperature": 0.2, "max_tokens": 256, "top_p": 0.9,
+            "messages": [
+                {"role": "system", "content": "You help Ann. Refunds up to 100 dollars."},
+                {"role": "user", "content": "Refund 40 dollars please"}
+            ]
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{"message": {"role": "assistant", "content": "Done.",
+                "tool_calls": [{"type": "function", "function": {"name": "issue_refund", "arguments": "{\"amount\": 40}"}}]}}],
+            "usage": {"prompt_tokens": 31, "completion_tokens": 7}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let out = call(&model(Provider::OpenAi, &server.uri()))
+        .await
+        .expect("answer");
+    assert_eq!(out.output, "Done.");
+    assert_eq!(out.tool_calls[0].name, "issue_refund");
+    assert_eq!(out.tool_calls[0].arguments, json!({"amount": 40}));
+    assert_eq!(
+        out.usage
+            .as_ref()
+            .map(|u| (u.input_tokens, u.output_tokens)),
+        Some((31, 7))
+    );
+}
+
+#[tokio::test]
+async fn retries_429_honouring_retry_after_and_5xx_then_succeeds() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "0")
+                .set_body_json(json!({"error": {"message": "slow down"}})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("overloaded"))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"choices": [{"message": {"content": "ok"}}]})),
+        )
+        .with_priority(3)
+        .mount(&server)
+        .await;
+    let out = call(&model(Provider::OpenAiCompatible, &server.uri()))
+        .await
+        .expect("answer after retries");
+    assert_eq!(out.output, "ok");
+    assert_eq!(server.received_requests().await.map(|r| r.len()), Some(3));
+}
+
+#[tokio::test]
+async fn gives_up_after_the_retry_budget_and_never_retries_a_400() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(500).set_body_json(json!({"error": {"message": "boom"}})),
+        )
+        .mount(&server)
+        .await;
+    let e = call(&model(Provider::OpenAi, &server.uri()))
+        .await
+        .expect_err("fails");
+    assert!(
+        e.contains("HTTP 500") && e.contains("boom") && e.contains("after 4 attempts"),
+        "{e}"
+    );
+    let bad = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(json!({"error": {"message": "bad model"}})),
+        )
+        .expect(1)
+        .mount(&bad)
+        .await;
+    let e = call(&model(Provider::OpenAi, &bad.uri()))
+        .await
+        .expect_err("fails");
+    assert!(e.contains("HTTP 400: bad model"), "{e}");
+    assert!(!e.contains(KEY), "the key leaked into: {e}");
+}
+
+#[tokio::test]
+async fn malformed_empty_and_error_inside_200_are_errors_not_answers() {
+    for (body, needle) in [
+        ("{not json", "malformed JSON"),
+        ("", "empty body"),
+        (
+            "{\"error\": {\"message\": \"quota exceeded\"}}",
+            "returned an error: quota exceeded",
+        ),
+        ("{\"choices\": []}", "has no choices[0].message"),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(body))
+            .mount(&server)
+            .await;
+        let e = call(&model(Provider::OpenAi, &server.uri()))
+            .await
+            .expect_err(body);
+        assert!(e.contains(needle), "{body:?}: {e}");
+        assert!(!e.contains(KEY));
+    }
+}
+
+#[tokio::test]
+async fn anthropic_messages_wire_format() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(header("x-api-key", KEY))
+        .and(header("anthropic-version", "2023-06-01"))
+        .and(body_partial_json(json!({
+            "model": "m-1", "max_tokens": 256, "system": "You help Ann. Refunds up to 100 dollars.",
+            "messages": [{"role": "user", "content": "Refund 40 dollars please"}]
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "type": "message",
+            "content": [{"type": "text", "text": "Refunding."}, {"type": "tool_use", "id": "t1", "name": "issue_refund", "input": {"amount": 40}}],
+            "usage": {"input_tokens": 20, "output_tokens": 5}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let out = call(&model(Provider::Anthropic, &server.uri()))
+        .await
+        .expect("answer");
+    assert_eq!(
+        (out.output.as_str(), out.tool_calls[0].name.as_str()),
+        ("Refunding.", "issue_refund")
+    );
+    let overloaded = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})))
+        .mount(&overloaded)
+        .await;
+    let e = call(&model(Provider::Anthropic, &overloaded.uri()))
+        .await
+        .expect_err("error inside 200");
+    assert!(e.contains("Overloaded"), "{e}");
+}
+
+#[tokio::test]
+async fn gemini_generate_content_wire_format() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1beta/models/m-1:generateContent"))
+        .and(header("x-goog-api-key", KEY))
+        .and(body_partial_json(json!({
+            "systemInstruction": {"parts": [{"text": "You help Ann. Refunds up to 100 dollars."}]},
+            "contents": [{"role": "user", "parts": [{"text": "Refund 40 dollars please"}]}],
+            "generationConfig": {"maxOutputTokens": 256, "temperature": 0.2, "top_p": 0.9}
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "candidates": [{"content": {"parts": [{"text": "Sure."}, {"functionCall": {"name": "issue_refund", "args": {"amount": 40}}}]}}],
+            "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 3}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let out = call(&model(Provider::Gemini, &server.uri()))
+        .await
+        .expect("answer");
+    assert_eq!(
+        (out.output.as_str(), out.tool_calls[0].arguments.clone()),
+        ("Sure.", json!({"amount": 40}))
+    );
+    let blocked = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"promptFeedback": {"blockReason": "SAFETY"}})),
+        )
+        .mount(&blocked)
+        .await;
+    assert!(
+        call(&model(Provider::Gemini, &blocked.uri()))
+            .await
+            .expect_err("blocked")
+            .contains("SAFETY")
+    );
+}
+
+#[tokio::test]
+async fn a_response_that_breaks_off_halfway_is_an_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"choices\": [{\"mess")
+                .await;
+            let _ = sock.shutdown().await;
+        }
+    });
+    let e = call(&model(Provider::OpenAi, &format!("http://{addr}")))
+        .await
+        .expect_err("truncated");
+    assert!(e.contains("broke off") || e.contains("malformed"), "{e}");
+}
+
+#[tokio::test]
+async fn a_slow_provider_is_bounded_by_the_case_timeout() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_secs(30))
+                .set_body_json(json!({"choices": [{"message": {"content": "late"}}]})),
+        )
+        .mount(&server)
+        .await;
+    let t = model(Provider::OpenAi, &server.uri());
+    let r = tokio::time::timeout(Duration::from_millis(300), call(&t)).await;
+    assert!(r.is_err(), "the call outlived its timeout");
+}
+
+#[tokio::test]
+async fn the_http_target_posts_the_case_to_the_agent_service() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/agent"))
+        .and(header("authorization", "Bearer svc"))
+        .and(body_partial_json(json!({"case_id": "c"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"output": "hi", "tool_calls": [{"name": "lookup", "arguments": {}}]}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let t = Target::Http(HttpTarget {
+        client: http_client().expect("client"),
+        url: format!("{}/agent", server.uri()),
+        headers: vec![("authorization".into(), "Bearer svc".into())],
+    });
+    let out = call(&t).await.expect("answer");
+    assert_eq!(
+        (out.output.as_str(), out.tool_calls[0].name.as_str()),
+        ("hi", "lookup")
+    );
+}
