@@ -187,7 +187,7 @@ fn the_timeout_kills_the_agent_and_the_run_goes_on() {
     let pidfile = r.path().join("agent.pid");
     let suite = r
         .read(".releaseops/evals/refunds.yaml")
-        .replace("timeout_ms: 20000", "timeout_ms: 700");
+        .replace("timeout_ms: 20000", "timeout_ms: 5000");
     r.write(
         ".releaseops/evals/refunds.yaml",
         &format!(
@@ -217,7 +217,7 @@ fn the_timeout_kills_the_agent_and_the_run_goes_on() {
             .unwrap_or_default()
     };
     assert!(
-        err("hangs").contains("timed out after 700 ms"),
+        err("hangs").contains("timed out after 5000 ms"),
         "{}",
         err("hangs")
     );
@@ -231,12 +231,21 @@ fn the_timeout_kills_the_agent_and_the_run_goes_on() {
         j["report"]["summary"]["passed"], 3,
         "the other cases still ran"
     );
-    // The hung agent is gone, not left running.
+    // The hung agent is gone, not left running (a killed process may take a
+    // moment to be reaped: wait for it, generously, rather than race it).
     let pid = std::fs::read_to_string(&pidfile).expect("the agent started");
-    assert!(
-        !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
-        "agent {pid} is still running"
-    );
+    let stat = format!("/proc/{}/stat", pid.trim());
+    let gone = (0..200).any(|_| {
+        let state = std::fs::read_to_string(&stat)
+            .ok()
+            .and_then(|s| s.rsplit(')').next().map(|r| r.trim().chars().next()));
+        if matches!(state, None | Some(Some('Z'))) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        false
+    });
+    assert!(gone, "agent {pid} is still running");
 }
 
 #[test]

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use releaseops_eval::judge::{JudgeEnv, JudgeSpec};
 use releaseops_eval::providers::{Provider, RetryPolicy, http_client};
 use releaseops_eval::render::template_text;
 use releaseops_eval::report::Report;
@@ -183,6 +184,7 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         progress: req.progress.clone(),
         case_timeout: Duration::from_millis(spec.timeout_ms()),
         retry: RetryPolicy::default(),
+        judges: judge_env(&suite)?,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -447,5 +449,73 @@ fn build_target(
                 user_template,
             }))
         }
+    })
+}
+
+/// Judge model endpoints from the environment; refuses before any call when
+/// a judge needs a public endpoint whose key is not set.
+fn judge_env(suite: &Suite) -> Result<JudgeEnv> {
+    fn walk(j: &JudgeSpec, out: &mut Vec<Provider>) {
+        match j {
+            JudgeSpec::LlmJudge(l) => out.push(l.provider),
+            JudgeSpec::Composite { members, .. } => {
+                members.iter().for_each(|m| walk(&m.judge, out))
+            }
+            _ => {}
+        }
+    }
+    let mut used = Vec::new();
+    for c in &suite.cases {
+        for a in &c.assertions {
+            walk(&a.judge, &mut used);
+        }
+    }
+    let endpoints: Vec<(Provider, String, Option<String>)> = [
+        Provider::OpenAi,
+        Provider::OpenAiCompatible,
+        Provider::Anthropic,
+        Provider::Gemini,
+    ]
+    .into_iter()
+    .map(|p| {
+        let base = std::env::var(p.base_url_var())
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| p.default_base_url().to_string());
+        let key = std::env::var(p.key_var().0)
+            .ok()
+            .filter(|k| !k.trim().is_empty());
+        (p, base, key)
+    })
+    .collect();
+    for p in &used {
+        if let Some((_, base, key)) = endpoints.iter().find(|(q, _, _)| q == p)
+            && key.is_none()
+            && p.key_var().1
+            && base.trim_end_matches('/') == p.default_base_url()
+        {
+            return Err(CoreError::refused(
+                format!(
+                    "the suite's llm_judge calls {}, which needs {}",
+                    p.name(),
+                    p.key_var().0
+                ),
+                format!(
+                    "export {}=..., or point {} at a compatible server",
+                    p.key_var().0,
+                    p.base_url_var()
+                ),
+            ));
+        }
+    }
+    let client = if used.is_empty() {
+        None
+    } else {
+        Some(http_client().map_err(|e| CoreError::refused(e, "check the system's TLS setup"))?)
+    };
+    Ok(JudgeEnv {
+        client,
+        retry: RetryPolicy::default(),
+        endpoints,
     })
 }

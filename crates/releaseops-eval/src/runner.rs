@@ -36,11 +36,15 @@ pub struct RunOptions {
     /// and a subprocess agent killed, when it runs out.
     pub case_timeout: std::time::Duration,
     pub retry: RetryPolicy,
+    /// Where `llm_judge` assertions reach their models.
+    pub judges: crate::judge::JudgeEnv,
 }
 
 /// Concurrency when neither the suite nor the command line says.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
+// One argument per shared piece of the run; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 async fn run_case(
     case: Arc<Case>,
     suite_vars: Arc<Map<String, Value>>,
@@ -49,6 +53,7 @@ async fn run_case(
     repeats: u32,
     timeout: std::time::Duration,
     retry: RetryPolicy,
+    judges: Arc<crate::judge::JudgeEnv>,
 ) -> CaseResult {
     let mut input = (*suite_vars).clone();
     for (k, v) in &case.input {
@@ -68,11 +73,29 @@ async fn run_case(
         });
         match call {
             Ok(out) => {
-                let results: Vec<_> = case
-                    .assertions
-                    .iter()
-                    .map(|a| a.judge.judge(&out, &case, a.weight))
-                    .collect();
+                let judging = async {
+                    let mut results = Vec::with_capacity(case.assertions.len());
+                    for a in &case.assertions {
+                        results.push(a.judge.judge_async(&out, &case, a.weight, &judges).await);
+                    }
+                    results
+                };
+                // Judge models get the same bound as the agent.
+                let results: Vec<_> = match tokio::time::timeout(timeout, judging).await {
+                    Ok(r) => r,
+                    Err(_) => case
+                        .assertions
+                        .iter()
+                        .map(|a| crate::judge::JudgeResult {
+                            judge: a.judge.name(),
+                            passed: false,
+                            score: 0.0,
+                            reason: format!("judging timed out after {} ms", timeout.as_millis()),
+                            weight: a.weight,
+                            details: Value::Null,
+                        })
+                        .collect(),
+                };
                 let passed = results.iter().all(|r| r.passed);
                 runs.push(Attempt {
                     passed,
@@ -134,6 +157,7 @@ pub async fn run(
     let vars = Arc::new(suite.vars.clone());
     let payload = Arc::new(bundle.payload.clone());
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let judges = Arc::new(opts.judges.clone());
     let mut set = tokio::task::JoinSet::new();
     for (i, case) in cases.iter().enumerate() {
         let (sem, target, vars, payload, case, done) = (
@@ -146,9 +170,10 @@ pub async fn run(
         );
         let progress = opts.progress.clone();
         let (repeats, timeout, retry) = (opts.repeats, opts.case_timeout, opts.retry);
+        let judges = judges.clone();
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            let r = run_case(case, vars, target, payload, repeats, timeout, retry).await;
+            let r = run_case(case, vars, target, payload, repeats, timeout, retry, judges).await;
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if let Some(p) = progress {
                 p(n, total);
