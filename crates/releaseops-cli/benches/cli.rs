@@ -353,6 +353,28 @@ fn main() {
         "-",
     ));
 
+    // The runner against a loopback provider speaking the OpenAI wire format.
+    for (delay_ms, label, target) in [
+        (
+            100u64,
+            "eval: 1,000 cases, provider answers in 100 ms, concurrency 64",
+            "2.03 s",
+        ),
+        (
+            0,
+            "eval: 1,000 cases, instant provider, concurrency 64 (per case: /1000)",
+            "500 ms",
+        ),
+    ] {
+        let d = median((0..n(3)).map(|_| runner_bench(delay_ms)).collect());
+        rows.push((
+            label.into(),
+            d,
+            target,
+            if delay_ms > 0 { "~100 s" } else { "455 ms" },
+        ));
+    }
+
     println!(
         "\n{:<72} {:>12} {:>8} {:>18}",
         "operation (median, whole process)", "releaseops", "target", "llmhq-releaseops"
@@ -360,4 +382,62 @@ fn main() {
     for (name, d, target, py) in rows {
         println!("{name:<72} {:>12} {target:>8} {py:>18}", ms(d));
     }
+}
+
+/// Runs 1,000 single-assertion cases through the model target against a
+/// loopback server that answers after `delay_ms`; returns the wall time.
+fn runner_bench(delay_ms: u64) -> Duration {
+    use releaseops_eval::runner::{BundleUnderTest, RunOptions, run as run_suite};
+    use releaseops_eval::target::{ModelTarget, Target};
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_delay(Duration::from_millis(delay_ms))
+                    .set_body_json(serde_json::json!({"choices": [{"message": {"content": "Hello there"}}]})),
+            )
+            .mount(&server)
+            .await;
+        let mut yaml = String::from("id: perf\npass_threshold: 0.5\ncases:\n");
+        for i in 0..1000 {
+            yaml.push_str(&format!("- id: c{i}\n  input: {{message: 'hi {i}'}}\n  assertions: [{{type: contains, config: {{expected: Hello}}}}]\n"));
+        }
+        let suite = releaseops_eval::Suite::parse(yaml.as_bytes()).expect("suite");
+        let target = Target::Model(Box::new(ModelTarget {
+            client: releaseops_eval::providers::http_client().expect("client"),
+            provider: releaseops_eval::providers::Provider::OpenAiCompatible,
+            base_url: server.uri(),
+            api_key: None,
+            model: "m".into(),
+            temperature: Some(0.0),
+            max_tokens: 16,
+            parameters: Default::default(),
+            system_templates: vec!["You are terse.".into()],
+            user_template: None,
+        }));
+        let bundle = BundleUnderTest { id: "b".into(), version: "1".into(), hash: "sha256:x".into(), payload: serde_json::json!({}) };
+        let opts = RunOptions {
+            concurrency: 64,
+            repeats: 1,
+            tags: Vec::new(),
+            run_id: "bench".into(),
+            timestamp: String::new(),
+            progress: None,
+            case_timeout: Duration::from_secs(60),
+            retry: Default::default(),
+            judges: releaseops_eval::judge::JudgeEnv { client: None, retry: Default::default(), endpoints: Vec::new() },
+        };
+        let t = Instant::now();
+        let report = run_suite(&suite, target, &bundle, opts).await;
+        let d = t.elapsed();
+        assert_eq!(report.summary.passed, 1000, "{:?}", report.results.iter().find(|c| !c.passed));
+        d
+    })
 }
