@@ -197,6 +197,9 @@ pub struct PromoteArgs {
     /// Evaluate the gates and report, change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// First run the environment's required eval suites that have no report for this bundle
+    #[arg(long)]
+    pub run_evals: bool,
     #[arg(short = 's', long, hide = true)]
     pub steps: Option<u32>,
     #[arg(long, hide = true)]

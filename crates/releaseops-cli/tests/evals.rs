@@ -339,17 +339,15 @@ fn the_environment_sets_the_bar_not_the_suite() {
     // The good version passes the same bar.
     r.run(&["promote", "a", "1.0.0", "dev"]).ok();
     r.run(&["promote", "a", "1.0.0", "staging"]).ok();
-    r.run(&[
-        "eval",
-        "run",
-        "refunds",
-        "--bundle",
-        "a",
-        "--version",
-        "1.0.0",
-    ])
-    .ok();
-    r.run(&["promote", "a", "1.0.0", "prod"]).ok();
+    // --run-evals runs the required suite it has no report for, then gates.
+    let o = r.run(&["promote", "a", "1.0.0", "prod", "--run-evals"]);
+    o.ok();
+    assert!(
+        o.stdout.contains("Ran eval refunds on a v1.0.0: PASS")
+            && o.stdout.contains("Promoted a v1.0.0 -> prod"),
+        "{}",
+        o.stdout
+    );
 }
 
 #[test]

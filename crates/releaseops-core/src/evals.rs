@@ -519,3 +519,47 @@ fn judge_env(suite: &Suite) -> Result<JudgeEnv> {
         endpoints,
     })
 }
+
+/// Runs each suite `env` requires that has no report yet for this exact
+/// bundle hash (`promote --run-evals`). Returns what ran.
+pub fn run_missing(ctx: &Ctx<'_>, id: &str, version: &str, env: &str) -> Result<Vec<EvalOutcome>> {
+    let store = ctx.store;
+    let manifest = store.load_bundle(id, version)?;
+    let policy = store.load_env(env)?.promotion_policy.unwrap_or_default();
+    if !policy.requires_eval {
+        return Ok(Vec::new());
+    }
+    if policy.eval_suites.is_empty() {
+        return Err(CoreError::refused(
+            format!(
+                "'{env}' requires an eval but names no suites, so --run-evals cannot tell which to run"
+            ),
+            format!("list them under promotion_policy.eval_suites in environments/{env}.yaml"),
+        ));
+    }
+    let hash = manifest
+        .bundle_hash
+        .clone()
+        .unwrap_or_else(|| manifest.compute_hash());
+    let have = store.eval_reports_for(&hash)?;
+    let mut ran = Vec::new();
+    for suite in &policy.eval_suites {
+        if have.iter().any(|r| r.suite_id == *suite) {
+            continue;
+        }
+        ran.push(run(
+            ctx,
+            &EvalRequest {
+                suite: suite.clone(),
+                bundle: id.to_string(),
+                version: version.to_string(),
+                concurrency: None,
+                repeats: None,
+                tags: Vec::new(),
+                save: true,
+                progress: None,
+            },
+        )?);
+    }
+    Ok(ran)
+}

@@ -13,9 +13,9 @@ pub fn promote_cmd(app: &App, a: PromoteArgs) -> CmdResult {
             return rollback(app, env.clone(), id.clone(), a.steps, a.to, a.reason);
         }
         [sub, id, v, env] if sub == "promote" => {
-            return promote(app, id, v, env, a.reason, a.skip_gates, a.dry_run);
+            return promote(app, id, v, env, &a);
         }
-        [id, v, env] => return promote(app, id, v, env, a.reason, a.skip_gates, a.dry_run),
+        [id, v, env] => return promote(app, id, v, env, &a),
         _ => {}
     }
     Err(Failure::usage(
@@ -27,24 +27,29 @@ pub fn promote_cmd(app: &App, a: PromoteArgs) -> CmdResult {
     ))
 }
 
-fn promote(
-    app: &App,
-    id: &str,
-    version: &str,
-    env: &str,
-    reason: Option<String>,
-    skip_gates: bool,
-    dry_run: bool,
-) -> CmdResult {
+fn promote(app: &App, id: &str, version: &str, env: &str, a: &PromoteArgs) -> CmdResult {
     let store = app.store()?;
     let ctx = app.ctx(&store);
+    if a.run_evals && !a.dry_run {
+        for ran in releaseops_core::evals::run_missing(&ctx, id, version, env)? {
+            let s = &ran.report.summary;
+            if !app.global.json {
+                anstream::println!(
+                    "Ran eval {} on {id} v{version}: {} ({})",
+                    ran.report.suite_id,
+                    paint(BOLD, &s.gate_decision),
+                    s.reason
+                );
+            }
+        }
+    }
     let req = PromoteRequest {
         id: id.into(),
         version: version.into(),
         env: env.into(),
-        reason,
-        dry_run,
-        skip_gates,
+        reason: a.reason.clone(),
+        dry_run: a.dry_run,
+        skip_gates: a.skip_gates,
     };
     let out = release::promote(&ctx, &req)?;
     let code = if out.blocked_by.is_empty() {
