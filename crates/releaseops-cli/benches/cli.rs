@@ -433,6 +433,7 @@ fn runner_bench(delay_ms: u64) -> Duration {
             case_timeout: Duration::from_secs(60),
             retry: Default::default(),
             judges: releaseops_eval::judge::JudgeEnv { client: None, retry: Default::default(), endpoints: Vec::new() },
+            cancel: None,
         };
         let t = Instant::now();
         let report = run_suite(&suite, target, &bundle, opts).await;

@@ -460,3 +460,91 @@ fn compare_names_the_cases_that_regressed_and_reports_find_runs() {
     );
     r.run(&["eval", "report", "no-such-run"]).code(1);
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_and_keeps_a_partial_report_marked_incomplete() {
+    let r = setup("1.0", "");
+    let pidfile = r.path().join("hung.pid");
+    let suite = r
+        .read(".releaseops/evals/refunds.yaml")
+        .replace("timeout_ms: 20000", "timeout_ms: 60000");
+    r.write(
+        ".releaseops/evals/refunds.yaml",
+        &format!(
+            "{suite}- id: hangs\n  input: {{mode: sleep, pidfile: {}}}\n  assertions: [{{type: contains, config: {{expected: x}}}}]\n",
+            pidfile.display()
+        ),
+    );
+    let child = r
+        .command(&[
+            "--json",
+            "eval",
+            "run",
+            "refunds",
+            "--bundle",
+            "a",
+            "--version",
+            "1.0.0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Interrupt once the hanging agent is up (the other cases are quick).
+    let started = (0..400).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        pidfile.exists()
+    });
+    assert!(started, "the hanging case never started");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let s = &j["report"]["summary"];
+    assert_eq!(
+        (s["incomplete"].as_bool(), s["gate_decision"].as_str()),
+        (Some(true), Some("INCONCLUSIVE")),
+        "{s}"
+    );
+    assert!(
+        s["reason"].as_str().unwrap_or("").contains("interrupted"),
+        "{s}"
+    );
+    assert!(
+        j["report"]["results"]
+            .as_array()
+            .expect("r")
+            .iter()
+            .all(|c| c["case_id"] != "hangs")
+    );
+    // The partial report is saved, and the hung agent is gone.
+    assert!(
+        j["saved_to"]
+            .as_str()
+            .is_some_and(|p| r.path().join(p).exists()),
+        "{j}"
+    );
+    let pid = std::fs::read_to_string(&pidfile).expect("pid");
+    let stat = format!("/proc/{}/stat", pid.trim());
+    let gone = (0..200).any(|_| {
+        let state = std::fs::read_to_string(&stat)
+            .ok()
+            .and_then(|s| s.rsplit(')').next().and_then(|r| r.trim().chars().next()));
+        if matches!(state, None | Some('Z')) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        false
+    });
+    assert!(gone, "agent {pid} is still running");
+}

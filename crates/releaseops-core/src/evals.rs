@@ -185,6 +185,7 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         case_timeout: Duration::from_millis(spec.timeout_ms()),
         retry: RetryPolicy::default(),
         judges: judge_env(&suite)?,
+        cancel: Some(Arc::new(tokio::sync::Notify::new())),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -196,7 +197,18 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
                 "check the system's thread limits",
             )
         })?;
-    let report = rt.block_on(runner::run(&suite, target, &bundle, opts));
+    let cancel = opts.cancel.clone();
+    let report = rt.block_on(async move {
+        if let Some(cancel) = cancel {
+            // Ctrl-C stops the run cleanly; the partial report is kept.
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    cancel.notify_one();
+                }
+            });
+        }
+        runner::run(&suite, target, &bundle, opts).await
+    });
     if !req.save {
         return Ok(EvalOutcome {
             report,

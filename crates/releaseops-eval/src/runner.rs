@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub retry: RetryPolicy,
     /// Where `llm_judge` assertions reach their models.
     pub judges: crate::judge::JudgeEnv,
+    /// Notified to stop early (Ctrl-C): the report keeps the finished cases
+    /// and is marked incomplete.
+    pub cancel: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Concurrency when neither the suite nor the command line says.
@@ -182,15 +185,32 @@ pub async fn run(
         });
     }
     let mut results: Vec<Option<CaseResult>> = (0..total).map(|_| None).collect();
-    while let Some(joined) = set.join_next().await {
+    let mut interrupted = false;
+    loop {
+        let next = match &opts.cancel {
+            Some(cancel) => tokio::select! {
+                j = set.join_next() => j,
+                _ = cancel.notified() => {
+                    // Stop: dropping the running cases kills their agents.
+                    set.shutdown().await;
+                    interrupted = true;
+                    None
+                }
+            },
+            None => set.join_next().await,
+        };
+        let Some(joined) = next else { break };
         if let Ok((i, r)) = joined {
             results[i] = Some(r);
         }
     }
-    // A task can only be missing if it panicked; report it as errored rather than drop it.
+    let ran = results.iter().filter(|r| r.is_some()).count();
+    // Interrupted: report the cases that finished. Otherwise a missing case
+    // can only come from a panicked task: report it as errored, never drop it.
     let results: Vec<CaseResult> = results
         .into_iter()
         .zip(&cases)
+        .filter(|(r, _)| !interrupted || r.is_some())
         .map(|(r, c)| {
             r.unwrap_or_else(|| CaseResult {
                 case_id: c.id.clone(),
@@ -211,7 +231,16 @@ pub async fn run(
         .iter()
         .filter(|r| r.pass_count > 0 && r.pass_count < opts.repeats)
         .count() as u64;
-    let (verdict, reason) = stats::verdict(passed, n, suite.pass_threshold, split);
+    let (verdict, reason) = if interrupted {
+        (
+            stats::Verdict::Inconclusive,
+            format!(
+                "interrupted: {ran} of {total} cases ran; this partial report cannot pass a gate"
+            ),
+        )
+    } else {
+        stats::verdict(passed, n, suite.pass_threshold, split)
+    };
     let (lo, hi) = stats::wilson(passed, n, Z95);
     Report {
         bundle_id: bundle.id.clone(),
@@ -236,7 +265,7 @@ pub async fn run(
             repeats: opts.repeats,
             split_cases: split,
             duration_ms: start.elapsed().as_secs_f64() * 1000.0,
-            incomplete: false,
+            incomplete: interrupted,
         },
         results,
         bundle_hash: bundle.hash.clone(),
