@@ -266,8 +266,13 @@ static IMPLICIT: LazyLock<Regex> = LazyLock::new(|| {
     let int = r"[-+]?0b[0-1_]+|[-+]?0o?[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+";
     let null = r"~|null|Null|NULL";
     let ts = r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9]{1,2}(?::?[0-9]{2})?))?)?";
-    Regex::new(&format!("^(?:{bool_}|{float}|{int}|{null}|{ts}|<<|=)$"))
-        .expect("static regex is valid")
+    // YAML 1.2 core schema too (our own reader and other modern ones): any
+    // digits, 0o/0x forms, decimals and exponents, inf and nan.
+    let core12 = r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)";
+    Regex::new(&format!(
+        "^(?:{bool_}|{float}|{int}|{null}|{ts}|{core12}|<<|=)$"
+    ))
+    .expect("static regex is valid")
 });
 
 fn plain_ok(s: &str) -> bool {
@@ -355,6 +360,10 @@ mod tests {
         assert_eq!(quote("1:20"), "'1:20'");
         assert_eq!(quote("12"), "'12'");
         assert_eq!(quote("~"), "'~'");
+        // YAML 1.2 readers take these as numbers even where PyYAML would not.
+        assert_eq!(quote("08"), "'08'");
+        assert_eq!(quote("1e3"), "'1e3'");
+        assert_eq!(quote("0o17"), "'0o17'");
     }
 
     #[test]
