@@ -548,3 +548,62 @@ fn ctrl_c_stops_cleanly_and_keeps_a_partial_report_marked_incomplete() {
     });
     assert!(gone, "agent {pid} is still running");
 }
+
+#[test]
+fn usage_is_priced_by_the_suite_and_max_cost_bounds_it() {
+    let r = setup("1.0", "");
+    r.write(
+        ".releaseops/evals/cost.yaml",
+        "id: cost\npass_threshold: 0.5\npricing: {input_per_1k: 0.5, output_per_1k: 1.0}\ntarget: {type: command, command: python3 agent.py}\ncases:\n- id: cheap_enough\n  input: {user_name: A}\n  assertions: [{type: max_cost, config: {max: 2.0}}]\n- id: too_dear\n  input: {user_name: B}\n  assertions: [{type: max_cost, config: {max: 0.5}}]\n",
+    );
+    let o = r.run(&[
+        "--json",
+        "eval",
+        "run",
+        "cost",
+        "--bundle",
+        "a",
+        "--version",
+        "1.0.0",
+    ]);
+    let j = o.json();
+    let s = &j["report"]["summary"];
+    assert_eq!(
+        (s["input_tokens"].as_u64(), s["output_tokens"].as_u64()),
+        (Some(2000), Some(1000)),
+        "{s}"
+    );
+    assert_eq!(s["cost_usd"].as_f64(), Some(2.0), "{s}");
+    let results = j["report"]["results"].as_array().expect("r");
+    assert_eq!(
+        (
+            results[0]["passed"].as_bool(),
+            results[1]["passed"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    assert!(
+        results[1]["assertions"][0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("over the $0.500000 limit"),
+        "{}",
+        results[1]
+    );
+    let text = r.run(&[
+        "eval",
+        "run",
+        "cost",
+        "--bundle",
+        "a",
+        "--version",
+        "1.0.0",
+        "--no-save",
+    ]);
+    assert!(
+        text.stdout
+            .contains("Tokens: 2000 in, 1000 out, cost $2.0000"),
+        "{}",
+        text.stdout
+    );
+}

@@ -57,6 +57,9 @@ pub enum JudgeSpec {
         called: bool,
         arguments: Vec<(String, ArgMatcher)>,
     },
+    MaxCost {
+        max: f64,
+    },
     MaxLatencyMs {
         max: f64,
     },
@@ -284,6 +287,10 @@ impl JudgeSpec {
                     arguments,
                 }
             }
+            "max_cost" => JudgeSpec::MaxCost {
+                max: get_f64(&cfg, "max", at)?
+                    .ok_or_else(|| err(at, "'max' (USD per case) is required"))?,
+            },
             "max_latency_ms" => JudgeSpec::MaxLatencyMs {
                 max: get_f64(&cfg, "max", at)?
                     .ok_or_else(|| err(at, "'max' (milliseconds) is required"))?,
@@ -387,7 +394,7 @@ impl JudgeSpec {
                     temperature,
                 }))
             }
-            "json_schema" | "max_cost" => {
+            "json_schema" => {
                 return Err(err(
                     at,
                     format!("judge '{kind}' is not available in this version of releaseops"),
@@ -414,6 +421,7 @@ impl JudgeSpec {
             JudgeSpec::JsonValid => "json_valid".into(),
             JudgeSpec::ToolCall { .. } => "tool_call".into(),
             JudgeSpec::MaxLatencyMs { .. } => "max_latency_ms".into(),
+            JudgeSpec::MaxCost { .. } => "max_cost".into(),
             JudgeSpec::Composite { mode, .. } => match mode {
                 CompositeMode::All => "composite(all)".into(),
                 CompositeMode::Any => "composite(any)".into(),
@@ -581,6 +589,15 @@ impl JudgeSpec {
                     Value::Null,
                 )
             }
+            // No cost known is a failure, not a pass: the bound cannot be shown.
+            JudgeSpec::MaxCost { max } => match out.usage.as_ref().and_then(|u| u.cost_usd) {
+                None => verdict(false, "no cost known: give the suite `pricing`, or have the agent report usage.cost_usd".into(), Value::Null),
+                Some(c) => verdict(
+                    c <= *max,
+                    format!("cost ${c:.6} {} the ${max:.6} limit", if c <= *max { "within" } else { "over" }),
+                    json!({"cost_usd": c}),
+                ),
+            },
             JudgeSpec::MaxLatencyMs { max } => {
                 let ok = out.latency_ms <= *max;
                 verdict(
@@ -931,6 +948,25 @@ mod tests {
                 .judge(&o, &case(), 1.0)
                 .passed
         );
+    }
+
+    #[test]
+    fn max_cost_fails_closed_when_the_cost_is_unknown() {
+        let j = spec("max_cost", json!({"max": 0.01}));
+        let mut o = out("x");
+        assert!(!j.judge(&o, &case(), 1.0).passed);
+        o.usage = Some(crate::target::Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+            cost_usd: Some(0.005),
+        });
+        assert!(j.judge(&o, &case(), 1.0).passed);
+        o.usage = Some(crate::target::Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+            cost_usd: Some(0.02),
+        });
+        assert!(!j.judge(&o, &case(), 1.0).passed);
     }
 
     #[test]

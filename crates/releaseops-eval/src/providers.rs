@@ -208,6 +208,7 @@ pub fn parse_response(p: Provider, body: &[u8]) -> Result<AgentOutput, String> {
                     .get("completion_tokens")
                     .and_then(Value::as_u64)
                     .unwrap_or(0),
+                cost_usd: None,
             });
             Ok(AgentOutput {
                 output,
@@ -242,6 +243,7 @@ pub fn parse_response(p: Provider, body: &[u8]) -> Result<AgentOutput, String> {
             let usage = v.get("usage").map(|u| Usage {
                 input_tokens: u.get("input_tokens").and_then(Value::as_u64).unwrap_or(0),
                 output_tokens: u.get("output_tokens").and_then(Value::as_u64).unwrap_or(0),
+                cost_usd: None,
             });
             Ok(AgentOutput {
                 output,
@@ -287,6 +289,7 @@ pub fn parse_response(p: Provider, body: &[u8]) -> Result<AgentOutput, String> {
                     .get("candidatesTokenCount")
                     .and_then(Value::as_u64)
                     .unwrap_or(0),
+                cost_usd: None,
             });
             Ok(AgentOutput {
                 output,

@@ -26,6 +26,11 @@ pub struct Summary {
     pub duration_ms: f64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub incomplete: bool,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Total cost in USD, when every case's cost is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,6 +57,9 @@ pub struct CaseResult {
     pub pass_count: u32,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<Attempt>,
+    /// Tokens (and cost) over all runs of the case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::target::Usage>,
 }
 
 #[derive(Debug, Clone, Serialize)]

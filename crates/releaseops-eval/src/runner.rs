@@ -46,19 +46,24 @@ pub struct RunOptions {
 /// Concurrency when neither the suite nor the command line says.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
-// One argument per shared piece of the run; a struct would only rename them.
-#[allow(clippy::too_many_arguments)]
-async fn run_case(
-    case: Arc<Case>,
-    suite_vars: Arc<Map<String, Value>>,
-    target: Arc<Target>,
-    bundle: Arc<Value>,
+/// What every case of a run shares.
+struct Shared {
+    vars: Map<String, Value>,
+    target: Target,
+    bundle: Value,
     repeats: u32,
     timeout: std::time::Duration,
     retry: RetryPolicy,
-    judges: Arc<crate::judge::JudgeEnv>,
-) -> CaseResult {
-    let mut input = (*suite_vars).clone();
+    judges: crate::judge::JudgeEnv,
+    pricing: Option<crate::suite::Pricing>,
+}
+
+async fn run_case(case: Arc<Case>, sh: Arc<Shared>) -> CaseResult {
+    let (target, bundle, repeats, timeout, retry, judges) = (
+        &sh.target, &sh.bundle, sh.repeats, sh.timeout, sh.retry, &sh.judges,
+    );
+    let suite_vars = &sh.vars;
+    let mut input = suite_vars.clone();
     for (k, v) in &case.input {
         input.insert(k.clone(), v.clone());
     }
@@ -66,8 +71,19 @@ async fn run_case(
     let mut judged = Vec::new();
     for repeat in 0..repeats {
         let payload =
-            json!({ "case_id": case.id, "repeat": repeat, "input": input, "bundle": *bundle });
+            json!({ "case_id": case.id, "repeat": repeat, "input": input, "bundle": bundle });
         let call = tokio::time::timeout(timeout, target.call(&payload, &input, retry)).await;
+        // Price reported usage with the suite's pricing when the agent gave no cost.
+        let call = call.map(|r| {
+            r.map(|mut out| {
+                if let (Some(u), Some(p)) = (out.usage.as_mut(), sh.pricing) {
+                    if u.cost_usd.is_none() {
+                        u.cost_usd = Some(p.cost(u.input_tokens, u.output_tokens));
+                    }
+                }
+                out
+            })
+        });
         let call = call.unwrap_or_else(|_| {
             Err(format!(
                 "timed out after {} ms (the call was abandoned; a subprocess agent is killed)",
@@ -79,7 +95,7 @@ async fn run_case(
                 let judging = async {
                     let mut results = Vec::with_capacity(case.assertions.len());
                     for a in &case.assertions {
-                        results.push(a.judge.judge_async(&out, &case, a.weight, &judges).await);
+                        results.push(a.judge.judge_async(&out, &case, a.weight, judges).await);
                     }
                     results
                 };
@@ -117,6 +133,15 @@ async fn run_case(
         }
     }
     let pass_count = runs.iter().filter(|r| r.passed).count() as u32;
+    let usages: Vec<&crate::target::Usage> = judged
+        .iter()
+        .filter_map(|(_, _, o)| o.usage.as_ref())
+        .collect();
+    let usage = (!usages.is_empty()).then(|| crate::target::Usage {
+        input_tokens: usages.iter().map(|u| u.input_tokens).sum(),
+        output_tokens: usages.iter().map(|u| u.output_tokens).sum(),
+        cost_usd: usages.iter().map(|u| u.cost_usd).sum::<Option<f64>>(),
+    });
     // Majority of repeats; a tie fails.
     let passed = pass_count * 2 > repeats;
     // Show a run that agrees with the case verdict.
@@ -138,6 +163,7 @@ async fn run_case(
         error,
         pass_count,
         runs: if repeats > 1 { runs } else { Vec::new() },
+        usage,
     }
 }
 
@@ -156,27 +182,24 @@ pub async fn run(
         .collect();
     let total = cases.len();
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
-    let target = Arc::new(target);
-    let vars = Arc::new(suite.vars.clone());
-    let payload = Arc::new(bundle.payload.clone());
+    let shared = Arc::new(Shared {
+        vars: suite.vars.clone(),
+        target,
+        bundle: bundle.payload.clone(),
+        repeats: opts.repeats,
+        timeout: opts.case_timeout,
+        retry: opts.retry,
+        judges: opts.judges.clone(),
+        pricing: suite.pricing,
+    });
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let judges = Arc::new(opts.judges.clone());
     let mut set = tokio::task::JoinSet::new();
     for (i, case) in cases.iter().enumerate() {
-        let (sem, target, vars, payload, case, done) = (
-            sem.clone(),
-            target.clone(),
-            vars.clone(),
-            payload.clone(),
-            case.clone(),
-            done.clone(),
-        );
+        let (sem, shared, case, done) = (sem.clone(), shared.clone(), case.clone(), done.clone());
         let progress = opts.progress.clone();
-        let (repeats, timeout, retry) = (opts.repeats, opts.case_timeout, opts.retry);
-        let judges = judges.clone();
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            let r = run_case(case, vars, target, payload, repeats, timeout, retry, judges).await;
+            let r = run_case(case, shared).await;
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if let Some(p) = progress {
                 p(n, total);
@@ -221,6 +244,7 @@ pub async fn run(
                 error: Some("internal error while running this case".into()),
                 pass_count: 0,
                 runs: Vec::new(),
+                usage: None,
             })
         })
         .collect();
@@ -266,6 +290,30 @@ pub async fn run(
             split_cases: split,
             duration_ms: start.elapsed().as_secs_f64() * 1000.0,
             incomplete: interrupted,
+            input_tokens: results
+                .iter()
+                .filter_map(|r| r.usage.as_ref())
+                .map(|u| u.input_tokens)
+                .sum(),
+            output_tokens: results
+                .iter()
+                .filter_map(|r| r.usage.as_ref())
+                .map(|u| u.output_tokens)
+                .sum(),
+            cost_usd: if results
+                .iter()
+                .all(|r| r.usage.as_ref().is_some_and(|u| u.cost_usd.is_some()))
+                && !results.is_empty()
+            {
+                Some(
+                    results
+                        .iter()
+                        .filter_map(|r| r.usage.as_ref().and_then(|u| u.cost_usd))
+                        .sum(),
+                )
+            } else {
+                None
+            },
         },
         results,
         bundle_hash: bundle.hash.clone(),

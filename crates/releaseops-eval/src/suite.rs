@@ -92,7 +92,24 @@ pub struct Suite {
     pub repeats: u32,
     pub concurrency: Option<usize>,
     pub vars: Map<String, Value>,
+    /// USD per 1,000 tokens, to price reported usage (prices change, so the
+    /// suite says them rather than the tool).
+    pub pricing: Option<Pricing>,
     pub cases: Vec<Case>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pricing {
+    pub input_per_1k: f64,
+    pub output_per_1k: f64,
+}
+
+impl Pricing {
+    pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> f64 {
+        input_tokens as f64 / 1000.0 * self.input_per_1k
+            + output_tokens as f64 / 1000.0 * self.output_per_1k
+    }
 }
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
@@ -122,6 +139,8 @@ struct RawSuite {
     concurrency: Option<usize>,
     #[serde(default)]
     vars: Option<Map<String, Value>>,
+    #[serde(default)]
+    pricing: Option<Pricing>,
     #[serde(default)]
     cases: Vec<RawCase>,
 }
@@ -335,6 +354,19 @@ impl Suite {
             repeats,
             concurrency: raw.concurrency,
             vars: raw.vars.unwrap_or_default(),
+            pricing: match raw.pricing {
+                Some(p)
+                    if !(p.input_per_1k.is_finite()
+                        && p.output_per_1k.is_finite()
+                        && p.input_per_1k >= 0.0
+                        && p.output_per_1k >= 0.0) =>
+                {
+                    return Err(SuiteError(
+                        "pricing values must be numbers >= 0 (USD per 1,000 tokens)".into(),
+                    ));
+                }
+                other => other,
+            },
             cases,
         })
     }

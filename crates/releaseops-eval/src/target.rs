@@ -33,6 +33,9 @@ pub struct Usage {
     pub input_tokens: u64,
     #[serde(default, alias = "completion_tokens")]
     pub output_tokens: u64,
+    /// Cost in USD, as the agent reported it or as the suite's pricing gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// What an agent answered for one case.

@@ -351,7 +351,7 @@ if mode == "flaky":
 system = req["bundle"]["prompts"]["system"]["content"]
 limit = int(re.search(r"up to (\d+) dollars", system).group(1))
 amount = inp.get("refund")
-out = {"output": "Hello %s!" % inp.get("user_name", "there"), "tool_calls": []}
+out = {"output": "Hello %s!" % inp.get("user_name", "there"), "tool_calls": [], "usage": {"input_tokens": 1000, "output_tokens": 500}}
 if amount is not None:
     if amount <= limit:
         out["tool_calls"].append({"name": "issue_refund", "arguments": {"amount": amount}})

@@ -99,6 +99,16 @@ fn summary(r: &Report) -> String {
         "  Cases: {} passed, {} failed ({} errored), {:.0} ms\n",
         s.passed, s.failed, s.errored, s.duration_ms
     ));
+    if s.input_tokens + s.output_tokens > 0 {
+        out.push_str(&format!(
+            "  Tokens: {} in, {} out{}\n",
+            s.input_tokens,
+            s.output_tokens,
+            s.cost_usd
+                .map(|c| format!(", cost ${c:.4}"))
+                .unwrap_or_default()
+        ));
+    }
     for c in r.results.iter().filter(|c| !c.passed) {
         let why = c.error.clone().unwrap_or_else(|| {
             c.assertions
