@@ -76,10 +76,10 @@ async fn run_case(case: Arc<Case>, sh: Arc<Shared>) -> CaseResult {
         // Price reported usage with the suite's pricing when the agent gave no cost.
         let call = call.map(|r| {
             r.map(|mut out| {
-                if let (Some(u), Some(p)) = (out.usage.as_mut(), sh.pricing) {
-                    if u.cost_usd.is_none() {
-                        u.cost_usd = Some(p.cost(u.input_tokens, u.output_tokens));
-                    }
+                if let (Some(u), Some(p)) = (out.usage.as_mut(), sh.pricing)
+                    && u.cost_usd.is_none()
+                {
+                    u.cost_usd = Some(p.cost(u.input_tokens, u.output_tokens));
                 }
                 out
             })
