@@ -60,6 +60,10 @@ pub enum JudgeSpec {
     MaxCost {
         max: f64,
     },
+    /// The output is JSON that matches the schema (compiled at load).
+    JsonSchema {
+        validator: std::sync::Arc<jsonschema::Validator>,
+    },
     MaxLatencyMs {
         max: f64,
     },
@@ -395,16 +399,20 @@ impl JudgeSpec {
                 }))
             }
             "json_schema" => {
-                return Err(err(
-                    at,
-                    format!("judge '{kind}' is not available in this version of releaseops"),
-                ));
+                let schema = cfg
+                    .get("schema")
+                    .ok_or_else(|| err(at, "'schema' (a JSON Schema) is required"))?;
+                let validator = jsonschema::validator_for(schema)
+                    .map_err(|e| err(at, format!("the schema does not compile: {e}")))?;
+                JudgeSpec::JsonSchema {
+                    validator: std::sync::Arc::new(validator),
+                }
             }
             other => {
                 return Err(err(
                     at,
                     format!(
-                        "unknown judge '{other}' (known: exact_match, contains, not_contains, regex, json_valid, tool_call, max_latency_ms, composite)"
+                        "unknown judge '{other}' (known: exact_match, contains, not_contains, regex, json_valid, json_schema, tool_call, max_latency_ms, max_cost, llm_judge, composite)"
                     ),
                 ));
             }
@@ -422,6 +430,7 @@ impl JudgeSpec {
             JudgeSpec::ToolCall { .. } => "tool_call".into(),
             JudgeSpec::MaxLatencyMs { .. } => "max_latency_ms".into(),
             JudgeSpec::MaxCost { .. } => "max_cost".into(),
+            JudgeSpec::JsonSchema { .. } => "json_schema".into(),
             JudgeSpec::Composite { mode, .. } => match mode {
                 CompositeMode::All => "composite(all)".into(),
                 CompositeMode::Any => "composite(any)".into(),
@@ -589,6 +598,17 @@ impl JudgeSpec {
                     Value::Null,
                 )
             }
+            JudgeSpec::JsonSchema { validator } => match serde_json::from_str::<Value>(&out.output) {
+                Err(e) => verdict(false, format!("output is not JSON: {e}"), Value::Null),
+                Ok(doc) => {
+                    let errors: Vec<String> = validator.iter_errors(&doc).take(3).map(|e| format!("{} at '{}'", e, e.instance_path())).collect();
+                    if errors.is_empty() {
+                        verdict(true, "output matches the schema".into(), Value::Null)
+                    } else {
+                        verdict(false, format!("output does not match the schema: {}", errors.join("; ")), Value::Null)
+                    }
+                }
+            },
             // No cost known is a failure, not a pass: the bound cannot be shown.
             JudgeSpec::MaxCost { max } => match out.usage.as_ref().and_then(|u| u.cost_usd) {
                 None => verdict(false, "no cost known: give the suite `pricing`, or have the agent report usage.cost_usd".into(), Value::Null),
@@ -948,6 +968,30 @@ mod tests {
                 .judge(&o, &case(), 1.0)
                 .passed
         );
+    }
+
+    #[test]
+    fn json_schema_validates_and_bad_schemas_are_refused() {
+        let j = spec(
+            "json_schema",
+            json!({"schema": {"type": "object", "required": ["refund"], "properties": {"refund": {"type": "number", "maximum": 100}}}}),
+        );
+        assert!(j.judge(&out("{\"refund\": 40}"), &case(), 1.0).passed);
+        let r = j.judge(&out("{\"refund\": 400}"), &case(), 1.0);
+        assert!(!r.passed && r.reason.contains("400"), "{}", r.reason);
+        assert!(!j.judge(&out("not json"), &case(), 1.0).passed);
+        assert!(
+            JudgeSpec::build(
+                "json_schema",
+                json!({"schema": {"type": "nonsense"}})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
+                "t"
+            )
+            .is_err()
+        );
+        assert!(JudgeSpec::build("json_schema", Map::new(), "t").is_err());
     }
 
     #[test]
