@@ -421,6 +421,7 @@ fn runner_bench(delay_ms: u64) -> Duration {
             parameters: Default::default(),
             system_templates: vec!["You are terse.".into()],
             user_template: None,
+            cache: None,
         }));
         let bundle = BundleUnderTest { id: "b".into(), version: "1".into(), hash: "sha256:x".into(), payload: serde_json::json!({}) };
         let opts = RunOptions {

@@ -321,6 +321,9 @@ pub struct EvalRunArgs {
     /// Do not save the report (it then cannot pass a gate)
     #[arg(long)]
     pub no_save: bool,
+    /// Call the model even when the response cache has the answer
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Args, Debug)]

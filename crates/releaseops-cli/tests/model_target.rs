@@ -84,3 +84,53 @@ async fn the_bundle_model_is_called_with_its_rendered_prompts_and_the_key_stays_
     );
     assert!(!r.git(&["log", "-p"]).contains(KEY));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_suite_runs_again_from_the_cache_and_no_cache_calls_again() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"choices": [{"message": {"content": "cached answer"}}]})),
+        )
+        .expect(2)
+        .mount(&server)
+        .await;
+    let mut r = Repo::initialized();
+    r.write("prompts/system.md", "Be brief.");
+    r.write(
+        ".releaseops/evals/c.yaml",
+        "id: c\npass_threshold: 1.0\ntarget: {type: model}\ncases:\n- id: one\n  input: {message: hi}\n  assertions: [{type: contains, config: {expected: cached}}]\n",
+    );
+    r.run(&[
+        "bundle",
+        "create",
+        "a",
+        "-a",
+        "system=file:prompts/system.md",
+        "-m",
+        "m",
+        "--provider",
+        "openai-compatible",
+    ])
+    .ok();
+    r.env.push(("OPENAI_BASE_URL".into(), server.uri()));
+    let first = r
+        .run(&["--json", "eval", "run", "c", "--bundle", "a"])
+        .json();
+    assert_eq!(first["report"]["summary"]["cached_calls"], 0);
+    let second = r
+        .run(&["--json", "eval", "run", "c", "--bundle", "a"])
+        .json();
+    assert_eq!(second["report"]["summary"]["cached_calls"], 1, "{second}");
+    assert_eq!(second["report"]["summary"]["gate_decision"], "PASS");
+    let third = r
+        .run(&["--json", "eval", "run", "c", "--bundle", "a", "--no-cache"])
+        .json();
+    assert_eq!(third["report"]["summary"]["cached_calls"], 0);
+    // The cache lives outside what git tracks.
+    let status = r.git(&["status", "--porcelain", "--untracked-files=all"]);
+    assert!(!status.contains(".tmp-cache"), "{status}");
+    assert!(r.path().join(".releaseops/.tmp-cache/responses").is_dir());
+    // wiremock checks on drop that exactly two calls reached the server.
+}

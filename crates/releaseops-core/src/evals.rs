@@ -123,6 +123,8 @@ pub struct EvalRequest {
     pub repeats: Option<u32>,
     pub tags: Vec<String>,
     pub save: bool,
+    /// Call the model even when the response cache has the answer.
+    pub no_cache: bool,
     pub progress: Option<Arc<dyn Fn(usize, usize) + Send + Sync>>,
 }
 
@@ -156,7 +158,7 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         ));
     }
     let payload = agent_payload(store, &manifest);
-    let target = build_target(store, &spec, &manifest, &payload)?;
+    let target = build_target(store, &spec, &manifest, &payload, !req.no_cache)?;
     let hash = manifest
         .bundle_hash
         .clone()
@@ -361,6 +363,7 @@ fn build_target(
     spec: &TargetSpec,
     m: &BundleManifest,
     payload: &Value,
+    cache_read: bool,
 ) -> Result<Target> {
     let client =
         || http_client().map_err(|e| CoreError::refused(e, "check the system's TLS setup"));
@@ -459,6 +462,11 @@ fn build_target(
                 parameters: mc.map(|c| c.parameters.clone()).unwrap_or_default(),
                 system_templates,
                 user_template,
+                cache: Some(releaseops_eval::providers::ResponseCache {
+                    dir: store.dir().join(".tmp-cache").join("responses"),
+                    read: cache_read,
+                    salt: String::new(),
+                }),
             }))
         }
     })
@@ -569,6 +577,7 @@ pub fn run_missing(ctx: &Ctx<'_>, id: &str, version: &str, env: &str) -> Result<
                 repeats: None,
                 tags: Vec::new(),
                 save: true,
+                no_cache: false,
                 progress: None,
             },
         )?);

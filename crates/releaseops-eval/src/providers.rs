@@ -215,6 +215,7 @@ pub fn parse_response(p: Provider, body: &[u8]) -> Result<AgentOutput, String> {
                 tool_calls,
                 usage,
                 latency_ms: 0.0,
+                cached: false,
             })
         }
         Provider::Anthropic => {
@@ -250,6 +251,7 @@ pub fn parse_response(p: Provider, body: &[u8]) -> Result<AgentOutput, String> {
                 tool_calls,
                 usage,
                 latency_ms: 0.0,
+                cached: false,
             })
         }
         Provider::Gemini => {
@@ -296,6 +298,7 @@ pub fn parse_response(p: Provider, body: &[u8]) -> Result<AgentOutput, String> {
                 tool_calls,
                 usage,
                 latency_ms: 0.0,
+                cached: false,
             })
         }
     }
@@ -422,8 +425,55 @@ pub async fn chat(
     c: &Chat,
     policy: RetryPolicy,
 ) -> Result<AgentOutput, String> {
+    chat_cached(client, provider, base_url, api_key, c, policy, None).await
+}
+
+/// Responses cached on disk by the full request (provider, endpoint, body and
+/// a caller's salt such as the repeat index; never the key), so re-running an
+/// unchanged suite costs no calls.
+#[derive(Debug, Clone)]
+pub struct ResponseCache {
+    pub dir: std::path::PathBuf,
+    /// Read cached answers (false: call anyway, and refresh the cache).
+    pub read: bool,
+    pub salt: String,
+}
+
+impl ResponseCache {
+    fn path(&self, provider: Provider, url: &str, body: &Value) -> std::path::PathBuf {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [provider.name(), url, &body.to_string(), &self.salt] {
+            h.update(part.as_bytes());
+            h.update([0u8]);
+        }
+        let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        self.dir.join(&hex[..2]).join(format!("{}.json", &hex[2..]))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn chat_cached(
+    client: &reqwest::Client,
+    provider: Provider,
+    base_url: &str,
+    api_key: Option<&str>,
+    c: &Chat,
+    policy: RetryPolicy,
+    cache: Option<&ResponseCache>,
+) -> Result<AgentOutput, String> {
     let (path, body) = request(provider, c);
     let url = format!("{}{path}", base_url.trim_end_matches('/'));
+    let cached_at = cache.map(|k| k.path(provider, &url, &body));
+    if let (Some(p), Some(k)) = (&cached_at, cache)
+        && k.read
+        && let Ok(bytes) = std::fs::read(p)
+        && let Ok(mut out) = parse_response(provider, &bytes)
+    {
+        out.latency_ms = 0.0;
+        out.cached = true;
+        return Ok(out);
+    }
     let mut headers = Vec::new();
     if let Some(k) = api_key {
         match provider {
@@ -441,6 +491,16 @@ pub async fn chat(
     let bytes = post_json(client, &url, &headers, &body, policy, provider.name()).await?;
     let mut out = parse_response(provider, &bytes)?;
     out.latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+    if let Some(p) = cached_at {
+        // Best effort: a cache that cannot be written only costs a call later.
+        if let Some(dir) = p.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, &bytes).is_ok() {
+            let _ = std::fs::rename(&tmp, &p);
+        }
+    }
     Ok(out)
 }
 

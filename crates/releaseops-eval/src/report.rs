@@ -28,6 +28,8 @@ pub struct Summary {
     pub incomplete: bool,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Calls answered from the response cache (no request was made).
+    pub cached_calls: u64,
     /// Total cost in USD, when every case's cost is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
@@ -60,6 +62,13 @@ pub struct CaseResult {
     /// Tokens (and cost) over all runs of the case.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<crate::target::Usage>,
+    /// Runs answered from the response cache.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cached: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -164,6 +164,7 @@ async fn run_case(case: Arc<Case>, sh: Arc<Shared>) -> CaseResult {
         pass_count,
         runs: if repeats > 1 { runs } else { Vec::new() },
         usage,
+        cached: judged.iter().filter(|(_, _, o)| o.cached).count() as u32,
     }
 }
 
@@ -245,6 +246,7 @@ pub async fn run(
                 pass_count: 0,
                 runs: Vec::new(),
                 usage: None,
+                cached: 0,
             })
         })
         .collect();
@@ -290,6 +292,7 @@ pub async fn run(
             split_cases: split,
             duration_ms: start.elapsed().as_secs_f64() * 1000.0,
             incomplete: interrupted,
+            cached_calls: results.iter().map(|r| u64::from(r.cached)).sum(),
             input_tokens: results
                 .iter()
                 .filter_map(|r| r.usage.as_ref())

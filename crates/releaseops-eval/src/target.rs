@@ -47,6 +47,9 @@ pub struct AgentOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     pub latency_ms: f64,
+    /// Answered from the response cache (no call was made).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +80,7 @@ pub fn parse_answer(stdout: &[u8], measured_ms: f64) -> Result<AgentOutput, Stri
                 .latency_ms
                 .filter(|l| l.is_finite() && *l >= 0.0)
                 .unwrap_or(measured_ms),
+            cached: false,
         });
     }
     let output = text
@@ -89,6 +93,7 @@ pub fn parse_answer(stdout: &[u8], measured_ms: f64) -> Result<AgentOutput, Stri
         tool_calls: Vec::new(),
         usage: None,
         latency_ms: measured_ms,
+        cached: false,
     })
 }
 
@@ -123,6 +128,8 @@ pub struct ModelTarget {
     pub system_templates: Vec<String>,
     /// The `user` role's template, if the bundle has one.
     pub user_template: Option<String>,
+    /// Where responses are cached (None: no cache).
+    pub cache: Option<providers::ResponseCache>,
 }
 
 impl std::fmt::Debug for ModelTarget {
@@ -189,13 +196,22 @@ impl Target {
             Target::Http(h) => call_http(&h.client, &h.url, &h.headers, payload, retry).await,
             Target::Model(m) => {
                 let chat = m.chat_for(input)?;
-                providers::chat(
+                // Each repeat is its own sample, cached on its own.
+                let cache = m.cache.clone().map(|mut c| {
+                    c.salt = format!(
+                        "repeat={}",
+                        payload.get("repeat").and_then(|r| r.as_u64()).unwrap_or(0)
+                    );
+                    c
+                });
+                providers::chat_cached(
                     &m.client,
                     m.provider,
                     &m.base_url,
                     m.api_key.as_deref(),
                     &chat,
                     retry,
+                    cache.as_ref(),
                 )
                 .await
             }

@@ -32,6 +32,7 @@ fn model(provider: Provider, base: &str) -> Target {
         parameters: [("top_p".to_string(), json!(0.9))].into_iter().collect(),
         system_templates: vec!["You help {{ user_name }}. Refunds up to 100 dollars.".into()],
         user_template: Some("Refund {{ amount }} dollars please".into()),
+        cache: None,
     }))
 }
 

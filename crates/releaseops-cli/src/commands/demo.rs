@@ -121,6 +121,7 @@ fn evaluate(store: &Store, clock: &Clock, version: &str) -> Result<(), Failure> 
             repeats: None,
             tags: Vec::new(),
             save: true,
+            no_cache: false,
             progress: None,
         },
     )?;

@@ -156,6 +156,7 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
         repeats: a.repeats,
         tags: a.tags,
         save: !a.no_save,
+        no_cache: a.no_cache,
         progress,
     };
     if a.concurrency == Some(0) || a.repeats == Some(0) {
