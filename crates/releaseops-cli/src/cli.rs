@@ -324,6 +324,9 @@ pub struct EvalRunArgs {
     /// Call the model even when the response cache has the answer
     #[arg(long)]
     pub no_cache: bool,
+    /// Also run the suite on the version live in ENV and compare case by case
+    #[arg(long, value_name = "ENV")]
+    pub baseline: Option<String>,
 }
 
 #[derive(Args, Debug)]

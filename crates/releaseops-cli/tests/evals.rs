@@ -607,3 +607,61 @@ fn usage_is_priced_by_the_suite_and_max_cost_bounds_it() {
         text.stdout
     );
 }
+
+#[test]
+fn baseline_runs_the_live_version_too_and_names_regressions() {
+    let r = setup("0.0", "");
+    for env in ["dev", "staging", "prod"] {
+        r.run(&["promote", "a", "1.0.0", env]).ok();
+    }
+    let o = r.run(&[
+        "--json",
+        "eval",
+        "run",
+        "refunds",
+        "--bundle",
+        "a",
+        "--version",
+        "1.1.0",
+        "--baseline",
+        "prod",
+    ]);
+    o.code(0);
+    let j = o.json();
+    assert_eq!(j["baseline"]["baseline"], "a@1.0.0");
+    assert_eq!(
+        j["baseline"]["regressed"],
+        serde_json::json!(["big_refund_escalates"])
+    );
+    assert_eq!(j["baseline"]["verdict"], "no significant change");
+    let text = r
+        .run(&[
+            "eval",
+            "run",
+            "refunds",
+            "--bundle",
+            "a",
+            "--version",
+            "1.1.0",
+            "--baseline",
+            "prod",
+            "--no-save",
+        ])
+        .ok()
+        .to_string();
+    assert!(
+        text.contains("Against a@1.0.0: no significant change")
+            && text.contains("regressed: big_refund_escalates"),
+        "{text}"
+    );
+    r.run(&[
+        "eval",
+        "run",
+        "refunds",
+        "--bundle",
+        "a",
+        "--baseline",
+        "canary",
+    ])
+    .code(1);
+}

@@ -115,6 +115,7 @@ pub fn agent_payload(store: &Store, m: &BundleManifest) -> Value {
     })
 }
 
+#[derive(Clone)]
 pub struct EvalRequest {
     pub suite: String,
     pub bundle: String,

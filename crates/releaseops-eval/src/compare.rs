@@ -25,6 +25,24 @@ pub struct CaseOutcome {
     pub passed: bool,
 }
 
+impl From<&crate::report::Report> for Outcomes {
+    fn from(r: &crate::report::Report) -> Self {
+        Outcomes {
+            bundle_id: r.bundle_id.clone(),
+            bundle_version: r.bundle_version.clone(),
+            suite_id: r.suite_id.clone(),
+            results: r
+                .results
+                .iter()
+                .map(|c| CaseOutcome {
+                    case_id: c.case_id.clone(),
+                    passed: c.passed,
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
     pub suite: String,

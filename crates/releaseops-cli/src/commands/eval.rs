@@ -165,8 +165,48 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
             "e.g. --concurrency 16 --repeats 3",
         ));
     }
+    let baseline_version = match &a.baseline {
+        None => None,
+        Some(env) => Some(
+            store
+                .load_env(env)?
+                .bundle_mappings
+                .get(&req.bundle)
+                .cloned()
+                .ok_or_else(|| Failure {
+                    code: 1,
+                    kind: "not_found",
+                    message: format!(
+                        "'{}' is not deployed in '{env}', so there is no baseline to compare with",
+                        req.bundle
+                    ),
+                    hint: Some(
+                        "drop --baseline, or name an environment where the bundle runs".into(),
+                    ),
+                })?,
+        ),
+    };
     let out = evals::run(&app.ctx(&store), &req)?;
-    let code = exit_code(&out.report);
+    let mut code = exit_code(&out.report);
+    let comparison = match baseline_version {
+        None => None,
+        Some(v) => {
+            let base = evals::run(
+                &app.ctx(&store),
+                &EvalRequest {
+                    version: v,
+                    progress: None,
+                    ..req.clone()
+                },
+            )?;
+            let c =
+                releaseops_eval::compare::compare(&(&base.report).into(), &(&out.report).into());
+            if c.verdict == "regression" {
+                code = code.max(EXIT_EVAL_FAIL);
+            }
+            Some(c)
+        }
+    };
     if let Some(path) = &a.output {
         std::fs::write(path, render(&out.report, a.format)).map_err(|e| Failure {
             code: 1,
@@ -175,10 +215,37 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
             hint: Some("check the directory exists and is writable".into()),
         })?;
     }
-    if output::json(app, &out) {
+    if output::json(
+        app,
+        &serde_json::json!({
+            "report": out.report,
+            "saved_to": out.saved_to,
+            "git_commit": out.git_commit,
+            "git_error": out.git_error,
+            "baseline": comparison,
+        }),
+    ) {
         return Ok(code);
     }
     anstream::print!("{}", render(&out.report, a.format));
+    if let Some(c) = &comparison {
+        anstream::println!(
+            "  Against {}: {} (McNemar exact p = {:.4}); regressed: {}; improved: {}",
+            c.baseline,
+            c.verdict,
+            c.p_value,
+            if c.regressed.is_empty() {
+                "none".to_string()
+            } else {
+                c.regressed.join(", ")
+            },
+            if c.improved.is_empty() {
+                "none".to_string()
+            } else {
+                c.improved.join(", ")
+            }
+        );
+    }
     if let Some(p) = &out.saved_to {
         anstream::println!(
             "  {}",
