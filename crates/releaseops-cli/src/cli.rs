@@ -293,6 +293,7 @@ pub enum ReportFormat {
     Json,
     Junit,
     Yaml,
+    Html,
 }
 
 #[derive(Args, Debug)]

@@ -154,6 +154,28 @@ fn pass_and_fail_have_distinct_exit_codes_and_reports_are_never_overwritten() {
         junit.to_str().expect("utf8"),
         "--no-save",
     ]);
+    let html = r.path().join("report.html");
+    r.run(&[
+        "eval",
+        "run",
+        "refunds",
+        "--bundle",
+        "a",
+        "--version",
+        "1.1.0",
+        "-f",
+        "html",
+        "-o",
+        html.to_str().expect("utf8"),
+        "--no-save",
+    ]);
+    let page = std::fs::read_to_string(html).expect("html");
+    assert!(
+        page.starts_with("<!doctype html>")
+            && page.contains("big_refund_escalates")
+            && !page.contains("<script"),
+        "{page}"
+    );
     let xml = std::fs::read_to_string(junit).expect("junit");
     assert!(
         xml.contains("<testsuite name=\"a@1.1.0:refunds\" tests=\"3\" failures=\"1\""),

@@ -134,6 +134,67 @@ impl Report {
         out
     }
 
+    /// One self-contained HTML file (no scripts, no external resources).
+    pub fn to_html(&self) -> String {
+        let esc = |t: &str| {
+            t.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+        };
+        let s = &self.summary;
+        let colour = match s.gate_decision.as_str() {
+            "PASS" => "#1a7f37",
+            "FAIL" => "#cf222e",
+            _ => "#9a6700",
+        };
+        let mut rows = String::new();
+        for c in &self.results {
+            let why = c.error.clone().unwrap_or_else(|| {
+                c.assertions
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{} {}: {}",
+                            if a.passed { "✓" } else { "✗" },
+                            a.judge,
+                            a.reason
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            rows.push_str(&format!(
+                "<tr class=\"{}\"><td>{}</td><td>{}</td><td><pre>{}</pre></td><td><pre>{}</pre></td><td>{:.0} ms</td></tr>\n",
+                if c.passed { "pass" } else { "fail" },
+                esc(&c.case_id),
+                if c.passed { "pass" } else { "fail" },
+                esc(&why),
+                esc(c.output.as_deref().unwrap_or("")),
+                c.latency_ms
+            ));
+        }
+        format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Eval {suite} on {id}@{ver}: {dec}</title>\n<style>\nbody{{font-family:system-ui,sans-serif;margin:2rem;color:#1f2328}}h1{{font-size:1.4rem}}.verdict{{color:#fff;background:{colour};padding:.2rem .6rem;border-radius:4px}}\ntable{{border-collapse:collapse;width:100%;margin-top:1rem}}td,th{{border:1px solid #d0d7de;padding:.4rem;vertical-align:top;text-align:left}}\ntr.fail td:nth-child(2){{color:#cf222e;font-weight:600}}tr.pass td:nth-child(2){{color:#1a7f37}}pre{{margin:0;white-space:pre-wrap;word-break:break-word}}.meta{{color:#57606a;font-size:.9rem}}\n</style></head><body>\n<h1>Eval <code>{suite}</code> on <code>{id}@{ver}</code> <span class=\"verdict\">{dec}</span></h1>\n<p>{reason}</p>\n<table><tr><th>cases</th><th>passed</th><th>failed</th><th>errored</th><th>pass rate</th><th>95% CI</th><th>threshold</th></tr>\n<tr><td>{n}</td><td>{p}</td><td>{f}</td><td>{e}</td><td>{rate:.1}%</td><td>{lo:.1}%-{hi:.1}%</td><td>{t:.0}%</td></tr></table>\n<table><tr><th>case</th><th>verdict</th><th>judges</th><th>output</th><th>latency</th></tr>\n{rows}</table>\n<p class=\"meta\">bundle hash {hash} · run {run} · {ts}</p>\n</body></html>\n",
+            suite = esc(&self.suite_id),
+            id = esc(&self.bundle_id),
+            ver = esc(&self.bundle_version),
+            dec = esc(&s.gate_decision),
+            reason = esc(&s.reason),
+            n = s.total_cases,
+            p = s.passed,
+            f = s.failed,
+            e = s.errored,
+            rate = s.pass_rate * 100.0,
+            lo = s.ci_low * 100.0,
+            hi = s.ci_high * 100.0,
+            t = s.threshold * 100.0,
+            hash = esc(&self.bundle_hash),
+            run = esc(&self.run_id),
+            ts = esc(&self.timestamp),
+        )
+    }
+
     pub fn to_junit(&self) -> String {
         let esc = |s: &str| {
             s.chars()

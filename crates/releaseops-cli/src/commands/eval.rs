@@ -80,6 +80,7 @@ fn render(r: &Report, format: ReportFormat) -> String {
         ReportFormat::Json => serde_json::to_string_pretty(r).unwrap_or_default(),
         ReportFormat::Junit => r.to_junit(),
         ReportFormat::Yaml => r.to_yaml(),
+        ReportFormat::Html => r.to_html(),
         ReportFormat::Summary => summary(r),
     }
 }
