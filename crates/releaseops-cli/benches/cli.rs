@@ -422,6 +422,7 @@ fn runner_bench(delay_ms: u64) -> Duration {
             system_templates: vec!["You are terse.".into()],
             user_template: None,
             cache: None,
+        limiter: None,
         }));
         let bundle = BundleUnderTest { id: "b".into(), version: "1".into(), hash: "sha256:x".into(), payload: serde_json::json!({}) };
         let opts = RunOptions {
@@ -433,7 +434,7 @@ fn runner_bench(delay_ms: u64) -> Duration {
             progress: None,
             case_timeout: Duration::from_secs(60),
             retry: Default::default(),
-            judges: releaseops_eval::judge::JudgeEnv { client: None, retry: Default::default(), endpoints: Vec::new() },
+            judges: releaseops_eval::judge::JudgeEnv { client: None, retry: Default::default(), endpoints: Vec::new(), limiters: Vec::new() },
             cancel: None,
         };
         let t = Instant::now();

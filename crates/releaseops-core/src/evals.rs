@@ -159,7 +159,17 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         ));
     }
     let payload = agent_payload(store, &manifest);
-    let target = build_target(store, &spec, &manifest, &payload, !req.no_cache)?;
+    let limiters: Vec<(Provider, Arc<releaseops_eval::providers::RateLimiter>)> = suite
+        .rate_limits
+        .iter()
+        .filter_map(|(p, rps)| {
+            Some((
+                Provider::parse(p)?,
+                releaseops_eval::providers::RateLimiter::new(*rps)?,
+            ))
+        })
+        .collect();
+    let target = build_target(store, &spec, &manifest, &payload, !req.no_cache, &limiters)?;
     let hash = manifest
         .bundle_hash
         .clone()
@@ -187,7 +197,7 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         progress: req.progress.clone(),
         case_timeout: Duration::from_millis(spec.timeout_ms()),
         retry: RetryPolicy::default(),
-        judges: judge_env(&suite)?,
+        judges: judge_env(&suite, &limiters)?,
         cancel: Some(Arc::new(tokio::sync::Notify::new())),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -365,6 +375,7 @@ fn build_target(
     m: &BundleManifest,
     payload: &Value,
     cache_read: bool,
+    limiters: &[(Provider, Arc<releaseops_eval::providers::RateLimiter>)],
 ) -> Result<Target> {
     let client =
         || http_client().map_err(|e| CoreError::refused(e, "check the system's TLS setup"));
@@ -468,6 +479,10 @@ fn build_target(
                     read: cache_read,
                     salt: String::new(),
                 }),
+                limiter: limiters
+                    .iter()
+                    .find(|(q, _)| *q == p)
+                    .map(|(_, l)| l.clone()),
             }))
         }
     })
@@ -475,7 +490,10 @@ fn build_target(
 
 /// Judge model endpoints from the environment; refuses before any call when
 /// a judge needs a public endpoint whose key is not set.
-fn judge_env(suite: &Suite) -> Result<JudgeEnv> {
+fn judge_env(
+    suite: &Suite,
+    limiters: &[(Provider, Arc<releaseops_eval::providers::RateLimiter>)],
+) -> Result<JudgeEnv> {
     fn walk(j: &JudgeSpec, out: &mut Vec<Provider>) {
         match j {
             JudgeSpec::LlmJudge(l) => out.push(l.provider),
@@ -535,6 +553,7 @@ fn judge_env(suite: &Suite) -> Result<JudgeEnv> {
         Some(http_client().map_err(|e| CoreError::refused(e, "check the system's TLS setup"))?)
     };
     Ok(JudgeEnv {
+        limiters: limiters.to_vec(),
         client,
         retry: RetryPolicy::default(),
         endpoints,

@@ -89,6 +89,8 @@ pub struct JudgeEnv {
     pub client: Option<reqwest::Client>,
     pub retry: crate::providers::RetryPolicy,
     pub endpoints: Vec<(Provider, String, Option<String>)>,
+    /// Per-provider rate limits, shared with the model target.
+    pub limiters: Vec<(Provider, std::sync::Arc<crate::providers::RateLimiter>)>,
 }
 
 impl JudgeEnv {

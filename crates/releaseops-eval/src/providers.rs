@@ -425,7 +425,7 @@ pub async fn chat(
     c: &Chat,
     policy: RetryPolicy,
 ) -> Result<AgentOutput, String> {
-    chat_cached(client, provider, base_url, api_key, c, policy, None).await
+    chat_cached(client, provider, base_url, api_key, c, policy, None, None).await
 }
 
 /// Responses cached on disk by the full request (provider, endpoint, body and
@@ -461,6 +461,7 @@ pub async fn chat_cached(
     c: &Chat,
     policy: RetryPolicy,
     cache: Option<&ResponseCache>,
+    limiter: Option<&RateLimiter>,
 ) -> Result<AgentOutput, String> {
     let (path, body) = request(provider, c);
     let url = format!("{}{path}", base_url.trim_end_matches('/'));
@@ -486,6 +487,9 @@ pub async fn chat_cached(
     }
     if provider == Provider::Anthropic {
         headers.push(("anthropic-version".into(), "2023-06-01".into()));
+    }
+    if let Some(l) = limiter {
+        l.wait().await;
     }
     let start = Instant::now();
     let bytes = post_json(client, &url, &headers, &body, policy, provider.name()).await?;
@@ -516,4 +520,35 @@ pub async fn call_http(
     let start = Instant::now();
     let bytes = post_json(client, url, headers, payload, policy, "the agent service").await?;
     parse_answer(&bytes, start.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// Spaces requests to one provider at most `rps` per second, across every
+/// concurrent case and judge that uses it.
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Duration,
+    next: tokio::sync::Mutex<Instant>,
+}
+
+impl RateLimiter {
+    pub fn new(rps: f64) -> Option<std::sync::Arc<RateLimiter>> {
+        (rps.is_finite() && rps > 0.0).then(|| {
+            std::sync::Arc::new(RateLimiter {
+                interval: Duration::from_secs_f64(1.0 / rps),
+                next: tokio::sync::Mutex::new(Instant::now()),
+            })
+        })
+    }
+
+    /// Waits for this request's slot.
+    pub async fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(tokio::time::Instant::from_std(slot)).await;
+    }
 }

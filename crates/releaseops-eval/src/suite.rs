@@ -95,6 +95,9 @@ pub struct Suite {
     /// USD per 1,000 tokens, to price reported usage (prices change, so the
     /// suite says them rather than the tool).
     pub pricing: Option<Pricing>,
+    /// Requests per second per provider (`openai: 5`), shared by the model
+    /// target and judges.
+    pub rate_limits: IndexMap<String, f64>,
     pub cases: Vec<Case>,
 }
 
@@ -141,6 +144,8 @@ struct RawSuite {
     vars: Option<Map<String, Value>>,
     #[serde(default)]
     pricing: Option<Pricing>,
+    #[serde(default)]
+    rate_limits: Option<IndexMap<String, f64>>,
     #[serde(default)]
     cases: Vec<RawCase>,
 }
@@ -354,6 +359,22 @@ impl Suite {
             repeats,
             concurrency: raw.concurrency,
             vars: raw.vars.unwrap_or_default(),
+            rate_limits: {
+                let limits = raw.rate_limits.unwrap_or_default();
+                for (p, rps) in &limits {
+                    if crate::providers::Provider::parse(p).is_none() {
+                        return Err(SuiteError(format!(
+                            "rate_limits: '{p}' is not openai, anthropic, gemini or openai-compatible"
+                        )));
+                    }
+                    if !(rps.is_finite() && *rps > 0.0) {
+                        return Err(SuiteError(format!(
+                            "rate_limits.{p} must be a number of requests per second > 0"
+                        )));
+                    }
+                }
+                limits
+            },
             pricing: match raw.pricing {
                 Some(p)
                     if !(p.input_per_1k.is_finite()

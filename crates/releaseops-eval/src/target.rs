@@ -130,6 +130,8 @@ pub struct ModelTarget {
     pub user_template: Option<String>,
     /// Where responses are cached (None: no cache).
     pub cache: Option<providers::ResponseCache>,
+    /// The provider's shared rate limit, if the suite sets one.
+    pub limiter: Option<std::sync::Arc<providers::RateLimiter>>,
 }
 
 impl std::fmt::Debug for ModelTarget {
@@ -212,6 +214,7 @@ impl Target {
                     &chat,
                     retry,
                     cache.as_ref(),
+                    m.limiter.as_deref(),
                 )
                 .await
             }

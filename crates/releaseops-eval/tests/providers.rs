@@ -33,6 +33,7 @@ fn model(provider: Provider, base: &str) -> Target {
         system_templates: vec!["You help {{ user_name }}. Refunds up to 100 dollars.".into()],
         user_template: Some("Refund {{ amount }} dollars please".into()),
         cache: None,
+        limiter: None,
     }))
 }
 
@@ -325,6 +326,7 @@ mod judges {
             client: Some(http_client().expect("client")),
             retry: fast_retry(),
             endpoints: vec![(Provider::OpenAi, base.to_string(), Some(KEY.into()))],
+            limiters: Vec::new(),
         }
     }
 
@@ -423,4 +425,25 @@ mod judges {
             .await;
         assert!(r.passed, "{r:?}");
     }
+}
+
+#[tokio::test]
+async fn a_rate_limit_spaces_requests_across_concurrent_callers() {
+    use releaseops_eval::providers::RateLimiter;
+    let limiter = RateLimiter::new(20.0).expect("limiter");
+    let start = std::time::Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let l = limiter.clone();
+        set.spawn(async move { l.wait().await });
+    }
+    while set.join_next().await.is_some() {}
+    // Six requests at 20 per second need at least five 50 ms gaps: a lower
+    // bound that sleeping guarantees, whatever the machine's load.
+    assert!(
+        start.elapsed() >= std::time::Duration::from_millis(249),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(RateLimiter::new(0.0).is_none() && RateLimiter::new(f64::NAN).is_none());
 }
