@@ -141,9 +141,19 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
     let progress: Option<Arc<dyn Fn(usize, usize) + Send + Sync>> =
         if std::io::stderr().is_terminal() && !app.global.json {
             Some(Arc::new(|done, total| {
-                eprint!("\r  {done}/{total} cases");
+                let width = 30;
+                let filled = if total == 0 {
+                    width
+                } else {
+                    done * width / total
+                };
+                eprint!(
+                    "\r  [{}{}] {done}/{total} cases",
+                    "#".repeat(filled),
+                    " ".repeat(width - filled)
+                );
                 if done == total {
-                    eprint!("\r{:20}\r", "");
+                    eprint!("\r{:60}\r", "");
                 }
             }))
         } else {
