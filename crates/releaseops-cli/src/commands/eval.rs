@@ -142,11 +142,10 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
         if std::io::stderr().is_terminal() && !app.global.json {
             Some(Arc::new(|done, total| {
                 let width = 30;
-                let filled = if total == 0 {
-                    width
-                } else {
-                    done * width / total
-                };
+                let filled = (done * width)
+                    .checked_div(total)
+                    .unwrap_or(width)
+                    .min(width);
                 eprint!(
                     "\r  [{}{}] {done}/{total} cases",
                     "#".repeat(filled),
