@@ -687,3 +687,114 @@ fn baseline_runs_the_live_version_too_and_names_regressions() {
     ])
     .code(1);
 }
+
+#[test]
+fn stale_reports_do_not_count_and_a_significant_regression_against_prod_blocks() {
+    let r = setup("0.0", "");
+    // Seven refunds between the old limit (100) and the new one (150) must go
+    // to a manager; 1.1.0's agent issues them itself.
+    let mut cases = String::new();
+    for (i, amount) in [105, 110, 115, 120, 130, 140, 145].iter().enumerate() {
+        cases.push_str(&format!(
+            "- id: escalate_{i}\n  input: {{refund: {amount}}}\n  assertions: [{{type: tool_call, config: {{name: issue_refund, called: false}}}}]\n"
+        ));
+    }
+    cases.push_str("- id: greet\n  input: {user_name: Ann}\n  assertions: [{type: contains, config: {expected: Hello Ann}}]\n");
+    r.write(
+        ".releaseops/evals/limits.yaml",
+        &format!("id: limits\npass_threshold: 0.0\ntarget: {{type: command, command: python3 agent.py}}\ncases:\n{cases}"),
+    );
+    r.write(
+        ".releaseops/environments/prod.yaml",
+        "environment: prod\nbundle_mappings: {}\npromotion_policy:\n  requires_eval: true\n  requires_approval: false\n  eval_suites: [limits]\n  eval_max_age_hours: 24\n  eval_no_regression_vs: prod\n",
+    );
+    for env in ["dev", "staging"] {
+        r.run(&["promote", "a", "1.0.0", env]).ok();
+    }
+    // A report from two days ago is too old to count.
+    r.run_at(
+        "2026-11-01T00:00:00Z",
+        &[
+            "eval",
+            "run",
+            "limits",
+            "--bundle",
+            "a",
+            "--version",
+            "1.0.0",
+        ],
+    )
+    .ok();
+    let o = r.run_at(
+        "2026-11-03T00:00:00Z",
+        &["--json", "promote", "a", "1.0.0", "prod"],
+    );
+    o.code(3);
+    let gate = |j: &serde_json::Value| {
+        j["gates"]
+            .as_array()
+            .expect("g")
+            .iter()
+            .find(|g| g["gate"] == "eval")
+            .cloned()
+            .expect("eval gate")
+    };
+    let g = gate(&o.json());
+    assert_eq!(g["status"], "pending", "{g}");
+    assert!(
+        g["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("older than the 24h limit"),
+        "{g}"
+    );
+    r.run_at(
+        "2026-11-03T00:00:00Z",
+        &[
+            "eval",
+            "run",
+            "limits",
+            "--bundle",
+            "a",
+            "--version",
+            "1.0.0",
+        ],
+    )
+    .ok();
+    r.run_at("2026-11-03T00:10:00Z", &["promote", "a", "1.0.0", "prod"])
+        .ok();
+    // 1.1.0 passes its own (lowered) threshold, but regresses 7 of 8 cases
+    // that pass on prod's 1.0.0: McNemar says that is not chance.
+    for env in ["dev", "staging"] {
+        r.run_at("2026-11-03T01:00:00Z", &["promote", "a", "1.1.0", env])
+            .ok();
+    }
+    r.run_at(
+        "2026-11-03T01:00:00Z",
+        &[
+            "eval",
+            "run",
+            "limits",
+            "--bundle",
+            "a",
+            "--version",
+            "1.1.0",
+        ],
+    )
+    .ok();
+    let o = r.run_at(
+        "2026-11-03T02:00:00Z",
+        &["--json", "promote", "a", "1.1.0", "prod"],
+    );
+    o.code(3);
+    let g = gate(&o.json());
+    assert_eq!(g["status"], "failed", "{g}");
+    assert!(
+        g["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("regressed significantly against a@1.0.0")
+            && g["reason"].as_str().unwrap_or("").contains("escalate_0"),
+        "{g}"
+    );
+}

@@ -49,6 +49,9 @@ pub struct Facts<'a> {
     pub upstream_live_since: Option<Timestamp>,
     pub reviews: &'a Reviews,
     pub eval_reports: &'a [EvalReportInfo],
+    /// With `eval_no_regression_vs`: per suite, the comparison against the
+    /// newest run on the version live there (`None`: no run to compare with).
+    pub regressions: &'a [(String, String, Option<releaseops_eval::compare::Comparison>)],
     pub now: Timestamp,
 }
 
@@ -158,7 +161,21 @@ pub fn eval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
     let ok = |d: &str| d == "PASS" || (d == "INCONCLUSIVE" && p.eval_allow_inconclusive);
     // The newest report per suite decides that suite.
     let mut latest: indexmap::IndexMap<&str, &EvalReportInfo> = indexmap::IndexMap::new();
-    for r in f.eval_reports {
+    let oldest_ok = p.eval_max_age_hours.and_then(|h| {
+        jiff::SignedDuration::try_from_secs_f64(h * 3600.0)
+            .ok()
+            .and_then(|d| f.now.checked_sub(d).ok())
+    });
+    let fresh = |r: &EvalReportInfo| match oldest_ok {
+        None => true,
+        Some(limit) => r
+            .timestamp
+            .as_deref()
+            .and_then(|t| time::parse(t).ok())
+            .is_some_and(|t| t >= limit),
+    };
+    let stale = f.eval_reports.iter().filter(|r| !fresh(r)).count();
+    for r in f.eval_reports.iter().filter(|r| fresh(r)) {
         let newer = latest
             .get(r.suite_id.as_str())
             .is_none_or(|cur| r.timestamp > cur.timestamp);
@@ -177,6 +194,45 @@ pub fn eval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
             (*s, d, why)
         })
         .collect();
+    let age_note = if stale > 0 {
+        format!(
+            " ({stale} report(s) older than the {}h limit ignored)",
+            p.eval_max_age_hours.unwrap_or(0.0)
+        )
+    } else {
+        String::new()
+    };
+    let run_hint = format!("{run_hint}{age_note}");
+    // No significant regression against the version live in the named environment.
+    if let Some(base_env) = &p.eval_no_regression_vs {
+        for (suite, base_version, cmp) in f.regressions {
+            match cmp {
+                None => {
+                    return gate(
+                        "eval",
+                        GateStatus::Pending,
+                        format!(
+                            "no run of suite '{suite}' on {}@{base_version} (live in '{base_env}') to compare with; `releaseops eval run {suite} --bundle {} --version {} --baseline {base_env}`",
+                            md.id, md.id, md.version
+                        ),
+                    );
+                }
+                Some(c) if c.verdict == "regression" => {
+                    return gate(
+                        "eval",
+                        GateStatus::Failed,
+                        format!(
+                            "suite '{suite}' regressed significantly against {} (McNemar p = {:.4}): {}",
+                            c.baseline,
+                            c.p_value,
+                            c.regressed.join(", ")
+                        ),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
     let required: Vec<&str> = p.eval_suites.iter().map(String::as_str).collect();
     if required.is_empty() {
         if let Some((s, d, _)) = judged.iter().find(|(_, d, _)| ok(d)) {
@@ -567,6 +623,7 @@ mod tests {
             upstream_live_since: Some(ts("2026-11-20T10:00:00Z")),
             reviews: r,
             eval_reports: &[],
+            regressions: &[],
             now: ts(now),
         }
     }

@@ -151,6 +151,14 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         Some(p) if p.requires_eval => store.eval_reports_for(&hash)?,
         _ => Vec::new(),
     };
+    let regressions = match env
+        .promotion_policy
+        .as_ref()
+        .and_then(|p| p.eval_no_regression_vs.clone().filter(|_| p.requires_eval))
+    {
+        Some(base_env) => regression_checks(store, &req.id, &req.version, &base_env, &reports)?,
+        None => Vec::new(),
+    };
     let facts = Facts {
         manifest: &manifest,
         env: &req.env,
@@ -160,6 +168,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         upstream_live_since,
         reviews: &reviews,
         eval_reports: &reports,
+        regressions: &regressions,
         now: ctx.now,
     };
     let gate_results = gates::evaluate(&facts);
@@ -650,4 +659,52 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
         git_commit: done.git_commit,
         git_error: done.git_error,
     })
+}
+
+/// For `eval_no_regression_vs`: each suite the candidate has a report for,
+/// compared with the newest run of that suite on the version live in
+/// `base_env` (nothing to compare when the bundle is not live there, or is
+/// this very version).
+fn regression_checks(
+    store: &Store,
+    id: &str,
+    version: &str,
+    base_env: &str,
+    reports: &[releaseops_store::EvalReportInfo],
+) -> Result<Vec<(String, String, Option<releaseops_eval::compare::Comparison>)>> {
+    let Some(base_version) = store.load_env(base_env)?.bundle_mappings.get(id).cloned() else {
+        return Ok(Vec::new());
+    };
+    if base_version == version {
+        return Ok(Vec::new());
+    }
+    let read = |path: &std::path::Path| -> Option<releaseops_eval::compare::Outcomes> {
+        releaseops_format::yaml::from_bytes(&std::fs::read(path).ok()?).ok()
+    };
+    let mut suites: Vec<&releaseops_store::EvalReportInfo> = Vec::new();
+    for r in reports {
+        match suites.iter_mut().find(|s| s.suite_id == r.suite_id) {
+            Some(cur) if r.timestamp > cur.timestamp => *cur = r,
+            Some(_) => {}
+            None => suites.push(r),
+        }
+    }
+    let mut out = Vec::new();
+    for cand in suites {
+        let base = crate::evals::find_reports(
+            store,
+            Some(id),
+            Some(&base_version),
+            Some(&cand.suite_id),
+            None,
+        )
+        .pop()
+        .and_then(|p| read(&p));
+        let cmp = match (base, read(&cand.path)) {
+            (Some(b), Some(c)) => Some(releaseops_eval::compare::compare(&b, &c)),
+            _ => None,
+        };
+        out.push((cand.suite_id.clone(), base_version.clone(), cmp));
+    }
+    Ok(out)
 }

@@ -44,6 +44,11 @@ pub struct PromotionPolicy {
     pub eval_min_pass_rate: Option<f64>,
     /// Let an INCONCLUSIVE verdict through (default: it blocks).
     pub eval_allow_inconclusive: bool,
+    /// Reports older than this many hours do not count.
+    pub eval_max_age_hours: Option<f64>,
+    /// Block a significant regression (exact McNemar) against the newest run
+    /// of the same suite on the version live in this environment.
+    pub eval_no_regression_vs: Option<String>,
     pub freeze_windows: Vec<FreezeWindow>,
     /// `id@version` entries that may never enter this environment.
     pub rejected_versions: Vec<String>,
@@ -166,6 +171,10 @@ struct RawPolicy {
     eval_min_pass_rate: Option<f64>,
     #[serde(default)]
     eval_allow_inconclusive: Option<bool>,
+    #[serde(default)]
+    eval_max_age_hours: Option<f64>,
+    #[serde(default)]
+    eval_no_regression_vs: Option<String>,
     #[serde(default)]
     freeze_windows: Option<Vec<RawFreeze>>,
     #[serde(default)]
@@ -325,6 +334,21 @@ impl EnvironmentFile {
                         other => other,
                     },
                     eval_allow_inconclusive: p.eval_allow_inconclusive.unwrap_or(false),
+                    eval_max_age_hours: match p.eval_max_age_hours {
+                        Some(h) if !(h.is_finite() && h > 0.0 && h <= 87_600.0) => {
+                            return Err(FormatError::invalid(format!(
+                                "promotion_policy.eval_max_age_hours must be hours from 0 to 87600, got {h}"
+                            )));
+                        }
+                        other => other,
+                    },
+                    eval_no_regression_vs: match p.eval_no_regression_vs {
+                        Some(e) => {
+                            names::validate_env_name(&e)?;
+                            Some(e)
+                        }
+                        None => None,
+                    },
                     freeze_windows: freeze,
                     rejected_versions: p.rejected_versions.unwrap_or_default(),
                     extra: p.extra,
@@ -420,6 +444,12 @@ fn policy_node(p: &PromotionPolicy) -> Node {
     }
     if let Some(r) = p.eval_min_pass_rate {
         m.push(("eval_min_pass_rate".into(), Node::Float(r)));
+    }
+    if let Some(h) = p.eval_max_age_hours {
+        m.push(("eval_max_age_hours".into(), Node::Float(h)));
+    }
+    if let Some(e) = &p.eval_no_regression_vs {
+        m.push(("eval_no_regression_vs".into(), Node::str(e)));
     }
     if p.eval_allow_inconclusive {
         m.push(("eval_allow_inconclusive".into(), Node::Bool(true)));
