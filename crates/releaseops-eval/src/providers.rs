@@ -168,7 +168,7 @@ pub fn parse_response(p: Provider, body: &[u8]) -> Result<AgentOutput, String> {
         return Err(format!("{} returned an error: {}", p.name(), trunc(&m)));
     }
     let missing = |what: &str| format!("{} response has no {what}", p.name());
-    match p {
+    let (output, tool_calls, usage_key, input_key, output_key) = match p {
         Provider::OpenAi | Provider::OpenAiCompatible => {
             let msg = v
                 .pointer("/choices/0/message")
@@ -202,21 +202,13 @@ pub fn parse_response(p: Provider, body: &[u8]) -> Result<AgentOutput, String> {
             if output.is_empty() && tool_calls.is_empty() && msg.get("content").is_none() {
                 return Err(missing("message content"));
             }
-            let usage = v.get("usage").map(|u| Usage {
-                input_tokens: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
-                output_tokens: u
-                    .get("completion_tokens")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-                cost_usd: None,
-            });
-            Ok(AgentOutput {
+            (
                 output,
                 tool_calls,
-                usage,
-                latency_ms: 0.0,
-                cached: false,
-            })
+                "usage",
+                "prompt_tokens",
+                "completion_tokens",
+            )
         }
         Provider::Anthropic => {
             let blocks = v
@@ -241,18 +233,7 @@ pub fn parse_response(p: Provider, body: &[u8]) -> Result<AgentOutput, String> {
                     _ => {}
                 }
             }
-            let usage = v.get("usage").map(|u| Usage {
-                input_tokens: u.get("input_tokens").and_then(Value::as_u64).unwrap_or(0),
-                output_tokens: u.get("output_tokens").and_then(Value::as_u64).unwrap_or(0),
-                cost_usd: None,
-            });
-            Ok(AgentOutput {
-                output,
-                tool_calls,
-                usage,
-                latency_ms: 0.0,
-                cached: false,
-            })
+            (output, tool_calls, "usage", "input_tokens", "output_tokens")
         }
         Provider::Gemini => {
             if let Some(reason) = v
@@ -282,26 +263,28 @@ pub fn parse_response(p: Provider, body: &[u8]) -> Result<AgentOutput, String> {
                     });
                 }
             }
-            let usage = v.get("usageMetadata").map(|u| Usage {
-                input_tokens: u
-                    .get("promptTokenCount")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-                output_tokens: u
-                    .get("candidatesTokenCount")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-                cost_usd: None,
-            });
-            Ok(AgentOutput {
+            (
                 output,
                 tool_calls,
-                usage,
-                latency_ms: 0.0,
-                cached: false,
-            })
+                "usageMetadata",
+                "promptTokenCount",
+                "candidatesTokenCount",
+            )
         }
-    }
+    };
+    let tokens = |u: &Value, key: &str| u.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let usage = v.get(usage_key).map(|u| Usage {
+        input_tokens: tokens(u, input_key),
+        output_tokens: tokens(u, output_key),
+        cost_usd: None,
+    });
+    Ok(AgentOutput {
+        output,
+        tool_calls,
+        usage,
+        latency_ms: 0.0,
+        cached: false,
+    })
 }
 
 /// Retries with exponential backoff and jitter.
