@@ -651,6 +651,23 @@ mod tests {
     }
 
     #[test]
+    fn freeze_windows_that_touch_chain_into_a_weekend() {
+        let p = policy(
+            "  freeze_windows:\n  - timezone: UTC\n    days: [fri]\n    start: '18:00'\n    end: '00:00'\n  - timezone: UTC\n    days: [sat, sun]\n  - timezone: UTC\n    days: [mon]\n    start: '00:00'\n    end: '06:00'\n",
+        );
+        let (m, c, r) = (manifest(), ProjectConfig::default(), Reviews::default());
+        // Friday 2026-11-20 19:00: frozen through the weekend until Monday 06:00.
+        let g = freeze(&facts(&m, &p, &c, &r, "2026-11-20T19:00:00Z"), &p);
+        assert_eq!(g.status, GateStatus::Pending, "{}", g.reason);
+        assert_eq!(g.passes_at.as_deref(), Some("2026-11-23T06:00:00+00:00"));
+        // Monday 06:00 exactly: open.
+        assert_eq!(
+            freeze(&facts(&m, &p, &c, &r, "2026-11-23T06:00:00Z"), &p).status,
+            GateStatus::Passed
+        );
+    }
+
+    #[test]
     fn freeze_dates_chain_and_bad_zone_fails_closed() {
         let p = policy(
             "  freeze_windows:\n  - timezone: UTC\n    dates: ['2026-12-24..2026-12-26']\n  - timezone: UTC\n    dates: ['2026-12-27']\n",
