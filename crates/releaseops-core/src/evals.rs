@@ -129,6 +129,24 @@ pub struct EvalRequest {
     pub progress: Option<Arc<dyn Fn(usize, usize) + Send + Sync>>,
 }
 
+impl EvalRequest {
+    /// Every case of `suite` on `bundle@version`, once, with the suite's own
+    /// concurrency, the response cache on, and the report saved.
+    pub fn new(suite: &str, bundle: &str, version: &str) -> Self {
+        EvalRequest {
+            suite: suite.into(),
+            bundle: bundle.into(),
+            version: version.into(),
+            concurrency: None,
+            repeats: None,
+            tags: Vec::new(),
+            save: true,
+            no_cache: false,
+            progress: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalOutcome {
     pub report: Report,
@@ -587,20 +605,7 @@ pub fn run_missing(ctx: &Ctx<'_>, id: &str, version: &str, env: &str) -> Result<
         if have.iter().any(|r| r.suite_id == *suite) {
             continue;
         }
-        ran.push(run(
-            ctx,
-            &EvalRequest {
-                suite: suite.clone(),
-                bundle: id.to_string(),
-                version: version.to_string(),
-                concurrency: None,
-                repeats: None,
-                tags: Vec::new(),
-                save: true,
-                no_cache: false,
-                progress: None,
-            },
-        )?);
+        ran.push(run(ctx, &EvalRequest::new(suite, id, version))?);
     }
     Ok(ran)
 }

@@ -67,6 +67,23 @@ pub struct CaseResult {
     pub cached: u32,
 }
 
+impl CaseResult {
+    /// The failed judges, as "judge: reason; judge: reason".
+    pub fn failed_judges(&self) -> String {
+        self.assertions
+            .iter()
+            .filter(|a| !a.passed)
+            .map(|a| format!("{}: {}", a.judge, a.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Why the case failed: the error that stopped it, else its failed judges.
+    pub fn why_failed(&self) -> String {
+        self.error.clone().unwrap_or_else(|| self.failed_judges())
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -112,14 +129,7 @@ impl Report {
         if !failed.is_empty() {
             out.push_str("\n### Failed cases\n\n");
             for c in failed {
-                let why = c.error.clone().unwrap_or_else(|| {
-                    c.assertions
-                        .iter()
-                        .filter(|a| !a.passed)
-                        .map(|a| format!("{}: {}", a.judge, a.reason))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                });
+                let why = c.why_failed();
                 out.push_str(&format!(
                     "- **{}**: {}\n",
                     c.case_id,
@@ -233,15 +243,9 @@ impl Report {
                     esc(e)
                 ));
             } else if !c.passed {
-                let why: Vec<String> = c
-                    .assertions
-                    .iter()
-                    .filter(|a| !a.passed)
-                    .map(|a| format!("{}: {}", a.judge, a.reason))
-                    .collect();
                 out.push_str(&format!(
                     ">\n    <failure message=\"{}\"/>\n  </testcase>\n",
-                    esc(&why.join("; "))
+                    esc(&c.failed_judges())
                 ));
             } else {
                 out.push_str("/>\n");

@@ -113,17 +113,7 @@ fn evaluate(store: &Store, clock: &Clock, version: &str) -> Result<(), Failure> 
     ));
     let out = releaseops_core::evals::run(
         &ctx(store, DEV, clock),
-        &releaseops_core::evals::EvalRequest {
-            suite: "refunds".into(),
-            bundle: "support-agent".into(),
-            version: version.into(),
-            concurrency: None,
-            repeats: None,
-            tags: Vec::new(),
-            save: true,
-            no_cache: false,
-            progress: None,
-        },
+        &releaseops_core::evals::EvalRequest::new("refunds", "support-agent", version),
     )?;
     let s = &out.report.summary;
     anstream::println!(
@@ -134,15 +124,7 @@ fn evaluate(store: &Store, clock: &Clock, version: &str) -> Result<(), Failure> 
         s.total_cases
     );
     for c in out.report.results.iter().filter(|c| !c.passed) {
-        let why = c.error.clone().unwrap_or_else(|| {
-            c.assertions
-                .iter()
-                .filter(|a| !a.passed)
-                .map(|a| a.reason.clone())
-                .collect::<Vec<_>>()
-                .join("; ")
-        });
-        anstream::println!("      - {}: {why}", c.case_id);
+        anstream::println!("      - {}: {}", c.case_id, c.why_failed());
     }
     Ok(())
 }

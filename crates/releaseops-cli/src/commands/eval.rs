@@ -111,15 +111,7 @@ fn summary(r: &Report) -> String {
         ));
     }
     for c in r.results.iter().filter(|c| !c.passed) {
-        let why = c.error.clone().unwrap_or_else(|| {
-            c.assertions
-                .iter()
-                .filter(|a| !a.passed)
-                .map(|a| format!("{}: {}", a.judge, a.reason))
-                .collect::<Vec<_>>()
-                .join("; ")
-        });
-        out.push_str(&format!("    - {}: {why}\n", c.case_id));
+        out.push_str(&format!("    - {}: {}\n", c.case_id, c.why_failed()));
     }
     out
 }
