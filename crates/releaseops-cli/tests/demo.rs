@@ -1,0 +1,62 @@
+//! The README's first command: `releaseops demo` walks a sample agent through
+//! a whole release offline, and leaves a project whose history verifies.
+
+use std::process::Command;
+
+use releaseops_testkit::bin;
+
+#[test]
+fn the_demo_runs_a_whole_release_and_leaves_a_consistent_project() {
+    let keep = tempfile::tempdir().expect("temp dir");
+    let dir = keep.path().join("project");
+    let out = Command::new(bin())
+        .args(["demo", "--keep"])
+        .arg(&dir)
+        .env("NO_COLOR", "1")
+        .env_remove("RELEASEOPS_ACTOR")
+        .output()
+        .expect("run releaseops demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        // The eval catches the prompt change and names the failing case and judge.
+        "- large_refund_goes_to_a_manager: tool_call:",
+        "Blocked: support-agent v1.1.0 -> prod",
+        "pipeline  FAILED support-agent@1.2.0 is not live in 'canary'",
+        "rejected  FAILED support-agent@1.2.0 was rejected",
+        "OK 19 records chain correctly",
+        "does not chain to record 7",
+    ] {
+        assert!(
+            stdout.contains(step),
+            "demo output lacks {step:?}:\n{stdout}"
+        );
+    }
+
+    // What the demo left behind is a real project: verified, prod rolled back.
+    let verify = Command::new(bin())
+        .args(["history", "verify"])
+        .current_dir(&dir)
+        .output()
+        .expect("run history verify");
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let envs = Command::new(bin())
+        .args(["--json", "env", "list"])
+        .current_dir(&dir)
+        .output()
+        .expect("run env list");
+    let v: serde_json::Value = serde_json::from_slice(&envs.stdout).expect("env list JSON");
+    let prod = v["environments"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["env"] == "prod"))
+        .expect("prod listed");
+    assert_eq!(prod["bundles"][0]["version"], "1.0.0", "{prod}");
+}
