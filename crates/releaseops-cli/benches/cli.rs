@@ -209,6 +209,30 @@ fn bench_promote(dir: &Path, samples: usize) -> Duration {
     median(times)
 }
 
+/// Median time to parse and validate a generated 10,000-case suite in process.
+fn suite_load(runs: usize) -> Duration {
+    let mut suite = String::from(
+        "id: big\npass_threshold: 0.9\ntarget: {type: command, command: cat}\ncases:\n",
+    );
+    for i in 0..10_000 {
+        suite.push_str(&format!(
+            "- id: case_{i}\n  input: {{user_name: user{i}, refund: {}}}\n  expected_output: Hello user{i}\n  tags: [t{}]\n  assertions:\n  - type: contains\n    config: {{expected: Hello}}\n  - type: regex\n    config: {{pattern: 'user\\d+'}}\n",
+            i % 200,
+            i % 7
+        ));
+    }
+    median(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                let parsed = releaseops_eval::Suite::parse(suite.as_bytes()).expect("suite parses");
+                assert_eq!(parsed.cases.len(), 10_000);
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
 fn main() {
     // `-- --generate DIR N`: only build a repository with an N-record history
     // in DIR (for profiling by hand), then stop.
@@ -224,6 +248,14 @@ fn main() {
         let kept = repo.keep();
         std::fs::rename(&kept, &dir).expect("move the repository into place");
         println!("{} has a {n}-record history", dir.display());
+        return;
+    }
+    // `-- --suite-load`: only the 10,000-case suite load, 21 runs.
+    if args.iter().any(|a| a == "--suite-load") {
+        println!(
+            "load a 10,000-case suite (parse + validate, in process): {:.1} ms (median of 21)",
+            suite_load(21).as_secs_f64() * 1000.0
+        );
         return;
     }
     let quick = std::env::args().any(|a| a == "--quick");
@@ -301,26 +333,7 @@ fn main() {
 
     // Evaluation: loading a 10,000-case suite (in process), and running 1,000
     // cases through the command target with a trivial agent (whole process).
-    let mut suite = String::from(
-        "id: big\npass_threshold: 0.9\ntarget: {type: command, command: cat}\ncases:\n",
-    );
-    for i in 0..10_000 {
-        suite.push_str(&format!(
-            "- id: case_{i}\n  input: {{user_name: user{i}, refund: {}}}\n  expected_output: Hello user{i}\n  tags: [t{}]\n  assertions:\n  - type: contains\n    config: {{expected: Hello}}\n  - type: regex\n    config: {{pattern: 'user\\d+'}}\n",
-            i % 200,
-            i % 7
-        ));
-    }
-    let load = median(
-        (0..n(7))
-            .map(|_| {
-                let t = Instant::now();
-                let parsed = releaseops_eval::Suite::parse(suite.as_bytes()).expect("suite parses");
-                assert_eq!(parsed.cases.len(), 10_000);
-                t.elapsed()
-            })
-            .collect(),
-    );
+    let load = suite_load(n(7));
     rows.push((
         "load a 10,000-case suite (parse + validate, in process)".into(),
         load,

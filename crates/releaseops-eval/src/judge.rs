@@ -2,6 +2,8 @@
 //! the judge's identity. Configuration is checked when the suite loads; judging
 //! itself cannot fail.
 
+use std::sync::Arc;
+
 use regex::Regex;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -13,7 +15,7 @@ use crate::target::AgentOutput;
 #[derive(Debug, Clone)]
 pub enum ArgMatcher {
     Equals(Value),
-    Pattern(Regex),
+    Pattern(Arc<Regex>),
     Bounds { min: Option<f64>, max: Option<f64> },
 }
 
@@ -48,8 +50,10 @@ pub enum JudgeSpec {
         expected: String,
         case_sensitive: bool,
     },
+    /// Shared: every case with the same pattern uses one compiled regex
+    /// (cloning a `Regex` builds a new cache pool).
     Regex {
-        regex: Regex,
+        regex: Arc<Regex>,
     },
     JsonValid,
     ToolCall {
@@ -116,14 +120,19 @@ pub struct JudgeResult {
     pub details: Value,
 }
 
-fn err(at: &str, msg: impl std::fmt::Display) -> SuiteError {
+fn err(at: &dyn std::fmt::Display, msg: impl std::fmt::Display) -> SuiteError {
     SuiteError(format!("{at}: {msg}"))
 }
 
-fn get_str(cfg: &Map<String, Value>, key: &str, at: &str) -> Result<Option<String>, SuiteError> {
-    match cfg.get(key) {
+/// Takes a string setting out of the config (each is read once).
+fn take_str(
+    cfg: &mut Map<String, Value>,
+    key: &str,
+    at: &dyn std::fmt::Display,
+) -> Result<Option<String>, SuiteError> {
+    match cfg.remove(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::String(s)) => Ok(Some(s)),
         Some(other) => Err(err(at, format!("'{key}' must be a string, got {other}"))),
     }
 }
@@ -132,7 +141,7 @@ fn get_bool(
     cfg: &Map<String, Value>,
     key: &str,
     default: bool,
-    at: &str,
+    at: &dyn std::fmt::Display,
 ) -> Result<bool, SuiteError> {
     match cfg.get(key) {
         None | Some(Value::Null) => Ok(default),
@@ -144,7 +153,11 @@ fn get_bool(
     }
 }
 
-fn get_f64(cfg: &Map<String, Value>, key: &str, at: &str) -> Result<Option<f64>, SuiteError> {
+fn get_f64(
+    cfg: &Map<String, Value>,
+    key: &str,
+    at: &dyn std::fmt::Display,
+) -> Result<Option<f64>, SuiteError> {
     match cfg.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
@@ -156,7 +169,7 @@ fn get_f64(cfg: &Map<String, Value>, key: &str, at: &str) -> Result<Option<f64>,
 }
 
 /// Python `re` flag bits the existing tool's suites use.
-fn python_flags(bits: u64, at: &str) -> Result<String, SuiteError> {
+fn python_flags(bits: u64, at: &dyn std::fmt::Display) -> Result<String, SuiteError> {
     let mut out = String::new();
     for (bit, flag) in [(2u64, 'i'), (8, 'm'), (16, 's'), (64, 'x')] {
         if bits & bit != 0 {
@@ -180,22 +193,27 @@ fn python_flags(bits: u64, at: &str) -> Result<String, SuiteError> {
 const REGEX_CACHE_MAX: usize = 4096;
 
 thread_local! {
-    static REGEX_CACHE: std::cell::RefCell<std::collections::HashMap<String, Regex>> =
+    static REGEX_CACHE: std::cell::RefCell<std::collections::HashMap<String, Arc<Regex>>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
-fn compile(pattern: &str, flags: &str, at: &str) -> Result<Regex, SuiteError> {
-    let full = if flags.is_empty() {
-        pattern.to_string()
+fn compile(
+    pattern: &str,
+    flags: &str,
+    at: &dyn std::fmt::Display,
+) -> Result<Arc<Regex>, SuiteError> {
+    let full: std::borrow::Cow<'_, str> = if flags.is_empty() {
+        pattern.into()
     } else {
-        format!("(?{flags}){pattern}")
+        format!("(?{flags}){pattern}").into()
     };
-    if let Some(re) = REGEX_CACHE.with(|c| c.borrow().get(&full).cloned()) {
+    if let Some(re) = REGEX_CACHE.with(|c| c.borrow().get(full.as_ref()).cloned()) {
         return Ok(re);
     }
-    let re = regex::RegexBuilder::new(&full)
+    let re = regex::RegexBuilder::new(full.as_ref())
         .size_limit(1 << 20)
         .build()
+        .map(Arc::new)
         .map_err(|e| {
             err(
                 at,
@@ -210,30 +228,35 @@ fn compile(pattern: &str, flags: &str, at: &str) -> Result<Regex, SuiteError> {
         if c.len() >= REGEX_CACHE_MAX {
             c.clear();
         }
-        c.insert(full, re.clone());
+        c.insert(full.into_owned(), re.clone());
     });
     Ok(re)
 }
 
 impl JudgeSpec {
     /// Builds a judge from its `type` and `config`; `at` names it in errors.
-    pub fn build(kind: &str, cfg: Map<String, Value>, at: &str) -> Result<JudgeSpec, SuiteError> {
+    pub fn build(
+        kind: &str,
+        mut cfg: Map<String, Value>,
+        at: impl std::fmt::Display,
+    ) -> Result<JudgeSpec, SuiteError> {
+        let at: &dyn std::fmt::Display = &at;
         Ok(match kind {
             "exact_match" => JudgeSpec::ExactMatch {
-                expected: get_str(&cfg, "expected", at)?,
+                expected: take_str(&mut cfg, "expected", at)?,
                 case_sensitive: get_bool(&cfg, "case_sensitive", true, at)?,
             },
             "contains" => JudgeSpec::Contains {
-                expected: get_str(&cfg, "expected", at)?,
+                expected: take_str(&mut cfg, "expected", at)?,
                 case_sensitive: get_bool(&cfg, "case_sensitive", false, at)?,
             },
             "not_contains" => JudgeSpec::NotContains {
-                expected: get_str(&cfg, "expected", at)?
+                expected: take_str(&mut cfg, "expected", at)?
                     .ok_or_else(|| err(at, "'expected' is required"))?,
                 case_sensitive: get_bool(&cfg, "case_sensitive", false, at)?,
             },
             "regex" => {
-                let pattern = get_str(&cfg, "pattern", at)?
+                let pattern = take_str(&mut cfg, "pattern", at)?
                     .ok_or_else(|| err(at, "'pattern' is required"))?;
                 let flags = match cfg.get("flags") {
                     None | Some(Value::Null) => String::new(),
@@ -254,7 +277,7 @@ impl JudgeSpec {
             }
             "json_valid" => JudgeSpec::JsonValid,
             "tool_call" => {
-                let name = get_str(&cfg, "name", at)?
+                let name = take_str(&mut cfg, "name", at)?
                     .ok_or_else(|| err(at, "'name' (the tool) is required"))?;
                 let mut arguments = Vec::new();
                 if let Some(args) = cfg.get("arguments") {
@@ -264,8 +287,17 @@ impl JudgeSpec {
                     for (k, v) in args {
                         let m = match v {
                             Value::Object(o) if o.contains_key("pattern") => {
-                                let p = get_str(o, "pattern", at)?.unwrap_or_default();
-                                ArgMatcher::Pattern(compile(&p, "", at)?)
+                                let p = match o.get("pattern") {
+                                    Some(Value::String(p)) => p.as_str(),
+                                    None | Some(Value::Null) => "",
+                                    Some(other) => {
+                                        return Err(err(
+                                            at,
+                                            format!("'pattern' must be a string, got {other}"),
+                                        ));
+                                    }
+                                };
+                                ArgMatcher::Pattern(compile(p, "", at)?)
                             }
                             Value::Object(o) if o.contains_key("min") || o.contains_key("max") => {
                                 ArgMatcher::Bounds {
@@ -303,7 +335,7 @@ impl JudgeSpec {
             },
             "composite" => {
                 let mode = match (
-                    get_str(&cfg, "mode", at)?.as_deref(),
+                    take_str(&mut cfg, "mode", at)?.as_deref(),
                     cfg.get("require_all"),
                 ) {
                     (Some("all"), _) => CompositeMode::All,
@@ -343,7 +375,8 @@ impl JudgeSpec {
                         .unwrap_or(false);
                     let raw: RawAssertion = serde_json::from_value(Value::Object(obj))
                         .map_err(|e| err(at, format!("judges[{i}]: {e}")))?;
-                    let a = raw.build(&format!("{at} judges[{i}] ({})", raw.kind))?;
+                    let at = format!("{at} judges[{i}] ({})", raw.kind);
+                    let a = raw.build(&at)?;
                     members.push(Member {
                         judge: a.judge,
                         weight: a.weight,
@@ -353,16 +386,16 @@ impl JudgeSpec {
                 JudgeSpec::Composite { mode, members }
             }
             "llm_judge" => {
-                let rubric = get_str(&cfg, "rubric", at)?
+                let rubric = take_str(&mut cfg, "rubric", at)?
                     .filter(|r| !r.trim().is_empty())
                     .ok_or_else(|| err(at, "'rubric' is required: what a good answer does"))?;
-                let model = get_str(&cfg, "model", at)?.ok_or_else(|| {
+                let model = take_str(&mut cfg, "model", at)?.ok_or_else(|| {
                     err(
                         at,
                         "'model' is required (the judge model, e.g. gpt-4o-mini)",
                     )
                 })?;
-                let provider = match get_str(&cfg, "provider", at)? {
+                let provider = match take_str(&mut cfg, "provider", at)? {
                     Some(p) => Provider::parse(&p).ok_or_else(|| err(at, format!("provider '{p}' is not openai, anthropic, gemini or openai-compatible")))?,
                     None if model.starts_with("gpt") || model.starts_with("o1") || model.starts_with("o3") => Provider::OpenAi,
                     None if model.starts_with("claude") => Provider::Anthropic,

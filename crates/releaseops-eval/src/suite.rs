@@ -10,6 +10,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use releaseops_format::yaml::Listed;
+
 use crate::judge::JudgeSpec;
 
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -201,16 +203,25 @@ pub(crate) struct RawAssertion {
 }
 
 impl RawAssertion {
-    pub(crate) fn build(&self, at: &str) -> Result<Assertion, SuiteError> {
-        let weight = self.weight.unwrap_or(1.0);
-        if !weight.is_finite() || weight < 0.0 {
-            return Err(SuiteError(format!("{at}: weight must be a number >= 0")));
-        }
-        Ok(Assertion {
-            judge: JudgeSpec::build(&self.kind, self.config.clone().unwrap_or_default(), at)?,
-            weight,
-        })
+    pub(crate) fn build(self, at: &dyn std::fmt::Display) -> Result<Assertion, SuiteError> {
+        assertion(&self.kind, self.config, self.weight, at)
     }
+}
+
+fn assertion(
+    kind: &str,
+    config: Option<Map<String, Value>>,
+    weight: Option<f64>,
+    at: &dyn std::fmt::Display,
+) -> Result<Assertion, SuiteError> {
+    let weight = weight.unwrap_or(1.0);
+    if !weight.is_finite() || weight < 0.0 {
+        return Err(SuiteError(format!("{at}: weight must be a number >= 0")));
+    }
+    Ok(Assertion {
+        judge: JudgeSpec::build(kind, config.unwrap_or_default(), at)?,
+        weight,
+    })
 }
 
 fn parse_target(t: RawTarget) -> Result<TargetSpec, SuiteError> {
@@ -293,8 +304,25 @@ fn parse_target(t: RawTarget) -> Result<TargetSpec, SuiteError> {
 impl Suite {
     /// Parses and validates a suite file's bytes.
     pub fn parse(bytes: &[u8]) -> Result<Suite, SuiteError> {
-        let raw: RawSuite =
-            releaseops_format::yaml::from_bytes(bytes).map_err(|e| SuiteError(e.to_string()))?;
+        // Suites can hold thousands of cases: a long case list is parsed and
+        // checked in pieces on several threads (same result as in one piece).
+        let listed = releaseops_format::yaml::from_bytes_list(
+            bytes,
+            "cases",
+            |suite: &RawSuite, i, case: RawCase| build_case(i, case, suite.default_judge.as_ref()),
+        )
+        .map_err(|e| SuiteError(e.to_string()))?;
+        let (raw, built) = match listed {
+            Listed::Split(raw, built) => (raw, built),
+            Listed::Whole(mut raw) => {
+                let built = std::mem::take(&mut raw.cases)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, case)| build_case(i, case, raw.default_judge.as_ref()))
+                    .collect();
+                (raw, built)
+            }
+        };
         let _ = (&raw.target_artifacts, &raw.promotion_gate);
         if raw.id.trim().is_empty() {
             return Err(SuiteError("id is empty".into()));
@@ -314,42 +342,7 @@ impl Suite {
         if raw.concurrency == Some(0) {
             return Err(SuiteError("concurrency must be at least 1".into()));
         }
-        let default_judge = raw.default_judge.clone();
-        let mut seen = std::collections::HashSet::new();
-        let mut cases = Vec::with_capacity(raw.cases.len());
-        for (i, c) in raw.cases.into_iter().enumerate() {
-            let at = format!("case '{}' (cases[{i}])", c.id);
-            if c.id.trim().is_empty() {
-                return Err(SuiteError(format!("cases[{i}] has an empty id")));
-            }
-            if !seen.insert(c.id.clone()) {
-                return Err(SuiteError(format!(
-                    "{at}: the id is used by an earlier case too; case ids must be unique"
-                )));
-            }
-            let raw_assertions = match (c.assertions, &default_judge) {
-                (Some(a), _) if !a.is_empty() => a,
-                (_, Some(d)) => vec![d.clone()],
-                _ => {
-                    return Err(SuiteError(format!(
-                        "{at}: no assertions, and the suite has no default_judge"
-                    )));
-                }
-            };
-            let assertions = raw_assertions
-                .iter()
-                .enumerate()
-                .map(|(j, a)| a.build(&format!("{at} assertions[{j}] ({})", a.kind)))
-                .collect::<Result<Vec<_>, _>>()?;
-            cases.push(Case {
-                id: c.id,
-                description: c.description.unwrap_or_default(),
-                input: c.input.unwrap_or_default(),
-                expected_output: c.expected_output,
-                tags: c.tags.unwrap_or_default(),
-                assertions,
-            });
-        }
+        let cases = check_cases(built)?;
         Ok(Suite {
             id: raw.id,
             version: raw.version.unwrap_or(1),
@@ -398,6 +391,101 @@ impl Suite {
             .iter()
             .filter(|c| tags.is_empty() || c.tags.iter().any(|t| tags.contains(t)))
             .collect()
+    }
+}
+
+/// The checked cases, or the first error a check in file order meets.
+fn check_cases(built: Vec<Built>) -> Result<Vec<Case>, SuiteError> {
+    let mut seen = std::collections::HashSet::with_capacity(built.len());
+    for (i, b) in built.iter().enumerate() {
+        let id = match b {
+            Ok(case) => case.id.as_str(),
+            Err((id, _)) => id.as_str(),
+        };
+        if id.trim().is_empty() {
+            return Err(SuiteError(format!("cases[{i}] has an empty id")));
+        }
+        if !seen.insert(id) {
+            return Err(SuiteError(format!(
+                "case '{id}' (cases[{i}]): the id is used by an earlier case too; case ids must be unique"
+            )));
+        }
+        if let Err((_, e)) = b {
+            return Err(e.clone());
+        }
+    }
+    drop(seen);
+    Ok(built.into_iter().flatten().collect())
+}
+
+/// A checked case, or its id and what is wrong with it.
+type Built = Result<Case, (String, SuiteError)>;
+
+/// One case, checked on its own (the id's uniqueness is checked by the caller).
+fn build_case(i: usize, c: RawCase, default_judge: Option<&RawAssertion>) -> Built {
+    let at = CaseAt { id: &c.id, i };
+    let raw_assertions = match (c.assertions, default_judge) {
+        (Some(a), _) if !a.is_empty() => a,
+        (_, Some(d)) => vec![d.clone()],
+        _ => {
+            let e = SuiteError(format!(
+                "{at}: no assertions, and the suite has no default_judge"
+            ));
+            return Err((c.id, e));
+        }
+    };
+    let assertions = raw_assertions
+        .into_iter()
+        .enumerate()
+        .map(|(j, a)| {
+            let RawAssertion {
+                kind,
+                config,
+                weight,
+            } = a;
+            let at = AssertionAt {
+                case: at,
+                j,
+                kind: &kind,
+            };
+            assertion(&kind, config, weight, &at)
+        })
+        .collect::<Result<Vec<_>, _>>();
+    match assertions {
+        Ok(assertions) => Ok(Case {
+            id: c.id,
+            description: c.description.unwrap_or_default(),
+            input: c.input.unwrap_or_default(),
+            expected_output: c.expected_output,
+            tags: c.tags.unwrap_or_default(),
+            assertions,
+        }),
+        Err(e) => Err((c.id, e)),
+    }
+}
+
+/// Where in the suite an error is, written only when there is one.
+#[derive(Clone, Copy)]
+struct CaseAt<'a> {
+    id: &'a str,
+    i: usize,
+}
+
+impl std::fmt::Display for CaseAt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "case '{}' (cases[{}])", self.id, self.i)
+    }
+}
+
+struct AssertionAt<'a> {
+    case: CaseAt<'a>,
+    j: usize,
+    kind: &'a str,
+}
+
+impl std::fmt::Display for AssertionAt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} assertions[{}] ({})", self.case, self.j, self.kind)
     }
 }
 
@@ -486,6 +574,60 @@ mod tests {
             (
                 format!("{base}- id: empty\n  input: {{}}\n"),
                 "no assertions",
+            ),
+        ] {
+            let e = Suite::parse(doc.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+    }
+
+    /// A suite long enough for the parallel path: `n` cases.
+    fn long_suite(n: usize) -> String {
+        let mut s = String::from("id: long\npass_threshold: 0.9\ncases:\n");
+        for i in 0..n {
+            s.push_str(&format!(
+                "- id: c{i}\n  input: {{name: user{i}, n: {i}}}\n  assertions:\n  - type: contains\n    config: {{expected: user{i}}}\n  - type: regex\n    config: {{pattern: 'u\\d+'}}\n"
+            ));
+        }
+        s.push_str("default_judge: {type: json_valid}\n");
+        s
+    }
+
+    #[test]
+    fn long_suites_read_in_pieces_equal_the_same_cases_read_whole() {
+        let text = long_suite(3000);
+        assert!(text.len() > 128 * 1024, "long enough for the fast path");
+        let fast = Suite::parse(text.as_bytes()).unwrap();
+        // The same suite with a YAML anchor in a case goes the whole-document way.
+        let whole =
+            Suite::parse(text.replacen("- id: c0\n", "- id: &a c0\n", 1).as_bytes()).unwrap();
+        assert_eq!(fast.cases.len(), 3000);
+        assert_eq!(format!("{:?}", fast.cases), format!("{:?}", whole.cases));
+        assert_eq!(fast.cases[2999].id, "c2999");
+    }
+
+    #[test]
+    fn errors_in_long_suites_name_the_case_by_its_place_in_the_file() {
+        let text = long_suite(3000);
+        for (doc, needle) in [
+            (
+                text.replace(
+                    "pattern: 'u\\d+'}\n- id: c2500\n",
+                    "pattern: '(u'}\n- id: c2500\n",
+                ),
+                "case 'c2499' (cases[2499]) assertions[1] (regex): invalid regex",
+            ),
+            (
+                text.replace("- id: c2800\n", "- id: c10\n"),
+                "case 'c10' (cases[2800]): the id is used by an earlier case too",
+            ),
+            (
+                text.replace("- id: c1\n", "- id: c1\n  surprise: 1\n"),
+                "surprise",
+            ),
+            (
+                text.replace("pass_threshold: 0.9", "pass_threshold: 9"),
+                "pass_threshold",
             ),
         ] {
             let e = Suite::parse(doc.as_bytes()).unwrap_err().to_string();

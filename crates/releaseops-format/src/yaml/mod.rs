@@ -18,6 +18,11 @@ use serde_json::Value;
 use crate::FormatError;
 use crate::pyjson::float_repr;
 
+mod fast;
+mod split;
+
+pub use split::{Listed, from_bytes_list, from_str_list};
+
 /// Largest YAML document we parse. Manifests, environment files and reviews are
 /// a few kilobytes; 16 MiB leaves room for big suites without letting a 200 MB
 /// file through.
@@ -26,16 +31,20 @@ pub const MAX_YAML_BYTES: usize = 16 * 1024 * 1024;
 /// Parses a YAML document from raw bytes into `T`, refusing oversize, non-UTF-8,
 /// resource-exhausting and malformed input with a one-line message.
 pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FormatError> {
+    from_str(utf8(bytes)?)
+}
+
+/// A document's bytes as text, refusing oversize and non-UTF-8 input.
+fn utf8(bytes: &[u8]) -> Result<&str, FormatError> {
     if bytes.len() > MAX_YAML_BYTES {
         return Err(FormatError::TooLarge {
             size: bytes.len(),
             limit: MAX_YAML_BYTES,
         });
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| FormatError::NotUtf8 {
+    std::str::from_utf8(bytes).map_err(|e| FormatError::NotUtf8 {
         offset: e.valid_up_to(),
-    })?;
-    from_str(text)
+    })
 }
 
 /// As [`from_bytes`], for text already known to be UTF-8.
@@ -44,17 +53,25 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, FormatError> {
     if text.trim().is_empty() {
         return Err(FormatError::Parse("the file is empty".into()));
     }
-    let options = serde_saphyr::options! {
-        strict_booleans: true,
-        budget: serde_saphyr::budget! {
-            max_depth: 48,
-            max_nodes: 2_000_000,
-            max_aliases: 1_000,
-            max_anchors: 1_000,
-        },
-    };
-    serde_saphyr::from_str_with_options::<T>(text, options)
+    serde_saphyr::from_str_with_options::<T>(text, options())
         .map_err(|e| FormatError::Parse(one_line(&e.to_string())))
+}
+
+/// The resource budget every document is read under.
+fn budget() -> serde_saphyr::Budget {
+    let mut b = serde_saphyr::Budget::default();
+    b.max_depth = 48;
+    b.max_nodes = 2_000_000;
+    b.max_aliases = 1_000;
+    b.max_anchors = 1_000;
+    b
+}
+
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        strict_booleans: true,
+        budget: Some(budget()),
+    }
 }
 
 /// serde-saphyr renders source snippets over several lines; a user-facing error
