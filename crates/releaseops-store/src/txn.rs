@@ -74,7 +74,8 @@ pub struct Transaction<'s> {
     files: BTreeMap<String, String>,
     extra_paths: Vec<String>,
     tip: Tip,
-    /// segment file name -> (offset where this transaction's lines start, lines)
+    /// file (relative to `.releaseops/`) -> (offset where this transaction's
+    /// lines start, lines)
     appends: BTreeMap<String, (u64, String)>,
     records: Vec<Record>,
     /// `config.yaml` as it is under the lock (another process may have
@@ -132,26 +133,33 @@ impl<'s> Transaction<'s> {
         rec.seq = self.tip.seq + 1;
         rec.prev = self.tip.hash.clone();
         let line = rec.to_line();
-        let seg = segment_name(rec.seq);
-        if !self.appends.contains_key(&seg) {
-            let path = self.store.dir().join("history").join(&seg);
-            let offset = match fs::metadata(&path) {
-                Ok(m) => m.len(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-                Err(e) => return Err(StoreError::io("cannot stat", path, e)),
-            };
-            self.appends.insert(seg.clone(), (offset, String::new()));
-        }
-        if let Some((_, buf)) = self.appends.get_mut(&seg) {
-            buf.push_str(&line);
-            buf.push('\n');
-        }
+        self.append_line(&format!("history/{}", segment_name(rec.seq)), &line)?;
         self.tip = Tip {
             seq: rec.seq,
             hash: Some(sha256_prefixed(line.as_bytes())),
         };
         self.records.push(rec.clone());
         Ok(rec)
+    }
+
+    /// Stages a line appended to a file (path relative to `.releaseops/`); a
+    /// crash before the commit leaves the file as it was.
+    pub fn append_line(&mut self, rel: &str, line: &str) -> Result<()> {
+        if !self.appends.contains_key(rel) {
+            let path = self.store.dir().join(rel);
+            let offset = match fs::metadata(&path) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(StoreError::io("cannot stat", path, e)),
+            };
+            self.appends
+                .insert(rel.to_string(), (offset, String::new()));
+        }
+        if let Some((_, buf)) = self.appends.get_mut(rel) {
+            buf.push_str(line);
+            buf.push('\n');
+        }
+        Ok(())
     }
 
     /// Makes the change durable, applies it and commits it to git (when
@@ -162,7 +170,7 @@ impl<'s> Transaction<'s> {
             self.files.insert("history/HEAD".into(), tip);
         }
         let mut paths: Vec<String> = self.files.keys().cloned().collect();
-        paths.extend(self.appends.keys().map(|s| format!("history/{s}")));
+        paths.extend(self.appends.keys().cloned());
         paths.extend(self.extra_paths.iter().cloned());
         let commit = git_author
             .filter(|_| self.store.git().is_some())
@@ -179,8 +187,8 @@ impl<'s> Transaction<'s> {
                 .collect(),
             appends: std::mem::take(&mut self.appends)
                 .into_iter()
-                .map(|(seg, (offset, content))| JAppend {
-                    path: format!("history/{seg}"),
+                .map(|(path, (offset, content))| JAppend {
+                    path,
                     offset,
                     content,
                 })

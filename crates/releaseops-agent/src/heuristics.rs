@@ -1,0 +1,358 @@
+//! Heuristics learned from outcomes.
+//!
+//! For every pattern of one or two context attributes (`day_of_week: FRI`,
+//! `feature_risk: HIGH` and `service_criticality: HIGH`), the outcomes of the
+//! episodes that match it are counted. Where failures dominate, the pattern
+//! becomes a NO_GO heuristic (DELAY when every attribute in it is about
+//! timing, which waiting changes); where successes dominate, a GO heuristic.
+//! Confidence is the lower end of the 95 % Wilson interval of the dominant
+//! outcome's rate, so a pattern seen twice cannot be trusted much; it is also
+//! held to the existing rules: between 0 and 1, at least one supporting
+//! episode, at most 0.6 with fewer than three. A heuristic that later outcomes
+//! contradict loses confidence and, once below the bar it was applied at, is
+//! retired, keeping its history.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::Context;
+use crate::memory::Memory;
+use crate::planner::Action;
+
+/// Heuristics at or above this confidence are applied by the planner.
+pub const APPLY_AT: f64 = 0.6;
+/// Heuristics below this are not kept (unless retired from above).
+const KEEP_AT: f64 = 0.3;
+/// A pattern is a failure pattern from this failure rate up, a success
+/// pattern from `1 - SUCCESS_BELOW` successes up.
+const FAIL_FROM: f64 = 0.5;
+const SUCCESS_BELOW: f64 = 0.2;
+/// Episode ids kept as provenance per heuristic (the counts are exact).
+const PROVENANCE: usize = 50;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heuristic {
+    /// Stable for the same pattern and recommendation.
+    pub id: String,
+    pub when: BTreeMap<String, String>,
+    pub recommendation: Action,
+    pub confidence: f64,
+    /// Episodes whose outcome supports the recommendation (up to 50 ids).
+    pub supporting_episodes: Vec<String>,
+    pub supporting: u32,
+    pub contradicting: u32,
+    #[serde(default)]
+    pub retired: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_because: Option<String>,
+}
+
+impl Heuristic {
+    /// Does the pattern hold for this context?
+    pub fn matches(&self, attrs: &[(String, String)]) -> bool {
+        self.when
+            .iter()
+            .all(|(k, v)| attrs.iter().any(|(ak, av)| ak == k && av == v))
+    }
+
+    pub fn applies(&self) -> bool {
+        !self.retired && self.confidence >= APPLY_AT
+    }
+}
+
+/// The existing tool's validation: confidence in [0, 1], at least one
+/// supporting episode, at most 0.6 with fewer than three.
+pub fn valid(h: &Heuristic) -> Result<(), String> {
+    if !(0.0..=1.0).contains(&h.confidence) || !h.confidence.is_finite() {
+        return Err(format!(
+            "{}: confidence {} is not between 0 and 1",
+            h.id, h.confidence
+        ));
+    }
+    if h.supporting == 0 || h.supporting_episodes.is_empty() {
+        return Err(format!("{}: no supporting episode", h.id));
+    }
+    if h.supporting < 3 && h.confidence > 0.6 {
+        return Err(format!(
+            "{}: confidence {} with only {} supporting episodes (at most 0.6 below 3)",
+            h.id, h.confidence, h.supporting
+        ));
+    }
+    if h.when.is_empty() {
+        return Err(format!("{}: an empty pattern matches everything", h.id));
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Tally {
+    ok: u32,
+    failed: u32,
+    ok_ids: Vec<u32>,
+    failed_ids: Vec<u32>,
+}
+
+/// Derives heuristics from every episode with an outcome. `previous` are the
+/// heuristics derived last time: one that was applied then and no longer
+/// qualifies is kept, retired, with the reason.
+pub fn derive(memory: &Memory, previous: &[Heuristic]) -> Vec<Heuristic> {
+    let mut tallies: HashMap<(u32, u32), Tally> = HashMap::new();
+    for (n, row) in memory.rows.iter().enumerate() {
+        let Some(outcome) = row.outcome else { continue };
+        let episode = n as u32;
+        let mut count = |key: (u32, u32)| {
+            let t = tallies.entry(key).or_default();
+            if outcome.failed() {
+                t.failed += 1;
+                if t.failed_ids.len() < PROVENANCE {
+                    t.failed_ids.push(episode);
+                }
+            } else {
+                t.ok += 1;
+                if t.ok_ids.len() < PROVENANCE {
+                    t.ok_ids.push(episode);
+                }
+            }
+        };
+        for (i, &a) in row.attrs.iter().enumerate() {
+            count((a, u32::MAX));
+            for &b in &row.attrs[i + 1..] {
+                count((a, b));
+            }
+        }
+    }
+    let mut found: Vec<Heuristic> = Vec::new();
+    for (&(a, b), t) in &tallies {
+        let n = t.ok + t.failed;
+        let fail_rate = f64::from(t.failed) / f64::from(n);
+        let mut when = BTreeMap::new();
+        for key in [a, b] {
+            if let Some((k, v)) = memory.pair(key) {
+                when.insert(k.clone(), v.clone());
+            }
+        }
+        let (recommendation, supporting, against, support_ids) = if fail_rate >= FAIL_FROM {
+            let action = if when.keys().all(|k| Context::is_timing(k)) {
+                Action::Delay
+            } else {
+                Action::NoGo
+            };
+            (action, t.failed, t.ok, &t.failed_ids)
+        } else if fail_rate < SUCCESS_BELOW {
+            (Action::Go, t.ok, t.failed, &t.ok_ids)
+        } else {
+            continue;
+        };
+        let mut confidence = releaseops_eval::stats::wilson(
+            u64::from(supporting),
+            u64::from(n),
+            releaseops_eval::stats::Z95,
+        )
+        .0;
+        if supporting < 3 {
+            confidence = confidence.min(0.6);
+        }
+        if confidence < KEEP_AT {
+            continue;
+        }
+        found.push(Heuristic {
+            id: heuristic_id(&when, recommendation),
+            when,
+            recommendation,
+            confidence: (confidence * 1000.0).round() / 1000.0,
+            supporting_episodes: support_ids
+                .iter()
+                .map(|&i| memory.rows[i as usize].id.clone())
+                .collect(),
+            supporting,
+            contradicting: against,
+            retired: false,
+            retired_because: None,
+        });
+    }
+    // A two-attribute pattern is kept only when it says more than each of its
+    // attributes alone.
+    let singles: HashMap<(String, String, Action), f64> = found
+        .iter()
+        .filter(|h| h.when.len() == 1)
+        .filter_map(|h| {
+            let (k, v) = h.when.iter().next()?;
+            Some(((k.clone(), v.clone(), h.recommendation), h.confidence))
+        })
+        .collect();
+    found.retain(|h| {
+        h.when.len() == 1
+            || h.when.iter().all(|(k, v)| {
+                singles
+                    .get(&(k.clone(), v.clone(), h.recommendation))
+                    .is_none_or(|&c| h.confidence > c + 0.05)
+            })
+    });
+    for old in previous.iter().filter(|h| h.applies()) {
+        let now = found.iter().find(|h| h.id == old.id);
+        if now.is_some_and(Heuristic::applies) {
+            continue;
+        }
+        let mut retired = now.cloned().unwrap_or_else(|| {
+            // No longer a pattern at all: count its episodes again.
+            let mut h = old.clone();
+            let (mut agree, mut disagree) = (0u32, 0u32);
+            for row in &memory.rows {
+                let Some(outcome) = row.outcome else { continue };
+                if h.matches(&memory.attributes(row)) {
+                    if outcome.failed() == (h.recommendation != Action::Go) {
+                        agree += 1;
+                    } else {
+                        disagree += 1;
+                    }
+                }
+            }
+            h.supporting = agree;
+            h.contradicting = disagree;
+            h.confidence = releaseops_eval::stats::wilson(
+                u64::from(agree),
+                u64::from(agree + disagree),
+                releaseops_eval::stats::Z95,
+            )
+            .0;
+            h.confidence = (h.confidence * 1000.0).round() / 1000.0;
+            h
+        });
+        retired.retired = true;
+        retired.retired_because = Some(format!(
+            "later outcomes contradict it: confidence {:.2} -> {:.2} ({} for, {} against)",
+            old.confidence, retired.confidence, retired.supporting, retired.contradicting
+        ));
+        found.retain(|h| h.id != old.id);
+        found.push(retired);
+    }
+    found.sort_by(|x, y| {
+        y.confidence
+            .total_cmp(&x.confidence)
+            .then(y.supporting.cmp(&x.supporting))
+            .then(x.id.cmp(&y.id))
+    });
+    found
+}
+
+fn heuristic_id(when: &BTreeMap<String, String>, action: Action) -> String {
+    use std::hash::{Hash, Hasher};
+    // FNV-1a: stable across runs and platforms (DefaultHasher is not).
+    struct Fnv(u64);
+    impl Hasher for Fnv {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+    }
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    for (k, v) in when {
+        k.as_bytes().hash(&mut h);
+        v.as_bytes().hash(&mut h);
+    }
+    action.as_str().as_bytes().hash(&mut h);
+    format!("h-{:012x}", h.finish() & 0xffff_ffff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::memory::Outcome;
+
+    fn episode(m: &mut Memory, id: usize, risk: &str, day: &str, outcome: Outcome) {
+        let c = Context::from_json(&json!({"env": "prod", "feature_risk": risk,
+            "day_of_week": day, "hour_of_day": 14}))
+        .unwrap();
+        let id = format!("d{id}");
+        m.push(&id, &c, Action::Go);
+        m.set_outcome(&id, outcome);
+    }
+
+    #[test]
+    fn friday_failures_become_a_delay_and_low_risk_successes_a_go() {
+        let mut eps = Memory::default();
+        for i in 0..20 {
+            episode(
+                &mut eps,
+                i,
+                "MEDIUM",
+                "FRI",
+                if i % 10 == 0 {
+                    Outcome::Success
+                } else {
+                    Outcome::Incident
+                },
+            );
+            episode(&mut eps, 100 + i, "LOW", "TUE", Outcome::Success);
+        }
+        let hs = derive(&eps, &[]);
+        for h in &hs {
+            valid(h).unwrap();
+        }
+        let fri = hs
+            .iter()
+            .find(|h| {
+                h.when.len() == 1 && h.when.get("day_of_week").map(String::as_str) == Some("FRI")
+            })
+            .expect("a Friday heuristic");
+        assert_eq!(fri.recommendation, Action::Delay);
+        assert!(fri.applies(), "{fri:?}");
+        assert_eq!((fri.supporting, fri.contradicting), (18, 2));
+        let low = hs
+            .iter()
+            .find(|h| h.when.get("feature_risk").map(String::as_str) == Some("LOW"))
+            .expect("a low-risk heuristic");
+        assert_eq!(low.recommendation, Action::Go);
+        // Medium-risk changes fail here too, but risk is not timing: NO_GO.
+        assert!(
+            hs.iter().any(
+                |h| h.when.get("feature_risk").map(String::as_str) == Some("MEDIUM")
+                    && h.recommendation == Action::NoGo
+            )
+        );
+    }
+
+    #[test]
+    fn few_episodes_cap_confidence_and_contradicted_heuristics_retire() {
+        let mut two = Memory::default();
+        episode(&mut two, 1, "HIGH", "SAT", Outcome::Incident);
+        episode(&mut two, 2, "HIGH", "SAT", Outcome::Incident);
+        assert!(derive(&two, &[]).iter().all(|h| h.confidence <= 0.6));
+        let mut eps = Memory::default();
+        for i in 0..10 {
+            episode(&mut eps, i, "HIGH", "SAT", Outcome::Incident);
+        }
+        let before = derive(&eps, &[]);
+        let sat = before
+            .iter()
+            .find(|h| {
+                h.when.len() == 1 && h.when.get("day_of_week").map(String::as_str) == Some("SAT")
+            })
+            .unwrap()
+            .clone();
+        assert!(sat.applies());
+        for i in 10..30 {
+            episode(&mut eps, i, "LOW", "SAT", Outcome::Success);
+        }
+        let after = derive(&eps, &before);
+        let retired = after
+            .iter()
+            .find(|h| h.id == sat.id)
+            .expect("kept, retired");
+        assert!(retired.retired && !retired.applies(), "{retired:?}");
+        assert!(
+            retired
+                .retired_because
+                .as_deref()
+                .unwrap()
+                .contains("contradict")
+        );
+    }
+}

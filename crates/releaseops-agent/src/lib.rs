@@ -1,0 +1,20 @@
+//! The release decision agent.
+//!
+//! Given the context of a promotion (what changed, the evaluation evidence,
+//! how critical the service is, when, what else is moving), it scores the risk
+//! with a transparent sum of factors, recalls the most similar past releases,
+//! applies the heuristics it learned from their outcomes, decides GO, NO_GO or
+//! DELAY, has the decision attacked by a red team, and takes a second look
+//! before production. Everything here works offline; nothing here does I/O.
+
+pub mod context;
+pub mod heuristics;
+pub mod memory;
+pub mod planner;
+pub mod review;
+
+pub use context::{Context, ContextError, Day, Level};
+pub use heuristics::{Heuristic, derive};
+pub use memory::{Memory, Outcome, Row};
+pub use planner::{Action, Factor, Plan, plan};
+pub use review::{RedTeam, Reflection, red_team, reflect};

@@ -1,0 +1,234 @@
+//! The red team (an adversarial second opinion on a plan) and the second look
+//! before production.
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::{Context, Day, Level};
+use crate::planner::{Action, Plan};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RedTeam {
+    pub concerns: Vec<String>,
+    pub risk_level: Level,
+    /// NONE, DELAY or NO_GO.
+    pub suggested_action: String,
+}
+
+/// The built-in red team: what is missing, stale, regressed, unapproved,
+/// badly timed or clashing.
+pub fn red_team(ctx: &Context, plan: &Plan) -> RedTeam {
+    let mut concerns = Vec::new();
+    let mut level = Level::Low;
+    let mut intrinsic_high = false;
+    let mut raise = |to: Level, text: String, intrinsic: bool, concerns: &mut Vec<String>| {
+        concerns.push(text);
+        if to > level {
+            level = to;
+        }
+        if to == Level::High && intrinsic {
+            intrinsic_high = true;
+        }
+    };
+    match &ctx.evals {
+        None => raise(
+            Level::Medium,
+            "missing information: no evaluation evidence for this version".into(),
+            false,
+            &mut concerns,
+        ),
+        Some(e) => {
+            if !e.missing_suites.is_empty() {
+                raise(
+                    Level::High,
+                    format!(
+                        "required suites never ran on this version: {}",
+                        e.missing_suites.join(", ")
+                    ),
+                    true,
+                    &mut concerns,
+                );
+            }
+            if !e.regressions.is_empty() {
+                raise(
+                    Level::High,
+                    format!(
+                        "{} case(s) regressed against the baseline",
+                        e.regressions.len()
+                    ),
+                    true,
+                    &mut concerns,
+                );
+            }
+            if !e.stale.is_empty() {
+                raise(
+                    Level::Medium,
+                    format!("stale evaluation: {}", e.stale.join(", ")),
+                    false,
+                    &mut concerns,
+                );
+            }
+            if !e.inconclusive.is_empty() {
+                raise(
+                    Level::Medium,
+                    format!("inconclusive evaluation: {}", e.inconclusive.join(", ")),
+                    false,
+                    &mut concerns,
+                );
+            }
+        }
+    }
+    if ctx.unapproved_safety_change {
+        raise(
+            Level::High,
+            "a safety policy changed without human approval".into(),
+            true,
+            &mut concerns,
+        );
+    }
+    let late_friday = ctx.day_of_week == Day::Fri && ctx.hour_of_day >= 15;
+    if late_friday || ctx.day_of_week.is_weekend() {
+        raise(
+            Level::Medium,
+            format!(
+                "timing: {} {:02}:00, few people around if it goes wrong",
+                ctx.day_of_week, ctx.hour_of_day
+            ),
+            false,
+            &mut concerns,
+        );
+    }
+    if let Some(h) = ctx.hours_to_freeze
+        && h < 24.0
+    {
+        raise(
+            Level::Medium,
+            format!("a freeze starts in {h:.0} h"),
+            false,
+            &mut concerns,
+        );
+    }
+    if ctx.clash {
+        let to = if ctx.production {
+            Level::High
+        } else {
+            Level::Medium
+        };
+        raise(
+            to,
+            "another release into the same environment is in flight".into(),
+            false,
+            &mut concerns,
+        );
+    }
+    let suggested_action = match (plan.decision, level) {
+        (Action::Go, Level::High) if intrinsic_high => "NO_GO",
+        (Action::Go, Level::High) => "DELAY",
+        _ => "NONE",
+    }
+    .to_string();
+    RedTeam {
+        concerns,
+        risk_level: level,
+        suggested_action,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reflection {
+    /// CONFIRM, or the decision it overrides to.
+    pub outcome: String,
+    pub decision: Action,
+    pub reason: String,
+}
+
+/// The second look at a GO for production: the riskiest factors again.
+/// `None` when there is nothing to look at (not production, or not GO).
+pub fn reflect(ctx: &Context, plan: &Plan, red: &RedTeam) -> Option<Reflection> {
+    if !ctx.production || plan.decision != Action::Go {
+        return None;
+    }
+    let over = |decision: Action, reason: String| Reflection {
+        outcome: decision.as_str().into(),
+        decision,
+        reason,
+    };
+    Some(if red.suggested_action == "NO_GO" {
+        over(
+            Action::NoGo,
+            format!("the red team found: {}", red.concerns.join("; ")),
+        )
+    } else if red.risk_level == Level::High {
+        over(
+            Action::Delay,
+            format!(
+                "the red team rates the risk HIGH: {}",
+                red.concerns.join("; ")
+            ),
+        )
+    } else if ctx.feature_risk == Level::High
+        && ctx.service_criticality == Level::High
+        && ctx.evals.is_none()
+    {
+        over(
+            Action::NoGo,
+            "a high-risk change to a critical service with no evaluation evidence".into(),
+        )
+    } else if ctx.recent_rollbacks >= 2 {
+        over(
+            Action::Delay,
+            format!(
+                "{} recent rollbacks of this bundle: let a human look first",
+                ctx.recent_rollbacks
+            ),
+        )
+    } else {
+        Reflection {
+            outcome: "CONFIRM".into(),
+            decision: Action::Go,
+            reason: format!("risk {} holds on a second look", plan.risk_score),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::planner::plan;
+
+    #[test]
+    fn the_red_team_and_the_second_look() {
+        let c = Context::from_json(
+            &json!({"env": "prod", "feature_risk": "LOW", "day_of_week": "TUE",
+            "hour_of_day": 11, "evals": {"pass_rate": 1.0, "regressions": ["refund_over_limit"]}}),
+        )
+        .unwrap();
+        let p = plan(&c, &[]);
+        let red = red_team(&c, &p);
+        assert_eq!(red.risk_level, Level::High);
+        if p.decision == Action::Go {
+            assert_eq!(red.suggested_action, "NO_GO");
+            assert_eq!(reflect(&c, &p, &red).unwrap().decision, Action::NoGo);
+        }
+        let calm = Context::from_json(
+            &json!({"env": "prod", "feature_risk": "LOW", "day_of_week": "TUE",
+            "hour_of_day": 11, "evals": {"pass_rate": 1.0}}),
+        )
+        .unwrap();
+        let p = plan(&calm, &[]);
+        assert_eq!(p.decision, Action::Go);
+        let red = red_team(&calm, &p);
+        assert_eq!(
+            (red.risk_level, red.suggested_action.as_str()),
+            (Level::Low, "NONE")
+        );
+        assert_eq!(reflect(&calm, &p, &red).unwrap().outcome, "CONFIRM");
+        let staging = Context {
+            production: false,
+            env: "staging".into(),
+            ..calm
+        };
+        assert!(reflect(&staging, &plan(&staging, &[]), &red).is_none());
+    }
+}
