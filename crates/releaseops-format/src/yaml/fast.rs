@@ -27,40 +27,83 @@ pub(super) struct Cost {
     pub depth: usize,
 }
 
-/// Parses `text` as one document into `T`, or `None` when the fast path cannot
-/// vouch for the result.
-pub(super) fn from_str<T: DeserializeOwned>(text: &str, max_depth: usize) -> Option<(T, Cost)> {
+/// Parses `text`, a document that is one list, item by item into `I`, and
+/// passes each with its index to `f`; `None` when the fast path cannot vouch
+/// for the result.
+pub(super) fn list<I: DeserializeOwned, O>(
+    text: &str,
+    max_depth: usize,
+    capacity: usize,
+    mut f: impl FnMut(usize, I) -> O,
+) -> Option<(Vec<O>, Cost)> {
+    let mut de = Events {
+        parser: Parser::new_from_str_with_options(text, parser_options()),
+        peeked: None,
+        depth: 0,
+        max_depth,
+        cost: Cost::default(),
+    };
+    if !matches!(de.next().ok()?, Event::StreamStart)
+        || !matches!(de.next().ok()?, Event::DocumentStart(..))
+        || !matches!(de.next().ok()?, Event::SequenceStart(_, 0, None))
+    {
+        return None;
+    }
+    de.enter().ok()?;
+    let mut out = Vec::with_capacity(capacity);
+    while !matches!(de.peek().ok()?, Event::SequenceEnd) {
+        let item = I::deserialize(&mut de).ok()?;
+        out.push(f(out.len(), item));
+    }
+    if !matches!(de.next().ok()?, Event::SequenceEnd)
+        || !matches!(de.next().ok()?, Event::DocumentEnd)
+        || !matches!(de.next().ok()?, Event::StreamEnd)
+    {
+        return None;
+    }
+    Some((out, de.cost))
+}
+
+/// What a document with no anchors, aliases or tags costs the budget;
+/// `None` for anything else (or anything that does not parse).
+pub(super) fn plain_cost(text: &str) -> Option<Cost> {
+    let mut cost = Cost::default();
+    let mut depth = 0usize;
+    for event in Parser::new_from_str_with_options(text, parser_options()) {
+        let (event, _) = event.ok()?;
+        cost.events += 1;
+        match event {
+            Event::Scalar(value, _, 0, None) => {
+                cost.nodes += 1;
+                cost.scalar_bytes += value.len();
+            }
+            Event::SequenceStart(_, 0, None) | Event::MappingStart(_, 0, None) => {
+                cost.nodes += 1;
+                depth += 1;
+                cost.depth = cost.depth.max(depth);
+            }
+            Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+            Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart(..)
+            | Event::DocumentEnd => {}
+            _ => return None,
+        }
+    }
+    Some(cost)
+}
+
+/// The parser options serde-saphyr derives from our budget.
+fn parser_options() -> granit_parser::Options {
     let budget = super::budget();
-    let options = granit_parser::options! {
+    granit_parser::options! {
         simple_key_max_lookahead: budget.simple_key_max_lookahead,
         flow_nesting_limit: budget.flow_nesting_limit,
         block_nesting_limit: granit_parser::Options::default()
             .block_nesting_limit
             .max(budget.max_depth.saturating_add(1)),
         emit_comments: false,
-    };
-    let mut de = Events {
-        parser: Parser::new_from_str_with_options(text, options),
-        peeked: None,
-        depth: 0,
-        max_depth,
-        cost: Cost::default(),
-    };
-    match de.next().ok()? {
-        Event::StreamStart => {}
-        _ => return None,
     }
-    match de.next().ok()? {
-        Event::DocumentStart(..) => {}
-        _ => return None,
-    }
-    let value = T::deserialize(&mut de).ok()?;
-    if !matches!(de.next().ok()?, Event::DocumentEnd)
-        || !matches!(de.next().ok()?, Event::StreamEnd)
-    {
-        return None;
-    }
-    Some((value, de.cost))
 }
 
 /// The only error: "not on the fast path".
