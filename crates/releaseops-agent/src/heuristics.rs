@@ -115,9 +115,10 @@ pub fn derive(memory: &Memory, previous: &[Heuristic]) -> Vec<Heuristic> {
                 }
             }
         };
-        for (i, &a) in row.attrs.iter().enumerate() {
+        let attrs = memory.attrs(row);
+        for (i, &a) in attrs.iter().enumerate() {
             count((a, u32::MAX));
-            for &b in &row.attrs[i + 1..] {
+            for &b in &attrs[i + 1..] {
                 count((a, b));
             }
         }

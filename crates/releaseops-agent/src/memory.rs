@@ -47,8 +47,10 @@ pub struct Row {
     pub id: String,
     pub decision: Action,
     pub outcome: Option<Outcome>,
-    /// Interned `attribute=value` ids, sorted.
-    pub attrs: Vec<u32>,
+    /// Where the row's interned `attribute=value` ids (sorted) are in the
+    /// memory's flat list.
+    start: u32,
+    len: u32,
 }
 
 /// Every episode, and the table of the attribute values they use.
@@ -57,6 +59,7 @@ pub struct Memory {
     pairs: Vec<(String, String)>,
     ids: HashMap<(String, String), u32>,
     pub rows: Vec<Row>,
+    flat: Vec<u32>,
     by_id: HashMap<String, usize>,
 }
 
@@ -117,8 +120,10 @@ impl Memory {
             id: id.to_string(),
             decision,
             outcome,
-            attrs: ids,
+            start: self.flat.len() as u32,
+            len: ids.len() as u32,
         });
+        self.flat.extend(ids);
         true
     }
 
@@ -137,9 +142,17 @@ impl Memory {
         }
     }
 
+    /// A row's interned attribute ids.
+    pub fn attrs(&self, row: &Row) -> &[u32] {
+        let start = row.start as usize;
+        self.flat
+            .get(start..start + row.len as usize)
+            .unwrap_or_default()
+    }
+
     /// The attributes of a row, as text.
     pub fn attributes(&self, row: &Row) -> Vec<(String, String)> {
-        row.attrs
+        self.attrs(row)
             .iter()
             .filter_map(|&a| self.pair(a).cloned())
             .collect()
@@ -165,7 +178,7 @@ impl Memory {
         }
         let mut best: Vec<(usize, f32)> = Vec::with_capacity(k + 1);
         for (i, row) in self.rows.iter().enumerate() {
-            let s: f32 = row.attrs.iter().map(|&a| w[a as usize]).sum();
+            let s: f32 = self.attrs(row).iter().map(|&a| w[a as usize]).sum();
             if best.len() == k && best.last().is_some_and(|&(_, worst)| s < worst) {
                 continue;
             }
@@ -181,6 +194,127 @@ impl Memory {
     /// The pairs table, for writing memory out.
     pub fn pairs(&self) -> &[(String, String)] {
         &self.pairs
+    }
+
+    /// A compact binary image of the memory (a cache: the records in the
+    /// repository are the truth), tagged with `stamp`.
+    pub fn to_bytes(&self, stamp: [u64; 2]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32 + self.flat.len() * 4 + self.rows.len() * 24);
+        out.extend_from_slice(MAGIC);
+        for v in stamp {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        let put_str = |out: &mut Vec<u8>, s: &str| {
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        };
+        out.extend_from_slice(&(self.pairs.len() as u32).to_le_bytes());
+        for (k, v) in &self.pairs {
+            put_str(&mut out, k);
+            put_str(&mut out, v);
+        }
+        out.extend_from_slice(&(self.rows.len() as u32).to_le_bytes());
+        for row in &self.rows {
+            put_str(&mut out, &row.id);
+            out.push(match row.decision {
+                Action::Go => 0,
+                Action::Delay => 1,
+                Action::NoGo => 2,
+            });
+            out.push(match row.outcome {
+                None => 0,
+                Some(Outcome::Success) => 1,
+                Some(Outcome::Incident) => 2,
+                Some(Outcome::RolledBack) => 3,
+            });
+            let attrs = self.attrs(row);
+            out.extend_from_slice(&(attrs.len() as u32).to_le_bytes());
+            for a in attrs {
+                out.extend_from_slice(&a.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Reads [`Memory::to_bytes`] back, with its stamp; `None` for anything
+    /// damaged or from another version (the caller rebuilds).
+    pub fn from_bytes(bytes: &[u8]) -> Option<(Memory, [u64; 2])> {
+        let mut r = Reader { b: bytes, at: 0 };
+        if r.take(MAGIC.len())? != MAGIC {
+            return None;
+        }
+        let stamp = [r.u64()?, r.u64()?];
+        let mut m = Memory::default();
+        let npairs = r.u32()?;
+        for id in 0..npairs {
+            let pair = (r.string()?, r.string()?);
+            m.ids.insert(pair.clone(), id);
+            m.pairs.push(pair);
+        }
+        let nrows = r.u32()? as usize;
+        m.rows.reserve(nrows.min(bytes.len()));
+        for _ in 0..nrows {
+            let id = r.string()?;
+            let decision = match r.take(1)?[0] {
+                0 => Action::Go,
+                1 => Action::Delay,
+                2 => Action::NoGo,
+                _ => return None,
+            };
+            let outcome = match r.take(1)?[0] {
+                0 => None,
+                1 => Some(Outcome::Success),
+                2 => Some(Outcome::Incident),
+                3 => Some(Outcome::RolledBack),
+                _ => return None,
+            };
+            let len = r.u32()?;
+            let start = m.flat.len() as u32;
+            for _ in 0..len {
+                let a = r.u32()?;
+                if a >= npairs {
+                    return None;
+                }
+                m.flat.push(a);
+            }
+            m.by_id.insert(id.clone(), m.rows.len());
+            m.rows.push(Row {
+                id,
+                decision,
+                outcome,
+                start,
+                len,
+            });
+        }
+        (r.at == bytes.len()).then_some((m, stamp))
+    }
+}
+
+const MAGIC: &[u8] = b"releaseops-memory-1\n";
+
+struct Reader<'b> {
+    b: &'b [u8],
+    at: usize,
+}
+
+impl<'b> Reader<'b> {
+    fn take(&mut self, n: usize) -> Option<&'b [u8]> {
+        let s = self.b.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn string(&mut self) -> Option<String> {
+        let n = self.u32()? as usize;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
     }
 }
 
@@ -223,5 +357,13 @@ mod tests {
         assert!(m.set_outcome("e2", Outcome::Success));
         assert!(!m.set_outcome("nope", Outcome::Success));
         assert_eq!(m.get("e2").unwrap().outcome, Some(Outcome::Success));
+        let bytes = m.to_bytes([4, 1]);
+        let (back, stamp) = Memory::from_bytes(&bytes).unwrap();
+        assert_eq!(stamp, [4, 1]);
+        assert_eq!(back.rows, m.rows);
+        assert_eq!(back.attributes(&back.rows[3]), m.attributes(&m.rows[3]));
+        for cut in [0, 10, bytes.len() - 1] {
+            assert!(Memory::from_bytes(&bytes[..cut]).is_none());
+        }
     }
 }
