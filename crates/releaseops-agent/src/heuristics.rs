@@ -2,7 +2,8 @@
 //!
 //! For every pattern of one or two context attributes (`day_of_week: FRI`,
 //! `feature_risk: HIGH` and `service_criticality: HIGH`), the outcomes of the
-//! episodes that match it are counted. Where failures dominate, the pattern
+//! episodes that match it are counted. Where failures dominate, and clearly
+//! more than among the releases the pattern does not match, the pattern
 //! becomes a NO_GO heuristic (DELAY when every attribute in it is about
 //! timing, which waiting changes); where successes dominate, a GO heuristic.
 //! Confidence is the lower end of the 95 % Wilson interval of the dominant
@@ -28,6 +29,8 @@ const KEEP_AT: f64 = 0.3;
 /// pattern from `1 - SUCCESS_BELOW` successes up.
 const FAIL_FROM: f64 = 0.5;
 const SUCCESS_BELOW: f64 = 0.2;
+/// How much more often a failure pattern must fail than everything else.
+const CONTRAST: f64 = 0.25;
 /// Episode ids kept as provenance per heuristic (the counts are exact).
 const PROVENANCE: usize = 50;
 
@@ -123,28 +126,47 @@ pub fn derive(memory: &Memory, previous: &[Heuristic]) -> Vec<Heuristic> {
             }
         }
     }
+    let (all_ok, all_failed) =
+        memory
+            .rows
+            .iter()
+            .filter_map(|r| r.outcome)
+            .fold((0u32, 0u32), |(ok, bad), o| {
+                if o.failed() {
+                    (ok, bad + 1)
+                } else {
+                    (ok + 1, bad)
+                }
+            });
     let mut found: Vec<Heuristic> = Vec::new();
     for (&(a, b), t) in &tallies {
         let n = t.ok + t.failed;
         let fail_rate = f64::from(t.failed) / f64::from(n);
+        // A failure pattern must fail clearly more often than the releases
+        // it does not match: an attribute every release shares (or one that
+        // merely rides along with the real cause) teaches nothing.
+        let rest = (all_ok - t.ok) + (all_failed - t.failed);
+        let stands_out =
+            rest > 0 && fail_rate - f64::from(all_failed - t.failed) / f64::from(rest) >= CONTRAST;
         let mut when = BTreeMap::new();
         for key in [a, b] {
             if let Some((k, v)) = memory.pair(key) {
                 when.insert(k.clone(), v.clone());
             }
         }
-        let (recommendation, supporting, against, support_ids) = if fail_rate >= FAIL_FROM {
-            let action = if when.keys().all(|k| Context::is_timing(k)) {
-                Action::Delay
+        let (recommendation, supporting, against, support_ids) =
+            if fail_rate >= FAIL_FROM && stands_out {
+                let action = if when.keys().all(|k| Context::is_timing(k)) {
+                    Action::Delay
+                } else {
+                    Action::NoGo
+                };
+                (action, t.failed, t.ok, &t.failed_ids)
+            } else if fail_rate < SUCCESS_BELOW {
+                (Action::Go, t.ok, t.failed, &t.ok_ids)
             } else {
-                Action::NoGo
+                continue;
             };
-            (action, t.failed, t.ok, &t.failed_ids)
-        } else if fail_rate < SUCCESS_BELOW {
-            (Action::Go, t.ok, t.failed, &t.ok_ids)
-        } else {
-            continue;
-        };
         let mut confidence = releaseops_eval::stats::wilson(
             u64::from(supporting),
             u64::from(n),
@@ -174,19 +196,23 @@ pub fn derive(memory: &Memory, previous: &[Heuristic]) -> Vec<Heuristic> {
     }
     // A two-attribute pattern is kept only when it says more than each of its
     // attributes alone.
-    let singles: HashMap<(String, String, Action), f64> = found
+    // (Both warnings, NO_GO and DELAY, count as the same direction.)
+    let singles: HashMap<(String, String, bool), f64> = found
         .iter()
         .filter(|h| h.when.len() == 1)
         .filter_map(|h| {
             let (k, v) = h.when.iter().next()?;
-            Some(((k.clone(), v.clone(), h.recommendation), h.confidence))
+            Some((
+                (k.clone(), v.clone(), h.recommendation == Action::Go),
+                h.confidence,
+            ))
         })
         .collect();
     found.retain(|h| {
         h.when.len() == 1
             || h.when.iter().all(|(k, v)| {
                 singles
-                    .get(&(k.clone(), v.clone(), h.recommendation))
+                    .get(&(k.clone(), v.clone(), h.recommendation == Action::Go))
                     .is_none_or(|&c| h.confidence > c + 0.05)
             })
     });
@@ -321,6 +347,21 @@ mod tests {
     }
 
     #[test]
+    fn what_every_release_shares_teaches_nothing() {
+        let mut eps = Memory::default();
+        for i in 0..20 {
+            episode(&mut eps, i, "LOW", "FRI", Outcome::Incident);
+        }
+        let hs = derive(&eps, &[]);
+        assert!(
+            hs.iter()
+                .all(|h| h.recommendation == Action::Go || h.supporting == 0),
+            "{hs:?}"
+        );
+        assert!(hs.is_empty(), "{hs:?}");
+    }
+
+    #[test]
     fn few_episodes_cap_confidence_and_contradicted_heuristics_retire() {
         let mut two = Memory::default();
         episode(&mut two, 1, "HIGH", "SAT", Outcome::Incident);
@@ -329,6 +370,7 @@ mod tests {
         let mut eps = Memory::default();
         for i in 0..10 {
             episode(&mut eps, i, "HIGH", "SAT", Outcome::Incident);
+            episode(&mut eps, 50 + i, "LOW", "TUE", Outcome::Success);
         }
         let before = derive(&eps, &[]);
         let sat = before

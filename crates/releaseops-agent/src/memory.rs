@@ -198,7 +198,7 @@ impl Memory {
 
     /// A compact binary image of the memory (a cache: the records in the
     /// repository are the truth), tagged with `stamp`.
-    pub fn to_bytes(&self, stamp: [u64; 2]) -> Vec<u8> {
+    pub fn to_bytes(&self, stamp: [u64; 3]) -> Vec<u8> {
         let mut out = Vec::with_capacity(32 + self.flat.len() * 4 + self.rows.len() * 24);
         out.extend_from_slice(MAGIC);
         for v in stamp {
@@ -238,12 +238,12 @@ impl Memory {
 
     /// Reads [`Memory::to_bytes`] back, with its stamp; `None` for anything
     /// damaged or from another version (the caller rebuilds).
-    pub fn from_bytes(bytes: &[u8]) -> Option<(Memory, [u64; 2])> {
+    pub fn from_bytes(bytes: &[u8]) -> Option<(Memory, [u64; 3])> {
         let mut r = Reader { b: bytes, at: 0 };
         if r.take(MAGIC.len())? != MAGIC {
             return None;
         }
-        let stamp = [r.u64()?, r.u64()?];
+        let stamp = [r.u64()?, r.u64()?, r.u64()?];
         let mut m = Memory::default();
         let npairs = r.u32()?;
         for id in 0..npairs {
@@ -357,9 +357,9 @@ mod tests {
         assert!(m.set_outcome("e2", Outcome::Success));
         assert!(!m.set_outcome("nope", Outcome::Success));
         assert_eq!(m.get("e2").unwrap().outcome, Some(Outcome::Success));
-        let bytes = m.to_bytes([4, 1]);
+        let bytes = m.to_bytes([4, 1, 7]);
         let (back, stamp) = Memory::from_bytes(&bytes).unwrap();
-        assert_eq!(stamp, [4, 1]);
+        assert_eq!(stamp, [4, 1, 7]);
         assert_eq!(back.rows, m.rows);
         assert_eq!(back.attributes(&back.rows[3]), m.attributes(&m.rows[3]));
         for cut in [0, 10, bytes.len() - 1] {

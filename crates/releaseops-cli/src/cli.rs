@@ -73,6 +73,9 @@ pub enum Command {
     /// Evaluation suites: create, list, run against a bundle, show reports
     #[command(subcommand)]
     Eval(EvalCmd),
+    /// The release decision agent: decide, record outcomes, learn
+    #[command(subcommand)]
+    Agent(AgentCmd),
     /// Walk a sample agent project through a full release, offline
     Demo(DemoArgs),
     /// Print shell completions
@@ -82,6 +85,49 @@ pub enum Command {
     },
     /// Print the version
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCmd {
+    /// Decide GO / NO_GO / DELAY for a release context, and remember it
+    Decide(AgentDecideArgs),
+    /// Record what happened after a decision: success, incident or rolled_back
+    Outcome {
+        decision_id: String,
+        #[arg(value_name = "success|incident|rolled_back")]
+        outcome: String,
+        /// What happened, in a few words
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// The heuristics learned from outcomes
+    Heuristics {
+        /// Include retired heuristics
+        #[arg(long)]
+        all: bool,
+    },
+    /// Learn the heuristics again now, from every outcome so far
+    Reflect,
+    /// What the agent remembers, newest first
+    Memory {
+        /// How many episodes to show
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Show one decision record in full
+    Show { decision_id: String },
+}
+
+#[derive(Args, Debug)]
+pub struct AgentDecideArgs {
+    /// A JSON file with the context, e.g. {"env": "prod", "feature_risk": "HIGH",
+    /// "service_criticality": "HIGH", "day_of_week": "FRI", "hour_of_day": 16,
+    /// "clash": true}; `-` reads standard input
+    #[arg(long, value_name = "FILE")]
+    pub context: String,
+    /// Let a HIGH red-team risk level turn a GO into a DELAY
+    #[arg(long)]
+    pub red_team_blocks: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -5,6 +5,7 @@
 //! Gates are evaluated under the store lock, in the same transaction that
 //! writes the promotion, so the decision and the change cannot drift apart.
 
+pub mod agent;
 pub mod audit;
 pub mod bundle;
 pub mod envs;

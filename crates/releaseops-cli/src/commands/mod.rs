@@ -1,5 +1,6 @@
 //! One module per command family.
 
+mod agent;
 mod bundle;
 mod demo;
 mod env;
@@ -29,6 +30,7 @@ pub fn run(app: &App, cmd: Command) -> CmdResult {
         Command::Rollback(a) => release::rollback(app, a.env, a.id, a.steps, a.to, a.reason),
         Command::History(a) => history::run(app, a),
         Command::Eval(c) => eval::run(app, c),
+        Command::Agent(c) => agent::run(app, c),
         Command::Demo(a) => demo::run(app, a),
         Command::Completions { shell } => {
             clap_complete::generate(

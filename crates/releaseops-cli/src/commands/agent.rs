@@ -1,0 +1,293 @@
+//! `releaseops agent ...`
+
+use std::io::Read;
+
+use releaseops_agent::{Action, Context, Level, Outcome};
+use releaseops_core::agent::{self, DecideRequest, DecisionRecord};
+
+use crate::app::{App, CmdResult, Failure};
+use crate::cli::{AgentCmd, AgentDecideArgs};
+use crate::output::{self, BOLD, DIM, GREEN, RED, YELLOW, paint};
+
+pub fn run(app: &App, cmd: AgentCmd) -> CmdResult {
+    match cmd {
+        AgentCmd::Decide(a) => decide(app, a),
+        AgentCmd::Outcome {
+            decision_id,
+            outcome,
+            note,
+        } => record_outcome(app, &decision_id, &outcome, note),
+        AgentCmd::Heuristics { all } => heuristics(app, all),
+        AgentCmd::Reflect => reflect(app),
+        AgentCmd::Memory { limit } => memory(app, limit),
+        AgentCmd::Show { decision_id } => {
+            let store = app.store()?;
+            let rec = agent::decision(&store, &decision_id)?;
+            if !output::json(app, &rec) {
+                print_decision(&rec);
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn read_context(source: &str) -> Result<Context, Failure> {
+    let text = if source == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .take(1 << 20)
+            .read_to_string(&mut s)
+            .map_err(|e| {
+                Failure::usage(
+                    format!("cannot read the context from stdin: {e}"),
+                    "pipe a JSON object in",
+                )
+            })?;
+        s
+    } else {
+        std::fs::read_to_string(source).map_err(|e| {
+            Failure::usage(
+                format!("cannot read the context file {source}: {e}"),
+                "give a JSON file with env, feature_risk, day_of_week and hour_of_day",
+            )
+        })?
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Failure::usage(
+            format!("the context in {source} is not JSON: {e}"),
+            "write the context as one JSON object",
+        )
+    })?;
+    Context::from_json(&value).map_err(|e| {
+        Failure::usage(
+            format!("{source}: {e}"),
+            "fix the field named; levels are LOW, MEDIUM or HIGH, days MON..SUN, hours 0..23",
+        )
+    })
+}
+
+fn decide(app: &App, a: AgentDecideArgs) -> CmdResult {
+    let context = read_context(&a.context)?;
+    let store = app.store()?;
+    let rec = agent::decide(
+        &app.ctx(&store),
+        DecideRequest {
+            context,
+            bundle: None,
+            gate: None,
+            red_team_blocks: a.red_team_blocks,
+        },
+    )?;
+    if app.global.json {
+        output::print_json(&decision_json(&rec));
+    } else {
+        print_decision(&rec);
+    }
+    Ok(0)
+}
+
+/// The scriptable shape: the record's fields, flattened where scripts look.
+pub fn decision_json(rec: &DecisionRecord) -> serde_json::Value {
+    serde_json::json!({
+        "decision_id": rec.decision_id,
+        "decision": rec.decision,
+        "risk_score": rec.plan.risk_score,
+        "factors": rec.plan.factors,
+        "heuristics_applied": rec.heuristics_applied,
+        "similar_episodes": rec.similar_episodes,
+        "red_team": rec.red_team,
+        "reflection": rec.reflection,
+        "reasons": rec.reasons,
+        "delay_until": rec.plan.delay_until,
+        "context": rec.context,
+    })
+}
+
+fn action_word(a: Action) -> String {
+    let style = match a {
+        Action::Go => GREEN.bold(),
+        Action::Delay => YELLOW.bold(),
+        Action::NoGo => RED.bold(),
+    };
+    paint(style, a.as_str())
+}
+
+pub fn print_decision(rec: &DecisionRecord) {
+    anstream::println!(
+        "{} {}  risk {}  ({} -> {})",
+        paint(BOLD, &rec.decision_id),
+        action_word(rec.decision),
+        rec.plan.risk_score,
+        rec.context.env,
+        rec.context.day_of_week.as_str().to_owned()
+            + &format!(" {:02}:00", rec.context.hour_of_day)
+    );
+    if !rec.plan.factors.is_empty() {
+        anstream::println!("  risk factors:");
+        for f in &rec.plan.factors {
+            let kind = if f.timing { " (timing)" } else { "" };
+            anstream::println!("    +{:<3} {}{}", f.points, f.detail, paint(DIM, kind));
+        }
+    }
+    anstream::println!("  reasons:");
+    for r in &rec.reasons {
+        anstream::println!("    - {r}");
+    }
+    if !rec.similar_episodes.is_empty() {
+        let similar: Vec<String> = rec
+            .similar_episodes
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {} ({:.0} %)",
+                    e.id,
+                    e.decision,
+                    e.outcome.map(Outcome::as_str).unwrap_or("no outcome yet"),
+                    e.similarity * 100.0
+                )
+            })
+            .collect();
+        anstream::println!("  similar past releases: {}", similar.join("; "));
+    }
+    let red = &rec.red_team;
+    let level = match red.risk_level {
+        Level::Low => paint(GREEN, "LOW"),
+        Level::Medium => paint(YELLOW, "MEDIUM"),
+        Level::High => paint(RED, "HIGH"),
+    };
+    anstream::println!(
+        "  red team: risk {level}, suggests {}",
+        red.suggested_action
+    );
+    for c in &red.concerns {
+        anstream::println!("    - {c}");
+    }
+    if let Some(r) = &rec.reflection {
+        anstream::println!("  second look: {} ({})", r.outcome, r.reason);
+    }
+}
+
+fn record_outcome(app: &App, id: &str, outcome: &str, note: Option<String>) -> CmdResult {
+    let outcome = Outcome::parse(outcome).ok_or_else(|| {
+        Failure::usage(
+            format!("unknown outcome '{outcome}'"),
+            "use success, incident or rolled_back",
+        )
+    })?;
+    let store = app.store()?;
+    let r = agent::record_outcome(&app.ctx(&store), id, outcome, note, "manual")?;
+    if output::json(app, &r) {
+        return Ok(0);
+    }
+    anstream::println!(
+        "Recorded: {} {}",
+        r.record.decision_id,
+        r.record.outcome.as_str()
+    );
+    if let Some(hs) = &r.reflected {
+        let active = hs.iter().filter(|h| h.applies()).count();
+        anstream::println!(
+            "Learned again from every outcome: {} heuristic(s), {active} confident enough to apply",
+            hs.iter().filter(|h| !h.retired).count()
+        );
+    }
+    Ok(0)
+}
+
+fn print_heuristics(hs: &[releaseops_agent::Heuristic], all: bool) {
+    let rows: Vec<Vec<String>> = hs
+        .iter()
+        .filter(|h| all || !h.retired)
+        .map(|h| {
+            vec![
+                h.id.clone(),
+                h.when
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                h.recommendation.to_string(),
+                format!("{:.2}", h.confidence),
+                format!("{}/{}", h.supporting, h.supporting + h.contradicting),
+                if h.retired {
+                    "retired".into()
+                } else if h.applies() {
+                    "applied".into()
+                } else {
+                    "too weak".into()
+                },
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        anstream::println!(
+            "No heuristics yet: they are learned from outcomes (`releaseops agent outcome`)."
+        );
+        return;
+    }
+    anstream::println!(
+        "{}",
+        output::table(
+            &["id", "when", "recommend", "confidence", "support", "state"],
+            rows
+        )
+    );
+}
+
+fn heuristics(app: &App, all: bool) -> CmdResult {
+    let store = app.store()?;
+    let hs = agent::heuristics(&store)?;
+    if !output::json(app, &hs) {
+        print_heuristics(&hs, all);
+    }
+    Ok(0)
+}
+
+fn reflect(app: &App) -> CmdResult {
+    let store = app.store()?;
+    let hs = agent::reflect(&app.ctx(&store))?;
+    if !output::json(app, &hs) {
+        print_heuristics(&hs, false);
+    }
+    Ok(0)
+}
+
+fn memory(app: &App, limit: usize) -> CmdResult {
+    let store = app.store()?;
+    let (head, episodes) = agent::memory_view(&store, limit)?;
+    if output::json(
+        app,
+        &serde_json::json!({"decisions": head.decisions, "outcomes": head.outcomes, "episodes": episodes}),
+    ) {
+        return Ok(0);
+    }
+    anstream::println!(
+        "{} decision(s), {} outcome(s) recorded",
+        head.decisions,
+        head.outcomes
+    );
+    let rows = episodes
+        .iter()
+        .map(|e| {
+            vec![
+                e.id.clone(),
+                e.decision.to_string(),
+                e.outcome
+                    .map(|o| o.as_str().to_string())
+                    .unwrap_or_else(|| "-".into()),
+                e.attributes
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
+    if !episodes.is_empty() {
+        anstream::println!(
+            "{}",
+            output::table(&["decision", "action", "outcome", "context"], rows)
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,175 @@
+//! The decision agent through the real binary: decisions are remembered and
+//! committed, outcomes teach it, bad input changes nothing.
+
+use releaseops_testkit::Repo;
+use serde_json::Value;
+
+fn json(stdout: &str) -> Value {
+    serde_json::from_str(stdout).expect("JSON output")
+}
+
+fn decide(r: &Repo, context: &str) -> Value {
+    r.write("ctx.json", context);
+    json(
+        r.run(&["--json", "agent", "decide", "--context", "ctx.json"])
+            .ok(),
+    )
+}
+
+const RISKY_FRIDAY: &str = r#"{"env": "prod", "feature_risk": "HIGH", "service_criticality": "HIGH",
+  "day_of_week": "FRI", "hour_of_day": 16, "clash": true, "conflicting_service": "PAYMENTS-SERVICE"}"#;
+const CALM_FRIDAY: &str = r#"{"env": "prod", "feature_risk": "LOW", "service_criticality": "LOW",
+  "day_of_week": "FRI", "hour_of_day": 10, "evals": {"pass_rate": 0.99}}"#;
+
+#[test]
+fn decisions_are_explained_remembered_and_committed() {
+    let r = Repo::initialized();
+    let d = decide(&r, RISKY_FRIDAY);
+    assert_eq!(d["decision_id"], "dec-000001");
+    assert_eq!(d["decision"], "NO_GO");
+    let factors = d["factors"].as_array().expect("factors");
+    let sum: u64 = factors
+        .iter()
+        .map(|f| f["points"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        d["risk_score"].as_u64(),
+        Some(sum),
+        "the score is the sum of its factors"
+    );
+    assert!(
+        d["red_team"]["concerns"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    );
+    for key in [
+        "heuristics_applied",
+        "similar_episodes",
+        "reflection",
+        "reasons",
+    ] {
+        assert!(d.get(key).is_some(), "--json has {key}");
+    }
+    let calm = decide(&r, CALM_FRIDAY);
+    assert_eq!(calm["decision"], "GO", "{calm}");
+    assert_eq!(calm["reflection"]["outcome"], "CONFIRM");
+    assert_eq!(calm["similar_episodes"][0]["id"], "dec-000001");
+    assert!(r.git(&["log", "--oneline"]).contains("agent dec-000002 GO"));
+    let shown = json(r.run(&["--json", "agent", "show", "dec-000001"]).ok());
+    assert_eq!(shown["decision"], "NO_GO");
+    let mem = json(r.run(&["--json", "agent", "memory"]).ok());
+    assert_eq!(mem["decisions"], 2);
+}
+
+#[test]
+fn outcomes_teach_the_agent_to_hold_calm_friday_releases() {
+    let r = Repo::initialized();
+    // Calm Friday releases keep going wrong here; the same releases on a
+    // Tuesday do not. The agent ships them until the outcomes teach it.
+    let tuesday = CALM_FRIDAY.replace("FRI", "TUE");
+    let mut learned_at = None;
+    for i in 1..=20 {
+        let d = decide(&r, CALM_FRIDAY);
+        if d["decision"] == "DELAY" {
+            assert!(
+                d["heuristics_applied"][0]["when"] == serde_json::json!({"day_of_week": "FRI"}),
+                "{d}"
+            );
+            assert_eq!(d["delay_until"]["day"], "MON");
+            learned_at = Some(i);
+            break;
+        }
+        assert_eq!(d["decision"], "GO", "before learning ({i}): {d}");
+        let id = d["decision_id"].as_str().expect("id").to_string();
+        let outcome = if i == 6 { "success" } else { "incident" };
+        r.run(&["agent", "outcome", &id, outcome, "--note", "pager at 18:00"])
+            .ok();
+        let t = decide(&r, &tuesday);
+        let id = t["decision_id"].as_str().expect("id").to_string();
+        r.run(&["agent", "outcome", &id, "success"]).ok();
+    }
+    // Not from a handful of releases, but well before twenty.
+    let learned_at = learned_at.expect("the agent learned to hold Friday releases");
+    assert!(learned_at > 5, "learned from too little: {learned_at}");
+    let hs = json(r.run(&["--json", "agent", "heuristics"]).ok());
+    let friday = hs
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|h| h["when"] == serde_json::json!({"day_of_week": "FRI"}))
+        .expect("a Friday heuristic");
+    assert_eq!(friday["recommendation"], "DELAY");
+    assert!(
+        friday["confidence"].as_f64().unwrap_or(0.0) >= 0.6,
+        "{friday}"
+    );
+    assert!(
+        friday["supporting_episodes"]
+            .as_array()
+            .is_some_and(|e| e.len() >= 10)
+    );
+    // Nothing learned says the change itself is risky.
+    assert!(
+        hs.as_array()
+            .expect("list")
+            .iter()
+            .all(|h| h["recommendation"] != "NO_GO"),
+        "{hs}"
+    );
+    // A calm Tuesday is still a GO: the lesson is about Fridays.
+    assert_eq!(decide(&r, &tuesday)["decision"], "GO");
+}
+
+#[test]
+fn bad_input_is_refused_and_memory_is_unchanged() {
+    let r = Repo::initialized();
+    decide(&r, CALM_FRIDAY);
+    for (context, field) in [
+        (
+            r#"{"env": "prod", "feature_risk": "EXTREME", "day_of_week": "MON", "hour_of_day": 10}"#,
+            "feature_risk",
+        ),
+        (
+            r#"{"env": "prod", "day_of_week": "MON", "hour_of_day": 10}"#,
+            "feature_risk",
+        ),
+        (
+            r#"{"env": "prod", "feature_risk": "LOW", "day_of_week": "MON", "hour_of_day": 25}"#,
+            "hour_of_day",
+        ),
+        (
+            r#"{"env": "prod", "feature_risk": "LOW", "day_of_week": "FUNDAY", "hour_of_day": 10}"#,
+            "day_of_week",
+        ),
+        ("[1, 2]", "(context)"),
+        ("not json", "not JSON"),
+    ] {
+        r.write("bad.json", context);
+        let run = r.run(&["agent", "decide", "--context", "bad.json"]);
+        run.code(2);
+        assert!(run.stderr.contains(field), "{context}: {}", run.stderr);
+    }
+    r.run(&["agent", "outcome", "dec-000099", "success"])
+        .code(2);
+    r.run(&["agent", "outcome", "dec-000001", "meh"]).code(2);
+    let mem = json(r.run(&["--json", "agent", "memory"]).ok());
+    assert_eq!(
+        (mem["decisions"].as_u64(), mem["outcomes"].as_u64()),
+        (Some(1), Some(0))
+    );
+
+    // A record edited by hand into invalid JSON is named, and nothing is written.
+    let seg = ".releaseops/agent/decisions/000000.jsonl";
+    let good = r.read(seg);
+    r.write(seg, &good.replace("\"decision\":\"GO\"", "\"decision\":GO"));
+    let run = r.run(&["agent", "decide", "--context", "ctx.json"]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("000000.jsonl line 1"), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"));
+    assert_eq!(
+        r.read(".releaseops/agent/HEAD"),
+        "{\"decisions\":1,\"outcomes\":0,\"reflected_at\":0}"
+    );
+    r.write(seg, &good);
+    assert_eq!(decide(&r, CALM_FRIDAY)["decision_id"], "dec-000002");
+}

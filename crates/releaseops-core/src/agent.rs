@@ -1,0 +1,537 @@
+//! The release decision agent, wired to the store.
+//!
+//! Decision records and outcomes live in `.releaseops/agent/` as JSON lines in
+//! segments of 1,000 and are committed like every other change; `agent/HEAD`
+//! counts them. A binary image of the memory (`agent/.cache/`, ignored by
+//! git) is rebuilt from the records whenever they change under it, so recall
+//! stays fast at 100,000 episodes and the records stay the truth. Every
+//! `REFLECT_EVERY` outcomes the heuristics are derived again into
+//! `agent/heuristics.json`.
+
+use std::fs;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use releaseops_agent::context::Context;
+use releaseops_agent::heuristics::{self, Heuristic};
+use releaseops_agent::planner::{self, Action, Plan};
+use releaseops_agent::review::{self, RedTeam, Reflection};
+use releaseops_agent::{Level, Memory, Outcome};
+use releaseops_store::{Store, Transaction};
+use serde::{Deserialize, Serialize};
+
+use crate::{CoreError, Ctx, Result};
+
+const DIR: &str = "agent";
+const PER_SEGMENT: u64 = 1000;
+/// Heuristics are derived again after this many new outcomes.
+pub const REFLECT_EVERY: u64 = 5;
+/// How many similar past episodes a decision recalls.
+pub const RECALL: usize = 5;
+
+/// Counts of what `agent/` holds.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Head {
+    pub decisions: u64,
+    pub outcomes: u64,
+    /// `outcomes` when the heuristics were last derived.
+    pub reflected_at: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BundleRef {
+    pub id: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SimilarEpisode {
+    pub id: String,
+    pub similarity: f64,
+    pub decision: Action,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AppliedHeuristic {
+    pub id: String,
+    pub when: std::collections::BTreeMap<String, String>,
+    pub recommendation: Action,
+    pub confidence: f64,
+}
+
+/// Everything about one decision, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DecisionRecord {
+    pub decision_id: String,
+    pub at: String,
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<BundleRef>,
+    pub context: Context,
+    pub similar_episodes: Vec<SimilarEpisode>,
+    pub heuristics_applied: Vec<AppliedHeuristic>,
+    pub plan: Plan,
+    pub red_team: RedTeam,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reflection: Option<Reflection>,
+    /// The final decision, after the red team and the second look.
+    pub decision: Action,
+    pub reasons: Vec<String>,
+    /// The gate this decision fed (`blocking`, `advisory`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutcomeRecord {
+    pub decision_id: String,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub actor: String,
+    pub at: String,
+    /// `manual`, or what recorded it automatically.
+    pub source: String,
+}
+
+/// A decision to make.
+pub struct DecideRequest {
+    pub context: Context,
+    pub bundle: Option<BundleRef>,
+    pub gate: Option<String>,
+    /// A HIGH red-team risk level turns a GO into a DELAY.
+    pub red_team_blocks: bool,
+}
+
+fn rel_segment(kind: &str, n: u64) -> String {
+    format!("{DIR}/{kind}/{:06}.jsonl", (n - 1) / PER_SEGMENT)
+}
+
+fn agent_dir(store: &Store) -> PathBuf {
+    store.dir().join(DIR)
+}
+
+fn read_head(store: &Store) -> Result<Head> {
+    let path = agent_dir(store).join("HEAD");
+    match fs::read_to_string(&path) {
+        Ok(s) => serde_json::from_str(&s).map_err(|e| corrupt(&path, None, &e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Head::default()),
+        Err(e) => Err(corrupt(&path, None, &e.to_string())),
+    }
+}
+
+fn corrupt(path: &Path, line: Option<usize>, msg: &str) -> CoreError {
+    let at = match line {
+        Some(l) => format!("{} line {l}", path.display()),
+        None => path.display().to_string(),
+    };
+    CoreError::refused(
+        format!("agent memory {at} is damaged: {msg}"),
+        format!(
+            "restore it from git (git checkout -- {}) and run the command again",
+            path.display()
+        ),
+    )
+}
+
+/// The decision and outcome records' files, with the number of records each
+/// must hold, in order.
+fn segments(store: &Store, kind: &str, count: u64) -> Vec<(PathBuf, u64)> {
+    let dir = agent_dir(store).join(kind);
+    (0..count.div_ceil(PER_SEGMENT))
+        .map(|s| {
+            let n = (count - s * PER_SEGMENT).min(PER_SEGMENT);
+            (dir.join(format!("{s:06}.jsonl")), n)
+        })
+        .collect()
+}
+
+/// Changes when any record file changes (size or modification time), so a
+/// hand edit is never hidden by the cache.
+fn fingerprint(store: &Store, head: &Head) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (path, _) in segments(store, "decisions", head.decisions)
+        .into_iter()
+        .chain(segments(store, "outcomes", head.outcomes))
+    {
+        if let Ok(m) = fs::metadata(&path) {
+            m.len().hash(&mut h);
+            m.modified().ok().hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+/// Reads every line of the segments of `kind`, checking they hold exactly
+/// what HEAD says.
+fn read_lines<T: for<'de> Deserialize<'de>>(
+    store: &Store,
+    kind: &str,
+    count: u64,
+    mut each: impl FnMut(T, &Path, usize) -> Result<()>,
+) -> Result<()> {
+    for (path, expected) in segments(store, kind, count) {
+        let text = fs::read_to_string(&path).map_err(|e| corrupt(&path, None, &e.to_string()))?;
+        let mut n = 0u64;
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            n += 1;
+            let rec: T = serde_json::from_str(line)
+                .map_err(|e| corrupt(&path, Some(i + 1), &e.to_string()))?;
+            each(rec, &path, i + 1)?;
+        }
+        if n != expected {
+            return Err(corrupt(
+                &path,
+                None,
+                &format!("it holds {n} records, agent/HEAD says {expected}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct EpisodeLine {
+    decision_id: String,
+    decision: Action,
+    context: Context,
+}
+
+#[derive(Deserialize)]
+struct OutcomeLine {
+    decision_id: String,
+    outcome: Outcome,
+}
+
+/// The memory, from the cache when it is current, else rebuilt from the
+/// records (and the cache written again).
+pub fn load_memory(store: &Store, head: &Head) -> Result<Memory> {
+    let cache = agent_dir(store).join(".cache").join("memory.bin");
+    let stamp = [head.decisions, head.outcomes, fingerprint(store, head)];
+    if let Ok(bytes) = fs::read(&cache)
+        && let Some((memory, got)) = Memory::from_bytes(&bytes)
+        && got == stamp
+    {
+        return Ok(memory);
+    }
+    let mut memory = Memory::default();
+    read_lines(
+        store,
+        "decisions",
+        head.decisions,
+        |e: EpisodeLine, path, line| {
+            if memory.push(&e.decision_id, &e.context, e.decision) {
+                Ok(())
+            } else {
+                Err(corrupt(
+                    path,
+                    Some(line),
+                    &format!("decision id {} appears twice", e.decision_id),
+                ))
+            }
+        },
+    )?;
+    read_lines(
+        store,
+        "outcomes",
+        head.outcomes,
+        |o: OutcomeLine, path, line| {
+            if memory.set_outcome(&o.decision_id, o.outcome) {
+                Ok(())
+            } else {
+                Err(corrupt(
+                    path,
+                    Some(line),
+                    &format!("outcome for unknown decision {}", o.decision_id),
+                ))
+            }
+        },
+    )?;
+    write_cache(store, &memory, stamp);
+    Ok(memory)
+}
+
+/// Best effort: a cache that cannot be written is rebuilt next time.
+fn write_cache(store: &Store, memory: &Memory, stamp: [u64; 3]) {
+    let dir = agent_dir(store).join(".cache");
+    if fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let _ = fs::write(dir.join(".gitignore"), "*\n");
+    let tmp = dir.join(format!(".memory.{}.tmp", std::process::id()));
+    if fs::write(&tmp, memory.to_bytes(stamp)).is_ok() {
+        let _ = fs::rename(&tmp, dir.join("memory.bin"));
+    }
+}
+
+/// The heuristics derived last.
+pub fn heuristics(store: &Store) -> Result<Vec<Heuristic>> {
+    let path = agent_dir(store).join("heuristics.json");
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(corrupt(&path, None, &e.to_string())),
+    };
+    let file: HeuristicsFile =
+        serde_json::from_str(&text).map_err(|e| corrupt(&path, None, &e.to_string()))?;
+    for h in &file.heuristics {
+        heuristics::valid(h).map_err(|e| corrupt(&path, None, &e))?;
+    }
+    Ok(file.heuristics)
+}
+
+#[derive(Serialize, Deserialize)]
+struct HeuristicsFile {
+    derived_from_outcomes: u64,
+    heuristics: Vec<Heuristic>,
+}
+
+/// Decides, records the decision, and commits it.
+pub fn decide(ctx: &Ctx, req: DecideRequest) -> Result<DecisionRecord> {
+    let mut tx = ctx.store.begin()?;
+    let mut head = read_head(ctx.store)?;
+    let memory = load_memory(ctx.store, &head)?;
+    let learned = heuristics(ctx.store)?;
+    let context = req.context;
+    let similar_episodes = memory
+        .similar(&context, RECALL)
+        .into_iter()
+        .map(|(row, s)| SimilarEpisode {
+            id: row.id.clone(),
+            similarity: (s * 1000.0).round() / 1000.0,
+            decision: row.decision,
+            outcome: row.outcome,
+        })
+        .collect();
+    let plan = planner::plan(&context, &learned);
+    let red_team = review::red_team(&context, &plan);
+    let reflection = review::reflect(&context, &plan, &red_team);
+    let mut reasons = plan.reasons.clone();
+    let mut decision = plan.decision;
+    if let Some(r) = &reflection
+        && r.decision != decision
+    {
+        decision = r.decision;
+        reasons.push(format!("second look: {} ({})", r.outcome, r.reason));
+    }
+    if req.red_team_blocks && decision == Action::Go && red_team.risk_level == Level::High {
+        decision = Action::Delay;
+        reasons.push(
+            "the red team rates the risk HIGH and this environment lets that hold a release".into(),
+        );
+    }
+    let heuristics_applied = learned
+        .iter()
+        .filter(|h| plan.heuristics_applied.contains(&h.id))
+        .map(|h| AppliedHeuristic {
+            id: h.id.clone(),
+            when: h.when.clone(),
+            recommendation: h.recommendation,
+            confidence: h.confidence,
+        })
+        .collect();
+    head.decisions += 1;
+    let record = DecisionRecord {
+        decision_id: format!("dec-{:06}", head.decisions),
+        at: ctx.now_str(),
+        actor: ctx.actor.clone(),
+        bundle: req.bundle,
+        context,
+        similar_episodes,
+        heuristics_applied,
+        plan,
+        red_team,
+        reflection,
+        decision,
+        reasons,
+        gate: req.gate,
+    };
+    let line = serde_json::to_string(&record)
+        .map_err(|e| CoreError::invalid(e.to_string(), "report this as a bug"))?;
+    tx.append_line(&rel_segment("decisions", head.decisions), &line)?;
+    write_head(&mut tx, &head);
+    let what = match &record.bundle {
+        Some(b) => format!("{} {} -> {}", b.id, b.version, record.context.env),
+        None => format!("-> {}", record.context.env),
+    };
+    tx.commit(
+        &format!(
+            "releaseops: agent {} {} for {what}",
+            record.decision_id, record.decision
+        ),
+        ctx.author().as_ref(),
+    )?;
+    let mut memory = memory;
+    memory.push(&record.decision_id, &record.context, record.decision);
+    write_cache(
+        ctx.store,
+        &memory,
+        [head.decisions, head.outcomes, fingerprint(ctx.store, &head)],
+    );
+    Ok(record)
+}
+
+fn write_head(tx: &mut Transaction<'_>, head: &Head) {
+    tx.write(
+        format!("{DIR}/HEAD"),
+        serde_json::to_string(head).unwrap_or_default(),
+    );
+}
+
+/// What recording an outcome did.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutcomeResult {
+    pub record: OutcomeRecord,
+    /// The heuristics, when this outcome was the one that made the agent
+    /// derive them again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reflected: Option<Vec<Heuristic>>,
+}
+
+/// Attaches an outcome to a decision (the latest outcome of a decision is
+/// the one that counts) and, every `REFLECT_EVERY` outcomes, learns again.
+pub fn record_outcome(
+    ctx: &Ctx,
+    decision_id: &str,
+    outcome: Outcome,
+    note: Option<String>,
+    source: &str,
+) -> Result<OutcomeResult> {
+    let mut tx = ctx.store.begin()?;
+    let mut head = read_head(ctx.store)?;
+    let mut memory = load_memory(ctx.store, &head)?;
+    if !memory.set_outcome(decision_id, outcome) {
+        return Err(CoreError::invalid(
+            format!("there is no decision '{decision_id}'"),
+            "decision ids look like dec-000123; `releaseops agent memory` lists them",
+        ));
+    }
+    if note.as_ref().is_some_and(|n| n.len() > 2000) {
+        return Err(CoreError::invalid(
+            "the note is longer than 2,000 characters",
+            "keep the note short and link to the incident report",
+        ));
+    }
+    head.outcomes += 1;
+    let record = OutcomeRecord {
+        decision_id: decision_id.to_string(),
+        outcome,
+        note,
+        actor: ctx.actor.clone(),
+        at: ctx.now_str(),
+        source: source.to_string(),
+    };
+    let line = serde_json::to_string(&record)
+        .map_err(|e| CoreError::invalid(e.to_string(), "report this as a bug"))?;
+    tx.append_line(&rel_segment("outcomes", head.outcomes), &line)?;
+    let mut reflected = None;
+    if head.outcomes - head.reflected_at >= REFLECT_EVERY {
+        let derived = heuristics::derive(&memory, &heuristics(ctx.store)?);
+        write_heuristics(&mut tx, &derived, head.outcomes);
+        head.reflected_at = head.outcomes;
+        reflected = Some(derived);
+    }
+    write_head(&mut tx, &head);
+    tx.commit(
+        &format!(
+            "releaseops: agent outcome {decision_id} {}",
+            outcome.as_str()
+        ),
+        ctx.author().as_ref(),
+    )?;
+    write_cache(
+        ctx.store,
+        &memory,
+        [head.decisions, head.outcomes, fingerprint(ctx.store, &head)],
+    );
+    Ok(OutcomeResult { record, reflected })
+}
+
+fn write_heuristics(tx: &mut Transaction<'_>, hs: &[Heuristic], outcomes: u64) {
+    let file = HeuristicsFile {
+        derived_from_outcomes: outcomes,
+        heuristics: hs.to_vec(),
+    };
+    tx.write(
+        format!("{DIR}/heuristics.json"),
+        serde_json::to_string_pretty(&file).unwrap_or_default() + "\n",
+    );
+}
+
+/// Derives the heuristics now, whatever the count, and commits them.
+pub fn reflect(ctx: &Ctx) -> Result<Vec<Heuristic>> {
+    let mut tx = ctx.store.begin()?;
+    let mut head = read_head(ctx.store)?;
+    let memory = load_memory(ctx.store, &head)?;
+    let derived = heuristics::derive(&memory, &heuristics(ctx.store)?);
+    write_heuristics(&mut tx, &derived, head.outcomes);
+    head.reflected_at = head.outcomes;
+    write_head(&mut tx, &head);
+    tx.commit("releaseops: agent reflect", ctx.author().as_ref())?;
+    Ok(derived)
+}
+
+/// One remembered episode, for `agent memory`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpisodeView {
+    pub id: String,
+    pub decision: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// What the agent remembers (the newest `limit` episodes).
+pub fn memory_view(store: &Store, limit: usize) -> Result<(Head, Vec<EpisodeView>)> {
+    let _guard = store.read_guard()?;
+    let head = read_head(store)?;
+    let memory = load_memory(store, &head)?;
+    let episodes = memory
+        .rows
+        .iter()
+        .rev()
+        .take(limit)
+        .map(|row| EpisodeView {
+            id: row.id.clone(),
+            decision: row.decision,
+            outcome: row.outcome,
+            attributes: memory.attributes(row).into_iter().collect(),
+        })
+        .collect();
+    Ok((head, episodes))
+}
+
+/// One stored decision record.
+pub fn decision(store: &Store, id: &str) -> Result<DecisionRecord> {
+    let _guard = store.read_guard()?;
+    let head = read_head(store)?;
+    let n: u64 = id
+        .strip_prefix("dec-")
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n >= 1 && n <= head.decisions)
+        .ok_or_else(|| {
+            CoreError::invalid(
+                format!("there is no decision '{id}'"),
+                "decision ids look like dec-000123; `releaseops agent memory` lists them",
+            )
+        })?;
+    let path = store.dir().join(rel_segment("decisions", n));
+    let text = fs::read_to_string(&path).map_err(|e| corrupt(&path, None, &e.to_string()))?;
+    for (i, line) in text.lines().enumerate() {
+        let rec: DecisionRecord =
+            serde_json::from_str(line).map_err(|e| corrupt(&path, Some(i + 1), &e.to_string()))?;
+        if rec.decision_id == id {
+            return Ok(rec);
+        }
+    }
+    Err(corrupt(
+        &path,
+        None,
+        &format!("{id} is counted but not there"),
+    ))
+}
