@@ -186,7 +186,7 @@ pub fn derive(memory: &Memory, previous: &[Heuristic]) -> Vec<Heuristic> {
             confidence: (confidence * 1000.0).round() / 1000.0,
             supporting_episodes: support_ids
                 .iter()
-                .map(|&i| memory.rows[i as usize].id.clone())
+                .map(|&i| memory.id(&memory.rows[i as usize]).to_string())
                 .collect(),
             supporting,
             contradicting: against,

@@ -44,7 +44,9 @@ impl Outcome {
 /// One past decision, as memory keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    pub id: String,
+    /// Where the decision id is in the memory's id text ([`Memory::id`]).
+    id_start: u32,
+    id_len: u32,
     pub decision: Action,
     pub outcome: Option<Outcome>,
     /// Where the row's interned `attribute=value` ids (sorted) are in the
@@ -60,7 +62,10 @@ pub struct Memory {
     ids: HashMap<(String, String), u32>,
     pub rows: Vec<Row>,
     flat: Vec<u32>,
-    by_id: HashMap<String, usize>,
+    /// Every decision id, one after the other (no allocation per row).
+    id_text: String,
+    /// Decision id -> row, built on first use (recall does not need it).
+    by_id: Option<HashMap<String, usize>>,
 }
 
 /// How much an attribute counts when comparing contexts: the kind of change
@@ -109,32 +114,69 @@ impl Memory {
         decision: Action,
         outcome: Option<Outcome>,
     ) -> bool {
-        if self.by_id.contains_key(id) {
+        if self.index().contains_key(id) {
             return false;
         }
+        self.append_new(id, attrs, decision, outcome);
+        true
+    }
+
+    /// Remembers a decision whose id the caller knows is new (ids handed out
+    /// in sequence, or checked already): no lookup.
+    pub fn append_new(
+        &mut self,
+        id: &str,
+        attrs: Vec<(String, String)>,
+        decision: Action,
+        outcome: Option<Outcome>,
+    ) {
         let mut ids: Vec<u32> = attrs.into_iter().map(|a| self.intern(a)).collect();
         ids.sort_unstable();
         ids.dedup();
-        self.by_id.insert(id.to_string(), self.rows.len());
+        if let Some(index) = &mut self.by_id {
+            index.insert(id.to_string(), self.rows.len());
+        }
         self.rows.push(Row {
-            id: id.to_string(),
+            id_start: self.id_text.len() as u32,
+            id_len: id.len() as u32,
             decision,
             outcome,
             start: self.flat.len() as u32,
             len: ids.len() as u32,
         });
+        self.id_text.push_str(id);
         self.flat.extend(ids);
-        true
+    }
+
+    /// A row's decision id.
+    pub fn id(&self, row: &Row) -> &str {
+        let start = row.id_start as usize;
+        self.id_text
+            .get(start..start + row.id_len as usize)
+            .unwrap_or_default()
+    }
+
+    fn index(&mut self) -> &HashMap<String, usize> {
+        if self.by_id.is_none() {
+            let index = self
+                .rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (self.id(r).to_string(), i))
+                .collect();
+            self.by_id = Some(index);
+        }
+        self.by_id.get_or_insert_default()
     }
 
     pub fn get(&self, id: &str) -> Option<&Row> {
-        self.by_id.get(id).map(|&i| &self.rows[i])
+        self.rows.iter().rev().find(|r| self.id(r) == id)
     }
 
     /// Attaches (or replaces) an outcome; false for an unknown decision.
     pub fn set_outcome(&mut self, id: &str, outcome: Outcome) -> bool {
-        match self.by_id.get(id) {
-            Some(&i) => {
+        match self.index().get(id).copied() {
+            Some(i) => {
                 self.rows[i].outcome = Some(outcome);
                 true
             }
@@ -196,50 +238,67 @@ impl Memory {
         &self.pairs
     }
 
-    /// A compact binary image of the memory (a cache: the records in the
-    /// repository are the truth), tagged with `stamp`.
-    pub fn to_bytes(&self, stamp: [u64; 3]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(32 + self.flat.len() * 4 + self.rows.len() * 24);
-        out.extend_from_slice(MAGIC);
-        for v in stamp {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        let put_str = |out: &mut Vec<u8>, s: &str| {
-            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            out.extend_from_slice(s.as_bytes());
-        };
-        out.extend_from_slice(&(self.pairs.len() as u32).to_le_bytes());
-        for (k, v) in &self.pairs {
-            put_str(&mut out, k);
-            put_str(&mut out, v);
-        }
-        out.extend_from_slice(&(self.rows.len() as u32).to_le_bytes());
-        for row in &self.rows {
-            put_str(&mut out, &row.id);
-            out.push(match row.decision {
+    /// The binary image of the rows from `from` on, in three parts that are
+    /// each appended to as decisions are made: the ids' text, a table of 12
+    /// bytes per row, and the attribute ids (a cache: the records in the
+    /// repository are the truth). [`Memory::encode_meta`] describes it.
+    pub fn encode_rows(&self, from: usize) -> [Vec<u8>; 3] {
+        let rows = self.rows.get(from..).unwrap_or_default();
+        let mut ids = Vec::new();
+        let mut table = Vec::with_capacity(rows.len() * ROW_BYTES);
+        let mut attrs = Vec::new();
+        for row in rows {
+            let id = self.id(row);
+            ids.extend_from_slice(id.as_bytes());
+            let a = self.attrs(row);
+            table.extend_from_slice(&(id.len() as u32).to_le_bytes());
+            table.extend_from_slice(&(a.len() as u32).to_le_bytes());
+            table.push(match row.decision {
                 Action::Go => 0,
                 Action::Delay => 1,
                 Action::NoGo => 2,
             });
-            out.push(match row.outcome {
+            table.push(match row.outcome {
                 None => 0,
                 Some(Outcome::Success) => 1,
                 Some(Outcome::Incident) => 2,
                 Some(Outcome::RolledBack) => 3,
             });
-            let attrs = self.attrs(row);
-            out.extend_from_slice(&(attrs.len() as u32).to_le_bytes());
-            for a in attrs {
-                out.extend_from_slice(&a.to_le_bytes());
+            table.extend_from_slice(&[0, 0]);
+            for x in a {
+                attrs.extend_from_slice(&x.to_le_bytes());
             }
+        }
+        [ids, table, attrs]
+    }
+
+    /// The small part of the image: `stamp`, the attribute table, the number
+    /// of rows and the byte length of each part.
+    pub fn encode_meta(&self, stamp: [u64; 3], lens: [u64; 3]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        for v in stamp {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.pairs.len() as u32).to_le_bytes());
+        for (k, v) in &self.pairs {
+            for t in [k, v] {
+                out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                out.extend_from_slice(t.as_bytes());
+            }
+        }
+        out.extend_from_slice(&(self.rows.len() as u64).to_le_bytes());
+        for l in lens {
+            out.extend_from_slice(&l.to_le_bytes());
         }
         out
     }
 
-    /// Reads [`Memory::to_bytes`] back, with its stamp; `None` for anything
-    /// damaged or from another version (the caller rebuilds).
-    pub fn from_bytes(bytes: &[u8]) -> Option<(Memory, [u64; 3])> {
-        let mut r = Reader { b: bytes, at: 0 };
+    /// Reads an image back: the memory, its stamp and the byte lengths of
+    /// its parts. `None` for anything damaged or from another version (the
+    /// caller rebuilds). Bytes past the lengths the meta gives are ignored.
+    pub fn decode(meta: &[u8], parts: [&[u8]; 3]) -> Option<(Memory, [u64; 3], [u64; 3])> {
+        let mut r = Reader { b: meta, at: 0 };
         if r.take(MAGIC.len())? != MAGIC {
             return None;
         }
@@ -251,46 +310,65 @@ impl Memory {
             m.ids.insert(pair.clone(), id);
             m.pairs.push(pair);
         }
-        let nrows = r.u32()? as usize;
-        m.rows.reserve(nrows.min(bytes.len()));
-        for _ in 0..nrows {
-            let id = r.string()?;
-            let decision = match r.take(1)?[0] {
+        let nrows = usize::try_from(r.u64()?).ok()?;
+        let lens = [r.u64()?, r.u64()?, r.u64()?];
+        if r.at != meta.len() {
+            return None;
+        }
+        let part = |i: usize| parts[i].get(..usize::try_from(lens[i]).ok()?);
+        let (ids, table, attrs) = (part(0)?, part(1)?, part(2)?);
+        if table.len() != nrows.checked_mul(ROW_BYTES)? || attrs.len() % 4 != 0 {
+            return None;
+        }
+        m.id_text = std::str::from_utf8(ids).ok()?.to_string();
+        m.flat = attrs
+            .chunks_exact(4)
+            .map(|a| u32::from_le_bytes([a[0], a[1], a[2], a[3]]))
+            .collect();
+        if m.flat.iter().any(|&a| a >= npairs) {
+            return None;
+        }
+        m.rows.reserve(nrows);
+        let (mut id_at, mut attr_at) = (0u32, 0u32);
+        for t in table.chunks_exact(ROW_BYTES) {
+            let id_len = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
+            let len = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
+            let decision = match t[8] {
                 0 => Action::Go,
                 1 => Action::Delay,
                 2 => Action::NoGo,
                 _ => return None,
             };
-            let outcome = match r.take(1)?[0] {
+            let outcome = match t[9] {
                 0 => None,
                 1 => Some(Outcome::Success),
                 2 => Some(Outcome::Incident),
                 3 => Some(Outcome::RolledBack),
                 _ => return None,
             };
-            let len = r.u32()?;
-            let start = m.flat.len() as u32;
-            for _ in 0..len {
-                let a = r.u32()?;
-                if a >= npairs {
-                    return None;
-                }
-                m.flat.push(a);
-            }
-            m.by_id.insert(id.clone(), m.rows.len());
             m.rows.push(Row {
-                id,
+                id_start: id_at,
+                id_len,
                 decision,
                 outcome,
-                start,
+                start: attr_at,
                 len,
             });
+            id_at = id_at.checked_add(id_len)?;
+            attr_at = attr_at.checked_add(len)?;
+            if !m.id_text.is_char_boundary(id_at as usize) {
+                return None;
+            }
         }
-        (r.at == bytes.len()).then_some((m, stamp))
+        (id_at as usize == m.id_text.len() && attr_at as usize == m.flat.len())
+            .then_some((m, stamp, lens))
     }
 }
 
-const MAGIC: &[u8] = b"releaseops-memory-1\n";
+/// Bytes per row in the image's row table.
+const ROW_BYTES: usize = 12;
+
+const MAGIC: &[u8] = b"releaseops-memory-2\n";
 
 struct Reader<'b> {
     b: &'b [u8],
@@ -349,7 +427,7 @@ mod tests {
         let got: Vec<&str> = m
             .similar(&ctx("HIGH", "FRI", 15), 3)
             .iter()
-            .map(|(e, _)| e.id.as_str())
+            .map(|(e, _)| m.id(e))
             .collect();
         assert_eq!(got, ["e4", "e1", "e3"]);
         assert_eq!(m.similar(&ctx("LOW", "MON", 10), 1)[0].1, 1.0);
@@ -357,13 +435,35 @@ mod tests {
         assert!(m.set_outcome("e2", Outcome::Success));
         assert!(!m.set_outcome("nope", Outcome::Success));
         assert_eq!(m.get("e2").unwrap().outcome, Some(Outcome::Success));
-        let bytes = m.to_bytes([4, 1, 7]);
-        let (back, stamp) = Memory::from_bytes(&bytes).unwrap();
-        assert_eq!(stamp, [4, 1, 7]);
+        // The image, written in two appends, reads back the same.
+        let parts = m.encode_rows(0);
+        assert!(
+            Memory::decode(&m.encode_meta([0; 3], [0; 3]), [&[], &[], &[]]).is_none(),
+            "row count and lengths must agree"
+        );
+        let lens = parts.each_ref().map(|p| p.len() as u64);
+        let meta = m.encode_meta([4, 1, 7], lens);
+        let (back, stamp, got) = Memory::decode(&meta, [&parts[0], &parts[1], &parts[2]]).unwrap();
+        assert_eq!((stamp, got), ([4, 1, 7], lens));
         assert_eq!(back.rows, m.rows);
         assert_eq!(back.attributes(&back.rows[3]), m.attributes(&m.rows[3]));
-        for cut in [0, 10, bytes.len() - 1] {
-            assert!(Memory::from_bytes(&bytes[..cut]).is_none());
+        assert_eq!(back.id(&back.rows[3]), "e4");
+        // Appending rows from 2 on to the image of rows 0..2 gives the whole.
+        let mut first_two = m.clone();
+        first_two.rows.truncate(2);
+        let mut appended = first_two.encode_rows(0);
+        for (p, extra) in appended.iter_mut().zip(m.encode_rows(2)) {
+            p.extend(extra);
         }
+        assert_eq!(appended, parts);
+        // Leftovers past the lengths (a crash mid-append) are ignored;
+        // anything short or damaged is refused.
+        let mut longer = parts.clone();
+        longer[2].extend_from_slice(b"left over");
+        assert!(Memory::decode(&meta, [&longer[0], &longer[1], &longer[2]]).is_some());
+        for cut in [0, 5, meta.len() - 1] {
+            assert!(Memory::decode(&meta[..cut], [&parts[0], &parts[1], &parts[2]]).is_none());
+        }
+        assert!(Memory::decode(&meta, [&parts[0], &parts[1][..10], &parts[2]]).is_none());
     }
 }

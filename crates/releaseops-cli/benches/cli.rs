@@ -250,6 +250,13 @@ fn main() {
         println!("{} has a {n}-record history", dir.display());
         return;
     }
+    // `-- --agent`: only the decision agent's rows.
+    if args.iter().any(|a| a == "--agent") {
+        for (name, d, target, _) in agent_bench(11) {
+            println!("{name:<72} {:>12} {target:>8}", ms(d));
+        }
+        return;
+    }
     // `-- --suite-load`: only the 10,000-case suite load, 21 runs.
     if args.iter().any(|a| a == "--suite-load") {
         println!(
@@ -388,6 +395,8 @@ fn main() {
         ));
     }
 
+    rows.extend(agent_bench(n(7)));
+
     println!(
         "\n{:<72} {:>12} {:>8} {:>18}",
         "operation (median, whole process)", "releaseops", "target", "llmhq-releaseops"
@@ -395,6 +404,135 @@ fn main() {
     for (name, d, target, py) in rows {
         println!("{name:<72} {:>12} {target:>8} {py:>18}", ms(d));
     }
+}
+
+/// A memory of 100,000 past decisions with outcomes from a simple incident
+/// model (risky changes, Fridays and weekends fail more), then: the first
+/// decision (memory image rebuilt from the records), later decisions, and
+/// learning heuristics from all of it.
+fn agent_bench(runs: usize) -> Vec<(String, Duration, &'static str, &'static str)> {
+    use releaseops_agent::{Context, Memory, Outcome};
+    use releaseops_core::agent::{self, DecideRequest, OutcomeRecord};
+    const EPISODES: usize = 100_000;
+    let repo = new_repo();
+    let dir = repo.path();
+    run(dir, &["init"]);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let levels = ["LOW", "MEDIUM", "HIGH"];
+    let days = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
+    let envs = ["dev", "staging", "prod"];
+    let t = Instant::now();
+    let mut records = Vec::with_capacity(EPISODES);
+    let mut outcomes = Vec::with_capacity(EPISODES);
+    for i in 0..EPISODES {
+        let risk = next(3) as usize;
+        let day = next(7) as usize;
+        let v = serde_json::json!({
+            "env": envs[next(3) as usize], "feature_risk": levels[risk],
+            "service_criticality": levels[next(3) as usize], "day_of_week": days[day],
+            "hour_of_day": next(24), "clash": next(10) == 0,
+            "region": if next(2) == 0 { "eu" } else { "us" },
+            "evals": {"pass_rate": 0.9 + next(10) as f64 / 100.0},
+        });
+        let context = Context::from_json(&v).expect("context");
+        let id = format!("dec-{:06}", i + 1);
+        let rec = agent::assess(
+            &Memory::default(),
+            &[],
+            DecideRequest {
+                context,
+                bundle: None,
+                gate: None,
+                red_team_blocks: false,
+            },
+            id.clone(),
+            "2026-11-01T10:00:00Z".into(),
+            "Bench <bench@example.test>".into(),
+        );
+        let fail_in_100 = 5 + risk as u64 * 10 + if day >= 4 { 15 } else { 0 };
+        outcomes.push(OutcomeRecord {
+            decision_id: id,
+            outcome: if next(100) < fail_in_100 {
+                Outcome::Incident
+            } else {
+                Outcome::Success
+            },
+            note: None,
+            actor: "Bench <bench@example.test>".into(),
+            at: "2026-11-02T10:00:00Z".into(),
+            source: "manual".into(),
+        });
+        records.push(rec);
+    }
+    let store = releaseops_store::Store::discover(dir).expect("store");
+    agent::bulk_load(&store, &records, &outcomes).expect("bulk load");
+    drop((records, outcomes));
+    eprintln!(
+        "generated {EPISODES} decisions with outcomes in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    std::fs::write(
+        dir.join("ctx.json"),
+        r#"{"env": "prod", "feature_risk": "MEDIUM", "service_criticality": "HIGH", "day_of_week": "THU", "hour_of_day": 15, "region": "eu"}"#,
+    )
+    .expect("context");
+    let decide = ["agent", "decide", "--context", "ctx.json"];
+    let first = run(dir, &decide);
+    let learn = run(dir, &["agent", "reflect"]);
+    let head = releaseops_core::agent::Head {
+        decisions: EPISODES as u64 + 1,
+        outcomes: EPISODES as u64,
+        reflected_at: EPISODES as u64,
+    };
+    let memory = agent::load_memory(&store, &head).expect("memory");
+    let derive = median(
+        (0..runs.min(5))
+            .map(|_| {
+                let t = Instant::now();
+                let hs = releaseops_agent::heuristics::derive(&memory, &[]);
+                assert!(!hs.is_empty());
+                t.elapsed()
+            })
+            .collect(),
+    );
+    let decisions = median((0..runs).map(|_| run(dir, &decide)).collect());
+    // For profiling by hand: RELEASEOPS_BENCH_KEEP=1 keeps the repository.
+    if std::env::var_os("RELEASEOPS_BENCH_KEEP").is_some() {
+        eprintln!("kept {}", repo.keep().display());
+    }
+    vec![
+        (
+            "agent decide, 100,000 episodes (built-in planner, with git commit)".into(),
+            decisions,
+            "20 ms",
+            "-",
+        ),
+        (
+            "agent decide, 100,000 episodes, first after the records changed (image rebuilt)"
+                .into(),
+            first,
+            "-",
+            "-",
+        ),
+        (
+            "derive heuristics from 100,000 episodes (in process)".into(),
+            derive,
+            "1 s",
+            "-",
+        ),
+        (
+            "agent reflect, 100,000 episodes (whole process, with git commit)".into(),
+            learn,
+            "-",
+            "-",
+        ),
+    ]
 }
 
 /// Runs 1,000 single-assertion cases through the model target against a

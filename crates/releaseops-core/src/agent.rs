@@ -23,7 +23,11 @@ use serde::{Deserialize, Serialize};
 use crate::{CoreError, Ctx, Result};
 
 const DIR: &str = "agent";
-const PER_SEGMENT: u64 = 1000;
+/// Records per segment file: decision records are large, so their files are
+/// kept small (committing one means hashing it).
+fn per_segment(kind: &str) -> u64 {
+    if kind == "decisions" { 100 } else { 1000 }
+}
 /// Heuristics are derived again after this many new outcomes.
 pub const REFLECT_EVERY: u64 = 5;
 /// How many similar past episodes a decision recalls.
@@ -106,7 +110,7 @@ pub struct DecideRequest {
 }
 
 fn rel_segment(kind: &str, n: u64) -> String {
-    format!("{DIR}/{kind}/{:06}.jsonl", (n - 1) / PER_SEGMENT)
+    format!("{DIR}/{kind}/{:06}.jsonl", (n - 1) / per_segment(kind))
 }
 
 fn agent_dir(store: &Store) -> PathBuf {
@@ -140,26 +144,31 @@ fn corrupt(path: &Path, line: Option<usize>, msg: &str) -> CoreError {
 /// must hold, in order.
 fn segments(store: &Store, kind: &str, count: u64) -> Vec<(PathBuf, u64)> {
     let dir = agent_dir(store).join(kind);
-    (0..count.div_ceil(PER_SEGMENT))
+    let per = per_segment(kind);
+    (0..count.div_ceil(per))
         .map(|s| {
-            let n = (count - s * PER_SEGMENT).min(PER_SEGMENT);
+            let n = (count - s * per).min(per);
             (dir.join(format!("{s:06}.jsonl")), n)
         })
         .collect()
 }
 
 /// Changes when any record file changes (size or modification time), so a
-/// hand edit is never hidden by the cache.
+/// hand edit is never hidden by the image. Each file contributes its own
+/// term, so a change to one file can be accounted for alone.
 fn fingerprint(store: &Store, head: &Head) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for (path, _) in segments(store, "decisions", head.decisions)
+    segments(store, "decisions", head.decisions)
         .into_iter()
         .chain(segments(store, "outcomes", head.outcomes))
-    {
-        if let Ok(m) = fs::metadata(&path) {
-            m.len().hash(&mut h);
-            m.modified().ok().hash(&mut h);
-        }
+        .fold(0, |fp, (path, _)| fp ^ file_term(&path))
+}
+
+fn file_term(path: &Path) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    if let Ok(m) = fs::metadata(path) {
+        m.len().hash(&mut h);
+        m.modified().ok().hash(&mut h);
     }
     h.finish()
 }
@@ -208,32 +217,54 @@ struct OutcomeLine {
     outcome: Outcome,
 }
 
-/// The memory, from the cache when it is current, else rebuilt from the
-/// records (and the cache written again).
+/// The memory image on disk: the byte length of each of its parts, when
+/// known to match the memory in hand.
+#[derive(Debug, Clone, Copy)]
+pub struct Image {
+    lens: Option<[u64; 3]>,
+}
+
+fn image_paths(store: &Store) -> (PathBuf, [PathBuf; 3]) {
+    let dir = agent_dir(store).join(".cache");
+    (
+        dir.join("memory.meta"),
+        ["memory.ids", "memory.rows", "memory.attrs"].map(|n| dir.join(n)),
+    )
+}
+
+/// The memory, from the image when it is current, else rebuilt from the
+/// records (and the image written again).
 pub fn load_memory(store: &Store, head: &Head) -> Result<Memory> {
-    let cache = agent_dir(store).join(".cache").join("memory.bin");
-    let stamp = [head.decisions, head.outcomes, fingerprint(store, head)];
-    if let Ok(bytes) = fs::read(&cache)
-        && let Some((memory, got)) = Memory::from_bytes(&bytes)
+    let fp = fingerprint(store, head);
+    load_memory_image(store, head, fp).map(|(m, _)| m)
+}
+
+fn load_memory_image(store: &Store, head: &Head, fp: u64) -> Result<(Memory, Image)> {
+    let stamp = [head.decisions, head.outcomes, fp];
+    let (meta_path, part_paths) = image_paths(store);
+    let parts = part_paths.each_ref().map(|p| fs::read(p).ok());
+    if let (Ok(meta), [Some(ids), Some(rows), Some(attrs)]) = (fs::read(&meta_path), &parts)
+        && let Some((memory, got, lens)) = Memory::decode(&meta, [ids, rows, attrs])
         && got == stamp
     {
-        return Ok(memory);
+        return Ok((memory, Image { lens: Some(lens) }));
     }
     let mut memory = Memory::default();
+    let mut seen = std::collections::HashSet::new();
     read_lines(
         store,
         "decisions",
         head.decisions,
         |e: EpisodeLine, path, line| {
-            if memory.push(&e.decision_id, &e.context, e.decision) {
-                Ok(())
-            } else {
-                Err(corrupt(
+            if !seen.insert(e.decision_id.clone()) {
+                return Err(corrupt(
                     path,
                     Some(line),
                     &format!("decision id {} appears twice", e.decision_id),
-                ))
+                ));
             }
+            memory.append_new(&e.decision_id, e.context.attributes(), e.decision, None);
+            Ok(())
         },
     )?;
     read_lines(
@@ -252,21 +283,69 @@ pub fn load_memory(store: &Store, head: &Head) -> Result<Memory> {
             }
         },
     )?;
-    write_cache(store, &memory, stamp);
-    Ok(memory)
+    let image = write_image(store, &memory, stamp, Image { lens: None }, 0);
+    Ok((memory, image))
 }
 
-/// Best effort: a cache that cannot be written is rebuilt next time.
-fn write_cache(store: &Store, memory: &Memory, stamp: [u64; 3]) {
-    let dir = agent_dir(store).join(".cache");
-    if fs::create_dir_all(&dir).is_err() {
-        return;
+/// Best effort (an image that cannot be written is rebuilt next time).
+/// With `image.lens` known, only rows from `first_new` on are appended;
+/// otherwise every row is written.
+fn write_image(
+    store: &Store,
+    memory: &Memory,
+    stamp: [u64; 3],
+    image: Image,
+    first_new: usize,
+) -> Image {
+    let failed = Image { lens: None };
+    let (meta_path, part_paths) = image_paths(store);
+    let Some(dir) = meta_path.parent() else {
+        return failed;
+    };
+    if fs::create_dir_all(dir).is_err() {
+        return failed;
     }
-    let _ = fs::write(dir.join(".gitignore"), "*\n");
-    let tmp = dir.join(format!(".memory.{}.tmp", std::process::id()));
-    if fs::write(&tmp, memory.to_bytes(stamp)).is_ok() {
-        let _ = fs::rename(&tmp, dir.join("memory.bin"));
+    if !dir.join(".gitignore").exists() {
+        let _ = fs::write(dir.join(".gitignore"), "*\n");
     }
+    let mut lens = [0u64; 3];
+    match image.lens {
+        Some(old) => {
+            use std::io::{Seek, SeekFrom, Write};
+            let new = memory.encode_rows(first_new);
+            for i in 0..3 {
+                let appended = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&part_paths[i])
+                    .and_then(|mut f| {
+                        f.set_len(old[i])?;
+                        f.seek(SeekFrom::Start(old[i]))?;
+                        f.write_all(&new[i])
+                    });
+                if appended.is_err() {
+                    return failed;
+                }
+                lens[i] = old[i] + new[i].len() as u64;
+            }
+        }
+        None => {
+            let all = memory.encode_rows(0);
+            for i in 0..3 {
+                let tmp = dir.join(format!(".part{i}.{}.tmp", std::process::id()));
+                if fs::write(&tmp, &all[i]).is_err() || fs::rename(&tmp, &part_paths[i]).is_err() {
+                    return failed;
+                }
+                lens[i] = all[i].len() as u64;
+            }
+        }
+    }
+    let tmp = dir.join(format!(".meta.{}.tmp", std::process::id()));
+    if fs::write(&tmp, memory.encode_meta(stamp, lens)).is_err()
+        || fs::rename(&tmp, &meta_path).is_err()
+    {
+        return failed;
+    }
+    Image { lens: Some(lens) }
 }
 
 /// The heuristics derived last.
@@ -295,20 +374,82 @@ struct HeuristicsFile {
 pub fn decide(ctx: &Ctx, req: DecideRequest) -> Result<DecisionRecord> {
     let mut tx = ctx.store.begin()?;
     let mut head = read_head(ctx.store)?;
-    let memory = load_memory(ctx.store, &head)?;
+    let fp = fingerprint(ctx.store, &head);
+    let (mut memory, image) = load_memory_image(ctx.store, &head, fp)?;
     let learned = heuristics(ctx.store)?;
+    head.decisions += 1;
+    // The one record file this decision changes (or creates).
+    let segment = ctx
+        .store
+        .dir()
+        .join(rel_segment("decisions", head.decisions));
+    let before = if (head.decisions - 1) % per_segment("decisions") == 0 {
+        0
+    } else {
+        file_term(&segment)
+    };
+    let record = assess(
+        &memory,
+        &learned,
+        req,
+        format!("dec-{:06}", head.decisions),
+        ctx.now_str(),
+        ctx.actor.clone(),
+    );
+    let line = serde_json::to_string(&record)
+        .map_err(|e| CoreError::invalid(e.to_string(), "report this as a bug"))?;
+    tx.append_line(&rel_segment("decisions", head.decisions), &line)?;
+    write_head(&mut tx, &head);
+    let what = match &record.bundle {
+        Some(b) => format!("{} {} -> {}", b.id, b.version, record.context.env),
+        None => format!("-> {}", record.context.env),
+    };
+    tx.commit(
+        &format!(
+            "releaseops: agent {} {} for {what}",
+            record.decision_id, record.decision
+        ),
+        ctx.author().as_ref(),
+    )?;
+    let first_new = memory.rows.len();
+    // Ids are handed out in sequence under the lock: new by construction.
+    memory.append_new(
+        &record.decision_id,
+        record.context.attributes(),
+        record.decision,
+        None,
+    );
+    let stamp = [
+        head.decisions,
+        head.outcomes,
+        fp ^ before ^ file_term(&segment),
+    ];
+    write_image(ctx.store, &memory, stamp, image, first_new);
+    Ok(record)
+}
+
+/// The whole assessment of one release, without storing it: recall, plan,
+/// red team, second look.
+pub fn assess(
+    memory: &Memory,
+    learned: &[Heuristic],
+    req: DecideRequest,
+    decision_id: String,
+    at: String,
+    actor: String,
+) -> DecisionRecord {
     let context = req.context;
     let similar_episodes = memory
         .similar(&context, RECALL)
         .into_iter()
         .map(|(row, s)| SimilarEpisode {
-            id: row.id.clone(),
+            id: memory.id(row).to_string(),
             similarity: (s * 1000.0).round() / 1000.0,
             decision: row.decision,
             outcome: row.outcome,
         })
         .collect();
-    let plan = planner::plan(&context, &learned);
+    let plan = planner::plan(&context, learned);
     let red_team = review::red_team(&context, &plan);
     let reflection = review::reflect(&context, &plan, &red_team);
     let mut reasons = plan.reasons.clone();
@@ -335,11 +476,10 @@ pub fn decide(ctx: &Ctx, req: DecideRequest) -> Result<DecisionRecord> {
             confidence: h.confidence,
         })
         .collect();
-    head.decisions += 1;
-    let record = DecisionRecord {
-        decision_id: format!("dec-{:06}", head.decisions),
-        at: ctx.now_str(),
-        actor: ctx.actor.clone(),
+    DecisionRecord {
+        decision_id,
+        at,
+        actor,
         bundle: req.bundle,
         context,
         similar_episodes,
@@ -350,30 +490,52 @@ pub fn decide(ctx: &Ctx, req: DecideRequest) -> Result<DecisionRecord> {
         decision,
         reasons,
         gate: req.gate,
+    }
+}
+
+/// Writes decision and outcome records straight into an empty memory,
+/// outside any transaction and without git: for benchmarks and simulations
+/// on scratch stores.
+#[doc(hidden)]
+pub fn bulk_load(
+    store: &Store,
+    records: &[DecisionRecord],
+    outcomes: &[OutcomeRecord],
+) -> Result<Head> {
+    let head = Head {
+        decisions: records.len() as u64,
+        outcomes: outcomes.len() as u64,
+        reflected_at: 0,
     };
-    let line = serde_json::to_string(&record)
-        .map_err(|e| CoreError::invalid(e.to_string(), "report this as a bug"))?;
-    tx.append_line(&rel_segment("decisions", head.decisions), &line)?;
-    write_head(&mut tx, &head);
-    let what = match &record.bundle {
-        Some(b) => format!("{} {} -> {}", b.id, b.version, record.context.env),
-        None => format!("-> {}", record.context.env),
-    };
-    tx.commit(
-        &format!(
-            "releaseops: agent {} {} for {what}",
-            record.decision_id, record.decision
+    let io = |path: &Path, e: std::io::Error| corrupt(path, None, &e.to_string());
+    for (kind, lines) in [
+        (
+            "decisions",
+            records
+                .iter()
+                .map(|r| serde_json::to_string(r).unwrap_or_default())
+                .collect::<Vec<_>>(),
         ),
-        ctx.author().as_ref(),
-    )?;
-    let mut memory = memory;
-    memory.push(&record.decision_id, &record.context, record.decision);
-    write_cache(
-        ctx.store,
-        &memory,
-        [head.decisions, head.outcomes, fingerprint(ctx.store, &head)],
-    );
-    Ok(record)
+        (
+            "outcomes",
+            outcomes
+                .iter()
+                .map(|r| serde_json::to_string(r).unwrap_or_default())
+                .collect(),
+        ),
+    ] {
+        let per = per_segment(kind);
+        for (n, chunk) in lines.chunks(per as usize).enumerate() {
+            let path = store.dir().join(rel_segment(kind, n as u64 * per + 1));
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+            }
+            fs::write(&path, chunk.join("\n") + "\n").map_err(|e| io(&path, e))?;
+        }
+    }
+    let path = agent_dir(store).join("HEAD");
+    fs::write(&path, serde_json::to_string(&head).unwrap_or_default()).map_err(|e| io(&path, e))?;
+    Ok(head)
 }
 
 fn write_head(tx: &mut Transaction<'_>, head: &Head) {
@@ -444,11 +606,8 @@ pub fn record_outcome(
         ),
         ctx.author().as_ref(),
     )?;
-    write_cache(
-        ctx.store,
-        &memory,
-        [head.decisions, head.outcomes, fingerprint(ctx.store, &head)],
-    );
+    let stamp = [head.decisions, head.outcomes, fingerprint(ctx.store, &head)];
+    write_image(ctx.store, &memory, stamp, Image { lens: None }, 0);
     Ok(OutcomeResult { record, reflected })
 }
 
@@ -497,7 +656,7 @@ pub fn memory_view(store: &Store, limit: usize) -> Result<(Head, Vec<EpisodeView
         .rev()
         .take(limit)
         .map(|row| EpisodeView {
-            id: row.id.clone(),
+            id: memory.id(row).to_string(),
             decision: row.decision,
             outcome: row.outcome,
             attributes: memory.attributes(row).into_iter().collect(),

@@ -178,7 +178,7 @@ impl Git {
         let sig = gix::actor::Signature {
             name: author.name.as_str().into(),
             email: author.email.as_str().into(),
-            time: gix::date::Time::now_local_or_utc(),
+            time: now_local(),
         };
         let mut buf = gix::date::parse::TimeBuf::default();
         let sref = sig.to_ref(&mut buf);
@@ -483,5 +483,24 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Now, at the local UTC offset (as git stamps commits), without the zone
+/// name lookup of jiff's system zone, which walks the whole zoneinfo tree and
+/// costs milliseconds on every commit.
+fn now_local() -> gix::date::Time {
+    let now = jiff::Timestamp::now();
+    let local = if cfg!(unix) && std::env::var_os("TZ").is_none() {
+        std::fs::read("/etc/localtime")
+            .ok()
+            .and_then(|tzif| jiff::tz::TimeZone::tzif("Local", &tzif).ok())
+    } else {
+        jiff::tz::TimeZone::try_system().ok()
+    };
+    let offset = local.map(|tz| tz.to_offset(now).seconds()).unwrap_or(0);
+    gix::date::Time {
+        seconds: now.as_second(),
+        offset,
     }
 }
