@@ -180,6 +180,9 @@ pub struct Context {
     pub unapproved_safety_change: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evals: Option<EvalEvidence>,
+    /// The day is one of the team's holidays.
+    #[serde(default)]
+    pub holiday: bool,
     /// Hours until the next freeze window starts, if one is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours_to_freeze: Option<f64>,
@@ -191,7 +194,8 @@ pub struct Context {
     pub extra: BTreeMap<String, Value>,
 }
 
-const KNOWN: [&str; 14] = [
+const KNOWN: [&str; 15] = [
+    "holiday",
     "env",
     "feature_risk",
     "service_criticality",
@@ -347,6 +351,7 @@ impl Context {
             production: flag("production")? || is_production_name(&env_name(map)),
             risk_factors,
             unapproved_safety_change: flag("unapproved_safety_change")?,
+            holiday: flag("holiday")?,
             evals,
             hours_to_freeze,
             recent_rollbacks,
@@ -372,6 +377,9 @@ impl Context {
         if let Some(s) = &self.conflicting_service {
             a.push(("conflicting_service".into(), s.clone()));
         }
+        if self.holiday {
+            a.push(("holiday".into(), "true".into()));
+        }
         if let Some(h) = self.hours_to_freeze {
             a.push((
                 "freeze".into(),
@@ -392,7 +400,10 @@ impl Context {
 
     /// Is this one of the "timing" attributes (waiting changes it)?
     pub fn is_timing(attribute: &str) -> bool {
-        matches!(attribute, "day_of_week" | "hour_band" | "freeze" | "clash")
+        matches!(
+            attribute,
+            "day_of_week" | "hour_band" | "freeze" | "clash" | "holiday"
+        )
     }
 }
 

@@ -212,6 +212,9 @@ pub fn factors(ctx: &Context) -> Vec<Factor> {
         Day::Fri => add("day", "Friday".into(), 10, true),
         _ => {}
     }
+    if ctx.holiday {
+        add("holiday", "a holiday for the team".into(), 20, true);
+    }
     if ctx.hour_of_day < 6 || ctx.hour_of_day >= 20 {
         add(
             "hour",

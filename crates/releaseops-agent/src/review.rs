@@ -97,6 +97,14 @@ pub fn red_team(ctx: &Context, plan: &Plan) -> RedTeam {
             &mut concerns,
         );
     }
+    if ctx.holiday {
+        raise(
+            Level::Medium,
+            "timing: a holiday, few people around if it goes wrong".into(),
+            false,
+            &mut concerns,
+        );
+    }
     if let Some(h) = ctx.hours_to_freeze
         && h < 24.0
     {

@@ -120,11 +120,15 @@ pub enum AgentCmd {
 
 #[derive(Args, Debug)]
 pub struct AgentDecideArgs {
-    /// A JSON file with the context, e.g. {"env": "prod", "feature_risk": "HIGH",
-    /// "service_criticality": "HIGH", "day_of_week": "FRI", "hour_of_day": 16,
-    /// "clash": true}; `-` reads standard input
-    #[arg(long, value_name = "FILE")]
-    pub context: String,
+    /// The promotion to decide: ID VERSION ENV (its context is read from the
+    /// store: the diff against what is live, evals, criticality, time, clashes)
+    #[arg(num_args = 0..=3, value_name = "ID VERSION ENV")]
+    pub target: Vec<String>,
+    /// Or a JSON file with the context, e.g. {"env": "prod", "feature_risk":
+    /// "HIGH", "service_criticality": "HIGH", "day_of_week": "FRI",
+    /// "hour_of_day": 16, "clash": true}; `-` reads standard input
+    #[arg(long, value_name = "FILE", conflicts_with = "target")]
+    pub context: Option<String>,
     /// Let a HIGH red-team risk level turn a GO into a DELAY
     #[arg(long)]
     pub red_team_blocks: bool,

@@ -173,3 +173,103 @@ fn bad_input_is_refused_and_memory_is_unchanged() {
     r.write(seg, &good);
     assert_eq!(decide(&r, CALM_FRIDAY)["decision_id"], "dec-000002");
 }
+
+/// b@1.0.0 live in dev and staging; prod asks the agent (`mode`).
+fn gated(mode: &str, extra: &str) -> Repo {
+    let r = Repo::initialized();
+    r.write(
+        ".releaseops/environments/prod.yaml",
+        &format!(
+            "environment: prod\nbundle_mappings: {{}}\npromotion_policy:\n  requires_agent: {mode}\n{extra}"
+        ),
+    );
+    r.commit_all("policy");
+    r.run_at(
+        "2026-11-16T08:00:00Z",
+        &["bundle", "create", "b", "-v", "1.0.0", "-m", "m"],
+    )
+    .ok();
+    r.run_at("2026-11-16T08:10:00Z", &["promote", "b", "1.0.0", "dev"])
+        .ok();
+    r.run_at(
+        "2026-11-16T08:20:00Z",
+        &["promote", "b", "1.0.0", "staging"],
+    )
+    .ok();
+    r
+}
+
+fn gate_of(j: &Value) -> Value {
+    j["gates"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["gate"] == "agent"))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn the_agent_gate_delays_a_friday_afternoon_release_until_a_safe_window() {
+    let r = gated("blocking", "");
+    // Friday 2026-11-20 16:00 UTC: the first release into prod.
+    let o = r.run_at(
+        "2026-11-20T16:00:00Z",
+        &["--json", "promote", "b", "1.0.0", "prod"],
+    );
+    o.code(3);
+    let j = o.json();
+    let g = gate_of(&j);
+    assert_eq!(g["status"], "pending", "{j}");
+    assert_eq!(g["passes_at"], "2026-11-23T10:00:00+00:00");
+    assert!(g["reason"].as_str().unwrap_or("").contains("dec-000001"));
+    assert_eq!(j["agent_decision"]["decision"], "DELAY");
+    assert_eq!(j["agent_decision"]["gate"], "blocking");
+    // The decision is kept though the promotion did not happen.
+    let mem = json(r.run(&["--json", "agent", "memory"]).ok());
+    assert_eq!(mem["decisions"], 1);
+    assert!(r.git(&["log", "--oneline"]).contains("promotion blocked"));
+    // Monday 10:00 it goes through, and the text output shows the decision.
+    let o = r.run_at("2026-11-23T10:00:00Z", &["promote", "b", "1.0.0", "prod"]);
+    let out = o.ok();
+    assert!(out.contains("dec-000002 GO"), "{out}");
+    assert!(out.contains("red team"), "{out}");
+}
+
+#[test]
+fn a_blocking_agent_stops_a_risky_change_and_an_advisory_one_only_says_so() {
+    for (mode, code) in [("blocking", 3), ("advisory", 0)] {
+        // A critical service and no evaluation evidence at all: the risk is
+        // the change itself, so waiting would not help.
+        let r = gated(mode, "  service_criticality: HIGH\n");
+        let o = r.run_at(
+            "2026-11-17T10:00:00Z",
+            &["--json", "promote", "b", "1.0.0", "prod"],
+        );
+        o.code(code);
+        let j = o.json();
+        let g = gate_of(&j);
+        assert_eq!(j["agent_decision"]["decision"], "NO_GO", "{j}");
+        if mode == "blocking" {
+            assert_eq!(g["status"], "failed");
+            assert_eq!(j["promoted"], false);
+        } else {
+            assert_eq!(g["status"], "passed");
+            assert!(
+                g["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("advisory: agent dec-000001 says NO_GO")
+            );
+            assert_eq!(j["promoted"], true);
+        }
+        // The same assessment on demand, from the store.
+        let d = json(
+            r.run_at(
+                "2026-11-17T10:00:00Z",
+                &["--json", "agent", "decide", "b", "1.0.0", "prod"],
+            )
+            .ok(),
+        );
+        assert_eq!(d["context"]["service_criticality"], "HIGH");
+        assert_eq!(d["context"]["day_of_week"], "TUE");
+    }
+}

@@ -117,6 +117,11 @@ fn agent_dir(store: &Store) -> PathBuf {
     store.dir().join(DIR)
 }
 
+/// What `agent/` holds (all zero before the first decision).
+pub fn head(store: &Store) -> Result<Head> {
+    read_head(store)
+}
+
 fn read_head(store: &Store) -> Result<Head> {
     let path = agent_dir(store).join("HEAD");
     match fs::read_to_string(&path) {
@@ -373,9 +378,39 @@ struct HeuristicsFile {
 /// Decides, records the decision, and commits it.
 pub fn decide(ctx: &Ctx, req: DecideRequest) -> Result<DecisionRecord> {
     let mut tx = ctx.store.begin()?;
+    let staged = stage(ctx, &mut tx, req)?;
+    let record = &staged.record;
+    let what = match &record.bundle {
+        Some(b) => format!("{} {} -> {}", b.id, b.version, record.context.env),
+        None => format!("-> {}", record.context.env),
+    };
+    tx.commit(
+        &format!(
+            "releaseops: agent {} {} for {what}",
+            record.decision_id, record.decision
+        ),
+        ctx.author().as_ref(),
+    )?;
+    Ok(staged.after_commit(ctx.store))
+}
+
+/// A decision made and staged in a transaction, not yet committed.
+pub struct Staged {
+    pub record: DecisionRecord,
+    memory: Memory,
+    image: Image,
+    head: Head,
+    fp: u64,
+    before: u64,
+    segment: PathBuf,
+}
+
+/// Decides and stages the record (and the new counts) in `tx`, whose
+/// commit makes it part of the memory; call [`Staged::after_commit`] then.
+pub fn stage(ctx: &Ctx, tx: &mut Transaction<'_>, req: DecideRequest) -> Result<Staged> {
     let mut head = read_head(ctx.store)?;
     let fp = fingerprint(ctx.store, &head);
-    let (mut memory, image) = load_memory_image(ctx.store, &head, fp)?;
+    let (memory, image) = load_memory_image(ctx.store, &head, fp)?;
     let learned = heuristics(ctx.store)?;
     head.decisions += 1;
     // The one record file this decision changes (or creates).
@@ -399,33 +434,116 @@ pub fn decide(ctx: &Ctx, req: DecideRequest) -> Result<DecisionRecord> {
     let line = serde_json::to_string(&record)
         .map_err(|e| CoreError::invalid(e.to_string(), "report this as a bug"))?;
     tx.append_line(&rel_segment("decisions", head.decisions), &line)?;
-    write_head(&mut tx, &head);
-    let what = match &record.bundle {
-        Some(b) => format!("{} {} -> {}", b.id, b.version, record.context.env),
-        None => format!("-> {}", record.context.env),
-    };
-    tx.commit(
-        &format!(
-            "releaseops: agent {} {} for {what}",
-            record.decision_id, record.decision
-        ),
-        ctx.author().as_ref(),
-    )?;
-    let first_new = memory.rows.len();
-    // Ids are handed out in sequence under the lock: new by construction.
-    memory.append_new(
-        &record.decision_id,
-        record.context.attributes(),
-        record.decision,
-        None,
+    write_head(tx, &head);
+    Ok(Staged {
+        record,
+        memory,
+        image,
+        head,
+        fp,
+        before,
+        segment,
+    })
+}
+
+impl Staged {
+    /// Brings the memory image up to date once the transaction committed.
+    pub fn after_commit(self, store: &Store) -> DecisionRecord {
+        let Staged {
+            record,
+            mut memory,
+            image,
+            head,
+            fp,
+            before,
+            segment,
+        } = self;
+        let first_new = memory.rows.len();
+        // Ids are handed out in sequence under the lock: new by construction.
+        memory.append_new(
+            &record.decision_id,
+            record.context.attributes(),
+            record.decision,
+            None,
+        );
+        let stamp = [
+            head.decisions,
+            head.outcomes,
+            fp ^ before ^ file_term(&segment),
+        ];
+        write_image(store, &memory, stamp, image, first_new);
+        record
+    }
+}
+
+/// The agent's decision as a promotion gate. Blocking: NO_GO fails, DELAY is
+/// pending until the window the planner named, GO passes. Advisory: passes,
+/// saying what the agent thought.
+pub fn gate(
+    mode: releaseops_format::environment::AgentMode,
+    rec: &DecisionRecord,
+    now: jiff::Timestamp,
+    tz: &jiff::tz::TimeZone,
+) -> releaseops_format::history::GateResult {
+    use releaseops_format::environment::AgentMode;
+    use releaseops_format::history::{GateResult, GateStatus};
+    let why = rec
+        .reasons
+        .iter()
+        .take(3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    let said = format!(
+        "agent {} says {} (risk {}): {why}",
+        rec.decision_id, rec.decision, rec.plan.risk_score
     );
-    let stamp = [
-        head.decisions,
-        head.outcomes,
-        fp ^ before ^ file_term(&segment),
-    ];
-    write_image(ctx.store, &memory, stamp, image, first_new);
-    Ok(record)
+    let (status, passes_at) = match (mode, rec.decision) {
+        (AgentMode::Advisory, _) | (AgentMode::Blocking, Action::Go) => (GateStatus::Passed, None),
+        (AgentMode::Blocking, Action::NoGo) => (GateStatus::Failed, None),
+        (AgentMode::Blocking, Action::Delay) => (
+            GateStatus::Pending,
+            rec.plan
+                .delay_until
+                .and_then(|w| window_start(now, tz, w))
+                .map(releaseops_format::time::format),
+        ),
+    };
+    let reason = match (mode, &passes_at) {
+        (AgentMode::Advisory, _) => format!("advisory: {said}"),
+        (_, Some(t)) => format!("{said}; ask again from {t}"),
+        _ => said,
+    };
+    GateResult {
+        gate: "agent".into(),
+        status,
+        reason,
+        passes_at,
+    }
+}
+
+/// The next start of `w` (a weekday and hour in `tz`) after `now`.
+fn window_start(
+    now: jiff::Timestamp,
+    tz: &jiff::tz::TimeZone,
+    w: releaseops_agent::planner::Window,
+) -> Option<jiff::Timestamp> {
+    (1..=8 * 24).find_map(|h| {
+        let t = now.checked_add(jiff::SignedDuration::from_hours(h)).ok()?;
+        let z = t.to_zoned(tz.clone());
+        let day = releaseops_agent::Day::from_index(z.weekday().to_monday_zero_offset() as usize);
+        (day == w.day && z.hour() as u8 == w.hour)
+            .then(|| {
+                z.with()
+                    .minute(0)
+                    .second(0)
+                    .subsec_nanosecond(0)
+                    .build()
+                    .ok()
+            })
+            .flatten()
+            .map(|z| z.timestamp())
+    })
 }
 
 /// The whole assessment of one release, without storing it: recall, plan,
@@ -693,4 +811,243 @@ pub fn decision(store: &Store, id: &str) -> Result<DecisionRecord> {
         None,
         &format!("{id} is counted but not there"),
     ))
+}
+
+/// Builds the agent's context for promoting `id@version` into `env` from
+/// the store: what changed against the live version, the evaluation
+/// evidence, criticality, the team's time, clashes and the track record.
+/// Call it with the store lock held (or under a read guard).
+pub fn promotion_context(
+    store: &Store,
+    id: &str,
+    version: &str,
+    env: &str,
+    now: jiff::Timestamp,
+) -> Result<Context> {
+    let config = store.config();
+    let agent_cfg = config.agent.clone().unwrap_or_default();
+    let env_file = store.load_env(env)?;
+    let policy = env_file.promotion_policy.as_ref();
+    let manifest = store.load_bundle(id, version)?;
+    let mut risk = Level::Low;
+    let mut factors = Vec::new();
+    let mut raise = |to: Level, why: String| {
+        risk = risk.max(to);
+        factors.push(why);
+    };
+    let mut safety_changed = false;
+    match env_file.bundle_mappings.get(id) {
+        None => raise(Level::Medium, format!("first release of {id} into {env}")),
+        Some(live) if live == version => {}
+        Some(live) => {
+            let d = crate::bundle::diff(store, (id, live), (id, version))?;
+            for c in &d.model_config {
+                let field = c.field.as_str();
+                if field == "provider" || field == "model" || field.ends_with(".provider") {
+                    raise(
+                        Level::High,
+                        format!(
+                            "model swap: {field} {} -> {}",
+                            c.old.as_deref().unwrap_or("-"),
+                            c.new.as_deref().unwrap_or("-")
+                        ),
+                    );
+                } else if field.contains("temperature") {
+                    raise(
+                        Level::Medium,
+                        format!(
+                            "temperature {} -> {}",
+                            c.old.as_deref().unwrap_or("-"),
+                            c.new.as_deref().unwrap_or("-")
+                        ),
+                    );
+                } else {
+                    raise(Level::Low, format!("model setting {field} changed"));
+                }
+            }
+            let prompt_lines: usize = d
+                .artifacts
+                .iter()
+                .filter(|a| a.section == "prompt")
+                .map(|a| a.lines_added + a.lines_removed)
+                .sum();
+            if prompt_lines > 40 {
+                raise(Level::High, format!("{prompt_lines} prompt lines changed"));
+            } else if prompt_lines > 5 {
+                raise(
+                    Level::Medium,
+                    format!("{prompt_lines} prompt lines changed"),
+                );
+            } else if prompt_lines > 0 {
+                raise(Level::Low, format!("{prompt_lines} prompt line(s) changed"));
+            }
+            for a in d
+                .artifacts
+                .iter()
+                .filter(|a| a.section == "policy" && a.change != "unchanged")
+            {
+                let place = format!(
+                    "{} {}",
+                    a.role,
+                    a.new.as_deref().or(a.old.as_deref()).unwrap_or_default()
+                );
+                if place.to_ascii_lowercase().contains("safety") {
+                    safety_changed = true;
+                    raise(
+                        Level::High,
+                        format!("safety policy {} {}", a.role, a.change),
+                    );
+                } else {
+                    raise(Level::Medium, format!("policy {} {}", a.role, a.change));
+                }
+            }
+            for a in d
+                .artifacts
+                .iter()
+                .filter(|a| a.section == "prompt" && matches!(a.change, "added" | "removed"))
+            {
+                raise(Level::Medium, format!("prompt {} {}", a.role, a.change));
+            }
+        }
+    }
+    let reviews = store.load_reviews(id, version)?;
+    let approved_here = reviews.approvals.iter().any(|a| a.env == env);
+    let hash = manifest
+        .bundle_hash
+        .clone()
+        .unwrap_or_else(|| manifest.compute_hash());
+    let reports = store.eval_reports_for(&hash)?;
+    let evals = if reports.is_empty() && !policy.is_some_and(|p| p.requires_eval) {
+        None
+    } else {
+        let mut latest: Vec<&releaseops_store::EvalReportInfo> = Vec::new();
+        for r in &reports {
+            match latest.iter_mut().find(|s| s.suite_id == r.suite_id) {
+                Some(cur) if r.timestamp > cur.timestamp => *cur = r,
+                Some(_) => {}
+                None => latest.push(r),
+            }
+        }
+        let required: Vec<String> = policy.map(|p| p.eval_suites.clone()).unwrap_or_default();
+        let missing_suites = if required.is_empty() && latest.is_empty() {
+            vec!["(any suite)".to_string()]
+        } else {
+            required
+                .iter()
+                .filter(|s| !latest.iter().any(|r| &r.suite_id == *s))
+                .cloned()
+                .collect()
+        };
+        let max_age = policy.and_then(|p| p.eval_max_age_hours);
+        let stale = latest
+            .iter()
+            .filter(|r| {
+                max_age.is_some_and(|h| {
+                    r.timestamp
+                        .as_deref()
+                        .and_then(|t| releaseops_format::time::parse(t).ok())
+                        .is_none_or(|t| (now.as_second() - t.as_second()) as f64 > h * 3600.0)
+                })
+            })
+            .map(|r| r.suite_id.clone())
+            .collect();
+        let regressions = match policy.and_then(|p| p.eval_no_regression_vs.clone()) {
+            Some(base) => crate::release::regression_checks(store, id, version, &base, &reports)?
+                .into_iter()
+                .filter_map(|(_, _, c)| c)
+                .filter(|c| c.significant && !c.regressed.is_empty())
+                .flat_map(|c| c.regressed)
+                .collect(),
+            None => Vec::new(),
+        };
+        Some(releaseops_agent::context::EvalEvidence {
+            missing_suites,
+            pass_rate: latest.iter().filter_map(|r| r.pass_rate).reduce(f64::min),
+            inconclusive: latest
+                .iter()
+                .filter(|r| r.decision == "INCONCLUSIVE")
+                .map(|r| r.suite_id.clone())
+                .collect(),
+            regressions,
+            stale,
+        })
+    };
+    let criticality = policy
+        .and_then(|p| p.service_criticality.clone())
+        .or_else(|| agent_cfg.criticality.get(id).cloned())
+        .and_then(|c| Level::parse(&c))
+        .unwrap_or(Level::Medium);
+    let tz = agent_cfg.time_zone()?;
+    let local = now.to_zoned(tz.clone());
+    let day = releaseops_agent::Day::from_index(local.weekday().to_monday_zero_offset() as usize);
+    let holiday = agent_cfg
+        .holidays
+        .iter()
+        .any(|d| d.parse::<jiff::civil::Date>().ok() == Some(local.date()));
+    // Hours until a freeze window of this environment starts (0: frozen now).
+    let hours_to_freeze = policy
+        .filter(|p| !p.freeze_windows.is_empty())
+        .and_then(|p| {
+            let reviews = releaseops_format::review::Reviews::default();
+            (0..=7 * 24).find_map(|h| {
+                let at = now.checked_add(jiff::SignedDuration::from_hours(h)).ok()?;
+                let facts = crate::gates::Facts {
+                    manifest: &manifest,
+                    env,
+                    policy: Some(p),
+                    config,
+                    upstream: None,
+                    upstream_live_since: None,
+                    reviews: &reviews,
+                    eval_reports: &[],
+                    regressions: &[],
+                    now: at,
+                };
+                (crate::gates::freeze(&facts, p).status
+                    != releaseops_format::history::GateStatus::Passed)
+                    .then_some(h as f64)
+            })
+        });
+    // Other bundles promoted into this environment within the clash window.
+    let window = agent_cfg.clash_window_hours() * 3600.0;
+    let recent = store.history().newest(200, |r| {
+        r.env.as_deref() == Some(env) || r.bundle_id.as_deref() == Some(id)
+    })?;
+    let age = |r: &releaseops_format::history::Record| -> Option<f64> {
+        let t = releaseops_format::time::parse(&r.at).ok()?;
+        Some((now.as_second() - t.as_second()) as f64)
+    };
+    use releaseops_format::history::EventKind;
+    let conflicting = recent.iter().find(|r| {
+        r.event == EventKind::Promote
+            && r.env.as_deref() == Some(env)
+            && r.bundle_id.as_deref() != Some(id)
+            && age(r).is_some_and(|a| (0.0..=window).contains(&a))
+    });
+    let recent_rollbacks = recent
+        .iter()
+        .filter(|r| {
+            r.event == EventKind::Rollback
+                && r.bundle_id.as_deref() == Some(id)
+                && age(r).is_some_and(|a| a <= 30.0 * 86_400.0)
+        })
+        .count() as u32;
+    Ok(Context {
+        env: env.to_string(),
+        feature_risk: risk,
+        service_criticality: criticality,
+        day_of_week: day,
+        hour_of_day: local.hour() as u8,
+        clash: conflicting.is_some(),
+        conflicting_service: conflicting.and_then(|r| r.bundle_id.clone()),
+        production: releaseops_agent::context::is_production_name(env)
+            || config.pipeline.last().is_some_and(|l| l == env),
+        risk_factors: factors,
+        unapproved_safety_change: safety_changed && !approved_here,
+        holiday,
+        evals,
+        hours_to_freeze,
+        recent_rollbacks,
+        extra: Default::default(),
+    })
 }

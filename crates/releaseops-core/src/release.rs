@@ -44,6 +44,9 @@ pub struct PromoteOutcome {
     pub seq: Option<u64>,
     pub git_commit: Option<String>,
     pub git_error: Option<String>,
+    /// The decision agent's decision, when the environment asks for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_decision: Option<crate::agent::DecisionRecord>,
 }
 
 fn check_env_known(store: &Store, config: &ProjectConfig, env: &str) -> Result<()> {
@@ -171,7 +174,55 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         regressions: &regressions,
         now: ctx.now,
     };
-    let gate_results = gates::evaluate(&facts);
+    let mut gate_results = gates::evaluate(&facts);
+    // The decision agent, when the environment asks for it: decided under
+    // the same lock, and its record kept whatever the gates say.
+    let mut tx = tx;
+    let mut staged = None;
+    let mut agent_decision = None;
+    if let Some(p) = env.promotion_policy.as_ref()
+        && let Some(mode) = p.requires_agent
+    {
+        let context =
+            crate::agent::promotion_context(store, &req.id, &req.version, &req.env, ctx.now)?;
+        let request = crate::agent::DecideRequest {
+            context,
+            bundle: Some(crate::agent::BundleRef {
+                id: req.id.clone(),
+                version: req.version.clone(),
+            }),
+            gate: Some(mode.as_str().to_string()),
+            red_team_blocks: p.agent_red_team_blocks,
+        };
+        let record = match tx.as_mut() {
+            Some(tx) => {
+                let s = crate::agent::stage(ctx, tx, request)?;
+                let r = s.record.clone();
+                staged = Some(s);
+                r
+            }
+            None => {
+                let memory = crate::agent::load_memory(store, &crate::agent::head(store)?)?;
+                let learned = crate::agent::heuristics(store)?;
+                crate::agent::assess(
+                    &memory,
+                    &learned,
+                    request,
+                    "dry-run".into(),
+                    ctx.now_str(),
+                    ctx.actor.clone(),
+                )
+            }
+        };
+        let tz = config
+            .agent
+            .as_ref()
+            .map(|a| a.time_zone())
+            .transpose()?
+            .unwrap_or(jiff::tz::TimeZone::UTC);
+        gate_results.push(crate::agent::gate(mode, &record, ctx.now, &tz));
+        agent_decision = Some(record);
+    }
     let not_passed: Vec<&GateResult> = gate_results
         .iter()
         .filter(|g| g.status != GateStatus::Passed)
@@ -197,9 +248,23 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         seq: None,
         git_commit: None,
         git_error: None,
+        agent_decision,
     };
     let Some(mut tx) = tx else { return Ok(out) };
     if !out.blocked_by.is_empty() {
+        // The promotion does not happen; the agent's decision is still kept.
+        if let Some(s) = staged {
+            let done = tx.commit(
+                &format!(
+                    "releaseops: agent {} {} for {} {} -> {} (promotion blocked)",
+                    s.record.decision_id, s.record.decision, req.id, req.version, req.env
+                ),
+                ctx.author().as_ref(),
+            )?;
+            out.git_commit = done.git_commit;
+            out.git_error = done.git_error;
+            s.after_commit(store);
+        }
         return Ok(out);
     }
     releaseops_store::import_legacy_history(&mut tx)?;
@@ -233,6 +298,9 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         &with_reason(&msg, req.reason.as_deref(), ctx),
         ctx.author().as_ref(),
     )?;
+    if let Some(s) = staged {
+        s.after_commit(store);
+    }
     out.promoted = true;
     out.seq = Some(rec.seq);
     out.git_commit = done.git_commit;
@@ -665,7 +733,7 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
 /// compared with the newest run of that suite on the version live in
 /// `base_env` (nothing to compare when the bundle is not live there, or is
 /// this very version).
-fn regression_checks(
+pub(crate) fn regression_checks(
     store: &Store,
     id: &str,
     version: &str,

@@ -19,6 +19,83 @@ pub struct ProjectConfig {
     /// team name -> members (actor strings, names or emails).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub teams: IndexMap<String, Vec<String>>,
+    /// How the release decision agent reads time and risk for this team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentConfig>,
+}
+
+/// `agent:` in config.yaml.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The team's time zone (IANA name) for day-of-week and hour; UTC when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Dates (YYYY-MM-DD) the team counts as holidays.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holidays: Vec<String>,
+    /// Promotions of other bundles into the same environment this close (hours)
+    /// count as a clash; 2 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clash_window_hours: Option<f64>,
+    /// A rollback this soon (hours) after a promotion makes the agent's
+    /// decision a failure; surviving it, a success. 24 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_hours: Option<f64>,
+    /// Criticality per bundle (LOW, MEDIUM, HIGH), when the environment does
+    /// not set one.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub criticality: IndexMap<String, String>,
+}
+
+impl AgentConfig {
+    pub fn clash_window_hours(&self) -> f64 {
+        self.clash_window_hours.unwrap_or(2.0)
+    }
+
+    pub fn watch_hours(&self) -> f64 {
+        self.watch_hours.unwrap_or(24.0)
+    }
+
+    pub fn time_zone(&self) -> Result<jiff::tz::TimeZone, FormatError> {
+        match &self.timezone {
+            None => Ok(jiff::tz::TimeZone::UTC),
+            Some(name) => jiff::tz::TimeZone::get(name).map_err(|_| {
+                FormatError::Invalid(format!(
+                    "agent.timezone '{name}' is not a known time zone; use an IANA name such as Europe/Berlin"
+                ))
+            }),
+        }
+    }
+
+    fn validate(&self) -> Result<(), FormatError> {
+        self.time_zone()?;
+        for d in &self.holidays {
+            d.parse::<jiff::civil::Date>().map_err(|_| {
+                FormatError::Invalid(format!("agent.holidays: '{d}' is not a date (YYYY-MM-DD)"))
+            })?;
+        }
+        for (what, v) in [
+            ("clash_window_hours", self.clash_window_hours),
+            ("watch_hours", self.watch_hours),
+        ] {
+            if let Some(h) = v
+                && !(h.is_finite() && (0.0..=8760.0).contains(&h))
+            {
+                return Err(FormatError::Invalid(format!(
+                    "agent.{what} must be hours from 0 to 8760, got {h}"
+                )));
+            }
+        }
+        for (bundle, level) in &self.criticality {
+            if !matches!(level.as_str(), "LOW" | "MEDIUM" | "HIGH") {
+                return Err(FormatError::Invalid(format!(
+                    "agent.criticality.{bundle} must be LOW, MEDIUM or HIGH, got '{level}'"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +122,7 @@ impl Default for ProjectConfig {
             pipeline: DEFAULT_PIPELINE.iter().map(|s| s.to_string()).collect(),
             git: GitConfig::default(),
             teams: IndexMap::new(),
+            agent: None,
         }
     }
 }
@@ -67,6 +145,9 @@ impl ProjectConfig {
             if self.pipeline[..i].contains(e) {
                 return Err(FormatError::Invalid(format!("pipeline lists '{e}' twice")));
             }
+        }
+        if let Some(a) = &self.agent {
+            a.validate()?;
         }
         Ok(())
     }

@@ -52,7 +52,30 @@ pub struct PromotionPolicy {
     pub freeze_windows: Vec<FreezeWindow>,
     /// `id@version` entries that may never enter this environment.
     pub rejected_versions: Vec<String>,
+    /// The release decision agent decides each promotion: `blocking` (NO_GO
+    /// fails, DELAY waits) or `advisory` (recorded and shown only).
+    pub requires_agent: Option<AgentMode>,
+    /// A HIGH red-team risk level turns the agent's GO into a DELAY.
+    pub agent_red_team_blocks: bool,
+    /// How critical the service is here: LOW, MEDIUM or HIGH (the agent
+    /// weighs it; unset means MEDIUM).
+    pub service_criticality: Option<String>,
     pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentMode {
+    Blocking,
+    Advisory,
+}
+
+impl AgentMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentMode::Blocking => "blocking",
+            AgentMode::Advisory => "advisory",
+        }
+    }
 }
 
 impl PromotionPolicy {
@@ -179,6 +202,12 @@ struct RawPolicy {
     freeze_windows: Option<Vec<RawFreeze>>,
     #[serde(default)]
     rejected_versions: Option<Vec<String>>,
+    #[serde(default)]
+    requires_agent: Option<String>,
+    #[serde(default)]
+    agent_red_team_blocks: Option<bool>,
+    #[serde(default)]
+    service_criticality: Option<String>,
     #[serde(flatten)]
     extra: Map<String, Value>,
 }
@@ -351,6 +380,25 @@ impl EnvironmentFile {
                     },
                     freeze_windows: freeze,
                     rejected_versions: p.rejected_versions.unwrap_or_default(),
+                    requires_agent: match p.requires_agent.as_deref() {
+                        None => None,
+                        Some("blocking") => Some(AgentMode::Blocking),
+                        Some("advisory") => Some(AgentMode::Advisory),
+                        Some(other) => {
+                            return Err(FormatError::invalid(format!(
+                                "promotion_policy.requires_agent must be blocking or advisory, got '{other}'"
+                            )));
+                        }
+                    },
+                    agent_red_team_blocks: p.agent_red_team_blocks.unwrap_or(false),
+                    service_criticality: match p.service_criticality {
+                        Some(c) if !matches!(c.as_str(), "LOW" | "MEDIUM" | "HIGH") => {
+                            return Err(FormatError::invalid(format!(
+                                "promotion_policy.service_criticality must be LOW, MEDIUM or HIGH, got '{c}'"
+                            )));
+                        }
+                        other => other,
+                    },
                     extra: p.extra,
                 })
             }
@@ -462,6 +510,15 @@ fn policy_node(p: &PromotionPolicy) -> Node {
     }
     if !p.rejected_versions.is_empty() {
         m.push(("rejected_versions".into(), strs(&p.rejected_versions)));
+    }
+    if let Some(a) = p.requires_agent {
+        m.push(("requires_agent".into(), Node::str(a.as_str())));
+    }
+    if p.agent_red_team_blocks {
+        m.push(("agent_red_team_blocks".into(), Node::Bool(true)));
+    }
+    if let Some(c) = &p.service_criticality {
+        m.push(("service_criticality".into(), Node::str(c)));
     }
     extend_extra(&mut m, &p.extra);
     Node::Map(m)

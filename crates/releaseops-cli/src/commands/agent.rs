@@ -67,15 +67,39 @@ fn read_context(source: &str) -> Result<Context, Failure> {
 }
 
 fn decide(app: &App, a: AgentDecideArgs) -> CmdResult {
-    let context = read_context(&a.context)?;
     let store = app.store()?;
+    let ctx = app.ctx(&store);
+    let (context, bundle, red_team_blocks) = match (&a.context, a.target.as_slice()) {
+        (Some(file), []) => (read_context(file)?, None, a.red_team_blocks),
+        (None, [id, version, env]) => {
+            let context = {
+                let _read = store.read_guard()?;
+                agent::promotion_context(&store, id, version, env, ctx.now)?
+            };
+            let blocks = store
+                .load_env(env)?
+                .promotion_policy
+                .is_some_and(|p| p.agent_red_team_blocks);
+            let bundle = agent::BundleRef {
+                id: id.clone(),
+                version: version.clone(),
+            };
+            (context, Some(bundle), a.red_team_blocks || blocks)
+        }
+        _ => {
+            return Err(Failure::usage(
+                "say what to decide: ID VERSION ENV, or --context FILE",
+                "e.g. `releaseops agent decide support-agent 1.2.0 prod`",
+            ));
+        }
+    };
     let rec = agent::decide(
-        &app.ctx(&store),
+        &ctx,
         DecideRequest {
             context,
-            bundle: None,
+            bundle,
             gate: None,
-            red_team_blocks: a.red_team_blocks,
+            red_team_blocks,
         },
     )?;
     if app.global.json {

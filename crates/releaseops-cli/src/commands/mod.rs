@@ -1,6 +1,6 @@
 //! One module per command family.
 
-mod agent;
+pub mod agent;
 mod bundle;
 mod demo;
 mod env;

@@ -69,6 +69,9 @@ pub fn print_promotion(out: &PromoteOutcome) {
     if !out.blocked_by.is_empty() {
         anstream::println!("{}: {}", paint(RED.bold(), "Blocked"), target);
         anstream::println!("{}", output::gate_lines(&out.gates));
+        if let Some(d) = &out.agent_decision {
+            crate::commands::agent::print_decision(d);
+        }
         let pending_only = out
             .gates
             .iter()
@@ -100,6 +103,9 @@ pub fn print_promotion(out: &PromoteOutcome) {
     }
     anstream::println!("  State: {}", out.state);
     anstream::println!("{}", output::gate_lines(&out.gates));
+    if let Some(d) = &out.agent_decision {
+        crate::commands::agent::print_decision(d);
+    }
     output::git_note(&out.git_commit, &out.git_error);
 }
 
