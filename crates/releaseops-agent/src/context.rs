@@ -144,6 +144,10 @@ pub struct EvalEvidence {
     /// Suites the environment requires that have no report for this version.
     #[serde(default)]
     pub missing_suites: Vec<String>,
+    /// Suites whose latest report fails (its own verdict, or the
+    /// environment's bar).
+    #[serde(default)]
+    pub failed: Vec<String>,
     /// Lowest pass rate over the required suites' latest reports.
     #[serde(default)]
     pub pass_rate: Option<f64>,

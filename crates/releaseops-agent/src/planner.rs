@@ -148,6 +148,14 @@ pub fn factors(ctx: &Context) -> Vec<Factor> {
                     false,
                 );
             }
+            if !e.failed.is_empty() {
+                add(
+                    "evals_failed",
+                    format!("failing evaluation: {}", e.failed.join(", ")),
+                    30,
+                    false,
+                );
+            }
             if !e.regressions.is_empty() {
                 add(
                     "eval_regression",

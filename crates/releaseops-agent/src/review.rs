@@ -48,6 +48,14 @@ pub fn red_team(ctx: &Context, plan: &Plan) -> RedTeam {
                     &mut concerns,
                 );
             }
+            if !e.failed.is_empty() {
+                raise(
+                    Level::High,
+                    format!("the evaluation fails: {}", e.failed.join(", ")),
+                    true,
+                    &mut concerns,
+                );
+            }
             if !e.regressions.is_empty() {
                 raise(
                     Level::High,

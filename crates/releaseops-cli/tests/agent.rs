@@ -273,3 +273,48 @@ fn a_blocking_agent_stops_a_risky_change_and_an_advisory_one_only_says_so() {
         assert_eq!(d["context"]["day_of_week"], "TUE");
     }
 }
+
+#[test]
+fn outcomes_are_recorded_from_survival_and_from_rollbacks() {
+    let r = gated("blocking", "");
+    // Tuesday 10:00: 1.0.0 goes to prod on the agent's GO.
+    r.run_at("2026-11-17T10:00:00Z", &["promote", "b", "1.0.0", "prod"])
+        .ok();
+    r.run_at(
+        "2026-11-18T09:00:00Z",
+        &["bundle", "create", "b", "-v", "1.1.0", "-m", "m"],
+    )
+    .ok();
+    r.run_at("2026-11-18T09:10:00Z", &["promote", "b", "1.1.0", "dev"])
+        .ok();
+    r.run_at(
+        "2026-11-18T09:20:00Z",
+        &["promote", "b", "1.1.0", "staging"],
+    )
+    .ok();
+    // Wednesday 11:00, 25 hours on: 1.0.0 survived the 24h watch window.
+    let o = r.run_at(
+        "2026-11-18T11:00:00Z",
+        &["--json", "promote", "b", "1.1.0", "prod"],
+    );
+    let j = json(o.ok());
+    assert_eq!(j["agent_decision"]["decision_id"], "dec-000002");
+    // An hour later 1.1.0 is rolled back: the decision that let it in failed.
+    let o = r.run_at("2026-11-18T12:00:00Z", &["--json", "rollback", "prod", "b"]);
+    assert_eq!(json(o.ok())["agent_outcome"], "dec-000002");
+    let mem = json(r.run(&["--json", "agent", "memory"]).ok());
+    let outcome = |id: &str| {
+        mem["episodes"]
+            .as_array()
+            .and_then(|e| e.iter().find(|e| e["id"] == id))
+            .map(|e| e["outcome"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(outcome("dec-000001"), "success", "{mem}");
+    assert_eq!(outcome("dec-000002"), "rolled_back", "{mem}");
+    let seg = r.read(".releaseops/agent/outcomes/000000.jsonl");
+    assert!(
+        seg.contains("auto:survived") && seg.contains("auto:rollback"),
+        "{seg}"
+    );
+}

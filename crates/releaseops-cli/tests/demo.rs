@@ -28,6 +28,13 @@ fn the_demo_runs_a_whole_release_and_leaves_a_consistent_project() {
         "Blocked: support-agent v1.1.0 -> prod",
         "pipeline  FAILED support-agent@1.2.0 is not live in 'canary'",
         "rejected  FAILED support-agent@1.2.0 was rejected",
+        // The decision agent gates prod, offline: no evidence yet, then GO;
+        // it says NO_GO to the failing 1.1.0, is overridden, and learns from
+        // the rollback that follows.
+        "agent     FAILED agent dec-000001 says NO_GO",
+        "agent     PASSED agent dec-000002 says GO",
+        "dec-000003 NO_GO",
+        "as rolled_back: it learns from it",
         "OK 19 records chain correctly",
         "does not chain to record 7",
     ] {

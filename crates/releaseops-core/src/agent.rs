@@ -682,41 +682,21 @@ pub fn record_outcome(
     note: Option<String>,
     source: &str,
 ) -> Result<OutcomeResult> {
-    let mut tx = ctx.store.begin()?;
-    let mut head = read_head(ctx.store)?;
-    let mut memory = load_memory(ctx.store, &head)?;
-    if !memory.set_outcome(decision_id, outcome) {
-        return Err(CoreError::invalid(
-            format!("there is no decision '{decision_id}'"),
-            "decision ids look like dec-000123; `releaseops agent memory` lists them",
-        ));
-    }
     if note.as_ref().is_some_and(|n| n.len() > 2000) {
         return Err(CoreError::invalid(
             "the note is longer than 2,000 characters",
             "keep the note short and link to the incident report",
         ));
     }
-    head.outcomes += 1;
-    let record = OutcomeRecord {
-        decision_id: decision_id.to_string(),
-        outcome,
-        note,
-        actor: ctx.actor.clone(),
-        at: ctx.now_str(),
-        source: source.to_string(),
+    let mut tx = ctx.store.begin()?;
+    let mut outcomes = Outcomes::open(ctx.store)?;
+    let Some(record) = outcomes.add(ctx, &mut tx, decision_id, outcome, note, source)? else {
+        return Err(CoreError::invalid(
+            format!("there is no decision '{decision_id}'"),
+            "decision ids look like dec-000123; `releaseops agent memory` lists them",
+        ));
     };
-    let line = serde_json::to_string(&record)
-        .map_err(|e| CoreError::invalid(e.to_string(), "report this as a bug"))?;
-    tx.append_line(&rel_segment("outcomes", head.outcomes), &line)?;
-    let mut reflected = None;
-    if head.outcomes - head.reflected_at >= REFLECT_EVERY {
-        let derived = heuristics::derive(&memory, &heuristics(ctx.store)?);
-        write_heuristics(&mut tx, &derived, head.outcomes);
-        head.reflected_at = head.outcomes;
-        reflected = Some(derived);
-    }
-    write_head(&mut tx, &head);
+    let reflected = outcomes.finish(ctx.store, &mut tx)?;
     tx.commit(
         &format!(
             "releaseops: agent outcome {decision_id} {}",
@@ -724,9 +704,155 @@ pub fn record_outcome(
         ),
         ctx.author().as_ref(),
     )?;
-    let stamp = [head.decisions, head.outcomes, fingerprint(ctx.store, &head)];
-    write_image(ctx.store, &memory, stamp, Image { lens: None }, 0);
+    outcomes.after_commit(ctx.store);
     Ok(OutcomeResult { record, reflected })
+}
+
+/// Outcomes being recorded in one transaction.
+pub struct Outcomes {
+    head: Head,
+    memory: Memory,
+    added: u64,
+}
+
+impl Outcomes {
+    pub fn open(store: &Store) -> Result<Outcomes> {
+        let head = read_head(store)?;
+        let memory = load_memory(store, &head)?;
+        Ok(Outcomes {
+            head,
+            memory,
+            added: 0,
+        })
+    }
+
+    /// The outcome the memory holds for a decision, if the decision exists.
+    pub fn current(&self, decision_id: &str) -> Option<Option<Outcome>> {
+        self.memory.get(decision_id).map(|r| r.outcome)
+    }
+
+    /// Stages one outcome; `None` when there is no such decision.
+    pub fn add(
+        &mut self,
+        ctx: &Ctx,
+        tx: &mut Transaction<'_>,
+        decision_id: &str,
+        outcome: Outcome,
+        note: Option<String>,
+        source: &str,
+    ) -> Result<Option<OutcomeRecord>> {
+        if !self.memory.set_outcome(decision_id, outcome) {
+            return Ok(None);
+        }
+        self.head.outcomes += 1;
+        self.added += 1;
+        let record = OutcomeRecord {
+            decision_id: decision_id.to_string(),
+            outcome,
+            note,
+            actor: ctx.actor.clone(),
+            at: ctx.now_str(),
+            source: source.to_string(),
+        };
+        let line = serde_json::to_string(&record)
+            .map_err(|e| CoreError::invalid(e.to_string(), "report this as a bug"))?;
+        tx.append_line(&rel_segment("outcomes", self.head.outcomes), &line)?;
+        Ok(Some(record))
+    }
+
+    /// Stages the new counts, and the heuristics when enough outcomes came
+    /// in since they were last derived (returned).
+    pub fn finish(
+        &mut self,
+        store: &Store,
+        tx: &mut Transaction<'_>,
+    ) -> Result<Option<Vec<Heuristic>>> {
+        if self.added == 0 {
+            return Ok(None);
+        }
+        let mut reflected = None;
+        if self.head.outcomes - self.head.reflected_at >= REFLECT_EVERY {
+            let derived = heuristics::derive(&self.memory, &heuristics(store)?);
+            write_heuristics(tx, &derived, self.head.outcomes);
+            self.head.reflected_at = self.head.outcomes;
+            reflected = Some(derived);
+        }
+        write_head(tx, &self.head);
+        Ok(reflected)
+    }
+
+    /// Rewrites the memory image once the transaction committed.
+    pub fn after_commit(self, store: &Store) {
+        if self.added > 0 {
+            let stamp = [
+                self.head.decisions,
+                self.head.outcomes,
+                fingerprint(store, &self.head),
+            ];
+            write_image(store, &self.memory, stamp, Image { lens: None }, 0);
+        }
+    }
+}
+
+/// The decision an agent-gated promotion record points at.
+pub fn decision_of(rec: &releaseops_format::history::Record) -> Option<String> {
+    rec.gates
+        .iter()
+        .find(|g| g.gate == "agent")
+        .and_then(|g| g.reason.split_whitespace().find(|w| w.starts_with("dec-")))
+        .map(|w| {
+            w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_string()
+        })
+}
+
+/// Outcomes the history already tells: a promotion the agent decided that
+/// is still in place `watch_hours` after it went live survived (success).
+/// Rollbacks within the watch window are recorded by the rollback itself.
+pub fn settle(ctx: &Ctx, tx: &mut Transaction<'_>, outcomes: &mut Outcomes) -> Result<usize> {
+    use releaseops_format::history::EventKind;
+    let watch = ctx
+        .store
+        .config()
+        .agent
+        .clone()
+        .unwrap_or_default()
+        .watch_hours();
+    let recent = ctx.store.history().newest(500, |r| {
+        matches!(r.event, EventKind::Promote | EventKind::Rollback)
+    })?;
+    let mut settled = 0;
+    for (i, rec) in recent.iter().enumerate() {
+        if rec.event != EventKind::Promote {
+            continue;
+        }
+        let Some(id) = decision_of(rec) else { continue };
+        let Ok(at) = releaseops_format::time::parse(&rec.at) else {
+            continue;
+        };
+        let age_h = (ctx.now.as_second() - at.as_second()) as f64 / 3600.0;
+        if age_h < watch || outcomes.current(&id) != Some(None) {
+            continue;
+        }
+        // Rolled back (from this version, in this environment) since?
+        let undone = recent[..i].iter().any(|r| {
+            r.event == EventKind::Rollback
+                && r.env == rec.env
+                && r.bundle_id == rec.bundle_id
+                && r.from_version == rec.version
+        });
+        if undone {
+            continue;
+        }
+        let note = format!("still live {watch:.0}h after the promotion");
+        if outcomes
+            .add(ctx, tx, &id, Outcome::Success, Some(note), "auto:survived")?
+            .is_some()
+        {
+            settled += 1;
+        }
+    }
+    Ok(settled)
 }
 
 fn write_heuristics(tx: &mut Transaction<'_>, hs: &[Heuristic], outcomes: u64) {
@@ -960,7 +1086,19 @@ pub fn promotion_context(
                 .collect(),
             None => Vec::new(),
         };
+        let bar = policy.and_then(|p| p.eval_min_pass_rate);
+        let failed = latest
+            .iter()
+            .filter(|r| {
+                !r.passed
+                    || r.decision == "FAIL"
+                    || bar.is_some_and(|b| r.pass_rate.is_some_and(|p| p < b))
+            })
+            .filter(|r| r.decision != "INCONCLUSIVE")
+            .map(|r| r.suite_id.clone())
+            .collect();
         Some(releaseops_agent::context::EvalEvidence {
+            failed,
             missing_suites,
             pass_rate: latest.iter().filter_map(|r| r.pass_rate).reduce(f64::min),
             inconclusive: latest
@@ -1050,4 +1188,24 @@ pub fn promotion_context(
         recent_rollbacks,
         extra: Default::default(),
     })
+}
+
+/// Records the outcomes the history already tells ([`settle`]) in their own
+/// commit; returns how many.
+pub fn settle_now(ctx: &Ctx) -> Result<usize> {
+    if read_head(ctx.store)?.decisions == 0 {
+        return Ok(0);
+    }
+    let mut tx = ctx.store.begin()?;
+    let mut outcomes = Outcomes::open(ctx.store)?;
+    let n = settle(ctx, &mut tx, &mut outcomes)?;
+    if n > 0 {
+        outcomes.finish(ctx.store, &mut tx)?;
+        tx.commit(
+            &format!("releaseops: agent outcomes: {n} release(s) survived the watch window"),
+            ctx.author().as_ref(),
+        )?;
+        outcomes.after_commit(ctx.store);
+    }
+    Ok(n)
 }

@@ -94,6 +94,16 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         ));
     }
     let manifest = store.load_bundle(&req.id, &req.version)?;
+    // Before the agent decides, what happened to its earlier decisions.
+    if !req.dry_run
+        && store
+            .load_env(&req.env)
+            .ok()
+            .and_then(|e| e.promotion_policy)
+            .is_some_and(|p| p.requires_agent.is_some())
+    {
+        crate::agent::settle_now(ctx)?;
+    }
     let tx = if req.dry_run {
         None
     } else {
@@ -557,6 +567,10 @@ pub struct RollbackOutcome {
     pub seq: u64,
     pub git_commit: Option<String>,
     pub git_error: Option<String>,
+    /// The agent decision that let the rolled-back version in, when it went
+    /// live within the watch window: recorded as `rolled_back`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_outcome: Option<String>,
 }
 
 /// Rolls back to a version that was really live in the environment before the
@@ -709,6 +723,38 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
     rec.from_version = Some(current.clone());
     rec.state = Some("ROLLED_BACK".into());
     rec.reason = Some(reason.clone());
+    // The agent learns from this: the decision that let `current` in fails
+    // if the version had been live for less than the watch window.
+    let mut agent_outcome = None;
+    let mut outcomes = None;
+    let watch = config.agent.clone().unwrap_or_default().watch_hours();
+    let promoted = store.history().newest(1, |r| {
+        r.event == EventKind::Promote
+            && r.env.as_deref() == Some(req.env.as_str())
+            && r.bundle_id.as_deref() == Some(req.id.as_str())
+            && r.version.as_deref() == Some(current.as_str())
+    })?;
+    if let Some(p) = promoted.first()
+        && let Some(decision) = crate::agent::decision_of(p)
+        && releaseops_format::time::parse(&p.at)
+            .is_ok_and(|t| ((ctx.now.as_second() - t.as_second()) as f64) < watch * 3600.0)
+    {
+        let mut o = crate::agent::Outcomes::open(store)?;
+        let note = format!("rolled back to {target} within {watch:.0}h: {reason}");
+        let added = o.add(
+            ctx,
+            &mut tx,
+            &decision,
+            releaseops_agent::Outcome::RolledBack,
+            Some(note),
+            "auto:rollback",
+        )?;
+        if added.is_some() {
+            o.finish(store, &mut tx)?;
+            agent_outcome = Some(decision);
+            outcomes = Some(o);
+        }
+    }
     let rec = append_deployment(&mut tx, &req.env, rec)?;
     let msg = format!(
         "releaseops: rollback {} {current} -> {target} in {}",
@@ -718,7 +764,11 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
         &with_reason(&msg, Some(&reason), ctx),
         ctx.author().as_ref(),
     )?;
+    if let Some(o) = outcomes {
+        o.after_commit(store);
+    }
     Ok(RollbackOutcome {
+        agent_outcome,
         id: req.id.clone(),
         env: req.env.clone(),
         from: current,

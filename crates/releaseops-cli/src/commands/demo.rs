@@ -230,12 +230,30 @@ pub fn run(app: &App, a: DemoArgs) -> CmdResult {
 }
 
 fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
-    // The story starts three days ago so no simulated time lies in the future.
-    let mut clock = Clock(
-        real_now
-            .checked_sub(SignedDuration::from_hours(72))
-            .unwrap_or(real_now),
-    );
+    // The story starts on the Monday 09:00 (UTC) at least three days ago, so
+    // no simulated time lies in the future and the decision agent sees the
+    // same weekdays and hours whenever the demo runs.
+    let three_days_ago = real_now
+        .checked_sub(SignedDuration::from_hours(72))
+        .unwrap_or(real_now);
+    let start = {
+        let z = three_days_ago.to_zoned(jiff::tz::TimeZone::UTC);
+        let back = i64::from(z.weekday().to_monday_zero_offset());
+        let monday = z
+            .date()
+            .checked_sub(jiff::Span::new().days(back))
+            .unwrap_or(z.date());
+        let nine = monday.at(9, 0, 0, 0).to_zoned(jiff::tz::TimeZone::UTC).ok();
+        match nine {
+            Some(t) if t.timestamp() <= three_days_ago => t.timestamp(),
+            Some(t) => t
+                .timestamp()
+                .checked_sub(SignedDuration::from_hours(7 * 24))
+                .unwrap_or(three_days_ago),
+            None => three_days_ago,
+        }
+    };
+    let mut clock = Clock(start);
     anstream::println!(
         "{}",
         paint(
@@ -303,7 +321,7 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
     write(
         store.dir(),
         "environments/prod.yaml",
-        "environment: prod\nbundle_mappings: {}\npromotion_policy:\n  requires_eval: true\n  requires_approval: true\n  approval_teams:\n  - safety-team\n  soak_hours: 24\n  eval_suites:\n  - refunds\n  eval_min_pass_rate: 1.0\n",
+        "environment: prod\nbundle_mappings: {}\npromotion_policy:\n  requires_eval: true\n  requires_approval: true\n  approval_teams:\n  - safety-team\n  soak_hours: 24\n  eval_suites:\n  - refunds\n  eval_min_pass_rate: 1.0\n  requires_agent: blocking\n",
     )?;
     write(store.dir(), "evals/refunds.yaml", SUITE)?;
     git(dir, &["add", "-A"])?;
@@ -313,13 +331,13 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
             "commit",
             "-q",
             "-am",
-            "Gate prod: the refunds suite, safety-team approval and a 24h soak",
+            "Gate prod: the refunds suite, safety-team approval, a 24h soak and the decision agent",
         ],
     )?;
     let store = Store::open(dir)?;
     anstream::println!("   pipeline: {}", store.config().pipeline.join(" -> "));
     anstream::println!(
-        "   prod gates: the refunds eval suite at a 100% bar, approval by safety-team (sam@acme.test),\n   24h soak in canary"
+        "   prod gates: the refunds eval suite at a 100% bar, approval by safety-team (sam@acme.test),\n   24h soak in canary, and the release decision agent (blocking)"
     );
 
     step(
@@ -529,6 +547,12 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
         paint(BOLD, &r.to),
         r.from
     );
+    if let Some(d) = &r.agent_outcome {
+        anstream::println!(
+            "   the decision agent records {d}, which let {} in, as rolled_back: it learns from it",
+            r.from
+        );
+    }
 
     step(8, "Incident archaeology: what ran where, before and after");
     let at = releaseops_format::time::format(before_incident);

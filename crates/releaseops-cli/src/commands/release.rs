@@ -185,6 +185,9 @@ pub fn rollback(
         paint(BOLD, &r.to)
     );
     anstream::println!("  {} is recorded as a failed release in {}", r.from, r.env);
+    if let Some(d) = &r.agent_outcome {
+        anstream::println!("  the agent's decision {d} that let it in is recorded as rolled_back");
+    }
     output::git_note(&r.git_commit, &r.git_error);
     Ok(0)
 }
