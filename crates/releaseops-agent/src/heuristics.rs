@@ -2,14 +2,15 @@
 //!
 //! For every pattern of one or two context attributes (`day_of_week: FRI`,
 //! `feature_risk: HIGH` and `service_criticality: HIGH`), the outcomes of the
-//! episodes that match it are counted. Where failures dominate, and clearly
-//! more than among the releases the pattern does not match, the pattern
-//! becomes a NO_GO heuristic (DELAY when every attribute in it is about
-//! timing, which waiting changes); where successes dominate, a GO heuristic.
-//! Confidence is the lower end of the 95 % Wilson interval of the dominant
-//! outcome's rate, so a pattern seen twice cannot be trusted much; it is also
-//! held to the existing rules: between 0 and 1, at least one supporting
-//! episode, at most 0.6 with fewer than three. A heuristic that later outcomes
+//! episodes that match it are counted and set against the episodes that do
+//! not. A pattern that fails clearly more often than the rest (at least twice
+//! as often, 5 points more, and even the low end of its 95 % Wilson interval
+//! above the rest's rate) becomes a NO_GO heuristic (DELAY when every
+//! attribute in it is about timing, which waiting changes); one that fails
+//! clearly less often, a GO heuristic. Confidence is the share of the gap
+//! that survives the interval, so a pattern seen a few times cannot be
+//! trusted much; it is also held to the existing rules: between 0 and 1, at
+//! least one supporting episode, at most 0.6 with fewer than three. A heuristic that later outcomes
 //! contradict loses confidence and, once below the bar it was applied at, is
 //! retired, keeping its history.
 
@@ -23,14 +24,13 @@ use crate::planner::Action;
 
 /// Heuristics at or above this confidence are applied by the planner.
 pub const APPLY_AT: f64 = 0.6;
+/// Heuristics are derived again after this many new outcomes.
+pub const REFLECT_EVERY_DEFAULT: u64 = 5;
 /// Heuristics below this are not kept (unless retired from above).
 const KEEP_AT: f64 = 0.3;
-/// A pattern is a failure pattern from this failure rate up, a success
-/// pattern from `1 - SUCCESS_BELOW` successes up.
-const FAIL_FROM: f64 = 0.5;
-const SUCCESS_BELOW: f64 = 0.2;
-/// How much more often a failure pattern must fail than everything else.
-const CONTRAST: f64 = 0.25;
+/// How much more (or less) often a pattern must fail than everything else,
+/// in absolute terms (it must also be at least twice, or half, the rate).
+const CONTRAST: f64 = 0.05;
 /// Episode ids kept as provenance per heuristic (the counts are exact).
 const PROVENANCE: usize = 50;
 
@@ -141,38 +141,44 @@ pub fn derive(memory: &Memory, previous: &[Heuristic]) -> Vec<Heuristic> {
     let mut found: Vec<Heuristic> = Vec::new();
     for (&(a, b), t) in &tallies {
         let n = t.ok + t.failed;
-        let fail_rate = f64::from(t.failed) / f64::from(n);
-        // A failure pattern must fail clearly more often than the releases
-        // it does not match: an attribute every release shares (or one that
-        // merely rides along with the real cause) teaches nothing.
         let rest = (all_ok - t.ok) + (all_failed - t.failed);
-        let stands_out =
-            rest > 0 && fail_rate - f64::from(all_failed - t.failed) / f64::from(rest) >= CONTRAST;
+        // A pattern is only a lesson against what it does not match: an
+        // attribute every release shares (or one that merely rides along
+        // with the real cause) teaches nothing.
+        if rest == 0 {
+            continue;
+        }
+        let p = f64::from(t.failed) / f64::from(n);
+        let q = f64::from(all_failed - t.failed) / f64::from(rest);
+        let (lo, hi) = releaseops_eval::stats::wilson(
+            u64::from(t.failed),
+            u64::from(n),
+            releaseops_eval::stats::Z95,
+        );
         let mut when = BTreeMap::new();
         for key in [a, b] {
             if let Some((k, v)) = memory.pair(key) {
                 when.insert(k.clone(), v.clone());
             }
         }
-        let (recommendation, supporting, against, support_ids) =
-            if fail_rate >= FAIL_FROM && stands_out {
+        // Fails clearly more often than the rest (even the low end of its
+        // interval is above the rest's rate): a warning, its confidence the
+        // share of the gap that survives the uncertainty. Succeeds clearly
+        // more often: a GO, likewise.
+        let (recommendation, supporting, against, support_ids, mut confidence) =
+            if p >= q + CONTRAST && p >= 2.0 * q && lo > q {
                 let action = if when.keys().all(|k| Context::is_timing(k)) {
                     Action::Delay
                 } else {
                     Action::NoGo
                 };
-                (action, t.failed, t.ok, &t.failed_ids)
-            } else if fail_rate < SUCCESS_BELOW {
-                (Action::Go, t.ok, t.failed, &t.ok_ids)
+                (action, t.failed, t.ok, &t.failed_ids, (lo - q) / (p - q))
+            } else if q >= p + CONTRAST && q >= 2.0 * p && hi < q {
+                (Action::Go, t.ok, t.failed, &t.ok_ids, (q - hi) / (q - p))
             } else {
                 continue;
             };
-        let mut confidence = releaseops_eval::stats::wilson(
-            u64::from(supporting),
-            u64::from(n),
-            releaseops_eval::stats::Z95,
-        )
-        .0;
+        confidence = confidence.clamp(0.0, 1.0);
         if supporting < 3 {
             confidence = confidence.min(0.6);
         }

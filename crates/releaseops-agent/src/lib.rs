@@ -12,6 +12,7 @@ pub mod heuristics;
 pub mod memory;
 pub mod planner;
 pub mod review;
+pub mod simulate;
 
 pub use context::{Context, ContextError, Day, Level};
 pub use heuristics::{Heuristic, derive};

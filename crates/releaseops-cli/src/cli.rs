@@ -116,6 +116,29 @@ pub enum AgentCmd {
     },
     /// Show one decision record in full
     Show { decision_id: String },
+    /// Run the agent on the prototype's scenarios, or on a stream of releases
+    /// from an incident model, learning as it goes
+    Simulate(AgentSimulateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AgentSimulateArgs {
+    /// low-risk-monday, low-risk-weekday, low-risk-friday, low-risk-saturday,
+    /// high-risk-friday, or all
+    #[arg(long, conflicts_with = "stream")]
+    pub scenario: Option<String>,
+    /// Generate this many releases and print the learning curve beside the
+    /// baselines "always GO" and "never on Fridays or weekends"
+    #[arg(long)]
+    pub stream: Option<u64>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// A JSON incident model (fields as in `--json` output's model)
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<String>,
+    /// Stretches of the stream in the learning curve
+    #[arg(long, default_value_t = 10)]
+    pub windows: u64,
 }
 
 #[derive(Args, Debug)]

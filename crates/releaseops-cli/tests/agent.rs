@@ -106,7 +106,7 @@ fn outcomes_teach_the_agent_to_hold_calm_friday_releases() {
     assert!(
         friday["supporting_episodes"]
             .as_array()
-            .is_some_and(|e| e.len() >= 10)
+            .is_some_and(|e| e.len() >= 5)
     );
     // Nothing learned says the change itself is risky.
     assert!(
@@ -317,4 +317,56 @@ fn outcomes_are_recorded_from_survival_and_from_rollbacks() {
         seg.contains("auto:survived") && seg.contains("auto:rollback"),
         "{seg}"
     );
+}
+
+#[test]
+fn simulations_run_offline_and_reproducibly() {
+    let r = Repo::initialized();
+    let all = json(
+        r.run(&["--json", "agent", "simulate", "--scenario", "all"])
+            .ok(),
+    );
+    let decided: Vec<(String, String)> = all
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| {
+            (
+                s["scenario"].as_str().unwrap_or("").to_string(),
+                s["result"]["decision"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(decided.len(), 5);
+    assert!(decided.contains(&("low-risk-monday".into(), "GO".into())));
+    assert!(decided.contains(&("high-risk-friday".into(), "NO_GO".into())));
+    // The project's own memory is untouched.
+    assert_eq!(
+        json(r.run(&["--json", "agent", "memory"]).ok())["decisions"],
+        0
+    );
+    let run = |seed: &str| {
+        json(
+            r.run(&[
+                "--json",
+                "agent",
+                "simulate",
+                "--stream",
+                "600",
+                "--seed",
+                seed,
+                "--windows",
+                "3",
+            ])
+            .ok(),
+        )
+    };
+    let (a, b) = (run("3"), run("3"));
+    assert_eq!(a["report"]["total"], b["report"]["total"]);
+    let total = &a["report"]["total"];
+    assert!(total["agent"]["incidents"].as_u64() < total["always_go"]["incidents"].as_u64());
+    r.run(&["agent", "simulate", "--scenario", "nope"]).code(2);
+    r.write("m.json", r#"{"base": -1}"#);
+    r.run(&["agent", "simulate", "--stream", "10", "--model", "m.json"])
+        .code(2);
 }

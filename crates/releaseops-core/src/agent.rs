@@ -29,7 +29,7 @@ fn per_segment(kind: &str) -> u64 {
     if kind == "decisions" { 100 } else { 1000 }
 }
 /// Heuristics are derived again after this many new outcomes.
-pub const REFLECT_EVERY: u64 = 5;
+pub const REFLECT_EVERY: u64 = releaseops_agent::heuristics::REFLECT_EVERY_DEFAULT;
 /// How many similar past episodes a decision recalls.
 pub const RECALL: usize = 5;
 

@@ -6,7 +6,7 @@ use releaseops_agent::{Action, Context, Level, Outcome};
 use releaseops_core::agent::{self, DecideRequest, DecisionRecord};
 
 use crate::app::{App, CmdResult, Failure};
-use crate::cli::{AgentCmd, AgentDecideArgs};
+use crate::cli::{AgentCmd, AgentDecideArgs, AgentSimulateArgs};
 use crate::output::{self, BOLD, DIM, GREEN, RED, YELLOW, paint};
 
 pub fn run(app: &App, cmd: AgentCmd) -> CmdResult {
@@ -20,6 +20,7 @@ pub fn run(app: &App, cmd: AgentCmd) -> CmdResult {
         AgentCmd::Heuristics { all } => heuristics(app, all),
         AgentCmd::Reflect => reflect(app),
         AgentCmd::Memory { limit } => memory(app, limit),
+        AgentCmd::Simulate(a) => simulate(app, a),
         AgentCmd::Show { decision_id } => {
             let store = app.store()?;
             let rec = agent::decision(&store, &decision_id)?;
@@ -312,6 +313,150 @@ fn memory(app: &App, limit: usize) -> CmdResult {
             "{}",
             output::table(&["decision", "action", "outcome", "context"], rows)
         );
+    }
+    Ok(0)
+}
+
+fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
+    use releaseops_agent::simulate::{self, IncidentModel, SCENARIOS};
+    if let Some(name) = &a.scenario {
+        let names: Vec<&str> = if name == "all" {
+            SCENARIOS.to_vec()
+        } else if SCENARIOS.contains(&name.as_str()) {
+            vec![name.as_str()]
+        } else {
+            return Err(Failure::usage(
+                format!("unknown scenario '{name}'"),
+                format!("use one of {}, or all", SCENARIOS.join(", ")),
+            ));
+        };
+        // A scratch store: the full loop (recall, plan, red team, second
+        // look, record) without touching the project.
+        let scratch = tempfile::tempdir().map_err(|e| {
+            Failure::usage(
+                format!("cannot make a scratch directory: {e}"),
+                "check TMPDIR",
+            )
+        })?;
+        let (store, _) = releaseops_store::Store::init(scratch.path())?;
+        let mut ctx = app.ctx(&store);
+        ctx.git_commit = false;
+        let mut all = Vec::new();
+        for n in names {
+            let context = simulate::scenario(n).ok_or_else(|| {
+                Failure::usage(format!("unknown scenario '{n}'"), "report this as a bug")
+            })?;
+            let rec = agent::decide(
+                &ctx,
+                DecideRequest {
+                    context,
+                    bundle: None,
+                    gate: None,
+                    red_team_blocks: false,
+                },
+            )?;
+            if !app.global.json {
+                anstream::println!("{}", paint(BOLD, &format!("scenario {n}")));
+                print_decision(&rec);
+                anstream::println!();
+            }
+            all.push(serde_json::json!({"scenario": n, "result": decision_json(&rec)}));
+        }
+        if app.global.json {
+            output::print_json(&all);
+        }
+        return Ok(0);
+    }
+    let Some(n) = a.stream else {
+        return Err(Failure::usage(
+            "say what to simulate: --scenario NAME or --stream N",
+            "e.g. `releaseops agent simulate --stream 2000 --seed 7`",
+        ));
+    };
+    if n == 0 || n > 1_000_000 {
+        return Err(Failure::usage(
+            format!("--stream {n}: give 1 to 1,000,000 releases"),
+            "e.g. --stream 2000",
+        ));
+    }
+    let model = match &a.model {
+        None => IncidentModel::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Failure::usage(
+                    format!("cannot read the model {path}: {e}"),
+                    "give a JSON file",
+                )
+            })?;
+            let m: IncidentModel = serde_json::from_str(&text).map_err(|e| {
+                Failure::usage(
+                    format!("{path} is not an incident model: {e}"),
+                    "fields: base, feature_risk, friday_afternoon, weekend, night, clash, risk_mix, clash_rate, hidden",
+                )
+            })?;
+            m.validate()
+                .map_err(|e| Failure::usage(format!("{path}: {e}"), "fix the value named"))?;
+            m
+        }
+    };
+    let report = simulate::stream(n, a.seed, &model, a.windows.clamp(1, 100));
+    if app.global.json {
+        output::print_json(&serde_json::json!({"model": model, "report": report}));
+        return Ok(0);
+    }
+    anstream::println!(
+        "{} releases, seed {}: the agent learns from each outcome as it goes",
+        report.releases,
+        report.seed
+    );
+    let cell = |t: &releaseops_agent::simulate::Tally| {
+        format!(
+            "{} / {} ({:.1} %)",
+            t.incidents,
+            t.shipped,
+            t.change_failure_rate() * 100.0
+        )
+    };
+    let mut rows: Vec<Vec<String>> = report
+        .windows
+        .iter()
+        .map(|w| {
+            vec![
+                format!("{}-{}", w.from, w.to),
+                cell(&w.agent),
+                format!("{} / {}", w.agent.delayed, w.agent.blocked),
+                cell(&w.always_go),
+                cell(&w.never_fri_weekend),
+                w.never_fri_weekend.delayed.to_string(),
+            ]
+        })
+        .collect();
+    let t = &report.total;
+    rows.push(vec![
+        "total".into(),
+        cell(&t.agent),
+        format!("{} / {}", t.agent.delayed, t.agent.blocked),
+        cell(&t.always_go),
+        cell(&t.never_fri_weekend),
+        t.never_fri_weekend.delayed.to_string(),
+    ]);
+    anstream::println!(
+        "{}",
+        output::table(
+            &[
+                "releases",
+                "agent: incidents / shipped (CFR)",
+                "agent: delayed / not shipped",
+                "always GO",
+                "never Fri/weekend",
+                "delayed",
+            ],
+            rows
+        )
+    );
+    if !report.heuristics.is_empty() {
+        anstream::println!("What it learned:");
+        print_heuristics(&report.heuristics, false);
     }
     Ok(0)
 }

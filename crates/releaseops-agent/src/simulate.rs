@@ -1,0 +1,457 @@
+//! Simulation: the prototype's five scenarios, and a stream of releases from
+//! an incident model that the agent decides on and learns from as it goes,
+//! beside two baselines ("always GO", "never on Fridays or weekends").
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::context::{Context, Day, Level};
+use crate::heuristics::{self, Heuristic};
+use crate::memory::{Memory, Outcome};
+use crate::planner::{self, Action};
+use crate::review;
+
+/// The prototype's scenarios, by name, as contexts.
+pub fn scenario(name: &str) -> Option<Context> {
+    let v = match name {
+        "low-risk-monday" => {
+            json!({"env": "prod", "feature_risk": "LOW", "service_criticality": "LOW",
+            "day_of_week": "MON", "hour_of_day": 10})
+        }
+        "low-risk-weekday" => {
+            json!({"env": "prod", "feature_risk": "LOW", "service_criticality": "MEDIUM",
+            "day_of_week": "WED", "hour_of_day": 11})
+        }
+        "low-risk-friday" => {
+            json!({"env": "prod", "feature_risk": "LOW", "service_criticality": "MEDIUM",
+            "day_of_week": "FRI", "hour_of_day": 15})
+        }
+        "low-risk-saturday" => {
+            json!({"env": "prod", "feature_risk": "LOW", "service_criticality": "MEDIUM",
+            "day_of_week": "SAT", "hour_of_day": 11})
+        }
+        "high-risk-friday" => {
+            json!({"env": "prod", "feature_risk": "HIGH", "service_criticality": "HIGH",
+            "day_of_week": "FRI", "hour_of_day": 16, "clash": true,
+            "conflicting_service": "PAYMENTS-SERVICE"})
+        }
+        _ => return None,
+    };
+    Context::from_json(&v).ok()
+}
+
+pub const SCENARIOS: [&str; 5] = [
+    "low-risk-monday",
+    "low-risk-weekday",
+    "low-risk-friday",
+    "low-risk-saturday",
+    "high-risk-friday",
+];
+
+/// How likely a release is to fail, by what it is and when it ships. The
+/// probability is `base` times every factor that applies, capped at 0.95.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IncidentModel {
+    pub base: f64,
+    /// Multipliers for LOW, MEDIUM and HIGH feature risk.
+    pub feature_risk: [f64; 3],
+    pub friday_afternoon: f64,
+    pub weekend: f64,
+    pub night: f64,
+    pub clash: f64,
+    /// How often a release is LOW, MEDIUM or HIGH risk.
+    pub risk_mix: [f64; 3],
+    /// How often a release clashes with another.
+    pub clash_rate: f64,
+    /// Risks the built-in rules know nothing about, tied to the team's own
+    /// attributes: releases carry `attribute` with one of `values` (drawn
+    /// evenly) and fail `factor` times as often when it is `risky`. The
+    /// agent can only learn these from outcomes.
+    pub hidden: Vec<HiddenRisk>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HiddenRisk {
+    pub attribute: String,
+    pub values: Vec<String>,
+    pub risky: String,
+    pub factor: f64,
+}
+
+impl Default for IncidentModel {
+    fn default() -> Self {
+        IncidentModel {
+            base: 0.04,
+            feature_risk: [1.0, 2.5, 6.0],
+            friday_afternoon: 3.0,
+            weekend: 3.0,
+            night: 2.0,
+            clash: 2.0,
+            risk_mix: [0.6, 0.3, 0.1],
+            clash_rate: 0.1,
+            hidden: vec![HiddenRisk {
+                attribute: "region".into(),
+                values: vec!["eu".into(), "us".into(), "apac".into()],
+                risky: "apac".into(),
+                factor: 4.0,
+            }],
+        }
+    }
+}
+
+impl IncidentModel {
+    pub fn validate(&self) -> Result<(), String> {
+        let all = [
+            self.base,
+            self.friday_afternoon,
+            self.weekend,
+            self.night,
+            self.clash,
+            self.clash_rate,
+        ]
+        .into_iter()
+        .chain(self.feature_risk)
+        .chain(self.risk_mix);
+        for x in all {
+            if !(x.is_finite() && x >= 0.0) {
+                return Err(format!("every number in the model must be >= 0, got {x}"));
+            }
+        }
+        if self.base > 1.0 || self.clash_rate > 1.0 {
+            return Err("base and clash_rate are probabilities (0 to 1)".into());
+        }
+        if self.risk_mix.iter().sum::<f64>() <= 0.0 {
+            return Err("risk_mix needs at least one weight above 0".into());
+        }
+        for h in &self.hidden {
+            if h.values.is_empty() || !h.values.contains(&h.risky) {
+                return Err(format!(
+                    "hidden risk '{}': values must list the risky value '{}'",
+                    h.attribute, h.risky
+                ));
+            }
+            if !(h.factor.is_finite() && h.factor >= 0.0) {
+                return Err(format!(
+                    "hidden risk '{}': factor must be >= 0",
+                    h.attribute
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn failure_probability(&self, c: &Context) -> f64 {
+        let mut p = self.base
+            * self.feature_risk[match c.feature_risk {
+                Level::Low => 0,
+                Level::Medium => 1,
+                Level::High => 2,
+            }];
+        if c.day_of_week == Day::Fri && c.hour_of_day >= 12 {
+            p *= self.friday_afternoon;
+        }
+        if c.day_of_week.is_weekend() {
+            p *= self.weekend;
+        }
+        if c.hour_of_day < 6 || c.hour_of_day >= 20 {
+            p *= self.night;
+        }
+        if c.clash {
+            p *= self.clash;
+        }
+        for h in &self.hidden {
+            if c.extra.get(&h.attribute).and_then(|v| v.as_str()) == Some(h.risky.as_str()) {
+                p *= h.factor;
+            }
+        }
+        p.min(0.95)
+    }
+}
+
+/// A small, seedable generator (xorshift64*): the same seed, the same run.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// What one policy did over one stretch of the stream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Tally {
+    pub releases: u64,
+    pub shipped: u64,
+    pub incidents: u64,
+    pub delayed: u64,
+    pub blocked: u64,
+}
+
+impl Tally {
+    /// Incidents per shipped release.
+    pub fn change_failure_rate(&self) -> f64 {
+        if self.shipped == 0 {
+            0.0
+        } else {
+            self.incidents as f64 / self.shipped as f64
+        }
+    }
+}
+
+/// The learning curve: per stretch of the stream, the agent and the
+/// baselines side by side.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamReport {
+    pub seed: u64,
+    pub releases: u64,
+    pub windows: Vec<Window>,
+    pub total: Window,
+    /// Heuristics the agent had learned at the end.
+    pub heuristics: Vec<Heuristic>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Window {
+    pub from: u64,
+    pub to: u64,
+    pub agent: Tally,
+    pub always_go: Tally,
+    pub never_fri_weekend: Tally,
+}
+
+fn ship(t: &mut Tally, failed: bool) {
+    t.shipped += 1;
+    if failed {
+        t.incidents += 1;
+    }
+}
+
+/// The same release moved to the next safe window (Monday to Thursday,
+/// working hours), where the timing factors are gone.
+fn moved(c: &Context, when: crate::planner::Window) -> Context {
+    let mut later = c.clone();
+    later.day_of_week = when.day;
+    later.hour_of_day = when.hour;
+    later.clash = false;
+    later.conflicting_service = None;
+    later.hours_to_freeze = None;
+    later.holiday = false;
+    later
+}
+
+/// Runs `n` releases. Each release's fate is drawn once per policy from the
+/// same random stream position, so the policies face the same luck.
+pub fn stream(n: u64, seed: u64, model: &IncidentModel, windows: u64) -> StreamReport {
+    let mut rng = Rng::new(seed);
+    let mut memory = Memory::default();
+    let mut learned: Vec<Heuristic> = Vec::new();
+    let mut outcomes_since = 0u64;
+    let per = n.div_ceil(windows.max(1)).max(1);
+    let mut report = StreamReport {
+        seed,
+        releases: n,
+        windows: Vec::new(),
+        total: Window {
+            from: 1,
+            to: n,
+            ..Window::default()
+        },
+        heuristics: Vec::new(),
+    };
+    let mix_total: f64 = model.risk_mix.iter().sum();
+    let mut cur = Window::default();
+    for i in 0..n {
+        if i % per == 0 {
+            if i > 0 {
+                report.windows.push(std::mem::take(&mut cur));
+            }
+            cur.from = i + 1;
+        }
+        cur.to = i + 1;
+        // The release.
+        let pick = rng.unit() * mix_total;
+        let risk = if pick < model.risk_mix[0] {
+            "LOW"
+        } else if pick < model.risk_mix[0] + model.risk_mix[1] {
+            "MEDIUM"
+        } else {
+            "HIGH"
+        };
+        let crit = ["LOW", "MEDIUM", "HIGH"][rng.below(3) as usize];
+        let day = Day::from_index(rng.below(7) as usize);
+        // Mostly working hours, some evenings and nights.
+        let hour = if rng.unit() < 0.8 {
+            8 + rng.below(10)
+        } else {
+            rng.below(24)
+        };
+        let clash = rng.unit() < model.clash_rate;
+        let mut v = json!({"env": "prod", "feature_risk": risk,
+            "service_criticality": crit, "day_of_week": day.as_str(), "hour_of_day": hour,
+            "clash": clash, "evals": {"pass_rate": 0.98}});
+        for h in &model.hidden {
+            let value = &h.values[rng.below(h.values.len() as u64) as usize];
+            v[h.attribute.as_str()] = json!(value);
+        }
+        let ctx = Context::from_json(&v).unwrap_or_else(|_| unreachable_context());
+        // One draw for shipping now, one for shipping in a safe window.
+        let (luck_now, luck_later) = (rng.unit(), rng.unit());
+        let now_fails = luck_now < model.failure_probability(&ctx);
+        let safe = planner::next_safe_window(ctx.day_of_week, ctx.hour_of_day);
+        let later_ctx = moved(&ctx, safe);
+        let later_fails = luck_later < model.failure_probability(&later_ctx);
+        for t in [&mut cur.always_go, &mut report.total.always_go] {
+            t.releases += 1;
+            ship(t, now_fails);
+        }
+        let avoid = ctx.day_of_week == Day::Fri || ctx.day_of_week.is_weekend();
+        for t in [
+            &mut cur.never_fri_weekend,
+            &mut report.total.never_fri_weekend,
+        ] {
+            t.releases += 1;
+            if avoid {
+                t.delayed += 1;
+                ship(t, later_fails);
+            } else {
+                ship(t, now_fails);
+            }
+        }
+        // The agent.
+        let plan = planner::plan(&ctx, &learned);
+        let red = review::red_team(&ctx, &plan);
+        let decision = review::reflect(&ctx, &plan, &red).map_or(plan.decision, |r| r.decision);
+        let id = format!("sim-{i}");
+        memory.append_new(&id, ctx.attributes(), decision, None);
+        let mut shipped = None;
+        match decision {
+            Action::Go => shipped = Some((id, now_fails)),
+            Action::Delay => {
+                // Shipped in the safe window: a new decision there.
+                let later_plan = planner::plan(&later_ctx, &learned);
+                if later_plan.decision == Action::Go {
+                    let later_id = format!("sim-{i}-later");
+                    memory.append_new(&later_id, later_ctx.attributes(), Action::Go, None);
+                    shipped = Some((later_id, later_fails));
+                }
+            }
+            Action::NoGo => {}
+        }
+        for t in [&mut cur.agent, &mut report.total.agent] {
+            t.releases += 1;
+            match (decision, &shipped) {
+                (_, Some((_, failed))) => {
+                    ship(t, *failed);
+                    if decision == Action::Delay {
+                        t.delayed += 1;
+                    }
+                }
+                (Action::Delay, None) => {
+                    t.delayed += 1;
+                    t.blocked += 1;
+                }
+                _ => t.blocked += 1,
+            }
+        }
+        if let Some((id, failed)) = shipped {
+            let outcome = if failed {
+                Outcome::Incident
+            } else {
+                Outcome::Success
+            };
+            memory.set_outcome(&id, outcome);
+            outcomes_since += 1;
+            if outcomes_since >= crate::heuristics::REFLECT_EVERY_DEFAULT {
+                learned = heuristics::derive(&memory, &learned);
+                outcomes_since = 0;
+            }
+        }
+    }
+    if cur.to > 0 {
+        report.windows.push(cur);
+    }
+    report.heuristics = learned.into_iter().filter(|h| h.applies()).collect();
+    report
+}
+
+fn unreachable_context() -> Context {
+    // Only reachable if the generator above built an invalid context: a bug.
+    Context {
+        env: "prod".into(),
+        feature_risk: Level::Medium,
+        service_criticality: Level::Medium,
+        day_of_week: Day::Mon,
+        hour_of_day: 10,
+        clash: false,
+        conflicting_service: None,
+        production: true,
+        risk_factors: Vec::new(),
+        unapproved_safety_change: false,
+        holiday: false,
+        evals: None,
+        hours_to_freeze: None,
+        recent_rollbacks: 0,
+        extra: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_decide_as_the_prototype_intends() {
+        let d = |n: &str| planner::plan(&scenario(n).unwrap(), &[]).decision;
+        assert_eq!(d("low-risk-monday"), Action::Go);
+        assert_eq!(d("low-risk-weekday"), Action::Go);
+        assert_eq!(d("low-risk-saturday"), Action::Delay);
+        assert_eq!(d("high-risk-friday"), Action::NoGo);
+        assert!(scenario("nope").is_none());
+    }
+
+    #[test]
+    fn the_stream_is_reproducible_and_the_agent_learns_to_avoid_incidents() {
+        let model = IncidentModel::default();
+        let a = stream(2000, 7, &model, 4);
+        let b = stream(2000, 7, &model, 4);
+        assert_eq!(a.total.agent, b.total.agent, "same seed, same run");
+        assert_eq!(a.windows.len(), 4);
+        let (agent, go) = (&a.total.agent, &a.total.always_go);
+        assert!(agent.incidents < go.incidents, "{agent:?} vs {go:?}");
+        assert!(
+            agent.change_failure_rate() < go.change_failure_rate(),
+            "{agent:?} vs {go:?}"
+        );
+        // Later windows fail less often than the first, once it has learned.
+        let first = a.windows[0].agent.change_failure_rate();
+        let last = a.windows[3].agent.change_failure_rate();
+        assert!(last < first, "first {first:.3} last {last:.3}");
+        // What it could not know, it learned: the risky region.
+        assert!(
+            a.heuristics
+                .iter()
+                .any(|h| h.when.get("region").map(String::as_str) == Some("apac")
+                    && h.recommendation != Action::Go),
+            "{:?}",
+            a.heuristics
+        );
+    }
+}
