@@ -9,6 +9,7 @@
 
 pub mod context;
 pub mod heuristics;
+pub mod llm;
 pub mod memory;
 pub mod planner;
 pub mod review;

@@ -423,13 +423,21 @@ pub fn stage(ctx: &Ctx, tx: &mut Transaction<'_>, req: DecideRequest) -> Result<
     } else {
         file_term(&segment)
     };
-    let record = assess(
+    let llm = ctx
+        .store
+        .config()
+        .agent
+        .as_ref()
+        .and_then(|a| a.llm.as_ref())
+        .and_then(ProviderLlm::from_config);
+    let record = assess_with(
         &memory,
         &learned,
         req,
         format!("dec-{:06}", head.decisions),
         ctx.now_str(),
         ctx.actor.clone(),
+        llm.as_ref().map(|l| l as &dyn releaseops_agent::llm::Llm),
     );
     let line = serde_json::to_string(&record)
         .map_err(|e| CoreError::invalid(e.to_string(), "report this as a bug"))?;
@@ -556,6 +564,20 @@ pub fn assess(
     at: String,
     actor: String,
 ) -> DecisionRecord {
+    assess_with(memory, learned, req, decision_id, at, actor, None)
+}
+
+/// As [`assess`], consulting a language model after the built-in planner,
+/// red team and second look when one is given.
+pub fn assess_with(
+    memory: &Memory,
+    learned: &[Heuristic],
+    req: DecideRequest,
+    decision_id: String,
+    at: String,
+    actor: String,
+    llm: Option<&dyn releaseops_agent::llm::Llm>,
+) -> DecisionRecord {
     let context = req.context;
     let similar_episodes = memory
         .similar(&context, RECALL)
@@ -567,9 +589,25 @@ pub fn assess(
             outcome: row.outcome,
         })
         .collect();
-    let plan = planner::plan(&context, learned);
-    let red_team = review::red_team(&context, &plan);
-    let reflection = review::reflect(&context, &plan, &red_team);
+    let mut plan = planner::plan(&context, learned);
+    let mut red_team = review::red_team(&context, &plan);
+    if let Some(llm) = llm {
+        let applied: Vec<&Heuristic> = learned
+            .iter()
+            .filter(|h| h.applies() && h.matches(&context.attributes()))
+            .collect();
+        releaseops_agent::llm::consult(llm, &context, &mut plan, &mut red_team, &applied);
+    }
+    let mut reflection = review::reflect(&context, &plan, &red_team);
+    if let Some(llm) = llm
+        && context.production
+        && plan.decision == Action::Go
+        && reflection.as_ref().is_none_or(|r| r.decision == Action::Go)
+    {
+        reflection = Some(releaseops_agent::llm::second_look(
+            llm, &context, &plan, &red_team,
+        ));
+    }
     let mut reasons = plan.reasons.clone();
     let mut decision = plan.decision;
     if let Some(r) = &reflection
@@ -1208,4 +1246,96 @@ pub fn settle_now(ctx: &Ctx) -> Result<usize> {
         outcomes.after_commit(ctx.store);
     }
     Ok(n)
+}
+
+/// The language model configured in `agent.llm`, through the evaluation
+/// engine's provider clients. A configuration that cannot work (no key)
+/// still answers, with an error, so decisions fail closed instead of
+/// silently losing the model.
+pub struct ProviderLlm {
+    provider: releaseops_eval::providers::Provider,
+    model: String,
+    base_url: String,
+    key: Result<Option<String>, String>,
+    timeout: std::time::Duration,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl ProviderLlm {
+    pub fn from_config(cfg: &releaseops_format::config::AgentLlm) -> Option<ProviderLlm> {
+        use releaseops_eval::providers::Provider;
+        let provider = Provider::parse(&cfg.provider)?;
+        let (var, required) = provider.key_var();
+        let key = match std::env::var(var) {
+            Ok(k) if !k.trim().is_empty() => Ok(Some(k)),
+            _ if required => Err(format!(
+                "agent.llm uses {} but {var} is not set",
+                provider.name()
+            )),
+            _ => Ok(None),
+        };
+        let base_url = cfg
+            .base_url
+            .clone()
+            .or_else(|| std::env::var(provider.base_url_var()).ok())
+            .unwrap_or_else(|| provider.default_base_url().to_string());
+        Some(ProviderLlm {
+            provider,
+            model: cfg.model.clone(),
+            base_url,
+            key,
+            timeout: std::time::Duration::from_millis(cfg.timeout_ms.unwrap_or(30_000)),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok(),
+        })
+    }
+}
+
+impl releaseops_agent::llm::Llm for ProviderLlm {
+    fn name(&self) -> String {
+        format!("{} {}", self.provider.name(), self.model)
+    }
+
+    fn ask(&self, prompt: &releaseops_agent::llm::Prompt) -> Result<String, String> {
+        use releaseops_eval::providers::{Chat, RetryPolicy, chat, http_client};
+        let key = self.key.clone()?;
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or("cannot start the async runtime for the model call")?;
+        let c = Chat {
+            model: self.model.clone(),
+            system: prompt.system.clone(),
+            user: prompt.user.clone(),
+            temperature: Some(0.0),
+            max_tokens: 800,
+            parameters: Default::default(),
+        };
+        let policy = RetryPolicy {
+            max_retries: 2,
+            base: std::time::Duration::from_millis(200),
+            cap: std::time::Duration::from_secs(5),
+        };
+        runtime.block_on(async {
+            let client = http_client()?;
+            match tokio::time::timeout(
+                self.timeout,
+                chat(
+                    &client,
+                    self.provider,
+                    &self.base_url,
+                    key.as_deref(),
+                    &c,
+                    policy,
+                ),
+            )
+            .await
+            {
+                Ok(answer) => answer.map(|a| a.output),
+                Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
+            }
+        })
+    }
 }

@@ -46,6 +46,25 @@ pub struct AgentConfig {
     /// not set one.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub criticality: IndexMap<String, String>,
+    /// A language model the agent consults after its built-in planner, red
+    /// team and second look (it can only make a decision stricter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<AgentLlm>,
+}
+
+/// `agent.llm`: the key comes from the provider's usual environment variable.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentLlm {
+    /// openai, anthropic, gemini or openai-compatible.
+    pub provider: String,
+    pub model: String,
+    /// Overrides the provider's base URL (and its `*_BASE_URL` variable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Per-request limit; 30,000 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 impl AgentConfig {
@@ -84,6 +103,27 @@ impl AgentConfig {
             {
                 return Err(FormatError::Invalid(format!(
                     "agent.{what} must be hours from 0 to 8760, got {h}"
+                )));
+            }
+        }
+        if let Some(l) = &self.llm {
+            if !matches!(
+                l.provider.as_str(),
+                "openai" | "anthropic" | "gemini" | "openai-compatible"
+            ) {
+                return Err(FormatError::Invalid(format!(
+                    "agent.llm.provider must be openai, anthropic, gemini or openai-compatible, got '{}'",
+                    l.provider
+                )));
+            }
+            if l.model.trim().is_empty() {
+                return Err(FormatError::Invalid("agent.llm.model is empty".into()));
+            }
+            if let Some(u) = &l.base_url
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                return Err(FormatError::Invalid(format!(
+                    "agent.llm.base_url must start with http:// or https://, got '{u}'"
                 )));
             }
         }
