@@ -442,7 +442,7 @@ fn agent_bench(runs: usize) -> Vec<(String, Duration, &'static str, &'static str
         });
         let context = Context::from_json(&v).expect("context");
         let id = format!("dec-{:06}", i + 1);
-        let rec = agent::assess(
+        let rec = agent::assess_with(
             &Memory::default(),
             &[],
             DecideRequest {
@@ -454,6 +454,7 @@ fn agent_bench(runs: usize) -> Vec<(String, Duration, &'static str, &'static str
             id.clone(),
             "2026-11-01T10:00:00Z".into(),
             "Bench <bench@example.test>".into(),
+            None,
         );
         let fail_in_100 = 5 + risk as u64 * 10 + if day >= 4 { 15 } else { 0 };
         outcomes.push(OutcomeRecord {

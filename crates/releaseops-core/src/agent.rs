@@ -555,20 +555,7 @@ fn window_start(
 }
 
 /// The whole assessment of one release, without storing it: recall, plan,
-/// red team, second look.
-pub fn assess(
-    memory: &Memory,
-    learned: &[Heuristic],
-    req: DecideRequest,
-    decision_id: String,
-    at: String,
-    actor: String,
-) -> DecisionRecord {
-    assess_with(memory, learned, req, decision_id, at, actor, None)
-}
-
-/// As [`assess`], consulting a language model after the built-in planner,
-/// red team and second look when one is given.
+/// red team, second look, and the language model when one is given.
 pub fn assess_with(
     memory: &Memory,
     learned: &[Heuristic],

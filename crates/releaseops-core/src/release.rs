@@ -214,13 +214,14 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
             None => {
                 let memory = crate::agent::load_memory(store, &crate::agent::head(store)?)?;
                 let learned = crate::agent::heuristics(store)?;
-                crate::agent::assess(
+                crate::agent::assess_with(
                     &memory,
                     &learned,
                     request,
                     "dry-run".into(),
                     ctx.now_str(),
                     ctx.actor.clone(),
+                    None,
                 )
             }
         };
