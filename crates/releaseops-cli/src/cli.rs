@@ -76,6 +76,9 @@ pub enum Command {
     /// The release decision agent: decide, record outcomes, learn
     #[command(subcommand)]
     Agent(AgentCmd),
+    /// Delivery metrics from the history
+    #[command(subcommand)]
+    Metrics(MetricsCmd),
     /// Walk a sample agent project through a full release, offline
     Demo(DemoArgs),
     /// Print shell completions
@@ -85,6 +88,20 @@ pub enum Command {
     },
     /// Print the version
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MetricsCmd {
+    /// Deployment frequency, lead time, change failure rate, time to restore
+    /// and rework rate for one environment
+    Dora {
+        /// The environment (default: the last stage of the pipeline)
+        #[arg(long)]
+        env: Option<String>,
+        /// The window, in days before now
+        #[arg(long, default_value_t = 30.0)]
+        days: f64,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -370,3 +370,48 @@ fn simulations_run_offline_and_reproducibly() {
     r.run(&["agent", "simulate", "--stream", "10", "--model", "m.json"])
         .code(2);
 }
+
+#[test]
+fn dora_metrics_come_from_the_history() {
+    let r = Repo::initialized();
+    let run = |at: &str, args: &[&str]| {
+        r.run_at(at, args).ok();
+    };
+    for (v, created, live) in [
+        ("1.0.0", "2026-11-02T08:00:00Z", "2026-11-02T18:00:00Z"),
+        ("1.1.0", "2026-11-09T08:00:00Z", "2026-11-10T08:00:00Z"),
+    ] {
+        run(created, &["bundle", "create", "b", "-v", v, "-m", "m"]);
+        run(created, &["promote", "b", v, "dev"]);
+        run(created, &["promote", "b", v, "staging"]);
+        run(live, &["promote", "b", v, "prod"]);
+    }
+    // 1.1.0 fails six hours after going live; 1.2.0 fixes forward next day.
+    run("2026-11-10T14:00:00Z", &["rollback", "prod", "b"]);
+    run(
+        "2026-11-11T08:00:00Z",
+        &["bundle", "create", "b", "-v", "1.2.0", "-m", "m"],
+    );
+    run("2026-11-11T08:00:00Z", &["promote", "b", "1.2.0", "dev"]);
+    run(
+        "2026-11-11T08:00:00Z",
+        &["promote", "b", "1.2.0", "staging"],
+    );
+    run("2026-11-11T12:00:00Z", &["promote", "b", "1.2.0", "prod"]);
+    let m = json(
+        r.run_at(
+            "2026-11-21T00:00:00Z",
+            &["--json", "metrics", "dora", "--days", "30"],
+        )
+        .ok(),
+    );
+    assert_eq!(m["env"], "prod");
+    assert_eq!(m["deployments"], 3);
+    assert_eq!(m["failed_deployments"], 1);
+    assert_eq!(m["change_failure_rate"], 0.333);
+    assert_eq!(m["time_to_restore_hours_median"], 6.0);
+    // Lead times 10 h, 24 h and 4 h.
+    assert_eq!(m["lead_time_hours_median"], 10.0);
+    assert_eq!(m["rework_rate"], 0.333);
+    r.run(&["metrics", "dora", "--days", "-1"]).code(2);
+}

@@ -12,6 +12,7 @@ pub mod envs;
 mod error;
 pub mod evals;
 pub mod gates;
+pub mod metrics;
 pub mod release;
 
 use jiff::Timestamp;

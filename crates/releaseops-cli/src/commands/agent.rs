@@ -460,3 +460,67 @@ fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
     }
     Ok(0)
 }
+
+pub fn dora(app: &App, env: Option<String>, days: f64) -> CmdResult {
+    if !(days.is_finite() && days > 0.0 && days <= 3650.0) {
+        return Err(Failure::usage(
+            format!("--days {days}: give 1 to 3650 days"),
+            "e.g. --days 30",
+        ));
+    }
+    let store = app.store()?;
+    let env = match env {
+        Some(e) => e,
+        None => store
+            .config()
+            .pipeline
+            .last()
+            .cloned()
+            .unwrap_or_else(|| "prod".into()),
+    };
+    let m = releaseops_core::metrics::dora(&store, &env, days, app.now)?;
+    if output::json(app, &m) {
+        return Ok(0);
+    }
+    let h = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1} h"));
+    let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{:.1} %", v * 100.0));
+    anstream::println!(
+        "DORA metrics for {} over the last {days:.0} days",
+        paint(BOLD, &env)
+    );
+    anstream::println!(
+        "{}",
+        output::table(
+            &["metric", "value"],
+            vec![
+                vec!["deployments".into(), m.deployments.to_string()],
+                vec![
+                    "deployment frequency".into(),
+                    format!("{:.2} per day", m.deployment_frequency_per_day)
+                ],
+                vec![
+                    "lead time (created -> live), median / p90".into(),
+                    format!(
+                        "{} / {}",
+                        h(m.lead_time_hours_median),
+                        h(m.lead_time_hours_p90)
+                    )
+                ],
+                vec![
+                    "change failure rate".into(),
+                    format!(
+                        "{} ({} rolled back)",
+                        pct(m.change_failure_rate),
+                        m.failed_deployments
+                    )
+                ],
+                vec![
+                    "time to restore, median".into(),
+                    h(m.time_to_restore_hours_median)
+                ],
+                vec!["rework rate".into(), pct(m.rework_rate)],
+            ]
+        )
+    );
+    Ok(0)
+}

@@ -31,6 +31,7 @@ pub fn run(app: &App, cmd: Command) -> CmdResult {
         Command::History(a) => history::run(app, a),
         Command::Eval(c) => eval::run(app, c),
         Command::Agent(c) => agent::run(app, c),
+        Command::Metrics(crate::cli::MetricsCmd::Dora { env, days }) => agent::dora(app, env, days),
         Command::Demo(a) => demo::run(app, a),
         Command::Completions { shell } => {
             clap_complete::generate(
