@@ -9,6 +9,7 @@
 
 pub mod context;
 pub mod heuristics;
+pub mod image;
 pub mod llm;
 pub mod memory;
 pub mod planner;

@@ -275,46 +275,66 @@ impl Memory {
     /// The small part of the image: `stamp`, the attribute table, the number
     /// of rows and the byte length of each part.
     pub fn encode_meta(&self, stamp: [u64; 3], lens: [u64; 3]) -> Vec<u8> {
+        Memory::encode_meta_parts(&self.pairs, stamp, self.rows.len() as u64, lens)
+    }
+
+    pub(crate) fn encode_meta_parts(
+        pairs: &[(String, String)],
+        stamp: [u64; 3],
+        rows: u64,
+        lens: [u64; 3],
+    ) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         for v in stamp {
             out.extend_from_slice(&v.to_le_bytes());
         }
-        out.extend_from_slice(&(self.pairs.len() as u32).to_le_bytes());
-        for (k, v) in &self.pairs {
+        out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+        for (k, v) in pairs {
             for t in [k, v] {
                 out.extend_from_slice(&(t.len() as u32).to_le_bytes());
                 out.extend_from_slice(t.as_bytes());
             }
         }
-        out.extend_from_slice(&(self.rows.len() as u64).to_le_bytes());
+        out.extend_from_slice(&rows.to_le_bytes());
         for l in lens {
             out.extend_from_slice(&l.to_le_bytes());
         }
         out
     }
 
-    /// Reads an image back: the memory, its stamp and the byte lengths of
-    /// its parts. `None` for anything damaged or from another version (the
-    /// caller rebuilds). Bytes past the lengths the meta gives are ignored.
-    pub fn decode(meta: &[u8], parts: [&[u8]; 3]) -> Option<(Memory, [u64; 3], [u64; 3])> {
+    /// The meta's attribute table, stamp, row count and part lengths.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn decode_meta(
+        meta: &[u8],
+    ) -> Option<(Vec<(String, String)>, [u64; 3], u64, [u64; 3])> {
         let mut r = Reader { b: meta, at: 0 };
         if r.take(MAGIC.len())? != MAGIC {
             return None;
         }
         let stamp = [r.u64()?, r.u64()?, r.u64()?];
-        let mut m = Memory::default();
         let npairs = r.u32()?;
-        for id in 0..npairs {
-            let pair = (r.string()?, r.string()?);
-            m.ids.insert(pair.clone(), id);
+        let mut pairs = Vec::new();
+        for _ in 0..npairs {
+            pairs.push((r.string()?, r.string()?));
+        }
+        let rows = r.u64()?;
+        let lens = [r.u64()?, r.u64()?, r.u64()?];
+        (r.at == meta.len()).then_some((pairs, stamp, rows, lens))
+    }
+
+    /// Reads an image back: the memory, its stamp and the byte lengths of
+    /// its parts. `None` for anything damaged or from another version (the
+    /// caller rebuilds). Bytes past the lengths the meta gives are ignored.
+    pub fn decode(meta: &[u8], parts: [&[u8]; 3]) -> Option<(Memory, [u64; 3], [u64; 3])> {
+        let (pairs, stamp, nrows, lens) = Memory::decode_meta(meta)?;
+        let mut m = Memory::default();
+        let npairs = pairs.len() as u32;
+        for (id, pair) in pairs.into_iter().enumerate() {
+            m.ids.insert(pair.clone(), id as u32);
             m.pairs.push(pair);
         }
-        let nrows = usize::try_from(r.u64()?).ok()?;
-        let lens = [r.u64()?, r.u64()?, r.u64()?];
-        if r.at != meta.len() {
-            return None;
-        }
+        let nrows = usize::try_from(nrows).ok()?;
         let part = |i: usize| parts[i].get(..usize::try_from(lens[i]).ok()?);
         let (ids, table, attrs) = (part(0)?, part(1)?, part(2)?);
         if table.len() != nrows.checked_mul(ROW_BYTES)? || attrs.len() % 4 != 0 {

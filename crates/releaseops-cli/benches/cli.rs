@@ -411,7 +411,7 @@ fn main() {
 /// decision (memory image rebuilt from the records), later decisions, and
 /// learning heuristics from all of it.
 fn agent_bench(runs: usize) -> Vec<(String, Duration, &'static str, &'static str)> {
-    use releaseops_agent::{Context, Memory, Outcome};
+    use releaseops_agent::{Context, Outcome};
     use releaseops_core::agent::{self, DecideRequest, OutcomeRecord};
     const EPISODES: usize = 100_000;
     let repo = new_repo();
@@ -443,7 +443,7 @@ fn agent_bench(runs: usize) -> Vec<(String, Duration, &'static str, &'static str
         let context = Context::from_json(&v).expect("context");
         let id = format!("dec-{:06}", i + 1);
         let rec = agent::assess_with(
-            &Memory::default(),
+            Vec::new(),
             &[],
             DecideRequest {
                 context,

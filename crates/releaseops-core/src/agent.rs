@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use releaseops_agent::context::Context;
 use releaseops_agent::heuristics::{self, Heuristic};
+use releaseops_agent::image::ImageMeta;
 use releaseops_agent::planner::{self, Action, Plan};
 use releaseops_agent::review::{self, RedTeam, Reflection};
 use releaseops_agent::{Level, Memory, Outcome};
@@ -397,12 +398,42 @@ pub fn decide(ctx: &Ctx, req: DecideRequest) -> Result<DecisionRecord> {
 /// A decision made and staged in a transaction, not yet committed.
 pub struct Staged {
     pub record: DecisionRecord,
-    memory: Memory,
-    image: Image,
+    source: Recall,
     head: Head,
     fp: u64,
     before: u64,
     segment: PathBuf,
+}
+
+/// Where recall came from, and so how the image is brought up to date.
+enum Recall {
+    /// The image was current: recalled from it without building the memory;
+    /// the new row is appended to it.
+    Image(ImageMeta),
+    /// The memory was built (the image was missing or stale).
+    Memory(Memory, Image),
+}
+
+/// The image's meta and parts as they are on disk, if all are there.
+fn read_image(store: &Store) -> Option<(Vec<u8>, [Vec<u8>; 3])> {
+    let (meta_path, part_paths) = image_paths(store);
+    let meta = fs::read(&meta_path).ok()?;
+    let [a, b, c] = part_paths.each_ref().map(|p| fs::read(p).ok());
+    Some((meta, [a?, b?, c?]))
+}
+
+/// The most similar past episodes, from a built memory.
+pub fn recall(memory: &Memory, context: &Context) -> Vec<SimilarEpisode> {
+    memory
+        .similar(context, RECALL)
+        .into_iter()
+        .map(|(row, s)| SimilarEpisode {
+            id: memory.id(row).to_string(),
+            similarity: (s * 1000.0).round() / 1000.0,
+            decision: row.decision,
+            outcome: row.outcome,
+        })
+        .collect()
 }
 
 /// Decides and stages the record (and the new counts) in `tx`, whose
@@ -410,7 +441,31 @@ pub struct Staged {
 pub fn stage(ctx: &Ctx, tx: &mut Transaction<'_>, req: DecideRequest) -> Result<Staged> {
     let mut head = read_head(ctx.store)?;
     let fp = fingerprint(ctx.store, &head);
-    let (memory, image) = load_memory_image(ctx.store, &head, fp)?;
+    let stamp = [head.decisions, head.outcomes, fp];
+    let fast = read_image(ctx.store).and_then(|(meta, parts)| {
+        let meta = ImageMeta::decode(&meta).filter(|m| m.stamp == stamp)?;
+        let found = meta.recall([&parts[0], &parts[1], &parts[2]], &req.context, RECALL)?;
+        Some((meta, found))
+    });
+    let (source, similar) = match fast {
+        Some((meta, found)) => {
+            let similar = found
+                .into_iter()
+                .map(|r| SimilarEpisode {
+                    id: r.id,
+                    similarity: (r.similarity * 1000.0).round() / 1000.0,
+                    decision: r.decision,
+                    outcome: r.outcome,
+                })
+                .collect();
+            (Recall::Image(meta), similar)
+        }
+        None => {
+            let (memory, image) = load_memory_image(ctx.store, &head, fp)?;
+            let similar = recall(&memory, &req.context);
+            (Recall::Memory(memory, image), similar)
+        }
+    };
     let learned = heuristics(ctx.store)?;
     head.decisions += 1;
     // The one record file this decision changes (or creates).
@@ -431,7 +486,7 @@ pub fn stage(ctx: &Ctx, tx: &mut Transaction<'_>, req: DecideRequest) -> Result<
         .and_then(|a| a.llm.as_ref())
         .and_then(ProviderLlm::from_config);
     let record = assess_with(
-        &memory,
+        similar,
         &learned,
         req,
         format!("dec-{:06}", head.decisions),
@@ -445,8 +500,7 @@ pub fn stage(ctx: &Ctx, tx: &mut Transaction<'_>, req: DecideRequest) -> Result<
     write_head(tx, &head);
     Ok(Staged {
         record,
-        memory,
-        image,
+        source,
         head,
         fp,
         before,
@@ -459,28 +513,60 @@ impl Staged {
     pub fn after_commit(self, store: &Store) -> DecisionRecord {
         let Staged {
             record,
-            mut memory,
-            image,
+            source,
             head,
             fp,
             before,
             segment,
         } = self;
-        let first_new = memory.rows.len();
-        // Ids are handed out in sequence under the lock: new by construction.
-        memory.append_new(
-            &record.decision_id,
-            record.context.attributes(),
-            record.decision,
-            None,
-        );
         let stamp = [
             head.decisions,
             head.outcomes,
             fp ^ before ^ file_term(&segment),
         ];
-        write_image(store, &memory, stamp, image, first_new);
+        let attrs = record.context.attributes();
+        match source {
+            Recall::Image(mut meta) => {
+                let old = meta.lens;
+                let parts = meta.append(&record.decision_id, attrs, record.decision, stamp);
+                append_image(store, &meta, old, &parts);
+            }
+            Recall::Memory(mut memory, image) => {
+                let first_new = memory.rows.len();
+                // Ids are handed out in sequence under the lock: new by construction.
+                memory.append_new(&record.decision_id, attrs, record.decision, None);
+                write_image(store, &memory, stamp, image, first_new);
+            }
+        }
         record
+    }
+}
+
+/// Appends rows to the image's parts (cut back to `old` first: a crash may
+/// have left a partial row) and writes the meta that covers them. Best
+/// effort: a failure leaves a stale image, which is rebuilt.
+fn append_image(store: &Store, meta: &ImageMeta, old: [u64; 3], parts: &[Vec<u8>; 3]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let (meta_path, part_paths) = image_paths(store);
+    for i in 0..3 {
+        let done = fs::OpenOptions::new()
+            .write(true)
+            .open(&part_paths[i])
+            .and_then(|mut f| {
+                f.set_len(old[i])?;
+                f.seek(SeekFrom::Start(old[i]))?;
+                f.write_all(&parts[i])
+            });
+        if done.is_err() {
+            let _ = fs::remove_file(&meta_path);
+            return;
+        }
+    }
+    if let Some(dir) = meta_path.parent() {
+        let tmp = dir.join(format!(".meta.{}.tmp", std::process::id()));
+        if fs::write(&tmp, meta.encode()).is_err() || fs::rename(&tmp, &meta_path).is_err() {
+            let _ = fs::remove_file(&meta_path);
+        }
     }
 }
 
@@ -557,7 +643,7 @@ fn window_start(
 /// The whole assessment of one release, without storing it: recall, plan,
 /// red team, second look, and the language model when one is given.
 pub fn assess_with(
-    memory: &Memory,
+    similar_episodes: Vec<SimilarEpisode>,
     learned: &[Heuristic],
     req: DecideRequest,
     decision_id: String,
@@ -566,16 +652,6 @@ pub fn assess_with(
     llm: Option<&dyn releaseops_agent::llm::Llm>,
 ) -> DecisionRecord {
     let context = req.context;
-    let similar_episodes = memory
-        .similar(&context, RECALL)
-        .into_iter()
-        .map(|(row, s)| SimilarEpisode {
-            id: memory.id(row).to_string(),
-            similarity: (s * 1000.0).round() / 1000.0,
-            decision: row.decision,
-            outcome: row.outcome,
-        })
-        .collect();
     let mut plan = planner::plan(&context, learned);
     let mut red_team = review::red_team(&context, &plan);
     if let Some(llm) = llm {

@@ -215,7 +215,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
                 let memory = crate::agent::load_memory(store, &crate::agent::head(store)?)?;
                 let learned = crate::agent::heuristics(store)?;
                 crate::agent::assess_with(
-                    &memory,
+                    crate::agent::recall(&memory, &request.context),
                     &learned,
                     request,
                     "dry-run".into(),
