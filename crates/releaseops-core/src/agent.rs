@@ -317,20 +317,11 @@ fn write_image(
     let mut lens = [0u64; 3];
     match image.lens {
         Some(old) => {
-            use std::io::{Seek, SeekFrom, Write};
             let new = memory.encode_rows(first_new);
+            if !append_parts(&part_paths, old, &new) {
+                return failed;
+            }
             for i in 0..3 {
-                let appended = fs::OpenOptions::new()
-                    .write(true)
-                    .open(&part_paths[i])
-                    .and_then(|mut f| {
-                        f.set_len(old[i])?;
-                        f.seek(SeekFrom::Start(old[i]))?;
-                        f.write_all(&new[i])
-                    });
-                if appended.is_err() {
-                    return failed;
-                }
                 lens[i] = old[i] + new[i].len() as u64;
             }
         }
@@ -542,25 +533,31 @@ impl Staged {
     }
 }
 
+/// Appends `new` to each part file, cut back to `old` first (a crash may
+/// have left a partial row there).
+fn append_parts(paths: &[PathBuf; 3], old: [u64; 3], new: &[Vec<u8>; 3]) -> bool {
+    use std::io::{Seek, SeekFrom, Write};
+    (0..3).all(|i| {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&paths[i])
+            .and_then(|mut f| {
+                f.set_len(old[i])?;
+                f.seek(SeekFrom::Start(old[i]))?;
+                f.write_all(&new[i])
+            })
+            .is_ok()
+    })
+}
+
 /// Appends rows to the image's parts (cut back to `old` first: a crash may
 /// have left a partial row) and writes the meta that covers them. Best
 /// effort: a failure leaves a stale image, which is rebuilt.
 fn append_image(store: &Store, meta: &ImageMeta, old: [u64; 3], parts: &[Vec<u8>; 3]) {
-    use std::io::{Seek, SeekFrom, Write};
     let (meta_path, part_paths) = image_paths(store);
-    for i in 0..3 {
-        let done = fs::OpenOptions::new()
-            .write(true)
-            .open(&part_paths[i])
-            .and_then(|mut f| {
-                f.set_len(old[i])?;
-                f.seek(SeekFrom::Start(old[i]))?;
-                f.write_all(&parts[i])
-            });
-        if done.is_err() {
-            let _ = fs::remove_file(&meta_path);
-            return;
-        }
+    if !append_parts(&part_paths, old, parts) {
+        let _ = fs::remove_file(&meta_path);
+        return;
     }
     if let Some(dir) = meta_path.parent() {
         let tmp = dir.join(format!(".meta.{}.tmp", std::process::id()));
