@@ -49,6 +49,10 @@ pub struct Heuristic {
     pub retired: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired_because: Option<String>,
+    /// Who proposed the pattern, when it was not derived (a language model);
+    /// it still had to pass the same statistics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposed_by: Option<String>,
 }
 
 impl Heuristic {
@@ -126,79 +130,18 @@ pub fn derive(memory: &Memory, previous: &[Heuristic]) -> Vec<Heuristic> {
             }
         }
     }
-    let (all_ok, all_failed) =
-        memory
-            .rows
-            .iter()
-            .filter_map(|r| r.outcome)
-            .fold((0u32, 0u32), |(ok, bad), o| {
-                if o.failed() {
-                    (ok, bad + 1)
-                } else {
-                    (ok + 1, bad)
-                }
-            });
+    let totals = totals(memory);
     let mut found: Vec<Heuristic> = Vec::new();
     for (&(a, b), t) in &tallies {
-        let n = t.ok + t.failed;
-        let rest = (all_ok - t.ok) + (all_failed - t.failed);
-        // A pattern is only a lesson against what it does not match: an
-        // attribute every release shares (or one that merely rides along
-        // with the real cause) teaches nothing.
-        if rest == 0 {
-            continue;
-        }
-        let p = f64::from(t.failed) / f64::from(n);
-        let q = f64::from(all_failed - t.failed) / f64::from(rest);
-        let (lo, hi) = releaseops_eval::stats::wilson(
-            u64::from(t.failed),
-            u64::from(n),
-            releaseops_eval::stats::Z95,
-        );
         let mut when = BTreeMap::new();
         for key in [a, b] {
             if let Some((k, v)) = memory.pair(key) {
                 when.insert(k.clone(), v.clone());
             }
         }
-        // Fails clearly more often than the rest (even the low end of its
-        // interval is above the rest's rate): a warning, its confidence the
-        // share of the gap that survives the uncertainty. Succeeds clearly
-        // more often: a GO, likewise.
-        let (recommendation, supporting, against, support_ids, mut confidence) =
-            if p >= q + CONTRAST && p >= 2.0 * q && lo > q {
-                let action = if when.keys().all(|k| Context::is_timing(k)) {
-                    Action::Delay
-                } else {
-                    Action::NoGo
-                };
-                (action, t.failed, t.ok, &t.failed_ids, (lo - q) / (p - q))
-            } else if q >= p + CONTRAST && q >= 2.0 * p && hi < q {
-                (Action::Go, t.ok, t.failed, &t.ok_ids, (q - hi) / (q - p))
-            } else {
-                continue;
-            };
-        confidence = confidence.clamp(0.0, 1.0);
-        if supporting < 3 {
-            confidence = confidence.min(0.6);
+        if let Some(h) = classify(memory, when, t, totals) {
+            found.push(h);
         }
-        if confidence < KEEP_AT {
-            continue;
-        }
-        found.push(Heuristic {
-            id: heuristic_id(&when, recommendation),
-            when,
-            recommendation,
-            confidence: (confidence * 1000.0).round() / 1000.0,
-            supporting_episodes: support_ids
-                .iter()
-                .map(|&i| memory.id(&memory.rows[i as usize]).to_string())
-                .collect(),
-            supporting,
-            contradicting: against,
-            retired: false,
-            retired_because: None,
-        });
     }
     // A two-attribute pattern is kept only when it says more than each of its
     // attributes alone.
@@ -267,6 +210,131 @@ pub fn derive(memory: &Memory, previous: &[Heuristic]) -> Vec<Heuristic> {
             .then(x.id.cmp(&y.id))
     });
     found
+}
+
+/// Outcomes in memory: (successes, failures).
+fn totals(memory: &Memory) -> (u32, u32) {
+    memory
+        .rows
+        .iter()
+        .filter_map(|r| r.outcome)
+        .fold((0u32, 0u32), |(ok, bad), o| {
+            if o.failed() {
+                (ok, bad + 1)
+            } else {
+                (ok + 1, bad)
+            }
+        })
+}
+
+/// The heuristic a pattern's outcomes support, if any: a pattern is only a
+/// lesson against what it does not match, so one every release shares (or
+/// one that merely rides along with the real cause) teaches nothing.
+fn classify(
+    memory: &Memory,
+    when: BTreeMap<String, String>,
+    t: &Tally,
+    (all_ok, all_failed): (u32, u32),
+) -> Option<Heuristic> {
+    let n = t.ok + t.failed;
+    let rest = (all_ok - t.ok) + (all_failed - t.failed);
+    if rest == 0 || n == 0 || when.is_empty() {
+        return None;
+    }
+    let p = f64::from(t.failed) / f64::from(n);
+    let q = f64::from(all_failed - t.failed) / f64::from(rest);
+    let (lo, hi) = releaseops_eval::stats::wilson(
+        u64::from(t.failed),
+        u64::from(n),
+        releaseops_eval::stats::Z95,
+    );
+    // Fails clearly more often than the rest (even the low end of its
+    // interval is above the rest's rate): a warning, its confidence the share
+    // of the gap that survives the uncertainty. Succeeds clearly more often:
+    // a GO, likewise.
+    let (recommendation, supporting, against, support_ids, confidence) =
+        if p >= q + CONTRAST && p >= 2.0 * q && lo > q {
+            let action = if when.keys().all(|k| Context::is_timing(k)) {
+                Action::Delay
+            } else {
+                Action::NoGo
+            };
+            (action, t.failed, t.ok, &t.failed_ids, (lo - q) / (p - q))
+        } else if q >= p + CONTRAST && q >= 2.0 * p && hi < q {
+            (Action::Go, t.ok, t.failed, &t.ok_ids, (q - hi) / (q - p))
+        } else {
+            return None;
+        };
+    let mut confidence = confidence.clamp(0.0, 1.0);
+    if supporting < 3 {
+        confidence = confidence.min(0.6);
+    }
+    if confidence < KEEP_AT {
+        return None;
+    }
+    Some(Heuristic {
+        id: heuristic_id(&when, recommendation),
+        when,
+        recommendation,
+        confidence: (confidence * 1000.0).round() / 1000.0,
+        supporting_episodes: support_ids
+            .iter()
+            .map(|&i| memory.id(&memory.rows[i as usize]).to_string())
+            .collect(),
+        supporting,
+        contradicting: against,
+        retired: false,
+        retired_because: None,
+        proposed_by: None,
+    })
+}
+
+/// A pattern proposed from outside (a language model): kept only if the
+/// outcomes in memory support exactly the recommendation proposed, under the
+/// same statistics and rules as the derived ones; otherwise why not.
+pub fn evaluate(
+    memory: &Memory,
+    when: BTreeMap<String, String>,
+    recommendation: Action,
+    proposed_by: &str,
+) -> Result<Heuristic, String> {
+    if when.is_empty() || when.len() > 3 {
+        return Err("a pattern has 1 to 3 attributes".into());
+    }
+    let pattern: Vec<(String, String)> = when.clone().into_iter().collect();
+    let mut t = Tally::default();
+    for (n, row) in memory.rows.iter().enumerate() {
+        let Some(outcome) = row.outcome else { continue };
+        let attrs = memory.attributes(row);
+        if !pattern.iter().all(|p| attrs.contains(p)) {
+            continue;
+        }
+        if outcome.failed() {
+            t.failed += 1;
+            if t.failed_ids.len() < PROVENANCE {
+                t.failed_ids.push(n as u32);
+            }
+        } else {
+            t.ok += 1;
+            if t.ok_ids.len() < PROVENANCE {
+                t.ok_ids.push(n as u32);
+            }
+        }
+    }
+    if t.ok + t.failed == 0 {
+        return Err("no episode with an outcome matches it".into());
+    }
+    let mut h = classify(memory, when, &t, totals(memory))
+        .ok_or("the outcomes do not set it apart from the other releases")?;
+    if h.recommendation != recommendation {
+        return Err(format!(
+            "the outcomes say {}, not {recommendation}",
+            h.recommendation
+        ));
+    }
+    valid(&h)?;
+    h.proposed_by = Some(proposed_by.to_string());
+    Ok(h)
 }
 
 fn heuristic_id(when: &BTreeMap<String, String>, action: Action) -> String {

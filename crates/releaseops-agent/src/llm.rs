@@ -337,6 +337,124 @@ pub fn second_look(llm: &dyn Llm, ctx: &Context, plan: &Plan, red: &RedTeam) -> 
     }
 }
 
+/// What memory says per attribute value, for a model to propose patterns
+/// from: the most common values with their release and failure counts.
+fn memory_summary(memory: &crate::memory::Memory) -> Value {
+    let mut counts: std::collections::HashMap<(String, String), (u32, u32)> =
+        std::collections::HashMap::new();
+    for row in &memory.rows {
+        let Some(o) = row.outcome else { continue };
+        for a in memory.attributes(row) {
+            let c = counts.entry(a).or_default();
+            c.0 += 1;
+            c.1 += u32::from(o.failed());
+        }
+    }
+    let mut top: Vec<_> = counts.into_iter().collect();
+    top.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
+    top.truncate(60);
+    Value::Array(
+        top.into_iter()
+            .map(|((k, v), (n, failed))| json!({"attribute": k, "value": v, "releases": n, "failures": failed}))
+            .collect(),
+    )
+}
+
+pub fn proposal_prompt(memory: &crate::memory::Memory) -> Prompt {
+    let data = serde_json::to_string_pretty(&memory_summary(memory))
+        .unwrap_or_default()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e");
+    Prompt {
+        system: format!(
+            "You study past releases and their outcomes and propose heuristics: patterns of 1 to 3 attribute values that call for GO, NO_GO or DELAY. Each will be checked against the outcomes and dropped if they do not bear it out. {DATA_RULES} Schema: {{\"heuristics\": [{{\"when\": {{attribute: value, ...}}, \"recommendation\": \"GO\" | \"NO_GO\" | \"DELAY\"}}, ...]}} (at most 5)"
+        ),
+        user: format!("<release-data>\n{data}\n</release-data>"),
+    }
+}
+
+/// A proposed pattern and its recommendation.
+pub type Proposal = (std::collections::BTreeMap<String, String>, Action);
+
+/// The proposed patterns, read strictly.
+pub fn parse_proposals(reply: &str) -> Result<Vec<Proposal>, String> {
+    let o = object(reply)?;
+    only(&o, &["heuristics"])?;
+    let Some(Value::Array(items)) = o.get("heuristics") else {
+        return Err("'heuristics' must be a list".into());
+    };
+    if items.len() > 5 {
+        return Err("more than 5 proposals".into());
+    }
+    items
+        .iter()
+        .map(|item| {
+            let Value::Object(h) = item else {
+                return Err("each proposal must be an object".to_string());
+            };
+            only(h, &["when", "recommendation"])?;
+            let when = match h.get("when") {
+                Some(Value::Object(w)) if (1..=3).contains(&w.len()) => w
+                    .iter()
+                    .map(|(k, v)| match v {
+                        Value::String(s) => Ok((k.clone(), s.clone())),
+                        Value::Bool(b) => Ok((k.clone(), b.to_string())),
+                        _ => Err(format!("'when.{k}' must be a string")),
+                    })
+                    .collect::<Result<_, _>>()?,
+                _ => return Err("'when' must map 1 to 3 attributes to values".into()),
+            };
+            let rec = h
+                .get("recommendation")
+                .and_then(Value::as_str)
+                .and_then(Action::parse)
+                .ok_or("'recommendation' must be GO, NO_GO or DELAY")?;
+            Ok((when, rec))
+        })
+        .collect()
+}
+
+/// Learns from memory: the derived heuristics, earlier proposals checked
+/// again, and (with a model) new proposals, each kept only if the outcomes
+/// bear it out under the same statistics.
+pub fn learn(
+    memory: &crate::memory::Memory,
+    previous: &[Heuristic],
+    llm: Option<&dyn Llm>,
+) -> Vec<Heuristic> {
+    use crate::heuristics::{derive, evaluate};
+    let mut hs = derive(memory, previous);
+    let keep = |h: Heuristic, hs: &mut Vec<Heuristic>| {
+        if !hs.iter().any(|x| x.id == h.id) {
+            hs.push(h);
+        }
+    };
+    for p in previous.iter().filter(|h| !h.retired) {
+        let Some(by) = &p.proposed_by else { continue };
+        match evaluate(memory, p.when.clone(), p.recommendation, by) {
+            Ok(h) => keep(h, &mut hs),
+            Err(why) if p.applies() => {
+                let mut r = p.clone();
+                r.retired = true;
+                r.retired_because = Some(format!("later outcomes do not bear it out: {why}"));
+                keep(r, &mut hs);
+            }
+            Err(_) => {}
+        }
+    }
+    if let Some(llm) = llm
+        && let Ok(reply) = llm.ask(&proposal_prompt(memory))
+        && let Ok(proposals) = parse_proposals(&reply)
+    {
+        for (when, rec) in proposals {
+            if let Ok(h) = evaluate(memory, when, rec, &llm.name()) {
+                keep(h, &mut hs);
+            }
+        }
+    }
+    hs
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -421,5 +539,83 @@ mod tests {
                 .starts_with("</release-data>")
         );
         assert!(p.user.trim_end().ends_with("</release-data>"));
+    }
+
+    /// A model with one canned answer (standing in for the remote model;
+    /// what is under test is how its proposals are checked).
+    struct Canned(&'static str);
+
+    impl Llm for Canned {
+        fn ask(&self, _: &Prompt) -> Result<String, String> {
+            Ok(self.0.to_string())
+        }
+        fn name(&self) -> String {
+            "canned".into()
+        }
+    }
+
+    #[test]
+    fn proposals_are_kept_only_when_the_outcomes_bear_them_out() {
+        use crate::memory::{Memory, Outcome};
+        let mut m = Memory::default();
+        for i in 0..40 {
+            let region = if i % 2 == 0 { "apac" } else { "eu" };
+            let c = Context::from_json(&json!({"env": "prod", "feature_risk": "LOW",
+                "day_of_week": "TUE", "hour_of_day": 11, "region": region}))
+            .unwrap();
+            let id = format!("d{i}");
+            m.append_new(&id, c.attributes(), Action::Go, None);
+            let failed = region == "apac" && (i % 4 == 0 || i % 3 == 0);
+            m.set_outcome(
+                &id,
+                if failed {
+                    Outcome::Incident
+                } else {
+                    Outcome::Success
+                },
+            );
+        }
+        let proposals = r#"{"heuristics": [
+            {"when": {"region": "apac"}, "recommendation": "NO_GO"},
+            {"when": {"region": "eu"}, "recommendation": "NO_GO"},
+            {"when": {"region": "mars"}, "recommendation": "NO_GO"}]}"#;
+        let hs = learn(&m, &[], Some(&Canned(proposals)));
+        let proposed: Vec<&Heuristic> = hs.iter().filter(|h| h.proposed_by.is_some()).collect();
+        // apac is derived anyway; eu is contradicted by the outcomes; mars
+        // matches nothing: no proposal adds anything false.
+        assert!(
+            proposed
+                .iter()
+                .all(|h| h.when.get("region").map(String::as_str) == Some("apac"))
+        );
+        assert!(
+            hs.iter()
+                .any(|h| h.when.get("region").map(String::as_str) == Some("apac")
+                    && h.recommendation == Action::NoGo)
+        );
+        assert!(
+            !hs.iter()
+                .any(|h| h.when.get("region").map(String::as_str) == Some("eu")
+                    && h.recommendation == Action::NoGo)
+        );
+        // A proposal the statistics support but the derivation did not list
+        // (three attributes) is kept, marked as proposed.
+        let three = r#"{"heuristics": [{"when": {"region": "apac", "env": "prod", "day_of_week": "TUE"}, "recommendation": "NO_GO"}]}"#;
+        let hs = learn(&m, &[], Some(&Canned(three)));
+        assert!(
+            hs.iter()
+                .any(|h| h.when.len() == 3 && h.proposed_by.as_deref() == Some("canned"))
+        );
+        // Unusable answers add nothing.
+        for bad in [
+            "",
+            "[]",
+            r#"{"heuristics": [{"when": {}, "recommendation": "GO"}]}"#,
+        ] {
+            assert_eq!(
+                learn(&m, &[], Some(&Canned(bad))).len(),
+                learn(&m, &[], None).len()
+            );
+        }
     }
 }

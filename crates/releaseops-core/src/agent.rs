@@ -469,13 +469,7 @@ pub fn stage(ctx: &Ctx, tx: &mut Transaction<'_>, req: DecideRequest) -> Result<
     } else {
         file_term(&segment)
     };
-    let llm = ctx
-        .store
-        .config()
-        .agent
-        .as_ref()
-        .and_then(|a| a.llm.as_ref())
-        .and_then(ProviderLlm::from_config);
+    let llm = llm_of(ctx.store);
     let record = assess_with(
         similar,
         &learned,
@@ -870,7 +864,7 @@ impl Outcomes {
         }
         let mut reflected = None;
         if self.head.outcomes - self.head.reflected_at >= REFLECT_EVERY {
-            let derived = heuristics::derive(&self.memory, &heuristics(store)?);
+            let derived = learn(store, &self.memory)?;
             write_heuristics(tx, &derived, self.head.outcomes);
             self.head.reflected_at = self.head.outcomes;
             reflected = Some(derived);
@@ -964,12 +958,34 @@ fn write_heuristics(tx: &mut Transaction<'_>, hs: &[Heuristic], outcomes: u64) {
     );
 }
 
+/// The heuristics the outcomes in `memory` support, with the configured
+/// model's proposals when there is one (each checked the same way).
+fn learn(store: &Store, memory: &Memory) -> Result<Vec<Heuristic>> {
+    let previous = heuristics(store)?;
+    let llm = llm_of(store);
+    Ok(releaseops_agent::llm::learn(
+        memory,
+        &previous,
+        llm.as_ref().map(|l| l as &dyn releaseops_agent::llm::Llm),
+    ))
+}
+
+/// The model configured in `agent.llm`, if any.
+fn llm_of(store: &Store) -> Option<ProviderLlm> {
+    store
+        .config()
+        .agent
+        .as_ref()
+        .and_then(|a| a.llm.as_ref())
+        .and_then(ProviderLlm::from_config)
+}
+
 /// Derives the heuristics now, whatever the count, and commits them.
 pub fn reflect(ctx: &Ctx) -> Result<Vec<Heuristic>> {
     let mut tx = ctx.store.begin()?;
     let mut head = read_head(ctx.store)?;
     let memory = load_memory(ctx.store, &head)?;
-    let derived = heuristics::derive(&memory, &heuristics(ctx.store)?);
+    let derived = learn(ctx.store, &memory)?;
     write_heuristics(&mut tx, &derived, head.outcomes);
     head.reflected_at = head.outcomes;
     write_head(&mut tx, &head);
