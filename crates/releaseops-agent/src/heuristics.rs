@@ -77,7 +77,7 @@ pub fn valid(h: &Heuristic) -> Result<(), String> {
             h.id, h.confidence
         ));
     }
-    if h.supporting == 0 || h.supporting_episodes.is_empty() {
+    if !h.retired && (h.supporting == 0 || h.supporting_episodes.is_empty()) {
         return Err(format!("{}: no supporting episode", h.id));
     }
     if h.supporting < 3 && h.confidence > 0.6 {
@@ -165,7 +165,11 @@ pub fn derive(memory: &Memory, previous: &[Heuristic]) -> Vec<Heuristic> {
                     .is_none_or(|&c| h.confidence > c + 0.05)
             })
     });
-    for old in previous.iter().filter(|h| h.applies()) {
+    // (Proposed heuristics are checked again by whoever proposed them.)
+    for old in previous
+        .iter()
+        .filter(|h| h.applies() && h.proposed_by.is_none())
+    {
         let now = found.iter().find(|h| h.id == old.id);
         if now.is_some_and(Heuristic::applies) {
             continue;

@@ -311,6 +311,17 @@ pub fn consult(
             red.concerns
                 .push(format!("LLM red team ({who}) gave no usable answer ({e})"));
             red.risk_level = red.risk_level.max(Level::Medium);
+            // Unheard, the red team holds the release.
+            if plan.decision < Action::Delay {
+                plan.decision = Action::Delay;
+                plan.delay_until = Some(crate::planner::next_safe_window(
+                    ctx.day_of_week,
+                    ctx.hour_of_day,
+                ));
+                plan.reasons.push(format!(
+                    "LLM red team ({who}) gave no usable answer: DELAY, failing closed"
+                ));
+            }
         }
     }
 }
@@ -446,7 +457,8 @@ pub fn learn(
         && let Ok(reply) = llm.ask(&proposal_prompt(memory))
         && let Ok(proposals) = parse_proposals(&reply)
     {
-        for (when, rec) in proposals {
+        // Only warnings: a model may make the agent stricter, never looser.
+        for (when, rec) in proposals.into_iter().filter(|(_, r)| *r != Action::Go) {
             if let Ok(h) = evaluate(memory, when, rec, &llm.name()) {
                 keep(h, &mut hs);
             }

@@ -205,7 +205,7 @@ pub fn factors(ctx: &Context) -> Vec<Factor> {
         add(
             "track_record",
             format!("{} recent rollback(s) or incident(s)", ctx.recent_rollbacks),
-            (ctx.recent_rollbacks * 8).min(24),
+            ctx.recent_rollbacks.saturating_mul(8).min(24),
             false,
         );
     }
@@ -305,45 +305,46 @@ pub fn plan(ctx: &Context, heuristics: &[Heuristic]) -> Plan {
     };
     let attrs = ctx.attributes();
     let mut applied = Vec::new();
-    for h in heuristics
-        .iter()
-        .filter(|h| h.applies() && h.matches(&attrs))
-    {
+    let said = |h: &Heuristic| {
         let pattern = h
             .when
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let said = format!(
+        format!(
             "learned: {pattern} -> {} (confidence {:.2}, {} of {} episodes)",
             h.recommendation,
             h.confidence,
             h.supporting,
             h.supporting + h.contradicting
-        );
-        match h.recommendation {
-            Action::NoGo | Action::Delay if h.recommendation > decision => {
-                decision = h.recommendation;
-                reasons.push(said);
-                applied.push(h.id.clone());
-            }
-            Action::Go
-                if decision == Action::Delay
-                    && intrinsic < RELAX_BELOW
-                    && h.confidence >= RELAX_CONFIDENCE =>
-            {
-                decision = Action::Go;
-                reasons.push(format!(
-                    "{said}: the timing risk has not hurt releases like this"
-                ));
-                applied.push(h.id.clone());
-            }
-            _ if h.recommendation == decision => {
-                reasons.push(said);
-                applied.push(h.id.clone());
-            }
-            _ => {}
+        )
+    };
+    let matching: Vec<&Heuristic> = heuristics
+        .iter()
+        .filter(|h| h.applies() && h.matches(&attrs))
+        .collect();
+    // First what experience says is safe (it may lift the score's timing
+    // DELAY for a low-risk change), then every learned warning, so a
+    // warning always has the last word whatever the order.
+    if decision == Action::Delay
+        && intrinsic < RELAX_BELOW
+        && let Some(h) = matching
+            .iter()
+            .find(|h| h.recommendation == Action::Go && h.confidence >= RELAX_CONFIDENCE)
+    {
+        decision = Action::Go;
+        reasons.push(format!(
+            "{}: the timing risk has not hurt releases like this",
+            said(h)
+        ));
+        applied.push(h.id.clone());
+    }
+    for h in matching.iter().filter(|h| h.recommendation != Action::Go) {
+        if h.recommendation >= decision {
+            decision = h.recommendation;
+            reasons.push(said(h));
+            applied.push(h.id.clone());
         }
     }
     let delay_until = (decision == Action::Delay).then(|| {
@@ -453,5 +454,43 @@ mod tests {
                 hour: 10
             }
         );
+    }
+
+    fn learned(when: (&str, &str), rec: Action, confidence: f64) -> Heuristic {
+        Heuristic {
+            id: format!("h-{}-{}", when.0, rec),
+            when: [(when.0.to_string(), when.1.to_string())].into(),
+            recommendation: rec,
+            confidence,
+            supporting_episodes: vec!["d1".into()],
+            supporting: 20,
+            contradicting: 1,
+            retired: false,
+            retired_because: None,
+            proposed_by: None,
+        }
+    }
+
+    #[test]
+    fn a_learned_warning_has_the_last_word_whatever_the_order() {
+        let friday = ctx(
+            json!({"env": "prod", "feature_risk": "LOW", "day_of_week": "FRI",
+            "hour_of_day": 15, "evals": {"pass_rate": 0.99}}),
+        );
+        let warn = learned(("day_of_week", "FRI"), Action::Delay, 0.9);
+        let safe = learned(("feature_risk", "LOW"), Action::Go, 0.85);
+        for hs in [
+            vec![warn.clone(), safe.clone()],
+            vec![safe.clone(), warn.clone()],
+        ] {
+            assert_eq!(plan(&friday, &hs).decision, Action::Delay);
+        }
+        // Without the warning, the confident GO lifts the score's timing DELAY
+        // for a low-risk change (10 points from the change, 35 from timing).
+        let saturday = ctx(json!({"env": "prod", "feature_risk": "LOW", "clash": true,
+            "day_of_week": "SAT", "hour_of_day": 11, "evals": {"pass_rate": 0.99}}));
+        assert_eq!(plan(&saturday, &[]).decision, Action::Delay);
+        let p = plan(&saturday, &[safe]);
+        assert_eq!(p.decision, Action::Go, "{p:?}");
     }
 }

@@ -42,14 +42,11 @@ fn decisions_are_explained_remembered_and_committed() {
             .as_array()
             .is_some_and(|c| !c.is_empty())
     );
-    for key in [
-        "heuristics_applied",
-        "similar_episodes",
-        "reflection",
-        "reasons",
-    ] {
-        assert!(d.get(key).is_some(), "--json has {key}");
-    }
+    assert!(d["heuristics_applied"].is_array() && d["similar_episodes"].is_array());
+    assert!(
+        d["reasons"].as_array().is_some_and(|r| !r.is_empty()),
+        "{d}"
+    );
     let calm = decide(&r, CALM_FRIDAY);
     assert_eq!(calm["decision"], "GO", "{calm}");
     assert_eq!(calm["reflection"]["outcome"], "CONFIRM");
@@ -364,7 +361,8 @@ fn simulations_run_offline_and_reproducibly() {
     let (a, b) = (run("3"), run("3"));
     assert_eq!(a["report"]["total"], b["report"]["total"]);
     let total = &a["report"]["total"];
-    assert!(total["agent"]["incidents"].as_u64() < total["always_go"]["incidents"].as_u64());
+    let incidents = |who: &str| total[who]["incidents"].as_u64().expect("a count");
+    assert!(incidents("agent") < incidents("always_go"), "{total}");
     r.run(&["agent", "simulate", "--scenario", "nope"]).code(2);
     r.write("m.json", r#"{"base": -1}"#);
     r.run(&["agent", "simulate", "--stream", "10", "--model", "m.json"])
@@ -413,5 +411,5 @@ fn dora_metrics_come_from_the_history() {
     // Lead times 10 h, 24 h and 4 h.
     assert_eq!(m["lead_time_hours_median"], 10.0);
     assert_eq!(m["rework_rate"], 0.333);
-    r.run(&["metrics", "dora", "--days", "-1"]).code(2);
+    r.run(&["metrics", "dora", "--days", "0"]).code(2);
 }

@@ -1,7 +1,8 @@
 //! The release decision agent, wired to the store.
 //!
 //! Decision records and outcomes live in `.releaseops/agent/` as JSON lines in
-//! segments of 1,000 and are committed like every other change; `agent/HEAD`
+//! segments (100 decisions, 1,000 outcomes each) and are committed like every
+//! other change; `agent/HEAD`
 //! counts them. A binary image of the memory (`agent/.cache/`, ignored by
 //! git) is rebuilt from the records whenever they change under it, so recall
 //! stays fast at 100,000 episodes and the records stay the truth. Every
@@ -123,13 +124,27 @@ pub fn head(store: &Store) -> Result<Head> {
     read_head(store)
 }
 
+/// More decisions or outcomes than this is a damaged HEAD, not a memory.
+const MAX_RECORDS: u64 = 1_000_000_000;
+
 fn read_head(store: &Store) -> Result<Head> {
     let path = agent_dir(store).join("HEAD");
-    match fs::read_to_string(&path) {
-        Ok(s) => serde_json::from_str(&s).map_err(|e| corrupt(&path, None, &e.to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Head::default()),
-        Err(e) => Err(corrupt(&path, None, &e.to_string())),
+    let head: Head = match fs::read_to_string(&path) {
+        Ok(s) => serde_json::from_str(&s).map_err(|e| corrupt(&path, None, &e.to_string()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Head::default()),
+        Err(e) => return Err(corrupt(&path, None, &e.to_string())),
+    };
+    if head.decisions > MAX_RECORDS
+        || head.outcomes > MAX_RECORDS
+        || head.reflected_at > head.outcomes
+    {
+        return Err(corrupt(
+            &path,
+            None,
+            "its counts are impossible (reflected_at above outcomes, or over a billion)",
+        ));
     }
+    Ok(head)
 }
 
 fn corrupt(path: &Path, line: Option<usize>, msg: &str) -> CoreError {
@@ -788,7 +803,7 @@ pub fn record_outcome(
             "decision ids look like dec-000123; `releaseops agent memory` lists them",
         ));
     };
-    let reflected = outcomes.finish(ctx.store, &mut tx)?;
+    let reflected = outcomes.finish(ctx.store, &mut tx, true)?;
     tx.commit(
         &format!(
             "releaseops: agent outcome {decision_id} {}",
@@ -854,17 +869,20 @@ impl Outcomes {
 
     /// Stages the new counts, and the heuristics when enough outcomes came
     /// in since they were last derived (returned).
+    /// With `learn` false (a rollback, which must not wait on learning),
+    /// the heuristics are left for the next outcome or `agent reflect`.
     pub fn finish(
         &mut self,
         store: &Store,
         tx: &mut Transaction<'_>,
+        learn_now: bool,
     ) -> Result<Option<Vec<Heuristic>>> {
         if self.added == 0 {
             return Ok(None);
         }
         let mut reflected = None;
-        if self.head.outcomes - self.head.reflected_at >= REFLECT_EVERY {
-            let derived = learn(store, &self.memory)?;
+        if learn_now && self.head.outcomes - self.head.reflected_at >= REFLECT_EVERY {
+            let derived = learn(store, &self.memory, false)?;
             write_heuristics(tx, &derived, self.head.outcomes);
             self.head.reflected_at = self.head.outcomes;
             reflected = Some(derived);
@@ -910,8 +928,10 @@ pub fn settle(ctx: &Ctx, tx: &mut Transaction<'_>, outcomes: &mut Outcomes) -> R
         .clone()
         .unwrap_or_default()
         .watch_hours();
+    // Agent-decided promotions and rollbacks, newest first.
     let recent = ctx.store.history().newest(500, |r| {
-        matches!(r.event, EventKind::Promote | EventKind::Rollback)
+        r.event == EventKind::Rollback
+            || (r.event == EventKind::Promote && r.gates.iter().any(|g| g.gate == "agent"))
     })?;
     let mut settled = 0;
     for (i, rec) in recent.iter().enumerate() {
@@ -926,17 +946,20 @@ pub fn settle(ctx: &Ctx, tx: &mut Transaction<'_>, outcomes: &mut Outcomes) -> R
         if age_h < watch || outcomes.current(&id) != Some(None) {
             continue;
         }
-        // Rolled back (from this version, in this environment) since?
-        let undone = recent[..i].iter().any(|r| {
+        // Rolled back (from this version, in this environment) within the
+        // watch window? Then the rollback recorded the failure.
+        let failed = recent[..i].iter().any(|r| {
             r.event == EventKind::Rollback
                 && r.env == rec.env
                 && r.bundle_id == rec.bundle_id
                 && r.from_version == rec.version
+                && releaseops_format::time::parse(&r.at)
+                    .is_ok_and(|t| ((t.as_second() - at.as_second()) as f64) < watch * 3600.0)
         });
-        if undone {
+        if failed {
             continue;
         }
-        let note = format!("still live {watch:.0}h after the promotion");
+        let note = format!("not rolled back within {watch:.0}h of the promotion");
         if outcomes
             .add(ctx, tx, &id, Outcome::Success, Some(note), "auto:survived")?
             .is_some()
@@ -960,9 +983,12 @@ fn write_heuristics(tx: &mut Transaction<'_>, hs: &[Heuristic], outcomes: u64) {
 
 /// The heuristics the outcomes in `memory` support, with the configured
 /// model's proposals when there is one (each checked the same way).
-fn learn(store: &Store, memory: &Memory) -> Result<Vec<Heuristic>> {
+/// The model is asked for proposals only when `ask_model` (an explicit
+/// `agent reflect`): automatic learning runs under the store lock and must
+/// not wait on a remote service.
+fn learn(store: &Store, memory: &Memory, ask_model: bool) -> Result<Vec<Heuristic>> {
     let previous = heuristics(store)?;
-    let llm = llm_of(store);
+    let llm = llm_of(store).filter(|_| ask_model);
     Ok(releaseops_agent::llm::learn(
         memory,
         &previous,
@@ -985,7 +1011,7 @@ pub fn reflect(ctx: &Ctx) -> Result<Vec<Heuristic>> {
     let mut tx = ctx.store.begin()?;
     let mut head = read_head(ctx.store)?;
     let memory = load_memory(ctx.store, &head)?;
-    let derived = learn(ctx.store, &memory)?;
+    let derived = learn(ctx.store, &memory, true)?;
     write_heuristics(&mut tx, &derived, head.outcomes);
     head.reflected_at = head.outcomes;
     write_head(&mut tx, &head);
@@ -1029,6 +1055,7 @@ pub fn decision(store: &Store, id: &str) -> Result<DecisionRecord> {
     let head = read_head(store)?;
     let n: u64 = id
         .strip_prefix("dec-")
+        .filter(|n| n.len() >= 6 && n.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|n| n.parse().ok())
         .filter(|&n| n >= 1 && n <= head.decisions)
         .ok_or_else(|| {
@@ -1039,7 +1066,11 @@ pub fn decision(store: &Store, id: &str) -> Result<DecisionRecord> {
         })?;
     let path = store.dir().join(rel_segment("decisions", n));
     let text = fs::read_to_string(&path).map_err(|e| corrupt(&path, None, &e.to_string()))?;
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let rec: DecisionRecord =
             serde_json::from_str(line).map_err(|e| corrupt(&path, Some(i + 1), &e.to_string()))?;
         if rec.decision_id == id {
@@ -1314,7 +1345,7 @@ pub fn settle_now(ctx: &Ctx) -> Result<usize> {
     let mut outcomes = Outcomes::open(ctx.store)?;
     let n = settle(ctx, &mut tx, &mut outcomes)?;
     if n > 0 {
-        outcomes.finish(ctx.store, &mut tx)?;
+        outcomes.finish(ctx.store, &mut tx, true)?;
         tx.commit(
             &format!("releaseops: agent outcomes: {n} release(s) survived the watch window"),
             ctx.author().as_ref(),
@@ -1334,8 +1365,14 @@ pub struct ProviderLlm {
     base_url: String,
     key: Result<Option<String>, String>,
     timeout: std::time::Duration,
+    /// All the calls for one decision share this: the store lock is held
+    /// while the agent decides, and other writers wait at most a minute.
+    deadline: std::time::Instant,
     runtime: Option<tokio::runtime::Runtime>,
 }
+
+/// The most a decision may spend waiting on the model, all calls together.
+const LLM_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl ProviderLlm {
     pub fn from_config(cfg: &releaseops_format::config::AgentLlm) -> Option<ProviderLlm> {
@@ -1360,7 +1397,9 @@ impl ProviderLlm {
             model: cfg.model.clone(),
             base_url,
             key,
-            timeout: std::time::Duration::from_millis(cfg.timeout_ms.unwrap_or(30_000)),
+            timeout: std::time::Duration::from_millis(cfg.timeout_ms.unwrap_or(10_000))
+                .min(LLM_BUDGET),
+            deadline: std::time::Instant::now() + LLM_BUDGET,
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -1377,6 +1416,16 @@ impl releaseops_agent::llm::Llm for ProviderLlm {
     fn ask(&self, prompt: &releaseops_agent::llm::Prompt) -> Result<String, String> {
         use releaseops_eval::providers::{Chat, RetryPolicy, chat, http_client};
         let key = self.key.clone()?;
+        let left = self
+            .deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .min(self.timeout);
+        if left.is_zero() {
+            return Err(format!(
+                "the {} s allowed for the model per decision are spent",
+                LLM_BUDGET.as_secs()
+            ));
+        }
         let runtime = self
             .runtime
             .as_ref()
@@ -1397,7 +1446,7 @@ impl releaseops_agent::llm::Llm for ProviderLlm {
         runtime.block_on(async {
             let client = http_client()?;
             match tokio::time::timeout(
-                self.timeout,
+                left,
                 chat(
                     &client,
                     self.provider,

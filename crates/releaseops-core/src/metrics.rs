@@ -86,9 +86,19 @@ pub fn dora(store: &Store, env: &str, days: f64, now: Timestamp) -> Result<Dora>
         if let Some(c) = created(id, version) {
             lead.push(hours(c, t));
         }
-        // The first rollback of this version here, after this deployment.
+        // A rollback of this version here, before the bundle's next
+        // deployment here (after that, it is that deployment's failure).
+        let next = all[i + 1..]
+            .iter()
+            .position(|r| {
+                r.is_deployment()
+                    && r.env.as_deref() == Some(env)
+                    && r.bundle_id.as_deref() == Some(id)
+            })
+            .map_or(all.len(), |k| i + 1 + k);
         if let Some((_, rb)) = rollbacks.iter().find(|(j, r)| {
             *j > i
+                && *j <= next
                 && r.bundle_id.as_deref() == Some(id)
                 && r.from_version.as_deref() == Some(version)
         }) {

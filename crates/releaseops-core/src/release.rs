@@ -735,12 +735,14 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
             && r.bundle_id.as_deref() == Some(req.id.as_str())
             && r.version.as_deref() == Some(current.as_str())
     })?;
+    // Best effort: the rollback is the emergency exit and never waits on,
+    // or fails because of, the agent's memory.
     if let Some(p) = promoted.first()
         && let Some(decision) = crate::agent::decision_of(p)
         && releaseops_format::time::parse(&p.at)
             .is_ok_and(|t| ((ctx.now.as_second() - t.as_second()) as f64) < watch * 3600.0)
+        && let Ok(mut o) = crate::agent::Outcomes::open(store)
     {
-        let mut o = crate::agent::Outcomes::open(store)?;
         let note = format!("rolled back to {target} within {watch:.0}h: {reason}");
         let added = o.add(
             ctx,
@@ -749,9 +751,8 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
             releaseops_agent::Outcome::RolledBack,
             Some(note),
             "auto:rollback",
-        )?;
-        if added.is_some() {
-            o.finish(store, &mut tx)?;
+        );
+        if matches!(added, Ok(Some(_))) && o.finish(store, &mut tx, false).is_ok() {
             agent_outcome = Some(decision);
             outcomes = Some(o);
         }

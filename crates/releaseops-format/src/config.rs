@@ -62,7 +62,8 @@ pub struct AgentLlm {
     /// Overrides the provider's base URL (and its `*_BASE_URL` variable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
-    /// Per-request limit; 30,000 when unset.
+    /// Per-request limit; 10,000 when unset. All the calls for one decision
+    /// share 20 seconds (the store is locked while the agent decides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
 }
