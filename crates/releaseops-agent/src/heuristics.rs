@@ -342,7 +342,7 @@ pub fn evaluate(
 }
 
 fn heuristic_id(when: &BTreeMap<String, String>, action: Action) -> String {
-    use std::hash::{Hash, Hasher};
+    use std::hash::Hasher;
     // FNV-1a: stable across runs and platforms (DefaultHasher is not).
     struct Fnv(u64);
     impl Hasher for Fnv {
@@ -356,11 +356,15 @@ fn heuristic_id(when: &BTreeMap<String, String>, action: Action) -> String {
         }
     }
     let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    // Bytes with a separator (not `Hash for [u8]`, whose length prefix is a
+    // platform-sized integer), so the id is the same everywhere.
     for (k, v) in when {
-        k.as_bytes().hash(&mut h);
-        v.as_bytes().hash(&mut h);
+        h.write(k.as_bytes());
+        h.write(&[0]);
+        h.write(v.as_bytes());
+        h.write(&[0]);
     }
-    action.as_str().as_bytes().hash(&mut h);
+    h.write(action.as_str().as_bytes());
     format!("h-{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 

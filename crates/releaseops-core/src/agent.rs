@@ -691,6 +691,12 @@ pub fn assess_with(
             "the red team rates the risk HIGH and this environment lets that hold a release".into(),
         );
     }
+    // A DELAY always names when to ask again (the gate waits until then).
+    if decision == Action::Delay && plan.delay_until.is_none() {
+        let w = planner::next_safe_window(context.day_of_week, context.hour_of_day);
+        reasons.push(format!("next safe window: {w}"));
+        plan.delay_until = Some(w);
+    }
     let heuristics_applied = learned
         .iter()
         .filter(|h| plan.heuristics_applied.contains(&h.id))

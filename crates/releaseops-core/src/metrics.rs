@@ -53,15 +53,15 @@ pub fn dora(store: &Store, env: &str, days: f64, now: Timestamp) -> Result<Dora>
     let all = store.history().all()?;
     let since = now.as_second() as f64 - days * 86_400.0;
     let in_window = |r: &Record| at(r).is_some_and(|t| t.as_second() as f64 >= since && t <= now);
-    let created = |id: &str, version: &str| {
-        all.iter()
-            .find(|r| {
-                r.event == EventKind::BundleCreate
-                    && r.bundle_id.as_deref() == Some(id)
-                    && r.version.as_deref() == Some(version)
-            })
-            .and_then(at)
-    };
+    let mut created_at: std::collections::HashMap<(&str, &str), Timestamp> =
+        std::collections::HashMap::new();
+    for r in all.iter().filter(|r| r.event == EventKind::BundleCreate) {
+        if let (Some(id), Some(v), Some(t)) = (r.bundle_id.as_deref(), r.version.as_deref(), at(r))
+        {
+            created_at.entry((id, v)).or_insert(t);
+        }
+    }
+    let created = |id: &str, version: &str| created_at.get(&(id, version)).copied();
     let deploys: Vec<(usize, &Record)> = all
         .iter()
         .enumerate()
