@@ -490,6 +490,7 @@ fn agent_bench(runs: usize) -> Vec<(String, Duration, &'static str, &'static str
         decisions: EPISODES as u64 + 1,
         outcomes: EPISODES as u64,
         reflected_at: EPISODES as u64,
+        settled_through: 0,
     };
     let memory = agent::load_memory(&store, &head).expect("memory");
     let derive = median(

@@ -165,7 +165,7 @@ fn bad_input_is_refused_and_memory_is_unchanged() {
     assert!(!run.stderr.contains("panicked"));
     assert_eq!(
         r.read(".releaseops/agent/HEAD"),
-        "{\"decisions\":1,\"outcomes\":0,\"reflected_at\":0}"
+        "{\"decisions\":1,\"outcomes\":0,\"reflected_at\":0,\"settled_through\":0}"
     );
     r.write(seg, &good);
     assert_eq!(decide(&r, CALM_FRIDAY)["decision_id"], "dec-000002");

@@ -42,6 +42,10 @@ pub struct Head {
     pub outcomes: u64,
     /// `outcomes` when the heuristics were last derived.
     pub reflected_at: u64,
+    /// History records up to this sequence number have had their survival
+    /// outcomes settled (so a promotion does not load the memory for that).
+    #[serde(default)]
+    pub settled_through: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -737,6 +741,7 @@ pub fn bulk_load(
         decisions: records.len() as u64,
         outcomes: outcomes.len() as u64,
         reflected_at: 0,
+        settled_through: 0,
     };
     let io = |path: &Path, e: std::io::Error| corrupt(path, None, &e.to_string());
     for (kind, lines) in [
@@ -826,6 +831,8 @@ pub struct Outcomes {
     head: Head,
     memory: Memory,
     added: u64,
+    /// The head changed without outcomes (the settle cursor moved).
+    dirty: bool,
 }
 
 impl Outcomes {
@@ -836,6 +843,7 @@ impl Outcomes {
             head,
             memory,
             added: 0,
+            dirty: false,
         })
     }
 
@@ -884,6 +892,9 @@ impl Outcomes {
         learn_now: bool,
     ) -> Result<Option<Vec<Heuristic>>> {
         if self.added == 0 {
+            if self.dirty {
+                write_head(tx, &self.head);
+            }
             return Ok(None);
         }
         let mut reflected = None;
@@ -1344,20 +1355,46 @@ pub fn promotion_context(
 /// Records the outcomes the history already tells ([`settle`]) in their own
 /// commit; returns how many.
 pub fn settle_now(ctx: &Ctx) -> Result<usize> {
-    if read_head(ctx.store)?.decisions == 0 {
+    use releaseops_format::history::EventKind;
+    let head = read_head(ctx.store)?;
+    if head.decisions == 0 {
         return Ok(0);
     }
+    let watch = ctx
+        .store
+        .config()
+        .agent
+        .clone()
+        .unwrap_or_default()
+        .watch_hours();
+    // Only agent-decided promotions past the watch window and past the
+    // cursor need looking at; usually there are none, and then the memory
+    // is not even loaded.
+    let due = ctx.store.history().newest(500, |r| {
+        r.event == EventKind::Promote
+            && r.seq > head.settled_through
+            && r.gates.iter().any(|g| g.gate == "agent")
+            && releaseops_format::time::parse(&r.at)
+                .is_ok_and(|t| ((ctx.now.as_second() - t.as_second()) as f64) >= watch * 3600.0)
+    })?;
+    let Some(through) = due.iter().map(|r| r.seq).max() else {
+        return Ok(0);
+    };
     let mut tx = ctx.store.begin()?;
     let mut outcomes = Outcomes::open(ctx.store)?;
     let n = settle(ctx, &mut tx, &mut outcomes)?;
-    if n > 0 {
-        outcomes.finish(ctx.store, &mut tx, true)?;
-        tx.commit(
-            &format!("releaseops: agent outcomes: {n} release(s) survived the watch window"),
-            ctx.author().as_ref(),
-        )?;
-        outcomes.after_commit(ctx.store);
+    if through > outcomes.head.settled_through {
+        outcomes.head.settled_through = through;
+        outcomes.dirty = true;
     }
+    outcomes.finish(ctx.store, &mut tx, true)?;
+    let msg = if n > 0 {
+        format!("releaseops: agent outcomes: {n} release(s) survived the watch window")
+    } else {
+        format!("releaseops: agent outcomes settled through history record {through}")
+    };
+    tx.commit(&msg, ctx.author().as_ref())?;
+    outcomes.after_commit(ctx.store);
     Ok(n)
 }
 
