@@ -938,13 +938,7 @@ pub fn decision_of(rec: &releaseops_format::history::Record) -> Option<String> {
 /// Rollbacks within the watch window are recorded by the rollback itself.
 pub fn settle(ctx: &Ctx, tx: &mut Transaction<'_>, outcomes: &mut Outcomes) -> Result<usize> {
     use releaseops_format::history::EventKind;
-    let watch = ctx
-        .store
-        .config()
-        .agent
-        .clone()
-        .unwrap_or_default()
-        .watch_hours();
+    let watch = watch_hours(ctx.store);
     // Agent-decided promotions and rollbacks, newest first.
     let recent = ctx.store.history().newest(500, |r| {
         r.event == EventKind::Rollback
@@ -1352,6 +1346,14 @@ pub fn promotion_context(
     })
 }
 
+/// `agent.watch_hours` (24 when unset).
+fn watch_hours(store: &Store) -> f64 {
+    store.config().agent.as_ref().map_or_else(
+        || releaseops_format::config::AgentConfig::default().watch_hours(),
+        |a| a.watch_hours(),
+    )
+}
+
 /// Records the outcomes the history already tells ([`settle`]) in their own
 /// commit; returns how many.
 pub fn settle_now(ctx: &Ctx) -> Result<usize> {
@@ -1360,13 +1362,7 @@ pub fn settle_now(ctx: &Ctx) -> Result<usize> {
     if head.decisions == 0 {
         return Ok(0);
     }
-    let watch = ctx
-        .store
-        .config()
-        .agent
-        .clone()
-        .unwrap_or_default()
-        .watch_hours();
+    let watch = watch_hours(ctx.store);
     // Only agent-decided promotions past the watch window and past the
     // cursor need looking at; usually there are none, and then the memory
     // is not even loaded.
