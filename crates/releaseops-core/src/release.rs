@@ -104,6 +104,13 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
     {
         crate::agent::settle_now(ctx)?;
     }
+    // A dry run reads under the shared lock, so it never sees a change half
+    // made (the agent's memory included).
+    let _read = if req.dry_run {
+        Some(store.read_guard()?)
+    } else {
+        None
+    };
     let tx = if req.dry_run {
         None
     } else {
