@@ -413,3 +413,48 @@ fn dora_metrics_come_from_the_history() {
     assert_eq!(m["rework_rate"], 0.333);
     r.run(&["metrics", "dora", "--days", "0"]).code(2);
 }
+
+#[test]
+fn a_declared_dependency_moving_is_a_clash() {
+    let r = gated("advisory", "");
+    let cfg = r.read(".releaseops/config.yaml");
+    r.write(
+        ".releaseops/config.yaml",
+        &format!("{cfg}agent:\n  depends_on:\n    b: [payments]\n"),
+    );
+    r.commit_all("deps");
+    let decide = |at: &str| {
+        json(
+            r.run_at(at, &["--json", "agent", "decide", "b", "1.0.0", "prod"])
+                .ok(),
+        )
+    };
+    assert_eq!(decide("2026-11-17T10:00:00Z")["context"]["clash"], false);
+    // payments moves through staging an hour before: a clash for b in prod,
+    // though payments is nowhere near prod.
+    r.run_at(
+        "2026-11-17T11:00:00Z",
+        &["bundle", "create", "payments", "-m", "m"],
+    )
+    .ok();
+    r.run_at(
+        "2026-11-17T11:00:00Z",
+        &["promote", "payments", "1.0.0", "dev"],
+    )
+    .ok();
+    r.run_at(
+        "2026-11-17T11:00:00Z",
+        &["promote", "payments", "1.0.0", "staging"],
+    )
+    .ok();
+    let d = decide("2026-11-17T12:00:00Z");
+    assert_eq!(d["context"]["clash"], true, "{d}");
+    assert_eq!(d["context"]["conflicting_service"], "payments");
+    // Outside the 2-hour window it is no longer a clash.
+    assert_eq!(decide("2026-11-17T14:30:00Z")["context"]["clash"], false);
+    r.write(
+        ".releaseops/config.yaml",
+        &format!("{cfg}agent:\n  depends_on:\n    b: ['../x']\n"),
+    );
+    assert_ne!(r.run(&["agent", "decide", "b", "1.0.0", "prod"]).code, 0);
+}

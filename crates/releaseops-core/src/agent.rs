@@ -1302,10 +1302,14 @@ pub fn promotion_context(
                     .then_some(h as f64)
             })
         });
-    // Other bundles promoted into this environment within the clash window.
+    // Other bundles promoted into this environment within the clash window,
+    // and bundles this one declares it depends on moving anywhere in it.
     let window = agent_cfg.clash_window_hours() * 3600.0;
+    let depends = agent_cfg.depends_on.get(id).cloned().unwrap_or_default();
     let recent = store.history().newest(200, |r| {
-        r.env.as_deref() == Some(env) || r.bundle_id.as_deref() == Some(id)
+        r.env.as_deref() == Some(env)
+            || r.bundle_id.as_deref() == Some(id)
+            || r.bundle_id.as_ref().is_some_and(|b| depends.contains(b))
     })?;
     let age = |r: &releaseops_format::history::Record| -> Option<f64> {
         let t = releaseops_format::time::parse(&r.at).ok()?;
@@ -1313,9 +1317,10 @@ pub fn promotion_context(
     };
     use releaseops_format::history::EventKind;
     let conflicting = recent.iter().find(|r| {
-        r.event == EventKind::Promote
-            && r.env.as_deref() == Some(env)
-            && r.bundle_id.as_deref() != Some(id)
+        let other = r.bundle_id.as_deref().filter(|b| *b != id);
+        matches!(r.event, EventKind::Promote | EventKind::Rollback)
+            && other
+                .is_some_and(|b| r.env.as_deref() == Some(env) || depends.iter().any(|d| d == b))
             && age(r).is_some_and(|a| (0.0..=window).contains(&a))
     });
     let recent_rollbacks = recent

@@ -46,6 +46,10 @@ pub struct AgentConfig {
     /// not set one.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub criticality: IndexMap<String, String>,
+    /// Bundles each bundle depends on: one of them moving (promoted or rolled
+    /// back, in any environment) within the clash window is a clash.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub depends_on: IndexMap<String, Vec<String>>,
     /// A language model the agent consults after its built-in planner, red
     /// team and second look (it can only make a decision stricter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,6 +130,12 @@ impl AgentConfig {
                 return Err(FormatError::Invalid(format!(
                     "agent.llm.base_url must start with http:// or https://, got '{u}'"
                 )));
+            }
+        }
+        for (bundle, deps) in &self.depends_on {
+            crate::names::validate_bundle_id(bundle)?;
+            for d in deps {
+                crate::names::validate_bundle_id(d)?;
             }
         }
         for (bundle, level) in &self.criticality {
