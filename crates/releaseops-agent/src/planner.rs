@@ -284,7 +284,38 @@ pub fn next_safe_window(day: Day, hour: u8) -> Window {
 
 /// Decides with the built-in rules and the heuristics that apply.
 pub fn plan(ctx: &Context, heuristics: &[Heuristic]) -> Plan {
-    let factors = factors(ctx);
+    plan_with_recall(ctx, heuristics, &[])
+}
+
+/// Past releases at least this similar count as "like this one".
+pub const LIKE_THIS: f64 = 0.75;
+
+/// As [`plan`], with the outcomes of the most similar past releases
+/// (similarity, outcome): when most of those like this one that have an
+/// outcome failed, that is a factor of its own.
+pub fn plan_with_recall(
+    ctx: &Context,
+    heuristics: &[Heuristic],
+    similar: &[(f64, Option<crate::memory::Outcome>)],
+) -> Plan {
+    let mut factors = factors(ctx);
+    let known: Vec<bool> = similar
+        .iter()
+        .filter(|(s, _)| *s >= LIKE_THIS)
+        .filter_map(|(_, o)| o.map(|o| o.failed()))
+        .collect();
+    let failed = known.iter().filter(|f| **f).count();
+    if failed >= 2 && failed * 2 >= known.len() {
+        factors.push(Factor {
+            name: "similar_releases".into(),
+            detail: format!(
+                "{failed} of the {} most similar past releases with an outcome failed",
+                known.len()
+            ),
+            points: 15,
+            timing: false,
+        });
+    }
     let risk_score: u32 = factors.iter().map(|f| f.points).sum();
     let intrinsic: u32 = factors.iter().filter(|f| !f.timing).map(|f| f.points).sum();
     let mut reasons = Vec::new();
@@ -492,5 +523,42 @@ mod tests {
         assert_eq!(plan(&saturday, &[]).decision, Action::Delay);
         let p = plan(&saturday, &[safe]);
         assert_eq!(p.decision, Action::Go, "{p:?}");
+    }
+
+    #[test]
+    fn releases_like_this_one_that_failed_count_against_it() {
+        use crate::memory::Outcome::{Incident, RolledBack, Success};
+        let c = ctx(
+            json!({"env": "prod", "feature_risk": "LOW", "day_of_week": "TUE",
+            "hour_of_day": 11, "evals": {"pass_rate": 0.99}}),
+        );
+        let base = plan(&c, &[]).risk_score;
+        let bad = [
+            (0.9, Some(Incident)),
+            (0.85, Some(RolledBack)),
+            (0.8, Some(Success)),
+            (0.9, None),
+        ];
+        let p = plan_with_recall(&c, &[], &bad);
+        assert_eq!(p.risk_score, base + 15, "{p:?}");
+        assert!(
+            p.factors
+                .iter()
+                .any(|f| f.name == "similar_releases" && f.detail.starts_with("2 of the 3"))
+        );
+        // Not alike enough, or mostly fine: no factor.
+        let far = [
+            (0.5, Some(Incident)),
+            (0.6, Some(Incident)),
+            (0.9, Some(Success)),
+        ];
+        assert_eq!(plan_with_recall(&c, &[], &far).risk_score, base);
+        let fine = [
+            (0.9, Some(Incident)),
+            (0.9, Some(Success)),
+            (0.9, Some(Success)),
+            (0.9, Some(Success)),
+        ];
+        assert_eq!(plan_with_recall(&c, &[], &fine).risk_score, base);
     }
 }

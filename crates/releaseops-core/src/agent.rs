@@ -662,7 +662,11 @@ pub fn assess_with(
     llm: Option<&dyn releaseops_agent::llm::Llm>,
 ) -> DecisionRecord {
     let context = req.context;
-    let mut plan = planner::plan(&context, learned);
+    let recalled: Vec<(f64, Option<Outcome>)> = similar_episodes
+        .iter()
+        .map(|e| (e.similarity, e.outcome))
+        .collect();
+    let mut plan = planner::plan_with_recall(&context, learned, &recalled);
     let mut red_team = review::red_team(&context, &plan);
     if let Some(llm) = llm {
         let applied: Vec<&Heuristic> = learned
