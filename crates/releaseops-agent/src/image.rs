@@ -177,16 +177,8 @@ impl ImageMeta {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
-
-    fn ctx(risk: &str, day: &str, hour: u8) -> Context {
-        Context::from_json(
-            &json!({"env": "prod", "feature_risk": risk, "day_of_week": day, "hour_of_day": hour}),
-        )
-        .unwrap()
-    }
+    use crate::memory::tests::ctx;
 
     #[test]
     fn recall_from_the_image_matches_recall_from_the_memory() {

@@ -417,12 +417,13 @@ impl<'b> Reader<'b> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;
 
-    fn ctx(risk: &str, day: &str, hour: u8) -> Context {
+    /// A production context with the given risk, day and hour.
+    pub(crate) fn ctx(risk: &str, day: &str, hour: u8) -> Context {
         Context::from_json(
             &json!({"env": "prod", "feature_risk": risk, "day_of_week": day, "hour_of_day": hour}),
         )
