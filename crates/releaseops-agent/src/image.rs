@@ -4,6 +4,7 @@
 //! `agent decide` fast at 100,000 episodes.
 
 use std::collections::HashMap;
+use std::io::Read;
 
 use crate::context::Context;
 use crate::memory::{Memory, Outcome, weight};
@@ -29,6 +30,8 @@ pub struct Recalled {
 }
 
 const ROW_BYTES: usize = 12;
+/// Rows read at a time when recall streams the table.
+const CHUNK_ROWS: usize = 4096;
 
 fn le32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
@@ -78,13 +81,33 @@ impl ImageMeta {
     }
 
     /// The `k` rows most similar to `ctx` (ties go to the most recent), from
-    /// the image's parts; `None` when the parts do not match the meta.
+    /// the image's parts held in memory; `None` when the parts do not match
+    /// the meta.
     pub fn recall(&self, parts: [&[u8]; 3], ctx: &Context, k: usize) -> Option<Vec<Recalled>> {
-        let len = |i: usize| usize::try_from(self.lens[i]).ok();
-        let ids = parts[0].get(..len(0)?)?;
-        let table = parts[1].get(..len(1)?)?;
-        let attrs = parts[2].get(..len(2)?)?;
-        if table.len() != usize::try_from(self.rows).ok()?.checked_mul(ROW_BYTES)? {
+        let ids = parts[0];
+        self.recall_from(parts[1], parts[2], ids.len() as u64, ctx, k, |at, n| {
+            ids.get(usize::try_from(at).ok()?..)?
+                .get(..n)
+                .map(<[u8]>::to_vec)
+        })
+    }
+
+    /// The same recall, streamed: the row table and the attribute ids are
+    /// read through in chunks (the readers must hold at least the meta's
+    /// lengths; anything after them is ignored), and only the winners' ids
+    /// are fetched, by `id_at(offset, length)`. `ids_len` is the length of
+    /// the id part as found.
+    pub fn recall_from(
+        &self,
+        table: impl Read,
+        attrs: impl Read,
+        ids_len: u64,
+        ctx: &Context,
+        k: usize,
+        mut id_at: impl FnMut(u64, usize) -> Option<Vec<u8>>,
+    ) -> Option<Vec<Recalled>> {
+        let rows = usize::try_from(self.rows).ok()?;
+        if self.lens[1] != self.rows.checked_mul(ROW_BYTES as u64)? || ids_len < self.lens[0] {
             return None;
         }
         let mut w = vec![0f32; self.pairs.len()];
@@ -96,33 +119,55 @@ impl ImageMeta {
                 w[id as usize] = wt;
             }
         }
-        // (row, score, id offset, id length, decision byte, outcome byte)
-        let mut best: Vec<(usize, f32, usize, usize, u8, u8)> = Vec::with_capacity(k + 1);
-        let (mut id_at, mut attr_at) = (0usize, 0usize);
-        for (row, t) in table.chunks_exact(ROW_BYTES).enumerate() {
-            let id_len = le32(t, 0)? as usize;
-            let n = le32(t, 4)? as usize;
-            let end = attr_at.checked_add(n.checked_mul(4)?)?;
-            let mut s = 0f32;
-            for a in attrs.get(attr_at..end)?.chunks_exact(4) {
-                let a = u32::from_le_bytes([a[0], a[1], a[2], a[3]]) as usize;
-                s += *w.get(a)?;
+        let mut table = table.take(self.lens[1]);
+        let mut attrs = attrs.take(self.lens[2]);
+        // (score, id offset, id length, decision byte, outcome byte)
+        let mut best: Vec<(f32, u64, usize, u8, u8)> = Vec::with_capacity(k + 1);
+        let (mut id_off, mut attr_len) = (0u64, 0u64);
+        let mut chunk = vec![0u8; CHUNK_ROWS * ROW_BYTES];
+        let mut ab: Vec<u8> = Vec::new();
+        let mut done = 0usize;
+        while done < rows {
+            let n_rows = (rows - done).min(CHUNK_ROWS);
+            let chunk = &mut chunk[..n_rows * ROW_BYTES];
+            table.read_exact(chunk).ok()?;
+            let mut need = 0usize;
+            for t in chunk.chunks_exact(ROW_BYTES) {
+                need = need.checked_add((le32(t, 4)? as usize).checked_mul(4)?)?;
             }
-            if k > 0 && !(best.len() == k && best.last().is_some_and(|b| s < b.1)) {
-                let at = best.partition_point(|b| b.1 > s);
-                best.insert(at, (row, s, id_at, id_len, t[8], t[9]));
-                best.truncate(k);
+            ab.resize(need, 0);
+            attrs.read_exact(&mut ab).ok()?;
+            let mut at = 0usize;
+            for t in chunk.chunks_exact(ROW_BYTES) {
+                let id_len = le32(t, 0)? as usize;
+                let end = at + le32(t, 4)? as usize * 4;
+                let mut s = 0f32;
+                for a in ab[at..end].chunks_exact(4) {
+                    let a = u32::from_le_bytes([a[0], a[1], a[2], a[3]]) as usize;
+                    s += *w.get(a)?;
+                }
+                if k > 0 && !(best.len() == k && best.last().is_some_and(|b| s < b.0)) {
+                    let pos = best.partition_point(|b| b.0 > s);
+                    best.insert(pos, (s, id_off, id_len, t[8], t[9]));
+                    best.truncate(k);
+                }
+                id_off = id_off.checked_add(id_len as u64)?;
+                at = end;
             }
-            id_at = id_at.checked_add(id_len)?;
-            attr_at = end;
+            attr_len += need as u64;
+            done += n_rows;
         }
-        if id_at != ids.len() || attr_at != attrs.len() || total == 0.0 {
-            return (total == 0.0).then(Vec::new);
+        // Every byte the meta counts was used, and no more.
+        if id_off != self.lens[0] || attr_len != self.lens[2] {
+            return None;
+        }
+        if total == 0.0 {
+            return Some(Vec::new());
         }
         best.into_iter()
-            .map(|(_, s, at, n, d, o)| {
+            .map(|(s, at, n, d, o)| {
                 Some(Recalled {
-                    id: std::str::from_utf8(ids.get(at..at + n)?).ok()?.to_string(),
+                    id: String::from_utf8(id_at(at, n)?).ok()?,
                     decision: action(d)?,
                     outcome: outcome(o)?,
                     similarity: f64::from(s / total),
@@ -239,5 +284,63 @@ mod tests {
             meta.recall([&grown[0], &grown[1][..5], &grown[2]], &q, 3)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn streamed_recall_over_many_chunks_matches_the_memory() {
+        let days = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
+        let risks = ["LOW", "MEDIUM", "HIGH"];
+        let mut m = Memory::default();
+        let rows = 3 * CHUNK_ROWS + 17;
+        for i in 0..rows {
+            m.append_new(
+                &format!("e{i}"),
+                ctx(risks[i % 3], days[i % 7], (i % 24) as u8).attributes(),
+                Action::Go,
+                None,
+            );
+        }
+        let parts = m.encode_rows(0);
+        let lens = parts.each_ref().map(|p| p.len() as u64);
+        let meta = ImageMeta::decode(&m.encode_meta([1, 2, 3], lens)).unwrap();
+        let q = ctx("HIGH", "SAT", 13);
+        let mut fetched = 0;
+        let streamed = meta
+            .recall_from(
+                &parts[1][..],
+                &parts[2][..],
+                parts[0].len() as u64,
+                &q,
+                5,
+                |at, n| {
+                    fetched += 1;
+                    Some(parts[0][at as usize..at as usize + n].to_vec())
+                },
+            )
+            .unwrap();
+        // Only the winners' ids are read.
+        assert_eq!(fetched, 5);
+        let from_memory: Vec<(String, f64)> = m
+            .similar(&q, 5)
+            .into_iter()
+            .map(|(r, s)| (m.id(r).to_string(), s))
+            .collect();
+        assert_eq!(
+            streamed
+                .iter()
+                .map(|r| (r.id.clone(), r.similarity))
+                .collect::<Vec<_>>(),
+            from_memory
+        );
+        // Bytes after the meta's lengths (a torn append) are ignored; too
+        // few are refused.
+        let mut longer = parts[2].clone();
+        longer.extend([9, 9, 9]);
+        assert!(
+            meta.recall([&parts[0], &parts[1], &longer], &q, 5)
+                .is_some()
+        );
+        let short = &parts[2][..parts[2].len() - 4];
+        assert!(meta.recall([&parts[0], &parts[1], short], &q, 5).is_none());
     }
 }

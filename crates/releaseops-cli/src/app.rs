@@ -129,7 +129,12 @@ impl App {
         {
             return a.to_string();
         }
-        releaseops_store::git::user_identity(store.root())
+        store
+            .git()
+            .map_or_else(
+                || releaseops_store::git::user_identity(store.root()),
+                |g| g.identity(),
+            )
             .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
             .unwrap_or_else(|| "unknown".into())
     }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use releaseops_agent::context::Context;
 use releaseops_agent::heuristics::{self, Heuristic};
-use releaseops_agent::image::ImageMeta;
+use releaseops_agent::image::{ImageMeta, Recalled};
 use releaseops_agent::planner::{self, Action, Plan};
 use releaseops_agent::review::{self, RedTeam, Reflection};
 use releaseops_agent::{Level, Memory, Outcome};
@@ -167,8 +167,8 @@ fn corrupt(path: &Path, line: Option<usize>, msg: &str) -> CoreError {
 
 /// The decision and outcome records' files, with the number of records each
 /// must hold, in order.
-fn segments(store: &Store, kind: &str, count: u64) -> Vec<(PathBuf, u64)> {
-    let dir = agent_dir(store).join(kind);
+fn segments(agent: &Path, kind: &str, count: u64) -> Vec<(PathBuf, u64)> {
+    let dir = agent.join(kind);
     let per = per_segment(kind);
     (0..count.div_ceil(per))
         .map(|s| {
@@ -181,10 +181,10 @@ fn segments(store: &Store, kind: &str, count: u64) -> Vec<(PathBuf, u64)> {
 /// Changes when any record file changes (size or modification time), so a
 /// hand edit is never hidden by the image. Each file contributes its own
 /// term, so a change to one file can be accounted for alone.
-fn fingerprint(store: &Store, head: &Head) -> u64 {
-    segments(store, "decisions", head.decisions)
+fn fingerprint(agent: &Path, head: &Head) -> u64 {
+    segments(agent, "decisions", head.decisions)
         .into_iter()
-        .chain(segments(store, "outcomes", head.outcomes))
+        .chain(segments(agent, "outcomes", head.outcomes))
         .fold(0, |fp, (path, _)| fp ^ file_term(&path))
 }
 
@@ -206,7 +206,7 @@ fn read_lines<T: for<'de> Deserialize<'de>>(
     count: u64,
     mut each: impl FnMut(T, &Path, usize) -> Result<()>,
 ) -> Result<()> {
-    for (path, expected) in segments(store, kind, count) {
+    for (path, expected) in segments(&agent_dir(store), kind, count) {
         let text = fs::read_to_string(&path).map_err(|e| corrupt(&path, None, &e.to_string()))?;
         let mut n = 0u64;
         for (i, line) in text.lines().enumerate() {
@@ -260,7 +260,7 @@ fn image_paths(store: &Store) -> (PathBuf, [PathBuf; 3]) {
 /// The memory, from the image when it is current, else rebuilt from the
 /// records (and the image written again).
 pub fn load_memory(store: &Store, head: &Head) -> Result<Memory> {
-    let fp = fingerprint(store, head);
+    let fp = fingerprint(&agent_dir(store), head);
     load_memory_image(store, head, fp).map(|(m, _)| m)
 }
 
@@ -424,12 +424,29 @@ enum Recall {
     Memory(Memory, Image),
 }
 
-/// The image's meta and parts as they are on disk, if all are there.
-fn read_image(store: &Store) -> Option<(Vec<u8>, [Vec<u8>; 3])> {
-    let (meta_path, part_paths) = image_paths(store);
-    let meta = fs::read(&meta_path).ok()?;
-    let [a, b, c] = part_paths.each_ref().map(|p| fs::read(p).ok());
-    Some((meta, [a?, b?, c?]))
+/// Recall straight from the image on disk, when its meta carries `stamp`
+/// (checked by the caller once the stamp is known): the table and the
+/// attribute ids are streamed, and only the winners' ids are read.
+fn recall_from_image(store: &Store, context: &Context) -> Option<(ImageMeta, Vec<Recalled>)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let (meta_path, [ids, table, attrs]) = image_paths(store);
+    let meta = ImageMeta::decode(&fs::read(&meta_path).ok()?)?;
+    let mut ids = fs::File::open(ids).ok()?;
+    let ids_len = ids.metadata().ok()?.len();
+    let found = meta.recall_from(
+        fs::File::open(table).ok()?,
+        fs::File::open(attrs).ok()?,
+        ids_len,
+        context,
+        RECALL,
+        |at, n| {
+            let mut buf = vec![0; n];
+            ids.seek(SeekFrom::Start(at)).ok()?;
+            ids.read_exact(&mut buf).ok()?;
+            Some(buf)
+        },
+    )?;
+    Some((meta, found))
 }
 
 /// The most similar past episodes, from a built memory.
@@ -450,13 +467,18 @@ pub fn recall(memory: &Memory, context: &Context) -> Vec<SimilarEpisode> {
 /// commit makes it part of the memory; call [`Staged::after_commit`] then.
 pub fn stage(ctx: &Ctx, tx: &mut Transaction<'_>, req: DecideRequest) -> Result<Staged> {
     let mut head = read_head(ctx.store)?;
-    let fp = fingerprint(ctx.store, &head);
-    let stamp = [head.decisions, head.outcomes, fp];
-    let fast = read_image(ctx.store).and_then(|(meta, parts)| {
-        let meta = ImageMeta::decode(&meta).filter(|m| m.stamp == stamp)?;
-        let found = meta.recall([&parts[0], &parts[1], &parts[2]], &req.context, RECALL)?;
-        Some((meta, found))
+    // Statting every record file and scanning the image take about as long
+    // as each other, so they run side by side; the recall is used only if
+    // the image turns out to be current.
+    let agent = agent_dir(ctx.store);
+    let (fp, fast) = std::thread::scope(|s| {
+        let fp = s.spawn(|| fingerprint(&agent, &head));
+        let fast = recall_from_image(ctx.store, &req.context);
+        let fp = fp.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (fp, fast)
     });
+    let stamp = [head.decisions, head.outcomes, fp];
+    let fast = fast.filter(|(meta, _)| meta.stamp == stamp);
     let (source, similar) = match fast {
         Some((meta, found)) => {
             let similar = found
@@ -918,7 +940,7 @@ impl Outcomes {
             let stamp = [
                 self.head.decisions,
                 self.head.outcomes,
-                fingerprint(store, &self.head),
+                fingerprint(&agent_dir(store), &self.head),
             ];
             write_image(store, &self.memory, stamp, Image { lens: None }, 0);
         }

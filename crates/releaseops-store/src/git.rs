@@ -76,6 +76,17 @@ fn git_err(command: &str, out: &Output) -> StoreError {
     }
 }
 
+/// Waits for a child started by the `spawn_*` helpers; its stdout on success.
+fn finish(command: &str, child: std::process::Child) -> Result<String> {
+    let out = child
+        .wait_with_output()
+        .map_err(|e| spawn_err(command, e))?;
+    if !out.status.success() {
+        return Err(git_err(command, &out));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 fn spawn_err(command: &str, e: std::io::Error) -> StoreError {
     StoreError::Git {
         command: command.to_string(),
@@ -230,6 +241,24 @@ impl Git {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// The user's identity as `Name <email>` from this repository's git
+    /// configuration (system, global, local, includes and `GIT_CONFIG_*`),
+    /// read in-process; `git config` is asked only when the repository
+    /// cannot be opened here.
+    pub fn identity(&self) -> Option<String> {
+        let Some(repo) = self.repo() else {
+            return user_identity(&self.top);
+        };
+        let config = repo.config_snapshot();
+        let get = |key: &str| {
+            config
+                .string(key)
+                .map(|v| v.to_string().trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        join_identity(get("user.name"), get("user.email"))
+    }
+
     /// The commit and tree HEAD points at, or `None` on an unborn branch.
     pub fn head(&self) -> Result<Option<(String, String)>> {
         let out = self.run(&["rev-parse", "HEAD^{commit}", "HEAD^{tree}"], None, None)?;
@@ -266,12 +295,21 @@ impl Git {
             Ok(None) => None,
             Ok(Some((new, old))) => {
                 let old = old.unwrap_or_else(|| "0".repeat(40));
-                self.run_ok(
+                // Moving HEAD and refreshing the user's index for our paths
+                // are independent (the index gets the work tree's content,
+                // which is what the commit holds), so both children run at
+                // once. Should the ref update fail, the index still tells
+                // the truth: our files changed and are not committed yet.
+                let index = self.spawn_update_index(paths, None)?;
+                let moved = self.run_ok(
                     &["update-ref", "-m", message, "HEAD", &new, &old],
                     None,
                     None,
-                )?;
-                Some(new)
+                );
+                let indexed = finish("update-index", index);
+                moved?;
+                indexed?;
+                return Ok(Some(new));
             }
             // Nothing moved HEAD yet: the git CLI can do the same safely.
             Err(_) => self.commit_with_cli(paths, message, author)?,
@@ -282,19 +320,39 @@ impl Git {
         Ok(commit)
     }
 
-    /// Stages `paths` as they are on disk (removing missing ones) in the
-    /// user's index, or in `index` when given.
-    fn update_index(&self, paths: &[String], index: Option<&Path>) -> Result<String> {
+    /// Starts `git update-index` for `paths` (see [`Git::update_index`])
+    /// without waiting for it.
+    fn spawn_update_index(
+        &self,
+        paths: &[String],
+        index: Option<&Path>,
+    ) -> Result<std::process::Child> {
+        let mut c = self.cmd();
+        c.args(["update-index", "--add", "--remove", "-z", "--stdin"]);
+        if let Some(ix) = index {
+            c.env("GIT_INDEX_FILE", ix);
+        }
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().map_err(|e| spawn_err("update-index", e))?;
         let mut list = Vec::new();
         for p in paths {
             list.extend_from_slice(p.as_bytes());
             list.push(0);
         }
-        self.run_ok(
-            &["update-index", "--add", "--remove", "-z", "--stdin"],
-            index,
-            Some(&list),
-        )
+        if let Some(mut si) = child.stdin.take() {
+            // Dropping stdin afterwards closes it, so git sees the end.
+            si.write_all(&list)
+                .map_err(|e| spawn_err("update-index", e))?;
+        }
+        Ok(child)
+    }
+
+    /// Stages `paths` as they are on disk (removing missing ones) in the
+    /// user's index, or in `index` when given.
+    fn update_index(&self, paths: &[String], index: Option<&Path>) -> Result<String> {
+        finish("update-index", self.spawn_update_index(paths, index)?)
     }
 
     fn commit_with_cli(
@@ -453,29 +511,49 @@ impl Git {
     }
 }
 
-/// The user's git identity as `Name <email>`, for `git config` outside a repository too.
+/// The user's git identity as `Name <email>`, for `git config` outside a
+/// repository too. One `git config` run reads both keys (the last value of
+/// each wins, as with `git config --get`).
 pub fn user_identity(dir: &Path) -> Option<String> {
-    let get = |key: &str| {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["config", "--get", key])
-            .stderr(Stdio::null())
-            .output()
-            .ok()?;
-        let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if out.status.success() && !v.is_empty() {
-            Some(v)
-        } else {
-            None
-        }
-    };
-    match (get("user.name"), get("user.email")) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["config", "-z", "--get-regexp", r"^user\.(name|email)$"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let (name, email) = identity_from_config(&String::from_utf8_lossy(&out.stdout));
+    join_identity(name, email)
+}
+
+fn join_identity(name: Option<String>, email: Option<String>) -> Option<String> {
+    match (name, email) {
         (Some(n), Some(e)) => Some(format!("{n} <{e}>")),
         (Some(n), None) => Some(n),
         (None, Some(e)) => Some(e),
         (None, None) => None,
     }
+}
+
+/// `user.name` and `user.email` from `git config -z --get-regexp` output:
+/// NUL-terminated entries of key, newline, value.
+fn identity_from_config(text: &str) -> (Option<String>, Option<String>) {
+    let (mut name, mut email) = (None, None);
+    for entry in text.split('\0') {
+        let (key, value) = entry.split_once('\n').unwrap_or((entry, ""));
+        let value = value.trim();
+        let slot = match key {
+            "user.name" => &mut name,
+            "user.email" => &mut email,
+            _ => continue,
+        };
+        *slot = (!value.is_empty()).then(|| value.to_string());
+    }
+    (name, email)
 }
 
 struct RemoveOnDrop(PathBuf);
@@ -502,5 +580,57 @@ fn now_local() -> gix::date::Time {
     gix::date::Time {
         seconds: now.as_second(),
         offset,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_takes_the_last_value_of_each_key() {
+        let out = "user.name\nOld Name\0user.email\nme@example.test\0user.name\nAda Lovelace\0";
+        assert_eq!(
+            identity_from_config(out),
+            (
+                Some("Ada Lovelace".to_string()),
+                Some("me@example.test".to_string())
+            )
+        );
+        // An empty last value unsets the key, as `git config --get` reports it.
+        assert_eq!(
+            identity_from_config("user.name\nAda\0user.name\n\0"),
+            (None, None)
+        );
+        assert_eq!(identity_from_config(""), (None, None));
+    }
+
+    #[test]
+    fn identity_comes_from_one_git_config_run() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(args)
+                .status()
+                .expect("git")
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["config", "user.name", "Grace Hopper"]);
+        git(&["config", "user.email", "grace@example.test"]);
+        assert_eq!(
+            user_identity(dir.path()).as_deref(),
+            Some("Grace Hopper <grace@example.test>")
+        );
+        // In-process, the same answer.
+        let scratch = tempfile::tempdir().expect("tmp");
+        let repo = Git::discover(dir.path(), scratch.path()).expect("a repository");
+        assert_eq!(
+            repo.identity().as_deref(),
+            Some("Grace Hopper <grace@example.test>")
+        );
     }
 }
