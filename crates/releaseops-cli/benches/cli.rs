@@ -257,6 +257,13 @@ fn main() {
         }
         return;
     }
+    // `-- --runtime`: only the runtime loader's rows.
+    if args.iter().any(|a| a == "--runtime") {
+        for (name, d, target) in runtime_bench() {
+            println!("{name:<72} {:>12} {target:>8}", us(d));
+        }
+        return;
+    }
     // `-- --suite-load`: only the 10,000-case suite load, 21 runs.
     if args.iter().any(|a| a == "--suite-load") {
         println!(
@@ -410,6 +417,114 @@ fn main() {
 /// model (risky changes, Fridays and weekends fail more), then: the first
 /// decision (memory image rebuilt from the records), later decisions, and
 /// learning heuristics from all of it.
+fn us(d: Duration) -> String {
+    format!("{:.3} us", d.as_secs_f64() * 1e6)
+}
+
+/// The runtime loader in process, on a bundle with 3 prompts and 2 policies
+/// live in prod: a cached load (median over batches of 100,000), and a cold
+/// load by a new loader (median of 201).
+fn runtime_bench() -> Vec<(String, Duration, &'static str)> {
+    use releaseops_runtime::RuntimeLoader;
+    let repo = new_repo();
+    let dir = repo.path();
+    run(dir, &["init"]);
+    let mut create = vec!["bundle", "create", "support-agent", "-v", "1.0.0"];
+    let prompts = ["system", "escalation", "summary"];
+    let specs: Vec<String> = prompts
+        .iter()
+        .map(|role| {
+            let rel = format!("prompts/{role}.md");
+            std::fs::create_dir_all(dir.join("prompts")).expect("mkdir");
+            std::fs::write(
+                dir.join(&rel),
+                format!("You are the {role} step of a support agent for Acme.\nGreet {{{{ user_name }}}}.\n")
+                    .repeat(20),
+            )
+            .expect("prompt");
+            format!("{role}=file:{rel}")
+        })
+        .collect();
+    for s in &specs {
+        create.extend(["-a", s.as_str()]);
+    }
+    std::fs::write(
+        dir.join("policies/safety.yaml"),
+        "constraints:\n- type: refund_limit\n  max_amount: 100\n- type: pii\n  redact: [email, phone]\n",
+    )
+    .expect("policy");
+    create.extend([
+        "--policy",
+        "tools=policies/tools.yaml",
+        "--policy",
+        "safety=policies/safety.yaml",
+        "-m",
+        "claude-sonnet-4-5",
+    ]);
+    run(dir, &create);
+    for env in ["dev", "staging", "prod"] {
+        run(dir, &["promote", "support-agent", "1.0.0", env]);
+    }
+    let loader = RuntimeLoader::new(dir).expect("loader");
+    let b = loader.load("support-agent@prod").expect("load");
+    assert_eq!((b.prompts().len(), b.policies().len()), (3, 2));
+    const BATCH: u32 = 100_000;
+    let cached = median(
+        (0..21)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..BATCH {
+                    std::hint::black_box(
+                        loader.load(std::hint::black_box("support-agent@prod")).ok(),
+                    );
+                }
+                t.elapsed() / BATCH
+            })
+            .collect(),
+    );
+    let cold = median(
+        (0..201)
+            .map(|_| {
+                let t = Instant::now();
+                let l = RuntimeLoader::new(dir).expect("loader");
+                std::hint::black_box(l.load("support-agent@prod").expect("load"));
+                t.elapsed()
+            })
+            .collect(),
+    );
+    // Past the revalidation interval: one stat of the environment file.
+    let eager = RuntimeLoader::with_revalidate(dir, Duration::ZERO).expect("loader");
+    eager.load("support-agent@prod").expect("load");
+    let revalidated = median(
+        (0..21)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..1000 {
+                    std::hint::black_box(eager.load("support-agent@prod").ok());
+                }
+                t.elapsed() / 1000
+            })
+            .collect(),
+    );
+    vec![
+        (
+            "runtime: cached load(\"support-agent@prod\") (in process)".into(),
+            cached,
+            "1 us",
+        ),
+        (
+            "runtime: cold load, 3 prompts + 2 policies, verified (new loader)".into(),
+            cold,
+            "1000 us",
+        ),
+        (
+            "runtime: load that re-checks the environment pointer (one stat)".into(),
+            revalidated,
+            "-",
+        ),
+    ]
+}
+
 fn agent_bench(runs: usize) -> Vec<(String, Duration, &'static str, &'static str)> {
     use releaseops_agent::{Context, Outcome};
     use releaseops_core::agent::{self, DecideRequest, OutcomeRecord};

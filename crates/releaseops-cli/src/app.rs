@@ -35,6 +35,19 @@ impl From<CoreError> for Failure {
         let (code, kind) = match &e {
             CoreError::Invalid { .. } => (2, "invalid"),
             CoreError::Refused { .. } => (1, "refused"),
+            CoreError::Load(l) => {
+                use releaseops_runtime::LoadError as L;
+                match l {
+                    L::BadReference { .. } => (2, "usage"),
+                    L::NoStore { .. } => (1, "not_initialized"),
+                    L::UnknownEnv { .. } | L::NotDeployed { .. } | L::UnknownVersion { .. } => {
+                        (1, "not_found")
+                    }
+                    L::Corrupt { .. } | L::Artifact { .. } => (4, "verify_failed"),
+                    L::Io { .. } => (1, "io"),
+                    L::Render(_) => (1, "render"),
+                }
+            }
             CoreError::Store(s) => (
                 1,
                 match s {

@@ -79,6 +79,18 @@ pub enum Command {
     /// Delivery metrics from the history
     #[command(subcommand)]
     Metrics(MetricsCmd),
+    /// Write a self-contained snapshot of a bundle (manifest + objects) that
+    /// the runtime loader reads with no git and no repository
+    Export {
+        /// ID@ENV (what the environment runs) or ID==VERSION
+        reference: String,
+        /// The directory to write (new, empty, or an earlier export)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// The telemetry attributes bundles put on spans
+    #[command(subcommand)]
+    Telemetry(TelemetryCmd),
     /// Walk a sample agent project through a full release, offline
     Demo(DemoArgs),
     /// Print shell completions
@@ -88,6 +100,16 @@ pub enum Command {
     },
     /// Print the version
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TelemetryCmd {
+    /// Print exactly the attributes (and baggage) the runtime loader sets for
+    /// a bundle
+    Show {
+        /// ID@ENV or ID==VERSION
+        reference: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

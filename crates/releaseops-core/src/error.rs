@@ -8,6 +8,9 @@ use thiserror::Error;
 pub enum CoreError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Loading a bundle as an agent would (the runtime's verified read).
+    #[error(transparent)]
+    Load(#[from] releaseops_runtime::LoadError),
     /// The request itself is wrong (bad syntax, bad value).
     #[error("{message}")]
     Invalid {
@@ -40,13 +43,19 @@ impl CoreError {
     pub fn hint(&self) -> Option<String> {
         match self {
             CoreError::Store(e) => e.hint(),
+            // The runtime's messages carry what to do.
+            CoreError::Load(_) => None,
             CoreError::Invalid { hint, .. } | CoreError::Refused { hint, .. } => hint.clone(),
         }
     }
 
     /// True for mistakes in the request (exit code 2), as opposed to failures.
     pub fn is_usage(&self) -> bool {
-        matches!(self, CoreError::Invalid { .. })
+        matches!(
+            self,
+            CoreError::Invalid { .. }
+                | CoreError::Load(releaseops_runtime::LoadError::BadReference { .. })
+        )
     }
 }
 

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use releaseops_eval::judge::{JudgeEnv, JudgeSpec};
 use releaseops_eval::providers::{Provider, RetryPolicy, http_client};
-use releaseops_eval::render::template_text;
 use releaseops_eval::report::Report;
 use releaseops_eval::runner::{self, BundleUnderTest, RunOptions};
 use releaseops_eval::suite::{Suite, TargetSpec};
 use releaseops_eval::target::{CommandTarget, HttpTarget, ModelTarget, Target};
 use releaseops_format::manifest::BundleManifest;
 use releaseops_format::names;
+use releaseops_format::template::template_text;
 use releaseops_store::{Store, StoreError};
 use serde::Serialize;
 use serde_json::{Map, Value, json};

@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod envs;
 mod error;
 pub mod evals;
+pub mod export;
 pub mod gates;
 pub mod metrics;
 pub mod release;

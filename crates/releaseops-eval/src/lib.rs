@@ -11,7 +11,6 @@
 pub mod compare;
 pub mod judge;
 pub mod providers;
-pub mod render;
 pub mod report;
 pub mod runner;
 pub mod stats;

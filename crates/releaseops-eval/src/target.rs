@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use crate::providers::{self, Chat, Provider, RetryPolicy, call_http};
-use crate::render::render;
+use releaseops_format::template::render;
 
 /// Largest answer accepted from an agent.
 pub const MAX_OUTPUT_BYTES: usize = 4 * 1024 * 1024;

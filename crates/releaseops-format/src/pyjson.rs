@@ -96,7 +96,7 @@ fn push_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-fn push_value(out: &mut String, v: &Value) {
+fn push_value(out: &mut String, v: &Value, sep: (&str, &str)) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -106,9 +106,9 @@ fn push_value(out: &mut String, v: &Value) {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push_str(sep.0);
                 }
-                push_value(out, item);
+                push_value(out, item, sep);
             }
             out.push(']');
         }
@@ -119,11 +119,11 @@ fn push_value(out: &mut String, v: &Value) {
             out.push('{');
             for (i, k) in keys.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push_str(sep.0);
                 }
                 push_string(out, k);
-                out.push(':');
-                push_value(out, &map[k.as_str()]);
+                out.push_str(sep.1);
+                push_value(out, &map[k.as_str()], sep);
             }
             out.push('}');
         }
@@ -133,7 +133,15 @@ fn push_value(out: &mut String, v: &Value) {
 /// `json.dumps(v, sort_keys=True, separators=(",", ":"))`.
 pub fn dumps_canonical(v: &Value) -> String {
     let mut out = String::new();
-    push_value(&mut out, v);
+    push_value(&mut out, v, (",", ":"));
+    out
+}
+
+/// `json.dumps(v, sort_keys=True)`: Python's default separators `", "` and
+/// `": "` (the existing tool's `releaseops.model_config` attribute).
+pub fn dumps_sorted(v: &Value) -> String {
+    let mut out = String::new();
+    push_value(&mut out, v, (", ", ": "));
     out
 }
 
@@ -161,6 +169,15 @@ mod tests {
         for (f, want) in cases {
             assert_eq!(float_repr(f), want, "{f}");
         }
+    }
+
+    #[test]
+    fn default_separators() {
+        let v = serde_json::json!({"provider": "anthropic", "model": "m", "temperature": 0.2, "max_tokens": 4096, "p": [1, 2]});
+        assert_eq!(
+            dumps_sorted(&v),
+            r#"{"max_tokens": 4096, "model": "m", "p": [1, 2], "provider": "anthropic", "temperature": 0.2}"#
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod eval;
 mod history;
 mod init;
 mod release;
+mod runtime;
 
 use clap::CommandFactory;
 
@@ -33,6 +34,10 @@ pub fn run(app: &App, cmd: Command) -> CmdResult {
         Command::Agent(c) => agent::run(app, c),
         Command::Metrics(crate::cli::MetricsCmd::Dora { env, days }) => agent::dora(app, env, days),
         Command::Demo(a) => demo::run(app, a),
+        Command::Export { reference, out } => runtime::export(app, &reference, &out),
+        Command::Telemetry(crate::cli::TelemetryCmd::Show { reference }) => {
+            runtime::telemetry_show(app, &reference)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

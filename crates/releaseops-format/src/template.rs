@@ -1,7 +1,7 @@
-//! Rendering the bundle's own prompts: Jinja2-compatible templates (minijinja,
-//! by Jinja2's author), with the case's input as variables. A variable the
-//! case does not provide is an error for that case, not a silent blank; fuel
-//! bounds runaway templates.
+//! Prompt templates, shared by the evaluation engine and the runtime:
+//! Jinja2-compatible (minijinja, by Jinja2's author), rendered with the
+//! caller's variables. A variable that is not given is an error, not a
+//! silent blank; fuel bounds runaway templates.
 
 use serde_json::{Map, Value};
 
@@ -17,7 +17,7 @@ pub fn template_text(content: &str) -> String {
         template: Option<String>,
         prompt: Option<Inner>,
     }
-    if let Ok(p) = releaseops_format::yaml::from_str::<PromptOps>(content)
+    if let Ok(p) = crate::yaml::from_str::<PromptOps>(content)
         && let Some(t) = p.template.or(p.prompt.and_then(|i| i.template))
     {
         return t;

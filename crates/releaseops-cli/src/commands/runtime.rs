@@ -1,0 +1,82 @@
+//! `export` and `telemetry show`: the bundle as an agent's runtime sees it.
+
+use std::path::Path;
+
+use releaseops_runtime::{RuntimeLoader, telemetry};
+
+use crate::app::{App, CmdResult};
+use crate::output::{self, BOLD, DIM, GREEN, paint};
+
+pub fn export(app: &App, reference: &str, out: &Path) -> CmdResult {
+    let store = app.store()?;
+    let ctx = app.ctx(&store);
+    let r = releaseops_core::export::export(&ctx, reference, out)?;
+    if output::json(app, &r) {
+        return Ok(0);
+    }
+    anstream::println!(
+        "{} {} {} ({}) to {}",
+        paint(GREEN.bold(), "Exported"),
+        r.bundle_id,
+        r.bundle_version,
+        r.bundle_hash,
+        r.out.display()
+    );
+    for f in &r.files {
+        anstream::println!("  {}", paint(DIM, f));
+    }
+    anstream::println!(
+        "Load it anywhere with RuntimeLoader::new({:?})?.load({:?}); no git needed.",
+        r.out.display().to_string(),
+        r.reference
+    );
+    Ok(0)
+}
+
+pub fn telemetry_show(app: &App, reference: &str) -> CmdResult {
+    let store = app.store()?;
+    let loader = RuntimeLoader::new(store.dir()).map_err(releaseops_core::CoreError::from)?;
+    let bundle = {
+        let _guard = store.read_guard()?;
+        loader
+            .load(reference)
+            .map_err(releaseops_core::CoreError::from)?
+    };
+    let attrs = bundle.telemetry_attributes();
+    let baggage: Vec<_> = attrs
+        .iter()
+        .filter(|(k, _)| telemetry::BAGGAGE_KEYS.contains(&k.as_str()))
+        .collect();
+    if app.global.json {
+        let map = |items: &mut dyn Iterator<Item = &(String, releaseops_runtime::AttrValue)>| {
+            items
+                .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
+                .collect::<serde_json::Map<_, _>>()
+        };
+        output::print_json(&serde_json::json!({
+            "bundle_id": bundle.id(),
+            "bundle_version": bundle.version(),
+            "bundle_hash": bundle.bundle_hash(),
+            "environment": bundle.environment(),
+            "attributes": map(&mut attrs.iter()),
+            "baggage": map(&mut baggage.into_iter()),
+        }));
+        return Ok(0);
+    }
+    anstream::println!(
+        "{} {} {}",
+        paint(BOLD, bundle.id()),
+        bundle.version(),
+        paint(DIM, bundle.bundle_hash())
+    );
+    anstream::println!("span attributes:");
+    let width = attrs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in attrs {
+        anstream::println!("  {k:<width$}  {v}");
+    }
+    anstream::println!("baggage (W3C, to child spans and downstream services):");
+    for (k, v) in baggage {
+        anstream::println!("  {k:<width$}  {v}");
+    }
+    Ok(0)
+}

@@ -1,0 +1,87 @@
+use std::path::PathBuf;
+
+/// Why a bundle could not be loaded. Each names the input and says what to do.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    #[error(
+        "'{reference}' is not a bundle reference: {reason}; write ID@ENV (e.g. support-agent@prod) or ID==VERSION (e.g. support-agent==1.2.0)"
+    )]
+    BadReference { reference: String, reason: String },
+
+    #[error(
+        "no releaseops store at {}: give the repository root (holding .releaseops/), the .releaseops directory itself, or a directory written by `releaseops export`",
+        path.display()
+    )]
+    NoStore { path: PathBuf },
+
+    #[error("environment '{env}' does not exist in {} (environments: {})", dir.display(), list(available))]
+    UnknownEnv {
+        env: String,
+        dir: PathBuf,
+        available: Vec<String>,
+    },
+
+    #[error(
+        "bundle '{id}' is not deployed in '{env}' (deployed there: {}); promote it first with `releaseops promote {id} VERSION {env}`",
+        list(deployed)
+    )]
+    NotDeployed {
+        id: String,
+        env: String,
+        deployed: Vec<String>,
+    },
+
+    #[error("bundle {id}=={version} does not exist in {} (versions: {})", dir.display(), list(available))]
+    UnknownVersion {
+        id: String,
+        version: String,
+        dir: PathBuf,
+        available: Vec<String>,
+    },
+
+    /// A file of the store that cannot be used as it is: unparsable, or not
+    /// what its name says, or its hash does not match.
+    #[error("{}: {message}", path.display())]
+    Corrupt { path: PathBuf, message: String },
+
+    /// One artifact of a bundle: missing, tampered with or unreadable.
+    #[error("{section} '{role}' of {id}=={version}: {message}")]
+    Artifact {
+        id: String,
+        version: String,
+        section: &'static str,
+        role: String,
+        message: String,
+    },
+
+    #[error("cannot read {}: {message}", path.display())]
+    Io { path: PathBuf, message: String },
+
+    /// Rendering a prompt failed (unknown role, template error, missing variable).
+    #[error("{0}")]
+    Render(String),
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+impl LoadError {
+    pub(crate) fn io(path: impl Into<PathBuf>, e: &std::io::Error) -> LoadError {
+        LoadError::Io {
+            path: path.into(),
+            message: e.to_string(),
+        }
+    }
+
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, message: impl Into<String>) -> LoadError {
+        LoadError::Corrupt {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}

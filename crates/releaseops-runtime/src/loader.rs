@@ -1,0 +1,324 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use releaseops_format::environment::EnvironmentFile;
+
+use crate::bundle::{Content, LoadedBundle, Source, read_limited, yaml_stems};
+use crate::error::LoadError;
+use crate::reference::BundleRef;
+
+/// How often an environment pointer is checked again by default.
+pub const DEFAULT_REVALIDATE: Duration = Duration::from_secs(1);
+
+/// Loads bundles from a repository's `.releaseops/` directory or from an
+/// export, verified against their hashes.
+///
+/// - A bundle version is read and verified once and then cached for good:
+///   versions are immutable.
+/// - An environment pointer (`id@env`) is checked again at most once per
+///   interval (default 1 s) with one `stat` of the environment file, so a
+///   promotion or rollback is picked up without a restart; between checks
+///   a load is a hash-map lookup.
+/// - When a check fails (the store became unreadable, or what it now points
+///   at does not verify), the last good bundle keeps being served and the
+///   error is reported once, through `tracing` and [`RuntimeLoader::last_error`].
+///
+/// `Send + Sync`, and cheap to clone (clones share the cache).
+#[derive(Clone)]
+pub struct RuntimeLoader {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    root: Option<PathBuf>,
+    revalidate: Duration,
+    /// Loaded references, by the text the caller passed.
+    refs: RwLock<HashMap<String, Entry>>,
+    /// Verified content, by (id, version): immutable, kept for good.
+    versions: RwLock<HashMap<(String, String), Arc<Content>>>,
+    /// Bumped by [`RuntimeLoader::invalidate`]; entries older recheck.
+    generation: AtomicU64,
+    /// The error being served around, reported once until it clears.
+    failing: Mutex<Option<LoadError>>,
+    started: Instant,
+}
+
+#[derive(Clone)]
+struct Entry {
+    bundle: Arc<LoadedBundle>,
+    /// When the pointer was last checked (nanoseconds since `started`).
+    checked: Arc<AtomicU64>,
+    generation: u64,
+    /// The environment file as it was when read; `None` for pinned versions.
+    stamp: Option<Stamp>,
+}
+
+/// What tells an environment file changed: it is always replaced by a
+/// rename, so the inode changes on every write; size and mtime cover the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> std::io::Result<Stamp> {
+        let m = std::fs::metadata(path)?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&m);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Ok(Stamp {
+            len: m.len(),
+            modified: m.modified().ok(),
+            inode,
+        })
+    }
+}
+
+impl std::fmt::Debug for RuntimeLoader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeLoader")
+            .field("dir", &self.inner.dir)
+            .field("revalidate", &self.inner.revalidate)
+            .finish()
+    }
+}
+
+impl RuntimeLoader {
+    /// A loader over `path`: a repository root (holding `.releaseops/`), the
+    /// `.releaseops` directory itself, or a directory written by
+    /// `releaseops export`.
+    pub fn new(path: impl AsRef<Path>) -> Result<RuntimeLoader, LoadError> {
+        RuntimeLoader::with_revalidate(path, DEFAULT_REVALIDATE)
+    }
+
+    /// The same, checking environment pointers again every `interval`
+    /// (`Duration::ZERO`: on every load).
+    pub fn with_revalidate(
+        path: impl AsRef<Path>,
+        interval: Duration,
+    ) -> Result<RuntimeLoader, LoadError> {
+        let path = path.as_ref();
+        let nested = path.join(".releaseops");
+        let (dir, root) = if nested.is_dir() {
+            (nested, Some(path.to_path_buf()))
+        } else if path.join("bundles").is_dir() || path.join("environments").is_dir() {
+            let root = (path.file_name() == Some(std::ffi::OsStr::new(".releaseops")))
+                .then(|| path.parent().map(Path::to_path_buf))
+                .flatten();
+            (path.to_path_buf(), root)
+        } else {
+            return Err(LoadError::NoStore {
+                path: path.to_path_buf(),
+            });
+        };
+        Ok(RuntimeLoader {
+            inner: Arc::new(Inner {
+                dir,
+                root,
+                revalidate: interval,
+                refs: RwLock::new(HashMap::new()),
+                versions: RwLock::new(HashMap::new()),
+                generation: AtomicU64::new(0),
+                failing: Mutex::new(None),
+                started: Instant::now(),
+            }),
+        })
+    }
+
+    /// The directory bundles are read from.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Loads `support-agent@prod` (what prod runs now) or
+    /// `support-agent==1.2.0` (that version).
+    pub fn load(&self, reference: &str) -> Result<Arc<LoadedBundle>, LoadError> {
+        let inner = &*self.inner;
+        let now = inner.started.elapsed().as_nanos() as u64;
+        let cached = {
+            let refs = inner.refs.read().unwrap_or_else(|p| p.into_inner());
+            match refs.get(reference) {
+                Some(e)
+                    if e.stamp.is_none()
+                        || (now.saturating_sub(e.checked.load(Ordering::Relaxed))
+                            < inner.revalidate.as_nanos() as u64
+                            && e.generation == inner.generation.load(Ordering::Relaxed)) =>
+                {
+                    return Ok(e.bundle.clone());
+                }
+                other => other.cloned(),
+            }
+        };
+        self.refresh(reference, cached, now)
+    }
+
+    /// Makes the next load of every environment pointer check the store
+    /// (for a file watcher or a server's change notice).
+    pub fn invalidate(&self) {
+        self.inner.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The error the loader is serving the last good bundle around, if any.
+    pub fn last_error(&self) -> Option<LoadError> {
+        self.inner
+            .failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn refresh(
+        &self,
+        reference: &str,
+        cached: Option<Entry>,
+        now: u64,
+    ) -> Result<Arc<LoadedBundle>, LoadError> {
+        let inner = &*self.inner;
+        let generation = inner.generation.load(Ordering::Relaxed);
+        let r = BundleRef::parse(reference)?;
+        let result = match &r {
+            BundleRef::Pinned { id, version } => self
+                .content(id, version)
+                .map(|c| (Arc::new(LoadedBundle::new(c, None)), None)),
+            BundleRef::Env { id, env } => self.resolve_env(id, env, cached.as_ref()),
+        };
+        match result {
+            Ok((bundle, stamp)) => {
+                self.clear_failure();
+                let entry = Entry {
+                    bundle: bundle.clone(),
+                    checked: Arc::new(AtomicU64::new(now)),
+                    generation,
+                    stamp,
+                };
+                inner
+                    .refs
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(reference.to_string(), entry);
+                Ok(bundle)
+            }
+            Err(e) => match cached {
+                Some(old) => {
+                    // Serve the last good bundle; look again after the interval.
+                    old.checked.store(now, Ordering::Relaxed);
+                    self.report_failure(reference, &e);
+                    Ok(old.bundle)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// What `env` maps `id` to now, reusing the cached bundle when the
+    /// environment file has not changed or still names the same version.
+    fn resolve_env(
+        &self,
+        id: &str,
+        env: &str,
+        cached: Option<&Entry>,
+    ) -> Result<(Arc<LoadedBundle>, Option<Stamp>), LoadError> {
+        let dir = &self.inner.dir;
+        let path = dir.join("environments").join(format!("{env}.yaml"));
+        let stamp = match Stamp::of(&path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LoadError::UnknownEnv {
+                    env: env.into(),
+                    dir: dir.clone(),
+                    available: list_envs(dir),
+                });
+            }
+            Err(e) => return Err(LoadError::io(&path, &e)),
+        };
+        if let Some(e) = cached
+            && e.stamp.as_ref() == Some(&stamp)
+        {
+            return Ok((e.bundle.clone(), Some(stamp)));
+        }
+        let bytes = read_limited(&path).map_err(|e| LoadError::io(&path, &e))?;
+        let file =
+            EnvironmentFile::parse(&bytes).map_err(|e| LoadError::corrupt(&path, e.to_string()))?;
+        if file.environment != env {
+            return Err(LoadError::corrupt(
+                &path,
+                format!(
+                    "it describes environment '{}', not '{env}'",
+                    file.environment
+                ),
+            ));
+        }
+        let Some(version) = file.bundle_mappings.get(id) else {
+            return Err(LoadError::NotDeployed {
+                id: id.into(),
+                env: env.into(),
+                deployed: file.bundle_mappings.keys().cloned().collect(),
+            });
+        };
+        if let Some(e) = cached
+            && e.bundle.version() == version
+        {
+            return Ok((e.bundle.clone(), Some(stamp)));
+        }
+        let content = self.content(id, version)?;
+        Ok((
+            Arc::new(LoadedBundle::new(content, Some(env.to_string()))),
+            Some(stamp),
+        ))
+    }
+
+    /// Verified content of `id==version`, read once.
+    fn content(&self, id: &str, version: &str) -> Result<Arc<Content>, LoadError> {
+        let key = (id.to_string(), version.to_string());
+        if let Some(c) = self
+            .inner
+            .versions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(c.clone());
+        }
+        let source = Source {
+            dir: &self.inner.dir,
+            root: self.inner.root.as_deref(),
+        };
+        let content = Arc::new(source.content(id, version)?);
+        self.inner
+            .versions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, content.clone());
+        Ok(content)
+    }
+
+    fn report_failure(&self, reference: &str, e: &LoadError) {
+        let mut failing = self.inner.failing.lock().unwrap_or_else(|p| p.into_inner());
+        if failing.is_none() {
+            tracing::warn!(
+                reference,
+                error = %e,
+                "releaseops: serving the last good bundle; the store cannot be read as it is now (reported once until it recovers)"
+            );
+        }
+        *failing = Some(e.clone());
+    }
+
+    fn clear_failure(&self) {
+        let mut failing = self.inner.failing.lock().unwrap_or_else(|p| p.into_inner());
+        if failing.take().is_some() {
+            tracing::info!("releaseops: the store reads again; serving what it points at");
+        }
+    }
+}
+
+fn list_envs(dir: &Path) -> Vec<String> {
+    yaml_stems(&dir.join("environments"))
+}
