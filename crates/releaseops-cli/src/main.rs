@@ -5,6 +5,7 @@ mod app;
 mod cli;
 mod commands;
 mod output;
+mod trace;
 
 use clap::Parser;
 
@@ -18,7 +19,12 @@ fn main() -> std::process::ExitCode {
         }
     };
     let json = cli.global.json;
-    match app::App::new(cli.global).and_then(|app| commands::run(&app, cli.command)) {
+    // Exporting spans when an OTLP endpoint is configured; flushed on drop,
+    // after the command and outside any async runtime.
+    let tracing = trace::init();
+    let result = app::App::new(cli.global).and_then(|app| commands::run(&app, cli.command));
+    drop(tracing);
+    match result {
         Ok(code) => std::process::ExitCode::from(code),
         Err(f) => {
             output::print_failure(&f, json);

@@ -20,6 +20,10 @@ mod asyncs;
 mod bundle;
 mod error;
 mod loader;
+#[cfg(feature = "otel")]
+pub mod otel;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 mod reference;
 pub mod telemetry;
 

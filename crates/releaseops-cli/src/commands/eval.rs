@@ -188,7 +188,24 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
                 })?,
         ),
     };
-    let out = evals::run(&app.ctx(&store), &req)?;
+    let span = crate::trace::start("releaseops eval run");
+    span.bundle(&store, &req.bundle, &req.version, None);
+    span.attr("releaseops.eval.suite", req.suite.clone());
+    let out = match evals::run(&app.ctx(&store), &req) {
+        Ok(o) => o,
+        Err(e) => {
+            span.fail(&e.to_string());
+            return Err(e.into());
+        }
+    };
+    let s = &out.report.summary;
+    span.attr("releaseops.eval.verdict", s.gate_decision.clone());
+    span.attr("releaseops.eval.pass_rate", s.pass_rate);
+    span.attr("releaseops.eval.total_cases", s.total_cases as i64);
+    if s.gate_decision != "PASS" {
+        span.fail(&format!("eval verdict {}", s.gate_decision));
+    }
+    drop(span);
     let mut code = exit_code(&out.report);
     let comparison = match baseline_version {
         None => None,

@@ -51,7 +51,27 @@ fn promote(app: &App, id: &str, version: &str, env: &str, a: &PromoteArgs) -> Cm
         dry_run: a.dry_run,
         skip_gates: a.skip_gates,
     };
-    let out = release::promote(&ctx, &req)?;
+    let span = crate::trace::start("releaseops promote");
+    span.bundle(&store, id, version, Some(env));
+    let out = match release::promote(&ctx, &req) {
+        Ok(o) => o,
+        Err(e) => {
+            span.fail(&e.to_string());
+            return Err(e.into());
+        }
+    };
+    span.gates(&out.gates);
+    span.attr("releaseops.promotion.promoted", out.promoted);
+    span.attr("releaseops.promotion.dry_run", out.dry_run);
+    if !out.blocked_by.is_empty() {
+        span.attr("releaseops.promotion.blocked_by", out.blocked_by.join(","));
+        span.fail(&format!("blocked by {}", out.blocked_by.join(", ")));
+    }
+    if let Some(d) = &out.agent_decision {
+        span.attr("releaseops.agent.decision", d.decision.to_string());
+        span.attr("releaseops.agent.decision_id", d.decision_id.clone());
+    }
+    drop(span);
     let code = if out.blocked_by.is_empty() {
         0
     } else {
@@ -164,16 +184,29 @@ pub fn rollback(
 ) -> CmdResult {
     let store = app.store()?;
     let ctx = app.ctx(&store);
+    let span = crate::trace::start("releaseops rollback");
     let r = release::rollback(
         &ctx,
         &RollbackRequest {
-            env,
-            id,
+            env: env.clone(),
+            id: id.clone(),
             steps,
             to,
             reason,
         },
-    )?;
+    );
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => {
+            span.attr(releaseops_runtime::telemetry::BUNDLE_ID, id);
+            span.attr(releaseops_runtime::telemetry::ENVIRONMENT, env);
+            span.fail(&e.to_string());
+            return Err(e.into());
+        }
+    };
+    span.bundle(&store, &r.id, &r.to, Some(&r.env));
+    span.attr("releaseops.rollback.from_version", r.from.clone());
+    drop(span);
     if output::json(app, &r) {
         return Ok(0);
     }
