@@ -13,26 +13,8 @@ use releaseops_testkit::Repo;
 /// v1.1.0), both with two policies, 1.0.0 live in dev.
 fn repo() -> Repo {
     let r = Repo::initialized();
-    for (v, prompt) in [("1.0.0", "v1.0.0"), ("1.1.0", "v1.1.0")] {
-        r.run(&[
-            "bundle",
-            "create",
-            "support-agent",
-            "-v",
-            v,
-            "-a",
-            &format!("system=onboarding:{prompt}"),
-            "--policy",
-            "tools=policies/tools.yaml",
-            "--policy",
-            "safety=policies/safety.yaml",
-            "-m",
-            "claude-sonnet-4-5",
-            "-t",
-            "0.2",
-        ])
-        .ok();
-    }
+    r.create_support_agent("1.0.0", "v1.0.0", "0.2");
+    r.create_support_agent("1.1.0", "v1.1.0", "0.2");
     r.run(&["promote", "support-agent", "1.0.0", "dev"]).ok();
     r
 }

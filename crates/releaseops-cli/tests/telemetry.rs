@@ -78,24 +78,8 @@ fn attrs(s: &Span) -> HashMap<String, String> {
 
 fn repo() -> Repo {
     let r = Repo::initialized();
-    for v in ["1.0.0", "1.1.0"] {
-        r.run(&[
-            "bundle",
-            "create",
-            "support-agent",
-            "-v",
-            v,
-            "-a",
-            "system=onboarding:v1.0.0",
-            "--policy",
-            "tools=policies/tools.yaml",
-            "-m",
-            "claude-sonnet-4-5",
-            "-t",
-            if v == "1.0.0" { "0.2" } else { "0.3" },
-        ])
-        .ok();
-    }
+    r.create_support_agent("1.0.0", "v1.0.0", "0.2");
+    r.create_support_agent("1.1.0", "v1.0.0", "0.3");
     r
 }
 

@@ -155,6 +155,30 @@ impl Repo {
         r
     }
 
+    /// Creates `support-agent` VERSION from the onboarding prompt at
+    /// PROMPT_VERSION (v1.0.0 or v1.1.0), both policies, and
+    /// claude-sonnet-4-5 at TEMPERATURE.
+    pub fn create_support_agent(&self, version: &str, prompt_version: &str, temperature: &str) {
+        self.run(&[
+            "bundle",
+            "create",
+            "support-agent",
+            "-v",
+            version,
+            "-a",
+            &format!("system=onboarding:{prompt_version}"),
+            "--policy",
+            "tools=policies/tools.yaml",
+            "--policy",
+            "safety=policies/safety.yaml",
+            "-m",
+            "claude-sonnet-4-5",
+            "-t",
+            temperature,
+        ])
+        .ok();
+    }
+
     /// A repository holding the existing tool's sample tree (and its policy files).
     pub fn with_sample_tree() -> Repo {
         let r = Repo::new();
