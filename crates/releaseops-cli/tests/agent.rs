@@ -415,7 +415,7 @@ fn dora_metrics_come_from_the_history() {
 }
 
 #[test]
-fn a_declared_dependency_moving_is_a_clash() {
+fn a_declared_dependency_moving_or_another_bundle_mid_rollout_is_a_clash() {
     let r = gated("advisory", "");
     let cfg = r.read(".releaseops/config.yaml");
     r.write(
@@ -450,8 +450,26 @@ fn a_declared_dependency_moving_is_a_clash() {
     let d = decide("2026-11-17T12:00:00Z");
     assert_eq!(d["context"]["clash"], true, "{d}");
     assert_eq!(d["context"]["conflicting_service"], "payments");
-    // Outside the 2-hour window it is no longer a clash.
-    assert_eq!(decide("2026-11-17T14:30:00Z")["context"]["clash"], false);
+    // Outside the 2-hour window the move itself is no longer a clash, but
+    // payments is still mid-rollout toward prod (in staging, not yet in
+    // prod, within the 24-hour watch window): that clashes too, dependency
+    // or not.
+    let d = decide("2026-11-17T14:30:00Z");
+    assert_eq!(d["context"]["conflicting_service"], "payments", "{d}");
+    r.run_at(
+        "2026-11-17T14:40:00Z",
+        &["bundle", "create", "search", "-m", "m"],
+    )
+    .ok();
+    r.run_at(
+        "2026-11-17T14:40:00Z",
+        &["promote", "search", "1.0.0", "dev"],
+    )
+    .ok();
+    let d = decide("2026-11-18T11:30:00Z");
+    assert_eq!(d["context"]["conflicting_service"], "search", "{d}");
+    // Past the watch window of both, no clash.
+    assert_eq!(decide("2026-11-18T15:00:00Z")["context"]["clash"], false);
     r.write(
         ".releaseops/config.yaml",
         &format!("{cfg}agent:\n  depends_on:\n    b: ['../x']\n"),

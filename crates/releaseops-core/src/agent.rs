@@ -1329,25 +1329,44 @@ pub fn promotion_context(
             })
         });
     // Other bundles promoted into this environment within the clash window,
-    // and bundles this one declares it depends on moving anywhere in it.
+    // bundles this one declares it depends on moving anywhere in it, and
+    // other bundles mid-rollout toward this environment: promoted into an
+    // earlier stage within the watch window, with that version not live here
+    // yet (they are due here soon, so their changes would overlap ours).
     let window = agent_cfg.clash_window_hours() * 3600.0;
+    let watch = agent_cfg.watch_hours() * 3600.0;
     let depends = agent_cfg.depends_on.get(id).cloned().unwrap_or_default();
+    let here = config.position(env);
+    let upstream = |e: &str| matches!((config.position(e), here), (Some(p), Some(h)) if p < h);
     let recent = store.history().newest(200, |r| {
         r.env.as_deref() == Some(env)
             || r.bundle_id.as_deref() == Some(id)
             || r.bundle_id.as_ref().is_some_and(|b| depends.contains(b))
+            || r.env.as_deref().is_some_and(upstream)
     })?;
+    let live_here = store
+        .load_env(env)
+        .map(|e| e.bundle_mappings)
+        .unwrap_or_default();
     let age = |r: &releaseops_format::history::Record| -> Option<f64> {
         let t = releaseops_format::time::parse(&r.at).ok()?;
         Some((now.as_second() - t.as_second()) as f64)
     };
     use releaseops_format::history::EventKind;
     let conflicting = recent.iter().find(|r| {
-        let other = r.bundle_id.as_deref().filter(|b| *b != id);
-        matches!(r.event, EventKind::Promote | EventKind::Rollback)
-            && other
-                .is_some_and(|b| r.env.as_deref() == Some(env) || depends.iter().any(|d| d == b))
-            && age(r).is_some_and(|a| (0.0..=window).contains(&a))
+        let Some(other) = r.bundle_id.as_deref().filter(|b| *b != id) else {
+            return false;
+        };
+        let moving = matches!(r.event, EventKind::Promote | EventKind::Rollback);
+        let clash = (r.env.as_deref() == Some(env) || depends.iter().any(|d| d == other))
+            && age(r).is_some_and(|a| (0.0..=window).contains(&a));
+        let mid_rollout = r.event == EventKind::Promote
+            && r.env.as_deref().is_some_and(upstream)
+            && r.version
+                .as_deref()
+                .is_some_and(|v| live_here.get(other).map(String::as_str) != Some(v))
+            && age(r).is_some_and(|a| (0.0..=watch).contains(&a));
+        moving && (clash || mid_rollout)
     });
     let recent_rollbacks = recent
         .iter()
