@@ -80,23 +80,12 @@ impl ImageMeta {
         Memory::encode_meta_parts(&self.pairs, self.stamp, self.rows, self.lens)
     }
 
-    /// The `k` rows most similar to `ctx` (ties go to the most recent), from
-    /// the image's parts held in memory; `None` when the parts do not match
-    /// the meta.
-    pub fn recall(&self, parts: [&[u8]; 3], ctx: &Context, k: usize) -> Option<Vec<Recalled>> {
-        let ids = parts[0];
-        self.recall_from(parts[1], parts[2], ids.len() as u64, ctx, k, |at, n| {
-            ids.get(usize::try_from(at).ok()?..)?
-                .get(..n)
-                .map(<[u8]>::to_vec)
-        })
-    }
-
-    /// The same recall, streamed: the row table and the attribute ids are
+    /// The `k` rows most similar to `ctx` (ties go to the most recent),
+    /// streamed from the image's parts: the row table and the attribute ids are
     /// read through in chunks (the readers must hold at least the meta's
     /// lengths; anything after them is ignored), and only the winners' ids
     /// are fetched, by `id_at(offset, length)`. `ids_len` is the length of
-    /// the id part as found.
+    /// the id part as found. `None` when the parts do not match the meta.
     pub fn recall_from(
         &self,
         table: impl Read,
@@ -224,6 +213,18 @@ impl ImageMeta {
 mod tests {
     use super::*;
     use crate::memory::tests::ctx;
+
+    impl ImageMeta {
+        /// Recall from parts held in memory.
+        fn recall(&self, parts: [&[u8]; 3], ctx: &Context, k: usize) -> Option<Vec<Recalled>> {
+            let ids = parts[0];
+            self.recall_from(parts[1], parts[2], ids.len() as u64, ctx, k, |at, n| {
+                ids.get(usize::try_from(at).ok()?..)?
+                    .get(..n)
+                    .map(<[u8]>::to_vec)
+            })
+        }
+    }
 
     #[test]
     fn recall_from_the_image_matches_recall_from_the_memory() {

@@ -71,7 +71,7 @@ pub fn export(ctx: &Ctx<'_>, reference: &str, out: &Path) -> Result<ExportReport
         .prefix(".releaseops-export-")
         .tempdir_in(parent)
         .map_err(|e| io("cannot create a directory in", parent, e))?;
-    let files = write_snapshot(ctx, ctx.store, &bundle, staging.path(), &r)?;
+    let files = write_snapshot(ctx, &bundle, staging.path(), &r)?;
     // Swap in: the old export (if any) goes only once the new one is whole.
     let old = parent.join(format!(".releaseops-export-old-{}", std::process::id()));
     if out.exists() {
@@ -114,7 +114,6 @@ pub fn export(ctx: &Ctx<'_>, reference: &str, out: &Path) -> Result<ExportReport
 
 fn write_snapshot(
     ctx: &Ctx<'_>,
-    store: &Store,
     bundle: &LoadedBundle,
     dir: &Path,
     r: &BundleRef,
@@ -130,7 +129,7 @@ fn write_snapshot(
         Ok(())
     };
     let manifest_rel = Store::bundle_rel_path(bundle.id(), bundle.version());
-    let manifest_path = store.dir().join(&manifest_rel);
+    let manifest_path = ctx.store.dir().join(&manifest_rel);
     let manifest = fs::read(&manifest_path).map_err(|e| io("cannot read", &manifest_path, e))?;
     put(manifest_rel, &manifest)?;
     // The verified texts are exactly the objects' bytes.

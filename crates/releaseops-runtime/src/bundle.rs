@@ -123,6 +123,13 @@ impl LoadedBundle {
         &self.attributes
     }
 
+    /// The attributes that also travel as W3C baggage (the bundle's identity).
+    pub fn baggage_attributes(&self) -> impl Iterator<Item = &(String, AttrValue)> {
+        self.attributes
+            .iter()
+            .filter(|(k, _)| telemetry::BAGGAGE_KEYS.contains(&k.as_str()))
+    }
+
     /// Renders the prompt of `role` with `variables`, with the evaluation
     /// engine's Jinja2-compatible templating (a missing variable is an error).
     pub fn render(&self, role: &str, variables: &Map<String, Value>) -> Result<String, LoadError> {

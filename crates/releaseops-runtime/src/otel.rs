@@ -47,9 +47,7 @@ impl LoadedBundle {
 
     /// The bundle's id, version, hash and environment as baggage entries.
     pub fn baggage(&self) -> Vec<KeyValue> {
-        self.telemetry_attributes()
-            .iter()
-            .filter(|(k, _)| BAGGAGE_KEYS.contains(&k.as_str()))
+        self.baggage_attributes()
             .map(|(k, v)| KeyValue::new(k.clone(), v.to_string()))
             .collect()
     }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use releaseops_runtime::{RuntimeLoader, telemetry};
+use releaseops_runtime::RuntimeLoader;
 
 use crate::app::{App, CmdResult};
 use crate::output::{self, BOLD, DIM, GREEN, paint};
@@ -43,10 +43,7 @@ pub fn telemetry_show(app: &App, reference: &str) -> CmdResult {
             .map_err(releaseops_core::CoreError::from)?
     };
     let attrs = bundle.telemetry_attributes();
-    let baggage: Vec<_> = attrs
-        .iter()
-        .filter(|(k, _)| telemetry::BAGGAGE_KEYS.contains(&k.as_str()))
-        .collect();
+    let baggage: Vec<_> = bundle.baggage_attributes().collect();
     if app.global.json {
         let map = |items: &mut dyn Iterator<Item = &(String, releaseops_runtime::AttrValue)>| {
             items
