@@ -32,40 +32,11 @@ impl Failure {
 impl From<CoreError> for Failure {
     fn from(e: CoreError) -> Self {
         let hint = e.hint();
-        let (code, kind) = match &e {
-            CoreError::Invalid { .. } => (2, "invalid"),
-            CoreError::Refused { .. } => (1, "refused"),
-            CoreError::Load(l) => {
-                use releaseops_runtime::LoadError as L;
-                match l {
-                    L::BadReference { .. } => (2, "usage"),
-                    L::NoStore { .. } => (1, "not_initialized"),
-                    L::UnknownEnv { .. } | L::NotDeployed { .. } | L::UnknownVersion { .. } => {
-                        (1, "not_found")
-                    }
-                    L::Corrupt { .. } | L::Artifact { .. } => (4, "verify_failed"),
-                    L::Io { .. } => (1, "io"),
-                    L::Render(_) => (1, "render"),
-                }
-            }
-            CoreError::Store(s) => (
-                1,
-                match s {
-                    StoreError::Format { .. }
-                    | StoreError::EnvNameMismatch { .. }
-                    | StoreError::ManifestPathMismatch { .. } => "invalid_file",
-                    StoreError::NotInitialized { .. } => "not_initialized",
-                    StoreError::BundleNotFound { .. }
-                    | StoreError::UnknownBundle { .. }
-                    | StoreError::EnvNotFound { .. } => "not_found",
-                    StoreError::VersionExists { .. } | StoreError::EnvExists { .. } => "exists",
-                    StoreError::LockTimeout { .. } => "locked",
-                    StoreError::Git { .. } => "git",
-                    StoreError::Source { .. } => "source",
-                    StoreError::Corrupt { .. } => "corrupt",
-                    StoreError::Io { .. } => "io",
-                },
-            ),
+        let kind = e.kind();
+        let code = match kind {
+            "invalid" | "usage" => 2,
+            "verify_failed" => crate::commands::EXIT_VERIFY_FAILED,
+            _ => 1,
         };
         Failure {
             code,

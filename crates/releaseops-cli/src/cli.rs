@@ -91,6 +91,12 @@ pub enum Command {
     /// The telemetry attributes bundles put on spans
     #[command(subcommand)]
     Telemetry(TelemetryCmd),
+    /// Serve the HTTP API: resolved bundles with ETags, watches, the state
+    /// and history, and (with tokens) promote, approve, reject and rollback
+    Serve(ServeArgs),
+    /// API tokens for `releaseops serve`
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// Walk a sample agent project through a full release, offline
     Demo(DemoArgs),
     /// Print shell completions
@@ -100,6 +106,37 @@ pub enum Command {
     },
     /// Print the version
     Version,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The address to listen on (loopback unless you say otherwise; port 0
+    /// picks a free one)
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// The tokens file (`releaseops token new` writes it). More tokens can
+    /// come from RELEASEOPS_API_TOKENS as ROLE:OWNER:TOKEN entries.
+    #[arg(long, value_name = "FILE", env = "RELEASEOPS_API_TOKENS_FILE")]
+    pub tokens: Option<PathBuf>,
+    /// Serve reads without a token even when tokens are configured
+    #[arg(long)]
+    pub public_reads: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Make a new API token: it is printed once, and only its SHA-256 is
+    /// added to the tokens file
+    New {
+        /// Who holds it (`Name <email>`): recorded as the actor of what it does
+        #[arg(long)]
+        owner: String,
+        #[arg(long, value_parser = ["viewer", "deployer", "approver", "admin"])]
+        role: String,
+        /// The tokens file to add it to (created readable by you only)
+        #[arg(long, value_name = "FILE", env = "RELEASEOPS_API_TOKENS_FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -364,6 +401,15 @@ pub struct HistoryArgs {
     /// promote, rollback, approve, reject, bundle_create, env_create
     #[arg(long)]
     pub event: Option<String>,
+    /// Only records by this person (`Name <email>`, an email or a name)
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only records at or after this time (RFC 3339)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only records before this time (RFC 3339)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     #[arg(short = 'n', long, default_value_t = 20)]
     pub limit: usize,
 }

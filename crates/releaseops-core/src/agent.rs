@@ -1086,6 +1086,25 @@ pub fn memory_view(store: &Store, limit: usize) -> Result<(Head, Vec<EpisodeView
     Ok((head, episodes))
 }
 
+impl DecisionRecord {
+    /// The JSON of `agent decide --json` and of the API's decision endpoint.
+    pub fn summary_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "decision_id": self.decision_id,
+            "decision": self.decision,
+            "risk_score": self.plan.risk_score,
+            "factors": self.plan.factors,
+            "heuristics_applied": self.heuristics_applied,
+            "similar_episodes": self.similar_episodes,
+            "red_team": self.red_team,
+            "reflection": self.reflection,
+            "reasons": self.reasons,
+            "delay_until": self.plan.delay_until,
+            "context": self.context,
+        })
+    }
+}
+
 /// One stored decision record.
 pub fn decision(store: &Store, id: &str) -> Result<DecisionRecord> {
     let _guard = store.read_guard()?;

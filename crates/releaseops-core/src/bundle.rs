@@ -345,6 +345,73 @@ fn snapshot_prompt(store: &Store, objects: &ObjectStore, spec: &ArtifactSpec) ->
 
 // ---------------------------------------------------------------------------
 
+/// One bundle version as `bundle inspect` shows it: the manifest, its
+/// reviews and the environments running it.
+#[derive(Debug, Clone)]
+pub struct Inspected {
+    pub manifest: BundleManifest,
+    pub reviews: releaseops_format::review::Reviews,
+    pub deployed_in: Vec<String>,
+}
+
+pub fn inspect(store: &Store, id: &str, version: &str) -> Result<Inspected> {
+    names::validate_bundle_id(id)?;
+    names::validate_version(version)?;
+    let manifest = store.load_bundle(id, version)?;
+    let reviews = store.load_reviews(id, version)?;
+    let mut deployed_in = Vec::new();
+    for e in store.environments()? {
+        if store
+            .load_env(&e)?
+            .bundle_mappings
+            .get(id)
+            .map(String::as_str)
+            == Some(version)
+        {
+            deployed_in.push(e);
+        }
+    }
+    Ok(Inspected {
+        manifest,
+        reviews,
+        deployed_in,
+    })
+}
+
+impl Inspected {
+    /// The JSON of `bundle inspect --json` and of the API's manifest endpoint.
+    pub fn to_json(&self) -> Value {
+        let m = &self.manifest;
+        let artifacts = |arts: &IndexMap<String, ArtifactRef>| {
+            arts.iter()
+                .map(|(r, a)| {
+                    (
+                        r.clone(),
+                        serde_json::json!({"location": a.location(), "content_hash": a.content_hash}),
+                    )
+                })
+                .collect::<Map<_, _>>()
+        };
+        serde_json::json!({
+            "schema_version": m.schema_version,
+            "metadata": {
+                "id": m.metadata.id, "version": m.metadata.version, "created_at": m.metadata.created_at,
+                "created_by": m.metadata.created_by, "description": m.metadata.description,
+            },
+            "artifacts": {
+                "prompts": artifacts(&m.prompts),
+                "policies": artifacts(&m.policies),
+            },
+            "model_config": m.model_config.as_ref().map(|mc| mc.to_json()),
+            "bundle_hash": m.bundle_hash,
+            "deployed_in": self.deployed_in,
+            "reviews": serde_json::to_value(&self.reviews).unwrap_or_default(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BundleSummary {
     pub id: String,

@@ -227,17 +227,32 @@ pub struct HistoryQuery {
     pub bundle: Option<String>,
     pub env: Option<String>,
     pub event: Option<EventKind>,
+    /// Records by this person (`Name <email>`, an email or a name).
+    pub actor: Option<String>,
+    /// Records at or after this moment.
+    pub since: Option<Timestamp>,
+    /// Records before this moment.
+    pub until: Option<Timestamp>,
     pub limit: usize,
 }
 
 pub fn history(store: &Store, q: &HistoryQuery) -> Result<Vec<Record>> {
     let _read = store.read_guard()?;
     let limit = if q.limit == 0 { usize::MAX } else { q.limit };
+    let actor = q.actor.as_deref().map(crate::Identity::parse);
     Ok(store.history().newest(limit, |r| {
         q.bundle
             .as_ref()
             .is_none_or(|b| r.bundle_id.as_ref() == Some(b))
             && q.env.as_ref().is_none_or(|e| r.env.as_ref() == Some(e))
             && q.event.is_none_or(|ev| r.event == ev)
+            && actor
+                .as_ref()
+                .is_none_or(|a| a.same_person(&crate::Identity::parse(&r.actor)))
+            && (q.since.is_none() && q.until.is_none() || {
+                let at = time::parse(&r.at).ok();
+                q.since.is_none_or(|s| at.is_some_and(|t| t >= s))
+                    && q.until.is_none_or(|u| at.is_some_and(|t| t < u))
+            })
     })?)
 }

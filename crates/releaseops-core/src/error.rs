@@ -49,6 +49,43 @@ impl CoreError {
         }
     }
 
+    /// A machine-readable kind, the same in the CLI's `--json` errors and the
+    /// API's error bodies: `invalid`, `usage`, `refused`, `not_found`,
+    /// `not_initialized`, `verify_failed`, `exists`, `locked`, `invalid_file`,
+    /// `git`, `source`, `corrupt`, `io` or `render`.
+    pub fn kind(&self) -> &'static str {
+        use releaseops_runtime::LoadError as L;
+        match self {
+            CoreError::Invalid { .. } => "invalid",
+            CoreError::Refused { .. } => "refused",
+            CoreError::Load(l) => match l {
+                L::BadReference { .. } => "usage",
+                L::NoStore { .. } => "not_initialized",
+                L::UnknownEnv { .. } | L::NotDeployed { .. } | L::UnknownVersion { .. } => {
+                    "not_found"
+                }
+                L::Corrupt { .. } | L::Artifact { .. } => "verify_failed",
+                L::Io { .. } => "io",
+                L::Render(_) => "render",
+            },
+            CoreError::Store(s) => match s {
+                StoreError::Format { .. }
+                | StoreError::EnvNameMismatch { .. }
+                | StoreError::ManifestPathMismatch { .. } => "invalid_file",
+                StoreError::NotInitialized { .. } => "not_initialized",
+                StoreError::BundleNotFound { .. }
+                | StoreError::UnknownBundle { .. }
+                | StoreError::EnvNotFound { .. } => "not_found",
+                StoreError::VersionExists { .. } | StoreError::EnvExists { .. } => "exists",
+                StoreError::LockTimeout { .. } => "locked",
+                StoreError::Git { .. } => "git",
+                StoreError::Source { .. } => "source",
+                StoreError::Corrupt { .. } => "corrupt",
+                StoreError::Io { .. } => "io",
+            },
+        }
+    }
+
     /// True for mistakes in the request (exit code 2), as opposed to failures.
     pub fn is_usage(&self) -> bool {
         matches!(

@@ -130,6 +130,24 @@ impl LoadedBundle {
             .filter(|(k, _)| telemetry::BAGGAGE_KEYS.contains(&k.as_str()))
     }
 
+    /// What `releaseops telemetry show --json` prints: the bundle's identity,
+    /// the span attributes and the baggage.
+    pub fn telemetry_json(&self) -> Value {
+        let map = |items: &mut dyn Iterator<Item = &(String, AttrValue)>| {
+            items
+                .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
+                .collect::<Map<_, _>>()
+        };
+        serde_json::json!({
+            "bundle_id": self.id(),
+            "bundle_version": self.version(),
+            "bundle_hash": self.bundle_hash(),
+            "environment": self.environment(),
+            "attributes": map(&mut self.attributes.iter()),
+            "baggage": map(&mut self.baggage_attributes()),
+        })
+    }
+
     /// Renders the prompt of `role` with `variables`, with the evaluation
     /// engine's Jinja2-compatible templating (a missing variable is an error).
     pub fn render(&self, role: &str, variables: &Map<String, Value>) -> Result<String, LoadError> {

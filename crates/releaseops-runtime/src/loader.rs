@@ -81,6 +81,17 @@ impl Stamp {
     }
 }
 
+impl Inner {
+    /// A pinned version is always fresh; a pointer until the interval runs
+    /// out or [`RuntimeLoader::invalidate`] is called.
+    fn fresh(&self, e: &Entry, now: u64) -> bool {
+        e.stamp.is_none()
+            || (now.saturating_sub(e.checked.load(Ordering::Relaxed))
+                < self.revalidate.as_nanos() as u64
+                && e.generation == self.generation.load(Ordering::Relaxed))
+    }
+}
+
 impl std::fmt::Debug for RuntimeLoader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RuntimeLoader")
@@ -145,18 +156,22 @@ impl RuntimeLoader {
         let cached = {
             let refs = inner.refs.read().unwrap_or_else(|p| p.into_inner());
             match refs.get(reference) {
-                Some(e)
-                    if e.stamp.is_none()
-                        || (now.saturating_sub(e.checked.load(Ordering::Relaxed))
-                            < inner.revalidate.as_nanos() as u64
-                            && e.generation == inner.generation.load(Ordering::Relaxed)) =>
-                {
-                    return Ok(e.bundle.clone());
-                }
+                Some(e) if inner.fresh(e, now) => return Ok(e.bundle.clone()),
                 other => other.cloned(),
             }
         };
         self.refresh(reference, cached, now)
+    }
+
+    /// The bundle for `reference` when it can be answered from memory, with
+    /// no filesystem access at all (`None`: call [`RuntimeLoader::load`],
+    /// which may read; an async server does that on a blocking thread).
+    pub fn load_cached(&self, reference: &str) -> Option<Arc<LoadedBundle>> {
+        let inner = &*self.inner;
+        let now = inner.started.elapsed().as_nanos() as u64;
+        let refs = inner.refs.read().unwrap_or_else(|p| p.into_inner());
+        let e = refs.get(reference)?;
+        inner.fresh(e, now).then(|| e.bundle.clone())
     }
 
     /// Makes the next load of every environment pointer check the store

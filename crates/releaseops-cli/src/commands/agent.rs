@@ -104,7 +104,7 @@ fn decide(app: &App, a: AgentDecideArgs) -> CmdResult {
         },
     )?;
     if app.global.json {
-        output::print_json(&decision_json(&rec));
+        output::print_json(&rec.summary_json());
     } else {
         print_decision(&rec);
     }
@@ -112,22 +112,6 @@ fn decide(app: &App, a: AgentDecideArgs) -> CmdResult {
 }
 
 /// The scriptable shape: the record's fields, flattened where scripts look.
-pub fn decision_json(rec: &DecisionRecord) -> serde_json::Value {
-    serde_json::json!({
-        "decision_id": rec.decision_id,
-        "decision": rec.decision,
-        "risk_score": rec.plan.risk_score,
-        "factors": rec.plan.factors,
-        "heuristics_applied": rec.heuristics_applied,
-        "similar_episodes": rec.similar_episodes,
-        "red_team": rec.red_team,
-        "reflection": rec.reflection,
-        "reasons": rec.reasons,
-        "delay_until": rec.plan.delay_until,
-        "context": rec.context,
-    })
-}
-
 fn action_word(a: Action) -> String {
     let style = match a {
         Action::Go => GREEN.bold(),
@@ -360,7 +344,7 @@ fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
                 print_decision(&rec);
                 anstream::println!();
             }
-            all.push(serde_json::json!({"scenario": n, "result": decision_json(&rec)}));
+            all.push(serde_json::json!({"scenario": n, "result": rec.summary_json()}));
         }
         if app.global.json {
             output::print_json(&all);

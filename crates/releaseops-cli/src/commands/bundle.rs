@@ -120,14 +120,12 @@ fn resolve_version(
 fn inspect(app: &App, id: &str, version: Option<String>) -> CmdResult {
     let store = app.store()?;
     let version = resolve_version(&store, id, version)?;
-    let m = store.load_bundle(id, &version)?;
-    let reviews = store.load_reviews(id, &version)?;
-    let mut deployed = Vec::new();
-    for e in store.environments()? {
-        if store.load_env(&e)?.bundle_mappings.get(id) == Some(&version) {
-            deployed.push(e);
-        }
+    let ins = bundle::inspect(&store, id, &version)?;
+    if app.global.json {
+        output::print_json(&ins.to_json());
+        return Ok(0);
     }
+    let m = &ins.manifest;
     let Node::Map(mut doc) = m.to_node() else {
         return Ok(0);
     };
@@ -145,30 +143,11 @@ fn inspect(app: &App, id: &str, version: Option<String>) -> CmdResult {
     ));
     doc.push((
         "deployed_in".into(),
-        Node::Seq(deployed.iter().map(Node::str).collect()),
+        Node::Seq(ins.deployed_in.iter().map(Node::str).collect()),
     ));
-    let review_json = serde_json::to_value(&reviews).unwrap_or_default();
-    if reviews != Default::default() {
+    if ins.reviews != Default::default() {
+        let review_json = serde_json::to_value(&ins.reviews).unwrap_or_default();
         doc.push(("reviews".into(), Node::from_json(&review_json)));
-    }
-    if app.global.json {
-        let mut v = serde_json::json!({
-            "schema_version": m.schema_version,
-            "metadata": {
-                "id": m.metadata.id, "version": m.metadata.version, "created_at": m.metadata.created_at,
-                "created_by": m.metadata.created_by, "description": m.metadata.description,
-            },
-            "artifacts": {
-                "prompts": m.prompts.iter().map(|(r, a)| (r.clone(), serde_json::json!({"location": a.location(), "content_hash": a.content_hash}))).collect::<Map<_, _>>(),
-                "policies": m.policies.iter().map(|(r, a)| (r.clone(), serde_json::json!({"location": a.location(), "content_hash": a.content_hash}))).collect::<Map<_, _>>(),
-            },
-            "model_config": m.model_config.as_ref().map(|mc| mc.to_json()),
-            "bundle_hash": m.bundle_hash,
-            "deployed_in": deployed,
-        });
-        v["reviews"] = review_json;
-        output::print_json(&v);
-        return Ok(0);
     }
     anstream::print!("{}", Node::Map(doc).to_yaml());
     Ok(0)

@@ -63,11 +63,25 @@ pub fn run(app: &App, a: HistoryArgs) -> CmdResult {
             bundle: a.bundle,
             env: a.env,
             event,
+            actor: a.actor,
+            since: a.since.as_deref().map(time_arg("--since")).transpose()?,
+            until: a.until.as_deref().map(time_arg("--until")).transpose()?,
             limit: a.limit,
         },
     )?;
     print_records(app, &recs);
     Ok(0)
+}
+
+fn time_arg(flag: &'static str) -> impl Fn(&str) -> Result<jiff::Timestamp, Failure> {
+    move |s| {
+        releaseops_format::time::parse(s).map_err(|e| {
+            Failure::usage(
+                format!("{flag} {s}: {e}"),
+                "give an RFC 3339 time such as 2026-11-21T09:00:00Z",
+            )
+        })
+    }
 }
 
 pub fn print_records(app: &App, recs: &[Record]) {

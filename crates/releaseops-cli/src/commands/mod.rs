@@ -9,6 +9,7 @@ mod history;
 mod init;
 mod release;
 mod runtime;
+mod serve;
 
 use clap::CommandFactory;
 
@@ -34,6 +35,10 @@ pub fn run(app: &App, cmd: Command) -> CmdResult {
         Command::Agent(c) => agent::run(app, c),
         Command::Metrics(crate::cli::MetricsCmd::Dora { env, days }) => agent::dora(app, env, days),
         Command::Demo(a) => demo::run(app, a),
+        Command::Serve(a) => serve::serve(app, a),
+        Command::Token(crate::cli::TokenCmd::New { owner, role, file }) => {
+            serve::token_new(app, &owner, &role, &file)
+        }
         Command::Export { reference, out } => runtime::export(app, &reference, &out),
         Command::Telemetry(crate::cli::TelemetryCmd::Show { reference }) => {
             runtime::telemetry_show(app, &reference)

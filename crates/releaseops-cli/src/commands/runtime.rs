@@ -45,19 +45,7 @@ pub fn telemetry_show(app: &App, reference: &str) -> CmdResult {
     let attrs = bundle.telemetry_attributes();
     let baggage: Vec<_> = bundle.baggage_attributes().collect();
     if app.global.json {
-        let map = |items: &mut dyn Iterator<Item = &(String, releaseops_runtime::AttrValue)>| {
-            items
-                .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
-                .collect::<serde_json::Map<_, _>>()
-        };
-        output::print_json(&serde_json::json!({
-            "bundle_id": bundle.id(),
-            "bundle_version": bundle.version(),
-            "bundle_hash": bundle.bundle_hash(),
-            "environment": bundle.environment(),
-            "attributes": map(&mut attrs.iter()),
-            "baggage": map(&mut baggage.into_iter()),
-        }));
+        output::print_json(&bundle.telemetry_json());
         return Ok(0);
     }
     anstream::println!(

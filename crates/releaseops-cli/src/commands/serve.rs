@@ -1,0 +1,172 @@
+//! `releaseops serve` and `releaseops token new`.
+
+use std::path::Path;
+
+use releaseops_server::{Options, Role, Tokens};
+
+use crate::app::{App, CmdResult, Failure};
+use crate::cli::ServeArgs;
+use crate::output::{self, BOLD, DIM, paint};
+
+fn config_failure(message: String) -> Failure {
+    Failure {
+        code: 2,
+        kind: "invalid",
+        message,
+        hint: Some(
+            "tokens files list `- {owner, role, sha256}` under `tokens:`; RELEASEOPS_API_TOKENS holds ROLE:OWNER:TOKEN entries separated by commas".into(),
+        ),
+    }
+}
+
+pub fn serve(app: &App, a: ServeArgs) -> CmdResult {
+    let store = app.store()?;
+    let mut tokens = Tokens::default();
+    if let Some(f) = &a.tokens {
+        tokens
+            .merge(Tokens::from_file(f).map_err(config_failure)?)
+            .map_err(config_failure)?;
+    }
+    if let Ok(v) = std::env::var("RELEASEOPS_API_TOKENS") {
+        tokens
+            .merge(Tokens::from_env_value(&v).map_err(config_failure)?)
+            .map_err(config_failure)?;
+    }
+    let mut opts = Options::new(store.root().to_path_buf());
+    opts.tokens = tokens;
+    opts.public_reads = a.public_reads;
+    opts.git_commit = !app.global.no_commit;
+    opts.clock = app.simulated_clock.then_some(app.now);
+    releaseops_server::check_bind(&a.addr, &opts).map_err(|m| {
+        Failure::usage(
+            m,
+            "configure tokens (--tokens FILE or RELEASEOPS_API_TOKENS), listen on 127.0.0.1, or pass --public-reads to serve reads to anyone on purpose",
+        )
+    })?;
+    let store_dir = store.dir().to_path_buf();
+    drop(store);
+    let io = |what: String| {
+        move |e: std::io::Error| Failure {
+            code: 1,
+            kind: "io",
+            message: format!("{what}: {e}"),
+            hint: Some("pick another --addr, or stop what is using it".into()),
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(io("cannot start the server's runtime".into()))?;
+    let n_tokens = opts.tokens.len();
+    let public_reads = opts.public_reads;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(a.addr)
+            .await
+            .map_err(io(format!("cannot listen on {}", a.addr)))?;
+        let local = listener
+            .local_addr()
+            .map_err(io("cannot read the listening address".into()))?;
+        anstream::println!(
+            "releaseops API on {} (store {})",
+            paint(BOLD, &format!("http://{local}")),
+            store_dir.display()
+        );
+        let (reads, writes) = if n_tokens == 0 {
+            ("open".to_string(), "off (no tokens configured)".to_string())
+        } else {
+            (
+                if public_reads {
+                    "open".to_string()
+                } else {
+                    "need a token".to_string()
+                },
+                format!("on, {n_tokens} token(s)"),
+            )
+        };
+        anstream::println!(
+            "  {}",
+            paint(
+                DIM,
+                &format!("reads {reads}; writes {writes}; OpenAPI at http://{local}/openapi.json")
+            )
+        );
+        let stopped = releaseops_server::serve(listener, opts, shutdown_signal())
+            .await
+            .map_err(|e| Failure {
+                code: 1,
+                kind: "server",
+                message: e.to_string(),
+                hint: None,
+            })?;
+        anstream::eprintln!(
+            "stopped{}",
+            if stopped.finished_in_flight > 0 {
+                format!(
+                    "; {} change(s) in flight were finished first",
+                    stopped.finished_in_flight
+                )
+            } else {
+                String::new()
+            }
+        );
+        Ok(0)
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub fn token_new(app: &App, owner: &str, role: &str, file: &Path) -> CmdResult {
+    let role = Role::parse(role).ok_or_else(|| {
+        Failure::usage(
+            format!("unknown role '{role}'"),
+            "use viewer, deployer, approver or admin",
+        )
+    })?;
+    let token = releaseops_server::auth::new_token().map_err(|m| Failure {
+        code: 1,
+        kind: "io",
+        message: m,
+        hint: None,
+    })?;
+    releaseops_server::auth::append_token(file, owner, role, &token).map_err(config_failure)?;
+    if output::json(
+        app,
+        &serde_json::json!({"token": token, "owner": owner.trim(), "role": role.as_str(), "file": file}),
+    ) {
+        return Ok(0);
+    }
+    anstream::println!("{token}");
+    anstream::eprintln!(
+        "{}",
+        paint(
+            DIM,
+            &format!(
+                "token for {} ({role}) added to {} as its SHA-256; it is shown only now",
+                owner.trim(),
+                file.display()
+            )
+        )
+    );
+    Ok(0)
+}

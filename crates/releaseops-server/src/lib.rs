@@ -1,0 +1,326 @@
+//! The releaseops HTTP API (`releaseops serve`), so services in any language
+//! load bundles and tools drive releases.
+//!
+//! - Reads answer JSON, the same documents the CLI prints with `--json`.
+//! - A resolved bundle (`GET /v1/resolve/support-agent@prod`) is served from
+//!   the runtime loader's verified cache, with its bundle hash as `ETag`;
+//!   `If-None-Match` gets a bodyless 304. `GET /v1/watch/{ref}` holds the
+//!   request until the pointer moves; `GET /v1/events` streams every move.
+//! - Writes (promote, approve, reject, rollback) run the very same
+//!   transactions as the CLI, as the token's owner. They are off unless
+//!   tokens are configured.
+//! - The server binds loopback by default, caps request bodies, validates
+//!   every name before it touches the filesystem, and on shutdown finishes
+//!   the transactions in flight.
+//!
+//! Nothing here prints; the CLI says what is happening.
+
+pub mod auth;
+mod error;
+mod handlers;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use jiff::Timestamp;
+use releaseops_runtime::{LoadedBundle, RuntimeLoader};
+use tokio::sync::{Notify, broadcast};
+
+pub use auth::{Principal, Role, Tokens};
+pub use error::ApiError;
+use error::ApiResult;
+pub use handlers::ROUTES;
+
+/// The largest request body accepted (write requests are a few hundred bytes).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The longest `ID@ENV` / `ID==VERSION` accepted (each name is at most 128).
+pub const MAX_REFERENCE_LEN: usize = 260;
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The repository root holding `.releaseops/`.
+    pub root: PathBuf,
+    pub tokens: Tokens,
+    /// Reads need no token even when tokens are configured.
+    pub public_reads: bool,
+    /// Commit each change to git, as the CLI does.
+    pub git_commit: bool,
+    /// A fixed clock (RELEASEOPS_NOW); records say it was simulated.
+    pub clock: Option<Timestamp>,
+    /// How often environment files are checked for changes made elsewhere.
+    pub watch_interval: Duration,
+    /// How long shutdown waits for open requests before closing them (the
+    /// transactions in flight are always finished).
+    pub shutdown_grace: Duration,
+}
+
+impl Options {
+    pub fn new(root: PathBuf) -> Options {
+        Options {
+            root,
+            tokens: Tokens::default(),
+            public_reads: false,
+            git_commit: true,
+            clock: None,
+            watch_interval: Duration::from_millis(50),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Refuses to expose a store to the network without tokens: anyone who can
+/// reach the port would read every prompt and policy.
+pub fn check_bind(addr: &SocketAddr, opts: &Options) -> Result<(), String> {
+    if addr.ip().is_loopback() || !opts.tokens.is_empty() || opts.public_reads {
+        return Ok(());
+    }
+    Err(format!(
+        "serving on {addr} with no tokens would let anyone who can reach it read every prompt and policy"
+    ))
+}
+
+/// What happened at shutdown.
+#[derive(Debug, Clone, Default)]
+pub struct Stopped {
+    /// Transactions that were running when shutdown began, and finished.
+    pub finished_in_flight: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] releaseops_store::StoreError),
+    #[error(transparent)]
+    Load(#[from] releaseops_runtime::LoadError),
+    #[error("the server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Transactions running now, so shutdown can wait for them.
+#[derive(Clone, Default)]
+struct InFlight(Arc<(AtomicUsize, Notify)>);
+
+struct InFlightGuard(InFlight);
+
+impl InFlight {
+    fn enter(&self) -> InFlightGuard {
+        self.0.0.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+
+    fn count(&self) -> usize {
+        self.0.0.load(Ordering::SeqCst)
+    }
+
+    async fn idle(&self) {
+        loop {
+            let notified = self.0.1.notified();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.0.0.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.0.1.notify_waiters();
+        }
+    }
+}
+
+/// A resolved bundle's answer, rendered once per (bundle hash, environment).
+#[derive(Clone)]
+struct Rendered {
+    etag: HeaderValue,
+    body: Bytes,
+}
+
+pub(crate) struct AppState {
+    root: PathBuf,
+    loader: RuntimeLoader,
+    /// bundle hash -> environment ("" when pinned) -> rendered answer.
+    rendered:
+        RwLock<std::collections::HashMap<String, std::collections::HashMap<String, Rendered>>>,
+    tokens: Tokens,
+    public_reads: bool,
+    git_commit: bool,
+    clock: Option<Timestamp>,
+    snapshots: tokio::sync::watch::Receiver<Arc<watch::Snapshot>>,
+    moves: broadcast::Sender<watch::Move>,
+    wake: Mutex<std::sync::mpsc::Sender<()>>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    inflight: InFlight,
+    openapi: Bytes,
+}
+
+/// At most this many rendered answers are kept (a store has far fewer).
+const RENDERED_MAX: usize = 4096;
+
+impl AppState {
+    /// Who may do what `needed` guards. Reads are open when no tokens are
+    /// configured (or with `public_reads`); writes never are.
+    fn authorize(&self, headers: &HeaderMap, needed: Role) -> ApiResult<Option<Principal>> {
+        if needed == Role::Viewer && (self.tokens.is_empty() || self.public_reads) {
+            return Ok(None);
+        }
+        if self.tokens.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "writes_disabled",
+                "write endpoints are off: this server was started with no tokens",
+                "configure tokens (`releaseops serve --tokens FILE` or RELEASEOPS_API_TOKENS) and restart it",
+            ));
+        }
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+            .filter(|t| !t.is_empty());
+        let principal = token
+            .and_then(|t| self.tokens.lookup(t))
+            .ok_or_else(ApiError::unauthorized)?;
+        if !principal.role.allows(needed) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "the token of {} has the role {}; this needs {needed}",
+                    principal.owner, principal.role
+                ),
+                format!("use a token with the role {needed} or admin"),
+            ));
+        }
+        Ok(Some(principal.clone()))
+    }
+
+    /// The bundle `reference` names, from memory when it can be, otherwise
+    /// loaded (and verified) on a blocking thread.
+    async fn bundle(&self, reference: &str) -> ApiResult<Arc<LoadedBundle>> {
+        if reference.len() > MAX_REFERENCE_LEN {
+            return Err(ApiError::bad_request(
+                format!("the reference is {} bytes long", reference.len()),
+                "write ID@ENV or ID==VERSION; names are at most 128 characters",
+            ));
+        }
+        if let Some(b) = self.loader.load_cached(reference) {
+            return Ok(b);
+        }
+        let loader = self.loader.clone();
+        let reference = reference.to_string();
+        tokio::task::spawn_blocking(move || loader.load(&reference))
+            .await
+            .map_err(|e| ApiError::internal(format!("the load failed: {e}")))?
+            .map_err(ApiError::from)
+    }
+
+    fn rendered(&self, b: &LoadedBundle) -> Rendered {
+        let env = b.environment().unwrap_or("");
+        if let Some(r) = self
+            .rendered
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(b.bundle_hash())
+            .and_then(|m| m.get(env))
+        {
+            return r.clone();
+        }
+        let body = serde_json::to_vec(&handlers::bundle_json(b)).unwrap_or_default();
+        let etag = HeaderValue::from_str(&format!("\"{}\"", b.bundle_hash()))
+            .unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+        let r = Rendered {
+            etag,
+            body: Bytes::from(body),
+        };
+        let mut all = self.rendered.write().unwrap_or_else(|p| p.into_inner());
+        if all.values().map(|m| m.len()).sum::<usize>() >= RENDERED_MAX {
+            all.clear();
+        }
+        all.entry(b.bundle_hash().to_string())
+            .or_default()
+            .insert(env.to_string(), r.clone());
+        r
+    }
+
+    fn now(&self) -> (Timestamp, bool) {
+        match self.clock {
+            Some(t) => (t, true),
+            None => (
+                releaseops_format::time::truncate_micros(Timestamp::now()),
+                false,
+            ),
+        }
+    }
+
+    fn wake_watcher(&self) {
+        self.loader.invalidate();
+        let _ = self.wake.lock().unwrap_or_else(|p| p.into_inner()).send(());
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then stops
+/// taking requests, ends watches, gives open requests `shutdown_grace` to
+/// finish, and waits for every transaction in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    opts: Options,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Stopped, ServeError> {
+    let loader = RuntimeLoader::new(&opts.root)?;
+    let watch::Watching {
+        watcher,
+        snapshots,
+        moves,
+    } = watch::start(opts.root.clone(), opts.watch_interval, loader.clone())?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let state = Arc::new(AppState {
+        root: opts.root.clone(),
+        loader,
+        rendered: RwLock::default(),
+        tokens: opts.tokens.clone(),
+        public_reads: opts.public_reads,
+        git_commit: opts.git_commit,
+        clock: opts.clock,
+        snapshots,
+        moves,
+        wake: Mutex::new(watcher.waker()),
+        shutdown: stop_rx.clone(),
+        inflight: InFlight::default(),
+        openapi: handlers::openapi_document(),
+    });
+    let inflight = state.inflight.clone();
+    let app = handlers::router(state);
+    let mut stopping = stop_rx.clone();
+    let at_stop = Arc::new(AtomicUsize::new(0));
+    let (counting, at_stop_w) = (inflight.clone(), at_stop.clone());
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        at_stop_w.store(counting.count(), Ordering::SeqCst);
+        let _ = stop_tx.send(true);
+    });
+    let grace = opts.shutdown_grace;
+    let forced = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server => r?,
+        () = forced => {}
+    }
+    inflight.idle().await;
+    drop(watcher);
+    Ok(Stopped {
+        finished_in_flight: at_stop.load(Ordering::SeqCst),
+    })
+}
