@@ -401,9 +401,10 @@ pub struct HistoryArgs {
     /// promote, rollback, approve, reject, bundle_create, env_create
     #[arg(long)]
     pub event: Option<String>,
-    /// Only records by this person (`Name <email>`, an email or a name)
-    #[arg(long)]
-    pub actor: Option<String>,
+    /// Only records by this person (`Name <email>`, an email or a name);
+    /// not `--actor`, which says who is acting
+    #[arg(long, value_name = "PERSON")]
+    pub by: Option<String>,
     /// Only records at or after this time (RFC 3339)
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,

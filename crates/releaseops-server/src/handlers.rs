@@ -221,8 +221,14 @@ async fn method_not_allowed() -> Response {
 
 // --- reads -----------------------------------------------------------------
 
-async fn health() -> Response {
-    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})).into_response()
+/// Liveness, and how many changes are running (shutdown waits for them).
+async fn health(State(s): St) -> Response {
+    Json(json!({
+        "status": if *s.shutdown.borrow() { "stopping" } else { "ok" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "in_flight": s.inflight.count(),
+    }))
+    .into_response()
 }
 
 async fn openapi(State(s): St) -> Response {

@@ -63,7 +63,7 @@ pub fn run(app: &App, a: HistoryArgs) -> CmdResult {
             bundle: a.bundle,
             env: a.env,
             event,
-            actor: a.actor,
+            actor: a.by,
             since: a.since.as_deref().map(time_arg("--since")).transpose()?,
             until: a.until.as_deref().map(time_arg("--until")).transpose()?,
             limit: a.limit,
