@@ -264,6 +264,11 @@ fn main() {
         }
         return;
     }
+    // `-- --server`: the API server under wrk (installed if missing).
+    if args.iter().any(|a| a == "--server") {
+        server_bench();
+        return;
+    }
     // `-- --suite-load`: only the 10,000-case suite load, 21 runs.
     if args.iter().any(|a| a == "--suite-load") {
         println!(
@@ -424,8 +429,9 @@ fn us(d: Duration) -> String {
 /// The runtime loader in process, on a bundle with 3 prompts and 2 policies
 /// live in prod: a cached load (median over batches of 100,000), and a cold
 /// load by a new loader (median of 201).
-fn runtime_bench() -> Vec<(String, Duration, &'static str)> {
-    use releaseops_runtime::RuntimeLoader;
+/// A repository with support-agent 1.0.0 (3 prompts, 2 policies) live in
+/// dev, staging and prod.
+fn support_agent_store() -> tempfile::TempDir {
     let repo = new_repo();
     let dir = repo.path();
     run(dir, &["init"]);
@@ -465,6 +471,13 @@ fn runtime_bench() -> Vec<(String, Duration, &'static str)> {
     for env in ["dev", "staging", "prod"] {
         run(dir, &["promote", "support-agent", "1.0.0", env]);
     }
+    repo
+}
+
+fn runtime_bench() -> Vec<(String, Duration, &'static str)> {
+    use releaseops_runtime::RuntimeLoader;
+    let repo = support_agent_store();
+    let dir = repo.path();
     let loader = RuntimeLoader::new(dir).expect("loader");
     let b = loader.load("support-agent@prod").expect("load");
     assert_eq!((b.prompts().len(), b.policies().len()), (3, 2));
@@ -711,4 +724,109 @@ fn runner_bench(delay_ms: u64) -> Duration {
         assert_eq!(report.summary.passed, 1000, "{:?}", report.results.iter().find(|c| !c.passed));
         d
     })
+}
+
+/// wrk, or an attempt to install it from the distribution's packages.
+fn find_wrk() -> Option<()> {
+    let have = || {
+        Command::new("wrk")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| !o.stdout.is_empty() || !o.stderr.is_empty())
+    };
+    if have() {
+        return Some(());
+    }
+    eprintln!("wrk is not installed; trying `apt-get install -y wrk`");
+    let _ = Command::new("apt-get")
+        .args(["install", "-y", "-q", "wrk"])
+        .status();
+    have().then_some(())
+}
+
+/// Requests per second and mean latency from one wrk run.
+fn wrk(url: &str, headers: &[String], secs: u32) -> (f64, String) {
+    let mut c = Command::new("wrk");
+    c.args(["-t1", "-c32", &format!("-d{secs}s")]);
+    for h in headers {
+        c.args(["-H", h]);
+    }
+    let out = c.arg(url).output().expect("wrk runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"));
+    let latency = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("Latency"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("-")
+        .to_string();
+    assert!(
+        !text.contains("Non-2xx or 3xx responses"),
+        "errors under load:\n{text}"
+    );
+    (rps, latency)
+}
+
+fn server_bench() {
+    use std::io::BufRead;
+    if find_wrk().is_none() {
+        eprintln!("no wrk: install it (e.g. `apt-get install wrk`) and run again");
+        return;
+    }
+    let repo = support_agent_store();
+    let token = "bench-viewer-token-0123456789";
+    let mut child = Command::new(BIN)
+        .current_dir(repo.path())
+        .args(["serve", "--addr", "127.0.0.1:0", "--public-reads"])
+        .env("RELEASEOPS_API_TOKENS", format!("viewer:bench:{token}"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("address");
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("address")
+        .to_string();
+    let url = format!("{base}/v1/resolve/support-agent@prod");
+    // The ETag is the bundle hash.
+    let b = releaseops_runtime::RuntimeLoader::new(repo.path())
+        .expect("loader")
+        .load("support-agent@prod")
+        .expect("load");
+    let etag = format!("\"{}\"", b.bundle_hash());
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "GET /v1/resolve/support-agent@prod -> 200 (3 prompts, 2 policies)",
+            vec![],
+        ),
+        (
+            "GET /v1/resolve/support-agent@prod, If-None-Match -> 304",
+            vec![format!("If-None-Match: {etag}")],
+        ),
+        (
+            "GET /v1/resolve/support-agent@prod with a bearer token -> 200",
+            vec![format!("Authorization: Bearer {token}")],
+        ),
+    ];
+    wrk(&url, &[], 2); // warm up
+    println!(
+        "{:<66} {:>12} {:>10} {:>8}",
+        "server (wrk -t1 -c32, median of 3 x 10 s)", "req/s", "latency", "target"
+    );
+    for (name, headers) in cases {
+        let mut runs: Vec<(f64, String)> = (0..3).map(|_| wrk(&url, &headers, 10)).collect();
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (rps, lat) = &runs[1];
+        println!("{name:<66} {rps:>12.0} {lat:>10} {:>8}", "20000");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
