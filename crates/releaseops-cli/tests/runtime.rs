@@ -311,3 +311,33 @@ async fn the_async_loader_keeps_the_bundle_visible_to_the_caller() {
         assert_eq!(h.await.unwrap().unwrap(), "1.0.0");
     }
 }
+
+#[test]
+fn a_file_watch_picks_up_a_promotion_without_waiting_for_the_interval() {
+    let r = repo();
+    // An hour between checks: only the watch can make the change visible.
+    let loader = RuntimeLoader::with_revalidate(r.path(), Duration::from_secs(3600)).unwrap();
+    assert_eq!(loader.load("support-agent@dev").unwrap().version(), "1.0.0");
+    let _watch = loader.watch().unwrap();
+    r.run(&["promote", "support-agent", "1.1.0", "dev"]).ok();
+    let start = std::time::Instant::now();
+    while loader.load("support-agent@dev").unwrap().version() != "1.1.0" {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the watch never saw the promotion"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Without a watch, the same loader would still serve 1.0.0 for an hour.
+    let unwatched = RuntimeLoader::with_revalidate(r.path(), Duration::from_secs(3600)).unwrap();
+    assert_eq!(
+        unwatched.load("support-agent@dev").unwrap().version(),
+        "1.1.0"
+    );
+    r.run(&["rollback", "dev", "support-agent"]).ok();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        unwatched.load("support-agent@dev").unwrap().version(),
+        "1.1.0"
+    );
+}

@@ -31,6 +31,8 @@ pub mod telemetry;
 pub use asyncs::{AsyncRuntimeLoader, current, scope};
 pub use bundle::{Content, LoadedBundle, Policy, Prompt};
 pub use error::LoadError;
+#[cfg(feature = "watch")]
+pub use loader::FileWatch;
 pub use loader::{DEFAULT_REVALIDATE, RuntimeLoader};
 pub use reference::BundleRef;
 pub use releaseops_format::manifest::ModelConfig;

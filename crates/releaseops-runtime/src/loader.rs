@@ -81,6 +81,19 @@ impl Stamp {
     }
 }
 
+/// A file watch started by [`RuntimeLoader::watch`]; dropping it ends it.
+#[cfg(feature = "watch")]
+pub struct FileWatch {
+    _watcher: notify::RecommendedWatcher,
+}
+
+#[cfg(feature = "watch")]
+impl std::fmt::Debug for FileWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileWatch")
+    }
+}
+
 impl Inner {
     /// A pinned version is always fresh; a pointer until the interval runs
     /// out or [`RuntimeLoader::invalidate`] is called.
@@ -178,6 +191,48 @@ impl RuntimeLoader {
     /// (for a file watcher or a server's change notice).
     pub fn invalidate(&self) {
         self.inner.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Watches the environment files, so a promotion or rollback is picked
+    /// up by the next load instead of within the revalidation interval. The
+    /// watch lasts as long as the returned guard.
+    #[cfg(feature = "watch")]
+    pub fn watch(&self) -> Result<FileWatch, LoadError> {
+        self.watch_with(|| {})
+    }
+
+    /// [`RuntimeLoader::watch`], calling `on_change` after each change is
+    /// noted (a server uses it to tell its clients).
+    #[cfg(feature = "watch")]
+    pub fn watch_with(
+        &self,
+        on_change: impl Fn() + Send + 'static,
+    ) -> Result<FileWatch, LoadError> {
+        use notify::Watcher;
+        let dir = self.inner.dir.join("environments");
+        let inner = Arc::downgrade(&self.inner);
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                // An error from the watch itself still means: look again.
+                let relevant = event.map_or(true, |e| !e.kind.is_access());
+                if relevant {
+                    if let Some(inner) = inner.upgrade() {
+                        inner.generation.fetch_add(1, Ordering::Relaxed);
+                    }
+                    on_change();
+                }
+            })
+            .map_err(|e| LoadError::Io {
+                path: dir.clone(),
+                message: format!("cannot start a file watch: {e}"),
+            })?;
+        watcher
+            .watch(&dir, notify::RecursiveMode::NonRecursive)
+            .map_err(|e| LoadError::Io {
+                path: dir.clone(),
+                message: format!("cannot watch the environment files: {e}"),
+            })?;
+        Ok(FileWatch { _watcher: watcher })
     }
 
     /// The error the loader is serving the last good bundle around, if any.

@@ -283,6 +283,12 @@ pub async fn serve(
         snapshots,
         moves,
     } = watch::start(opts.root.clone(), opts.watch_interval, loader.clone())?;
+    // inotify where it works, so a change is seen at once; the watcher's
+    // polling covers filesystems where it does not.
+    let waker = watcher.waker();
+    let file_watch = loader.watch_with(move || {
+        let _ = waker.send(());
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let state = Arc::new(AppState {
         root: opts.root.clone(),
@@ -319,6 +325,7 @@ pub async fn serve(
         () = forced => {}
     }
     inflight.idle().await;
+    drop(file_watch);
     drop(watcher);
     Ok(Stopped {
         finished_in_flight: at_stop.load(Ordering::SeqCst),
