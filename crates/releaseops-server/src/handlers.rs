@@ -847,24 +847,42 @@ async fn promote(State(s): St, headers: HeaderMap, b: Result<Bytes, BytesRejecti
         }
         Ok(())
     };
-    let r = change(&s, &headers, Role::Deployer, b, overriding, |ctx, req: PromoteBody| {
-        release::promote(
-            ctx,
-            &PromoteRequest {
-                id: req.bundle_id,
-                version: req.version,
-                env: req.env,
-                reason: req.reason,
-                dry_run: req.dry_run,
-                skip_gates: req.skip_gates,
-            },
-        )
-    })
+    let r = change(
+        &s,
+        &headers,
+        Role::Deployer,
+        b,
+        overriding,
+        |ctx, req: PromoteBody| {
+            release::promote(
+                ctx,
+                &PromoteRequest {
+                    id: req.bundle_id,
+                    version: req.version,
+                    env: req.env,
+                    reason: req.reason,
+                    dry_run: req.dry_run,
+                    skip_gates: req.skip_gates,
+                },
+            )
+        },
+    )
     .await
     .and_then(|out| {
-        if out.blocked_by.is_empty() {
+        // A dry run is a question: the answer is the outcome, gates and all.
+        if out.blocked_by.is_empty() || out.dry_run {
             return Ok(Json(out));
         }
+        let pending_only = out
+            .gates
+            .iter()
+            .filter(|g| out.blocked_by.contains(&g.gate))
+            .all(|g| g.status == releaseops_format::history::GateStatus::Pending);
+        let hint = if pending_only {
+            "pending gates can pass later: approve, wait, or run the evaluation, then promote again"
+        } else {
+            "a failed gate does not pass by waiting: each gate's reason is in the outcome"
+        };
         Err(ApiError {
             status: StatusCode::CONFLICT,
             kind: "blocked",
@@ -875,9 +893,7 @@ async fn promote(State(s): St, headers: HeaderMap, b: Result<Bytes, BytesRejecti
                 out.env,
                 out.blocked_by.join(", ")
             ),
-            hint: Some(
-                "pending gates can pass later: approve, wait, or run the evaluation, then promote again".into(),
-            ),
+            hint: Some(hint.into()),
             detail: Some(Box::new((
                 "outcome",
                 serde_json::to_value(&out).unwrap_or_default(),
