@@ -341,3 +341,15 @@ fn a_file_watch_picks_up_a_promotion_without_waiting_for_the_interval() {
         "1.1.0"
     );
 }
+
+#[test]
+fn a_removed_environment_is_an_answer_not_a_broken_store() {
+    let r = repo();
+    let loader = RuntimeLoader::with_revalidate(r.path(), Duration::ZERO).unwrap();
+    assert_eq!(loader.load("support-agent@dev").unwrap().version(), "1.0.0");
+    std::fs::remove_file(r.path().join(".releaseops/environments/dev.yaml")).unwrap();
+    // The store is readable and says dev is gone: no last-good bundle.
+    let e = loader.load("support-agent@dev").unwrap_err();
+    assert!(matches!(e, LoadError::UnknownEnv { .. }), "{e}");
+    assert!(loader.load("support-agent@dev").is_err());
+}

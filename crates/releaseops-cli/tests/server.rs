@@ -142,7 +142,10 @@ async fn a_resolved_bundle_carries_its_hash_as_etag_and_a_poller_pays_a_304() {
     let etag = resp.headers()["etag"].to_str().unwrap().to_string();
     assert_eq!(resp.headers()["cache-control"], "no-cache");
     let b: Value = resp.json().await.unwrap();
-    assert_eq!(etag, format!("\"{}\"", b["bundle_hash"].as_str().unwrap()));
+    assert_eq!(
+        etag,
+        format!("\"1.0.0@{}\"", b["bundle_hash"].as_str().unwrap())
+    );
     assert_eq!(
         (b["id"].as_str(), b["version"].as_str()),
         (Some("support-agent"), Some("1.0.0"))
@@ -204,7 +207,11 @@ async fn a_resolved_bundle_carries_its_hash_as_etag_and_a_poller_pays_a_304() {
     );
     let b: Value = resp.json().await.unwrap();
     assert_eq!(b["environment"], Value::Null);
-    assert_eq!(format!("\"{}\"", b["bundle_hash"].as_str().unwrap()), etag);
+    assert_eq!(
+        resp_etag_of(&s, "/v1/resolve/support-agent==1.0.0").await,
+        etag,
+        "the same version and content: the same tag"
+    );
 
     // The same documents as the CLI's --json.
     let (st, envs) = get(&s.at("/v1/environments"), None).await;
@@ -229,6 +236,42 @@ async fn a_resolved_bundle_carries_its_hash_as_etag_and_a_poller_pays_a_304() {
     assert_eq!(m["deployed_in"], json!(["dev"]));
     let (_, list) = get(&s.at("/v1/bundles"), None).await;
     assert_eq!(list[0]["id"], "support-agent");
+}
+
+async fn resp_etag_of(s: &Server, path: &str) -> String {
+    let resp = client().get(s.at(path)).send().await.expect("request");
+    resp.headers()["etag"].to_str().expect("ascii").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_versions_with_the_same_content_are_told_apart() {
+    let r = repo();
+    // 1.2.0 has exactly 1.1.0's artifacts and model: the same bundle hash.
+    r.create_support_agent("1.2.0", "v1.1.0", "0.2");
+    r.run(&["promote", "support-agent", "1.1.0", "dev"]).ok();
+    let s = Server::start(&r, &[], &[]);
+    let (_, a) = get(&s.at("/v1/resolve/support-agent==1.1.0"), None).await;
+    let (_, b) = get(&s.at("/v1/resolve/support-agent==1.2.0"), None).await;
+    assert_eq!(a["bundle_hash"], b["bundle_hash"]);
+    assert_eq!(
+        (a["version"].as_str(), b["version"].as_str()),
+        (Some("1.1.0"), Some("1.2.0"))
+    );
+    let before = resp_etag_of(&s, "/v1/resolve/support-agent@dev").await;
+    r.run(&["promote", "support-agent", "1.2.0", "dev"]).ok();
+    let resp = client()
+        .get(s.at("/v1/watch/support-agent@dev?timeout=30"))
+        .header("If-None-Match", &before)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "the move is seen though the content is the same"
+    );
+    assert_ne!(resp.headers()["etag"].to_str().unwrap(), before);
+    assert_eq!(resp.json::<Value>().await.unwrap()["version"], "1.2.0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,7 +328,12 @@ async fn a_watch_answers_when_the_pointer_moves_and_events_stream_every_move() {
                 .unwrap()
         }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let health = s.at("/healthz");
+    eventually("the watch is held", async || {
+        get(&health, None).await.1["watching"] == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!watch.is_finished(), "the watch waits while nothing moves");
     r.run(&["promote", "support-agent", "1.1.0", "dev"]).ok();
     let resp = watch.await.unwrap();
@@ -348,7 +396,18 @@ async fn tokens_and_roles_guard_every_endpoint_and_the_owner_is_the_actor() {
             .starts_with("Bearer")
     );
     assert_eq!(resp.json::<Value>().await.unwrap(), none);
-    assert_eq!(get(&resolve, Some(VIEWER)).await.0, StatusCode::OK);
+    let resp = client()
+        .get(&resolve)
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()["cache-control"],
+        "private, no-cache",
+        "an answer to a token is no shared cache's to keep"
+    );
     // Health and the OpenAPI document are public.
     assert_eq!(get(&s.at("/healthz"), None).await.0, StatusCode::OK);
     let (st, doc) = get(&s.at("/openapi.json"), None).await;
@@ -468,6 +527,17 @@ async fn writes_are_off_without_tokens_and_reads_can_be_public_on_purpose() {
     );
     drop(s);
 
+    // A token source that holds no token fails closed.
+    let run = r
+        .command(&["serve", "--addr", "127.0.0.1:0"])
+        .env("RELEASEOPS_API_TOKENS", " , ")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("holds no token"));
+    std::fs::write(r.path().join("empty.yaml"), "tokens:\n").unwrap();
+    let run = r.run(&["serve", "--addr", "127.0.0.1:0", "--tokens", "empty.yaml"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
     // Listening beyond loopback with no tokens is refused.
     let run = r.run(&["serve", "--addr", "0.0.0.0:0"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
@@ -629,6 +699,20 @@ async fn a_tampered_object_is_refused_and_bad_input_gets_a_clear_error() {
     assert_eq!(e["error"]["kind"], "verify_failed");
     let msg = e["error"]["message"].as_str().unwrap();
     assert!(msg.contains("tools") && msg.contains("hash"), "{msg}");
+    let root = r.path().canonicalize().unwrap();
+    assert!(
+        !msg.contains(root.to_str().unwrap()),
+        "no machine paths: {msg}"
+    );
+    assert!(
+        e["error"]["hint"].as_str().is_some_and(|h| !h.is_empty()),
+        "{e}"
+    );
+    let (_, e) = get(&s.at("/v1/resolve/support-agent@nowhere"), None).await;
+    assert!(
+        !e.to_string().contains(root.to_str().unwrap()),
+        "no machine paths: {e}"
+    );
     // 1.0.0 shares that object (same content, same hash): refused too.
     let (st, e) = get(&s.at("/v1/resolve/support-agent@dev"), None).await;
     assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR, "{e}");
@@ -663,12 +747,11 @@ async fn a_tampered_object_is_refused_and_bad_input_gets_a_clear_error() {
     assert_eq!(get(&s.at(&long), None).await.0, StatusCode::BAD_REQUEST);
     let long = format!("/v1/environments/{}", "a".repeat(200));
     assert_eq!(get(&s.at(&long), None).await.0, StatusCode::BAD_REQUEST);
-    // Wrong method, oversized and malformed bodies (writes off, so these
-    // come back refused before the body is even read)...
+    // A wrong method...
     let resp = client().delete(s.at("/v1/promote")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
     drop(s);
-    // ...and with tokens, the body limits.
+    // ...and, with tokens, the body limit and malformed bodies.
     let s = Server::start(&r, &[], &[("RELEASEOPS_API_TOKENS", &tokens())]);
     let big = json!({"bundle_id": "support-agent", "version": "1.0.0", "env": "dev", "reason": "x".repeat(100_000)});
     let (st, e) = post(&s.at("/v1/promote"), Some(ADMIN), &big).await;
@@ -772,9 +855,14 @@ async fn shutdown_finishes_the_transaction_in_flight() {
         get(&health, None).await.1["in_flight"] == 1
     })
     .await;
-    // SIGTERM while it waits for the lock; then let it go.
+    // SIGTERM while it waits for the lock; once the server has stopped
+    // listening, let the promotion go.
+    let addr = s.url.trim_start_matches("http://").to_string();
     let stopper = std::thread::spawn(move || s.stop());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("the server stops listening", async || {
+        tokio::net::TcpStream::connect(&addr).await.is_err()
+    })
+    .await;
     assert!(!promote.is_finished());
     lock.unlock().unwrap();
     let (st, out) = promote.await.unwrap();

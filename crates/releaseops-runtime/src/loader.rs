@@ -276,14 +276,35 @@ impl RuntimeLoader {
                 Ok(bundle)
             }
             Err(e) => match cached {
-                Some(old) => {
+                Some(old) if self.store_broken(&e) => {
                     // Serve the last good bundle; look again after the interval.
                     old.checked.store(now, Ordering::Relaxed);
                     self.report_failure(reference, &e);
                     Ok(old.bundle)
                 }
+                Some(_) => {
+                    // A real answer (the environment no longer runs it, or
+                    // is gone): forget the old bundle rather than serve it.
+                    inner
+                        .refs
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(reference);
+                    Err(e)
+                }
                 None => Err(e),
             },
+        }
+    }
+
+    /// True when `e` says the store cannot be read (rather than that it
+    /// answers differently now): then the last good bundle is served.
+    fn store_broken(&self, e: &LoadError) -> bool {
+        match e {
+            LoadError::NotDeployed { .. } | LoadError::UnknownVersion { .. } => false,
+            // An environment file missing from a present directory was removed.
+            LoadError::UnknownEnv { .. } => !self.inner.dir.join("environments").is_dir(),
+            _ => true,
         }
     }
 

@@ -137,6 +137,7 @@ async fn with_store<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(&Store::open(&root)?))
         .await
         .map_err(|e| ApiError::internal(format!("the request failed: {e}")))?
+        .map_err(|e| s.public(e))
 }
 
 /// A read: the caller may read, its arguments are good, and `f` answers
@@ -164,6 +165,14 @@ async fn write<T: Send + 'static>(
     f: impl FnOnce(&Ctx<'_>) -> Result<T, CoreError> + Send + 'static,
 ) -> ApiResult<T> {
     let guard = s.inflight.enter();
+    if *s.shutdown.borrow() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is shutting down and takes no new changes",
+            "send it again to the server that replaces this one",
+        ));
+    }
     let root = s.root.clone();
     let (now, simulated_clock) = s.now();
     let git_commit = s.git_commit;
@@ -182,7 +191,7 @@ async fn write<T: Send + 'static>(
     .await
     .map_err(|e| ApiError::internal(format!("the change failed: {e}")));
     s.wake_watcher();
-    r?
+    r?.map_err(|e| s.public(e))
 }
 
 fn env_name(s: &str) -> ApiResult<()> {
@@ -227,6 +236,7 @@ async fn health(State(s): St) -> Response {
         "status": if *s.shutdown.borrow() { "stopping" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),
         "in_flight": s.inflight.count(),
+        "watching": s.watching.count(),
     }))
     .into_response()
 }
@@ -247,6 +257,18 @@ pub(crate) fn openapi_document() -> Bytes {
         .unwrap_or_else(|e| json!({"openapi": "3.1.0", "info": {"title": "releaseops", "version": env!("CARGO_PKG_VERSION"), "description": format!("the embedded document does not parse: {e}")}, "paths": {}}));
     let mut doc = doc;
     doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
+    // Any operation can also fail in ways the document does not list one by
+    // one (a damaged store, a held lock): the error body is always the same.
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths.values_mut().filter_map(Value::as_object_mut) {
+            for (_, o) in op.iter_mut() {
+                if let Some(r) = o.get_mut("responses").and_then(Value::as_object_mut) {
+                    r.entry("default")
+                        .or_insert_with(|| json!({"$ref": "#/components/responses/Error"}));
+                }
+            }
+        }
+    }
     Bytes::from(serde_json::to_vec_pretty(&doc).unwrap_or_default())
 }
 
@@ -342,9 +364,12 @@ pub(crate) fn bundle_json(b: &LoadedBundle) -> Value {
     })
 }
 
-/// True when `If-None-Match` names `hash` (weak comparison, as RFC 9110
+/// True when `If-None-Match` names `etag` (weak comparison, as RFC 9110
 /// asks for this header) or is `*`.
-fn not_modified(headers: &HeaderMap, hash: &str) -> bool {
+fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let Some(want) = etag.to_str().ok().map(|t| t.trim_matches('"')) else {
+        return false;
+    };
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -358,19 +383,22 @@ fn not_modified(headers: &HeaderMap, hash: &str) -> bool {
                     .unwrap_or(tag)
                     .strip_prefix('"')
                     .and_then(|t| t.strip_suffix('"'))
-                    == Some(hash)
+                    == Some(want)
         })
 }
 
 fn bundle_response(s: &AppState, b: &LoadedBundle, headers: &HeaderMap) -> Response {
     let r = s.rendered(b);
-    let cache = if b.environment().is_some() {
-        HeaderValue::from_static("no-cache")
-    } else {
+    // Shared caches may keep an answer only when anyone may read it.
+    let open = s.tokens.is_empty() || s.public_reads;
+    let cache = match (b.environment().is_some(), open) {
+        (true, true) => HeaderValue::from_static("no-cache"),
+        (true, false) => HeaderValue::from_static("private, no-cache"),
         // A pinned version never changes.
-        HeaderValue::from_static("public, max-age=31536000, immutable")
+        (false, true) => HeaderValue::from_static("public, max-age=31536000, immutable"),
+        (false, false) => HeaderValue::from_static("private, max-age=31536000, immutable"),
     };
-    let mut resp = if not_modified(headers, b.bundle_hash()) {
+    let mut resp = if not_modified(headers, &r.etag) {
         let mut x = Response::new(Body::empty());
         *x.status_mut() = StatusCode::NOT_MODIFIED;
         x
@@ -436,9 +464,10 @@ async fn watch(
         let mut snapshots = s.snapshots.clone();
         snapshots.borrow_and_update();
         let mut shutdown = s.shutdown.clone();
+        let _watching = s.watching.enter();
         loop {
             let b = s.bundle(&reference).await?;
-            if !not_modified(&headers, b.bundle_hash()) {
+            if !not_modified(&headers, &s.rendered(&b).etag) {
                 return Ok(bundle_response(&s, &b, &headers));
             }
             tokio::select! {
@@ -1007,13 +1036,14 @@ mod tests {
             m.insert(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
             m
         };
-        assert!(not_modified(&h("\"sha256:ab\""), "sha256:ab"));
-        assert!(not_modified(&h("W/\"sha256:ab\""), "sha256:ab"));
-        assert!(not_modified(&h("\"x\", \"sha256:ab\""), "sha256:ab"));
-        assert!(not_modified(&h("*"), "sha256:ab"));
-        assert!(!not_modified(&h("\"sha256:abc\""), "sha256:ab"));
-        assert!(!not_modified(&h("sha256:ab"), "sha256:ab"));
-        assert!(!not_modified(&HeaderMap::new(), "sha256:ab"));
+        let tag = HeaderValue::from_static("\"1.0.0@sha256:ab\"");
+        assert!(not_modified(&h("\"1.0.0@sha256:ab\""), &tag));
+        assert!(not_modified(&h("W/\"1.0.0@sha256:ab\""), &tag));
+        assert!(not_modified(&h("\"x\", \"1.0.0@sha256:ab\""), &tag));
+        assert!(not_modified(&h("*"), &tag));
+        assert!(!not_modified(&h("\"1.0.1@sha256:ab\""), &tag));
+        assert!(!not_modified(&h("1.0.0@sha256:ab"), &tag));
+        assert!(!not_modified(&HeaderMap::new(), &tag));
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod error;
 mod handlers;
 pub mod watch;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -103,16 +104,17 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Transactions running now, so shutdown can wait for them.
+/// A count of things running now (transactions, so shutdown can wait for
+/// them; held watches, for `/healthz`).
 #[derive(Clone, Default)]
-struct InFlight(Arc<(AtomicUsize, Notify)>);
+struct Counter(Arc<(AtomicUsize, Notify)>);
 
-struct InFlightGuard(InFlight);
+struct Counted(Counter);
 
-impl InFlight {
-    fn enter(&self) -> InFlightGuard {
+impl Counter {
+    fn enter(&self) -> Counted {
         self.0.0.fetch_add(1, Ordering::SeqCst);
-        InFlightGuard(self.clone())
+        Counted(self.clone())
     }
 
     fn count(&self) -> usize {
@@ -130,7 +132,7 @@ impl InFlight {
     }
 }
 
-impl Drop for InFlightGuard {
+impl Drop for Counted {
     fn drop(&mut self) {
         if self.0.0.0.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.0.1.notify_waiters();
@@ -148,9 +150,8 @@ struct Rendered {
 pub(crate) struct AppState {
     root: PathBuf,
     loader: RuntimeLoader,
-    /// bundle hash -> environment ("" when pinned) -> rendered answer.
-    rendered:
-        RwLock<std::collections::HashMap<String, std::collections::HashMap<String, Rendered>>>,
+    /// id -> version -> environment ("" when pinned) -> rendered answer.
+    rendered: RwLock<HashMap<String, RenderedVersions>>,
     tokens: Tokens,
     public_reads: bool,
     git_commit: bool,
@@ -159,9 +160,13 @@ pub(crate) struct AppState {
     moves: broadcast::Sender<watch::Move>,
     wake: Mutex<std::sync::mpsc::Sender<()>>,
     shutdown: tokio::sync::watch::Receiver<bool>,
-    inflight: InFlight,
+    inflight: Counter,
+    watching: Counter,
     openapi: Bytes,
 }
+
+/// version -> environment ("" when pinned) -> rendered answer.
+type RenderedVersions = HashMap<String, HashMap<String, Rendered>>;
 
 /// At most this many rendered answers are kept (a store has far fewer).
 const RENDERED_MAX: usize = 4096;
@@ -222,32 +227,39 @@ impl AppState {
         tokio::task::spawn_blocking(move || loader.load(&reference))
             .await
             .map_err(|e| ApiError::internal(format!("the load failed: {e}")))?
-            .map_err(ApiError::from)
+            .map_err(|e| self.public(e.into()))
     }
 
+    /// The answer for `b`, rendered once per (id, version, environment).
+    /// The ETag is `"VERSION@BUNDLE_HASH"`: the hash covers the content, the
+    /// version tells apart two versions with the same content.
     fn rendered(&self, b: &LoadedBundle) -> Rendered {
         let env = b.environment().unwrap_or("");
         if let Some(r) = self
             .rendered
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(b.bundle_hash())
+            .get(b.id())
+            .and_then(|m| m.get(b.version()))
             .and_then(|m| m.get(env))
         {
             return r.clone();
         }
         let body = serde_json::to_vec(&handlers::bundle_json(b)).unwrap_or_default();
-        let etag = HeaderValue::from_str(&format!("\"{}\"", b.bundle_hash()))
+        let etag = HeaderValue::from_str(&format!("\"{}@{}\"", b.version(), b.bundle_hash()))
             .unwrap_or_else(|_| HeaderValue::from_static("\"\""));
         let r = Rendered {
             etag,
             body: Bytes::from(body),
         };
         let mut all = self.rendered.write().unwrap_or_else(|p| p.into_inner());
-        if all.values().map(|m| m.len()).sum::<usize>() >= RENDERED_MAX {
+        let n: usize = all.values().flat_map(|m| m.values()).map(|m| m.len()).sum();
+        if n >= RENDERED_MAX {
             all.clear();
         }
-        all.entry(b.bundle_hash().to_string())
+        all.entry(b.id().to_string())
+            .or_default()
+            .entry(b.version().to_string())
             .or_default()
             .insert(env.to_string(), r.clone());
         r
@@ -261,6 +273,31 @@ impl AppState {
                 false,
             ),
         }
+    }
+
+    /// `e` as clients see it: paths inside the store are relative to the
+    /// repository (nothing about this machine's layout leaks), and every
+    /// error says what to do.
+    fn public(&self, mut e: ApiError) -> ApiError {
+        let root = format!("{}/", self.root.display());
+        e.message = e.message.replace(&root, "");
+        if let Some(h) = &mut e.hint {
+            *h = h.replace(&root, "");
+        }
+        if e.hint.is_none() {
+            e.hint = Some(
+                match e.kind {
+                    "not_found" => "GET /v1/environments shows what runs where; GET /v1/bundles lists every version",
+                    "verify_failed" | "corrupt" | "invalid_file" => {
+                        "the store is damaged: `releaseops bundle verify` and `releaseops history verify` name what; restore it from git"
+                    }
+                    "locked" => "another change holds the store; retry shortly",
+                    _ => "retry; if it persists, run the same operation with the CLI for details",
+                }
+                .into(),
+            );
+        }
+        e
     }
 
     fn wake_watcher(&self) {
@@ -302,7 +339,8 @@ pub async fn serve(
         moves,
         wake: Mutex::new(watcher.waker()),
         shutdown: stop_rx.clone(),
-        inflight: InFlight::default(),
+        inflight: Counter::default(),
+        watching: Counter::default(),
         openapi: handlers::openapi_document(),
     });
     let inflight = state.inflight.clone();

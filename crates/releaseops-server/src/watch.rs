@@ -79,10 +79,11 @@ fn stamps(dir: &Path) -> Stamps {
 }
 
 /// The pointers of every environment; an environment whose file does not
-/// read keeps what it had (a broken file is not a move).
-fn read_pointers(store: &Store, previous: &Pointers) -> Pointers {
+/// read keeps what it had (a broken file is not a move). `None` when the
+/// environments cannot be listed at all: that round is skipped.
+fn read_pointers(store: &Store, previous: &Pointers) -> Option<Pointers> {
     let mut out = Pointers::new();
-    for name in store.environments().unwrap_or_default() {
+    for name in store.environments().ok()? {
         match store.load_env(&name) {
             Ok(env) => {
                 out.insert(name, env.bundle_mappings.into_iter().collect());
@@ -94,7 +95,7 @@ fn read_pointers(store: &Store, previous: &Pointers) -> Pointers {
             }
         }
     }
-    out
+    Some(out)
 }
 
 fn moves(old: &Pointers, new: &Pointers, seq: u64, at: &str) -> Vec<Move> {
@@ -139,7 +140,7 @@ pub fn start(
     let store = Store::open(&root)?;
     let dir = store.dir().join("environments");
     let mut seen = stamps(&dir);
-    let mut current = read_pointers(&store, &Pointers::new());
+    let mut current = read_pointers(&store, &Pointers::new()).unwrap_or_default();
     drop(store);
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot {
         seq: 0,
@@ -170,12 +171,15 @@ pub fn start(
                     if now == seen {
                         continue;
                     }
-                    seen = now;
                     if store.is_none() {
                         store = Store::open(&root).ok();
                     }
                     let Some(s) = store.as_ref() else { continue };
-                    let next = read_pointers(s, &current);
+                    // Not read: leave `seen` as it was, so the next round retries.
+                    let Some(next) = read_pointers(s, &current) else {
+                        continue;
+                    };
+                    seen = now;
                     let at = releaseops_format::time::format(jiff::Timestamp::now());
                     let moved = moves(&current, &next, seq + 1, &at);
                     if moved.is_empty() {

@@ -22,15 +22,22 @@ fn config_failure(message: String) -> Failure {
 pub fn serve(app: &App, a: ServeArgs) -> CmdResult {
     let store = app.store()?;
     let mut tokens = Tokens::default();
+    // A token source that yields no token is a mistake, not "no auth":
+    // fail closed rather than open the reads.
+    let none_in = |what: String| config_failure(format!("{what} holds no token"));
     if let Some(f) = &a.tokens {
-        tokens
-            .merge(Tokens::from_file(f).map_err(config_failure)?)
-            .map_err(config_failure)?;
+        let t = Tokens::from_file(f).map_err(config_failure)?;
+        if t.is_empty() {
+            return Err(none_in(format!("the tokens file {}", f.display())));
+        }
+        tokens.merge(t).map_err(config_failure)?;
     }
     if let Ok(v) = std::env::var("RELEASEOPS_API_TOKENS") {
-        tokens
-            .merge(Tokens::from_env_value(&v).map_err(config_failure)?)
-            .map_err(config_failure)?;
+        let t = Tokens::from_env_value(&v).map_err(config_failure)?;
+        if t.is_empty() {
+            return Err(none_in("RELEASEOPS_API_TOKENS".into()));
+        }
+        tokens.merge(t).map_err(config_failure)?;
     }
     let mut opts = Options::new(store.root().to_path_buf());
     opts.tokens = tokens;
