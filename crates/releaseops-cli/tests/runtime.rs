@@ -335,7 +335,6 @@ fn a_file_watch_picks_up_a_promotion_without_waiting_for_the_interval() {
         "1.1.0"
     );
     r.run(&["rollback", "dev", "support-agent"]).ok();
-    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         unwatched.load("support-agent@dev").unwrap().version(),
         "1.1.0"

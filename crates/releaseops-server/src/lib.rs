@@ -3,7 +3,7 @@
 //!
 //! - Reads answer JSON, the same documents the CLI prints with `--json`.
 //! - A resolved bundle (`GET /v1/resolve/support-agent@prod`) is served from
-//!   the runtime loader's verified cache, with its bundle hash as `ETag`;
+//!   the runtime loader's verified cache, tagged `"VERSION@BUNDLE_HASH"`;
 //!   `If-None-Match` gets a bodyless 304. `GET /v1/watch/{ref}` holds the
 //!   request until the pointer moves; `GET /v1/events` streams every move.
 //! - Writes (promote, approve, reject, rollback) run the very same
@@ -140,7 +140,7 @@ impl Drop for Counted {
     }
 }
 
-/// A resolved bundle's answer, rendered once per (bundle hash, environment).
+/// A resolved bundle's answer, rendered once per (id, version, environment).
 #[derive(Clone)]
 struct Rendered {
     etag: HeaderValue,
