@@ -253,34 +253,61 @@ fn eval_gate_needs_a_passing_report_for_the_exact_bundle_hash() {
         (code, gate(&j, "eval")["status"].clone()),
         (3, Value::from("pending"))
     );
+    // A suite whose agent echoes the case back.
+    r.write(
+        ".releaseops/evals/smoke.yaml",
+        releaseops_testkit::ECHO_SUITE,
+    );
+    r.commit_all("suite");
+    r.run_at(
+        &at(0.5),
+        &[
+            "eval",
+            "run",
+            "smoke",
+            "--bundle",
+            "b",
+            "--version",
+            "1.0.0",
+        ],
+    )
+    .ok();
+    let (code, j) = prod(&r, 1.0);
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(gate(&j, "eval")["status"], "passed");
+}
+
+#[test]
+fn eval_reports_the_history_does_not_hold_never_count() {
+    let r = setup("  requires_eval: true\n", "");
     let hash = r.run(&["--json", "bundle", "inspect", "b"]).json()["bundle_hash"]
         .as_str()
         .expect("hash")
         .to_string();
-    let report = |decision: &str, h: &str| {
-        format!(
-            "bundle_id: b\nbundle_version: 1.0.0\nsuite_id: smoke\ntimestamp: '2026-11-16T10:00:00+00:00'\nsummary:\n  total_cases: 1\n  passed: 1\n  failed: 0\n  pass_rate: 1.0\n  gate_decision: {decision}\nresults: []\nbundle_hash: {h}\n"
-        )
-    };
-    // A passing report for other content does not count.
-    let other = format!("sha256:{}", "0".repeat(64));
-    r.write(
-        &format!(".releaseops/eval_reports/{other}.yaml"),
-        &report("PASS", &other),
+    // A PASS report written by hand, named and keyed for this exact hash, in
+    // both the existing tool's layout and ours: not evidence.
+    let report = format!(
+        "bundle_id: b\nbundle_version: 1.0.0\nsuite_id: smoke\ntimestamp: '2026-11-16T10:00:00+00:00'\nsummary:\n  total_cases: 1\n  passed: 1\n  failed: 0\n  pass_rate: 1.0\n  gate_decision: PASS\nresults: []\nbundle_hash: {hash}\n"
     );
-    assert_eq!(gate(&prod(&r, 1.0).1, "eval")["status"], "pending");
+    r.write(&format!(".releaseops/eval_reports/{hash}.yaml"), &report);
     r.write(
-        &format!(".releaseops/eval_reports/{hash}.yaml"),
-        &report("FAIL", &hash),
-    );
-    assert_eq!(gate(&prod(&r, 1.0).1, "eval")["status"], "failed");
-    r.write(
-        &format!(".releaseops/eval_reports/{hash}.yaml"),
-        &report("PASS", &hash),
+        ".releaseops/eval_reports/b/1.0.0/smoke/20261116T100000-0001.yaml",
+        &report,
     );
     let (code, j) = prod(&r, 1.0);
-    assert_eq!(code, 0, "{j}");
-    assert_eq!(gate(&j, "eval")["status"], "passed");
+    assert_eq!(
+        (code, gate(&j, "eval")["status"].clone()),
+        (3, Value::from("pending")),
+        "{j}"
+    );
+    let v = r.run(&["--json", "history", "verify"]);
+    v.code(4);
+    assert!(
+        v.stdout
+            .contains("smoke/20261116T100000-0001.yaml is not in the history"),
+        "{}",
+        v.stdout
+    );
 }
 
 #[test]

@@ -1146,6 +1146,7 @@ pub fn decision(store: &Store, id: &str) -> Result<DecisionRecord> {
 /// Call it with the store lock held (or under a read guard).
 pub fn promotion_context(
     store: &Store,
+    view: &releaseops_store::view::ChainView,
     id: &str,
     version: &str,
     env: &str,
@@ -1156,6 +1157,7 @@ pub fn promotion_context(
     let env_file = store.load_env(env)?;
     let policy = env_file.promotion_policy.as_ref();
     let manifest = store.load_bundle(id, version)?;
+    let state = view.state();
     let mut risk = Level::Low;
     let mut factors = Vec::new();
     let mut raise = |to: Level, why: String| {
@@ -1163,7 +1165,7 @@ pub fn promotion_context(
         factors.push(why);
     };
     let mut safety_changed = false;
-    match env_file.bundle_mappings.get(id) {
+    match state.live(env, id).map(|d| &d.version) {
         None => raise(Level::Medium, format!("first release of {id} into {env}")),
         Some(live) if live == version => {}
         Some(live) => {
@@ -1237,13 +1239,13 @@ pub fn promotion_context(
             }
         }
     }
-    let reviews = store.load_reviews(id, version)?;
+    let reviews = view.checked_reviews(store, id, version)?;
     let approved_here = reviews.approvals.iter().any(|a| a.env == env);
     let hash = manifest
         .bundle_hash
         .clone()
         .unwrap_or_else(|| manifest.compute_hash());
-    let reports = store.eval_reports_for(&hash)?;
+    let reports = view.eval_reports(store, &hash)?;
     let evals = if reports.is_empty() && !policy.is_some_and(|p| p.requires_eval) {
         None
     } else {
@@ -1279,12 +1281,14 @@ pub fn promotion_context(
             .map(|r| r.suite_id.clone())
             .collect();
         let regressions = match policy.and_then(|p| p.eval_no_regression_vs.clone()) {
-            Some(base) => crate::release::regression_checks(store, id, version, &base, &reports)?
-                .into_iter()
-                .filter_map(|(_, _, c)| c)
-                .filter(|c| c.significant && !c.regressed.is_empty())
-                .flat_map(|c| c.regressed)
-                .collect(),
+            Some(base) => {
+                crate::release::regression_checks(store, view, id, version, &base, &reports)?
+                    .into_iter()
+                    .filter_map(|(_, _, c)| c)
+                    .filter(|c| c.significant && !c.regressed.is_empty())
+                    .flat_map(|c| c.regressed)
+                    .collect()
+            }
             None => Vec::new(),
         };
         let bar = policy.and_then(|p| p.eval_min_pass_rate);
@@ -1332,6 +1336,7 @@ pub fn promotion_context(
                 let at = now.checked_add(jiff::SignedDuration::from_hours(h)).ok()?;
                 let facts = crate::gates::Facts {
                     manifest: &manifest,
+                    creator: &manifest.metadata.created_by,
                     env,
                     policy: Some(p),
                     config,
@@ -1363,10 +1368,11 @@ pub fn promotion_context(
             || r.bundle_id.as_ref().is_some_and(|b| depends.contains(b))
             || r.env.as_deref().is_some_and(upstream)
     })?;
-    let live_here = store
-        .load_env(env)
-        .map(|e| e.bundle_mappings)
-        .unwrap_or_default();
+    let live_here: std::collections::BTreeMap<&str, &str> = state
+        .live_in(env)
+        .into_iter()
+        .map(|(b, d)| (b, d.version.as_str()))
+        .collect();
     let age = |r: &releaseops_format::history::Record| -> Option<f64> {
         let t = releaseops_format::time::parse(&r.at).ok()?;
         Some((now.as_second() - t.as_second()) as f64)
@@ -1383,7 +1389,7 @@ pub fn promotion_context(
             && r.env.as_deref().is_some_and(upstream)
             && r.version
                 .as_deref()
-                .is_some_and(|v| live_here.get(other).map(String::as_str) != Some(v))
+                .is_some_and(|v| live_here.get(other).copied() != Some(v))
             && age(r).is_some_and(|a| (0.0..=watch).contains(&a));
         moving && (clash || mid_rollout)
     });

@@ -1,10 +1,11 @@
-//! `history verify`: the chain is intact, and every environment is exactly
-//! what the history says it should be.
+//! `history verify`: the chain is intact, and every file a gate or a reader
+//! relies on is exactly what the history says it should be: environment
+//! pointers, rollback stacks, reviews, eval reports, bundle manifests and
+//! their objects.
 
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 
-use releaseops_format::history::{EventKind, apply_to_stack};
-use releaseops_store::Store;
+use releaseops_store::{Store, view::ChainView};
 use serde::Serialize;
 
 use crate::Result;
@@ -15,6 +16,12 @@ pub struct AuditReport {
     pub records: u64,
     pub segments: u64,
     pub environments_checked: usize,
+    /// Deployment stacks, review files, recorded eval reports and bundle
+    /// versions (with every artifact re-hashed) checked against the history.
+    pub stacks_checked: usize,
+    pub reviews_checked: usize,
+    pub eval_reports_checked: usize,
+    pub bundles_checked: usize,
     pub problems: Vec<String>,
     /// The existing tool's history is waiting to be imported (on the next change).
     pub legacy_pending: bool,
@@ -25,92 +32,228 @@ pub struct AuditReport {
 
 pub fn verify(store: &Store) -> Result<AuditReport> {
     let _read = store.read_guard()?;
-    // env -> bundle -> stack of versions
-    let mut replay: HashMap<String, HashMap<String, Vec<String>>> = HashMap::new();
-    let log = store.history();
-    let legacy_pending = log.is_empty()? && !log.legacy_records()?.is_empty();
-    let mut apply = |event: EventKind, env: &str, bundle: &str, version: &str| {
-        let per_env = match replay.get_mut(env) {
-            Some(m) => m,
-            None => replay.entry(env.to_string()).or_default(),
-        };
-        let stack = match per_env.get_mut(bundle) {
-            Some(s) => s,
-            None => per_env.entry(bundle.to_string()).or_default(),
-        };
-        apply_to_stack(stack, event, version.to_string(), |v| v == version);
-    };
-    let mut report = log.verify(&mut apply)?;
-    if legacy_pending {
-        for r in log.legacy_records()? {
-            if let (Some(e), Some(b), Some(v)) = (&r.env, &r.bundle_id, &r.version) {
-                apply(r.event, e, b, v);
-            }
-        }
-    }
+    let (view, chain) = store.replay_chain()?;
+    let mut problems = chain.problems;
+    let legacy_pending = view.legacy_pending();
     let envs = store.environments()?;
+    let state = view.state();
     for name in &envs {
-        let env = match store.load_env(name) {
-            Ok(e) => e,
-            Err(e) => {
-                report.problems.push(e.to_string());
-                continue;
-            }
-        };
-        let expected = replay.remove(name).unwrap_or_default();
-        for (bundle, version) in &env.bundle_mappings {
-            match expected.get(bundle).and_then(|s| s.last()) {
-                Some(v) if v == version => {}
-                Some(v) => report.problems.push(format!(
-                    "environments/{name}.yaml maps {bundle} to {version}, but the history says {v} is live (changed outside releaseops?)"
-                )),
-                None => report.problems.push(format!(
-                    "environments/{name}.yaml maps {bundle} to {version}, but the history never deployed {bundle} there"
-                )),
-            }
-        }
-        for (bundle, stack) in &expected {
-            if let Some(v) = stack.last()
-                && !env.bundle_mappings.contains_key(bundle)
-            {
-                report.problems.push(format!(
-                        "the history says {bundle}@{v} is live in '{name}', but environments/{name}.yaml does not map it"
-                    ));
-            }
-        }
-        if !legacy_pending
-            && !log.is_empty()?
-            && let Ok(d) = store.load_deployments(name)
-        {
-            for (bundle, stack) in &expected {
-                let idx: Vec<&str> = d
-                    .bundles
-                    .get(bundle)
-                    .map(|s| s.iter().map(|x| x.version.as_str()).collect())
-                    .unwrap_or_default();
-                let want: Vec<&str> = stack.iter().map(|s| s.as_str()).collect();
-                if idx != want {
-                    report.problems.push(format!(
-                        "deployments/{name}/{bundle}.yaml disagrees with the history"
-                    ));
-                }
-            }
+        match store.load_env(name) {
+            Ok(env) => problems.extend(view.env_problems(&env)),
+            Err(e) => problems.push(e.to_string()),
         }
     }
-    for (env, bundles) in replay {
-        if bundles.values().any(|s| !s.is_empty()) {
-            report.problems.push(format!(
+    for env in state.deployments.keys() {
+        if !envs.contains(env) && state.live_in(env).values().next().is_some() {
+            problems.push(format!(
                 "the history deploys to '{env}', which has no environment file"
             ));
         }
     }
+    let stacks_checked = check_stacks(store, &view, &mut problems)?;
+    let reviews_checked = check_reviews(store, &view, &mut problems)?;
+    let eval_reports_checked = check_reports(store, &view, &mut problems)?;
+    let bundles_checked = check_bundles(store, &view, &mut problems)?;
     Ok(AuditReport {
-        ok: report.problems.is_empty(),
-        records: report.records,
-        segments: report.segments,
+        ok: problems.is_empty(),
+        records: chain.records,
+        segments: chain.segments,
         environments_checked: envs.len(),
-        problems: report.problems,
-        simulated_clock_records: report.simulated_clock_records,
+        stacks_checked,
+        reviews_checked,
+        eval_reports_checked,
+        bundles_checked,
+        problems,
+        simulated_clock_records: chain.simulated_clock_records,
         legacy_pending,
     })
+}
+
+/// Names of the files directly in `dir` with `ext`, without it.
+fn stems(dir: &std::path::Path, ext: &str) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(ext))
+                .map(str::to_string)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn subdirs(dir: &std::path::Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    out.sort();
+    out
+}
+
+type Problem = Result<Option<String>>;
+
+/// The two-level index files under `.releaseops/<sub>/<a>/<b>.yaml` and the
+/// keys the history holds for them: every one is checked with `check`, so a
+/// file the history has no entry for and an entry with no file both show.
+fn check_index<'k, V: 'k>(
+    store: &Store,
+    sub: &str,
+    held: impl Iterator<Item = (&'k String, &'k std::collections::BTreeMap<String, V>)>,
+    valid: impl Fn(&str, &str) -> bool,
+    check: impl Fn(&str, &str) -> Problem,
+    problems: &mut Vec<String>,
+) -> usize {
+    let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
+    for (a, inner) in held {
+        for b in inner.keys() {
+            keys.insert((a.clone(), b.clone()));
+        }
+    }
+    let root = store.dir().join(sub);
+    for a in subdirs(&root) {
+        for b in stems(&root.join(&a), ".yaml") {
+            keys.insert((a.clone(), b));
+        }
+    }
+    for (a, b) in &keys {
+        if !valid(a, b) {
+            problems.push(format!(
+                "{sub}/{a}/{b}.yaml is not a name releaseops writes"
+            ));
+            continue;
+        }
+        match check(a, b) {
+            Ok(None) => {}
+            Ok(Some(p)) => problems.push(p),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    keys.len()
+}
+
+/// Every rollback stack the history holds has its index file, and every
+/// index file agrees with the history.
+fn check_stacks(store: &Store, view: &ChainView, problems: &mut Vec<String>) -> Result<usize> {
+    use releaseops_format::names::{validate_bundle_id, validate_env_name};
+    Ok(check_index(
+        store,
+        "deployments",
+        view.state().deployments.iter(),
+        |env, b| validate_env_name(env).is_ok() && validate_bundle_id(b).is_ok(),
+        |env, b| Ok(view.deployment_problem(store, env, b)?),
+        problems,
+    ))
+}
+
+/// Every version the history reviewed has a reviews file that agrees, and
+/// no reviews file holds anything the history does not.
+fn check_reviews(store: &Store, view: &ChainView, problems: &mut Vec<String>) -> Result<usize> {
+    use releaseops_format::names::{validate_bundle_id, validate_version};
+    Ok(check_index(
+        store,
+        "reviews",
+        view.state().reviews.iter(),
+        |id, v| validate_bundle_id(id).is_ok() && validate_version(v).is_ok(),
+        |id, v| Ok(view.reviews_problem(store, id, v)?),
+        problems,
+    ))
+}
+
+/// Every recorded report is there with its recorded digest; a report the
+/// history does not hold is reported (no gate counts it).
+fn check_reports(store: &Store, view: &ChainView, problems: &mut Vec<String>) -> Result<usize> {
+    let mut recorded: BTreeSet<String> = BTreeSet::new();
+    let mut checked = 0;
+    for (hash, facts) in &view.state().evals {
+        if let Err(e) = view.eval_reports(store, hash) {
+            problems.push(e.to_string());
+        }
+        checked += facts.len();
+        recorded.extend(facts.iter().map(|f| f.report.path.clone()));
+    }
+    let root = store.dir().join("eval_reports");
+    let mut stack = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "yaml") {
+                continue;
+            }
+            let rel = p
+                .strip_prefix(store.dir())
+                .map(|r| r.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_default();
+            if !recorded.contains(&rel) && !view.legacy_pending() {
+                problems.push(format!(
+                    "{rel} is not in the history (written outside releaseops); no gate counts it"
+                ));
+            }
+        }
+    }
+    Ok(checked)
+}
+
+/// Every bundle version the history created still has its manifest, with the
+/// recorded hash, and every artifact of it hashes to what the manifest says;
+/// a manifest the history never created is reported.
+fn check_bundles(store: &Store, view: &ChainView, problems: &mut Vec<String>) -> Result<usize> {
+    let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
+    for (id, versions) in &view.state().bundles {
+        for v in versions.keys() {
+            keys.insert((id.clone(), v.clone()));
+        }
+    }
+    for id in store.bundle_ids()? {
+        for v in store.bundle_versions(&id)? {
+            keys.insert((id.clone(), v));
+        }
+    }
+    for (id, version) in &keys {
+        let rel = format!("bundles/{id}/{version}.yaml");
+        if !store.bundle_exists(id, version) {
+            let live: Vec<&String> = view
+                .state()
+                .deployments
+                .iter()
+                .filter(|(_, b)| {
+                    b.get(id)
+                        .and_then(|s| s.last())
+                        .is_some_and(|d| d.version == *version)
+                })
+                .map(|(e, _)| e)
+                .collect();
+            let note = if live.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (it is live in {})",
+                    live.iter()
+                        .map(|e| format!("'{e}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            problems.push(format!(
+                "{rel} is missing, but the history created {id}@{version}{note}"
+            ));
+            continue;
+        }
+        match crate::release::verified_manifest(store, view, id, version) {
+            Ok(_) => {}
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    Ok(keys.len())
 }

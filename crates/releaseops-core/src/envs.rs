@@ -26,6 +26,9 @@ pub struct EnvState {
     pub bundles: Vec<Deployed>,
     /// One-line summary of the promotion policy's gates.
     pub gates: Vec<String>,
+    /// Files that disagree with the history (changed outside releaseops).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 pub fn policy_summary(p: Option<&PromotionPolicy>) -> Vec<String> {
@@ -60,30 +63,43 @@ pub fn policy_summary(p: Option<&PromotionPolicy>) -> Vec<String> {
     g
 }
 
-/// What runs where now.
+/// What runs where now, as the verified history says. An environment file
+/// that disagrees is named in that environment's `problems` (the runtime
+/// refuses such a pointer; nothing is built on it).
 pub fn list(store: &Store) -> Result<Vec<EnvState>> {
     let _read = store.read_guard()?;
+    let view = store.chain_view()?;
     let mut out = Vec::new();
     for name in store.environments()? {
         let env = store.load_env(&name)?;
-        let deps = store.load_deployments(&name)?;
-        let bundles = env
-            .bundle_mappings
-            .iter()
-            .map(|(id, v)| Deployed {
-                bundle_id: id.clone(),
-                version: v.clone(),
-                since: deps
-                    .live(id)
-                    .filter(|d| d.version == *v)
-                    .map(|d| d.since.clone()),
+        let bundles = view
+            .state()
+            .live_in(&name)
+            .into_iter()
+            .map(|(id, d)| Deployed {
+                bundle_id: id.to_string(),
+                version: d.version.clone(),
+                since: Some(d.since.clone()),
             })
             .collect();
+        let mut problems = view.env_problems(&env);
+        for id in view
+            .state()
+            .deployments
+            .get(&name)
+            .into_iter()
+            .flat_map(|b| b.keys())
+        {
+            if let Some(p) = view.deployment_problem(store, &name, id)? {
+                problems.push(p);
+            }
+        }
         out.push(EnvState {
             stage: store.config().position(&name),
             gates: policy_summary(env.promotion_policy.as_ref()),
             env: name,
             bundles,
+            problems,
         });
     }
     Ok(out)
@@ -125,6 +141,7 @@ pub fn list_at(store: &Store, at: Timestamp) -> Result<Vec<EnvState>> {
         .map(|(name, d)| EnvState {
             stage: store.config().position(&name),
             gates: Vec::new(),
+            problems: Vec::new(),
             bundles: d
                 .bundles
                 .iter()

@@ -23,6 +23,13 @@ pub enum CoreError {
         message: String,
         hint: Option<String>,
     },
+    /// Something a change would build on does not verify (a tampered
+    /// artifact, say): nothing was changed.
+    #[error("{message}")]
+    VerifyFailed {
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl CoreError {
@@ -45,7 +52,9 @@ impl CoreError {
             CoreError::Store(e) => e.hint(),
             // The runtime's messages carry what to do.
             CoreError::Load(_) => None,
-            CoreError::Invalid { hint, .. } | CoreError::Refused { hint, .. } => hint.clone(),
+            CoreError::Invalid { hint, .. }
+            | CoreError::Refused { hint, .. }
+            | CoreError::VerifyFailed { hint, .. } => hint.clone(),
         }
     }
 
@@ -58,6 +67,7 @@ impl CoreError {
         match self {
             CoreError::Invalid { .. } => "invalid",
             CoreError::Refused { .. } => "refused",
+            CoreError::VerifyFailed { .. } => "verify_failed",
             CoreError::Load(l) => match l {
                 L::BadReference { .. } => "usage",
                 L::NoStore { .. } => "not_initialized",
@@ -81,6 +91,7 @@ impl CoreError {
                 StoreError::Git { .. } => "git",
                 StoreError::Source { .. } => "source",
                 StoreError::Corrupt { .. } => "corrupt",
+                StoreError::ChainBroken { .. } | StoreError::Disagrees { .. } => "verify_failed",
                 StoreError::Io { .. } => "io",
             },
         }

@@ -260,13 +260,21 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         ));
     }
     releaseops_store::import_legacy_history(&mut tx)?;
-    tx.write(rel.clone(), report.to_yaml());
+    let text = report.to_yaml();
+    // The eval gate accepts this file, with exactly these bytes, and no other.
+    let evidence = releaseops_format::history::ReportEvidence {
+        path: rel.clone(),
+        digest: releaseops_format::hash::sha256_prefixed(text.as_bytes()),
+        suite: req.suite.clone(),
+    };
+    tx.write(rel.clone(), text);
     let mut rec = ctx.record(releaseops_format::history::EventKind::EvalRun);
     rec.bundle_id = Some(req.bundle.clone());
     rec.version = Some(req.version.clone());
     rec.bundle_hash = Some(report.bundle_hash.clone());
     rec.state = Some(report.summary.gate_decision.clone());
     rec.reason = Some(format!("suite '{}': {}", req.suite, report.summary.reason));
+    rec.report = Some(evidence);
     tx.append(rec)?;
     let msg = format!(
         "releaseops: eval {} on {} {}: {}",
@@ -599,7 +607,7 @@ pub fn run_missing(ctx: &Ctx<'_>, id: &str, version: &str, env: &str) -> Result<
         .bundle_hash
         .clone()
         .unwrap_or_else(|| manifest.compute_hash());
-    let have = store.eval_reports_for(&hash)?;
+    let have = store.chain_view()?.eval_reports(store, &hash)?;
     let mut ran = Vec::new();
     for suite in &policy.eval_suites {
         if have.iter().any(|r| r.suite_id == *suite) {

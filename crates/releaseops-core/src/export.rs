@@ -45,6 +45,10 @@ pub fn export(ctx: &Ctx<'_>, reference: &str, out: &Path) -> Result<ExportReport
     // Read under the shared lock: never a promotion half made.
     let bundle = {
         let _guard = ctx.store.read_guard()?;
+        if let BundleRef::Env { env, .. } = &r {
+            // The pointer exported must be the one the history holds.
+            ctx.store.chain_view()?.checked_env(ctx.store, env)?;
+        }
         loader.load(reference)?
     };
     if out.exists() {

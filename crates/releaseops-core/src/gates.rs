@@ -41,6 +41,8 @@ pub fn human_duration(d: SignedDuration) -> String {
 /// Everything the gates look at for one promotion.
 pub struct Facts<'a> {
     pub manifest: &'a BundleManifest,
+    /// Who created the bundle, as the history recorded it.
+    pub creator: &'a str,
     pub env: &'a str,
     pub policy: Option<&'a PromotionPolicy>,
     pub config: &'a ProjectConfig,
@@ -310,7 +312,7 @@ pub fn eligible_approver(actor: &str, p: &PromotionPolicy, config: &ProjectConfi
 
 pub fn approval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
     let need = p.required_approvals() as usize;
-    let creator = &f.manifest.metadata.created_by;
+    let creator = f.creator;
     let mut counted: Vec<&str> = Vec::new();
     let mut people: Vec<crate::Identity> = Vec::new();
     let mut ignored = Vec::new();
@@ -616,6 +618,7 @@ mod tests {
     ) -> Facts<'a> {
         Facts {
             manifest: m,
+            creator: &m.metadata.created_by,
             env: "prod",
             policy: Some(p),
             config: c,
@@ -719,6 +722,7 @@ mod tests {
             actor: a.into(),
             at: "t".into(),
             comment: None,
+            signature: None,
         };
         let mut r = Reviews {
             approvals: vec![

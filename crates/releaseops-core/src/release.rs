@@ -5,11 +5,11 @@
 use jiff::Timestamp;
 use releaseops_format::config::ProjectConfig;
 use releaseops_format::environment::{EnvMetadata, EnvironmentFile};
-use releaseops_format::history::{
-    DeploymentStack, EventKind, GateResult, GateStatus, Record, state_for_env,
-};
+use releaseops_format::history::{EventKind, GateResult, GateStatus, Record, state_for_env};
+use releaseops_format::manifest::BundleManifest;
 use releaseops_format::review::{Approval, Failure, Rejection};
 use releaseops_format::{names, time};
+use releaseops_store::view::ChainView;
 use releaseops_store::{Store, StoreError, Transaction};
 use serde::Serialize;
 
@@ -93,7 +93,8 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
             "say why the gates are being bypassed: it is recorded as an override",
         ));
     }
-    let manifest = store.load_bundle(&req.id, &req.version)?;
+    // Fail fast on an unknown bundle or version, before anything waits.
+    store.load_bundle(&req.id, &req.version)?;
     // Before the agent decides, what happened to its earlier decisions.
     if !req.dry_run
         && store
@@ -120,9 +121,17 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         .as_ref()
         .map_or_else(|| store.config().clone(), |t| t.config().clone());
     check_env_known(store, &config, &req.env)?;
-
-    let mut env = store.load_env(&req.env)?;
-    if env.bundle_mappings.get(&req.id) == Some(&req.version) {
+    // Everything the gates read comes from the verified history; the files
+    // it is built on must agree with it, and the bundle must verify.
+    let view = match &tx {
+        Some(t) => t.view(),
+        None => std::sync::Arc::new(store.chain_view()?),
+    };
+    let manifest = verified_manifest(store, &view, &req.id, &req.version)?;
+    let mut env = view.checked_env(store, &req.env)?;
+    view.checked_stack(store, &req.env, &req.id)?;
+    let state = view.state();
+    if state.live(&req.env, &req.id).map(|d| d.version.as_str()) == Some(req.version.as_str()) {
         return Err(CoreError::refused(
             format!(
                 "{}@{} is already live in '{}'",
@@ -135,40 +144,23 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
     let upstream_live_since = match &upstream {
         None => None,
         Some(up) => {
-            let live = store.load_env(up)?.bundle_mappings.get(&req.id) == Some(&req.version);
-            if live {
-                let d = store.load_deployment(up, &req.id)?;
-                // The history's record of when it went live; if the environment
-                // file was changed outside releaseops we cannot know, so the soak
-                // clock starts at the file's last update (or now: fail closed).
-                let since = d
-                    .stack
-                    .last()
-                    .filter(|x| x.version == req.version)
-                    .and_then(|x| parse_since(&x.since))
-                    .or_else(|| {
-                        store
-                            .load_env(up)
-                            .ok()?
-                            .metadata?
-                            .last_updated
-                            .as_deref()
-                            .and_then(parse_since)
-                    })
-                    .unwrap_or(ctx.now);
-                Some(since)
-            } else {
-                None
-            }
+            view.checked_env(store, up)?;
+            view.checked_stack(store, up, &req.id)?;
+            // When it went live there, as the history recorded it; a time
+            // that does not parse starts the soak clock now (fail closed).
+            state
+                .live(up, &req.id)
+                .filter(|d| d.version == req.version)
+                .map(|d| parse_since(&d.since).unwrap_or(ctx.now))
         }
     };
-    let reviews = store.load_reviews(&req.id, &req.version)?;
+    let reviews = view.checked_reviews(store, &req.id, &req.version)?;
     let hash = manifest
         .bundle_hash
         .clone()
         .unwrap_or_else(|| manifest.compute_hash());
     let reports = match &env.promotion_policy {
-        Some(p) if p.requires_eval => store.eval_reports_for(&hash)?,
+        Some(p) if p.requires_eval => view.eval_reports(store, &hash)?,
         _ => Vec::new(),
     };
     let regressions = match env
@@ -176,11 +168,15 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         .as_ref()
         .and_then(|p| p.eval_no_regression_vs.clone().filter(|_| p.requires_eval))
     {
-        Some(base_env) => regression_checks(store, &req.id, &req.version, &base_env, &reports)?,
+        Some(base_env) => {
+            regression_checks(store, &view, &req.id, &req.version, &base_env, &reports)?
+        }
         None => Vec::new(),
     };
+    let creator = creator_of(&view, &manifest);
     let facts = Facts {
         manifest: &manifest,
+        creator: &creator,
         env: &req.env,
         policy: env.promotion_policy.as_ref(),
         config: &config,
@@ -200,8 +196,14 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
     if let Some(p) = env.promotion_policy.as_ref()
         && let Some(mode) = p.requires_agent
     {
-        let context =
-            crate::agent::promotion_context(store, &req.id, &req.version, &req.env, ctx.now)?;
+        let context = crate::agent::promotion_context(
+            store,
+            &view,
+            &req.id,
+            &req.version,
+            &req.env,
+            ctx.now,
+        )?;
         let request = crate::agent::DecideRequest {
             context,
             bundle: Some(crate::agent::BundleRef {
@@ -302,7 +304,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
     rec.reason = req.reason.clone();
     rec.gates = gate_results;
     rec.overridden = req.skip_gates;
-    let rec = append_deployment(&mut tx, &req.env, rec)?;
+    let rec = append_deployment(&mut tx, &view, &req.env, rec)?;
     let verb = if req.skip_gates {
         "promote (gates overridden)"
     } else {
@@ -336,21 +338,80 @@ fn with_reason(subject: &str, reason: Option<&str>, ctx: &Ctx<'_>) -> String {
     m
 }
 
-/// Appends a deployment record and updates the environment's deployment index.
-fn append_deployment(tx: &mut Transaction<'_>, env: &str, rec: Record) -> Result<Record> {
+/// Appends a deployment record and rewrites the environment's deployment
+/// index from the history's stack (never from the file, which may have been
+/// edited).
+fn append_deployment(
+    tx: &mut Transaction<'_>,
+    view: &ChainView,
+    env: &str,
+    rec: Record,
+) -> Result<Record> {
     let bundle = rec.bundle_id.clone().unwrap_or_default();
-    let rel = Store::deployment_rel_path(env, &bundle);
-    let mut stack = match tx.staged(&rel) {
-        Some(text) => DeploymentStack::parse(text.as_bytes()).map_err(|e| StoreError::Format {
-            path: rel.clone().into(),
-            source: e,
-        })?,
-        None => tx.store().load_deployment(env, &bundle)?,
-    };
+    let mut stack = view.state().deployment_stack(env, &bundle);
     let rec = tx.append(rec)?;
     stack.apply(&rec);
-    tx.write(rel, stack.to_yaml());
+    tx.write(Store::deployment_rel_path(env, &bundle), stack.to_yaml());
     Ok(rec)
+}
+
+/// Who created a bundle version: as the history recorded it, not as the
+/// manifest (which anyone can edit) says.
+pub(crate) fn creator_of(view: &ChainView, m: &BundleManifest) -> String {
+    view.state()
+        .bundle(&m.metadata.id, &m.metadata.version)
+        .map(|b| b.actor.clone())
+        .unwrap_or_else(|| m.metadata.created_by.clone())
+}
+
+/// The manifest of a version about to go live: the history must have
+/// created it with exactly this hash, and every artifact must hash to what
+/// the manifest says. Anything else fails closed.
+pub(crate) fn verified_manifest(
+    store: &Store,
+    view: &ChainView,
+    id: &str,
+    version: &str,
+) -> Result<BundleManifest> {
+    let m = store.load_bundle(id, version)?;
+    let hash = m.bundle_hash.clone().unwrap_or_else(|| m.compute_hash());
+    let rel = format!(".releaseops/{}", Store::bundle_rel_path(id, version));
+    match view.state().bundle(id, version) {
+        Some(f) if f.hash.as_deref().is_some_and(|h| h != hash) => {
+            return Err(StoreError::Disagrees {
+                path: rel.clone().into(),
+                message: format!(
+                    "{rel} hashes to {hash}, but record {} created {id}@{version} as {} (the manifest was replaced outside releaseops)",
+                    f.seq,
+                    f.hash.as_deref().unwrap_or("-")
+                ),
+            }
+            .into());
+        }
+        None if !view.legacy_pending() => {
+            return Err(StoreError::Disagrees {
+                path: rel.clone().into(),
+                message: format!(
+                    "no record in the history created {id}@{version}: {rel} was written outside releaseops"
+                ),
+            }
+            .into());
+        }
+        _ => {}
+    }
+    let report = crate::bundle::verify_with(store, Some(view), id, version)?;
+    if !report.ok {
+        return Err(CoreError::VerifyFailed {
+            message: format!(
+                "{id}@{version} does not verify: {}",
+                report.problems.join("; ")
+            ),
+            hint: Some(format!(
+                "nothing was changed; `releaseops bundle verify {id} {version}` shows each artifact; restore .releaseops/objects from git (`git checkout -- .releaseops/objects`)"
+            )),
+        });
+    }
+    Ok(m)
 }
 
 // ---------------------------------------------------------------------------
@@ -388,13 +449,14 @@ pub fn approve(
             "approve as `Name <email>`: set git's user.email, or RELEASEOPS_ACTOR / --actor",
         ));
     }
-    let manifest = store.load_bundle(id, version)?;
     let mut tx = store.begin()?;
+    let view = tx.view();
+    let manifest = verified_manifest(store, &view, id, version)?;
     let config = tx.config().clone();
     check_env_known(store, &config, env_name)?;
     let env = store.load_env(env_name)?;
-    let creator = &manifest.metadata.created_by;
-    if !creator.is_empty() && creator != "cli" && actor_matches(&ctx.actor, creator) {
+    let creator = creator_of(&view, &manifest);
+    if !creator.is_empty() && creator != "cli" && actor_matches(&ctx.actor, &creator) {
         return Err(CoreError::refused(
             format!(
                 "{} created {id}@{version}, so their approval cannot count",
@@ -426,7 +488,7 @@ pub fn approve(
             "'{env_name}' does not require approval; the approval is recorded anyway"
         )),
     }
-    let mut reviews = store.load_reviews(id, version)?;
+    let mut reviews = view.checked_reviews(store, id, version)?;
     if let Some(r) = reviews.rejection_for(env_name, &config.pipeline) {
         return Err(CoreError::refused(
             format!("{id}@{version} was rejected by {}: {}", r.actor, r.reason),
@@ -452,6 +514,7 @@ pub fn approve(
         actor: ctx.actor.clone(),
         at: ctx.now_str(),
         comment: comment.clone(),
+        signature: None,
     });
     tx.write(Store::reviews_rel_path(id, version), reviews.to_yaml());
     let mut rec = ctx.record(EventKind::Approve);
@@ -496,10 +559,11 @@ pub fn reject(
     }
     let manifest = store.load_bundle(id, version)?;
     let mut tx = store.begin()?;
+    let view = tx.view();
     if let Some(e) = env_name {
         check_env_known(store, &tx.config().clone(), e)?;
     }
-    let mut reviews = store.load_reviews(id, version)?;
+    let mut reviews = view.checked_reviews(store, id, version)?;
     if reviews
         .rejections
         .iter()
@@ -513,12 +577,7 @@ pub fn reject(
     let mut notes = Vec::new();
     for e in store.environments()? {
         if env_name.is_none_or(|n| n == e)
-            && store
-                .load_env(&e)
-                .ok()
-                .and_then(|f| f.bundle_mappings.get(id).cloned())
-                .as_deref()
-                == Some(version)
+            && view.state().live(&e, id).map(|d| d.version.as_str()) == Some(version)
         {
             notes.push(format!("{id}@{version} is still live in '{e}'; roll it back with `releaseops rollback {e} {id}`"));
         }
@@ -602,15 +661,18 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
         ));
     }
     let mut tx = store.begin()?;
+    let view = tx.view();
     let config = tx.config().clone();
-    let mut env = store.load_env(&req.env)?;
-    let current = env.bundle_mappings.get(&req.id).cloned().ok_or_else(|| {
+    // The pointer and the stack come from the history; the files must agree,
+    // or a hand edit would be laundered into the history by this rollback.
+    let mut env = view.checked_env(store, &req.env)?;
+    let stack = view.checked_stack(store, &req.env, &req.id)?;
+    let current = stack.last().map(|d| d.version.clone()).ok_or_else(|| {
         CoreError::refused(
             format!("'{}' is not deployed in '{}'", req.id, req.env),
             "`releaseops env list` shows what runs where",
         )
     })?;
-    let stack = store.load_deployment(&req.env, &req.id)?.stack;
     // Versions live before the current one, nearest first, each once.
     let mut candidates: Vec<String> = Vec::new();
     let below = if stack.last().is_some_and(|d| d.version == current) {
@@ -624,10 +686,10 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
         }
     }
     let rejected = |v: &str| {
-        store
-            .load_reviews(&req.id, v)
-            .map(|r| r.rejection_for(&req.env, &config.pipeline).is_some())
-            .unwrap_or(true)
+        view.state()
+            .reviews(&req.id, v)
+            .rejection_for(&req.env, &config.pipeline)
+            .is_some()
     };
     let target = if let Some(to) = &req.to {
         names::validate_version(to)?;
@@ -705,7 +767,9 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
             }
         }
     };
-    let manifest = store.load_bundle(&req.id, &target)?;
+    // The emergency exit still only puts verified bytes live.
+    view.checked_reviews(store, &req.id, &target)?;
+    let manifest = verified_manifest(store, &view, &req.id, &target)?;
     releaseops_store::import_legacy_history(&mut tx)?;
     env.bundle_mappings.insert(req.id.clone(), target.clone());
     touch_env(&mut env, ctx);
@@ -714,7 +778,7 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
         .reason
         .clone()
         .unwrap_or_else(|| format!("Rolled back from {current}"));
-    let mut failed = store.load_reviews(&req.id, &current)?;
+    let mut failed = view.checked_reviews(store, &req.id, &current)?;
     failed.failures.push(Failure {
         env: req.env.clone(),
         actor: ctx.actor.clone(),
@@ -764,7 +828,7 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
             outcomes = Some(o);
         }
     }
-    let rec = append_deployment(&mut tx, &req.env, rec)?;
+    let rec = append_deployment(&mut tx, &view, &req.env, rec)?;
     let msg = format!(
         "releaseops: rollback {} {current} -> {target} in {}",
         req.id, req.env
@@ -789,44 +853,56 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
 }
 
 /// For `eval_no_regression_vs`: each suite the candidate has a report for,
-/// compared with the newest run of that suite on the version live in
-/// `base_env` (nothing to compare when the bundle is not live there, or is
-/// this very version).
+/// compared with the newest recorded run of that suite on the version live
+/// in `base_env` (nothing to compare when the bundle is not live there, or is
+/// this very version). Only reports the history holds are compared.
 pub(crate) fn regression_checks(
     store: &Store,
+    view: &ChainView,
     id: &str,
     version: &str,
     base_env: &str,
     reports: &[releaseops_store::EvalReportInfo],
 ) -> Result<Vec<(String, String, Option<releaseops_eval::compare::Comparison>)>> {
-    let Some(base_version) = store.load_env(base_env)?.bundle_mappings.get(id).cloned() else {
+    let Some(base_version) = view.state().live(base_env, id).map(|d| d.version.clone()) else {
         return Ok(Vec::new());
     };
     if base_version == version {
         return Ok(Vec::new());
     }
+    let base_hash = match view
+        .state()
+        .bundle(id, &base_version)
+        .and_then(|b| b.hash.clone())
+    {
+        Some(h) => h,
+        None => {
+            let m = store.load_bundle(id, &base_version)?;
+            m.bundle_hash.clone().unwrap_or_else(|| m.compute_hash())
+        }
+    };
+    let base_reports = view.eval_reports(store, &base_hash)?;
     let read = |path: &std::path::Path| -> Option<releaseops_eval::compare::Outcomes> {
         releaseops_format::yaml::from_bytes(&std::fs::read(path).ok()?).ok()
     };
-    let mut suites: Vec<&releaseops_store::EvalReportInfo> = Vec::new();
-    for r in reports {
-        match suites.iter_mut().find(|s| s.suite_id == r.suite_id) {
-            Some(cur) if r.timestamp > cur.timestamp => *cur = r,
-            Some(_) => {}
-            None => suites.push(r),
+    let newest = |all: &[releaseops_store::EvalReportInfo]| {
+        let mut suites: Vec<releaseops_store::EvalReportInfo> = Vec::new();
+        for r in all {
+            match suites.iter_mut().find(|s| s.suite_id == r.suite_id) {
+                Some(cur) if r.timestamp > cur.timestamp => *cur = r.clone(),
+                Some(_) => {}
+                None => suites.push(r.clone()),
+            }
         }
-    }
+        suites
+    };
+    let base_newest = newest(&base_reports);
     let mut out = Vec::new();
-    for cand in suites {
-        let base = crate::evals::find_reports(
-            store,
-            Some(id),
-            Some(&base_version),
-            Some(&cand.suite_id),
-            None,
-        )
-        .pop()
-        .and_then(|p| read(&p));
+    for cand in newest(reports) {
+        let base = base_newest
+            .iter()
+            .find(|b| b.suite_id == cand.suite_id)
+            .and_then(|b| read(&b.path));
         let cmp = match (base, read(&cand.path)) {
             (Some(b), Some(c)) => Some(releaseops_eval::compare::compare(&b, &c)),
             _ => None,

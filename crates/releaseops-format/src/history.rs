@@ -79,6 +79,10 @@ pub struct GateResult {
     pub passes_at: Option<String>,
 }
 
+/// Records per history segment file (`history/<n>.jsonl`): record `seq`
+/// lives in segment `(seq - 1) / SEGMENT_RECORDS`.
+pub const SEGMENT_RECORDS: u64 = 1000;
+
 /// One history record. Field order is the serialisation order, and the line's
 /// bytes are what the next record's `prev` hashes, so the order is part of the
 /// format.
@@ -123,6 +127,25 @@ pub struct Record {
     /// gates measured against, were not the real time.
     #[serde(default, skip_serializing_if = "is_false")]
     pub simulated_clock: bool,
+    /// On `eval_run`: the report saved, with its digest, so the eval gate
+    /// accepts that file and no other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportEvidence>,
+    /// On `approve`: the approver's SSH signature over the approval
+    /// (`ssh-keygen -Y sign`, armored), when they signed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// What an `eval_run` record says about the report it saved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportEvidence {
+    /// Relative to `.releaseops/`.
+    pub path: String,
+    /// `sha256:` of the report file's bytes.
+    pub digest: String,
+    pub suite: String,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -149,6 +172,8 @@ impl Record {
             overridden: false,
             imported: false,
             simulated_clock: false,
+            report: None,
+            signature: None,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod names;
 pub mod pyjson;
 pub mod review;
+pub mod state;
 pub mod template;
 pub mod time;
 pub mod version;

@@ -353,6 +353,7 @@ impl RuntimeLoader {
                 deployed: file.bundle_mappings.keys().cloned().collect(),
             });
         };
+        check_pointer(dir, env, id, version)?;
         if let Some(e) = cached
             && e.bundle.version() == version
         {
@@ -408,6 +409,67 @@ impl RuntimeLoader {
             tracing::info!("releaseops: the store reads again; serving what it points at");
         }
     }
+}
+
+/// A pointer must be backed by the history: the environment's deployment
+/// index for the bundle must have the same version on top, and the record
+/// it names must be the deployment of exactly that version there. A hand
+/// edit of `environments/<env>.yaml` (or of both files) is refused, and the
+/// last good bundle served. (`history verify`, the CLI and the API check the
+/// whole chain; this is the few reads a running agent can afford when a
+/// pointer changes.) Trees with no history of ours, the existing tool's and
+/// exports, have nothing to check against.
+fn check_pointer(dir: &Path, env: &str, id: &str, version: &str) -> Result<(), LoadError> {
+    use releaseops_format::history::{DeploymentStack, Record, SEGMENT_RECORDS};
+    let history = dir.join("history");
+    if !history.join("HEAD").exists() {
+        return Ok(());
+    }
+    let index = dir.join("deployments").join(env).join(format!("{id}.yaml"));
+    let bytes = read_limited(&index).map_err(|e| {
+        LoadError::corrupt(
+            &index,
+            format!("cannot read the deployment index that must back {id}@{env} -> {version}: {e}"),
+        )
+    })?;
+    let stack =
+        DeploymentStack::parse(&bytes).map_err(|e| LoadError::corrupt(&index, e.to_string()))?;
+    let Some(top) = stack.stack.last().filter(|d| d.version == version) else {
+        return Err(LoadError::corrupt(
+            dir.join("environments").join(format!("{env}.yaml")),
+            format!(
+                "it maps {id} to {version}, but the deployment index says {} is live (changed outside releaseops); run `releaseops history verify`",
+                stack.stack.last().map_or("nothing", |d| d.version.as_str())
+            ),
+        ));
+    };
+    let seq = top.seq;
+    let segment = history.join(format!(
+        "{:08}.jsonl",
+        seq.saturating_sub(1) / SEGMENT_RECORDS
+    ));
+    let text = read_limited(&segment).map_err(|e| LoadError::io(&segment, &e))?;
+    let line = std::str::from_utf8(&text).ok().and_then(|t| {
+        t.lines()
+            .nth(((seq.saturating_sub(1)) % SEGMENT_RECORDS) as usize)
+    });
+    let record = line.and_then(|l| Record::parse_line(l).ok());
+    let backed = record.is_some_and(|r| {
+        r.seq == seq
+            && r.is_deployment()
+            && r.env.as_deref() == Some(env)
+            && r.bundle_id.as_deref() == Some(id)
+            && r.version.as_deref() == Some(version)
+    });
+    if !backed {
+        return Err(LoadError::corrupt(
+            &index,
+            format!(
+                "it says record {seq} put {id}@{version} live in '{env}', but the history does not (changed outside releaseops); run `releaseops history verify`"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn list_envs(dir: &Path) -> Vec<String> {

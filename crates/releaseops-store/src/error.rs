@@ -62,6 +62,13 @@ pub enum StoreError {
     },
     #[error("{}: {message}", path.display())]
     Corrupt { path: PathBuf, message: String },
+    /// The hash chain does not hold together; nothing may be built on it.
+    #[error("the history in {} is broken: {message}", path.display())]
+    ChainBroken { path: PathBuf, message: String },
+    /// A file disagrees with what the history says (it was changed outside
+    /// releaseops); no gate or change builds on it.
+    #[error("{message}")]
+    Disagrees { path: PathBuf, message: String },
 }
 
 impl StoreError {
@@ -96,6 +103,11 @@ impl StoreError {
                 "the journal holds an unfinished change and is not tracked by git: move it aside (e.g. to /tmp), then run `releaseops history verify` to see what state the store is in".into()
             }
             StoreError::Corrupt { .. } => "restore the file from git (`git checkout -- <file>`) and run `releaseops history verify`".into(),
+            StoreError::ChainBroken { .. } => "nothing was changed; restore the history from git (`git checkout -- .releaseops/history`) and run `releaseops history verify`".into(),
+            StoreError::Disagrees { path, .. } => format!(
+                "nothing was changed; restore the file from git (`git checkout -- {}`) or rewrite it from the history with `releaseops history repair`, then run `releaseops history verify`",
+                path.display()
+            ),
             StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
                 "check the permissions of that path for the user running releaseops".into()
             }

@@ -3,6 +3,7 @@
 //! line hash. Appending writes only to the last segment, so it costs the same
 //! at ten records as at a million, and git re-hashes one small file per commit.
 
+use std::borrow::Cow;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
 
-pub const SEGMENT_RECORDS: u64 = 1000;
+pub use releaseops_format::history::SEGMENT_RECORDS;
+/// No segment of 1,000 records comes near this; a bigger file is not ours.
+const SEGMENT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The end of the chain.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -40,24 +43,90 @@ pub struct ChainReport {
     pub simulated_clock_records: u64,
 }
 
-/// The fields of a record that verification and replay need, borrowed from the
-/// line so a million records parse quickly.
+/// The fields of a record that the chain state needs, borrowed from the
+/// line where they can be, so a million records parse quickly. Gate results
+/// are skipped: nothing derives state from them.
 #[derive(Deserialize)]
-pub struct RecordView<'a> {
-    pub seq: u64,
+struct LineView<'a> {
+    seq: u64,
     #[serde(default, borrow)]
-    pub prev: Option<&'a str>,
+    prev: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    pub at: &'a str,
-    pub event: EventKind,
+    at: Cow<'a, str>,
+    event: EventKind,
+    #[serde(borrow)]
+    actor: Cow<'a, str>,
     #[serde(default, borrow)]
-    pub bundle_id: Option<&'a str>,
+    bundle_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub version: Option<&'a str>,
+    version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub env: Option<&'a str>,
+    bundle_hash: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    env: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    from_version: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    state: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reason: Option<Cow<'a, str>>,
     #[serde(default)]
-    pub simulated_clock: bool,
+    imported: bool,
+    #[serde(default)]
+    simulated_clock: bool,
+    #[serde(default)]
+    report: Option<releaseops_format::history::ReportEvidence>,
+    #[serde(default, borrow)]
+    signature: Option<Cow<'a, str>>,
+}
+
+impl LineView<'_> {
+    /// The record as far as the chain state needs it (no gate results).
+    fn to_fact(&self) -> Record {
+        let own = |c: &Option<Cow<'_, str>>| c.as_deref().map(str::to_string);
+        let mut r = Record::new(self.event, self.at.to_string(), self.actor.to_string());
+        r.seq = self.seq;
+        r.bundle_id = own(&self.bundle_id);
+        r.version = own(&self.version);
+        r.bundle_hash = own(&self.bundle_hash);
+        r.env = own(&self.env);
+        r.from_version = own(&self.from_version);
+        r.state = own(&self.state);
+        r.reason = own(&self.reason);
+        r.imported = self.imported;
+        r.simulated_clock = self.simulated_clock;
+        r.report = self.report.clone();
+        r.signature = own(&self.signature);
+        r
+    }
+}
+
+/// Where a walk of the chain stands: the next sequence number expected and
+/// the hash of the last line seen.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cursor {
+    pub(crate) next_seq: u64,
+    pub(crate) prev_hash: Option<[u8; 32]>,
+}
+
+impl Cursor {
+    pub(crate) fn start() -> Cursor {
+        Cursor {
+            next_seq: 1,
+            prev_hash: None,
+        }
+    }
+}
+
+/// What one walk over segments found.
+#[derive(Debug, Default)]
+pub(crate) struct Walked {
+    pub(crate) problems: Vec<String>,
+    pub(crate) records: u64,
+    pub(crate) simulated: u64,
+    /// Per segment walked: its name, how many lines it holds, and the cursor
+    /// after its last line.
+    pub(crate) segments: Vec<(String, u64, Cursor)>,
 }
 
 impl HistoryLog {
@@ -69,7 +138,7 @@ impl HistoryLog {
         &self.dir
     }
 
-    fn segments(&self) -> Result<Vec<PathBuf>> {
+    pub(crate) fn segments(&self) -> Result<Vec<PathBuf>> {
         let mut segs = Vec::new();
         match fs::read_dir(&self.dir) {
             Ok(rd) => {
@@ -193,69 +262,107 @@ impl HistoryLog {
 
     /// Walks the whole chain: every line's hash must be the next line's `prev`,
     /// sequence numbers must count up by one from 1, every record must sit in
-    /// its segment, and the tip must name the last line. `visit` sees each
-    /// deployment (event, environment, bundle, version) in order, for the
-    /// caller's replay. Segments are hashed and parsed on all cores; the chain
-    /// is then checked in order.
-    pub fn verify(
-        &self,
-        mut visit: impl FnMut(EventKind, &str, &str, &str),
-    ) -> Result<ChainReport> {
-        let mut report = ChainReport::default();
+    /// its segment, and the tip must name the last line. `visit` sees every
+    /// record in order (without its gate results), for the caller's replay.
+    pub fn verify(&self, visit: impl FnMut(&Record)) -> Result<ChainReport> {
         let segs = self.segments()?;
-        report.segments = segs.len() as u64;
+        let (cursor, walked) = self.walk(&segs, Cursor::start(), visit)?;
+        let mut report = ChainReport {
+            records: walked.records,
+            segments: segs.len() as u64,
+            problems: walked.problems,
+            simulated_clock_records: walked.simulated,
+        };
+        if let Err(p) = self.check_tip(&cursor) {
+            report.problems.push(p);
+        }
+        Ok(report)
+    }
+
+    /// The tip must name the last line walked.
+    pub(crate) fn check_tip(&self, end: &Cursor) -> std::result::Result<(), String> {
+        let last = end.next_seq.saturating_sub(1);
+        match self.tip() {
+            Ok(tip) => {
+                let tip_hash = tip.hash.as_deref().and_then(decode_hash);
+                if tip.seq != last || tip_hash != end.prev_hash {
+                    return Err(format!(
+                        "history/HEAD names record {} but the log ends at record {last} (records were removed from or added to the end)",
+                        tip.seq
+                    ));
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Walks `segs` in order from `cursor`, checking every link. Segments are
+    /// hashed and parsed on all cores; the chain is then checked in order.
+    pub(crate) fn walk(
+        &self,
+        segs: &[PathBuf],
+        mut cursor: Cursor,
+        mut visit: impl FnMut(&Record),
+    ) -> Result<(Cursor, Walked)> {
+        let mut walked = Walked::default();
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
-            .clamp(1, 8);
-        let mut prev_hash: Option<[u8; 32]> = None;
-        let mut expect_seq = 1u64;
+            .clamp(1, 8)
+            .min(segs.len().max(1));
         for batch in segs.chunks(workers * 4) {
-            let results: Vec<Result<Segment>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..workers)
-                    .map(|w| {
-                        scope.spawn(move || {
-                            batch
-                                .iter()
-                                .enumerate()
-                                .filter(|(i, _)| i % workers == w)
-                                .map(|(i, p)| (i, scan_segment(p)))
-                                .collect::<Vec<_>>()
+            let results: Vec<Result<Segment>> = if batch.len() == 1 {
+                vec![scan_segment(&batch[0])]
+            } else {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = (0..workers)
+                        .map(|w| {
+                            scope.spawn(move || {
+                                batch
+                                    .iter()
+                                    .enumerate()
+                                    .filter(|(i, _)| i % workers == w)
+                                    .map(|(i, p)| (i, scan_segment(p)))
+                                    .collect::<Vec<_>>()
+                            })
                         })
-                    })
-                    .collect();
-                let mut all: Vec<(usize, Result<Segment>)> = handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect();
-                all.sort_by_key(|(i, _)| *i);
-                all.into_iter().map(|(_, r)| r).collect()
-            });
+                        .collect();
+                    let mut all: Vec<(usize, Result<Segment>)> = handles
+                        .into_iter()
+                        .flat_map(|h| h.join().unwrap_or_default())
+                        .collect();
+                    all.sort_by_key(|(i, _)| *i);
+                    all.into_iter().map(|(_, r)| r).collect()
+                })
+            };
             for seg in results {
                 let seg = seg?;
                 if seg.incomplete {
-                    report
+                    walked
                         .problems
                         .push(format!("{}: the last line is incomplete", seg.name));
                 }
                 for line in &seg.lines {
                     let at = || format!("{}:{}", seg.name, line.lineno);
-                    let Some(seq) = line.seq else {
-                        report
+                    let Some(rec) = &line.record else {
+                        walked
                             .problems
                             .push(format!("{}: not a valid history record", at()));
-                        prev_hash = Some(line.hash);
-                        expect_seq += 1;
+                        cursor.prev_hash = Some(line.hash);
+                        cursor.next_seq += 1;
                         continue;
                     };
-                    if seq != expect_seq {
-                        report.problems.push(format!(
-                            "{}: sequence number {seq} where {expect_seq} was expected (a record was removed, inserted or moved)",
-                            at()
+                    let seq = rec.seq;
+                    if seq != cursor.next_seq {
+                        walked.problems.push(format!(
+                            "{}: sequence number {seq} where {} was expected (a record was removed, inserted or moved)",
+                            at(),
+                            cursor.next_seq
                         ));
                     }
-                    if line.prev != prev_hash {
-                        report.problems.push(format!(
+                    if line.prev != cursor.prev_hash {
+                        walked.problems.push(format!(
                             "{}: record {seq} does not chain to record {} (record {} was edited, or records were removed or reordered)",
                             at(),
                             seq.saturating_sub(1),
@@ -263,53 +370,33 @@ impl HistoryLog {
                         ));
                     }
                     if (seq.saturating_sub(1)) / SEGMENT_RECORDS != seg.index {
-                        report.problems.push(format!(
+                        walked.problems.push(format!(
                             "{}: record {seq} belongs in {}",
                             at(),
                             segment_name(seq)
                         ));
                     }
-                    if let Some(d) = &line.deploy {
-                        visit(d.event, &d.env, &d.bundle, &d.version);
-                    }
-                    report.records += 1;
-                    report.simulated_clock_records += u64::from(line.simulated);
-                    prev_hash = Some(line.hash);
-                    expect_seq = seq.max(expect_seq) + 1;
+                    visit(rec);
+                    walked.records += 1;
+                    walked.simulated += u64::from(rec.simulated_clock);
+                    cursor.prev_hash = Some(line.hash);
+                    cursor.next_seq = seq.max(cursor.next_seq) + 1;
                 }
+                walked
+                    .segments
+                    .push((seg.name.clone(), seg.lines.len() as u64, cursor.clone()));
             }
         }
-        match self.tip() {
-            Ok(tip) => {
-                let tip_hash = tip.hash.as_deref().and_then(decode_hash);
-                if tip.seq != report.records || tip_hash != prev_hash {
-                    report.problems.push(format!(
-                        "history/HEAD names record {} but the log ends at record {} (records were removed from or added to the end)",
-                        tip.seq, report.records
-                    ));
-                }
-            }
-            Err(e) => report.problems.push(e.to_string()),
-        }
-        Ok(report)
+        Ok((cursor, walked))
     }
-}
-
-struct Deploy {
-    event: EventKind,
-    env: String,
-    bundle: String,
-    version: String,
 }
 
 struct Line {
     lineno: usize,
     hash: [u8; 32],
-    /// None when the line is not a record.
-    seq: Option<u64>,
     prev: Option<[u8; 32]>,
-    deploy: Option<Deploy>,
-    simulated: bool,
+    /// None when the line is not a record.
+    record: Option<Record>,
 }
 
 struct Segment {
@@ -319,7 +406,7 @@ struct Segment {
     lines: Vec<Line>,
 }
 
-fn decode_hash(h: &str) -> Option<[u8; 32]> {
+pub(crate) fn decode_hash(h: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(h.strip_prefix("sha256:")?, &mut out).ok()?;
     Some(out)
@@ -335,49 +422,34 @@ fn scan_segment(path: &Path) -> Result<Segment> {
         .get(..8)
         .and_then(|n| n.parse().ok())
         .unwrap_or(u64::MAX);
-    let bytes = fs::read(path).map_err(|e| StoreError::io("cannot read", path, e))?;
+    let bytes = crate::fsx::read_regular(path, SEGMENT_MAX_BYTES)?;
     let mut lines = Vec::with_capacity(SEGMENT_RECORDS as usize);
     for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         if raw.is_empty() {
             continue;
         }
         let hash: [u8; 32] = Sha256::digest(raw).into();
-        let view: Option<RecordView<'_>> = std::str::from_utf8(raw)
+        let view: Option<LineView<'_>> = std::str::from_utf8(raw)
             .ok()
             .and_then(|s| serde_json::from_str(s).ok());
-        let line = match view {
+        lines.push(match view {
             None => Line {
                 lineno: i + 1,
                 hash,
-                seq: None,
                 prev: None,
-                deploy: None,
-                simulated: false,
+                record: None,
             },
             Some(v) => Line {
                 lineno: i + 1,
                 hash,
-                seq: Some(v.seq),
                 // A present but malformed prev can never match: use a hash no line has.
-                prev: v.prev.map(|p| decode_hash(p).unwrap_or([0xff; 32])),
-                simulated: v.simulated_clock,
-                deploy: match (v.event, v.env, v.bundle_id, v.version) {
-                    (
-                        ev @ (EventKind::Promote | EventKind::Rollback),
-                        Some(env),
-                        Some(b),
-                        Some(ver),
-                    ) => Some(Deploy {
-                        event: ev,
-                        env: env.to_string(),
-                        bundle: b.to_string(),
-                        version: ver.to_string(),
-                    }),
-                    _ => None,
-                },
+                prev: v
+                    .prev
+                    .as_deref()
+                    .map(|p| decode_hash(p).unwrap_or([0xff; 32])),
+                record: Some(v.to_fact()),
             },
-        };
-        lines.push(line);
+        });
     }
     Ok(Segment {
         name,
@@ -388,7 +460,7 @@ fn scan_segment(path: &Path) -> Result<Segment> {
 }
 
 fn read_text(path: &Path) -> Result<String> {
-    let bytes = fs::read(path).map_err(|e| StoreError::io("cannot read", path, e))?;
+    let bytes = crate::fsx::read_regular(path, SEGMENT_MAX_BYTES)?;
     String::from_utf8(bytes).map_err(|e| StoreError::Corrupt {
         path: path.to_path_buf(),
         message: format!("not valid UTF-8 at byte {}", e.utf8_error().valid_up_to()),

@@ -6,12 +6,15 @@
 //! `.releaseops/` paths. Nothing here prints.
 
 mod error;
+pub mod fsx;
 pub mod git;
 pub mod history;
+mod legacy;
 pub mod lock;
 pub mod objects;
 pub mod sources;
 mod txn;
+pub mod view;
 
 use std::cell::OnceCell;
 use std::fs;
@@ -33,8 +36,12 @@ pub use objects::ObjectStore;
 pub use txn::{Committed, Transaction};
 
 pub const DIR_NAME: &str = ".releaseops";
+/// No store YAML we accept is larger (see `releaseops_format::yaml`).
+pub(crate) const YAML_MAX_BYTES: u64 = releaseops_format::yaml::MAX_YAML_BYTES as u64;
+/// Eval reports hold every case's output; a 100,000-case run stays well below.
+pub(crate) const REPORT_MAX_BYTES: u64 = 512 * 1024 * 1024;
 const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
-const GITIGNORE: &str = ".lock\n.journal\n.journal.tmp\n.uncommitted\n.tmp-*\n";
+const GITIGNORE: &str = ".lock\n.journal\n.journal.tmp\n.uncommitted\n.tmp-*\n.cache/\n";
 
 /// An opened `.releaseops/` directory.
 pub struct Store {
@@ -61,36 +68,72 @@ pub struct EvalReportInfo {
     pub passed_cases: Option<u64>,
     pub split_cases: u64,
     pub timestamp: Option<String>,
+    /// The history record that holds this report (with its digest).
+    pub seq: Option<u64>,
+}
+
+impl EvalReportInfo {
+    pub(crate) fn from_raw(
+        path: PathBuf,
+        r: RawReport,
+        fact: Option<&releaseops_format::state::EvalFact>,
+    ) -> Self {
+        let summary = r.summary;
+        let decision = summary
+            .as_ref()
+            .and_then(|s| s.gate_decision.clone())
+            .unwrap_or_default();
+        EvalReportInfo {
+            path,
+            bundle_id: r.bundle_id.unwrap_or_default(),
+            bundle_version: r.bundle_version.unwrap_or_default(),
+            suite_id: fact
+                .map(|f| f.report.suite.clone())
+                .or(r.suite_id)
+                .unwrap_or_default(),
+            bundle_hash: r
+                .bundle_hash
+                .or_else(|| fact.map(|f| f.bundle_hash.clone())),
+            passed: decision == "PASS",
+            decision,
+            pass_rate: summary.as_ref().and_then(|s| s.pass_rate),
+            total_cases: summary.as_ref().and_then(|s| s.total_cases),
+            passed_cases: summary.as_ref().and_then(|s| s.passed),
+            split_cases: summary.as_ref().and_then(|s| s.split_cases).unwrap_or(0),
+            timestamp: r.timestamp,
+            seq: fact.map(|f| f.seq),
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
-struct RawReport {
+pub(crate) struct RawReport {
     #[serde(default)]
-    bundle_id: Option<String>,
+    pub(crate) bundle_id: Option<String>,
     #[serde(default)]
-    bundle_version: Option<String>,
+    pub(crate) bundle_version: Option<String>,
     #[serde(default)]
-    suite_id: Option<String>,
+    pub(crate) suite_id: Option<String>,
     #[serde(default)]
-    timestamp: Option<String>,
+    pub(crate) timestamp: Option<String>,
     #[serde(default)]
-    bundle_hash: Option<String>,
+    pub(crate) bundle_hash: Option<String>,
     #[serde(default)]
-    summary: Option<RawSummary>,
+    pub(crate) summary: Option<RawSummary>,
 }
 
 #[derive(serde::Deserialize)]
-struct RawSummary {
+pub(crate) struct RawSummary {
     #[serde(default)]
-    pass_rate: Option<f64>,
+    pub(crate) pass_rate: Option<f64>,
     #[serde(default)]
-    gate_decision: Option<String>,
+    pub(crate) gate_decision: Option<String>,
     #[serde(default)]
-    total_cases: Option<u64>,
+    pub(crate) total_cases: Option<u64>,
     #[serde(default)]
-    passed: Option<u64>,
+    pub(crate) passed: Option<u64>,
     #[serde(default)]
-    split_cases: Option<u64>,
+    pub(crate) split_cases: Option<u64>,
 }
 
 /// `.releaseops/config.yaml`, or the defaults when there is none.
@@ -102,29 +145,10 @@ pub(crate) fn read_config(dir: &Path) -> Result<ProjectConfig> {
     }
 }
 
-/// Reads a store file, refusing one larger than any YAML we accept before
-/// reading a byte of it.
+/// Reads a store file, refusing a link and one larger than any YAML we
+/// accept before reading a byte of it.
 fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
-    let limit = releaseops_format::yaml::MAX_YAML_BYTES;
-    match fs::metadata(path) {
-        Ok(m) if m.len() > limit as u64 => {
-            return Err(StoreError::format(
-                path,
-                releaseops_format::FormatError::TooLarge {
-                    size: m.len() as usize,
-                    limit,
-                },
-            ));
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StoreError::io("cannot read", path, e)),
-    }
-    match fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StoreError::io("cannot read", path, e)),
-    }
+    fsx::read_regular_opt(path, YAML_MAX_BYTES)
 }
 
 fn list_dir(path: &Path) -> Result<Vec<String>> {
@@ -248,10 +272,24 @@ impl Store {
         let guard = lock::acquire(&self.dir.join(".lock"), LOCK_TIMEOUT)?;
         txn::recover(self)?;
         let mut tx = Transaction::new(self, guard)?;
-        if !self.dir.join(".gitignore").exists() {
+        match read_file(&self.dir.join(".gitignore"))? {
             // Trees made by the existing tool have none; keep our lock and
             // journal out of the user's `git status`.
-            tx.write(".gitignore", GITIGNORE.to_string());
+            None => tx.write(".gitignore", GITIGNORE.to_string()),
+            // Stores from before the local cache existed.
+            Some(b)
+                if !String::from_utf8_lossy(&b)
+                    .lines()
+                    .any(|l| l.trim() == ".cache/") =>
+            {
+                let mut text = String::from_utf8_lossy(&b).into_owned();
+                if !text.is_empty() && !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                text.push_str(".cache/\n");
+                tx.write(".gitignore", text);
+            }
+            Some(_) => {}
         }
         Ok(tx)
     }
@@ -449,66 +487,6 @@ impl Store {
         }
     }
 
-    // ----- eval reports ------------------------------------------------------
-
-    /// Every readable eval report that names this bundle hash (the existing
-    /// tool's `eval_reports/sha256:<hex>.yaml`, and any report under
-    /// `eval_reports/` whose `bundle_hash` matches). Unreadable reports are
-    /// skipped: a gate fails closed without them.
-    pub fn eval_reports_for(&self, bundle_hash: &str) -> Result<Vec<EvalReportInfo>> {
-        let hex = releaseops_format::hash::hex_part(bundle_hash).to_string();
-        let dir = self.dir.join("eval_reports");
-        let mut out = Vec::new();
-        let mut stack = vec![dir];
-        while let Some(d) = stack.pop() {
-            for name in list_dir(&d)? {
-                let p = d.join(&name);
-                if p.is_dir() {
-                    stack.push(p);
-                    continue;
-                }
-                if !name.ends_with(".yaml") {
-                    continue;
-                }
-                let Ok(Some(bytes)) = read_file(&p) else {
-                    continue;
-                };
-                let Ok(r) = releaseops_format::yaml::from_bytes::<RawReport>(&bytes) else {
-                    continue;
-                };
-                let file_names_hash = name.contains(&hex);
-                let hash_matches = r
-                    .bundle_hash
-                    .as_deref()
-                    .map(releaseops_format::hash::hex_part)
-                    == Some(hex.as_str());
-                if !(hash_matches || (file_names_hash && r.bundle_hash.is_none())) {
-                    continue;
-                }
-                let summary = r.summary;
-                let decision = summary
-                    .as_ref()
-                    .and_then(|s| s.gate_decision.clone())
-                    .unwrap_or_default();
-                out.push(EvalReportInfo {
-                    path: p,
-                    bundle_id: r.bundle_id.unwrap_or_default(),
-                    bundle_version: r.bundle_version.unwrap_or_default(),
-                    suite_id: r.suite_id.unwrap_or_default(),
-                    bundle_hash: r.bundle_hash,
-                    passed: decision == "PASS",
-                    decision,
-                    pass_rate: summary.as_ref().and_then(|s| s.pass_rate),
-                    total_cases: summary.as_ref().and_then(|s| s.total_cases),
-                    passed_cases: summary.as_ref().and_then(|s| s.passed),
-                    split_cases: summary.as_ref().and_then(|s| s.split_cases).unwrap_or(0),
-                    timestamp: r.timestamp,
-                });
-            }
-        }
-        Ok(out)
-    }
-
     // ----- init ----------------------------------------------------------
 
     /// Creates `.releaseops/` (or completes a partial one) in `root`. Returns
@@ -550,87 +528,29 @@ impl Store {
 }
 
 /// Appends the existing tool's history to a transaction, once: the first time
-/// anything is recorded in a tree that has a `promotion_history.yaml`.
+/// anything is recorded in a tree that has a `promotion_history.yaml`, an
+/// environment mapping, or an eval report the existing tool wrote.
 ///
 /// Every environment's deployment index is written from the imported records.
-/// A mapping the records do not explain (the existing tool's `env set` wrote
-/// none) gets an imported record saying so, so the chain and the environment
-/// files agree from the start.
 pub fn import_legacy_history(tx: &mut Transaction<'_>) -> Result<Vec<Record>> {
     if tx.next_seq() != 1 {
         return Ok(Vec::new());
     }
     let store = tx.store();
-    let legacy = store.history().legacy_records()?;
-    let envs = store.environments()?;
-    if legacy.is_empty()
-        && envs.iter().all(|e| {
-            store
-                .load_env(e)
-                .map(|f| f.bundle_mappings.is_empty())
-                .unwrap_or(true)
-        })
-    {
-        return Ok(Vec::new());
-    }
-    let mut index: std::collections::BTreeMap<String, Deployments> =
-        std::collections::BTreeMap::new();
+    let records = legacy::import_records(store)?;
+    let mut state = releaseops_format::state::ChainState::default();
     let mut out = Vec::new();
-    for r in legacy {
+    for r in records {
         let r = tx.append(r)?;
-        if let (true, Some(env)) = (r.is_deployment(), r.env.clone()) {
-            index
-                .entry(env.clone())
-                .or_insert_with(|| Deployments {
-                    environment: env,
-                    ..Default::default()
-                })
-                .apply(&r);
-        }
+        state.apply(&r);
         out.push(r);
     }
-    for env in envs {
-        let Ok(file) = store.load_env(&env) else {
-            continue;
-        };
-        for (bundle, version) in &file.bundle_mappings {
-            let d = index.entry(env.clone()).or_insert_with(|| Deployments {
-                environment: env.clone(),
-                ..Default::default()
-            });
-            if d.live(bundle).map(|x| &x.version) == Some(version) {
-                continue;
-            }
-            let at = file
-                .metadata
-                .as_ref()
-                .and_then(|m| m.last_updated.clone())
-                .unwrap_or_default();
-            let mut r = Record::new(
-                releaseops_format::history::EventKind::Promote,
-                at,
-                "releaseops import".into(),
+    for (env, bundles) in &state.deployments {
+        for bundle in bundles.keys() {
+            tx.write(
+                Store::deployment_rel_path(env, bundle),
+                state.deployment_stack(env, bundle).to_yaml(),
             );
-            r.bundle_id = Some(bundle.clone());
-            r.version = Some(version.clone());
-            r.env = Some(env.clone());
-            r.imported = true;
-            r.reason = Some(format!(
-                "found in environments/{env}.yaml at import; set outside the recorded history"
-            ));
-            let r = tx.append(r)?;
-            d.apply(&r);
-            out.push(r);
-        }
-    }
-    for (env, d) in index {
-        for (bundle, stack) in d.bundles {
-            let file = DeploymentStack {
-                environment: env.clone(),
-                bundle: bundle.clone(),
-                stack,
-            };
-            tx.write(Store::deployment_rel_path(&env, &bundle), file.to_yaml());
         }
     }
     Ok(out)

@@ -81,11 +81,15 @@ pub struct Transaction<'s> {
     /// `config.yaml` as it is under the lock (another process may have
     /// changed it since the store was opened).
     config: releaseops_format::config::ProjectConfig,
+    /// The verified history's state under the lock: a broken chain stops
+    /// the transaction before anything is staged, so it is never extended.
+    view: std::sync::Arc<crate::view::ChainView>,
 }
 
 impl<'s> Transaction<'s> {
     pub(crate) fn new(store: &'s Store, lock: LockGuard) -> Result<Self> {
-        let tip = store.history().tip()?;
+        let view = store.chain_view()?;
+        let tip = view.tip().clone();
         let config = crate::read_config(store.dir())?;
         Ok(Transaction {
             store,
@@ -96,7 +100,14 @@ impl<'s> Transaction<'s> {
             appends: BTreeMap::new(),
             records: Vec::new(),
             config,
+            view: std::sync::Arc::new(view),
         })
+    }
+
+    /// The state the verified history implies, as it was when the
+    /// transaction began (before anything it appends).
+    pub fn view(&self) -> std::sync::Arc<crate::view::ChainView> {
+        self.view.clone()
     }
 
     pub fn store(&self) -> &'s Store {

@@ -113,6 +113,10 @@ variables:
     required: true
 ";
 
+/// An eval suite `smoke` whose agent (`cat`) echoes the case back, so its
+/// one case passes: a real run, recorded in the history like any other.
+pub const ECHO_SUITE: &str = "id: smoke\npass_threshold: 1.0\ntarget: {type: command, command: cat}\ncases:\n- id: c\n  input: {say: hello}\n  assertions: [{type: contains, config: {expected: hello}}]\n";
+
 impl Repo {
     /// An empty git repository with a committer identity.
     pub fn new() -> Repo {
@@ -182,6 +186,17 @@ impl Repo {
     /// A repository holding the existing tool's sample tree (and its policy files).
     pub fn with_sample_tree() -> Repo {
         let r = Repo::new();
+        // The prompt's history as the existing tool resolved it: its bytes
+        // at the two tags its bundles name, so those bundles verify here as
+        // they do in the repository they came from.
+        let ctx = sample_dir().join("repo-context");
+        for tag in ["v1.2.0", "v1.0.1"] {
+            let bytes = std::fs::read(ctx.join(format!("prompts-at-tags/onboarding@{tag}.yaml")))
+                .expect("sample prompt");
+            r.write_bytes(".promptops/prompts/onboarding.yaml", &bytes);
+            r.commit_all(&format!("onboarding {tag}"));
+            git(r.path(), &["tag", &format!("prompt-onboarding-{tag}")]);
+        }
         copy_dir(
             &sample_dir().join(".releaseops"),
             &r.path().join(".releaseops"),
@@ -289,8 +304,8 @@ impl Repo {
         )
     }
 
-    /// A digest of every file under `.releaseops/` except the lock, to check
-    /// that a failed command changed nothing.
+    /// Every file under `.releaseops/` except the lock and the local cache,
+    /// to check that a failed command changed nothing.
     pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
         let mut out = Vec::new();
         walk(
@@ -316,7 +331,9 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
-            walk(root, &p, out);
+            if e.file_name() != ".cache" {
+                walk(root, &p, out);
+            }
         } else if p.file_name().is_some_and(|n| n != ".lock") {
             let rel = p
                 .strip_prefix(root)

@@ -75,7 +75,7 @@ fn decide(app: &App, a: AgentDecideArgs) -> CmdResult {
         (None, [id, version, env]) => {
             let context = {
                 let _read = store.read_guard()?;
-                agent::promotion_context(&store, id, version, env, ctx.now)?
+                agent::promotion_context(&store, &store.chain_view()?, id, version, env, ctx.now)?
             };
             let blocks = store
                 .load_env(env)?

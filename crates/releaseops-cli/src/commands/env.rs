@@ -34,11 +34,22 @@ fn list(app: &App, at: Option<String>) -> CmdResult {
         Some(t) => envs::list_at(&store, releaseops_format::time::parse(t)?)?,
         None => envs::list(&store)?,
     };
+    let problems: Vec<&String> = states.iter().flat_map(|s| &s.problems).collect();
+    let code = if problems.is_empty() {
+        0
+    } else {
+        crate::commands::EXIT_VERIFY_FAILED
+    };
     if output::json(
         app,
         &serde_json::json!({ "at": at, "environments": states }),
     ) {
-        return Ok(0);
+        return Ok(code);
+    }
+    for p in &problems {
+        output::warn(&format!(
+            "{p}; shown is what the history says (`releaseops history verify`)"
+        ));
     }
     if let Some(t) = &at {
         anstream::println!(
@@ -85,7 +96,7 @@ fn list(app: &App, at: Option<String>) -> CmdResult {
             rows
         )
     );
-    Ok(0)
+    Ok(code)
 }
 
 fn get(app: &App, name: &str) -> CmdResult {

@@ -1,0 +1,398 @@
+//! Everything a gate trusts is evidence in the hash-chained history: files
+//! changed by hand are refused by every write (exit 4, naming the file and
+//! what the history says) and reported by every reader and `history verify`.
+//! Each test is named after the forgery it pins.
+
+use releaseops_testkit::Repo;
+
+/// b@1.0.0 live in dev, staging and prod; b@1.1.0 (other content) live in dev
+/// and staging; prod needs two approvals.
+fn released() -> Repo {
+    let r = Repo::initialized();
+    r.write(
+        ".releaseops/environments/prod.yaml",
+        "environment: prod\nbundle_mappings: {}\npromotion_policy:\n  requires_approval: true\n  min_approvals: 2\n",
+    );
+    r.commit_all("policy");
+    r.run_as(
+        "Carol <carol@x>",
+        &["bundle", "create", "b", "-v", "1.0.0", "-m", "m1"],
+    )
+    .ok();
+    r.run_as(
+        "Carol <carol@x>",
+        &["bundle", "create", "b", "-v", "1.1.0", "-m", "m2"],
+    )
+    .ok();
+    for env in ["dev", "staging"] {
+        r.run(&["promote", "b", "1.0.0", env]).ok();
+    }
+    for who in ["Alice <alice@x>", "Bob <bob@x>"] {
+        r.run_as(who, &["approve", "b", "1.0.0", "prod"]).ok();
+    }
+    r.run(&["promote", "b", "1.0.0", "prod"]).ok();
+    for env in ["dev", "staging"] {
+        r.run(&["promote", "b", "1.1.0", env]).ok();
+    }
+    r
+}
+
+#[track_caller]
+fn refused_naming(r: &Repo, args: &[&str], file: &str) {
+    let before = r.snapshot();
+    let o = r.run(args);
+    o.code(4);
+    assert!(
+        o.stderr.contains(file),
+        "{args:?} should name {file}:\n{}",
+        o.stderr
+    );
+    assert_eq!(r.snapshot(), before, "{args:?} changed the store");
+}
+
+#[track_caller]
+fn verify_names(r: &Repo, file: &str) {
+    let o = r.run(&["history", "verify"]);
+    o.code(4);
+    assert!(
+        o.stdout.contains(file),
+        "verify should name {file}:\n{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn hand_written_approvals_do_not_satisfy_the_approval_gate() {
+    let r = released();
+    // Two invented approvers for 1.1.0, written straight into the index.
+    r.write(
+        ".releaseops/reviews/b/1.1.0.yaml",
+        "approvals:\n- env: prod\n  actor: Mallory <m@x>\n  at: '2026-11-20T00:00:00+00:00'\n- env: prod\n  actor: Trudy <t@x>\n  at: '2026-11-20T00:00:00+00:00'\n",
+    );
+    refused_naming(
+        &r,
+        &["promote", "b", "1.1.0", "prod"],
+        ".releaseops/reviews/b/1.1.0.yaml",
+    );
+    refused_naming(
+        &r,
+        &["promote", "b", "1.1.0", "prod", "--dry-run"],
+        ".releaseops/reviews/b/1.1.0.yaml",
+    );
+    verify_names(&r, "reviews/b/1.1.0.yaml");
+    // Restored, the gate counts what the history holds: nobody yet.
+    r.git(&["checkout", "--", ".releaseops"]);
+    r.git(&["clean", "-fdq", ".releaseops/reviews"]);
+    let o = r.run(&["--json", "promote", "b", "1.1.0", "prod"]);
+    o.code(3);
+    assert!(o.stdout.contains("have 0 of 2"), "{}", o.stdout);
+}
+
+#[test]
+fn emptying_a_reviews_file_does_not_undo_a_rejection() {
+    let r = released();
+    r.run(&["reject", "b", "1.1.0", "-r", "refund bug"]).ok();
+    for text in ["{}\n", ""] {
+        r.write(".releaseops/reviews/b/1.1.0.yaml", text);
+        refused_naming(
+            &r,
+            &["promote", "b", "1.1.0", "prod"],
+            ".releaseops/reviews/b/1.1.0.yaml",
+        );
+        verify_names(&r, "reviews/b/1.1.0.yaml");
+    }
+    std::fs::remove_file(r.path().join(".releaseops/reviews/b/1.1.0.yaml")).expect("rm");
+    refused_naming(
+        &r,
+        &["approve", "b", "1.1.0", "prod"],
+        ".releaseops/reviews/b/1.1.0.yaml",
+    );
+    verify_names(&r, "reviews/b/1.1.0.yaml is missing");
+}
+
+#[test]
+fn a_pass_report_copied_to_another_version_does_not_count() {
+    let r = Repo::initialized();
+    r.write(
+        ".releaseops/environments/staging.yaml",
+        "environment: staging\nbundle_mappings: {}\npromotion_policy:\n  requires_eval: true\n",
+    );
+    r.write(
+        ".releaseops/evals/smoke.yaml",
+        releaseops_testkit::ECHO_SUITE,
+    );
+    r.commit_all("policy and suite");
+    r.run(&["bundle", "create", "b", "-v", "1.0.0", "-m", "m1"])
+        .ok();
+    r.run(&["bundle", "create", "b", "-v", "1.1.0", "-m", "m2"])
+        .ok();
+    r.run(&[
+        "eval",
+        "run",
+        "smoke",
+        "--bundle",
+        "b",
+        "--version",
+        "1.0.0",
+    ])
+    .ok();
+    let h = |v: &str| {
+        r.run(&["--json", "bundle", "inspect", "b", "-v", v]).json()["bundle_hash"]
+            .as_str()
+            .expect("hash")
+            .to_string()
+    };
+    let (h0, h1) = (h("1.0.0"), h("1.1.0"));
+    let dir = r.path().join(".releaseops/eval_reports/b/1.0.0/smoke");
+    let name = std::fs::read_dir(&dir)
+        .expect("reports")
+        .flatten()
+        .next()
+        .expect("a report")
+        .file_name();
+    let text = std::fs::read_to_string(dir.join(&name))
+        .expect("report")
+        .replace(&h0, &h1)
+        .replace("bundle_version: 1.0.0", "bundle_version: 1.1.0");
+    r.write(
+        &format!(
+            ".releaseops/eval_reports/b/1.1.0/smoke/{}",
+            name.to_string_lossy()
+        ),
+        &text,
+    );
+    for v in ["1.0.0", "1.1.0"] {
+        r.run(&["promote", "b", v, "dev"]).ok();
+    }
+    let o = r.run(&["--json", "promote", "b", "1.1.0", "staging"]);
+    o.code(3);
+    let gates = o.json()["gates"].clone();
+    let eval = gates
+        .as_array()
+        .expect("gates")
+        .iter()
+        .find(|g| g["gate"] == "eval")
+        .expect("eval")
+        .clone();
+    assert_eq!(eval["status"], "pending", "{eval}");
+    verify_names(&r, "eval_reports/b/1.1.0/smoke");
+    // The real report still counts for the version it was run on, and
+    // editing it afterwards is refused.
+    r.run(&["promote", "b", "1.0.0", "dev"]).ok();
+    r.run(&["promote", "b", "1.0.0", "staging", "--dry-run"])
+        .ok();
+    let real = dir.join(&name);
+    let edited = std::fs::read_to_string(&real)
+        .expect("report")
+        .replace("gate_decision: PASS", "gate_decision: PASS ");
+    std::fs::write(&real, edited).expect("write");
+    let o = r.run(&["promote", "b", "1.0.0", "staging"]);
+    o.code(4);
+    assert!(
+        o.stderr.contains("was changed after it was recorded"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn a_hand_edited_pointer_is_refused_by_writers_and_reported_by_readers() {
+    let r = released();
+    let prod = r.read(".releaseops/environments/prod.yaml");
+    r.write(
+        ".releaseops/environments/prod.yaml",
+        &prod.replace("b: 1.0.0", "b: 1.1.0"),
+    );
+    // A rollback would launder the edit into the history.
+    refused_naming(
+        &r,
+        &["rollback", "prod", "b", "-r", "x"],
+        ".releaseops/environments/prod.yaml",
+    );
+    refused_naming(
+        &r,
+        &["promote", "b", "1.1.0", "prod", "--skip-gates", "-r", "x"],
+        ".releaseops/environments/prod.yaml",
+    );
+    // Readers: the runtime, export and env list.
+    let o = r.run(&["telemetry", "show", "b@prod"]);
+    o.code(4);
+    assert!(
+        o.stderr.contains("changed outside releaseops"),
+        "{}",
+        o.stderr
+    );
+    let out = r.path().join("out");
+    let o = r.run(&["export", "b@prod", "--out", out.to_str().expect("utf8")]);
+    o.code(4);
+    assert!(!out.exists());
+    let o = r.run(&["--json", "env", "list"]);
+    o.code(4);
+    let j = o.json();
+    let prod = &j["environments"][2];
+    assert_eq!(prod["bundles"][0]["version"], "1.0.0", "{j}");
+    assert!(
+        prod["problems"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("environments/prod.yaml maps b to 1.1.0"),
+        "{j}"
+    );
+    verify_names(&r, "environments/prod.yaml maps b to 1.1.0");
+}
+
+#[test]
+fn an_edited_rollback_stack_cannot_put_a_never_live_version_into_prod() {
+    let r = released();
+    // 1.1.0 slipped under the live version, as if it had been live before.
+    let stack = r.read(".releaseops/deployments/prod/b.yaml");
+    let forged = stack.replace(
+        "stack:\n",
+        "stack:\n- version: 1.1.0\n  since: '2026-01-01T00:00:00+00:00'\n  seq: 1\n",
+    );
+    assert_ne!(forged, stack);
+    r.write(".releaseops/deployments/prod/b.yaml", &forged);
+    refused_naming(
+        &r,
+        &["rollback", "prod", "b", "--to", "1.1.0", "-r", "x"],
+        ".releaseops/deployments/prod/b.yaml",
+    );
+    refused_naming(
+        &r,
+        &["rollback", "prod", "b", "-r", "x"],
+        ".releaseops/deployments/prod/b.yaml",
+    );
+    verify_names(&r, "deployments/prod/b.yaml");
+}
+
+fn object_of(r: &Repo, id: &str, v: &str) -> std::path::PathBuf {
+    let j = r.run(&["--json", "bundle", "inspect", id, "-v", v]).json();
+    let h = j["artifacts"]["prompts"]["system"]["content_hash"]
+        .as_str()
+        .expect("hash")
+        .trim_start_matches("sha256:")
+        .to_string();
+    r.path().join(format!(
+        ".releaseops/objects/sha256/{}/{}",
+        &h[..2],
+        &h[2..]
+    ))
+}
+
+#[test]
+fn a_tampered_prompt_object_never_goes_live() {
+    let r = Repo::initialized();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-v",
+        "1.0.0",
+        "--artifact",
+        "system=onboarding:v1.0.0",
+        "-m",
+        "m",
+    ])
+    .ok();
+    let obj = object_of(&r, "b", "1.0.0");
+    std::fs::write(&obj, "You may refund anything.\n").expect("tamper");
+    let before = r.snapshot();
+    let o = r.run(&["promote", "b", "1.0.0", "dev"]);
+    o.code(4);
+    assert!(o.stderr.contains("does not verify"), "{}", o.stderr);
+    assert_eq!(r.snapshot(), before);
+    verify_names(&r, "b@1.0.0 does not verify");
+}
+
+#[test]
+fn a_tampered_object_cannot_be_rolled_back_to_and_deleted_objects_are_noticed() {
+    let r = Repo::initialized();
+    for (v, p) in [
+        ("1.0.0", "onboarding:v1.0.0"),
+        ("1.1.0", "onboarding:v1.1.0"),
+    ] {
+        r.run(&[
+            "bundle",
+            "create",
+            "b",
+            "-v",
+            v,
+            "--artifact",
+            &format!("system={p}"),
+            "-m",
+            "m",
+        ])
+        .ok();
+        r.run(&["promote", "b", v, "dev"]).ok();
+    }
+    let obj = object_of(&r, "b", "1.0.0");
+    std::fs::write(&obj, "tampered\n").expect("tamper");
+    let o = r.run(&["rollback", "dev", "b", "-r", "incident"]);
+    o.code(4);
+    assert!(o.stderr.contains("b@1.0.0 does not verify"), "{}", o.stderr);
+    // A deleted object store and a deleted live manifest are both noticed.
+    std::fs::remove_dir_all(r.path().join(".releaseops/objects")).expect("rm");
+    verify_names(&r, "b@1.1.0 does not verify");
+    std::fs::remove_file(r.path().join(".releaseops/bundles/b/1.1.0.yaml")).expect("rm");
+    verify_names(
+        &r,
+        "bundles/b/1.1.0.yaml is missing, but the history created b@1.1.0 (it is live in 'dev')",
+    );
+}
+
+#[test]
+fn a_manifest_replaced_or_written_by_hand_is_refused() {
+    let r = released();
+    // A manifest with its own consistent hash, for a version never created.
+    let m = r.read(".releaseops/bundles/b/1.1.0.yaml");
+    r.write(
+        ".releaseops/bundles/b/9.9.9.yaml",
+        &m.replace("version: 1.1.0", "version: 9.9.9"),
+    );
+    refused_naming(
+        &r,
+        &["promote", "b", "9.9.9", "dev"],
+        "no record in the history created b@9.9.9",
+    );
+    verify_names(&r, "b@9.9.9");
+}
+
+#[test]
+fn a_broken_chain_is_never_extended() {
+    let r = released();
+    let seg = r.path().join(".releaseops/history/00000000.jsonl");
+    let good = std::fs::read_to_string(&seg).expect("segment");
+    let lines: Vec<&str> = good.lines().collect();
+    let cases = [
+        // The last record deleted.
+        format!("{}\n", lines[..lines.len() - 1].join("\n")),
+        // A garbage line appended.
+        format!("{good}{{\"seq\":99}}\n"),
+        // A record in the middle edited.
+        good.replacen(
+            "\"actor\":\"Alice <alice@x>\"",
+            "\"actor\":\"Mallory <m@x>\"",
+            1,
+        ),
+    ];
+    for bad in &cases {
+        assert_ne!(bad, &good);
+        std::fs::write(&seg, bad).expect("write");
+        refused_naming(
+            &r,
+            &["promote", "b", "1.1.0", "prod", "--skip-gates", "-r", "x"],
+            "history",
+        );
+        refused_naming(
+            &r,
+            &["bundle", "create", "b", "-v", "2.0.0", "-m", "m"],
+            "history",
+        );
+        r.run(&["history", "verify"]).code(4);
+    }
+    // The only segment deleted.
+    std::fs::remove_file(&seg).expect("rm");
+    refused_naming(&r, &["approve", "b", "1.1.0", "prod"], "history");
+    std::fs::write(&seg, &good).expect("restore");
+    r.run(&["history", "verify"]).ok();
+}

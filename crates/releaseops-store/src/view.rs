@@ -1,0 +1,586 @@
+//! The chain view: the state the verified history implies
+//! ([`ChainState`]), and the checks that the files people can edit
+//! (environment pointers, rollback stacks, reviews, eval reports) agree with
+//! it. Gates read the view, never the files alone.
+//!
+//! Verifying a million records takes a second, and a promotion has 50 ms, so
+//! the view keeps a local checkpoint in `.releaseops/.cache/` (ignored by git):
+//! the state after the last full segment, with the on-disk identity (size,
+//! inode, change time) of every full segment folded into it. Each use stats
+//! the segments, re-walks and re-hashes only what is not in the checkpoint
+//! (the open segment at least, so every link to the tip is checked every
+//! time), and checks the tip against `history/HEAD`. A segment edited, replaced
+//! or checked out anew gets a new identity and is walked again from the start;
+//! a checkpoint written anywhere else (committed into the repository, say)
+//! cannot name this machine's inodes and change times, so it is never used.
+
+use std::fs;
+use std::path::PathBuf;
+
+use releaseops_format::environment::EnvironmentFile;
+use releaseops_format::hash;
+use releaseops_format::history::{Deployment, DeploymentStack};
+use releaseops_format::review::Reviews;
+use releaseops_format::state::ChainState;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StoreError};
+use crate::fsx::{self, FileId};
+use crate::history::{Cursor, SEGMENT_RECORDS, Tip, decode_hash};
+use crate::{EvalReportInfo, RawReport, Store};
+
+const CACHE_DIR: &str = ".cache";
+const CACHE_FILE: &str = "chain-view.json";
+const CACHE_FORMAT: u32 = 1;
+const CACHE_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// The verified history's state.
+#[derive(Debug, Clone)]
+pub struct ChainView {
+    state: ChainState,
+    tip: Tip,
+    legacy_pending: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    format: u32,
+    /// Records 1..=seq, which fill exactly the segments in `sealed`.
+    seq: u64,
+    hash: Option<String>,
+    sealed: Vec<FileId>,
+    state: ChainState,
+}
+
+impl Store {
+    /// The state the history implies, after checking every link from the
+    /// checkpoint to the tip. A broken chain is an error: nothing may be
+    /// built on it.
+    pub fn chain_view(&self) -> Result<ChainView> {
+        let log = self.history();
+        let segs = log.segments()?;
+        if segs.is_empty() {
+            return self.legacy_view();
+        }
+        let ids = segs
+            .iter()
+            .map(|p| FileId::stat(p))
+            .collect::<Result<Vec<_>>>()?;
+        let sealed_count = segs.len() - 1;
+        let (mut state, cursor, from) = match self.read_checkpoint(&ids[..sealed_count]) {
+            Some(c) => {
+                let cursor = Cursor {
+                    next_seq: c.seq + 1,
+                    prev_hash: c.hash.as_deref().and_then(decode_hash),
+                };
+                (c.state, cursor, c.sealed.len())
+            }
+            None => (ChainState::default(), Cursor::start(), 0),
+        };
+        let broken = |problems: Vec<String>| StoreError::ChainBroken {
+            path: PathBuf::from(".releaseops/history"),
+            message: summarize(&problems),
+        };
+        // The full segments after the checkpoint, then a new checkpoint.
+        let (cursor, walked) = log.walk(&segs[from..sealed_count], cursor, |r| state.apply(r))?;
+        if !walked.problems.is_empty() {
+            return Err(broken(walked.problems));
+        }
+        if from < sealed_count {
+            self.write_checkpoint(&Checkpoint {
+                format: CACHE_FORMAT,
+                seq: cursor.next_seq - 1,
+                hash: cursor
+                    .prev_hash
+                    .map(|h| format!("sha256:{}", hex::encode(h))),
+                sealed: ids[..sealed_count].to_vec(),
+                state: state.clone(),
+            });
+        }
+        // The open segment, every time.
+        let (cursor, walked) = log.walk(&segs[sealed_count..], cursor, |r| state.apply(r))?;
+        if !walked.problems.is_empty() {
+            return Err(broken(walked.problems));
+        }
+        log.check_tip(&cursor).map_err(|p| broken(vec![p]))?;
+        Ok(ChainView {
+            state,
+            tip: log.tip()?,
+            legacy_pending: false,
+        })
+    }
+
+    /// Walks the whole history from its first record, trusting no
+    /// checkpoint, for `history verify`: the state it implies and every
+    /// problem found (a broken chain is reported, not an error).
+    pub fn replay_chain(&self) -> Result<(ChainView, crate::ChainReport)> {
+        let log = self.history();
+        if log.segments()?.is_empty() {
+            let mut report = crate::ChainReport::default();
+            return Ok(match self.legacy_view() {
+                Ok(v) => (v, report),
+                Err(e) => {
+                    report.problems.push(e.to_string());
+                    (
+                        ChainView {
+                            state: ChainState::default(),
+                            tip: Tip::default(),
+                            legacy_pending: false,
+                        },
+                        report,
+                    )
+                }
+            });
+        }
+        let mut state = ChainState::default();
+        let report = log.verify(|r| state.apply(r))?;
+        let tip = log.tip().unwrap_or_default();
+        Ok((
+            ChainView {
+                state,
+                tip,
+                legacy_pending: false,
+            },
+            report,
+        ))
+    }
+
+    /// No record yet: the existing tool's files stand in, as the next change
+    /// will import them. A tree with our own indexes but no history lost it.
+    fn legacy_view(&self) -> Result<ChainView> {
+        let tip = self.history().tip()?;
+        if tip.seq != 0 {
+            return Err(StoreError::ChainBroken {
+                path: PathBuf::from(".releaseops/history"),
+                message: format!(
+                    "history/HEAD names record {} but there are no history segments (they were deleted)",
+                    tip.seq
+                ),
+            });
+        }
+        for sub in ["deployments", "reviews"] {
+            if !crate::list_dir(&self.dir().join(sub))?.is_empty() {
+                return Err(StoreError::ChainBroken {
+                    path: PathBuf::from(".releaseops/history"),
+                    message: format!(
+                        "there is no history, but .releaseops/{sub}/ holds files only releaseops writes alongside it (the history was deleted)"
+                    ),
+                });
+            }
+        }
+        let mut state = ChainState::default();
+        let records = crate::legacy::import_records(self)?;
+        let pending = !records.is_empty();
+        for (i, mut r) in records.into_iter().enumerate() {
+            r.seq = i as u64 + 1;
+            state.apply(&r);
+        }
+        Ok(ChainView {
+            state,
+            tip,
+            legacy_pending: pending,
+        })
+    }
+
+    fn read_checkpoint(&self, sealed: &[FileId]) -> Option<Checkpoint> {
+        let dir = self.dir().join(CACHE_DIR);
+        if !fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            return None;
+        }
+        let bytes = fsx::read_regular_opt(&dir.join(CACHE_FILE), CACHE_MAX_BYTES).ok()??;
+        let c: Checkpoint = serde_json::from_slice(&bytes).ok()?;
+        let usable = c.format == CACHE_FORMAT
+            && c.sealed.len() <= sealed.len()
+            && c.seq == c.sealed.len() as u64 * SEGMENT_RECORDS
+            && c.sealed.iter().zip(sealed).all(|(a, b)| a == b);
+        usable.then_some(c)
+    }
+
+    /// Best effort: without a checkpoint the next use walks more.
+    fn write_checkpoint(&self, c: &Checkpoint) {
+        let dir = self.dir().join(CACHE_DIR);
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return,
+            Err(_) => {
+                if fs::create_dir(&dir).is_err() {
+                    return;
+                }
+            }
+        }
+        let Ok(bytes) = serde_json::to_vec(c) else {
+            return;
+        };
+        let tmp = dir.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_nanosecond()
+        ));
+        if fs::write(&tmp, &bytes).is_ok() && fs::rename(&tmp, dir.join(CACHE_FILE)).is_ok() {
+            return;
+        }
+        let _ = fs::remove_file(&tmp);
+    }
+}
+
+fn summarize(problems: &[String]) -> String {
+    match problems {
+        [] => String::new(),
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} (and {} more problem(s))", rest.len()),
+    }
+}
+
+fn disagrees(rel: String, message: String) -> StoreError {
+    StoreError::Disagrees {
+        path: PathBuf::from(format!(".releaseops/{rel}")),
+        message,
+    }
+}
+
+impl ChainView {
+    pub fn state(&self) -> &ChainState {
+        &self.state
+    }
+
+    pub fn tip(&self) -> &Tip {
+        &self.tip
+    }
+
+    /// Nothing is recorded yet; the existing tool's files stand in.
+    pub fn legacy_pending(&self) -> bool {
+        self.legacy_pending
+    }
+
+    /// What is wrong with an environment file, measured against the history:
+    /// every mapping must be the version the history left live, and every
+    /// live version must be mapped.
+    pub fn env_problems(&self, file: &EnvironmentFile) -> Vec<String> {
+        let name = &file.environment;
+        let live = self.state.live_in(name);
+        let mut out = Vec::new();
+        for (bundle, version) in &file.bundle_mappings {
+            match live.get(bundle.as_str()) {
+                Some(d) if d.version == *version => {}
+                Some(d) => out.push(format!(
+                    "environments/{name}.yaml maps {bundle} to {version}, but the history says {} is live there (changed outside releaseops)",
+                    d.version
+                )),
+                None => out.push(format!(
+                    "environments/{name}.yaml maps {bundle} to {version}, but the history never deployed {bundle} there (changed outside releaseops)"
+                )),
+            }
+        }
+        for (bundle, d) in &live {
+            if !file.bundle_mappings.contains_key(*bundle) {
+                out.push(format!(
+                    "the history says {bundle}@{} is live in '{name}', but environments/{name}.yaml does not map it",
+                    d.version
+                ));
+            }
+        }
+        out
+    }
+
+    /// The environment file, refused when it disagrees with the history.
+    pub fn checked_env(&self, store: &Store, name: &str) -> Result<EnvironmentFile> {
+        let file = store.load_env(name)?;
+        if let Some(p) = self.env_problems(&file).into_iter().next() {
+            return Err(disagrees(Store::env_rel_path(name), p));
+        }
+        Ok(file)
+    }
+
+    /// What is wrong with a deployment index file (None: it agrees).
+    pub fn deployment_problem(
+        &self,
+        store: &Store,
+        env: &str,
+        bundle: &str,
+    ) -> Result<Option<String>> {
+        let rel = Store::deployment_rel_path(env, bundle);
+        let want = self.state.stack(env, bundle);
+        let path = store.dir().join(&rel);
+        let Some(bytes) = fsx::read_regular_opt(&path, crate::YAML_MAX_BYTES)? else {
+            if want.is_empty() || self.legacy_pending {
+                return Ok(None);
+            }
+            return Ok(Some(format!(
+                "{rel} is missing; the history says the stack is {}",
+                describe_stack(want)
+            )));
+        };
+        let file = match DeploymentStack::parse(&bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                return Ok(Some(format!(
+                    "{rel} cannot be read ({e}); the history says the stack is {}",
+                    describe_stack(want)
+                )));
+            }
+        };
+        if file.environment != env || file.bundle != bundle || file.stack != want {
+            return Ok(Some(format!(
+                "{rel} lists {} but the history says {} (changed outside releaseops)",
+                describe_stack(&file.stack),
+                describe_stack(want)
+            )));
+        }
+        Ok(None)
+    }
+
+    /// A bundle's rollback stack in one environment, from the history; the
+    /// index file must agree.
+    pub fn checked_stack(&self, store: &Store, env: &str, bundle: &str) -> Result<Vec<Deployment>> {
+        if let Some(p) = self.deployment_problem(store, env, bundle)? {
+            return Err(disagrees(Store::deployment_rel_path(env, bundle), p));
+        }
+        Ok(self.state.stack(env, bundle).to_vec())
+    }
+
+    /// What is wrong with a version's reviews file (None: it agrees).
+    pub fn reviews_problem(
+        &self,
+        store: &Store,
+        id: &str,
+        version: &str,
+    ) -> Result<Option<String>> {
+        let rel = Store::reviews_rel_path(id, version);
+        let want = self.state.reviews(id, version);
+        let path = store.dir().join(&rel);
+        let what = |r: &Reviews| {
+            format!(
+                "{} approval(s), {} rejection(s), {} failed release(s)",
+                r.approvals.len(),
+                r.rejections.len(),
+                r.failures.len()
+            )
+        };
+        let file = match fsx::read_regular_opt(&path, crate::YAML_MAX_BYTES)? {
+            None => None,
+            Some(b) => match Reviews::parse(&b) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    return Ok(Some(format!(
+                        "{rel} cannot be read ({e}); the history holds {}",
+                        what(&want)
+                    )));
+                }
+            },
+        };
+        let have = file.clone().unwrap_or_default();
+        if have == want {
+            return Ok(None);
+        }
+        let mut detail = Vec::new();
+        for a in &have.approvals {
+            if !want.approvals.contains(a) {
+                detail.push(format!(
+                    "an approval by {} for '{}' the history does not hold",
+                    a.actor, a.env
+                ));
+            }
+        }
+        for r in &want.rejections {
+            if !have.rejections.contains(r) {
+                detail.push(format!(
+                    "no rejection by {} ({}) that the history holds",
+                    r.actor, r.reason
+                ));
+            }
+        }
+        for r in &have.rejections {
+            if !want.rejections.contains(r) {
+                detail.push(format!(
+                    "a rejection by {} the history does not hold",
+                    r.actor
+                ));
+            }
+        }
+        for a in &want.approvals {
+            if !have.approvals.contains(a) {
+                detail.push(format!(
+                    "no approval by {} for '{}' that the history holds",
+                    a.actor, a.env
+                ));
+            }
+        }
+        let detail = if detail.is_empty() {
+            String::new()
+        } else {
+            format!(": it has {}", detail.join("; "))
+        };
+        Ok(Some(match file {
+            None => format!("{rel} is missing, but the history holds {}", what(&want)),
+            Some(_) => format!(
+                "{rel} disagrees with the history (the file has {}, the history {}){detail}",
+                what(&have),
+                what(&want)
+            ),
+        }))
+    }
+
+    /// A version's approvals, rejections and failed releases, from the
+    /// history; the reviews file must agree.
+    pub fn checked_reviews(&self, store: &Store, id: &str, version: &str) -> Result<Reviews> {
+        if let Some(p) = self.reviews_problem(store, id, version)? {
+            return Err(disagrees(Store::reviews_rel_path(id, version), p));
+        }
+        Ok(self.state.reviews(id, version))
+    }
+
+    /// The eval reports the history recorded for a bundle hash, each read
+    /// back and checked against its recorded digest. Reports the history
+    /// does not hold are never returned, whatever they say.
+    pub fn eval_reports(&self, store: &Store, bundle_hash: &str) -> Result<Vec<EvalReportInfo>> {
+        let mut out = Vec::new();
+        for fact in self.state.evals_for(bundle_hash) {
+            let rel = &fact.report.path;
+            if releaseops_format::names::validate_repo_path(rel).is_err()
+                || !rel.starts_with("eval_reports/")
+            {
+                return Err(disagrees(
+                    rel.clone(),
+                    format!("record {} names a report outside eval_reports/", fact.seq),
+                ));
+            }
+            let path = store.dir().join(rel);
+            let Some(bytes) = fsx::read_regular_opt(&path, crate::REPORT_MAX_BYTES)? else {
+                return Err(disagrees(
+                    rel.clone(),
+                    format!(
+                        "{rel} is missing; record {} holds it as the {} report of suite '{}' for {}@{}",
+                        fact.seq, fact.verdict, fact.report.suite, fact.bundle_id, fact.version
+                    ),
+                ));
+            };
+            let digest = hash::sha256_prefixed(&bytes);
+            if digest != fact.report.digest {
+                return Err(disagrees(
+                    rel.clone(),
+                    format!(
+                        "{rel} was changed after it was recorded (record {} holds digest {}, the file hashes to {digest})",
+                        fact.seq, fact.report.digest
+                    ),
+                ));
+            }
+            let raw: RawReport = releaseops_format::yaml::from_bytes(&bytes)
+                .map_err(|e| StoreError::format(&path, e))?;
+            out.push(EvalReportInfo::from_raw(path, raw, Some(fact)));
+        }
+        Ok(out)
+    }
+}
+
+fn describe_stack(s: &[Deployment]) -> String {
+    if s.is_empty() {
+        return "empty".into();
+    }
+    s.iter()
+        .map(|d| d.version.as_str())
+        .collect::<Vec<_>>()
+        .join(" -> ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use releaseops_format::hash::sha256_prefixed;
+    use releaseops_format::history::{EventKind, Record};
+
+    /// A store with `n` chained promotion records written straight to disk,
+    /// and `approvals` approve records at the end.
+    fn store_with(n: u64) -> (tempfile::TempDir, Store) {
+        let d = tempfile::tempdir().expect("tmp");
+        let dir = d.path().join(".releaseops");
+        fs::create_dir_all(dir.join("history")).expect("mkdir");
+        let mut prev = None;
+        let mut seg = String::new();
+        for seq in 1..=n {
+            let mut r = Record::new(
+                EventKind::Approve,
+                format!("t{seq}"),
+                format!("a{seq} <a{seq}@x>"),
+            );
+            r.seq = seq;
+            r.prev = prev.clone();
+            r.bundle_id = Some("b".into());
+            r.version = Some("1.0.0".into());
+            r.env = Some("prod".into());
+            let line = r.to_line();
+            prev = Some(sha256_prefixed(line.as_bytes()));
+            seg.push_str(&line);
+            seg.push('\n');
+            if seq % SEGMENT_RECORDS == 0 || seq == n {
+                let name = format!("{:08}.jsonl", (seq - 1) / SEGMENT_RECORDS);
+                fs::write(dir.join("history").join(name), &seg).expect("w");
+                seg.clear();
+            }
+        }
+        fs::write(
+            dir.join("history/HEAD"),
+            serde_json::to_string(&Tip { seq: n, hash: prev }).expect("json"),
+        )
+        .expect("w");
+        let store = Store::open(d.path()).expect("open");
+        (d, store)
+    }
+
+    fn approvals(v: &ChainView) -> usize {
+        v.state().reviews("b", "1.0.0").approvals.len()
+    }
+
+    #[test]
+    fn the_checkpoint_is_used_and_every_record_still_counts() {
+        let (_d, store) = store_with(2500);
+        let v = store.chain_view().expect("view");
+        assert_eq!(approvals(&v), 2500);
+        let cache = store.dir().join(CACHE_DIR).join(CACHE_FILE);
+        let c: Checkpoint =
+            serde_json::from_slice(&fs::read(&cache).expect("cache")).expect("json");
+        assert_eq!((c.seq, c.sealed.len()), (2000, 2));
+        // Served from the checkpoint: the same state.
+        assert_eq!(approvals(&store.chain_view().expect("view")), 2500);
+    }
+
+    #[test]
+    fn an_edited_sealed_segment_is_walked_again_and_refused() {
+        let (_d, store) = store_with(2500);
+        store.chain_view().expect("view");
+        let seg = store.dir().join("history/00000000.jsonl");
+        let text = fs::read_to_string(&seg).expect("seg");
+        // Same length, other bytes: only the file's identity says it changed.
+        fs::write(&seg, text.replacen("a17 <a17@x>", "m17 <m17@x>", 1)).expect("w");
+        match store.chain_view() {
+            Err(StoreError::ChainBroken { message, .. }) => {
+                assert!(message.contains("does not chain"), "{message}")
+            }
+            other => panic!("expected a broken chain, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_made_elsewhere_is_never_trusted() {
+        let (_d, store) = store_with(2500);
+        store.chain_view().expect("view");
+        let cache = store.dir().join(CACHE_DIR).join(CACHE_FILE);
+        let mut c: Checkpoint =
+            serde_json::from_slice(&fs::read(&cache).expect("cache")).expect("json");
+        // Forge the state, as a checkpoint committed to the repository might.
+        c.state.reviews.clear();
+        let forged = serde_json::to_vec(&c).expect("json");
+        // Another clone: the same history, other inodes and change times.
+        let (_d2, other) = store_with(2500);
+        fs::create_dir_all(other.dir().join(CACHE_DIR)).expect("mkdir");
+        fs::write(other.dir().join(CACHE_DIR).join(CACHE_FILE), &forged).expect("w");
+        assert_eq!(approvals(&other.chain_view().expect("view")), 2500);
+        // And a checkpoint that is a link is not read.
+        fs::remove_file(other.dir().join(CACHE_DIR).join(CACHE_FILE)).expect("rm");
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&cache, other.dir().join(CACHE_DIR).join(CACHE_FILE))
+                .expect("ln");
+            assert_eq!(approvals(&other.chain_view().expect("view")), 2500);
+        }
+    }
+}
