@@ -24,6 +24,37 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
     }
 }
 
+/// As [`read_regular`], into `buf` (cleared first), so a reader of many
+/// files reuses one allocation instead of mapping fresh memory for each.
+pub fn read_regular_into(path: &Path, limit: u64, buf: &mut Vec<u8>) -> Result<()> {
+    buf.clear();
+    let meta = fs::symlink_metadata(path).map_err(|e| StoreError::io("cannot read", path, e))?;
+    check_regular(path, &meta)?;
+    let file = fs::File::open(path).map_err(|e| StoreError::io("cannot read", path, e))?;
+    let opened = file
+        .metadata()
+        .map_err(|e| StoreError::io("cannot read", path, e))?;
+    if !same_file(&meta, &opened) {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            message: "the file was replaced while it was being opened".into(),
+        });
+    }
+    file.take(limit.saturating_add(1))
+        .read_to_end(buf)
+        .map_err(|e| StoreError::io("cannot read", path, e))?;
+    if buf.len() as u64 > limit {
+        return Err(StoreError::format(
+            path,
+            releaseops_format::FormatError::TooLarge {
+                size: buf.len(),
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            },
+        ));
+    }
+    Ok(())
+}
+
 /// As [`read_regular`], with `None` when the file does not exist.
 pub fn read_regular_opt(path: &Path, limit: u64) -> Result<Option<Vec<u8>>> {
     let meta = match fs::symlink_metadata(path) {

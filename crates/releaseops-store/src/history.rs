@@ -81,22 +81,35 @@ struct LineView<'a> {
 }
 
 impl LineView<'_> {
-    /// The record as far as the chain state needs it (no gate results).
-    fn to_fact(&self) -> Record {
-        let own = |c: &Option<Cow<'_, str>>| c.as_deref().map(str::to_string);
-        let mut r = Record::new(self.event, self.at.to_string(), self.actor.to_string());
+    /// The record as far as the chain state needs it: no gate results, and
+    /// of the rest only what its kind of event contributes (a promotion's
+    /// actor and reason make no state), so a million promotions fold fast.
+    fn into_fact(self) -> Record {
+        let own = |c: Option<Cow<'_, str>>| c.map(Cow::into_owned);
+        let full = !matches!(self.event, EventKind::Promote | EventKind::EnvCreate);
+        let mut r = Record::new(
+            self.event,
+            self.at.into_owned(),
+            if full {
+                self.actor.into_owned()
+            } else {
+                String::new()
+            },
+        );
         r.seq = self.seq;
-        r.bundle_id = own(&self.bundle_id);
-        r.version = own(&self.version);
-        r.bundle_hash = own(&self.bundle_hash);
-        r.env = own(&self.env);
-        r.from_version = own(&self.from_version);
-        r.state = own(&self.state);
-        r.reason = own(&self.reason);
+        r.bundle_id = own(self.bundle_id);
+        r.version = own(self.version);
+        r.env = own(self.env);
         r.imported = self.imported;
         r.simulated_clock = self.simulated_clock;
-        r.report = self.report.clone();
-        r.signature = own(&self.signature);
+        if full {
+            r.bundle_hash = own(self.bundle_hash);
+            r.from_version = own(self.from_version);
+            r.state = own(self.state);
+            r.reason = own(self.reason);
+            r.report = self.report;
+            r.signature = own(self.signature);
+        }
         r
     }
 }
@@ -264,7 +277,7 @@ impl HistoryLog {
     /// sequence numbers must count up by one from 1, every record must sit in
     /// its segment, and the tip must name the last line. `visit` sees every
     /// record in order (without its gate results), for the caller's replay.
-    pub fn verify(&self, visit: impl FnMut(&Record)) -> Result<ChainReport> {
+    pub fn verify(&self, visit: impl FnMut(Record)) -> Result<ChainReport> {
         let segs = self.segments()?;
         let (cursor, walked) = self.walk(&segs, Cursor::start(), visit)?;
         let mut report = ChainReport {
@@ -303,91 +316,117 @@ impl HistoryLog {
         &self,
         segs: &[PathBuf],
         mut cursor: Cursor,
-        mut visit: impl FnMut(&Record),
+        mut visit: impl FnMut(Record),
     ) -> Result<(Cursor, Walked)> {
         let mut walked = Walked::default();
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 8)
-            .min(segs.len().max(1));
-        for batch in segs.chunks(workers * 4) {
-            let results: Vec<Result<Segment>> = if batch.len() == 1 {
-                vec![scan_segment(&batch[0])]
-            } else {
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = (0..workers)
-                        .map(|w| {
-                            scope.spawn(move || {
-                                batch
-                                    .iter()
-                                    .enumerate()
-                                    .filter(|(i, _)| i % workers == w)
-                                    .map(|(i, p)| (i, scan_segment(p)))
-                                    .collect::<Vec<_>>()
-                            })
-                        })
-                        .collect();
-                    let mut all: Vec<(usize, Result<Segment>)> = handles
-                        .into_iter()
-                        .flat_map(|h| h.join().unwrap_or_default())
-                        .collect();
-                    all.sort_by_key(|(i, _)| *i);
-                    all.into_iter().map(|(_, r)| r).collect()
-                })
-            };
-            for seg in results {
-                let seg = seg?;
-                if seg.incomplete {
-                    walked
-                        .problems
-                        .push(format!("{}: the last line is incomplete", seg.name));
-                }
-                for line in &seg.lines {
-                    let at = || format!("{}:{}", seg.name, line.lineno);
-                    let Some(rec) = &line.record else {
-                        walked
-                            .problems
-                            .push(format!("{}: not a valid history record", at()));
-                        cursor.prev_hash = Some(line.hash);
-                        cursor.next_seq += 1;
-                        continue;
-                    };
-                    let seq = rec.seq;
-                    if seq != cursor.next_seq {
-                        walked.problems.push(format!(
-                            "{}: sequence number {seq} where {} was expected (a record was removed, inserted or moved)",
-                            at(),
-                            cursor.next_seq
-                        ));
-                    }
-                    if line.prev != cursor.prev_hash {
-                        walked.problems.push(format!(
-                            "{}: record {seq} does not chain to record {} (record {} was edited, or records were removed or reordered)",
-                            at(),
-                            seq.saturating_sub(1),
-                            seq.saturating_sub(1)
-                        ));
-                    }
-                    if (seq.saturating_sub(1)) / SEGMENT_RECORDS != seg.index {
-                        walked.problems.push(format!(
-                            "{}: record {seq} belongs in {}",
-                            at(),
-                            segment_name(seq)
-                        ));
-                    }
-                    visit(rec);
-                    walked.records += 1;
-                    walked.simulated += u64::from(rec.simulated_clock);
-                    cursor.prev_hash = Some(line.hash);
-                    cursor.next_seq = seq.max(cursor.next_seq) + 1;
-                }
-                walked
-                    .segments
-                    .push((seg.name.clone(), seg.lines.len() as u64, cursor.clone()));
+            .min(segs.len());
+        if workers <= 1 {
+            let mut buf = Vec::new();
+            for p in segs {
+                let seg = scan_segment(p, &mut buf)?;
+                self.walk_segment(seg, &mut cursor, &mut walked, &mut visit);
             }
+            return Ok((cursor, walked));
         }
+        // This thread and `workers - 1` helpers hash and parse segments
+        // (lane w takes every w-th); helpers hand theirs over through small
+        // channels, and this thread checks the links and folds in order.
+        // Parsing and folding overlap, and memory stays bounded however long
+        // the history is.
+        std::thread::scope(|scope| -> Result<()> {
+            let mut inbox = Vec::with_capacity(workers);
+            for w in 1..workers {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Segment>>(4);
+                inbox.push(rx);
+                scope.spawn(move || {
+                    let mut buf = Vec::new();
+                    for p in segs.iter().skip(w).step_by(workers) {
+                        let r = scan_segment(p, &mut buf);
+                        let failed = r.is_err();
+                        if tx.send(r).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+            }
+            let mut buf = Vec::new();
+            for (i, p) in segs.iter().enumerate() {
+                let lane = i % workers;
+                let seg = if lane == 0 {
+                    scan_segment(p, &mut buf)?
+                } else {
+                    inbox[lane - 1].recv().map_err(|_| StoreError::Corrupt {
+                        path: p.clone(),
+                        message: "the history reader stopped".into(),
+                    })??
+                };
+                self.walk_segment(seg, &mut cursor, &mut walked, &mut visit);
+            }
+            Ok(())
+        })?;
         Ok((cursor, walked))
+    }
+
+    /// Checks one scanned segment's links against `cursor` and folds it.
+    fn walk_segment(
+        &self,
+        seg: Segment,
+        cursor: &mut Cursor,
+        walked: &mut Walked,
+        visit: &mut impl FnMut(Record),
+    ) {
+        if seg.incomplete {
+            walked
+                .problems
+                .push(format!("{}: the last line is incomplete", seg.name));
+        }
+        let count = seg.lines.len() as u64;
+        for line in seg.lines {
+            let at = || format!("{}:{}", seg.name, line.lineno);
+            let Some(rec) = line.record else {
+                walked
+                    .problems
+                    .push(format!("{}: not a valid history record", at()));
+                cursor.prev_hash = Some(line.hash);
+                cursor.next_seq += 1;
+                continue;
+            };
+            let seq = rec.seq;
+            if seq != cursor.next_seq {
+                walked.problems.push(format!(
+                    "{}: sequence number {seq} where {} was expected (a record was removed, inserted or moved)",
+                    at(),
+                    cursor.next_seq
+                ));
+            }
+            if line.prev != cursor.prev_hash {
+                walked.problems.push(format!(
+                    "{}: record {seq} does not chain to record {} (record {} was edited, or records were removed or reordered)",
+                    at(),
+                    seq.saturating_sub(1),
+                    seq.saturating_sub(1)
+                ));
+            }
+            if (seq.saturating_sub(1)) / SEGMENT_RECORDS != seg.index {
+                walked.problems.push(format!(
+                    "{}: record {seq} belongs in {}",
+                    at(),
+                    segment_name(seq)
+                ));
+            }
+            walked.records += 1;
+            walked.simulated += u64::from(rec.simulated_clock);
+            visit(rec);
+            cursor.prev_hash = Some(line.hash);
+            cursor.next_seq = seq.max(cursor.next_seq) + 1;
+        }
+        walked
+            .segments
+            .push((seg.name.clone(), count, cursor.clone()));
     }
 }
 
@@ -406,13 +445,40 @@ struct Segment {
     lines: Vec<Line>,
 }
 
+/// `sha256:<64 lowercase or uppercase hex>` as bytes. Table-driven: every
+/// record's `prev` goes through here, a million times for `history verify`.
 pub(crate) fn decode_hash(h: &str) -> Option<[u8; 32]> {
+    const BAD: u8 = 0xff;
+    const TABLE: [u8; 256] = {
+        let mut t = [BAD; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            t[b'A' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
+    let hex = h.strip_prefix("sha256:")?.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
     let mut out = [0u8; 32];
-    hex::decode_to_slice(h.strip_prefix("sha256:")?, &mut out).ok()?;
-    Some(out)
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let (hi, lo) = (TABLE[pair[0] as usize], TABLE[pair[1] as usize]);
+        bad |= (hi | lo) & 0xf0;
+        *o = (hi << 4) | (lo & 0x0f);
+    }
+    (bad == 0).then_some(out)
 }
 
-fn scan_segment(path: &Path) -> Result<Segment> {
+fn scan_segment(path: &Path, buf: &mut Vec<u8>) -> Result<Segment> {
     use sha2::{Digest, Sha256};
     let name = path
         .file_name()
@@ -422,9 +488,14 @@ fn scan_segment(path: &Path) -> Result<Segment> {
         .get(..8)
         .and_then(|n| n.parse().ok())
         .unwrap_or(u64::MAX);
-    let bytes = crate::fsx::read_regular(path, SEGMENT_MAX_BYTES)?;
+    crate::fsx::read_regular_into(path, SEGMENT_MAX_BYTES, buf)?;
+    let bytes = &buf[..];
     let mut lines = Vec::with_capacity(SEGMENT_RECORDS as usize);
-    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
+    for (i, end) in ends.enumerate() {
+        let raw = &bytes[start..end];
+        start = end + 1;
         if raw.is_empty() {
             continue;
         }
@@ -447,7 +518,7 @@ fn scan_segment(path: &Path) -> Result<Segment> {
                     .prev
                     .as_deref()
                     .map(|p| decode_hash(p).unwrap_or([0xff; 32])),
-                record: Some(v.to_fact()),
+                record: Some(v.into_fact()),
             },
         });
     }

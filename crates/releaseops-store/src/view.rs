@@ -82,7 +82,8 @@ impl Store {
             message: summarize(&problems),
         };
         // The full segments after the checkpoint, then a new checkpoint.
-        let (cursor, walked) = log.walk(&segs[from..sealed_count], cursor, |r| state.apply(r))?;
+        let (cursor, walked) =
+            log.walk(&segs[from..sealed_count], cursor, |r| state.apply_owned(r))?;
         if !walked.problems.is_empty() {
             return Err(broken(walked.problems));
         }
@@ -98,7 +99,7 @@ impl Store {
             });
         }
         // The open segment, every time.
-        let (cursor, walked) = log.walk(&segs[sealed_count..], cursor, |r| state.apply(r))?;
+        let (cursor, walked) = log.walk(&segs[sealed_count..], cursor, |r| state.apply_owned(r))?;
         if !walked.problems.is_empty() {
             return Err(broken(walked.problems));
         }
@@ -133,7 +134,7 @@ impl Store {
             });
         }
         let mut state = ChainState::default();
-        let report = log.verify(|r| state.apply(r))?;
+        let report = log.verify(|r| state.apply_owned(r))?;
         let tip = log.tip().unwrap_or_default();
         Ok((
             ChainView {
