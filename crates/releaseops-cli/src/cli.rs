@@ -362,6 +362,14 @@ pub struct ApproveArgs {
     pub env: String,
     #[arg(short = 'c', long)]
     pub comment: Option<String>,
+    /// Sign the approval with your SSH key (checked against
+    /// .releaseops/allowed_signers); policies can require signed approvals
+    #[arg(long)]
+    pub sign: bool,
+    /// The SSH key to sign with (implies --sign; default
+    /// $RELEASEOPS_SIGNING_KEY, then git's user.signingkey)
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]

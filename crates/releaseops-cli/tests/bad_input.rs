@@ -101,42 +101,56 @@ fn malformed_and_mistyped_environment_files() {
 #[test]
 fn hostile_yaml_is_refused_quickly() {
     let r = repo();
-    let mut bomb =
-        String::from("environment: staging\nbundle_mappings: {}\na: &a [x,x,x,x,x,x,x,x,x]\n");
+    // An alias bomb: refused in a file releaseops rewrites before anything
+    // is expanded, and by the budget in a suite (which it only reads).
+    let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x]\n");
     for (i, c) in "bcdefghij".chars().enumerate() {
         let p = (b'a' + i as u8) as char;
         bomb.push_str(&format!(
             "{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
         ));
     }
+    let in_env = format!(
+        "environment: staging\nbundle_mappings: {{}}\npromotion_policy:\n  approvers: &t [x]\n  approval_teams: *t\n{bomb}"
+    );
     check(
         &r,
         ".releaseops/environments/staging.yaml",
-        bomb.as_bytes(),
+        in_env.as_bytes(),
         &["env", "list"],
+        "line 4 column 17: YAML anchors and aliases",
+    );
+    let suite = format!("id: s\ncases: []\nvars:\n  {}", bomb.replace('\n', "\n  "));
+    check(
+        &r,
+        ".releaseops/evals/s.yaml",
+        suite.as_bytes(),
+        &["eval", "run", "s", "--bundle", "b", "--version", "1.0.0"],
         "budget",
     );
+    // Deep nesting, in flow and in block style, where any value may go.
     let deep = format!(
-        "environment: staging\nbundle_mappings: {{}}\nx: {}1{}\n",
+        "id: s\ncases: []\nvars:\n  x: {}1{}\n",
         "[".repeat(100),
         "]".repeat(100)
     );
+    let run = ["eval", "run", "s", "--bundle", "b", "--version", "1.0.0"];
     check(
         &r,
-        ".releaseops/environments/staging.yaml",
+        ".releaseops/evals/s.yaml",
         deep.as_bytes(),
-        &["env", "list"],
+        &run,
         "budget",
     );
-    let mut block = String::from("environment: staging\nbundle_mappings: {}\n");
+    let mut block = String::from("id: s\ncases: []\nvars:\n");
     for i in 0..100 {
-        block.push_str(&format!("{}k{i}:\n", "  ".repeat(i)));
+        block.push_str(&format!("{}k{i}:\n", "  ".repeat(i + 1)));
     }
     check(
         &r,
-        ".releaseops/environments/staging.yaml",
+        ".releaseops/evals/s.yaml",
         block.as_bytes(),
-        &["env", "list"],
+        &run,
         "budget",
     );
 }

@@ -396,3 +396,188 @@ fn a_broken_chain_is_never_extended() {
     std::fs::write(&seg, &good).expect("restore");
     r.run(&["history", "verify"]).ok();
 }
+
+/// An ed25519 key pair made by the real ssh-keygen: (private key path,
+/// public key line).
+fn keypair(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, String) {
+    let key = dir.join(name);
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen runs (install openssh-client)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("pub");
+    (key, public.trim().to_string())
+}
+
+#[test]
+fn signed_approvals_are_required_and_checked_with_ssh_keygen() {
+    let r = released();
+    let keys = tempfile::tempdir().expect("tmp");
+    let (alice, alice_pub) = keypair(keys.path(), "alice");
+    let (bob, bob_pub) = keypair(keys.path(), "bob");
+    let (mallory, _) = keypair(keys.path(), "mallory");
+    let signers = format!(
+        "alice@x namespaces=\"releaseops-approval\" {alice_pub}\nbob@x namespaces=\"releaseops-approval\" {bob_pub}\n"
+    );
+    r.write(".releaseops/allowed_signers", &signers);
+    let prod = r.read(".releaseops/environments/prod.yaml");
+    r.write(
+        ".releaseops/environments/prod.yaml",
+        &prod.replace(
+            "  min_approvals: 2\n",
+            "  min_approvals: 2\n  min_signed_approvals: 2\n",
+        ),
+    );
+    r.commit_all("signed approvals for prod");
+    let key = |p: &std::path::Path| p.to_str().expect("utf8").to_string();
+    r.run_as(
+        "Alice <alice@x>",
+        &[
+            "approve",
+            "b",
+            "1.1.0",
+            "prod",
+            "--key",
+            &key(&alice),
+            "-c",
+            "limits ok",
+        ],
+    )
+    .ok();
+    r.run_as("Bob <bob@x>", &["approve", "b", "1.1.0", "prod"])
+        .ok();
+    // Two approvals, one signed: not enough.
+    let o = r.run(&["--json", "promote", "b", "1.1.0", "prod"]);
+    o.code(3);
+    assert!(
+        o.stdout.contains("needs 1 more signed approval"),
+        "{}",
+        o.stdout
+    );
+    // Someone else's key cannot sign as Bob; nothing is recorded.
+    let before = r.snapshot();
+    let o = r.run_as(
+        "Bob <bob@x>",
+        &["approve", "b", "1.1.0", "prod", "--key", &key(&mallory)],
+    );
+    o.code(1);
+    assert!(
+        o.stderr.contains("signature does not verify for bob@x"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(r.snapshot(), before);
+    // Bob signs his approval; the gate passes and the history verifies.
+    r.run_as(
+        "Bob <bob@x>",
+        &["approve", "b", "1.1.0", "prod", "--key", &key(&bob)],
+    )
+    .ok();
+    let o = r.run(&["--json", "promote", "b", "1.1.0", "prod"]);
+    assert_eq!(o.code, 0, "{}", o.stdout);
+    assert!(o.stdout.contains("2 signed, 2 needed"), "{}", o.stdout);
+    let v = r.run(&["--json", "history", "verify"]).json();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["signatures_checked"], 2);
+    // A key taken out of allowed_signers no longer vouches for the record.
+    r.write(
+        ".releaseops/allowed_signers",
+        &signers
+            .lines()
+            .nth(1)
+            .map(|l| format!("{l}\n"))
+            .unwrap_or_default(),
+    );
+    let o = r.run(&["history", "verify"]);
+    o.code(4);
+    assert!(
+        o.stdout
+            .contains("signed approval of b@1.1.0 for 'prod' by Alice <alice@x>"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn a_misspelt_key_is_an_error_never_a_gate_turned_off() {
+    let r = released();
+    let cases: [(&str, &str, &[&str], &str); 5] = [
+        (
+            ".releaseops/environments/prod.yaml",
+            "environment: prod\nbundle_mappings:\n  b: 1.0.0\npromotion_policy:\n  requires_aproval: true\n",
+            &["promote", "b", "1.1.0", "prod"],
+            "line 5 column 3: unknown field `requires_aproval`",
+        ),
+        (
+            ".releaseops/config.yaml",
+            "pipeline: [dev, staging, prod]\ngit:\n  comit: false\n",
+            &["promote", "b", "1.1.0", "prod"],
+            "did you mean `commit`?",
+        ),
+        (
+            ".releaseops/evals/smoke.yaml",
+            "id: smoke\npass_treshold: 0.5\ntarget: {type: command, command: cat}\ncases:\n- id: c\n  assertions: [{type: contains, config: {expected: x}}]\n",
+            &[
+                "eval",
+                "run",
+                "smoke",
+                "--bundle",
+                "b",
+                "--version",
+                "1.1.0",
+            ],
+            "did you mean `pass_threshold`?",
+        ),
+        (
+            ".releaseops/evals/smoke.yaml",
+            "id: smoke\ntarget: {type: command, command: cat}\ncases:\n- id: c\n  assertions: [{type: contains, config: {expected: x, case_sensitve: true}}]\n",
+            &[
+                "eval",
+                "run",
+                "smoke",
+                "--bundle",
+                "b",
+                "--version",
+                "1.1.0",
+            ],
+            "did you mean `case_sensitive`?",
+        ),
+        (
+            ".releaseops/evals/smoke.yaml",
+            "id: smoke\ntarget: {type: command, command: cat}\ncases:\n- id: c\n  assertions: [{type: tool_call, config: {name: refund, arguments: {amount: {min: 1, maks: 5}}}}]\n",
+            &[
+                "eval",
+                "run",
+                "smoke",
+                "--bundle",
+                "b",
+                "--version",
+                "1.1.0",
+            ],
+            "did you mean `max`?",
+        ),
+    ];
+    for (file, text, args, want) in cases {
+        let old = std::fs::read(r.path().join(file)).ok();
+        r.write(file, text);
+        let before = r.snapshot();
+        let o = r.run(args);
+        assert_ne!(o.code, 0, "{args:?} accepted {file}:\n{}", o.stdout);
+        assert!(
+            o.stderr.contains(want) && o.stderr.contains(file.trim_start_matches(".releaseops/")),
+            "{args:?} with {file}:\n{}",
+            o.stderr
+        );
+        assert_eq!(r.snapshot(), before);
+        match old {
+            Some(b) => r.write_bytes(file, &b),
+            None => std::fs::remove_file(r.path().join(file)).expect("rm"),
+        }
+    }
+}

@@ -1343,6 +1343,7 @@ pub fn promotion_context(
                     upstream: None,
                     upstream_live_since: None,
                     reviews: &reviews,
+                    signatures: &[],
                     eval_reports: &[],
                     regressions: &[],
                     now: at,

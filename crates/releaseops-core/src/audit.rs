@@ -22,6 +22,8 @@ pub struct AuditReport {
     pub reviews_checked: usize,
     pub eval_reports_checked: usize,
     pub bundles_checked: usize,
+    /// SSH signatures on approvals, each checked with `ssh-keygen -Y verify`.
+    pub signatures_checked: usize,
     pub problems: Vec<String>,
     /// The existing tool's history is waiting to be imported (on the next change).
     pub legacy_pending: bool,
@@ -54,6 +56,7 @@ pub fn verify(store: &Store) -> Result<AuditReport> {
     let reviews_checked = check_reviews(store, &view, &mut problems)?;
     let eval_reports_checked = check_reports(store, &view, &mut problems)?;
     let bundles_checked = check_bundles(store, &view, &mut problems)?;
+    let signatures_checked = check_signatures(store, &view, &mut problems);
     Ok(AuditReport {
         ok: problems.is_empty(),
         records: chain.records,
@@ -63,6 +66,7 @@ pub fn verify(store: &Store) -> Result<AuditReport> {
         reviews_checked,
         eval_reports_checked,
         bundles_checked,
+        signatures_checked,
         problems,
         simulated_clock_records: chain.simulated_clock_records,
         legacy_pending,
@@ -256,4 +260,32 @@ fn check_bundles(store: &Store, view: &ChainView, problems: &mut Vec<String>) ->
         }
     }
     Ok(keys.len())
+}
+
+/// Every signed approval in the history still verifies against
+/// `.releaseops/allowed_signers` for the approver it names.
+fn check_signatures(store: &Store, view: &ChainView, problems: &mut Vec<String>) -> usize {
+    let mut checked = 0;
+    for (id, versions) in &view.state().reviews {
+        for (version, reviews) in versions {
+            if reviews.approvals.iter().all(|a| a.signature.is_none()) {
+                continue;
+            }
+            let Ok(manifest) = store.load_bundle(id, version) else {
+                continue;
+            };
+            let checks = crate::release::signature_checks(store, &manifest, reviews);
+            for (a, check) in reviews.approvals.iter().zip(checks) {
+                let Some(check) = check else { continue };
+                checked += 1;
+                if let Err(why) = check {
+                    problems.push(format!(
+                        "the signed approval of {id}@{version} for '{}' by {} at {}: {why}",
+                        a.env, a.actor, a.at
+                    ));
+                }
+            }
+        }
+    }
+    checked
 }

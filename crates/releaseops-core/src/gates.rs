@@ -50,6 +50,10 @@ pub struct Facts<'a> {
     /// When this version went live in the upstream environment, if it is live there.
     pub upstream_live_since: Option<Timestamp>,
     pub reviews: &'a Reviews,
+    /// Per approval in `reviews` (same order): unsigned (`None`), or whether
+    /// its SSH signature verifies. Checked only when a policy asks for signed
+    /// approvals; empty otherwise.
+    pub signatures: &'a [Option<Result<(), String>>],
     pub eval_reports: &'a [EvalReportInfo],
     /// With `eval_no_regression_vs`: per suite, the comparison against the
     /// newest run on the version live there (`None`: no run to compare with).
@@ -311,24 +315,39 @@ pub fn eligible_approver(actor: &str, p: &PromotionPolicy, config: &ProjectConfi
 }
 
 pub fn approval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
-    let need = p.required_approvals() as usize;
+    let need_signed = p.min_signed_approvals as usize;
+    let need = (p.required_approvals() as usize).max(need_signed);
     let creator = f.creator;
-    let mut counted: Vec<&str> = Vec::new();
-    let mut people: Vec<crate::Identity> = Vec::new();
+    // Each person counts once; their approval counts as signed when any of
+    // theirs for this environment carries a signature that verifies.
+    let mut counted: Vec<(&str, crate::Identity, bool)> = Vec::new();
     let mut ignored = Vec::new();
-    for a in f.reviews.approvals.iter().filter(|a| a.env == f.env) {
+    let mut bad_signatures = Vec::new();
+    for (i, a) in f.reviews.approvals.iter().enumerate() {
+        if a.env != f.env {
+            continue;
+        }
         let id = crate::Identity::parse(&a.actor);
+        let verified = match f.signatures.get(i) {
+            Some(Some(Ok(()))) => true,
+            Some(Some(Err(why))) => {
+                bad_signatures.push(format!("{}: {why}", a.actor));
+                false
+            }
+            _ => false,
+        };
         if !creator.is_empty() && creator != "cli" && actor_matches(&a.actor, creator) {
             ignored.push(format!("{} (created the bundle)", a.actor));
         } else if !eligible_approver(&a.actor, p, f.config) {
             ignored.push(format!("{} (not an eligible approver)", a.actor));
-        } else if people.iter().any(|p| p.same_person(&id)) {
-            ignored.push(format!("{} (already counted)", a.actor));
+        } else if let Some(c) = counted.iter_mut().find(|c| c.1.same_person(&id)) {
+            c.2 |= verified;
         } else {
-            people.push(id);
-            counted.push(&a.actor);
+            counted.push((&a.actor, id, verified));
         }
     }
+    let signed = counted.iter().filter(|c| c.2).count();
+    let counted: Vec<&str> = counted.iter().map(|c| c.0).collect();
     let who = {
         let mut w: Vec<String> = p
             .approval_teams
@@ -352,11 +371,41 @@ pub fn approval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
     } else {
         format!("; not counted: {}", ignored.join(", "))
     };
-    if counted.len() >= need {
+    let signed_note = if need_signed > 0 {
+        format!(" ({signed} signed, {need_signed} needed)")
+    } else {
+        String::new()
+    };
+    if counted.len() >= need && signed >= need_signed {
         return gate(
             "approval",
             GateStatus::Passed,
-            format!("approved by {}{ignored_note}", counted.join(", ")),
+            format!(
+                "approved by {}{signed_note}{ignored_note}",
+                counted.join(", ")
+            ),
+        );
+    }
+    let md = &f.manifest.metadata;
+    if counted.len() >= need {
+        let bad = if bad_signatures.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; signatures that do not verify: {}",
+                bad_signatures.join("; ")
+            )
+        };
+        return gate(
+            "approval",
+            GateStatus::Pending,
+            format!(
+                "needs {} more signed approval(s) (have {signed} of {need_signed}); `releaseops approve {} {} {} --sign`{bad}{ignored_note}",
+                need_signed - signed,
+                md.id,
+                md.version,
+                f.env
+            ),
         );
     }
     if p.approvers.is_empty()
@@ -376,12 +425,11 @@ pub fn approval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
             ),
         );
     }
-    let md = &f.manifest.metadata;
     gate(
         "approval",
         GateStatus::Pending,
         format!(
-            "needs {} more approval(s) from {who} (have {} of {need}); `releaseops approve {} {} {}`{ignored_note}",
+            "needs {} more approval(s) from {who} (have {} of {need}){signed_note}; `releaseops approve {} {} {}`{ignored_note}",
             need - counted.len(),
             counted.len(),
             md.id,
@@ -570,7 +618,7 @@ pub fn evaluate(f: &Facts<'_>) -> Vec<GateResult> {
         if p.requires_eval {
             out.push(eval(f, p));
         }
-        if p.requires_approval {
+        if p.requires_approval || p.min_signed_approvals > 0 {
             out.push(approval(f, p));
         }
         if p.soak_hours > 0.0 {
@@ -625,6 +673,7 @@ mod tests {
             upstream: Some("staging"),
             upstream_live_since: Some(ts("2026-11-20T10:00:00Z")),
             reviews: r,
+            signatures: &[],
             eval_reports: &[],
             regressions: &[],
             now: ts(now),

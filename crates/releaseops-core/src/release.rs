@@ -174,6 +174,10 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         None => Vec::new(),
     };
     let creator = creator_of(&view, &manifest);
+    let signatures = match &env.promotion_policy {
+        Some(p) if p.min_signed_approvals > 0 => signature_checks(store, &manifest, &reviews),
+        _ => Vec::new(),
+    };
     let facts = Facts {
         manifest: &manifest,
         creator: &creator,
@@ -183,6 +187,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         upstream: upstream.as_deref(),
         upstream_live_since,
         reviews: &reviews,
+        signatures: &signatures,
         eval_reports: &reports,
         regressions: &regressions,
         now: ctx.now,
@@ -355,6 +360,43 @@ fn append_deployment(
     Ok(rec)
 }
 
+/// Per approval of a version (in order): unsigned, or whether its signature
+/// verifies against `.releaseops/allowed_signers` for the approver's email.
+pub(crate) fn signature_checks(
+    store: &Store,
+    manifest: &BundleManifest,
+    reviews: &releaseops_format::review::Reviews,
+) -> Vec<Option<std::result::Result<(), String>>> {
+    let md = &manifest.metadata;
+    let hash = manifest
+        .bundle_hash
+        .clone()
+        .unwrap_or_else(|| manifest.compute_hash());
+    reviews
+        .approvals
+        .iter()
+        .map(|a| {
+            let sig = a.signature.as_deref()?;
+            let payload = releaseops_store::signing::approval_payload(
+                &md.id,
+                &md.version,
+                &hash,
+                &a.env,
+                &a.actor,
+                &a.at,
+                a.comment.as_deref(),
+            );
+            let principal = crate::Identity::parse(&a.actor).email;
+            Some(releaseops_store::signing::verify(
+                store.dir(),
+                &principal,
+                &payload,
+                sig,
+            ))
+        })
+        .collect()
+}
+
 /// Who created a bundle version: as the history recorded it, not as the
 /// manifest (which anyone can edit) says.
 pub(crate) fn creator_of(view: &ChainView, m: &BundleManifest) -> String {
@@ -429,12 +471,16 @@ pub struct ReviewOutcome {
     pub git_error: Option<String>,
 }
 
+/// Records `ctx.actor`'s approval of `id@version` for `env_name`; with
+/// `sign_with` (an SSH key), signed with it, after checking the signature
+/// verifies against `.releaseops/allowed_signers` for the approver's email.
 pub fn approve(
     ctx: &Ctx<'_>,
     id: &str,
     version: &str,
     env_name: &str,
     comment: Option<String>,
+    sign_with: Option<&std::path::Path>,
 ) -> Result<ReviewOutcome> {
     let store = ctx.store;
     names::validate_bundle_id(id)?;
@@ -495,11 +541,12 @@ pub fn approve(
             "a rejected version cannot be approved; create a new version",
         ));
     }
-    if reviews
-        .approvals
-        .iter()
-        .any(|a| a.env == env_name && actor_matches(&a.actor, &ctx.actor))
-    {
+    // Once per person; an unsigned approval may be signed later.
+    if reviews.approvals.iter().any(|a| {
+        a.env == env_name
+            && actor_matches(&a.actor, &ctx.actor)
+            && (a.signature.is_some() || sign_with.is_none())
+    }) {
         return Err(CoreError::refused(
             format!(
                 "{} already approved {id}@{version} for '{env_name}'",
@@ -508,23 +555,66 @@ pub fn approve(
             "each person's approval counts once",
         ));
     }
+    let at = ctx.now_str();
+    let bundle_hash = manifest
+        .bundle_hash
+        .clone()
+        .unwrap_or_else(|| manifest.compute_hash());
+    let signature = match sign_with {
+        None => None,
+        Some(key) => {
+            let payload = releaseops_store::signing::approval_payload(
+                id,
+                version,
+                &bundle_hash,
+                env_name,
+                &ctx.actor,
+                &at,
+                comment.as_deref(),
+            );
+            let sig = releaseops_store::signing::sign(key, &payload)?;
+            let principal = crate::Identity::parse(&ctx.actor).email;
+            releaseops_store::signing::verify(store.dir(), &principal, &payload, &sig).map_err(
+                |why| {
+                    CoreError::refused(
+                        format!("the approval was not recorded: {why}"),
+                        format!(
+                            "add `{principal} namespaces=\"{}\" <your public key>` to .releaseops/{} (in a reviewed change), or sign with the key listed there",
+                            releaseops_store::signing::NAMESPACE,
+                            releaseops_store::signing::ALLOWED_SIGNERS
+                        ),
+                    )
+                },
+            )?;
+            Some(sig)
+        }
+    };
     releaseops_store::import_legacy_history(&mut tx)?;
     reviews.approvals.push(Approval {
         env: env_name.into(),
         actor: ctx.actor.clone(),
-        at: ctx.now_str(),
+        at: at.clone(),
         comment: comment.clone(),
-        signature: None,
+        signature: signature.clone(),
     });
     tx.write(Store::reviews_rel_path(id, version), reviews.to_yaml());
     let mut rec = ctx.record(EventKind::Approve);
+    rec.at = at;
     rec.bundle_id = Some(id.into());
     rec.version = Some(version.into());
-    rec.bundle_hash = manifest.bundle_hash.clone();
+    rec.bundle_hash = Some(bundle_hash);
     rec.env = Some(env_name.into());
     rec.reason = comment.clone();
+    rec.signature = signature;
     let rec = tx.append(rec)?;
-    let msg = format!("releaseops: approve {id} {version} for {env_name}");
+    let msg = format!(
+        "releaseops: approve {id} {version} for {env_name}{}",
+        if rec.signature.is_some() {
+            " (signed)"
+        } else {
+            ""
+        }
+    );
     let done = tx.commit(
         &with_reason(&msg, comment.as_deref(), ctx),
         ctx.author().as_ref(),

@@ -233,6 +233,29 @@ fn compile(
     Ok(re)
 }
 
+/// The options each judge reads from its `config` (None: an unknown judge,
+/// reported as such).
+fn known_options(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "exact_match" | "contains" | "not_contains" => &["expected", "case_sensitive"],
+        "regex" => &["pattern", "flags"],
+        "json_valid" => &[],
+        "tool_call" => &["name", "called", "arguments"],
+        "max_cost" | "max_latency_ms" => &["max"],
+        "composite" => &["mode", "require_all", "threshold", "judges"],
+        "llm_judge" => &[
+            "rubric",
+            "model",
+            "provider",
+            "scale",
+            "pass_mark",
+            "temperature",
+        ],
+        "json_schema" => &["schema"],
+        _ => return None,
+    })
+}
+
 impl JudgeSpec {
     /// Builds a judge from its `type` and `config`; `at` names it in errors.
     pub fn build(
@@ -241,6 +264,12 @@ impl JudgeSpec {
         at: impl std::fmt::Display,
     ) -> Result<JudgeSpec, SuiteError> {
         let at: &dyn std::fmt::Display = &at;
+        // A misspelt option is an error, never silently ignored.
+        if let Some(known) = known_options(kind)
+            && let Some(msg) = releaseops_format::yaml::unknown_key(cfg.keys(), known)
+        {
+            return Err(err(at, format!("config: {msg}")));
+        }
         Ok(match kind {
             "exact_match" => JudgeSpec::ExactMatch {
                 expected: take_str(&mut cfg, "expected", at)?,
@@ -285,6 +314,19 @@ impl JudgeSpec {
                         return Err(err(at, "'arguments' must be a mapping"));
                     };
                     for (k, v) in args {
+                        if let Value::Object(o) = v {
+                            let known: &[&str] = if o.contains_key("pattern") {
+                                &["pattern"]
+                            } else if o.contains_key("equals") {
+                                &["equals"]
+                            } else {
+                                &["min", "max"]
+                            };
+                            if let Some(msg) = releaseops_format::yaml::unknown_key(o.keys(), known)
+                            {
+                                return Err(err(at, format!("argument '{k}': {msg}")));
+                            }
+                        }
                         let m = match v {
                             Value::Object(o) if o.contains_key("pattern") => {
                                 let p = match o.get("pattern") {

@@ -180,7 +180,7 @@ impl Default for ProjectConfig {
 
 impl ProjectConfig {
     pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
-        let c: ProjectConfig = crate::yaml::from_bytes(bytes)?;
+        let c: ProjectConfig = crate::yaml::from_bytes_plain(bytes)?;
         c.validate()?;
         Ok(c)
     }

@@ -1,11 +1,11 @@
 //! Environment files, `.releaseops/environments/<env>.yaml` (inventory section
 //! 3.4), with the promotion policy that releaseops enforces. The existing
-//! tool's keys come first and in its order; the gates it never had follow. Keys
-//! we do not know are kept on rewrite.
+//! tool's keys come first and in its order; the gates it never had follow. A
+//! key we do not know is an error, never ignored: a misspelt gate
+//! (`requires_aproval`) must not turn the gate off.
 
 use indexmap::IndexMap;
 use serde::Deserialize;
-use serde_json::{Map, Value};
 
 use crate::yaml::{Node, StrictString};
 use crate::{FormatError, names};
@@ -17,14 +17,12 @@ pub struct EnvironmentFile {
     pub bundle_mappings: IndexMap<String, String>,
     pub promotion_policy: Option<PromotionPolicy>,
     pub metadata: Option<EnvMetadata>,
-    pub extra: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EnvMetadata {
     pub last_updated: Option<String>,
     pub updated_by: Option<String>,
-    pub extra: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -60,7 +58,9 @@ pub struct PromotionPolicy {
     /// How critical the service is here: LOW, MEDIUM or HIGH (the agent
     /// weighs it; unset means MEDIUM).
     pub service_criticality: Option<String>,
-    pub extra: Map<String, Value>,
+    /// Approvals among those counted that must be signed with the
+    /// approver's SSH key and verify against `.releaseops/allowed_signers`.
+    pub min_signed_approvals: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +152,7 @@ impl FreezeWindow {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawEnv {
     environment: StrictString,
     #[serde(default)]
@@ -160,21 +161,19 @@ struct RawEnv {
     promotion_policy: Option<RawPolicy>,
     #[serde(default)]
     metadata: Option<RawEnvMetadata>,
-    #[serde(flatten)]
-    extra: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawEnvMetadata {
     #[serde(default)]
     last_updated: Option<String>,
     #[serde(default)]
     updated_by: Option<String>,
-    #[serde(flatten)]
-    extra: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawPolicy {
     #[serde(default)]
     requires_eval: Option<bool>,
@@ -208,8 +207,8 @@ struct RawPolicy {
     agent_red_team_blocks: Option<bool>,
     #[serde(default)]
     service_criticality: Option<String>,
-    #[serde(flatten)]
-    extra: Map<String, Value>,
+    #[serde(default)]
+    min_signed_approvals: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -312,7 +311,7 @@ impl EnvironmentFile {
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
-        let raw: RawEnv = crate::yaml::from_bytes(bytes)?;
+        let raw: RawEnv = crate::yaml::from_bytes_plain(bytes)?;
         names::validate_env_name(&raw.environment)?;
         let mut mappings = IndexMap::new();
         for (id, v) in raw.bundle_mappings.unwrap_or_default() {
@@ -399,7 +398,7 @@ impl EnvironmentFile {
                         }
                         other => other,
                     },
-                    extra: p.extra,
+                    min_signed_approvals: p.min_signed_approvals.unwrap_or(0),
                 })
             }
         };
@@ -410,9 +409,7 @@ impl EnvironmentFile {
             metadata: raw.metadata.map(|m| EnvMetadata {
                 last_updated: m.last_updated,
                 updated_by: m.updated_by,
-                extra: m.extra,
             }),
-            extra: raw.extra,
         })
     }
 
@@ -440,21 +437,13 @@ impl EnvironmentFile {
             if let Some(u) = &m.updated_by {
                 mm.push(("updated_by".to_string(), Node::str(u)));
             }
-            extend_extra(&mut mm, &m.extra);
             top.push(("metadata".into(), Node::Map(mm)));
         }
-        extend_extra(&mut top, &self.extra);
         Node::Map(top)
     }
 
     pub fn to_yaml(&self) -> String {
         self.to_node().to_yaml()
-    }
-}
-
-fn extend_extra(into: &mut Vec<(String, Node)>, extra: &Map<String, Value>) {
-    for (k, v) in extra {
-        into.push((k.clone(), Node::from_json(v)));
     }
 }
 
@@ -520,7 +509,12 @@ fn policy_node(p: &PromotionPolicy) -> Node {
     if let Some(c) = &p.service_criticality {
         m.push(("service_criticality".into(), Node::str(c)));
     }
-    extend_extra(&mut m, &p.extra);
+    if p.min_signed_approvals > 0 {
+        m.push((
+            "min_signed_approvals".into(),
+            Node::UInt(p.min_signed_approvals.into()),
+        ));
+    }
     Node::Map(m)
 }
 
@@ -582,15 +576,26 @@ metadata:
     }
 
     #[test]
-    fn unknown_keys_survive_a_rewrite() {
-        let doc = format!("{PROD}owner: team-a\n")
-            .replace("  soak_hours: 24\n", "  soak_hours: 24\n  custom_gate: x\n");
-        let e = EnvironmentFile::parse(doc.as_bytes()).unwrap();
-        let out = e.to_yaml();
-        assert!(
-            out.contains("owner: team-a") && out.contains("custom_gate: x"),
-            "{out}"
-        );
+    fn unknown_keys_are_errors_with_a_suggestion() {
+        for (doc, want) in [
+            (format!("{PROD}owner: team-a\n"), "unknown field `owner`"),
+            (
+                PROD.replace("  soak_hours: 24\n", "  soak_hours: 24\n  soak_hour: 2\n"),
+                "did you mean `soak_hours`?",
+            ),
+            (
+                PROD.replace(
+                    "  soak_hours: 24\n",
+                    "  soak_hours: 24\n  requires_aproval: true\n",
+                ),
+                "did you mean `requires_approval`?",
+            ),
+        ] {
+            let e = EnvironmentFile::parse(doc.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want) && e.contains("line "), "{e}");
+        }
     }
 
     #[test]

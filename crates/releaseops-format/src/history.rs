@@ -329,7 +329,7 @@ pub struct DeploymentStack {
 
 impl DeploymentStack {
     pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
-        crate::yaml::from_bytes(bytes)
+        crate::yaml::from_bytes_plain(bytes)
     }
 
     pub fn to_yaml(&self) -> String {

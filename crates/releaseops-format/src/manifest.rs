@@ -181,7 +181,7 @@ impl BundleManifest {
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
-        let raw: RawManifest = crate::yaml::from_bytes(bytes)?;
+        let raw: RawManifest = crate::yaml::from_bytes_plain(bytes)?;
         raw.into_manifest()
     }
 

@@ -55,7 +55,7 @@ pub struct Failure {
 
 impl Reviews {
     pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
-        crate::yaml::from_bytes(bytes)
+        crate::yaml::from_bytes_plain(bytes)
     }
 
     pub fn to_yaml(&self) -> String {

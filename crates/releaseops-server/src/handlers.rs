@@ -950,7 +950,14 @@ async fn approve(State(s): St, headers: HeaderMap, b: Result<Bytes, BytesRejecti
         b,
         no_check,
         |ctx, req: ApproveBody| {
-            release::approve(ctx, &req.bundle_id, &req.version, &req.env, req.comment)
+            release::approve(
+                ctx,
+                &req.bundle_id,
+                &req.version,
+                &req.env,
+                req.comment,
+                None,
+            )
         },
     )
     .await;

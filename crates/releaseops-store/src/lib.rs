@@ -12,6 +12,7 @@ pub mod history;
 mod legacy;
 pub mod lock;
 pub mod objects;
+pub mod signing;
 pub mod sources;
 mod txn;
 pub mod view;

@@ -421,6 +421,7 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
         "1.0.0",
         "prod",
         Some("limits unchanged".into()),
+        None,
     )?;
     anstream::println!("   approved by {SAM}");
     clock.advance(SignedDuration::from_hours(25));
@@ -469,6 +470,7 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
         "support-agent",
         "1.1.0",
         "prod",
+        None,
         None,
     )?;
     cmd("approve support-agent 1.1.0 prod   (as Sam)");

@@ -132,7 +132,8 @@ pub fn print_promotion(out: &PromoteOutcome) {
 pub fn approve(app: &App, a: ApproveArgs) -> CmdResult {
     let store = app.store()?;
     let ctx = app.ctx(&store);
-    let r = release::approve(&ctx, &a.id, &a.version, &a.env, a.comment)?;
+    let key = signing_key(&store, &a)?;
+    let r = release::approve(&ctx, &a.id, &a.version, &a.env, a.comment, key.as_deref())?;
     if output::json(app, &r) {
         return Ok(0);
     }
@@ -148,6 +149,50 @@ pub fn approve(app: &App, a: ApproveArgs) -> CmdResult {
     }
     output::git_note(&r.git_commit, &r.git_error);
     Ok(0)
+}
+
+/// The key `approve --sign` signs with: `--key`, then
+/// `$RELEASEOPS_SIGNING_KEY`, then git's `user.signingkey` (as git finds it
+/// for SSH-signed commits); `~/` is the home directory.
+fn signing_key(
+    store: &releaseops_store::Store,
+    a: &ApproveArgs,
+) -> Result<Option<std::path::PathBuf>, crate::app::Failure> {
+    if !a.sign && a.key.is_none() {
+        return Ok(None);
+    }
+    let named = a
+        .key
+        .clone()
+        .map(|p| p.to_string_lossy().into_owned())
+        .or_else(|| std::env::var("RELEASEOPS_SIGNING_KEY").ok())
+        .or_else(|| store.git().and_then(|g| g.config("user.signingkey")))
+        .filter(|k| !k.trim().is_empty())
+        .ok_or_else(|| {
+            crate::app::Failure::usage(
+                "--sign needs an SSH key to sign with",
+                "give --key ~/.ssh/id_ed25519, set RELEASEOPS_SIGNING_KEY, or set git's user.signingkey",
+            )
+        })?;
+    if named.starts_with("key::") || named.starts_with("ssh-") {
+        return Err(crate::app::Failure::usage(
+            "a literal key in user.signingkey cannot sign here",
+            "give the path of the key file with --key (its public half works when the key is in ssh-agent)",
+        ));
+    }
+    let path = match named.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME")
+            .map(|h| std::path::PathBuf::from(h).join(rest))
+            .unwrap_or_else(|| std::path::PathBuf::from(&named)),
+        None => std::path::PathBuf::from(&named),
+    };
+    if !path.is_file() {
+        return Err(crate::app::Failure::usage(
+            format!("signing key {} is not a file", path.display()),
+            "give the path of your SSH key (e.g. ~/.ssh/id_ed25519)",
+        ));
+    }
+    Ok(Some(path))
 }
 
 pub fn reject(app: &App, a: RejectArgs) -> CmdResult {

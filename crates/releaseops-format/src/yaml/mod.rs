@@ -54,7 +54,91 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, FormatError> {
         return Err(FormatError::Parse("the file is empty".into()));
     }
     serde_saphyr::from_str_with_options::<T>(text, options())
-        .map_err(|e| FormatError::Parse(one_line(&e.to_string())))
+        .map_err(|e| FormatError::Parse(with_suggestion(one_line(&e.to_string()))))
+}
+
+/// The known key `typo` was probably meant to be, if one is close enough.
+pub fn closest<'k>(typo: &str, known: impl IntoIterator<Item = &'k str>) -> Option<&'k str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::damerau_levenshtein(typo, k), k))
+        .min()
+        .filter(|(d, _)| *d <= 3.max(typo.len() / 3))
+        .map(|(_, k)| k)
+}
+
+/// `unknown key `x` (known: a, b); did you mean `a`?` for keys read by hand
+/// from a mapping; `None` when every key is known.
+pub fn unknown_key<'a>(
+    keys: impl IntoIterator<Item = &'a String>,
+    known: &[&str],
+) -> Option<String> {
+    let bad = keys.into_iter().find(|k| !known.contains(&k.as_str()))?;
+    let mut msg = if known.is_empty() {
+        format!("unknown key `{bad}` (this takes no settings)")
+    } else {
+        format!("unknown key `{bad}` (known: {})", known.join(", "))
+    };
+    if let Some(k) = closest(bad, known.iter().copied()) {
+        msg.push_str(&format!("; did you mean `{k}`?"));
+    }
+    Some(msg)
+}
+
+/// A misspelt key is an error, never a gate turned off; the error says
+/// which known key was probably meant.
+pub fn with_suggestion(msg: String) -> String {
+    static UNKNOWN: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"unknown (?:field|variant) `([^`]*)`, expected (?:one of )?(.*)$")
+            .expect("valid regex")
+    });
+    let Some(c) = UNKNOWN.captures(&msg) else {
+        return msg;
+    };
+    let typo = c[1].to_string();
+    let known: Vec<String> = c[2]
+        .split(',')
+        .map(|k| k.trim().trim_matches('`').trim().to_string())
+        .filter(|k| !k.is_empty())
+        .collect();
+    match closest(&typo, known.iter().map(String::as_str)) {
+        Some(k) => format!("{msg}; did you mean `{k}`?"),
+        None => msg,
+    }
+}
+
+/// As [`from_bytes`], for the files releaseops rewrites (environments, the
+/// config, reviews, deployment indexes, manifests): anchors and aliases are
+/// refused, since a rewrite would expand them (a 476-byte file became 9.4 MB).
+pub fn from_bytes_plain<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FormatError> {
+    let text = utf8(bytes)?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim().is_empty() {
+        return Err(FormatError::Parse("the file is empty".into()));
+    }
+    let mut b = budget();
+    b.max_aliases = 0;
+    b.max_anchors = 0;
+    let opts = serde_saphyr::options! {
+        strict_booleans: true,
+        budget: Some(b),
+    };
+    serde_saphyr::from_str_with_options::<T>(text, opts).map_err(|e| {
+        let msg = one_line(&e.to_string());
+        if msg.contains("Anchors {") || msg.contains("Aliases {") {
+            static AT: LazyLock<Regex> =
+                LazyLock::new(|| Regex::new(r"^line \d+ column \d+").expect("valid regex"));
+            let at = AT
+                .find(&msg)
+                .map(|m| format!("{}: ", m.as_str()))
+                .unwrap_or_default();
+            FormatError::Parse(format!(
+                "{at}YAML anchors and aliases (&name, *name) are not allowed in this file: releaseops rewrites it and would expand them; write the values out"
+            ))
+        } else {
+            FormatError::Parse(with_suggestion(msg))
+        }
+    })
 }
 
 /// The resource budget every document is read under.
