@@ -72,6 +72,14 @@ impl App {
     pub fn new(global: Global) -> Result<App, Failure> {
         let (now, simulated_clock) = match std::env::var("RELEASEOPS_NOW") {
             Ok(s) if !s.trim().is_empty() => {
+                // A hand-set clock passes soak gates and opens freeze
+                // windows: only ever in a rehearsal, and only when asked.
+                if !global.rehearsal {
+                    return Err(Failure::usage(
+                        "RELEASEOPS_NOW is set, but a simulated clock is only allowed in a rehearsal",
+                        "unset RELEASEOPS_NOW, or rehearse: `releaseops init --rehearsal --path <dir>`, then pass --rehearsal",
+                    ));
+                }
                 let t = releaseops_format::time::parse(&s).map_err(|e| {
                     Failure::usage(
                         format!("RELEASEOPS_NOW: {e}"),
@@ -79,7 +87,7 @@ impl App {
                     )
                 })?;
                 crate::output::warn(&format!(
-                    "RELEASEOPS_NOW is set: acting as if it were {s}; records written are marked simulated_clock"
+                    "RELEASEOPS_NOW is set: rehearsing as if it were {s}; records written are marked simulated_clock"
                 ));
                 (t, true)
             }
@@ -100,7 +108,25 @@ impl App {
     }
 
     pub fn store(&self) -> Result<Store, Failure> {
-        Ok(Store::discover(&self.start_dir())?)
+        let store = Store::discover(&self.start_dir())?;
+        if self.global.rehearsal {
+            let view = store.chain_view()?;
+            if !view.state().is_rehearsal(store.config()) {
+                return Err(Failure::usage(
+                    format!(
+                        "--rehearsal: {} is not a rehearsal store{}",
+                        store.root().display(),
+                        if store.config().rehearsal {
+                            " (its config says rehearsal, but its history holds production records)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    "rehearse in a store made with `releaseops init --rehearsal --path <dir>`; drop --rehearsal (and RELEASEOPS_NOW) here",
+                ));
+            }
+        }
+        Ok(store)
     }
 
     pub fn actor(&self, store: &Store) -> String {

@@ -17,7 +17,8 @@ Exit codes:
 
 Environment:
   RELEASEOPS_ACTOR  who is acting (else git user.name <user.email>)
-  RELEASEOPS_NOW    pretend it is this time (rehearsals, tests); recorded as such
+  RELEASEOPS_NOW    pretend it is this time: only with --rehearsal, in a store
+                    made by `init --rehearsal`; every record says so
   NO_COLOR          disable colour";
 
 #[derive(Parser, Debug)]
@@ -48,6 +49,10 @@ pub struct Global {
     /// Do not commit the change to git
     #[arg(long, global = true)]
     pub no_commit: bool,
+    /// Work on a rehearsal store (made with `init --rehearsal`), where
+    /// RELEASEOPS_NOW may set the clock; refused on any other store
+    #[arg(long, global = true)]
+    pub rehearsal: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -581,3 +581,67 @@ fn a_misspelt_key_is_an_error_never_a_gate_turned_off() {
         }
     }
 }
+
+#[test]
+fn a_simulated_clock_is_refused_outside_a_rehearsal() {
+    let r = Repo::initialized_production();
+    r.write(
+        ".releaseops/environments/prod.yaml",
+        "environment: prod\nbundle_mappings: {}\npromotion_policy:\n  soak_hours: 24\n",
+    );
+    r.commit_all("soak");
+    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    for env in ["dev", "staging"] {
+        r.run(&["promote", "b", "1.0.0", env]).ok();
+    }
+    let far = "2099-01-01T00:00:00Z";
+    let before = r.snapshot();
+    let tries: [&[&str]; 3] = [
+        &["promote", "b", "1.0.0", "prod"],
+        &["promote", "b", "1.0.0", "prod", "--rehearsal"],
+        &["serve", "--addr", "127.0.0.1:0"],
+    ];
+    for args in tries {
+        let o = r.run_env(&[("RELEASEOPS_NOW", far)], args);
+        o.code(2);
+        assert!(o.stderr.contains("rehearsal"), "{args:?}: {}", o.stderr);
+    }
+    // Calling it a rehearsal store in the config does not make it one.
+    let cfg = r.read(".releaseops/config.yaml");
+    r.write(
+        ".releaseops/config.yaml",
+        &format!("{cfg}rehearsal: true\n"),
+    );
+    let o = r.run_at(far, &["promote", "b", "1.0.0", "prod"]);
+    o.code(2);
+    assert!(
+        o.stderr.contains("holds production records"),
+        "{}",
+        o.stderr
+    );
+    r.write(".releaseops/config.yaml", &cfg);
+    assert_eq!(r.snapshot(), before);
+    // The real clock still says the soak has not passed.
+    r.run(&["promote", "b", "1.0.0", "prod"]).code(3);
+}
+
+#[test]
+fn a_rehearsal_marks_every_record_and_says_so() {
+    let r = Repo::initialized();
+    r.run_at(
+        "2026-11-20T10:00:00Z",
+        &["bundle", "create", "b", "-m", "m"],
+    )
+    .ok();
+    r.run(&["--rehearsal", "promote", "b", "1.0.0", "dev"]).ok();
+    let h = r.run(&["--json", "history"]).json();
+    for rec in h.as_array().expect("records") {
+        assert_eq!(rec["rehearsal"], true, "{rec}");
+    }
+    let v = r.run(&["--json", "history", "verify"]).json();
+    assert_eq!(
+        (v["ok"].clone(), v["rehearsal"].clone()),
+        (true.into(), true.into()),
+        "{v}"
+    );
+}

@@ -27,6 +27,8 @@ pub struct AuditReport {
     pub problems: Vec<String>,
     /// The existing tool's history is waiting to be imported (on the next change).
     pub legacy_pending: bool,
+    /// A rehearsal store: its records were never production.
+    pub rehearsal: bool,
     /// Records written with a hand-set clock (RELEASEOPS_NOW): their times,
     /// and the soak and freeze gates measured against them, were not real.
     pub simulated_clock_records: u64,
@@ -52,6 +54,12 @@ pub fn verify(store: &Store) -> Result<AuditReport> {
             ));
         }
     }
+    if let [first, ..] = state.simulated_outside_rehearsal.as_slice() {
+        problems.push(format!(
+            "{} record(s) outside a rehearsal were written with a simulated clock (RELEASEOPS_NOW), record {first} first: their times, and the soak and freeze gates measured against them, were not real",
+            state.simulated_outside_rehearsal.len()
+        ));
+    }
     let stacks_checked = check_stacks(store, &view, &mut problems)?;
     let reviews_checked = check_reviews(store, &view, &mut problems)?;
     let eval_reports_checked = check_reports(store, &view, &mut problems)?;
@@ -70,6 +78,7 @@ pub fn verify(store: &Store) -> Result<AuditReport> {
         problems,
         simulated_clock_records: chain.simulated_clock_records,
         legacy_pending,
+        rehearsal: state.is_rehearsal(store.config()),
     })
 }
 

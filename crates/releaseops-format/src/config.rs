@@ -22,6 +22,13 @@ pub struct ProjectConfig {
     /// How the release decision agent reads time and risk for this team.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentConfig>,
+    /// A store for rehearsals (`releaseops init --rehearsal`): a simulated
+    /// clock (RELEASEOPS_NOW with `--rehearsal`) is allowed here and nowhere
+    /// else, and every record is marked. It counts only while every record
+    /// in the history was written in rehearsal: a production store cannot be
+    /// turned into one by editing this file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rehearsal: bool,
 }
 
 /// `agent:` in config.yaml.
@@ -174,6 +181,7 @@ impl Default for ProjectConfig {
             git: GitConfig::default(),
             teams: IndexMap::new(),
             agent: None,
+            rehearsal: false,
         }
     }
 }

@@ -135,6 +135,9 @@ pub struct Record {
     /// (`ssh-keygen -Y sign`, armored), when they signed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// Written in a rehearsal store (`init --rehearsal`), not production.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub rehearsal: bool,
 }
 
 /// What an `eval_run` record says about the report it saved.
@@ -174,6 +177,7 @@ impl Record {
             simulated_clock: false,
             report: None,
             signature: None,
+            rehearsal: false,
         }
     }
 

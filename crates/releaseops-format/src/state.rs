@@ -58,6 +58,13 @@ pub struct ChainState {
     /// bundle hash (hex, no prefix) -> the eval reports recorded for it.
     #[serde(default)]
     pub evals: BTreeMap<String, Vec<EvalFact>>,
+    /// Records not written in rehearsal: a store with any is production.
+    #[serde(default)]
+    pub production_records: u64,
+    /// Records written with a simulated clock outside a rehearsal (only
+    /// versions before rehearsals existed, or a hand edit, make them).
+    #[serde(default)]
+    pub simulated_outside_rehearsal: Vec<u64>,
 }
 
 impl ChainState {
@@ -84,8 +91,16 @@ impl ChainState {
             imported,
             report,
             signature,
+            rehearsal,
+            simulated_clock,
             ..
         } = r;
+        if !rehearsal {
+            self.production_records += 1;
+            if simulated_clock {
+                self.simulated_outside_rehearsal.push(seq);
+            }
+        }
         let (Some(id), Some(version)) = (bundle_id, version) else {
             return;
         };
@@ -223,6 +238,11 @@ impl ChainState {
             .get(crate::hash::hex_part(bundle_hash))
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+
+    /// A rehearsal store: the config says so and no record says otherwise.
+    pub fn is_rehearsal(&self, config: &crate::config::ProjectConfig) -> bool {
+        config.rehearsal && self.production_records == 0
     }
 
     pub fn bundle(&self, id: &str, version: &str) -> Option<&BundleFact> {

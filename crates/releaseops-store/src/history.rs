@@ -78,6 +78,8 @@ struct LineView<'a> {
     report: Option<releaseops_format::history::ReportEvidence>,
     #[serde(default, borrow)]
     signature: Option<Cow<'a, str>>,
+    #[serde(default)]
+    rehearsal: bool,
 }
 
 impl LineView<'_> {
@@ -102,6 +104,7 @@ impl LineView<'_> {
         r.env = own(self.env);
         r.imported = self.imported;
         r.simulated_clock = self.simulated_clock;
+        r.rehearsal = self.rehearsal;
         if full {
             r.bundle_hash = own(self.bundle_hash);
             r.from_version = own(self.from_version);

@@ -493,6 +493,13 @@ impl Store {
     /// Creates `.releaseops/` (or completes a partial one) in `root`. Returns
     /// the paths created, relative to `.releaseops/`.
     pub fn init(root: &Path) -> Result<(Store, Vec<String>)> {
+        Store::init_with(root, false)
+    }
+
+    /// As [`Store::init`]; with `rehearsal`, a new store is made for
+    /// rehearsals (a simulated clock is allowed, every record is marked).
+    /// An existing store with records is never turned into one.
+    pub fn init_with(root: &Path, rehearsal: bool) -> Result<(Store, Vec<String>)> {
         let dir = root.join(DIR_NAME);
         fs::create_dir_all(&dir).map_err(|e| StoreError::io("cannot create", &dir, e))?;
         let store = Store::open(root)?;
@@ -502,8 +509,15 @@ impl Store {
             created.push(".gitignore".to_string());
         }
         if !store.dir.join("config.yaml").exists() {
-            tx.write("config.yaml", store.config.to_yaml());
+            let mut config = store.config.clone();
+            config.rehearsal = rehearsal;
+            tx.write("config.yaml", config.to_yaml());
             created.push("config.yaml".into());
+        } else if rehearsal && !store.config.rehearsal {
+            return Err(StoreError::Source {
+                message: "this store is not a rehearsal store, and an existing store is never turned into one".into(),
+                hint: Some("rehearse in a new directory: `releaseops init --rehearsal --path <dir>`".into()),
+            });
         }
         for env in &store.config.pipeline {
             if !store.env_file_exists(env) {

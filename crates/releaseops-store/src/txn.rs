@@ -141,6 +141,7 @@ impl<'s> Transaction<'s> {
 
     /// Appends a record to the history, chaining it to the one before.
     pub fn append(&mut self, mut rec: Record) -> Result<Record> {
+        rec.rehearsal = self.view.state().is_rehearsal(&self.config);
         rec.seq = self.tip.seq + 1;
         rec.prev = self.tip.hash.clone();
         let line = rec.to_line();

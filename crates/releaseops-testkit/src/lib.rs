@@ -155,7 +155,20 @@ impl Repo {
         );
         r.commit_all("prompt v1.1");
         git(r.path(), &["tag", "prompt-onboarding-v1.1.0"]);
-        r.run(&["init"]).ok();
+        // A rehearsal store, so tests may set the clock with `run_at`.
+        r.run(&["init", "--rehearsal"]).ok();
+        r
+    }
+
+    /// As [`Repo::initialized`], a production store: no simulated clock.
+    pub fn initialized_production() -> Repo {
+        let r = Repo::initialized();
+        let cfg = r.read(".releaseops/config.yaml");
+        r.write(
+            ".releaseops/config.yaml",
+            &cfg.replace("rehearsal: true\n", ""),
+        );
+        r.commit_all("production");
         r
     }
 
@@ -274,6 +287,15 @@ impl Repo {
         Run::from(self.command(args).output().expect("binary runs"))
     }
 
+    /// Runs with extra environment variables.
+    pub fn run_env(&self, vars: &[(&str, &str)], args: &[&str]) -> Run {
+        let mut c = self.command(args);
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        Run::from(c.output().expect("binary runs"))
+    }
+
     /// Runs as another actor.
     pub fn run_as(&self, actor: &str, args: &[&str]) -> Run {
         Run::from(
@@ -284,10 +306,11 @@ impl Repo {
         )
     }
 
-    /// Runs at a simulated time.
+    /// Runs at a simulated time (a rehearsal: the store must be one).
     pub fn run_at(&self, now: &str, args: &[&str]) -> Run {
         Run::from(
             self.command(args)
+                .arg("--rehearsal")
                 .env("RELEASEOPS_NOW", now)
                 .output()
                 .expect("binary runs"),
@@ -297,6 +320,7 @@ impl Repo {
     pub fn run_as_at(&self, actor: &str, now: &str, args: &[&str]) -> Run {
         Run::from(
             self.command(args)
+                .arg("--rehearsal")
                 .env("RELEASEOPS_ACTOR", actor)
                 .env("RELEASEOPS_NOW", now)
                 .output()

@@ -297,7 +297,8 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
         2,
         "releaseops init; a canary stage; gates on staging and prod",
     );
-    let (store, _) = Store::init(dir)?;
+    // A rehearsal store: the demo's clock is simulated.
+    let (store, _) = Store::init_with(dir, true)?;
     cmd("init");
     let c = ctx(&store, DEV, &clock);
     envs::create(

@@ -21,11 +21,17 @@ pub fn run(app: &App, a: HistoryArgs) -> CmdResult {
                 r.segments,
                 r.environments_checked
             );
-            if r.simulated_clock_records > 0 {
-                output::warn(&format!(
-                    "{} record(s) were written with a hand-set clock (RELEASEOPS_NOW); `history --json` marks them simulated_clock",
-                    r.simulated_clock_records
-                ));
+            if r.rehearsal {
+                anstream::println!(
+                    "  {}",
+                    paint(
+                        DIM,
+                        &format!(
+                            "a rehearsal store: {} record(s) with a simulated clock; none of it was production",
+                            r.simulated_clock_records
+                        )
+                    )
+                );
             }
             if r.legacy_pending {
                 anstream::println!(

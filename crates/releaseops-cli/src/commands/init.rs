@@ -11,12 +11,12 @@ pub fn run(app: &App) -> CmdResult {
         message: format!("cannot open {}: {e}", root.display()),
         hint: Some("pass an existing directory with --path".into()),
     })?;
-    let (store, created) = Store::init(&root)?;
+    let (store, created) = Store::init_with(&root, app.global.rehearsal)?;
     if output::json(
         app,
         &serde_json::json!({
             "root": store.root(), "created": created, "pipeline": store.config().pipeline,
-            "git": store.git().is_some(),
+            "git": store.git().is_some(), "rehearsal": store.config().rehearsal,
         }),
     ) {
         return Ok(0);
