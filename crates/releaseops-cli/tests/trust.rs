@@ -645,3 +645,123 @@ fn a_rehearsal_marks_every_record_and_says_so() {
         "{v}"
     );
 }
+
+#[test]
+fn versions_must_be_semantic_and_the_existing_tools_still_load() {
+    let r = Repo::initialized();
+    for bad in ["1.1", "v1.0.0", "01.2.3", "1.0.0.0", "latest"] {
+        let o = r.run(&["bundle", "create", "b", "-v", bad, "-m", "m"]);
+        o.code(2);
+        assert!(
+            o.stderr.contains("not a semantic version"),
+            "{bad}: {}",
+            o.stderr
+        );
+    }
+    for good in ["1.0.0", "1.1.0-rc.1", "1.1.0+build.5"] {
+        r.run(&["bundle", "create", "b", "-v", good, "-m", "m"])
+            .ok();
+    }
+    // A version the existing tool wrote under another name still loads.
+    let s = Repo::with_sample_tree();
+    let m = s.read(".releaseops/bundles/support-agent/1.2.0.yaml");
+    s.write(
+        ".releaseops/bundles/support-agent/2.0.yaml",
+        &m.replace("version: 1.2.0", "version: '2.0'"),
+    );
+    let j = s.run(&["--json", "bundle", "list"]).json();
+    assert!(j.to_string().contains("\"2.0\""), "{j}");
+    s.run(&["bundle", "inspect", "support-agent", "-v", "2.0"])
+        .ok();
+}
+
+#[test]
+fn names_that_differ_only_by_case_are_refused() {
+    let r = Repo::initialized();
+    r.run(&["bundle", "create", "agent-a", "-m", "m"]).ok();
+    let o = r.run(&["bundle", "create", "Agent-A", "-m", "m"]);
+    o.code(1);
+    assert!(o.stderr.contains("only by case"), "{}", o.stderr);
+    r.run(&["bundle", "create", "agent-a", "-v", "1.0.0-rc.1", "-m", "m"])
+        .ok();
+    let o = r.run(&["bundle", "create", "agent-a", "-v", "1.0.0-RC.1", "-m", "m"]);
+    o.code(1);
+    let o = r.run(&["env", "create", "PROD"]);
+    o.code(1);
+    assert!(o.stderr.contains("'prod' only by case"), "{}", o.stderr);
+    let cfg = r.read(".releaseops/config.yaml");
+    r.write(
+        ".releaseops/config.yaml",
+        &cfg.replace("- prod\n", "- prod\n- Prod\n"),
+    );
+    let o = r.run(&["env", "list"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("differ only by case"), "{}", o.stderr);
+}
+
+#[test]
+fn actors_and_reasons_cannot_forge_lines_or_name_two_people() {
+    let r = released();
+    let before = r.snapshot();
+    let head = r.git(&["rev-parse", "HEAD"]);
+    let forged = "Eve <eve@x>\nSigned-off-by: Alice <alice@x>";
+    let tries: [(&str, &[&str]); 4] = [
+        (forged, &["approve", "b", "1.1.0", "prod"]),
+        ("Eve <eve@x> <alice@x>", &["approve", "b", "1.1.0", "prod"]),
+        ("eve@x, alice@x", &["approve", "b", "1.1.0", "prod"]),
+        (
+            "Eve <eve@x>",
+            &[
+                "rollback",
+                "staging",
+                "b",
+                "-r",
+                "spike\nSigned-off-by: Alice <alice@x>",
+            ],
+        ),
+    ];
+    for (actor, args) in tries {
+        let o = r.run_as(actor, args);
+        o.code(2);
+        assert!(
+            o.stderr.contains("invalid"),
+            "{actor:?} {args:?}: {}",
+            o.stderr
+        );
+    }
+    let o = r.run_as(
+        "Eve <eve@x>",
+        &["approve", "b", "1.1.0", "prod", "-c", "ok\u{1b}[2K"],
+    );
+    o.code(2);
+    assert_eq!(r.snapshot(), before);
+    assert_eq!(r.git(&["rev-parse", "HEAD"]), head);
+}
+
+#[test]
+fn approvers_are_told_apart_by_normalised_address() {
+    let r = released();
+    r.run_as(
+        "Alice <alice+release@x>",
+        &["approve", "b", "1.1.0", "prod"],
+    )
+    .ok();
+    for other in ["ALICE@X", "Al <Alice+ci@X>"] {
+        let o = r.run_as(other, &["approve", "b", "1.1.0", "prod"]);
+        o.code(1);
+        assert!(
+            o.stderr.contains("already approved"),
+            "{other}: {}",
+            o.stderr
+        );
+    }
+    // Where the domain delivers +tag addresses to other people, they are.
+    let cfg = r.read(".releaseops/config.yaml");
+    r.write(
+        ".releaseops/config.yaml",
+        &format!("{cfg}identity:\n  distinct_plus_domains: [x]\n"),
+    );
+    r.run_as("Al <alice+ci@x>", &["approve", "b", "1.1.0", "prod"])
+        .ok();
+    r.run(&["promote", "b", "1.1.0", "prod"]).ok();
+}

@@ -149,6 +149,47 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateRequest) -> Result<Created> {
     let store = ctx.store;
     names::validate_bundle_id(&req.id)?;
     names::validate_version(&req.version)?;
+    // New versions are semantic versions (bundles the existing tool wrote
+    // with other names still load): `latest` and ordering mean something.
+    if semver::Version::parse(&req.version).is_err() {
+        return Err(CoreError::invalid(
+            format!(
+                "version '{}' is not a semantic version (MAJOR.MINOR.PATCH)",
+                req.version
+            ),
+            "write it like 1.2.0 (no leading 'v' or zeros, three numbers; 1.2.0-rc.1 and 1.2.0+build.5 work too)",
+        ));
+    }
+    names::validate_text("description", &req.description)?;
+    // Names that differ only by case are one file on macOS and Windows.
+    if let Some(other) = store
+        .bundle_ids()?
+        .into_iter()
+        .find(|i| i != &req.id && i.eq_ignore_ascii_case(&req.id))
+    {
+        return Err(CoreError::refused(
+            format!(
+                "bundle '{}' differs from the existing '{other}' only by case",
+                req.id
+            ),
+            format!(
+                "use '{other}', or a name that differs by more than case (they would be one file on a case-insensitive file system)"
+            ),
+        ));
+    }
+    if let Some(other) = store
+        .bundle_versions(&req.id)?
+        .into_iter()
+        .find(|v| v != &req.version && v.eq_ignore_ascii_case(&req.version))
+    {
+        return Err(CoreError::refused(
+            format!(
+                "version '{}' of '{}' differs from the existing '{other}' only by case",
+                req.version, req.id
+            ),
+            "choose a version that differs by more than case",
+        ));
+    }
     // Fail fast, before resolving anything; checked again under the lock.
     if store.bundle_exists(&req.id, &req.version) {
         return Err(StoreError::VersionExists {

@@ -188,6 +188,20 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateEnv) -> Result<EnvCreated> {
         }
         .into());
     }
+    // `prod` and `PROD` are one file on macOS and Windows.
+    if let Some(other) = store
+        .environments()?
+        .into_iter()
+        .find(|e| e != &req.name && e.eq_ignore_ascii_case(&req.name))
+    {
+        return Err(CoreError::refused(
+            format!(
+                "environment '{}' differs from the existing '{other}' only by case",
+                req.name
+            ),
+            format!("use '{other}', or a name that differs by more than case"),
+        ));
+    }
     let pos = match (&req.after, &req.before) {
         (Some(_), Some(_)) => {
             return Err(CoreError::invalid(
@@ -256,7 +270,11 @@ pub struct HistoryQuery {
 pub fn history(store: &Store, q: &HistoryQuery) -> Result<Vec<Record>> {
     let _read = store.read_guard()?;
     let limit = if q.limit == 0 { usize::MAX } else { q.limit };
-    let actor = q.actor.as_deref().map(crate::Identity::parse);
+    let rules = &store.config().identity;
+    let actor = q
+        .actor
+        .as_deref()
+        .map(|a| crate::Identity::parse_in(a, rules));
     Ok(store.history().newest(limit, |r| {
         q.bundle
             .as_ref()
@@ -265,7 +283,7 @@ pub fn history(store: &Store, q: &HistoryQuery) -> Result<Vec<Record>> {
             && q.event.is_none_or(|ev| r.event == ev)
             && actor
                 .as_ref()
-                .is_none_or(|a| a.same_person(&crate::Identity::parse(&r.actor)))
+                .is_none_or(|a| a.same_person(&crate::Identity::parse_in(&r.actor, rules)))
             && (q.since.is_none() && q.until.is_none() || {
                 let at = time::parse(&r.at).ok();
                 q.since.is_none_or(|s| at.is_some_and(|t| t >= s))

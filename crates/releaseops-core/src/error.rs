@@ -79,6 +79,7 @@ impl CoreError {
                 L::Render(_) => "render",
             },
             CoreError::Store(s) => match s {
+                StoreError::Input(_) => "invalid",
                 StoreError::Format { .. }
                 | StoreError::EnvNameMismatch { .. }
                 | StoreError::ManifestPathMismatch { .. } => "invalid_file",
@@ -102,6 +103,7 @@ impl CoreError {
         matches!(
             self,
             CoreError::Invalid { .. }
+                | CoreError::Store(StoreError::Input(_))
                 | CoreError::Load(releaseops_runtime::LoadError::BadReference { .. })
         )
     }

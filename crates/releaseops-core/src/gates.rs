@@ -305,12 +305,12 @@ pub fn eligible_approver(actor: &str, p: &PromotionPolicy, config: &ProjectConfi
     if p.approvers.is_empty() && p.approval_teams.is_empty() {
         return true;
     }
-    p.approvers.iter().any(|a| actor_matches(actor, a))
+    p.approvers.iter().any(|a| actor_matches(actor, a, config))
         || p.approval_teams.iter().any(|t| {
             config
                 .teams
                 .get(t)
-                .is_some_and(|members| members.iter().any(|m| actor_matches(actor, m)))
+                .is_some_and(|members| members.iter().any(|m| actor_matches(actor, m, config)))
         })
 }
 
@@ -327,7 +327,7 @@ pub fn approval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
         if a.env != f.env {
             continue;
         }
-        let id = crate::Identity::parse(&a.actor);
+        let id = crate::Identity::parse_in(&a.actor, &f.config.identity);
         let verified = match f.signatures.get(i) {
             Some(Some(Ok(()))) => true,
             Some(Some(Err(why))) => {
@@ -336,7 +336,7 @@ pub fn approval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
             }
             _ => false,
         };
-        if !creator.is_empty() && creator != "cli" && actor_matches(&a.actor, creator) {
+        if !creator.is_empty() && creator != "cli" && actor_matches(&a.actor, creator, f.config) {
             ignored.push(format!("{} (created the bundle)", a.actor));
         } else if !eligible_approver(&a.actor, p, f.config) {
             ignored.push(format!("{} (not an eligible approver)", a.actor));

@@ -45,6 +45,13 @@ impl Ctx<'_> {
         r
     }
 
+    /// The actor names one person on one line (every record checks this
+    /// too; checking first gives that answer before any other).
+    pub(crate) fn check(&self) -> Result<()> {
+        releaseops_format::names::validate_actor(&self.actor)
+            .map_err(|e| CoreError::Store(releaseops_store::StoreError::Input(e)))
+    }
+
     pub(crate) fn author(&self) -> Option<Signature> {
         (self.git_commit && self.store.config().git.commit)
             .then(|| Signature::from_actor(&self.actor))
@@ -56,7 +63,9 @@ impl Ctx<'_> {
 }
 
 /// A person as far as an actor string says: `Name <email>`, a bare email, or
-/// a bare name. Compared case-insensitively.
+/// a bare name. Names compare without case; emails without case and with
+/// `+tag` folded away (unless `identity.distinct_plus_domains` lists the
+/// domain).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub name: String,
@@ -64,20 +73,25 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// With the default rules (no domain keeps `+tag` addresses apart).
     pub fn parse(actor: &str) -> Identity {
+        Identity::parse_in(actor, &releaseops_format::config::IdentityConfig::default())
+    }
+
+    pub fn parse_in(actor: &str, rules: &releaseops_format::config::IdentityConfig) -> Identity {
         let actor = actor.trim();
         let sig = Signature::from_actor(actor);
         if !sig.email.is_empty() {
             let name = actor.find('<').map(|i| actor[..i].trim()).unwrap_or("");
             return Identity {
                 name: name.to_lowercase(),
-                email: sig.email.to_lowercase(),
+                email: rules.normalize_email(&sig.email),
             };
         }
         if actor.contains('@') && !actor.contains(char::is_whitespace) {
             return Identity {
                 name: String::new(),
-                email: actor.to_lowercase(),
+                email: rules.normalize_email(actor),
             };
         }
         Identity {
@@ -104,7 +118,13 @@ impl Identity {
     }
 }
 
-/// True when `actor` is the person `entry` names (`Name <email>`, an email or a name).
-pub fn actor_matches(actor: &str, entry: &str) -> bool {
-    Identity::parse(actor).same_person(&Identity::parse(entry))
+/// True when `actor` is the person `entry` names (`Name <email>`, an email
+/// or a name), under the project's identity rules.
+pub fn actor_matches(
+    actor: &str,
+    entry: &str,
+    config: &releaseops_format::config::ProjectConfig,
+) -> bool {
+    Identity::parse_in(actor, &config.identity)
+        .same_person(&Identity::parse_in(entry, &config.identity))
 }

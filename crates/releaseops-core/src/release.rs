@@ -84,6 +84,7 @@ fn parse_since(s: &str) -> Option<Timestamp> {
 
 pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
     let store = ctx.store;
+    ctx.check()?;
     names::validate_bundle_id(&req.id)?;
     names::validate_version(&req.version)?;
     names::validate_env_name(&req.env)?;
@@ -386,7 +387,7 @@ pub(crate) fn signature_checks(
                 &a.at,
                 a.comment.as_deref(),
             );
-            let principal = crate::Identity::parse(&a.actor).email;
+            let principal = crate::Identity::parse_in(&a.actor, &store.config().identity).email;
             Some(releaseops_store::signing::verify(
                 store.dir(),
                 &principal,
@@ -483,6 +484,7 @@ pub fn approve(
     sign_with: Option<&std::path::Path>,
 ) -> Result<ReviewOutcome> {
     let store = ctx.store;
+    ctx.check()?;
     names::validate_bundle_id(id)?;
     names::validate_version(version)?;
     names::validate_env_name(env_name)?;
@@ -502,7 +504,7 @@ pub fn approve(
     check_env_known(store, &config, env_name)?;
     let env = store.load_env(env_name)?;
     let creator = creator_of(&view, &manifest);
-    if !creator.is_empty() && creator != "cli" && actor_matches(&ctx.actor, &creator) {
+    if !creator.is_empty() && creator != "cli" && actor_matches(&ctx.actor, &creator, &config) {
         return Err(CoreError::refused(
             format!(
                 "{} created {id}@{version}, so their approval cannot count",
@@ -544,7 +546,7 @@ pub fn approve(
     // Once per person; an unsigned approval may be signed later.
     if reviews.approvals.iter().any(|a| {
         a.env == env_name
-            && actor_matches(&a.actor, &ctx.actor)
+            && actor_matches(&a.actor, &ctx.actor, &config)
             && (a.signature.is_some() || sign_with.is_none())
     }) {
         return Err(CoreError::refused(
@@ -573,7 +575,7 @@ pub fn approve(
                 comment.as_deref(),
             );
             let sig = releaseops_store::signing::sign(key, &payload)?;
-            let principal = crate::Identity::parse(&ctx.actor).email;
+            let principal = crate::Identity::parse_in(&ctx.actor, &config.identity).email;
             releaseops_store::signing::verify(store.dir(), &principal, &payload, &sig).map_err(
                 |why| {
                     CoreError::refused(
@@ -639,6 +641,7 @@ pub fn reject(
     reason: &str,
 ) -> Result<ReviewOutcome> {
     let store = ctx.store;
+    ctx.check()?;
     names::validate_bundle_id(id)?;
     names::validate_version(version)?;
     if reason.trim().is_empty() {
@@ -736,6 +739,7 @@ pub struct RollbackOutcome {
 /// recorded as a failed release.
 pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome> {
     let store = ctx.store;
+    ctx.check()?;
     names::validate_bundle_id(&req.id)?;
     names::validate_env_name(&req.env)?;
     if req.steps.is_some() && req.to.is_some() {

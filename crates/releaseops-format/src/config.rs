@@ -29,6 +29,47 @@ pub struct ProjectConfig {
     /// turned into one by editing this file.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rehearsal: bool,
+    /// How approvers are told apart.
+    #[serde(default, skip_serializing_if = "IdentityConfig::is_default")]
+    pub identity: IdentityConfig,
+}
+
+/// `identity:` in config.yaml. Addresses are compared without case and
+/// with `+tag` folded away (`alice+ci@acme.test` is `alice@acme.test`), so
+/// one person cannot approve twice under two spellings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Domains whose mail delivers `name+tag@domain` to someone other than
+    /// `name@domain`: there, `+tag` addresses are different people.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub distinct_plus_domains: Vec<String>,
+}
+
+impl IdentityConfig {
+    fn is_default(&self) -> bool {
+        self.distinct_plus_domains.is_empty()
+    }
+
+    /// An address as people are told apart: lowercase, `+tag` folded
+    /// unless the domain is listed.
+    pub fn normalize_email(&self, email: &str) -> String {
+        let email = email.trim().to_lowercase();
+        let Some((local, domain)) = email.rsplit_once('@') else {
+            return email;
+        };
+        if self
+            .distinct_plus_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
+        {
+            return email;
+        }
+        match local.split_once('+') {
+            Some((base, _)) if !base.is_empty() => format!("{base}@{domain}"),
+            _ => email,
+        }
+    }
 }
 
 /// `agent:` in config.yaml.
@@ -182,6 +223,7 @@ impl Default for ProjectConfig {
             teams: IndexMap::new(),
             agent: None,
             rehearsal: false,
+            identity: IdentityConfig::default(),
         }
     }
 }
@@ -203,6 +245,14 @@ impl ProjectConfig {
             names::validate_env_name(e)?;
             if self.pipeline[..i].contains(e) {
                 return Err(FormatError::Invalid(format!("pipeline lists '{e}' twice")));
+            }
+            if let Some(other) = self.pipeline[..i]
+                .iter()
+                .find(|p| p.eq_ignore_ascii_case(e))
+            {
+                return Err(FormatError::Invalid(format!(
+                    "pipeline lists '{other}' and '{e}', which differ only by case (one file on case-insensitive file systems)"
+                )));
             }
         }
         if let Some(a) = &self.agent {

@@ -116,6 +116,82 @@ pub fn validate_repo_path(value: &str) -> Result<(), FormatError> {
     Ok(())
 }
 
+/// Longest actor, reason or comment recorded.
+pub const MAX_TEXT: usize = 4096;
+
+/// Who acts, as recorded in the history and the git commit: `Name <email>`,
+/// a bare email, or a bare name, naming one person. Control characters are
+/// refused (a newline would forge a `Signed-off-by:` trailer in the commit
+/// message or a line in a log), and so are two addresses (`a@x <b@y>`,
+/// `a@x, b@y`): each approval must be one person's.
+pub fn validate_actor(value: &str) -> Result<(), FormatError> {
+    let fail = |reason: &str| {
+        Err(FormatError::InvalidName {
+            kind: "actor",
+            value: value.escape_debug().to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    let v = value.trim();
+    if v.is_empty() {
+        return fail("it is empty");
+    }
+    if v.len() > 512 {
+        return fail("it is longer than 512 characters");
+    }
+    if v.chars().any(char::is_control) {
+        return fail("it contains a control character (a newline, say)");
+    }
+    let (opens, closes, ats) = v.chars().fold((0, 0, 0), |(o, c, a), ch| match ch {
+        '<' => (o + 1, c, a),
+        '>' => (o, c + 1, a),
+        '@' => (o, c, a + 1),
+        _ => (o, c, a),
+    });
+    if ats > 1 || opens > 1 || closes > 1 {
+        return fail("it names more than one address; give one person as `Name <email>`");
+    }
+    if opens != closes || (opens == 1 && !(v.ends_with('>') && v.find('<') < v.find('>'))) {
+        return fail("write it as `Name <email>`, an email, or a name");
+    }
+    Ok(())
+}
+
+/// Free text that is recorded and shown (reasons, comments, descriptions):
+/// no control characters, so it can never forge another line, and at most
+/// [`MAX_TEXT`] characters.
+pub fn validate_text(what: &'static str, value: &str) -> Result<(), FormatError> {
+    let fail = |reason: &str| {
+        Err(FormatError::InvalidName {
+            kind: what,
+            value: value
+                .chars()
+                .take(80)
+                .collect::<String>()
+                .escape_debug()
+                .to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    if value.chars().count() > MAX_TEXT {
+        return fail("it is longer than 4096 characters");
+    }
+    if value.chars().any(char::is_control) {
+        return fail("it contains a control character (a newline, say); write it on one line");
+    }
+    Ok(())
+}
+
+/// Text from a record for a terminal or a log line: control characters
+/// escaped, so a record written before they were refused cannot forge lines.
+pub fn escape_for_display(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.chars().any(char::is_control) {
+        value.escape_debug().to_string().into()
+    } else {
+        value.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +214,26 @@ mod tests {
             assert!(validate_version(bad).is_err(), "{bad} should fail");
         }
         assert!(validate_version(&"9".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn actors_name_one_person_and_text_stays_on_one_line() {
+        for ok in ["Alice <alice@x>", "alice@x", "Alice Smith", "<alice@x>"] {
+            validate_actor(ok).unwrap();
+        }
+        for bad in [
+            "Alice <a@x> <b@y>",
+            "a@x <b@y>",
+            "a@x, b@y",
+            "Alice <a@x>\nSigned-off-by: Eve <e@x>",
+            "Alice <a@x",
+            "",
+        ] {
+            assert!(validate_actor(bad).is_err(), "{bad:?}");
+        }
+        validate_text("reason", "refund spike: roll back").unwrap();
+        assert!(validate_text("reason", "x\nSigned-off-by: Eve <e@x>").is_err());
+        assert!(validate_text("reason", "x\u{1b}[31m").is_err());
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub enum StoreError {
     },
     #[error("{}: {message}", path.display())]
     Corrupt { path: PathBuf, message: String },
+    /// A value given to record (an actor, a reason) is not acceptable.
+    #[error("{0}")]
+    Input(FormatError),
     /// The hash chain does not hold together; nothing may be built on it.
     #[error("the history in {} is broken: {message}", path.display())]
     ChainBroken { path: PathBuf, message: String },
@@ -103,6 +106,7 @@ impl StoreError {
                 "the journal holds an unfinished change and is not tracked by git: move it aside (e.g. to /tmp), then run `releaseops history verify` to see what state the store is in".into()
             }
             StoreError::Corrupt { .. } => "restore the file from git (`git checkout -- <file>`) and run `releaseops history verify`".into(),
+            StoreError::Input(_) => "nothing was recorded; give the value on one line, naming one person (`Name <email>`) where an actor is asked for".into(),
             StoreError::ChainBroken { .. } => "nothing was changed; restore the history from git (`git checkout -- .releaseops/history`) and run `releaseops history verify`".into(),
             StoreError::Disagrees { path, .. } => format!(
                 "nothing was changed; restore the file from git (`git checkout -- {}`) or rewrite it from the history with `releaseops history repair`, then run `releaseops history verify`",

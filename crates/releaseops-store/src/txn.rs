@@ -141,6 +141,19 @@ impl<'s> Transaction<'s> {
 
     /// Appends a record to the history, chaining it to the one before.
     pub fn append(&mut self, mut rec: Record) -> Result<Record> {
+        use releaseops_format::names;
+        if rec.imported {
+            // Another tool's words: kept, but never as more than one line.
+            rec.actor = names::escape_for_display(&rec.actor).into_owned();
+            rec.reason = rec
+                .reason
+                .map(|r| names::escape_for_display(&r).into_owned());
+        } else {
+            names::validate_actor(&rec.actor).map_err(StoreError::Input)?;
+            if let Some(r) = &rec.reason {
+                names::validate_text("reason or comment", r).map_err(StoreError::Input)?;
+            }
+        }
         rec.rehearsal = self.view.state().is_rehearsal(&self.config);
         rec.seq = self.tip.seq + 1;
         rec.prev = self.tip.hash.clone();
@@ -184,6 +197,13 @@ impl<'s> Transaction<'s> {
         let mut paths: Vec<String> = self.files.keys().cloned().collect();
         paths.extend(self.appends.keys().cloned());
         paths.extend(self.extra_paths.iter().cloned());
+        if let Some(sig) = git_author {
+            // The commit's author line: one name, one address, one line.
+            for part in [&sig.name, &sig.email] {
+                releaseops_format::names::validate_text("git author", part)
+                    .map_err(StoreError::Input)?;
+            }
+        }
         let commit = git_author
             .filter(|_| self.store.git().is_some())
             .map(|sig| JCommit {

@@ -102,6 +102,9 @@ pub fn print_records(app: &App, recs: &[Record]) {
     for r in recs {
         anstream::println!("{}", describe(r));
         if let Some(reason) = &r.reason {
+            // Escaped: a record from before control characters were refused
+            // must not print as more than one line.
+            let reason = releaseops_format::names::escape_for_display(reason);
             anstream::println!("      {}", paint(DIM, &format!("reason: {reason}")));
         }
         for g in r
@@ -193,7 +196,7 @@ fn describe(r: &Record) -> String {
         r.seq,
         label,
         detail,
-        r.actor,
+        releaseops_format::names::escape_for_display(&r.actor),
         paint(DIM, &r.at)
     )
 }
