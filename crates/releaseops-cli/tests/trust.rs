@@ -765,3 +765,120 @@ fn approvers_are_told_apart_by_normalised_address() {
         .ok();
     r.run(&["promote", "b", "1.1.0", "prod"]).ok();
 }
+
+#[cfg(unix)]
+#[test]
+fn symlinked_inputs_that_leave_the_repository_are_refused() {
+    use std::os::unix::fs::symlink;
+    let r = Repo::initialized();
+    std::fs::create_dir_all(r.path().join("prompts")).expect("mkdir");
+    symlink("/etc/passwd", r.path().join("prompts/link.md")).expect("ln");
+    symlink("/etc", r.path().join("prompts/etc")).expect("ln");
+    symlink("/etc/passwd", r.path().join("policies/link.yaml")).expect("ln");
+    // A link that stays inside the repository is fine.
+    symlink("../policies/tools.yaml", r.path().join("prompts/tools.md")).expect("ln");
+    let objects = |r: &Repo| walk_count(&r.path().join(".releaseops/objects"));
+    let before = objects(&r);
+    for args in [
+        ["--artifact", "system=file:prompts/link.md"],
+        ["--artifact", "system=file:prompts/etc/passwd"],
+        ["--policy", "tools=policies/link.yaml"],
+    ] {
+        let mut cmd = vec!["bundle", "create", "b", "-m", "m"];
+        cmd.extend(args);
+        let o = r.run(&cmd);
+        o.code(1);
+        assert!(
+            o.stderr.contains("leads outside the repository"),
+            "{args:?}: {}",
+            o.stderr
+        );
+        assert!(!o.stderr.contains("root:x:0"), "{}", o.stderr);
+    }
+    assert_eq!(objects(&r), before, "nothing was copied into the store");
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "--artifact",
+        "system=file:prompts/tools.md",
+        "-m",
+        "m",
+    ])
+    .ok();
+}
+
+fn walk_count(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk_count(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_object_is_never_followed() {
+    let r = Repo::initialized();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-a",
+        "system=onboarding:v1.0.0",
+        "-m",
+        "m",
+    ])
+    .ok();
+    let obj = object_of(&r, "b", "1.0.0");
+    std::fs::remove_file(&obj).expect("rm");
+    std::os::unix::fs::symlink("/dev/zero", &obj).expect("ln");
+    // Each would read /dev/zero forever (or 2 GB) if it followed the link.
+    let o = r.run(&["bundle", "verify", "b"]);
+    o.code(4);
+    assert!(o.stdout.contains("symbolic link"), "{}", o.stdout);
+    r.run(&["promote", "b", "1.0.0", "dev"]).code(4);
+    r.run(&[
+        "--rehearsal",
+        "promote",
+        "b",
+        "1.0.0",
+        "dev",
+        "--skip-gates",
+        "-r",
+        "x",
+    ])
+    .code(4);
+    r.run(&["telemetry", "show", "b==1.0.0"]).code(4);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_store_is_refused_clearly_and_git_is_left_alone() {
+    let r = Repo::initialized();
+    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    let elsewhere = tempfile::tempdir().expect("tmp");
+    let real = elsewhere.path().join("store");
+    std::fs::rename(r.path().join(".releaseops"), &real).expect("mv");
+    std::os::unix::fs::symlink(&real, r.path().join(".releaseops")).expect("ln");
+    for args in [&["env", "list"][..], &["promote", "b", "1.0.0", "dev"]] {
+        let o = r.run(args);
+        o.code(1);
+        assert!(
+            o.stderr.contains("is a symbolic link"),
+            "{args:?}: {}",
+            o.stderr
+        );
+        assert!(o.stderr.contains("hint:"), "{}", o.stderr);
+    }
+    // Nothing was staged: no deletion of every store file in the index.
+    assert_eq!(r.git(&["diff", "--cached", "--name-only"]), "");
+}

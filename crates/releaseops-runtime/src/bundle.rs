@@ -333,9 +333,19 @@ fn artifact_err(
     }
 }
 
-/// Reads a file, refusing one over the artifact limit before reading it.
+/// Reads a file, refusing one over the artifact limit before reading it,
+/// and anything that is not a regular file: a store file that is a link
+/// (to `/dev/zero`, to `/etc/passwd`) is never followed.
 pub(crate) fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.file_type().is_file() {
+        return Err(std::io::Error::other(if meta.file_type().is_symlink() {
+            "it is a symbolic link, which releaseops never follows"
+        } else {
+            "it is not a regular file"
+        }));
+    }
     let f = std::fs::File::open(path)?;
     let len = f.metadata()?.len();
     if len > MAX_ARTIFACT_BYTES {

@@ -186,6 +186,38 @@ impl Store {
         if !dir.is_dir() {
             return Err(StoreError::NotInitialized { start: root });
         }
+        // A linked store (or part of one) is refused: git records the link,
+        // not the files, so every commit would stage their deletion, and a
+        // link can lead the store's writes anywhere.
+        for sub in [
+            "",
+            "history",
+            "bundles",
+            "environments",
+            "deployments",
+            "reviews",
+            "objects",
+            "eval_reports",
+            "evals",
+            "agent",
+        ] {
+            let p = if sub.is_empty() {
+                dir.clone()
+            } else {
+                dir.join(sub)
+            };
+            if fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(StoreError::Source {
+                    message: format!(
+                        "{} is a symbolic link; releaseops needs the real directory (git would record only the link, and writes through it could land anywhere)",
+                        p.display()
+                    ),
+                    hint: Some(
+                        "replace the link with the directory it points to (`rm LINK && mv TARGET LINK`), then run the command again".into(),
+                    ),
+                });
+            }
+        }
         let config = read_config(&dir)?;
         let store = Store {
             dir,

@@ -251,6 +251,35 @@ pub fn read_text_artifact(root: &Path, rel: &str) -> Result<String> {
         )
     })?;
     let path = root.join(rel);
+    // Resolved, links included: a link (or a linked directory) that leads
+    // out of the repository would copy /etc/passwd into the store.
+    let resolved = std::fs::canonicalize(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            src_err(
+                format!("file not found: {rel}"),
+                "paths are relative to the repository root (the directory holding .releaseops/)",
+            )
+        } else {
+            StoreError::io("cannot read", &path, e)
+        }
+    })?;
+    let top = std::fs::canonicalize(root).map_err(|e| StoreError::io("cannot read", root, e))?;
+    if !resolved.starts_with(&top) {
+        return Err(src_err(
+            format!(
+                "{rel} leads outside the repository (to {})",
+                resolved.display()
+            ),
+            "give a file inside the repository; a symbolic link must point inside it too",
+        ));
+    }
+    if resolved.starts_with(top.join(crate::DIR_NAME)) {
+        return Err(src_err(
+            format!("{rel} is inside .releaseops/"),
+            "artifacts are the team's prompt and policy files, not releaseops' own",
+        ));
+    }
+    let path = resolved;
     let meta = std::fs::metadata(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             src_err(
