@@ -882,3 +882,94 @@ fn a_symlinked_store_is_refused_clearly_and_git_is_left_alone() {
     // Nothing was staged: no deletion of every store file in the index.
     assert_eq!(r.git(&["diff", "--cached", "--name-only"]), "");
 }
+
+/// Runs `script` with `sh` in a mount namespace of its own (so it can mount
+/// a small tmpfs without touching the machine), as root there.
+#[cfg(target_os = "linux")]
+fn in_mount_namespace(script: &str) -> std::process::Output {
+    let mut c = std::process::Command::new("unshare");
+    c.arg("--mount");
+    // SAFETY of the test machine: only ever a private namespace.
+    if std::env::var("USER").as_deref() != Ok("root") {
+        c.arg("--map-root-user");
+    }
+    c.args(["sh", "-c", script])
+        .env("NO_COLOR", "1")
+        .env("RELEASEOPS_ACTOR", "Test Dev <dev@example.test>")
+        .env_remove("RELEASEOPS_NOW")
+        .output()
+        .expect("unshare runs (util-linux)")
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_reported_failure_never_lands_later_on_a_full_disk() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir_all(&mnt).expect("mkdir");
+    let bin = releaseops_testkit::bin();
+    // Fill the disk to leave 0, 4 KiB, 8 KiB ... free, and try the same
+    // promotion at each level until one succeeds. Every attempt that fails
+    // must leave nothing a later command (a read, first) would complete.
+    let script = format!(
+        r#"
+set -u
+B="{bin}"
+mount -t tmpfs -o size=8m tmpfs "{mnt}" || exit 91
+# Into the new file system (a directory entered before the mount is the
+# one underneath), and never fill anything but it.
+cd "{mnt}" || exit 90
+[ "$(stat -f -c %T .)" = tmpfs ] || exit 97
+git init -q -b main r && cd r
+git config user.name T && git config user.email t@x && git config commit.gpgsign false
+"$B" init >/dev/null || exit 92
+"$B" bundle create b -v 1.0.0 -m m1 >/dev/null || exit 93
+"$B" bundle create b -v 1.1.0 -m m2 >/dev/null || exit 94
+"$B" promote b 1.0.0 dev >/dev/null || exit 95
+free=0
+while [ $free -le 131072 ]; do
+  avail=$(df --output=avail -B1 . | tail -1)
+  fill=$((avail - free))
+  [ $fill -le 8388608 ] || exit 98
+  [ $fill -gt 0 ] && head -c $fill /dev/zero > ../filler 2>/dev/null
+  # Diagnostics through a pipe: a file for them would not fit either.
+  err=$( {{ "$B" promote b 1.1.0 dev >/dev/null; }} 2>&1 )
+  code=$?
+  err=$(printf '%s' "$err" | head -c 300 | tr '\n' ' ')
+  rm -f ../filler
+  live=$("$B" --json env list | tr -d ' \n' | sed 's/.*"env":"dev","stage":0,"bundles":\[{{"bundle_id":"b","version":"\([^"]*\)".*/\1/')
+  verify=$("$B" history verify >/dev/null 2>&1; echo $?)
+  left=$(find .releaseops -name '.tmp-*' -o -name '.journal*' | grep -v '^$' | wc -l)
+  echo "free=$free code=$code live=$live verify=$verify left=$left err=$err"
+  [ $code -eq 0 ] && exit 0
+  free=$((free + 4096))
+done
+exit 96
+"#,
+        bin = bin.display(),
+        mnt = mnt.display()
+    );
+    let out = in_mount_namespace(&script);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("free=")).collect();
+    eprintln!("{stdout}");
+    let (last, failed) = lines.split_last().expect("attempts");
+    assert!(
+        last.contains("code=0 live=1.1.0 verify=0 left=0"),
+        "{stdout}"
+    );
+    assert!(!failed.is_empty(), "no attempt ran out of space:\n{stdout}");
+    for l in failed {
+        assert!(
+            l.contains("live=1.0.0 verify=0 left=0") && !l.contains("code=0"),
+            "a failed promotion landed or left files behind: {l}\n{stdout}"
+        );
+        assert!(l.contains("No space left on device"), "{l}");
+    }
+}

@@ -46,8 +46,14 @@ impl ObjectStore {
         let parent = path.parent().unwrap_or(&self.dir);
         fs::create_dir_all(parent).map_err(|e| StoreError::io("cannot create", parent, e))?;
         let tmp = parent.join(format!(".tmp-{}", std::process::id()));
-        write_synced(&tmp, bytes)?;
-        fs::rename(&tmp, &path).map_err(|e| StoreError::io("cannot write", &path, e))?;
+        if let Err(e) = write_synced(&tmp, bytes) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        if let Err(e) = fs::rename(&tmp, &path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(StoreError::io("cannot write", &path, e));
+        }
         Ok(h)
     }
 

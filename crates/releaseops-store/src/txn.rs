@@ -24,6 +24,9 @@ use crate::objects::write_synced;
 pub(crate) const JOURNAL: &str = ".journal";
 const JOURNAL_TMP: &str = ".journal.tmp";
 const UNCOMMITTED: &str = ".uncommitted";
+/// Where a journal goes whose change was undone but which could not be
+/// removed: never applied, removed by the next transaction.
+const ABANDONED: &str = ".journal.abandoned";
 
 #[derive(Serialize, Deserialize, Default)]
 struct Journal {
@@ -233,11 +236,18 @@ impl<'s> Transaction<'s> {
             path: tmp.clone(),
             message: e.to_string(),
         })?;
-        write_synced(&tmp, &bytes)?;
+        // A journal that cannot be written whole changes nothing.
+        if let Err(e) = write_synced(&tmp, &bytes) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         let jpath = dir.join(JOURNAL);
-        fs::rename(&tmp, &jpath).map_err(|e| StoreError::io("cannot write", &jpath, e))?;
+        if let Err(e) = fs::rename(&tmp, &jpath) {
+            let _ = fs::remove_file(&tmp);
+            return Err(StoreError::io("cannot write", &jpath, e));
+        }
         sync_dir(dir);
-        let (git_commit, git_error) = apply(self.store, &journal)?;
+        let (git_commit, git_error) = apply_now(self.store, &journal)?;
         Ok(Committed {
             records: std::mem::take(&mut self.records),
             git_commit,
@@ -252,42 +262,124 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-/// Applies a durable journal, commits it, and removes it.
+/// Applies the journal this process just wrote. Everything that can run out
+/// of space (the new files' bytes, the appended lines) is written first; if
+/// any of it fails, all of it is undone and the journal removed, so the
+/// failure the caller reports is the whole story and no later command
+/// completes the change. Then the new files are renamed into place (which
+/// needs no space) and the journal is done with.
+fn apply_now(store: &Store, j: &Journal) -> Result<(Option<String>, Option<String>)> {
+    let dir = store.dir();
+    let mut staged: Vec<(std::path::PathBuf, std::path::PathBuf)> = Vec::new();
+    let mut appended: Vec<(std::path::PathBuf, u64)> = Vec::new();
+    let prepared = (|| -> Result<()> {
+        for f in &j.files {
+            let path = dir.join(&f.path);
+            let parent = path.parent().unwrap_or(dir).to_path_buf();
+            fs::create_dir_all(&parent).map_err(|e| StoreError::io("cannot create", &parent, e))?;
+            let tmp = parent.join(format!(".tmp-{}-{}", std::process::id(), staged.len()));
+            staged.push((tmp.clone(), path));
+            write_synced(&tmp, f.content.as_bytes())?;
+        }
+        // History lines after the files' bytes, before any rename: a reader
+        // never finds HEAD ahead of the log.
+        for a in &j.appends {
+            let path = dir.join(&a.path);
+            appended.push((path.clone(), a.offset));
+            append_at(dir, a)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = prepared {
+        for (tmp, _) in &staged {
+            let _ = fs::remove_file(tmp);
+        }
+        for (path, offset) in &appended {
+            if let Ok(f) = OpenOptions::new().write(true).open(path) {
+                let _ = f.set_len(*offset);
+                let _ = f.sync_all();
+            }
+        }
+        abandon_journal(dir);
+        return Err(e);
+    }
+    let mut dirs = std::collections::BTreeSet::new();
+    for (tmp, path) in &staged {
+        fs::rename(tmp, path).map_err(|e| StoreError::io("cannot write", path, e))?;
+        dirs.insert(path.parent().unwrap_or(dir).to_path_buf());
+    }
+    for (path, _) in &appended {
+        dirs.insert(path.parent().unwrap_or(dir).to_path_buf());
+    }
+    finish(store, j, &dirs)
+}
+
+/// A journal whose change was undone: removed, or (if even that fails)
+/// moved aside where recovery never looks, so it is never applied.
+fn abandon_journal(dir: &Path) {
+    let jpath = dir.join(JOURNAL);
+    if fs::remove_file(&jpath).is_err() {
+        let _ = fs::rename(&jpath, dir.join(ABANDONED));
+    }
+    sync_dir(dir);
+}
+
+/// Writes one append at its recorded offset (idempotent: the file is cut
+/// back to the offset first).
+fn append_at(dir: &Path, a: &JAppend) -> Result<()> {
+    let path = dir.join(&a.path);
+    let parent = path.parent().unwrap_or(dir).to_path_buf();
+    fs::create_dir_all(&parent).map_err(|e| StoreError::io("cannot create", &parent, e))?;
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io("cannot open", &path, e))?;
+    file.set_len(a.offset)
+        .map_err(|e| StoreError::io("cannot truncate", &path, e))?;
+    file.seek(SeekFrom::Start(a.offset))
+        .map_err(|e| StoreError::io("cannot seek", &path, e))?;
+    file.write_all(a.content.as_bytes())
+        .map_err(|e| StoreError::io("cannot append to", &path, e))?;
+    file.sync_all()
+        .map_err(|e| StoreError::io("cannot sync", &path, e))
+}
+
+/// Applies a durable journal a killed process left (nothing was reported
+/// for it, so it is completed), commits it, and removes it.
 fn apply(store: &Store, j: &Journal) -> Result<(Option<String>, Option<String>)> {
     let dir = store.dir();
     let mut dirs = std::collections::BTreeSet::new();
     // History lines first, then the files that point at them (history/HEAD,
     // environments): a reader never finds HEAD ahead of the log.
     for a in &j.appends {
-        let path = dir.join(&a.path);
-        let parent = path.parent().unwrap_or(dir).to_path_buf();
-        fs::create_dir_all(&parent).map_err(|e| StoreError::io("cannot create", &parent, e))?;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| StoreError::io("cannot open", &path, e))?;
-        file.set_len(a.offset)
-            .map_err(|e| StoreError::io("cannot truncate", &path, e))?;
-        file.seek(SeekFrom::Start(a.offset))
-            .map_err(|e| StoreError::io("cannot seek", &path, e))?;
-        file.write_all(a.content.as_bytes())
-            .map_err(|e| StoreError::io("cannot append to", &path, e))?;
-        file.sync_all()
-            .map_err(|e| StoreError::io("cannot sync", &path, e))?;
-        dirs.insert(parent);
+        append_at(dir, a)?;
+        dirs.insert(dir.join(&a.path).parent().unwrap_or(dir).to_path_buf());
     }
     for f in &j.files {
         let path = dir.join(&f.path);
         let parent = path.parent().unwrap_or(dir).to_path_buf();
         fs::create_dir_all(&parent).map_err(|e| StoreError::io("cannot create", &parent, e))?;
         let tmp = parent.join(format!(".tmp-{}", std::process::id()));
-        write_synced(&tmp, f.content.as_bytes())?;
+        if let Err(e) = write_synced(&tmp, f.content.as_bytes()) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         fs::rename(&tmp, &path).map_err(|e| StoreError::io("cannot write", &path, e))?;
         dirs.insert(parent);
     }
-    for d in &dirs {
+    finish(store, j, &dirs)
+}
+
+/// Syncs the directories touched, commits to git, removes the journal.
+fn finish(
+    store: &Store,
+    j: &Journal,
+    dirs: &std::collections::BTreeSet<std::path::PathBuf>,
+) -> Result<(Option<String>, Option<String>)> {
+    let dir = store.dir();
+    for d in dirs {
         sync_dir(d);
     }
     let mut outcome = (None, None);
@@ -336,6 +428,7 @@ fn commit_to_git(store: &Store, git: &Git, c: &JCommit) -> (Option<String>, Opti
 pub(crate) fn recover(store: &Store) -> Result<bool> {
     let dir = store.dir();
     let _ = fs::remove_file(dir.join(JOURNAL_TMP));
+    let _ = fs::remove_file(dir.join(ABANDONED));
     let jpath = dir.join(JOURNAL);
     let bytes = match fs::read(&jpath) {
         Ok(b) => b,
@@ -347,5 +440,18 @@ pub(crate) fn recover(store: &Store) -> Result<bool> {
         message: format!("unreadable transaction journal: {e}"),
     })?;
     apply(store, &journal)?;
+    // The killed process may have left its half-written new files.
+    let parents: std::collections::BTreeSet<std::path::PathBuf> = journal
+        .files
+        .iter()
+        .filter_map(|f| dir.join(&f.path).parent().map(Path::to_path_buf))
+        .collect();
+    for d in parents {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
     Ok(true)
 }
