@@ -877,3 +877,118 @@ async fn shutdown_finishes_the_transaction_in_flight() {
     assert_eq!(hist[0]["version"], "1.1.0");
     r.run(&["history", "verify"]).ok();
 }
+
+/// Runs the binary with a deadline: a hang fails the test instead of
+/// hanging it.
+fn run_within(r: &Repo, args: &[&str], limit: Duration) -> releaseops_testkit::Run {
+    let mut child = r
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let start = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    releaseops_testkit::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_writer_blocks_no_reader_and_writers_fail_naming_it() {
+    let r = repo();
+    // A model that accepts and never answers keeps `agent decide` inside
+    // its transaction, holding the writer lock.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let cfg = r.read(".releaseops/config.yaml");
+    r.write(
+        ".releaseops/config.yaml",
+        &format!(
+            "{cfg}lock:\n  wait_seconds: 1\nagent:\n  llm:\n    provider: openai-compatible\n    model: m\n    base_url: http://{addr}\n    timeout_ms: 20000\n"
+        ),
+    );
+    r.commit_all("config");
+    r.write(
+        "ctx.json",
+        r#"{"env": "prod", "feature_risk": "LOW", "service_criticality": "LOW", "day_of_week": "TUE", "hour_of_day": 11}"#,
+    );
+    let mut writer = r
+        .command(&["agent", "decide", "--context", "ctx.json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("agent decide starts");
+    let pid = writer.id();
+    let start = Instant::now();
+    while !r
+        .read(".releaseops/.lock")
+        .contains(&format!("\"pid\":{pid}"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the writer never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stop = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+    };
+    stop("-STOP");
+    // Readers go on.
+    for args in [
+        &["env", "list"][..],
+        &["history", "verify"],
+        &["bundle", "list"],
+        &["promote", "support-agent", "1.1.0", "dev", "--dry-run"],
+    ] {
+        let o = run_within(&r, args, Duration::from_secs(20));
+        assert_eq!(o.code, 0, "{args:?}: {}", o.stderr);
+    }
+    // Writers wait their bounded time and say who is in the way.
+    let o = run_within(
+        &r,
+        &["--json", "promote", "support-agent", "1.1.0", "dev"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    let e = o.json();
+    assert_eq!(e["error"]["kind"], "locked", "{e}");
+    let msg = e["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains(&format!("held by process {pid}")) && msg.contains("agent decide"),
+        "{e}"
+    );
+    // So does the API: reads answer, a change gets 503 locked.
+    let s = Server::start(&r, &[], &[("RELEASEOPS_API_TOKENS", &tokens())]);
+    let (st, _) = get(&s.at("/v1/environments"), Some(VIEWER)).await;
+    assert_eq!(st, StatusCode::OK);
+    let body =
+        json!({"bundle_id": "support-agent", "version": "1.1.0", "env": "dev", "reason": "r"});
+    let (st, e) = post(&s.at("/v1/promote"), Some(DEPLOYER), &body).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{e}");
+    assert_eq!(e["error"]["kind"], "locked", "{e}");
+    stop("-CONT");
+    let _ = writer.kill();
+    let _ = writer.wait();
+    // With the writer gone, changes go through again.
+    r.run(&["promote", "support-agent", "1.1.0", "dev"]).ok();
+}

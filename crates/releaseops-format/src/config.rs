@@ -32,6 +32,29 @@ pub struct ProjectConfig {
     /// How approvers are told apart.
     #[serde(default, skip_serializing_if = "IdentityConfig::is_default")]
     pub identity: IdentityConfig,
+    /// How long a change waits for another one to finish.
+    #[serde(default, skip_serializing_if = "LockConfig::is_default")]
+    pub lock: LockConfig,
+}
+
+/// `lock:` in config.yaml.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockConfig {
+    /// Seconds a change waits for the one in progress before it fails
+    /// (naming who holds the lock); 30 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_seconds: Option<f64>,
+}
+
+impl LockConfig {
+    fn is_default(&self) -> bool {
+        self.wait_seconds.is_none()
+    }
+
+    pub fn wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.wait_seconds.unwrap_or(30.0).clamp(0.0, 86_400.0))
+    }
 }
 
 /// `identity:` in config.yaml. Addresses are compared without case and
@@ -224,6 +247,7 @@ impl Default for ProjectConfig {
             agent: None,
             rehearsal: false,
             identity: IdentityConfig::default(),
+            lock: LockConfig::default(),
         }
     }
 }
@@ -254,6 +278,13 @@ impl ProjectConfig {
                     "pipeline lists '{other}' and '{e}', which differ only by case (one file on case-insensitive file systems)"
                 )));
             }
+        }
+        if let Some(w) = self.lock.wait_seconds
+            && !(w.is_finite() && (0.0..=86_400.0).contains(&w))
+        {
+            return Err(FormatError::Invalid(format!(
+                "lock.wait_seconds must be seconds from 0 to 86400, got {w}"
+            )));
         }
         if let Some(a) = &self.agent {
             a.validate()?;

@@ -51,8 +51,12 @@ pub enum StoreError {
     VersionExists { id: String, version: String },
     #[error("environment '{name}' already exists")]
     EnvExists { name: String },
-    #[error("another releaseops process has held {} for {secs} s", path.display())]
-    LockTimeout { path: PathBuf, secs: u64 },
+    #[error("{} is held by another releaseops change; waited {secs} s{}", path.display(), holder.as_ref().map(|h| format!(" (held by {h})")).unwrap_or_default())]
+    LockTimeout {
+        path: PathBuf,
+        secs: f64,
+        holder: Option<String>,
+    },
     #[error("git {command} failed: {message}")]
     Git { command: String, message: String },
     #[error("{message}")]
@@ -98,7 +102,7 @@ impl StoreError {
             StoreError::VersionExists { .. } => "choose a new version number, e.g. bump the patch version".into(),
             StoreError::EnvExists { .. } => "pick another name, or edit the existing environment file".into(),
             StoreError::LockTimeout { .. } => {
-                "wait for the other process to finish; if none is running, the lock is stale and it is safe to retry".into()
+                "nothing was changed; retry once the other change is done. If that process is stopped or hung, end it (the kernel frees the lock when it exits); `lock.wait_seconds` in .releaseops/config.yaml sets how long to wait".into()
             }
             StoreError::Git { .. } => "check `git status` in the repository; pass --no-commit to skip the git commit".into(),
             StoreError::Source { hint, .. } => return hint.clone(),

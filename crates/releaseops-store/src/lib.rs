@@ -41,8 +41,12 @@ pub const DIR_NAME: &str = ".releaseops";
 pub(crate) const YAML_MAX_BYTES: u64 = releaseops_format::yaml::MAX_YAML_BYTES as u64;
 /// Eval reports hold every case's output; a 100,000-case run stays well below.
 pub(crate) const REPORT_MAX_BYTES: u64 = 512 * 1024 * 1024;
-const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
-const GITIGNORE: &str = ".lock\n.journal\n.journal.tmp\n.uncommitted\n.tmp-*\n.cache/\n";
+/// How long a reader waits for a change being written (milliseconds, but a
+/// writer stopped mid-write must not block readers for good).
+const READ_WAIT: Duration = Duration::from_secs(10);
+const WRITER_LOCK: &str = ".lock";
+pub(crate) const APPLY_LOCK: &str = ".apply.lock";
+const GITIGNORE: &str = ".lock\n.apply.lock\n.journal\n.journal.tmp\n.journal.abandoned\n.uncommitted\n.tmp-*\n.cache/\n";
 
 /// An opened `.releaseops/` directory.
 pub struct Store {
@@ -225,8 +229,12 @@ impl Store {
             config,
             git: OnceCell::new(),
         };
-        if store.dir.join(txn::JOURNAL).exists() {
-            let _lock = lock::acquire(&store.dir.join(".lock"), LOCK_TIMEOUT)?;
+        // A journal with nobody holding the writer lock is a killed
+        // process's: finish it. One whose writer is alive is that writer's
+        // to finish (readers wait for it on the apply lock, briefly).
+        if store.dir.join(txn::JOURNAL).exists()
+            && let Some(_lock) = lock::try_acquire(&store.dir.join(WRITER_LOCK))?
+        {
             txn::recover(&store)?;
         }
         Ok(store)
@@ -295,14 +303,17 @@ impl Store {
     /// and the environments) so it never sees half of one. Readers do not
     /// block each other.
     pub fn read_guard(&self) -> Result<lock::LockGuard> {
-        lock::acquire_shared(&self.dir.join(".lock"), LOCK_TIMEOUT)
+        lock::acquire_shared(&self.dir.join(APPLY_LOCK), READ_WAIT)
     }
 
-    /// Starts a transaction: takes the lock (waiting up to a minute) and
+    /// Starts a transaction: takes the writer lock (waiting `lock.wait_seconds`) and
     /// finishes any transaction a killed process left behind.
     pub fn begin(&self) -> Result<Transaction<'_>> {
         fs::create_dir_all(&self.dir).map_err(|e| StoreError::io("cannot create", &self.dir, e))?;
-        let guard = lock::acquire(&self.dir.join(".lock"), LOCK_TIMEOUT)?;
+        let wait = read_config(&self.dir)
+            .map(|c| c.lock.wait())
+            .unwrap_or_else(|_| self.config.lock.wait());
+        let guard = lock::acquire(&self.dir.join(WRITER_LOCK), wait)?;
         txn::recover(self)?;
         let mut tx = Transaction::new(self, guard)?;
         match read_file(&self.dir.join(".gitignore"))? {

@@ -1,10 +1,23 @@
-//! The store lock: one exclusive advisory lock (`flock`) on `.releaseops/.lock`
-//! serialises every state change across processes. The kernel drops it when the
-//! holder exits, however it exits, so a killed process never leaves it stuck.
+//! The store's locks, advisory (`flock`), so the kernel drops them when the
+//! holder exits, however it exits.
+//!
+//! - `.lock`, exclusive: one change at a time, held for the whole
+//!   transaction (gates, the decision agent, the write). Writers wait for it
+//!   a bounded time (`lock.wait_seconds`, 30 s by default) and then fail
+//!   naming who holds it and since when (the holder writes that into the
+//!   file once it has the lock).
+//! - `.apply.lock`: held exclusively only while a change is written to disk
+//!   (milliseconds), shared by readers that look at several files at once.
+//!   Readers never wait for a writer's gates, agent or git commit, only for
+//!   the write itself, and that a bounded time too: a writer stopped in the
+//!   middle of one cannot block them for good.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
 
@@ -12,25 +25,87 @@ pub struct LockGuard {
     _file: File,
 }
 
-/// The exclusive lock every change holds.
-pub fn acquire(path: &Path, timeout: Duration) -> Result<LockGuard> {
-    acquire_mode(path, timeout, false)
+/// Who holds the writer lock, as the holder recorded it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Holder {
+    pub pid: u32,
+    pub since: String,
+    pub command: String,
 }
 
-/// A shared lock for readers that look at several files at once: they wait
-/// for a change in progress, and never block each other.
-pub fn acquire_shared(path: &Path, timeout: Duration) -> Result<LockGuard> {
-    acquire_mode(path, timeout, true)
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "process {} (`{}`) since {}",
+            self.pid, self.command, self.since
+        )
+    }
 }
 
-fn acquire_mode(path: &Path, timeout: Duration, shared: bool) -> Result<LockGuard> {
-    let file = OpenOptions::new()
+fn open(path: &Path) -> Result<File> {
+    OpenOptions::new()
         .create(true)
         .truncate(false)
         .read(true)
         .write(true)
         .open(path)
-        .map_err(|e| StoreError::io("cannot open lock file", path, e))?;
+        .map_err(|e| StoreError::io("cannot open lock file", path, e))
+}
+
+/// The exclusive writer lock; on success this process is recorded as the
+/// holder.
+pub fn acquire(path: &Path, timeout: Duration) -> Result<LockGuard> {
+    let mut file = wait_for(path, timeout, false)?;
+    let me = Holder {
+        pid: std::process::id(),
+        since: releaseops_format::time::format(jiff::Timestamp::now()),
+        command: std::env::args()
+            .take(4)
+            .map(|a| releaseops_format::names::escape_for_display(&a).into_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    // Best effort: the lock is what counts, the note only helps people.
+    if let Ok(text) = serde_json::to_vec(&me) {
+        let _ = file.set_len(0);
+        let _ = file.seek(SeekFrom::Start(0));
+        let _ = file.write_all(&text);
+    }
+    Ok(LockGuard { _file: file })
+}
+
+/// A shared lock (readers of the apply lock): held together with other
+/// readers, waited for only while a change is being written.
+pub fn acquire_shared(path: &Path, timeout: Duration) -> Result<LockGuard> {
+    Ok(LockGuard {
+        _file: wait_for(path, timeout, true)?,
+    })
+}
+
+/// The exclusive lock if it is free right now.
+pub fn try_acquire(path: &Path) -> Result<Option<LockGuard>> {
+    let file = open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(LockGuard { _file: file })),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(StoreError::io("cannot lock", path, e)),
+    }
+}
+
+/// Who holds the writer lock at `path`, if anyone recorded it.
+pub fn holder(path: &Path) -> Option<Holder> {
+    let mut text = String::new();
+    File::open(path)
+        .ok()?
+        .take(4096)
+        .read_to_string(&mut text)
+        .ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn wait_for(path: &Path, timeout: Duration, shared: bool) -> Result<File> {
+    let file = open(path)?;
     let start = Instant::now();
     let mut wait = Duration::from_millis(1);
     loop {
@@ -40,12 +115,15 @@ fn acquire_mode(path: &Path, timeout: Duration, shared: bool) -> Result<LockGuar
             file.try_lock()
         };
         match attempt {
-            Ok(()) => return Ok(LockGuard { _file: file }),
+            Ok(()) => return Ok(file),
             Err(TryLockError::WouldBlock) => {
                 if start.elapsed() >= timeout {
+                    // The apply lock's holder is the writer lock's.
+                    let writer = path.with_file_name(".lock");
                     return Err(StoreError::LockTimeout {
                         path: path.to_path_buf(),
-                        secs: timeout.as_secs(),
+                        secs: timeout.as_secs_f64(),
+                        holder: holder(&writer).map(|h| h.to_string()),
                     });
                 }
                 std::thread::sleep(wait);

@@ -231,6 +231,8 @@ impl<'s> Transaction<'s> {
             commit,
         };
         let dir = self.store.dir();
+        // Readers see the store before this change or after it, never half.
+        let _writing = crate::lock::acquire(&dir.join(crate::APPLY_LOCK), self.config.lock.wait())?;
         let tmp = dir.join(JOURNAL_TMP);
         let bytes = serde_json::to_vec(&journal).map_err(|e| StoreError::Corrupt {
             path: tmp.clone(),
@@ -439,6 +441,7 @@ pub(crate) fn recover(store: &Store) -> Result<bool> {
         path: jpath.clone(),
         message: format!("unreadable transaction journal: {e}"),
     })?;
+    let _writing = crate::lock::acquire(&dir.join(crate::APPLY_LOCK), store.config().lock.wait())?;
     apply(store, &journal)?;
     // The killed process may have left its half-written new files.
     let parents: std::collections::BTreeSet<std::path::PathBuf> = journal
