@@ -717,6 +717,7 @@ fn runner_bench(delay_ms: u64) -> Duration {
             retry: Default::default(),
             judges: releaseops_eval::judge::JudgeEnv { client: None, retry: Default::default(), endpoints: Vec::new(), limiters: Vec::new() },
             cancel: None,
+            redactor: Default::default(),
         };
         let t = Instant::now();
         let report = run_suite(&suite, target, &bundle, opts).await;

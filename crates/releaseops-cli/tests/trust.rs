@@ -973,3 +973,229 @@ exit 96
         assert!(l.contains("No space left on device"), "{l}");
     }
 }
+
+/// A loopback HTTP server that answers every request with `status` and a
+/// body echoing every header it was sent, as careless servers do.
+fn echoing_server(status: u16) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut r = BufReader::new(s);
+            let mut headers = Vec::new();
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                headers.push(line.trim().to_string());
+            }
+            let mut body = vec![0u8; len];
+            let _ = r.read_exact(&mut body);
+            let echo = headers.join("; ").replace('"', "'");
+            let msg =
+                format!("{{\"error\": {{\"message\": \"Incorrect API key provided: {echo}\"}}}}");
+            let mut s = r.into_inner();
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{msg}",
+                msg.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Everything a run could leak into: its output, every file in the store
+/// and every commit.
+fn leaked(r: &Repo, o: &releaseops_testkit::Run, secret: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if o.stdout.contains(secret) || o.stderr.contains(secret) {
+        out.push("the command's output".to_string());
+    }
+    for (path, bytes) in r.snapshot() {
+        if String::from_utf8_lossy(&bytes).contains(secret) {
+            out.push(path);
+        }
+    }
+    if r.git(&["log", "-p", "--all"]).contains(secret) {
+        out.push("git history".into());
+    }
+    out
+}
+
+#[test]
+fn an_echoed_secret_never_reaches_output_reports_or_git() {
+    let r = Repo::initialized();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-a",
+        "system=onboarding:v1.0.0",
+        "-m",
+        "gpt-test",
+        "--provider",
+        "openai-compatible",
+    ])
+    .ok();
+    let key = "sk-test-ECHOED-0123456789abcdef";
+    let token = "tok-HEADER-9876543210fedcba";
+    let model = echoing_server(401);
+    let service = echoing_server(500);
+    r.write(
+        ".releaseops/evals/model.yaml",
+        &format!("id: model\ntarget: {{type: model, base_url: '{model}'}}\ncases:\n- id: c\n  input: {{user_name: A}}\n  assertions: [{{type: contains, config: {{expected: x}}}}]\n"),
+    );
+    r.write(
+        ".releaseops/evals/svc.yaml",
+        &format!("id: svc\ntarget: {{type: http, url: '{service}/agent', headers: {{Authorization: 'Bearer ${{SVC_TOKEN}}'}}}}\ncases:\n- id: c\n  assertions: [{{type: contains, config: {{expected: x}}}}]\n"),
+    );
+    r.commit_all("suites");
+    let vars = [("OPENAI_API_KEY", key), ("SVC_TOKEN", token)];
+    for (suite, secret) in [("model", key), ("svc", token)] {
+        let o = r.run_env(
+            &vars,
+            &[
+                "eval",
+                "run",
+                suite,
+                "--bundle",
+                "b",
+                "--version",
+                "1.0.0",
+                "--no-cache",
+            ],
+        );
+        assert!(
+            o.code == 5 || o.code == 6,
+            "{suite}: {}\n{}",
+            o.stdout,
+            o.stderr
+        );
+        assert_eq!(leaked(&r, &o, secret), Vec::<String>::new(), "{suite}");
+        let o = r.run_env(&vars, &["--json", "eval", "report", "--bundle", "b"]);
+        assert!(!o.stdout.contains(secret), "{suite}: {}", o.stdout);
+    }
+    // The echo itself is kept, redacted, so the failure can be understood.
+    let reports: String = r
+        .snapshot()
+        .into_iter()
+        .filter(|(p, _)| p.contains("eval_reports"))
+        .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
+        .collect();
+    assert!(
+        reports.contains("Incorrect API key provided") && reports.contains("[redacted]"),
+        "{reports}"
+    );
+}
+
+#[test]
+fn the_command_agent_gets_a_clean_environment() {
+    let r = Repo::initialized();
+    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    r.write(
+        ".releaseops/evals/env.yaml",
+        "id: env\ntarget:\n  type: command\n  command: [python3, -c, 'import os, json; print(json.dumps(sorted(os.environ)))']\n  env: {GIVEN: fixed-value, FROM_ENV: '${SUITE_SECRET}'}\ncases:\n- id: c\n  assertions: [{type: contains, config: {expected: GIVEN}}]\n",
+    );
+    r.commit_all("suite");
+    let o = r.run_env(
+        &[
+            (
+                "RELEASEOPS_API_TOKENS",
+                "admin:Ada <ada@x>:admin-token-0123456789",
+            ),
+            ("SUITE_SECRET", "suite-secret-0123456789"),
+            ("UNRELATED_VAR", "x"),
+        ],
+        &[
+            "--json",
+            "eval",
+            "run",
+            "env",
+            "--bundle",
+            "b",
+            "--version",
+            "1.0.0",
+        ],
+    );
+    // One case is too few to tell (INCONCLUSIVE); the case itself passed.
+    assert!(o.code == 0 || o.code == 6, "{}", o.stderr);
+    let seen = o.json()["report"]["results"][0]["output"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        seen.contains("GIVEN") && seen.contains("FROM_ENV") && seen.contains("PATH"),
+        "{seen}"
+    );
+    for hidden in ["RELEASEOPS_API_TOKENS", "UNRELATED_VAR", "RELEASEOPS_ACTOR"] {
+        assert!(!seen.contains(hidden), "{hidden} reached the agent: {seen}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_runaway_agent_is_capped_and_its_whole_group_killed() {
+    let r = Repo::initialized();
+    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    // One agent floods stdout; one ignores SIGTERM and leaves a child behind.
+    r.write(
+        ".releaseops/evals/flood.yaml",
+        "id: flood\ntarget: {type: command, command: yes, max_output_bytes: 65536}\ncases:\n- id: c\n  assertions: [{type: contains, config: {expected: y}}]\n",
+    );
+    r.write(
+        "stubborn.sh",
+        "trap '' TERM\n( trap '' TERM; exec sleep 300 ) &\necho $! > child.pid\nsleep 300\n",
+    );
+    r.write(
+        ".releaseops/evals/stubborn.yaml",
+        "id: stubborn\ntarget: {type: command, command: sh stubborn.sh, timeout_ms: 500}\ncases:\n- id: c\n  assertions: [{type: contains, config: {expected: y}}]\n",
+    );
+    r.commit_all("suites");
+    let o = r.run(&[
+        "--json",
+        "eval",
+        "run",
+        "flood",
+        "--bundle",
+        "b",
+        "--version",
+        "1.0.0",
+    ]);
+    assert!(o.code == 5 || o.code == 6, "{}", o.stderr);
+    let err = o.json()["report"]["results"][0]["error"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(err.contains("more than 65536 bytes on stdout"), "{err}");
+    let o = r.run(&[
+        "--json",
+        "eval",
+        "run",
+        "stubborn",
+        "--bundle",
+        "b",
+        "--version",
+        "1.0.0",
+    ]);
+    assert!(o.code == 5 || o.code == 6, "{}", o.stderr);
+    let pid = r.read("child.pid").trim().to_string();
+    // The run is over, so the group is already dead; allow the kernel a moment to reap.
+    let mut alive = true;
+    for _ in 0..100 {
+        let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for a parent that is gone too.
+        if st.is_empty() || st.split_whitespace().nth(2) == Some("Z") {
+            alive = false;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!alive, "the agent's child {pid} outlived the run");
+}

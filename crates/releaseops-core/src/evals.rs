@@ -188,6 +188,7 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         })
         .collect();
     let target = build_target(store, &spec, &manifest, &payload, !req.no_cache, &limiters)?;
+    let redactor = Arc::new(secrets_of(&spec, &target));
     let hash = manifest
         .bundle_hash
         .clone()
@@ -217,6 +218,7 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         retry: RetryPolicy::default(),
         judges: judge_env(&suite, &limiters)?,
         cancel: Some(Arc::new(tokio::sync::Notify::new())),
+        redactor,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -368,6 +370,38 @@ pub fn compare(
     ))
 }
 
+/// Every secret a run could see: keys and tokens in the environment, the
+/// http target's header values and the agent's environment values read from
+/// `${NAME}`, the model target's key. None of them is kept in a report or
+/// printed.
+fn secrets_of(spec: &TargetSpec, target: &Target) -> releaseops_eval::secrets::Redactor {
+    let mut r = releaseops_eval::secrets::Redactor::from_environment();
+    let from_env = |raw: Option<&String>| raw.is_some_and(|v| v.contains("${"));
+    match (spec, target) {
+        (TargetSpec::Command { env, .. }, Target::Command(c)) => {
+            for (k, v) in &c.env {
+                if from_env(env.get(k)) {
+                    r.add(v);
+                }
+            }
+        }
+        (TargetSpec::Http { headers, .. }, Target::Http(h)) => {
+            for (k, v) in &h.headers {
+                if from_env(headers.get(k)) {
+                    r.add_header(v);
+                }
+            }
+        }
+        (_, Target::Model(m)) => {
+            if let Some(k) = &m.api_key {
+                r.add(k);
+            }
+        }
+        _ => {}
+    }
+    r
+}
+
 /// Expands `${NAME}` from the environment, so secrets stay out of suite files.
 fn expand_env(value: &str, what: &str) -> Result<String> {
     let mut out = String::new();
@@ -406,10 +440,19 @@ fn build_target(
     let client =
         || http_client().map_err(|e| CoreError::refused(e, "check the system's TLS setup"));
     Ok(match spec {
-        TargetSpec::Command { argv, env, .. } => Target::Command(CommandTarget {
+        TargetSpec::Command {
+            argv,
+            env,
+            max_output_bytes,
+            ..
+        } => Target::Command(CommandTarget {
             argv: argv.clone(),
-            env: env.clone(),
+            env: env
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), expand_env(v, &format!("target.env.{k}"))?)))
+                .collect::<Result<_>>()?,
             cwd: store.root().to_path_buf(),
+            max_output_bytes: *max_output_bytes,
         }),
         TargetSpec::Http { url, headers, .. } => {
             let headers = headers

@@ -13,6 +13,7 @@ pub mod judge;
 pub mod providers;
 pub mod report;
 pub mod runner;
+pub mod secrets;
 pub mod stats;
 pub mod suite;
 pub mod target;

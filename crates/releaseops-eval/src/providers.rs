@@ -347,6 +347,25 @@ pub async fn post_json(
     policy: RetryPolicy,
     what: &str,
 ) -> Result<Vec<u8>, String> {
+    // A server may echo a key or a header back in its error; no error we
+    // return carries one.
+    let mut secrets = crate::secrets::Redactor::new();
+    for (_, v) in headers {
+        secrets.add_header(v);
+    }
+    post_json_raw(client, url, headers, body, policy, what)
+        .await
+        .map_err(|e| secrets.redact(&e).into_owned())
+}
+
+async fn post_json_raw(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(String, String)],
+    body: &Value,
+    policy: RetryPolicy,
+    what: &str,
+) -> Result<Vec<u8>, String> {
     // Spread concurrent retries apart: seed from the clock and this request.
     let clock = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

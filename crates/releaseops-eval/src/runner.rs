@@ -41,6 +41,9 @@ pub struct RunOptions {
     /// Notified to stop early (Ctrl-C): the report keeps the finished cases
     /// and is marked incomplete.
     pub cancel: Option<Arc<tokio::sync::Notify>>,
+    /// Secret values redacted from every output, error and judge's reason
+    /// the report keeps.
+    pub redactor: Arc<crate::secrets::Redactor>,
 }
 
 /// Concurrency when neither the suite nor the command line says.
@@ -224,7 +227,8 @@ pub async fn run(
             None => set.join_next().await,
         };
         let Some(joined) = next else { break };
-        if let Ok((i, r)) = joined {
+        if let Ok((i, mut r)) = joined {
+            opts.redactor.redact_case(&mut r);
             results[i] = Some(r);
         }
     }

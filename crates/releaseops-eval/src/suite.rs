@@ -25,8 +25,14 @@ pub enum TargetSpec {
     /// JSON, the answer on stdout (text, or JSON with `output`).
     Command {
         argv: Vec<String>,
+        /// The agent's whole environment besides PATH, HOME, the locale, TZ
+        /// and TMPDIR: it inherits nothing else (no tokens, no keys).
+        /// Values may read `${NAME}` from releaseops' own environment.
         env: IndexMap<String, String>,
         timeout_ms: u64,
+        /// Bytes kept of each of stdout and stderr; beyond, the agent is
+        /// stopped and the case errors (default 4 MiB).
+        max_output_bytes: usize,
     },
     /// The team's agent service: the same JSON POSTed to `url`.
     Http {
@@ -164,6 +170,8 @@ struct RawTarget {
     #[serde(default)]
     timeout_ms: Option<u64>,
     #[serde(default)]
+    max_output_bytes: Option<u64>,
+    #[serde(default)]
     url: Option<String>,
     #[serde(default)]
     headers: Option<IndexMap<String, String>>,
@@ -260,10 +268,20 @@ fn parse_target(t: RawTarget) -> Result<TargetSpec, SuiteError> {
             if argv.is_empty() {
                 return Err(SuiteError("target.command is empty".into()));
             }
+            let max_output_bytes = match t.max_output_bytes {
+                None => crate::target::MAX_OUTPUT_BYTES,
+                Some(0) => {
+                    return Err(SuiteError(
+                        "target.max_output_bytes must be at least 1".into(),
+                    ));
+                }
+                Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            };
             Ok(TargetSpec::Command {
                 argv,
                 env: t.env.unwrap_or_default(),
                 timeout_ms,
+                max_output_bytes,
             })
         }
         "http" => {

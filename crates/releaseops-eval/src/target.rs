@@ -101,9 +101,26 @@ pub fn parse_answer(stdout: &[u8], measured_ms: f64) -> Result<AgentOutput, Stri
 #[derive(Debug, Clone)]
 pub struct CommandTarget {
     pub argv: Vec<String>,
+    /// The variables the suite gives the agent (besides [`BASE_ENV`]); it
+    /// inherits nothing else.
     pub env: IndexMap<String, String>,
     pub cwd: PathBuf,
+    /// Bytes kept of each of stdout and stderr.
+    pub max_output_bytes: usize,
 }
+
+/// What an agent inherits from releaseops' environment: enough to find its
+/// interpreter and write temporary files, never a token or a key.
+pub const BASE_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "SYSTEMROOT",
+];
 
 /// The team's agent service.
 #[derive(Debug, Clone)]
@@ -230,6 +247,56 @@ impl Target {
     }
 }
 
+/// Kills the agent's whole process group when dropped: on a timeout (the
+/// runner drops the call), on a stream over its cap, and after a normal exit
+/// (so a child it left behind, or one that ignores SIGTERM, does not live on).
+struct ProcessGroup(Option<u32>);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(pid) = self
+            .0
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// Reads a stream to its end, keeping at most `cap` bytes; `true` when it
+/// had more (the rest is not read: the agent is stopped).
+async fn read_capped(
+    mut r: impl tokio::io::AsyncRead + Unpin,
+    cap: usize,
+) -> std::io::Result<(Vec<u8>, bool)> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return Ok((out, false));
+        }
+        if out.len() + n > cap {
+            out.extend_from_slice(&buf[..cap - out.len()]);
+            return Ok((out, true));
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+async fn read_opt(
+    s: Option<impl tokio::io::AsyncRead + Unpin>,
+    cap: usize,
+) -> std::io::Result<(Vec<u8>, bool)> {
+    match s {
+        Some(s) => read_capped(s, cap).await,
+        None => Ok((Vec::new(), false)),
+    }
+}
+
 impl CommandTarget {
     /// Runs the agent once with `payload` on stdin.
     pub async fn call(&self, payload: &[u8]) -> Result<AgentOutput, String> {
@@ -237,11 +304,20 @@ impl CommandTarget {
         let mut cmd = tokio::process::Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..])
             .current_dir(&self.cwd)
+            .env_clear()
+            .envs(
+                BASE_ENV
+                    .iter()
+                    .filter_map(|k| std::env::var_os(k).map(|v| (*k, v))),
+            )
             .envs(&self.env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        // Its own process group, so everything it starts can be stopped.
+        #[cfg(unix)]
+        cmd.process_group(0);
         let mut child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 format!(
@@ -252,26 +328,41 @@ impl CommandTarget {
                 format!("cannot run `{}`: {e}", self.argv[0])
             }
         })?;
+        let _group = ProcessGroup(child.id());
         let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
         let payload = payload.to_vec();
-        let work = async move {
+        let cap = self.max_output_bytes;
+        let write = async move {
             if let Some(mut si) = stdin {
                 // An agent that exits without reading stdin is not an error.
                 let _ = si.write_all(&payload).await;
                 drop(si);
             }
-            child.wait_with_output().await
         };
-        // The runner's timeout drops this future, which drops the child and kills it.
-        let out = work.await.map_err(|e| format!("the agent failed: {e}"))?;
+        // The runner's timeout drops this future, and with it the group.
+        let ((), out, err) = tokio::join!(write, read_opt(stdout, cap), read_opt(stderr, cap));
+        let (out, out_over) = out.map_err(|e| format!("the agent failed: {e}"))?;
+        let (err, err_over) = err.map_err(|e| format!("the agent failed: {e}"))?;
+        if out_over || err_over {
+            return Err(format!(
+                "the agent wrote more than {cap} bytes on {} (target.max_output_bytes); it was stopped",
+                if out_over { "stdout" } else { "stderr" }
+            ));
+        }
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| format!("the agent failed: {e}"))?;
         let ms = start.elapsed().as_secs_f64() * 1000.0;
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
+        if !status.success() {
+            let stderr = String::from_utf8_lossy(&err);
             let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             return Err(format!(
                 "the agent exited with {}{}",
-                out.status
+                status
                     .code()
                     .map(|c| format!("code {c}"))
                     .unwrap_or_else(|| "a signal".into()),
@@ -282,13 +373,7 @@ impl CommandTarget {
                 }
             ));
         }
-        if out.stdout.len() > MAX_OUTPUT_BYTES {
-            return Err(format!(
-                "the agent wrote {} bytes, over the {MAX_OUTPUT_BYTES}-byte limit",
-                out.stdout.len()
-            ));
-        }
-        parse_answer(&out.stdout, ms)
+        parse_answer(&out, ms)
     }
 }
 
