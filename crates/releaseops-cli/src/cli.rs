@@ -126,6 +126,17 @@ pub struct ServeArgs {
     /// Serve reads without a token even when tokens are configured
     #[arg(long)]
     pub public_reads: bool,
+    /// Connections served at once; beyond, a connection gets 503 and is closed
+    #[arg(long, default_value_t = releaseops_server::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (also the longest a
+    /// kept-alive connection may sit idle)
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub header_timeout: u64,
+    /// A host name (NAME or NAME:PORT) requests may be addressed to when
+    /// reads need no token, besides the bound address and localhost (repeatable)
+    #[arg(long, value_name = "HOST")]
+    pub allow_host: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

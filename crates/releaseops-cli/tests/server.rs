@@ -757,10 +757,46 @@ async fn a_tampered_object_is_refused_and_bad_input_gets_a_clear_error() {
     let (st, e) = post(&s.at("/v1/promote"), Some(ADMIN), &big).await;
     assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{e}");
     assert_eq!(e["error"]["kind"], "too_large");
+    let raw = |body: &'static str, content_type: Option<&'static str>| {
+        let mut rq = client()
+            .post(s.at("/v1/promote"))
+            .bearer_auth(ADMIN)
+            .body(body);
+        if let Some(ct) = content_type {
+            rq = rq.header("content-type", ct);
+        }
+        rq.send()
+    };
+    let json_ct = Some("application/json");
+    assert_eq!(
+        raw("{not json", json_ct).await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    // Only JSON, and only an object (serde would read a struct from an array).
+    let good = r#"{"bundle_id": "support-agent", "version": "1.0.0", "env": "dev"}"#;
+    for ct in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let resp = raw(good, ct).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}");
+    }
+    let resp = raw(
+        r#"["support-agent", "1.0.0", "dev", null, false, false]"#,
+        json_ct,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.text().await.unwrap().contains("not a JSON object"));
+    // Two Authorization headers: which one would count?
     let resp = client()
         .post(s.at("/v1/promote"))
-        .bearer_auth(ADMIN)
-        .body("{not json")
+        .header("authorization", format!("Bearer {VIEWER}"))
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .header("content-type", "application/json")
+        .body(good)
         .send()
         .await
         .unwrap();
@@ -991,4 +1027,143 @@ async fn a_stopped_writer_blocks_no_reader_and_writers_fail_naming_it() {
     let _ = writer.wait();
     // With the writer gone, changes go through again.
     r.run(&["promote", "support-agent", "1.1.0", "dev"]).ok();
+}
+
+/// Sends `head` on a fresh connection and returns what comes back before
+/// the server closes it (or 5 s pass).
+fn raw_exchange(addr: &str, head: &str) -> String {
+    use std::io::Write;
+    let mut c = std::net::TcpStream::connect(addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    c.write_all(head.as_bytes()).expect("send");
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_slow_clients_are_cut_off_capped_and_answered_503() {
+    let r = repo();
+    let s = Server::start(
+        &r,
+        &["--max-connections", "16", "--header-timeout", "1"],
+        &[],
+    );
+    let addr = s.url.trim_start_matches("http://").to_string();
+    // Idle connections and a slowloris that never finishes its headers.
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(std::net::TcpStream::connect(&addr).expect("connect"));
+    }
+    {
+        use std::io::Write;
+        let _ = held[0].write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+    }
+    // One too many gets an answer, not silence.
+    let busy = raw_exchange(&addr, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert!(busy.starts_with("HTTP/1.1 503"), "{busy}");
+    assert!(
+        busy.to_ascii_lowercase().contains("retry-after: 1"),
+        "{busy}"
+    );
+    // The header timeout frees every slot they held.
+    for mut c in held {
+        c.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut buf = Vec::new();
+        let n = c.read_to_end(&mut buf).unwrap_or(0);
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+    let (st, h) = get(&s.at("/healthz"), None).await;
+    assert_eq!(st, StatusCode::OK);
+    // An open event stream is counted.
+    let mut stream = client().get(s.at("/v1/events")).send().await.unwrap();
+    let _ = stream.chunk().await;
+    eventually("the stream is counted", async || {
+        get(&s.at("/healthz"), None).await.1["event_streams"] == 1
+    })
+    .await;
+    drop(stream);
+    eventually("the stream ends", async || {
+        get(&s.at("/healthz"), None).await.1["event_streams"] == 0
+    })
+    .await;
+    assert!(h["connections"].as_u64().is_some(), "{h}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_open_reads_answers_only_to_its_own_host_names() {
+    let r = repo();
+    let s = Server::start(&r, &["--allow-host", "releaseops.internal"], &[]);
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let port = addr.rsplit(':').next().unwrap_or("").to_string();
+    let ask = |host: &str| {
+        raw_exchange(
+            &addr,
+            &format!("GET /v1/environments HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    for ok in [
+        addr.clone(),
+        format!("localhost:{port}"),
+        format!("releaseops.internal:{port}"),
+    ] {
+        let a = ask(&ok);
+        assert!(a.starts_with("HTTP/1.1 200"), "{ok}: {a}");
+    }
+    // A page on evil.example whose DNS name now points at 127.0.0.1.
+    let a = ask(&format!("evil.example:{port}"));
+    assert!(
+        a.starts_with("HTTP/1.1 421") && a.contains("wrong_host"),
+        "{a}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_file_descriptor_limit_never_stops_the_server_answering() {
+    let r = repo();
+    // Run the server itself under a small limit.
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.args(["--nofile=64:64"])
+        .arg(releaseops_testkit::bin())
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--max-connections",
+            "16",
+            "--header-timeout",
+            "1",
+        ])
+        .current_dir(r.path())
+        .env("NO_COLOR", "1")
+        .env_remove("RELEASEOPS_API_TOKENS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("prlimit runs (util-linux)");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("address");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    let addr = url.trim_start_matches("http://").to_string();
+    // Far more idle clients than descriptors.
+    let held: Vec<_> = (0..150)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    // Someone real still gets answers, and soon a 200.
+    let health = format!("{url}/healthz");
+    eventually("a real client is served", async || {
+        get(&health, None).await.0 == StatusCode::OK
+    })
+    .await;
+    drop(held);
+    let _ = child.kill();
+    let _ = child.wait();
 }

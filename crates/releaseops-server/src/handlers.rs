@@ -76,7 +76,54 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
+}
+
+/// Before any route: one `Authorization` header at most (two would let
+/// the server and a proxy in front of it each see another token), and, when
+/// reads need no token, a `Host` this server answers to, so a web page
+/// whose DNS name was rebound to this address cannot read it.
+async fn guard(
+    State(s): St,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = req.headers();
+    if headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
+        return ApiError::bad_request(
+            "the request has more than one Authorization header",
+            "send exactly one: `Authorization: Bearer <token>`",
+        )
+        .into_response();
+    }
+    if s.reads_open() {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .or_else(|| {
+                req.uri()
+                    .authority()
+                    .map(|a| a.as_str().to_ascii_lowercase())
+            });
+        let known = host
+            .as_deref()
+            .is_some_and(|h| s.allowed_hosts.iter().any(|a| a == h));
+        if !known {
+            return ApiError::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "wrong_host",
+                format!(
+                    "this server does not answer to the host {}",
+                    host.as_deref().unwrap_or("(none)")
+                ),
+                "address it by the host it listens on (or localhost), or start it with --allow-host NAME",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 // --- plumbing --------------------------------------------------------------
@@ -120,7 +167,21 @@ fn body<T: DeserializeOwned>(b: Result<Bytes, BytesRejection>) -> ApiResult<T> {
             format!("send a JSON object of at most {MAX_BODY_BYTES} bytes"),
         )
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    // An object, and only an object: serde would also read a struct from
+    // a JSON array, by position.
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(
+            format!("the request body is not JSON: {e}"),
+            "send a JSON object; see /openapi.json for the fields",
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "the request body is not a JSON object",
+            "send a JSON object; see /openapi.json for the fields",
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
         ApiError::bad_request(
             format!("the request body is not what this endpoint takes: {e}"),
             "see /openapi.json for the fields",
@@ -237,6 +298,8 @@ async fn health(State(s): St) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "in_flight": s.inflight.count(),
         "watching": s.watching.count(),
+        "event_streams": s.streams.count(),
+        "connections": s.connections.count(),
     }))
     .into_response()
 }
@@ -539,26 +602,30 @@ async fn events(
         // Subscribe before the snapshot, so nothing falls between them.
         let moves = s.moves.subscribe();
         let first = q.snapshot_event(&s.snapshots.borrow());
+        // Counted while the stream lives (it is dropped when the client goes).
+        let open = s.streams.enter();
         let state = (
             Some(first),
             moves,
             s.shutdown.clone(),
             s.snapshots.clone(),
-            q,
+            (q, open),
         );
         let stream = futures_util::stream::unfold(
             state,
-            |(first, mut moves, mut shutdown, snaps, q)| async move {
+            |(first, mut moves, mut shutdown, snaps, (q, open))| async move {
+                let q = (q, open);
                 if let Some(ev) = first {
                     return Some((Ok::<_, Infallible>(ev), (None, moves, shutdown, snaps, q)));
                 }
+                let (filter, _) = &q;
                 loop {
                     if *shutdown.borrow() {
                         return None;
                     }
                     tokio::select! {
                         m = moves.recv() => match m {
-                            Ok(m) if q.keeps(&m.env, &m.bundle_id) => {
+                            Ok(m) if filter.keeps(&m.env, &m.bundle_id) => {
                                 let ev = Event::default()
                                     .event("moved")
                                     .id(m.seq.to_string())
@@ -567,7 +634,7 @@ async fn events(
                             }
                             Ok(_) => {}
                             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                                let ev = q.snapshot_event(&snaps.borrow());
+                                let ev = filter.snapshot_event(&snaps.borrow());
                                 return Some((Ok(ev), (None, moves, shutdown, snaps, q)));
                             }
                             Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
@@ -856,6 +923,19 @@ async fn change<B: DeserializeOwned + Send + 'static, T: Send + 'static>(
     let who = s
         .authorize(headers, needed)?
         .ok_or_else(ApiError::unauthorized)?;
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a change must be sent as JSON",
+            "send `Content-Type: application/json` and a JSON object",
+        ));
+    }
     let req: B = body(b)?;
     check(&who, &req)?;
     write(s, who.owner, move |ctx| f(ctx, req)).await

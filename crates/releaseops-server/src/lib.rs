@@ -60,7 +60,21 @@ pub struct Options {
     /// How long shutdown waits for open requests before closing them (the
     /// transactions in flight are always finished).
     pub shutdown_grace: Duration,
+    /// Connections served at once; beyond, a connection is answered 503 and
+    /// closed, so idle or slow clients cannot take every file descriptor.
+    pub max_connections: usize,
+    /// How long a client has to send a request's headers, and how long a
+    /// kept-alive connection may sit idle (slowloris, idle floods).
+    pub header_timeout: Duration,
+    /// Host names (`name:port` or `name`) a request may be addressed to when
+    /// reads need no token, besides the bound address and `localhost`: any
+    /// other is refused, so a page elsewhere cannot rebind its DNS name to
+    /// this server and read it.
+    pub allowed_hosts: Vec<String>,
 }
+
+/// Connections served at once by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 impl Options {
     pub fn new(root: PathBuf) -> Options {
@@ -72,6 +86,9 @@ impl Options {
             clock: None,
             watch_interval: Duration::from_millis(50),
             shutdown_grace: Duration::from_secs(10),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout: Duration::from_secs(10),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -162,6 +179,12 @@ pub(crate) struct AppState {
     shutdown: tokio::sync::watch::Receiver<bool>,
     inflight: Counter,
     watching: Counter,
+    /// Open event streams (`/v1/events`).
+    streams: Counter,
+    /// Open connections.
+    connections: Counter,
+    /// `Host` values accepted when reads are open (lowercase).
+    allowed_hosts: Vec<String>,
     openapi: Bytes,
 }
 
@@ -174,8 +197,13 @@ const RENDERED_MAX: usize = 4096;
 impl AppState {
     /// Who may do what `needed` guards. Reads are open when no tokens are
     /// configured (or with `public_reads`); writes never are.
+    /// Reads need no token: anyone who can reach the server may read.
+    fn reads_open(&self) -> bool {
+        self.tokens.is_empty() || self.public_reads
+    }
+
     fn authorize(&self, headers: &HeaderMap, needed: Role) -> ApiResult<Option<Principal>> {
-        if needed == Role::Viewer && (self.tokens.is_empty() || self.public_reads) {
+        if needed == Role::Viewer && self.reads_open() {
             return Ok(None);
         }
         if self.tokens.is_empty() {
@@ -341,31 +369,114 @@ pub async fn serve(
         shutdown: stop_rx.clone(),
         inflight: Counter::default(),
         watching: Counter::default(),
+        streams: Counter::default(),
+        connections: Counter::default(),
+        allowed_hosts: host_names(listener.local_addr()?, &opts.allowed_hosts),
         openapi: handlers::openapi_document(),
     });
     let inflight = state.inflight.clone();
+    let connections = state.connections.clone();
     let app = handlers::router(state);
+    let limit = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(opts.header_timeout)
+        .keep_alive(true);
+    let mut tasks = tokio::task::JoinSet::new();
     let mut stopping = stop_rx.clone();
-    let at_stop = Arc::new(AtomicUsize::new(0));
-    let (counting, at_stop_w) = (inflight.clone(), at_stop.clone());
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        at_stop_w.store(counting.count(), Ordering::SeqCst);
-        let _ = stop_tx.send(true);
-    });
-    let grace = opts.shutdown_grace;
-    let forced = async move {
-        let _ = stopping.wait_for(|s| *s).await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        r = server => r?,
-        () = forced => {}
+    let at_stop = inflight.clone();
+    let finished_in_flight;
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            () = &mut shutdown => {
+                finished_in_flight = at_stop.count();
+                let _ = stop_tx.send(true);
+                break;
+            }
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                // Out of file descriptors, say: wait, never stop serving.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tasks.spawn(refuse_busy(stream));
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let mut stop = stop_rx.clone();
+        let counted = connections.enter();
+        tasks.spawn(async move {
+            let _permit = permit;
+            let _counted = counted;
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    // No new connections from here; open requests get the grace period,
+    // then they are closed.
+    drop(listener);
+    let _ = stopping.wait_for(|s| *s).await;
+    let drained = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(opts.shutdown_grace, drained)
+        .await
+        .is_err()
+    {
+        tasks.abort_all();
     }
     inflight.idle().await;
     drop(file_watch);
     drop(watcher);
-    Ok(Stopped {
-        finished_in_flight: at_stop.load(Ordering::SeqCst),
-    })
+    Ok(Stopped { finished_in_flight })
+}
+
+/// One connection too many: a 503 with `Retry-After`, then closed.
+async fn refuse_busy(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = r#"{"error":{"kind":"busy","message":"the server has as many connections open as it serves","hint":"retry in a moment"}}"#;
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let write = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
+}
+
+/// The `Host` values a server bound to `addr` answers when reads are open.
+fn host_names(addr: SocketAddr, extra: &[String]) -> Vec<String> {
+    let port = addr.port();
+    let mut out = vec![
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        match addr.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]:{port}"),
+            ip => format!("{ip}:{port}"),
+        },
+    ];
+    for h in extra {
+        let h = h.trim().to_ascii_lowercase();
+        if h.contains(':') && !h.ends_with(']') {
+            out.push(h);
+        } else {
+            out.push(format!("{h}:{port}"));
+        }
+    }
+    out
 }

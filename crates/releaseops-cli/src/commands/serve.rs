@@ -1,6 +1,7 @@
 //! `releaseops serve` and `releaseops token new`.
 
 use std::path::Path;
+use std::time::Duration;
 
 use releaseops_server::{Options, Role, Tokens};
 
@@ -42,6 +43,9 @@ pub fn serve(app: &App, a: ServeArgs) -> CmdResult {
     let mut opts = Options::new(store.root().to_path_buf());
     opts.tokens = tokens;
     opts.public_reads = a.public_reads;
+    opts.max_connections = a.max_connections.max(1);
+    opts.header_timeout = Duration::from_secs(a.header_timeout.max(1));
+    opts.allowed_hosts = a.allow_host.clone();
     opts.git_commit = !app.global.no_commit;
     opts.clock = app.simulated_clock.then_some(app.now);
     releaseops_server::check_bind(&a.addr, &opts).map_err(|m| {
