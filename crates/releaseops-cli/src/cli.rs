@@ -11,7 +11,8 @@ Exit codes:
   1  error: the operation failed (not found, refused, I/O)
   2  usage: the command line or an input value is wrong
   3  blocked: a promotion gate did not pass (also for --dry-run)
-  4  verification failed: `bundle verify` or `history verify` found problems
+  4  verification failed: `bundle verify` or `history verify` found problems,
+     or a file a change builds on disagrees with the history (nothing changed)
   5  `eval run` verdict FAIL
   6  `eval run` verdict INCONCLUSIVE (the evidence cannot tell)
 
