@@ -47,12 +47,12 @@ fn what_we_write_loads_in_the_python_runtime_loader() {
     ])
     .ok();
     r.run(&[
-        "bundle", "create", "agent", "-v", "1.10", "-m", "m", "-t", "1e-05",
+        "bundle", "create", "agent", "-v", "1.10.0", "-m", "m", "-t", "1e-05",
     ])
     .ok();
     r.run(&["promote", "agent", "1.0.0", "dev"]).ok();
     r.run(&["promote", "agent", "1.0.0", "staging"]).ok();
-    r.run(&["promote", "agent", "1.10", "dev"]).ok();
+    r.run(&["promote", "agent", "1.10.0", "dev"]).ok();
     r.run(&[
         "env",
         "create",
@@ -68,7 +68,7 @@ fn what_we_write_loads_in_the_python_runtime_loader() {
     .ok();
     let prod = r.read(".releaseops/environments/prod.yaml");
     r.write(".releaseops/environments/prod.yaml", &format!(
-        "{prod}promotion_policy:\n  requires_eval: false\n  requires_approval: false\n  freeze_windows:\n  - timezone: UTC\n    days: [sat]\n  rejected_versions:\n  - agent@1.10\n"
+        "{prod}promotion_policy:\n  requires_eval: false\n  requires_approval: false\n  freeze_windows:\n  - timezone: UTC\n    days: [sat]\n  rejected_versions:\n  - agent@1.10.0\n"
     ));
     r.run(&[
         "promote",
