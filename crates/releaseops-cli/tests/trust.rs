@@ -1199,3 +1199,169 @@ fn a_runaway_agent_is_capped_and_its_whole_group_killed() {
     }
     assert!(!alive, "the agent's child {pid} outlived the run");
 }
+
+#[test]
+fn an_agent_that_closes_its_streams_before_it_exits_is_judged_by_its_exit() {
+    let r = Repo::initialized();
+    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    // Answers, closes its streams, and exits cleanly a moment later (as any
+    // process does between closing its output and its exit, only longer).
+    r.write("late.sh", "cat\nexec >&- 2>&-\nsleep 0.3\nexit 0\n");
+    r.write(
+        ".releaseops/evals/late.yaml",
+        "id: late\ntarget: {type: command, command: sh late.sh}\ncases:\n- id: c\n  input: {say: hello}\n  assertions: [{type: contains, config: {expected: hello}}]\n",
+    );
+    r.commit_all("suite");
+    let o = r.run(&[
+        "--json",
+        "eval",
+        "run",
+        "late",
+        "--bundle",
+        "b",
+        "--version",
+        "1.0.0",
+    ]);
+    // One case is too few for a PASS verdict; what matters is the case.
+    let case = &o.json()["report"]["results"][0];
+    assert_eq!(case["passed"], true, "{}{}", o.stdout, o.stderr);
+    assert!(case["error"].is_null(), "{case}");
+}
+
+#[test]
+fn the_runtime_refuses_a_pointer_backed_by_an_older_record_or_no_head() {
+    let r = released();
+    r.run(&["telemetry", "show", "b@dev"]).ok();
+    // dev runs 1.1.0; point it back at 1.0.0 with 1.0.0's own (real, but
+    // since superseded) deployment record, in both files.
+    let stack = r.read(".releaseops/deployments/dev/b.yaml");
+    let cut = stack.rfind("- version: 1.1.0").expect("1.1.0 on top");
+    r.write(".releaseops/deployments/dev/b.yaml", &stack[..cut]);
+    let env = r.read(".releaseops/environments/dev.yaml");
+    r.write(
+        ".releaseops/environments/dev.yaml",
+        &env.replace("b: 1.1.0", "b: 1.0.0"),
+    );
+    let o = r.run(&["telemetry", "show", "b@dev"]);
+    o.code(4);
+    assert!(o.stderr.contains("deployed b there since"), "{}", o.stderr);
+    r.git(&["checkout", "--", ".releaseops"]);
+    r.run(&["telemetry", "show", "b@dev"]).ok();
+    // Without HEAD the pointer cannot be checked: refused, not trusted.
+    std::fs::remove_file(r.path().join(".releaseops/history/HEAD")).expect("rm");
+    let o = r.run(&["telemetry", "show", "b@dev"]);
+    o.code(4);
+    assert!(o.stderr.contains("HEAD is missing"), "{}", o.stderr);
+}
+
+#[test]
+fn deleting_the_history_does_not_turn_the_store_into_the_existing_tools() {
+    let r = released();
+    r.run(&["reject", "b", "1.1.0", "-r", "bad"]).ok();
+    for d in ["history", "deployments", "reviews"] {
+        std::fs::remove_dir_all(r.path().join(".releaseops").join(d)).expect("rm");
+    }
+    r.commit_all("gone");
+    let o = r.run(&["promote", "b", "1.1.0", "prod", "--skip-gates", "-r", "x"]);
+    o.code(4);
+    assert!(o.stderr.contains("it was deleted"), "{}", o.stderr);
+    r.run(&["history", "verify"]).code(4);
+}
+
+#[test]
+fn a_journal_that_came_in_a_commit_or_names_other_files_is_never_applied() {
+    let r = released();
+    let outside = r.path().join("../pwned-by-journal");
+    let _ = std::fs::remove_file(&outside);
+    for path in [
+        "../pwned-by-journal",
+        "../.git/hooks/post-commit",
+        "/tmp/pwned-by-journal",
+    ] {
+        let journal = format!(
+            r#"{{"files":[{{"path":"{path}","content":"x"}}],"appends":[],"commit":null}}"#
+        );
+        r.write(".releaseops/.journal", &journal);
+        let o = r.run(&["env", "list"]);
+        assert_ne!(o.code, 0, "{path}");
+        assert!(
+            o.stderr.contains("not a store file"),
+            "{path}: {}",
+            o.stderr
+        );
+    }
+    assert!(!outside.exists() && !std::path::Path::new("/tmp/pwned-by-journal").exists());
+    assert!(!r.path().join(".git/hooks/post-commit").exists());
+    // A well-formed journal that git tracks was not written here.
+    r.write(
+        ".releaseops/.journal",
+        r#"{"files":[{"path":"reviews/b/1.1.0.yaml","content":"approvals: []\n"}],"appends":[],"commit":null}"#,
+    );
+    r.git(&["add", "-f", ".releaseops/.journal"]);
+    r.git(&["commit", "-q", "-m", "journal"]);
+    let o = r.run(&["env", "list"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("tracked by git"), "{}", o.stderr);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_lock_file_that_is_a_link_is_never_written_through() {
+    let r = released();
+    let victim = r.path().join("victim.txt");
+    std::fs::write(&victim, "precious\n").expect("w");
+    let _ = std::fs::remove_file(r.path().join(".releaseops/.lock"));
+    std::os::unix::fs::symlink(&victim, r.path().join(".releaseops/.lock")).expect("ln");
+    let o = r.run(&["promote", "b", "1.1.0", "prod", "--skip-gates", "-r", "x"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("not a regular file"), "{}", o.stderr);
+    assert_eq!(std::fs::read_to_string(&victim).expect("r"), "precious\n");
+}
+
+#[test]
+fn a_run_of_part_of_a_suite_never_passes_the_eval_gate() {
+    let r = Repo::initialized();
+    r.write(
+        ".releaseops/environments/staging.yaml",
+        "environment: staging\nbundle_mappings: {}\npromotion_policy:\n  requires_eval: true\n",
+    );
+    // The full suite fails; its one tagged case passes.
+    r.write(
+        ".releaseops/evals/smoke.yaml",
+        "id: smoke\npass_threshold: 1.0\ntarget: {type: command, command: cat}\ncases:\n- id: easy\n  tags: [quick]\n  input: {say: hello}\n  assertions: [{type: contains, config: {expected: hello}}]\n- id: hard\n  input: {say: hi}\n  assertions: [{type: contains, config: {expected: nope}}]\n",
+    );
+    r.commit_all("suite");
+    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    r.run(&["promote", "b", "1.0.0", "dev"]).ok();
+    let _ = r.run(&[
+        "eval",
+        "run",
+        "smoke",
+        "--bundle",
+        "b",
+        "--version",
+        "1.0.0",
+    ]);
+    let _ = r.run(&[
+        "eval",
+        "run",
+        "smoke",
+        "--bundle",
+        "b",
+        "--version",
+        "1.0.0",
+        "--tag",
+        "quick",
+    ]);
+    let o = r.run(&["--json", "promote", "b", "1.0.0", "staging"]);
+    o.code(3);
+    let j = o.json();
+    let eval = j["gates"]
+        .as_array()
+        .expect("gates")
+        .iter()
+        .find(|g| g["gate"] == "eval")
+        .expect("eval")
+        .clone();
+    assert_ne!(eval["status"], "passed", "{eval}");
+}

@@ -186,7 +186,7 @@ fn check_reports(store: &Store, view: &ChainView, problems: &mut Vec<String>) ->
     let mut recorded: BTreeSet<String> = BTreeSet::new();
     let mut checked = 0;
     for (hash, facts) in &view.state().evals {
-        if let Err(e) = view.eval_reports(store, hash) {
+        if let Err(e) = view.recorded_reports(store, hash) {
             problems.push(e.to_string());
         }
         checked += facts.len();

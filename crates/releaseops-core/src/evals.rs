@@ -159,6 +159,9 @@ pub struct EvalOutcome {
 pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
     let store = ctx.store;
     let suite = load_suite(store, &req.suite)?;
+    let suite_digest = std::fs::read(store.dir().join(suite_rel_path(&req.suite)))
+        .ok()
+        .map(|b| releaseops_format::hash::sha256_prefixed(&b));
     let manifest = store.load_bundle(&req.bundle, &req.version)?;
     let Some(spec) = suite.target.clone() else {
         return Err(CoreError::invalid(
@@ -268,6 +271,8 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         path: rel.clone(),
         digest: releaseops_format::hash::sha256_prefixed(text.as_bytes()),
         suite: req.suite.clone(),
+        partial: !req.tags.is_empty() || report.summary.incomplete,
+        suite_digest,
     };
     tx.write(rel.clone(), text);
     let mut rec = ctx.record(releaseops_format::history::EventKind::EvalRun);
@@ -377,6 +382,24 @@ pub fn compare(
 fn secrets_of(spec: &TargetSpec, target: &Target) -> releaseops_eval::secrets::Redactor {
     let mut r = releaseops_eval::secrets::Redactor::from_environment();
     let from_env = |raw: Option<&String>| raw.is_some_and(|v| v.contains("${"));
+    // Each value read from `${NAME}` on its own too: `token=${DB_PASSWD}`
+    // must not leak the password when the agent echoes it bare.
+    let raws: Vec<&String> = match spec {
+        TargetSpec::Command { env, .. } => env.values().collect(),
+        TargetSpec::Http { headers, .. } => headers.values().collect(),
+        TargetSpec::Model { .. } => Vec::new(),
+    };
+    for raw in raws {
+        let mut rest = raw.as_str();
+        while let Some(i) = rest.find("${") {
+            let after = &rest[i + 2..];
+            let Some(end) = after.find('}') else { break };
+            if let Ok(v) = std::env::var(&after[..end]) {
+                r.add(&v);
+            }
+            rest = &after[end + 1..];
+        }
+    }
     match (spec, target) {
         (TargetSpec::Command { env, .. }, Target::Command(c)) => {
             for (k, v) in &c.env {

@@ -28,11 +28,14 @@ impl Redactor {
         let mut r = Redactor::new();
         for (k, v) in std::env::vars() {
             let k = k.to_ascii_uppercase();
-            if k.ends_with("_API_KEY")
+            if k.ends_with("_KEY")
                 || k.ends_with("_TOKEN")
                 || k.ends_with("_TOKENS")
                 || k.ends_with("_SECRET")
                 || k.ends_with("_PASSWORD")
+                || k.ends_with("_PASSWD")
+                || k.ends_with("_CREDENTIALS")
+                || k == "DATABASE_URL"
             {
                 r.add(&v);
                 // A token list (`role:owner:token,...`): each token too.

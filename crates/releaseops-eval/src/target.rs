@@ -265,6 +265,16 @@ impl Drop for ProcessGroup {
     }
 }
 
+/// Blocks until the child `pid` has exited, leaving it to be reaped.
+#[cfg(unix)]
+fn exited_unreaped(pid: rustix::process::Pid) {
+    use rustix::process::{WaitId, WaitIdOptions, waitid};
+    while let Err(rustix::io::Errno::INTR) = waitid(
+        WaitId::Pid(pid),
+        WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+    ) {}
+}
+
 /// Reads a stream to its end, keeping at most `cap` bytes; `true` when it
 /// had more (the rest is not read: the agent is stopped).
 async fn read_capped(
@@ -351,6 +361,20 @@ impl CommandTarget {
                 if out_over { "stdout" } else { "stderr" }
             ));
         }
+        // Its streams are closed. Wait, without reaping it, until the
+        // leader has exited (the runner's timeout still bounds this), so
+        // that its own exit status is what we report; then stop whatever it
+        // left running (the leader is not reaped yet, so its group id cannot
+        // belong to anyone else) and reap it.
+        #[cfg(unix)]
+        if let Some(pid) = child
+            .id()
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = tokio::task::spawn_blocking(move || exited_unreaped(pid)).await;
+        }
+        drop(_group);
         let status = child
             .wait()
             .await

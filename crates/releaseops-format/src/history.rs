@@ -149,6 +149,13 @@ pub struct ReportEvidence {
     /// `sha256:` of the report file's bytes.
     pub digest: String,
     pub suite: String,
+    /// A run of part of the suite (a `--tag` filter, or interrupted): kept
+    /// for people, never counted by a gate.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub partial: bool,
+    /// `sha256:` of the suite file the run read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite_digest: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {

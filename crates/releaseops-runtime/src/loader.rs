@@ -32,6 +32,10 @@ pub struct RuntimeLoader {
     inner: Arc<Inner>,
 }
 
+/// (env, id) -> (seq of the deployment record backing the pointer, seq the
+/// history was checked through).
+type Backed = Mutex<HashMap<(String, String), (u64, u64)>>;
+
 struct Inner {
     dir: PathBuf,
     root: Option<PathBuf>,
@@ -44,6 +48,10 @@ struct Inner {
     generation: AtomicU64,
     /// The error being served around, reported once until it clears.
     failing: Mutex<Option<LoadError>>,
+    /// (env, id) -> (the deployment record backing its pointer, the record
+    /// the history was checked through): a pointer check reads only what
+    /// was appended since.
+    backed: Backed,
     started: Instant,
 }
 
@@ -151,6 +159,7 @@ impl RuntimeLoader {
                 versions: RwLock::new(HashMap::new()),
                 generation: AtomicU64::new(0),
                 failing: Mutex::new(None),
+                backed: Mutex::new(HashMap::new()),
                 started: Instant::now(),
             }),
         })
@@ -353,7 +362,7 @@ impl RuntimeLoader {
                 deployed: file.bundle_mappings.keys().cloned().collect(),
             });
         };
-        check_pointer(dir, env, id, version)?;
+        check_pointer(dir, env, id, version, &self.inner.backed)?;
         if let Some(e) = cached
             && e.bundle.version() == version
         {
@@ -412,19 +421,48 @@ impl RuntimeLoader {
 }
 
 /// A pointer must be backed by the history: the environment's deployment
-/// index for the bundle must have the same version on top, and the record
-/// it names must be the deployment of exactly that version there. A hand
-/// edit of `environments/<env>.yaml` (or of both files) is refused, and the
-/// last good bundle served. (`history verify`, the CLI and the API check the
-/// whole chain; this is the few reads a running agent can afford when a
-/// pointer changes.) Trees with no history of ours, the existing tool's and
-/// exports, have nothing to check against.
-fn check_pointer(dir: &Path, env: &str, id: &str, version: &str) -> Result<(), LoadError> {
+/// index for the bundle must have the same version on top, the record it
+/// names must be the deployment of exactly that version there, and no later
+/// record up to `history/HEAD` may deploy that bundle there again. A hand
+/// edit of `environments/<env>.yaml` (or of it and the index together, even
+/// pointing at an old real record) is refused, and the last good bundle
+/// served. The history after the record is read once: later checks read only
+/// what was appended since. (`history verify`, the CLI and the API's writes
+/// check every link of the chain; this is what a running agent can afford
+/// when a pointer changes.) Trees with no history of ours, the existing
+/// tool's and exports, have nothing to check against.
+fn check_pointer(
+    dir: &Path,
+    env: &str,
+    id: &str,
+    version: &str,
+    backed: &Backed,
+) -> Result<(), LoadError> {
     use releaseops_format::history::{DeploymentStack, Record, SEGMENT_RECORDS};
     let history = dir.join("history");
-    if !history.join("HEAD").exists() {
+    let head_path = history.join("HEAD");
+    if !head_path.exists() {
+        // Ours always has HEAD once it has records or indexes.
+        let ours = dir.join("deployments").exists()
+            || std::fs::read_dir(&history)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false);
+        if ours {
+            return Err(LoadError::corrupt(
+                &head_path,
+                "the history's HEAD is missing (removed outside releaseops); run `releaseops history verify`",
+            ));
+        }
         return Ok(());
     }
+    #[derive(serde::Deserialize)]
+    struct Head {
+        seq: u64,
+    }
+    let head: Head = read_limited(&head_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| LoadError::corrupt(&head_path, "unreadable history tip"))?;
     let index = dir.join("deployments").join(env).join(format!("{id}.yaml"));
     let bytes = read_limited(&index).map_err(|e| {
         LoadError::corrupt(
@@ -444,31 +482,79 @@ fn check_pointer(dir: &Path, env: &str, id: &str, version: &str) -> Result<(), L
         ));
     };
     let seq = top.seq;
-    let segment = history.join(format!(
-        "{:08}.jsonl",
-        seq.saturating_sub(1) / SEGMENT_RECORDS
-    ));
-    let text = read_limited(&segment).map_err(|e| LoadError::io(&segment, &e))?;
-    let line = std::str::from_utf8(&text).ok().and_then(|t| {
-        t.lines()
-            .nth(((seq.saturating_sub(1)) % SEGMENT_RECORDS) as usize)
-    });
-    let record = line.and_then(|l| Record::parse_line(l).ok());
-    let backed = record.is_some_and(|r| {
-        r.seq == seq
-            && r.is_deployment()
-            && r.env.as_deref() == Some(env)
-            && r.bundle_id.as_deref() == Some(id)
-            && r.version.as_deref() == Some(version)
-    });
-    if !backed {
-        return Err(LoadError::corrupt(
+    let forged = || {
+        LoadError::corrupt(
             &index,
             format!(
                 "it says record {seq} put {id}@{version} live in '{env}', but the history does not (changed outside releaseops); run `releaseops history verify`"
             ),
-        ));
+        )
+    };
+    if seq == 0 || seq > head.seq {
+        return Err(forged());
     }
+    let key = (env.to_string(), id.to_string());
+    let through = match backed.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        Some((s, t)) if *s == seq && *t <= head.seq => Some(*t),
+        _ => None,
+    };
+    let segment_of = |n: u64| history.join(format!("{:08}.jsonl", (n - 1) / SEGMENT_RECORDS));
+    if through.is_none() {
+        let path = segment_of(seq);
+        let text = read_limited(&path).map_err(|e| LoadError::io(&path, &e))?;
+        let line = std::str::from_utf8(&text)
+            .ok()
+            .and_then(|t| t.lines().nth(((seq - 1) % SEGMENT_RECORDS) as usize));
+        let record = line.and_then(|l| Record::parse_line(l).ok());
+        let ok = record.is_some_and(|r| {
+            r.seq == seq
+                && r.is_deployment()
+                && r.env.as_deref() == Some(env)
+                && r.bundle_id.as_deref() == Some(id)
+                && r.version.as_deref() == Some(version)
+        });
+        if !ok {
+            return Err(forged());
+        }
+    }
+    // Nothing after it may deploy this bundle here again.
+    let from = through.unwrap_or(seq) + 1;
+    if from <= head.seq {
+        let (env_key, id_key) = (
+            format!("\"env\":\"{env}\""),
+            format!("\"bundle_id\":\"{id}\""),
+        );
+        let mut n = from;
+        while n <= head.seq {
+            let path = segment_of(n);
+            let text = read_limited(&path).map_err(|e| LoadError::io(&path, &e))?;
+            let text = String::from_utf8_lossy(&text);
+            let first = ((n - 1) / SEGMENT_RECORDS) * SEGMENT_RECORDS + 1;
+            for (i, line) in text.lines().enumerate() {
+                let at = first + i as u64;
+                if at < n || at > head.seq || !(line.contains(&env_key) && line.contains(&id_key)) {
+                    continue;
+                }
+                if Record::parse_line(line).is_ok_and(|r| {
+                    r.is_deployment()
+                        && r.env.as_deref() == Some(env)
+                        && r.bundle_id.as_deref() == Some(id)
+                }) {
+                    return Err(LoadError::corrupt(
+                        &index,
+                        format!(
+                            "it says record {seq} put {id}@{version} live in '{env}', but record {at} deployed {id} there since (changed outside releaseops); run `releaseops history verify`"
+                        ),
+                    ));
+                }
+            }
+            n = first + SEGMENT_RECORDS;
+        }
+    }
+    backed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, (seq, head.seq));
     Ok(())
 }
 

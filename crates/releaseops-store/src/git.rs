@@ -500,6 +500,22 @@ impl Git {
         Ok(if s.is_empty() { None } else { Some(s) })
     }
 
+    /// Whether git tracks `path` (relative to the work tree top).
+    pub fn is_tracked(&self, path: &str) -> bool {
+        self.run(&["ls-files", "--error-unmatch", "--", path], None, None)
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// Whether any commit ever touched `path` (relative to the top).
+    pub fn ever_had(&self, path: &str) -> bool {
+        self.run(
+            &["log", "-1", "--all", "--format=%H", "--", path],
+            None,
+            None,
+        )
+        .is_ok_and(|o| o.status.success() && !o.stdout.iter().all(u8::is_ascii_whitespace))
+    }
+
     /// A git config value, if set.
     pub fn config(&self, key: &str) -> Option<String> {
         let out = self.run(&["config", "--get", key], None, None).ok()?;

@@ -387,6 +387,12 @@ impl HistoryLog {
                 .problems
                 .push(format!("{}: the last line is incomplete", seg.name));
         }
+        if seg.lines.is_empty() {
+            walked.problems.push(format!(
+                "{}: holds no records (releaseops never writes an empty segment)",
+                seg.name
+            ));
+        }
         let count = seg.lines.len() as u64;
         for line in seg.lines {
             let at = || format!("{}:{}", seg.name, line.lineno);

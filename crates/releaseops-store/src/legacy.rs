@@ -135,6 +135,8 @@ fn eval_reports(store: &Store) -> Result<Vec<Record>> {
             path: format!("eval_reports/{name}"),
             digest: hash::sha256_prefixed(&bytes),
             suite,
+            partial: false,
+            suite_digest: None,
         });
         out.push(rec);
     }

@@ -45,8 +45,20 @@ pub(crate) const REPORT_MAX_BYTES: u64 = 512 * 1024 * 1024;
 /// writer stopped mid-write must not block readers for good).
 const READ_WAIT: Duration = Duration::from_secs(10);
 const WRITER_LOCK: &str = ".lock";
+/// The directories of `.releaseops/` that releaseops writes.
+pub(crate) const STORE_DIRS: &[&str] = &[
+    "history",
+    "bundles",
+    "environments",
+    "deployments",
+    "reviews",
+    "objects",
+    "eval_reports",
+    "evals",
+    "agent",
+];
 pub(crate) const APPLY_LOCK: &str = ".apply.lock";
-const GITIGNORE: &str = ".lock\n.apply.lock\n.journal\n.journal.tmp\n.journal.abandoned\n.uncommitted\n.tmp-*\n.cache/\n";
+const GITIGNORE: &str = ".lock\n.apply.lock\n.apply.intent\n.journal\n.journal.tmp\n.journal.abandoned\n.uncommitted\n.tmp-*\n.cache/\n";
 
 /// An opened `.releaseops/` directory.
 pub struct Store {
@@ -193,18 +205,7 @@ impl Store {
         // A linked store (or part of one) is refused: git records the link,
         // not the files, so every commit would stage their deletion, and a
         // link can lead the store's writes anywhere.
-        for sub in [
-            "",
-            "history",
-            "bundles",
-            "environments",
-            "deployments",
-            "reviews",
-            "objects",
-            "eval_reports",
-            "evals",
-            "agent",
-        ] {
+        for sub in std::iter::once("").chain(STORE_DIRS.iter().copied()) {
             let p = if sub.is_empty() {
                 dir.clone()
             } else {
@@ -303,7 +304,7 @@ impl Store {
     /// and the environments) so it never sees half of one. Readers do not
     /// block each other.
     pub fn read_guard(&self) -> Result<lock::LockGuard> {
-        lock::acquire_shared(&self.dir.join(APPLY_LOCK), READ_WAIT)
+        lock::acquire_read(&self.dir, READ_WAIT)
     }
 
     /// Starts a transaction: takes the writer lock (waiting `lock.wait_seconds`) and
@@ -320,20 +321,24 @@ impl Store {
             // Trees made by the existing tool have none; keep our lock and
             // journal out of the user's `git status`.
             None => tx.write(".gitignore", GITIGNORE.to_string()),
-            // Stores from before the local cache existed.
-            Some(b)
-                if !String::from_utf8_lossy(&b)
-                    .lines()
-                    .any(|l| l.trim() == ".cache/") =>
-            {
+            // Stores from before a newer local file existed get its line.
+            Some(b) => {
                 let mut text = String::from_utf8_lossy(&b).into_owned();
-                if !text.is_empty() && !text.ends_with('\n') {
-                    text.push('\n');
+                let missing: Vec<&str> = GITIGNORE
+                    .lines()
+                    .filter(|want| !text.lines().any(|l| l.trim() == *want))
+                    .collect();
+                if !missing.is_empty() {
+                    if !text.is_empty() && !text.ends_with('\n') {
+                        text.push('\n');
+                    }
+                    for line in missing {
+                        text.push_str(line);
+                        text.push('\n');
+                    }
+                    tx.write(".gitignore", text);
                 }
-                text.push_str(".cache/\n");
-                tx.write(".gitignore", text);
             }
-            Some(_) => {}
         }
         Ok(tx)
     }

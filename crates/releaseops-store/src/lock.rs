@@ -22,7 +22,29 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, StoreError};
 
 pub struct LockGuard {
-    _file: File,
+    _files: Vec<File>,
+}
+
+/// Taken before the apply lock: exclusively by a writer about to write,
+/// shared (and let go at once) by a reader about to read. A writer waiting
+/// thus stops new readers from arriving, so a steady stream of them cannot
+/// starve it; it waits only for those already reading.
+const INTENT: &str = ".apply.intent";
+
+/// The apply lock for reading several files at once.
+pub fn acquire_read(dir: &Path, timeout: Duration) -> Result<LockGuard> {
+    let _turn = wait_for(&dir.join(INTENT), timeout, true)?;
+    let file = wait_for(&dir.join(crate::APPLY_LOCK), timeout, true)?;
+    Ok(LockGuard { _files: vec![file] })
+}
+
+/// The apply lock for writing a change.
+pub fn acquire_write(dir: &Path, timeout: Duration) -> Result<LockGuard> {
+    let turn = wait_for(&dir.join(INTENT), timeout, false)?;
+    let file = wait_for(&dir.join(crate::APPLY_LOCK), timeout, false)?;
+    Ok(LockGuard {
+        _files: vec![turn, file],
+    })
 }
 
 /// Who holds the writer lock, as the holder recorded it.
@@ -44,6 +66,19 @@ impl std::fmt::Display for Holder {
 }
 
 fn open(path: &Path) -> Result<File> {
+    // A lock file committed as a link would have its target truncated.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_file()) {
+        return Err(StoreError::Source {
+            message: format!(
+                "{} is not a regular file (a link, say); releaseops never follows one",
+                path.display()
+            ),
+            hint: Some(
+                "remove it (`rm` removes the link, not its target) and run the command again"
+                    .into(),
+            ),
+        });
+    }
     OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -72,22 +107,14 @@ pub fn acquire(path: &Path, timeout: Duration) -> Result<LockGuard> {
         let _ = file.seek(SeekFrom::Start(0));
         let _ = file.write_all(&text);
     }
-    Ok(LockGuard { _file: file })
-}
-
-/// A shared lock (readers of the apply lock): held together with other
-/// readers, waited for only while a change is being written.
-pub fn acquire_shared(path: &Path, timeout: Duration) -> Result<LockGuard> {
-    Ok(LockGuard {
-        _file: wait_for(path, timeout, true)?,
-    })
+    Ok(LockGuard { _files: vec![file] })
 }
 
 /// The exclusive lock if it is free right now.
 pub fn try_acquire(path: &Path) -> Result<Option<LockGuard>> {
     let file = open(path)?;
     match file.try_lock() {
-        Ok(()) => Ok(Some(LockGuard { _file: file })),
+        Ok(()) => Ok(Some(LockGuard { _files: vec![file] })),
         Err(TryLockError::WouldBlock) => Ok(None),
         Err(TryLockError::Error(e)) => Err(StoreError::io("cannot lock", path, e)),
     }
@@ -118,7 +145,7 @@ fn wait_for(path: &Path, timeout: Duration, shared: bool) -> Result<File> {
             Ok(()) => return Ok(file),
             Err(TryLockError::WouldBlock) => {
                 if start.elapsed() >= timeout {
-                    // The apply lock's holder is the writer lock's.
+                    // The apply locks' holder is the writer lock's.
                     let writer = path.with_file_name(".lock");
                     return Err(StoreError::LockTimeout {
                         path: path.to_path_buf(),

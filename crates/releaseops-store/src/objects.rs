@@ -67,8 +67,16 @@ impl ObjectStore {
     }
 }
 
+/// Writes a new file (a temporary one, renamed into place by the caller).
+/// Whatever was at `path` is removed first and the file is created anew
+/// (`O_CREAT|O_EXCL`), so a link planted at the name is never followed.
 pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = fs::File::create(path).map_err(|e| StoreError::io("cannot create", path, e))?;
+    let _ = fs::remove_file(path);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| StoreError::io("cannot create", path, e))?;
     f.write_all(bytes)
         .map_err(|e| StoreError::io("cannot write", path, e))?;
     f.sync_all()

@@ -157,7 +157,8 @@ impl<'s> Transaction<'s> {
                 names::validate_text("reason or comment", r).map_err(StoreError::Input)?;
             }
         }
-        rec.rehearsal = self.view.state().is_rehearsal(&self.config);
+        // Imported records were production, whatever the config says now.
+        rec.rehearsal = !rec.imported && self.view.state().is_rehearsal(&self.config);
         rec.seq = self.tip.seq + 1;
         rec.prev = self.tip.hash.clone();
         let line = rec.to_line();
@@ -232,7 +233,7 @@ impl<'s> Transaction<'s> {
         };
         let dir = self.store.dir();
         // Readers see the store before this change or after it, never half.
-        let _writing = crate::lock::acquire(&dir.join(crate::APPLY_LOCK), self.config.lock.wait())?;
+        let _writing = crate::lock::acquire_write(dir, self.config.lock.wait())?;
         let tmp = dir.join(JOURNAL_TMP);
         let bytes = serde_json::to_vec(&journal).map_err(|e| StoreError::Corrupt {
             path: tmp.clone(),
@@ -307,7 +308,16 @@ fn apply_now(store: &Store, j: &Journal) -> Result<(Option<String>, Option<Strin
     }
     let mut dirs = std::collections::BTreeSet::new();
     for (tmp, path) in &staged {
-        fs::rename(tmp, path).map_err(|e| StoreError::io("cannot write", path, e))?;
+        // Past the point of no return: a rename (which needs no space) that
+        // still fails leaves a change the next command completes, and the
+        // error says so rather than that nothing happened.
+        fs::rename(tmp, path).map_err(|e| StoreError::Source {
+            message: format!(
+                "the change is recorded but {} could not be put in place ({e}); the next releaseops command completes it",
+                path.display()
+            ),
+            hint: Some("fix the file system (permissions, a read-only mount), then run any releaseops command".into()),
+        })?;
         dirs.insert(path.parent().unwrap_or(dir).to_path_buf());
     }
     for (path, _) in &appended {
@@ -388,8 +398,10 @@ fn finish(
     if let (Some(c), Some(git)) = (&j.commit, store.git()) {
         outcome = commit_to_git(store, git, c);
     }
-    let jpath = dir.join(JOURNAL);
-    fs::remove_file(&jpath).map_err(|e| StoreError::io("cannot remove", &jpath, e))?;
+    // The change is applied and committed; a journal that cannot be removed
+    // is replayed by the next command to the same result, so it is not a
+    // failure to report.
+    let _ = fs::remove_file(dir.join(JOURNAL));
     sync_dir(dir);
     Ok(outcome)
 }
@@ -420,10 +432,56 @@ fn commit_to_git(store: &Store, git: &Git, c: &JCommit) -> (Option<String>, Opti
             (commit, None)
         }
         Err(e) => {
-            let _ = fs::write(&pending_path, rels.join("\n"));
+            let _ = write_synced(&pending_path, rels.join("\n").as_bytes());
             (None, Some(e.to_string()))
         }
     }
+}
+
+/// A journal found on disk is replayed only if it could be ours: every path
+/// it writes, appends to or commits is a store file (relative, no `..`, in a
+/// directory releaseops writes), and git does not track it (ours never is:
+/// one that arrived in a commit was written by someone else).
+fn check_journal(store: &Store, j: &Journal, jpath: &Path) -> Result<()> {
+    const FILES: &[&str] = &["config.yaml", ".gitignore", "promotion_history.yaml"];
+    let ok = |p: &str| {
+        releaseops_format::names::validate_repo_path(p).is_ok()
+            && !p.contains('\\')
+            && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+            && match p.split_once('/') {
+                Some((top, _)) => crate::STORE_DIRS.contains(&top),
+                None => FILES.contains(&p),
+            }
+    };
+    let paths = j
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .chain(j.appends.iter().map(|a| a.path.as_str()))
+        .chain(
+            j.commit
+                .iter()
+                .flat_map(|c| c.paths.iter().map(String::as_str)),
+        );
+    for p in paths {
+        if !ok(p) {
+            return Err(StoreError::Corrupt {
+                path: jpath.to_path_buf(),
+                message: format!(
+                    "the journal names '{p}', which is not a store file; it was not written by releaseops and was not applied"
+                ),
+            });
+        }
+    }
+    if let Some(git) = store.git()
+        && git.is_tracked(&format!("{}{JOURNAL}", store.git_prefix()))
+    {
+        return Err(StoreError::Corrupt {
+            path: jpath.to_path_buf(),
+            message: "the journal is tracked by git: it came in a commit, not from a change made here, and was not applied".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Finishes a transaction that a killed process left behind. Call with the lock held.
@@ -441,7 +499,8 @@ pub(crate) fn recover(store: &Store) -> Result<bool> {
         path: jpath.clone(),
         message: format!("unreadable transaction journal: {e}"),
     })?;
-    let _writing = crate::lock::acquire(&dir.join(crate::APPLY_LOCK), store.config().lock.wait())?;
+    check_journal(store, &journal, &jpath)?;
+    let _writing = crate::lock::acquire_write(dir, store.config().lock.wait())?;
     apply(store, &journal)?;
     // The killed process may have left its half-written new files.
     let parents: std::collections::BTreeSet<std::path::PathBuf> = journal

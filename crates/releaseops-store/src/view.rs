@@ -159,6 +159,16 @@ impl Store {
                 ),
             });
         }
+        // Deleting history/ (and the indexes beside it) must not turn a
+        // store back into the existing tool's, whose files are trusted.
+        if let Some(git) = self.git()
+            && git.ever_had(&format!("{}history", self.git_prefix()))
+        {
+            return Err(StoreError::ChainBroken {
+                path: PathBuf::from(".releaseops/history"),
+                message: "there is no history, but git has commits of .releaseops/history: it was deleted".into(),
+            });
+        }
         for sub in ["deployments", "reviews"] {
             if !crate::list_dir(&self.dir().join(sub))?.is_empty() {
                 return Err(StoreError::ChainBroken {
@@ -434,8 +444,33 @@ impl ChainView {
     /// back and checked against its recorded digest. Reports the history
     /// does not hold are never returned, whatever they say.
     pub fn eval_reports(&self, store: &Store, bundle_hash: &str) -> Result<Vec<EvalReportInfo>> {
+        self.reports(store, bundle_hash, false)
+    }
+
+    /// Every report recorded for a bundle hash, partial runs too, each
+    /// checked against its digest (for `history verify`).
+    pub fn recorded_reports(
+        &self,
+        store: &Store,
+        bundle_hash: &str,
+    ) -> Result<Vec<EvalReportInfo>> {
+        self.reports(store, bundle_hash, true)
+    }
+
+    fn reports(
+        &self,
+        store: &Store,
+        bundle_hash: &str,
+        partial_too: bool,
+    ) -> Result<Vec<EvalReportInfo>> {
         let mut out = Vec::new();
-        for fact in self.state.evals_for(bundle_hash) {
+        // A run of part of a suite (`--tag`, interrupted) never counts.
+        for fact in self
+            .state
+            .evals_for(bundle_hash)
+            .iter()
+            .filter(|f| partial_too || !f.report.partial)
+        {
             let rel = &fact.report.path;
             if releaseops_format::names::validate_repo_path(rel).is_err()
                 || !rel.starts_with("eval_reports/")
