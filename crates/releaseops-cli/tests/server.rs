@@ -1072,9 +1072,14 @@ async fn idle_and_slow_clients_are_cut_off_capped_and_answered_503() {
         c.set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
         let mut buf = Vec::new();
-        let n = c.read_to_end(&mut buf).unwrap_or(0);
-        let text = String::from_utf8_lossy(&buf[..n]);
-        assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+        // Closed by the server (an end of file, or a reset), never left
+        // open until the read times out.
+        match c.read_to_end(&mut buf) {
+            Ok(_) => {}
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        }
+        let text = String::from_utf8_lossy(&buf);
+        assert!(buf.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
     }
     let (st, h) = get(&s.at("/healthz"), None).await;
     assert_eq!(st, StatusCode::OK);
@@ -1091,6 +1096,73 @@ async fn idle_and_slow_clients_are_cut_off_capped_and_answered_503() {
     })
     .await;
     assert!(h["connections"].as_u64().is_some(), "{h}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_anonymous_writes_and_long_lived_requests_cannot_take_the_server() {
+    let r = repo();
+    let s = Server::start(
+        &r,
+        &["--max-connections", "4", "--header-timeout", "1"],
+        &[("RELEASEOPS_API_TOKENS", &tokens())],
+    );
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let promise = |auth: &str| {
+        format!(
+            "POST /v1/promote HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"bundle_id\""
+        )
+    };
+    // No token: refused at once, before the (never sent) body.
+    let a = raw_exchange(&addr, &promise(""));
+    assert!(a.starts_with("HTTP/1.1 401"), "{a}");
+    // A real token whose body never arrives: cut off by the timeout.
+    let a = raw_exchange(
+        &addr,
+        &promise(&format!("Authorization: Bearer {DEPLOYER}\r\n")),
+    );
+    assert!(a.starts_with("HTTP/1.1 408"), "{a}");
+    assert!(a.contains("request_timeout"), "{a}");
+    // Declared too large: refused without reading it.
+    let big = "POST /v1/promote HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer DEPLOYER\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n"
+        .replace("DEPLOYER", DEPLOYER);
+    let a = raw_exchange(&addr, &big);
+    assert!(a.starts_with("HTTP/1.1 413"), "{a}");
+    // Watches and event streams may hold half the connections (2 of 4).
+    let c = client();
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut st = c
+            .get(s.at("/v1/events"))
+            .bearer_auth(VIEWER)
+            .send()
+            .await
+            .expect("stream");
+        assert_eq!(st.status(), StatusCode::OK);
+        let _ = st.chunk().await;
+        open.push(st);
+    }
+    let (st, j) = get(
+        &s.at("/v1/watch/support-agent@dev?timeout=30"),
+        Some(VIEWER),
+    )
+    .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{j}");
+    assert_eq!(j["error"]["kind"], "busy", "{j}");
+    // Short requests are still served, and a slot freed is a slot again.
+    let (st, _) = get(&s.at("/v1/environments"), Some(VIEWER)).await;
+    assert_eq!(st, StatusCode::OK);
+    drop(open.pop());
+    eventually(
+        "a freed slot serves an event stream again",
+        async || match c.get(s.at("/v1/events")).bearer_auth(VIEWER).send().await {
+            Ok(st) if st.status() == StatusCode::OK => {
+                open.push(st);
+                true
+            }
+            _ => false,
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -153,20 +153,55 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
     })
 }
 
-fn body<T: DeserializeOwned>(b: Result<Bytes, BytesRejection>) -> ApiResult<T> {
-    let bytes = b.map_err(|e| {
-        let status = e.status();
+/// The request body, at most [`MAX_BODY_BYTES`], within `within`.
+async fn read_body(b: Body, headers: &HeaderMap, within: Duration) -> ApiResult<Bytes> {
+    use futures_util::StreamExt;
+    let too_large = || {
         ApiError::new(
-            status,
-            if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "too_large"
-            } else {
-                "invalid"
-            },
-            format!("cannot read the request body: {}", e.body_text()),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the request body is over {MAX_BODY_BYTES} bytes"),
             format!("send a JSON object of at most {MAX_BODY_BYTES} bytes"),
         )
-    })?;
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let read = async {
+        let mut stream = b.into_data_stream();
+        let mut buf = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::bad_request(
+                    format!("cannot read the request body: {e}"),
+                    format!("send a JSON object of at most {MAX_BODY_BYTES} bytes"),
+                )
+            })?;
+            if buf.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(buf))
+    };
+    tokio::time::timeout(within, read).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                within.as_secs_f64()
+            ),
+            "send the whole request at once",
+        )
+    })?
+}
+
+fn body<T: DeserializeOwned>(bytes: Bytes) -> ApiResult<T> {
     // An object, and only an object: serde would also read a struct from
     // a JSON array, by position.
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
@@ -527,6 +562,7 @@ async fn watch(
         let mut snapshots = s.snapshots.clone();
         snapshots.borrow_and_update();
         let mut shutdown = s.shutdown.clone();
+        let _slot = long_lived(&s)?;
         let _watching = s.watching.enter();
         loop {
             let b = s.bundle(&reference).await?;
@@ -582,6 +618,22 @@ impl EventsQuery {
     }
 }
 
+/// A slot for a request that stays open (a watch, an event stream), or 503
+/// when half the connections are held by them already.
+fn long_lived(s: &AppState) -> ApiResult<crate::Counted> {
+    s.long_lived.try_enter(s.max_long_lived).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "{} watches and event streams are open already, the most this server keeps",
+                s.max_long_lived
+            ),
+            "try again later, or start the server with a larger --max-connections",
+        )
+    })
+}
+
 /// Server-sent events: a `snapshot` of the pointers first, then one `moved`
 /// event per pointer that moves (filtered by `env` and `bundle`). A client
 /// that falls behind gets a fresh snapshot.
@@ -603,7 +655,7 @@ async fn events(
         let moves = s.moves.subscribe();
         let first = q.snapshot_event(&s.snapshots.borrow());
         // Counted while the stream lives (it is dropped when the client goes).
-        let open = s.streams.enter();
+        let open = (long_lived(&s)?, s.streams.enter());
         let state = (
             Some(first),
             moves,
@@ -916,7 +968,7 @@ async fn change<B: DeserializeOwned + Send + 'static, T: Send + 'static>(
     s: &AppState,
     headers: &HeaderMap,
     needed: Role,
-    b: Result<Bytes, BytesRejection>,
+    b: Body,
     check: impl FnOnce(&crate::Principal, &B) -> ApiResult<()>,
     f: impl FnOnce(&Ctx<'_>, B) -> Result<T, CoreError> + Send + 'static,
 ) -> ApiResult<T> {
@@ -936,12 +988,14 @@ async fn change<B: DeserializeOwned + Send + 'static, T: Send + 'static>(
             "send `Content-Type: application/json` and a JSON object",
         ));
     }
-    let req: B = body(b)?;
+    // Only now, with the token checked, is the body read: an anonymous
+    // client cannot hold a slot by sending one slowly.
+    let req: B = body(read_body(b, headers, s.body_timeout).await?)?;
     check(&who, &req)?;
     write(s, who.owner, move |ctx| f(ctx, req)).await
 }
 
-async fn promote(State(s): St, headers: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+async fn promote(State(s): St, headers: HeaderMap, b: Body) -> Response {
     let overriding = |who: &crate::Principal, req: &PromoteBody| {
         if req.skip_gates && who.role != Role::Admin {
             return Err(ApiError::new(
@@ -1022,7 +1076,7 @@ struct ApproveBody {
     comment: Option<String>,
 }
 
-async fn approve(State(s): St, headers: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+async fn approve(State(s): St, headers: HeaderMap, b: Body) -> Response {
     let r = change(
         &s,
         &headers,
@@ -1054,7 +1108,7 @@ struct RejectBody {
     reason: String,
 }
 
-async fn reject(State(s): St, headers: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+async fn reject(State(s): St, headers: HeaderMap, b: Body) -> Response {
     let r = change(
         &s,
         &headers,
@@ -1088,7 +1142,7 @@ struct RollbackBody {
     reason: Option<String>,
 }
 
-async fn rollback(State(s): St, headers: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+async fn rollback(State(s): St, headers: HeaderMap, b: Body) -> Response {
     let r = change(
         &s,
         &headers,

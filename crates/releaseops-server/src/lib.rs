@@ -63,8 +63,9 @@ pub struct Options {
     /// Connections served at once; beyond, a connection is answered 503 and
     /// closed, so idle or slow clients cannot take every file descriptor.
     pub max_connections: usize,
-    /// How long a client has to send a request's headers, and how long a
-    /// kept-alive connection may sit idle (slowloris, idle floods).
+    /// How long a client has to send a request's headers, and then its
+    /// body, and how long a kept-alive connection may sit idle (slowloris,
+    /// idle floods).
     pub header_timeout: Duration,
     /// Host names (`name:port` or `name`) a request may be addressed to when
     /// reads need no token, besides the bound address and `localhost`: any
@@ -138,6 +139,15 @@ impl Counter {
         self.0.0.load(Ordering::SeqCst)
     }
 
+    /// Counts one more, unless there are `limit` already.
+    fn try_enter(&self, limit: usize) -> Option<Counted> {
+        if self.0.0.fetch_add(1, Ordering::SeqCst) >= limit {
+            drop(Counted(self.clone()));
+            return None;
+        }
+        Some(Counted(self.clone()))
+    }
+
     async fn idle(&self) {
         loop {
             let notified = self.0.1.notified();
@@ -183,6 +193,12 @@ pub(crate) struct AppState {
     streams: Counter,
     /// Open connections.
     connections: Counter,
+    /// Event streams and watches open at once, and their cap (half the
+    /// connections: long-lived requests never take every slot).
+    long_lived: Counter,
+    max_long_lived: usize,
+    /// How long a client has to send a request's body.
+    body_timeout: Duration,
     /// `Host` values accepted when reads are open (lowercase).
     allowed_hosts: Vec<String>,
     openapi: Bytes,
@@ -371,6 +387,9 @@ pub async fn serve(
         watching: Counter::default(),
         streams: Counter::default(),
         connections: Counter::default(),
+        long_lived: Counter::default(),
+        max_long_lived: (opts.max_connections / 2).max(1),
+        body_timeout: opts.header_timeout,
         allowed_hosts: host_names(listener.local_addr()?, &opts.allowed_hosts),
         openapi: handlers::openapi_document(),
     });
