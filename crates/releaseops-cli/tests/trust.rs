@@ -1365,3 +1365,60 @@ fn a_run_of_part_of_a_suite_never_passes_the_eval_gate() {
         .clone();
     assert_ne!(eval["status"], "passed", "{eval}");
 }
+
+#[test]
+fn a_running_agent_never_sees_half_a_promotion() {
+    let r = Repo::initialized();
+    for v in ["1.0.0", "1.1.0"] {
+        r.run(&["bundle", "create", "b", "-v", v, "-m", v]).ok();
+    }
+    r.run(&["promote", "b", "1.0.0", "dev"]).ok();
+    let files = [
+        "environments/dev.yaml",
+        "deployments/dev/b.yaml",
+        "history/HEAD",
+        "history/00000000.jsonl",
+    ];
+    let at = |f: &str| r.path().join(".releaseops").join(f);
+    let read = |f: &str| std::fs::read(at(f)).expect("read");
+    let before: Vec<Vec<u8>> = files.iter().map(|f| read(f)).collect();
+    r.run(&["promote", "b", "1.1.0", "dev"]).ok();
+    let after: Vec<Vec<u8>> = files.iter().map(|f| read(f)).collect();
+    for (f, b) in files.iter().zip(&before) {
+        std::fs::write(at(f), b).expect("restore");
+    }
+    let loader =
+        releaseops_runtime::RuntimeLoader::with_revalidate(r.path(), std::time::Duration::ZERO)
+            .expect("loader");
+    assert_eq!(loader.load("b@dev").expect("load").version(), "1.0.0");
+    // A writer in the middle of the promotion, holding the apply locks as
+    // the store's writers do: the pointer and index are written, the
+    // history not yet.
+    let lock = |name: &str| {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(at(name))
+            .expect("lock file");
+        f.lock().expect("lock");
+        f
+    };
+    let held = (lock(".apply.intent"), lock(".apply.lock"));
+    for (f, a) in files.iter().zip(&after).take(2) {
+        std::fs::write(at(f), a).expect("half");
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            for (f, a) in files.iter().zip(&after).skip(2) {
+                std::fs::write(at(f), a).expect("rest");
+            }
+            drop(held);
+        });
+        // The agent waits for the write to end and then sees all of it.
+        let b = loader.load("b@dev").expect("load");
+        assert!(loader.last_error().is_none(), "{:?}", loader.last_error());
+        assert_eq!(b.version(), "1.1.0");
+    });
+}

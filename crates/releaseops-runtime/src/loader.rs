@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -343,6 +344,8 @@ impl RuntimeLoader {
         {
             return Ok((e.bundle.clone(), Some(stamp)));
         }
+        // The pointer and the history behind it, as one writer left them.
+        let reading = read_lock(dir)?;
         let bytes = read_limited(&path).map_err(|e| LoadError::io(&path, &e))?;
         let file =
             EnvironmentFile::parse(&bytes).map_err(|e| LoadError::corrupt(&path, e.to_string()))?;
@@ -363,6 +366,7 @@ impl RuntimeLoader {
             });
         };
         check_pointer(dir, env, id, version, &self.inner.backed)?;
+        drop(reading);
         if let Some(e) = cached
             && e.bundle.version() == version
         {
@@ -418,6 +422,51 @@ impl RuntimeLoader {
             tracing::info!("releaseops: the store reads again; serving what it points at");
         }
     }
+}
+
+/// Shared locks on the store's apply locks, held while a pointer and the
+/// history behind it are read, so a change being written is seen whole or
+/// not at all. The store's protocol (its `lock.rs`): `.apply.intent` shared
+/// and let go once `.apply.lock` is held shared; a writer holds both
+/// exclusively, for milliseconds. Files that do not exist mean no writer of
+/// ours ever ran here; they are opened read-only and never created.
+struct ReadLock {
+    _file: Option<File>,
+}
+
+fn read_lock(dir: &Path) -> Result<ReadLock, LoadError> {
+    const WAIT: Duration = Duration::from_secs(5);
+    let shared = |name: &str| -> Result<Option<File>, LoadError> {
+        let path = dir.join(name);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(LoadError::io(&path, &e)),
+        };
+        let start = Instant::now();
+        loop {
+            match file.try_lock_shared() {
+                Ok(()) => return Ok(Some(file)),
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < WAIT => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(LoadError::Io {
+                        path,
+                        message: format!(
+                            "a change has been being written for over {} s (a writer stopped mid-write?)",
+                            WAIT.as_secs()
+                        ),
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(LoadError::io(&path, &e)),
+            }
+        }
+    };
+    let _turn = shared(".apply.intent")?;
+    Ok(ReadLock {
+        _file: shared(".apply.lock")?,
+    })
 }
 
 /// A pointer must be backed by the history: the environment's deployment
