@@ -198,7 +198,15 @@ pub struct Context {
     pub extra: BTreeMap<String, Value>,
 }
 
-const KNOWN: [&str; 15] = [
+const KNOWN: [&str; 20] = [
+    // The prototype's scenario and state fields (`clash_outcomes[0]` and
+    // `conflicting_services[0]` are what its clash check reads; `stage`,
+    // `history` and `decision` are its state machine's, not the release's).
+    "clash_outcomes",
+    "conflicting_services",
+    "stage",
+    "history",
+    "decision",
     "holiday",
     "env",
     "feature_risk",
@@ -253,7 +261,56 @@ impl Context {
                 Some(other) => Err(bad(field, format!("must be true or false, got {other}"))),
             }
         };
-        let env = text("env", true)?.unwrap_or_default();
+        // The prototype's scenarios are production releases with no `env`.
+        let env = text("env", false)?.unwrap_or_else(|| "prod".to_string());
+        // Its scenarios say a clash as `clash_outcomes: [true, ...]` and the
+        // service as `conflicting_services: ["PAYMENTS-SERVICE"]` (or [""]
+        // when there is none), and the first of each is what it checks.
+        let first_clash = match map.get("clash_outcomes") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) => match a.first() {
+                None => None,
+                Some(Value::Bool(b)) => Some(*b),
+                Some(other) => {
+                    return Err(bad(
+                        "clash_outcomes",
+                        format!("must be a list of true/false, got {other}"),
+                    ));
+                }
+            },
+            Some(other) => {
+                return Err(bad(
+                    "clash_outcomes",
+                    format!("must be a list of true/false, got {other}"),
+                ));
+            }
+        };
+        let first_service = match map.get("conflicting_services") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) => match a.first() {
+                None => None,
+                Some(Value::String(s)) if s.len() <= MAX_TEXT => {
+                    Some(s.trim().to_string()).filter(|s| !s.is_empty())
+                }
+                Some(_) => {
+                    return Err(bad(
+                        "conflicting_services",
+                        "must be a list of short strings",
+                    ));
+                }
+            },
+            Some(_) => return Err(bad("conflicting_services", "must be a list of strings")),
+        };
+        // `""` is how the prototype says "no conflicting service".
+        let conflicting_service = match map.get("conflicting_service") {
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            _ => text("conflicting_service", false)?,
+        }
+        .or(first_service);
+        let clash = match map.get("clash") {
+            None | Some(Value::Null) => first_clash.unwrap_or(false),
+            _ => flag("clash")?,
+        };
         let day_text = text("day_of_week", true)?.unwrap_or_default();
         let day_of_week = Day::parse(&day_text).ok_or_else(|| {
             bad(
@@ -344,15 +401,16 @@ impl Context {
                 return Err(bad(k, "is given twice (at the top level and in 'extra')"));
             }
         }
+        let production = flag("production")? || is_production_name(&env);
         Ok(Context {
             env,
             feature_risk: level("feature_risk", None)?,
             service_criticality: level("service_criticality", Some(Level::Medium))?,
             day_of_week,
             hour_of_day,
-            clash: flag("clash")?,
-            conflicting_service: text("conflicting_service", false)?,
-            production: flag("production")? || is_production_name(&env_name(map)),
+            clash,
+            conflicting_service,
+            production,
             risk_factors,
             unapproved_safety_change: flag("unapproved_safety_change")?,
             holiday: flag("holiday")?,
@@ -411,13 +469,6 @@ impl Context {
     }
 }
 
-fn env_name(map: &serde_json::Map<String, Value>) -> String {
-    map.get("env")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// `prod`, `production` and names starting with `prod-` count as production
 /// unless the context says otherwise.
 pub fn is_production_name(env: &str) -> bool {
@@ -467,6 +518,48 @@ mod tests {
         let attrs = c.attributes();
         assert!(attrs.contains(&("hour_band".into(), "afternoon".into())));
         assert!(attrs.contains(&("region".into(), "eu".into())));
+    }
+
+    #[test]
+    fn reads_the_prototypes_scenarios_and_its_empty_service() {
+        // Its scenarios, verbatim: no env (a production release), the clash
+        // as a list of outcomes, the service as a list ([""] for none).
+        let friday = Context::from_json(&json!({"feature_risk": "HIGH",
+            "service_criticality": "HIGH", "day_of_week": "FRI", "hour_of_day": 16,
+            "clash_outcomes": [true, false], "conflicting_services": ["PAYMENTS-SERVICE"]}))
+        .unwrap();
+        assert_eq!(friday.env, "prod");
+        assert!(friday.production && friday.clash);
+        assert_eq!(
+            friday.conflicting_service.as_deref(),
+            Some("PAYMENTS-SERVICE")
+        );
+        assert!(friday.extra.is_empty(), "{:?}", friday.extra);
+        let tuesday = Context::from_json(&json!({"feature_risk": "LOW",
+            "service_criticality": "MEDIUM", "day_of_week": "TUE", "hour_of_day": 10,
+            "clash_outcomes": [false], "conflicting_services": [""]}))
+        .unwrap();
+        assert!(!tuesday.clash);
+        assert_eq!(tuesday.conflicting_service, None);
+        // Its state, as it writes it when there is no clash.
+        let state = Context::from_json(&json!({"env": "prod", "feature_risk": "LOW",
+            "service_criticality": "LOW", "day_of_week": "TUE", "hour_of_day": 10,
+            "clash": false, "conflicting_service": "", "stage": "DECISION",
+            "history": ["ACTION: evaluate_risk"], "decision": null}))
+        .unwrap();
+        assert_eq!(state.conflicting_service, None);
+        assert!(state.extra.is_empty(), "{:?}", state.extra);
+        for (patch, field) in [
+            (json!({"clash_outcomes": "yes"}), "clash_outcomes"),
+            (json!({"clash_outcomes": ["yes"]}), "clash_outcomes"),
+            (json!({"conflicting_services": "A"}), "conflicting_services"),
+        ] {
+            let mut v = json!({"feature_risk": "LOW", "day_of_week": "TUE", "hour_of_day": 10});
+            for (k, x) in patch.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            assert_eq!(Context::from_json(&v).unwrap_err().field, field, "{patch}");
+        }
     }
 
     #[test]

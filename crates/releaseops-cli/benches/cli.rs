@@ -195,6 +195,8 @@ fn bench_promote(dir: &Path, samples: usize) -> Duration {
                 &format!("1.0.{i}"),
                 "-m",
                 "m",
+                "--provider",
+                "anthropic",
             ],
         );
     }
@@ -302,6 +304,8 @@ fn main() {
                     "tools=policies/tools.yaml",
                     "-m",
                     "claude-sonnet-4-5",
+                    "--provider",
+                    "anthropic",
                 ],
             )
         })
@@ -360,7 +364,18 @@ fn main() {
         "423 ms at 1,000",
     ));
     let ev = new_repo();
-    run(ev.path(), &["bundle", "create", "e", "-m", "m"]);
+    run(
+        ev.path(),
+        &[
+            "bundle",
+            "create",
+            "e",
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ],
+    );
     let mut thousand = String::from(
         "id: k\npass_threshold: 0.5\ntarget: {type: command, command: cat}\nconcurrency: 8\ncases:\n",
     );
@@ -466,6 +481,8 @@ fn support_agent_store() -> tempfile::TempDir {
         "safety=policies/safety.yaml",
         "-m",
         "claude-sonnet-4-5",
+        "--provider",
+        "anthropic",
     ]);
     run(dir, &create);
     for env in ["dev", "staging", "prod"] {

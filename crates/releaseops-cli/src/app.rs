@@ -109,6 +109,9 @@ impl App {
 
     pub fn store(&self) -> Result<Store, Failure> {
         let store = Store::discover(&self.start_dir())?;
+        if store.git().is_none() && !self.global.no_commit {
+            crate::output::remember_outside_git(store.dir());
+        }
         if self.global.rehearsal {
             let view = store.chain_view()?;
             if !view.state().is_rehearsal(store.config()) {

@@ -293,10 +293,14 @@ pub struct CreateArgs {
     /// Model id; without it the bundle has no model config
     #[arg(short = 'm', long)]
     pub model: Option<String>,
-    #[arg(long, default_value = "anthropic")]
-    pub provider: String,
+    /// The model's provider: openai, anthropic, gemini or openai-compatible
+    /// (default: inferred from a well-known model name, e.g. gpt-4o -> openai)
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Sampling temperature, 0.0 to 2.0
     #[arg(short = 't', long, default_value_t = 0.7)]
     pub temperature: f64,
+    /// The most tokens the model may answer with
     #[arg(long, default_value_t = 4096)]
     pub max_tokens: u64,
     /// Extra model parameter: KEY=VALUE (VALUE is JSON if it parses, else a string)
@@ -423,7 +427,8 @@ pub struct HistoryArgs {
     pub bundle: Option<String>,
     #[arg(long)]
     pub env: Option<String>,
-    /// promote, rollback, approve, reject, bundle_create, env_create
+    /// Only records of this kind, as history labels them: promote (every
+    /// promotion), override, rollback, approve, reject, create, env, eval
     #[arg(long)]
     pub event: Option<String>,
     /// Only records by this person (`Name <email>`, an email or a name);
@@ -526,6 +531,12 @@ pub struct EvalReportArgs {
     pub suite: Option<String>,
     #[arg(short = 'f', long, value_enum, default_value = "yaml")]
     pub format: ReportFormat,
+    /// Write the report in --format to this file instead of stdout
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// List the saved runs that match (oldest first) instead of showing one
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Args, Debug)]

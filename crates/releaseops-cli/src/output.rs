@@ -3,7 +3,6 @@
 //! terminal width.
 
 use anstyle::{AnsiColor, Style};
-use comfy_table::{ContentArrangement, Table, presets};
 use releaseops_format::history::{GateResult, GateStatus};
 use serde::Serialize;
 
@@ -43,20 +42,98 @@ pub fn warn(msg: &str) {
     anstream::eprintln!("{}: {msg}", paint(YELLOW.bold(), "warning"));
 }
 
-/// A table that wraps to the terminal width (plain when not a terminal).
+/// A table that fits the terminal: columns as wide as their content, and
+/// when that is too wide for the terminal, the widest columns shortened and
+/// their cells cut with an ellipsis (never broken mid-word over lines).
+/// The width is the terminal's, else `$COLUMNS`; unknown (a pipe), nothing
+/// is cut.
 pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut t = Table::new();
-    t.load_style(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Dynamic);
-    t.set_header(headers.iter().map(|h| h.to_uppercase()));
-    for r in rows {
-        t.add_row(r);
+    table_at(headers, rows, width())
+}
+
+fn width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal()
+        && let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size()
+    {
+        return Some(usize::from(w));
     }
-    t.to_string()
-        .lines()
-        .map(|l| l.trim_end())
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|w| *w > 0)
+}
+
+/// Display width of `text`, colour codes aside.
+fn display_width(text: &str) -> usize {
+    anstream::adapter::strip_str(text)
+        .to_string()
+        .chars()
+        .count()
+}
+
+pub fn table_at(headers: &[&str], rows: Vec<Vec<String>>, width: Option<usize>) -> String {
+    const GAP: usize = 2;
+    let cols = headers.len();
+    let mut grid: Vec<Vec<String>> = vec![headers.iter().map(|h| h.to_uppercase()).collect()];
+    for mut r in rows {
+        r.resize(cols, String::new());
+        // One line per row: a newline inside a cell would break the layout.
+        grid.push(
+            r.into_iter()
+                .map(|c| c.replace(['\n', '\r'], " "))
+                .collect(),
+        );
+    }
+    let mut widths: Vec<usize> = (0..cols)
+        .map(|i| grid.iter().map(|r| display_width(&r[i])).max().unwrap_or(0))
+        .collect();
+    if let Some(w) = width {
+        let room = w.saturating_sub(GAP * cols.saturating_sub(1));
+        // Shorten the widest column, one character at a time, down to a
+        // few characters each.
+        while widths.iter().sum::<usize>() > room {
+            let Some((i, _)) = widths
+                .iter()
+                .enumerate()
+                .filter(|(i, w)| **w > display_width(&grid[0][*i]).clamp(3, 8))
+                .max_by_key(|(_, w)| **w)
+            else {
+                break;
+            };
+            widths[i] -= 1;
+        }
+    }
+    grid.iter()
+        .map(|row| {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                let shown = display_width(cell);
+                let text = if shown > widths[i] {
+                    let plain = anstream::adapter::strip_str(cell).to_string();
+                    let mut cut: String = plain.chars().take(widths[i].saturating_sub(1)).collect();
+                    cut.push('…');
+                    cut
+                } else {
+                    cell.clone()
+                };
+                line.push_str(&text);
+                if i + 1 < cols {
+                    let pad = widths[i].saturating_sub(display_width(&text)) + GAP;
+                    line.push_str(&" ".repeat(pad));
+                }
+            }
+            line.trim_end().to_string()
+        })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A recorded time as people read it: to the second, in UTC.
+pub fn when(at: &str) -> String {
+    releaseops_format::time::parse(at)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|_| at.to_string())
 }
 
 pub fn status_word(s: GateStatus) -> String {
@@ -76,15 +153,49 @@ pub fn gate_lines(gates: &[GateResult]) -> String {
 }
 
 pub fn git_note(commit: &Option<String>, error: &Option<String>) {
+    git_note_to(commit, error, false);
+}
+
+/// The store of this run when it is outside any git repository (so its
+/// changes cannot be committed), set by `App::store`.
+static OUTSIDE_GIT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+pub fn remember_outside_git(store_dir: &std::path::Path) {
+    let _ = OUTSIDE_GIT.set(store_dir.to_path_buf());
+}
+
+/// Says, once per store, that its changes are not being committed because
+/// it is not in a git repository.
+fn note_outside_git() {
+    let Some(dir) = OUTSIDE_GIT.get() else { return };
+    let marker = dir.join(".cache").join("told-outside-git");
+    if marker.exists() {
+        return;
+    }
+    warn(&format!(
+        "{} is not in a git repository: changes are saved there but not committed (said once; `git init` in the project to have every change committed)",
+        dir.display()
+    ));
+    let _ = std::fs::create_dir_all(dir.join(".cache"));
+    let _ = std::fs::write(marker, b"");
+}
+
+/// The git note, on stderr when stdout carries a document.
+pub fn git_note_to(commit: &Option<String>, error: &Option<String>, stderr: bool) {
+    if commit.is_none() && error.is_none() {
+        note_outside_git();
+    }
     if let Some(e) = error {
         warn(&format!(
             "the change is saved, but the git commit failed ({e}); it will be included in the next commit"
         ));
     } else if let Some(c) = commit {
-        anstream::println!(
-            "  {}",
-            paint(DIM, &format!("git commit {}", &c[..c.len().min(12)]))
-        );
+        let line = format!("git commit {}", &c[..c.len().min(12)]);
+        if stderr {
+            anstream::eprintln!("{line}");
+        } else {
+            anstream::println!("  {}", paint(DIM, &line));
+        }
     }
 }
 
@@ -105,4 +216,49 @@ pub fn json<T: Serialize + ?Sized>(app: &crate::app::App, value: &T) -> bool {
         print_json(value);
     }
     app.global.json
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows() -> Vec<Vec<String>> {
+        vec![
+            vec![
+                "support-agent".into(),
+                "1.10.0".into(),
+                "a description that is long enough to need cutting somewhere".into(),
+            ],
+            vec!["b".into(), paint(RED, "FAIL"), "short".into()],
+        ]
+    }
+
+    #[test]
+    fn tables_fit_the_width_and_cut_with_an_ellipsis_never_mid_line() {
+        for w in [80, 40] {
+            let t = table_at(&["bundle", "version", "note"], rows(), Some(w));
+            for line in t.lines() {
+                assert!(display_width(line) <= w, "{w}: {line:?}");
+            }
+            assert_eq!(t.lines().count(), 3, "one line per row at {w}: {t}");
+            assert!(t.contains('…'), "{t}");
+            assert!(t.contains("support-agent"), "{w}: {t}");
+        }
+        // Unknown width: nothing is cut.
+        let t = table_at(&["bundle", "version", "note"], rows(), None);
+        assert!(
+            t.contains("needs cutting") || t.contains("need cutting somewhere"),
+            "{t}"
+        );
+        assert!(!t.contains('…'), "{t}");
+    }
+
+    #[test]
+    fn times_are_shown_to_the_second() {
+        assert_eq!(
+            when("2026-11-21T14:05:09.123456+00:00"),
+            "2026-11-21 14:05:09"
+        );
+        assert_eq!(when("not a time"), "not a time");
+    }
 }

@@ -183,7 +183,17 @@ fn gated(mode: &str, extra: &str) -> Repo {
     r.commit_all("policy");
     r.run_at(
         "2026-11-16T08:00:00Z",
-        &["bundle", "create", "b", "-v", "1.0.0", "-m", "m"],
+        &[
+            "bundle",
+            "create",
+            "b",
+            "-v",
+            "1.0.0",
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ],
     )
     .ok();
     r.run_at("2026-11-16T08:10:00Z", &["promote", "b", "1.0.0", "dev"])
@@ -279,7 +289,17 @@ fn outcomes_are_recorded_from_survival_and_from_rollbacks() {
         .ok();
     r.run_at(
         "2026-11-18T09:00:00Z",
-        &["bundle", "create", "b", "-v", "1.1.0", "-m", "m"],
+        &[
+            "bundle",
+            "create",
+            "b",
+            "-v",
+            "1.1.0",
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ],
     )
     .ok();
     r.run_at("2026-11-18T09:10:00Z", &["promote", "b", "1.1.0", "dev"])
@@ -379,7 +399,20 @@ fn dora_metrics_come_from_the_history() {
         ("1.0.0", "2026-11-02T08:00:00Z", "2026-11-02T18:00:00Z"),
         ("1.1.0", "2026-11-09T08:00:00Z", "2026-11-10T08:00:00Z"),
     ] {
-        run(created, &["bundle", "create", "b", "-v", v, "-m", "m"]);
+        run(
+            created,
+            &[
+                "bundle",
+                "create",
+                "b",
+                "-v",
+                v,
+                "-m",
+                "m",
+                "--provider",
+                "anthropic",
+            ],
+        );
         run(created, &["promote", "b", v, "dev"]);
         run(created, &["promote", "b", v, "staging"]);
         run(live, &["promote", "b", v, "prod"]);
@@ -388,7 +421,17 @@ fn dora_metrics_come_from_the_history() {
     run("2026-11-10T14:00:00Z", &["rollback", "prod", "b"]);
     run(
         "2026-11-11T08:00:00Z",
-        &["bundle", "create", "b", "-v", "1.2.0", "-m", "m"],
+        &[
+            "bundle",
+            "create",
+            "b",
+            "-v",
+            "1.2.0",
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ],
     );
     run("2026-11-11T08:00:00Z", &["promote", "b", "1.2.0", "dev"]);
     run(
@@ -434,7 +477,15 @@ fn a_declared_dependency_moving_or_another_bundle_mid_rollout_is_a_clash() {
     // though payments is nowhere near prod.
     r.run_at(
         "2026-11-17T11:00:00Z",
-        &["bundle", "create", "payments", "-m", "m"],
+        &[
+            "bundle",
+            "create",
+            "payments",
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ],
     )
     .ok();
     r.run_at(
@@ -458,7 +509,15 @@ fn a_declared_dependency_moving_or_another_bundle_mid_rollout_is_a_clash() {
     assert_eq!(d["context"]["conflicting_service"], "payments", "{d}");
     r.run_at(
         "2026-11-17T14:40:00Z",
-        &["bundle", "create", "search", "-m", "m"],
+        &[
+            "bundle",
+            "create",
+            "search",
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ],
     )
     .ok();
     r.run_at(

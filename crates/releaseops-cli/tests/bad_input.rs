@@ -6,7 +6,17 @@ use releaseops_testkit::Repo;
 fn repo() -> Repo {
     let r = Repo::initialized();
     r.run(&[
-        "bundle", "create", "b", "-v", "1.0.0", "-m", "m", "-t", "0.2",
+        "bundle",
+        "create",
+        "b",
+        "-v",
+        "1.0.0",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+        "-t",
+        "0.2",
     ])
     .ok();
     r.run(&["promote", "b", "1.0.0", "dev"]).ok();
@@ -290,8 +300,28 @@ fn broken_config_and_history_files() {
 fn bad_command_line_values_are_usage_errors() {
     let r = repo();
     for args in [
-        vec!["bundle", "create", "x", "-t", "3", "-m", "m"],
-        vec!["bundle", "create", "x", "--max-tokens", "0", "-m", "m"],
+        vec![
+            "bundle",
+            "create",
+            "x",
+            "-t",
+            "3",
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ],
+        vec![
+            "bundle",
+            "create",
+            "x",
+            "--max-tokens",
+            "0",
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ],
         vec!["bundle", "create", "x", "-a", "noequals"],
         vec!["bundle", "create", "x", "--param", "k=v"],
         vec!["rollback", "dev", "b", "--steps", "0"],

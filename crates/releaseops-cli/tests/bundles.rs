@@ -19,6 +19,8 @@ fn create_from_promptops_tags_matches_the_existing_tools_manifest_and_hash() {
             "tools=policies/tools.yaml",
             "-m",
             "claude-sonnet-4-5",
+            "--provider",
+            "anthropic",
             "-t",
             "0.2",
             "-d",
@@ -247,12 +249,42 @@ fn plain_prompt_files_are_snapshotted_and_verify_without_the_original() {
 #[test]
 fn bug6_versions_are_immutable_and_bug13_latest_is_semver() {
     let r = Repo::initialized();
-    r.run(&["bundle", "create", "s", "-v", "1.9.0", "-m", "a"])
-        .ok();
-    r.run(&["bundle", "create", "s", "-v", "1.10.0", "-m", "b"])
-        .ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "s",
+        "-v",
+        "1.9.0",
+        "-m",
+        "a",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "s",
+        "-v",
+        "1.10.0",
+        "-m",
+        "b",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     let before = r.snapshot();
-    let e = r.run(&["bundle", "create", "s", "-v", "1.10.0", "-m", "c"]);
+    let e = r.run(&[
+        "bundle",
+        "create",
+        "s",
+        "-v",
+        "1.10.0",
+        "-m",
+        "c",
+        "--provider",
+        "anthropic",
+    ]);
     e.code(1);
     assert!(
         e.stderr.contains("already exists") && e.stderr.contains("immutable"),
@@ -283,10 +315,38 @@ fn bug7_names_that_escape_or_break_on_windows_are_refused() {
             "../../../escaped",
             "-m",
             "m",
+            "--provider",
+            "anthropic",
         ],
-        vec!["bundle", "create", "../../outside", "-m", "m"],
-        vec!["bundle", "create", "con", "-m", "m"],
-        vec!["bundle", "create", "ok", "-v", "1.0.0.", "-m", "m"],
+        vec![
+            "bundle",
+            "create",
+            "../../outside",
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ],
+        vec![
+            "bundle",
+            "create",
+            "con",
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ],
+        vec![
+            "bundle",
+            "create",
+            "ok",
+            "-v",
+            "1.0.0.",
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ],
         vec!["bundle", "create", "ok", "-a", "../r=onboarding"],
         vec![
             "bundle",
@@ -321,6 +381,8 @@ fn diff_shows_prompt_lines_policy_changes_and_model_fields() {
         "tools=policies/tools.yaml",
         "-m",
         "m1",
+        "--provider",
+        "anthropic",
         "-t",
         "0.2",
     ])
@@ -337,6 +399,8 @@ fn diff_shows_prompt_lines_policy_changes_and_model_fields() {
         "safety=policies/safety.yaml",
         "-m",
         "m2",
+        "--provider",
+        "anthropic",
         "-t",
         "0.2",
         "--param",

@@ -33,7 +33,18 @@ fn sigkill_at_random_moments_leaves_all_or_nothing() {
     let r = Repo::initialized();
     let versions: Vec<String> = (0..6).map(|i| format!("1.{i}.0")).collect();
     for v in versions.iter().chain(&["2.0.0".to_string()]) {
-        r.run(&["bundle", "create", "c", "-v", v, "-m", v]).ok();
+        r.run(&[
+            "bundle",
+            "create",
+            "c",
+            "-v",
+            v,
+            "-m",
+            v,
+            "--provider",
+            "anthropic",
+        ])
+        .ok();
     }
     r.run(&["promote", "c", "1.0.0", "dev"]).ok();
     let mut killed = 0;

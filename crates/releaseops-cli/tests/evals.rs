@@ -41,6 +41,8 @@ fn setup(threshold: &str, extra_target: &str) -> Repo {
         "system=file:prompts/system.md",
         "-m",
         "m",
+        "--provider",
+        "anthropic",
     ])
     .ok();
     r.write(
@@ -57,6 +59,8 @@ fn setup(threshold: &str, extra_target: &str) -> Repo {
         "system=file:prompts/system.md",
         "-m",
         "m",
+        "--provider",
+        "anthropic",
     ])
     .ok();
     r
@@ -443,6 +447,8 @@ fn compare_names_the_cases_that_regressed_and_reports_find_runs() {
         "system=file:prompts/system.md",
         "-m",
         "m2",
+        "--provider",
+        "anthropic",
     ])
     .ok();
     let o = r.run(&[

@@ -40,7 +40,17 @@ fn setup(policy: &str, teams: &str) -> Repo {
     r.run_as_at(
         "Carol <carol@x>",
         &at(-2.0),
-        &["bundle", "create", "b", "-v", "1.0.0", "-m", "m"],
+        &[
+            "bundle",
+            "create",
+            "b",
+            "-v",
+            "1.0.0",
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ],
     )
     .ok();
     r.run_at(&at(-1.0), &["promote", "b", "1.0.0", "dev"]).ok();
@@ -57,7 +67,16 @@ fn prod(r: &Repo, hours: f64) -> (i32, Value) {
 #[test]
 fn pipeline_gate_blocks_skipping_a_stage_even_with_skip_gates() {
     let r = Repo::initialized();
-    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     let o = r.run(&["--json", "promote", "b", "1.0.0", "staging"]);
     o.code(3);
     let j = o.json();
@@ -136,7 +155,17 @@ fn soak_gate_fails_when_not_live_upstream() {
     let r = setup("  soak_hours: 1\n", "");
     r.run_at(
         &at(0.5),
-        &["bundle", "create", "b", "-v", "1.1.0", "-m", "m"],
+        &[
+            "bundle",
+            "create",
+            "b",
+            "-v",
+            "1.1.0",
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ],
     )
     .ok();
     r.run_at(&at(0.6), &["promote", "b", "1.1.0", "dev"]).ok();

@@ -16,7 +16,16 @@ fn the_git_cli_fallback_commits_the_same_way() {
 }
 
 fn commits_only_our_paths(r: Repo) {
-    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     // The user has staged one change and left another unstaged.
     r.write("src.txt", "staged\n");
     r.git(&["add", "src.txt"]);
@@ -75,8 +84,17 @@ fn commits_only_our_paths(r: Repo) {
 fn no_commit_flag_and_config_switch() {
     let r = Repo::initialized();
     let head = r.git(&["rev-parse", "HEAD"]);
-    r.run(&["--no-commit", "bundle", "create", "b", "-m", "m"])
-        .ok();
+    r.run(&[
+        "--no-commit",
+        "bundle",
+        "create",
+        "b",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     assert_eq!(r.git(&["rev-parse", "HEAD"]), head);
     let cfg = r
         .read(".releaseops/config.yaml")

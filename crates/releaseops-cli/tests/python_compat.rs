@@ -47,7 +47,17 @@ fn what_we_write_loads_in_the_python_runtime_loader() {
     ])
     .ok();
     r.run(&[
-        "bundle", "create", "agent", "-v", "1.10.0", "-m", "m", "-t", "1e-05",
+        "bundle",
+        "create",
+        "agent",
+        "-v",
+        "1.10.0",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+        "-t",
+        "1e-05",
     ])
     .ok();
     r.run(&["promote", "agent", "1.0.0", "dev"]).ok();

@@ -10,7 +10,15 @@ fn legacy_history_with_path_traversal_names_is_refused_and_writes_nothing_outsid
         ".releaseops/promotion_history.yaml",
         &format!("{hist}- bundle_id: ../../../../PWNED\n  version: 1.0.0\n  to_env: ../../..\n  state: PROD\n"),
     );
-    let o = r.run(&["bundle", "create", "x", "-m", "m"]);
+    let o = r.run(&[
+        "bundle",
+        "create",
+        "x",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ]);
     o.code(1);
     assert!(
         o.stderr.contains("promotion_history.yaml") && o.stderr.contains("bundle id"),
@@ -29,8 +37,19 @@ fn self_approval_and_double_counting_under_other_spellings_are_refused() {
         ".releaseops/environments/prod.yaml",
         "environment: prod\nbundle_mappings: {}\npromotion_policy:\n  requires_eval: false\n  requires_approval: true\n  min_approvals: 2\n",
     );
-    r.run_as("Carol <carol@x>", &["bundle", "create", "b", "-m", "m"])
-        .ok();
+    r.run_as(
+        "Carol <carol@x>",
+        &[
+            "bundle",
+            "create",
+            "b",
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ],
+    )
+    .ok();
     // The creator under a bare email, and without an email at all.
     let o = r.run_as("carol@x", &["approve", "b", "1.0.0", "prod"]);
     o.code(1);
@@ -49,7 +68,16 @@ fn self_approval_and_double_counting_under_other_spellings_are_refused() {
 #[test]
 fn a_simulated_clock_is_recorded_and_reported() {
     let r = Repo::initialized();
-    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     let o = r.run_at("2099-01-01T00:00:00Z", &["promote", "b", "1.0.0", "dev"]);
     o.ok();
     assert!(o.stderr.contains("RELEASEOPS_NOW is set"), "{}", o.stderr);
@@ -58,8 +86,18 @@ fn a_simulated_clock_is_recorded_and_reported() {
     let v = r.run(&["--json", "history", "verify"]).json();
     assert_eq!(v["simulated_clock_records"], 1);
     // Out-of-order times do not hide later records from `env list --at`.
-    r.run(&["bundle", "create", "b", "-v", "2.0.0", "-m", "m"])
-        .ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-v",
+        "2.0.0",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     r.run(&["promote", "b", "2.0.0", "dev"]).ok();
     let at = r
         .run(&["--json", "env", "list", "--at", "2098-01-01"])
@@ -70,7 +108,16 @@ fn a_simulated_clock_is_recorded_and_reported() {
 #[test]
 fn a_version_rejected_for_staging_cannot_go_on_to_prod() {
     let r = Repo::initialized();
-    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     for env in ["dev", "staging"] {
         r.run(&["promote", "b", "1.0.0", env]).ok();
     }
@@ -88,7 +135,16 @@ fn a_version_rejected_for_staging_cannot_go_on_to_prod() {
         .expect("gate");
     assert_eq!(g["status"], "failed", "{g}");
     // A rejection for a later stage does not block an earlier one.
-    r.run(&["bundle", "create", "c", "-m", "m"]).ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "c",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     r.run(&[
         "reject",
         "c",
@@ -128,7 +184,16 @@ fn an_absurd_soak_is_refused_not_a_panic() {
         ".releaseops/environments/prod.yaml",
         "environment: prod\nbundle_mappings: {}\npromotion_policy:\n  requires_eval: false\n  requires_approval: false\n  soak_hours: 1e300\n",
     );
-    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     let o = r.run(&["promote", "b", "1.0.0", "prod", "--dry-run"]);
     o.code(1);
     assert!(
@@ -142,7 +207,16 @@ fn an_absurd_soak_is_refused_not_a_panic() {
 #[test]
 fn a_manifest_stripped_of_its_bundle_hash_is_refused() {
     let r = Repo::initialized();
-    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     let m = r.read(".releaseops/bundles/b/1.0.0.yaml");
     let stripped: String = m
         .lines()

@@ -7,7 +7,17 @@ fn deploy_three(r: &Repo) {
     for (i, v) in ["1.0.0", "1.1.0", "1.2.0"].iter().enumerate() {
         r.run_at(
             &format!("2026-11-0{}T10:00:00Z", i + 1),
-            &["bundle", "create", "b", "-v", v, "-m", v],
+            &[
+                "bundle",
+                "create",
+                "b",
+                "-v",
+                v,
+                "-m",
+                v,
+                "--provider",
+                "anthropic",
+            ],
         )
         .ok();
         r.run_at(
@@ -190,7 +200,16 @@ fn history_verify_detects_edited_removed_reordered_and_truncated_records() {
 #[test]
 fn history_spans_segments_and_stays_verifiable() {
     let r = Repo::initialized();
-    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     // Each approve/reject pair is two records; cross the 1,000-record segment
     // boundary with a generated history, then keep appending through the CLI.
     let mut lines = String::new();

@@ -591,6 +591,8 @@ async fn api_promotions_racing_cli_promotions_lose_nothing() {
             "tools=policies/tools.yaml",
             "-m",
             "claude-sonnet-4-5",
+            "--provider",
+            "anthropic",
         ])
         .ok();
     }

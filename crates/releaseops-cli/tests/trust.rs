@@ -16,12 +16,32 @@ fn released() -> Repo {
     r.commit_all("policy");
     r.run_as(
         "Carol <carol@x>",
-        &["bundle", "create", "b", "-v", "1.0.0", "-m", "m1"],
+        &[
+            "bundle",
+            "create",
+            "b",
+            "-v",
+            "1.0.0",
+            "-m",
+            "m1",
+            "--provider",
+            "anthropic",
+        ],
     )
     .ok();
     r.run_as(
         "Carol <carol@x>",
-        &["bundle", "create", "b", "-v", "1.1.0", "-m", "m2"],
+        &[
+            "bundle",
+            "create",
+            "b",
+            "-v",
+            "1.1.0",
+            "-m",
+            "m2",
+            "--provider",
+            "anthropic",
+        ],
     )
     .ok();
     for env in ["dev", "staging"] {
@@ -122,10 +142,30 @@ fn a_pass_report_copied_to_another_version_does_not_count() {
         releaseops_testkit::ECHO_SUITE,
     );
     r.commit_all("policy and suite");
-    r.run(&["bundle", "create", "b", "-v", "1.0.0", "-m", "m1"])
-        .ok();
-    r.run(&["bundle", "create", "b", "-v", "1.1.0", "-m", "m2"])
-        .ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-v",
+        "1.0.0",
+        "-m",
+        "m1",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-v",
+        "1.1.0",
+        "-m",
+        "m2",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     r.run(&[
         "eval",
         "run",
@@ -292,6 +332,8 @@ fn a_tampered_prompt_object_never_goes_live() {
         "system=onboarding:v1.0.0",
         "-m",
         "m",
+        "--provider",
+        "anthropic",
     ])
     .ok();
     let obj = object_of(&r, "b", "1.0.0");
@@ -321,6 +363,8 @@ fn a_tampered_object_cannot_be_rolled_back_to_and_deleted_objects_are_noticed() 
             &format!("system={p}"),
             "-m",
             "m",
+            "--provider",
+            "anthropic",
         ])
         .ok();
         r.run(&["promote", "b", v, "dev"]).ok();
@@ -385,7 +429,17 @@ fn a_broken_chain_is_never_extended() {
         );
         refused_naming(
             &r,
-            &["bundle", "create", "b", "-v", "2.0.0", "-m", "m"],
+            &[
+                "bundle",
+                "create",
+                "b",
+                "-v",
+                "2.0.0",
+                "-m",
+                "m",
+                "--provider",
+                "anthropic",
+            ],
             "history",
         );
         r.run(&["history", "verify"]).code(4);
@@ -590,7 +644,16 @@ fn a_simulated_clock_is_refused_outside_a_rehearsal() {
         "environment: prod\nbundle_mappings: {}\npromotion_policy:\n  soak_hours: 24\n",
     );
     r.commit_all("soak");
-    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     for env in ["dev", "staging"] {
         r.run(&["promote", "b", "1.0.0", env]).ok();
     }
@@ -630,7 +693,15 @@ fn a_rehearsal_marks_every_record_and_says_so() {
     let r = Repo::initialized();
     r.run_at(
         "2026-11-20T10:00:00Z",
-        &["bundle", "create", "b", "-m", "m"],
+        &[
+            "bundle",
+            "create",
+            "b",
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ],
     )
     .ok();
     r.run(&["--rehearsal", "promote", "b", "1.0.0", "dev"]).ok();
@@ -650,7 +721,17 @@ fn a_rehearsal_marks_every_record_and_says_so() {
 fn versions_must_be_semantic_and_the_existing_tools_still_load() {
     let r = Repo::initialized();
     for bad in ["1.1", "v1.0.0", "01.2.3", "1.0.0.0", "latest"] {
-        let o = r.run(&["bundle", "create", "b", "-v", bad, "-m", "m"]);
+        let o = r.run(&[
+            "bundle",
+            "create",
+            "b",
+            "-v",
+            bad,
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ]);
         o.code(2);
         assert!(
             o.stderr.contains("not a semantic version"),
@@ -659,8 +740,18 @@ fn versions_must_be_semantic_and_the_existing_tools_still_load() {
         );
     }
     for good in ["1.0.0", "1.1.0-rc.1", "1.1.0+build.5"] {
-        r.run(&["bundle", "create", "b", "-v", good, "-m", "m"])
-            .ok();
+        r.run(&[
+            "bundle",
+            "create",
+            "b",
+            "-v",
+            good,
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ])
+        .ok();
     }
     // A version the existing tool wrote under another name still loads.
     let s = Repo::with_sample_tree();
@@ -678,13 +769,50 @@ fn versions_must_be_semantic_and_the_existing_tools_still_load() {
 #[test]
 fn names_that_differ_only_by_case_are_refused() {
     let r = Repo::initialized();
-    r.run(&["bundle", "create", "agent-a", "-m", "m"]).ok();
-    let o = r.run(&["bundle", "create", "Agent-A", "-m", "m"]);
+    r.run(&[
+        "bundle",
+        "create",
+        "agent-a",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
+    let o = r.run(&[
+        "bundle",
+        "create",
+        "Agent-A",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ]);
     o.code(1);
     assert!(o.stderr.contains("only by case"), "{}", o.stderr);
-    r.run(&["bundle", "create", "agent-a", "-v", "1.0.0-rc.1", "-m", "m"])
-        .ok();
-    let o = r.run(&["bundle", "create", "agent-a", "-v", "1.0.0-RC.1", "-m", "m"]);
+    r.run(&[
+        "bundle",
+        "create",
+        "agent-a",
+        "-v",
+        "1.0.0-rc.1",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
+    let o = r.run(&[
+        "bundle",
+        "create",
+        "agent-a",
+        "-v",
+        "1.0.0-RC.1",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ]);
     o.code(1);
     let o = r.run(&["env", "create", "PROD"]);
     o.code(1);
@@ -784,7 +912,15 @@ fn symlinked_inputs_that_leave_the_repository_are_refused() {
         ["--artifact", "system=file:prompts/etc/passwd"],
         ["--policy", "tools=policies/link.yaml"],
     ] {
-        let mut cmd = vec!["bundle", "create", "b", "-m", "m"];
+        let mut cmd = vec![
+            "bundle",
+            "create",
+            "b",
+            "-m",
+            "m",
+            "--provider",
+            "anthropic",
+        ];
         cmd.extend(args);
         let o = r.run(&cmd);
         o.code(1);
@@ -804,6 +940,8 @@ fn symlinked_inputs_that_leave_the_repository_are_refused() {
         "system=file:prompts/tools.md",
         "-m",
         "m",
+        "--provider",
+        "anthropic",
     ])
     .ok();
 }
@@ -836,6 +974,8 @@ fn a_symlinked_object_is_never_followed() {
         "system=onboarding:v1.0.0",
         "-m",
         "m",
+        "--provider",
+        "anthropic",
     ])
     .ok();
     let obj = object_of(&r, "b", "1.0.0");
@@ -864,7 +1004,16 @@ fn a_symlinked_object_is_never_followed() {
 #[test]
 fn a_symlinked_store_is_refused_clearly_and_git_is_left_alone() {
     let r = Repo::initialized();
-    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     let elsewhere = tempfile::tempdir().expect("tmp");
     let real = elsewhere.path().join("store");
     std::fs::rename(r.path().join(".releaseops"), &real).expect("mv");
@@ -923,8 +1072,8 @@ cd "{mnt}" || exit 90
 git init -q -b main r && cd r
 git config user.name T && git config user.email t@x && git config commit.gpgsign false
 "$B" init >/dev/null || exit 92
-"$B" bundle create b -v 1.0.0 -m m1 >/dev/null || exit 93
-"$B" bundle create b -v 1.1.0 -m m2 >/dev/null || exit 94
+"$B" bundle create b -v 1.0.0 -m m1 --provider anthropic >/dev/null || exit 93
+"$B" bundle create b -v 1.1.0 -m m2 --provider anthropic >/dev/null || exit 94
 "$B" promote b 1.0.0 dev >/dev/null || exit 95
 free=0
 while [ $free -le 131072 ]; do
@@ -1098,7 +1247,16 @@ fn an_echoed_secret_never_reaches_output_reports_or_git() {
 #[test]
 fn the_command_agent_gets_a_clean_environment() {
     let r = Repo::initialized();
-    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     r.write(
         ".releaseops/evals/env.yaml",
         "id: env\ntarget:\n  type: command\n  command: [python3, -c, 'import os, json; print(json.dumps(sorted(os.environ)))']\n  env: {GIVEN: fixed-value, FROM_ENV: '${SUITE_SECRET}'}\ncases:\n- id: c\n  assertions: [{type: contains, config: {expected: GIVEN}}]\n",
@@ -1143,7 +1301,16 @@ fn the_command_agent_gets_a_clean_environment() {
 #[test]
 fn a_runaway_agent_is_capped_and_its_whole_group_killed() {
     let r = Repo::initialized();
-    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     // One agent floods stdout; one ignores SIGTERM and leaves a child behind.
     r.write(
         ".releaseops/evals/flood.yaml",
@@ -1203,7 +1370,16 @@ fn a_runaway_agent_is_capped_and_its_whole_group_killed() {
 #[test]
 fn an_agent_that_closes_its_streams_before_it_exits_is_judged_by_its_exit() {
     let r = Repo::initialized();
-    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     // Answers, closes its streams, and exits cleanly a moment later (as any
     // process does between closing its output and its exit, only longer).
     r.write("late.sh", "cat\nexec >&- 2>&-\nsleep 0.3\nexit 0\n");
@@ -1331,7 +1507,16 @@ fn a_run_of_part_of_a_suite_never_passes_the_eval_gate() {
         "id: smoke\npass_threshold: 1.0\ntarget: {type: command, command: cat}\ncases:\n- id: easy\n  tags: [quick]\n  input: {say: hello}\n  assertions: [{type: contains, config: {expected: hello}}]\n- id: hard\n  input: {say: hi}\n  assertions: [{type: contains, config: {expected: nope}}]\n",
     );
     r.commit_all("suite");
-    r.run(&["bundle", "create", "b", "-m", "m"]).ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "b",
+        "-m",
+        "m",
+        "--provider",
+        "anthropic",
+    ])
+    .ok();
     r.run(&["promote", "b", "1.0.0", "dev"]).ok();
     let _ = r.run(&[
         "eval",
@@ -1370,7 +1555,18 @@ fn a_run_of_part_of_a_suite_never_passes_the_eval_gate() {
 fn a_running_agent_never_sees_half_a_promotion() {
     let r = Repo::initialized();
     for v in ["1.0.0", "1.1.0"] {
-        r.run(&["bundle", "create", "b", "-v", v, "-m", v]).ok();
+        r.run(&[
+            "bundle",
+            "create",
+            "b",
+            "-v",
+            v,
+            "-m",
+            v,
+            "--provider",
+            "anthropic",
+        ])
+        .ok();
     }
     r.run(&["promote", "b", "1.0.0", "dev"]).ok();
     let files = [

@@ -102,6 +102,33 @@ pub fn parse_param(s: &str) -> Result<(String, Value)> {
     Ok((k.to_string(), value))
 }
 
+/// The provider a well-known model name belongs to (`gpt-4o` -> openai,
+/// `claude-...` -> anthropic, `gemini-...` -> gemini); `None` when the name
+/// does not say.
+pub fn infer_provider(model: &str) -> Option<&'static str> {
+    let m = model.trim().to_ascii_lowercase();
+    let m = m.rsplit('/').next().unwrap_or(&m);
+    let openai = [
+        "gpt-",
+        "chatgpt-",
+        "o1",
+        "o3",
+        "o4",
+        "text-embedding-",
+        "davinci",
+        "babbage",
+    ];
+    if openai.iter().any(|p| m.starts_with(p)) {
+        Some("openai")
+    } else if m.starts_with("claude") {
+        Some("anthropic")
+    } else if m.starts_with("gemini") || m.starts_with("gemma") {
+        Some("gemini")
+    } else {
+        None
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ModelSpec {
     pub provider: String,

@@ -252,12 +252,45 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateEnv) -> Result<EnvCreated> {
     })
 }
 
+/// Which records `--event` keeps: the words `history` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventFilter {
+    /// Records of one kind (`promote` keeps every promotion, overrides too).
+    Kind(EventKind),
+    /// Promotions that bypassed their gates (shown as OVERRIDE).
+    Override,
+}
+
+impl EventFilter {
+    /// The names accepted, as `history` labels its records.
+    pub const NAMES: &'static str =
+        "promote, override, rollback, approve, reject, create, env or eval";
+
+    pub fn parse(s: &str) -> Option<EventFilter> {
+        let s = s.trim().to_ascii_lowercase();
+        Some(match s.as_str() {
+            "override" | "overridden" => EventFilter::Override,
+            "create" | "bundle" | "bundle_create" => EventFilter::Kind(EventKind::BundleCreate),
+            "env" | "env_create" => EventFilter::Kind(EventKind::EnvCreate),
+            "eval" | "eval_run" => EventFilter::Kind(EventKind::EvalRun),
+            other => EventFilter::Kind(EventKind::parse(other)?),
+        })
+    }
+
+    pub fn matches(self, r: &Record) -> bool {
+        match self {
+            EventFilter::Kind(k) => r.event == k,
+            EventFilter::Override => r.event == EventKind::Promote && r.overridden,
+        }
+    }
+}
+
 /// History records, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryQuery {
     pub bundle: Option<String>,
     pub env: Option<String>,
-    pub event: Option<EventKind>,
+    pub event: Option<EventFilter>,
     /// Records by this person (`Name <email>`, an email or a name).
     pub actor: Option<String>,
     /// Records at or after this moment.
@@ -280,7 +313,7 @@ pub fn history(store: &Store, q: &HistoryQuery) -> Result<Vec<Record>> {
             .as_ref()
             .is_none_or(|b| r.bundle_id.as_ref() == Some(b))
             && q.env.as_ref().is_none_or(|e| r.env.as_ref() == Some(e))
-            && q.event.is_none_or(|ev| r.event == ev)
+            && q.event.is_none_or(|ev| ev.matches(r))
             && actor
                 .as_ref()
                 .is_none_or(|a| a.same_person(&crate::Identity::parse_in(&r.actor, rules)))

@@ -163,12 +163,22 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         .ok()
         .map(|b| releaseops_format::hash::sha256_prefixed(&b));
     let manifest = store.load_bundle(&req.bundle, &req.version)?;
-    let Some(spec) = suite.target.clone() else {
-        return Err(CoreError::invalid(
-            format!("suite '{}' has no target", req.suite),
-            "add `target: {type: command, command: <your agent>}` (or type: model / http) to the suite",
-        ));
-    };
+    // No target is the existing tool's meaning: the bundle's own model, its
+    // prompts rendered with the case's input.
+    let spec = suite.target.clone().unwrap_or(TargetSpec::Model {
+        provider: None,
+        model: None,
+        base_url: None,
+        timeout_ms: releaseops_eval::suite::DEFAULT_TIMEOUT_MS,
+    });
+    if let TargetSpec::Command { argv, .. } = &spec {
+        find_program(&argv[0], store.root()).map_err(|why| {
+            CoreError::invalid(
+                format!("suite '{}': target.command cannot run: {why}", req.suite),
+                "fix target.command in the suite (a program on PATH, or a path relative to the repository root)",
+            )
+        })?;
+    }
     if suite.selected(&req.tags).is_empty() {
         return Err(CoreError::invalid(
             format!(
@@ -190,7 +200,15 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
             ))
         })
         .collect();
-    let target = build_target(store, &spec, &manifest, &payload, !req.no_cache, &limiters)?;
+    let target = build_target(
+        store,
+        &spec,
+        &manifest,
+        &payload,
+        !req.no_cache,
+        &limiters,
+        &suite.target_artifacts,
+    )?;
     let redactor = Arc::new(secrets_of(&spec, &target));
     let hash = manifest
         .bundle_hash
@@ -294,6 +312,34 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         git_commit: done.git_commit,
         git_error: done.git_error,
     })
+}
+
+/// Where `program` is: a path (relative to the repository root) when it
+/// has a slash, else the first executable of that name on PATH.
+fn find_program(program: &str, root: &std::path::Path) -> std::result::Result<(), String> {
+    #[cfg(unix)]
+    let runnable = |p: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    #[cfg(not(unix))]
+    let runnable = |p: &std::path::Path| p.is_file();
+    if program.contains('/') {
+        let p = root.join(program);
+        return if runnable(&p) {
+            Ok(())
+        } else if p.exists() {
+            Err(format!("{program} is not an executable file"))
+        } else {
+            Err(format!("{program} does not exist"))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|d| runnable(&d.join(program))) {
+        Ok(())
+    } else {
+        Err(format!("`{program}` is not found on PATH"))
+    }
 }
 
 /// Saved reports under `eval_reports/<id>/<version>/<suite>/`, oldest first
@@ -459,6 +505,7 @@ fn build_target(
     payload: &Value,
     cache_read: bool,
     limiters: &[(Provider, Arc<releaseops_eval::providers::RateLimiter>)],
+    roles: &[String],
 ) -> Result<Target> {
     let client =
         || http_client().map_err(|e| CoreError::refused(e, "check the system's TLS setup"));
@@ -540,7 +587,21 @@ fn build_target(
             let mut system_templates = Vec::new();
             let mut user_template = None;
             if let Some(prompts) = payload.get("prompts").and_then(|v| v.as_object()) {
-                for (role, art) in prompts {
+                if let Some(missing) = roles.iter().find(|r| !prompts.contains_key(r.as_str())) {
+                    return Err(CoreError::invalid(
+                        format!(
+                            "the suite's target_artifacts names the prompt '{missing}', which {}@{} does not have (it has: {})",
+                            m.metadata.id,
+                            m.metadata.version,
+                            prompts.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                        "list only the bundle's prompt roles in target_artifacts, or drop it to use every prompt",
+                    ));
+                }
+                for (role, art) in prompts
+                    .iter()
+                    .filter(|(r, _)| roles.is_empty() || roles.contains(r))
+                {
                     let content = art.get("content").and_then(|c| c.as_str()).ok_or_else(|| {
                         CoreError::refused(
                             format!("the text of prompt '{role}' is not available (not in the object store, not reproducible)"),

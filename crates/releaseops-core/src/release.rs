@@ -37,6 +37,9 @@ pub struct PromoteOutcome {
     pub state: String,
     pub gates: Vec<GateResult>,
     pub promoted: bool,
+    /// The version was live there already: nothing changed, nothing recorded.
+    #[serde(default)]
+    pub unchanged: bool,
     pub dry_run: bool,
     pub overridden: bool,
     /// Gates that stopped the promotion.
@@ -133,13 +136,27 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
     view.checked_stack(store, &req.env, &req.id)?;
     let state = view.state();
     if state.live(&req.env, &req.id).map(|d| d.version.as_str()) == Some(req.version.as_str()) {
-        return Err(CoreError::refused(
-            format!(
-                "{}@{} is already live in '{}'",
-                req.id, req.version, req.env
-            ),
-            "nothing to do; `releaseops env list` shows what runs where",
-        ));
+        // Asking again for what is already so is not an error (a re-run CI
+        // job): nothing changes and nothing is recorded.
+        let is_last = config.pipeline.last().map(String::as_str) == Some(req.env.as_str());
+        return Ok(PromoteOutcome {
+            id: req.id.clone(),
+            version: req.version.clone(),
+            env: req.env.clone(),
+            from_env: None,
+            replaces: None,
+            state: state_for_env(&req.env, is_last).to_string(),
+            gates: Vec::new(),
+            promoted: false,
+            unchanged: true,
+            dry_run: req.dry_run,
+            overridden: false,
+            blocked_by: Vec::new(),
+            seq: None,
+            git_commit: None,
+            git_error: None,
+            agent_decision: None,
+        });
     }
     let upstream = config.upstream_of(&req.env).map(str::to_string);
     let upstream_live_since = match &upstream {
@@ -268,6 +285,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         state: state_for_env(&req.env, is_last).to_string(),
         gates: gate_results.clone(),
         promoted: false,
+        unchanged: false,
         dry_run: req.dry_run,
         overridden: req.skip_gates && !not_passed.is_empty(),
         blocked_by,

@@ -107,13 +107,18 @@ impl JudgeEnv {
 }
 
 /// One judge's verdict.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct JudgeResult {
     /// The judge's identity, e.g. `regex` or `composite(all)`.
     #[serde(rename = "type")]
     pub judge: String,
     pub passed: bool,
+    /// The existing tool's reports call it `confidence`.
+    #[serde(alias = "confidence")]
     pub score: f64,
+    /// The existing tool's reports call it `reasoning`.
+    #[serde(alias = "reasoning")]
     pub reason: String,
     pub weight: f64,
     #[serde(skip_serializing_if = "Value::is_null")]

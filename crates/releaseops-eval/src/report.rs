@@ -5,11 +5,12 @@
 //! and adds the statistics. Also Markdown (for a pull request) and JUnit XML
 //! (for CI dashboards).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::judge::JudgeResult;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Summary {
     pub total_cases: u64,
     pub passed: u64,
@@ -35,7 +36,8 @@ pub struct Summary {
     pub cost_usd: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Attempt {
     pub passed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,7 +47,8 @@ pub struct Attempt {
     pub latency_ms: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CaseResult {
     pub case_id: String,
     pub passed: bool,
@@ -88,7 +91,8 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Report {
     pub bundle_id: String,
     pub bundle_version: String,

@@ -39,57 +39,76 @@ impl Verdict {
     }
 }
 
-/// Share of split cases (repeats that disagreed) above which the verdict is
-/// INCONCLUSIVE: the agent or its judges are not reliable enough to decide.
-pub const MAX_SPLIT_SHARE: f64 = 0.2;
-
-/// The verdict and why. PASS or FAIL only when the 95 % interval lies on one
-/// side of the threshold (touching it counts, so a 100 % bar can pass).
+/// The verdict and why:
+///
+/// - every case passed every repeat: PASS, whatever the bar;
+/// - otherwise the 95 % Wilson interval of the pass rate, widened by the
+///   split cases (repeats that disagreed, which could have gone either
+///   way), decides: PASS when it lies at or above the bar, FAIL when it lies
+///   at or below it, and INCONCLUSIVE when the bar falls inside it (too few
+///   cases, or too noisy an agent or judge, to tell);
+/// - no cases at all: INCONCLUSIVE.
+///
+/// So a lower bar never gives a worse verdict than a higher one on the same
+/// results.
 pub fn verdict(passed: u64, n: u64, threshold: f64, split_cases: u64) -> (Verdict, String) {
+    let bar = format!("{}%", percent(threshold));
     if n == 0 {
         return (Verdict::Inconclusive, "no cases ran".into());
     }
-    if split_cases as f64 / n as f64 > MAX_SPLIT_SHARE {
+    if passed >= n && split_cases == 0 {
         return (
-            Verdict::Inconclusive,
-            format!(
-                "{split_cases} of {n} cases gave different verdicts across repeats: too unreliable to decide"
-            ),
+            Verdict::Pass,
+            format!("all {n} cases passed, clearing the {bar} threshold"),
         );
     }
-    let (lo, hi) = wilson(passed, n, Z95);
+    let split = split_cases.min(n);
+    let (lo, _) = wilson(passed.saturating_sub(split), n, Z95);
+    let (_, hi) = wilson((passed + split).min(n), n, Z95);
     let rate = passed as f64 / n as f64;
+    let noisy = if split > 0 {
+        format!(", {split} split across repeats")
+    } else {
+        String::new()
+    };
     let ci = format!(
-        "{:.1}% (95% CI {:.1}%-{:.1}%)",
+        "{:.1}% (95% CI {:.1}%-{:.1}%{noisy})",
         rate * 100.0,
         lo * 100.0,
         hi * 100.0
     );
-    if lo < threshold && threshold < hi {
-        return (
-            Verdict::Inconclusive,
-            format!(
-                "pass rate {ci} straddles the {:.0}% threshold: run more cases or repeats",
-                threshold * 100.0
-            ),
-        );
-    }
-    if rate >= threshold {
+    if lo >= threshold {
         (
             Verdict::Pass,
-            format!(
-                "pass rate {ci} clears the {:.0}% threshold",
-                threshold * 100.0
-            ),
+            format!("pass rate {ci} clears the {bar} threshold"),
+        )
+    } else if hi <= threshold {
+        (
+            Verdict::Fail,
+            format!("pass rate {ci} is below the {bar} threshold"),
         )
     } else {
         (
-            Verdict::Fail,
+            Verdict::Inconclusive,
             format!(
-                "pass rate {ci} is below the {:.0}% threshold",
-                threshold * 100.0
+                "pass rate {ci} straddles the {bar} threshold: run more cases{}",
+                if split > 0 {
+                    ", or make the agent or judge steadier"
+                } else {
+                    " or repeats"
+                }
             ),
         )
+    }
+}
+
+/// A threshold as a percentage without a spurious ".0" (95, 99.5).
+fn percent(t: f64) -> String {
+    let p = (t * 1000.0).round() / 10.0;
+    if p.fract() == 0.0 {
+        format!("{p:.0}")
+    } else {
+        format!("{p:.1}")
     }
 }
 
@@ -121,8 +140,37 @@ mod tests {
         assert_eq!(verdict(99, 100, 1.0, 0).0, Verdict::Fail);
         assert_eq!(verdict(200, 200, 0.95, 0).0, Verdict::Pass);
         assert_eq!(verdict(10, 200, 0.95, 0).0, Verdict::Fail);
-        assert_eq!(verdict(10, 10, 0.5, 5).0, Verdict::Inconclusive);
+        assert_eq!(verdict(6, 10, 0.5, 5).0, Verdict::Inconclusive);
         assert_eq!(verdict(0, 0, 0.5, 0).0, Verdict::Inconclusive);
+        // Every case passed: PASS at any bar (the scaffold's first run).
+        for t in [0.0, 0.5, 0.95, 1.0] {
+            assert_eq!(verdict(4, 4, t, 0).0, Verdict::Pass, "{t}");
+            assert_eq!(verdict(1, 1, t, 0).0, Verdict::Pass, "{t}");
+        }
+        // Repeats that disagreed are not "every repeat passed".
+        assert_ne!(verdict(4, 4, 0.95, 1).0, Verdict::Pass);
+    }
+
+    #[test]
+    fn a_lower_bar_never_gives_a_worse_verdict() {
+        let rank = |v: Verdict| match v {
+            Verdict::Fail => 0,
+            Verdict::Inconclusive => 1,
+            Verdict::Pass => 2,
+        };
+        for n in 1..=40u64 {
+            for passed in 0..=n {
+                for split in [0, 1, n / 3] {
+                    let mut last = 2;
+                    for step in 0..=100 {
+                        let t = step as f64 / 100.0;
+                        let r = rank(verdict(passed, n, t, split).0);
+                        assert!(r <= last, "{passed}/{n} split {split} at {t}");
+                        last = r;
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -96,7 +96,11 @@ pub struct Suite {
     pub version: u64,
     pub description: String,
     pub pass_threshold: f64,
+    /// No target: the bundle's own model (the existing tool's meaning).
     pub target: Option<TargetSpec>,
+    /// The prompt roles the model target renders (the existing tool's
+    /// `target_artifacts`; empty: every prompt of the bundle).
+    pub target_artifacts: Vec<String>,
     pub repeats: u32,
     pub concurrency: Option<usize>,
     pub vars: Map<String, Value>,
@@ -249,7 +253,13 @@ fn parse_target(t: RawTarget) -> Result<TargetSpec, SuiteError> {
     match t.kind.as_str() {
         "command" => {
             let argv: Vec<String> = match t.command {
-                Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+                // Split as a shell splits words (quotes and backslashes),
+                // but run without a shell: `sh -c '...'` for shell syntax.
+                Some(Value::String(s)) => shlex::split(&s).ok_or_else(|| {
+                    SuiteError(format!(
+                        "target.command {s:?} has an unclosed quote; quote as a shell would (`sh -c 'sleep 1; ./agent'`), or give a list of arguments"
+                    ))
+                })?,
                 Some(Value::Array(a)) => a
                     .into_iter()
                     .map(|v| match v {
@@ -341,7 +351,9 @@ impl Suite {
                 (raw, built)
             }
         };
-        let _ = (&raw.target_artifacts, &raw.promotion_gate);
+        // `promotion_gate` is the existing tool's, parsed and unused there too:
+        // the bar is `pass_threshold` (and the environment's own policy).
+        let _ = &raw.promotion_gate;
         if raw.id.trim().is_empty() {
             return Err(SuiteError("id is empty".into()));
         }
@@ -367,6 +379,7 @@ impl Suite {
             description: raw.description.unwrap_or_default(),
             pass_threshold,
             target: raw.target.map(parse_target).transpose()?,
+            target_artifacts: raw.target_artifacts.unwrap_or_default(),
             repeats,
             concurrency: raw.concurrency,
             vars: raw.vars.unwrap_or_default(),

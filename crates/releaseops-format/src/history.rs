@@ -45,7 +45,7 @@ impl EventKind {
             EventKind::EvalRun,
         ]
         .into_iter()
-        .find(|k| k.as_str() == s || (s == "override" && *k == EventKind::Promote))
+        .find(|k| k.as_str() == s)
     }
 }
 

@@ -15,7 +15,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use releaseops_core::release::{PromoteRequest, RollbackRequest};
 use releaseops_core::{CoreError, Ctx, bundle, envs, evals, release};
-use releaseops_format::history::EventKind;
 use releaseops_format::{names, time};
 use releaseops_runtime::{BundleRef, LoadedBundle};
 use releaseops_store::Store;
@@ -766,10 +765,10 @@ async fn history(
             .event
             .as_deref()
             .map(|e| {
-                EventKind::parse(e).ok_or_else(|| {
+                envs::EventFilter::parse(e).ok_or_else(|| {
                     ApiError::bad_request(
                         format!("unknown event '{e}'"),
-                        "use promote, rollback, approve, reject, bundle_create, env_create or eval_run",
+                        format!("use {}", envs::EventFilter::NAMES),
                     )
                 })
             })

@@ -190,6 +190,8 @@ impl Repo {
             "safety=policies/safety.yaml",
             "-m",
             "claude-sonnet-4-5",
+            "--provider",
+            "anthropic",
             "-t",
             temperature,
         ])

@@ -40,13 +40,26 @@ fn create(app: &App, a: CreateArgs) -> CmdResult {
             "model parameters belong to a model config; add --model <id>",
         ));
     }
+    let provider = match (&a.model, a.provider) {
+        (_, Some(p)) => p,
+        (None, None) => String::new(),
+        (Some(model), None) => match bundle::infer_provider(model) {
+            Some(p) => p.to_string(),
+            None => {
+                return Err(Failure::usage(
+                    format!("which provider serves the model '{model}'? Its name does not say"),
+                    "add --provider openai, anthropic, gemini or openai-compatible",
+                ));
+            }
+        },
+    };
     let req = CreateRequest {
         id: a.name,
         version: a.version,
         artifacts,
         policies,
         model: a.model.map(|model| ModelSpec {
-            provider: a.provider,
+            provider,
             model,
             temperature: a.temperature,
             max_tokens: a.max_tokens,

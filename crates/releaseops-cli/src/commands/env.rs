@@ -84,7 +84,7 @@ fn list(app: &App, at: Option<String>) -> CmdResult {
                 if i == 0 { s.env.clone() } else { String::new() },
                 b.bundle_id.clone(),
                 b.version.clone(),
-                b.since.clone().unwrap_or_else(|| "?".into()),
+                b.since.as_deref().map_or_else(|| "?".into(), output::when),
                 if i == 0 { gates.clone() } else { String::new() },
             ]);
         }

@@ -110,8 +110,27 @@ fn summary(r: &Report) -> String {
                 .unwrap_or_default()
         ));
     }
+    // Cases that failed for the same reason, once, with their count.
+    let mut reasons: Vec<(String, Vec<&str>)> = Vec::new();
     for c in r.results.iter().filter(|c| !c.passed) {
-        out.push_str(&format!("    - {}: {}\n", c.case_id, c.why_failed()));
+        let why = c.why_failed();
+        match reasons.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, ids)) => ids.push(&c.case_id),
+            None => reasons.push((why, vec![&c.case_id])),
+        }
+    }
+    for (why, ids) in reasons {
+        if ids.len() == 1 {
+            out.push_str(&format!("    - {}: {why}\n", ids[0]));
+        } else {
+            let shown: Vec<&str> = ids.iter().take(3).copied().collect();
+            out.push_str(&format!(
+                "    - {} cases ({}{}): {why}\n",
+                ids.len(),
+                shown.join(", "),
+                if ids.len() > 3 { ", ..." } else { "" }
+            ));
+        }
     }
     out
 }
@@ -227,12 +246,7 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
         }
     };
     if let Some(path) = &a.output {
-        std::fs::write(path, render(&out.report, a.format)).map_err(|e| Failure {
-            code: 1,
-            kind: "io",
-            message: format!("cannot write {}: {e}", path.display()),
-            hint: Some("check the directory exists and is writable".into()),
-        })?;
+        write_file(path, &render(&out.report, a.format))?;
     }
     if output::json(
         app,
@@ -246,7 +260,28 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
     ) {
         return Ok(code);
     }
-    anstream::print!("{}", render(&out.report, a.format));
+    let document = render(&out.report, a.format);
+    if !matches!(a.format, ReportFormat::Summary) {
+        // A document on stdout, alone, so it parses; the notes go to stderr.
+        anstream::print!("{document}");
+        if !document.ends_with('\n') {
+            anstream::println!();
+        }
+        if let Some(c) = &comparison {
+            anstream::eprintln!(
+                "against {}: {} (McNemar exact p = {:.4})",
+                c.baseline,
+                c.verdict,
+                c.p_value
+            );
+        }
+        if let Some(p) = &out.saved_to {
+            anstream::eprintln!("report: {p} (run {})", out.report.run_id);
+        }
+        output::git_note_to(&out.git_commit, &out.git_error, true);
+        return Ok(code);
+    }
+    anstream::print!("{document}");
     if let Some(c) = &comparison {
         anstream::println!(
             "  Against {}: {} (McNemar exact p = {:.4}); regressed: {}; improved: {}",
@@ -284,30 +319,146 @@ fn report(app: &App, a: EvalReportArgs) -> CmdResult {
         a.suite.as_deref(),
         a.run_id.as_deref(),
     );
+    if a.list {
+        return list_runs(app, &store, &found);
+    }
     let Some(path) = found.last() else {
         return Err(Failure {
             code: 1,
             kind: "not_found",
             message: "no matching eval report".into(),
             hint: Some(
-                "run one with `releaseops eval run <suite> --bundle <id>`, or check the run id"
+                "list the saved runs with `releaseops eval report --list`, or run one with `releaseops eval run <suite> --bundle <id>`"
                     .into(),
             ),
         });
     };
+    let r = read_report(path)?;
+    let format = if app.global.json {
+        ReportFormat::Json
+    } else {
+        a.format
+    };
+    let document = render(&r, format);
+    if let Some(out) = &a.output {
+        write_file(out, &document)?;
+        if output::json(
+            app,
+            &serde_json::json!({"written": out, "run_id": r.run_id}),
+        ) {
+            return Ok(0);
+        }
+        anstream::eprintln!("wrote {}", out.display());
+        return Ok(0);
+    }
+    anstream::print!("{document}");
+    if !document.ends_with('\n') {
+        anstream::println!();
+    }
+    Ok(0)
+}
+
+fn read_report(path: &std::path::Path) -> Result<Report, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| Failure {
         code: 1,
         kind: "io",
         message: format!("cannot read {}: {e}", path.display()),
         hint: None,
     })?;
-    if app.global.json || matches!(a.format, ReportFormat::Json) {
-        let v: serde_json::Value =
-            releaseops_format::yaml::from_str(&text).map_err(Failure::from)?;
-        output::print_json(&v);
-    } else {
-        anstream::print!("{text}");
+    releaseops_format::yaml::from_str::<Report>(&text).map_err(|e| Failure {
+        code: 1,
+        kind: "corrupt",
+        message: format!("{} is not an eval report: {e}", path.display()),
+        hint: Some("restore it with `git checkout -- <file>`".into()),
+    })
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), Failure> {
+    std::fs::write(path, text).map_err(|e| Failure {
+        code: 1,
+        kind: "io",
+        message: format!("cannot write {}: {e}", path.display()),
+        hint: Some("check the directory exists and is writable".into()),
+    })
+}
+
+/// The saved runs that match, oldest first.
+fn list_runs(
+    app: &App,
+    store: &releaseops_store::Store,
+    found: &[std::path::PathBuf],
+) -> CmdResult {
+    let mut rows = Vec::new();
+    let mut json = Vec::new();
+    for path in found {
+        let rel = path
+            .strip_prefix(store.root())
+            .unwrap_or(path)
+            .to_string_lossy()
+            .replace('\\', "/");
+        match read_report(path) {
+            Ok(r) => {
+                let s = &r.summary;
+                rows.push(vec![
+                    if r.run_id.is_empty() {
+                        "(existing tool)".into()
+                    } else {
+                        r.run_id.clone()
+                    },
+                    r.bundle_id.clone(),
+                    r.bundle_version.clone(),
+                    r.suite_id.clone(),
+                    s.gate_decision.clone(),
+                    format!("{}/{}", s.passed, s.total_cases),
+                    releaseops_format::time::parse(&r.timestamp)
+                        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_else(|_| r.timestamp.clone()),
+                ]);
+                json.push(serde_json::json!({
+                    "run_id": r.run_id, "bundle_id": r.bundle_id, "bundle_version": r.bundle_version,
+                    "suite_id": r.suite_id, "verdict": s.gate_decision, "passed": s.passed,
+                    "total_cases": s.total_cases, "pass_rate": s.pass_rate,
+                    "timestamp": r.timestamp, "path": rel,
+                }));
+            }
+            Err(f) => {
+                rows.push(vec![
+                    rel.clone(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    paint(RED, "unreadable"),
+                    "-".into(),
+                    "-".into(),
+                ]);
+                json.push(serde_json::json!({"path": rel, "error": f.message}));
+            }
+        }
     }
+    if output::json(app, &json) {
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        anstream::println!(
+            "No saved eval runs match. Run one with `releaseops eval run <suite> --bundle <id>`."
+        );
+        return Ok(0);
+    }
+    anstream::println!(
+        "{}",
+        output::table(
+            &[
+                "run",
+                "bundle",
+                "version",
+                "suite",
+                "verdict",
+                "passed",
+                "time (UTC)"
+            ],
+            rows
+        )
+    );
     Ok(0)
 }
 

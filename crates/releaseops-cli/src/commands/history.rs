@@ -56,10 +56,10 @@ pub fn run(app: &App, a: HistoryArgs) -> CmdResult {
     }
     let event = match &a.event {
         None => None,
-        Some(e) => Some(EventKind::parse(e).ok_or_else(|| {
+        Some(e) => Some(envs::EventFilter::parse(e).ok_or_else(|| {
             Failure::usage(
                 format!("unknown event '{e}'"),
-                "use promote, rollback, approve, reject, bundle_create or env_create",
+                format!("use {}", envs::EventFilter::NAMES),
             )
         })?),
     };
@@ -197,6 +197,6 @@ fn describe(r: &Record) -> String {
         label,
         detail,
         releaseops_format::names::escape_for_display(&r.actor),
-        paint(DIM, &r.at)
+        paint(DIM, &output::when(&r.at))
     )
 }

@@ -44,12 +44,10 @@ pub fn run(app: &App, cmd: Command) -> CmdResult {
             runtime::telemetry_show(app, &reference)
         }
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "releaseops",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "releaseops", &mut script);
+            // A reader that closes the pipe early (`| head`) ends us quietly.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
             Ok(0)
         }
         Command::Version => {

@@ -86,6 +86,15 @@ fn promote(app: &App, id: &str, version: &str, env: &str, a: &PromoteArgs) -> Cm
 
 pub fn print_promotion(out: &PromoteOutcome) {
     let target = format!("{} v{} -> {}", out.id, out.version, out.env);
+    if out.unchanged {
+        anstream::println!(
+            "Unchanged: {}@{} is already live in '{}' (nothing recorded)",
+            out.id,
+            out.version,
+            out.env
+        );
+        return;
+    }
     if !out.blocked_by.is_empty() {
         anstream::println!("{}: {}", paint(RED.bold(), "Blocked"), target);
         anstream::println!("{}", output::gate_lines(&out.gates));

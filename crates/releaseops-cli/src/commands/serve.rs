@@ -70,6 +70,7 @@ pub fn serve(app: &App, a: ServeArgs) -> CmdResult {
         .map_err(io("cannot start the server's runtime".into()))?;
     let n_tokens = opts.tokens.len();
     let public_reads = opts.public_reads;
+    let json = app.global.json;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(a.addr)
             .await
@@ -77,11 +78,6 @@ pub fn serve(app: &App, a: ServeArgs) -> CmdResult {
         let local = listener
             .local_addr()
             .map_err(io("cannot read the listening address".into()))?;
-        anstream::println!(
-            "releaseops API on {} (store {})",
-            paint(BOLD, &format!("http://{local}")),
-            store_dir.display()
-        );
         let (reads, writes) = if n_tokens == 0 {
             ("open".to_string(), "off (no tokens configured)".to_string())
         } else {
@@ -94,13 +90,38 @@ pub fn serve(app: &App, a: ServeArgs) -> CmdResult {
                 format!("on, {n_tokens} token(s)"),
             )
         };
-        anstream::println!(
-            "  {}",
-            paint(
-                DIM,
-                &format!("reads {reads}; writes {writes}; OpenAPI at http://{local}/openapi.json")
-            )
-        );
+        if json {
+            // One line, at once: a script reads it to learn the port.
+            anstream::println!(
+                "{}",
+                serde_json::json!({
+                    "url": format!("http://{local}"),
+                    "address": local.to_string(),
+                    "port": local.port(),
+                    "store": store_dir,
+                    "reads_open": n_tokens == 0 || public_reads,
+                    "writes_enabled": n_tokens > 0,
+                    "tokens": n_tokens,
+                    "openapi": format!("http://{local}/openapi.json"),
+                })
+            );
+        } else {
+            anstream::println!(
+                "releaseops API on {} (store {})",
+                paint(BOLD, &format!("http://{local}")),
+                store_dir.display()
+            );
+            anstream::println!(
+                "  {}",
+                paint(
+                    DIM,
+                    &format!(
+                        "reads {reads}; writes {writes}; OpenAPI at http://{local}/openapi.json"
+                    )
+                )
+            );
+        }
+        let _ = std::io::Write::flush(&mut std::io::stdout());
         let stopped = releaseops_server::serve(listener, opts, shutdown_signal())
             .await
             .map_err(|e| Failure {
