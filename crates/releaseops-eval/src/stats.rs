@@ -152,6 +152,28 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_table_holds() {
+        use Verdict::{Fail as F, Inconclusive as I, Pass as P};
+        // (passed, n, split) -> verdicts at bars 0.5, 0.8, 0.95, 1.0
+        let rows = [
+            ((1, 1, 0), [P, P, P, P]),
+            ((4, 4, 0), [P, P, P, P]),
+            ((19, 20, 0), [P, I, I, F]),
+            ((99, 100, 0), [P, P, I, F]),
+            ((60, 100, 0), [P, F, F, F]),
+            ((12, 20, 0), [I, F, F, F]),
+            ((18, 20, 4), [I, I, I, F]),
+        ];
+        for ((passed, n, split), want) in rows {
+            let got: Vec<Verdict> = [0.5, 0.8, 0.95, 1.0]
+                .iter()
+                .map(|t| verdict(passed, n, *t, split).0)
+                .collect();
+            assert_eq!(got, want, "{passed}/{n} split {split}");
+        }
+    }
+
+    #[test]
     fn a_lower_bar_never_gives_a_worse_verdict() {
         let rank = |v: Verdict| match v {
             Verdict::Fail => 0,
