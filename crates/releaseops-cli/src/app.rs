@@ -152,6 +152,16 @@ impl App {
             .unwrap_or_else(|| "unknown".into())
     }
 
+    /// As [`App::ctx`], at this moment (for commands that wait or watch);
+    /// a simulated clock stays where it was set.
+    pub fn ctx_now<'a>(&self, store: &'a Store) -> Ctx<'a> {
+        let mut ctx = self.ctx(store);
+        if !self.simulated_clock {
+            ctx.now = Timestamp::now();
+        }
+        ctx
+    }
+
     pub fn ctx<'a>(&self, store: &'a Store) -> Ctx<'a> {
         Ctx {
             store,

@@ -59,7 +59,7 @@ pub struct Global {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create .releaseops/ in this repository (or complete an existing one)
-    Init,
+    Init(InitArgs),
     /// Create, list, inspect, verify and diff bundles
     #[command(subcommand)]
     Bundle(BundleCmd),
@@ -76,6 +76,9 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// The audit history (`history verify` checks it)
     History(HistoryArgs),
+    /// Where things stand: what runs in each stage, what waits to go there
+    /// next and on what (approvals, soak left, failing suites, the agent)
+    Status(StatusArgs),
     /// Evaluation suites: create, list, run against a bundle, show reports
     #[command(subcommand)]
     Eval(EvalCmd),
@@ -88,7 +91,7 @@ pub enum Command {
     /// Write a self-contained snapshot of a bundle (manifest + objects) that
     /// the runtime loader reads with no git and no repository
     Export {
-        /// ID@ENV (what the environment runs) or ID==VERSION
+        /// ID@ENV (what the environment runs), ID@VERSION or ID==VERSION
         reference: String,
         /// The directory to write (new, empty, or an earlier export)
         #[arg(long, value_name = "DIR")]
@@ -107,6 +110,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print shell completions
     Completions {
+        /// The shell to complete for
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -148,6 +152,8 @@ pub enum TokenCmd {
         /// Who holds it (`Name <email>`): recorded as the actor of what it does
         #[arg(long)]
         owner: String,
+        /// What it may do: viewer reads; deployer also promotes and rolls
+        /// back; approver also approves and rejects; admin does everything
         #[arg(long, value_parser = ["viewer", "deployer", "approver", "admin"])]
         role: String,
         /// The tokens file to add it to (created readable by you only)
@@ -161,7 +167,7 @@ pub enum TelemetryCmd {
     /// Print exactly the attributes (and baggage) the runtime loader sets for
     /// a bundle
     Show {
-        /// ID@ENV or ID==VERSION
+        /// ID@ENV, ID@VERSION or ID==VERSION
         reference: String,
     },
 }
@@ -186,7 +192,9 @@ pub enum AgentCmd {
     Decide(AgentDecideArgs),
     /// Record what happened after a decision: success, incident or rolled_back
     Outcome {
+        /// The decision's id (`agent memory` lists them)
         decision_id: String,
+        /// What happened after it
         #[arg(value_name = "success|incident|rolled_back")]
         outcome: String,
         /// What happened, in a few words
@@ -208,7 +216,10 @@ pub enum AgentCmd {
         limit: usize,
     },
     /// Show one decision record in full
-    Show { decision_id: String },
+    Show {
+        /// The decision's id (`agent memory` lists them)
+        decision_id: String,
+    },
     /// Run the agent on the prototype's scenarios, or on a stream of releases
     /// from an incident model, learning as it goes
     Simulate(AgentSimulateArgs),
@@ -224,6 +235,7 @@ pub struct AgentSimulateArgs {
     /// baselines "always GO" and "never on Fridays or weekends"
     #[arg(long)]
     pub stream: Option<u64>,
+    /// The random seed of the generated stream (the same seed, the same stream)
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// A JSON incident model (fields as in `--json` output's model)
@@ -236,8 +248,9 @@ pub struct AgentSimulateArgs {
 
 #[derive(Args, Debug)]
 pub struct AgentDecideArgs {
-    /// The promotion to decide: ID VERSION ENV (its context is read from the
-    /// store: the diff against what is live, evals, criticality, time, clashes)
+    /// The promotion to decide: ID VERSION ENV or ID@VERSION ENV (its context
+    /// is read from the store: the diff against what is live, evals,
+    /// criticality, time, clashes)
     #[arg(num_args = 0..=3, value_name = "ID VERSION ENV")]
     pub target: Vec<String>,
     /// Or a JSON file with the context, e.g. {"env": "prod", "feature_risk":
@@ -256,22 +269,30 @@ pub enum BundleCmd {
     Create(CreateArgs),
     /// List bundles, their versions and where they are deployed
     List,
-    /// Show a bundle version's manifest
+    /// Show a bundle version's manifest: `inspect ID [VERSION]`, `ID@VERSION`,
+    /// `ID@ENV` (what ENV runs) or `ID==VERSION`
     Inspect {
-        id: String,
-        /// Version (default: the highest)
+        /// The bundle, and optionally its version (default: the highest)
+        #[arg(num_args = 1..=2, required = true, value_name = "ID [VERSION]")]
+        reference: Vec<String>,
+        /// Version (or give it positionally)
         #[arg(short = 'v', long)]
         version: Option<String>,
     },
     /// Re-hash every artifact of a bundle version and check its bundle hash
     Verify {
-        id: String,
-        /// Version (default: the highest)
+        /// The bundle, and optionally its version (default: the highest);
+        /// ID@VERSION, ID@ENV and ID==VERSION work too
+        #[arg(num_args = 1..=2, required = true, value_name = "ID [VERSION]")]
+        reference: Vec<String>,
+        /// Version (or give it positionally)
         #[arg(short = 'v', long)]
         version: Option<String>,
     },
-    /// Show what changed between two versions: `diff ID V1 V2` or `diff ID@V1 ID@V2`
+    /// Show what changed between two versions: `diff ID V1 V2`, or two
+    /// references such as `diff ID@1.0.0 ID@1.1.0` or `diff ID@prod ID@staging`
     Diff {
+        /// ID V1 V2, or two references (ID@VERSION, ID@ENV, ID==VERSION)
         #[arg(num_args = 2..=3, required = true, value_name = "ID V1 V2")]
         args: Vec<String>,
     },
@@ -306,6 +327,7 @@ pub struct CreateArgs {
     /// Extra model parameter: KEY=VALUE (VALUE is JSON if it parses, else a string)
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+    /// What this version changes, in a few words
     #[arg(short = 'd', long, default_value = "")]
     pub description: String,
 }
@@ -319,12 +341,28 @@ pub enum EnvCmd {
         at: Option<String>,
     },
     /// Show one environment file
-    Get { env: String },
+    Get {
+        /// The environment
+        env: String,
+    },
     /// Add an environment to the pipeline
     Create(EnvCreateArgs),
+    /// Set keys of an environment's promotion policy, checked as the file is
+    /// (a misspelt key or a wrong type is an error) and recorded, e.g.
+    /// `env set prod requires_eval=true eval_suites=[smoke] soak_hours=24`;
+    /// `KEY=` removes a key
+    Set {
+        /// The environment
+        env: String,
+        /// KEY=VALUE, the value in YAML (true, 24, [a, b], {...})
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+    },
     /// Events in one environment, newest first
     History {
+        /// The environment
         env: String,
+        /// How many events to show
         #[arg(short = 'n', long, default_value_t = 10)]
         limit: usize,
     },
@@ -332,6 +370,8 @@ pub enum EnvCmd {
 
 #[derive(Args, Debug)]
 pub struct EnvCreateArgs {
+    /// The new environment's name (a word, not a version: `ID@X` means a
+    /// version when X looks like one)
     pub name: String,
     /// Place it after this environment (default: at the end)
     #[arg(long)]
@@ -339,29 +379,39 @@ pub struct EnvCreateArgs {
     /// Place it before this environment
     #[arg(long)]
     pub before: Option<String>,
+    /// Promotions here need a passing eval report for the exact bundle hash
     #[arg(long)]
     pub requires_eval: bool,
+    /// Promotions here need approvals (see --min-approvals)
     #[arg(long)]
     pub requires_approval: bool,
+    /// A team (from config.yaml `teams:`) whose members may approve (repeatable)
     #[arg(long = "approval-team", value_name = "TEAM")]
     pub approval_teams: Vec<String>,
+    /// A person who may approve, `Name <email>` or an email (repeatable)
     #[arg(long = "approver", value_name = "ACTOR")]
     pub approvers: Vec<String>,
+    /// How many distinct people must approve (default 1)
     #[arg(long)]
     pub min_approvals: Option<u32>,
+    /// Hours a version must have run in the stage before, measured from the history
     #[arg(long, default_value_t = 0.0)]
     pub soak_hours: f64,
 }
 
 #[derive(Args, Debug)]
 pub struct PromoteArgs {
-    /// ID VERSION ENV (the existing tool's `promote promote ID VERSION ENV` and
-    /// `promote rollback ENV ID` are accepted too)
+    /// ID VERSION ENV, or ID@VERSION ENV (ID@ENV2 ENV promotes what ENV2
+    /// runs); the existing tool's `promote promote ID VERSION ENV` and
+    /// `promote rollback ENV ID` are accepted too
     #[arg(num_args = 2..=4, required = true, value_name = "ID VERSION ENV")]
     pub args: Vec<String>,
+    /// Why (recorded; required with --skip-gates)
     #[arg(short = 'r', long)]
     pub reason: Option<String>,
-    /// Bypass eval, approval, soak and freeze gates (needs --reason; recorded as an override)
+    /// Bypass the gates that may be overridden: eval, approval, signed
+    /// approvals, soak, freeze and the agent (never the pipeline order or a
+    /// rejection). Needs --reason; recorded as an override.
     #[arg(long)]
     pub skip_gates: bool,
     /// Evaluate the gates and report, change nothing
@@ -370,6 +420,13 @@ pub struct PromoteArgs {
     /// First run the environment's required eval suites that have no report for this bundle
     #[arg(long)]
     pub run_evals: bool,
+    /// When only time gates block it (soak, a freeze window, the agent's
+    /// DELAY), wait until they pass and then promote
+    #[arg(long)]
+    pub wait: bool,
+    /// The longest --wait waits, e.g. 90s, 30m, 2h (default 1h)
+    #[arg(long, value_name = "DURATION", requires = "wait")]
+    pub timeout: Option<String>,
     #[arg(short = 's', long, hide = true)]
     pub steps: Option<u32>,
     #[arg(long, hide = true)]
@@ -377,10 +434,38 @@ pub struct PromoteArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Start from a template: `gated` makes prod require a passing eval, an
+    /// approval and a soak in staging, and adds a sample agent, prompt,
+    /// policy and eval suite (files that exist are left alone)
+    #[arg(long, value_enum)]
+    pub template: Option<Template>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Template {
+    /// prod behind eval, approval and soak gates, with a sample project
+    Gated,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Keep the screen up to date: redraw whenever the store changes (and
+    /// every --interval seconds, as time gates count down); with --json,
+    /// one JSON document per line
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between looks at the store while watching
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    pub interval: f64,
+}
+
+#[derive(Args, Debug)]
 pub struct ApproveArgs {
-    pub id: String,
-    pub version: String,
-    pub env: String,
+    /// ID VERSION ENV, or ID@VERSION ENV (ID@ENV2 ENV: what ENV2 runs)
+    #[arg(num_args = 2..=3, required = true, value_name = "ID VERSION ENV")]
+    pub args: Vec<String>,
+    /// A comment, recorded with the approval
     #[arg(short = 'c', long)]
     pub comment: Option<String>,
     /// Sign the approval with your SSH key (checked against
@@ -395,18 +480,22 @@ pub struct ApproveArgs {
 
 #[derive(Args, Debug)]
 pub struct RejectArgs {
-    pub id: String,
-    pub version: String,
+    /// ID VERSION, or ID@VERSION (ID@ENV: what ENV runs)
+    #[arg(num_args = 1..=2, required = true, value_name = "ID VERSION")]
+    pub args: Vec<String>,
     /// Reject for one environment only (default: everywhere)
     #[arg(long)]
     pub env: Option<String>,
+    /// Why it is rejected (recorded)
     #[arg(short = 'r', long, required = true)]
     pub reason: String,
 }
 
 #[derive(Args, Debug)]
 pub struct RollbackArgs {
+    /// The environment to roll back
     pub env: String,
+    /// The bundle to roll back there
     pub id: String,
     /// Go back N versions (default 1)
     #[arg(short = 's', long)]
@@ -414,6 +503,7 @@ pub struct RollbackArgs {
     /// Go back to this version (it must have been live here before the current one)
     #[arg(long)]
     pub to: Option<String>,
+    /// Why (recorded)
     #[arg(short = 'r', long)]
     pub reason: Option<String>,
 }
@@ -423,8 +513,10 @@ pub struct HistoryArgs {
     /// `verify` checks the chain and that environments match it
     #[arg(value_parser = ["verify"])]
     pub action: Option<String>,
+    /// Only records of this bundle
     #[arg(long)]
     pub bundle: Option<String>,
+    /// Only records of this environment
     #[arg(long)]
     pub env: Option<String>,
     /// Only records of this kind, as history labels them: promote (every
@@ -441,6 +533,7 @@ pub struct HistoryArgs {
     /// Only records before this time (RFC 3339)
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
+    /// How many records to show, newest first (0: all)
     #[arg(short = 'n', long, default_value_t = 20)]
     pub limit: usize,
 }
@@ -448,7 +541,10 @@ pub struct HistoryArgs {
 #[derive(Subcommand, Debug)]
 pub enum EvalCmd {
     /// Write a new suite scaffold to .releaseops/evals/<suite>.yaml
-    Create { suite: String },
+    Create {
+        /// The new suite's id
+        suite: String,
+    },
     /// List suites
     List,
     /// Run a suite against a bundle version and save the report
@@ -461,7 +557,9 @@ pub enum EvalCmd {
 
 #[derive(Args, Debug)]
 pub struct EvalCompareArgs {
+    /// The suite whose runs are compared
     pub suite: String,
+    /// The bundle
     #[arg(short = 'b', long)]
     pub bundle: String,
     /// The version to compare against
@@ -487,10 +585,15 @@ pub enum ReportFormat {
 
 #[derive(Args, Debug)]
 pub struct EvalRunArgs {
+    /// The suite (a file in .releaseops/evals/, without .yaml)
     pub suite: String,
-    /// Bundle id
+    /// The bundle and optionally its version: ID [VERSION], ID@VERSION,
+    /// ID@ENV (what ENV runs) or ID==VERSION (default version: the highest)
+    #[arg(num_args = 0..=2, value_name = "ID [VERSION]")]
+    pub target: Vec<String>,
+    /// The bundle (or a reference such as ID@1.2.0), instead of positionally
     #[arg(short = 'b', long)]
-    pub bundle: String,
+    pub bundle: Option<String>,
     /// Version (default: the highest)
     #[arg(short = 'v', long)]
     pub version: Option<String>,
@@ -503,6 +606,7 @@ pub struct EvalRunArgs {
     /// Only cases with this tag (repeatable)
     #[arg(long = "tag")]
     pub tags: Vec<String>,
+    /// How to print the report (machine formats print only the document)
     #[arg(short = 'f', long, value_enum, default_value = "summary")]
     pub format: ReportFormat,
     /// Also write the report in --format to this file
@@ -523,12 +627,16 @@ pub struct EvalRunArgs {
 pub struct EvalReportArgs {
     /// A run id (or a report file's name)
     pub run_id: Option<String>,
+    /// Reports of this bundle (ID, or ID@VERSION, ID@ENV, ID==VERSION)
     #[arg(short = 'b', long)]
     pub bundle: Option<String>,
+    /// Reports of this version
     #[arg(short = 'v', long)]
     pub version: Option<String>,
+    /// Reports of this suite
     #[arg(long)]
     pub suite: Option<String>,
+    /// How to print the report
     #[arg(short = 'f', long, value_enum, default_value = "yaml")]
     pub format: ReportFormat,
     /// Write the report in --format to this file instead of stdout

@@ -5,6 +5,7 @@ mod app;
 mod cli;
 mod commands;
 mod output;
+mod refs;
 mod trace;
 
 use clap::Parser;

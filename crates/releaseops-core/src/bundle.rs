@@ -46,6 +46,16 @@ impl ArtifactSpec {
                 path: path.to_string(),
             });
         }
+        if rest.contains('/')
+            || [".md", ".txt", ".j2", ".jinja", ".prompt", ".yaml", ".yml"]
+                .iter()
+                .any(|ext| rest.ends_with(ext))
+        {
+            return Err(CoreError::invalid(
+                format!("--artifact '{s}': '{rest}' looks like a file, not a promptops prompt id"),
+                format!("did you mean --artifact {role}=file:{rest}?"),
+            ));
+        }
         let (id, version) = match rest.split_once(':') {
             Some((id, v)) => (
                 id.trim(),

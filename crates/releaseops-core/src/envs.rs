@@ -105,6 +105,32 @@ pub fn list(store: &Store) -> Result<Vec<EnvState>> {
     Ok(out)
 }
 
+/// The version of `id` that `env` runs, as the verified history says
+/// (what `ID@ENV` means wherever a version is asked for).
+pub fn live_version(store: &Store, env: &str, id: &str) -> Result<String> {
+    let _read = store.read_guard()?;
+    store.load_env(env)?;
+    let view = store.chain_view()?;
+    match view.state().live(env, id) {
+        Some(d) => Ok(d.version.clone()),
+        None => {
+            let live: Vec<&str> = view.state().live_in(env).into_keys().collect();
+            let hint = if live.is_empty() {
+                format!("'{env}' runs nothing yet; name a version instead, e.g. {id}==1.0.0")
+            } else {
+                format!(
+                    "'{env}' runs {}; name a version instead, e.g. {id}==1.0.0",
+                    live.join(", ")
+                )
+            };
+            Err(CoreError::refused(
+                format!("bundle '{id}' is not live in '{env}'"),
+                hint,
+            ))
+        }
+    }
+}
+
 /// What ran where at `at`, replayed from the history.
 pub fn list_at(store: &Store, at: Timestamp) -> Result<Vec<EnvState>> {
     let _read = store.read_guard()?;
@@ -252,6 +278,111 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateEnv) -> Result<EnvCreated> {
     })
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicySet {
+    pub env: String,
+    /// `KEY: old -> new` for each key that changed.
+    pub changes: Vec<String>,
+    /// The promotion policy's gates now.
+    pub gates: Vec<String>,
+    /// Absent when nothing changed (nothing is recorded then).
+    pub seq: Option<u64>,
+    pub git_commit: Option<String>,
+    pub git_error: Option<String>,
+}
+
+/// Sets keys of an environment's `promotion_policy`: each `(KEY, VALUE)`
+/// is a YAML value (`true`, `24`, `[safety-team]`, `{...}`; empty removes
+/// the key). The result is read back by the same strict parser as the
+/// file, so a misspelt key or a wrong type is an error naming it, and the
+/// change is recorded in the history.
+pub fn set_policy(ctx: &Ctx<'_>, env_name: &str, sets: &[(String, String)]) -> Result<PolicySet> {
+    let store = ctx.store;
+    ctx.check()?;
+    names::validate_env_name(env_name)?;
+    if sets.is_empty() {
+        return Err(CoreError::invalid(
+            "nothing to set",
+            "give KEY=VALUE, e.g. releaseops env set prod soak_hours=24",
+        ));
+    }
+    let mut tx = store.begin()?;
+    releaseops_store::import_legacy_history(&mut tx)?;
+    let env = tx.view().checked_env(store, env_name)?;
+    let doc: serde_json::Value =
+        releaseops_format::yaml::from_str(&env.to_yaml()).map_err(CoreError::from)?;
+    let mut doc = match doc {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    let mut policy = match doc.remove("promotion_policy") {
+        Some(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let mut changes = Vec::new();
+    for (key, text) in sets {
+        let key = key.trim();
+        let old = policy.get(key).map(|v| v.to_string());
+        if text.trim().is_empty() {
+            policy.remove(key);
+        } else {
+            let value: serde_json::Value = releaseops_format::yaml::from_str(text).map_err(|e| {
+                CoreError::invalid(
+                    format!("{key}={text}: {e}"),
+                    "write the value as YAML: true, 24, 0.95, [a, b], {name: x}; quote text that looks like something else",
+                )
+            })?;
+            policy.insert(key.to_string(), value);
+        }
+        let new = policy.get(key).map(|v| v.to_string());
+        if old != new {
+            changes.push(format!(
+                "{key}: {} -> {}",
+                old.as_deref().unwrap_or("(unset)"),
+                new.as_deref().unwrap_or("(unset)")
+            ));
+        }
+    }
+    if !policy.is_empty() {
+        doc.insert("promotion_policy".into(), serde_json::Value::Object(policy));
+    }
+    let text = releaseops_format::yaml::Node::from_json(&serde_json::Value::Object(doc)).to_yaml();
+    let updated = EnvironmentFile::parse(text.as_bytes()).map_err(|e| {
+        CoreError::invalid(
+            format!("environments/{env_name}.yaml would not be valid: {e}"),
+            "nothing was changed; `releaseops env get ENV` shows the policy, and the README's gate table lists its keys",
+        )
+    })?;
+    let gates = policy_summary(updated.promotion_policy.as_ref());
+    if changes.is_empty() {
+        return Ok(PolicySet {
+            env: env_name.to_string(),
+            changes,
+            gates,
+            seq: None,
+            git_commit: None,
+            git_error: None,
+        });
+    }
+    tx.write(Store::env_rel_path(env_name), updated.to_yaml());
+    let mut rec = ctx.record(EventKind::EnvPolicy);
+    rec.env = Some(env_name.to_string());
+    rec.reason = Some(changes.join("; "));
+    let rec = tx.append(rec)?;
+    let done = tx.commit(
+        &format!("releaseops: set the promotion policy of {env_name}"),
+        ctx.author().as_ref(),
+    )?;
+    Ok(PolicySet {
+        env: env_name.to_string(),
+        changes,
+        gates,
+        seq: Some(rec.seq),
+        git_commit: done.git_commit,
+        git_error: done.git_error,
+    })
+}
+
 /// Which records `--event` keeps: the words `history` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventFilter {
@@ -259,6 +390,8 @@ pub enum EventFilter {
     Kind(EventKind),
     /// Promotions that bypassed their gates (shown as OVERRIDE).
     Override,
+    /// Environments made and their policies changed (shown as ENV).
+    Env,
 }
 
 impl EventFilter {
@@ -266,12 +399,26 @@ impl EventFilter {
     pub const NAMES: &'static str =
         "promote, override, rollback, approve, reject, create, env or eval";
 
+    /// [`EventFilter::parse`], or an error that names the closest kind.
+    pub fn parse_named(s: &str) -> Result<EventFilter> {
+        EventFilter::parse(s).ok_or_else(|| {
+            let known: Vec<&str> = Self::NAMES
+                .split([',', ' '])
+                .filter(|w| !w.is_empty() && *w != "or")
+                .collect();
+            CoreError::invalid(
+                format!("unknown event '{s}'"),
+                format!("{}use {}", names::did_you_mean(s, &known), Self::NAMES),
+            )
+        })
+    }
+
     pub fn parse(s: &str) -> Option<EventFilter> {
         let s = s.trim().to_ascii_lowercase();
         Some(match s.as_str() {
             "override" | "overridden" => EventFilter::Override,
             "create" | "bundle" | "bundle_create" => EventFilter::Kind(EventKind::BundleCreate),
-            "env" | "env_create" => EventFilter::Kind(EventKind::EnvCreate),
+            "env" => EventFilter::Env,
             "eval" | "eval_run" => EventFilter::Kind(EventKind::EvalRun),
             other => EventFilter::Kind(EventKind::parse(other)?),
         })
@@ -281,6 +428,7 @@ impl EventFilter {
         match self {
             EventFilter::Kind(k) => r.event == k,
             EventFilter::Override => r.event == EventKind::Promote && r.overridden,
+            EventFilter::Env => matches!(r.event, EventKind::EnvCreate | EventKind::EnvPolicy),
         }
     }
 }

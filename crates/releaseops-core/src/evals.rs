@@ -38,7 +38,13 @@ pub fn load_suite(store: &Store, id: &str) -> Result<Suite> {
     let path = store.dir().join(suite_rel_path(id));
     let bytes = std::fs::read(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            CoreError::refused(format!("no eval suite '{id}' ({})", path.display()), format!("create it with `releaseops eval create {id}`; `releaseops eval list` shows the suites"))
+            let known = suite_ids(store).unwrap_or_default();
+            let hint = format!(
+                "{}`releaseops eval list` shows the suites ({}); `releaseops eval create NAME` writes a new one",
+                names::did_you_mean(id, &known),
+                if known.is_empty() { "none yet".to_string() } else { known.join(", ") }
+            );
+            CoreError::refused(format!("no eval suite '{id}' ({})", path.display()), hint)
         } else {
             StoreError::Io { what: "cannot read", path: path.clone(), source: e }.into()
         }
@@ -71,6 +77,11 @@ pub fn suite_ids(store: &Store) -> Result<Vec<String>> {
 
 /// Writes the scaffold for a new suite.
 pub fn create_suite(ctx: &Ctx<'_>, id: &str) -> Result<String> {
+    create_suite_with(ctx, id, &releaseops_eval::suite::scaffold(id))
+}
+
+/// Writes a new suite with this text (checked as `eval run` will read it).
+pub fn create_suite_with(ctx: &Ctx<'_>, id: &str, text: &str) -> Result<String> {
     names::validate_role(id).map_err(|_| {
         CoreError::invalid(
             format!("'{id}' is not a valid suite id"),
@@ -85,8 +96,14 @@ pub fn create_suite(ctx: &Ctx<'_>, id: &str) -> Result<String> {
             "edit .releaseops/evals/<suite>.yaml, or pick another id",
         ));
     }
+    releaseops_eval::suite::Suite::parse(text.as_bytes()).map_err(|e| {
+        CoreError::invalid(
+            format!("suite '{id}' is not valid: {e}"),
+            "fix the suite text; the README's Evaluation section shows the format",
+        )
+    })?;
     let mut tx = tx;
-    tx.write(rel.clone(), releaseops_eval::suite::scaffold(id));
+    tx.write(rel.clone(), text.to_string());
     tx.commit(
         &format!("releaseops: create eval suite {id}"),
         ctx.author().as_ref(),

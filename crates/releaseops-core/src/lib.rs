@@ -15,6 +15,7 @@ pub mod export;
 pub mod gates;
 pub mod metrics;
 pub mod release;
+pub mod status;
 
 use jiff::Timestamp;
 use releaseops_store::{Signature, Store};

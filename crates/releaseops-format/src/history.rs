@@ -18,6 +18,8 @@ pub enum EventKind {
     Approve,
     Reject,
     EnvCreate,
+    /// An environment's promotion policy changed (`releaseops env set`).
+    EnvPolicy,
     EvalRun,
 }
 
@@ -30,6 +32,7 @@ impl EventKind {
             EventKind::Approve => "approve",
             EventKind::Reject => "reject",
             EventKind::EnvCreate => "env_create",
+            EventKind::EnvPolicy => "env_policy",
             EventKind::EvalRun => "eval_run",
         }
     }
@@ -42,6 +45,7 @@ impl EventKind {
             EventKind::Approve,
             EventKind::Reject,
             EventKind::EnvCreate,
+            EventKind::EnvPolicy,
             EventKind::EvalRun,
         ]
         .into_iter()

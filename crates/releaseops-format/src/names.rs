@@ -73,9 +73,34 @@ pub fn validate_role(value: &str) -> Result<(), FormatError> {
     check("role", value, "")
 }
 
-/// An environment name such as `prod` or `canary`.
+/// An environment name such as `prod` or `canary`. It may not look like a
+/// semantic version: in `ID@X`, a version-shaped X is a version.
 pub fn validate_env_name(value: &str) -> Result<(), FormatError> {
-    check("environment name", value, "")
+    check("environment name", value, "")?;
+    if looks_like_version(value) {
+        return Err(FormatError::InvalidName {
+            kind: "environment name",
+            value: value.to_string(),
+            reason: "it looks like a version (`ID@1.2.0` means that version); pick a word such as `prod`".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `value` is shaped like a version: a semantic version
+/// (`1.2.0`, `2.0.0-rc.1+build.5`) or a shorter or `v`-prefixed one (`1.2`,
+/// `v2`). It is the one shape that makes `ID@X` a version rather than an
+/// environment, and the one an environment name may not have.
+pub fn looks_like_version(value: &str) -> bool {
+    if semver::Version::parse(value).is_ok() {
+        return true;
+    }
+    let core = value.strip_prefix('v').unwrap_or(value);
+    let core = core.split(['-', '+']).next().unwrap_or("");
+    !core.is_empty()
+        && core
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A promptops prompt id: `^[a-zA-Z0-9][a-zA-Z0-9_-]{0,127}$`.
@@ -114,6 +139,18 @@ pub fn validate_repo_path(value: &str) -> Result<(), FormatError> {
         return fail("it contains a control character");
     }
     Ok(())
+}
+
+/// `did you mean 'prod'? ` when one of `known` is close to `typo` (or
+/// nothing): the start of a hint for a name that does not exist. A hint
+/// never tells anyone to create or promote the misspelt name.
+pub fn did_you_mean<S: AsRef<str>>(typo: &str, known: &[S]) -> String {
+    crate::yaml::closest(
+        typo,
+        known.iter().map(|k| k.as_ref()).filter(|k| *k != typo),
+    )
+    .map(|k| format!("did you mean '{k}'? "))
+    .unwrap_or_default()
 }
 
 /// Longest actor, reason or comment recorded.
@@ -202,6 +239,26 @@ mod tests {
             validate_bundle_id(ok).unwrap();
         }
         validate_version("1.0.0+build.5").unwrap();
+    }
+
+    #[test]
+    fn environment_names_never_look_like_versions() {
+        for v in ["1.2.0", "2.0.0-rc.1+b5", "1.2", "v2", "10", "v1.0.0"] {
+            assert!(looks_like_version(v), "{v}");
+            assert!(validate_env_name(v).is_err(), "{v}");
+        }
+        for e in [
+            "prod",
+            "staging",
+            "v",
+            "eu1",
+            "prod-2",
+            "canary.v2",
+            "version",
+        ] {
+            assert!(!looks_like_version(e), "{e}");
+            validate_env_name(e).unwrap();
+        }
     }
 
     #[test]

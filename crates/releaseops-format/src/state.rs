@@ -182,7 +182,7 @@ impl ChainState {
                     report,
                 });
             }
-            EventKind::EnvCreate => {}
+            EventKind::EnvCreate | EventKind::EnvPolicy => {}
         }
     }
 

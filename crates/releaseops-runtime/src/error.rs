@@ -1,5 +1,7 @@
 use std::path::PathBuf;
 
+use releaseops_format::names;
+
 /// Why a bundle could not be loaded. Each names the input and says what to do.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
@@ -14,7 +16,7 @@ pub enum LoadError {
     )]
     NoStore { path: PathBuf },
 
-    #[error("environment '{env}' does not exist in {} (environments: {})", dir.display(), list(available))]
+    #[error("environment '{env}' does not exist in {} ({}environments: {})", dir.display(), names::did_you_mean(env, available), list(available))]
     UnknownEnv {
         env: String,
         dir: PathBuf,
@@ -22,8 +24,9 @@ pub enum LoadError {
     },
 
     #[error(
-        "bundle '{id}' is not deployed in '{env}' (deployed there: {}); promote it first with `releaseops promote {id} VERSION {env}`",
-        list(deployed)
+        "bundle '{id}' is not deployed in '{env}' (deployed there: {}); {}",
+        list(deployed),
+        not_deployed_hint(id, env, deployed)
     )]
     NotDeployed {
         id: String,
@@ -31,7 +34,7 @@ pub enum LoadError {
         deployed: Vec<String>,
     },
 
-    #[error("bundle {id}=={version} does not exist in {} (versions: {})", dir.display(), list(available))]
+    #[error("bundle {id}=={version} does not exist in {} ({}versions: {})", dir.display(), names::did_you_mean(version, available), list(available))]
     UnknownVersion {
         id: String,
         version: String,
@@ -83,5 +86,18 @@ impl LoadError {
             path: path.into(),
             message: message.into(),
         }
+    }
+}
+
+/// A misspelt id gets the close name that is deployed; a real bundle that
+/// is not there yet gets how to put it there.
+fn not_deployed_hint(id: &str, env: &str, deployed: &[String]) -> String {
+    let guess = names::did_you_mean(id, deployed);
+    if guess.is_empty() {
+        format!(
+            "`releaseops env list` shows what runs where; `releaseops promote {id} VERSION {env}` puts a version there"
+        )
+    } else {
+        guess.trim_end().to_string()
     }
 }

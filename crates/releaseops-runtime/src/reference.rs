@@ -14,8 +14,10 @@ pub enum BundleRef {
 }
 
 impl BundleRef {
-    /// Parses `ID@ENV` or `ID==VERSION`, validating each part as the store
-    /// does (so `a@prod@x` or `../x@prod` is refused here, not looked up).
+    /// Parses `ID@ENV`, `ID@VERSION` (X a semantic version) or `ID==VERSION`,
+    /// validating each part as the store does (so `a@prod@x` or `../x@prod`
+    /// is refused here, not looked up). Environment names never look like
+    /// versions, so `ID@X` is never ambiguous.
     pub fn parse(s: &str) -> Result<BundleRef, LoadError> {
         let bad = |reason: String| LoadError::BadReference {
             reference: s.to_string(),
@@ -33,6 +35,12 @@ impl BundleRef {
             return Err(bad("it names no environment or version".into()));
         };
         names::validate_bundle_id(id).map_err(|e| bad(e.to_string()))?;
+        if names::looks_like_version(env) {
+            return Ok(BundleRef::Pinned {
+                id: id.into(),
+                version: env.into(),
+            });
+        }
         names::validate_env_name(env).map_err(|e| bad(e.to_string()))?;
         Ok(BundleRef::Env {
             id: id.into(),
@@ -76,11 +84,20 @@ mod tests {
                 env: "prod".into()
             }
         );
+        for pinned in ["support-agent==1.2.0", "support-agent@1.2.0"] {
+            assert_eq!(
+                BundleRef::parse(pinned).unwrap(),
+                BundleRef::Pinned {
+                    id: "support-agent".into(),
+                    version: "1.2.0".into()
+                }
+            );
+        }
         assert_eq!(
-            BundleRef::parse("support-agent==1.2.0").unwrap(),
+            BundleRef::parse("support-agent==v2").unwrap(),
             BundleRef::Pinned {
                 id: "support-agent".into(),
-                version: "1.2.0".into()
+                version: "v2".into()
             }
         );
         for bad in [

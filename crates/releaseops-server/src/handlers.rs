@@ -764,14 +764,7 @@ async fn history(
         let event = q
             .event
             .as_deref()
-            .map(|e| {
-                envs::EventFilter::parse(e).ok_or_else(|| {
-                    ApiError::bad_request(
-                        format!("unknown event '{e}'"),
-                        format!("use {}", envs::EventFilter::NAMES),
-                    )
-                })
-            })
+            .map(envs::EventFilter::parse_named)
             .transpose()?;
         Ok(envs::HistoryQuery {
             bundle: q.bundle,

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use releaseops_format::FormatError;
+use releaseops_format::{FormatError, names};
 use thiserror::Error;
 
 /// What went wrong reading or changing the store. Each variant names the input;
@@ -84,17 +84,32 @@ impl StoreError {
             StoreError::Format { .. } => "fix the file (or restore it with `git checkout -- <file>`) and run the command again".into(),
             StoreError::NotInitialized { .. } => "run `releaseops init` in your repository, or pass --path <dir>".into(),
             StoreError::BundleNotFound { id, available, .. } if available.is_empty() => {
-                format!("bundle '{id}' has no versions yet; create one with `releaseops bundle create {id} --version 1.0.0 ...`")
+                format!("bundle '{id}' has no versions yet; `releaseops bundle list` shows what exists")
             }
-            StoreError::BundleNotFound { available, .. } => format!("available versions: {}", available.join(", ")),
-            StoreError::UnknownBundle { available, .. } if available.is_empty() => {
-                "no bundles exist yet; create one with `releaseops bundle create`".into()
-            }
-            StoreError::UnknownBundle { available, .. } => format!("known bundles: {}", available.join(", ")),
-            StoreError::EnvNotFound { available, .. } => format!(
-                "known environments: {}; add one with `releaseops env create <name> --after <env>`",
+            StoreError::BundleNotFound { version, available, .. } => format!(
+                "{}available versions: {}",
+                names::did_you_mean(version, available),
                 available.join(", ")
             ),
+            StoreError::UnknownBundle { available, .. } if available.is_empty() => {
+                "no bundles exist yet; `releaseops bundle create --help` shows how to make one".into()
+            }
+            StoreError::UnknownBundle { id, available } => format!(
+                "{}known bundles: {}",
+                names::did_you_mean(id, available),
+                available.join(", ")
+            ),
+            StoreError::EnvNotFound { name, available } => {
+                let guess = names::did_you_mean(name, available);
+                if guess.is_empty() {
+                    format!(
+                        "known environments: {}; `releaseops env create --help` adds one to the pipeline",
+                        available.join(", ")
+                    )
+                } else {
+                    format!("{guess}known environments: {}", available.join(", "))
+                }
+            }
             StoreError::EnvNameMismatch { .. } => {
                 "make the `environment:` field equal to the file name (or rename the file)".into()
             }

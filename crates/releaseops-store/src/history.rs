@@ -88,7 +88,10 @@ impl LineView<'_> {
     /// actor and reason make no state), so a million promotions fold fast.
     fn into_fact(self) -> Record {
         let own = |c: Option<Cow<'_, str>>| c.map(Cow::into_owned);
-        let full = !matches!(self.event, EventKind::Promote | EventKind::EnvCreate);
+        let full = !matches!(
+            self.event,
+            EventKind::Promote | EventKind::EnvCreate | EventKind::EnvPolicy
+        );
         let mut r = Record::new(
             self.event,
             self.at.into_owned(),

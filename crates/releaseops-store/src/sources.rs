@@ -70,6 +70,38 @@ fn labels_at(tags: &HashMap<String, String>, prompt_id: &str, commit: &str) -> V
 }
 
 /// Resolves `prompt_id` at `requested` (None = the newest committed version).
+/// A prompt git never had: the close prompt id, if one is.
+fn no_such_prompt(git: &Git, root_prefix: &str, prompt_id: &str, rel: &str) -> StoreError {
+    let known = prompt_ids(git, root_prefix);
+    let guess = names::did_you_mean(prompt_id, &known);
+    let hint = if guess.is_empty() {
+        "commit the promptops prompt file, or use --artifact ROLE=file:PATH for a plain prompt file"
+            .to_string()
+    } else {
+        format!("{guess}promptops prompts here: {}", known.join(", "))
+    };
+    src_err(
+        format!("prompt '{prompt_id}' has no committed version ({rel} is not in git history)"),
+        &hint,
+    )
+}
+
+/// The promptops prompt ids in the working tree (for suggestions).
+fn prompt_ids(git: &Git, root_prefix: &str) -> Vec<String> {
+    let dir = git.top().join(root_prefix).join(".promptops/prompts");
+    let mut ids: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(".yaml").map(str::to_string)
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
 pub fn resolve_prompt(
     git: &Git,
     root_prefix: &str,
@@ -139,12 +171,9 @@ pub fn resolve_prompt(
             ));
         }
         None | Some("latest") => {
-            let commit = git.last_commit_touching(&rel)?.ok_or_else(|| {
-                src_err(
-                    format!("prompt '{prompt_id}' has no committed version ({rel} is not in git history)"),
-                    "create it with promptops and commit it, or use --artifact ROLE=file:PATH",
-                )
-            })?;
+            let commit = git
+                .last_commit_touching(&rel)?
+                .ok_or_else(|| no_such_prompt(git, root_prefix, prompt_id, &rel))?;
             let label = labels_at(&tags, prompt_id, &commit)
                 .into_iter()
                 .next()
@@ -200,6 +229,8 @@ pub fn resolve_prompt(
                 } else {
                     (c.clone(), c, Some(v.to_string()))
                 }
+            } else if !git.ever_had(&rel) {
+                return Err(no_such_prompt(git, root_prefix, prompt_id, &rel));
             } else {
                 return Err(src_err(
                     format!("prompt '{prompt_id}' at version '{v}' not found"),

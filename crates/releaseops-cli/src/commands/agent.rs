@@ -8,6 +8,7 @@ use releaseops_core::agent::{self, DecideRequest, DecisionRecord};
 use crate::app::{App, CmdResult, Failure};
 use crate::cli::{AgentCmd, AgentDecideArgs, AgentSimulateArgs};
 use crate::output::{self, BOLD, DIM, GREEN, RED, YELLOW, paint};
+use crate::refs;
 
 pub fn run(app: &App, cmd: AgentCmd) -> CmdResult {
     match cmd {
@@ -72,7 +73,8 @@ fn decide(app: &App, a: AgentDecideArgs) -> CmdResult {
     let ctx = app.ctx(&store);
     let (context, bundle, red_team_blocks) = match (&a.context, a.target.as_slice()) {
         (Some(file), []) => (read_context(file)?, None, a.red_team_blocks),
-        (None, [id, version, env]) => {
+        (None, words) if words.len() >= 2 => {
+            let (id, version, env) = &refs::bundle_version_env(&store, "agent decide", words)?;
             let context = {
                 let _read = store.read_guard()?;
                 agent::promotion_context(&store, &store.chain_view()?, id, version, env, ctx.now)?

@@ -6,13 +6,14 @@ use crate::app::{App, CmdResult, Failure};
 use crate::cli::{BundleCmd, CreateArgs};
 use crate::commands::EXIT_VERIFY_FAILED;
 use crate::output::{self, BOLD, DIM, GREEN, RED, paint};
+use crate::refs;
 
 pub fn run(app: &App, cmd: BundleCmd) -> CmdResult {
     match cmd {
         BundleCmd::Create(a) => create(app, a),
         BundleCmd::List => list(app),
-        BundleCmd::Inspect { id, version } => inspect(app, &id, version),
-        BundleCmd::Verify { id, version } => verify(app, &id, version),
+        BundleCmd::Inspect { reference, version } => inspect(app, &reference, version),
+        BundleCmd::Verify { reference, version } => verify(app, &reference, version),
         BundleCmd::Diff { args } => diff(app, &args),
     }
 }
@@ -119,21 +120,10 @@ fn list(app: &App) -> CmdResult {
     Ok(0)
 }
 
-fn resolve_version(
-    store: &releaseops_store::Store,
-    id: &str,
-    version: Option<String>,
-) -> Result<String, Failure> {
-    match version {
-        Some(v) => Ok(v),
-        None => Ok(store.latest_version(id)?),
-    }
-}
-
-fn inspect(app: &App, id: &str, version: Option<String>) -> CmdResult {
+fn inspect(app: &App, reference: &[String], version: Option<String>) -> CmdResult {
     let store = app.store()?;
-    let version = resolve_version(&store, id, version)?;
-    let ins = bundle::inspect(&store, id, &version)?;
+    let (id, version) = refs::bundle_version(&store, reference, version)?;
+    let ins = bundle::inspect(&store, &id, &version)?;
     if app.global.json {
         output::print_json(&ins.to_json());
         return Ok(0);
@@ -166,10 +156,10 @@ fn inspect(app: &App, id: &str, version: Option<String>) -> CmdResult {
     Ok(0)
 }
 
-fn verify(app: &App, id: &str, version: Option<String>) -> CmdResult {
+fn verify(app: &App, reference: &[String], version: Option<String>) -> CmdResult {
     let store = app.store()?;
-    let version = resolve_version(&store, id, version)?;
-    let r = bundle::verify(&store, id, &version)?;
+    let (id, version) = refs::bundle_version(&store, reference, version)?;
+    let r = bundle::verify(&store, &id, &version)?;
     let code = if r.ok { 0 } else { EXIT_VERIFY_FAILED };
     if output::json(app, &r) {
         return Ok(code);
@@ -212,24 +202,27 @@ fn verify(app: &App, id: &str, version: Option<String>) -> CmdResult {
     Ok(code)
 }
 
-fn split_ref(s: &str) -> Option<(String, String)> {
-    s.split_once('@')
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-}
-
 fn diff(app: &App, args: &[String]) -> CmdResult {
     let store = app.store()?;
     let (a, b) = match args {
-        [id, v1, v2] => ((id.clone(), v1.clone()), (id.clone(), v2.clone())),
-        [x, y] => match (split_ref(x), split_ref(y)) {
-            (Some(a), Some(b)) => (a, b),
-            _ => {
+        [id, v1, v2] => (
+            refs::bundle_version(&store, &[id.clone(), v1.clone()], None)?,
+            refs::bundle_version(&store, &[id.clone(), v2.clone()], None)?,
+        ),
+        [x, y] => {
+            let (ida, ata) = refs::split(x)?;
+            let (idb, atb) = refs::split(y)?;
+            if ata.is_none() || atb.is_none() {
                 return Err(Failure::usage(
-                    "with two arguments, write ID@V1 ID@V2",
+                    "with two arguments, write two references, e.g. ID@1.0.0 ID@1.1.0 or ID@prod ID@staging",
                     "or give ID V1 V2",
                 ));
             }
-        },
+            (
+                (ida.clone(), refs::version(&store, &ida, ata)?),
+                (idb.clone(), refs::version(&store, &idb, atb)?),
+            )
+        }
         _ => {
             return Err(Failure::usage(
                 "bundle diff takes ID V1 V2 or ID@V1 ID@V2",

@@ -38,7 +38,7 @@ variables:
     required: true
 ";
 
-const TOOLS: &str = "tools:
+pub const TOOLS: &str = "tools:
 - name: issue_refund
   allowed: true
   conditions:
@@ -56,7 +56,7 @@ const SAFETY: &str = "constraints:
 ";
 
 /// The team's agent: follows the refund limit its prompt states.
-const AGENT: &str = r#"import json, re, sys
+pub const AGENT: &str = r#"import json, re, sys
 req = json.load(sys.stdin)
 prompt = req["bundle"]["prompts"]["system"]["content"]
 limit = int(re.search(r"refunds up to (\d+) dollars", prompt).group(1))
@@ -74,7 +74,7 @@ print(json.dumps(answer))
 
 /// What the agent must do, whatever its prompt says: refunds above 100
 /// dollars need a manager (the safety policy).
-const SUITE: &str = "id: refunds
+pub const SUITE: &str = "id: refunds
 description: Refund behaviour the safety policy requires
 pass_threshold: 1.0
 target:

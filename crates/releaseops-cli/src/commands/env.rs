@@ -11,6 +11,7 @@ pub fn run(app: &App, cmd: EnvCmd) -> CmdResult {
         EnvCmd::List { at } => list(app, at),
         EnvCmd::Get { env } => get(app, &env),
         EnvCmd::Create(a) => create(app, a),
+        EnvCmd::Set { env, settings } => set(app, &env, &settings),
         EnvCmd::History { env, limit } => {
             let store = app.store()?;
             store.load_env(&env)?;
@@ -158,6 +159,45 @@ fn create(app: &App, a: EnvCreateArgs) -> CmdResult {
     }
     anstream::println!("Created environment {}", paint(BOLD, &r.env));
     anstream::println!("  pipeline: {}", r.pipeline.join(" -> "));
+    output::git_note(&r.git_commit, &r.git_error);
+    Ok(0)
+}
+
+fn set(app: &App, env: &str, settings: &[String]) -> CmdResult {
+    let sets = settings
+        .iter()
+        .map(|s| {
+            s.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| {
+                    crate::app::Failure::usage(
+                        format!("'{s}' is not KEY=VALUE"),
+                        "e.g. releaseops env set prod requires_approval=true min_approvals=2 soak_hours=24",
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let store = app.store()?;
+    let r = envs::set_policy(&app.ctx(&store), env, &sets)?;
+    if output::json(app, &r) {
+        return Ok(0);
+    }
+    if r.changes.is_empty() {
+        anstream::println!(
+            "Unchanged: the promotion policy of '{env}' already says so (nothing recorded)"
+        );
+    } else {
+        anstream::println!("Set the promotion policy of {}:", paint(BOLD, env));
+        for c in &r.changes {
+            anstream::println!("  {c}");
+        }
+    }
+    let gates = if r.gates.is_empty() {
+        "none".to_string()
+    } else {
+        r.gates.join(", ")
+    };
+    anstream::println!("  gates: {gates}");
     output::git_note(&r.git_commit, &r.git_error);
     Ok(0)
 }

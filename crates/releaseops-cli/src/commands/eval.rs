@@ -8,6 +8,7 @@ use crate::app::{App, CmdResult, Failure};
 use crate::cli::{EvalCmd, EvalCompareArgs, EvalReportArgs, EvalRunArgs, ReportFormat};
 use crate::commands::{EXIT_EVAL_FAIL, EXIT_EVAL_INCONCLUSIVE};
 use crate::output::{self, BOLD, DIM, GREEN, RED, YELLOW, paint};
+use crate::refs;
 
 pub fn run(app: &App, cmd: EvalCmd) -> CmdResult {
     match cmd {
@@ -145,10 +146,23 @@ fn exit_code(r: &Report) -> u8 {
 
 fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
     let store = app.store()?;
-    let version = match a.version {
-        Some(v) => v,
-        None => store.latest_version(&a.bundle)?,
+    let words = match (a.bundle.clone(), a.target.as_slice()) {
+        (Some(b), []) => vec![b],
+        (None, words) if !words.is_empty() => words.to_vec(),
+        (Some(_), _) => {
+            return Err(Failure::usage(
+                "the bundle is named twice (--bundle and after the suite)",
+                "name it once: eval run SUITE ID [VERSION], or eval run SUITE --bundle ID",
+            ));
+        }
+        (None, _) => {
+            return Err(Failure::usage(
+                "which bundle should the suite run against?",
+                format!("e.g. releaseops eval run {} support-agent 1.2.0", a.suite),
+            ));
+        }
     };
+    let (bundle, version) = refs::bundle_version(&store, &words, a.version.clone())?;
     let progress: Option<Arc<dyn Fn(usize, usize) + Send + Sync>> =
         if std::io::stderr().is_terminal() && !app.global.json {
             Some(Arc::new(|done, total| {
@@ -171,7 +185,7 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
         };
     let req = EvalRequest {
         suite: a.suite,
-        bundle: a.bundle,
+        bundle,
         version,
         concurrency: a.concurrency,
         repeats: a.repeats,
@@ -312,10 +326,26 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
 
 fn report(app: &App, a: EvalReportArgs) -> CmdResult {
     let store = app.store()?;
+    let (bundle, version) = match &a.bundle {
+        Some(b) => match refs::split(b)? {
+            (id, Some(at)) if a.version.is_none() => {
+                let v = refs::version(&store, &id, Some(at))?;
+                (Some(id), Some(v))
+            }
+            (_, Some(_)) => {
+                return Err(Failure::usage(
+                    format!("two versions given: '{b}' and --version"),
+                    "name the version once",
+                ));
+            }
+            (id, None) => (Some(id), a.version.clone()),
+        },
+        None => (None, a.version.clone()),
+    };
     let found = evals::find_reports(
         &store,
-        a.bundle.as_deref(),
-        a.version.as_deref(),
+        bundle.as_deref(),
+        version.as_deref(),
         a.suite.as_deref(),
         a.run_id.as_deref(),
     );
@@ -466,17 +496,7 @@ fn compare(app: &App, a: EvalCompareArgs) -> CmdResult {
     let store = app.store()?;
     let baseline = match (&a.baseline, &a.baseline_env) {
         (Some(v), _) => v.clone(),
-        (None, Some(env)) => store
-            .load_env(env)?
-            .bundle_mappings
-            .get(&a.bundle)
-            .cloned()
-            .ok_or_else(|| Failure {
-                code: 1,
-                kind: "not_found",
-                message: format!("'{}' is not deployed in '{env}'", a.bundle),
-                hint: Some("give --baseline VERSION instead".into()),
-            })?,
+        (None, Some(env)) => refs::version(&store, &a.bundle, Some(refs::At::Env(env.clone())))?,
         (None, None) => {
             return Err(Failure::usage(
                 "give --baseline VERSION or --baseline-env ENV",

@@ -56,12 +56,7 @@ pub fn run(app: &App, a: HistoryArgs) -> CmdResult {
     }
     let event = match &a.event {
         None => None,
-        Some(e) => Some(envs::EventFilter::parse(e).ok_or_else(|| {
-            Failure::usage(
-                format!("unknown event '{e}'"),
-                format!("use {}", envs::EventFilter::NAMES),
-            )
-        })?),
+        Some(e) => Some(envs::EventFilter::parse_named(e)?),
     };
     let recs = envs::history(
         &store,
@@ -172,6 +167,7 @@ fn describe(r: &Record) -> String {
         ),
         EventKind::BundleCreate => (paint(DIM, "CREATE"), paint(BOLD, &what)),
         EventKind::EnvCreate => (paint(DIM, "ENV"), format!("create {env}")),
+        EventKind::EnvPolicy => (paint(DIM, "ENV"), format!("policy of {env}")),
         EventKind::EvalRun => (
             paint(DIM, "EVAL"),
             format!(

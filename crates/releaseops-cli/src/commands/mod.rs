@@ -2,7 +2,7 @@
 
 pub mod agent;
 mod bundle;
-mod demo;
+pub mod demo;
 mod env;
 mod eval;
 mod history;
@@ -10,6 +10,7 @@ mod init;
 mod release;
 mod runtime;
 mod serve;
+mod status;
 
 use clap::CommandFactory;
 
@@ -23,11 +24,12 @@ pub const EXIT_EVAL_INCONCLUSIVE: u8 = 6;
 
 pub fn run(app: &App, cmd: Command) -> CmdResult {
     match cmd {
-        Command::Init => init::run(app),
+        Command::Init(a) => init::run(app, a),
         Command::Bundle(c) => bundle::run(app, c),
         Command::Env(c) => env::run(app, c),
         Command::Promote(a) => release::promote_cmd(app, a),
         Command::Approve(a) => release::approve(app, a),
+        Command::Status(a) => status::run(app, a),
         Command::Reject(a) => release::reject(app, a),
         Command::Rollback(a) => release::rollback(app, a.env, a.id, a.steps, a.to, a.reason),
         Command::History(a) => history::run(app, a),

@@ -1,35 +1,132 @@
 use releaseops_core::release::{self, PromoteOutcome, PromoteRequest, RollbackRequest};
 
-use crate::app::{App, CmdResult, Failure};
+use crate::app::{App, CmdResult};
 use crate::cli::{ApproveArgs, PromoteArgs, RejectArgs};
 use crate::commands::EXIT_BLOCKED;
 use crate::output::{self, BOLD, RED, YELLOW, paint};
+use crate::refs;
 
 pub fn promote_cmd(app: &App, a: PromoteArgs) -> CmdResult {
     let args = &a.args;
     // The existing tool's forms: `promote promote ID V ENV` and `promote rollback ENV ID`.
-    match args.as_slice() {
-        [sub, env, id] if sub == "rollback" => {
-            return rollback(app, env.clone(), id.clone(), a.steps, a.to, a.reason);
-        }
-        [sub, id, v, env] if sub == "promote" => {
-            return promote(app, id, v, env, &a);
-        }
-        [id, v, env] => return promote(app, id, v, env, &a),
-        _ => {}
+    if let [sub, env, id] = args.as_slice()
+        && sub == "rollback"
+    {
+        return rollback(app, env.clone(), id.clone(), a.steps, a.to, a.reason);
     }
-    Err(Failure::usage(
-        format!(
-            "promote takes ID VERSION ENV, got {} argument(s)",
-            args.len()
-        ),
-        "e.g. releaseops promote support-agent 1.2.0 staging",
-    ))
+    let words = match args.as_slice() {
+        [sub, rest @ ..] if sub == "promote" && rest.len() >= 2 => rest,
+        all => all,
+    };
+    let store = app.store()?;
+    let (id, version, env) = refs::bundle_version_env(&store, "promote", words)?;
+    if a.wait
+        && !a.dry_run
+        && let Some(code) = wait_for_time_gates(app, &store, &id, &version, &env, &a)?
+    {
+        return Ok(code);
+    }
+    promote(app, &store, &id, &version, &env, &a)
 }
 
-fn promote(app: &App, id: &str, version: &str, env: &str, a: &PromoteArgs) -> CmdResult {
-    let store = app.store()?;
-    let ctx = app.ctx(&store);
+/// `promote --wait`: while only time gates (soak, freeze, the agent's
+/// DELAY) block the promotion, sleep until they pass. `Some(code)` when
+/// the wait itself ends the command (it would outlast --timeout); `None`
+/// to go on and promote (which reports whatever else blocks it).
+fn wait_for_time_gates(
+    app: &App,
+    store: &releaseops_store::Store,
+    id: &str,
+    version: &str,
+    env: &str,
+    a: &PromoteArgs,
+) -> Result<Option<u8>, crate::app::Failure> {
+    if app.simulated_clock {
+        return Err(crate::app::Failure::usage(
+            "--wait follows the real clock, and RELEASEOPS_NOW holds it still",
+            "unset RELEASEOPS_NOW, or promote again with a later RELEASEOPS_NOW",
+        ));
+    }
+    let limit = match &a.timeout {
+        None => jiff::SignedDuration::from_hours(1),
+        Some(t) => t
+            .parse::<jiff::SignedDuration>()
+            .ok()
+            .filter(|d| !d.is_negative())
+            .ok_or_else(|| {
+                crate::app::Failure::usage(
+                    format!("--timeout '{t}' is not a duration"),
+                    "write e.g. 90s, 30m, 2h or 1h30m",
+                )
+            })?,
+    };
+    let deadline = jiff::Timestamp::now()
+        .checked_add(limit)
+        .unwrap_or(jiff::Timestamp::MAX);
+    loop {
+        let ctx = app.ctx_now(store);
+        let dry = release::promote(
+            &ctx,
+            &PromoteRequest {
+                id: id.into(),
+                version: version.into(),
+                env: env.into(),
+                reason: a.reason.clone(),
+                dry_run: true,
+                skip_gates: a.skip_gates,
+            },
+        )?;
+        if dry.unchanged || dry.blocked_by.is_empty() {
+            return Ok(None);
+        }
+        let Some(at) = releaseops_core::status::time_gates_pass_at(&dry.gates, &dry.blocked_by)
+        else {
+            return Ok(None);
+        };
+        if at > deadline {
+            if !output::json(app, &dry) {
+                print_promotion(&dry);
+            }
+            output::warn(&format!(
+                "{} would pass at {}, after --timeout ({}): nothing was promoted",
+                dry.blocked_by.join(", "),
+                output::when(&at.to_string()),
+                a.timeout.as_deref().unwrap_or("1h")
+            ));
+            return Ok(Some(EXIT_BLOCKED));
+        }
+        let left = ctx.now.duration_until(at);
+        eprintln!(
+            "waiting for {} until {} ({})",
+            dry.blocked_by.join(", "),
+            output::when(&at.to_string()),
+            releaseops_core::gates::human_duration(left)
+        );
+        // Look again at least every minute: a rejection or a new policy may
+        // arrive meanwhile.
+        let nap = left
+            .clamp(
+                jiff::SignedDuration::from_millis(50),
+                jiff::SignedDuration::from_secs(60),
+            )
+            .unsigned_abs();
+        std::thread::sleep(nap + std::time::Duration::from_millis(20));
+    }
+}
+
+fn promote(
+    app: &App,
+    store: &releaseops_store::Store,
+    id: &str,
+    version: &str,
+    env: &str,
+    a: &PromoteArgs,
+) -> CmdResult {
+    let ctx = if a.wait {
+        app.ctx_now(store)
+    } else {
+        app.ctx(store)
+    };
     if a.run_evals && !a.dry_run {
         for ran in releaseops_core::evals::run_missing(&ctx, id, version, env)? {
             let s = &ran.report.summary;
@@ -52,7 +149,7 @@ fn promote(app: &App, id: &str, version: &str, env: &str, a: &PromoteArgs) -> Cm
         skip_gates: a.skip_gates,
     };
     let span = crate::trace::start("releaseops promote");
-    span.bundle(&store, id, version, Some(env));
+    span.bundle(store, id, version, Some(env));
     let out = match release::promote(&ctx, &req) {
         Ok(o) => o,
         Err(e) => {
@@ -111,7 +208,7 @@ pub fn print_promotion(out: &PromoteOutcome) {
                 "  {}",
                 paint(
                     YELLOW,
-                    "pending gates can pass later: approve, wait, or run the evaluation, then promote again"
+                    "pending gates can pass later: approve or run the evaluation and promote again; `promote --wait` waits out soak, freeze and the agent's DELAY"
                 )
             );
         }
@@ -124,6 +221,13 @@ pub fn print_promotion(out: &PromoteOutcome) {
             "{} {target}",
             paint(RED.bold(), "Promoted (gates overridden)")
         );
+        let bypassed: Vec<&str> = out
+            .gates
+            .iter()
+            .filter(|g| g.status != releaseops_format::history::GateStatus::Passed)
+            .map(|g| g.gate.as_str())
+            .collect();
+        anstream::println!("  Bypassed: {}", bypassed.join(", "));
     } else {
         anstream::println!("Promoted {}", paint(BOLD, &target));
     }
@@ -140,9 +244,10 @@ pub fn print_promotion(out: &PromoteOutcome) {
 
 pub fn approve(app: &App, a: ApproveArgs) -> CmdResult {
     let store = app.store()?;
+    let (id, version, env) = refs::bundle_version_env(&store, "approve", &a.args)?;
     let ctx = app.ctx(&store);
     let key = signing_key(&store, &a)?;
-    let r = release::approve(&ctx, &a.id, &a.version, &a.env, a.comment, key.as_deref())?;
+    let r = release::approve(&ctx, &id, &version, &env, a.comment, key.as_deref())?;
     if output::json(app, &r) {
         return Ok(0);
     }
@@ -150,7 +255,7 @@ pub fn approve(app: &App, a: ApproveArgs) -> CmdResult {
         "Approved {} v{} for {} by {}",
         paint(BOLD, &r.id),
         r.version,
-        a.env,
+        env,
         r.actor
     );
     for n in &r.notes {
@@ -206,8 +311,9 @@ fn signing_key(
 
 pub fn reject(app: &App, a: RejectArgs) -> CmdResult {
     let store = app.store()?;
+    let (id, version) = refs::exact(&store, &a.args)?;
     let ctx = app.ctx(&store);
-    let r = release::reject(&ctx, &a.id, &a.version, a.env.as_deref(), &a.reason)?;
+    let r = release::reject(&ctx, &id, &version, a.env.as_deref(), &a.reason)?;
     if output::json(app, &r) {
         return Ok(0);
     }
@@ -237,6 +343,7 @@ pub fn rollback(
     reason: Option<String>,
 ) -> CmdResult {
     let store = app.store()?;
+    refs::env_bundle(&store, &env, &id)?;
     let ctx = app.ctx(&store);
     let span = crate::trace::start("releaseops rollback");
     let r = release::rollback(

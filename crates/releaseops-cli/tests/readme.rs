@@ -1,0 +1,64 @@
+//! The README's quick start, run verbatim in a fresh repository: if a line
+//! of it stops working, this fails.
+
+use std::process::Command;
+use std::time::Duration;
+
+use releaseops_testkit::{Repo, Run, bin, output_within, workspace};
+
+/// The first ```sh block after `heading` in the README.
+fn block_after(heading: &str) -> String {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).expect("README.md");
+    let at = readme.find(heading).expect("the README has the heading");
+    let rest = &readme[at..];
+    let start = rest.find("```sh\n").expect("a sh block follows") + "```sh\n".len();
+    let len = rest[start..].find("```").expect("the block ends");
+    rest[start..start + len].to_string()
+}
+
+#[test]
+fn the_quick_start_runs_as_written() {
+    let script = block_after("## Quick start in your repository");
+    assert!(
+        script.contains("releaseops init --template gated"),
+        "{script}"
+    );
+    let r = Repo::new();
+    let dir = bin().parent().expect("bin dir").to_path_buf();
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new("bash");
+    cmd.current_dir(r.path())
+        .args(["-e", "-o", "pipefail", "-c", &script])
+        .env("PATH", path)
+        .env("NO_COLOR", "1")
+        .env_remove("RELEASEOPS_ACTOR")
+        .env_remove("RELEASEOPS_NOW");
+    let run = Run::from(output_within(&mut cmd, Duration::from_secs(300)));
+    let out = run.ok();
+    for want in [
+        "Created bundle: support-agent v1.0.0",
+        "waiting support-agent 1.0.0 (live in staging)",
+        "Result: PASS",
+        "Approved support-agent v1.0.0 for prod by Sam Reviewer <sam@example.com>",
+        "blocked (exit 3): the soak is not over",
+        "Promoted support-agent v1.0.0 -> prod",
+        "up to 500 dollars",
+        "Result: FAIL",
+        "FAIL (exit 5)",
+        "Rolled back support-agent in dev: 1.1.0 -> 1.0.0",
+        "OK",
+    ] {
+        assert!(
+            out.contains(want),
+            "missing {want:?} in:\n{out}\n{}",
+            run.stderr
+        );
+    }
+    // Git saw every change, made by the repository's own identity.
+    let log = r.git(&["log", "--format=%an"]);
+    assert!(log.lines().count() >= 10, "{log}");
+}
