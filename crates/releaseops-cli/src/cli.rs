@@ -553,6 +553,18 @@ pub enum EvalCmd {
     Report(EvalReportArgs),
     /// Compare the newest runs of a suite on two versions, case by case (exact McNemar test)
     Compare(EvalCompareArgs),
+    /// Turn another tool's tests into a suite: `eval import promptfoo
+    /// promptfooconfig.yaml`; whatever cannot be translated is listed
+    Import {
+        /// The tool the file comes from
+        #[arg(value_enum)]
+        from: ImportFrom,
+        /// Its config file
+        file: PathBuf,
+        /// The new suite's id (default: promptfoo)
+        #[arg(long, default_value = "promptfoo")]
+        suite: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -571,6 +583,12 @@ pub struct EvalCompareArgs {
     /// The version under test (default: the highest)
     #[arg(long)]
     pub candidate: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ImportFrom {
+    /// promptfoo's promptfooconfig.yaml: tests, vars, assert
+    Promptfoo,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]

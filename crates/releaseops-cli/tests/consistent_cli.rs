@@ -925,3 +925,167 @@ fn every_argument_and_option_has_help() {
     }
     assert!(seen > 30, "walked {seen} help pages");
 }
+
+// ----- 11. coming from promptfoo -----------------------------------------
+
+#[test]
+fn promptfoo_configs_become_suites_and_what_cannot_be_translated_is_listed() {
+    let r = Repo::initialized();
+    let fixtures = releaseops_testkit::workspace().join("testdata/promptfoo");
+    for name in ["support.yaml", "translation.yaml"] {
+        let text = std::fs::read_to_string(fixtures.join(name)).expect("fixture");
+        r.write(name, &text);
+    }
+    let o = r.run(&[
+        "--json",
+        "eval",
+        "import",
+        "promptfoo",
+        "support.yaml",
+        "--suite",
+        "support",
+    ]);
+    o.code(0);
+    let j = parse(&o);
+    assert_eq!(j["cases"], 5, "{j}");
+    let listed: Vec<(String, String)> = j["untranslated"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|u| {
+            (
+                u["test"].as_str().unwrap_or("").to_string(),
+                u["what"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("Exact answer", "python"),
+        ("Only code checks", "javascript"),
+        ("Only code checks", "test"),
+        ("From a file", "vars.context"),
+    ] {
+        assert!(
+            listed.iter().any(|(t, w)| t == want.0 && w == want.1),
+            "{want:?} not listed: {listed:?}"
+        );
+    }
+    let suite = r.read(".releaseops/evals/support.yaml");
+    for want in [
+        "greets_by_name-1",
+        "greets_by_name-2",
+        "company: Acme",
+        "type: json_schema",
+        "provider: openai",
+        "gpt-4.1-mini",
+        "pass_mark: 0.8",
+        "weight: 2",
+        "case_sensitive: false",
+        "max_latency_ms",
+        "max_cost",
+        "pattern: ^Hello",
+    ] {
+        assert!(suite.contains(want), "{want} missing:\n{suite}");
+    }
+    // The text output lists them too; an existing suite is never overwritten.
+    let o = r.run(&[
+        "eval",
+        "import",
+        "promptfoo",
+        "translation.yaml",
+        "--suite",
+        "translation",
+    ]);
+    o.code(0);
+    assert!(o.stdout.contains("Imported 2 case(s)"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("Not translated (1)") && o.stdout.contains("javascript"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("gpt-4o-mini"), "{}", o.stdout);
+    r.run(&[
+        "eval",
+        "import",
+        "promptfoo",
+        "translation.yaml",
+        "--suite",
+        "translation",
+    ])
+    .code(1);
+    r.write(
+        "nothing.yaml",
+        "tests:\n- vars: {a: 1}\n  assert: [{type: javascript, value: 'true'}]\n",
+    );
+    let o = r.run(&[
+        "eval",
+        "import",
+        "promptfoo",
+        "nothing.yaml",
+        "--suite",
+        "n",
+    ]);
+    o.code(1);
+    assert!(!r.path().join(".releaseops/evals/n.yaml").exists());
+    r.write("broken.yaml", "tests: [");
+    r.run(&["eval", "import", "promptfoo", "broken.yaml"])
+        .code(2);
+    r.run(&["eval", "import", "promptfoo", "missing.yaml"])
+        .code(1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_promptfoo_suite_runs_and_judges_as_promptfoo_would() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"choices": [{"message": {"content": "Hello! Thank you. Your order: {\"order_id\": 42, \"status\": \"shipped\"}"}}]})))
+        .mount(&server)
+        .await;
+    let mut r = Repo::initialized();
+    r.write("prompts/q.md", "Answer {{ question }}");
+    r.write(
+        "promptfooconfig.yaml",
+        "prompts: ['Answer {{question}}']\nproviders: [openai:gpt-4o-mini]\ntests:\n- description: passes\n  vars: {question: order}\n  assert:\n  - {type: icontains, value: HELLO}\n  - {type: contains, value: Thank you}\n  - {type: contains-json}\n  - {type: regex, value: 'order_id.: 4\\d'}\n  - {type: contains-all, value: [order, status]}\n- description: fails on case\n  vars: {question: order}\n  assert:\n  - {type: contains, value: HELLO}\n- description: fails on equals\n  vars: {question: order}\n  assert:\n  - {type: equals, value: pong}\n",
+    );
+    r.run(&["eval", "import", "promptfoo", "promptfooconfig.yaml"])
+        .ok();
+    r.run(&[
+        "bundle",
+        "create",
+        "a",
+        "-a",
+        "user=file:prompts/q.md",
+        "-m",
+        "gpt-4o-mini",
+    ])
+    .ok();
+    r.env.push(("OPENAI_BASE_URL".into(), server.uri()));
+    r.env.push(("OPENAI_API_KEY".into(), "sk-test".into()));
+    let o = r.run(&["--json", "eval", "run", "promptfoo", "a"]);
+    let j = parse(&o);
+    let passed: Vec<(String, bool)> = j["report"]["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            (
+                c["case_id"].as_str().unwrap_or("").to_string(),
+                c["passed"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(
+        passed,
+        vec![
+            ("passes".to_string(), true),
+            ("fails_on_case".to_string(), false),
+            ("fails_on_equals".to_string(), false)
+        ],
+        "{j}"
+    );
+}

@@ -111,6 +111,80 @@ pub fn create_suite_with(ctx: &Ctx<'_>, id: &str, text: &str) -> Result<String> 
     Ok(format!(".releaseops/{rel}"))
 }
 
+/// What `eval import promptfoo` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PromptfooImport {
+    pub suite: String,
+    /// The suite file written (absent when nothing could be imported).
+    pub path: Option<String>,
+    pub cases: usize,
+    pub untranslated: Vec<releaseops_eval::promptfoo::Untranslated>,
+    pub notes: Vec<String>,
+}
+
+/// Turns a promptfoo config into the suite `suite_id` (a new file).
+pub fn import_promptfoo(
+    ctx: &Ctx<'_>,
+    file: &std::path::Path,
+    suite_id: &str,
+) -> Result<PromptfooImport> {
+    names::validate_role(suite_id).map_err(|_| {
+        CoreError::invalid(
+            format!("'{suite_id}' is not a valid suite id"),
+            "suite ids use letters, digits, '-' and '_'",
+        )
+    })?;
+    let path = std::fs::canonicalize(file).map_err(|e| StoreError::Io {
+        what: "cannot open",
+        path: file.to_path_buf(),
+        source: e,
+    })?;
+    let meta = std::fs::metadata(&path).map_err(|e| StoreError::Io {
+        what: "cannot read",
+        path: path.clone(),
+        source: e,
+    })?;
+    if !meta.is_file() || meta.len() > 16 * 1024 * 1024 {
+        return Err(CoreError::invalid(
+            format!(
+                "{} is not a promptfoo config file (a file of at most 16 MiB)",
+                file.display()
+            ),
+            "give the path of promptfooconfig.yaml",
+        ));
+    }
+    let bytes = std::fs::read(&path).map_err(|e| StoreError::Io {
+        what: "cannot read",
+        path: path.clone(),
+        source: e,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        CoreError::invalid(
+            format!("{} is not UTF-8 text", file.display()),
+            "save it as UTF-8",
+        )
+    })?;
+    let imported = releaseops_eval::promptfoo::import(&text, suite_id).map_err(|e| {
+        CoreError::invalid(
+            format!("{}: {e}", file.display()),
+            "give a promptfoo config (prompts, providers, tests with vars and assert)",
+        )
+    })?;
+    let mut out = PromptfooImport {
+        suite: suite_id.to_string(),
+        path: None,
+        cases: imported.cases,
+        untranslated: imported.untranslated,
+        notes: imported.notes,
+    };
+    if imported.cases == 0 {
+        return Ok(out);
+    }
+    let yaml = releaseops_format::yaml::Node::from_json(&imported.suite).to_yaml();
+    out.path = Some(create_suite_with(ctx, suite_id, &yaml)?);
+    Ok(out)
+}
+
 /// The bundle as the agent receives it: metadata, every prompt's and policy's
 /// text, and the model config.
 pub fn agent_payload(store: &Store, m: &BundleManifest) -> Value {

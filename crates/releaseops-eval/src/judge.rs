@@ -55,7 +55,11 @@ pub enum JudgeSpec {
     Regex {
         regex: Arc<Regex>,
     },
-    JsonValid,
+    JsonValid {
+        /// Pass when a JSON object or array appears anywhere in the output
+        /// (promptfoo's `contains-json`), not only when all of it is JSON.
+        anywhere: bool,
+    },
     ToolCall {
         name: String,
         called: bool,
@@ -238,13 +242,28 @@ fn compile(
     Ok(re)
 }
 
+/// The first JSON object or array inside `text` (after prose, in a code
+/// fence, ...), as promptfoo's `contains-json` finds it.
+fn embedded_json(text: &str) -> Option<Value> {
+    text.char_indices()
+        .filter(|(_, c)| *c == '{' || *c == '[')
+        // Bounded: an output of a million braces is not a million parses.
+        .take(1000)
+        .find_map(|(i, _)| {
+            serde_json::Deserializer::from_str(&text[i..])
+                .into_iter::<Value>()
+                .next()
+                .and_then(Result::ok)
+        })
+}
+
 /// The options each judge reads from its `config` (None: an unknown judge,
 /// reported as such).
 fn known_options(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
         "exact_match" | "contains" | "not_contains" => &["expected", "case_sensitive"],
         "regex" => &["pattern", "flags"],
-        "json_valid" => &[],
+        "json_valid" => &["anywhere"],
         "tool_call" => &["name", "called", "arguments"],
         "max_cost" | "max_latency_ms" => &["max"],
         "composite" => &["mode", "require_all", "threshold", "judges"],
@@ -309,7 +328,9 @@ impl JudgeSpec {
                     regex: compile(&pattern, &flags, at)?,
                 }
             }
-            "json_valid" => JudgeSpec::JsonValid,
+            "json_valid" => JudgeSpec::JsonValid {
+                anywhere: get_bool(&cfg, "anywhere", false, at)?,
+            },
             "tool_call" => {
                 let name = take_str(&mut cfg, "name", at)?
                     .ok_or_else(|| err(at, "'name' (the tool) is required"))?;
@@ -508,7 +529,8 @@ impl JudgeSpec {
             JudgeSpec::Contains { .. } => "contains".into(),
             JudgeSpec::NotContains { .. } => "not_contains".into(),
             JudgeSpec::Regex { .. } => "regex".into(),
-            JudgeSpec::JsonValid => "json_valid".into(),
+            JudgeSpec::JsonValid { anywhere: false } => "json_valid".into(),
+            JudgeSpec::JsonValid { anywhere: true } => "json_valid(anywhere)".into(),
             JudgeSpec::ToolCall { .. } => "tool_call".into(),
             JudgeSpec::MaxLatencyMs { .. } => "max_latency_ms".into(),
             JudgeSpec::MaxCost { .. } => "max_cost".into(),
@@ -622,9 +644,19 @@ impl JudgeSpec {
                     Value::Null,
                 ),
             },
-            JudgeSpec::JsonValid => match serde_json::from_str::<Value>(&out.output) {
-                Ok(_) => verdict(true, "output is valid JSON".into(), Value::Null),
-                Err(e) => verdict(false, format!("output is not JSON: {e}"), Value::Null),
+            JudgeSpec::JsonValid { anywhere: false } => {
+                match serde_json::from_str::<Value>(&out.output) {
+                    Ok(_) => verdict(true, "output is valid JSON".into(), Value::Null),
+                    Err(e) => verdict(false, format!("output is not JSON: {e}"), Value::Null),
+                }
+            }
+            JudgeSpec::JsonValid { anywhere: true } => match embedded_json(&out.output) {
+                Some(v) => verdict(true, "output contains JSON".into(), json!({"json": v})),
+                None => verdict(
+                    false,
+                    "output contains no JSON object or array".into(),
+                    Value::Null,
+                ),
             },
             JudgeSpec::ToolCall {
                 name,

@@ -10,6 +10,7 @@
 
 pub mod compare;
 pub mod judge;
+pub mod promptfoo;
 pub mod providers;
 pub mod report;
 pub mod runner;

@@ -28,6 +28,11 @@ pub fn run(app: &App, cmd: EvalCmd) -> CmdResult {
         EvalCmd::Run(a) => run_suite(app, a),
         EvalCmd::Report(a) => report(app, a),
         EvalCmd::Compare(a) => compare(app, a),
+        EvalCmd::Import {
+            from: _,
+            file,
+            suite,
+        } => import(app, &file, &suite),
     }
 }
 
@@ -549,6 +554,47 @@ fn compare(app: &App, a: EvalCompareArgs) -> CmdResult {
                 DIM,
                 &format!("not in both runs: {}", c.unmatched.join(", "))
             )
+        );
+    }
+    Ok(code)
+}
+
+fn import(app: &App, file: &std::path::Path, suite: &str) -> CmdResult {
+    let store = app.store()?;
+    let r = evals::import_promptfoo(&app.ctx(&store), file, suite)?;
+    let code = if r.path.is_some() { 0 } else { 1 };
+    if output::json(app, &r) {
+        return Ok(code);
+    }
+    match &r.path {
+        Some(p) => anstream::println!(
+            "Imported {} case(s) from {} into {}",
+            r.cases,
+            file.display(),
+            paint(BOLD, p)
+        ),
+        None => anstream::println!(
+            "{}: no test of {} could be imported",
+            paint(RED.bold(), "Nothing imported"),
+            file.display()
+        ),
+    }
+    for n in &r.notes {
+        anstream::println!("  {}", paint(DIM, n));
+    }
+    if !r.untranslated.is_empty() {
+        anstream::println!(
+            "{} ({}):",
+            paint(YELLOW.bold(), "Not translated"),
+            r.untranslated.len()
+        );
+        for u in &r.untranslated {
+            anstream::println!("  - {}: {}: {}", u.test, u.what, u.why);
+        }
+    }
+    if r.path.is_some() {
+        anstream::println!(
+            "Next: releaseops eval run {suite} <bundle> (the bundle's own prompts and model)"
         );
     }
     Ok(code)
