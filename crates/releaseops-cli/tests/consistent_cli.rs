@@ -1089,3 +1089,117 @@ async fn an_imported_promptfoo_suite_runs_and_judges_as_promptfoo_would() {
         "{j}"
     );
 }
+
+// ----- 4. verdicts people can predict -------------------------------------
+
+#[test]
+fn a_run_where_everything_passed_is_pass_at_any_bar() {
+    let r = released();
+    // The scaffold, as `eval create` writes it, with an agent that greets.
+    r.run(&["eval", "create", "first"]).ok();
+    r.write(
+        "agent.py",
+        "import json, sys\nreq = json.load(sys.stdin)\nprint('Hello ' + req['input'].get('user_name', 'there'))\n",
+    );
+    let o = r.run(&["eval", "run", "first", "support-agent"]);
+    o.code(0);
+    assert!(o.stdout.contains("PASS"), "{}", o.stdout);
+    // 4 of 4 at every bar.
+    let cases: String = (1..=4)
+        .map(|i| format!("- id: c{i}\n  input: {{say: hello}}\n  assertions: [{{type: contains, config: {{expected: hello}}}}]\n"))
+        .collect();
+    for bar in ["0.5", "0.8", "0.95", "1.0"] {
+        r.write(
+            ".releaseops/evals/four.yaml",
+            &format!("id: four\npass_threshold: {bar}\ntarget: {{type: command, command: cat}}\ncases:\n{cases}"),
+        );
+        let o = r.run(&[
+            "--json",
+            "eval",
+            "run",
+            "four",
+            "support-agent",
+            "--no-save",
+        ]);
+        o.code(0);
+        assert_eq!(
+            parse(&o)["report"]["summary"]["gate_decision"],
+            "PASS",
+            "bar {bar}"
+        );
+    }
+}
+
+#[test]
+fn changes_answer_json_too() {
+    let r = released();
+    let steps: &[&[&str]] = &[
+        &[
+            "bundle",
+            "create",
+            "b",
+            "-a",
+            "system=file:prompts/system.md",
+            "-m",
+            "gpt-4o",
+        ],
+        &["env", "create", "canary", "--after", "staging"],
+        &["env", "set", "canary", "soak_hours=0"],
+        &["promote", "support-agent", "1.0.0", "staging"],
+        &[
+            "approve",
+            "support-agent",
+            "1.0.0",
+            "prod",
+            "--actor",
+            "Rita <rita@example.test>",
+        ],
+        &["reject", "support-agent", "1.1.0", "-r", "not this one"],
+        &[
+            "promote",
+            "support-agent",
+            "1.1.0",
+            "dev",
+            "--skip-gates",
+            "-r",
+            "test",
+        ],
+        &["rollback", "dev", "support-agent", "-r", "back"],
+        &["eval", "create", "another"],
+        &[
+            "eval",
+            "compare",
+            "smoke",
+            "-b",
+            "support-agent",
+            "--baseline",
+            "1.0.0",
+            "--candidate",
+            "1.0.0",
+        ],
+        &["agent", "decide", "support-agent", "1.0.0", "prod"],
+        &["export", "support-agent@dev", "--out", "snapshot"],
+        &[
+            "token",
+            "new",
+            "--owner",
+            "CI <ci@example.test>",
+            "--role",
+            "viewer",
+            "--file",
+            "tokens.yaml",
+        ],
+    ];
+    r.run(&["eval", "run", "smoke", "support-agent", "1.0.0"])
+        .ok();
+    for args in steps {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        let o = r.run(&full);
+        let j = parse(&o);
+        assert!(j.is_object() || j.is_array(), "{args:?}: {j}");
+        if o.code != 0 && o.code != 3 {
+            assert!(j["error"]["message"].is_string(), "{args:?}: {j}");
+        }
+    }
+}
