@@ -1203,3 +1203,82 @@ fn changes_answer_json_too() {
         }
     }
 }
+
+// ----- what a hostile review found ----------------------------------------
+
+#[test]
+fn hostile_inputs_to_the_new_commands_are_refused_and_old_names_still_read() {
+    let r = released();
+    // A template never rewrites an existing store's gates.
+    let o = r.run(&["init", "--template", "gated"]);
+    o.code(2);
+    assert!(!r.path().join("agent.py").exists());
+    // Values JSON cannot hold never turn a gate off.
+    for v in [
+        "soak_hours=.inf",
+        "soak_hours=1e999",
+        "eval_min_pass_rate=.nan",
+    ] {
+        r.run(&["env", "set", "prod", v]).code(2);
+    }
+    // A version-shaped reference is still checked as a version.
+    r.run(&["telemetry", "show", "support-agent@1-x/../../etc"])
+        .code(2);
+    // An older store whose pipeline has a version-shaped name still opens.
+    let config = r.read(".releaseops/config.yaml");
+    r.write(
+        ".releaseops/config.yaml",
+        &config.replace("- staging", "- staging\n- v2"),
+    );
+    let o = r.run(&["env", "list"]);
+    o.code(0);
+    assert!(o.stdout.contains("v2"), "{}", o.stdout);
+    // promptfoo: templated values, numbers in lists and unknown graders are
+    // listed; a config that multiplies into millions of cases is refused.
+    r.write(
+        "pf.yaml",
+        "defaultTest:\n  options: {provider: {id: 'azure:chat:internal', config: {apiHost: proxy.internal}}}\ntests:\n- description: t\n  vars: {city: Paris}\n  assert:\n  - {type: icontains, value: '{{city}}'}\n  - {type: contains-all, value: [refund, 100]}\n  - {type: regex, value: '(?<=a)b'}\n  - {type: llm-rubric, value: polite}\n",
+    );
+    let j = parse(&r.run(&[
+        "--json",
+        "eval",
+        "import",
+        "promptfoo",
+        "pf.yaml",
+        "--suite",
+        "pf",
+    ]));
+    let text = j["untranslated"].to_string();
+    assert!(
+        text.contains("template") && text.contains("azure") && text.contains("regex"),
+        "{text}"
+    );
+    let suite = r.read(".releaseops/evals/pf.yaml");
+    assert!(
+        suite.contains("'100'") || suite.contains("\"100\"") || suite.contains("expected: '100'"),
+        "{suite}"
+    );
+    assert!(
+        suite.contains("gpt-4o-mini") && !suite.contains("azure"),
+        "{suite}"
+    );
+    let big: Vec<String> = (0..5000).map(|i| i.to_string()).collect();
+    r.write(
+        "bomb.yaml",
+        &format!(
+            "tests:\n- vars: {{a: [{0}], b: [{0}]}}\n  assert: [{{type: contains, value: x}}]\n",
+            big.join(", ")
+        ),
+    );
+    let mut cmd = r.command(&[
+        "eval",
+        "import",
+        "promptfoo",
+        "bomb.yaml",
+        "--suite",
+        "bomb",
+    ]);
+    let o = Run::from(output_within(&mut cmd, Duration::from_secs(60)));
+    o.code(2);
+    assert!(o.stderr.contains("more than"), "{}", o.stderr);
+}

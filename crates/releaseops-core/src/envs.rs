@@ -205,7 +205,7 @@ pub struct EnvCreated {
 /// in the pipeline.
 pub fn create(ctx: &Ctx<'_>, req: &CreateEnv) -> Result<EnvCreated> {
     let store = ctx.store;
-    names::validate_env_name(&req.name)?;
+    names::validate_new_env_name(&req.name)?;
     let mut tx = store.begin()?;
     let mut config = tx.config().clone();
     if config.position(&req.name).is_some() {
@@ -332,6 +332,14 @@ pub fn set_policy(ctx: &Ctx<'_>, env_name: &str, sets: &[(String, String)]) -> R
                     "write the value as YAML: true, 24, 0.95, [a, b], {name: x}; quote text that looks like something else",
                 )
             })?;
+            // A number JSON cannot hold (.inf, .nan, 1e999) reads as null:
+            // refused, never a gate quietly turned off.
+            if contains_null(&value) && !text_says_null(text) {
+                return Err(CoreError::invalid(
+                    format!("{key}={text}: not a finite value"),
+                    "give a finite number, e.g. soak_hours=24",
+                ));
+            }
             policy.insert(key.to_string(), value);
         }
         let new = policy.get(key).map(|v| v.to_string());
@@ -367,7 +375,17 @@ pub fn set_policy(ctx: &Ctx<'_>, env_name: &str, sets: &[(String, String)]) -> R
     tx.write(Store::env_rel_path(env_name), updated.to_yaml());
     let mut rec = ctx.record(EventKind::EnvPolicy);
     rec.env = Some(env_name.to_string());
-    rec.reason = Some(changes.join("; "));
+    let mut reason = changes.join("; ");
+    if reason.len() > 2000 {
+        // The history's reason has a bound; the file holds the whole value.
+        let cut = (0..=2000)
+            .rev()
+            .find(|i| reason.is_char_boundary(*i))
+            .unwrap_or(0);
+        reason.truncate(cut);
+        reason.push_str(" …");
+    }
+    rec.reason = Some(reason);
     let rec = tx.append(rec)?;
     let done = tx.commit(
         &format!("releaseops: set the promotion policy of {env_name}"),
@@ -381,6 +399,21 @@ pub fn set_policy(ctx: &Ctx<'_>, env_name: &str, sets: &[(String, String)]) -> R
         git_commit: done.git_commit,
         git_error: done.git_error,
     })
+}
+
+fn contains_null(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::Array(a) => a.iter().any(contains_null),
+        serde_json::Value::Object(m) => m.values().any(contains_null),
+        _ => false,
+    }
+}
+
+/// Whether the YAML text itself writes a null (`null`, `~`, `[null]`).
+fn text_says_null(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("null") || t.contains('~')
 }
 
 /// Which records `--event` keeps: the words `history` shows.

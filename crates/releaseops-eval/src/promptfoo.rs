@@ -37,6 +37,8 @@ const DEFAULT_JUDGE_MODEL: &str = "gpt-4o-mini";
 const SIMILAR_THRESHOLD: f64 = 0.75;
 /// Cases one config may expand to (array vars multiply).
 const MAX_CASES: usize = 10_000;
+/// Assertions one case may carry.
+const MAX_JUDGES_PER_CASE: usize = 200;
 
 /// Translates the promptfoo config `text` into the suite `suite_id`.
 pub fn import(text: &str, suite_id: &str) -> Result<Imported, String> {
@@ -54,6 +56,42 @@ pub fn import(text: &str, suite_id: &str) -> Result<Imported, String> {
         })
     };
     let judge = grader(root.get("defaultTest"));
+    if let Some(p) = root
+        .get("defaultTest")
+        .and_then(|d| d.get("options"))
+        .and_then(|o| o.get("provider"))
+        && !judge.2
+    {
+        skipped(
+            "config",
+            "defaultTest.options.provider",
+            &format!(
+                "grader {} has no translation (only openai:, anthropic:, google: or vertex: ids without a config); {DEFAULT_JUDGE_MODEL} grades instead",
+                provider_name(p)
+            ),
+        );
+    }
+    if let Some(Value::Object(d)) = root.get("defaultTest") {
+        for key in d
+            .keys()
+            .filter(|k| !["vars", "assert", "options"].contains(&k.as_str()))
+        {
+            skipped(
+                "config",
+                &format!("defaultTest.{key}"),
+                "no releaseops equivalent",
+            );
+        }
+        if let Some(Value::Object(o)) = d.get("options") {
+            for key in o.keys().filter(|k| *k != "provider") {
+                skipped(
+                    "config",
+                    &format!("defaultTest.options.{key}"),
+                    "no releaseops equivalent",
+                );
+            }
+        }
+    }
     notes.push(match &judge {
         (Some(p), m, true) => format!("model-graded assertions use {p}:{m} (from the config)"),
         (_, m, _) => format!(
@@ -81,6 +119,9 @@ pub fn import(text: &str, suite_id: &str) -> Result<Imported, String> {
         "nunjucksFilters",
         "extensions",
         "derivedMetrics",
+        "redteam",
+        "env",
+        "evaluateOptions",
     ] {
         if root.contains_key(key) {
             skipped("config", key, "no releaseops equivalent");
@@ -130,10 +171,7 @@ pub fn import(text: &str, suite_id: &str) -> Result<Imported, String> {
         }
         let options = t.get("options").and_then(Value::as_object);
         if let Some(o) = options {
-            for key in o
-                .keys()
-                .filter(|k| *k != "disableDefaultAsserts" && *k != "provider")
-            {
+            for key in o.keys().filter(|k| *k != "disableDefaultAsserts") {
                 skipped(
                     &label,
                     &format!("options.{key}"),
@@ -161,7 +199,7 @@ pub fn import(text: &str, suite_id: &str) -> Result<Imported, String> {
         }
         if let Some((k, _)) = vars
             .iter()
-            .find(|(_, v)| v.as_str().is_some_and(|s| s.starts_with("file://")))
+            .find(|(_, v)| v.to_string().contains("\"file://"))
         {
             skipped(
                 &label,
@@ -201,12 +239,24 @@ pub fn import(text: &str, suite_id: &str) -> Result<Imported, String> {
             );
             continue;
         }
-        let expanded = expand(&vars);
-        if cases.len() + expanded.len() > MAX_CASES {
+        let combos = vars
+            .values()
+            .try_fold(1usize, |n, v| match v {
+                Value::Array(a) if !a.is_empty() => n.checked_mul(a.len()),
+                _ => Some(n),
+            })
+            .filter(|n| cases.len() + n <= MAX_CASES);
+        let Some(_) = combos else {
             return Err(format!(
                 "the config expands to more than {MAX_CASES} cases (array vars multiply)"
             ));
+        };
+        if judges.len() > MAX_JUDGES_PER_CASE {
+            return Err(format!(
+                "'{label}' has more than {MAX_JUDGES_PER_CASE} assertions"
+            ));
         }
+        let expanded = expand(&vars);
         let n = expanded.len();
         for (k, input) in expanded.into_iter().enumerate() {
             let base = slug(&label);
@@ -265,11 +315,14 @@ fn provider_name(p: &Value) -> String {
 /// The grader: `defaultTest.options.provider` when set. Returns
 /// (provider, model, named in the config).
 fn grader(default: Option<&Value>) -> (Option<String>, String, bool) {
+    // Only a plain id of a provider releaseops speaks: a provider with its
+    // own config (an internal proxy, Azure, Bedrock) is never swapped for a
+    // public endpoint.
     let named = default
         .and_then(|d| d.get("options"))
         .and_then(|o| o.get("provider"))
-        .map(provider_name);
-    match named.as_deref().and_then(split_provider) {
+        .and_then(Value::as_str);
+    match named.and_then(split_provider) {
         Some((p, m)) => (Some(p), m, true),
         None => (None, DEFAULT_JUDGE_MODEL.to_string(), false),
     }
@@ -282,10 +335,10 @@ fn split_provider(s: &str) -> Option<(String, String)> {
     let (head, rest) = s.split_once(':')?;
     let model = rest.rsplit(':').next()?.to_string();
     let provider = match head {
-        "openai" | "azure" | "azureopenai" => "openai",
-        "anthropic" | "bedrock" => "anthropic",
-        "vertex" | "google" | "gemini" => "gemini",
-        _ => "openai-compatible",
+        "openai" => "openai",
+        "anthropic" => "anthropic",
+        "vertex" | "google" => "gemini",
+        _ => return None,
     };
     (!model.is_empty()).then(|| (provider.to_string(), model))
 }
@@ -368,12 +421,21 @@ fn translate(a: &Value, grader: &(Option<String>, String, bool)) -> Result<Value
     {
         return fail("its value is read from a file: inline it to import it");
     }
+    if value.is_some_and(|v| v.to_string().contains("{{")) {
+        return fail(
+            "its value is a template of the test's vars, which suite judges do not render",
+        );
+    }
     let text = || value.and_then(Value::as_str).map(str::to_string);
+    // Every item must be text (a number counts as its digits): none is dropped.
     let list = || -> Option<Vec<String>> {
-        value.and_then(Value::as_array).map(|a| {
+        value.and_then(Value::as_array).and_then(|a| {
             a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
+                .map(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
                 .collect()
         })
     };
@@ -443,6 +505,11 @@ fn translate(a: &Value, grader: &(Option<String>, String, bool)) -> Result<Value
             let Some(p) = text() else {
                 return fail("needs a pattern");
             };
+            if regex::Regex::new(&p).is_err() {
+                return fail(
+                    "a JavaScript pattern this regex engine cannot compile (lookaround, backreferences)",
+                );
+            }
             judge("regex", json!({"pattern": p}))
         }
         "is-json" => match value {
@@ -462,7 +529,9 @@ fn translate(a: &Value, grader: &(Option<String>, String, bool)) -> Result<Value
             let Some(r) = text().filter(|r| !r.trim().is_empty()) else {
                 return fail("needs a rubric text");
             };
-            model_judge(r, threshold.unwrap_or(0.5).clamp(0.0, 1.0))
+            // promptfoo's default bars: 0.5 for llm-rubric, 0.7 for g-eval.
+            let bar = if kind == "g-eval" { 0.7 } else { 0.5 };
+            model_judge(r, threshold.unwrap_or(bar).clamp(0.0, 1.0))
         }
         "similar" => {
             let Some(r) = text() else {
@@ -495,8 +564,10 @@ fn translate(a: &Value, grader: &(Option<String>, String, bool)) -> Result<Value
         }
         _ => return fail("no releaseops judge checks this"),
     };
-    if let Some(w) = a.get("weight").and_then(Value::as_f64) {
-        j["weight"] = json!(w);
+    match a.get("weight").map(Value::as_f64) {
+        None => {}
+        Some(Some(w)) if w.is_finite() && w >= 0.0 => j["weight"] = json!(w),
+        Some(_) => return fail("its weight is not a number of at least 0"),
     }
     Ok(j)
 }

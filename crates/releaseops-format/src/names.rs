@@ -73,10 +73,17 @@ pub fn validate_role(value: &str) -> Result<(), FormatError> {
     check("role", value, "")
 }
 
-/// An environment name such as `prod` or `canary`. It may not look like a
-/// semantic version: in `ID@X`, a version-shaped X is a version.
+/// An environment name such as `prod` or `canary`, as stores may already
+/// hold it (see [`validate_new_env_name`] for one being made).
 pub fn validate_env_name(value: &str) -> Result<(), FormatError> {
-    check("environment name", value, "")?;
+    check("environment name", value, "")
+}
+
+/// A new environment's name: valid, and not shaped like a version (in
+/// `ID@X`, a version-shaped X is a version). Older stores may hold such
+/// names; they keep working, but `ID@X` reads them as versions.
+pub fn validate_new_env_name(value: &str) -> Result<(), FormatError> {
+    validate_env_name(value)?;
     if looks_like_version(value) {
         return Err(FormatError::InvalidName {
             kind: "environment name",
@@ -92,6 +99,9 @@ pub fn validate_env_name(value: &str) -> Result<(), FormatError> {
 /// `v2`). It is the one shape that makes `ID@X` a version rather than an
 /// environment, and the one an environment name may not have.
 pub fn looks_like_version(value: &str) -> bool {
+    if validate_version(value).is_err() {
+        return false;
+    }
     if semver::Version::parse(value).is_ok() {
         return true;
     }
@@ -245,7 +255,8 @@ mod tests {
     fn environment_names_never_look_like_versions() {
         for v in ["1.2.0", "2.0.0-rc.1+b5", "1.2", "v2", "10", "v1.0.0"] {
             assert!(looks_like_version(v), "{v}");
-            assert!(validate_env_name(v).is_err(), "{v}");
+            assert!(validate_new_env_name(v).is_err(), "{v}");
+            validate_env_name(v).unwrap();
         }
         for e in [
             "prod",
@@ -257,7 +268,7 @@ mod tests {
             "version",
         ] {
             assert!(!looks_like_version(e), "{e}");
-            validate_env_name(e).unwrap();
+            validate_new_env_name(e).unwrap();
         }
     }
 

@@ -30,6 +30,16 @@ pub fn run(app: &App, a: InitArgs) -> CmdResult {
         message: format!("cannot open {}: {e}", root.display()),
         hint: Some("pass an existing directory with --path".into()),
     })?;
+    if a.template.is_some() && root.join(".releaseops").join("config.yaml").exists() {
+        // A template never rewrites a live pipeline's gates.
+        return Err(Failure::usage(
+            format!(
+                "{} already has a releaseops store; a template is only for a new one",
+                root.display()
+            ),
+            "set gates on this store with `releaseops env set prod KEY=VALUE`, or try the template in a new directory",
+        ));
+    }
     let (store, mut created) = Store::init_with(&root, app.global.rehearsal)?;
     if let Some(Template::Gated) = a.template {
         created.extend(gated(app, &store)?);
@@ -100,6 +110,19 @@ fn gated(app: &App, store: &Store) -> Result<Vec<String>, Failure> {
     for (rel, text) in files {
         let path = store.root().join(rel);
         if std::fs::symlink_metadata(&path).is_ok() {
+            output::warn(&format!("{rel} exists: left as it is"));
+            continue;
+        }
+        // Never through a linked directory (out of the repository).
+        if let Some(parent) = std::path::Path::new(rel).parent()
+            && !parent.as_os_str().is_empty()
+            && std::fs::symlink_metadata(store.root().join(parent))
+                .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            output::warn(&format!(
+                "{} is a link: {rel} not written",
+                parent.display()
+            ));
             continue;
         }
         let write = || -> std::io::Result<()> {
