@@ -365,8 +365,20 @@ fn the_environment_sets_the_bar_not_the_suite() {
     // The good version passes the same bar.
     r.run(&["promote", "a", "1.0.0", "dev"]).ok();
     r.run(&["promote", "a", "1.0.0", "staging"]).ok();
-    // --run-evals runs the required suite it has no report for, then gates.
-    let o = r.run(&["promote", "a", "1.0.0", "prod", "--run-evals"]);
+    r.run(&["env", "set", "prod", "soak_hours=0.0005"]).ok();
+    // --run-evals runs the required suite it has no report for, then gates;
+    // with --wait it runs first, and the wait is then for the soak alone
+    // (were the report still missing, there would be nothing to wait for).
+    let o = r.run(&[
+        "promote",
+        "a",
+        "1.0.0",
+        "prod",
+        "--run-evals",
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
     o.ok();
     assert!(
         o.stdout.contains("Ran eval refunds on a v1.0.0: PASS")

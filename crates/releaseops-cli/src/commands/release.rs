@@ -20,6 +20,21 @@ pub fn promote_cmd(app: &App, a: PromoteArgs) -> CmdResult {
     };
     let store = app.store()?;
     let (id, version, env) = refs::bundle_version_env(&store, "promote", words)?;
+    // Missing evaluations run first, so a wait is only ever for time.
+    if a.run_evals && !a.dry_run {
+        let ctx = app.ctx(&store);
+        for ran in releaseops_core::evals::run_missing(&ctx, &id, &version, &env)? {
+            let s = &ran.report.summary;
+            if !app.global.json {
+                anstream::println!(
+                    "Ran eval {} on {id} v{version}: {} ({})",
+                    ran.report.suite_id,
+                    paint(BOLD, &s.gate_decision),
+                    s.reason
+                );
+            }
+        }
+    }
     if a.wait
         && !a.dry_run
         && let Some(code) = wait_for_time_gates(app, &store, &id, &version, &env, &a)?
@@ -127,19 +142,6 @@ fn promote(
     } else {
         app.ctx(store)
     };
-    if a.run_evals && !a.dry_run {
-        for ran in releaseops_core::evals::run_missing(&ctx, id, version, env)? {
-            let s = &ran.report.summary;
-            if !app.global.json {
-                anstream::println!(
-                    "Ran eval {} on {id} v{version}: {} ({})",
-                    ran.report.suite_id,
-                    paint(BOLD, &s.gate_decision),
-                    s.reason
-                );
-            }
-        }
-    }
     let req = PromoteRequest {
         id: id.into(),
         version: version.into(),
