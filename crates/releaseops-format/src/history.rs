@@ -462,7 +462,7 @@ mod tests {
     }
 
     #[test]
-    fn bug12_rollback_walks_the_real_sequence() {
+    fn rollback_walks_the_real_sequence() {
         let mut d = Deployments {
             environment: "prod".into(),
             ..Default::default()

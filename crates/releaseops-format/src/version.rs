@@ -94,7 +94,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bug13_latest_is_semver_not_lexicographic() {
+    fn latest_is_semver_not_lexicographic() {
         let v: Vec<String> = ["1.9.0", "1.10.0", "1.2.0"]
             .iter()
             .map(|s| s.to_string())

@@ -1,7 +1,7 @@
 //! Bundles through the real binary: creation from promptops history and plain
 //! files, immutability, verification, diffs, and the existing tool's files.
 
-use releaseops_testkit::Repo;
+use crate::common::Repo;
 
 #[test]
 fn create_from_promptops_tags_matches_the_existing_tools_manifest_and_hash() {
@@ -247,7 +247,7 @@ fn plain_prompt_files_are_snapshotted_and_verify_without_the_original() {
 }
 
 #[test]
-fn bug6_versions_are_immutable_and_bug13_latest_is_semver() {
+fn versions_are_immutable_and_latest_is_the_highest_semver() {
     let r = Repo::initialized();
     r.run(&[
         "bundle",
@@ -303,7 +303,7 @@ fn bug6_versions_are_immutable_and_bug13_latest_is_semver() {
 }
 
 #[test]
-fn bug7_names_that_escape_or_break_on_windows_are_refused() {
+fn names_that_escape_or_break_on_windows_are_refused() {
     let r = Repo::initialized();
     let before = r.snapshot();
     for args in [

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use releaseops_testkit::Repo;
+use crate::common::Repo;
 
 struct Lcg(u64);
 

@@ -1,7 +1,7 @@
 //! Each transaction is a git commit of `.releaseops/` paths only, authored by
 //! the actor, and never touches the user's other staged or unstaged work.
 
-use releaseops_testkit::Repo;
+use crate::common::Repo;
 
 #[test]
 fn commits_only_releaseops_paths_and_leaves_user_work_alone() {
@@ -109,7 +109,7 @@ fn no_commit_flag_and_config_switch() {
 fn works_outside_git_and_finds_the_store_from_a_subdirectory() {
     let dir = tempfile::tempdir().expect("tmp");
     let run = |cwd: &std::path::Path, args: &[&str]| {
-        std::process::Command::new(releaseops_testkit::bin())
+        crate::common::releaseops()
             .current_dir(cwd)
             .args(args)
             .env("RELEASEOPS_ACTOR", "x")

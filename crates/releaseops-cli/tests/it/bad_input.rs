@@ -1,7 +1,7 @@
 //! Bad input gets a one-line error naming the file and the problem, a non-zero
 //! exit, no panic, and the store unchanged.
 
-use releaseops_testkit::Repo;
+use crate::common::Repo;
 
 fn repo() -> Repo {
     let r = Repo::initialized();
@@ -24,13 +24,18 @@ fn repo() -> Repo {
 }
 
 /// Breaks `file` with `content`, runs `args`, and checks the error contract.
+/// How long refusing one bad file may take, far above what it needs.
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 #[track_caller]
 fn check(r: &Repo, file: &str, content: &[u8], args: &[&str], needle: &str) {
     let path = r.path().join(file);
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     std::fs::write(&path, content).expect("write");
     let before = r.snapshot();
-    let o = r.run(args);
+    // Refusing bad input is quick: a run that hangs (an alias bomb being
+    // expanded, a parser stuck) fails the test instead of waiting forever.
+    let o = r.run_within(LIMIT, args);
     assert!(o.code != 0, "{file}: {args:?} succeeded:\n{}", o.stdout);
     assert!(
         !o.stderr.contains("panicked"),
@@ -52,7 +57,7 @@ fn check(r: &Repo, file: &str, content: &[u8], args: &[&str], needle: &str) {
     // JSON mode reports the same error as JSON.
     let mut jargs = vec!["--json"];
     jargs.extend_from_slice(args);
-    let j = r.run(&jargs);
+    let j = r.run_within(LIMIT, &jargs);
     let v: serde_json::Value = serde_json::from_str(&j.stdout)
         .unwrap_or_else(|e| panic!("{file}: not JSON ({e}): {}", j.stdout));
     assert!(

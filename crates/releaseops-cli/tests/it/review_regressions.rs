@@ -1,6 +1,6 @@
 //! Regressions found in review, each named after the defect it pins.
 
-use releaseops_testkit::Repo;
+use crate::common::Repo;
 
 #[test]
 fn legacy_history_with_path_traversal_names_is_refused_and_writes_nothing_outside() {

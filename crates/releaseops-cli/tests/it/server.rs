@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use releaseops_testkit::Repo;
+use crate::common::Repo;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -609,7 +609,7 @@ async fn api_promotions_racing_cli_promotions_lose_nothing() {
             let mut ok = 0;
             for i in 0..ROUNDS {
                 let v = if i % 2 == 0 { "1.0.0" } else { "1.1.0" };
-                let mut c = std::process::Command::new(releaseops_testkit::bin());
+                let mut c = crate::common::releaseops();
                 c.current_dir(&path)
                     .args(["promote", "billing-agent", v, "dev"])
                     .env("RELEASEOPS_ACTOR", "Test Dev <dev@example.test>")
@@ -918,7 +918,7 @@ async fn shutdown_finishes_the_transaction_in_flight() {
 
 /// Runs the binary with a deadline: a hang fails the test instead of
 /// hanging it.
-fn run_within(r: &Repo, args: &[&str], limit: Duration) -> releaseops_testkit::Run {
+fn run_within(r: &Repo, args: &[&str], limit: Duration) -> crate::common::Run {
     let mut child = r
         .command(args)
         .stdout(Stdio::piped())
@@ -934,7 +934,7 @@ fn run_within(r: &Repo, args: &[&str], limit: Duration) -> releaseops_testkit::R
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = child.wait_with_output().expect("output");
-    releaseops_testkit::Run {
+    crate::common::Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -1201,7 +1201,7 @@ async fn a_low_file_descriptor_limit_never_stops_the_server_answering() {
     // Run the server itself under a small limit.
     let mut cmd = std::process::Command::new("prlimit");
     cmd.args(["--nofile=64:64"])
-        .arg(releaseops_testkit::bin())
+        .arg(crate::common::bin())
         .args([
             "serve",
             "--addr",

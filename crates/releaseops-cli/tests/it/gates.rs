@@ -1,7 +1,7 @@
 //! Every gate passing, failing and pending, through the real binary, with the
 //! clock set by RELEASEOPS_NOW.
 
-use releaseops_testkit::Repo;
+use crate::common::Repo;
 use serde_json::Value;
 
 const T0: &str = "2026-11-16T09:00:00Z"; // a Monday
@@ -283,10 +283,7 @@ fn eval_gate_needs_a_passing_report_for_the_exact_bundle_hash() {
         (3, Value::from("pending"))
     );
     // A suite whose agent echoes the case back.
-    r.write(
-        ".releaseops/evals/smoke.yaml",
-        releaseops_testkit::ECHO_SUITE,
-    );
+    r.write(".releaseops/evals/smoke.yaml", crate::common::ECHO_SUITE);
     r.commit_all("suite");
     r.run_at(
         &at(0.5),

@@ -2,7 +2,7 @@
 //! with each case's input, sent to its model on a loopback server that speaks
 //! the OpenAI wire format; keys never land in reports, history or git.
 
-use releaseops_testkit::Repo;
+use crate::common::Repo;
 use serde_json::json;
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use releaseops_testkit::{ECHO_SUITE, Repo, Run, bin, output_within};
+use crate::common::{ECHO_SUITE, Repo, Run, bin, output_within, releaseops};
 use serde_json::{Value, json};
 
 fn parse(run: &Run) -> Value {
@@ -644,7 +644,7 @@ fn tables_fit_the_width_they_are_given() {
 fn outside_git_it_says_once_that_nothing_is_committed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = |args: &[&str]| {
-        let out = Command::new(bin())
+        let out = releaseops()
             .current_dir(dir.path())
             .env("RELEASEOPS_ACTOR", "A <a@x.test>")
             .env(
@@ -878,7 +878,7 @@ fn skip_gates_says_which_gates_it_bypasses() {
 
 #[test]
 fn every_argument_and_option_has_help() {
-    let o = Command::new(bin()).args(["--help"]).output().expect("runs");
+    let o = releaseops().args(["--help"]).output().expect("runs");
     assert!(o.status.success());
     // Walk every subcommand's help: no option or argument without a line.
     let mut queue: Vec<Vec<String>> = vec![vec![]];
@@ -886,7 +886,7 @@ fn every_argument_and_option_has_help() {
     while let Some(path) = queue.pop() {
         let mut args = path.clone();
         args.push("--help".into());
-        let out = Command::new(bin()).args(&args).output().expect("runs");
+        let out = releaseops().args(&args).output().expect("runs");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         seen += 1;
         let mut section = "";
@@ -931,7 +931,7 @@ fn every_argument_and_option_has_help() {
 #[test]
 fn promptfoo_configs_become_suites_and_what_cannot_be_translated_is_listed() {
     let r = Repo::initialized();
-    let fixtures = releaseops_testkit::workspace().join("testdata/promptfoo");
+    let fixtures = crate::common::workspace().join("testdata/promptfoo");
     for name in ["support.yaml", "translation.yaml"] {
         let text = std::fs::read_to_string(fixtures.join(name)).expect("fixture");
         r.write(name, &text);

@@ -1,6 +1,6 @@
 //! Evaluation through the binary, with a real subprocess agent.
 
-use releaseops_testkit::{AGENT_PY, Repo};
+use crate::common::{AGENT_PY, Repo};
 
 const CASES: &str = "cases:
 - id: greet

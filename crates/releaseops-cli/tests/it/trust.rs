@@ -3,7 +3,7 @@
 //! what the history says) and reported by every reader and `history verify`.
 //! Each test is named after the forgery it pins.
 
-use releaseops_testkit::Repo;
+use crate::common::Repo;
 
 /// b@1.0.0 live in dev, staging and prod; b@1.1.0 (other content) live in dev
 /// and staging; prod needs two approvals.
@@ -137,10 +137,7 @@ fn a_pass_report_copied_to_another_version_does_not_count() {
         ".releaseops/environments/staging.yaml",
         "environment: staging\nbundle_mappings: {}\npromotion_policy:\n  requires_eval: true\n",
     );
-    r.write(
-        ".releaseops/evals/smoke.yaml",
-        releaseops_testkit::ECHO_SUITE,
-    );
+    r.write(".releaseops/evals/smoke.yaml", crate::common::ECHO_SUITE);
     r.commit_all("policy and suite");
     r.run(&[
         "bundle",
@@ -1056,7 +1053,7 @@ fn a_reported_failure_never_lands_later_on_a_full_disk() {
     let tmp = tempfile::tempdir().expect("tmp");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir_all(&mnt).expect("mkdir");
-    let bin = releaseops_testkit::bin();
+    let bin = crate::common::bin();
     // Fill the disk to leave 0, 4 KiB, 8 KiB ... free, and try the same
     // promotion at each level until one succeeds. Every attempt that fails
     // must leave nothing a later command (a read, first) would complete.
@@ -1162,7 +1159,7 @@ fn echoing_server(status: u16) -> String {
 
 /// Everything a run could leak into: its output, every file in the store
 /// and every commit.
-fn leaked(r: &Repo, o: &releaseops_testkit::Run, secret: &str) -> Vec<String> {
+fn leaked(r: &Repo, o: &crate::common::Run, secret: &str) -> Vec<String> {
     let mut out = Vec::new();
     if o.stdout.contains(secret) || o.stderr.contains(secret) {
         out.push("the command's output".to_string());

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::process::Stdio;
 
-use releaseops_testkit::Repo;
+use crate::common::Repo;
 
 #[test]
 fn sixteen_processes_promoting_and_rolling_back_at_once() {

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::Repo;
 use releaseops_runtime::{AsyncRuntimeLoader, AttrValue, LoadError, RuntimeLoader};
-use releaseops_testkit::Repo;
 
 /// A repository with support-agent 1.0.0 (prompt v1.0.0) and 1.1.0 (prompt
 /// v1.1.0), both with two policies, 1.0.0 live in dev.
@@ -237,7 +237,7 @@ fn an_export_loads_with_no_git_and_no_repository_and_is_still_verified() {
     // Somewhere with no repository at all.
     let elsewhere = tempfile::tempdir().unwrap();
     let copy = elsewhere.path().join("bundle");
-    releaseops_testkit::copy_dir(&out, &copy);
+    crate::common::copy_dir(&out, &copy);
     let from_repo = RuntimeLoader::new(r.path())
         .unwrap()
         .load("support-agent@dev")

@@ -4,7 +4,7 @@
 //! sets one up); in CI its absence is a failure, elsewhere the test says so
 //! and returns.
 
-use releaseops_testkit::{Repo, workspace};
+use crate::common::{Repo, workspace};
 
 #[test]
 fn what_we_write_loads_in_the_python_runtime_loader() {
@@ -103,7 +103,7 @@ fn what_we_write_loads_in_the_python_runtime_loader() {
     let out = std::process::Command::new(python)
         .arg(workspace().join("tests/python/compat.py"))
         .arg(r.path())
-        .env("RELEASEOPS_BIN", releaseops_testkit::bin())
+        .env("RELEASEOPS_BIN", crate::common::bin())
         .output()
         .expect("python runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -1,15 +1,13 @@
 //! The README's first command: `releaseops demo` walks a sample agent through
 //! a whole release offline, and leaves a project whose history verifies.
 
-use std::process::Command;
-
-use releaseops_testkit::bin;
+use crate::common::releaseops;
 
 #[test]
 fn the_demo_runs_a_whole_release_and_leaves_a_consistent_project() {
     let keep = tempfile::tempdir().expect("temp dir");
     let dir = keep.path().join("project");
-    let out = Command::new(bin())
+    let out = releaseops()
         .args(["demo", "--keep"])
         .arg(&dir)
         .env("NO_COLOR", "1")
@@ -45,7 +43,7 @@ fn the_demo_runs_a_whole_release_and_leaves_a_consistent_project() {
     }
 
     // What the demo left behind is a real project: verified, prod rolled back.
-    let verify = Command::new(bin())
+    let verify = releaseops()
         .args(["history", "verify"])
         .current_dir(&dir)
         .output()
@@ -55,7 +53,7 @@ fn the_demo_runs_a_whole_release_and_leaves_a_consistent_project() {
         "{}",
         String::from_utf8_lossy(&verify.stderr)
     );
-    let envs = Command::new(bin())
+    let envs = releaseops()
         .args(["--json", "env", "list"])
         .current_dir(&dir)
         .output()

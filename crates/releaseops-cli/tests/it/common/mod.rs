@@ -15,26 +15,47 @@ pub fn sample_dir() -> PathBuf {
     workspace().join("testdata/llmhq-sample")
 }
 
-/// The `releaseops` binary next to the running test executable
-/// (`target/<profile>/deps/<test>` -> `target/<profile>/releaseops`).
+/// The `releaseops` binary cargo built for these tests.
 pub fn bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile dir");
-    let p = dir.join(format!("releaseops{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        p.exists(),
-        "build the binary first: {} is missing",
-        p.display()
-    );
-    p
+    PathBuf::from(env!("CARGO_BIN_EXE_releaseops"))
+}
+
+/// The machine's settings stay out of a test: no provider keys or
+/// endpoints (a test that wants a loopback server sets them itself), no
+/// OpenTelemetry exporter, no simulated clock, no colour, and git reads
+/// neither the user's nor the system's configuration.
+pub fn isolated(c: &mut Command) -> &mut Command {
+    for var in [
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "GEMINI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_BASE_URL",
+        "GEMINI_BASE_URL",
+        "RELEASEOPS_NOW",
+    ] {
+        c.env_remove(var);
+    }
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("OTEL_") {
+            c.env_remove(var);
+        }
+    }
+    c.env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("NO_COLOR", "1")
+}
+
+/// A command for the binary, isolated from the machine's settings.
+pub fn releaseops() -> Command {
+    let mut c = Command::new(bin());
+    isolated(&mut c);
+    c
 }
 
 /// Runs git in `dir`, panicking on failure (fixtures only).
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
+    let out = isolated(&mut Command::new("git"))
         .arg("-C")
         .arg(dir)
         .args(args)
@@ -310,24 +331,10 @@ impl Repo {
 
     /// A command for the binary in this repository, with a fixed actor.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
+        let mut c = releaseops();
         c.current_dir(self.path())
             .args(args)
-            .env("RELEASEOPS_ACTOR", "Test Dev <dev@example.test>")
-            .env("NO_COLOR", "1");
-        c.env_remove("RELEASEOPS_NOW");
-        // Tests never reach a real provider: drop any keys and endpoints the
-        // machine has; a test that wants a loopback server sets them itself.
-        for var in [
-            "OPENAI_API_KEY",
-            "ANTHROPIC_API_KEY",
-            "GEMINI_API_KEY",
-            "OPENAI_BASE_URL",
-            "ANTHROPIC_BASE_URL",
-            "GEMINI_BASE_URL",
-        ] {
-            c.env_remove(var);
-        }
+            .env("RELEASEOPS_ACTOR", "Test Dev <dev@example.test>");
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -336,6 +343,12 @@ impl Repo {
 
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.command(args).output().expect("binary runs"))
+    }
+
+    /// As [`Repo::run`], but a run that outlasts `limit` fails the test.
+    #[track_caller]
+    pub fn run_within(&self, limit: std::time::Duration, args: &[&str]) -> Run {
+        Run::from(output_within(&mut self.command(args), limit))
     }
 
     /// Runs with extra environment variables.

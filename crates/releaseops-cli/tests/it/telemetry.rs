@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use crate::common::Repo;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{Span as _, TraceContextExt, Tracer, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
@@ -14,7 +15,6 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use releaseops_runtime::RuntimeLoader;
-use releaseops_testkit::Repo;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -253,13 +253,38 @@ fn hex(b: &[u8]) -> String {
 
 #[test]
 fn without_an_endpoint_nothing_is_exported_and_commands_are_unchanged() {
-    let r = repo();
-    // An endpoint that refuses connections must not fail the command either.
-    let mut r2 = repo();
-    r2.env.push((
+    // Listen where an exporter with no endpoint configured would send by
+    // default (OTLP/HTTP's localhost:4318): nothing may connect.
+    let default = std::net::TcpListener::bind("127.0.0.1:4318")
+        .expect("port 4318 (the OTLP default) must be free for this test");
+    default.set_nonblocking(true).expect("nonblocking");
+    let quiet = repo();
+    // An endpoint that refuses connections must not change the command.
+    let mut refused = repo();
+    refused.env.push((
         "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
         "http://127.0.0.1:9".into(),
     ));
-    r.run(&["promote", "support-agent", "1.0.0", "dev"]).ok();
-    r2.run(&["promote", "support-agent", "1.0.0", "dev"]).ok();
+    for args in [
+        &["promote", "support-agent", "1.0.0", "dev"][..],
+        &["promote", "support-agent", "1.1.0", "dev"][..],
+        &["rollback", "dev", "support-agent"][..],
+    ] {
+        let a = quiet.run(args);
+        let b = refused.run(args);
+        a.ok();
+        b.ok();
+        // The same words, but for the commit's hash.
+        let words = |out: &str| {
+            out.lines()
+                .filter(|l| !l.trim_start().starts_with("git commit"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(words(&a.stdout), words(&b.stdout), "{args:?}");
+    }
+    match default.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("something connected to the default OTLP endpoint: {other:?}"),
+    }
 }

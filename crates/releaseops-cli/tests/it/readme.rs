@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use releaseops_testkit::{Repo, Run, bin, output_within, workspace};
+use crate::common::{Repo, Run, bin, output_within, workspace};
 
 /// The first ```sh block after `heading` in the README.
 fn block_after(heading: &str) -> String {
@@ -31,12 +31,11 @@ fn the_quick_start_runs_as_written() {
         std::env::var("PATH").unwrap_or_default()
     );
     let mut cmd = Command::new("bash");
-    cmd.current_dir(r.path())
+    crate::common::isolated(&mut cmd)
+        .current_dir(r.path())
         .args(["-e", "-o", "pipefail", "-c", &script])
         .env("PATH", path)
-        .env("NO_COLOR", "1")
-        .env_remove("RELEASEOPS_ACTOR")
-        .env_remove("RELEASEOPS_NOW");
+        .env_remove("RELEASEOPS_ACTOR");
     let run = Run::from(output_within(&mut cmd, Duration::from_secs(300)));
     let out = run.ok();
     for want in [

@@ -1,7 +1,7 @@
 //! Rollback walks the real deployment sequence; the history is append-only,
 //! hash-chained and answers "what ran where at that moment".
 
-use releaseops_testkit::Repo;
+use crate::common::Repo;
 
 fn deploy_three(r: &Repo) {
     for (i, v) in ["1.0.0", "1.1.0", "1.2.0"].iter().enumerate() {
@@ -29,7 +29,7 @@ fn deploy_three(r: &Repo) {
 }
 
 #[test]
-fn bug12_rollback_walks_back_through_earlier_rollbacks_and_refuses_no_ops() {
+fn rollback_walks_back_through_earlier_rollbacks_and_refuses_no_ops() {
     let r = Repo::initialized();
     deploy_three(&r);
     let j = r.run(&["--json", "rollback", "dev", "b"]).json();

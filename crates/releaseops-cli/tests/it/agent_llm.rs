@@ -3,7 +3,7 @@
 //! can only make the decision stricter; anything unusable fails closed
 //! (DELAY, never GO); the context reaches the model as fenced data.
 
-use releaseops_testkit::Repo;
+use crate::common::Repo;
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::method};
 

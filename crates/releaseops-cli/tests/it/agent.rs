@@ -1,7 +1,7 @@
 //! The decision agent through the real binary: decisions are remembered and
 //! committed, outcomes teach it, bad input changes nothing.
 
-use releaseops_testkit::Repo;
+use crate::common::Repo;
 use serde_json::Value;
 
 fn json(stdout: &str) -> Value {
