@@ -7,6 +7,9 @@
 //! DELAY, has the decision attacked by a red team, and takes a second look
 //! before production. Everything here works offline; nothing here does I/O.
 
+// A library never prints: what it has to say goes back to its caller.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod context;
 pub mod heuristics;
 pub mod image;

@@ -304,7 +304,10 @@ impl Memory {
     }
 
     /// The meta's attribute table, stamp, row count and part lengths.
-    #[allow(clippy::type_complexity)]
+    #[expect(
+        clippy::type_complexity,
+        reason = "a private decoder's one return value, named at its only caller"
+    )]
     pub(crate) fn decode_meta(
         meta: &[u8],
     ) -> Option<(Vec<(String, String)>, [u64; 3], u64, [u64; 3])> {

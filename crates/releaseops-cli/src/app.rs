@@ -4,25 +4,29 @@
 use std::path::PathBuf;
 
 use jiff::Timestamp;
-use releaseops_core::{CoreError, Ctx};
+use releaseops_core::{CoreError, Ctx, ErrorKind};
 use releaseops_store::{Store, StoreError};
 
 use crate::cli::Global;
 
-/// A failed command: exit code, a machine-readable kind, the message and what to do.
+/// A failed command: a machine-readable kind (which sets the exit code), the
+/// message and what to do.
 #[derive(Debug)]
-pub struct Failure {
-    pub code: u8,
-    pub kind: &'static str,
+pub(crate) struct Failure {
+    pub kind: ErrorKind,
     pub message: String,
     pub hint: Option<String>,
 }
 
 impl Failure {
-    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
+    /// The exit code the kind calls for.
+    pub(crate) fn code(&self) -> u8 {
+        self.kind.exit_code()
+    }
+
+    pub(crate) fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
         Failure {
-            code: 2,
-            kind: "usage",
+            kind: ErrorKind::Usage,
             message: message.into(),
             hint: Some(hint.into()),
         }
@@ -31,18 +35,10 @@ impl Failure {
 
 impl From<CoreError> for Failure {
     fn from(e: CoreError) -> Self {
-        let hint = e.hint();
-        let kind = e.kind();
-        let code = match kind {
-            "invalid" | "usage" => 2,
-            "verify_failed" => crate::commands::EXIT_VERIFY_FAILED,
-            _ => 1,
-        };
         Failure {
-            code,
-            kind,
+            kind: e.kind(),
+            hint: e.hint(),
             message: e.to_string(),
-            hint,
         }
     }
 }
@@ -59,9 +55,9 @@ impl From<releaseops_format::FormatError> for Failure {
     }
 }
 
-pub type CmdResult = Result<u8, Failure>;
+pub(crate) type CmdResult = Result<u8, Failure>;
 
-pub struct App {
+pub(crate) struct App {
     pub global: Global,
     pub now: Timestamp,
     /// RELEASEOPS_NOW set the clock.
@@ -69,7 +65,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(global: Global) -> Result<App, Failure> {
+    pub(crate) fn new(global: Global) -> Result<App, Failure> {
         let (now, simulated_clock) = match std::env::var("RELEASEOPS_NOW") {
             Ok(s) if !s.trim().is_empty() => {
                 // A hand-set clock passes soak gates and opens freeze
@@ -100,14 +96,14 @@ impl App {
         })
     }
 
-    pub fn start_dir(&self) -> PathBuf {
+    pub(crate) fn start_dir(&self) -> PathBuf {
         self.global
             .path
             .clone()
             .unwrap_or_else(|| PathBuf::from("."))
     }
 
-    pub fn store(&self) -> Result<Store, Failure> {
+    pub(crate) fn store(&self) -> Result<Store, Failure> {
         let store = Store::discover(&self.start_dir())?;
         if store.git().is_none() && !self.global.no_commit {
             crate::output::remember_outside_git(store.dir());
@@ -132,7 +128,7 @@ impl App {
         Ok(store)
     }
 
-    pub fn actor(&self, store: &Store) -> String {
+    pub(crate) fn actor(&self, store: &Store) -> String {
         if let Some(a) = self
             .global
             .actor
@@ -154,7 +150,7 @@ impl App {
 
     /// As [`App::ctx`], at this moment (for commands that wait or watch);
     /// a simulated clock stays where it was set.
-    pub fn ctx_now<'a>(&self, store: &'a Store) -> Ctx<'a> {
+    pub(crate) fn ctx_now<'a>(&self, store: &'a Store) -> Ctx<'a> {
         let mut ctx = self.ctx(store);
         if !self.simulated_clock {
             ctx.now = Timestamp::now();
@@ -162,7 +158,7 @@ impl App {
         ctx
     }
 
-    pub fn ctx<'a>(&self, store: &'a Store) -> Ctx<'a> {
+    pub(crate) fn ctx<'a>(&self, store: &'a Store) -> Ctx<'a> {
         Ctx {
             store,
             actor: self.actor(store),

@@ -29,7 +29,7 @@ Environment:
     about = "Release engineering for AI agent behaviour: bundles, gated promotion, rollback, audit.",
     after_help = AFTER_HELP
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
@@ -37,7 +37,7 @@ pub struct Cli {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct Global {
+pub(crate) struct Global {
     /// Repository root (default: the nearest directory upward with .releaseops/)
     #[arg(long, global = true, value_name = "DIR")]
     pub path: Option<PathBuf>,
@@ -57,7 +57,7 @@ pub struct Global {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create .releaseops/ in this repository (or complete an existing one)
     Init(InitArgs),
     /// Create, list, inspect, verify and diff bundles
@@ -119,7 +119,7 @@ pub enum Command {
 }
 
 #[derive(Args, Debug)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// The address to listen on (loopback unless you say otherwise; port 0
     /// picks a free one)
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -145,7 +145,7 @@ pub struct ServeArgs {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum TokenCmd {
+pub(crate) enum TokenCmd {
     /// Make a new API token: it is printed once, and only its SHA-256 is
     /// added to the tokens file
     New {
@@ -163,7 +163,7 @@ pub enum TokenCmd {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum TelemetryCmd {
+pub(crate) enum TelemetryCmd {
     /// Print exactly the attributes (and baggage) the runtime loader sets for
     /// a bundle
     Show {
@@ -173,7 +173,7 @@ pub enum TelemetryCmd {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum MetricsCmd {
+pub(crate) enum MetricsCmd {
     /// Deployment frequency, lead time, change failure rate, time to restore
     /// and rework rate for one environment
     Dora {
@@ -187,7 +187,7 @@ pub enum MetricsCmd {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum AgentCmd {
+pub(crate) enum AgentCmd {
     /// Decide GO / NO_GO / DELAY for a release context, and remember it
     Decide(AgentDecideArgs),
     /// Record what happened after a decision: success, incident or rolled_back
@@ -226,7 +226,7 @@ pub enum AgentCmd {
 }
 
 #[derive(Args, Debug)]
-pub struct AgentSimulateArgs {
+pub(crate) struct AgentSimulateArgs {
     /// low-risk-monday, low-risk-weekday, low-risk-friday, low-risk-saturday,
     /// high-risk-friday, or all
     #[arg(long, conflicts_with = "stream")]
@@ -247,7 +247,7 @@ pub struct AgentSimulateArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct AgentDecideArgs {
+pub(crate) struct AgentDecideArgs {
     /// The promotion to decide: ID VERSION ENV or ID@VERSION ENV (its context
     /// is read from the store: the diff against what is live, evals,
     /// criticality, time, clashes)
@@ -264,7 +264,7 @@ pub struct AgentDecideArgs {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum BundleCmd {
+pub(crate) enum BundleCmd {
     /// Create an immutable bundle version from prompts, policies and a model config
     Create(CreateArgs),
     /// List bundles, their versions and where they are deployed
@@ -299,7 +299,7 @@ pub enum BundleCmd {
 }
 
 #[derive(Args, Debug)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     /// Bundle id, e.g. support-agent
     pub name: String,
     /// Bundle version (immutable once created)
@@ -333,7 +333,7 @@ pub struct CreateArgs {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum EnvCmd {
+pub(crate) enum EnvCmd {
     /// What runs where (or, with --at, what ran where at that moment)
     List {
         /// A past moment, e.g. 2026-11-21T14:05:00Z or 2026-11-21
@@ -369,7 +369,7 @@ pub enum EnvCmd {
 }
 
 #[derive(Args, Debug)]
-pub struct EnvCreateArgs {
+pub(crate) struct EnvCreateArgs {
     /// The new environment's name (a word, not a version: `ID@X` means a
     /// version when X looks like one)
     pub name: String,
@@ -400,7 +400,7 @@ pub struct EnvCreateArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct PromoteArgs {
+pub(crate) struct PromoteArgs {
     /// ID VERSION ENV, or ID@VERSION ENV (ID@ENV2 ENV promotes what ENV2
     /// runs); the existing tool's `promote promote ID VERSION ENV` and
     /// `promote rollback ENV ID` are accepted too
@@ -434,7 +434,7 @@ pub struct PromoteArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// Start from a template: `gated` makes prod require a passing eval, an
     /// approval and a soak in staging, and adds a sample agent, prompt,
     /// policy and eval suite (files that exist are left alone)
@@ -443,13 +443,13 @@ pub struct InitArgs {
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Template {
+pub(crate) enum Template {
     /// prod behind eval, approval and soak gates, with a sample project
     Gated,
 }
 
 #[derive(Args, Debug)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// Keep the screen up to date: redraw whenever the store changes (and
     /// every --interval seconds, as time gates count down); with --json,
     /// one JSON document per line
@@ -461,7 +461,7 @@ pub struct StatusArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct ApproveArgs {
+pub(crate) struct ApproveArgs {
     /// ID VERSION ENV, or ID@VERSION ENV (ID@ENV2 ENV: what ENV2 runs)
     #[arg(num_args = 2..=3, required = true, value_name = "ID VERSION ENV")]
     pub args: Vec<String>,
@@ -479,7 +479,7 @@ pub struct ApproveArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct RejectArgs {
+pub(crate) struct RejectArgs {
     /// ID VERSION, or ID@VERSION (ID@ENV: what ENV runs)
     #[arg(num_args = 1..=2, required = true, value_name = "ID VERSION")]
     pub args: Vec<String>,
@@ -492,7 +492,7 @@ pub struct RejectArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct RollbackArgs {
+pub(crate) struct RollbackArgs {
     /// The environment to roll back
     pub env: String,
     /// The bundle to roll back there
@@ -509,7 +509,7 @@ pub struct RollbackArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct HistoryArgs {
+pub(crate) struct HistoryArgs {
     /// `verify` checks the chain and that environments match it
     #[arg(value_parser = ["verify"])]
     pub action: Option<String>,
@@ -539,7 +539,7 @@ pub struct HistoryArgs {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum EvalCmd {
+pub(crate) enum EvalCmd {
     /// Write a new suite scaffold to .releaseops/evals/<suite>.yaml
     Create {
         /// The new suite's id
@@ -568,7 +568,7 @@ pub enum EvalCmd {
 }
 
 #[derive(Args, Debug)]
-pub struct EvalCompareArgs {
+pub(crate) struct EvalCompareArgs {
     /// The suite whose runs are compared
     pub suite: String,
     /// The bundle
@@ -586,13 +586,13 @@ pub struct EvalCompareArgs {
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum ImportFrom {
+pub(crate) enum ImportFrom {
     /// promptfoo's promptfooconfig.yaml: tests, vars, assert
     Promptfoo,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum ReportFormat {
+pub(crate) enum ReportFormat {
     Summary,
     Markdown,
     Json,
@@ -602,7 +602,7 @@ pub enum ReportFormat {
 }
 
 #[derive(Args, Debug)]
-pub struct EvalRunArgs {
+pub(crate) struct EvalRunArgs {
     /// The suite (a file in .releaseops/evals/, without .yaml)
     pub suite: String,
     /// The bundle and optionally its version: ID [VERSION], ID@VERSION,
@@ -642,7 +642,7 @@ pub struct EvalRunArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct EvalReportArgs {
+pub(crate) struct EvalReportArgs {
     /// A run id (or a report file's name)
     pub run_id: Option<String>,
     /// Reports of this bundle (ID, or ID@VERSION, ID@ENV, ID==VERSION)
@@ -666,7 +666,7 @@ pub struct EvalReportArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Build the sample project here and keep it (default: a temporary directory, removed afterwards)
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,

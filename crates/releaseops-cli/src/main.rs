@@ -24,8 +24,7 @@ fn main() -> std::process::ExitCode {
             if code == 2 && wants_json() {
                 output::print_failure(
                     &app::Failure {
-                        code: 2,
-                        kind: "usage",
+                        kind: releaseops_core::ErrorKind::Usage,
                         message: first_line(&e.to_string()),
                         hint: Some("see `releaseops <command> --help`".into()),
                     },
@@ -47,7 +46,7 @@ fn main() -> std::process::ExitCode {
         Ok(code) => std::process::ExitCode::from(code),
         Err(f) => {
             output::print_failure(&f, json);
-            std::process::ExitCode::from(f.code)
+            std::process::ExitCode::from(f.code())
         }
     }
 }

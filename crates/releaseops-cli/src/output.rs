@@ -8,27 +8,27 @@ use serde::Serialize;
 
 use crate::app::Failure;
 
-pub const BOLD: Style = Style::new().bold();
-pub const GREEN: Style = AnsiColor::Green.on_default();
-pub const RED: Style = AnsiColor::Red.on_default();
-pub const YELLOW: Style = AnsiColor::Yellow.on_default();
-pub const DIM: Style = Style::new().dimmed();
+pub(crate) const BOLD: Style = Style::new().bold();
+pub(crate) const GREEN: Style = AnsiColor::Green.on_default();
+pub(crate) const RED: Style = AnsiColor::Red.on_default();
+pub(crate) const YELLOW: Style = AnsiColor::Yellow.on_default();
+pub(crate) const DIM: Style = Style::new().dimmed();
 
-pub fn paint(style: Style, text: &str) -> String {
+pub(crate) fn paint(style: Style, text: &str) -> String {
     format!("{style}{text}{style:#}")
 }
 
-pub fn print_json<T: Serialize + ?Sized>(v: &T) {
+pub(crate) fn print_json<T: Serialize + ?Sized>(v: &T) {
     match serde_json::to_string_pretty(v) {
         Ok(s) => anstream::println!("{s}"),
         Err(e) => anstream::eprintln!("error: cannot render JSON: {e}"),
     }
 }
 
-pub fn print_failure(f: &Failure, json: bool) {
+pub(crate) fn print_failure(f: &Failure, json: bool) {
     if json {
         print_json(&serde_json::json!({
-            "error": { "kind": f.kind, "message": f.message, "hint": f.hint, "exit_code": f.code }
+            "error": { "kind": f.kind, "message": f.message, "hint": f.hint, "exit_code": f.code() }
         }));
         return;
     }
@@ -38,7 +38,7 @@ pub fn print_failure(f: &Failure, json: bool) {
     }
 }
 
-pub fn warn(msg: &str) {
+pub(crate) fn warn(msg: &str) {
     anstream::eprintln!("{}: {msg}", paint(YELLOW.bold(), "warning"));
 }
 
@@ -47,7 +47,7 @@ pub fn warn(msg: &str) {
 /// their cells cut with an ellipsis (never broken mid-word over lines).
 /// The width is the terminal's, else `$COLUMNS`; unknown (a pipe), nothing
 /// is cut.
-pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(crate) fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     table_at(headers, rows, width())
 }
 
@@ -72,7 +72,7 @@ fn display_width(text: &str) -> usize {
         .count()
 }
 
-pub fn table_at(headers: &[&str], rows: Vec<Vec<String>>, width: Option<usize>) -> String {
+pub(crate) fn table_at(headers: &[&str], rows: Vec<Vec<String>>, width: Option<usize>) -> String {
     const GAP: usize = 2;
     let cols = headers.len();
     let mut grid: Vec<Vec<String>> = vec![headers.iter().map(|h| h.to_uppercase()).collect()];
@@ -130,13 +130,13 @@ pub fn table_at(headers: &[&str], rows: Vec<Vec<String>>, width: Option<usize>) 
 }
 
 /// A recorded time as people read it: to the second, in UTC.
-pub fn when(at: &str) -> String {
+pub(crate) fn when(at: &str) -> String {
     releaseops_format::time::parse(at)
         .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_else(|_| at.to_string())
 }
 
-pub fn status_word(s: GateStatus) -> String {
+pub(crate) fn status_word(s: GateStatus) -> String {
     match s {
         GateStatus::Passed => paint(GREEN, "PASSED"),
         GateStatus::Failed => paint(RED, "FAILED"),
@@ -144,7 +144,7 @@ pub fn status_word(s: GateStatus) -> String {
     }
 }
 
-pub fn gate_lines(gates: &[GateResult]) -> String {
+pub(crate) fn gate_lines(gates: &[GateResult]) -> String {
     gates
         .iter()
         .map(|g| format!("  {:<9} {:<8} {}", g.gate, status_word(g.status), g.reason))
@@ -152,7 +152,7 @@ pub fn gate_lines(gates: &[GateResult]) -> String {
         .join("\n")
 }
 
-pub fn git_note(commit: &Option<String>, error: &Option<String>) {
+pub(crate) fn git_note(commit: &Option<String>, error: &Option<String>) {
     git_note_to(commit, error, false);
 }
 
@@ -160,7 +160,7 @@ pub fn git_note(commit: &Option<String>, error: &Option<String>) {
 /// changes cannot be committed), set by `App::store`.
 static OUTSIDE_GIT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
 
-pub fn remember_outside_git(store_dir: &std::path::Path) {
+pub(crate) fn remember_outside_git(store_dir: &std::path::Path) {
     let _ = OUTSIDE_GIT.set(store_dir.to_path_buf());
 }
 
@@ -181,7 +181,7 @@ fn note_outside_git() {
 }
 
 /// The git note, on stderr when stdout carries a document.
-pub fn git_note_to(commit: &Option<String>, error: &Option<String>, stderr: bool) {
+pub(crate) fn git_note_to(commit: &Option<String>, error: &Option<String>, stderr: bool) {
     if commit.is_none() && error.is_none() {
         note_outside_git();
     }
@@ -199,7 +199,7 @@ pub fn git_note_to(commit: &Option<String>, error: &Option<String>, stderr: bool
     }
 }
 
-pub fn print_json_hint() {
+pub(crate) fn print_json_hint() {
     anstream::println!(
         "\n{}",
         paint(
@@ -211,7 +211,7 @@ pub fn print_json_hint() {
 
 /// In `--json` mode, prints `value` as the command's JSON result and returns
 /// true (the caller is done); otherwise returns false for the text rendering.
-pub fn json<T: Serialize + ?Sized>(app: &crate::app::App, value: &T) -> bool {
+pub(crate) fn json<T: Serialize + ?Sized>(app: &crate::app::App, value: &T) -> bool {
     if app.global.json {
         print_json(value);
     }

@@ -14,13 +14,13 @@ use crate::app::Failure;
 
 /// What follows the bundle id in a reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum At {
+pub(crate) enum At {
     Version(String),
     Env(String),
 }
 
 /// Splits `ID`, `ID@X` or `ID==VERSION`.
-pub fn split(word: &str) -> Result<(String, Option<At>), Failure> {
+pub(crate) fn split(word: &str) -> Result<(String, Option<At>), Failure> {
     let (id, at) = if let Some((id, v)) = word.split_once("==") {
         names::validate_version(v).map_err(|e| bad(word, &e.to_string()))?;
         (id, Some(At::Version(v.to_string())))
@@ -47,7 +47,7 @@ fn bad(word: &str, why: &str) -> Failure {
 
 /// The version `at` names: itself, what an environment runs, or (none
 /// given) the highest version of the bundle.
-pub fn version(store: &Store, id: &str, at: Option<At>) -> Result<String, Failure> {
+pub(crate) fn version(store: &Store, id: &str, at: Option<At>) -> Result<String, Failure> {
     match at {
         Some(At::Version(v)) => Ok(v),
         Some(At::Env(env)) => Ok(releaseops_core::envs::live_version(store, &env, id)?),
@@ -58,7 +58,7 @@ pub fn version(store: &Store, id: &str, at: Option<At>) -> Result<String, Failur
 /// A bundle and its version from `ID [VERSION]`, `ID@X` or `ID==VERSION`,
 /// or a `--version` flag (not two versions at once). No version means the
 /// highest.
-pub fn bundle_version(
+pub(crate) fn bundle_version(
     store: &Store,
     words: &[String],
     flag: Option<String>,
@@ -94,7 +94,7 @@ pub fn bundle_version(
 
 /// As [`bundle_version`], but the version must be named (a reject or an
 /// approval is never for "the highest").
-pub fn exact(store: &Store, words: &[String]) -> Result<(String, String), Failure> {
+pub(crate) fn exact(store: &Store, words: &[String]) -> Result<(String, String), Failure> {
     if let [word] = words
         && split(word)?.1.is_none()
     {
@@ -108,7 +108,7 @@ pub fn exact(store: &Store, words: &[String]) -> Result<(String, String), Failur
 
 /// The words of a command that names a bundle, a version and an
 /// environment: `ID VERSION ENV` or `REF ENV`.
-pub fn bundle_version_env(
+pub(crate) fn bundle_version_env(
     store: &Store,
     command: &str,
     words: &[String],
@@ -141,7 +141,7 @@ pub fn bundle_version_env(
 }
 
 /// `ENV ID` for `rollback`, with swapped words recognised.
-pub fn env_bundle(store: &Store, env: &str, id: &str) -> Result<(), Failure> {
+pub(crate) fn env_bundle(store: &Store, env: &str, id: &str) -> Result<(), Failure> {
     let envs = store.environments()?;
     if envs.iter().any(|e| e == env) {
         return Ok(());
@@ -217,7 +217,7 @@ mod tests {
         assert_eq!(split("a==1.2.0").unwrap(), ("a".into(), v("1.2.0")));
         for word in ["a@", "@prod", "a@prod@x", "../a@prod", "a==", "a==../x"] {
             let f = split(word).unwrap_err();
-            assert_eq!(f.code, 2, "{word}");
+            assert_eq!(f.code(), 2, "{word}");
             assert!(f.message.contains(word), "{word}: {}", f.message);
         }
     }

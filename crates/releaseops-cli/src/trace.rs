@@ -16,7 +16,7 @@ static ENABLED: OnceLock<bool> = OnceLock::new();
 
 /// Starts exporting when configured; keep the guard until the command is
 /// done (dropping it flushes).
-pub fn init() -> Option<releaseops_runtime::otlp::Tracing> {
+pub(crate) fn init() -> Option<releaseops_runtime::otlp::Tracing> {
     match releaseops_runtime::otlp::init_from_env("releaseops") {
         Ok(t) => {
             let _ = ENABLED.set(t.is_some());
@@ -34,12 +34,12 @@ fn enabled() -> bool {
 }
 
 /// One command's span; ended when dropped.
-pub struct CmdSpan {
+pub(crate) struct CmdSpan {
     cx: Option<Context>,
 }
 
 /// Starts the span of a command (a no-op unless tracing is on).
-pub fn start(name: &'static str) -> CmdSpan {
+pub(crate) fn start(name: &'static str) -> CmdSpan {
     if !enabled() {
         return CmdSpan { cx: None };
     }
@@ -69,7 +69,7 @@ impl CmdSpan {
 
     /// The bundle's attributes, as the runtime loader would set them for
     /// `id==version` (running in `env`, when given).
-    pub fn bundle(
+    pub(crate) fn bundle(
         &self,
         store: &releaseops_store::Store,
         id: &str,
@@ -102,7 +102,7 @@ impl CmdSpan {
     }
 
     /// Each gate's status and reason.
-    pub fn gates(&self, gates: &[GateResult]) {
+    pub(crate) fn gates(&self, gates: &[GateResult]) {
         self.set(
             gates
                 .iter()
@@ -122,12 +122,12 @@ impl CmdSpan {
         );
     }
 
-    pub fn attr(&self, key: &'static str, value: impl Into<opentelemetry::Value>) {
+    pub(crate) fn attr(&self, key: &'static str, value: impl Into<opentelemetry::Value>) {
         self.set(vec![KeyValue::new(key, value)]);
     }
 
     /// Marks the span failed with `message`.
-    pub fn fail(&self, message: &str) {
+    pub(crate) fn fail(&self, message: &str) {
         if let Some(cx) = &self.cx {
             cx.span().set_status(Status::error(message.to_string()));
         }

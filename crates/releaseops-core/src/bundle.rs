@@ -627,7 +627,7 @@ pub fn verify_with(
         };
         let (actual, against) = match objects.get(expected) {
             Ok(Some(b)) => (Ok(hash::sha256_prefixed(&b)), "object store"),
-            Ok(None) if from_source_ok => (source_hash(store, section, a), "source"),
+            Ok(None) if from_source_ok => (source_hash(store, a), "source"),
             Ok(None) => (
                 Err("missing from the object store".to_string()),
                 "object store",
@@ -667,7 +667,7 @@ pub fn verify_with(
     })
 }
 
-fn source_hash(store: &Store, section: &str, a: &ArtifactRef) -> Result<String, String> {
+fn source_hash(store: &Store, a: &ArtifactRef) -> Result<String, String> {
     match &a.source {
         ArtifactSource::Path(p) => sources::read_text_artifact(store.root(), p)
             .map(|t| hash::sha256_prefixed(t.as_bytes()))
@@ -676,7 +676,6 @@ fn source_hash(store: &Store, section: &str, a: &ArtifactRef) -> Result<String, 
             let git = store.git().ok_or("not in a git repository")?;
             let (id, version) =
                 parse_prompt_ref(r).ok_or(format!("'{r}' is not prompts/<id>@<version>"))?;
-            let _ = section;
             sources::resolve_prompt(git, &store.root_git_prefix(), id, Some(version))
                 .map(|p| hash::sha256_prefixed(&p.bytes))
                 .map_err(|e| e.to_string())

@@ -58,42 +58,41 @@ impl CoreError {
         }
     }
 
-    /// A machine-readable kind, the same in the CLI's `--json` errors and the
-    /// API's error bodies: `invalid`, `usage`, `refused`, `not_found`,
-    /// `not_initialized`, `verify_failed`, `exists`, `locked`, `invalid_file`,
-    /// `git`, `source`, `corrupt`, `io` or `render`.
-    pub fn kind(&self) -> &'static str {
+    /// The machine-readable kind, the same in the CLI's `--json` errors and
+    /// the API's error bodies.
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind as K;
         use releaseops_runtime::LoadError as L;
         match self {
-            CoreError::Invalid { .. } => "invalid",
-            CoreError::Refused { .. } => "refused",
-            CoreError::VerifyFailed { .. } => "verify_failed",
+            CoreError::Invalid { .. } => K::Invalid,
+            CoreError::Refused { .. } => K::Refused,
+            CoreError::VerifyFailed { .. } => K::VerifyFailed,
             CoreError::Load(l) => match l {
-                L::BadReference { .. } => "usage",
-                L::NoStore { .. } => "not_initialized",
+                L::BadReference { .. } => K::Usage,
+                L::NoStore { .. } => K::NotInitialized,
                 L::UnknownEnv { .. } | L::NotDeployed { .. } | L::UnknownVersion { .. } => {
-                    "not_found"
+                    K::NotFound
                 }
-                L::Corrupt { .. } | L::Artifact { .. } => "verify_failed",
-                L::Io { .. } => "io",
-                L::Render(_) => "render",
+                L::Corrupt { .. } | L::Artifact { .. } => K::VerifyFailed,
+                L::Io { .. } => K::Io,
+                L::Render(_) => K::Render,
             },
             CoreError::Store(s) => match s {
-                StoreError::Input(_) => "invalid",
+                StoreError::Input(_) => K::Invalid,
                 StoreError::Format { .. }
                 | StoreError::EnvNameMismatch { .. }
-                | StoreError::ManifestPathMismatch { .. } => "invalid_file",
-                StoreError::NotInitialized { .. } => "not_initialized",
+                | StoreError::ManifestPathMismatch { .. } => K::InvalidFile,
+                StoreError::NotInitialized { .. } => K::NotInitialized,
                 StoreError::BundleNotFound { .. }
                 | StoreError::UnknownBundle { .. }
-                | StoreError::EnvNotFound { .. } => "not_found",
-                StoreError::VersionExists { .. } | StoreError::EnvExists { .. } => "exists",
-                StoreError::LockTimeout { .. } => "locked",
-                StoreError::Git { .. } => "git",
-                StoreError::Source { .. } => "source",
-                StoreError::Corrupt { .. } => "corrupt",
-                StoreError::ChainBroken { .. } | StoreError::Disagrees { .. } => "verify_failed",
-                StoreError::Io { .. } => "io",
+                | StoreError::EnvNotFound { .. } => K::NotFound,
+                StoreError::VersionExists { .. } | StoreError::EnvExists { .. } => K::Exists,
+                StoreError::LockTimeout { .. } => K::Locked,
+                StoreError::Git { .. } => K::Git,
+                StoreError::Source { .. } => K::Source,
+                StoreError::Corrupt { .. } => K::Corrupt,
+                StoreError::ChainBroken { .. } | StoreError::Disagrees { .. } => K::VerifyFailed,
+                StoreError::Io { .. } => K::Io,
             },
         }
     }
@@ -126,6 +125,136 @@ impl From<FormatError> for CoreError {
             message: e.to_string(),
             hint: Some(hint.into()),
         }
+    }
+}
+
+/// Every kind of failure the CLI and the API report, closed: the one place
+/// where a kind gets its exit code and its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// A value in the request is wrong.
+    Invalid,
+    /// The command line or request is malformed.
+    Usage,
+    /// The store says no (a rejected version, a rule of the pipeline).
+    Refused,
+    NotFound,
+    NotInitialized,
+    /// Content does not match its hash, or the history does not chain.
+    VerifyFailed,
+    Exists,
+    /// Another change holds the store.
+    Locked,
+    /// A file of the store does not parse or says the wrong thing.
+    InvalidFile,
+    Git,
+    /// A prompt or artifact source could not be read.
+    Source,
+    Corrupt,
+    Io,
+    /// A prompt template did not render.
+    Render,
+    /// A promotion's gates did not pass.
+    Blocked,
+    /// The offline demo failed.
+    Demo,
+    /// The API server could not run.
+    Server,
+    Internal,
+    Unauthorized,
+    Forbidden,
+    /// Writes are turned off on this server.
+    WritesDisabled,
+    Busy,
+    ShuttingDown,
+    MethodNotAllowed,
+    RequestTimeout,
+    TooLarge,
+    UnsupportedMediaType,
+    /// The request's Host is not this server's.
+    WrongHost,
+}
+
+impl ErrorKind {
+    /// The name in JSON (`not_found`, ...).
+    pub fn as_str(self) -> &'static str {
+        use ErrorKind as K;
+        match self {
+            K::Invalid => "invalid",
+            K::Usage => "usage",
+            K::Refused => "refused",
+            K::NotFound => "not_found",
+            K::NotInitialized => "not_initialized",
+            K::VerifyFailed => "verify_failed",
+            K::Exists => "exists",
+            K::Locked => "locked",
+            K::InvalidFile => "invalid_file",
+            K::Git => "git",
+            K::Source => "source",
+            K::Corrupt => "corrupt",
+            K::Io => "io",
+            K::Render => "render",
+            K::Blocked => "blocked",
+            K::Demo => "demo",
+            K::Server => "server",
+            K::Internal => "internal",
+            K::Unauthorized => "unauthorized",
+            K::Forbidden => "forbidden",
+            K::WritesDisabled => "writes_disabled",
+            K::Busy => "busy",
+            K::ShuttingDown => "shutting_down",
+            K::MethodNotAllowed => "method_not_allowed",
+            K::RequestTimeout => "request_timeout",
+            K::TooLarge => "too_large",
+            K::UnsupportedMediaType => "unsupported_media_type",
+            K::WrongHost => "wrong_host",
+        }
+    }
+
+    /// The CLI's exit code: 2 for a mistake in the request, 3 for a blocked
+    /// promotion, 4 when verification fails, 1 otherwise.
+    pub const fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::Invalid | ErrorKind::Usage => 2,
+            ErrorKind::Blocked => 3,
+            ErrorKind::VerifyFailed => 4,
+            _ => 1,
+        }
+    }
+
+    /// The API's HTTP status code.
+    pub fn http_status(self) -> u16 {
+        use ErrorKind as K;
+        match self {
+            K::Invalid | K::Usage | K::Render => 400,
+            K::Unauthorized => 401,
+            K::Forbidden | K::WritesDisabled => 403,
+            K::NotFound => 404,
+            K::MethodNotAllowed => 405,
+            K::RequestTimeout => 408,
+            K::Refused | K::Exists | K::Blocked => 409,
+            K::TooLarge => 413,
+            K::UnsupportedMediaType => 415,
+            K::WrongHost => 421,
+            K::Locked | K::Busy | K::ShuttingDown => 503,
+            K::NotInitialized
+            | K::VerifyFailed
+            | K::InvalidFile
+            | K::Git
+            | K::Source
+            | K::Corrupt
+            | K::Io
+            | K::Demo
+            | K::Server
+            | K::Internal => 500,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

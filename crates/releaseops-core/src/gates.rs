@@ -64,7 +64,7 @@ pub struct Facts<'a> {
 /// The pipeline gate: the target is in the pipeline and, unless it is the
 /// first stage, the version is live in the stage before it.
 pub fn pipeline(f: &Facts<'_>) -> GateResult {
-    let Some(pos) = f.config.position(f.env) else {
+    if f.config.position(f.env).is_none() {
         return gate(
             "pipeline",
             GateStatus::Failed,
@@ -74,7 +74,8 @@ pub fn pipeline(f: &Facts<'_>) -> GateResult {
                 f.config.pipeline.join(" -> ")
             ),
         );
-    };
+    }
+
     match f.upstream {
         None => gate(
             "pipeline",
@@ -86,17 +87,14 @@ pub fn pipeline(f: &Facts<'_>) -> GateResult {
             GateStatus::Passed,
             format!("live in '{up}', the stage before '{}'", f.env),
         ),
-        Some(up) => {
-            let _ = pos;
-            gate(
-                "pipeline",
-                GateStatus::Failed,
-                format!(
-                    "{}@{} is not live in '{up}'; promote it there first",
-                    f.manifest.metadata.id, f.manifest.metadata.version
-                ),
-            )
-        }
+        Some(up) => gate(
+            "pipeline",
+            GateStatus::Failed,
+            format!(
+                "{}@{} is not live in '{up}'; promote it there first",
+                f.manifest.metadata.id, f.manifest.metadata.version
+            ),
+        ),
     }
 }
 

@@ -5,6 +5,9 @@
 //! Gates are evaluated under the store lock, in the same transaction that
 //! writes the promotion, so the decision and the change cannot drift apart.
 
+// A library never prints: what it has to say goes back to its caller.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod agent;
 pub mod audit;
 pub mod bundle;
@@ -20,7 +23,7 @@ pub mod status;
 use jiff::Timestamp;
 use releaseops_store::{Signature, Store};
 
-pub use error::{CoreError, Result};
+pub use error::{CoreError, ErrorKind, Result};
 
 /// Who is acting, when, and on which store.
 pub struct Ctx<'a> {

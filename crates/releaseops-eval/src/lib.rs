@@ -8,6 +8,9 @@
 //! when the evidence cannot tell. Nothing here prints or touches the store:
 //! the CLI wires suites, bundles and reports to disk.
 
+// A library never prints: what it has to say goes back to its caller.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod compare;
 pub mod judge;
 pub mod promptfoo;

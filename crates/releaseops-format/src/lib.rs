@@ -6,6 +6,9 @@
 //! team can switch tools without losing a file, and `bundle_hash` is computed
 //! bit for bit as that tool computes it.
 
+// A library never prints: what it has to say goes back to its caller.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod config;
 pub mod environment;
 mod error;

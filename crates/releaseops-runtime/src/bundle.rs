@@ -179,7 +179,7 @@ pub(crate) struct Source<'a> {
 impl Source<'_> {
     /// Reads, parses and verifies the manifest of `id==version` and every
     /// artifact it names.
-    pub fn content(&self, id: &str, version: &str) -> Result<Content, LoadError> {
+    pub(crate) fn content(&self, id: &str, version: &str) -> Result<Content, LoadError> {
         let manifest_path = self
             .dir
             .join("bundles")

@@ -15,6 +15,9 @@
 //! object is an error naming it, never served. No git is needed, so a
 //! directory written by `releaseops export` works in a container.
 
+// A library never prints: what it has to say goes back to its caller.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 #[cfg(feature = "tokio")]
 mod asyncs;
 mod bundle;

@@ -4,13 +4,13 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use releaseops_core::CoreError;
+use releaseops_core::{CoreError, ErrorKind};
 use serde_json::{Value, json};
 
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub kind: &'static str,
+    /// The kind, which sets the status ([`ErrorKind::http_status`]).
+    pub kind: ErrorKind,
     pub message: String,
     pub hint: Option<String>,
     /// More of the answer (the outcome of a blocked promotion).
@@ -18,14 +18,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        kind: &'static str,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>, hint: impl Into<String>) -> ApiError {
         ApiError {
-            status,
             kind,
             message: message.into(),
             hint: Some(hint.into()),
@@ -33,20 +27,24 @@ impl ApiError {
         }
     }
 
+    /// The status the kind calls for.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
     pub fn bad_request(message: impl Into<String>, hint: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid", message, hint)
+        ApiError::new(ErrorKind::Invalid, message, hint)
     }
 
     pub fn not_found(message: impl Into<String>, hint: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", message, hint)
+        ApiError::new(ErrorKind::NotFound, message, hint)
     }
 
     /// The same answer for a missing, malformed or unknown token: nothing in
     /// it tells whether a token exists.
     pub fn unauthorized() -> ApiError {
         ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorKind::Unauthorized,
             "this endpoint needs a valid bearer token",
             "send `Authorization: Bearer <token>`; `releaseops token new` makes one",
         )
@@ -54,8 +52,7 @@ impl ApiError {
 
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            kind: "internal",
+            kind: ErrorKind::Internal,
             message: message.into(),
             hint: None,
             detail: None,
@@ -65,17 +62,8 @@ impl ApiError {
 
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> ApiError {
-        let kind = e.kind();
-        let status = match kind {
-            "invalid" | "usage" | "render" => StatusCode::BAD_REQUEST,
-            "not_found" => StatusCode::NOT_FOUND,
-            "refused" | "exists" => StatusCode::CONFLICT,
-            "locked" => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
         ApiError {
-            status,
-            kind,
+            kind: e.kind(),
             hint: e.hint(),
             message: e.to_string(),
             detail: None,
@@ -103,6 +91,7 @@ impl From<releaseops_format::FormatError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let status = self.status();
         let mut body = json!({
             "error": { "kind": self.kind, "message": self.message, "hint": self.hint }
         });
@@ -110,8 +99,8 @@ impl IntoResponse for ApiError {
             let (key, value) = *d;
             body[key] = value;
         }
-        let mut r = (self.status, axum::Json(body)).into_response();
-        match self.status {
+        let mut r = (status, axum::Json(body)).into_response();
+        match status {
             StatusCode::UNAUTHORIZED => {
                 r.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
@@ -128,4 +117,4 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;

@@ -1,6 +1,7 @@
 //! The routes. Reads that touch the store open one on a blocking thread (a
 //! `Store` is not `Sync`); resolved bundles come from the loader's cache.
 
+use releaseops_core::ErrorKind;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,8 +112,7 @@ async fn guard(
             .is_some_and(|h| s.allowed_hosts.iter().any(|a| a == h));
         if !known {
             return ApiError::new(
-                StatusCode::MISDIRECTED_REQUEST,
-                "wrong_host",
+            ErrorKind::WrongHost,
                 format!(
                     "this server does not answer to the host {}",
                     host.as_deref().unwrap_or("(none)")
@@ -157,8 +157,7 @@ async fn read_body(b: Body, headers: &HeaderMap, within: Duration) -> ApiResult<
     use futures_util::StreamExt;
     let too_large = || {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
+            ErrorKind::TooLarge,
             format!("the request body is over {MAX_BODY_BYTES} bytes"),
             format!("send a JSON object of at most {MAX_BODY_BYTES} bytes"),
         )
@@ -189,8 +188,7 @@ async fn read_body(b: Body, headers: &HeaderMap, within: Duration) -> ApiResult<
     };
     tokio::time::timeout(within, read).await.map_err(|_| {
         ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
+            ErrorKind::RequestTimeout,
             format!(
                 "the request body did not arrive within {} s",
                 within.as_secs_f64()
@@ -262,8 +260,7 @@ async fn write<T: Send + 'static>(
     let guard = s.inflight.enter();
     if *s.shutdown.borrow() {
         return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
+            ErrorKind::ShuttingDown,
             "the server is shutting down and takes no new changes",
             "send it again to the server that replaces this one",
         ));
@@ -315,8 +312,7 @@ async fn not_found() -> Response {
 
 async fn method_not_allowed() -> Response {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorKind::MethodNotAllowed,
         "this endpoint does not take that method",
         "see /openapi.json for the routes",
     )
@@ -622,8 +618,7 @@ impl EventsQuery {
 fn long_lived(s: &AppState) -> ApiResult<crate::Counted> {
     s.long_lived.try_enter(s.max_long_lived).ok_or_else(|| {
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
+            ErrorKind::Busy,
             format!(
                 "{} watches and event streams are open already, the most this server keeps",
                 s.max_long_lived
@@ -902,8 +897,7 @@ async fn decision(
         let rec = releaseops_core::agent::decision(store, &id).map_err(|e| match e {
             // An id that names no decision.
             CoreError::Invalid { message, hint } => ApiError {
-                status: StatusCode::NOT_FOUND,
-                kind: "not_found",
+                kind: ErrorKind::NotFound,
                 message,
                 hint,
                 detail: None,
@@ -974,8 +968,7 @@ async fn change<B: DeserializeOwned + Send + 'static, T: Send + 'static>(
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
     if !json {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorKind::UnsupportedMediaType,
             "a change must be sent as JSON",
             "send `Content-Type: application/json` and a JSON object",
         ));
@@ -991,8 +984,7 @@ async fn promote(State(s): St, headers: HeaderMap, b: Body) -> Response {
     let overriding = |who: &crate::Principal, req: &PromoteBody| {
         if req.skip_gates && who.role != Role::Admin {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorKind::Forbidden,
                 format!(
                     "overriding gates needs the role admin; the token of {} has {}",
                     who.owner, who.role
@@ -1039,8 +1031,7 @@ async fn promote(State(s): St, headers: HeaderMap, b: Body) -> Response {
             "a failed gate does not pass by waiting: each gate's reason is in the outcome"
         };
         Err(ApiError {
-            status: StatusCode::CONFLICT,
-            kind: "blocked",
+            kind: ErrorKind::Blocked,
             message: format!(
                 "{} {} -> {} is blocked by {}",
                 out.id,

@@ -15,11 +15,15 @@
 //!
 //! Nothing here prints; the CLI says what is happening.
 
+// A library never prints: what it has to say goes back to its caller.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod auth;
 mod error;
 mod handlers;
 pub mod watch;
 
+use releaseops_core::ErrorKind;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,7 +32,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue};
 use jiff::Timestamp;
 use releaseops_runtime::{LoadedBundle, RuntimeLoader};
 use tokio::sync::{Notify, broadcast};
@@ -224,8 +228,7 @@ impl AppState {
         }
         if self.tokens.is_empty() {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "writes_disabled",
+                ErrorKind::WritesDisabled,
                 "write endpoints are off: this server was started with no tokens",
                 "configure tokens (`releaseops serve --tokens FILE` or RELEASEOPS_API_TOKENS) and restart it",
             ));
@@ -242,8 +245,7 @@ impl AppState {
             .ok_or_else(ApiError::unauthorized)?;
         if !principal.role.allows(needed) {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorKind::Forbidden,
                 format!(
                     "the token of {} has the role {}; this needs {needed}",
                     principal.owner, principal.role
@@ -331,11 +333,11 @@ impl AppState {
         if e.hint.is_none() {
             e.hint = Some(
                 match e.kind {
-                    "not_found" => "GET /v1/environments shows what runs where; GET /v1/bundles lists every version",
-                    "verify_failed" | "corrupt" | "invalid_file" => {
+                    ErrorKind::NotFound => "GET /v1/environments shows what runs where; GET /v1/bundles lists every version",
+                    ErrorKind::VerifyFailed | ErrorKind::Corrupt | ErrorKind::InvalidFile => {
                         "the store is damaged: `releaseops bundle verify` and `releaseops history verify` name what; restore it from git"
                     }
-                    "locked" => "another change holds the store; retry shortly",
+                    ErrorKind::Locked => "another change holds the store; retry shortly",
                     _ => "retry; if it persists, run the same operation with the CLI for details",
                 }
                 .into(),

@@ -5,6 +5,9 @@
 //! journal, and (inside a git repository) committed to git touching nothing but
 //! `.releaseops/` paths. Nothing here prints.
 
+// A library never prints: what it has to say goes back to its caller.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod error;
 pub mod fsx;
 pub mod git;

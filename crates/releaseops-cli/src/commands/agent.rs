@@ -10,7 +10,7 @@ use crate::cli::{AgentCmd, AgentDecideArgs, AgentSimulateArgs};
 use crate::output::{self, BOLD, DIM, GREEN, RED, YELLOW, paint};
 use crate::refs;
 
-pub fn run(app: &App, cmd: AgentCmd) -> CmdResult {
+pub(crate) fn run(app: &App, cmd: AgentCmd) -> CmdResult {
     match cmd {
         AgentCmd::Decide(a) => decide(app, a),
         AgentCmd::Outcome {
@@ -123,7 +123,7 @@ fn action_word(a: Action) -> String {
     paint(style, a.as_str())
 }
 
-pub fn print_decision(rec: &DecisionRecord) {
+pub(crate) fn print_decision(rec: &DecisionRecord) {
     anstream::println!(
         "{} {}  risk {}  ({} -> {})",
         paint(BOLD, &rec.decision_id),
@@ -447,7 +447,7 @@ fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
     Ok(0)
 }
 
-pub fn dora(app: &App, env: Option<String>, days: f64) -> CmdResult {
+pub(crate) fn dora(app: &App, env: Option<String>, days: f64) -> CmdResult {
     if !(days.is_finite() && days > 0.0 && days <= 3650.0) {
         return Err(Failure::usage(
             format!("--days {days}: give 1 to 3650 days"),

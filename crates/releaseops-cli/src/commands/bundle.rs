@@ -8,7 +8,7 @@ use crate::commands::EXIT_VERIFY_FAILED;
 use crate::output::{self, BOLD, DIM, GREEN, RED, paint};
 use crate::refs;
 
-pub fn run(app: &App, cmd: BundleCmd) -> CmdResult {
+pub(super) fn run(app: &App, cmd: BundleCmd) -> CmdResult {
     match cmd {
         BundleCmd::Create(a) => create(app, a),
         BundleCmd::List => list(app),

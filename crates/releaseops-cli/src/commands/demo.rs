@@ -38,7 +38,7 @@ variables:
     required: true
 ";
 
-pub const TOOLS: &str = "tools:
+pub(crate) const TOOLS: &str = "tools:
 - name: issue_refund
   allowed: true
   conditions:
@@ -56,7 +56,7 @@ const SAFETY: &str = "constraints:
 ";
 
 /// The team's agent: follows the refund limit its prompt states.
-pub const AGENT: &str = r#"import json, re, sys
+pub(crate) const AGENT: &str = r#"import json, re, sys
 req = json.load(sys.stdin)
 prompt = req["bundle"]["prompts"]["system"]["content"]
 limit = int(re.search(r"refunds up to (\d+) dollars", prompt).group(1))
@@ -74,7 +74,7 @@ print(json.dumps(answer))
 
 /// What the agent must do, whatever its prompt says: refunds above 100
 /// dollars need a manager (the safety policy).
-pub const SUITE: &str = "id: refunds
+pub(crate) const SUITE: &str = "id: refunds
 description: Refund behaviour the safety policy requires
 pass_threshold: 1.0
 target:
@@ -131,8 +131,7 @@ fn evaluate(store: &Store, clock: &Clock, version: &str) -> Result<(), Failure> 
 
 fn fail(msg: String) -> Failure {
     Failure {
-        code: 1,
-        kind: "demo",
+        kind: releaseops_core::ErrorKind::Demo,
         message: msg,
         hint: None,
     }
@@ -190,7 +189,7 @@ fn ctx<'a>(store: &'a Store, actor: &str, clock: &Clock) -> Ctx<'a> {
     }
 }
 
-pub fn run(app: &App, a: DemoArgs) -> CmdResult {
+pub(crate) fn run(app: &App, a: DemoArgs) -> CmdResult {
     let tmp;
     let dir = match &a.keep {
         Some(d) => {

@@ -6,7 +6,7 @@ use crate::cli::{EnvCmd, EnvCreateArgs};
 use crate::commands::history::print_records;
 use crate::output::{self, BOLD, DIM, paint};
 
-pub fn run(app: &App, cmd: EnvCmd) -> CmdResult {
+pub(super) fn run(app: &App, cmd: EnvCmd) -> CmdResult {
     match cmd {
         EnvCmd::List { at } => list(app, at),
         EnvCmd::Get { env } => get(app, &env),

@@ -10,7 +10,7 @@ use crate::commands::{EXIT_EVAL_FAIL, EXIT_EVAL_INCONCLUSIVE};
 use crate::output::{self, BOLD, DIM, GREEN, RED, YELLOW, paint};
 use crate::refs;
 
-pub fn run(app: &App, cmd: EvalCmd) -> CmdResult {
+pub(super) fn run(app: &App, cmd: EvalCmd) -> CmdResult {
     match cmd {
         EvalCmd::Create { suite } => {
             let store = app.store()?;
@@ -214,8 +214,7 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
                 .get(&req.bundle)
                 .cloned()
                 .ok_or_else(|| Failure {
-                    code: 1,
-                    kind: "not_found",
+                    kind: releaseops_core::ErrorKind::NotFound,
                     message: format!(
                         "'{}' is not deployed in '{env}', so there is no baseline to compare with",
                         req.bundle
@@ -359,8 +358,7 @@ fn report(app: &App, a: EvalReportArgs) -> CmdResult {
     }
     let Some(path) = found.last() else {
         return Err(Failure {
-            code: 1,
-            kind: "not_found",
+            kind: releaseops_core::ErrorKind::NotFound,
             message: "no matching eval report".into(),
             hint: Some(
                 "list the saved runs with `releaseops eval report --list`, or run one with `releaseops eval run <suite> --bundle <id>`"
@@ -395,14 +393,12 @@ fn report(app: &App, a: EvalReportArgs) -> CmdResult {
 
 fn read_report(path: &std::path::Path) -> Result<Report, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| Failure {
-        code: 1,
-        kind: "io",
+        kind: releaseops_core::ErrorKind::Io,
         message: format!("cannot read {}: {e}", path.display()),
         hint: None,
     })?;
     releaseops_format::yaml::from_str::<Report>(&text).map_err(|e| Failure {
-        code: 1,
-        kind: "corrupt",
+        kind: releaseops_core::ErrorKind::Corrupt,
         message: format!("{} is not an eval report: {e}", path.display()),
         hint: Some("restore it with `git checkout -- <file>`".into()),
     })
@@ -410,8 +406,7 @@ fn read_report(path: &std::path::Path) -> Result<Report, Failure> {
 
 fn write_file(path: &std::path::Path, text: &str) -> Result<(), Failure> {
     std::fs::write(path, text).map_err(|e| Failure {
-        code: 1,
-        kind: "io",
+        kind: releaseops_core::ErrorKind::Io,
         message: format!("cannot write {}: {e}", path.display()),
         hint: Some("check the directory exists and is writable".into()),
     })

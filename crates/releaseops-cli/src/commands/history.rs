@@ -6,7 +6,7 @@ use crate::cli::HistoryArgs;
 use crate::commands::EXIT_VERIFY_FAILED;
 use crate::output::{self, BOLD, DIM, GREEN, RED, YELLOW, paint};
 
-pub fn run(app: &App, a: HistoryArgs) -> CmdResult {
+pub(super) fn run(app: &App, a: HistoryArgs) -> CmdResult {
     let store = app.store()?;
     if a.action.as_deref() == Some("verify") {
         let r = releaseops_core::audit::verify(&store)?;
@@ -85,7 +85,7 @@ fn time_arg(flag: &'static str) -> impl Fn(&str) -> Result<jiff::Timestamp, Fail
     }
 }
 
-pub fn print_records(app: &App, recs: &[Record]) {
+pub(super) fn print_records(app: &App, recs: &[Record]) {
     if app.global.json {
         output::print_json(recs);
         return;

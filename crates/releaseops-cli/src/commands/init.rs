@@ -22,11 +22,10 @@ const PROD_POLICY: &[(&str, &str)] = &[
     ("soak_hours", "0.01"),
 ];
 
-pub fn run(app: &App, a: InitArgs) -> CmdResult {
+pub(super) fn run(app: &App, a: InitArgs) -> CmdResult {
     let root = app.start_dir();
     let root = std::fs::canonicalize(&root).map_err(|e| Failure {
-        code: 1,
-        kind: "io",
+        kind: releaseops_core::ErrorKind::Io,
         message: format!("cannot open {}: {e}", root.display()),
         hint: Some("pass an existing directory with --path".into()),
     })?;
@@ -138,8 +137,7 @@ fn gated(app: &App, store: &Store) -> Result<Vec<String>, Failure> {
                 .write_all(text.as_bytes())
         };
         write().map_err(|e| Failure {
-            code: 1,
-            kind: "io",
+            kind: releaseops_core::ErrorKind::Io,
             message: format!("cannot write {}: {e}", path.display()),
             hint: Some("check the directory's permissions and free space".into()),
         })?;

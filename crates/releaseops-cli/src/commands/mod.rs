@@ -1,8 +1,8 @@
 //! One module per command family.
 
-pub mod agent;
+pub(crate) mod agent;
 mod bundle;
-pub mod demo;
+pub(crate) mod demo;
 mod env;
 mod eval;
 mod history;
@@ -17,12 +17,12 @@ use clap::CommandFactory;
 use crate::app::{App, CmdResult};
 use crate::cli::{Cli, Command};
 
-pub const EXIT_BLOCKED: u8 = 3;
-pub const EXIT_VERIFY_FAILED: u8 = 4;
-pub const EXIT_EVAL_FAIL: u8 = 5;
-pub const EXIT_EVAL_INCONCLUSIVE: u8 = 6;
+pub(crate) const EXIT_BLOCKED: u8 = releaseops_core::ErrorKind::Blocked.exit_code();
+pub(crate) const EXIT_VERIFY_FAILED: u8 = releaseops_core::ErrorKind::VerifyFailed.exit_code();
+pub(crate) const EXIT_EVAL_FAIL: u8 = 5;
+pub(crate) const EXIT_EVAL_INCONCLUSIVE: u8 = 6;
 
-pub fn run(app: &App, cmd: Command) -> CmdResult {
+pub(crate) fn run(app: &App, cmd: Command) -> CmdResult {
     match cmd {
         Command::Init(a) => init::run(app, a),
         Command::Bundle(c) => bundle::run(app, c),

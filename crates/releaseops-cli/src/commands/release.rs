@@ -6,7 +6,7 @@ use crate::commands::EXIT_BLOCKED;
 use crate::output::{self, BOLD, RED, YELLOW, paint};
 use crate::refs;
 
-pub fn promote_cmd(app: &App, a: PromoteArgs) -> CmdResult {
+pub(super) fn promote_cmd(app: &App, a: PromoteArgs) -> CmdResult {
     let args = &a.args;
     // The existing tool's forms: `promote promote ID V ENV` and `promote rollback ENV ID`.
     if let [sub, env, id] = args.as_slice()
@@ -183,7 +183,7 @@ fn promote(
     Ok(code)
 }
 
-pub fn print_promotion(out: &PromoteOutcome) {
+pub(super) fn print_promotion(out: &PromoteOutcome) {
     let target = format!("{} v{} -> {}", out.id, out.version, out.env);
     if out.unchanged {
         anstream::println!(
@@ -244,7 +244,7 @@ pub fn print_promotion(out: &PromoteOutcome) {
     output::git_note(&out.git_commit, &out.git_error);
 }
 
-pub fn approve(app: &App, a: ApproveArgs) -> CmdResult {
+pub(super) fn approve(app: &App, a: ApproveArgs) -> CmdResult {
     let store = app.store()?;
     let (id, version, env) = refs::bundle_version_env(&store, "approve", &a.args)?;
     let ctx = app.ctx(&store);
@@ -311,7 +311,7 @@ fn signing_key(
     Ok(Some(path))
 }
 
-pub fn reject(app: &App, a: RejectArgs) -> CmdResult {
+pub(super) fn reject(app: &App, a: RejectArgs) -> CmdResult {
     let store = app.store()?;
     let (id, version) = refs::exact(&store, &a.args)?;
     let ctx = app.ctx(&store);
@@ -336,7 +336,7 @@ pub fn reject(app: &App, a: RejectArgs) -> CmdResult {
     Ok(0)
 }
 
-pub fn rollback(
+pub(super) fn rollback(
     app: &App,
     env: String,
     id: String,

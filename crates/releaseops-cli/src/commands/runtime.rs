@@ -7,7 +7,7 @@ use releaseops_runtime::RuntimeLoader;
 use crate::app::{App, CmdResult};
 use crate::output::{self, BOLD, DIM, GREEN, paint};
 
-pub fn export(app: &App, reference: &str, out: &Path) -> CmdResult {
+pub(super) fn export(app: &App, reference: &str, out: &Path) -> CmdResult {
     let store = app.store()?;
     let ctx = app.ctx(&store);
     let r = releaseops_core::export::export(&ctx, reference, out)?;
@@ -33,7 +33,7 @@ pub fn export(app: &App, reference: &str, out: &Path) -> CmdResult {
     Ok(0)
 }
 
-pub fn telemetry_show(app: &App, reference: &str) -> CmdResult {
+pub(super) fn telemetry_show(app: &App, reference: &str) -> CmdResult {
     let store = app.store()?;
     let loader = RuntimeLoader::new(store.dir()).map_err(releaseops_core::CoreError::from)?;
     let bundle = {

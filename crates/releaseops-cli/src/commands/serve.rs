@@ -11,8 +11,7 @@ use crate::output::{self, BOLD, DIM, paint};
 
 fn config_failure(message: String) -> Failure {
     Failure {
-        code: 2,
-        kind: "invalid",
+        kind: releaseops_core::ErrorKind::Invalid,
         message,
         hint: Some(
             "tokens files list `- {owner, role, sha256}` under `tokens:`; RELEASEOPS_API_TOKENS holds ROLE:OWNER:TOKEN entries separated by commas".into(),
@@ -20,7 +19,7 @@ fn config_failure(message: String) -> Failure {
     }
 }
 
-pub fn serve(app: &App, a: ServeArgs) -> CmdResult {
+pub(super) fn serve(app: &App, a: ServeArgs) -> CmdResult {
     let store = app.store()?;
     let mut tokens = Tokens::default();
     // A token source that yields no token is a mistake, not "no auth":
@@ -58,8 +57,7 @@ pub fn serve(app: &App, a: ServeArgs) -> CmdResult {
     drop(store);
     let io = |what: String| {
         move |e: std::io::Error| Failure {
-            code: 1,
-            kind: "io",
+            kind: releaseops_core::ErrorKind::Io,
             message: format!("{what}: {e}"),
             hint: Some("pick another --addr, or stop what is using it".into()),
         }
@@ -125,8 +123,7 @@ pub fn serve(app: &App, a: ServeArgs) -> CmdResult {
         let stopped = releaseops_server::serve(listener, opts, shutdown_signal())
             .await
             .map_err(|e| Failure {
-                code: 1,
-                kind: "server",
+                kind: releaseops_core::ErrorKind::Server,
                 message: e.to_string(),
                 hint: None,
             })?;
@@ -168,7 +165,7 @@ async fn shutdown_signal() {
     }
 }
 
-pub fn token_new(app: &App, owner: &str, role: &str, file: &Path) -> CmdResult {
+pub(super) fn token_new(app: &App, owner: &str, role: &str, file: &Path) -> CmdResult {
     let role = Role::parse(role).ok_or_else(|| {
         Failure::usage(
             format!("unknown role '{role}'"),
@@ -176,8 +173,7 @@ pub fn token_new(app: &App, owner: &str, role: &str, file: &Path) -> CmdResult {
         )
     })?;
     let token = releaseops_server::auth::new_token().map_err(|m| Failure {
-        code: 1,
-        kind: "io",
+        kind: releaseops_core::ErrorKind::Io,
         message: m,
         hint: None,
     })?;

@@ -15,7 +15,7 @@ use crate::output::{self, BOLD, DIM, GREEN, RED, YELLOW, paint};
 /// down with no change to the store.
 const REDRAW_EVERY: Duration = Duration::from_secs(30);
 
-pub fn run(app: &App, a: StatusArgs) -> CmdResult {
+pub(super) fn run(app: &App, a: StatusArgs) -> CmdResult {
     if !(a.interval.is_finite() && (0.05..=3600.0).contains(&a.interval)) {
         return Err(Failure::usage(
             format!(
@@ -78,7 +78,7 @@ pub fn run(app: &App, a: StatusArgs) -> CmdResult {
 }
 
 /// The screen: per stage, what runs there and what waits for it.
-pub fn render(s: &Status) -> String {
+pub(super) fn render(s: &Status) -> String {
     let mut out = String::new();
     if s.environments.is_empty() {
         out.push_str("No environments. `releaseops init` makes dev -> staging -> prod.\n");

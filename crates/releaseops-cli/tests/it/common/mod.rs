@@ -6,17 +6,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The workspace root.
-pub fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The sample tree written by the existing Python tool.
-pub fn sample_dir() -> PathBuf {
+pub(crate) fn sample_dir() -> PathBuf {
     workspace().join("testdata/llmhq-sample")
 }
 
 /// The `releaseops` binary cargo built for these tests.
-pub fn bin() -> PathBuf {
+pub(crate) fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_releaseops"))
 }
 
@@ -24,7 +24,7 @@ pub fn bin() -> PathBuf {
 /// endpoints (a test that wants a loopback server sets them itself), no
 /// OpenTelemetry exporter, no simulated clock, no colour, and git reads
 /// neither the user's nor the system's configuration.
-pub fn isolated(c: &mut Command) -> &mut Command {
+pub(crate) fn isolated(c: &mut Command) -> &mut Command {
     for var in [
         "OPENAI_API_KEY",
         "ANTHROPIC_API_KEY",
@@ -47,14 +47,14 @@ pub fn isolated(c: &mut Command) -> &mut Command {
 }
 
 /// A command for the binary, isolated from the machine's settings.
-pub fn releaseops() -> Command {
+pub(crate) fn releaseops() -> Command {
     let mut c = Command::new(bin());
     isolated(&mut c);
     c
 }
 
 /// Runs git in `dir`, panicking on failure (fixtures only).
-pub fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = isolated(&mut Command::new("git"))
         .arg("-C")
         .arg(dir)
@@ -72,7 +72,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 /// Runs `cmd` to its end, collecting its output; a run that outlasts
 /// `limit` is killed and fails the test (a hang must never pass silently).
 #[track_caller]
-pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
+pub(crate) fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
     use std::io::Read;
     use std::process::Stdio;
     let mut child = cmd
@@ -120,14 +120,14 @@ pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
 
 /// The result of one run of the binary.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Run {
-    pub fn from(out: Output) -> Run {
+    pub(crate) fn from(out: Output) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -137,7 +137,7 @@ impl Run {
 
     /// Asserts success and returns stdout.
     #[track_caller]
-    pub fn ok(&self) -> &str {
+    pub(crate) fn ok(&self) -> &str {
         assert_eq!(
             self.code, 0,
             "expected success\nstdout:\n{}\nstderr:\n{}",
@@ -147,7 +147,7 @@ impl Run {
     }
 
     #[track_caller]
-    pub fn code(&self, want: i32) -> &Self {
+    pub(crate) fn code(&self, want: i32) -> &Self {
         assert_eq!(
             self.code, want,
             "expected exit {want}\nstdout:\n{}\nstderr:\n{}",
@@ -159,18 +159,18 @@ impl Run {
 
     /// The stdout parsed as JSON.
     #[track_caller]
-    pub fn json(&self) -> serde_json_lite::Value {
+    pub(crate) fn json(&self) -> serde_json_lite::Value {
         serde_json_lite::parse(&self.stdout)
     }
 }
 
 /// A temporary git repository with a releaseops binary to drive.
-pub struct Repo {
+pub(crate) struct Repo {
     dir: tempfile::TempDir,
     pub env: Vec<(String, String)>,
 }
 
-pub const PROMPT_V1: &str = "prompt:
+pub(crate) const PROMPT_V1: &str = "prompt:
   id: onboarding
   description: Support onboarding
   template: |
@@ -185,11 +185,11 @@ variables:
 
 /// An eval suite `smoke` whose agent (`cat`) echoes the case back, so its
 /// one case passes: a real run, recorded in the history like any other.
-pub const ECHO_SUITE: &str = "id: smoke\npass_threshold: 1.0\ntarget: {type: command, command: cat}\ncases:\n- id: c\n  input: {say: hello}\n  assertions: [{type: contains, config: {expected: hello}}]\n";
+pub(crate) const ECHO_SUITE: &str = "id: smoke\npass_threshold: 1.0\ntarget: {type: command, command: cat}\ncases:\n- id: c\n  input: {say: hello}\n  assertions: [{type: contains, config: {expected: hello}}]\n";
 
 impl Repo {
     /// An empty git repository with a committer identity.
-    pub fn new() -> Repo {
+    pub(crate) fn new() -> Repo {
         let dir = tempfile::Builder::new()
             .prefix("releaseops-test-")
             .tempdir()
@@ -206,7 +206,7 @@ impl Repo {
 
     /// A repository with `releaseops init` done, a promptops prompt at two
     /// tagged versions and two policies, all committed.
-    pub fn initialized() -> Repo {
+    pub(crate) fn initialized() -> Repo {
         let r = Repo::new();
         r.write(".promptops/prompts/onboarding.yaml", PROMPT_V1);
         r.write(
@@ -231,7 +231,7 @@ impl Repo {
     }
 
     /// As [`Repo::initialized`], a production store: no simulated clock.
-    pub fn initialized_production() -> Repo {
+    pub(crate) fn initialized_production() -> Repo {
         let r = Repo::initialized();
         let cfg = r.read(".releaseops/config.yaml");
         r.write(
@@ -245,7 +245,12 @@ impl Repo {
     /// Creates `support-agent` VERSION from the onboarding prompt at
     /// PROMPT_VERSION (v1.0.0 or v1.1.0), both policies, and
     /// claude-sonnet-4-5 at TEMPERATURE.
-    pub fn create_support_agent(&self, version: &str, prompt_version: &str, temperature: &str) {
+    pub(crate) fn create_support_agent(
+        &self,
+        version: &str,
+        prompt_version: &str,
+        temperature: &str,
+    ) {
         self.run(&[
             "bundle",
             "create",
@@ -269,7 +274,7 @@ impl Repo {
     }
 
     /// A repository holding the existing tool's sample tree (and its policy files).
-    pub fn with_sample_tree() -> Repo {
+    pub(crate) fn with_sample_tree() -> Repo {
         let r = Repo::new();
         // The prompt's history as the existing tool resolved it: its bytes
         // at the two tags its bundles name, so those bundles verify here as
@@ -302,35 +307,35 @@ impl Repo {
         r
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn write(&self, rel: &str, text: &str) {
+    pub(crate) fn write(&self, rel: &str, text: &str) {
         self.write_bytes(rel, text.as_bytes());
     }
 
-    pub fn write_bytes(&self, rel: &str, bytes: &[u8]) {
+    pub(crate) fn write_bytes(&self, rel: &str, bytes: &[u8]) {
         let p = self.path().join(rel);
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
         std::fs::write(p, bytes).expect("write");
     }
 
-    pub fn read(&self, rel: &str) -> String {
+    pub(crate) fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
 
-    pub fn commit_all(&self, msg: &str) {
+    pub(crate) fn commit_all(&self, msg: &str) {
         git(self.path(), &["add", "-A"]);
         git(self.path(), &["commit", "-q", "-m", msg]);
     }
 
-    pub fn git(&self, args: &[&str]) -> String {
+    pub(crate) fn git(&self, args: &[&str]) -> String {
         git(self.path(), args)
     }
 
     /// A command for the binary in this repository, with a fixed actor.
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut c = releaseops();
         c.current_dir(self.path())
             .args(args)
@@ -341,18 +346,18 @@ impl Repo {
         c
     }
 
-    pub fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         Run::from(self.command(args).output().expect("binary runs"))
     }
 
     /// As [`Repo::run`], but a run that outlasts `limit` fails the test.
     #[track_caller]
-    pub fn run_within(&self, limit: std::time::Duration, args: &[&str]) -> Run {
+    pub(crate) fn run_within(&self, limit: std::time::Duration, args: &[&str]) -> Run {
         Run::from(output_within(&mut self.command(args), limit))
     }
 
     /// Runs with extra environment variables.
-    pub fn run_env(&self, vars: &[(&str, &str)], args: &[&str]) -> Run {
+    pub(crate) fn run_env(&self, vars: &[(&str, &str)], args: &[&str]) -> Run {
         let mut c = self.command(args);
         for (k, v) in vars {
             c.env(k, v);
@@ -361,7 +366,7 @@ impl Repo {
     }
 
     /// Runs as another actor.
-    pub fn run_as(&self, actor: &str, args: &[&str]) -> Run {
+    pub(crate) fn run_as(&self, actor: &str, args: &[&str]) -> Run {
         Run::from(
             self.command(args)
                 .env("RELEASEOPS_ACTOR", actor)
@@ -371,7 +376,7 @@ impl Repo {
     }
 
     /// Runs at a simulated time (a rehearsal: the store must be one).
-    pub fn run_at(&self, now: &str, args: &[&str]) -> Run {
+    pub(crate) fn run_at(&self, now: &str, args: &[&str]) -> Run {
         Run::from(
             self.command(args)
                 .arg("--rehearsal")
@@ -381,7 +386,7 @@ impl Repo {
         )
     }
 
-    pub fn run_as_at(&self, actor: &str, now: &str, args: &[&str]) -> Run {
+    pub(crate) fn run_as_at(&self, actor: &str, now: &str, args: &[&str]) -> Run {
         Run::from(
             self.command(args)
                 .arg("--rehearsal")
@@ -394,7 +399,7 @@ impl Repo {
 
     /// Every file under `.releaseops/` except the lock and the local cache,
     /// to check that a failed command changed nothing.
-    pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+    pub(crate) fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
         let mut out = Vec::new();
         walk(
             &self.path().join(".releaseops"),
@@ -432,7 +437,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
     }
 }
 
-pub fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for e in std::fs::read_dir(from).expect("read_dir").flatten() {
         let p = e.path();
@@ -446,11 +451,11 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// JSON helpers for assertions on `--json` output.
-pub mod serde_json_lite {
-    pub use serde_json::Value;
+pub(crate) mod serde_json_lite {
+    pub(crate) use serde_json::Value;
 
     #[track_caller]
-    pub fn parse(s: &str) -> Value {
+    pub(crate) fn parse(s: &str) -> Value {
         serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
     }
 }
@@ -458,7 +463,7 @@ pub mod serde_json_lite {
 /// A small agent for the `command` target: reads the bundle and the case on
 /// stdin, reads its refund limit from the bundle's `system` prompt, and
 /// answers with JSON. `input.mode` makes it misbehave on purpose.
-pub const AGENT_PY: &str = r#"import json, os, re, sys, time
+pub(crate) const AGENT_PY: &str = r#"import json, os, re, sys, time
 req = json.load(sys.stdin)
 inp = req["input"]
 if os.environ.get("MARK"):
