@@ -70,7 +70,7 @@ pub enum JudgeSpec {
     },
     /// The output is JSON that matches the schema (compiled at load).
     JsonSchema {
-        validator: std::sync::Arc<jsonschema::Validator>,
+        validator: std::sync::Arc<CompiledSchema>,
     },
     MaxLatencyMs {
         max: f64,
@@ -505,7 +505,7 @@ impl JudgeSpec {
                 let schema = cfg
                     .get("schema")
                     .ok_or_else(|| err(at, "'schema' (a JSON Schema) is required"))?;
-                let validator = jsonschema::validator_for(schema)
+                let validator = CompiledSchema::new(schema)
                     .map_err(|e| err(at, format!("the schema does not compile: {e}")))?;
                 JudgeSpec::JsonSchema {
                     validator: std::sync::Arc::new(validator),
@@ -715,7 +715,7 @@ impl JudgeSpec {
             JudgeSpec::JsonSchema { validator } => match serde_json::from_str::<Value>(&out.output) {
                 Err(e) => verdict(false, format!("output is not JSON: {e}"), Value::Null),
                 Ok(doc) => {
-                    let errors: Vec<String> = validator.iter_errors(&doc).take(3).map(|e| format!("{} at '{}'", e, e.instance_path())).collect();
+                    let errors = validator.errors(&doc, 3);
                     if errors.is_empty() {
                         verdict(true, "output matches the schema".into(), Value::Null)
                     } else {
@@ -977,6 +977,72 @@ fn arg_problem(args: &Value, key: &str, m: &ArgMatcher) -> Option<String> {
     }
 }
 
+/// A JSON Schema compiled once at load (any draft; 2020-12 when the schema
+/// names none). It may refer only to itself: nothing is ever loaded from a
+/// file or the network, so a suite cannot make a judge read the machine.
+pub struct CompiledSchema {
+    schemas: boon::Schemas,
+    index: boon::SchemaIndex,
+}
+
+impl std::fmt::Debug for CompiledSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CompiledSchema")
+    }
+}
+
+/// The schema's own address, never fetched (it is added as a resource).
+const SCHEMA_URL: &str = "https://releaseops.invalid/judge-schema.json";
+
+/// Refuses every reference outside the schema.
+struct NoLoader;
+
+impl boon::UrlLoader for NoLoader {
+    fn load(&self, url: &str) -> Result<Value, Box<dyn std::error::Error>> {
+        Err(format!(
+            "'{url}' is outside the schema: references may only point into the schema itself"
+        )
+        .into())
+    }
+}
+
+impl CompiledSchema {
+    /// Compiles `schema`, checking it against its draft's meta-schema.
+    pub fn new(schema: &Value) -> Result<CompiledSchema, String> {
+        let mut compiler = boon::Compiler::new();
+        compiler.use_loader(Box::new(NoLoader));
+        compiler
+            .add_resource(SCHEMA_URL, schema.clone())
+            .map_err(|e| e.to_string())?;
+        let mut schemas = boon::Schemas::new();
+        let index = compiler
+            .compile(SCHEMA_URL, &mut schemas)
+            .map_err(|e| format!("{e:#}").replace(SCHEMA_URL, "the schema"))?;
+        Ok(CompiledSchema { schemas, index })
+    }
+
+    /// Up to `limit` reasons `doc` does not match, each with where in the
+    /// document; empty when it matches.
+    pub fn errors(&self, doc: &Value, limit: usize) -> Vec<String> {
+        let Err(top) = self.schemas.validate(doc, self.index) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut stack = vec![&top];
+        while let Some(e) = stack.pop() {
+            if out.len() == limit {
+                break;
+            }
+            if e.causes.is_empty() {
+                out.push(format!("{} at '{}'", e.kind, e.instance_location));
+            } else {
+                stack.extend(e.causes.iter().rev());
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1106,6 +1172,38 @@ mod tests {
             .is_err()
         );
         assert!(JudgeSpec::build("json_schema", Map::new(), "t").is_err());
+        // References resolve inside the schema, and nowhere else: not a
+        // file, not the network.
+        let local = spec(
+            "json_schema",
+            json!({"schema": {"$defs": {"amount": {"type": "number", "maximum": 100}}, "properties": {"refund": {"$ref": "#/$defs/amount"}}}}),
+        );
+        assert!(local.judge(&out("{\"refund\": 40}"), &case(), 1.0).passed);
+        let r = local.judge(&out("{\"refund\": 400}"), &case(), 1.0);
+        assert!(
+            !r.passed && r.reason.contains("400") && r.reason.contains("/refund"),
+            "{}",
+            r.reason
+        );
+        for outside in [
+            "file:///etc/passwd",
+            "http://127.0.0.1:9/s.json",
+            "other.json",
+        ] {
+            let e = JudgeSpec::build(
+                "json_schema",
+                json!({"schema": {"$ref": outside}})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
+                "t",
+            )
+            .expect_err(outside);
+            assert!(
+                e.to_string().contains("outside the schema"),
+                "{outside}: {e}"
+            );
+        }
     }
 
     #[test]
