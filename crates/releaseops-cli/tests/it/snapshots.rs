@@ -36,7 +36,7 @@ fn settings(r: &Repo) -> insta::Settings {
     s.set_prepend_module_to_snapshot(false);
     s.set_snapshot_path("snapshots");
     let root = r.path().display().to_string();
-    s.add_filter(&regex_escape(&root), "[REPO]");
+    s.add_filter(&regex::escape(&root), "[REPO]");
     s.add_filter(
         r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}| UTC)?",
         "[TIME]",
@@ -45,18 +45,6 @@ fn settings(r: &Repo) -> insta::Settings {
     s.add_filter(r"\b\d+ ms\b", "[N] ms");
     s.add_filter(r"(\d{8}T\d{6})-[0-9a-f]+", "$1-[RUN]");
     s
-}
-
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
-            special
-                .then_some('\\')
-                .into_iter()
-                .chain(std::iter::once(c))
-        })
-        .collect()
 }
 
 fn released() -> Repo {
