@@ -152,8 +152,8 @@ pub(crate) fn gate_lines(gates: &[GateResult]) -> String {
         .join("\n")
 }
 
-pub(crate) fn git_note(commit: &Option<String>, error: &Option<String>) {
-    git_note_to(commit, error, false);
+pub(crate) fn git_note(git: &releaseops_store::GitOutcome) {
+    git_note_to(git, false);
 }
 
 /// The store of this run when it is outside any git repository (so its
@@ -181,7 +181,8 @@ fn note_outside_git() {
 }
 
 /// The git note, on stderr when stdout carries a document.
-pub(crate) fn git_note_to(commit: &Option<String>, error: &Option<String>, stderr: bool) {
+pub(crate) fn git_note_to(git: &releaseops_store::GitOutcome, stderr: bool) {
+    let (commit, error) = (&git.git_commit, &git.git_error);
     if commit.is_none() && error.is_none() {
         note_outside_git();
     }

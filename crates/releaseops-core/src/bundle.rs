@@ -169,8 +169,9 @@ pub struct Created {
     pub pinned: Vec<String>,
     /// Things worth telling the user (uncommitted prompt edits left out, ...).
     pub notes: Vec<String>,
-    pub git_commit: Option<String>,
-    pub git_error: Option<String>,
+    /// The git commit made, or why it failed (`git_commit`, `git_error`).
+    #[serde(flatten)]
+    pub git: releaseops_store::GitOutcome,
     #[serde(skip)]
     pub manifest: BundleManifest,
 }
@@ -335,8 +336,7 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateRequest) -> Result<Created> {
             .filter_map(|s| s.pinned.clone())
             .collect(),
         notes: prompts.iter().filter_map(|s| s.note.clone()).collect(),
-        git_commit: done.git_commit,
-        git_error: done.git_error,
+        git: done.git,
         manifest,
     })
 }

@@ -197,8 +197,9 @@ pub struct EnvCreated {
     pub env: String,
     pub pipeline: Vec<String>,
     pub seq: u64,
-    pub git_commit: Option<String>,
-    pub git_error: Option<String>,
+    /// The git commit made, or why it failed (`git_commit`, `git_error`).
+    #[serde(flatten)]
+    pub git: releaseops_store::GitOutcome,
 }
 
 /// Adds an environment (or adopts an existing environment file) and places it
@@ -273,8 +274,7 @@ pub fn create(ctx: &Ctx<'_>, req: &CreateEnv) -> Result<EnvCreated> {
         env: req.name.clone(),
         pipeline: config.pipeline,
         seq: rec.seq,
-        git_commit: done.git_commit,
-        git_error: done.git_error,
+        git: done.git,
     })
 }
 
@@ -287,8 +287,9 @@ pub struct PolicySet {
     pub gates: Vec<String>,
     /// Absent when nothing changed (nothing is recorded then).
     pub seq: Option<u64>,
-    pub git_commit: Option<String>,
-    pub git_error: Option<String>,
+    /// The git commit made, or why it failed (`git_commit`, `git_error`).
+    #[serde(flatten)]
+    pub git: releaseops_store::GitOutcome,
 }
 
 /// Sets keys of an environment's `promotion_policy`: each `(KEY, VALUE)`
@@ -368,8 +369,7 @@ pub fn set_policy(ctx: &Ctx<'_>, env_name: &str, sets: &[(String, String)]) -> R
             changes,
             gates,
             seq: None,
-            git_commit: None,
-            git_error: None,
+            git: Default::default(),
         });
     }
     tx.write(Store::env_rel_path(env_name), updated.to_yaml());
@@ -396,8 +396,7 @@ pub fn set_policy(ctx: &Ctx<'_>, env_name: &str, sets: &[(String, String)]) -> R
         changes,
         gates,
         seq: Some(rec.seq),
-        git_commit: done.git_commit,
-        git_error: done.git_error,
+        git: done.git,
     })
 }
 

@@ -243,8 +243,9 @@ pub struct EvalOutcome {
     pub report: Report,
     /// Where the report was saved (relative to the repository root).
     pub saved_to: Option<String>,
-    pub git_commit: Option<String>,
-    pub git_error: Option<String>,
+    /// The git commit made, or why it failed (`git_commit`, `git_error`).
+    #[serde(flatten)]
+    pub git: releaseops_store::GitOutcome,
 }
 
 pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
@@ -358,8 +359,7 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         return Ok(EvalOutcome {
             report,
             saved_to: None,
-            git_commit: None,
-            git_error: None,
+            git: Default::default(),
         });
     }
     let rel = format!(
@@ -400,8 +400,7 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
     Ok(EvalOutcome {
         report,
         saved_to: Some(format!(".releaseops/{rel}")),
-        git_commit: done.git_commit,
-        git_error: done.git_error,
+        git: done.git,
     })
 }
 

@@ -45,8 +45,9 @@ pub struct PromoteOutcome {
     /// Gates that stopped the promotion.
     pub blocked_by: Vec<String>,
     pub seq: Option<u64>,
-    pub git_commit: Option<String>,
-    pub git_error: Option<String>,
+    /// The git commit made, or why it failed (`git_commit`, `git_error`).
+    #[serde(flatten)]
+    pub git: releaseops_store::GitOutcome,
     /// The decision agent's decision, when the environment asks for one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_decision: Option<crate::agent::DecisionRecord>,
@@ -153,8 +154,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
             overridden: false,
             blocked_by: Vec::new(),
             seq: None,
-            git_commit: None,
-            git_error: None,
+            git: Default::default(),
             agent_decision: None,
         });
     }
@@ -290,8 +290,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         overridden: req.skip_gates && !not_passed.is_empty(),
         blocked_by,
         seq: None,
-        git_commit: None,
-        git_error: None,
+        git: Default::default(),
         agent_decision,
     };
     let Some(mut tx) = tx else { return Ok(out) };
@@ -305,8 +304,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
                 ),
                 ctx.author().as_ref(),
             )?;
-            out.git_commit = done.git_commit;
-            out.git_error = done.git_error;
+            out.git = done.git;
             s.after_commit(store);
         }
         return Ok(out);
@@ -347,8 +345,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
     }
     out.promoted = true;
     out.seq = Some(rec.seq);
-    out.git_commit = done.git_commit;
-    out.git_error = done.git_error;
+    out.git = done.git;
     Ok(out)
 }
 
@@ -486,8 +483,9 @@ pub struct ReviewOutcome {
     pub seq: u64,
     /// Notes worth showing (e.g. the environment does not require approval).
     pub notes: Vec<String>,
-    pub git_commit: Option<String>,
-    pub git_error: Option<String>,
+    /// The git commit made, or why it failed (`git_commit`, `git_error`).
+    #[serde(flatten)]
+    pub git: releaseops_store::GitOutcome,
 }
 
 /// Records `ctx.actor`'s approval of `id@version` for `env_name`; with
@@ -646,8 +644,7 @@ pub fn approve(
         actor: ctx.actor.clone(),
         seq: rec.seq,
         notes,
-        git_commit: done.git_commit,
-        git_error: done.git_error,
+        git: done.git,
     })
 }
 
@@ -720,8 +717,7 @@ pub fn reject(
         actor: ctx.actor.clone(),
         seq: rec.seq,
         notes,
-        git_commit: done.git_commit,
-        git_error: done.git_error,
+        git: done.git,
     })
 }
 
@@ -743,8 +739,9 @@ pub struct RollbackOutcome {
     pub from: String,
     pub to: String,
     pub seq: u64,
-    pub git_commit: Option<String>,
-    pub git_error: Option<String>,
+    /// The git commit made, or why it failed (`git_commit`, `git_error`).
+    #[serde(flatten)]
+    pub git: releaseops_store::GitOutcome,
     /// The agent decision that let the rolled-back version in, when it went
     /// live within the watch window: recorded as `rolled_back`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -959,8 +956,7 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
         from: current,
         to: target,
         seq: rec.seq,
-        git_commit: done.git_commit,
-        git_error: done.git_error,
+        git: done.git,
     })
 }
 

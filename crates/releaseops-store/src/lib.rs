@@ -37,7 +37,7 @@ pub use git::{Git, Signature};
 pub use history::{ChainReport, HistoryLog, Tip};
 pub use lock::LockGuard;
 pub use objects::ObjectStore;
-pub use txn::{Committed, Transaction};
+pub use txn::{Committed, GitOutcome, Transaction};
 
 pub const DIR_NAME: &str = ".releaseops";
 /// No store YAML we accept is larger (see `releaseops_format::yaml`).

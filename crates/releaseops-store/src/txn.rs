@@ -63,6 +63,13 @@ struct JCommit {
 pub struct Committed {
     /// The records appended, with their sequence numbers.
     pub records: Vec<Record>,
+    pub git: GitOutcome,
+}
+
+/// What became of a change's git commit: every changing operation reports
+/// it, under these two names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GitOutcome {
     /// The git commit made, if any.
     pub git_commit: Option<String>,
     /// Set when the change is durable but the git commit failed; the paths will
@@ -253,8 +260,10 @@ impl<'s> Transaction<'s> {
         let (git_commit, git_error) = apply_now(self.store, &journal)?;
         Ok(Committed {
             records: std::mem::take(&mut self.records),
-            git_commit,
-            git_error,
+            git: GitOutcome {
+                git_commit,
+                git_error,
+            },
         })
     }
 }

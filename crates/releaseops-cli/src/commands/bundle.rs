@@ -82,7 +82,7 @@ fn create(app: &App, a: CreateArgs) -> CmdResult {
     for n in &c.notes {
         output::warn(n);
     }
-    output::git_note(&c.git_commit, &c.git_error);
+    output::git_note(&c.git);
     Ok(0)
 }
 

@@ -159,7 +159,7 @@ fn create(app: &App, a: EnvCreateArgs) -> CmdResult {
     }
     anstream::println!("Created environment {}", paint(BOLD, &r.env));
     anstream::println!("  pipeline: {}", r.pipeline.join(" -> "));
-    output::git_note(&r.git_commit, &r.git_error);
+    output::git_note(&r.git);
     Ok(0)
 }
 
@@ -198,6 +198,6 @@ fn set(app: &App, env: &str, settings: &[String]) -> CmdResult {
         r.gates.join(", ")
     };
     anstream::println!("  gates: {gates}");
-    output::git_note(&r.git_commit, &r.git_error);
+    output::git_note(&r.git);
     Ok(0)
 }

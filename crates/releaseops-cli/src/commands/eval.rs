@@ -271,8 +271,8 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
         &serde_json::json!({
             "report": out.report,
             "saved_to": out.saved_to,
-            "git_commit": out.git_commit,
-            "git_error": out.git_error,
+            "git_commit": out.git.git_commit,
+            "git_error": out.git.git_error,
             "baseline": comparison,
         }),
     ) {
@@ -296,7 +296,7 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
         if let Some(p) = &out.saved_to {
             anstream::eprintln!("report: {p} (run {})", out.report.run_id);
         }
-        output::git_note_to(&out.git_commit, &out.git_error, true);
+        output::git_note_to(&out.git, true);
         return Ok(code);
     }
     anstream::print!("{document}");
@@ -324,7 +324,7 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
             paint(DIM, &format!("report: {p} (run {})", out.report.run_id))
         );
     }
-    output::git_note(&out.git_commit, &out.git_error);
+    output::git_note(&out.git);
     Ok(code)
 }
 

@@ -241,7 +241,7 @@ pub(super) fn print_promotion(out: &PromoteOutcome) {
     if let Some(d) = &out.agent_decision {
         crate::commands::agent::print_decision(d);
     }
-    output::git_note(&out.git_commit, &out.git_error);
+    output::git_note(&out.git);
 }
 
 pub(super) fn approve(app: &App, a: ApproveArgs) -> CmdResult {
@@ -263,7 +263,7 @@ pub(super) fn approve(app: &App, a: ApproveArgs) -> CmdResult {
     for n in &r.notes {
         output::warn(n);
     }
-    output::git_note(&r.git_commit, &r.git_error);
+    output::git_note(&r.git);
     Ok(0)
 }
 
@@ -332,7 +332,7 @@ pub(super) fn reject(app: &App, a: RejectArgs) -> CmdResult {
     for n in &r.notes {
         output::warn(n);
     }
-    output::git_note(&r.git_commit, &r.git_error);
+    output::git_note(&r.git);
     Ok(0)
 }
 
@@ -384,6 +384,6 @@ pub(super) fn rollback(
     if let Some(d) = &r.agent_outcome {
         anstream::println!("  the agent's decision {d} that let it in is recorded as rolled_back");
     }
-    output::git_note(&r.git_commit, &r.git_error);
+    output::git_note(&r.git);
     Ok(0)
 }
