@@ -190,10 +190,10 @@ pub fn derive(memory: &Memory, previous: &[Heuristic]) -> Vec<Heuristic> {
             }
             h.supporting = agree;
             h.contradicting = disagree;
-            h.confidence = releaseops_eval::stats::wilson(
+            h.confidence = releaseops_stats::wilson(
                 u64::from(agree),
                 u64::from(agree + disagree),
-                releaseops_eval::stats::Z95,
+                releaseops_stats::Z95,
             )
             .0;
             h.confidence = (h.confidence * 1000.0).round() / 1000.0;
@@ -247,11 +247,8 @@ fn classify(
     }
     let p = f64::from(t.failed) / f64::from(n);
     let q = f64::from(all_failed - t.failed) / f64::from(rest);
-    let (lo, hi) = releaseops_eval::stats::wilson(
-        u64::from(t.failed),
-        u64::from(n),
-        releaseops_eval::stats::Z95,
-    );
+    let (lo, hi) =
+        releaseops_stats::wilson(u64::from(t.failed), u64::from(n), releaseops_stats::Z95);
     // Fails clearly more often than the rest (even the low end of its
     // interval is above the rest's rate): a warning, its confidence the share
     // of the gap that survives the uncertainty. Succeeds clearly more often:

@@ -17,6 +17,7 @@ pub mod llm;
 pub mod memory;
 pub mod planner;
 pub mod review;
+pub mod risk;
 pub mod simulate;
 
 pub use context::{Context, ContextError, Day, Level};

@@ -127,7 +127,7 @@ fn generate_history(dir: &Path, n: u64) {
         r.reason = Some(format!("release {i}"));
         if env == "prod" {
             r.gates = vec![GateResult {
-                gate: "eval".into(),
+                gate: releaseops_format::history::Gate::Eval,
                 status: GateStatus::Passed,
                 reason: "suite 'smoke' passed (100% pass rate)".into(),
                 passes_at: None,

@@ -641,7 +641,7 @@ pub fn gate(
         _ => said,
     };
     GateResult {
-        gate: "agent".into(),
+        gate: releaseops_format::history::Gate::Agent,
         status,
         reason,
         passes_at,
@@ -951,7 +951,7 @@ impl Outcomes {
 pub fn decision_of(rec: &releaseops_format::history::Record) -> Option<String> {
     rec.gates
         .iter()
-        .find(|g| g.gate == "agent")
+        .find(|g| g.gate == releaseops_format::history::Gate::Agent)
         .and_then(|g| g.reason.split_whitespace().find(|w| w.starts_with("dec-")))
         .map(|w| {
             w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
@@ -968,7 +968,10 @@ pub fn settle(ctx: &Ctx, tx: &mut Transaction<'_>, outcomes: &mut Outcomes) -> R
     // Agent-decided promotions and rollbacks, newest first.
     let recent = ctx.store.history().newest(500, |r| {
         r.event == EventKind::Rollback
-            || (r.event == EventKind::Promote && r.gates.iter().any(|g| g.gate == "agent"))
+            || (r.event == EventKind::Promote
+                && r.gates
+                    .iter()
+                    .any(|g| g.gate == releaseops_format::history::Gate::Agent))
     })?;
     let mut settled = 0;
     for (i, rec) in recent.iter().enumerate() {
@@ -1144,175 +1147,66 @@ pub fn decision(store: &Store, id: &str) -> Result<DecisionRecord> {
 /// the store: what changed against the live version, the evaluation
 /// evidence, criticality, the team's time, clashes and the track record.
 /// Call it with the store lock held (or under a read guard).
-pub fn promotion_context(
-    store: &Store,
-    view: &releaseops_store::view::ChainView,
-    id: &str,
-    version: &str,
-    env: &str,
-    now: jiff::Timestamp,
-) -> Result<Context> {
-    let config = store.config();
+pub fn promotion_context(store: &Store, facts: &crate::facts::PromotionFacts) -> Result<Context> {
+    let (id, version, env, now) = (
+        facts.id.as_str(),
+        facts.version.as_str(),
+        facts.env.as_str(),
+        facts.now,
+    );
+    let config = &facts.config;
     let agent_cfg = config.agent.clone().unwrap_or_default();
-    let env_file = store.load_env(env)?;
-    let policy = env_file.promotion_policy.as_ref();
-    let manifest = store.load_bundle(id, version)?;
+    let policy = facts.policy();
+    let view = &facts.view;
     let state = view.state();
-    let mut risk = Level::Low;
-    let mut factors = Vec::new();
-    let mut raise = |to: Level, why: String| {
-        risk = risk.max(to);
-        factors.push(why);
-    };
-    let mut safety_changed = false;
-    match state.live(env, id).map(|d| &d.version) {
-        None => raise(Level::Medium, format!("first release of {id} into {env}")),
-        Some(live) if live == version => {}
+    let change = match facts.live.as_deref() {
+        None => releaseops_agent::risk::first_release(id, env),
+        Some(live) if live == version => releaseops_agent::risk::ChangeRisk::default(),
         Some(live) => {
             let d = crate::bundle::diff(store, (id, live), (id, version))?;
-            for c in &d.model_config {
-                let field = c.field.as_str();
-                if field == "provider" || field == "model" || field.ends_with(".provider") {
-                    raise(
-                        Level::High,
-                        format!(
-                            "model swap: {field} {} -> {}",
-                            c.old.as_deref().unwrap_or("-"),
-                            c.new.as_deref().unwrap_or("-")
-                        ),
-                    );
-                } else if field.contains("temperature") {
-                    raise(
-                        Level::Medium,
-                        format!(
-                            "temperature {} -> {}",
-                            c.old.as_deref().unwrap_or("-"),
-                            c.new.as_deref().unwrap_or("-")
-                        ),
-                    );
-                } else {
-                    raise(Level::Low, format!("model setting {field} changed"));
-                }
-            }
-            let prompt_lines: usize = d
-                .artifacts
-                .iter()
-                .filter(|a| a.section == "prompt")
-                .map(|a| a.lines_added + a.lines_removed)
-                .sum();
-            if prompt_lines > 40 {
-                raise(Level::High, format!("{prompt_lines} prompt lines changed"));
-            } else if prompt_lines > 5 {
-                raise(
-                    Level::Medium,
-                    format!("{prompt_lines} prompt lines changed"),
-                );
-            } else if prompt_lines > 0 {
-                raise(Level::Low, format!("{prompt_lines} prompt line(s) changed"));
-            }
-            for a in d
-                .artifacts
-                .iter()
-                .filter(|a| a.section == "policy" && a.change != "unchanged")
-            {
-                let place = format!(
-                    "{} {}",
-                    a.role,
-                    a.new.as_deref().or(a.old.as_deref()).unwrap_or_default()
-                );
-                if place.to_ascii_lowercase().contains("safety") {
-                    safety_changed = true;
-                    raise(
-                        Level::High,
-                        format!("safety policy {} {}", a.role, a.change),
-                    );
-                } else {
-                    raise(Level::Medium, format!("policy {} {}", a.role, a.change));
-                }
-            }
-            for a in d
-                .artifacts
-                .iter()
-                .filter(|a| a.section == "prompt" && matches!(a.change, "added" | "removed"))
-            {
-                raise(Level::Medium, format!("prompt {} {}", a.role, a.change));
-            }
+            releaseops_agent::risk::classify(&d.summary())
         }
-    }
-    let reviews = view.checked_reviews(store, id, version)?;
-    let approved_here = reviews.approvals.iter().any(|a| a.env == env);
-    let hash = manifest
-        .bundle_hash
-        .clone()
-        .unwrap_or_else(|| manifest.compute_hash());
-    let reports = view.eval_reports(store, &hash)?;
-    let evals = if reports.is_empty() && !policy.is_some_and(|p| p.requires_eval) {
+    };
+    let approved_here = facts.reviews.approvals.iter().any(|a| a.env == env);
+    let evals = if facts.reports.is_empty() && !policy.is_some_and(|p| p.requires_eval) {
         None
     } else {
-        let mut latest: Vec<&releaseops_store::EvalReportInfo> = Vec::new();
-        for r in &reports {
-            match latest.iter_mut().find(|s| s.suite_id == r.suite_id) {
-                Some(cur) if r.timestamp > cur.timestamp => *cur = r,
-                Some(_) => {}
-                None => latest.push(r),
-            }
-        }
+        let e = &facts.evals;
         let required: Vec<String> = policy.map(|p| p.eval_suites.clone()).unwrap_or_default();
-        let missing_suites = if required.is_empty() && latest.is_empty() {
-            vec!["(any suite)".to_string()]
-        } else {
-            required
+        let counted = |s: &str| e.suite(s).is_some() || e.stale_suites.iter().any(|x| x == s);
+        let missing_suites =
+            if required.is_empty() && e.suites.is_empty() && e.stale_suites.is_empty() {
+                vec!["(any suite)".to_string()]
+            } else {
+                required.iter().filter(|s| !counted(s)).cloned().collect()
+            };
+        let regressions = facts
+            .regressions
+            .iter()
+            .filter_map(|(_, _, c)| c.as_ref())
+            .filter(|c| c.significant && !c.regressed.is_empty())
+            .flat_map(|c| c.regressed.iter().cloned())
+            .collect();
+        use releaseops_stats::Verdict;
+        let with = |want: fn(Option<Verdict>) -> bool| -> Vec<String> {
+            e.suites
                 .iter()
-                .filter(|s| !latest.iter().any(|r| &r.suite_id == *s))
-                .cloned()
+                .filter(|s| want(s.verdict))
+                .map(|s| s.suite().to_string())
                 .collect()
         };
-        let max_age = policy.and_then(|p| p.eval_max_age_hours);
-        let stale = latest
-            .iter()
-            .filter(|r| {
-                max_age.is_some_and(|h| {
-                    r.timestamp
-                        .as_deref()
-                        .and_then(|t| releaseops_format::time::parse(t).ok())
-                        .is_none_or(|t| (now.as_second() - t.as_second()) as f64 > h * 3600.0)
-                })
-            })
-            .map(|r| r.suite_id.clone())
-            .collect();
-        let regressions = match policy.and_then(|p| p.eval_no_regression_vs.clone()) {
-            Some(base) => {
-                crate::release::regression_checks(store, view, id, version, &base, &reports)?
-                    .into_iter()
-                    .filter_map(|(_, _, c)| c)
-                    .filter(|c| c.significant && !c.regressed.is_empty())
-                    .flat_map(|c| c.regressed)
-                    .collect()
-            }
-            None => Vec::new(),
-        };
-        let bar = policy.and_then(|p| p.eval_min_pass_rate);
-        let failed = latest
-            .iter()
-            .filter(|r| {
-                !r.passed
-                    || r.decision == "FAIL"
-                    || bar.is_some_and(|b| r.pass_rate.is_some_and(|p| p < b))
-            })
-            .filter(|r| r.decision != "INCONCLUSIVE")
-            .map(|r| r.suite_id.clone())
-            .collect();
         Some(releaseops_agent::context::EvalEvidence {
-            failed,
+            // A report without a verdict counts as failed, as at the gate.
+            failed: with(|v| matches!(v, Some(Verdict::Fail) | None)),
             missing_suites,
-            pass_rate: latest.iter().filter_map(|r| r.pass_rate).reduce(f64::min),
-            inconclusive: latest
+            pass_rate: e
+                .suites
                 .iter()
-                .filter(|r| r.decision == "INCONCLUSIVE")
-                .map(|r| r.suite_id.clone())
-                .collect(),
+                .filter_map(|s| s.report.pass_rate)
+                .reduce(f64::min),
+            inconclusive: with(|v| v == Some(Verdict::Inconclusive)),
             regressions,
-            stale,
+            stale: e.stale_suites.clone(),
         })
     };
     let criticality = policy
@@ -1331,24 +1225,10 @@ pub fn promotion_context(
     let hours_to_freeze = policy
         .filter(|p| !p.freeze_windows.is_empty())
         .and_then(|p| {
-            let reviews = releaseops_format::review::Reviews::default();
             (0..=7 * 24).find_map(|h| {
-                let at = now.checked_add(jiff::SignedDuration::from_hours(h)).ok()?;
-                let facts = crate::gates::Facts {
-                    manifest: &manifest,
-                    creator: &manifest.metadata.created_by,
-                    env,
-                    policy: Some(p),
-                    config,
-                    upstream: None,
-                    upstream_live_since: None,
-                    reviews: &reviews,
-                    signatures: &[],
-                    eval_reports: &[],
-                    regressions: &[],
-                    now: at,
-                };
-                (crate::gates::freeze(&facts, p).status
+                let mut at = facts.gates();
+                at.now = now.checked_add(jiff::SignedDuration::from_hours(h)).ok()?;
+                (crate::gates::freeze(&at, p).status
                     != releaseops_format::history::GateStatus::Passed)
                     .then_some(h as f64)
             })
@@ -1404,7 +1284,7 @@ pub fn promotion_context(
         .count() as u32;
     Ok(Context {
         env: env.to_string(),
-        feature_risk: risk,
+        feature_risk: change.level,
         service_criticality: criticality,
         day_of_week: day,
         hour_of_day: local.hour() as u8,
@@ -1412,8 +1292,8 @@ pub fn promotion_context(
         conflicting_service: conflicting.and_then(|r| r.bundle_id.clone()),
         production: releaseops_agent::context::is_production_name(env)
             || config.pipeline.last().is_some_and(|l| l == env),
-        risk_factors: factors,
-        unapproved_safety_change: safety_changed && !approved_here,
+        risk_factors: change.factors,
+        unapproved_safety_change: change.safety_policy_changed && !approved_here,
         holiday,
         evals,
         hours_to_freeze,
@@ -1445,7 +1325,9 @@ pub fn settle_now(ctx: &Ctx) -> Result<usize> {
     let due = ctx.store.history().newest(500, |r| {
         r.event == EventKind::Promote
             && r.seq > head.settled_through
-            && r.gates.iter().any(|g| g.gate == "agent")
+            && r.gates
+                .iter()
+                .any(|g| g.gate == releaseops_format::history::Gate::Agent)
             && releaseops_format::time::parse(&r.at)
                 .is_ok_and(|t| ((ctx.now.as_second() - t.as_second()) as f64) >= watch * 3600.0)
     })?;

@@ -712,12 +712,60 @@ pub fn artifact_bytes(store: &Store, a: &ArtifactRef) -> Option<Vec<u8>> {
 
 // ---------------------------------------------------------------------------
 
+/// Which part of a bundle an artifact belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Section {
+    Prompt,
+    Policy,
+}
+
+impl Section {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Section::Prompt => "prompt",
+            Section::Policy => "policy",
+        }
+    }
+}
+
+/// What happened to an artifact between two versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Added,
+    Removed,
+    Changed,
+    Unchanged,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::Changed => "changed",
+            Change::Unchanged => "unchanged",
+        }
+    }
+}
+
+macro_rules! display_as_str {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+    )*};
+}
+display_as_str!(Section, Change);
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ArtifactDiff {
-    pub section: &'static str,
+    pub section: Section,
     pub role: String,
-    /// `added`, `removed`, `changed`, `unchanged`.
-    pub change: &'static str,
+    pub change: Change,
     pub old: Option<String>,
     pub new: Option<String>,
     pub lines_added: usize,
@@ -744,27 +792,77 @@ pub struct DiffReport {
     pub metadata: Vec<FieldChange>,
 }
 
+impl DiffReport {
+    /// What the decision agent's change-risk rules read from this diff.
+    pub fn summary(&self) -> releaseops_agent::risk::ChangeSummary {
+        use releaseops_agent::risk::{ArtifactEdit, ChangeSummary, Edit, FieldEdit};
+        let edits = |section: Section| -> Vec<ArtifactEdit> {
+            self.artifacts
+                .iter()
+                .filter(|a| a.section == section)
+                .filter_map(|a| {
+                    let edit = match a.change {
+                        Change::Added => Edit::Added,
+                        Change::Removed => Edit::Removed,
+                        Change::Changed => Edit::Changed,
+                        Change::Unchanged => return None,
+                    };
+                    Some(ArtifactEdit {
+                        role: a.role.clone(),
+                        location: a
+                            .new
+                            .as_deref()
+                            .or(a.old.as_deref())
+                            .unwrap_or_default()
+                            .to_string(),
+                        edit,
+                    })
+                })
+                .collect()
+        };
+        ChangeSummary {
+            model: self
+                .model_config
+                .iter()
+                .map(|c| FieldEdit {
+                    field: c.field.clone(),
+                    old: c.old.clone(),
+                    new: c.new.clone(),
+                })
+                .collect(),
+            prompt_lines: self
+                .artifacts
+                .iter()
+                .filter(|a| a.section == Section::Prompt)
+                .map(|a| a.lines_added + a.lines_removed)
+                .sum(),
+            prompts: edits(Section::Prompt),
+            policies: edits(Section::Policy),
+        }
+    }
+}
+
 pub fn diff(store: &Store, a: (&str, &str), b: (&str, &str)) -> Result<DiffReport> {
     let ma = store.load_bundle(a.0, a.1)?;
     let mb = store.load_bundle(b.0, b.1)?;
     let mut artifacts = Vec::new();
     for (section, sa, sb) in [
-        ("prompt", &ma.prompts, &mb.prompts),
-        ("policy", &ma.policies, &mb.policies),
+        (Section::Prompt, &ma.prompts, &mb.prompts),
+        (Section::Policy, &ma.policies, &mb.policies),
     ] {
         let mut roles: Vec<&String> = sa.keys().collect();
         roles.extend(sb.keys().filter(|r| !sa.contains_key(*r)));
         for role in roles {
             let (x, y) = (sa.get(role), sb.get(role));
             let change = match (x, y) {
-                (Some(_), None) => "removed",
-                (None, Some(_)) => "added",
+                (Some(_), None) => Change::Removed,
+                (None, Some(_)) => Change::Added,
                 (Some(x), Some(y))
                     if x.content_hash == y.content_hash && x.content_hash.is_some() =>
                 {
-                    "unchanged"
+                    Change::Unchanged
                 }
-                _ => "changed",
+                _ => Change::Changed,
             };
             let mut d = ArtifactDiff {
                 section,
@@ -776,7 +874,7 @@ pub fn diff(store: &Store, a: (&str, &str), b: (&str, &str)) -> Result<DiffRepor
                 lines_removed: 0,
                 diff: None,
             };
-            if change != "unchanged" {
+            if change != Change::Unchanged {
                 let text = |a: Option<&ArtifactRef>| -> Option<String> {
                     match a {
                         None => Some(String::new()),

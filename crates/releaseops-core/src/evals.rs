@@ -388,7 +388,7 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
     rec.bundle_id = Some(req.bundle.clone());
     rec.version = Some(req.version.clone());
     rec.bundle_hash = Some(report.bundle_hash.clone());
-    rec.state = Some(report.summary.gate_decision.clone());
+    rec.state = Some(report.summary.gate_decision.to_string());
     rec.reason = Some(format!("suite '{}': {}", req.suite, report.summary.reason));
     rec.report = Some(evidence);
     tx.append(rec)?;

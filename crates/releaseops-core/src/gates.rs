@@ -6,17 +6,17 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use releaseops_format::config::ProjectConfig;
 use releaseops_format::environment::{FreezeWindow, PromotionPolicy, WEEKDAYS};
-use releaseops_format::history::{GateResult, GateStatus};
+use releaseops_format::history::{Gate, GateResult, GateStatus};
 use releaseops_format::manifest::BundleManifest;
 use releaseops_format::review::Reviews;
 use releaseops_format::time;
-use releaseops_store::EvalReportInfo;
+use releaseops_stats::Verdict;
 
 use crate::actor_matches;
 
-fn gate(name: &str, status: GateStatus, reason: impl Into<String>) -> GateResult {
+fn gate(name: Gate, status: GateStatus, reason: impl Into<String>) -> GateResult {
     GateResult {
-        gate: name.into(),
+        gate: name,
         status,
         reason: reason.into(),
         passes_at: None,
@@ -54,7 +54,8 @@ pub struct Facts<'a> {
     /// its SSH signature verifies. Checked only when a policy asks for signed
     /// approvals; empty otherwise.
     pub signatures: &'a [Option<Result<(), String>>],
-    pub eval_reports: &'a [EvalReportInfo],
+    /// The stored reports for this bundle hash, judged for this environment.
+    pub evals: &'a crate::evidence::EvalEvidence,
     /// With `eval_no_regression_vs`: per suite, the comparison against the
     /// newest run on the version live there (`None`: no run to compare with).
     pub regressions: &'a [(String, String, Option<releaseops_eval::compare::Comparison>)],
@@ -66,7 +67,7 @@ pub struct Facts<'a> {
 pub fn pipeline(f: &Facts<'_>) -> GateResult {
     if f.config.position(f.env).is_none() {
         return gate(
-            "pipeline",
+            Gate::Pipeline,
             GateStatus::Failed,
             format!(
                 "'{}' is not in the pipeline ({})",
@@ -78,17 +79,17 @@ pub fn pipeline(f: &Facts<'_>) -> GateResult {
 
     match f.upstream {
         None => gate(
-            "pipeline",
+            Gate::Pipeline,
             GateStatus::Passed,
             format!("'{}' is the first stage", f.env),
         ),
         Some(up) if f.upstream_live_since.is_some() => gate(
-            "pipeline",
+            Gate::Pipeline,
             GateStatus::Passed,
             format!("live in '{up}', the stage before '{}'", f.env),
         ),
         Some(up) => gate(
-            "pipeline",
+            Gate::Pipeline,
             GateStatus::Failed,
             format!(
                 "{}@{} is not live in '{up}'; promote it there first",
@@ -108,7 +109,7 @@ pub fn rejected(f: &Facts<'_>) -> GateResult {
             .map(|e| format!(" for '{e}'"))
             .unwrap_or_default();
         return gate(
-            "rejected",
+            Gate::Rejected,
             GateStatus::Failed,
             format!(
                 "{key} was rejected{scope} by {} at {}: {}",
@@ -118,36 +119,21 @@ pub fn rejected(f: &Facts<'_>) -> GateResult {
     }
     if f.policy.is_some_and(|p| p.rejected_versions.contains(&key)) {
         return gate(
-            "rejected",
+            Gate::Rejected,
             GateStatus::Failed,
             format!("{key} is listed in {}'s rejected_versions", f.env),
         );
     }
     gate(
-        "rejected",
+        Gate::Rejected,
         GateStatus::Passed,
         format!("{key} is not rejected"),
     )
 }
 
-/// A report's verdict as this environment sees it: judged again from its
-/// counts against `eval_min_pass_rate` when the environment sets one,
-/// otherwise the report's own verdict.
-fn effective_decision(r: &EvalReportInfo, p: &PromotionPolicy) -> (String, Option<String>) {
-    match (p.eval_min_pass_rate, r.total_cases, r.passed_cases) {
-        (Some(bar), Some(n), Some(passed)) => {
-            let (v, why) = releaseops_eval::stats::verdict(passed, n, bar, r.split_cases);
-            (v.as_str().to_string(), Some(why))
-        }
-        (Some(bar), _, _) => (
-            "INCONCLUSIVE".into(),
-            Some(format!(
-                "the report has no case counts to judge against the {:.0}% bar",
-                bar * 100.0
-            )),
-        ),
-        _ => (r.decision.clone(), None),
-    }
+/// A verdict as the gate's reason spells it (nothing for a report without one).
+fn word(d: &Option<Verdict>) -> &'static str {
+    d.map_or("", Verdict::as_str)
 }
 
 pub fn eval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
@@ -162,41 +148,22 @@ pub fn eval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
         "run `releaseops eval run <suite> --bundle {} --version {}`",
         md.id, md.version
     );
-    let ok = |d: &str| d == "PASS" || (d == "INCONCLUSIVE" && p.eval_allow_inconclusive);
-    // The newest report per suite decides that suite.
-    let mut latest: indexmap::IndexMap<&str, &EvalReportInfo> = indexmap::IndexMap::new();
-    let oldest_ok = p.eval_max_age_hours.and_then(|h| {
-        jiff::SignedDuration::try_from_secs_f64(h * 3600.0)
-            .ok()
-            .and_then(|d| f.now.checked_sub(d).ok())
-    });
-    let fresh = |r: &EvalReportInfo| match oldest_ok {
-        None => true,
-        Some(limit) => r
-            .timestamp
-            .as_deref()
-            .and_then(|t| time::parse(t).ok())
-            .is_some_and(|t| t >= limit),
+    let ok = |d: &Option<Verdict>| match d {
+        Some(Verdict::Pass) => true,
+        Some(Verdict::Inconclusive) => p.eval_allow_inconclusive,
+        Some(Verdict::Fail) | None => false,
     };
-    let stale = f.eval_reports.iter().filter(|r| !fresh(r)).count();
-    for r in f.eval_reports.iter().filter(|r| fresh(r)) {
-        let newer = latest
-            .get(r.suite_id.as_str())
-            .is_none_or(|cur| r.timestamp > cur.timestamp);
-        if newer {
-            latest.insert(&r.suite_id, r);
-        }
-    }
+    // The newest report young enough per suite decides that suite.
+    let stale = f.evals.stale_reports;
     let bar = p
         .eval_min_pass_rate
         .map(|b| format!(" against this environment's {:.0}% bar", b * 100.0))
         .unwrap_or_default();
-    let judged: Vec<(&str, String, Option<String>)> = latest
+    let judged: Vec<(&str, Option<Verdict>, Option<String>)> = f
+        .evals
+        .suites
         .iter()
-        .map(|(s, r)| {
-            let (d, why) = effective_decision(r, p);
-            (*s, d, why)
-        })
+        .map(|s| (s.suite(), s.verdict, s.why.clone()))
         .collect();
     let age_note = if stale > 0 {
         format!(
@@ -213,7 +180,7 @@ pub fn eval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
             match cmp {
                 None => {
                     return gate(
-                        "eval",
+                        Gate::Eval,
                         GateStatus::Pending,
                         format!(
                             "no run of suite '{suite}' on {}@{base_version} (live in '{base_env}') to compare with; `releaseops eval run {suite} --bundle {} --version {} --baseline {base_env}`",
@@ -221,9 +188,9 @@ pub fn eval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
                         ),
                     );
                 }
-                Some(c) if c.verdict == "regression" => {
+                Some(c) if c.verdict == releaseops_eval::compare::Change::Regression => {
                     return gate(
-                        "eval",
+                        Gate::Eval,
                         GateStatus::Failed,
                         format!(
                             "suite '{suite}' regressed significantly against {} (McNemar p = {:.4}): {}",
@@ -241,22 +208,23 @@ pub fn eval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
     if required.is_empty() {
         if let Some((s, d, _)) = judged.iter().find(|(_, d, _)| ok(d)) {
             return gate(
-                "eval",
+                Gate::Eval,
                 GateStatus::Passed,
-                format!("suite '{s}' {d} for bundle hash {short}…{bar}"),
+                format!("suite '{s}' {} for bundle hash {short}…{bar}", word(d)),
             );
         }
         return match judged.first() {
             Some((s, d, why)) => gate(
-                "eval",
+                Gate::Eval,
                 GateStatus::Failed,
                 format!(
-                    "suite '{s}' {d} for bundle hash {short}…{bar}{}",
+                    "suite '{s}' {} for bundle hash {short}…{bar}{}",
+                    word(d),
                     why.as_ref().map(|w| format!(": {w}")).unwrap_or_default()
                 ),
             ),
             None => gate(
-                "eval",
+                Gate::Eval,
                 GateStatus::Pending,
                 format!("no eval report for bundle hash {short}…; {run_hint}"),
             ),
@@ -268,10 +236,11 @@ pub fn eval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
             Some((_, d, _)) if ok(d) => {}
             Some((_, d, why)) => {
                 return gate(
-                    "eval",
+                    Gate::Eval,
                     GateStatus::Failed,
                     format!(
-                        "required suite '{suite}' {d} for bundle hash {short}…{bar}{}",
+                        "required suite '{suite}' {} for bundle hash {short}…{bar}{}",
+                        word(d),
                         why.as_ref().map(|w| format!(": {w}")).unwrap_or_default()
                     ),
                 );
@@ -281,13 +250,13 @@ pub fn eval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
     }
     if missing.is_empty() {
         gate(
-            "eval",
+            Gate::Eval,
             GateStatus::Passed,
             format!("required suites passed{bar}: {}", required.join(", ")),
         )
     } else {
         gate(
-            "eval",
+            Gate::Eval,
             GateStatus::Pending,
             format!(
                 "no report yet for required suite(s) {}; {}",
@@ -376,7 +345,7 @@ pub fn approval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
     };
     if counted.len() >= need && signed >= need_signed {
         return gate(
-            "approval",
+            Gate::Approval,
             GateStatus::Passed,
             format!(
                 "approved by {}{signed_note}{ignored_note}",
@@ -395,7 +364,7 @@ pub fn approval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
             )
         };
         return gate(
-            "approval",
+            Gate::Approval,
             GateStatus::Pending,
             format!(
                 "needs {} more signed approval(s) (have {signed} of {need_signed}); `releaseops approve {} {} {} --sign`{bad}{ignored_note}",
@@ -411,7 +380,7 @@ pub fn approval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
         && unknown.len() == p.approval_teams.len()
     {
         return gate(
-            "approval",
+            Gate::Approval,
             GateStatus::Failed,
             format!(
                 "no one can approve: team(s) {} are not defined under `teams:` in .releaseops/config.yaml",
@@ -424,7 +393,7 @@ pub fn approval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
         );
     }
     gate(
-        "approval",
+        Gate::Approval,
         GateStatus::Pending,
         format!(
             "needs {} more approval(s) from {who} (have {} of {need}){signed_note}; `releaseops approve {} {} {}`{ignored_note}",
@@ -440,21 +409,21 @@ pub fn approval(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
 pub fn soak(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
     let Some(up) = f.upstream else {
         return gate(
-            "soak",
+            Gate::Soak,
             GateStatus::Passed,
             format!("'{}' has no upstream stage to soak in", f.env),
         );
     };
     let Some(since) = f.upstream_live_since else {
         return gate(
-            "soak",
+            Gate::Soak,
             GateStatus::Failed,
             format!("not live in '{up}', so it has not soaked there"),
         );
     };
     let Ok(need) = SignedDuration::try_from_secs_f64(p.soak_hours * 3600.0) else {
         return gate(
-            "soak",
+            Gate::Soak,
             GateStatus::Failed,
             format!("soak_hours {} is not a usable duration", p.soak_hours),
         );
@@ -463,7 +432,7 @@ pub fn soak(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
     let elapsed = f.now.duration_since(since);
     if f.now >= passes_at {
         gate(
-            "soak",
+            Gate::Soak,
             GateStatus::Passed,
             format!(
                 "live in '{up}' for {} (needs {})",
@@ -473,7 +442,7 @@ pub fn soak(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
         )
     } else {
         GateResult {
-            gate: "soak".into(),
+            gate: Gate::Soak,
             status: GateStatus::Pending,
             reason: format!(
                 "live in '{up}' for {} of the {} soak; passes at {}",
@@ -571,7 +540,7 @@ pub fn freeze(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
         let mut next = None;
         for w in &p.freeze_windows {
             match window_end(w, t) {
-                Err(e) => return gate("freeze", GateStatus::Failed, e),
+                Err(e) => return gate(Gate::Freeze, GateStatus::Failed, e),
                 Ok(Some(end)) => {
                     let d = describe(w);
                     if !hit.contains(&d) {
@@ -588,7 +557,11 @@ pub fn freeze(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
         }
     }
     if hit.is_empty() {
-        return gate("freeze", GateStatus::Passed, "no freeze window is active");
+        return gate(
+            Gate::Freeze,
+            GateStatus::Passed,
+            "no freeze window is active",
+        );
     }
     let reason = p
         .freeze_windows
@@ -597,7 +570,7 @@ pub fn freeze(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
         .map(|r| format!(" ({r})"))
         .unwrap_or_default();
     GateResult {
-        gate: "freeze".into(),
+        gate: Gate::Freeze,
         status: GateStatus::Pending,
         reason: format!(
             "'{}' is frozen by {}{reason}; passes at {}",
@@ -629,11 +602,6 @@ pub fn evaluate(f: &Facts<'_>) -> Vec<GateResult> {
     out
 }
 
-/// Gates `--skip-gates` cannot bypass: the pipeline order and rejections.
-pub fn overridable(gate: &str) -> bool {
-    !matches!(gate, "pipeline" | "rejected")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -655,6 +623,12 @@ mod tests {
         BundleManifest::parse(b"schema_version: 2\nmetadata:\n  id: a\n  version: 1.0.0\n  created_by: Carol <carol@x>\n").unwrap()
     }
 
+    static NO_EVALS: crate::evidence::EvalEvidence = crate::evidence::EvalEvidence {
+        suites: Vec::new(),
+        stale_reports: 0,
+        stale_suites: Vec::new(),
+    };
+
     fn facts<'a>(
         m: &'a BundleManifest,
         p: &'a PromotionPolicy,
@@ -672,7 +646,7 @@ mod tests {
             upstream_live_since: Some(ts("2026-11-20T10:00:00Z")),
             reviews: r,
             signatures: &[],
-            eval_reports: &[],
+            evals: &NO_EVALS,
             regressions: &[],
             now: ts(now),
         }

@@ -2,18 +2,18 @@
 //! environment pointer, the deployment index, the review file and the history
 //! record change together or not at all.
 
-use jiff::Timestamp;
 use releaseops_format::config::ProjectConfig;
 use releaseops_format::environment::{EnvMetadata, EnvironmentFile};
-use releaseops_format::history::{EventKind, GateResult, GateStatus, Record, state_for_env};
+use releaseops_format::history::{EventKind, Gate, GateResult, GateStatus, Record, state_for_env};
 use releaseops_format::manifest::BundleManifest;
+use releaseops_format::names;
 use releaseops_format::review::{Approval, Failure, Rejection};
-use releaseops_format::{names, time};
 use releaseops_store::view::ChainView;
 use releaseops_store::{Store, StoreError, Transaction};
 use serde::Serialize;
 
-use crate::gates::{self, Facts};
+use crate::facts::{PromotionFacts, Scope};
+use crate::gates;
 use crate::{CoreError, Ctx, Result, actor_matches};
 
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ pub struct PromoteOutcome {
     pub dry_run: bool,
     pub overridden: bool,
     /// Gates that stopped the promotion.
-    pub blocked_by: Vec<String>,
+    pub blocked_by: Vec<Gate>,
     pub seq: Option<u64>,
     /// The git commit made, or why it failed (`git_commit`, `git_error`).
     #[serde(flatten)]
@@ -80,10 +80,6 @@ fn touch_env(env: &mut EnvironmentFile, ctx: &Ctx<'_>) {
     let md = env.metadata.get_or_insert_with(EnvMetadata::default);
     md.last_updated = Some(ctx.now_str());
     md.updated_by = Some(ctx.actor.clone());
-}
-
-fn parse_since(s: &str) -> Option<Timestamp> {
-    time::parse(s).ok()
 }
 
 pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
@@ -132,11 +128,16 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         Some(t) => t.view(),
         None => std::sync::Arc::new(store.chain_view()?),
     };
-    let manifest = verified_manifest(store, &view, &req.id, &req.version)?;
-    let mut env = view.checked_env(store, &req.env)?;
-    view.checked_stack(store, &req.env, &req.id)?;
-    let state = view.state();
-    if state.live(&req.env, &req.id).map(|d| d.version.as_str()) == Some(req.version.as_str()) {
+    let facts = PromotionFacts::gather(
+        store,
+        view,
+        config,
+        (&req.id, &req.version, &req.env),
+        ctx.now,
+        Scope::Promotion,
+    )?;
+    let config = &facts.config;
+    if facts.live.as_deref() == Some(req.version.as_str()) {
         // Asking again for what is already so is not an error (a re-run CI
         // job): nothing changes and nothing is recorded.
         let is_last = config.pipeline.last().map(String::as_str) == Some(req.env.as_str());
@@ -158,75 +159,16 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
             agent_decision: None,
         });
     }
-    let upstream = config.upstream_of(&req.env).map(str::to_string);
-    let upstream_live_since = match &upstream {
-        None => None,
-        Some(up) => {
-            view.checked_env(store, up)?;
-            view.checked_stack(store, up, &req.id)?;
-            // When it went live there, as the history recorded it; a time
-            // that does not parse starts the soak clock now (fail closed).
-            state
-                .live(up, &req.id)
-                .filter(|d| d.version == req.version)
-                .map(|d| parse_since(&d.since).unwrap_or(ctx.now))
-        }
-    };
-    let reviews = view.checked_reviews(store, &req.id, &req.version)?;
-    let hash = manifest
-        .bundle_hash
-        .clone()
-        .unwrap_or_else(|| manifest.compute_hash());
-    let reports = match &env.promotion_policy {
-        Some(p) if p.requires_eval => view.eval_reports(store, &hash)?,
-        _ => Vec::new(),
-    };
-    let regressions = match env
-        .promotion_policy
-        .as_ref()
-        .and_then(|p| p.eval_no_regression_vs.clone().filter(|_| p.requires_eval))
-    {
-        Some(base_env) => {
-            regression_checks(store, &view, &req.id, &req.version, &base_env, &reports)?
-        }
-        None => Vec::new(),
-    };
-    let creator = creator_of(&view, &manifest);
-    let signatures = match &env.promotion_policy {
-        Some(p) if p.min_signed_approvals > 0 => signature_checks(store, &manifest, &reviews),
-        _ => Vec::new(),
-    };
-    let facts = Facts {
-        manifest: &manifest,
-        creator: &creator,
-        env: &req.env,
-        policy: env.promotion_policy.as_ref(),
-        config: &config,
-        upstream: upstream.as_deref(),
-        upstream_live_since,
-        reviews: &reviews,
-        signatures: &signatures,
-        eval_reports: &reports,
-        regressions: &regressions,
-        now: ctx.now,
-    };
-    let mut gate_results = gates::evaluate(&facts);
+    let mut gate_results = gates::evaluate(&facts.gates());
     // The decision agent, when the environment asks for it: decided under
     // the same lock, and its record kept whatever the gates say.
     let mut tx = tx;
     let mut staged = None;
     let mut agent_decision = None;
-    if let Some(p) = env.promotion_policy.as_ref()
+    if let Some(p) = facts.policy()
         && let Some(mode) = p.requires_agent
     {
-        let context = crate::agent::promotion_context(
-            store,
-            &view,
-            &req.id,
-            &req.version,
-            &req.env,
-            ctx.now,
-        )?;
+        let context = crate::agent::promotion_context(store, &facts)?;
         let request = crate::agent::DecideRequest {
             context,
             bundle: Some(crate::agent::BundleRef {
@@ -270,18 +212,21 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         .iter()
         .filter(|g| g.status != GateStatus::Passed)
         .collect();
-    let blocked_by: Vec<String> = not_passed
+    let blocked_by: Vec<Gate> = not_passed
         .iter()
-        .filter(|g| !req.skip_gates || !gates::overridable(&g.gate))
-        .map(|g| g.gate.clone())
+        .filter(|g| !req.skip_gates || !g.gate.overridable())
+        .map(|g| g.gate)
         .collect();
     let is_last = config.pipeline.last().is_some_and(|l| *l == req.env);
     let mut out = PromoteOutcome {
         id: req.id.clone(),
         version: req.version.clone(),
         env: req.env.clone(),
-        from_env: upstream.clone().filter(|_| upstream_live_since.is_some()),
-        replaces: env.bundle_mappings.get(&req.id).cloned(),
+        from_env: facts
+            .upstream
+            .clone()
+            .filter(|_| facts.upstream_live_since.is_some()),
+        replaces: facts.env_file.bundle_mappings.get(&req.id).cloned(),
         state: state_for_env(&req.env, is_last).to_string(),
         gates: gate_results.clone(),
         promoted: false,
@@ -310,6 +255,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
         return Ok(out);
     }
     releaseops_store::import_legacy_history(&mut tx)?;
+    let mut env = facts.env_file.clone();
     env.bundle_mappings
         .insert(req.id.clone(), req.version.clone());
     touch_env(&mut env, ctx);
@@ -318,7 +264,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
     let mut rec = ctx.record(EventKind::Promote);
     rec.bundle_id = Some(req.id.clone());
     rec.version = Some(req.version.clone());
-    rec.bundle_hash = Some(hash);
+    rec.bundle_hash = Some(facts.hash.clone());
     rec.env = Some(req.env.clone());
     rec.from_env = out.from_env.clone();
     rec.from_version = out.replaces.clone();
@@ -326,7 +272,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
     rec.reason = req.reason.clone();
     rec.gates = gate_results;
     rec.overridden = req.skip_gates;
-    let rec = append_deployment(&mut tx, &view, &req.env, rec)?;
+    let rec = append_deployment(&mut tx, &facts.view, &req.env, rec)?;
     let verb = if req.skip_gates {
         "promote (gates overridden)"
     } else {
@@ -993,20 +939,9 @@ pub(crate) fn regression_checks(
     let read = |path: &std::path::Path| -> Option<releaseops_eval::compare::Outcomes> {
         releaseops_format::yaml::from_bytes(&std::fs::read(path).ok()?).ok()
     };
-    let newest = |all: &[releaseops_store::EvalReportInfo]| {
-        let mut suites: Vec<releaseops_store::EvalReportInfo> = Vec::new();
-        for r in all {
-            match suites.iter_mut().find(|s| s.suite_id == r.suite_id) {
-                Some(cur) if r.timestamp > cur.timestamp => *cur = r.clone(),
-                Some(_) => {}
-                None => suites.push(r.clone()),
-            }
-        }
-        suites
-    };
-    let base_newest = newest(&base_reports);
+    let base_newest = crate::evidence::newest_per_suite(&base_reports);
     let mut out = Vec::new();
-    for cand in newest(reports) {
+    for cand in crate::evidence::newest_per_suite(reports) {
         let base = base_newest
             .iter()
             .find(|b| b.suite_id == cand.suite_id)

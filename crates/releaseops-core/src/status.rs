@@ -3,7 +3,7 @@
 //! a dry-run promotion sees it: approvals missing, soak left, failing suites,
 //! the agent's word).
 
-use releaseops_format::history::{GateResult, GateStatus};
+use releaseops_format::history::{Gate, GateResult, GateStatus};
 use serde::Serialize;
 
 use crate::envs::{self, Deployed};
@@ -42,7 +42,7 @@ pub struct Waiting {
     pub from_env: Option<String>,
     /// Every gate would pass: `promote` would go through now.
     pub ready: bool,
-    pub blocked_by: Vec<String>,
+    pub blocked_by: Vec<Gate>,
     pub gates: Vec<GateResult>,
     /// The decision agent's word (GO / NO_GO / DELAY), when the stage asks it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -150,7 +150,7 @@ pub fn status(ctx: &Ctx<'_>) -> Result<Status> {
 /// The gates of a blocked promotion that only time will pass (soak, a
 /// freeze window, an agent's DELAY), with the moment the last of them
 /// passes; `None` when anything else blocks it too.
-pub fn time_gates_pass_at(gates: &[GateResult], blocked_by: &[String]) -> Option<jiff::Timestamp> {
+pub fn time_gates_pass_at(gates: &[GateResult], blocked_by: &[Gate]) -> Option<jiff::Timestamp> {
     let mut latest: Option<jiff::Timestamp> = None;
     for g in gates.iter().filter(|g| blocked_by.contains(&g.gate)) {
         if g.status != GateStatus::Pending {

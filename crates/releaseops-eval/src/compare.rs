@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::stats::mcnemar_exact;
+use releaseops_stats::mcnemar_exact;
 
 /// What a comparison needs from a stored report (ours or the existing tool's).
 #[derive(Debug, Clone, Deserialize)]
@@ -58,8 +58,37 @@ pub struct Comparison {
     pub unmatched: Vec<String>,
     pub p_value: f64,
     pub significant: bool,
-    /// `regression`, `improvement` or `no significant change`.
-    pub verdict: String,
+    pub verdict: Change,
+}
+
+/// What a comparison concluded, spelt as reports and JSON show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Change {
+    /// Significantly more cases regressed than improved.
+    #[serde(rename = "regression")]
+    Regression,
+    /// Significantly more cases improved than regressed.
+    #[serde(rename = "improvement")]
+    Improvement,
+    /// The difference could be chance.
+    #[serde(rename = "no significant change")]
+    NoSignificantChange,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Regression => "regression",
+            Change::Improvement => "improvement",
+            Change::NoSignificantChange => "no significant change",
+        }
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 pub const ALPHA: f64 = 0.05;
@@ -93,11 +122,11 @@ pub fn compare(baseline: &Outcomes, candidate: &Outcomes) -> Comparison {
     let p = mcnemar_exact(regressed.len() as u64, improved.len() as u64);
     let significant = p < ALPHA;
     let verdict = if significant && regressed.len() > improved.len() {
-        "regression"
+        Change::Regression
     } else if significant {
-        "improvement"
+        Change::Improvement
     } else {
-        "no significant change"
+        Change::NoSignificantChange
     };
     Comparison {
         suite: candidate.suite_id.clone(),
@@ -110,7 +139,7 @@ pub fn compare(baseline: &Outcomes, candidate: &Outcomes) -> Comparison {
         unmatched,
         p_value: p,
         significant,
-        verdict: verdict.into(),
+        verdict,
     }
 }
 
@@ -143,7 +172,7 @@ mod tests {
         }
         let r = compare(&base, &outcomes("2", &cand));
         assert_eq!(r.regressed.len(), 7);
-        assert!(r.significant && r.verdict == "regression", "{r:?}");
+        assert!(r.significant && r.verdict == Change::Regression, "{r:?}");
         let r = compare(
             &base,
             &outcomes(

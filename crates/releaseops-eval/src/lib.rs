@@ -18,7 +18,6 @@ pub mod providers;
 pub mod report;
 pub mod runner;
 pub mod secrets;
-pub mod stats;
 pub mod suite;
 pub mod target;
 

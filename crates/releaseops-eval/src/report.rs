@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use releaseops_stats::Verdict;
+
 use crate::judge::JudgeResult;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -16,7 +18,7 @@ pub struct Summary {
     pub passed: u64,
     pub failed: u64,
     pub pass_rate: f64,
-    pub gate_decision: String,
+    pub gate_decision: Verdict,
     pub reason: String,
     pub threshold: f64,
     pub ci_low: f64,
@@ -157,10 +159,10 @@ impl Report {
                 .replace('"', "&quot;")
         };
         let s = &self.summary;
-        let colour = match s.gate_decision.as_str() {
-            "PASS" => "#1a7f37",
-            "FAIL" => "#cf222e",
-            _ => "#9a6700",
+        let colour = match s.gate_decision {
+            Verdict::Pass => "#1a7f37",
+            Verdict::Fail => "#cf222e",
+            Verdict::Inconclusive => "#9a6700",
         };
         let mut rows = String::new();
         for c in &self.results {
@@ -193,7 +195,7 @@ impl Report {
             suite = esc(&self.suite_id),
             id = esc(&self.bundle_id),
             ver = esc(&self.bundle_version),
-            dec = esc(&s.gate_decision),
+            dec = s.gate_decision,
             reason = esc(&s.reason),
             n = s.total_cases,
             p = s.passed,

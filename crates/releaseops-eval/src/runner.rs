@@ -10,9 +10,9 @@ use serde_json::{Map, Value, json};
 
 use crate::providers::RetryPolicy;
 use crate::report::{Attempt, CaseResult, Report, Summary};
-use crate::stats::{self, Z95};
 use crate::suite::{Case, Suite};
 use crate::target::Target;
+use releaseops_stats::{self as stats, Z95};
 
 /// The bundle under evaluation, as the agent receives it.
 #[derive(Debug, Clone)]
@@ -286,7 +286,7 @@ pub async fn run(
             } else {
                 passed as f64 / n as f64
             },
-            gate_decision: verdict.as_str().into(),
+            gate_decision: verdict,
             reason,
             threshold: suite.pass_threshold,
             ci_low: lo,

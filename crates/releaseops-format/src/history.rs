@@ -53,6 +53,75 @@ impl EventKind {
     }
 }
 
+/// A promotion gate, as history records and JSON name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    /// The version is live in the previous stage of the pipeline.
+    Pipeline,
+    /// Nobody rejected this bundle hash for this environment.
+    Rejected,
+    /// The required evaluation suites passed on this exact content.
+    Eval,
+    /// Enough of the right people approved this bundle hash.
+    Approval,
+    /// The version has run long enough in the previous stage.
+    Soak,
+    /// No freeze window of the environment is active.
+    Freeze,
+    /// The release decision agent's GO / NO_GO / DELAY.
+    Agent,
+}
+
+impl Gate {
+    pub const ALL: [Gate; 7] = [
+        Gate::Pipeline,
+        Gate::Rejected,
+        Gate::Eval,
+        Gate::Approval,
+        Gate::Soak,
+        Gate::Freeze,
+        Gate::Agent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gate::Pipeline => "pipeline",
+            Gate::Rejected => "rejected",
+            Gate::Eval => "eval",
+            Gate::Approval => "approval",
+            Gate::Soak => "soak",
+            Gate::Freeze => "freeze",
+            Gate::Agent => "agent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Gate> {
+        Gate::ALL.into_iter().find(|g| g.as_str() == s)
+    }
+
+    /// The names of `gates`, joined by `sep`.
+    pub fn join(gates: &[Gate], sep: &str) -> String {
+        gates
+            .iter()
+            .map(|g| g.as_str())
+            .collect::<Vec<_>>()
+            .join(sep)
+    }
+
+    /// Whether `--skip-gates` may bypass it: never the pipeline order nor a
+    /// rejection.
+    pub fn overridable(self) -> bool {
+        !matches!(self, Gate::Pipeline | Gate::Rejected)
+    }
+}
+
+impl std::fmt::Display for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GateStatus {
@@ -74,8 +143,7 @@ impl GateStatus {
 /// One gate's verdict on one promotion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateResult {
-    /// `pipeline`, `rejected`, `eval`, `approval`, `soak`, `freeze`, ...
-    pub gate: String,
+    pub gate: Gate,
     pub status: GateStatus,
     pub reason: String,
     /// For time gates that are pending: when the gate will pass.
@@ -255,7 +323,8 @@ pub struct LegacyRecord {
 
 #[derive(Debug, Deserialize)]
 pub struct LegacyGate {
-    pub gate_type: String,
+    /// The existing tool writes `eval`, `approval` or `soak`.
+    pub gate_type: Gate,
     pub passed: bool,
     #[serde(default)]
     pub details: Option<String>,
@@ -313,7 +382,7 @@ impl LegacyRecord {
             .iter()
             .flatten()
             .map(|g| GateResult {
-                gate: g.gate_type.clone(),
+                gate: g.gate_type,
                 status: if g.passed {
                     GateStatus::Passed
                 } else {

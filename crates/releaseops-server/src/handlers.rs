@@ -1037,7 +1037,7 @@ async fn promote(State(s): St, headers: HeaderMap, b: Body) -> Response {
                 out.id,
                 out.version,
                 out.env,
-                out.blocked_by.join(", ")
+                releaseops_format::history::Gate::join(&out.blocked_by, ", ")
             ),
             hint: Some(hint.into()),
             detail: Some(Box::new((

@@ -31,6 +31,7 @@ use releaseops_format::history::{DeploymentStack, Deployments, Record};
 use releaseops_format::manifest::BundleManifest;
 use releaseops_format::review::Reviews;
 use releaseops_format::{names, version};
+use releaseops_stats::Verdict;
 
 pub use error::{Result, StoreError};
 pub use git::{Git, Signature};
@@ -79,8 +80,8 @@ pub struct EvalReportInfo {
     pub bundle_version: String,
     pub suite_id: String,
     pub bundle_hash: Option<String>,
-    /// The report's own verdict: PASS, FAIL or INCONCLUSIVE.
-    pub decision: String,
+    /// The report's own verdict; `None` when it states none this tool knows.
+    pub decision: Option<Verdict>,
     pub passed: bool,
     pub pass_rate: Option<f64>,
     /// Counts, for judging the report again against an environment's bar.
@@ -101,8 +102,8 @@ impl EvalReportInfo {
         let summary = r.summary;
         let decision = summary
             .as_ref()
-            .and_then(|s| s.gate_decision.clone())
-            .unwrap_or_default();
+            .and_then(|s| s.gate_decision.as_deref())
+            .and_then(Verdict::parse);
         EvalReportInfo {
             path,
             bundle_id: r.bundle_id.unwrap_or_default(),
@@ -114,7 +115,7 @@ impl EvalReportInfo {
             bundle_hash: r
                 .bundle_hash
                 .or_else(|| fact.map(|f| f.bundle_hash.clone())),
-            passed: decision == "PASS",
+            passed: decision == Some(Verdict::Pass),
             decision,
             pass_rate: summary.as_ref().and_then(|s| s.pass_rate),
             total_cases: summary.as_ref().and_then(|s| s.total_cases),

@@ -77,7 +77,15 @@ fn decide(app: &App, a: AgentDecideArgs) -> CmdResult {
             let (id, version, env) = &refs::bundle_version_env(&store, "agent decide", words)?;
             let context = {
                 let _read = store.read_guard()?;
-                agent::promotion_context(&store, &store.chain_view()?, id, version, env, ctx.now)?
+                let facts = releaseops_core::facts::PromotionFacts::gather(
+                    &store,
+                    std::sync::Arc::new(store.chain_view()?),
+                    store.config().clone(),
+                    (id, version, env),
+                    ctx.now,
+                    releaseops_core::facts::Scope::Everything,
+                )?;
+                agent::promotion_context(&store, &facts)?
             };
             let blocks = store
                 .load_env(env)?

@@ -1,4 +1,4 @@
-use releaseops_core::bundle::{self, ArtifactSpec, CreateRequest, ModelSpec};
+use releaseops_core::bundle::{self, ArtifactSpec, Change, CreateRequest, ModelSpec};
 use releaseops_format::yaml::Node;
 use serde_json::Map;
 
@@ -242,8 +242,7 @@ fn diff(app: &App, args: &[String]) -> CmdResult {
         );
     }
     for art in &d.artifacts {
-        let counts = if art.change == "changed" || art.change == "added" || art.change == "removed"
-        {
+        let counts = if art.change != Change::Unchanged {
             format!(" (+{} -{})", art.lines_added, art.lines_removed)
         } else {
             String::new()
@@ -274,7 +273,7 @@ fn diff(app: &App, args: &[String]) -> CmdResult {
                 };
                 anstream::println!("      {styled}");
             }
-        } else if art.change != "unchanged" {
+        } else if art.change != Change::Unchanged {
             anstream::println!(
                 "      {}",
                 paint(

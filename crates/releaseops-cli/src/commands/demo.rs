@@ -118,7 +118,7 @@ fn evaluate(store: &Store, clock: &Clock, version: &str) -> Result<(), Failure> 
     let s = &out.report.summary;
     anstream::println!(
         "   {}: {} ({} of {} cases)",
-        paint(BOLD, &s.gate_decision),
+        paint(BOLD, s.gate_decision.as_str()),
         s.reason,
         s.passed,
         s.total_cases
@@ -450,7 +450,11 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
         ("support-agent", "1.0.0"),
         ("support-agent", "1.1.0"),
     )?;
-    for art in d.artifacts.iter().filter(|a| a.change != "unchanged") {
+    for art in d
+        .artifacts
+        .iter()
+        .filter(|a| a.change != releaseops_core::bundle::Change::Unchanged)
+    {
         anstream::println!("   {} {} {}:", art.section, art.role, art.change);
         for line in art
             .diff

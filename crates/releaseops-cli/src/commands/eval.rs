@@ -2,7 +2,9 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use releaseops_core::evals::{self, EvalRequest};
+use releaseops_eval::compare::Change;
 use releaseops_eval::report::Report;
+use releaseops_stats::Verdict;
 
 use crate::app::{App, CmdResult, Failure};
 use crate::cli::{EvalCmd, EvalCompareArgs, EvalReportArgs, EvalRunArgs, ReportFormat};
@@ -93,10 +95,10 @@ fn render(r: &Report, format: ReportFormat) -> String {
 
 fn summary(r: &Report) -> String {
     let s = &r.summary;
-    let decision = match s.gate_decision.as_str() {
-        "PASS" => paint(GREEN.bold(), "PASS"),
-        "FAIL" => paint(RED.bold(), "FAIL"),
-        other => paint(YELLOW.bold(), other),
+    let decision = match s.gate_decision {
+        Verdict::Pass => paint(GREEN.bold(), "PASS"),
+        Verdict::Fail => paint(RED.bold(), "FAIL"),
+        Verdict::Inconclusive => paint(YELLOW.bold(), "INCONCLUSIVE"),
     };
     let mut out = format!(
         "Eval: {} on {} v{}\n  Result: {decision}\n  {}\n",
@@ -142,10 +144,10 @@ fn summary(r: &Report) -> String {
 }
 
 fn exit_code(r: &Report) -> u8 {
-    match r.summary.gate_decision.as_str() {
-        "PASS" => 0,
-        "FAIL" => EXIT_EVAL_FAIL,
-        _ => EXIT_EVAL_INCONCLUSIVE,
+    match r.summary.gate_decision {
+        Verdict::Pass => 0,
+        Verdict::Fail => EXIT_EVAL_FAIL,
+        Verdict::Inconclusive => EXIT_EVAL_INCONCLUSIVE,
     }
 }
 
@@ -236,10 +238,10 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
         }
     };
     let s = &out.report.summary;
-    span.attr("releaseops.eval.verdict", s.gate_decision.clone());
+    span.attr("releaseops.eval.verdict", s.gate_decision.to_string());
     span.attr("releaseops.eval.pass_rate", s.pass_rate);
     span.attr("releaseops.eval.total_cases", s.total_cases as i64);
-    if s.gate_decision != "PASS" {
+    if s.gate_decision != Verdict::Pass {
         span.fail(&format!("eval verdict {}", s.gate_decision));
     }
     drop(span);
@@ -257,7 +259,7 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
             )?;
             let c =
                 releaseops_eval::compare::compare(&(&base.report).into(), &(&out.report).into());
-            if c.verdict == "regression" {
+            if c.verdict == Change::Regression {
                 code = code.max(EXIT_EVAL_FAIL);
             }
             Some(c)
@@ -438,7 +440,7 @@ fn list_runs(
                     r.bundle_id.clone(),
                     r.bundle_version.clone(),
                     r.suite_id.clone(),
-                    s.gate_decision.clone(),
+                    s.gate_decision.to_string(),
                     format!("{}/{}", s.passed, s.total_cases),
                     releaseops_format::time::parse(&r.timestamp)
                         .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
@@ -509,7 +511,7 @@ fn compare(app: &App, a: EvalCompareArgs) -> CmdResult {
         None => store.latest_version(&a.bundle)?,
     };
     let c = evals::compare(&store, &a.suite, &a.bundle, &baseline, &candidate)?;
-    let code = if c.verdict == "regression" {
+    let code = if c.verdict == Change::Regression {
         EXIT_EVAL_FAIL
     } else {
         0
@@ -517,10 +519,10 @@ fn compare(app: &App, a: EvalCompareArgs) -> CmdResult {
     if output::json(app, &c) {
         return Ok(code);
     }
-    let verdict = match c.verdict.as_str() {
-        "regression" => paint(RED.bold(), "REGRESSION"),
-        "improvement" => paint(GREEN.bold(), "IMPROVEMENT"),
-        _ => paint(BOLD, "NO SIGNIFICANT CHANGE"),
+    let verdict = match c.verdict {
+        Change::Regression => paint(RED.bold(), "REGRESSION"),
+        Change::Improvement => paint(GREEN.bold(), "IMPROVEMENT"),
+        Change::NoSignificantChange => paint(BOLD, "NO SIGNIFICANT CHANGE"),
     };
     anstream::println!(
         "{} -> {} on suite {}: {verdict} (McNemar exact p = {:.4})",

@@ -29,7 +29,7 @@ pub(super) fn promote_cmd(app: &App, a: PromoteArgs) -> CmdResult {
                 anstream::println!(
                     "Ran eval {} on {id} v{version}: {} ({})",
                     ran.report.suite_id,
-                    paint(BOLD, &s.gate_decision),
+                    paint(BOLD, s.gate_decision.as_str()),
                     s.reason
                 );
             }
@@ -104,7 +104,7 @@ fn wait_for_time_gates(
             }
             output::warn(&format!(
                 "{} would pass at {}, after --timeout ({}): nothing was promoted",
-                dry.blocked_by.join(", "),
+                releaseops_format::history::Gate::join(&dry.blocked_by, ", "),
                 output::when(&at.to_string()),
                 a.timeout.as_deref().unwrap_or("1h")
             ));
@@ -113,7 +113,7 @@ fn wait_for_time_gates(
         let left = ctx.now.duration_until(at);
         eprintln!(
             "waiting for {} until {} ({})",
-            dry.blocked_by.join(", "),
+            releaseops_format::history::Gate::join(&dry.blocked_by, ", "),
             output::when(&at.to_string()),
             releaseops_core::gates::human_duration(left)
         );
@@ -163,8 +163,14 @@ fn promote(
     span.attr("releaseops.promotion.promoted", out.promoted);
     span.attr("releaseops.promotion.dry_run", out.dry_run);
     if !out.blocked_by.is_empty() {
-        span.attr("releaseops.promotion.blocked_by", out.blocked_by.join(","));
-        span.fail(&format!("blocked by {}", out.blocked_by.join(", ")));
+        span.attr(
+            "releaseops.promotion.blocked_by",
+            releaseops_format::history::Gate::join(&out.blocked_by, ","),
+        );
+        span.fail(&format!(
+            "blocked by {}",
+            releaseops_format::history::Gate::join(&out.blocked_by, ", ")
+        ));
     }
     if let Some(d) = &out.agent_decision {
         span.attr("releaseops.agent.decision", d.decision.to_string());

@@ -1,8 +1,13 @@
 //! Statistics honest enough to gate a release: a Wilson score interval for the
-//! pass rate, and a verdict that says INCONCLUSIVE when the evidence cannot
-//! tell whether the true pass rate clears the bar.
+//! pass rate, a verdict that says INCONCLUSIVE when the evidence cannot tell
+//! whether the true pass rate clears the bar, and the exact McNemar test for
+//! two runs of the same cases. Pure functions with no I/O and no runtime, so
+//! the evaluation engine, the store and the decision agent share them without
+//! pulling in each other's weight.
 
-use serde::Serialize;
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+use serde::{Deserialize, Serialize};
 
 /// z for a two-sided 95 % interval.
 pub const Z95: f64 = 1.959_963_984_540_054;
@@ -21,11 +26,14 @@ pub fn wilson(passed: u64, n: u64, z: f64) -> (f64, f64) {
     ((center - half).max(0.0), (center + half).min(1.0))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// An evaluation's verdict, as reports and history records spell it. A
+/// report that states none counts as inconclusive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Verdict {
     Pass,
     Fail,
+    #[default]
     Inconclusive,
 }
 
@@ -36,6 +44,22 @@ impl Verdict {
             Verdict::Fail => "FAIL",
             Verdict::Inconclusive => "INCONCLUSIVE",
         }
+    }
+
+    /// The verdict a report or record spells `s`, if it is one.
+    pub fn parse(s: &str) -> Option<Verdict> {
+        match s {
+            "PASS" => Some(Verdict::Pass),
+            "FAIL" => Some(Verdict::Fail),
+            "INCONCLUSIVE" => Some(Verdict::Inconclusive),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
