@@ -1,9 +1,12 @@
-//! Git. A commit's objects (blobs, an edited copy of HEAD's tree, the commit)
-//! are written in-process with gix, which costs a few milliseconds where
-//! driving `git` took four process spawns; HEAD is then moved by `git
-//! update-ref` (compare-and-swap, reflog), a child process that finishes and
-//! removes its lock file even if we are killed. Repositories gix cannot open
-//! fall back to the user's own `git` on a private index. Either way the commit
+//! Git. A commit's objects (blobs, the edited trees above them, the commit)
+//! are written here as loose objects after one `git cat-file --batch` has
+//! read HEAD and the trees on the way ([`objects`]), which costs a few
+//! milliseconds where driving `git` step by step took six process spawns;
+//! HEAD is then moved by `git update-ref` (compare-and-swap, reflog), a child
+//! process that finishes and removes its lock file even if we are killed.
+//! Repositories of another shape (a linked work tree, SHA-256 objects, git's
+//! environment moving the repository) use the user's own `git` on a private
+//! index. Either way the commit
 //! holds exactly our paths, never the user's staged or unstaged work, and
 //! afterwards only our paths are refreshed in the user's index so `git status`
 //! stays clean. Reads that need a revision walk use `git`.
@@ -15,12 +18,13 @@ use std::process::{Command, Output, Stdio};
 
 use crate::error::{Result, StoreError};
 
+mod objects;
+
 /// A git work tree that contains the `.releaseops/` directory.
 pub struct Git {
     top: PathBuf,
     /// Where the private index of a fallback commit is built.
     scratch: PathBuf,
-    repo: std::cell::OnceCell<Option<gix::Repository>>,
 }
 
 impl std::fmt::Debug for Git {
@@ -130,76 +134,11 @@ impl Git {
         Git {
             top,
             scratch: scratch.to_path_buf(),
-            repo: std::cell::OnceCell::new(),
         }
     }
 
     pub fn top(&self) -> &Path {
         &self.top
-    }
-
-    fn repo(&self) -> Option<&gix::Repository> {
-        self.repo.get_or_init(|| gix::open(&self.top).ok()).as_ref()
-    }
-
-    /// Writes the blobs, tree and commit object for `paths` in-process and
-    /// returns (new commit, HEAD it builds on), or `Ok(None)` when HEAD already
-    /// has that content. Moving HEAD is left to `git update-ref`: a child
-    /// process finishes (and removes its lock file) even if we are killed.
-    fn build_commit_in_process(
-        &self,
-        paths: &[String],
-        message: &str,
-        author: &Signature,
-    ) -> Result<Option<(String, Option<String>)>, String> {
-        let repo = self.repo().ok_or("gix cannot open this repository")?;
-        let head_id = match repo.head_id() {
-            Ok(id) => Some(id.detach()),
-            Err(_) if repo.head().map(|h| h.is_unborn()).unwrap_or(false) => None,
-            Err(e) => return Err(e.to_string()),
-        };
-        let base_tree = match head_id {
-            Some(id) => repo
-                .find_commit(id)
-                .map_err(|e| e.to_string())?
-                .tree_id()
-                .map_err(|e| e.to_string())?
-                .detach(),
-            None => gix::ObjectId::empty_tree(repo.object_hash()),
-        };
-        let mut editor = repo.edit_tree(base_tree).map_err(|e| e.to_string())?;
-        for p in paths {
-            match std::fs::read(self.top.join(p)) {
-                Ok(bytes) => {
-                    let id = repo.write_blob(&bytes).map_err(|e| e.to_string())?;
-                    editor
-                        .upsert(p.as_str(), gix::object::tree::EntryKind::Blob, id)
-                        .map_err(|e| e.to_string())?;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    editor.remove(p.as_str()).map_err(|e| e.to_string())?;
-                }
-                Err(e) => return Err(format!("cannot read {p}: {e}")),
-            }
-        }
-        let tree = editor.write().map_err(|e| e.to_string())?.detach();
-        if tree == base_tree && head_id.is_some() {
-            return Ok(None);
-        }
-        let sig = gix::actor::Signature {
-            name: author.name.as_str().into(),
-            email: author.email.as_str().into(),
-            time: now_local(),
-        };
-        let mut buf = gix::date::parse::TimeBuf::default();
-        let sref = sig.to_ref(&mut buf);
-        let commit = repo
-            .new_commit_as(sref, sref, message, tree, head_id)
-            .map_err(|e| e.to_string())?;
-        Ok(Some((
-            commit.id.to_string(),
-            head_id.map(|h| h.to_string()),
-        )))
     }
 
     fn cmd(&self) -> Command {
@@ -242,21 +181,9 @@ impl Git {
     }
 
     /// The user's identity as `Name <email>` from this repository's git
-    /// configuration (system, global, local, includes and `GIT_CONFIG_*`),
-    /// read in-process; `git config` is asked only when the repository
-    /// cannot be opened here.
+    /// configuration (system, global, local, includes and `GIT_CONFIG_*`).
     pub fn identity(&self) -> Option<String> {
-        let Some(repo) = self.repo() else {
-            return user_identity(&self.top);
-        };
-        let config = repo.config_snapshot();
-        let get = |key: &str| {
-            config
-                .string(key)
-                .map(|v| v.to_string().trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        join_identity(get("user.name"), get("user.email"))
+        user_identity(&self.top)
     }
 
     /// The commit and tree HEAD points at, or `None` on an unborn branch.
@@ -287,9 +214,16 @@ impl Git {
         }
         // RELEASEOPS_GIT_CLI=1 forces the fallback (tests cover both paths).
         let built = if std::env::var_os("RELEASEOPS_GIT_CLI").is_some() {
-            Err("disabled".to_string())
+            Err(objects::Unsupported::Shape("disabled"))
         } else {
-            self.build_commit_in_process(paths, message, author)
+            let (seconds, offset) = now_local();
+            let stamp = objects::Stamp {
+                name: &author.name,
+                email: &author.email,
+                seconds,
+                offset,
+            };
+            objects::build(&self.top, paths, message, &stamp)
         };
         let commit = match built {
             Ok(None) => None,
@@ -583,7 +517,7 @@ impl Drop for RemoveOnDrop {
 /// Now, at the local UTC offset (as git stamps commits), without the zone
 /// name lookup of jiff's system zone, which walks the whole zoneinfo tree and
 /// costs milliseconds on every commit.
-fn now_local() -> gix::date::Time {
+fn now_local() -> (i64, i32) {
     let now = jiff::Timestamp::now();
     let local = if cfg!(unix) && std::env::var_os("TZ").is_none() {
         std::fs::read("/etc/localtime")
@@ -593,10 +527,7 @@ fn now_local() -> gix::date::Time {
         jiff::tz::TimeZone::try_system().ok()
     };
     let offset = local.map(|tz| tz.to_offset(now).seconds()).unwrap_or(0);
-    gix::date::Time {
-        seconds: now.as_second(),
-        offset,
-    }
+    (now.as_second(), offset)
 }
 
 #[cfg(test)]
@@ -648,5 +579,159 @@ mod tests {
             repo.identity().as_deref(),
             Some("Grace Hopper <grace@example.test>")
         );
+    }
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+
+    /// The tree git itself builds for the work tree's tracked content.
+    fn git_tree(dir: &Path, paths: &[String]) -> String {
+        let ix = dir.join(".git").join("probe-index");
+        let run = |args: &[&str], stdin: Option<&[u8]>| {
+            let mut c = Command::new("git");
+            c.arg("-C").arg(dir).args(args).env("GIT_INDEX_FILE", &ix);
+            c.stdin(Stdio::piped()).stdout(Stdio::piped());
+            let mut child = c.spawn().expect("git");
+            if let Some(data) = stdin {
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(data)
+                    .expect("feed");
+            }
+            drop(child.stdin.take());
+            let out = child.wait_with_output().expect("git");
+            assert!(out.status.success(), "{args:?}");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        run(&["read-tree", "HEAD~1"], None);
+        let list: Vec<u8> = paths
+            .iter()
+            .flat_map(|p| format!("{p}\0").into_bytes())
+            .collect();
+        run(
+            &["update-index", "--add", "--remove", "-z", "--stdin"],
+            Some(&list),
+        );
+        let tree = run(&["write-tree"], None);
+        let _ = std::fs::remove_file(&ix);
+        tree
+    }
+
+    #[test]
+    fn in_process_commits_build_the_trees_git_builds() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let top = dir.path();
+        git(top, &["init", "-q"]);
+        write(top, "README.md", "user content\n");
+        git(top, &["add", "README.md"]);
+        git(
+            top,
+            &[
+                "-c",
+                "user.name=U",
+                "-c",
+                "user.email=u@x",
+                "commit",
+                "-qm",
+                "user",
+            ],
+        );
+        let scratch = tempfile::tempdir().expect("tmp");
+        let repo = Git::discover(top, scratch.path()).expect("a repository");
+        let who = Signature::from_actor("Ada <ada@example.test>");
+        let first: Vec<String> = [
+            ".releaseops/config.yaml",
+            ".releaseops/history/1.jsonl",
+            ".releaseops/bundles/a/1.0.0.yaml",
+            ".releaseops/bundles/a-b.yaml",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for p in &first {
+            write(top, p, &format!("content of {p}\n"));
+        }
+        // Written here, not by the git fallback.
+        let stamp = objects::Stamp {
+            name: "Ada",
+            email: "ada@example.test",
+            seconds: 1_700_000_000,
+            offset: 3600,
+        };
+        let user = git(top, &["rev-parse", "HEAD"]);
+        let (c1, parent) = objects::build(top, &first, "first", &stamp)
+            .expect("in-process")
+            .expect("a new commit");
+        assert_eq!(parent.as_deref(), Some(user.as_str()));
+        git(top, &["update-ref", "HEAD", &c1, &user]);
+        git(top, &["add", "--", ".releaseops"]);
+        assert_eq!(
+            git(top, &["rev-parse", "HEAD^{tree}"]),
+            git_tree(top, &first)
+        );
+        // Packed objects are read as well as loose ones; a removed file and
+        // the directory it leaves empty disappear.
+        // Our own objects are read back without git; packed ones with it.
+        let objects_dir = top.join(".git").join("objects");
+        let dirs = objects::directories(&first);
+        let loose = objects::read_base_loose(&top.join(".git"), &objects_dir, &dirs);
+        assert!(
+            loose.is_some_and(|(h, trees)| h.map(|h| objects::hex(&h)) == Some(c1.clone())
+                && trees.len() == dirs.len())
+        );
+        git(top, &["gc", "-q"]);
+        assert!(objects::read_base_loose(&top.join(".git"), &objects_dir, &dirs).is_none());
+        std::fs::remove_file(top.join(".releaseops/bundles/a/1.0.0.yaml")).expect("rm");
+        write(top, ".releaseops/history/1.jsonl", "changed\n");
+        let second: Vec<String> = vec![
+            ".releaseops/bundles/a/1.0.0.yaml".into(),
+            ".releaseops/history/1.jsonl".into(),
+        ];
+        let (c2, parent) = objects::build(top, &second, "second\n\nbody", &stamp)
+            .expect("in-process")
+            .expect("a new commit");
+        assert_eq!(parent.as_deref(), Some(c1.as_str()));
+        git(top, &["update-ref", "HEAD", &c2, &c1]);
+        git(top, &["add", "-A", "--", ".releaseops"]);
+        assert_eq!(git(top, &["rev-parse", "HEAD~1"]), c1);
+        assert_eq!(
+            git(top, &["rev-parse", "HEAD^{tree}"]),
+            git_tree(top, &second)
+        );
+        assert!(git(top, &["ls-tree", "-r", "--name-only", "HEAD"]).contains("README.md"));
+        assert_eq!(
+            git(top, &["log", "-1", "--format=%an <%ae> %at %ai%n%B", &c2]),
+            "Ada <ada@example.test> 1700000000 2023-11-14 23:13:20 +0100\nsecond\n\nbody"
+        );
+        git(top, &["fsck", "--strict", "--no-dangling"]);
+        // Nothing new: no commit, by either path.
+        assert!(matches!(
+            objects::build(top, &second, "again", &stamp),
+            Ok(None)
+        ));
+        assert_eq!(
+            repo.commit_paths(&second, "again", &who).expect("commit"),
+            None
+        );
+        // The user's index holds our paths, so `git status` stays clean.
+        assert_eq!(git(top, &["status", "--porcelain"]), "");
     }
 }
