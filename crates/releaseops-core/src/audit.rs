@@ -263,7 +263,7 @@ fn check_bundles(store: &Store, view: &ChainView, problems: &mut Vec<String>) ->
             ));
             continue;
         }
-        match crate::release::verified_manifest(store, view, id, version) {
+        match crate::facts::verified_manifest(store, view, id, version) {
             Ok(_) => {}
             Err(e) => problems.push(e.to_string()),
         }
@@ -283,7 +283,7 @@ fn check_signatures(store: &Store, view: &ChainView, problems: &mut Vec<String>)
             let Ok(manifest) = store.load_bundle(id, version) else {
                 continue;
             };
-            let checks = crate::release::signature_checks(store, &manifest, reviews);
+            let checks = crate::facts::signature_checks(store, &manifest, reviews);
             for (a, check) in reviews.approvals.iter().zip(checks) {
                 let Some(check) = check else { continue };
                 checked += 1;

@@ -5,14 +5,13 @@
 use releaseops_format::config::ProjectConfig;
 use releaseops_format::environment::{EnvMetadata, EnvironmentFile};
 use releaseops_format::history::{EventKind, Gate, GateResult, GateStatus, Record, state_for_env};
-use releaseops_format::manifest::BundleManifest;
 use releaseops_format::names;
 use releaseops_format::review::{Approval, Failure, Rejection};
 use releaseops_store::view::ChainView;
 use releaseops_store::{Store, StoreError, Transaction};
 use serde::Serialize;
 
-use crate::facts::{PromotionFacts, Scope};
+use crate::facts::{PromotionFacts, Scope, creator_of, verified_manifest};
 use crate::gates;
 use crate::{CoreError, Ctx, Result, actor_matches};
 
@@ -320,102 +319,6 @@ fn append_deployment(
     stack.apply(&rec);
     tx.write(Store::deployment_rel_path(env, &bundle), stack.to_yaml());
     Ok(rec)
-}
-
-/// Per approval of a version (in order): unsigned, or whether its signature
-/// verifies against `.releaseops/allowed_signers` for the approver's email.
-pub(crate) fn signature_checks(
-    store: &Store,
-    manifest: &BundleManifest,
-    reviews: &releaseops_format::review::Reviews,
-) -> Vec<Option<std::result::Result<(), String>>> {
-    let md = &manifest.metadata;
-    let hash = manifest
-        .bundle_hash
-        .clone()
-        .unwrap_or_else(|| manifest.compute_hash());
-    reviews
-        .approvals
-        .iter()
-        .map(|a| {
-            let sig = a.signature.as_deref()?;
-            let payload = releaseops_store::signing::approval_payload(
-                &md.id,
-                &md.version,
-                &hash,
-                &a.env,
-                &a.actor,
-                &a.at,
-                a.comment.as_deref(),
-            );
-            let principal = crate::Identity::parse_in(&a.actor, &store.config().identity).email;
-            Some(releaseops_store::signing::verify(
-                store.dir(),
-                &principal,
-                &payload,
-                sig,
-            ))
-        })
-        .collect()
-}
-
-/// Who created a bundle version: as the history recorded it, not as the
-/// manifest (which anyone can edit) says.
-pub(crate) fn creator_of(view: &ChainView, m: &BundleManifest) -> String {
-    view.state()
-        .bundle(&m.metadata.id, &m.metadata.version)
-        .map(|b| b.actor.clone())
-        .unwrap_or_else(|| m.metadata.created_by.clone())
-}
-
-/// The manifest of a version about to go live: the history must have
-/// created it with exactly this hash, and every artifact must hash to what
-/// the manifest says. Anything else fails closed.
-pub(crate) fn verified_manifest(
-    store: &Store,
-    view: &ChainView,
-    id: &str,
-    version: &str,
-) -> Result<BundleManifest> {
-    let m = store.load_bundle(id, version)?;
-    let hash = m.bundle_hash.clone().unwrap_or_else(|| m.compute_hash());
-    let rel = format!(".releaseops/{}", Store::bundle_rel_path(id, version));
-    match view.state().bundle(id, version) {
-        Some(f) if f.hash.as_deref().is_some_and(|h| h != hash) => {
-            return Err(StoreError::Disagrees {
-                path: rel.clone().into(),
-                message: format!(
-                    "{rel} hashes to {hash}, but record {} created {id}@{version} as {} (the manifest was replaced outside releaseops)",
-                    f.seq,
-                    f.hash.as_deref().unwrap_or("-")
-                ),
-            }
-            .into());
-        }
-        None if !view.legacy_pending() => {
-            return Err(StoreError::Disagrees {
-                path: rel.clone().into(),
-                message: format!(
-                    "no record in the history created {id}@{version}: {rel} was written outside releaseops"
-                ),
-            }
-            .into());
-        }
-        _ => {}
-    }
-    let report = crate::bundle::verify_with(store, Some(view), id, version)?;
-    if !report.ok {
-        return Err(CoreError::VerifyFailed {
-            message: format!(
-                "{id}@{version} does not verify: {}",
-                report.problems.join("; ")
-            ),
-            hint: Some(format!(
-                "nothing was changed; `releaseops bundle verify {id} {version}` shows each artifact; restore .releaseops/objects from git (`git checkout -- .releaseops/objects`)"
-            )),
-        });
-    }
-    Ok(m)
 }
 
 // ---------------------------------------------------------------------------
@@ -904,53 +807,4 @@ pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome>
         seq: rec.seq,
         git: done.git,
     })
-}
-
-/// For `eval_no_regression_vs`: each suite the candidate has a report for,
-/// compared with the newest recorded run of that suite on the version live
-/// in `base_env` (nothing to compare when the bundle is not live there, or is
-/// this very version). Only reports the history holds are compared.
-pub(crate) fn regression_checks(
-    store: &Store,
-    view: &ChainView,
-    id: &str,
-    version: &str,
-    base_env: &str,
-    reports: &[releaseops_store::EvalReportInfo],
-) -> Result<Vec<(String, String, Option<releaseops_eval::compare::Comparison>)>> {
-    let Some(base_version) = view.state().live(base_env, id).map(|d| d.version.clone()) else {
-        return Ok(Vec::new());
-    };
-    if base_version == version {
-        return Ok(Vec::new());
-    }
-    let base_hash = match view
-        .state()
-        .bundle(id, &base_version)
-        .and_then(|b| b.hash.clone())
-    {
-        Some(h) => h,
-        None => {
-            let m = store.load_bundle(id, &base_version)?;
-            m.bundle_hash.clone().unwrap_or_else(|| m.compute_hash())
-        }
-    };
-    let base_reports = view.eval_reports(store, &base_hash)?;
-    let read = |path: &std::path::Path| -> Option<releaseops_eval::compare::Outcomes> {
-        releaseops_format::yaml::from_bytes(&std::fs::read(path).ok()?).ok()
-    };
-    let base_newest = crate::evidence::newest_per_suite(&base_reports);
-    let mut out = Vec::new();
-    for cand in crate::evidence::newest_per_suite(reports) {
-        let base = base_newest
-            .iter()
-            .find(|b| b.suite_id == cand.suite_id)
-            .and_then(|b| read(&b.path));
-        let cmp = match (base, read(&cand.path)) {
-            (Some(b), Some(c)) => Some(releaseops_eval::compare::compare(&b, &c)),
-            _ => None,
-        };
-        out.push((cand.suite_id.clone(), base_version.clone(), cmp));
-    }
-    Ok(out)
 }

@@ -40,7 +40,7 @@ use tokio::sync::{Notify, broadcast};
 pub use auth::{Principal, Role, Tokens};
 pub use error::ApiError;
 use error::ApiResult;
-pub use handlers::ROUTES;
+pub use handlers::{Method, routes};
 
 /// The largest request body accepted (write requests are a few hundred bytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -1,0 +1,297 @@
+//! Outcomes: recording what happened after a decision, settling the
+//! decisions whose watch window passed quietly, and deriving the heuristics
+//! again.
+
+use super::*;
+
+/// What recording an outcome did.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutcomeResult {
+    pub record: OutcomeRecord,
+    /// The heuristics, when this outcome was the one that made the agent
+    /// derive them again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reflected: Option<Vec<Heuristic>>,
+}
+
+/// Attaches an outcome to a decision (the latest outcome of a decision is
+/// the one that counts) and, every `REFLECT_EVERY` outcomes, learns again.
+pub fn record_outcome(
+    ctx: &Ctx,
+    decision_id: &str,
+    outcome: Outcome,
+    note: Option<String>,
+    source: &str,
+) -> Result<OutcomeResult> {
+    if note.as_ref().is_some_and(|n| n.len() > 2000) {
+        return Err(CoreError::invalid(
+            "the note is longer than 2,000 characters",
+            "keep the note short and link to the incident report",
+        ));
+    }
+    let mut tx = ctx.store.begin()?;
+    let mut outcomes = Outcomes::open(ctx.store)?;
+    let Some(record) = outcomes.add(ctx, &mut tx, decision_id, outcome, note, source)? else {
+        return Err(CoreError::invalid(
+            format!("there is no decision '{decision_id}'"),
+            "decision ids look like dec-000123; `releaseops agent memory` lists them",
+        ));
+    };
+    let reflected = outcomes.finish(ctx.store, &mut tx, true)?;
+    tx.commit(
+        &format!(
+            "releaseops: agent outcome {decision_id} {}",
+            outcome.as_str()
+        ),
+        ctx.author().as_ref(),
+    )?;
+    outcomes.after_commit(ctx.store);
+    Ok(OutcomeResult { record, reflected })
+}
+
+/// Outcomes being recorded in one transaction.
+pub struct Outcomes {
+    head: Head,
+    memory: Memory,
+    added: u64,
+    /// The head changed without outcomes (the settle cursor moved).
+    dirty: bool,
+}
+
+impl Outcomes {
+    pub fn open(store: &Store) -> Result<Outcomes> {
+        let head = read_head(store)?;
+        let memory = load_memory(store, &head)?;
+        Ok(Outcomes {
+            head,
+            memory,
+            added: 0,
+            dirty: false,
+        })
+    }
+
+    /// The outcome the memory holds for a decision, if the decision exists.
+    pub fn current(&self, decision_id: &str) -> Option<Option<Outcome>> {
+        self.memory.get(decision_id).map(|r| r.outcome)
+    }
+
+    /// Stages one outcome; `None` when there is no such decision.
+    pub fn add(
+        &mut self,
+        ctx: &Ctx,
+        tx: &mut Transaction<'_>,
+        decision_id: &str,
+        outcome: Outcome,
+        note: Option<String>,
+        source: &str,
+    ) -> Result<Option<OutcomeRecord>> {
+        if !self.memory.set_outcome(decision_id, outcome) {
+            return Ok(None);
+        }
+        self.head.outcomes += 1;
+        self.added += 1;
+        let record = OutcomeRecord {
+            decision_id: decision_id.to_string(),
+            outcome,
+            note,
+            actor: ctx.actor.clone(),
+            at: ctx.now_str(),
+            source: source.to_string(),
+        };
+        let line = serde_json::to_string(&record)
+            .map_err(|e| CoreError::invalid(e.to_string(), "report this as a bug"))?;
+        tx.append_line(&rel_segment("outcomes", self.head.outcomes), &line)?;
+        Ok(Some(record))
+    }
+
+    /// Stages the new counts, and the heuristics when enough outcomes came
+    /// in since they were last derived (returned).
+    /// With `learn` false (a rollback, which must not wait on learning),
+    /// the heuristics are left for the next outcome or `agent reflect`.
+    pub fn finish(
+        &mut self,
+        store: &Store,
+        tx: &mut Transaction<'_>,
+        learn_now: bool,
+    ) -> Result<Option<Vec<Heuristic>>> {
+        if self.added == 0 {
+            if self.dirty {
+                write_head(tx, &self.head);
+            }
+            return Ok(None);
+        }
+        let mut reflected = None;
+        if learn_now && self.head.outcomes - self.head.reflected_at >= REFLECT_EVERY {
+            let derived = learn(store, &self.memory, false)?;
+            write_heuristics(tx, &derived, self.head.outcomes);
+            self.head.reflected_at = self.head.outcomes;
+            reflected = Some(derived);
+        }
+        write_head(tx, &self.head);
+        Ok(reflected)
+    }
+
+    /// Rewrites the memory image once the transaction committed.
+    pub fn after_commit(self, store: &Store) {
+        if self.added > 0 {
+            let stamp = [
+                self.head.decisions,
+                self.head.outcomes,
+                fingerprint(&agent_dir(store), &self.head),
+            ];
+            write_image(store, &self.memory, stamp, Image { lens: None }, 0);
+        }
+    }
+}
+
+/// The decision an agent-gated promotion record points at.
+pub fn decision_of(rec: &releaseops_format::history::Record) -> Option<String> {
+    rec.gates
+        .iter()
+        .find(|g| g.gate == releaseops_format::history::Gate::Agent)
+        .and_then(|g| g.reason.split_whitespace().find(|w| w.starts_with("dec-")))
+        .map(|w| {
+            w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_string()
+        })
+}
+
+/// Outcomes the history already tells: a promotion the agent decided that
+/// is still in place `watch_hours` after it went live survived (success).
+/// Rollbacks within the watch window are recorded by the rollback itself.
+pub fn settle(ctx: &Ctx, tx: &mut Transaction<'_>, outcomes: &mut Outcomes) -> Result<usize> {
+    use releaseops_format::history::EventKind;
+    let watch = watch_hours(ctx.store);
+    // Agent-decided promotions and rollbacks, newest first.
+    let recent = ctx.store.history().newest(500, |r| {
+        r.event == EventKind::Rollback
+            || (r.event == EventKind::Promote
+                && r.gates
+                    .iter()
+                    .any(|g| g.gate == releaseops_format::history::Gate::Agent))
+    })?;
+    let mut settled = 0;
+    for (i, rec) in recent.iter().enumerate() {
+        if rec.event != EventKind::Promote {
+            continue;
+        }
+        let Some(id) = decision_of(rec) else { continue };
+        let Ok(at) = releaseops_format::time::parse(&rec.at) else {
+            continue;
+        };
+        let age_h = (ctx.now.as_second() - at.as_second()) as f64 / 3600.0;
+        if age_h < watch || outcomes.current(&id) != Some(None) {
+            continue;
+        }
+        // Rolled back (from this version, in this environment) within the
+        // watch window? Then the rollback recorded the failure.
+        let failed = recent[..i].iter().any(|r| {
+            r.event == EventKind::Rollback
+                && r.env == rec.env
+                && r.bundle_id == rec.bundle_id
+                && r.from_version == rec.version
+                && releaseops_format::time::parse(&r.at)
+                    .is_ok_and(|t| ((t.as_second() - at.as_second()) as f64) < watch * 3600.0)
+        });
+        if failed {
+            continue;
+        }
+        let note = format!("not rolled back within {watch:.0}h of the promotion");
+        if outcomes
+            .add(ctx, tx, &id, Outcome::Success, Some(note), "auto:survived")?
+            .is_some()
+        {
+            settled += 1;
+        }
+    }
+    Ok(settled)
+}
+
+pub(super) fn write_heuristics(tx: &mut Transaction<'_>, hs: &[Heuristic], outcomes: u64) {
+    let file = HeuristicsFile {
+        derived_from_outcomes: outcomes,
+        heuristics: hs.to_vec(),
+    };
+    tx.write(
+        format!("{DIR}/heuristics.json"),
+        serde_json::to_string_pretty(&file).unwrap_or_default() + "\n",
+    );
+}
+
+/// The heuristics the outcomes in `memory` support, with the configured
+/// model's proposals when there is one (each checked the same way).
+/// The model is asked for proposals only when `ask_model` (an explicit
+/// `agent reflect`): automatic learning runs under the store lock and must
+/// not wait on a remote service.
+pub(super) fn learn(store: &Store, memory: &Memory, ask_model: bool) -> Result<Vec<Heuristic>> {
+    let previous = heuristics(store)?;
+    let llm = llm_of(store).filter(|_| ask_model);
+    Ok(releaseops_agent::llm::learn(
+        memory,
+        &previous,
+        llm.as_ref().map(|l| l as &dyn releaseops_agent::llm::Llm),
+    ))
+}
+
+/// Derives the heuristics now, whatever the count, and commits them.
+pub fn reflect(ctx: &Ctx) -> Result<Vec<Heuristic>> {
+    let mut tx = ctx.store.begin()?;
+    let mut head = read_head(ctx.store)?;
+    let memory = load_memory(ctx.store, &head)?;
+    let derived = learn(ctx.store, &memory, true)?;
+    write_heuristics(&mut tx, &derived, head.outcomes);
+    head.reflected_at = head.outcomes;
+    write_head(&mut tx, &head);
+    tx.commit("releaseops: agent reflect", ctx.author().as_ref())?;
+    Ok(derived)
+}
+
+/// `agent.watch_hours` (24 when unset).
+pub(super) fn watch_hours(store: &Store) -> f64 {
+    store.config().agent.as_ref().map_or_else(
+        || releaseops_format::config::AgentConfig::default().watch_hours(),
+        |a| a.watch_hours(),
+    )
+}
+
+/// Records the outcomes the history already tells ([`settle`]) in their own
+/// commit; returns how many.
+pub fn settle_now(ctx: &Ctx) -> Result<usize> {
+    use releaseops_format::history::EventKind;
+    let head = read_head(ctx.store)?;
+    if head.decisions == 0 {
+        return Ok(0);
+    }
+    let watch = watch_hours(ctx.store);
+    // Only agent-decided promotions past the watch window and past the
+    // cursor need looking at; usually there are none, and then the memory
+    // is not even loaded.
+    let due = ctx.store.history().newest(500, |r| {
+        r.event == EventKind::Promote
+            && r.seq > head.settled_through
+            && r.gates
+                .iter()
+                .any(|g| g.gate == releaseops_format::history::Gate::Agent)
+            && releaseops_format::time::parse(&r.at)
+                .is_ok_and(|t| ((ctx.now.as_second() - t.as_second()) as f64) >= watch * 3600.0)
+    })?;
+    let Some(through) = due.iter().map(|r| r.seq).max() else {
+        return Ok(0);
+    };
+    let mut tx = ctx.store.begin()?;
+    let mut outcomes = Outcomes::open(ctx.store)?;
+    let n = settle(ctx, &mut tx, &mut outcomes)?;
+    if through > outcomes.head.settled_through {
+        outcomes.head.settled_through = through;
+        outcomes.dirty = true;
+    }
+    outcomes.finish(ctx.store, &mut tx, true)?;
+    let msg = if n > 0 {
+        format!("releaseops: agent outcomes: {n} release(s) survived the watch window")
+    } else {
+        format!("releaseops: agent outcomes settled through history record {through}")
+    };
+    tx.commit(&msg, ctx.author().as_ref())?;
+    outcomes.after_commit(ctx.store);
+    Ok(n)
+}
