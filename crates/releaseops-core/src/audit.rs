@@ -192,27 +192,12 @@ fn check_reports(store: &Store, view: &ChainView, problems: &mut Vec<String>) ->
         checked += facts.len();
         recorded.extend(facts.iter().map(|f| f.report.path.clone()));
     }
-    let root = store.dir().join("eval_reports");
-    let mut stack = vec![root.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(p);
-                continue;
-            }
-            if p.extension().is_none_or(|x| x != "yaml") {
-                continue;
-            }
-            let rel = p
-                .strip_prefix(store.dir())
-                .map(|r| r.to_string_lossy().replace('\\', "/"))
-                .unwrap_or_default();
-            if !recorded.contains(&rel) && !view.legacy_pending() {
-                problems.push(format!(
-                    "{rel} is not in the history (written outside releaseops); no gate counts it"
-                ));
-            }
+    for e in store.report_entries() {
+        if !recorded.contains(&e.rel) && !view.legacy_pending() {
+            problems.push(format!(
+                "{} is not in the history (written outside releaseops); no gate counts it",
+                e.rel
+            ));
         }
     }
     Ok(checked)

@@ -362,10 +362,7 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
             git: Default::default(),
         });
     }
-    let rel = format!(
-        "eval_reports/{}/{}/{}/{run_id}.yaml",
-        req.bundle, req.version, req.suite
-    );
+    let rel = Store::report_rel_path(&req.bundle, &req.version, &req.suite, &run_id);
     let mut tx = store.begin()?;
     if store.dir().join(&rel).exists() {
         return Err(CoreError::refused(
@@ -441,45 +438,13 @@ pub fn find_reports(
     version: Option<&str>,
     suite: Option<&str>,
     run_id: Option<&str>,
-) -> Vec<std::path::PathBuf> {
-    let root = store.dir().join("eval_reports");
-    let mut found = Vec::new();
-    let mut stack = vec![root.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            if p.extension().is_none_or(|x| x != "yaml") {
-                continue;
-            }
-            let rel = p
-                .strip_prefix(&root)
-                .map(|r| r.to_string_lossy().replace('\\', "/"))
-                .unwrap_or_default();
-            let parts: Vec<&str> = rel.split('/').collect();
-            let stem = p
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let ok = match run_id {
-                Some(id) => stem == id || rel == id,
-                None => {
-                    parts.len() == 4
-                        && bundle.is_none_or(|b| parts[0] == b)
-                        && version.is_none_or(|v| parts[1] == v)
-                        && suite.is_none_or(|s| parts[2] == s)
-                }
-            };
-            if ok {
-                found.push(p);
-            }
-        }
-    }
-    found.sort_by_key(|p| p.file_name().map(|n| n.to_os_string()));
-    found
+) -> Vec<releaseops_store::reports::ReportEntry> {
+    store.find_reports(&releaseops_store::reports::ReportFilter {
+        bundle,
+        version,
+        suite,
+        run_id,
+    })
 }
 
 /// Compares the newest saved runs of `suite` on two versions, case by case.
@@ -491,19 +456,20 @@ pub fn compare(
     candidate: &str,
 ) -> Result<releaseops_eval::compare::Comparison> {
     let load = |version: &str| -> Result<releaseops_eval::compare::Outcomes> {
-        let path = find_reports(store, Some(bundle), Some(version), Some(suite), None).pop().ok_or_else(|| {
+        let entry = find_reports(store, Some(bundle), Some(version), Some(suite), None).pop().ok_or_else(|| {
             CoreError::refused(
                 format!("no saved run of suite '{suite}' on {bundle}@{version}"),
                 format!("run it first: `releaseops eval run {suite} --bundle {bundle} --version {version}`"),
             )
         })?;
-        let bytes = std::fs::read(&path).map_err(|e| StoreError::Io {
-            what: "cannot read",
-            path: path.clone(),
-            source: e,
-        })?;
-        releaseops_format::yaml::from_bytes(&bytes)
-            .map_err(|e| StoreError::Format { path, source: e }.into())
+        let bytes = store.read_report(&entry)?;
+        releaseops_format::yaml::from_bytes(&bytes).map_err(|e| {
+            StoreError::Format {
+                path: entry.path,
+                source: e,
+            }
+            .into()
+        })
     };
     Ok(releaseops_eval::compare::compare(
         &load(baseline)?,

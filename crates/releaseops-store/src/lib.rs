@@ -15,6 +15,7 @@ pub mod history;
 mod legacy;
 pub mod lock;
 pub mod objects;
+pub mod reports;
 pub mod signing;
 pub mod sources;
 mod txn;

@@ -358,7 +358,7 @@ fn report(app: &App, a: EvalReportArgs) -> CmdResult {
     if a.list {
         return list_runs(app, &store, &found);
     }
-    let Some(path) = found.last() else {
+    let Some(entry) = found.last() else {
         return Err(Failure {
             kind: releaseops_core::ErrorKind::NotFound,
             message: "no matching eval report".into(),
@@ -368,7 +368,7 @@ fn report(app: &App, a: EvalReportArgs) -> CmdResult {
             ),
         });
     };
-    let r = read_report(path)?;
+    let r = read_report(&store, entry)?;
     let format = if app.global.json {
         ReportFormat::Json
     } else {
@@ -393,15 +393,16 @@ fn report(app: &App, a: EvalReportArgs) -> CmdResult {
     Ok(0)
 }
 
-fn read_report(path: &std::path::Path) -> Result<Report, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| Failure {
-        kind: releaseops_core::ErrorKind::Io,
-        message: format!("cannot read {}: {e}", path.display()),
-        hint: None,
-    })?;
-    releaseops_format::yaml::from_str::<Report>(&text).map_err(|e| Failure {
+fn read_report(
+    store: &releaseops_store::Store,
+    entry: &releaseops_store::reports::ReportEntry,
+) -> Result<Report, Failure> {
+    let bytes = store
+        .read_report(entry)
+        .map_err(releaseops_core::CoreError::from)?;
+    releaseops_format::yaml::from_bytes::<Report>(&bytes).map_err(|e| Failure {
         kind: releaseops_core::ErrorKind::Corrupt,
-        message: format!("{} is not an eval report: {e}", path.display()),
+        message: format!(".releaseops/{} is not an eval report: {e}", entry.rel),
         hint: Some("restore it with `git checkout -- <file>`".into()),
     })
 }
@@ -418,17 +419,13 @@ fn write_file(path: &std::path::Path, text: &str) -> Result<(), Failure> {
 fn list_runs(
     app: &App,
     store: &releaseops_store::Store,
-    found: &[std::path::PathBuf],
+    found: &[releaseops_store::reports::ReportEntry],
 ) -> CmdResult {
     let mut rows = Vec::new();
     let mut json = Vec::new();
-    for path in found {
-        let rel = path
-            .strip_prefix(store.root())
-            .unwrap_or(path)
-            .to_string_lossy()
-            .replace('\\', "/");
-        match read_report(path) {
+    for entry in found {
+        let rel = format!(".releaseops/{}", entry.rel);
+        match read_report(store, entry) {
             Ok(r) => {
                 let s = &r.summary;
                 rows.push(vec![

@@ -293,11 +293,12 @@ pub(super) fn run_id_ok(id: &str) -> ApiResult<()> {
     }
 }
 
-pub(super) fn read_report(path: &std::path::Path) -> ApiResult<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ApiError::internal(format!("cannot read the report {}: {e}", path.display()))
-    })?;
-    Ok(releaseops_format::yaml::from_str(&text)?)
+pub(super) fn read_report(
+    store: &Store,
+    entry: &releaseops_store::reports::ReportEntry,
+) -> ApiResult<Value> {
+    let bytes = store.read_report(entry).map_err(CoreError::from)?;
+    Ok(releaseops_format::yaml::from_bytes(&bytes)?)
 }
 
 pub(super) async fn eval_reports(
@@ -323,20 +324,15 @@ pub(super) async fn eval_reports(
             q.suite.as_deref(),
             None,
         );
-        let root = store.dir().join("eval_reports");
         let mut out = Vec::new();
-        for p in found.iter().rev().take(limit(q.limit, 50, 1000)) {
-            let rel = p
-                .strip_prefix(&root)
-                .map(|r| r.to_string_lossy().replace('\\', "/"))
-                .unwrap_or_default();
-            let parts: Vec<&str> = rel.split('/').collect();
-            let report = read_report(p)?;
+        for e in found.iter().rev().take(limit(q.limit, 50, 1000)) {
+            let report = read_report(store, e)?;
+            let key = e.run.as_ref();
             out.push(json!({
-                "run_id": p.file_stem().map(|s| s.to_string_lossy().to_string()),
-                "bundle_id": parts.first(),
-                "version": parts.get(1),
-                "suite": parts.get(2),
+                "run_id": e.run_id,
+                "bundle_id": key.map(|k| &k.bundle),
+                "version": key.map(|k| &k.version),
+                "suite": key.map(|k| &k.suite),
                 "summary": report.get("summary"),
             }));
         }
@@ -357,13 +353,13 @@ pub(super) async fn eval_report(
     };
     read(&s, &headers, args, |store, id| {
         let found = evals::find_reports(store, None, None, None, Some(&id));
-        let p = found.last().ok_or_else(|| {
+        let e = found.last().ok_or_else(|| {
             ApiError::not_found(
                 format!("there is no eval report '{id}'"),
                 "GET /v1/eval-reports lists them",
             )
         })?;
-        read_report(p)
+        read_report(store, e)
     })
     .await
 }
