@@ -1,0 +1,220 @@
+//! Text judges: exact_match, contains, not_contains, regex (the existing
+//! tool's Python flags or imsx letters; compiled once per pattern) and
+//! json_valid.
+
+use super::*;
+
+/// Python `re` flag bits the existing tool's suites use.
+pub(super) fn python_flags(bits: u64, at: &dyn std::fmt::Display) -> Result<String, SuiteError> {
+    let mut out = String::new();
+    for (bit, flag) in [(2u64, 'i'), (8, 'm'), (16, 's'), (64, 'x')] {
+        if bits & bit != 0 {
+            out.push(flag);
+        }
+    }
+    // re.UNICODE (32) is Python 3's default and Rust's; anything else has no equivalent.
+    if bits & !(2 | 8 | 16 | 32 | 64) != 0 {
+        return Err(err(
+            at,
+            format!(
+                "regex flags {bits} include flags with no equivalent here (supported: 2 IGNORECASE, 8 MULTILINE, 16 DOTALL, 64 VERBOSE)"
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// Suites repeat the same patterns across thousands of cases; compiling each
+/// once keeps a 10,000-case suite fast to load. Bounded, per thread.
+pub(super) const REGEX_CACHE_MAX: usize = 4096;
+
+thread_local! {
+    static REGEX_CACHE: std::cell::RefCell<std::collections::HashMap<String, Arc<Regex>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+pub(super) fn compile(
+    pattern: &str,
+    flags: &str,
+    at: &dyn std::fmt::Display,
+) -> Result<Arc<Regex>, SuiteError> {
+    let full: std::borrow::Cow<'_, str> = if flags.is_empty() {
+        pattern.into()
+    } else {
+        format!("(?{flags}){pattern}").into()
+    };
+    if let Some(re) = REGEX_CACHE.with(|c| c.borrow().get(full.as_ref()).cloned()) {
+        return Ok(re);
+    }
+    let re = regex::RegexBuilder::new(full.as_ref())
+        .size_limit(1 << 20)
+        .build()
+        .map(Arc::new)
+        .map_err(|e| {
+            err(
+                at,
+                format!(
+                    "invalid regex {pattern:?}: {}",
+                    e.to_string().lines().last().unwrap_or("error")
+                ),
+            )
+        })?;
+    REGEX_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= REGEX_CACHE_MAX {
+            c.clear();
+        }
+        c.insert(full.into_owned(), re.clone());
+    });
+    Ok(re)
+}
+
+/// The first JSON object or array inside `text` (after prose, in a code
+/// fence, ...), as promptfoo's `contains-json` finds it.
+pub(super) fn embedded_json(text: &str) -> Option<Value> {
+    text.char_indices()
+        .filter(|(_, c)| *c == '{' || *c == '[')
+        // Bounded: an output of a million braces is not a million parses.
+        .take(1000)
+        .find_map(|(i, _)| {
+            serde_json::Deserializer::from_str(&text[i..])
+                .into_iter::<Value>()
+                .next()
+                .and_then(Result::ok)
+        })
+}
+
+/// Builds a text judge from its `config`.
+pub(super) fn build(
+    kind: &str,
+    mut cfg: Map<String, Value>,
+    at: &dyn std::fmt::Display,
+) -> Result<JudgeSpec, SuiteError> {
+    Ok(match kind {
+        "exact_match" => JudgeSpec::ExactMatch {
+            expected: take_str(&mut cfg, "expected", at)?,
+            case_sensitive: get_bool(&cfg, "case_sensitive", true, at)?,
+        },
+        "contains" => JudgeSpec::Contains {
+            expected: take_str(&mut cfg, "expected", at)?,
+            case_sensitive: get_bool(&cfg, "case_sensitive", false, at)?,
+        },
+        "not_contains" => JudgeSpec::NotContains {
+            expected: take_str(&mut cfg, "expected", at)?
+                .ok_or_else(|| err(at, "'expected' is required"))?,
+            case_sensitive: get_bool(&cfg, "case_sensitive", false, at)?,
+        },
+        "regex" => {
+            let pattern = take_str(&mut cfg, "pattern", at)?
+                .ok_or_else(|| err(at, "'pattern' is required"))?;
+            let flags = match cfg.get("flags") {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::Number(n)) => python_flags(n.as_u64().unwrap_or(u64::MAX), at)?,
+                Some(Value::String(s)) if s.chars().all(|c| "imsx".contains(c)) => s.clone(),
+                Some(other) => {
+                    return Err(err(
+                        at,
+                        format!(
+                            "'flags' must be a Python flags number or letters from imsx, got {other}"
+                        ),
+                    ));
+                }
+            };
+            JudgeSpec::Regex {
+                regex: compile(&pattern, &flags, at)?,
+            }
+        }
+        "json_valid" => JudgeSpec::JsonValid {
+            anywhere: get_bool(&cfg, "anywhere", false, at)?,
+        },
+        other => return Err(err(at, format!("'{other}' is not a text judge"))),
+    })
+}
+
+/// Judges one output with a text judge.
+pub(super) fn judge(
+    spec: &JudgeSpec,
+    out: &AgentOutput,
+    case: &Case,
+    verdict: &dyn Fn(bool, String, Value) -> JudgeResult,
+) -> JudgeResult {
+    let fold = |s: &str, cs: bool| if cs { s.to_string() } else { s.to_lowercase() };
+    match spec {
+        JudgeSpec::ExactMatch {
+            expected,
+            case_sensitive,
+        }
+        | JudgeSpec::Contains {
+            expected,
+            case_sensitive,
+        } => {
+            let Some(exp) = expected.as_ref().or(case.expected_output.as_ref()) else {
+                return verdict(
+                    false,
+                    "no expected value: give config.expected or the case's expected_output".into(),
+                    Value::Null,
+                );
+            };
+            let (o, e) = (
+                fold(&out.output, *case_sensitive),
+                fold(exp, *case_sensitive),
+            );
+            let exact = matches!(spec, JudgeSpec::ExactMatch { .. });
+            let ok = if exact { o == e } else { o.contains(&e) };
+            let what = if exact { "equals" } else { "contains" };
+            verdict(
+                ok,
+                format!("output {}{what} {exp:?}", if ok { "" } else { "not " })
+                    .replace("not equals", "does not equal")
+                    .replace("not contains", "does not contain"),
+                json!({"expected": exp}),
+            )
+        }
+        JudgeSpec::NotContains {
+            expected,
+            case_sensitive,
+        } => {
+            let ok = !fold(&out.output, *case_sensitive).contains(&fold(expected, *case_sensitive));
+            verdict(
+                ok,
+                if ok {
+                    format!("output does not contain {expected:?}")
+                } else {
+                    format!("output contains {expected:?}")
+                },
+                Value::Null,
+            )
+        }
+        JudgeSpec::Regex { regex } => match regex.find(&out.output) {
+            Some(m) => verdict(
+                true,
+                format!("/{}/ matched {:?}", regex.as_str(), m.as_str()),
+                json!({"match": m.as_str()}),
+            ),
+            None => verdict(
+                false,
+                format!("/{}/ did not match", regex.as_str()),
+                Value::Null,
+            ),
+        },
+        JudgeSpec::JsonValid { anywhere: false } => {
+            match serde_json::from_str::<Value>(&out.output) {
+                Ok(_) => verdict(true, "output is valid JSON".into(), Value::Null),
+                Err(e) => verdict(false, format!("output is not JSON: {e}"), Value::Null),
+            }
+        }
+        JudgeSpec::JsonValid { anywhere: true } => match embedded_json(&out.output) {
+            Some(v) => verdict(true, "output contains JSON".into(), json!({"json": v})),
+            None => verdict(
+                false,
+                "output contains no JSON object or array".into(),
+                Value::Null,
+            ),
+        },
+        _ => verdict(
+            false,
+            format!("{} is not a text judge", spec.name()),
+            Value::Null,
+        ),
+    }
+}
