@@ -62,6 +62,9 @@ pub(crate) struct App {
     pub now: Timestamp,
     /// RELEASEOPS_NOW set the clock.
     pub simulated_clock: bool,
+    /// The process's async runtime, started when a command first needs it
+    /// (libraries run their evaluations and model calls on it).
+    runtime: std::cell::OnceCell<Option<tokio::runtime::Runtime>>,
 }
 
 impl App {
@@ -93,6 +96,7 @@ impl App {
             global,
             now: releaseops_format::time::truncate_micros(now),
             simulated_clock,
+            runtime: std::cell::OnceCell::new(),
         })
     }
 
@@ -165,6 +169,36 @@ impl App {
             now: self.now,
             git_commit: !self.global.no_commit,
             simulated_clock: self.simulated_clock,
+            runtime: self.runtime(),
         }
+    }
+
+    /// The process's async runtime (two workers: evaluations are bound by
+    /// the agent and the network, not the CPU), started on first use.
+    pub(crate) fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.runtime
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .ok()
+            })
+            .as_ref()
+            .map(|rt| rt.handle().clone())
+    }
+
+    /// A notification Ctrl-C sends (so a long run stops cleanly and keeps
+    /// what it finished), or `None` without a runtime.
+    pub(crate) fn cancel_on_ctrl_c(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        let rt = self.runtime()?;
+        let cancel = std::sync::Arc::new(tokio::sync::Notify::new());
+        let notify = cancel.clone();
+        rt.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                notify.notify_one();
+            }
+        });
+        Some(cancel)
     }
 }

@@ -218,6 +218,9 @@ pub struct EvalRequest {
     /// Call the model even when the response cache has the answer.
     pub no_cache: bool,
     pub progress: Option<Arc<dyn Fn(usize, usize) + Send + Sync>>,
+    /// Notified to stop the run early (the caller's Ctrl-C): the cases
+    /// already judged are kept in a partial report.
+    pub cancel: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl EvalRequest {
@@ -234,6 +237,7 @@ impl EvalRequest {
             save: true,
             no_cache: false,
             progress: None,
+            cancel: None,
         }
     }
 }
@@ -330,31 +334,16 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         case_timeout: Duration::from_millis(spec.timeout_ms()),
         retry: RetryPolicy::default(),
         judges: judge_env(&suite, &limiters)?,
-        cancel: Some(Arc::new(tokio::sync::Notify::new())),
+        cancel: req.cancel.clone(),
         redactor,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            CoreError::refused(
-                format!("cannot start the runner: {e}"),
-                "check the system's thread limits",
-            )
-        })?;
-    let cancel = opts.cancel.clone();
-    let report = rt.block_on(async move {
-        if let Some(cancel) = cancel {
-            // Ctrl-C stops the run cleanly; the partial report is kept.
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    cancel.notify_one();
-                }
-            });
-        }
-        runner::run(&suite, target, &bundle, opts).await
-    });
+    let rt = ctx.runtime.as_ref().ok_or_else(|| {
+        CoreError::refused(
+            "no async runtime to run the evaluation on",
+            "the caller starts one and passes its handle in Ctx::runtime",
+        )
+    })?;
+    let report = rt.block_on(runner::run(&suite, target, &bundle, opts));
     if !req.save {
         return Ok(EvalOutcome {
             report,
@@ -771,7 +760,13 @@ fn judge_env(
 
 /// Runs each suite `env` requires that has no report yet for this exact
 /// bundle hash (`promote --run-evals`). Returns what ran.
-pub fn run_missing(ctx: &Ctx<'_>, id: &str, version: &str, env: &str) -> Result<Vec<EvalOutcome>> {
+pub fn run_missing(
+    ctx: &Ctx<'_>,
+    id: &str,
+    version: &str,
+    env: &str,
+    cancel: Option<Arc<tokio::sync::Notify>>,
+) -> Result<Vec<EvalOutcome>> {
     let store = ctx.store;
     let manifest = store.load_bundle(id, version)?;
     let policy = store.load_env(env)?.promotion_policy.unwrap_or_default();
@@ -796,7 +791,11 @@ pub fn run_missing(ctx: &Ctx<'_>, id: &str, version: &str, env: &str) -> Result<
         if have.iter().any(|r| r.suite_id == *suite) {
             continue;
         }
-        ran.push(run(ctx, &EvalRequest::new(suite, id, version))?);
+        let req = EvalRequest {
+            cancel: cancel.clone(),
+            ..EvalRequest::new(suite, id, version)
+        };
+        ran.push(run(ctx, &req)?);
     }
     Ok(ran)
 }

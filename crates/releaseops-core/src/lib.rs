@@ -37,6 +37,10 @@ pub struct Ctx<'a> {
     pub git_commit: bool,
     /// `now` was set by hand (RELEASEOPS_NOW, the demo); records say so.
     pub simulated_clock: bool,
+    /// The async runtime the caller owns, on which evaluations and model
+    /// calls run. A library never starts one (nor installs signal
+    /// handlers); without one, those operations say so.
+    pub runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Ctx<'_> {

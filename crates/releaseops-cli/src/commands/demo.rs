@@ -107,12 +107,12 @@ cases:
 ";
 
 /// Runs the refunds suite on a version and prints the verdict.
-fn evaluate(store: &Store, clock: &Clock, version: &str) -> Result<(), Failure> {
+fn evaluate(app: &App, store: &Store, clock: &Clock, version: &str) -> Result<(), Failure> {
     cmd(&format!(
         "eval run refunds --bundle support-agent --version {version}"
     ));
     let out = releaseops_core::evals::run(
-        &ctx(store, DEV, clock),
+        &ctx(app, store, DEV, clock),
         &releaseops_core::evals::EvalRequest::new("refunds", "support-agent", version),
     )?;
     let s = &out.report.summary;
@@ -179,13 +179,14 @@ impl Clock {
     }
 }
 
-fn ctx<'a>(store: &'a Store, actor: &str, clock: &Clock) -> Ctx<'a> {
+fn ctx<'a>(app: &App, store: &'a Store, actor: &str, clock: &Clock) -> Ctx<'a> {
     Ctx {
         store,
         actor: actor.into(),
         now: clock.0,
         git_commit: true,
         simulated_clock: true,
+        runtime: app.runtime(),
     }
 }
 
@@ -214,7 +215,7 @@ pub(crate) fn run(app: &App, a: DemoArgs) -> CmdResult {
             tmp.path().to_path_buf()
         }
     };
-    let result = walk(&dir, app.now);
+    let result = walk(app, &dir, app.now);
     match &a.keep {
         Some(_) => anstream::println!("\nThe project is kept in {}", dir.display()),
         None => anstream::println!(
@@ -228,7 +229,7 @@ pub(crate) fn run(app: &App, a: DemoArgs) -> CmdResult {
     result
 }
 
-fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
+fn walk(app: &App, dir: &Path, real_now: Timestamp) -> CmdResult {
     // The story starts on the Monday 09:00 (UTC) at least three days ago, so
     // no simulated time lies in the future and the decision agent sees the
     // same weekdays and hours whenever the demo runs.
@@ -299,7 +300,7 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
     // A rehearsal store: the demo's clock is simulated.
     let (store, _) = Store::init_with(dir, true)?;
     cmd("init");
-    let c = ctx(&store, DEV, &clock);
+    let c = ctx(app, &store, DEV, &clock);
     envs::create(
         &c,
         &envs::CreateEnv {
@@ -371,7 +372,10 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
         }),
         description: String::new(),
     };
-    let b = bundle::create(&ctx(&store, DEV, &clock), &spec("1.0.0", "v1.0.0", 0.2))?;
+    let b = bundle::create(
+        &ctx(app, &store, DEV, &clock),
+        &spec("1.0.0", "v1.0.0", 0.2),
+    )?;
     anstream::println!(
         "   hash {} ({} artifacts, bytes kept in .releaseops/objects)",
         b.bundle_hash,
@@ -382,7 +386,7 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
         |store: &Store, actor: &str, clock: &Clock, v: &str, env: &str| -> Result<bool, Failure> {
             cmd(&format!("promote support-agent {v} {env}"));
             let out = release::promote(
-                &ctx(store, actor, clock),
+                &ctx(app, store, actor, clock),
                 &PromoteRequest {
                     id: "support-agent".into(),
                     version: v.into(),
@@ -413,10 +417,10 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
         )
     );
     promote(&store, DEV, &clock, "1.0.0", "prod")?;
-    evaluate(&store, &clock, "1.0.0")?;
+    evaluate(app, &store, &clock, "1.0.0")?;
     cmd("approve support-agent 1.0.0 prod   (as Sam, safety-team)");
     release::approve(
-        &ctx(&store, SAM, &clock),
+        &ctx(app, &store, SAM, &clock),
         "support-agent",
         "1.0.0",
         "prod",
@@ -440,7 +444,10 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
     git(dir, &["commit", "-q", "-am", "Raise refund limit to 150"])?;
     git(dir, &["tag", "prompt-onboarding-v1.1.0"])?;
     clock.advance(SignedDuration::from_mins(30));
-    bundle::create(&ctx(&store, DEV, &clock), &spec("1.1.0", "latest", 0.2))?;
+    bundle::create(
+        &ctx(app, &store, DEV, &clock),
+        &spec("1.1.0", "latest", 0.2),
+    )?;
     cmd(
         "bundle create support-agent -v 1.1.0 -a system=onboarding:latest ...   (latest is pinned to v1.1.0)",
     );
@@ -470,7 +477,7 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
         promote(&store, DEV, &clock, "1.1.0", env)?;
     }
     release::approve(
-        &ctx(&store, SAM, &clock),
+        &ctx(app, &store, SAM, &clock),
         "support-agent",
         "1.1.0",
         "prod",
@@ -478,7 +485,7 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
         None,
     )?;
     cmd("approve support-agent 1.1.0 prod   (as Sam)");
-    evaluate(&store, &clock, "1.1.0")?;
+    evaluate(app, &store, &clock, "1.1.0")?;
     clock.advance(SignedDuration::from_hours(26));
     anstream::println!(
         "   {}",
@@ -490,7 +497,7 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
     promote(&store, DEV, &clock, "1.1.0", "prod")?;
     cmd("promote support-agent 1.1.0 prod --skip-gates --reason 'promised to sales'");
     let out = release::promote(
-        &ctx(&store, DEV, &clock),
+        &ctx(app, &store, DEV, &clock),
         &PromoteRequest {
             id: "support-agent".into(),
             version: "1.1.0".into(),
@@ -515,7 +522,10 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
         "A blocked promotion: 1.2.0 tries to skip the pipeline, then is rejected",
     );
     clock.advance(SignedDuration::from_hours(1));
-    bundle::create(&ctx(&store, DEV, &clock), &spec("1.2.0", "v1.1.0", 1.2))?;
+    bundle::create(
+        &ctx(app, &store, DEV, &clock),
+        &spec("1.2.0", "v1.1.0", 1.2),
+    )?;
     anstream::println!("   created support-agent 1.2.0 (temperature 0.2 -> 1.2)");
     promote(&store, DEV, &clock, "1.2.0", "prod")?;
     promote(&store, DEV, &clock, "1.2.0", "dev")?;
@@ -523,7 +533,7 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
         "reject support-agent 1.2.0 --reason 'temperature 1.2 makes refund decisions erratic'   (as Sam)",
     );
     release::reject(
-        &ctx(&store, SAM, &clock),
+        &ctx(app, &store, SAM, &clock),
         "support-agent",
         "1.2.0",
         None,
@@ -538,7 +548,7 @@ fn walk(dir: &Path, real_now: Timestamp) -> CmdResult {
     clock.advance(SignedDuration::from_hours(3));
     cmd("rollback prod support-agent --reason 'refund spike after 1.1.0'   (as Olu, on call)");
     let r = release::rollback(
-        &ctx(&store, OPS, &clock),
+        &ctx(app, &store, OPS, &clock),
         &RollbackRequest {
             env: "prod".into(),
             id: "support-agent".into(),

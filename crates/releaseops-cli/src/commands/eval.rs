@@ -200,6 +200,7 @@ fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
         save: !a.no_save,
         no_cache: a.no_cache,
         progress,
+        cancel: app.cancel_on_ctrl_c(),
     };
     if a.concurrency == Some(0) || a.repeats == Some(0) {
         return Err(Failure::usage(

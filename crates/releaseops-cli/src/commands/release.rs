@@ -23,7 +23,9 @@ pub(super) fn promote_cmd(app: &App, a: PromoteArgs) -> CmdResult {
     // Missing evaluations run first, so a wait is only ever for time.
     if a.run_evals && !a.dry_run {
         let ctx = app.ctx(&store);
-        for ran in releaseops_core::evals::run_missing(&ctx, &id, &version, &env)? {
+        for ran in
+            releaseops_core::evals::run_missing(&ctx, &id, &version, &env, app.cancel_on_ctrl_c())?
+        {
             let s = &ran.report.summary;
             if !app.global.json {
                 anstream::println!(

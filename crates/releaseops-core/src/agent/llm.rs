@@ -3,13 +3,13 @@
 use super::*;
 
 /// The model configured in `agent.llm`, if any.
-pub(super) fn llm_of(store: &Store) -> Option<ProviderLlm> {
-    store
+pub(super) fn llm_of(ctx: &Ctx<'_>) -> Option<ProviderLlm> {
+    ctx.store
         .config()
         .agent
         .as_ref()
         .and_then(|a| a.llm.as_ref())
-        .and_then(ProviderLlm::from_config)
+        .and_then(|cfg| ProviderLlm::from_config(cfg, ctx.runtime.clone()))
 }
 
 /// The language model configured in `agent.llm`, through the evaluation
@@ -25,14 +25,18 @@ pub struct ProviderLlm {
     /// All the calls for one decision share this: the store lock is held
     /// while the agent decides, and other writers wait at most a minute.
     deadline: std::time::Instant,
-    runtime: Option<tokio::runtime::Runtime>,
+    /// The caller's async runtime (the model call is made on it).
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 /// The most a decision may spend waiting on the model, all calls together.
 pub(super) const LLM_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl ProviderLlm {
-    pub fn from_config(cfg: &releaseops_format::config::AgentLlm) -> Option<ProviderLlm> {
+    pub fn from_config(
+        cfg: &releaseops_format::config::AgentLlm,
+        runtime: Option<tokio::runtime::Handle>,
+    ) -> Option<ProviderLlm> {
         use releaseops_eval::providers::Provider;
         let provider = Provider::parse(&cfg.provider)?;
         let (var, required) = provider.key_var();
@@ -57,10 +61,7 @@ impl ProviderLlm {
             timeout: std::time::Duration::from_millis(cfg.timeout_ms.unwrap_or(10_000))
                 .min(LLM_BUDGET),
             deadline: std::time::Instant::now() + LLM_BUDGET,
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok(),
+            runtime,
         })
     }
 }
@@ -86,7 +87,7 @@ impl releaseops_agent::llm::Llm for ProviderLlm {
         let runtime = self
             .runtime
             .as_ref()
-            .ok_or("cannot start the async runtime for the model call")?;
+            .ok_or("no async runtime was given for the model call")?;
         let c = Chat {
             model: self.model.clone(),
             system: prompt.system.clone(),

@@ -243,7 +243,7 @@ pub fn stage(ctx: &Ctx, tx: &mut Transaction<'_>, req: DecideRequest) -> Result<
     } else {
         file_term(&segment)
     };
-    let llm = llm_of(ctx.store);
+    let llm = llm_of(ctx);
     let record = assess_with(
         similar,
         &learned,

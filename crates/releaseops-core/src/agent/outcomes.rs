@@ -122,7 +122,7 @@ impl Outcomes {
         }
         let mut reflected = None;
         if learn_now && self.head.outcomes - self.head.reflected_at >= REFLECT_EVERY {
-            let derived = learn(store, &self.memory, false)?;
+            let derived = learn(store, &self.memory, None)?;
             write_heuristics(tx, &derived, self.head.outcomes);
             self.head.reflected_at = self.head.outcomes;
             reflected = Some(derived);
@@ -220,12 +220,15 @@ pub(super) fn write_heuristics(tx: &mut Transaction<'_>, hs: &[Heuristic], outco
 
 /// The heuristics the outcomes in `memory` support, with the configured
 /// model's proposals when there is one (each checked the same way).
-/// The model is asked for proposals only when `ask_model` (an explicit
+/// The model is asked for proposals only when one is given (an explicit
 /// `agent reflect`): automatic learning runs under the store lock and must
 /// not wait on a remote service.
-pub(super) fn learn(store: &Store, memory: &Memory, ask_model: bool) -> Result<Vec<Heuristic>> {
+pub(super) fn learn(
+    store: &Store,
+    memory: &Memory,
+    llm: Option<ProviderLlm>,
+) -> Result<Vec<Heuristic>> {
     let previous = heuristics(store)?;
-    let llm = llm_of(store).filter(|_| ask_model);
     Ok(releaseops_agent::llm::learn(
         memory,
         &previous,
@@ -238,7 +241,7 @@ pub fn reflect(ctx: &Ctx) -> Result<Vec<Heuristic>> {
     let mut tx = ctx.store.begin()?;
     let mut head = read_head(ctx.store)?;
     let memory = load_memory(ctx.store, &head)?;
-    let derived = learn(ctx.store, &memory, true)?;
+    let derived = learn(ctx.store, &memory, llm_of(ctx))?;
     write_heuristics(&mut tx, &derived, head.outcomes);
     head.reflected_at = head.outcomes;
     write_head(&mut tx, &head);

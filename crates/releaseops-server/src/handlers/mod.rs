@@ -324,6 +324,9 @@ async fn write<T: Send + 'static>(
     let root = s.root.clone();
     let (now, simulated_clock) = s.now();
     let git_commit = s.git_commit;
+    // The server's own runtime runs whatever the change needs to await (a
+    // model call of the decision agent), from this blocking thread.
+    let runtime = tokio::runtime::Handle::current();
     let r = tokio::task::spawn_blocking(move || {
         let _guard = guard;
         let store = Store::open(&root)?;
@@ -333,6 +336,7 @@ async fn write<T: Send + 'static>(
             now,
             git_commit,
             simulated_clock,
+            runtime: Some(runtime),
         };
         f(&ctx).map_err(ApiError::from)
     })
