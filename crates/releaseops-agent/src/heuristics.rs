@@ -18,9 +18,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::action::Action;
 use crate::context::Context;
 use crate::memory::Memory;
-use crate::planner::Action;
 
 /// Heuristics at or above this confidence are applied by the planner.
 pub const APPLY_AT: f64 = 0.6;

@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::io::Read;
 
+use crate::action::Action;
 use crate::context::Context;
 use crate::memory::{Memory, Outcome, weight};
-use crate::planner::Action;
 
 /// The small part of an image, read and ready to be extended.
 #[derive(Debug, Clone)]

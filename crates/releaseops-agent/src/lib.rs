@@ -10,6 +10,7 @@
 // A library never prints: what it has to say goes back to its caller.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod action;
 pub mod context;
 pub mod heuristics;
 pub mod image;
@@ -20,8 +21,9 @@ pub mod review;
 pub mod risk;
 pub mod simulate;
 
+pub use action::Action;
 pub use context::{Context, ContextError, Day, Level};
 pub use heuristics::{Heuristic, derive};
 pub use memory::{Memory, Outcome, Row};
-pub use planner::{Action, Factor, Plan, plan};
+pub use planner::{Factor, Plan, plan};
 pub use review::{RedTeam, Reflection, red_team, reflect};

@@ -5,43 +5,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::action::Action;
 use crate::context::{Context, Day, Level};
 use crate::heuristics::Heuristic;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Action {
-    #[serde(rename = "GO")]
-    Go,
-    #[serde(rename = "DELAY")]
-    Delay,
-    #[serde(rename = "NO_GO")]
-    NoGo,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Go => "GO",
-            Action::Delay => "DELAY",
-            Action::NoGo => "NO_GO",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Action> {
-        match s {
-            "GO" => Some(Action::Go),
-            "DELAY" => Some(Action::Delay),
-            "NO_GO" => Some(Action::NoGo),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// One named contribution to the risk score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::action::Action;
 use crate::context::{Context, Day, Level};
-use crate::planner::{Action, Plan};
+use crate::planner::Plan;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RedTeam {

@@ -12,7 +12,9 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod compare;
+pub mod error;
 pub mod judge;
+pub mod output;
 pub mod promptfoo;
 pub mod providers;
 pub mod report;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use crate::target::{AgentOutput, ToolCall, Usage, parse_answer};
+use crate::output::{AgentOutput, ToolCall, Usage, parse_answer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use releaseops_stats::Verdict;
 
 use crate::judge::JudgeResult;
+use crate::secrets::Redactor;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -66,7 +67,7 @@ pub struct CaseResult {
     pub runs: Vec<Attempt>,
     /// Tokens (and cost) over all runs of the case.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<crate::target::Usage>,
+    pub usage: Option<crate::output::Usage>,
     /// Runs answered from the response cache.
     #[serde(skip_serializing_if = "is_zero")]
     pub cached: u32,
@@ -259,5 +260,27 @@ impl Report {
         }
         out.push_str("</testsuite>\n");
         out
+    }
+}
+
+impl CaseResult {
+    /// Redacts every text a case result keeps: its output, errors and the
+    /// judges' reasons and details.
+    pub fn redact(&mut self, secrets: &Redactor) {
+        if secrets.is_empty() {
+            return;
+        }
+        for s in [&mut self.output, &mut self.error].into_iter().flatten() {
+            secrets.redact_string(s);
+        }
+        for a in &mut self.assertions {
+            secrets.redact_string(&mut a.reason);
+            secrets.redact_json(&mut a.details);
+        }
+        for r in &mut self.runs {
+            for s in [&mut r.output, &mut r.error].into_iter().flatten() {
+                secrets.redact_string(s);
+            }
+        }
     }
 }

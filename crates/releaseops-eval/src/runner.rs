@@ -98,7 +98,11 @@ async fn run_case(case: Arc<Case>, sh: Arc<Shared>) -> CaseResult {
                 let judging = async {
                     let mut results = Vec::with_capacity(case.assertions.len());
                     for a in &case.assertions {
-                        results.push(a.judge.judge_async(&out, &case, a.weight, judges).await);
+                        results.push(
+                            a.judge
+                                .judge_async(&out, &case.view(), a.weight, judges)
+                                .await,
+                        );
                     }
                     results
                 };
@@ -136,11 +140,11 @@ async fn run_case(case: Arc<Case>, sh: Arc<Shared>) -> CaseResult {
         }
     }
     let pass_count = runs.iter().filter(|r| r.passed).count() as u32;
-    let usages: Vec<&crate::target::Usage> = judged
+    let usages: Vec<&crate::output::Usage> = judged
         .iter()
         .filter_map(|(_, _, o)| o.usage.as_ref())
         .collect();
-    let usage = (!usages.is_empty()).then(|| crate::target::Usage {
+    let usage = (!usages.is_empty()).then(|| crate::output::Usage {
         input_tokens: usages.iter().map(|u| u.input_tokens).sum(),
         output_tokens: usages.iter().map(|u| u.output_tokens).sum(),
         cost_usd: usages.iter().map(|u| u.cost_usd).sum::<Option<f64>>(),
@@ -228,7 +232,7 @@ pub async fn run(
         };
         let Some(joined) = next else { break };
         if let Ok((i, mut r)) = joined {
-            opts.redactor.redact_case(&mut r);
+            r.redact(&opts.redactor);
             results[i] = Some(r);
         }
     }

@@ -94,26 +94,6 @@ impl Redactor {
             _ => {}
         }
     }
-
-    /// Every text a case result keeps: its output, errors and judges'
-    /// reasons and details.
-    pub fn redact_case(&self, c: &mut crate::report::CaseResult) {
-        if self.is_empty() {
-            return;
-        }
-        for s in [&mut c.output, &mut c.error].into_iter().flatten() {
-            self.redact_string(s);
-        }
-        for a in &mut c.assertions {
-            self.redact_string(&mut a.reason);
-            self.redact_json(&mut a.details);
-        }
-        for r in &mut c.runs {
-            for s in [&mut r.output, &mut r.error].into_iter().flatten() {
-                self.redact_string(s);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -8,15 +8,12 @@
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use thiserror::Error;
 
 use releaseops_format::yaml::Listed;
 
-use crate::judge::JudgeSpec;
-
-#[derive(Debug, Error, Clone, PartialEq)]
-#[error("{0}")]
-pub struct SuiteError(pub String);
+pub use crate::error::SuiteError;
+pub use crate::judge::{Assertion, CaseView};
+use crate::judge::{RawAssertion, assertion};
 
 /// What produces the output being judged.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,12 +72,6 @@ impl TargetSpec {
 }
 
 #[derive(Debug, Clone)]
-pub struct Assertion {
-    pub judge: JudgeSpec,
-    pub weight: f64,
-}
-
-#[derive(Debug, Clone)]
 pub struct Case {
     pub id: String,
     pub description: String,
@@ -88,6 +79,16 @@ pub struct Case {
     pub expected_output: Option<String>,
     pub tags: Vec<String>,
     pub assertions: Vec<Assertion>,
+}
+
+impl Case {
+    /// The case as its judges see it.
+    pub fn view(&self) -> CaseView<'_> {
+        CaseView {
+            input: &self.input,
+            expected_output: self.expected_output.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -201,39 +202,6 @@ struct RawCase {
     tags: Option<Vec<String>>,
     #[serde(default)]
     assertions: Option<Vec<RawAssertion>>,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawAssertion {
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default)]
-    pub config: Option<Map<String, Value>>,
-    #[serde(default)]
-    pub weight: Option<f64>,
-}
-
-impl RawAssertion {
-    pub(crate) fn build(self, at: &dyn std::fmt::Display) -> Result<Assertion, SuiteError> {
-        assertion(&self.kind, self.config, self.weight, at)
-    }
-}
-
-fn assertion(
-    kind: &str,
-    config: Option<Map<String, Value>>,
-    weight: Option<f64>,
-    at: &dyn std::fmt::Display,
-) -> Result<Assertion, SuiteError> {
-    let weight = weight.unwrap_or(1.0);
-    if !weight.is_finite() || weight < 0.0 {
-        return Err(SuiteError(format!("{at}: weight must be a number >= 0")));
-    }
-    Ok(Assertion {
-        judge: JudgeSpec::build(kind, config.unwrap_or_default(), at)?,
-        weight,
-    })
 }
 
 fn parse_target(t: RawTarget) -> Result<TargetSpec, SuiteError> {

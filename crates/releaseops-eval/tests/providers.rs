@@ -362,7 +362,7 @@ mod judges {
             ..Default::default()
         };
         judge()
-            .judge_async(&out, &case(), 1.0, &env(&server.uri()))
+            .judge_async(&out, &case().view(), 1.0, &env(&server.uri()))
             .await
     }
 
@@ -421,7 +421,7 @@ mod judges {
             ..Default::default()
         };
         let r = spec
-            .judge_async(&out, &case(), 1.0, &env(&server.uri()))
+            .judge_async(&out, &case().view(), 1.0, &env(&server.uri()))
             .await;
         assert!(r.passed, "{r:?}");
     }

@@ -140,7 +140,7 @@ pub(super) fn build(
 pub(super) fn judge(
     spec: &JudgeSpec,
     out: &AgentOutput,
-    case: &Case,
+    case: &CaseView<'_>,
     weight: f64,
     verdict: &dyn Fn(bool, String, Value) -> JudgeResult,
 ) -> JudgeResult {

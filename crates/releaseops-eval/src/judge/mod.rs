@@ -13,9 +13,10 @@ use regex::Regex;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::error::SuiteError;
+use crate::output::AgentOutput;
 use crate::providers::{Chat, Provider};
-use crate::suite::{Case, RawAssertion, SuiteError};
-use crate::target::AgentOutput;
+use serde::Deserialize;
 
 mod composite;
 mod limits;
@@ -34,6 +35,55 @@ pub use tools::ArgMatcher;
 
 #[cfg(test)]
 mod tests;
+
+/// A judge with its weight in the case's score.
+#[derive(Debug, Clone)]
+pub struct Assertion {
+    pub judge: JudgeSpec,
+    pub weight: f64,
+}
+
+/// A case as its judges see it: the input the agent was given and the
+/// output the suite expects, if it says.
+#[derive(Debug, Clone, Copy)]
+pub struct CaseView<'a> {
+    pub input: &'a Map<String, Value>,
+    pub expected_output: Option<&'a str>,
+}
+
+/// An assertion as a suite writes it: `type`, `config`, `weight`.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAssertion {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub config: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub weight: Option<f64>,
+}
+
+impl RawAssertion {
+    pub(crate) fn build(self, at: &dyn std::fmt::Display) -> Result<Assertion, SuiteError> {
+        assertion(&self.kind, self.config, self.weight, at)
+    }
+}
+
+pub(crate) fn assertion(
+    kind: &str,
+    config: Option<Map<String, Value>>,
+    weight: Option<f64>,
+    at: &dyn std::fmt::Display,
+) -> Result<Assertion, SuiteError> {
+    let weight = weight.unwrap_or(1.0);
+    if !weight.is_finite() || weight < 0.0 {
+        return Err(SuiteError(format!("{at}: weight must be a number >= 0")));
+    }
+    Ok(Assertion {
+        judge: JudgeSpec::build(kind, config.unwrap_or_default(), at)?,
+        weight,
+    })
+}
 
 #[derive(Debug, Clone)]
 pub enum JudgeSpec {
@@ -260,7 +310,7 @@ impl JudgeSpec {
     pub async fn judge_async(
         &self,
         out: &AgentOutput,
-        case: &Case,
+        case: &CaseView<'_>,
         weight: f64,
         env: &JudgeEnv,
     ) -> JudgeResult {
@@ -277,7 +327,7 @@ impl JudgeSpec {
         }
     }
 
-    pub fn judge(&self, out: &AgentOutput, case: &Case, weight: f64) -> JudgeResult {
+    pub fn judge(&self, out: &AgentOutput, case: &CaseView<'_>, weight: f64) -> JudgeResult {
         let verdict = |passed: bool, reason: String, details: Value| JudgeResult {
             judge: self.name(),
             passed,

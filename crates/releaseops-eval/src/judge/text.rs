@@ -135,7 +135,7 @@ pub(super) fn build(
 pub(super) fn judge(
     spec: &JudgeSpec,
     out: &AgentOutput,
-    case: &Case,
+    case: &CaseView<'_>,
     verdict: &dyn Fn(bool, String, Value) -> JudgeResult,
 ) -> JudgeResult {
     let fold = |s: &str, cs: bool| if cs { s.to_string() } else { s.to_lowercase() };
@@ -148,7 +148,7 @@ pub(super) fn judge(
             expected,
             case_sensitive,
         } => {
-            let Some(exp) = expected.as_ref().or(case.expected_output.as_ref()) else {
+            let Some(exp) = expected.as_deref().or(case.expected_output) else {
                 return verdict(
                     false,
                     "no expected value: give config.expected or the case's expected_output".into(),
