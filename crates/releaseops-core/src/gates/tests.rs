@@ -1,0 +1,175 @@
+//! The gates' tests.
+
+use super::*;
+use releaseops_format::environment::EnvironmentFile;
+
+fn policy(yaml: &str) -> PromotionPolicy {
+    let doc = format!("environment: prod\npromotion_policy:\n{yaml}");
+    EnvironmentFile::parse(doc.as_bytes())
+        .unwrap()
+        .promotion_policy
+        .unwrap()
+}
+
+fn ts(s: &str) -> Timestamp {
+    time::parse(s).unwrap()
+}
+
+fn manifest() -> BundleManifest {
+    BundleManifest::parse(
+        b"schema_version: 2\nmetadata:\n  id: a\n  version: 1.0.0\n  created_by: Carol <carol@x>\n",
+    )
+    .unwrap()
+}
+
+static NO_EVALS: crate::evidence::EvalEvidence = crate::evidence::EvalEvidence {
+    suites: Vec::new(),
+    stale_reports: 0,
+    stale_suites: Vec::new(),
+};
+
+fn facts<'a>(
+    m: &'a BundleManifest,
+    p: &'a PromotionPolicy,
+    c: &'a ProjectConfig,
+    r: &'a Reviews,
+    now: &str,
+) -> Facts<'a> {
+    Facts {
+        manifest: m,
+        creator: &m.metadata.created_by,
+        env: "prod",
+        policy: Some(p),
+        config: c,
+        upstream: Some("staging"),
+        upstream_live_since: Some(ts("2026-11-20T10:00:00Z")),
+        reviews: r,
+        signatures: &[],
+        evals: &NO_EVALS,
+        regressions: &[],
+        now: ts(now),
+    }
+}
+
+#[test]
+fn freeze_weekly_window_across_midnight_in_a_named_zone() {
+    let p = policy(
+        "  freeze_windows:\n  - name: weekend\n    timezone: Europe/Berlin\n    days: [fri]\n    start: '17:00'\n    end: '09:00'\n",
+    );
+    let (m, c, r) = (manifest(), ProjectConfig::default(), Reviews::default());
+    // Friday 2026-11-20 18:00 Berlin = 17:00 UTC: frozen until Saturday 09:00 Berlin (08:00 UTC).
+    let g = freeze(&facts(&m, &p, &c, &r, "2026-11-20T17:00:00Z"), &p);
+    assert_eq!(g.status, GateStatus::Pending, "{}", g.reason);
+    assert_eq!(g.passes_at.as_deref(), Some("2026-11-21T08:00:00+00:00"));
+    // Thursday: open.
+    assert_eq!(
+        freeze(&facts(&m, &p, &c, &r, "2026-11-19T17:00:00Z"), &p).status,
+        GateStatus::Passed
+    );
+    // Saturday 08:30 Berlin, still inside Friday's occurrence.
+    assert_eq!(
+        freeze(&facts(&m, &p, &c, &r, "2026-11-21T07:30:00Z"), &p).status,
+        GateStatus::Pending
+    );
+}
+
+#[test]
+fn freeze_windows_that_touch_chain_into_a_weekend() {
+    let p = policy(
+        "  freeze_windows:\n  - timezone: UTC\n    days: [fri]\n    start: '18:00'\n    end: '00:00'\n  - timezone: UTC\n    days: [sat, sun]\n  - timezone: UTC\n    days: [mon]\n    start: '00:00'\n    end: '06:00'\n",
+    );
+    let (m, c, r) = (manifest(), ProjectConfig::default(), Reviews::default());
+    // Friday 2026-11-20 19:00: frozen through the weekend until Monday 06:00.
+    let g = freeze(&facts(&m, &p, &c, &r, "2026-11-20T19:00:00Z"), &p);
+    assert_eq!(g.status, GateStatus::Pending, "{}", g.reason);
+    assert_eq!(g.passes_at.as_deref(), Some("2026-11-23T06:00:00+00:00"));
+    // Monday 06:00 exactly: open.
+    assert_eq!(
+        freeze(&facts(&m, &p, &c, &r, "2026-11-23T06:00:00Z"), &p).status,
+        GateStatus::Passed
+    );
+}
+
+#[test]
+fn freeze_dates_chain_and_bad_zone_fails_closed() {
+    let p = policy(
+        "  freeze_windows:\n  - timezone: UTC\n    dates: ['2026-12-24..2026-12-26']\n  - timezone: UTC\n    dates: ['2026-12-27']\n",
+    );
+    let (m, c, r) = (manifest(), ProjectConfig::default(), Reviews::default());
+    let g = freeze(&facts(&m, &p, &c, &r, "2026-12-25T12:00:00Z"), &p);
+    assert_eq!(
+        g.passes_at.as_deref(),
+        Some("2026-12-28T00:00:00+00:00"),
+        "{}",
+        g.reason
+    );
+    let bad = policy("  freeze_windows:\n  - timezone: Mars/Olympus\n    dates: ['2026-12-24']\n");
+    assert_eq!(
+        freeze(&facts(&m, &bad, &c, &r, "2026-12-25T12:00:00Z"), &bad).status,
+        GateStatus::Failed
+    );
+}
+
+#[test]
+fn soak_passes_pending_and_fails() {
+    let p = policy("  soak_hours: 24\n");
+    let (m, c, r) = (manifest(), ProjectConfig::default(), Reviews::default());
+    let g = soak(&facts(&m, &p, &c, &r, "2026-11-20T12:00:00Z"), &p);
+    assert_eq!(g.status, GateStatus::Pending);
+    assert_eq!(g.passes_at.as_deref(), Some("2026-11-21T10:00:00+00:00"));
+    assert_eq!(
+        soak(&facts(&m, &p, &c, &r, "2026-11-21T10:00:00Z"), &p).status,
+        GateStatus::Passed
+    );
+    let mut f = facts(&m, &p, &c, &r, "2026-11-21T10:00:00Z");
+    f.upstream_live_since = None;
+    assert_eq!(soak(&f, &p).status, GateStatus::Failed);
+}
+
+#[test]
+fn approval_counts_eligible_distinct_non_creators() {
+    let p = policy("  requires_approval: true\n  approval_teams: [safety]\n  min_approvals: 2\n");
+    let mut c = ProjectConfig::default();
+    c.teams.insert(
+        "safety".into(),
+        vec!["alice@x".into(), "bob@x".into(), "carol@x".into()],
+    );
+    let m = manifest();
+    let ap = |a: &str| releaseops_format::review::Approval {
+        env: "prod".into(),
+        actor: a.into(),
+        at: "t".into(),
+        comment: None,
+        signature: None,
+    };
+    let mut r = Reviews {
+        approvals: vec![
+            ap("Carol <carol@x>"),
+            ap("Alice <alice@x>"),
+            ap("Alice <alice@x>"),
+            ap("Mallory <m@x>"),
+        ],
+        ..Default::default()
+    };
+    let g = approval(&facts(&m, &p, &c, &r, "2026-11-21T00:00:00Z"), &p);
+    assert_eq!(g.status, GateStatus::Pending, "{}", g.reason);
+    assert!(
+        g.reason.contains("created the bundle") && g.reason.contains("not an eligible"),
+        "{}",
+        g.reason
+    );
+    r.approvals.push(ap("Bob <bob@x>"));
+    assert_eq!(
+        approval(&facts(&m, &p, &c, &r, "2026-11-21T00:00:00Z"), &p).status,
+        GateStatus::Passed
+    );
+    let undefined = policy("  requires_approval: true\n  approval_teams: [ghosts]\n");
+    assert_eq!(
+        approval(
+            &facts(&m, &undefined, &c, &r, "2026-11-21T00:00:00Z"),
+            &undefined
+        )
+        .status,
+        GateStatus::Failed
+    );
+}
