@@ -575,19 +575,49 @@ pub fn verify_with(
     names::validate_bundle_id(id)?;
     names::validate_version(version)?;
     let path = store.dir().join(Store::bundle_rel_path(id, version));
-    if !path.is_file() {
+    // A link is refused, as every store read refuses one.
+    let Some(bytes) = releaseops_store::fsx::read_regular_opt(
+        &path,
+        releaseops_format::yaml::MAX_YAML_BYTES as u64,
+    )?
+    else {
         // Same error load_bundle gives, with the versions that exist.
         store.load_bundle(id, version)?;
-    }
-    let bytes = std::fs::read(&path).map_err(|e| StoreError::Io {
-        what: "cannot read",
-        path: path.clone(),
-        source: e,
-    })?;
+        return Err(StoreError::Io {
+            what: "cannot read",
+            path,
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        }
+        .into());
+    };
     let manifest = BundleManifest::parse(&bytes).map_err(|e| StoreError::Format {
         path: path.clone(),
         source: e,
     })?;
+    verify_manifest(store, from_source_ok, id, version, &manifest)
+}
+
+/// As [`verify_with`], for a manifest the caller already loaded (and so
+/// checked against its path).
+pub fn verify_loaded(
+    store: &Store,
+    view: Option<&releaseops_store::view::ChainView>,
+    manifest: &BundleManifest,
+) -> Result<VerifyReport> {
+    let (id, version) = (&manifest.metadata.id, &manifest.metadata.version);
+    let from_source_ok = view
+        .and_then(|v| v.state().bundle(id, version))
+        .is_none_or(|b| b.imported);
+    verify_manifest(store, from_source_ok, id, version, manifest)
+}
+
+fn verify_manifest(
+    store: &Store,
+    from_source_ok: bool,
+    id: &str,
+    version: &str,
+    manifest: &BundleManifest,
+) -> Result<VerifyReport> {
     let mut problems = Vec::new();
     if manifest.metadata.id != id || manifest.metadata.version != version {
         problems.push(format!(
@@ -845,6 +875,17 @@ impl DiffReport {
 pub fn diff(store: &Store, a: (&str, &str), b: (&str, &str)) -> Result<DiffReport> {
     let ma = store.load_bundle(a.0, a.1)?;
     let mb = store.load_bundle(b.0, b.1)?;
+    diff_manifests(store, &ma, &mb)
+}
+
+/// As [`diff`], for manifests the caller already loaded.
+pub fn diff_manifests(
+    store: &Store,
+    ma: &BundleManifest,
+    mb: &BundleManifest,
+) -> Result<DiffReport> {
+    let a = (ma.metadata.id.as_str(), ma.metadata.version.as_str());
+    let b = (mb.metadata.id.as_str(), mb.metadata.version.as_str());
     let mut artifacts = Vec::new();
     for (section, sa, sb) in [
         (Section::Prompt, &ma.prompts, &mb.prompts),
@@ -913,7 +954,7 @@ pub fn diff(store: &Store, a: (&str, &str), b: (&str, &str)) -> Result<DiffRepor
         }
         out
     };
-    let model_config = field_changes(&flat(&ma), &flat(&mb));
+    let model_config = field_changes(&flat(ma), &flat(mb));
     let md = |m: &BundleManifest| -> IndexMap<String, String> {
         IndexMap::from([
             ("description".to_string(), m.metadata.description.clone()),
@@ -928,7 +969,7 @@ pub fn diff(store: &Store, a: (&str, &str), b: (&str, &str)) -> Result<DiffRepor
         new_hash: mb.bundle_hash.clone(),
         artifacts,
         model_config,
-        metadata: field_changes(&md(&ma), &md(&mb)),
+        metadata: field_changes(&md(ma), &md(mb)),
     })
 }
 

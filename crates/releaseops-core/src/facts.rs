@@ -251,7 +251,7 @@ pub(crate) fn verified_manifest(
         }
         _ => {}
     }
-    let report = crate::bundle::verify_with(store, Some(view), id, version)?;
+    let report = crate::bundle::verify_loaded(store, Some(view), &m)?;
     if !report.ok {
         return Err(CoreError::VerifyFailed {
             message: format!(

@@ -174,7 +174,7 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
                 id: req.id.clone(),
                 version: req.version.clone(),
             }),
-            gate: Some(mode.as_str().to_string()),
+            gate: Some(mode),
             red_team_blocks: p.agent_red_team_blocks,
         };
         let record = match tx.as_mut() {

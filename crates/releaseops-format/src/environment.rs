@@ -63,7 +63,10 @@ pub struct PromotionPolicy {
     pub min_signed_approvals: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How an environment's promotions use the decision agent, as the policy and
+/// the agent's decision records spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AgentMode {
     Blocking,
     Advisory,

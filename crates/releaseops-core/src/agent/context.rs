@@ -23,7 +23,8 @@ pub fn promotion_context(store: &Store, facts: &crate::facts::PromotionFacts) ->
         None => releaseops_agent::risk::first_release(id, env),
         Some(live) if live == version => releaseops_agent::risk::ChangeRisk::default(),
         Some(live) => {
-            let d = crate::bundle::diff(store, (id, live), (id, version))?;
+            let live = store.load_bundle(id, live)?;
+            let d = crate::bundle::diff_manifests(store, &live, &facts.manifest)?;
             releaseops_agent::risk::classify(&d.summary())
         }
     };

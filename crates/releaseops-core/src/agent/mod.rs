@@ -107,7 +107,7 @@ pub struct DecisionRecord {
     pub reasons: Vec<String>,
     /// The gate this decision fed (`blocking`, `advisory`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gate: Option<String>,
+    pub gate: Option<releaseops_format::environment::AgentMode>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -126,7 +126,7 @@ pub struct OutcomeRecord {
 pub struct DecideRequest {
     pub context: Context,
     pub bundle: Option<BundleRef>,
-    pub gate: Option<String>,
+    pub gate: Option<releaseops_format::environment::AgentMode>,
     /// A HIGH red-team risk level turns a GO into a DELAY.
     pub red_team_blocks: bool,
 }
