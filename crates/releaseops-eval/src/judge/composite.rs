@@ -3,6 +3,18 @@
 
 use super::*;
 
+/// The options of this family's judges, as their `config` may give them
+/// (which of them a judge takes is [`known_options`]; a type is checked
+/// here, `null` is the same as absent).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Options {
+    mode: Option<String>,
+    require_all: Option<bool>,
+    threshold: Option<f64>,
+    judges: Option<Value>,
+}
+
 #[derive(Debug, Clone)]
 pub enum CompositeMode {
     All,
@@ -76,19 +88,17 @@ pub(super) fn combine(
 /// Builds a composite judge from its `config`.
 pub(super) fn build(
     kind: &str,
-    mut cfg: Map<String, Value>,
+    cfg: Map<String, Value>,
     at: &dyn std::fmt::Display,
 ) -> Result<JudgeSpec, SuiteError> {
+    let mut opts: Options = options(cfg, at)?;
     Ok(match kind {
         "composite" => {
-            let mode = match (
-                take_str(&mut cfg, "mode", at)?.as_deref(),
-                cfg.get("require_all"),
-            ) {
+            let mode = match (opts.mode.take().as_deref(), opts.require_all.as_ref()) {
                 (Some("all"), _) => CompositeMode::All,
                 (Some("any"), _) => CompositeMode::Any,
                 (Some("weighted"), _) => {
-                    let t = get_f64(&cfg, "threshold", at)?.unwrap_or(0.5);
+                    let t = finite(opts.threshold, "threshold", at)?.unwrap_or(0.5);
                     if !(0.0..=1.0).contains(&t) {
                         return Err(err(at, "'threshold' must be between 0 and 1"));
                     }
@@ -101,10 +111,10 @@ pub(super) fn build(
                     ));
                 }
                 // The existing tool: require_all (default true), else a weighted majority.
-                (None, _) if get_bool(&cfg, "require_all", true, at)? => CompositeMode::All,
+                (None, _) if opts.require_all.unwrap_or(true) => CompositeMode::All,
                 (None, _) => CompositeMode::Weighted(0.5),
             };
-            let Some(Value::Array(items)) = cfg.get("judges") else {
+            let Some(Value::Array(items)) = opts.judges.as_ref() else {
                 return Err(err(at, "'judges' must list the member judges"));
             };
             if items.is_empty() {

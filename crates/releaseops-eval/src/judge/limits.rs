@@ -2,19 +2,29 @@
 
 use super::*;
 
+/// The options of this family's judges, as their `config` may give them
+/// (which of them a judge takes is [`known_options`]; a type is checked
+/// here, `null` is the same as absent).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Options {
+    max: Option<f64>,
+}
+
 /// Builds a limits judge from its `config`.
 pub(super) fn build(
     kind: &str,
     cfg: Map<String, Value>,
     at: &dyn std::fmt::Display,
 ) -> Result<JudgeSpec, SuiteError> {
+    let opts: Options = options(cfg, at)?;
     Ok(match kind {
         "max_cost" => JudgeSpec::MaxCost {
-            max: get_f64(&cfg, "max", at)?
+            max: finite(opts.max, "max", at)?
                 .ok_or_else(|| err(at, "'max' (USD per case) is required"))?,
         },
         "max_latency_ms" => JudgeSpec::MaxLatencyMs {
-            max: get_f64(&cfg, "max", at)?
+            max: finite(opts.max, "max", at)?
                 .ok_or_else(|| err(at, "'max' (milliseconds) is required"))?,
         },
         other => return Err(err(at, format!("'{other}' is not a limits judge"))),

@@ -3,6 +3,20 @@
 
 use super::*;
 
+/// The options of this family's judges, as their `config` may give them
+/// (which of them a judge takes is [`known_options`]; a type is checked
+/// here, `null` is the same as absent).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Options {
+    rubric: Option<String>,
+    model: Option<String>,
+    provider: Option<String>,
+    scale: Option<Value>,
+    pass_mark: Option<f64>,
+    temperature: Option<f64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct LlmJudgeSpec {
     pub provider: Provider,
@@ -147,21 +161,24 @@ pub(super) async fn llm_judge(
 /// Builds a llm judge from its `config`.
 pub(super) fn build(
     kind: &str,
-    mut cfg: Map<String, Value>,
+    cfg: Map<String, Value>,
     at: &dyn std::fmt::Display,
 ) -> Result<JudgeSpec, SuiteError> {
+    let mut opts: Options = options(cfg, at)?;
     Ok(match kind {
         "llm_judge" => {
-            let rubric = take_str(&mut cfg, "rubric", at)?
+            let rubric = opts
+                .rubric
+                .take()
                 .filter(|r| !r.trim().is_empty())
                 .ok_or_else(|| err(at, "'rubric' is required: what a good answer does"))?;
-            let model = take_str(&mut cfg, "model", at)?.ok_or_else(|| {
+            let model = opts.model.take().ok_or_else(|| {
                 err(
                     at,
                     "'model' is required (the judge model, e.g. gpt-4o-mini)",
                 )
             })?;
-            let provider = match take_str(&mut cfg, "provider", at)? {
+            let provider = match opts.provider.take() {
                 Some(p) => Provider::parse(&p).ok_or_else(|| {
                     err(
                         at,
@@ -185,7 +202,7 @@ pub(super) fn build(
                     ));
                 }
             };
-            let scale = match cfg.get("scale") {
+            let scale = match opts.scale.as_ref() {
                 None | Some(Value::Null) => (1.0, 5.0),
                 Some(Value::Array(a)) if a.len() == 2 => match (a[0].as_f64(), a[1].as_f64()) {
                     (Some(lo), Some(hi)) if lo.is_finite() && hi.is_finite() && lo < hi => (lo, hi),
@@ -193,8 +210,8 @@ pub(super) fn build(
                 },
                 Some(_) => return Err(err(at, "'scale' must be [min, max]")),
             };
-            let pass_mark =
-                get_f64(&cfg, "pass_mark", at)?.unwrap_or(scale.1 - (scale.1 - scale.0) / 4.0);
+            let pass_mark = finite(opts.pass_mark, "pass_mark", at)?
+                .unwrap_or(scale.1 - (scale.1 - scale.0) / 4.0);
             if !(scale.0..=scale.1).contains(&pass_mark) {
                 return Err(err(
                     at,
@@ -204,7 +221,7 @@ pub(super) fn build(
                     ),
                 ));
             }
-            let temperature = get_f64(&cfg, "temperature", at)?.unwrap_or(0.0);
+            let temperature = finite(opts.temperature, "temperature", at)?.unwrap_or(0.0);
             JudgeSpec::LlmJudge(Box::new(LlmJudgeSpec {
                 provider,
                 model,

@@ -1,7 +1,8 @@
 //! Judges (assertions). Each yields a verdict, a score in 0..=1, a reason and
-//! the judge's identity. Configuration is checked when the suite loads (an
-//! unknown option is an error naming the closest known one); judging itself
-//! cannot fail. One module per family: [`text`] (exact_match, contains,
+//! the judge's identity. Configuration is checked when the suite loads: an
+//! unknown option is an error naming the closest known one, and each family
+//! reads its `config` with serde into typed options (a wrong type is refused
+//! naming the option); judging itself cannot fail. One module per family: [`text`] (exact_match, contains,
 //! not_contains, regex, json_valid), [`schema`] (json_schema), [`tools`]
 //! (tool_call), [`limits`] (max_cost, max_latency_ms), [`llm`] (llm_judge)
 //! and [`composite`]; each builds its judges from their `config` and judges
@@ -174,32 +175,27 @@ fn err(at: &dyn std::fmt::Display, msg: impl std::fmt::Display) -> SuiteError {
     SuiteError(format!("{at}: {msg}"))
 }
 
-/// Takes a string setting out of the config (each is read once).
-fn take_str(
-    cfg: &mut Map<String, Value>,
-    key: &str,
+/// A judge's `config` read into its family's typed [`Options`](text::Options):
+/// an option of the wrong type is refused naming it, `null` is absent. The
+/// keys a judge takes were checked before, with the closest known key named
+/// for a misspelt one.
+fn options<T: serde::de::DeserializeOwned>(
+    cfg: Map<String, Value>,
     at: &dyn std::fmt::Display,
-) -> Result<Option<String>, SuiteError> {
-    match cfg.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(err(at, format!("'{key}' must be a string, got {other}"))),
-    }
+) -> Result<T, SuiteError> {
+    serde_path_to_error::deserialize(Value::Object(cfg))
+        .map_err(|e| err(at, format!("config: '{}': {}", e.path(), e.inner())))
 }
 
-fn get_bool(
-    cfg: &Map<String, Value>,
+/// A number option that must be finite, if given.
+fn finite(
+    v: Option<f64>,
     key: &str,
-    default: bool,
     at: &dyn std::fmt::Display,
-) -> Result<bool, SuiteError> {
-    match cfg.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(err(
-            at,
-            format!("'{key}' must be true or false, got {other}"),
-        )),
+) -> Result<Option<f64>, SuiteError> {
+    match v {
+        Some(f) if !f.is_finite() => Err(err(at, format!("'{key}' must be a finite number"))),
+        v => Ok(v),
     }
 }
 

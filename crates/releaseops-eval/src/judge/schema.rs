@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// The options of this family's judges, as their `config` may give them
+/// (which of them a judge takes is [`known_options`]; a type is checked
+/// here, `null` is the same as absent).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Options {
+    schema: Option<Value>,
+}
+
 /// A JSON Schema compiled once at load (any draft; 2020-12 when the schema
 /// names none). It may refer only to itself: nothing is ever loaded from a
 /// file or the network, so a suite cannot make a judge read the machine.
@@ -75,12 +84,14 @@ pub(super) fn build(
     cfg: Map<String, Value>,
     at: &dyn std::fmt::Display,
 ) -> Result<JudgeSpec, SuiteError> {
+    let mut opts: Options = options(cfg, at)?;
     Ok(match kind {
         "json_schema" => {
-            let schema = cfg
-                .get("schema")
+            let schema = opts
+                .schema
+                .take()
                 .ok_or_else(|| err(at, "'schema' (a JSON Schema) is required"))?;
-            let validator = CompiledSchema::new(schema)
+            let validator = CompiledSchema::new(&schema)
                 .map_err(|e| err(at, format!("the schema does not compile: {e}")))?;
             JudgeSpec::JsonSchema {
                 validator: std::sync::Arc::new(validator),

@@ -309,3 +309,94 @@ mod llm_judge_tests {
         assert!(b(json!({"model": "m", "provider": "ollama", "rubric": "r", "scale": [0, 1], "pass_mark": 1})).is_ok());
     }
 }
+
+mod options {
+    use super::super::*;
+
+    /// The fields a serde struct declares, read by asking it to deserialize
+    /// from a deserializer that only records them.
+    fn fields_of<T: for<'de> Deserialize<'de>>() -> Vec<&'static str> {
+        struct Probe<'a>(&'a mut Vec<&'static str>);
+        impl<'de> serde::Deserializer<'de> for Probe<'_> {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(
+                self,
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                Err(serde::de::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0.extend_from_slice(fields);
+                Err(serde::de::Error::custom("recorded"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+                enum identifier ignored_any
+            }
+        }
+        let mut out = Vec::new();
+        let _ = T::deserialize(Probe(&mut out));
+        out.sort_unstable();
+        out
+    }
+
+    /// Every option a judge takes is a typed field of its family's options,
+    /// and every field is some judge's option: the two lists cannot drift.
+    #[test]
+    fn the_known_options_are_the_typed_ones() {
+        let families: [(&[&str], Vec<&'static str>); 6] = [
+            (
+                &[
+                    "exact_match",
+                    "contains",
+                    "not_contains",
+                    "regex",
+                    "json_valid",
+                ],
+                fields_of::<text::Options>(),
+            ),
+            (&["tool_call"], fields_of::<tools::Options>()),
+            (
+                &["max_cost", "max_latency_ms"],
+                fields_of::<limits::Options>(),
+            ),
+            (&["composite"], fields_of::<composite::Options>()),
+            (&["llm_judge"], fields_of::<llm::Options>()),
+            (&["json_schema"], fields_of::<schema::Options>()),
+        ];
+        for (kinds, fields) in families {
+            assert!(!fields.is_empty(), "{kinds:?}");
+            let mut known: Vec<&str> = kinds
+                .iter()
+                .flat_map(|k| known_options(k).expect("a known judge").iter().copied())
+                .collect();
+            known.sort_unstable();
+            known.dedup();
+            assert_eq!(known, fields, "{kinds:?}");
+        }
+    }
+
+    #[test]
+    fn an_option_of_the_wrong_type_is_refused_by_name() {
+        let cfg = json!({"expected": 5}).as_object().cloned().expect("map");
+        let e = JudgeSpec::build("contains", cfg, "case 1").expect_err("refused");
+        assert!(e.0.contains("'expected'") && e.0.contains("string"), "{e}");
+        let cfg = json!({"expcted": "x"}).as_object().cloned().expect("map");
+        let e = JudgeSpec::build("contains", cfg, "case 1").expect_err("refused");
+        assert!(e.0.contains("expected"), "the closest key is named: {e}");
+        let cfg = json!({"expected": null, "case_sensitive": true})
+            .as_object()
+            .cloned()
+            .expect("map");
+        assert!(
+            JudgeSpec::build("exact_match", cfg, "case 1").is_ok(),
+            "null is absent"
+        );
+    }
+}

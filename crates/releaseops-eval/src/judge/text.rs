@@ -4,6 +4,19 @@
 
 use super::*;
 
+/// The options of this family's judges, as their `config` may give them
+/// (which of them a judge takes is [`known_options`]; a type is checked
+/// here, `null` is the same as absent).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Options {
+    expected: Option<String>,
+    case_sensitive: Option<bool>,
+    pattern: Option<String>,
+    flags: Option<Value>,
+    anywhere: Option<bool>,
+}
+
 /// Python `re` flag bits the existing tool's suites use.
 pub(super) fn python_flags(bits: u64, at: &dyn std::fmt::Display) -> Result<String, SuiteError> {
     let mut out = String::new();
@@ -87,27 +100,32 @@ pub(super) fn embedded_json(text: &str) -> Option<Value> {
 /// Builds a text judge from its `config`.
 pub(super) fn build(
     kind: &str,
-    mut cfg: Map<String, Value>,
+    cfg: Map<String, Value>,
     at: &dyn std::fmt::Display,
 ) -> Result<JudgeSpec, SuiteError> {
+    let mut opts: Options = options(cfg, at)?;
     Ok(match kind {
         "exact_match" => JudgeSpec::ExactMatch {
-            expected: take_str(&mut cfg, "expected", at)?,
-            case_sensitive: get_bool(&cfg, "case_sensitive", true, at)?,
+            expected: opts.expected.take(),
+            case_sensitive: opts.case_sensitive.unwrap_or(true),
         },
         "contains" => JudgeSpec::Contains {
-            expected: take_str(&mut cfg, "expected", at)?,
-            case_sensitive: get_bool(&cfg, "case_sensitive", false, at)?,
+            expected: opts.expected.take(),
+            case_sensitive: opts.case_sensitive.unwrap_or(false),
         },
         "not_contains" => JudgeSpec::NotContains {
-            expected: take_str(&mut cfg, "expected", at)?
+            expected: opts
+                .expected
+                .take()
                 .ok_or_else(|| err(at, "'expected' is required"))?,
-            case_sensitive: get_bool(&cfg, "case_sensitive", false, at)?,
+            case_sensitive: opts.case_sensitive.unwrap_or(false),
         },
         "regex" => {
-            let pattern = take_str(&mut cfg, "pattern", at)?
+            let pattern = opts
+                .pattern
+                .take()
                 .ok_or_else(|| err(at, "'pattern' is required"))?;
-            let flags = match cfg.get("flags") {
+            let flags = match opts.flags.as_ref() {
                 None | Some(Value::Null) => String::new(),
                 Some(Value::Number(n)) => python_flags(n.as_u64().unwrap_or(u64::MAX), at)?,
                 Some(Value::String(s)) if s.chars().all(|c| "imsx".contains(c)) => s.clone(),
@@ -125,7 +143,7 @@ pub(super) fn build(
             }
         }
         "json_valid" => JudgeSpec::JsonValid {
-            anywhere: get_bool(&cfg, "anywhere", false, at)?,
+            anywhere: opts.anywhere.unwrap_or(false),
         },
         other => return Err(err(at, format!("'{other}' is not a text judge"))),
     })

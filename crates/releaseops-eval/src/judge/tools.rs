@@ -3,6 +3,17 @@
 
 use super::*;
 
+/// The options of this family's judges, as their `config` may give them
+/// (which of them a judge takes is [`known_options`]; a type is checked
+/// here, `null` is the same as absent).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Options {
+    name: Option<String>,
+    called: Option<bool>,
+    arguments: Option<Value>,
+}
+
 #[derive(Debug, Clone)]
 pub enum ArgMatcher {
     Equals(Value),
@@ -44,15 +55,18 @@ pub(super) fn arg_problem(args: &Value, key: &str, m: &ArgMatcher) -> Option<Str
 /// Builds a tools judge from its `config`.
 pub(super) fn build(
     kind: &str,
-    mut cfg: Map<String, Value>,
+    cfg: Map<String, Value>,
     at: &dyn std::fmt::Display,
 ) -> Result<JudgeSpec, SuiteError> {
+    let mut opts: Options = options(cfg, at)?;
     Ok(match kind {
         "tool_call" => {
-            let name = take_str(&mut cfg, "name", at)?
+            let name = opts
+                .name
+                .take()
                 .ok_or_else(|| err(at, "'name' (the tool) is required"))?;
             let mut arguments = Vec::new();
-            if let Some(args) = cfg.get("arguments") {
+            if let Some(args) = opts.arguments.as_ref() {
                 let Value::Object(args) = args else {
                     return Err(err(at, "'arguments' must be a mapping"));
                 };
@@ -105,7 +119,7 @@ pub(super) fn build(
             }
             JudgeSpec::ToolCall {
                 name,
-                called: get_bool(&cfg, "called", true, at)?,
+                called: opts.called.unwrap_or(true),
                 arguments,
             }
         }
