@@ -16,6 +16,7 @@ pub mod heuristics;
 pub mod image;
 pub mod llm;
 pub mod memory;
+pub mod model;
 pub mod planner;
 pub mod review;
 pub mod risk;

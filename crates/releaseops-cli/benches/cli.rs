@@ -648,6 +648,31 @@ fn agent_bench(runs: usize) -> Vec<(String, Duration, &'static str, &'static str
             })
             .collect(),
     );
+    // The incident model: refit from every outcome, then learn one more
+    // (amortised over 10,000 updates).
+    use releaseops_agent::model;
+    let refit = median(
+        (0..runs.min(5))
+            .map(|_| {
+                let t = Instant::now();
+                let (m, cal) = model::fit_memory(model::Priors::default(), &memory, |_| 0.08);
+                assert_eq!(cal.outcomes, EPISODES as u64);
+                assert!(m.learned_weights() > 0);
+                t.elapsed()
+            })
+            .collect(),
+    );
+    let (mut fitted, _) = model::fit_memory(model::Priors::default(), &memory, |_| 0.08);
+    let probe = releaseops_agent::Context::from_json(&serde_json::json!({
+        "env": "prod", "feature_risk": "MEDIUM", "service_criticality": "HIGH",
+        "day_of_week": "THU", "hour_of_day": 15, "region": "eu"}))
+    .expect("context");
+    let t = Instant::now();
+    for i in 0..10_000 {
+        let f = model::features(&probe.attributes());
+        fitted.learn(&f, 0.08, i % 13 == 0);
+    }
+    let learn_one = t.elapsed() / 10_000;
     let decisions = median((0..runs).map(|_| run(dir, &decide)).collect());
     // For profiling by hand: RELEASEOPS_BENCH_KEEP=1 keeps the repository.
     if std::env::var_os("RELEASEOPS_BENCH_KEEP").is_some() {
@@ -677,6 +702,18 @@ fn agent_bench(runs: usize) -> Vec<(String, Duration, &'static str, &'static str
             "agent reflect, 100,000 episodes (whole process, with git commit)".into(),
             learn,
             "-",
+            "-",
+        ),
+        (
+            "incident model: refit from 100,000 outcomes (in process)".into(),
+            refit,
+            "1 s",
+            "-",
+        ),
+        (
+            "incident model: learn one outcome (in process, amortised)".into(),
+            learn_one,
+            "1 ms",
             "-",
         ),
     ]
