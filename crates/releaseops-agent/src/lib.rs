@@ -12,6 +12,7 @@
 
 pub mod action;
 pub mod context;
+pub mod cost;
 pub mod heuristics;
 pub mod image;
 pub mod llm;

@@ -125,6 +125,44 @@ pub struct AgentConfig {
     /// team and second look (it can only make a decision stricter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm: Option<AgentLlm>,
+    /// What a decision weighs (relative units): an incident, a delay to the
+    /// next allowed slot, a dropped release. 40, 1 and 5 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub costs: Option<AgentCosts>,
+}
+
+/// `agent.costs`: each a positive number; a key left out keeps its default.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentCosts {
+    #[serde(default = "AgentCosts::default_incident")]
+    pub incident: f64,
+    #[serde(default = "AgentCosts::default_delay")]
+    pub delay: f64,
+    #[serde(default = "AgentCosts::default_drop")]
+    pub drop: f64,
+}
+
+impl AgentCosts {
+    fn default_incident() -> f64 {
+        40.0
+    }
+    fn default_delay() -> f64 {
+        1.0
+    }
+    fn default_drop() -> f64 {
+        5.0
+    }
+}
+
+impl Default for AgentCosts {
+    fn default() -> Self {
+        AgentCosts {
+            incident: AgentCosts::default_incident(),
+            delay: AgentCosts::default_delay(),
+            drop: AgentCosts::default_drop(),
+        }
+    }
 }
 
 /// `agent.llm`: the key comes from the provider's usual environment variable.
@@ -163,8 +201,26 @@ impl AgentConfig {
         }
     }
 
+    /// `agent.costs`, or the defaults.
+    pub fn costs(&self) -> AgentCosts {
+        self.costs.unwrap_or_default()
+    }
+
     fn validate(&self) -> Result<(), FormatError> {
         self.time_zone()?;
+        if let Some(c) = &self.costs {
+            for (what, v) in [
+                ("incident", c.incident),
+                ("delay", c.delay),
+                ("drop", c.drop),
+            ] {
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(FormatError::Invalid(format!(
+                        "agent.costs.{what} must be a positive number, got {v}"
+                    )));
+                }
+            }
+        }
         for d in &self.holidays {
             d.parse::<jiff::civil::Date>().map_err(|_| {
                 FormatError::Invalid(format!("agent.holidays: '{d}' is not a date (YYYY-MM-DD)"))
@@ -323,5 +379,29 @@ mod tests {
         assert_eq!(back.upstream_of("prod"), Some("canary"));
         assert_eq!(back.upstream_of("dev"), None);
         assert!(ProjectConfig::parse(b"pipeline: [dev, dev]").is_err());
+    }
+
+    #[test]
+    fn agent_costs_default_and_refuse_what_cannot_be_a_cost() {
+        let base = "pipeline: [dev, prod]\nagent:\n";
+        let c = ProjectConfig::parse(format!("{base}  costs: {{incident: 80}}\n").as_bytes())
+            .expect("parses");
+        let costs = c.agent.expect("agent").costs();
+        assert_eq!((costs.incident, costs.delay, costs.drop), (80.0, 1.0, 5.0));
+        assert_eq!(AgentConfig::default().costs(), AgentCosts::default());
+        for (bad, field) in [
+            ("{delay: 0}", "agent.costs.delay"),
+            ("{drop: -5}", "agent.costs.drop"),
+            ("{incident: .nan}", "agent.costs.incident"),
+        ] {
+            let e = ProjectConfig::parse(format!("{base}  costs: {bad}\n").as_bytes())
+                .expect_err(bad)
+                .to_string();
+            assert!(e.contains(field), "{bad}: {e}");
+        }
+        let e = ProjectConfig::parse(format!("{base}  costs: {{incidnet: 40}}\n").as_bytes())
+            .expect_err("a misspelt cost")
+            .to_string();
+        assert!(e.contains("incidnet"), "{e}");
     }
 }
