@@ -460,6 +460,37 @@ impl Context {
         a
     }
 
+    /// A context again from its remembered attributes ([`Context::attributes`]):
+    /// an hour band is read as its middle hour, `freeze=within_24h` as 12
+    /// hours to a freeze and `later` as 48. `None` when they do not make a
+    /// context (a memory from a different shape of agent).
+    pub fn from_attributes(attributes: &[(String, String)]) -> Option<Context> {
+        let mut m = serde_json::Map::new();
+        for (k, v) in attributes {
+            let value = match k.as_str() {
+                "hour_band" => {
+                    let hour = match v.as_str() {
+                        "night" => 3,
+                        "morning" => 9,
+                        "afternoon" => 14,
+                        _ => 20,
+                    };
+                    m.insert("hour_of_day".into(), Value::from(hour));
+                    continue;
+                }
+                "freeze" => {
+                    let hours = if v == "within_24h" { 12.0 } else { 48.0 };
+                    m.insert("hours_to_freeze".into(), Value::from(hours));
+                    continue;
+                }
+                "clash" | "holiday" => Value::Bool(v == "true"),
+                _ => Value::String(v.clone()),
+            };
+            m.insert(k.clone(), value);
+        }
+        Context::from_json(&Value::Object(m)).ok()
+    }
+
     /// Is this one of the "timing" attributes (waiting changes it)?
     pub fn is_timing(attribute: &str) -> bool {
         matches!(

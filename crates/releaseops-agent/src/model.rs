@@ -392,14 +392,47 @@ pub fn fit<'a>(
     (model, Calibration::of(&seen))
 }
 
+/// The prior probability of an incident for a risk score of the fixed
+/// rules ([`crate::planner::factors`]): 1 % with no risk, 10 % where the
+/// rules start holding a release ([`crate::planner::HOLD_AT`]), rising with
+/// the square of the score, at most 95 %. With the default costs this puts
+/// the expected-cost choice where the rules put theirs: GO below the hold
+/// line, NO_GO above it unless waiting lowers the risk.
+pub fn prior_from_score(score: u32) -> f64 {
+    let x = f64::from(score) / f64::from(crate::planner::HOLD_AT);
+    (0.01 + 0.09 * x * x).min(0.95)
+}
+
+/// The prior of a context: its risk score under the fixed rules, as a
+/// probability.
+pub fn prior_of(ctx: &crate::context::Context) -> f64 {
+    prior_from_score(crate::planner::factors(ctx).iter().map(|f| f.points).sum())
+}
+
+/// The prior of remembered attributes (the context they describe); the base
+/// rate of the fixed rules when they do not make a context.
+pub fn prior_of_attributes(attributes: &[(String, String)]) -> f64 {
+    crate::context::Context::from_attributes(attributes)
+        .map_or(prior_from_score(0), |c| prior_of(&c))
+}
+
 /// Fits a model to every episode of `memory` that has an outcome, oldest
 /// first, with the prior probability `prior` gives an episode's attributes.
 /// An incident and a rollback both count as an incident.
+/// A model fitted to a memory, with its out-of-sample calibration and, on the
+/// same outcomes, the calibration of the prior alone.
+#[derive(Debug, Clone)]
+pub struct Fit {
+    pub model: IncidentModel,
+    pub calibration: Calibration,
+    pub prior_calibration: Calibration,
+}
+
 pub fn fit_memory(
     priors: Priors,
     memory: &crate::memory::Memory,
     prior: impl Fn(&[(String, String)]) -> f64,
-) -> (IncidentModel, Calibration) {
+) -> Fit {
     let table: Vec<Feature> = memory
         .pairs()
         .iter()
@@ -407,7 +440,10 @@ pub fn fit_memory(
         .collect();
     let mut model = IncidentModel::new(priors);
     let mut seen = Vec::new();
+    let mut by_prior = Vec::new();
     let mut main = Vec::new();
+    // Contexts repeat: their prior is worked out once each.
+    let mut priors_seen: HashMap<Vec<u32>, f64> = HashMap::new();
     for row in &memory.rows {
         let Some(outcome) = row.outcome else { continue };
         main.clear();
@@ -420,11 +456,24 @@ pub fn fit_memory(
         main.sort_unstable();
         main.dedup();
         let features = with_pairs(&main);
-        let p0 = prior(&memory.attributes(row));
+        let ids = memory.attrs(row);
+        let p0 = match priors_seen.get(ids) {
+            Some(p) => *p,
+            None => {
+                let p = prior(&memory.attributes(row));
+                priors_seen.insert(ids.to_vec(), p);
+                p
+            }
+        };
         seen.push((model.predict(&features, p0).p, outcome.failed()));
+        by_prior.push((p0, outcome.failed()));
         model.learn(&features, p0, outcome.failed());
     }
-    (model, Calibration::of(&seen))
+    Fit {
+        model,
+        calibration: Calibration::of(&seen),
+        prior_calibration: Calibration::of(&by_prior),
+    }
 }
 
 #[cfg(test)]
@@ -604,7 +653,11 @@ mod tests {
             );
             direct.push((features(&c.attributes()), incident));
         }
-        let (a, ca) = fit_memory(Priors::default(), &memory, |_| 0.08);
+        let Fit {
+            model: a,
+            calibration: ca,
+            ..
+        } = fit_memory(Priors::default(), &memory, |_| 0.08);
         let (b, cb) = fit(
             Priors::default(),
             direct.iter().map(|(f, y)| (f.as_slice(), 0.08, *y)),
@@ -614,5 +667,25 @@ mod tests {
         let probe = &direct[3].0;
         assert_eq!(a.predict(probe, 0.08), b.predict(probe, 0.08));
         assert_eq!(a.learned_weights(), b.learned_weights());
+    }
+
+    #[test]
+    fn the_prior_follows_the_fixed_rules() {
+        assert!((prior_from_score(0) - 0.01).abs() < 1e-12);
+        assert!((prior_from_score(crate::planner::HOLD_AT) - 0.10).abs() < 1e-12);
+        assert_eq!(prior_from_score(10_000), 0.95);
+        let quiet = crate::context::Context::from_json(&serde_json::json!({
+            "env": "prod", "feature_risk": "LOW", "day_of_week": "TUE", "hour_of_day": 10}))
+        .expect("context");
+        let risky = crate::context::Context::from_json(&serde_json::json!({
+            "env": "prod", "feature_risk": "HIGH", "service_criticality": "HIGH",
+            "day_of_week": "FRI", "hour_of_day": 17, "clash": true}))
+        .expect("context");
+        assert!(prior_of(&quiet) < prior_of(&risky));
+        // Remembered attributes give the same prior as the context, up to
+        // the hour read back from its band.
+        let back = crate::context::Context::from_attributes(&risky.attributes()).expect("back");
+        assert_eq!(back.attributes(), risky.attributes());
+        assert!((prior_of_attributes(&risky.attributes()) - prior_of(&back)).abs() < 1e-12);
     }
 }

@@ -655,14 +655,14 @@ fn agent_bench(runs: usize) -> Vec<(String, Duration, &'static str, &'static str
         (0..runs.min(5))
             .map(|_| {
                 let t = Instant::now();
-                let (m, cal) = model::fit_memory(model::Priors::default(), &memory, |_| 0.08);
-                assert_eq!(cal.outcomes, EPISODES as u64);
-                assert!(m.learned_weights() > 0);
+                let fit = model::fit_memory(model::Priors::default(), &memory, |_| 0.08);
+                assert_eq!(fit.calibration.outcomes, EPISODES as u64);
+                assert!(fit.model.learned_weights() > 0);
                 t.elapsed()
             })
             .collect(),
     );
-    let (mut fitted, _) = model::fit_memory(model::Priors::default(), &memory, |_| 0.08);
+    let mut fitted = model::fit_memory(model::Priors::default(), &memory, |_| 0.08).model;
     let probe = releaseops_agent::Context::from_json(&serde_json::json!({
         "env": "prod", "feature_risk": "MEDIUM", "service_criticality": "HIGH",
         "day_of_week": "THU", "hour_of_day": 15, "region": "eu"}))

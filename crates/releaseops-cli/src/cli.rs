@@ -215,6 +215,10 @@ pub(crate) enum AgentCmd {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// The incident model learned from outcomes: how many, and how well
+    /// its predictions matched (Brier score, reliability by decile) beside
+    /// the fixed rules alone
+    Model,
     /// Show one decision record in full
     Show {
         /// The decision's id (`agent memory` lists them)

@@ -22,6 +22,7 @@ pub(crate) fn run(app: &App, cmd: AgentCmd) -> CmdResult {
         AgentCmd::Reflect => reflect(app),
         AgentCmd::Memory { limit } => memory(app, limit),
         AgentCmd::Simulate(a) => simulate(app, a),
+        AgentCmd::Model => model(app),
         AgentCmd::Show { decision_id } => {
             let store = app.store()?;
             let rec = agent::decision(&store, &decision_id)?;
@@ -268,6 +269,52 @@ fn reflect(app: &App) -> CmdResult {
     if !output::json(app, &hs) {
         print_heuristics(&hs, false);
     }
+    Ok(0)
+}
+
+fn model(app: &App) -> CmdResult {
+    let store = app.store()?;
+    let r = agent::model_report(&store)?;
+    if output::json(app, &r) {
+        return Ok(0);
+    }
+    anstream::println!(
+        "incident model: {} outcome(s), {} weight(s) learned",
+        r.outcomes,
+        r.weights_learned
+    );
+    if r.outcomes == 0 {
+        anstream::println!(
+            "  no outcomes yet: the fixed rules decide (`releaseops agent outcome ID success|incident|rolled_back` records one)"
+        );
+        return Ok(0);
+    }
+    anstream::println!(
+        "  Brier score {:.4} (the fixed rules {:.4}, the base rate {:.4}); each prediction made before its outcome was learned",
+        r.calibration.brier,
+        r.rules_calibration.brier,
+        r.calibration.brier_base_rate
+    );
+    let rows = r
+        .calibration
+        .reliability
+        .iter()
+        .map(|b| {
+            vec![
+                format!("{:.3}-{:.3}", b.from, b.to),
+                b.count.to_string(),
+                format!("{:.3}", b.predicted),
+                format!("{:.3}", b.observed),
+            ]
+        })
+        .collect();
+    anstream::println!(
+        "{}",
+        output::table(
+            &["predicted", "outcomes", "mean predicted", "observed"],
+            rows
+        )
+    );
     Ok(0)
 }
 

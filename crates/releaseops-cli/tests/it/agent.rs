@@ -535,3 +535,52 @@ fn a_declared_dependency_moving_or_another_bundle_mid_rollout_is_a_clash() {
     );
     assert_ne!(r.run(&["agent", "decide", "b", "1.0.0", "prod"]).code, 0);
 }
+
+#[test]
+fn the_incident_model_reports_what_it_learned_and_how_well_it_predicted() {
+    let r = Repo::initialized();
+    let none = json(r.run(&["--json", "agent", "model"]).ok());
+    assert_eq!(none["outcomes"], 0, "{none}");
+    assert!(r.run(&["agent", "model"]).ok().contains("no outcomes yet"));
+    // EU releases go well; APAC releases at night keep failing.
+    let night = CALM_FRIDAY.replace("FRI", "TUE").replace(
+        "\"hour_of_day\": 10",
+        "\"hour_of_day\": 2, \"region\": \"apac\"",
+    );
+    let day = CALM_FRIDAY.replace("FRI", "TUE").replace(
+        "\"hour_of_day\": 10",
+        "\"hour_of_day\": 11, \"region\": \"eu\"",
+    );
+    for i in 0..12 {
+        for (ctx, failed) in [(&night, i % 4 != 0), (&day, false)] {
+            let d = decide(&r, ctx);
+            let id = d["decision_id"].as_str().expect("id").to_string();
+            r.run(&[
+                "agent",
+                "outcome",
+                &id,
+                if failed { "incident" } else { "success" },
+            ])
+            .ok();
+        }
+    }
+    let m = json(r.run(&["--json", "agent", "model"]).ok());
+    assert_eq!(m["outcomes"], 24, "{m}");
+    assert!(m["weights_learned"].as_u64().unwrap_or(0) > 0, "{m}");
+    let cal = &m["calibration"];
+    assert_eq!(cal["outcomes"], 24);
+    let brier = cal["brier"].as_f64().expect("brier");
+    let rules = m["rules_calibration"]["brier"].as_f64().expect("rules");
+    assert!(
+        brier < rules,
+        "the model predicts better than the rules alone: {m}"
+    );
+    let bins = cal["reliability"].as_array().expect("bins");
+    assert!(!bins.is_empty() && bins.iter().all(|b| b["count"].as_u64() > Some(0)));
+    let run = r.run(&["agent", "model"]);
+    let text = run.ok();
+    assert!(
+        text.contains("24 outcome(s)") && text.contains("Brier score"),
+        "{text}"
+    );
+}

@@ -413,6 +413,39 @@ pub fn memory_view(store: &Store, limit: usize) -> Result<(Head, Vec<EpisodeView
     Ok((head, episodes))
 }
 
+/// What `agent model` reports: the incident model fitted to every outcome
+/// so far, how well its predictions matched (each made before its outcome
+/// was learned), and how well the fixed rules' prior alone did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    pub method: &'static str,
+    pub outcomes: u64,
+    pub weights_learned: usize,
+    pub priors: releaseops_agent::model::Priors,
+    pub calibration: releaseops_agent::model::Calibration,
+    pub rules_calibration: releaseops_agent::model::Calibration,
+}
+
+pub fn model_report(store: &Store) -> Result<ModelReport> {
+    let _guard = store.read_guard()?;
+    let head = read_head(store)?;
+    let memory = load_memory(store, &head)?;
+    use releaseops_agent::model;
+    let fit = model::fit_memory(
+        model::Priors::default(),
+        &memory,
+        model::prior_of_attributes,
+    );
+    Ok(ModelReport {
+        method: "Bayesian probit regression over attribute=value features and their pairs (assumed-density filtering), the fixed rules' risk score as the prior",
+        outcomes: fit.model.outcomes,
+        weights_learned: fit.model.learned_weights(),
+        priors: fit.model.priors,
+        calibration: fit.calibration,
+        rules_calibration: fit.prior_calibration,
+    })
+}
+
 impl DecisionRecord {
     /// The JSON of `agent decide --json` and of the API's decision endpoint.
     pub fn summary_json(&self) -> serde_json::Value {
