@@ -206,6 +206,14 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// What the policy cost: each incident, each delay and each release not
+    /// shipped at its price.
+    pub fn cost(&self, c: &crate::cost::Costs) -> f64 {
+        self.incidents as f64 * c.incident
+            + self.delayed as f64 * c.delay
+            + self.blocked as f64 * c.drop
+    }
+
     /// Incidents per shipped release.
     pub fn change_failure_rate(&self) -> f64 {
         if self.shipped == 0 {
@@ -233,6 +241,9 @@ pub struct Window {
     pub from: u64,
     pub to: u64,
     pub agent: Tally,
+    /// The incident model learned from outcomes, deciding by expected cost
+    /// (agent::model with agent::cost, default costs).
+    pub model_agent: Tally,
     pub always_go: Tally,
     pub never_fri_weekend: Tally,
 }
@@ -277,6 +288,8 @@ pub fn stream(n: u64, seed: u64, model: &IncidentModel, windows: u64) -> StreamR
         heuristics: Vec::new(),
     };
     let mix_total: f64 = model.risk_mix.iter().sum();
+    let costs = crate::cost::Costs::default();
+    let mut learner = crate::model::IncidentModel::new(crate::model::Priors::default());
     let mut cur = Window::default();
     for i in 0..n {
         if i % per == 0 {
@@ -333,6 +346,37 @@ pub fn stream(n: u64, seed: u64, model: &IncidentModel, windows: u64) -> StreamR
                 ship(t, later_fails);
             } else {
                 ship(t, now_fails);
+            }
+        }
+        // The learned incident model, by expected cost.
+        {
+            use crate::model::{features, prior_of};
+            let (f_now, f_later) = (
+                features(&ctx.attributes()),
+                features(&later_ctx.attributes()),
+            );
+            let (p_now, p_later) = (prior_of(&ctx), prior_of(&later_ctx));
+            let choice = crate::cost::choose(
+                &costs,
+                &learner.predict(&f_now, p_now),
+                Some(&learner.predict(&f_later, p_later)),
+                ctx.service_criticality,
+            );
+            for t in [&mut cur.model_agent, &mut report.total.model_agent] {
+                t.releases += 1;
+                match choice.action {
+                    Action::Go => ship(t, now_fails),
+                    Action::Delay => {
+                        t.delayed += 1;
+                        ship(t, later_fails);
+                    }
+                    Action::NoGo => t.blocked += 1,
+                }
+            }
+            match choice.action {
+                Action::Go => learner.learn(&f_now, p_now, now_fails),
+                Action::Delay => learner.learn(&f_later, p_later, later_fails),
+                Action::NoGo => {}
             }
         }
         // The agent.
@@ -453,5 +497,17 @@ mod tests {
             "{:?}",
             a.heuristics
         );
+    }
+
+    #[test]
+    fn the_learned_model_costs_less_than_the_naive_policies() {
+        let c = crate::cost::Costs::default();
+        for seed in 1..=3 {
+            let r = stream(300, seed, &IncidentModel::default(), 3);
+            let t = &r.total;
+            let naive = t.always_go.cost(&c).min(t.never_fri_weekend.cost(&c));
+            assert!(t.model_agent.cost(&c) < naive, "seed {seed}: {t:?}");
+            assert_eq!(t.model_agent.releases, 300);
+        }
     }
 }

@@ -495,6 +495,17 @@ fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
             rows
         )
     );
+    let costs = releaseops_agent::cost::Costs::default();
+    anstream::println!(
+        "Cost (an incident {}, a delay {}, a release not shipped {}): the agent {:.0}, the learned incident model by expected cost {:.0}, always GO {:.0}, never Fri/weekend {:.0}",
+        costs.incident,
+        costs.delay,
+        costs.drop,
+        t.agent.cost(&costs),
+        t.model_agent.cost(&costs),
+        t.always_go.cost(&costs),
+        t.never_fri_weekend.cost(&costs),
+    );
     if !report.heuristics.is_empty() {
         anstream::println!("What it learned:");
         print_heuristics(&report.heuristics, false);
