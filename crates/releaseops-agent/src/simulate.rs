@@ -246,12 +246,32 @@ pub struct Window {
     pub model_agent: Tally,
     pub always_go: Tally,
     pub never_fri_weekend: Tally,
+    /// A sensible fixed rule: hold Fridays, weekends, nights and clashes for
+    /// the next safe window.
+    pub static_rule: Tally,
+    /// Knows every release's true risk and decides by expected cost: the
+    /// best any policy could do on average.
+    pub oracle: Tally,
 }
 
 fn ship(t: &mut Tally, failed: bool) {
     t.shipped += 1;
     if failed {
         t.incidents += 1;
+    }
+}
+
+/// Counts one release a policy decided on: shipped now, shipped in the safe
+/// window, or not shipped.
+fn decide(t: &mut Tally, action: Action, now_fails: bool, later_fails: bool) {
+    t.releases += 1;
+    match action {
+        Action::Go => ship(t, now_fails),
+        Action::Delay => {
+            t.delayed += 1;
+            ship(t, later_fails);
+        }
+        Action::NoGo => t.blocked += 1,
     }
 }
 
@@ -348,6 +368,27 @@ pub fn stream(n: u64, seed: u64, model: &IncidentModel, windows: u64) -> StreamR
                 ship(t, now_fails);
             }
         }
+        // The fixed rule, and the oracle that knows the true risk.
+        let (true_now, true_later) = (
+            model.failure_probability(&ctx),
+            model.failure_probability(&later_ctx),
+        );
+        let hold = avoid || ctx.clash || ctx.hour_of_day < 6 || ctx.hour_of_day >= 20;
+        let known = |p: f64| crate::model::Prediction { p, low: p, high: p };
+        let oracle = crate::cost::choose(
+            &costs,
+            &known(true_now),
+            Some(&known(true_later)),
+            Level::Low,
+        )
+        .action;
+        let rule = if hold { Action::Delay } else { Action::Go };
+        for t in [&mut cur.static_rule, &mut report.total.static_rule] {
+            decide(t, rule, now_fails, later_fails);
+        }
+        for t in [&mut cur.oracle, &mut report.total.oracle] {
+            decide(t, oracle, now_fails, later_fails);
+        }
         // The learned incident model, by expected cost.
         {
             use crate::model::{features, prior_of};
@@ -363,15 +404,7 @@ pub fn stream(n: u64, seed: u64, model: &IncidentModel, windows: u64) -> StreamR
                 ctx.service_criticality,
             );
             for t in [&mut cur.model_agent, &mut report.total.model_agent] {
-                t.releases += 1;
-                match choice.action {
-                    Action::Go => ship(t, now_fails),
-                    Action::Delay => {
-                        t.delayed += 1;
-                        ship(t, later_fails);
-                    }
-                    Action::NoGo => t.blocked += 1,
-                }
+                decide(t, choice.action, now_fails, later_fails);
             }
             match choice.action {
                 Action::Go => learner.learn(&f_now, p_now, now_fails),

@@ -497,7 +497,7 @@ fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
     );
     let costs = releaseops_agent::cost::Costs::default();
     anstream::println!(
-        "Cost (an incident {}, a delay {}, a release not shipped {}): the agent {:.0}, the learned incident model by expected cost {:.0}, always GO {:.0}, never Fri/weekend {:.0}",
+        "Cost (an incident {}, a delay {}, a release not shipped {}): the agent {:.0}, the learned incident model by expected cost {:.0}, always GO {:.0}, never Fri/weekend {:.0}, a fixed rule (hold Fridays, weekends, nights, clashes) {:.0}, the oracle that knows the true risk {:.0}",
         costs.incident,
         costs.delay,
         costs.drop,
@@ -505,6 +505,8 @@ fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
         t.model_agent.cost(&costs),
         t.always_go.cost(&costs),
         t.never_fri_weekend.cost(&costs),
+        t.static_rule.cost(&costs),
+        t.oracle.cost(&costs),
     );
     if !report.heuristics.is_empty() {
         anstream::println!("What it learned:");
