@@ -69,7 +69,32 @@ pub struct IncidentModel {
     /// evenly) and fail `factor` times as often when it is `risky`. The
     /// agent can only learn these from outcomes.
     pub hidden: Vec<HiddenRisk>,
+    /// Risks that only a combination shows: a release whose context has
+    /// every `attribute: value` of `when` (names as the agent's memory
+    /// writes them: `hour_band`, `day_of_week`, `service_criticality`, a
+    /// hidden attribute, ...) fails `factor` times as often.
+    pub interactions: Vec<Interaction>,
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interaction {
+    pub when: std::collections::BTreeMap<String, String>,
+    pub factor: f64,
+}
+
+/// The attribute names a context has whatever the team adds.
+const BUILT_IN: &[&str] = &[
+    "env",
+    "feature_risk",
+    "service_criticality",
+    "day_of_week",
+    "hour_band",
+    "clash",
+    "conflicting_service",
+    "holiday",
+    "freeze",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,6 +103,14 @@ pub struct HiddenRisk {
     pub values: Vec<String>,
     pub risky: String,
     pub factor: f64,
+}
+
+/// An interaction's `when` from literal pairs.
+fn when(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(a, v)| (a.to_string(), v.to_string()))
+        .collect()
 }
 
 impl Default for IncidentModel {
@@ -97,6 +130,23 @@ impl Default for IncidentModel {
                 risky: "apac".into(),
                 factor: 4.0,
             }],
+            interactions: vec![
+                // APAC's business hours are the team's night.
+                Interaction {
+                    when: when(&[("region", "apac"), ("hour_band", "night")]),
+                    factor: 2.0,
+                },
+                // Critical services peak on Monday mornings.
+                Interaction {
+                    when: when(&[("service_criticality", "HIGH"), ("day_of_week", "MON")]),
+                    factor: 3.0,
+                },
+                // Medium changes in the evening, when the reviewers have gone.
+                Interaction {
+                    when: when(&[("feature_risk", "MEDIUM"), ("hour_band", "evening")]),
+                    factor: 2.5,
+                },
+            ],
         }
     }
 }
@@ -124,6 +174,36 @@ impl IncidentModel {
         }
         if self.risk_mix.iter().sum::<f64>() <= 0.0 {
             return Err("risk_mix needs at least one weight above 0".into());
+        }
+        for (i, x) in self.interactions.iter().enumerate() {
+            if x.when.is_empty() {
+                return Err(format!(
+                    "interactions[{i}].when is empty: name two or more attributes"
+                ));
+            }
+            if !(x.factor.is_finite() && x.factor >= 0.0) {
+                return Err(format!("interactions[{i}].factor must be >= 0"));
+            }
+            for k in x.when.keys() {
+                let known =
+                    BUILT_IN.contains(&k.as_str()) || self.hidden.iter().any(|h| &h.attribute == k);
+                if !known {
+                    let names: Vec<&str> = BUILT_IN
+                        .iter()
+                        .copied()
+                        .chain(self.hidden.iter().map(|h| h.attribute.as_str()))
+                        .collect();
+                    let near = names
+                        .iter()
+                        .min_by_key(|n| strsim::levenshtein(n, k))
+                        .copied()
+                        .unwrap_or("hour_band");
+                    return Err(format!(
+                        "interactions[{i}].when: '{k}' is not an attribute of a release (did you mean '{near}'?; attributes: {})",
+                        names.join(", ")
+                    ));
+                }
+            }
         }
         for h in &self.hidden {
             if h.values.is_empty() || !h.values.contains(&h.risky) {
@@ -164,6 +244,17 @@ impl IncidentModel {
         for h in &self.hidden {
             if c.extra.get(&h.attribute).and_then(|v| v.as_str()) == Some(h.risky.as_str()) {
                 p *= h.factor;
+            }
+        }
+        if !self.interactions.is_empty() {
+            let attrs = c.attributes();
+            for x in &self.interactions {
+                if x.when
+                    .iter()
+                    .all(|(k, v)| attrs.iter().any(|(a, b)| a == k && b == v))
+                {
+                    p *= x.factor;
+                }
             }
         }
         p.min(0.95)
@@ -542,5 +633,35 @@ mod tests {
             assert!(t.model_agent.cost(&c) < naive, "seed {seed}: {t:?}");
             assert_eq!(t.model_agent.releases, 300);
         }
+    }
+
+    #[test]
+    fn interactions_raise_only_their_combination_and_a_typo_is_named() {
+        let m = IncidentModel::default();
+        let ctx = |v: serde_json::Value| Context::from_json(&v).expect("context");
+        let base = json!({"env": "prod", "feature_risk": "LOW", "service_criticality": "LOW",
+            "day_of_week": "TUE", "hour_of_day": 3, "region": "eu"});
+        let mut apac = base.clone();
+        apac["region"] = json!("apac");
+        let mut apac_day = apac.clone();
+        apac_day["hour_of_day"] = json!(10);
+        let (p_eu, p_apac, p_apac_day) = (
+            m.failure_probability(&ctx(base)),
+            m.failure_probability(&ctx(apac)),
+            m.failure_probability(&ctx(apac_day)),
+        );
+        // Night (x2) for both; APAC (x4) and APAC at night (x2) on top.
+        assert!((p_apac / p_eu - 8.0).abs() < 1e-9, "{p_eu} {p_apac}");
+        assert!(
+            (p_apac / p_apac_day - 4.0).abs() < 1e-9,
+            "{p_apac} {p_apac_day}"
+        );
+        let mut typo = IncidentModel::default();
+        typo.interactions[0]
+            .when
+            .insert("hour_bnad".into(), "night".into());
+        let e = typo.validate().expect_err("a typo");
+        assert!(e.contains("'hour_bnad'") && e.contains("hour_band"), "{e}");
+        assert!(IncidentModel::default().validate().is_ok());
     }
 }
