@@ -626,8 +626,22 @@ mod tests {
     #[test]
     fn the_learned_model_costs_less_than_the_naive_policies() {
         let c = crate::cost::Costs::default();
+        // Not the default model: its own hidden attribute and interaction.
+        let model = IncidentModel {
+            hidden: vec![HiddenRisk {
+                attribute: "team".into(),
+                values: vec!["core".into(), "growth".into()],
+                risky: "growth".into(),
+                factor: 3.0,
+            }],
+            interactions: vec![Interaction {
+                when: when(&[("team", "core"), ("day_of_week", "WED")]),
+                factor: 4.0,
+            }],
+            ..IncidentModel::default()
+        };
         for seed in 1..=3 {
-            let r = stream(300, seed, &IncidentModel::default(), 3);
+            let r = stream(300, seed, &model, 3);
             let t = &r.total;
             let naive = t.always_go.cost(&c).min(t.never_fri_weekend.cost(&c));
             assert!(t.model_agent.cost(&c) < naive, "seed {seed}: {t:?}");
