@@ -1,6 +1,6 @@
 //! Decisions by expected cost. With an incident costing `incident`, a delay
-//! `delay` and a dropped release `drop` (`agent.costs`; 40, 1 and 5 unless
-//! the team says otherwise), the options cost:
+//! `delay` and a dropped release `drop` (`agent.costs` in config.yaml, whose
+//! defaults live with the config), the options cost:
 //!
 //! - GO now: `incident x P(incident now)`;
 //! - DELAY to the next allowed slot: `delay + incident x P(incident at the
@@ -24,16 +24,6 @@ pub struct Costs {
     pub incident: f64,
     pub delay: f64,
     pub drop: f64,
-}
-
-impl Default for Costs {
-    fn default() -> Self {
-        Costs {
-            incident: 40.0,
-            delay: 1.0,
-            drop: 5.0,
-        }
-    }
 }
 
 /// One option and what it is expected to cost.
@@ -97,8 +87,15 @@ pub fn choose(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The config's defaults, as test data.
+    pub(crate) const COSTS: Costs = Costs {
+        incident: 40.0,
+        delay: 1.0,
+        drop: 5.0,
+    };
 
     fn pred(p: f64, low: f64, high: f64) -> Prediction {
         Prediction { p, low, high }
@@ -106,7 +103,7 @@ mod tests {
 
     #[test]
     fn the_cheapest_option_wins() {
-        let c = Costs::default();
+        let c = COSTS;
         // 2 % now: GO costs 0.8, cheaper than any delay or the drop.
         let low = pred(0.02, 0.01, 0.04);
         assert_eq!(
@@ -134,7 +131,7 @@ mod tests {
 
     #[test]
     fn high_criticality_prices_the_uncertainty() {
-        let c = Costs::default();
+        let c = COSTS;
         // A mean of 8 % but unsure (up to 20 %): GO for a MEDIUM service
         // (3.2 < 5), NO_GO for a HIGH one (8 > 5).
         let unsure = pred(0.08, 0.01, 0.20);
@@ -145,7 +142,7 @@ mod tests {
 
     #[test]
     fn ties_go_to_the_cautious_option() {
-        let c = Costs::default();
+        let c = COSTS;
         // GO costs exactly the drop: NO_GO.
         let edge = pred(0.125, 0.1, 0.15);
         assert_eq!(choose(&c, &edge, None, Level::Low).action, Action::NoGo);

@@ -26,6 +26,7 @@ use serde::Serialize;
 /// or a mix of two of them (lowest bit set).
 pub type Feature = u64;
 
+/// FNV-1a over the parts, as if they were one string.
 fn fnv(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
@@ -48,7 +49,7 @@ pub fn features(attributes: &[(String, String)]) -> Vec<Feature> {
 
 /// The feature of one `attribute=value`.
 pub fn main_feature(attribute: &str, value: &str) -> Feature {
-    fnv(&[&format!("{attribute}={value}")]) & !PAIR
+    fnv(&[attribute, "=", value]) & !PAIR
 }
 
 /// Main features (sorted, distinct) and every unordered pair of them.

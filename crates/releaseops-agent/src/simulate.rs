@@ -381,7 +381,13 @@ fn moved(c: &Context, when: crate::planner::Window) -> Context {
 
 /// Runs `n` releases. Each release's fate is drawn once per policy from the
 /// same random stream position, so the policies face the same luck.
-pub fn stream(n: u64, seed: u64, model: &IncidentModel, windows: u64) -> StreamReport {
+pub fn stream(
+    n: u64,
+    seed: u64,
+    model: &IncidentModel,
+    windows: u64,
+    costs: &crate::cost::Costs,
+) -> StreamReport {
     let mut rng = Rng::new(seed);
     let mut memory = Memory::default();
     let mut learned: Vec<Heuristic> = Vec::new();
@@ -399,7 +405,6 @@ pub fn stream(n: u64, seed: u64, model: &IncidentModel, windows: u64) -> StreamR
         heuristics: Vec::new(),
     };
     let mix_total: f64 = model.risk_mix.iter().sum();
-    let costs = crate::cost::Costs::default();
     let mut learner = crate::model::IncidentModel::new(crate::model::Priors::default());
     let mut cur = Window::default();
     for i in 0..n {
@@ -467,7 +472,7 @@ pub fn stream(n: u64, seed: u64, model: &IncidentModel, windows: u64) -> StreamR
         let hold = avoid || ctx.clash || ctx.hour_of_day < 6 || ctx.hour_of_day >= 20;
         let known = |p: f64| crate::model::Prediction { p, low: p, high: p };
         let oracle = crate::cost::choose(
-            &costs,
+            costs,
             &known(true_now),
             Some(&known(true_later)),
             Level::Low,
@@ -489,7 +494,7 @@ pub fn stream(n: u64, seed: u64, model: &IncidentModel, windows: u64) -> StreamR
             );
             let (p_now, p_later) = (prior_of(&ctx), prior_of(&later_ctx));
             let choice = crate::cost::choose(
-                &costs,
+                costs,
                 &learner.predict(&f_now, p_now),
                 Some(&learner.predict(&f_later, p_later)),
                 ctx.service_criticality,
@@ -598,8 +603,8 @@ mod tests {
     #[test]
     fn the_stream_is_reproducible_and_the_agent_learns_to_avoid_incidents() {
         let model = IncidentModel::default();
-        let a = stream(2000, 7, &model, 4);
-        let b = stream(2000, 7, &model, 4);
+        let a = stream(2000, 7, &model, 4, &crate::cost::tests::COSTS);
+        let b = stream(2000, 7, &model, 4, &crate::cost::tests::COSTS);
         assert_eq!(a.total.agent, b.total.agent, "same seed, same run");
         assert_eq!(a.windows.len(), 4);
         let (agent, go) = (&a.total.agent, &a.total.always_go);
@@ -625,7 +630,7 @@ mod tests {
 
     #[test]
     fn the_learned_model_costs_less_than_the_naive_policies() {
-        let c = crate::cost::Costs::default();
+        let c = crate::cost::tests::COSTS;
         // Not the default model: its own hidden attribute and interaction.
         let model = IncidentModel {
             hidden: vec![HiddenRisk {
@@ -641,7 +646,7 @@ mod tests {
             ..IncidentModel::default()
         };
         for seed in 1..=3 {
-            let r = stream(300, seed, &model, 3);
+            let r = stream(300, seed, &model, 3, &crate::cost::tests::COSTS);
             let t = &r.total;
             let naive = t.always_go.cost(&c).min(t.never_fri_weekend.cost(&c));
             assert!(t.model_agent.cost(&c) < naive, "seed {seed}: {t:?}");

@@ -154,7 +154,7 @@ impl App {
 
     /// As [`App::ctx`], at this moment (for commands that wait or watch);
     /// a simulated clock stays where it was set.
-    pub(crate) fn ctx_now<'a>(&self, store: &'a Store) -> Ctx<'a> {
+    pub(crate) fn ctx_now<'a>(&'a self, store: &'a Store) -> Ctx<'a> {
         let mut ctx = self.ctx(store);
         if !self.simulated_clock {
             ctx.now = Timestamp::now();
@@ -162,14 +162,14 @@ impl App {
         ctx
     }
 
-    pub(crate) fn ctx<'a>(&self, store: &'a Store) -> Ctx<'a> {
+    pub(crate) fn ctx<'a>(&'a self, store: &'a Store) -> Ctx<'a> {
         Ctx {
             store,
             actor: self.actor(store),
             now: self.now,
             git_commit: !self.global.no_commit,
             simulated_clock: self.simulated_clock,
-            runtime: self.runtime(),
+            runtime: Some(self),
         }
     }
 
@@ -200,5 +200,11 @@ impl App {
             }
         });
         Some(cancel)
+    }
+}
+
+impl releaseops_core::AsyncRuntime for App {
+    fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.runtime()
     }
 }

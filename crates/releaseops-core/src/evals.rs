@@ -16,6 +16,7 @@ use releaseops_eval::target::{CommandTarget, HttpTarget, ModelTarget, Target};
 use releaseops_format::manifest::BundleManifest;
 use releaseops_format::names;
 use releaseops_format::template::template_text;
+use releaseops_store::reports::ReportFilter;
 use releaseops_store::{Store, StoreError};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -337,7 +338,7 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         cancel: req.cancel.clone(),
         redactor,
     };
-    let rt = ctx.runtime.as_ref().ok_or_else(|| {
+    let rt = ctx.runtime.and_then(|r| r.handle()).ok_or_else(|| {
         CoreError::refused(
             "no async runtime to run the evaluation on",
             "the caller starts one and passes its handle in Ctx::runtime",
@@ -418,24 +419,6 @@ fn find_program(program: &str, root: &std::path::Path) -> std::result::Result<()
     }
 }
 
-/// Saved reports under `eval_reports/<id>/<version>/<suite>/`, oldest first
-/// (run ids start with a UTC timestamp). `None` filters match anything; a
-/// `run_id` matches a report's file name or its path under `eval_reports/`.
-pub fn find_reports(
-    store: &Store,
-    bundle: Option<&str>,
-    version: Option<&str>,
-    suite: Option<&str>,
-    run_id: Option<&str>,
-) -> Vec<releaseops_store::reports::ReportEntry> {
-    store.find_reports(&releaseops_store::reports::ReportFilter {
-        bundle,
-        version,
-        suite,
-        run_id,
-    })
-}
-
 /// Compares the newest saved runs of `suite` on two versions, case by case.
 pub fn compare(
     store: &Store,
@@ -445,7 +428,13 @@ pub fn compare(
     candidate: &str,
 ) -> Result<releaseops_eval::compare::Comparison> {
     let load = |version: &str| -> Result<releaseops_eval::compare::Outcomes> {
-        let entry = find_reports(store, Some(bundle), Some(version), Some(suite), None).pop().ok_or_else(|| {
+        let filter = ReportFilter {
+            bundle: Some(bundle),
+            version: Some(version),
+            suite: Some(suite),
+            run_id: None,
+        };
+        let entry = store.find_reports(&filter).pop().ok_or_else(|| {
             CoreError::refused(
                 format!("no saved run of suite '{suite}' on {bundle}@{version}"),
                 format!("run it first: `releaseops eval run {suite} --bundle {bundle} --version {version}`"),

@@ -127,16 +127,19 @@ impl PromotionFacts {
         }
         facts.reviews = view.checked_reviews(store, id, version)?;
         let policy = facts.env_file.promotion_policy.clone();
-        let agent = policy.as_ref().is_some_and(|p| p.requires_agent.is_some());
-        let gated = policy.as_ref().is_some_and(|p| p.requires_eval);
-        if gated || agent || scope == Scope::Everything {
+        // The eval gate or the agent reads the reports.
+        let read_evals = scope == Scope::Everything
+            || policy
+                .as_ref()
+                .is_some_and(|p| p.requires_eval || p.requires_agent.is_some());
+        if read_evals {
             facts.reports = view.eval_reports(store, &facts.hash)?;
             facts.evals = evidence::judge(&facts.reports, policy.as_ref(), now);
         }
         if let Some(base) = policy
             .as_ref()
             .and_then(|p| p.eval_no_regression_vs.clone())
-            .filter(|_| gated || agent || scope == Scope::Everything)
+            .filter(|_| read_evals)
         {
             facts.regressions =
                 regression_checks(store, &view, id, version, &base, &facts.reports)?;

@@ -38,9 +38,23 @@ pub struct Ctx<'a> {
     /// `now` was set by hand (RELEASEOPS_NOW, the demo); records say so.
     pub simulated_clock: bool,
     /// The async runtime the caller owns, on which evaluations and model
-    /// calls run. A library never starts one (nor installs signal
-    /// handlers); without one, those operations say so.
-    pub runtime: Option<tokio::runtime::Handle>,
+    /// calls run, asked for only when one of those needs it. A library never
+    /// starts one (nor installs signal handlers); without one, those
+    /// operations say so.
+    pub runtime: Option<&'a dyn AsyncRuntime>,
+}
+
+/// Where core finds the caller's async runtime. It is asked only when an
+/// operation needs one, so a caller may start its runtime on first use and
+/// commands that never await start none.
+pub trait AsyncRuntime {
+    fn handle(&self) -> Option<tokio::runtime::Handle>;
+}
+
+impl AsyncRuntime for tokio::runtime::Handle {
+    fn handle(&self) -> Option<tokio::runtime::Handle> {
+        Some(self.clone())
+    }
 }
 
 impl Ctx<'_> {

@@ -6,7 +6,7 @@
 //! bundle, a version and a suite. The walk never follows a link, and a
 //! report is read only if it is a regular file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::Result;
 use crate::{Store, fsx};
@@ -129,18 +129,13 @@ impl Store {
 
     /// A report's bytes, refusing a link and a file larger than any report.
     pub fn read_report(&self, entry: &ReportEntry) -> Result<Vec<u8>> {
-        read_report_file(&entry.path)
-    }
-}
-
-pub(crate) fn read_report_file(path: &Path) -> Result<Vec<u8>> {
-    match fsx::read_regular_opt(path, crate::REPORT_MAX_BYTES)? {
-        Some(b) => Ok(b),
-        None => Err(crate::StoreError::Io {
-            what: "cannot read",
-            path: path.to_path_buf(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        }),
+        fsx::read_regular_opt(&entry.path, crate::REPORT_MAX_BYTES)?.ok_or_else(|| {
+            crate::StoreError::Io {
+                what: "cannot read",
+                path: entry.path.clone(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            }
+        })
     }
 }
 

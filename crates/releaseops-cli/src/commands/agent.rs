@@ -432,7 +432,7 @@ fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
             let m: IncidentModel = serde_json::from_str(&text).map_err(|e| {
                 Failure::usage(
                     format!("{path} is not an incident model: {e}"),
-                    "fields: base, feature_risk, friday_afternoon, weekend, night, clash, risk_mix, clash_rate, hidden",
+                    "fields: base, feature_risk, friday_afternoon, weekend, night, clash, risk_mix, clash_rate, hidden, interactions",
                 )
             })?;
             m.validate()
@@ -440,7 +440,13 @@ fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
             m
         }
     };
-    let report = simulate::stream(n, a.seed, &model, a.windows.clamp(1, 100));
+    let c = releaseops_format::config::AgentCosts::default();
+    let costs = releaseops_agent::cost::Costs {
+        incident: c.incident,
+        delay: c.delay,
+        drop: c.drop,
+    };
+    let report = simulate::stream(n, a.seed, &model, a.windows.clamp(1, 100), &costs);
     if app.global.json {
         output::print_json(&serde_json::json!({"model": model, "report": report}));
         return Ok(0);
@@ -495,7 +501,6 @@ fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
             rows
         )
     );
-    let costs = releaseops_agent::cost::Costs::default();
     anstream::println!(
         "Cost (an incident {}, a delay {}, a release not shipped {}): the agent {:.0}, the learned incident model by expected cost {:.0}, always GO {:.0}, never Fri/weekend {:.0}, a fixed rule (hold Fridays, weekends, nights, clashes) {:.0}, the oracle that knows the true risk {:.0}",
         costs.incident,

@@ -179,14 +179,14 @@ impl Clock {
     }
 }
 
-fn ctx<'a>(app: &App, store: &'a Store, actor: &str, clock: &Clock) -> Ctx<'a> {
+fn ctx<'a>(app: &'a App, store: &'a Store, actor: &str, clock: &Clock) -> Ctx<'a> {
     Ctx {
         store,
         actor: actor.into(),
         now: clock.0,
         git_commit: true,
         simulated_clock: true,
-        runtime: app.runtime(),
+        runtime: Some(app),
     }
 }
 

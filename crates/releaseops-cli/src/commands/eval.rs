@@ -349,13 +349,12 @@ fn report(app: &App, a: EvalReportArgs) -> CmdResult {
         },
         None => (None, a.version.clone()),
     };
-    let found = evals::find_reports(
-        &store,
-        bundle.as_deref(),
-        version.as_deref(),
-        a.suite.as_deref(),
-        a.run_id.as_deref(),
-    );
+    let found = store.find_reports(&releaseops_store::reports::ReportFilter {
+        bundle: bundle.as_deref(),
+        version: version.as_deref(),
+        suite: a.suite.as_deref(),
+        run_id: a.run_id.as_deref(),
+    });
     if a.list {
         return list_runs(app, &store, &found);
     }

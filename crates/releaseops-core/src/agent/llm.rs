@@ -9,7 +9,7 @@ pub(super) fn llm_of(ctx: &Ctx<'_>) -> Option<ProviderLlm> {
         .agent
         .as_ref()
         .and_then(|a| a.llm.as_ref())
-        .and_then(|cfg| ProviderLlm::from_config(cfg, ctx.runtime.clone()))
+        .and_then(|cfg| ProviderLlm::from_config(cfg, ctx.runtime.and_then(|r| r.handle())))
 }
 
 /// The language model configured in `agent.llm`, through the evaluation

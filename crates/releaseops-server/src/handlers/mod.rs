@@ -21,10 +21,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use releaseops_core::release::{PromoteRequest, RollbackRequest};
-use releaseops_core::{CoreError, Ctx, bundle, envs, evals, release};
+use releaseops_core::{CoreError, Ctx, bundle, envs, release};
 use releaseops_format::{names, time};
 use releaseops_runtime::{BundleRef, LoadedBundle};
 use releaseops_store::Store;
+use releaseops_store::reports::ReportFilter;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -336,7 +337,7 @@ async fn write<T: Send + 'static>(
             now,
             git_commit,
             simulated_clock,
-            runtime: Some(runtime),
+            runtime: Some(&runtime),
         };
         f(&ctx).map_err(ApiError::from)
     })

@@ -317,13 +317,12 @@ pub(super) async fn eval_reports(
         Ok(q)
     };
     read(&s, &headers, args, |store, q| {
-        let found = evals::find_reports(
-            store,
-            q.bundle.as_deref(),
-            q.version.as_deref(),
-            q.suite.as_deref(),
-            None,
-        );
+        let found = store.find_reports(&ReportFilter {
+            bundle: q.bundle.as_deref(),
+            version: q.version.as_deref(),
+            suite: q.suite.as_deref(),
+            run_id: None,
+        });
         let mut out = Vec::new();
         for e in found.iter().rev().take(limit(q.limit, 50, 1000)) {
             let report = read_report(store, e)?;
@@ -352,7 +351,10 @@ pub(super) async fn eval_report(
         Ok(id)
     };
     read(&s, &headers, args, |store, id| {
-        let found = evals::find_reports(store, None, None, None, Some(&id));
+        let found = store.find_reports(&ReportFilter {
+            run_id: Some(&id),
+            ..Default::default()
+        });
         let e = found.last().ok_or_else(|| {
             ApiError::not_found(
                 format!("there is no eval report '{id}'"),

@@ -214,7 +214,7 @@ impl Git {
         }
         // RELEASEOPS_GIT_CLI=1 forces the fallback (tests cover both paths).
         let built = if std::env::var_os("RELEASEOPS_GIT_CLI").is_some() {
-            Err(objects::Unsupported::Shape("disabled"))
+            Err(objects::Unsupported)
         } else {
             let (seconds, offset) = now_local();
             let stamp = objects::Stamp {
@@ -733,5 +733,19 @@ mod tests {
         );
         // The user's index holds our paths, so `git status` stays clean.
         assert_eq!(git(top, &["status", "--porcelain"]), "");
+        // A link is never read through: git commits it as a link.
+        #[cfg(unix)]
+        {
+            let secret = top.join("outside.txt");
+            std::fs::write(&secret, "not ours\n").expect("write");
+            let link = ".releaseops/linked.yaml".to_string();
+            std::os::unix::fs::symlink(&secret, top.join(&link)).expect("link");
+            assert!(objects::build(top, std::slice::from_ref(&link), "link", &stamp).is_err());
+            repo.commit_paths(std::slice::from_ref(&link), "link", &who)
+                .expect("commit")
+                .expect("new");
+            let entry = git(top, &["ls-tree", "HEAD", &link]);
+            assert!(entry.starts_with("120000 "), "{entry}");
+        }
     }
 }

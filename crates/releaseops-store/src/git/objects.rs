@@ -21,64 +21,40 @@ use sha1::{Digest, Sha1};
 /// A 20-byte SHA-1 object id.
 pub(super) type Oid = [u8; 20];
 
-/// Why the in-process commit did not happen (nothing was moved).
+/// The in-process commit did not happen (nothing was moved): a repository
+/// shape this writer does not handle, or a failure. Either way the caller
+/// commits with git itself, which reports any failure that is real.
 #[derive(Debug)]
-pub(super) enum Unsupported {
-    /// A repository shape this writer does not handle.
-    Shape(&'static str),
-    /// Something failed; the message says what.
-    Failed(String),
-}
-
-impl std::fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Unsupported::Shape(s) => f.write_str(s),
-            Unsupported::Failed(s) => f.write_str(s),
-        }
-    }
-}
-
-fn failed(what: impl std::fmt::Display) -> Unsupported {
-    Unsupported::Failed(what.to_string())
-}
+pub(super) struct Unsupported;
 
 pub(super) fn hex(id: &Oid) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(id)
 }
 
 fn parse_hex(s: &str) -> Option<Oid> {
-    let s = s.as_bytes();
-    if s.len() != 40 {
-        return None;
-    }
-    let mut out = [0u8; 20];
-    for (i, pair) in s.chunks(2).enumerate() {
-        let digit = |c: u8| (c as char).to_digit(16);
-        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-    }
-    Some(out)
+    hex::FromHex::from_hex(s).ok()
 }
 
 /// The object directory of the repository at `top`, when this writer can
 /// handle it.
 fn objects_dir(top: &Path) -> Result<PathBuf, Unsupported> {
+    // git's environment moves the repository.
     for var in ["GIT_DIR", "GIT_OBJECT_DIRECTORY", "GIT_INDEX_FILE"] {
         if std::env::var_os(var).is_some() {
-            return Err(Unsupported::Shape("git's environment moves the repository"));
+            return Err(Unsupported);
         }
     }
     let dot_git = top.join(".git");
-    let meta = std::fs::symlink_metadata(&dot_git).map_err(failed)?;
+    let meta = std::fs::symlink_metadata(&dot_git).map_err(|_| Unsupported)?;
+    // A linked work tree or a submodule.
     if !meta.is_dir() {
-        return Err(Unsupported::Shape("a linked work tree or submodule"));
+        return Err(Unsupported);
     }
     let config = std::fs::read_to_string(dot_git.join("config")).unwrap_or_default();
     let config = config.to_ascii_lowercase();
+    // SHA-256 objects, or refs not stored as files.
     if config.contains("objectformat") || config.contains("refstorage") {
-        return Err(Unsupported::Shape(
-            "a repository with another object format or ref storage",
-        ));
+        return Err(Unsupported);
     }
     Ok(dot_git.join("objects"))
 }
@@ -100,14 +76,14 @@ fn parse_tree(data: &[u8]) -> Result<Tree, Unsupported> {
     let mut tree = Tree::new();
     let mut rest = data;
     while !rest.is_empty() {
-        let sp = memchr::memchr(b' ', rest).ok_or_else(|| failed("a malformed tree"))?;
+        let sp = memchr::memchr(b' ', rest).ok_or(Unsupported)?;
         let nul = memchr::memchr(0, &rest[sp..])
             .map(|n| sp + n)
-            .ok_or_else(|| failed("a malformed tree"))?;
+            .ok_or(Unsupported)?;
         let id: Oid = rest
             .get(nul + 1..nul + 21)
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| failed("a malformed tree"))?;
+            .ok_or(Unsupported)?;
         tree.insert(
             rest[sp + 1..nul].to_vec(),
             Entry {
@@ -167,14 +143,14 @@ impl Pending {
             if path.exists() {
                 continue;
             }
-            std::fs::create_dir_all(&dir).map_err(failed)?;
+            std::fs::create_dir_all(&dir).map_err(|_| Unsupported)?;
             let packed = miniz_oxide::deflate::compress_to_vec_zlib(&raw, 1);
             let mut tmp = tempfile::Builder::new()
                 .prefix("tmp_obj_")
                 .tempfile_in(&dir)
-                .map_err(failed)?;
-            tmp.write_all(&packed).map_err(failed)?;
-            tmp.persist(&path).map_err(|e| failed(e.error))?;
+                .map_err(|_| Unsupported)?;
+            tmp.write_all(&packed).map_err(|_| Unsupported)?;
+            tmp.persist(&path).map_err(|_| Unsupported)?;
         }
         Ok(())
     }
@@ -193,15 +169,15 @@ enum Found {
 /// Reads one answer of `git cat-file --batch`.
 fn read_answer(out: &mut impl BufRead) -> Result<Found, Unsupported> {
     let mut header = String::new();
-    out.read_line(&mut header).map_err(failed)?;
+    out.read_line(&mut header).map_err(|_| Unsupported)?;
     let header = header.trim_end();
     let parts: Vec<&str> = header.split(' ').collect();
     match parts.as_slice() {
         [id, kind, size] => {
-            let id = parse_hex(id).ok_or_else(|| failed(format!("cat-file said {header}")))?;
-            let size: usize = size.parse().map_err(failed)?;
+            let id = parse_hex(id).ok_or(Unsupported)?;
+            let size: usize = size.parse().map_err(|_| Unsupported)?;
             let mut data = vec![0u8; size + 1];
-            out.read_exact(&mut data).map_err(failed)?;
+            out.read_exact(&mut data).map_err(|_| Unsupported)?;
             data.pop();
             Ok(Found::Object {
                 id,
@@ -210,7 +186,7 @@ fn read_answer(out: &mut impl BufRead) -> Result<Found, Unsupported> {
             })
         }
         [_, "missing"] | [_, "ambiguous"] => Ok(Found::Missing),
-        _ => Err(failed(format!("cat-file said {header:?}"))),
+        _ => Err(Unsupported),
     }
 }
 
@@ -321,18 +297,18 @@ fn read_base_with_git(
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(failed)?;
+        .map_err(|_| Unsupported)?;
     let (Some(mut input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err(failed("cat-file has no pipes"));
+        return Err(Unsupported);
     };
     let mut output = BufReader::new(output);
     // HEAD first, then the trees of that very commit (HEAD may move while
     // we read; the ref update refuses if it did).
-    input.write_all(b"HEAD\n").map_err(failed)?;
-    input.flush().map_err(failed)?;
+    input.write_all(b"HEAD\n").map_err(|_| Unsupported)?;
+    input.flush().map_err(|_| Unsupported)?;
     let head = match read_answer(&mut output)? {
         Found::Object { id, kind, .. } if kind == "commit" => Some(id),
-        Found::Object { .. } => return Err(Unsupported::Shape("HEAD is not a commit")),
+        Found::Object { .. } => return Err(Unsupported),
         Found::Missing => None,
     };
     let mut trees: BTreeMap<String, Tree> = BTreeMap::new();
@@ -341,7 +317,7 @@ fn read_base_with_git(
         for d in dirs {
             ask.push_str(&format!("{}:{d}\n", hex(&h)));
         }
-        input.write_all(ask.as_bytes()).map_err(failed)?;
+        input.write_all(ask.as_bytes()).map_err(|_| Unsupported)?;
         drop(input);
         for d in dirs {
             if let Found::Object { kind, data, .. } = read_answer(&mut output)?
@@ -353,9 +329,9 @@ fn read_base_with_git(
     } else {
         drop(input);
     }
-    let status = child.wait().map_err(failed)?;
+    let status = child.wait().map_err(|_| Unsupported)?;
     if !status.success() {
-        return Err(failed("git cat-file failed"));
+        return Err(Unsupported);
     }
     Ok((head, trees))
 }
@@ -423,11 +399,12 @@ pub(super) fn build(
     message: &str,
     stamp: &Stamp<'_>,
 ) -> Result<Option<(String, Option<String>)>, Unsupported> {
+    // Paths cat-file could not be asked about.
     if paths
         .iter()
         .any(|p| p.is_empty() || p.contains(['\n', '\r', '\0', '\\']) || p.starts_with('/'))
     {
-        return Err(Unsupported::Shape("a path cat-file cannot be asked about"));
+        return Err(Unsupported);
     }
     let objects = objects_dir(top)?;
     let dirs = directories(paths);
@@ -440,7 +417,13 @@ pub(super) fn build(
     for p in paths {
         let (dir, name) = p.rsplit_once('/').unwrap_or(("", p));
         let tree = trees.entry(dir.to_string()).or_default();
-        match std::fs::read(top.join(p)) {
+        let path = top.join(p);
+        // A link is committed as a link by git itself, never as the file it
+        // points to.
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Unsupported);
+        }
+        match std::fs::read(&path) {
             Ok(bytes) => {
                 let id = pending.add("blob", &bytes);
                 tree.insert(
@@ -454,7 +437,7 @@ pub(super) fn build(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 tree.remove(name.as_bytes());
             }
-            Err(e) => return Err(failed(format!("cannot read {p}: {e}"))),
+            Err(_) => return Err(Unsupported),
         }
     }
     // Deepest first: write each directory's tree into its parent (an empty
