@@ -7,15 +7,19 @@
 //!   slot)`, when there is a slot;
 //! - NO_GO: `drop`.
 //!
-//! The cheapest wins. The probability used is the model's posterior mean,
-//! except for a HIGH-criticality service, where it is the pessimistic end of
-//! the 90 % interval: what the model is unsure about costs like what it
-//! fears. A tie goes to the more cautious option (NO_GO, then DELAY).
+//! The cheapest wins; a tie goes to the more cautious option (NO_GO, then
+//! DELAY). The probability used is the model's posterior mean, for every
+//! service. Pricing a HIGH-criticality service at the upper end of the
+//! 90 % interval was tried and measured (`agent simulate --stream`): that
+//! end narrows only with outcomes, and a release held for it never has one,
+//! so the hold feeds itself; over 2,000 releases such an agent ended up
+//! holding almost everything and cost more than the fixed rules. What a
+//! critical service stands to lose belongs in `agent.costs`, and the
+//! evidence floors (`crate::decide`) hold whatever the model says.
 
 use serde::Serialize;
 
 use crate::action::Action;
-use crate::context::Level;
 use crate::model::Prediction;
 
 /// What each kind of consequence costs, in the team's units.
@@ -27,7 +31,7 @@ pub struct Costs {
 }
 
 /// One option and what it is expected to cost.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct OptionCost {
     pub action: Action,
     /// `None`: not available (no slot to delay to).
@@ -41,20 +45,12 @@ pub struct OptionCost {
 pub struct Choice {
     pub action: Action,
     pub options: [OptionCost; 3],
-    /// `mean` or `pessimistic` (HIGH criticality).
-    pub basis: &'static str,
 }
 
 /// Chooses between GO now (with the prediction `now`), DELAY to a slot
 /// (with the prediction `at_slot`, if there is one) and NO_GO.
-pub fn choose(
-    costs: &Costs,
-    now: &Prediction,
-    at_slot: Option<&Prediction>,
-    criticality: Level,
-) -> Choice {
-    let pessimistic = criticality == Level::High;
-    let p = |x: &Prediction| if pessimistic { x.pessimistic() } else { x.p };
+pub fn choose(costs: &Costs, now: &Prediction, at_slot: Option<&Prediction>) -> Choice {
+    let p = |x: &Prediction| x.p;
     let go = OptionCost {
         action: Action::Go,
         expected: Some(costs.incident * p(now)),
@@ -82,7 +78,6 @@ pub fn choose(
     Choice {
         action: best.action,
         options: [go, delay, no_go],
-        basis: if pessimistic { "pessimistic" } else { "mean" },
     }
 }
 
@@ -106,38 +101,21 @@ pub(crate) mod tests {
         let c = COSTS;
         // 2 % now: GO costs 0.8, cheaper than any delay or the drop.
         let low = pred(0.02, 0.01, 0.04);
-        assert_eq!(
-            choose(&c, &low, Some(&low), Level::Medium).action,
-            Action::Go
-        );
+        assert_eq!(choose(&c, &low, Some(&low)).action, Action::Go);
         // 10 % now, 2 % tomorrow morning: GO 4.0, DELAY 1.8, NO_GO 5.
         let now = pred(0.10, 0.05, 0.2);
         let later = pred(0.02, 0.01, 0.04);
-        let ch = choose(&c, &now, Some(&later), Level::Medium);
+        let ch = choose(&c, &now, Some(&later));
         assert_eq!(ch.action, Action::Delay);
         assert_eq!(ch.options[1].expected, Some(1.0 + 40.0 * 0.02));
         // Risky whenever: NO_GO (5) beats GO (12) and DELAY (1 + 10).
         let bad = pred(0.3, 0.2, 0.4);
         let still = pred(0.25, 0.2, 0.3);
-        assert_eq!(
-            choose(&c, &bad, Some(&still), Level::Medium).action,
-            Action::NoGo
-        );
+        assert_eq!(choose(&c, &bad, Some(&still)).action, Action::NoGo);
         // No slot to wait for: DELAY is not an option.
-        let ch = choose(&c, &now, None, Level::Medium);
+        let ch = choose(&c, &now, None);
         assert_eq!(ch.options[1].expected, None);
         assert_eq!(ch.action, Action::Go);
-    }
-
-    #[test]
-    fn high_criticality_prices_the_uncertainty() {
-        let c = COSTS;
-        // A mean of 8 % but unsure (up to 20 %): GO for a MEDIUM service
-        // (3.2 < 5), NO_GO for a HIGH one (8 > 5).
-        let unsure = pred(0.08, 0.01, 0.20);
-        assert_eq!(choose(&c, &unsure, None, Level::Medium).action, Action::Go);
-        let ch = choose(&c, &unsure, None, Level::High);
-        assert_eq!((ch.action, ch.basis), (Action::NoGo, "pessimistic"));
     }
 
     #[test]
@@ -145,6 +123,6 @@ pub(crate) mod tests {
         let c = COSTS;
         // GO costs exactly the drop: NO_GO.
         let edge = pred(0.125, 0.1, 0.15);
-        assert_eq!(choose(&c, &edge, None, Level::Low).action, Action::NoGo);
+        assert_eq!(choose(&c, &edge, None).action, Action::NoGo);
     }
 }

@@ -13,6 +13,7 @@
 pub mod action;
 pub mod context;
 pub mod cost;
+pub mod decide;
 pub mod heuristics;
 pub mod image;
 pub mod llm;

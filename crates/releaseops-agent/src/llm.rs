@@ -33,13 +33,26 @@ fn data_block(ctx: &Context, plan: &Plan, heuristics: &[&Heuristic]) -> String {
                 "confidence": h.confidence, "supporting": h.supporting})
         })
         .collect();
-    let doc = json!({
+    let mut doc = json!({
         "context": ctx,
         "risk_factors": plan.factors,
         "risk_score": plan.risk_score,
         "builtin_decision": plan.decision,
         "learned_heuristics": learned,
     });
+    // The incident model's numbers: what it predicts now and at the slot,
+    // what each option is expected to cost, and what drove it.
+    if let Some(m) = &plan.model {
+        doc["incident_model"] = json!({
+            "p_incident_now": m.now,
+            "delay_slot": m.slot,
+            "p_incident_at_slot": m.at_slot,
+            "expected_costs": m.options,
+            "cheapest": m.cheapest,
+            "outcomes_learned": m.outcomes_learned,
+            "top_factors": m.drivers,
+        });
+    }
     // `<` and `>` only occur inside JSON strings; escaping them keeps text
     // from the data from closing the block early.
     let json = serde_json::to_string_pretty(&doc)

@@ -184,16 +184,25 @@ pub struct Priors {
 
 impl Default for Priors {
     fn default() -> Self {
+        // A main effect may move a prediction a long way, a pair less (a
+        // context has some thirty pairs and eight or so attributes, and an
+        // interaction needs more evidence). When the pairs' variance added
+        // up to more than the main effects', incidents of Friday releases
+        // were blamed on what every release shares (`env=prod` and its
+        // pairs) rather than on the Friday. Measured on
+        // the simulated streams (`cargo bench ... -- --learning`): main
+        // 0.2 to 0.3 and pairs 0.01 to 0.04 are alike within the seeds'
+        // noise.
         Priors {
-            main_var: 0.25,
-            pair_var: 0.09,
+            main_var: 0.2,
+            pair_var: 0.02,
             noise_var: 1.0,
         }
     }
 }
 
 /// What the model predicts for one context.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Prediction {
     /// The posterior predictive incident probability.
     pub p: f64,
@@ -300,6 +309,335 @@ impl IncidentModel {
         self.weights.len()
     }
 }
+
+/// The data of a batch refit: each distinct context once, with how often it
+/// was learned from and how often it failed.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    groups: Vec<Group>,
+    index: HashMap<(Vec<Feature>, u64), usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Group {
+    features: Vec<Feature>,
+    /// The prior's offset on the latent scale.
+    offset: f64,
+    n: f64,
+    incidents: f64,
+}
+
+impl Batch {
+    pub fn add(&mut self, features: &[Feature], prior: f64, incident: bool) {
+        let key = (features.to_vec(), prior.to_bits());
+        let i = *self.index.entry(key).or_insert_with(|| {
+            self.groups.push(Group {
+                features: features.to_vec(),
+                offset: f64::NAN,
+                n: 0.0,
+                incidents: 0.0,
+            });
+            self.groups.len() - 1
+        });
+        let g = &mut self.groups[i];
+        if g.offset.is_nan() {
+            g.offset = prior;
+        }
+        g.n += 1.0;
+        if incident {
+            g.incidents += 1.0;
+        }
+    }
+
+    /// Outcomes in the batch.
+    pub fn outcomes(&self) -> u64 {
+        self.groups.iter().map(|g| g.n as u64).sum()
+    }
+}
+
+/// The log-likelihood's slope and curvature in the latent `z` of `n`
+/// outcomes with `k` incidents under the probit link.
+fn probit_terms(z: f64, n: f64, k: f64) -> (f64, f64) {
+    // lambda(t) = pdf(t) / cdf(t), stable in the lower tail.
+    let lambda = |t: f64| {
+        let c = cdf(t);
+        if c > 1e-12 { pdf(t) / c } else { -t }
+    };
+    let (up, down) = (lambda(z), lambda(-z));
+    let slope = k * up - (n - k) * down;
+    let curve = k * up * (up + z) + (n - k) * down * (down - z);
+    (slope, curve.max(0.0))
+}
+
+impl IncidentModel {
+    /// Fits the model to a whole batch at once: the most probable weights
+    /// under their Gaussian priors (coordinate Newton steps, feature by
+    /// feature, until they settle), with the curvature there as each
+    /// weight's variance (a Laplace approximation). Unlike one pass of
+    /// [`IncidentModel::learn`], it sees every outcome together, so blame is
+    /// shared between correlated attributes by all the evidence, not by
+    /// the order it came in.
+    pub fn refit(priors: Priors, batch: &Batch) -> IncidentModel {
+        let mut model = IncidentModel::new(priors);
+        // Features by position, each group's positions, and the groups
+        // each position is in: no hashing inside the passes.
+        let mut order: Vec<Feature> = batch
+            .groups
+            .iter()
+            .flat_map(|g| g.features.iter().copied())
+            .collect();
+        order.sort_unstable();
+        order.dedup();
+        let position: HashMap<Feature, u32> = order
+            .iter()
+            .enumerate()
+            .map(|(j, &f)| (f, j as u32))
+            .collect();
+        let members: Vec<Vec<u32>> = batch
+            .groups
+            .iter()
+            .map(|g| g.features.iter().map(|f| position[f]).collect())
+            .collect();
+        let mut by_feature: Vec<Vec<u32>> = vec![Vec::new(); order.len()];
+        for (i, m) in members.iter().enumerate() {
+            for &j in m {
+                by_feature[j as usize].push(i as u32);
+            }
+        }
+        let prior_var: Vec<f64> = order.iter().map(|&f| model.prior_var(f)).collect();
+        // Each group's latent mean (the prior's offset, scaled as in
+        // `score`, plus its weights) and the predictive's scale
+        // sqrt(noise + its weights' variance), which `predict` divides by
+        // too: with no evidence, the likelihood is the prior's.
+        let s0: Vec<f64> = members
+            .iter()
+            .map(|m| m.iter().map(|&j| prior_var[j as usize]).sum())
+            .collect();
+        let mut mean: Vec<f64> = batch
+            .groups
+            .iter()
+            .zip(&s0)
+            .map(|(g, s)| probit(g.offset) * (priors.noise_var + s).sqrt())
+            .collect();
+        let mut scale: Vec<f64> = s0.iter().map(|s| (priors.noise_var + s).sqrt()).collect();
+        let mut w = vec![0.0; order.len()];
+        let mut var = prior_var.clone();
+        for _pass in 0..60 {
+            let mut moved: f64 = 0.0;
+            for j in 0..order.len() {
+                let (mut slope, mut curve) = (-w[j] / prior_var[j], 1.0 / prior_var[j]);
+                for &gi in &by_feature[j] {
+                    let gi = gi as usize;
+                    let (g, d) = (&batch.groups[gi], scale[gi]);
+                    let (s, c) = probit_terms(mean[gi] / d, g.n, g.incidents);
+                    slope += s / d;
+                    curve += c / (d * d);
+                }
+                // A Newton step, at most half a probit unit at a time.
+                let step = (slope / curve).clamp(-0.5, 0.5);
+                w[j] += step;
+                var[j] = (1.0 / curve).min(prior_var[j]);
+                for &gi in &by_feature[j] {
+                    mean[gi as usize] += step;
+                }
+                moved = moved.max(step.abs());
+            }
+            for (gi, m) in members.iter().enumerate() {
+                let v: f64 = m.iter().map(|&j| var[j as usize]).sum();
+                scale[gi] = (priors.noise_var + v).sqrt();
+            }
+            if moved < 1e-4 {
+                break;
+            }
+        }
+        for (j, &f) in order.iter().enumerate() {
+            model.weights.insert(
+                f,
+                Belief {
+                    mean: w[j],
+                    var: var[j].max(1e-9),
+                },
+            );
+        }
+        model.outcomes = batch.outcomes();
+        model
+    }
+}
+
+/// Learning as outcomes come: each one at once (one
+/// [`IncidentModel::learn`] step, microseconds), and every
+/// [`refit_every`] outcomes a refit over all of them
+/// ([`IncidentModel::refit`]), so the cost per outcome stays small at any
+/// size and the order outcomes came in stops mattering.
+#[derive(Debug, Clone)]
+pub struct Learning {
+    pub model: IncidentModel,
+    batch: Batch,
+    since_refit: u64,
+}
+
+/// Outcomes between refits: every one at first (a refit of a few hundred
+/// outcomes takes well under a millisecond), a hundredth of all of them
+/// later.
+pub fn refit_every(outcomes: u64) -> u64 {
+    (outcomes / 100).max(1)
+}
+
+impl Learning {
+    pub fn new(priors: Priors) -> Learning {
+        Learning {
+            model: IncidentModel::new(priors),
+            batch: Batch::default(),
+            since_refit: 0,
+        }
+    }
+
+    pub fn learn(&mut self, features: &[Feature], prior: f64, incident: bool) {
+        self.batch.add(features, prior, incident);
+        self.model.learn(features, prior, incident);
+        self.since_refit += 1;
+        if self.since_refit >= refit_every(self.batch.outcomes()) {
+            self.model = IncidentModel::refit(self.model.priors, &self.batch);
+            self.since_refit = 0;
+        }
+    }
+
+    pub fn learn_attributes(&mut self, attributes: &[(String, String)], incident: bool) {
+        self.learn(
+            &features(attributes),
+            prior_of_attributes(attributes),
+            incident,
+        );
+    }
+}
+
+/// What one attribute, or a pair of them, has learned to add to a
+/// context's latent incident score (positive: riskier than the prior says).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Driver {
+    /// `attribute=value`, or two of them joined by ` & `.
+    pub feature: String,
+    pub weight: f64,
+}
+
+impl IncidentModel {
+    /// The prediction for remembered attributes (a context's
+    /// [`crate::context::Context::attributes`]), with their prior: what a
+    /// decision is made with, and what it is later learned from.
+    pub fn assess(&self, attributes: &[(String, String)]) -> Prediction {
+        self.predict(&features(attributes), prior_of_attributes(attributes))
+    }
+
+    /// Learns one outcome of a context with these attributes.
+    pub fn learn_attributes(&mut self, attributes: &[(String, String)], incident: bool) {
+        self.learn(
+            &features(attributes),
+            prior_of_attributes(attributes),
+            incident,
+        );
+    }
+
+    /// The `top` learned weights of these attributes and their pairs that
+    /// move the prediction most, largest first.
+    pub fn drivers(&self, attributes: &[(String, String)], top: usize) -> Vec<Driver> {
+        let mut named: Vec<(Feature, String)> = attributes
+            .iter()
+            .map(|(a, v)| (main_feature(a, v), format!("{a}={v}")))
+            .collect();
+        named.sort();
+        named.dedup_by(|a, b| a.0 == b.0);
+        let mut out = Vec::new();
+        for (i, (fa, na)) in named.iter().enumerate() {
+            if let Some(b) = self.weights.get(fa) {
+                out.push(Driver {
+                    feature: na.clone(),
+                    weight: b.mean,
+                });
+            }
+            for (fb, nb) in &named[i + 1..] {
+                if let Some(b) = self.weights.get(&pair_feature(*fa, *fb)) {
+                    out.push(Driver {
+                        feature: format!("{na} & {nb}"),
+                        weight: b.mean,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            b.weight
+                .abs()
+                .total_cmp(&a.weight.abs())
+                .then_with(|| a.feature.cmp(&b.feature))
+        });
+        out.truncate(top);
+        for d in &mut out {
+            d.weight = (d.weight * 1000.0).round() / 1000.0;
+        }
+        out
+    }
+
+    /// The model as bytes (for a cache): the priors, the count, and every
+    /// learned weight in feature order, little-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(48 + self.weights.len() * 24);
+        out.extend_from_slice(MAGIC);
+        for x in [
+            self.priors.main_var,
+            self.priors.pair_var,
+            self.priors.noise_var,
+        ] {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out.extend_from_slice(&self.outcomes.to_le_bytes());
+        out.extend_from_slice(&(self.weights.len() as u64).to_le_bytes());
+        let mut w: Vec<(&Feature, &Belief)> = self.weights.iter().collect();
+        w.sort_unstable_by_key(|(f, _)| **f);
+        for (f, b) in w {
+            out.extend_from_slice(&f.to_le_bytes());
+            out.extend_from_slice(&b.mean.to_le_bytes());
+            out.extend_from_slice(&b.var.to_le_bytes());
+        }
+        out
+    }
+
+    /// A model from [`IncidentModel::encode`]'s bytes; `None` for anything
+    /// else (a cache from another version, a torn write).
+    pub fn decode(bytes: &[u8]) -> Option<IncidentModel> {
+        let rest = bytes.strip_prefix(MAGIC)?;
+        let mut words = rest.chunks_exact(8).map(|c| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            b
+        });
+        let mut f = || words.next().map(f64::from_le_bytes);
+        let priors = Priors {
+            main_var: f()?,
+            pair_var: f()?,
+            noise_var: f()?,
+        };
+        let outcomes = f()?.to_bits();
+        let n = f()?.to_bits();
+        if rest.len() as u64 != 40 + n.checked_mul(24)? {
+            return None;
+        }
+        let mut weights = HashMap::with_capacity(n as usize);
+        for _ in 0..n {
+            let feature = f()?.to_bits();
+            let (mean, var) = (f()?, f()?);
+            if !(mean.is_finite() && var.is_finite() && var > 0.0) {
+                return None;
+            }
+            weights.insert(feature, Belief { mean, var });
+        }
+        Some(IncidentModel {
+            priors,
+            weights,
+            outcomes,
+        })
+    }
+}
+
+const MAGIC: &[u8; 8] = b"ROIM\x00\x00\x00\x01";
 
 /// One bin of a reliability table: what the model predicted, what happened.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -417,61 +755,65 @@ pub fn prior_of_attributes(attributes: &[(String, String)]) -> f64 {
         .map_or(prior_from_score(0), |c| prior_of(&c))
 }
 
-/// Fits a model to every episode of `memory` that has an outcome, oldest
-/// first, with the prior probability `prior` gives an episode's attributes.
-/// An incident and a rollback both count as an incident.
-/// A model fitted to a memory, with its out-of-sample calibration and, on the
-/// same outcomes, the calibration of the prior alone.
-#[derive(Debug, Clone)]
-pub struct Fit {
-    pub model: IncidentModel,
-    pub calibration: Calibration,
-    pub prior_calibration: Calibration,
-}
-
-pub fn fit_memory(
-    priors: Priors,
-    memory: &crate::memory::Memory,
-    prior: impl Fn(&[(String, String)]) -> f64,
-) -> Fit {
+/// Calls `f` with the features, the prior and whether it failed, for every
+/// episode of `memory` that has an outcome, oldest first. An incident and a
+/// rollback both count as an incident. Contexts repeat: each one's prior is
+/// worked out once.
+pub fn each_outcome(memory: &crate::memory::Memory, mut f: impl FnMut(&[Feature], f64, bool)) {
     let table: Vec<Feature> = memory
         .pairs()
         .iter()
         .map(|(a, v)| main_feature(a, v))
         .collect();
-    let mut model = IncidentModel::new(priors);
-    let mut seen = Vec::new();
-    let mut by_prior = Vec::new();
     let mut main = Vec::new();
-    // Contexts repeat: their prior is worked out once each.
     let mut priors_seen: HashMap<Vec<u32>, f64> = HashMap::new();
     for row in &memory.rows {
         let Some(outcome) = row.outcome else { continue };
+        let ids = memory.attrs(row);
         main.clear();
-        main.extend(
-            memory
-                .attrs(row)
-                .iter()
-                .filter_map(|&id| table.get(id as usize)),
-        );
+        main.extend(ids.iter().filter_map(|&id| table.get(id as usize)));
         main.sort_unstable();
         main.dedup();
         let features = with_pairs(&main);
-        let ids = memory.attrs(row);
         let p0 = match priors_seen.get(ids) {
             Some(p) => *p,
             None => {
-                let p = prior(&memory.attributes(row));
+                let p = prior_of_attributes(&memory.attributes(row));
                 priors_seen.insert(ids.to_vec(), p);
                 p
             }
         };
-        seen.push((model.predict(&features, p0).p, outcome.failed()));
-        by_prior.push((p0, outcome.failed()));
-        model.learn(&features, p0, outcome.failed());
+        f(&features, p0, outcome.failed());
     }
+}
+
+/// A model fitted to a memory, with the out-of-sample calibration of
+/// learning it one outcome at a time and, on the same outcomes, the
+/// calibration of the prior alone.
+#[derive(Debug, Clone)]
+pub struct Fit {
+    /// Refitted over every outcome at once.
+    pub model: IncidentModel,
+    pub calibration: Calibration,
+    pub prior_calibration: Calibration,
+}
+
+/// Fits a model to every episode of `memory` that has an outcome
+/// ([`each_outcome`]): predicting each before learning it, in the order they
+/// came, for the calibration; then [`IncidentModel::refit`] over them all.
+pub fn fit_memory(priors: Priors, memory: &crate::memory::Memory) -> Fit {
+    let mut model = IncidentModel::new(priors);
+    let mut batch = Batch::default();
+    let mut seen = Vec::new();
+    let mut by_prior = Vec::new();
+    each_outcome(memory, |features, p0, incident| {
+        seen.push((model.predict(features, p0).p, incident));
+        by_prior.push((p0, incident));
+        model.learn(features, p0, incident);
+        batch.add(features, p0, incident);
+    });
     Fit {
-        model,
+        model: IncidentModel::refit(priors, &batch),
         calibration: Calibration::of(&seen),
         prior_calibration: Calibration::of(&by_prior),
     }
@@ -652,22 +994,43 @@ mod tests {
                     Outcome::Success
                 },
             );
-            direct.push((features(&c.attributes()), incident));
+            let attrs = c.attributes();
+            direct.push((features(&attrs), prior_of_attributes(&attrs), incident));
         }
         let Fit {
             model: a,
             calibration: ca,
             ..
-        } = fit_memory(Priors::default(), &memory, |_| 0.08);
-        let (b, cb) = fit(
+        } = fit_memory(Priors::default(), &memory);
+        let (_, cb) = fit(
             Priors::default(),
-            direct.iter().map(|(f, y)| (f.as_slice(), 0.08, *y)),
+            direct.iter().map(|(f, p, y)| (f.as_slice(), *p, *y)),
         );
         assert_eq!(ca, cb);
-        // The same weights: a context predicts the same both ways.
-        let probe = &direct[3].0;
-        assert_eq!(a.predict(probe, 0.08), b.predict(probe, 0.08));
+        // The same refit: a context predicts the same both ways.
+        let mut batch = Batch::default();
+        for (f, p, y) in &direct {
+            batch.add(f, *p, *y);
+        }
+        let b = IncidentModel::refit(Priors::default(), &batch);
+        let (probe, p0) = (&direct[3].0, direct[3].1);
+        assert_eq!(a.predict(probe, p0), b.predict(probe, p0));
         assert_eq!(a.learned_weights(), b.learned_weights());
+        // And it found the nights.
+        let night = Context::from_json(&serde_json::json!({
+            "env": "prod", "feature_risk": "LOW", "day_of_week": "TUE",
+            "hour_of_day": 2, "region": "eu"}))
+        .expect("context");
+        let day = Context {
+            hour_of_day: 10,
+            ..night.clone()
+        };
+        assert!(
+            a.assess(&night.attributes()).p > 3.0 * a.assess(&day.attributes()).p,
+            "{:?} {:?}",
+            a.assess(&night.attributes()),
+            a.assess(&day.attributes())
+        );
     }
 
     #[test]

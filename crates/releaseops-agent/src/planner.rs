@@ -41,6 +41,10 @@ pub struct Plan {
     pub reasons: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_until: Option<Window>,
+    /// What the incident model predicted and what each option was expected
+    /// to cost, when the decision was made by expected cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::decide::ModelView>,
 }
 
 /// From this score the release waits (or stops, when the risk is not timing).
@@ -248,6 +252,20 @@ pub fn next_safe_window(day: Day, hour: u8) -> Window {
         })
 }
 
+/// The same release at the window `w`: the timing factors that waiting
+/// removes are gone (the clash is over, the freeze is not about to start,
+/// the holiday is past).
+pub fn at_window(c: &Context, w: Window) -> Context {
+    let mut later = c.clone();
+    later.day_of_week = w.day;
+    later.hour_of_day = w.hour;
+    later.clash = false;
+    later.conflicting_service = None;
+    later.hours_to_freeze = None;
+    later.holiday = false;
+    later
+}
+
 /// Decides with the built-in rules and the heuristics that apply.
 pub fn plan(ctx: &Context, heuristics: &[Heuristic]) -> Plan {
     plan_with_recall(ctx, heuristics, &[])
@@ -359,6 +377,7 @@ pub fn plan_with_recall(
         heuristics_applied: applied,
         reasons,
         delay_until,
+        model: None,
     }
 }
 

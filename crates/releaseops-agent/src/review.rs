@@ -174,6 +174,25 @@ pub fn reflect(ctx: &Context, plan: &Plan, red: &RedTeam) -> Option<Reflection> 
             Action::NoGo,
             format!("the red team found: {}", red.concerns.join("; ")),
         )
+    } else if red.risk_level == Level::High
+        && let Some(m) = plan
+            .model
+            .as_ref()
+            .filter(|m| m.similar_outcomes >= crate::decide::SEEN_AT)
+    {
+        // A timing concern (an intrinsic one would have suggested NO_GO)
+        // that the incident model has priced from releases like this one.
+        Reflection {
+            outcome: "CONFIRM".into(),
+            decision: Action::Go,
+            reason: format!(
+                "the red team rates the timing HIGH ({}), and the incident model, from {} outcome(s) of releases like this, puts it at {:.1} % (90 % upper end {:.1} %)",
+                red.concerns.join("; "),
+                m.similar_outcomes,
+                m.now.p * 100.0,
+                m.now.high * 100.0
+            ),
+        }
     } else if red.risk_level == Level::High {
         over(
             Action::Delay,

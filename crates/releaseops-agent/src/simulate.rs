@@ -331,10 +331,15 @@ pub struct StreamReport {
 pub struct Window {
     pub from: u64,
     pub to: u64,
+    /// The agent: recall, the incident model learned from outcomes deciding
+    /// by expected cost, the red team and the second look.
     pub agent: Tally,
-    /// The incident model learned from outcomes, deciding by expected cost
-    /// (agent::model with agent::cost, default costs).
-    pub model_agent: Tally,
+    /// How well the agent's incident model predicted the releases it
+    /// shipped in this stretch (each predicted before its outcome).
+    pub agent_calibration: Option<crate::model::Calibration>,
+    /// The agent before the incident model: the fixed risk score with the
+    /// heuristics it learned.
+    pub rules_agent: Tally,
     pub always_go: Tally,
     pub never_fri_weekend: Tally,
     /// A sensible fixed rule: hold Fridays, weekends, nights and clashes for
@@ -343,6 +348,22 @@ pub struct Window {
     /// Knows every release's true risk and decides by expected cost: the
     /// best any policy could do on average.
     pub oracle: Tally,
+    #[serde(skip)]
+    predictions: Vec<(f64, bool)>,
+}
+
+impl Window {
+    /// Works out the calibration; `deciles` for the whole stream only (a
+    /// window's deciles are too thin to read).
+    fn close(&mut self, deciles: bool) {
+        if !self.predictions.is_empty() {
+            let mut c = crate::model::Calibration::of(&self.predictions);
+            if !deciles {
+                c.reliability.clear();
+            }
+            self.agent_calibration = Some(c);
+        }
+    }
 }
 
 fn ship(t: &mut Tally, failed: bool) {
@@ -366,17 +387,129 @@ fn decide(t: &mut Tally, action: Action, now_fails: bool, later_fails: bool) {
     }
 }
 
-/// The same release moved to the next safe window (Monday to Thursday,
-/// working hours), where the timing factors are gone.
-fn moved(c: &Context, when: crate::planner::Window) -> Context {
-    let mut later = c.clone();
-    later.day_of_week = when.day;
-    later.hour_of_day = when.hour;
-    later.clash = false;
-    later.conflicting_service = None;
-    later.hours_to_freeze = None;
-    later.holiday = false;
-    later
+/// An agent deciding on the stream and learning from it as it goes: its
+/// memory, its heuristics and (for the learned agent) its incident model.
+struct Learner {
+    memory: Memory,
+    heuristics: Vec<Heuristic>,
+    since: u64,
+    model: Option<crate::model::Learning>,
+}
+
+/// What happened to one release an agent decided on.
+struct Fate {
+    decision: Action,
+    /// Shipped (now or at the slot): whether it failed, and what the model
+    /// predicted for it.
+    shipped: Option<(bool, Option<f64>)>,
+}
+
+impl Learner {
+    fn new(model: bool) -> Learner {
+        Learner {
+            memory: Memory::default(),
+            heuristics: Vec::new(),
+            since: 0,
+            model: model.then(|| crate::model::Learning::new(crate::model::Priors::default())),
+        }
+    }
+
+    /// The whole decision, as `agent decide` makes it.
+    fn decision(&self, ctx: &Context, costs: &crate::cost::Costs) -> (Action, Option<f64>) {
+        let recalled: Vec<(f64, Option<Outcome>)> = self
+            .memory
+            .similar(ctx, 5)
+            .into_iter()
+            .map(|(row, s)| (s, row.outcome))
+            .collect();
+        let learned = self.model.as_ref().map(|l| crate::decide::Learned {
+            model: &l.model,
+            costs,
+        });
+        let plan = crate::decide::plan(ctx, &self.heuristics, &recalled, learned);
+        let red = review::red_team(ctx, &plan);
+        let action = review::reflect(ctx, &plan, &red).map_or(plan.decision, |r| r.decision);
+        (action, plan.model.map(|m| m.now.p))
+    }
+
+    fn remember(&mut self, id: String, ctx: &Context, decision: Action) -> String {
+        self.memory
+            .append_new(&id, ctx.attributes(), decision, None);
+        id
+    }
+
+    fn release(
+        &mut self,
+        i: u64,
+        now: (&Context, bool),
+        later: (&Context, bool),
+        costs: &crate::cost::Costs,
+    ) -> Fate {
+        let (decision, p_now) = self.decision(now.0, costs);
+        let id = self.remember(format!("sim-{i}"), now.0, decision);
+        let shipped = match decision {
+            Action::Go => Some((id, now.0, now.1, p_now)),
+            // Asked again at the slot: a decision of its own there.
+            Action::Delay => {
+                let (again, p_later) = self.decision(later.0, costs);
+                let id = self.remember(format!("sim-{i}-later"), later.0, again);
+                (again == Action::Go).then_some((id, later.0, later.1, p_later))
+            }
+            Action::NoGo => None,
+        };
+        let shipped = shipped.map(|(id, ctx, failed, p)| {
+            if let Some(m) = &mut self.model {
+                m.learn_attributes(&ctx.attributes(), failed);
+            }
+            self.memory.set_outcome(
+                &id,
+                if failed {
+                    Outcome::Incident
+                } else {
+                    Outcome::Success
+                },
+            );
+            self.since += 1;
+            if self.since >= crate::heuristics::REFLECT_EVERY_DEFAULT {
+                self.heuristics = heuristics::derive(&self.memory, &self.heuristics);
+                self.since = 0;
+            }
+            (failed, p)
+        });
+        Fate { decision, shipped }
+    }
+}
+
+fn tally(t: &mut Tally, fate: &Fate) {
+    t.releases += 1;
+    if fate.decision == Action::Delay {
+        t.delayed += 1;
+    }
+    match fate.shipped {
+        Some((failed, _)) => ship(t, failed),
+        None => t.blocked += 1,
+    }
+}
+
+/// The agent's tallies over the first and the second half of the stream's
+/// windows (the middle window, when there is an odd number, counts in
+/// neither).
+pub fn halves(report: &StreamReport) -> (Tally, Tally) {
+    let n = report.windows.len();
+    let sum = |ws: &[Window]| {
+        ws.iter().fold(Tally::default(), |mut t, w| {
+            t.releases += w.agent.releases;
+            t.shipped += w.agent.shipped;
+            t.incidents += w.agent.incidents;
+            t.delayed += w.agent.delayed;
+            t.blocked += w.agent.blocked;
+            t
+        })
+    };
+    (
+        sum(&report.windows[..n / 2]),
+        sum(&report.windows[n.div_ceil(2)..]),
+    )
 }
 
 /// Runs `n` releases. Each release's fate is drawn once per policy from the
@@ -389,9 +522,6 @@ pub fn stream(
     costs: &crate::cost::Costs,
 ) -> StreamReport {
     let mut rng = Rng::new(seed);
-    let mut memory = Memory::default();
-    let mut learned: Vec<Heuristic> = Vec::new();
-    let mut outcomes_since = 0u64;
     let per = n.div_ceil(windows.max(1)).max(1);
     let mut report = StreamReport {
         seed,
@@ -405,11 +535,13 @@ pub fn stream(
         heuristics: Vec::new(),
     };
     let mix_total: f64 = model.risk_mix.iter().sum();
-    let mut learner = crate::model::IncidentModel::new(crate::model::Priors::default());
+    let mut agent = Learner::new(true);
+    let mut rules_agent = Learner::new(false);
     let mut cur = Window::default();
     for i in 0..n {
         if i % per == 0 {
             if i > 0 {
+                cur.close(false);
                 report.windows.push(std::mem::take(&mut cur));
             }
             cur.from = i + 1;
@@ -443,125 +575,43 @@ pub fn stream(
         let ctx = Context::from_json(&v).unwrap_or_else(|_| unreachable_context());
         // One draw for shipping now, one for shipping in a safe window.
         let (luck_now, luck_later) = (rng.unit(), rng.unit());
-        let now_fails = luck_now < model.failure_probability(&ctx);
         let safe = planner::next_safe_window(ctx.day_of_week, ctx.hour_of_day);
-        let later_ctx = moved(&ctx, safe);
-        let later_fails = luck_later < model.failure_probability(&later_ctx);
-        for t in [&mut cur.always_go, &mut report.total.always_go] {
-            t.releases += 1;
-            ship(t, now_fails);
-        }
-        let avoid = ctx.day_of_week == Day::Fri || ctx.day_of_week.is_weekend();
-        for t in [
-            &mut cur.never_fri_weekend,
-            &mut report.total.never_fri_weekend,
-        ] {
-            t.releases += 1;
-            if avoid {
-                t.delayed += 1;
-                ship(t, later_fails);
-            } else {
-                ship(t, now_fails);
-            }
-        }
-        // The fixed rule, and the oracle that knows the true risk.
+        let later_ctx = planner::at_window(&ctx, safe);
         let (true_now, true_later) = (
             model.failure_probability(&ctx),
             model.failure_probability(&later_ctx),
         );
+        let (now_fails, later_fails) = (luck_now < true_now, luck_later < true_later);
+        let avoid = ctx.day_of_week == Day::Fri || ctx.day_of_week.is_weekend();
         let hold = avoid || ctx.clash || ctx.hour_of_day < 6 || ctx.hour_of_day >= 20;
         let known = |p: f64| crate::model::Prediction { p, low: p, high: p };
-        let oracle = crate::cost::choose(
-            costs,
-            &known(true_now),
-            Some(&known(true_later)),
-            Level::Low,
-        )
-        .action;
-        let rule = if hold { Action::Delay } else { Action::Go };
-        for t in [&mut cur.static_rule, &mut report.total.static_rule] {
-            decide(t, rule, now_fails, later_fails);
-        }
-        for t in [&mut cur.oracle, &mut report.total.oracle] {
-            decide(t, oracle, now_fails, later_fails);
-        }
-        // The learned incident model, by expected cost.
-        {
-            use crate::model::{features, prior_of};
-            let (f_now, f_later) = (
-                features(&ctx.attributes()),
-                features(&later_ctx.attributes()),
-            );
-            let (p_now, p_later) = (prior_of(&ctx), prior_of(&later_ctx));
-            let choice = crate::cost::choose(
-                costs,
-                &learner.predict(&f_now, p_now),
-                Some(&learner.predict(&f_later, p_later)),
-                ctx.service_criticality,
-            );
-            for t in [&mut cur.model_agent, &mut report.total.model_agent] {
-                decide(t, choice.action, now_fails, later_fails);
-            }
-            match choice.action {
-                Action::Go => learner.learn(&f_now, p_now, now_fails),
-                Action::Delay => learner.learn(&f_later, p_later, later_fails),
-                Action::NoGo => {}
-            }
-        }
-        // The agent.
-        let plan = planner::plan(&ctx, &learned);
-        let red = review::red_team(&ctx, &plan);
-        let decision = review::reflect(&ctx, &plan, &red).map_or(plan.decision, |r| r.decision);
-        let id = format!("sim-{i}");
-        memory.append_new(&id, ctx.attributes(), decision, None);
-        let mut shipped = None;
-        match decision {
-            Action::Go => shipped = Some((id, now_fails)),
-            Action::Delay => {
-                // Shipped in the safe window: a new decision there.
-                let later_plan = planner::plan(&later_ctx, &learned);
-                if later_plan.decision == Action::Go {
-                    let later_id = format!("sim-{i}-later");
-                    memory.append_new(&later_id, later_ctx.attributes(), Action::Go, None);
-                    shipped = Some((later_id, later_fails));
-                }
-            }
-            Action::NoGo => {}
-        }
-        for t in [&mut cur.agent, &mut report.total.agent] {
-            t.releases += 1;
-            match (decision, &shipped) {
-                (_, Some((_, failed))) => {
-                    ship(t, *failed);
-                    if decision == Action::Delay {
-                        t.delayed += 1;
-                    }
-                }
-                (Action::Delay, None) => {
-                    t.delayed += 1;
-                    t.blocked += 1;
-                }
-                _ => t.blocked += 1,
-            }
-        }
-        if let Some((id, failed)) = shipped {
-            let outcome = if failed {
-                Outcome::Incident
-            } else {
-                Outcome::Success
-            };
-            memory.set_outcome(&id, outcome);
-            outcomes_since += 1;
-            if outcomes_since >= crate::heuristics::REFLECT_EVERY_DEFAULT {
-                learned = heuristics::derive(&memory, &learned);
-                outcomes_since = 0;
+        let oracle = crate::cost::choose(costs, &known(true_now), Some(&known(true_later))).action;
+        let fate = agent.release(i, (&ctx, now_fails), (&later_ctx, later_fails), costs);
+        let before = rules_agent.release(i, (&ctx, now_fails), (&later_ctx, later_fails), costs);
+        for w in [&mut cur, &mut report.total] {
+            decide(&mut w.always_go, Action::Go, now_fails, later_fails);
+            let naive = if avoid { Action::Delay } else { Action::Go };
+            decide(&mut w.never_fri_weekend, naive, now_fails, later_fails);
+            let rule = if hold { Action::Delay } else { Action::Go };
+            decide(&mut w.static_rule, rule, now_fails, later_fails);
+            decide(&mut w.oracle, oracle, now_fails, later_fails);
+            tally(&mut w.agent, &fate);
+            tally(&mut w.rules_agent, &before);
+            if let Some((failed, Some(p))) = fate.shipped {
+                w.predictions.push((p, failed));
             }
         }
     }
     if cur.to > 0 {
+        cur.close(false);
         report.windows.push(cur);
     }
-    report.heuristics = learned.into_iter().filter(|h| h.applies()).collect();
+    report.total.close(true);
+    report.heuristics = agent
+        .heuristics
+        .into_iter()
+        .filter(|h| h.applies())
+        .collect();
     report
 }
 
@@ -617,14 +667,14 @@ mod tests {
         let first = a.windows[0].agent.change_failure_rate();
         let last = a.windows[3].agent.change_failure_rate();
         assert!(last < first, "first {first:.3} last {last:.3}");
-        // What it could not know, it learned: the risky region.
+        // And it does better than itself before the model.
         assert!(
-            a.heuristics
-                .iter()
-                .any(|h| h.when.get("region").map(String::as_str) == Some("apac")
-                    && h.recommendation != Action::Go),
-            "{:?}",
-            a.heuristics
+            agent.cost(&crate::cost::tests::COSTS)
+                < a.total.rules_agent.cost(&crate::cost::tests::COSTS),
+            "{agent:?} vs {:?} oracle {:?} go {:?}",
+            a.total.rules_agent,
+            a.total.oracle,
+            a.total.always_go
         );
     }
 
@@ -649,8 +699,8 @@ mod tests {
             let r = stream(300, seed, &model, 3, &crate::cost::tests::COSTS);
             let t = &r.total;
             let naive = t.always_go.cost(&c).min(t.never_fri_weekend.cost(&c));
-            assert!(t.model_agent.cost(&c) < naive, "seed {seed}: {t:?}");
-            assert_eq!(t.model_agent.releases, 300);
+            assert!(t.agent.cost(&c) < naive, "seed {seed}: {t:?}");
+            assert_eq!(t.agent.releases, 300);
         }
     }
 

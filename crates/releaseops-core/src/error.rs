@@ -78,7 +78,7 @@ impl CoreError {
                 L::Render(_) => K::Render,
             },
             CoreError::Store(s) => match s {
-                StoreError::Input(_) => K::Invalid,
+                StoreError::Input(_) | StoreError::Config { .. } => K::Invalid,
                 StoreError::Format { .. }
                 | StoreError::EnvNameMismatch { .. }
                 | StoreError::ManifestPathMismatch { .. } => K::InvalidFile,

@@ -187,14 +187,22 @@ pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
             None => {
                 let memory = crate::agent::load_memory(store, &crate::agent::head(store)?)?;
                 let learned = crate::agent::heuristics(store)?;
+                let model = crate::agent::model_for(store, &memory)?;
+                let costs = crate::agent::costs(store);
                 crate::agent::assess_with(
-                    crate::agent::recall(&memory, &request.context),
-                    &learned,
+                    crate::agent::Knowledge {
+                        similar: crate::agent::recall(&memory, &request.context),
+                        heuristics: &learned,
+                        model: Some(releaseops_agent::decide::Learned {
+                            model: &model,
+                            costs: &costs,
+                        }),
+                        llm: None,
+                    },
                     request,
                     "dry-run".into(),
                     ctx.now_str(),
                     ctx.actor.clone(),
-                    None,
                 )
             }
         };

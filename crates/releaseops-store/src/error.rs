@@ -13,6 +13,14 @@ pub enum StoreError {
         #[source]
         source: FormatError,
     },
+    /// The project's settings (`config.yaml`) say something they cannot:
+    /// a mistake in what the user asked for, like a bad flag.
+    #[error("{}: {source}", path.display())]
+    Config {
+        path: PathBuf,
+        #[source]
+        source: FormatError,
+    },
     #[error("{what} {}: {source}", path.display())]
     Io {
         what: &'static str,
@@ -81,7 +89,7 @@ pub enum StoreError {
 impl StoreError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            StoreError::Format { .. } => "fix the file (or restore it with `git checkout -- <file>`) and run the command again".into(),
+            StoreError::Format { .. } | StoreError::Config { .. } => "fix the file (or restore it with `git checkout -- <file>`) and run the command again".into(),
             StoreError::NotInitialized { .. } => "run `releaseops init` in your repository, or pass --path <dir>".into(),
             StoreError::BundleNotFound { id, available, .. } if available.is_empty() => {
                 format!("bundle '{id}' has no versions yet; `releaseops bundle list` shows what exists")

@@ -162,7 +162,10 @@ pub(crate) struct RawSummary {
 pub(crate) fn read_config(dir: &Path) -> Result<ProjectConfig> {
     let cfg_path = dir.join("config.yaml");
     match read_file(&cfg_path)? {
-        Some(b) => ProjectConfig::parse(&b).map_err(|e| StoreError::format(&cfg_path, e)),
+        Some(b) => ProjectConfig::parse(&b).map_err(|e| StoreError::Config {
+            path: cfg_path.clone(),
+            source: e,
+        }),
         None => Ok(ProjectConfig::default()),
     }
 }

@@ -149,6 +149,39 @@ pub(crate) fn print_decision(rec: &DecisionRecord) {
             anstream::println!("    +{:<3} {}{}", f.points, f.detail, paint(DIM, kind));
         }
     }
+    if let Some(m) = &rec.plan.model {
+        let pct = |p: f64| format!("{:.1} %", p * 100.0);
+        anstream::println!(
+            "  incident model ({} outcomes learned): P(incident) now {} (90 %: {} to {}), at {} {}",
+            m.outcomes_learned,
+            paint(BOLD, &pct(m.now.p)),
+            pct(m.now.low),
+            pct(m.now.high),
+            m.slot,
+            pct(m.at_slot.p)
+        );
+        let options: Vec<String> = m
+            .options
+            .iter()
+            .map(|o| {
+                let c = o.expected.map_or_else(|| "-".into(), |c| format!("{c:.2}"));
+                if o.action == m.cheapest {
+                    paint(BOLD, &format!("{} {c}", o.action))
+                } else {
+                    format!("{} {c}", o.action)
+                }
+            })
+            .collect();
+        anstream::println!("  expected cost: {}", options.join(", "));
+        if !m.drivers.is_empty() {
+            anstream::println!(
+                "  what moved it (learned weight; + is riskier than the rules say):"
+            );
+            for d in &m.drivers {
+                anstream::println!("    {:+.3} {}", d.weight, d.feature);
+            }
+        }
+    }
     anstream::println!("  reasons:");
     for r in &rec.reasons {
         anstream::println!("    - {r}");
@@ -452,11 +485,14 @@ fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
         return Ok(0);
     }
     anstream::println!(
-        "{} releases, seed {}: the agent learns from each outcome as it goes",
+        "{} releases, seed {}: the agent learns from each outcome as it goes (cost: an incident {}, a delay {}, a release not shipped {})",
         report.releases,
-        report.seed
+        report.seed,
+        costs.incident,
+        costs.delay,
+        costs.drop,
     );
-    let cell = |t: &releaseops_agent::simulate::Tally| {
+    let cfr = |t: &releaseops_agent::simulate::Tally| {
         format!(
             "{} / {} ({:.1} %)",
             t.incidents,
@@ -464,54 +500,75 @@ fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
             t.change_failure_rate() * 100.0
         )
     };
+    let brier = |w: &releaseops_agent::simulate::Window| {
+        w.agent_calibration.as_ref().map_or_else(
+            || "-".into(),
+            |c| format!("{:.3} ({:.3})", c.brier, c.brier_base_rate),
+        )
+    };
+    let cost = |t: &releaseops_agent::simulate::Tally| format!("{:.0}", t.cost(&costs));
+    let row = |label: String, w: &releaseops_agent::simulate::Window| {
+        vec![
+            label,
+            cost(&w.agent),
+            cfr(&w.agent),
+            format!("{} / {}", w.agent.delayed, w.agent.blocked),
+            brier(w),
+            cost(&w.rules_agent),
+            cost(&w.always_go),
+            cost(&w.never_fri_weekend),
+            cost(&w.static_rule),
+            cost(&w.oracle),
+        ]
+    };
     let mut rows: Vec<Vec<String>> = report
         .windows
         .iter()
-        .map(|w| {
-            vec![
-                format!("{}-{}", w.from, w.to),
-                cell(&w.agent),
-                format!("{} / {}", w.agent.delayed, w.agent.blocked),
-                cell(&w.always_go),
-                cell(&w.never_fri_weekend),
-                w.never_fri_weekend.delayed.to_string(),
-            ]
-        })
+        .map(|w| row(format!("{}-{}", w.from, w.to), w))
         .collect();
     let t = &report.total;
-    rows.push(vec![
-        "total".into(),
-        cell(&t.agent),
-        format!("{} / {}", t.agent.delayed, t.agent.blocked),
-        cell(&t.always_go),
-        cell(&t.never_fri_weekend),
-        t.never_fri_weekend.delayed.to_string(),
-    ]);
+    rows.push(row("total".into(), t));
     anstream::println!(
         "{}",
         output::table(
             &[
                 "releases",
-                "agent: incidents / shipped (CFR)",
-                "agent: delayed / not shipped",
+                "agent cost",
+                "incidents / shipped (CFR)",
+                "delayed / not shipped",
+                "Brier (base rate)",
+                "before the model",
                 "always GO",
                 "never Fri/weekend",
-                "delayed",
+                "fixed rule",
+                "oracle",
             ],
             rows
         )
     );
+    let naive = t
+        .always_go
+        .cost(&costs)
+        .min(t.never_fri_weekend.cost(&costs));
+    let ratio = |x: &releaseops_agent::simulate::Tally| {
+        if naive > 0.0 {
+            format!("{:.2}", x.cost(&costs) / naive)
+        } else {
+            "-".into()
+        }
+    };
     anstream::println!(
-        "Cost (an incident {}, a delay {}, a release not shipped {}): the agent {:.0}, the learned incident model by expected cost {:.0}, always GO {:.0}, never Fri/weekend {:.0}, a fixed rule (hold Fridays, weekends, nights, clashes) {:.0}, the oracle that knows the true risk {:.0}",
-        costs.incident,
-        costs.delay,
-        costs.drop,
-        t.agent.cost(&costs),
-        t.model_agent.cost(&costs),
-        t.always_go.cost(&costs),
-        t.never_fri_weekend.cost(&costs),
-        t.static_rule.cost(&costs),
-        t.oracle.cost(&costs),
+        "Of the best naive policy's cost: the agent {}, before the model {}, the fixed rule (hold Fridays, weekends, nights, clashes) {}, the oracle that knows the true risk {}.",
+        ratio(&t.agent),
+        ratio(&t.rules_agent),
+        ratio(&t.static_rule),
+        ratio(&t.oracle),
+    );
+    let (first, second) = simulate::halves(&report);
+    anstream::println!(
+        "The agent's change failure rate: {:.1} % in the first half, {:.1} % in the second.",
+        first.change_failure_rate() * 100.0,
+        second.change_failure_rate() * 100.0,
     );
     if !report.heuristics.is_empty() {
         anstream::println!("What it learned:");

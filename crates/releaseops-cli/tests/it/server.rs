@@ -1244,18 +1244,17 @@ async fn a_low_file_descriptor_limit_never_stops_the_server_answering() {
     // failure. Each try is bounded, so one stuck try cannot use the budget.
     let health = format!("{url}/healthz");
     let start = Instant::now();
-    let mut last = String::new();
     loop {
         let tried = client()
             .get(&health)
             .timeout(Duration::from_secs(3))
             .send()
             .await;
-        match tried {
+        let last = match tried {
             Ok(resp) if resp.status() == StatusCode::OK => break,
-            Ok(resp) => last = format!("answered {}", resp.status()),
-            Err(e) => last = format!("{e:?}"),
-        }
+            Ok(resp) => format!("answered {}", resp.status()),
+            Err(e) => format!("{e:?}"),
+        };
         assert!(
             start.elapsed() < Duration::from_secs(40),
             "a real client was never served; last try: {last}"

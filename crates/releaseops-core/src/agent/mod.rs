@@ -32,6 +32,7 @@ use crate::{CoreError, Ctx, Result};
 mod context;
 mod gate;
 mod image;
+mod learned;
 mod llm;
 mod outcomes;
 mod records;
@@ -39,6 +40,7 @@ mod records;
 pub use context::*;
 pub use gate::*;
 pub use image::*;
+pub use learned::{costs, model_for, refit_memory};
 pub use llm::*;
 pub use outcomes::*;
 pub use records::*;
@@ -231,6 +233,16 @@ pub fn stage(ctx: &Ctx, tx: &mut Transaction<'_>, req: DecideRequest) -> Result<
             (Recall::Memory(memory, image), similar)
         }
     };
+    let model = learned::current_model(
+        ctx.store,
+        &head,
+        stamp,
+        match &source {
+            Recall::Memory(m, _) => Some(m),
+            Recall::Image(_) => None,
+        },
+    )?;
+    let costs = learned::costs(ctx.store);
     let learned = heuristics(ctx.store)?;
     head.decisions += 1;
     // The one record file this decision changes (or creates).
@@ -245,13 +257,19 @@ pub fn stage(ctx: &Ctx, tx: &mut Transaction<'_>, req: DecideRequest) -> Result<
     };
     let llm = llm_of(ctx);
     let record = assess_with(
-        similar,
-        &learned,
+        Knowledge {
+            similar,
+            heuristics: &learned,
+            model: Some(releaseops_agent::decide::Learned {
+                model: &model,
+                costs: &costs,
+            }),
+            llm: llm.as_ref().map(|l| l as &dyn releaseops_agent::llm::Llm),
+        },
         req,
         format!("dec-{:06}", head.decisions),
         ctx.now_str(),
         ctx.actor.clone(),
-        llm.as_ref().map(|l| l as &dyn releaseops_agent::llm::Llm),
     );
     let line = serde_json::to_string(&record)
         .map_err(|e| CoreError::invalid(e.to_string(), "report this as a bug"))?;
@@ -283,6 +301,8 @@ impl Staged {
             head.outcomes,
             fp ^ before ^ file_term(&segment),
         ];
+        // A decision is not an outcome: the model still holds.
+        learned::restamp_model(store, [head.decisions - 1, head.outcomes, fp], stamp);
         let attrs = record.context.attributes();
         match source {
             Recall::Image(mut meta) => {
@@ -301,23 +321,39 @@ impl Staged {
     }
 }
 
-/// The whole assessment of one release, without storing it: recall, plan,
-/// red team, second look, and the language model when one is given.
+/// What a decision is made with: the similar past episodes, the heuristics,
+/// the incident model and its costs (none: the fixed rules decide), and the
+/// language model, when one is configured.
+pub struct Knowledge<'a> {
+    pub similar: Vec<SimilarEpisode>,
+    pub heuristics: &'a [Heuristic],
+    pub model: Option<releaseops_agent::decide::Learned<'a>>,
+    pub llm: Option<&'a dyn releaseops_agent::llm::Llm>,
+}
+
+/// The whole assessment of one release, without storing it: recall, plan
+/// (by expected cost with the incident model when one is given, by the
+/// fixed rules otherwise), red team, second look, and the language model
+/// when one is given.
 pub fn assess_with(
-    similar_episodes: Vec<SimilarEpisode>,
-    learned: &[Heuristic],
+    knowledge: Knowledge<'_>,
     req: DecideRequest,
     decision_id: String,
     at: String,
     actor: String,
-    llm: Option<&dyn releaseops_agent::llm::Llm>,
 ) -> DecisionRecord {
+    let Knowledge {
+        similar: similar_episodes,
+        heuristics: learned,
+        model,
+        llm,
+    } = knowledge;
     let context = req.context;
     let recalled: Vec<(f64, Option<Outcome>)> = similar_episodes
         .iter()
         .map(|e| (e.similarity, e.outcome))
         .collect();
-    let mut plan = planner::plan_with_recall(&context, learned, &recalled);
+    let mut plan = releaseops_agent::decide::plan(&context, learned, &recalled, model);
     let mut red_team = review::red_team(&context, &plan);
     if let Some(llm) = llm {
         let applied: Vec<&Heuristic> = learned
@@ -431,13 +467,9 @@ pub fn model_report(store: &Store) -> Result<ModelReport> {
     let head = read_head(store)?;
     let memory = load_memory(store, &head)?;
     use releaseops_agent::model;
-    let fit = model::fit_memory(
-        model::Priors::default(),
-        &memory,
-        model::prior_of_attributes,
-    );
+    let fit = model::fit_memory(model::Priors::default(), &memory);
     Ok(ModelReport {
-        method: "Bayesian probit regression over attribute=value features and their pairs (assumed-density filtering), the fixed rules' risk score as the prior",
+        method: "Bayesian probit regression over attribute=value features and their pairs, the fixed rules' risk score as the prior: each outcome learned at once (assumed-density filtering), and refitted over all outcomes (most probable weights, Laplace variances) as they grow; calibration is of predicting each outcome before learning it",
         outcomes: fit.model.outcomes,
         weights_learned: fit.model.learned_weights(),
         priors: fit.model.priors,
@@ -460,6 +492,7 @@ impl DecisionRecord {
             "reflection": self.reflection,
             "reasons": self.reasons,
             "delay_until": self.plan.delay_until,
+            "incident_model": self.plan.model,
             "context": self.context,
         })
     }

@@ -53,6 +53,12 @@ pub fn record_outcome(
 pub struct Outcomes {
     head: Head,
     memory: Memory,
+    /// The records' stamp when opened (the model cache is checked against it).
+    before: [u64; 3],
+    /// Outcomes added (decision, incident), and whether one replaced an
+    /// earlier outcome.
+    learned: Vec<(String, bool)>,
+    changed: bool,
     added: u64,
     /// The head changed without outcomes (the settle cursor moved).
     dirty: bool,
@@ -61,10 +67,14 @@ pub struct Outcomes {
 impl Outcomes {
     pub fn open(store: &Store) -> Result<Outcomes> {
         let head = read_head(store)?;
-        let memory = load_memory(store, &head)?;
+        let fp = fingerprint(&agent_dir(store), &head);
+        let (memory, _) = load_memory_image(store, &head, fp)?;
         Ok(Outcomes {
+            before: [head.decisions, head.outcomes, fp],
             head,
             memory,
+            learned: Vec::new(),
+            changed: false,
             added: 0,
             dirty: false,
         })
@@ -85,9 +95,15 @@ impl Outcomes {
         note: Option<String>,
         source: &str,
     ) -> Result<Option<OutcomeRecord>> {
+        let Some(earlier) = self.memory.get(decision_id).map(|r| r.outcome) else {
+            return Ok(None);
+        };
         if !self.memory.set_outcome(decision_id, outcome) {
             return Ok(None);
         }
+        self.changed |= earlier.is_some();
+        self.learned
+            .push((decision_id.to_string(), outcome.failed()));
         self.head.outcomes += 1;
         self.added += 1;
         let record = OutcomeRecord {
@@ -131,7 +147,8 @@ impl Outcomes {
         Ok(reflected)
     }
 
-    /// Rewrites the memory image once the transaction committed.
+    /// Rewrites the memory image and teaches the incident model the new
+    /// outcomes once the transaction committed.
     pub fn after_commit(self, store: &Store) {
         if self.added > 0 {
             let stamp = [
@@ -140,6 +157,14 @@ impl Outcomes {
                 fingerprint(&agent_dir(store), &self.head),
             ];
             write_image(store, &self.memory, stamp, Image { lens: None }, 0);
+            learned::learn_outcomes(
+                store,
+                self.before,
+                stamp,
+                &self.memory,
+                &self.learned,
+                self.changed,
+            );
         }
     }
 }
