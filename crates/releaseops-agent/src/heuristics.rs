@@ -53,6 +53,61 @@ pub struct Heuristic {
     /// it still had to pass the same statistics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proposed_by: Option<String>,
+    /// The incident rate of the releases the pattern matches: the share that
+    /// failed and its 95 % Wilson interval (heuristics written before this
+    /// field have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_rate: Option<Rate>,
+    /// Where it stands: `proposed` (the outcomes point this way, not yet
+    /// strongly enough to apply), `active`, or `retired` (later outcomes
+    /// contradicted it). Worked out from the rest when a file lacks it.
+    #[serde(default)]
+    pub status: Status,
+}
+
+/// A share of releases that failed, with its 95 % interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rate {
+    pub rate: f64,
+    pub low: f64,
+    pub high: f64,
+    pub incidents: u32,
+    pub releases: u32,
+}
+
+impl Rate {
+    fn of(incidents: u32, releases: u32) -> Option<Rate> {
+        if releases == 0 {
+            return None;
+        }
+        let (low, high) = releaseops_stats::wilson(
+            u64::from(incidents),
+            u64::from(releases),
+            releaseops_stats::Z95,
+        );
+        let r = |x: f64| (x * 1000.0).round() / 1000.0;
+        Some(Rate {
+            rate: r(f64::from(incidents) / f64::from(releases)),
+            low: r(low),
+            high: r(high),
+            incidents,
+            releases,
+        })
+    }
+}
+
+/// A heuristic's lifecycle: proposed, then active once the outcomes
+/// support it enough to apply, then retired when later ones contradict it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Not said by the file: worked out by [`Heuristic::settle_status`].
+    #[default]
+    #[serde(skip_serializing)]
+    Unknown,
+    Proposed,
+    Active,
+    Retired,
 }
 
 impl Heuristic {
@@ -65,6 +120,31 @@ impl Heuristic {
 
     pub fn applies(&self) -> bool {
         !self.retired && self.confidence >= APPLY_AT
+    }
+
+    /// Where it stands, from whether it was retired and its confidence.
+    pub fn lifecycle(&self) -> Status {
+        if self.retired {
+            Status::Retired
+        } else if self.applies() {
+            Status::Active
+        } else {
+            Status::Proposed
+        }
+    }
+
+    /// Sets `status` (and the incident rate, when the counts give it) to
+    /// what the rest of the heuristic says.
+    pub fn settle_status(&mut self) {
+        self.status = self.lifecycle();
+        if self.incident_rate.is_none() {
+            let (incidents, ok) = if self.recommendation == Action::Go {
+                (self.contradicting, self.supporting)
+            } else {
+                (self.supporting, self.contradicting)
+            };
+            self.incident_rate = Rate::of(incidents, incidents + ok);
+        }
     }
 }
 
@@ -177,6 +257,7 @@ pub fn derive(memory: &Memory, previous: &[Heuristic]) -> Vec<Heuristic> {
         let mut retired = now.cloned().unwrap_or_else(|| {
             // No longer a pattern at all: count its episodes again.
             let mut h = old.clone();
+            h.incident_rate = None;
             let (mut agree, mut disagree) = (0u32, 0u32);
             for row in &memory.rows {
                 let Some(outcome) = row.outcome else { continue };
@@ -206,6 +287,9 @@ pub fn derive(memory: &Memory, previous: &[Heuristic]) -> Vec<Heuristic> {
         ));
         found.retain(|h| h.id != old.id);
         found.push(retired);
+    }
+    for h in &mut found {
+        h.settle_status();
     }
     found.sort_by(|x, y| {
         y.confidence
@@ -287,6 +371,8 @@ fn classify(
         retired: false,
         retired_because: None,
         proposed_by: None,
+        incident_rate: Rate::of(t.failed, n),
+        status: Status::Unknown,
     })
 }
 
@@ -411,6 +497,17 @@ mod tests {
         assert_eq!(fri.recommendation, Action::Delay);
         assert!(fri.applies(), "{fri:?}");
         assert_eq!((fri.supporting, fri.contradicting), (18, 2));
+        // The rule in words, with its evidence: an interval on how often such
+        // releases fail, and where it stands.
+        let rate = fri.incident_rate.expect("a rate");
+        assert_eq!((rate.incidents, rate.releases, rate.rate), (18, 20, 0.9));
+        assert!(
+            rate.low < 0.9 && rate.high > 0.9 && rate.low > 0.6,
+            "{rate:?}"
+        );
+        assert_eq!(fri.status, Status::Active);
+        let json = serde_json::to_value(fri).expect("json");
+        assert_eq!(json["status"], "active");
         let low = hs
             .iter()
             .find(|h| h.when.get("feature_risk").map(String::as_str) == Some("LOW"))
@@ -469,6 +566,20 @@ mod tests {
             .find(|h| h.id == sat.id)
             .expect("kept, retired");
         assert!(retired.retired && !retired.applies(), "{retired:?}");
+        assert_eq!(retired.status, Status::Retired);
+        let rate = retired.incident_rate.expect("a rate");
+        assert_eq!((rate.incidents, rate.releases), (10, 30), "{rate:?}");
+        // A file written before heuristics said where they stand still reads,
+        // and says it once settled.
+        let mut old: Heuristic = serde_json::from_value(serde_json::json!({
+            "id": "h-1", "when": {"day_of_week": "SAT"}, "recommendation": "DELAY",
+            "confidence": 0.4, "supporting_episodes": ["d1", "d2", "d3"],
+            "supporting": 3, "contradicting": 1}))
+        .expect("old heuristic");
+        assert_eq!(old.status, Status::Unknown);
+        old.settle_status();
+        assert_eq!(old.status, Status::Proposed);
+        assert_eq!(old.incident_rate.map(|r| r.releases), Some(4));
         assert!(
             retired
                 .retired_because

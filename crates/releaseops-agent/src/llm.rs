@@ -448,8 +448,9 @@ pub fn learn(
 ) -> Vec<Heuristic> {
     use crate::heuristics::{derive, evaluate};
     let mut hs = derive(memory, previous);
-    let keep = |h: Heuristic, hs: &mut Vec<Heuristic>| {
+    let keep = |mut h: Heuristic, hs: &mut Vec<Heuristic>| {
         if !hs.iter().any(|x| x.id == h.id) {
+            h.settle_status();
             hs.push(h);
         }
     };
@@ -564,6 +565,47 @@ mod tests {
                 .starts_with("</release-data>")
         );
         assert!(p.user.trim_end().ends_with("</release-data>"));
+    }
+
+    #[test]
+    fn the_planner_is_given_the_models_numbers_and_may_only_tighten() {
+        let c = Context::from_json(&json!({"env": "prod", "feature_risk": "LOW",
+            "service_criticality": "LOW", "day_of_week": "FRI", "hour_of_day": 11,
+            "evals": {"pass_rate": 0.99}}))
+        .unwrap();
+        let mut model = crate::model::IncidentModel::new(crate::model::Priors::default());
+        for i in 0..30 {
+            model.learn_attributes(&c.attributes(), i % 3 == 0);
+        }
+        let seen = [(0.9, Some(crate::memory::Outcome::Incident)); 3];
+        let learned = crate::decide::Learned {
+            model: &model,
+            costs: &crate::cost::tests::COSTS,
+        };
+        let mut p = crate::decide::plan(&c, &[], &seen, Some(learned));
+        assert_ne!(p.decision, Action::Go, "{p:?}");
+        let prompt = planner_prompt(&c, &p, &[]);
+        let inner = prompt
+            .user
+            .trim_start_matches("<release-data>")
+            .trim_end()
+            .trim_end_matches("</release-data>");
+        let v: serde_json::Value = serde_json::from_str(inner).unwrap();
+        let m = &v["incident_model"];
+        assert!(m["p_incident_now"]["p"].as_f64().unwrap() > 0.1, "{m}");
+        assert_eq!(m["expected_costs"].as_array().map(Vec::len), Some(3));
+        assert!(m["top_factors"].as_array().is_some_and(|f| !f.is_empty()));
+        // A GO from the planner does not loosen what the model decided.
+        let before = p.decision;
+        let mut red = crate::review::red_team(&c, &p);
+        consult(
+            &Canned(r#"{"decision": "GO", "reasons": ["looks fine"]}"#),
+            &c,
+            &mut p,
+            &mut red,
+            &[],
+        );
+        assert_eq!(p.decision, before);
     }
 
     /// A model with one canned answer (standing in for the remote model;

@@ -484,6 +484,8 @@ mod tests {
             retired: false,
             retired_because: None,
             proposed_by: None,
+            incident_rate: None,
+            status: Default::default(),
         }
     }
 

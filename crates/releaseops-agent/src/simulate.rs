@@ -653,8 +653,8 @@ mod tests {
     #[test]
     fn the_stream_is_reproducible_and_the_agent_learns_to_avoid_incidents() {
         let model = IncidentModel::default();
-        let a = stream(2000, 7, &model, 4, &crate::cost::tests::COSTS);
-        let b = stream(2000, 7, &model, 4, &crate::cost::tests::COSTS);
+        let a = stream(1000, 7, &model, 4, &crate::cost::tests::COSTS);
+        let b = stream(1000, 7, &model, 4, &crate::cost::tests::COSTS);
         assert_eq!(a.total.agent, b.total.agent, "same seed, same run");
         assert_eq!(a.windows.len(), 4);
         let (agent, go) = (&a.total.agent, &a.total.always_go);
@@ -667,6 +667,22 @@ mod tests {
         let first = a.windows[0].agent.change_failure_rate();
         let last = a.windows[3].agent.change_failure_rate();
         assert!(last < first, "first {first:.3} last {last:.3}");
+        // The learning curve: calibration per window (deciles for the whole
+        // stream only), and fewer failures in the second half.
+        assert!(a.windows.iter().all(|w| {
+            w.agent_calibration
+                .as_ref()
+                .is_some_and(|c| c.outcomes > 0 && c.reliability.is_empty())
+        }));
+        let total = a.total.agent_calibration.as_ref().expect("calibration");
+        assert_eq!(total.outcomes, a.total.agent.shipped);
+        assert!(!total.reliability.is_empty());
+        let (h1, h2) = halves(&a);
+        assert_eq!(h1.releases + h2.releases, 1000);
+        assert!(
+            h2.change_failure_rate() < h1.change_failure_rate(),
+            "{h1:?} {h2:?}"
+        );
         // And it does better than itself before the model.
         assert!(
             agent.cost(&crate::cost::tests::COSTS)

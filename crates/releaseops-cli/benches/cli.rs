@@ -691,7 +691,8 @@ fn agent_bench(runs: usize) -> Vec<(String, Duration, &'static str, &'static str
     }
     vec![
         (
-            "agent decide, 100,000 episodes (built-in planner, with git commit)".into(),
+            "agent decide, 100,000 episodes (incident model by expected cost, with git commit)"
+                .into(),
             decisions,
             "20 ms",
             "-",

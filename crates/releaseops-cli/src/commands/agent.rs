@@ -262,13 +262,23 @@ fn print_heuristics(hs: &[releaseops_agent::Heuristic], all: bool) {
                 h.recommendation.to_string(),
                 format!("{:.2}", h.confidence),
                 format!("{}/{}", h.supporting, h.supporting + h.contradicting),
-                if h.retired {
-                    "retired".into()
-                } else if h.applies() {
-                    "applied".into()
-                } else {
-                    "too weak".into()
-                },
+                h.incident_rate.map_or_else(
+                    || "-".into(),
+                    |r| {
+                        format!(
+                            "{:.0} % ({:.0}-{:.0} %)",
+                            r.rate * 100.0,
+                            r.low * 100.0,
+                            r.high * 100.0
+                        )
+                    },
+                ),
+                match h.lifecycle() {
+                    releaseops_agent::heuristics::Status::Retired => "retired",
+                    releaseops_agent::heuristics::Status::Active => "active",
+                    _ => "proposed",
+                }
+                .into(),
             ]
         })
         .collect();
@@ -281,7 +291,15 @@ fn print_heuristics(hs: &[releaseops_agent::Heuristic], all: bool) {
     anstream::println!(
         "{}",
         output::table(
-            &["id", "when", "recommend", "confidence", "support", "state"],
+            &[
+                "id",
+                "when",
+                "recommend",
+                "confidence",
+                "support",
+                "incident rate (95 %)",
+                "status",
+            ],
             rows
         )
     );

@@ -663,3 +663,49 @@ fn the_incident_model_reports_what_it_learned_and_how_well_it_predicted() {
         "{text}"
     );
 }
+
+/// The model the decisions use is kept in a cache beside the memory image;
+/// the records stay the truth.
+#[test]
+fn the_models_cache_is_only_a_cache_and_the_records_are_the_truth() {
+    let r = Repo::initialized();
+    let night = CALM_FRIDAY.replace("FRI", "TUE").replace(
+        "\"hour_of_day\": 10",
+        "\"hour_of_day\": 2, \"region\": \"apac\"",
+    );
+    for i in 0..6 {
+        let d = decide(&r, &night);
+        let id = d["decision_id"].as_str().expect("id").to_string();
+        let outcome = if i == 0 { "success" } else { "incident" };
+        r.run(&["agent", "outcome", &id, outcome]).ok();
+    }
+    let p = |d: &Value| d["incident_model"]["now"]["p"].as_f64().expect("p");
+    let learned = decide(&r, &night);
+    assert_eq!(
+        learned["incident_model"]["outcomes_learned"], 6,
+        "{learned}"
+    );
+    let cache = ".releaseops/agent/.cache/model.bin";
+    assert!(r.path().join(cache).exists());
+    // Never committed.
+    assert!(!r.git(&["ls-files", ".releaseops/agent"]).contains(".cache"));
+    // Gone or garbage: refitted from the records, the same numbers.
+    for damage in [None, Some("not a model")] {
+        match damage {
+            None => std::fs::remove_file(r.path().join(cache)).expect("remove"),
+            Some(text) => r.write(cache, text),
+        }
+        let again = decide(&r, &night);
+        assert!(
+            (p(&again) - p(&learned)).abs() < 1e-9,
+            "{again} vs {learned}"
+        );
+    }
+    // A hand edit of an outcome changes what the model learned: the cache
+    // does not hide it.
+    let seg = ".releaseops/agent/outcomes/000000.jsonl";
+    let text = r.read(seg);
+    r.write(seg, &text.replace("\"incident\"", "\"success\""));
+    let edited = decide(&r, &night);
+    assert!(p(&edited) < p(&learned) / 2.0, "{edited} vs {learned}");
+}

@@ -143,10 +143,15 @@ pub fn heuristics(store: &Store) -> Result<Vec<Heuristic>> {
     };
     let file: HeuristicsFile =
         serde_json::from_str(&text).map_err(|e| corrupt(&path, None, &e.to_string()))?;
-    for h in &file.heuristics {
+    let mut hs = file.heuristics;
+    for h in &mut hs {
         heuristics::valid(h).map_err(|e| corrupt(&path, None, &e))?;
+        // Written before heuristics said where they stand: say it now.
+        if h.status == heuristics::Status::Unknown {
+            h.settle_status();
+        }
     }
-    Ok(file.heuristics)
+    Ok(hs)
 }
 
 #[derive(Serialize, Deserialize)]
