@@ -58,6 +58,10 @@ pub struct Heuristic {
     /// field have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident_rate: Option<Rate>,
+    /// What the incident model predicts, on average, for the releases the
+    /// pattern matches: the rule and the model that decides should agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_rate: Option<f64>,
     /// Where it stands: `proposed` (the outcomes point this way, not yet
     /// strongly enough to apply), `active`, or `retired` (later outcomes
     /// contradicted it). Worked out from the rest when a file lacks it.
@@ -300,6 +304,41 @@ pub fn derive(memory: &Memory, previous: &[Heuristic]) -> Vec<Heuristic> {
     found
 }
 
+/// Sets each heuristic's [`Heuristic::model_rate`]: the model's mean
+/// prediction over the releases with an outcome that the pattern matches
+/// (the newest 500 of them).
+pub fn annotate(hs: &mut [Heuristic], memory: &Memory, model: &crate::model::IncidentModel) {
+    let index: HashMap<(&str, &str), u32> = memory
+        .pairs()
+        .iter()
+        .enumerate()
+        .map(|(i, (a, v))| ((a.as_str(), v.as_str()), i as u32))
+        .collect();
+    for h in hs.iter_mut() {
+        // A pattern with a value no episode has matches none.
+        let ids: Option<Vec<u32>> = h
+            .when
+            .iter()
+            .map(|(k, v)| index.get(&(k.as_str(), v.as_str())).copied())
+            .collect();
+        let ps: Vec<f64> = ids
+            .map(|ids| {
+                memory
+                    .rows
+                    .iter()
+                    .rev()
+                    .filter(|r| r.outcome.is_some())
+                    .filter(|r| ids.iter().all(|id| memory.attrs(r).contains(id)))
+                    .take(500)
+                    .map(|r| model.assess(&memory.attributes(r)).p)
+                    .collect()
+            })
+            .unwrap_or_default();
+        h.model_rate = (!ps.is_empty())
+            .then(|| (ps.iter().sum::<f64>() / ps.len() as f64 * 1000.0).round() / 1000.0);
+    }
+}
+
 /// Outcomes in memory: (successes, failures).
 fn totals(memory: &Memory) -> (u32, u32) {
     memory
@@ -372,6 +411,7 @@ fn classify(
         retired_because: None,
         proposed_by: None,
         incident_rate: Rate::of(t.failed, n),
+        model_rate: None,
         status: Status::Unknown,
     })
 }
@@ -520,6 +560,14 @@ mod tests {
                     && h.recommendation == Action::NoGo
             )
         );
+        // And the model that decides agrees with the rule.
+        let fit = crate::model::fit_memory(crate::model::Priors::default(), &eps);
+        let mut hs = hs.clone();
+        annotate(&mut hs, &eps, &fit.model);
+        let rate = |h: &Heuristic| h.model_rate.expect("a model rate");
+        let fri = hs.iter().find(|h| h.id == fri.id).expect("friday");
+        let low = hs.iter().find(|h| h.id == low.id).expect("low");
+        assert!(rate(fri) > 0.5 && rate(low) < 0.2, "{fri:?} {low:?}");
     }
 
     #[test]

@@ -485,6 +485,7 @@ mod tests {
             retired_because: None,
             proposed_by: None,
             incident_rate: None,
+            model_rate: None,
             status: Default::default(),
         }
     }

@@ -273,6 +273,8 @@ fn print_heuristics(hs: &[releaseops_agent::Heuristic], all: bool) {
                         )
                     },
                 ),
+                h.model_rate
+                    .map_or_else(|| "-".into(), |p| format!("{:.0} %", p * 100.0)),
                 match h.lifecycle() {
                     releaseops_agent::heuristics::Status::Retired => "retired",
                     releaseops_agent::heuristics::Status::Active => "active",
@@ -298,6 +300,7 @@ fn print_heuristics(hs: &[releaseops_agent::Heuristic], all: bool) {
                 "confidence",
                 "support",
                 "incident rate (95 %)",
+                "model says",
                 "status",
             ],
             rows

@@ -140,6 +140,16 @@ fn outcomes_teach_the_agent_to_hold_calm_friday_releases() {
             .as_array()
             .is_some_and(|e| e.len() >= 5)
     );
+    assert_eq!(friday["status"], "active");
+    let rate = &friday["incident_rate"];
+    assert!(
+        rate["low"].as_f64() > Some(0.5) && rate["high"].as_f64() <= Some(1.0),
+        "{friday}"
+    );
+    // The model that decides agrees with the rule.
+    assert!(friday["model_rate"].as_f64() > Some(0.2), "{friday}");
+    let table = r.run(&["agent", "heuristics"]);
+    assert!(table.ok().contains("active"), "{}", table.stdout);
     // Nothing learned says the change itself is risky.
     assert!(
         hs.as_array()

@@ -136,6 +136,20 @@ pub fn model_for(store: &Store, memory: &Memory) -> Result<IncidentModel> {
     current_model(store, &head, stamp, Some(memory))
 }
 
+/// The model as the records on disk stand, for a look at `memory` (which may
+/// hold outcomes not yet committed): the cache when current, else a refit of
+/// `memory`, never written (the cache must match the records it is stamped
+/// with).
+pub(super) fn model_as_of(store: &Store, memory: &Memory) -> Result<IncidentModel> {
+    let head = read_head(store)?;
+    let stamp = [
+        head.decisions,
+        head.outcomes,
+        fingerprint(&agent_dir(store), &head),
+    ];
+    Ok(read_model(store, stamp).map_or_else(|| refit_memory(memory), |(m, _)| m))
+}
+
 /// After outcomes were committed: learns the new ones into the cached model
 /// (one step each, refitting when one is due), or refits when the cache did
 /// not match the records before (or an outcome was changed, not added).

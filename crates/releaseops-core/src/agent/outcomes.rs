@@ -254,11 +254,13 @@ pub(super) fn learn(
     llm: Option<ProviderLlm>,
 ) -> Result<Vec<Heuristic>> {
     let previous = heuristics(store)?;
-    Ok(releaseops_agent::llm::learn(
+    let mut hs = releaseops_agent::llm::learn(
         memory,
         &previous,
         llm.as_ref().map(|l| l as &dyn releaseops_agent::llm::Llm),
-    ))
+    );
+    releaseops_agent::heuristics::annotate(&mut hs, memory, &learned::model_as_of(store, memory)?);
+    Ok(hs)
 }
 
 /// Derives the heuristics now, whatever the count, and commits them.
