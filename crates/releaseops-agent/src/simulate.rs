@@ -607,11 +607,15 @@ pub fn stream(
         report.windows.push(cur);
     }
     report.total.close(true);
-    report.heuristics = agent
+    let mut learned: Vec<Heuristic> = agent
         .heuristics
         .into_iter()
         .filter(|h| h.applies())
         .collect();
+    if let Some(l) = &agent.model {
+        heuristics::annotate(&mut learned, &agent.memory, &l.model);
+    }
+    report.heuristics = learned;
     report
 }
 
