@@ -615,6 +615,12 @@ impl IncidentModel {
             pair_var: f()?,
             noise_var: f()?,
         };
+        if [priors.main_var, priors.pair_var, priors.noise_var]
+            .iter()
+            .any(|v| !(v.is_finite() && *v > 0.0))
+        {
+            return None;
+        }
         let outcomes = f()?.to_bits();
         let n = f()?.to_bits();
         if rest.len() as u64 != 40 + n.checked_mul(24)? {
@@ -1031,6 +1037,35 @@ mod tests {
             a.assess(&night.attributes()),
             a.assess(&day.attributes())
         );
+    }
+
+    #[test]
+    fn a_model_survives_its_cache_and_a_damaged_cache_is_refused() {
+        let stream = interaction_stream(500, 3);
+        let mut batch = Batch::default();
+        for (a, y) in &stream {
+            batch.add(&features(a), 0.08, *y);
+        }
+        let m = IncidentModel::refit(Priors::default(), &batch);
+        let bytes = m.encode();
+        let back = IncidentModel::decode(&bytes).expect("decodes");
+        let probe = features(&stream[0].0);
+        assert_eq!(back.predict(&probe, 0.08), m.predict(&probe, 0.08));
+        assert_eq!(
+            (back.outcomes, back.learned_weights()),
+            (500, m.learned_weights())
+        );
+        // Cut short, one byte more, other magic, or priors that are no
+        // variances: not a model.
+        assert!(IncidentModel::decode(&bytes[..bytes.len() - 1]).is_none());
+        assert!(IncidentModel::decode(&[&bytes[..], &[0]].concat()).is_none());
+        let mut other = bytes.clone();
+        other[0] ^= 1;
+        assert!(IncidentModel::decode(&other).is_none());
+        let mut nan = bytes.clone();
+        nan[8..16].copy_from_slice(&f64::NAN.to_le_bytes());
+        assert!(IncidentModel::decode(&nan).is_none());
+        assert!(IncidentModel::decode(b"").is_none());
     }
 
     #[test]

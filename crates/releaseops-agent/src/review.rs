@@ -175,13 +175,16 @@ pub fn reflect(ctx: &Context, plan: &Plan, red: &RedTeam) -> Option<Reflection> 
             format!("the red team found: {}", red.concerns.join("; ")),
         )
     } else if red.risk_level == Level::High
+        && *red == red_team(ctx, plan)
         && let Some(m) = plan
             .model
             .as_ref()
             .filter(|m| m.similar_outcomes >= crate::decide::SEEN_AT)
     {
-        // A timing concern (an intrinsic one would have suggested NO_GO)
-        // that the incident model has priced from releases like this one.
+        // The built-in red team's timing concern (an intrinsic one would
+        // have suggested NO_GO), which the incident model has priced from
+        // releases like this one. A concern anyone else raised (a language
+        // model's red team) is never answered this way.
         Reflection {
             outcome: "CONFIRM".into(),
             decision: Action::Go,
@@ -266,5 +269,49 @@ mod tests {
             ..calm
         };
         assert!(reflect(&staging, &plan(&staging, &[]), &red).is_none());
+    }
+
+    #[test]
+    fn a_timing_concern_the_model_priced_is_confirmed_and_no_one_elses() {
+        let c = Context::from_json(&json!({"env": "prod", "feature_risk": "LOW",
+            "service_criticality": "LOW", "day_of_week": "TUE", "hour_of_day": 11,
+            "clash": true, "evals": {"pass_rate": 1.0}}))
+        .unwrap();
+        let mut model = crate::model::IncidentModel::new(crate::model::Priors::default());
+        for _ in 0..100 {
+            model.learn_attributes(&c.attributes(), false);
+        }
+        let learned = crate::decide::Learned {
+            model: &model,
+            costs: &crate::cost::tests::COSTS,
+        };
+        let seen = [(1.0, Some(crate::memory::Outcome::Success)); 3];
+        let p = crate::decide::plan(&c, &[], &seen, Some(learned));
+        assert_eq!(p.decision, Action::Go, "{p:?}");
+        let red = red_team(&c, &p);
+        assert_eq!(
+            (red.risk_level, red.suggested_action.as_str()),
+            (Level::High, "DELAY")
+        );
+        let r = reflect(&c, &p, &red).unwrap();
+        assert_eq!(
+            (r.decision, r.outcome.as_str()),
+            (Action::Go, "CONFIRM"),
+            "{r:?}"
+        );
+        // Unseen: the red team's DELAY stands.
+        let unseen = crate::decide::plan(&c, &[], &[], Some(learned));
+        assert_eq!(
+            reflect(&c, &unseen, &red_team(&c, &unseen))
+                .unwrap()
+                .decision,
+            Action::Delay
+        );
+        // A concern the built-in red team did not raise is not answered by
+        // the model.
+        let mut more = red.clone();
+        more.concerns
+            .push("LLM red team: the clash is with the payments release".into());
+        assert_eq!(reflect(&c, &p, &more).unwrap().decision, Action::Delay);
     }
 }
