@@ -6,12 +6,14 @@
 //! DELAY and NO_GO with the team's costs and takes the cheapest. Two
 //! things may then only make the decision stricter:
 //!
-//! 1. **Evidence.** A failing or missing evaluation, a regression, an
-//!    unapproved safety policy or a recent rollback is not something the
-//!    model can learn away (it learns from releases that shipped, and these
-//!    should not have): the fixed rules' decision is the floor.
+//! 1. **Evidence.** No evaluation, a failing, missing, stale or
+//!    INCONCLUSIVE one, a low pass rate, a regression, an unapproved safety
+//!    policy or a recent rollback is not something the model can learn away:
+//!    it learns over the attributes a release is remembered by, and these
+//!    are not among them. Whenever one of them is present, the fixed rules'
+//!    decision is the floor.
 //! 2. **No exploration on a high prior.** In production, a GO for a context
-//!    with fewer than [`SEEN_AT`] outcomes of releases like it, when the
+//!    with fewer than [`SEEN_AT`] outcomes of releases nearly like it, when the
 //!    fixed rules put its risk at or over [`crate::planner::HOLD_AT`], is
 //!    not taken: the rules decide what the model has not seen.
 //!
@@ -26,21 +28,26 @@ use crate::cost::{Costs, OptionCost};
 use crate::heuristics::Heuristic;
 use crate::memory::Outcome;
 use crate::model::{Driver, IncidentModel, Prediction};
-use crate::planner::{self, HOLD_AT, LIKE_THIS, Plan, Window};
+use crate::planner::{self, HOLD_AT, Plan, Window};
 
 /// Outcomes of releases like this one (similarity at least
-/// [`LIKE_THIS`]) the model must have seen before it may overrule the
-/// fixed rules' hold in production.
+/// [`SEEN_SIMILARITY`]: at most one minor attribute, such as the hour band,
+/// differs) the model must have seen before it may overrule the fixed
+/// rules' hold in production.
 pub const SEEN_AT: usize = 2;
+pub const SEEN_SIMILARITY: f64 = 0.9;
 
 /// The factors that are evidence about the change, not its timing or its
 /// kind: the model never lowers the decision they lead to.
-const EVIDENCE: [&str; 6] = [
+const EVIDENCE: [&str; 9] = [
     "safety_policy",
+    "evals",
     "evals_missing",
     "evals_failed",
     "eval_regression",
     "evals_stale",
+    "evals_inconclusive",
+    "eval_pass_rate",
     "track_record",
 ];
 
@@ -129,7 +136,7 @@ pub fn plan(
     }
     let similar_outcomes = similar
         .iter()
-        .filter(|(s, o)| *s >= LIKE_THIS && o.is_some())
+        .filter(|(s, o)| *s >= SEEN_SIMILARITY && o.is_some())
         .count();
     if ctx.production
         && decision == Action::Go
@@ -150,7 +157,7 @@ pub fn plan(
         .filter(|h| h.applies() && h.matches(&attrs))
     {
         reasons.push(format!(
-            "learned: {} -> {} (confidence {:.2}, {} of {} episodes)",
+            "matches the learned rule {} -> {} (confidence {:.2}, {} of {} episodes); the incident model's numbers decide",
             h.when
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))

@@ -9,7 +9,8 @@
 //! `hour_band=night`) gets its own weight. Prior knowledge enters as a fixed
 //! offset per decision (today's risk score turned into a probability), and
 //! every weight starts at zero with a variance that shrinks pairs harder than
-//! main effects: with no outcomes the model says what the prior says, and
+//! main effects: with no outcomes the model says what the prior says (the
+//! fixed rules' score of the attributes the memory keeps), and
 //! each outcome moves only the weights of the features it had, by as much as
 //! they are still uncertain. Learning one outcome touches a few dozen weights
 //! (microseconds); refitting 100,000 episodes is one pass.
@@ -623,7 +624,7 @@ impl IncidentModel {
         }
         let outcomes = f()?.to_bits();
         let n = f()?.to_bits();
-        if rest.len() as u64 != 40 + n.checked_mul(24)? {
+        if rest.len() as u64 != n.checked_mul(24)?.checked_add(40)? {
             return None;
         }
         let mut weights = HashMap::with_capacity(n as usize);
@@ -740,9 +741,9 @@ pub fn fit<'a>(
 /// The prior probability of an incident for a risk score of the fixed
 /// rules ([`crate::planner::factors`]): 1 % with no risk, 10 % where the
 /// rules start holding a release ([`crate::planner::HOLD_AT`]), rising with
-/// the square of the score, at most 95 %. With the default costs this puts
-/// the expected-cost choice where the rules put theirs: GO below the hold
-/// line, NO_GO above it unless waiting lowers the risk.
+/// the square of the score, at most 95 %. With the default costs GO stays
+/// the cheaper of GO and NO_GO up to a score of about 45; the floors of
+/// [`crate::decide`] keep the rules' NO_GO where the evidence is behind it.
 pub fn prior_from_score(score: u32) -> f64 {
     let x = f64::from(score) / f64::from(crate::planner::HOLD_AT);
     (0.01 + 0.09 * x * x).min(0.95)
@@ -755,7 +756,12 @@ pub fn prior_of(ctx: &crate::context::Context) -> f64 {
 }
 
 /// The prior of remembered attributes (the context they describe); the base
-/// rate of the fixed rules when they do not make a context.
+/// rate of the fixed rules when they do not make a context. A decision and
+/// the outcome it is later learned from use the same prior, so it is worked
+/// out from what the memory keeps: the evaluation evidence, safety
+/// approvals and the track record are not kept (they are floors of
+/// [`crate::decide`] instead, and count as "no evaluation evidence"
+/// here), and an hour is read back as its band's middle hour.
 pub fn prior_of_attributes(attributes: &[(String, String)]) -> f64 {
     crate::context::Context::from_attributes(attributes)
         .map_or(prior_from_score(0), |c| prior_of(&c))
@@ -968,7 +974,6 @@ mod tests {
         }
         let after = m.predict(&seen, 0.1);
         assert!(after.p > steady.p + 0.1, "{steady:?} {after:?}");
-        assert_eq!(m.predict(&other, 0.1), m.predict(&other, 0.1));
         assert!((m.predict(&other, 0.1).p - before.p).abs() < 1e-12);
         assert_eq!(m.outcomes, 250);
     }

@@ -169,34 +169,23 @@ pub fn reflect(ctx: &Context, plan: &Plan, red: &RedTeam) -> Option<Reflection> 
         decision,
         reason,
     };
+    // The built-in red team's timing concern (an intrinsic one would have
+    // suggested NO_GO) that the incident model has priced from outcomes of
+    // releases nearly like this one, and still found GO the cheapest. A
+    // concern anyone else raised (a language model's red team) is never
+    // answered this way.
+    let priced = plan.model.as_ref().filter(|m| {
+        red.risk_level == Level::High
+            && m.cheapest == Action::Go
+            && m.similar_outcomes >= crate::decide::SEEN_AT
+            && *red == red_team(ctx, plan)
+    });
     Some(if red.suggested_action == "NO_GO" {
         over(
             Action::NoGo,
             format!("the red team found: {}", red.concerns.join("; ")),
         )
-    } else if red.risk_level == Level::High
-        && *red == red_team(ctx, plan)
-        && let Some(m) = plan
-            .model
-            .as_ref()
-            .filter(|m| m.similar_outcomes >= crate::decide::SEEN_AT)
-    {
-        // The built-in red team's timing concern (an intrinsic one would
-        // have suggested NO_GO), which the incident model has priced from
-        // releases like this one. A concern anyone else raised (a language
-        // model's red team) is never answered this way.
-        Reflection {
-            outcome: "CONFIRM".into(),
-            decision: Action::Go,
-            reason: format!(
-                "the red team rates the timing HIGH ({}), and the incident model, from {} outcome(s) of releases like this, puts it at {:.1} % (90 % upper end {:.1} %)",
-                red.concerns.join("; "),
-                m.similar_outcomes,
-                m.now.p * 100.0,
-                m.now.high * 100.0
-            ),
-        }
-    } else if red.risk_level == Level::High {
+    } else if red.risk_level == Level::High && priced.is_none() {
         over(
             Action::Delay,
             format!(
@@ -220,6 +209,18 @@ pub fn reflect(ctx: &Context, plan: &Plan, red: &RedTeam) -> Option<Reflection> 
                 ctx.recent_rollbacks
             ),
         )
+    } else if let Some(m) = priced {
+        Reflection {
+            outcome: "CONFIRM".into(),
+            decision: Action::Go,
+            reason: format!(
+                "the red team rates the timing HIGH ({}), and the incident model, from {} outcome(s) of releases like this, puts it at {:.1} % (90 % upper end {:.1} %): GO is still the cheapest",
+                red.concerns.join("; "),
+                m.similar_outcomes,
+                m.now.p * 100.0,
+                m.now.high * 100.0
+            ),
+        }
     } else {
         Reflection {
             outcome: "CONFIRM".into(),

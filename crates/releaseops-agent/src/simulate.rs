@@ -493,7 +493,7 @@ fn tally(t: &mut Tally, fate: &Fate) {
 
 /// The agent's tallies over the first and the second half of the stream's
 /// windows (the middle window, when there is an odd number, counts in
-/// neither).
+/// neither; with one window both are empty).
 pub fn halves(report: &StreamReport) -> (Tally, Tally) {
     let n = report.windows.len();
     let sum = |ws: &[Window]| {

@@ -586,11 +586,17 @@ fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
         ratio(&t.oracle),
     );
     let (first, second) = simulate::halves(&report);
-    anstream::println!(
-        "The agent's change failure rate: {:.1} % in the first half, {:.1} % in the second.",
-        first.change_failure_rate() * 100.0,
-        second.change_failure_rate() * 100.0,
-    );
+    if first.releases > 0 && second.releases > 0 {
+        anstream::println!(
+            "The agent's change failure rate: {:.1} % in releases {}-{}, {:.1} % in releases {}-{}.",
+            first.change_failure_rate() * 100.0,
+            report.windows.first().map_or(1, |w| w.from),
+            first.releases,
+            second.change_failure_rate() * 100.0,
+            report.releases - second.releases + 1,
+            report.releases,
+        );
+    }
     if !report.heuristics.is_empty() {
         anstream::println!("What it learned:");
         print_heuristics(&report.heuristics, false);

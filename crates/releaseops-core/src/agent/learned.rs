@@ -1,6 +1,8 @@
 //! The incident model, kept with the memory image: `agent/.cache/model.bin`
 //! (ignored by git) holds the model fitted to every outcome in the records,
-//! stamped like the image, so a decision reads it in about a millisecond.
+//! stamped like the image and checksummed, so a decision reads it in about
+//! a millisecond. Like the image it is a local cache, trusted as far as the
+//! working tree it sits in; every decision records the numbers it used.
 //! The records stay the truth: a missing or stale cache is refitted from
 //! the memory. A new outcome is learned at once (one step), with a refit over
 //! all outcomes every [`releaseops_agent::model::refit_every`] of them; a
@@ -11,7 +13,15 @@ use releaseops_agent::model::{self, Batch, IncidentModel, Priors};
 
 use super::*;
 
-const MAGIC: &[u8; 8] = b"ROMC\x00\x00\x00\x01";
+const MAGIC: &[u8; 8] = b"ROMC\x00\x00\x00\x02";
+
+/// FNV-1a over the model's bytes: a torn write or a flipped bit is a miss,
+/// not a model (not a defence against someone who can write the file).
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h: u64, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
 
 fn model_path(store: &Store) -> PathBuf {
     agent_dir(store).join(".cache").join("model.bin")
@@ -30,7 +40,11 @@ pub(super) fn read_model(store: &Store, stamp: [u64; 3]) -> Option<(IncidentMode
         return None;
     }
     let since = word(3)?;
-    Some((IncidentModel::decode(rest.get(32..)?)?, since))
+    let body = rest.get(40..)?;
+    if word(4)? != checksum(body) {
+        return None;
+    }
+    Some((IncidentModel::decode(body)?, since))
 }
 
 /// Best effort: a cache that cannot be written is refitted next time.
@@ -43,12 +57,13 @@ pub(super) fn write_model(store: &Store, stamp: [u64; 3], model: &IncidentModel,
     if !dir.join(".gitignore").exists() {
         let _ = fs::write(dir.join(".gitignore"), "*\n");
     }
-    let mut out = Vec::with_capacity(40 + model.learned_weights() * 24);
+    let body = model.encode();
+    let mut out = Vec::with_capacity(48 + body.len());
     out.extend_from_slice(MAGIC);
-    for w in stamp.into_iter().chain([since]) {
+    for w in stamp.into_iter().chain([since, checksum(&body)]) {
         out.extend_from_slice(&w.to_le_bytes());
     }
-    out.extend_from_slice(&model.encode());
+    out.extend_from_slice(&body);
     let tmp = dir.join(format!(".model.{}.tmp", std::process::id()));
     if fs::write(&tmp, &out).is_err() || fs::rename(&tmp, &path).is_err() {
         let _ = fs::remove_file(&tmp);
@@ -194,5 +209,110 @@ pub fn costs(store: &Store) -> Costs {
         incident: c.incident,
         delay: c.delay,
         drop: c.drop,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use releaseops_agent::{Action, Context, Outcome};
+
+    use super::*;
+
+    /// 400 decided releases with outcomes (Friday nights fail), then more
+    /// outcomes through the store: learned one step each into the cache,
+    /// with the refits in between, and close to a refit of the records.
+    #[test]
+    fn outcomes_are_learned_into_the_cache_step_by_step() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (store, _) = Store::init(dir.path()).expect("store");
+        let ctx = Ctx {
+            store: &store,
+            actor: "Test <test@example.test>".into(),
+            now: jiff::Timestamp::from_second(1_800_000_000).expect("time"),
+            git_commit: false,
+            simulated_clock: true,
+            runtime: None,
+        };
+        let context = |i: u64| {
+            let friday = i.is_multiple_of(3);
+            Context::from_json(&serde_json::json!({
+                "env": "prod", "feature_risk": "LOW", "service_criticality": "LOW",
+                "day_of_week": if friday { "FRI" } else { "TUE" },
+                "hour_of_day": if friday { 22 } else { 11 },
+                "evals": {"pass_rate": 0.99}}))
+            .expect("context")
+        };
+        let (mut records, mut outcomes) = (Vec::new(), Vec::new());
+        for i in 0..400u64 {
+            let id = format!("dec-{:06}", i + 1);
+            let rec = assess_with(
+                Knowledge {
+                    similar: Vec::new(),
+                    heuristics: &[],
+                    model: None,
+                    llm: None,
+                },
+                DecideRequest {
+                    context: context(i),
+                    bundle: None,
+                    gate: None,
+                    red_team_blocks: false,
+                },
+                id.clone(),
+                ctx.now_str(),
+                ctx.actor.clone(),
+            );
+            assert_eq!(rec.decision, Action::Go);
+            outcomes.push(OutcomeRecord {
+                decision_id: id,
+                outcome: if i.is_multiple_of(6) {
+                    Outcome::Incident
+                } else {
+                    Outcome::Success
+                },
+                note: None,
+                actor: ctx.actor.clone(),
+                at: ctx.now_str(),
+                source: "manual".into(),
+            });
+            records.push(rec);
+        }
+        bulk_load(&store, &records, &outcomes).expect("bulk load");
+        let stamp = |store: &Store| {
+            let head = read_head(store).expect("head");
+            [
+                head.decisions,
+                head.outcomes,
+                fingerprint(&agent_dir(store), &head),
+            ]
+        };
+        // The first decision fits the cache from the records.
+        let d = decide(
+            &ctx,
+            DecideRequest {
+                context: context(1),
+                bundle: None,
+                gate: None,
+                red_team_blocks: false,
+            },
+        )
+        .expect("decide");
+        assert_eq!(d.plan.model.as_ref().expect("model").outcomes_learned, 400);
+        let (_, since) = read_model(&store, stamp(&store)).expect("cached, restamped");
+        assert_eq!(since, 0);
+        // Outcomes recorded one by one are learned step by step (a refit
+        // every 4 at this size).
+        record_outcome(&ctx, &d.decision_id, Outcome::Success, None, "manual").expect("outcome");
+        let (m, since) = read_model(&store, stamp(&store)).expect("learned into the cache");
+        assert_eq!((m.outcomes, since), (401, 1));
+        let memory = load_memory(&store, &read_head(&store).expect("head")).expect("memory");
+        let refit = refit_memory(&memory);
+        for i in [0, 1] {
+            let a = context(i).attributes();
+            let (stepped, whole) = (m.assess(&a).p, refit.assess(&a).p);
+            assert!((stepped - whole).abs() < 0.01, "{stepped} vs {whole}");
+        }
+        // Friday nights fail here: the model knows it.
+        assert!(m.assess(&context(0).attributes()).p > 3.0 * m.assess(&context(1).attributes()).p);
     }
 }

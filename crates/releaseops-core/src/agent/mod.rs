@@ -146,10 +146,9 @@ pub fn heuristics(store: &Store) -> Result<Vec<Heuristic>> {
     let mut hs = file.heuristics;
     for h in &mut hs {
         heuristics::valid(h).map_err(|e| corrupt(&path, None, &e))?;
-        // Written before heuristics said where they stand: say it now.
-        if h.status == heuristics::Status::Unknown {
-            h.settle_status();
-        }
+        // Where it stands follows from the rest (a file written before
+        // heuristics said it, or a hand-edited status, is corrected here).
+        h.settle_status();
     }
     Ok(hs)
 }
