@@ -377,7 +377,7 @@ fn classify(
     // of the gap that survives the uncertainty. Succeeds clearly more often:
     // a GO, likewise.
     let (recommendation, supporting, against, support_ids, confidence) =
-        if p >= q + CONTRAST && p >= 2.0 * q && lo > q {
+        if p >= q + CONTRAST && p >= 2.0 * q && lo > q && !only_calm(&when) {
             let action = if when.keys().all(|k| Context::is_timing(k)) {
                 Action::Delay
             } else {
@@ -413,6 +413,19 @@ fn classify(
         incident_rate: Rate::of(t.failed, n),
         model_rate: None,
         status: Status::Unknown,
+    })
+}
+
+/// Is the pattern the absence of a timing risk (`clash=false`, no holiday,
+/// no freeze soon)? Releases like that failing "more often" than the rest
+/// says only which risky ones were held and which shipped, and waiting
+/// cannot turn a calm release calmer: it is never a warning.
+fn only_calm(when: &BTreeMap<String, String>) -> bool {
+    when.iter().any(|(k, v)| {
+        matches!(
+            (k.as_str(), v.as_str()),
+            ("clash", "false") | ("holiday", "false") | ("freeze", "later")
+        )
     })
 }
 
@@ -568,6 +581,39 @@ mod tests {
         let fri = hs.iter().find(|h| h.id == fri.id).expect("friday");
         let low = hs.iter().find(|h| h.id == low.id).expect("low");
         assert!(rate(fri) > 0.5 && rate(low) < 0.2, "{fri:?} {low:?}");
+    }
+
+    #[test]
+    fn the_absence_of_a_timing_risk_is_never_a_warning() {
+        use crate::context::Context;
+        // Clashing releases were held unless safe, so the ones that shipped
+        // went well; calm ones failed now and then.
+        let mut m = Memory::default();
+        for i in 0..60u32 {
+            let clash = i % 3 == 0;
+            let c = Context::from_json(&serde_json::json!({"env": "prod",
+                "feature_risk": "LOW", "day_of_week": "TUE", "hour_of_day": 11,
+                "clash": clash}))
+            .unwrap();
+            let id = format!("d{i}");
+            m.append_new(&id, c.attributes(), Action::Go, None);
+            let failed = !clash && i % 4 == 1;
+            m.set_outcome(
+                &id,
+                if failed {
+                    Outcome::Incident
+                } else {
+                    Outcome::Success
+                },
+            );
+        }
+        let hs = derive(&m, &[]);
+        assert!(
+            hs.iter()
+                .all(|h| h.when.get("clash").map(String::as_str) != Some("false")
+                    || h.recommendation == Action::Go),
+            "{hs:?}"
+        );
     }
 
     #[test]
