@@ -494,12 +494,7 @@ fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
             m
         }
     };
-    let c = releaseops_format::config::AgentCosts::default();
-    let costs = releaseops_agent::cost::Costs {
-        incident: c.incident,
-        delay: c.delay,
-        drop: c.drop,
-    };
+    let costs = agent::costs_of(releaseops_format::config::AgentCosts::default());
     let report = simulate::stream(n, a.seed, &model, a.windows.clamp(1, 100), &costs);
     if app.global.json {
         output::print_json(&serde_json::json!({"model": model, "report": report}));

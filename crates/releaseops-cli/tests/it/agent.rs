@@ -711,6 +711,24 @@ fn the_models_cache_is_only_a_cache_and_the_records_are_the_truth() {
             "{again} vs {learned}"
         );
     }
+    // A link in its place is neither read nor written through.
+    let elsewhere = r.path().join("elsewhere.bin");
+    std::fs::copy(r.path().join(cache), &elsewhere).expect("copy");
+    let kept = std::fs::read(&elsewhere).expect("read");
+    std::fs::remove_file(r.path().join(cache)).expect("remove");
+    std::os::unix::fs::symlink(&elsewhere, r.path().join(cache)).expect("link");
+    let linked = decide(&r, &night);
+    assert!(
+        (p(&linked) - p(&learned)).abs() < 1e-9,
+        "{linked} vs {learned}"
+    );
+    assert_eq!(std::fs::read(&elsewhere).expect("read"), kept);
+    assert!(
+        !std::fs::symlink_metadata(r.path().join(cache))
+            .expect("cache")
+            .file_type()
+            .is_symlink()
+    );
     // A hand edit of an outcome changes what the model learned: the cache
     // does not hide it.
     let seg = ".releaseops/agent/outcomes/000000.jsonl";

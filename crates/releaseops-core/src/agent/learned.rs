@@ -30,7 +30,11 @@ fn model_path(store: &Store) -> PathBuf {
 /// The cached model, when it was fitted to the records `stamp` describes;
 /// with the outcomes learned since its last refit.
 pub(super) fn read_model(store: &Store, stamp: [u64; 3]) -> Option<(IncidentModel, u64)> {
-    let bytes = fs::read(model_path(store)).ok()?;
+    let path = model_path(store);
+    if !is_plain_file(&path) {
+        return None;
+    }
+    let bytes = fs::read(path).ok()?;
     let rest = bytes.strip_prefix(MAGIC)?;
     let word = |i: usize| -> Option<u64> {
         let b = rest.get(i * 8..i * 8 + 8)?;
@@ -76,7 +80,7 @@ pub(super) fn write_model(store: &Store, stamp: [u64; 3], model: &IncidentModel,
 pub(super) fn restamp_model(store: &Store, old: [u64; 3], new: [u64; 3]) {
     use std::io::{Seek, SeekFrom, Write};
     let path = model_path(store);
-    if read_stamp(&path) != Some(old) {
+    if !is_plain_file(&path) || read_stamp(&path) != Some(old) {
         return;
     }
     let mut bytes = Vec::with_capacity(24);
@@ -93,6 +97,13 @@ pub(super) fn restamp_model(store: &Store, old: [u64; 3], new: [u64; 3]) {
     if done.is_err() {
         let _ = fs::remove_file(&path);
     }
+}
+
+/// A regular file, not a link: the cache is only ever written by rename,
+/// so a link there was put by someone else, and is neither read nor
+/// written through (a refit replaces it).
+fn is_plain_file(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
 }
 
 fn read_stamp(path: &Path) -> Option<[u64; 3]> {
@@ -143,26 +154,15 @@ pub(super) fn current_model(
 /// `memory`, which must be their memory).
 pub fn model_for(store: &Store, memory: &Memory) -> Result<IncidentModel> {
     let head = read_head(store)?;
-    let stamp = [
-        head.decisions,
-        head.outcomes,
-        fingerprint(&agent_dir(store), &head),
-    ];
-    current_model(store, &head, stamp, Some(memory))
+    current_model(store, &head, stamp(store, &head), Some(memory))
 }
 
-/// The model as the records on disk stand, for a look at `memory` (which may
-/// hold outcomes not yet committed): the cache when current, else a refit of
-/// `memory`, never written (the cache must match the records it is stamped
-/// with).
-pub(super) fn model_as_of(store: &Store, memory: &Memory) -> Result<IncidentModel> {
-    let head = read_head(store)?;
-    let stamp = [
-        head.decisions,
-        head.outcomes,
-        fingerprint(&agent_dir(store), &head),
-    ];
-    Ok(read_model(store, stamp).map_or_else(|| refit_memory(memory), |(m, _)| m))
+/// The model as the records stamped `stamp` stand, for a look at `memory`
+/// (which may hold outcomes not yet committed): the cache when current, else
+/// a refit of `memory`, never written (the cache must match the records it
+/// is stamped with).
+pub(super) fn model_as_of(store: &Store, stamp: [u64; 3], memory: &Memory) -> IncidentModel {
+    read_model(store, stamp).map_or_else(|| refit_memory(memory), |(m, _)| m)
 }
 
 /// After outcomes were committed: learns the new ones into the cached model
@@ -199,12 +199,18 @@ pub(super) fn learn_outcomes(
 
 /// `agent.costs` from the project's config (the defaults when unset).
 pub fn costs(store: &Store) -> Costs {
-    let c = store
-        .config()
-        .agent
-        .as_ref()
-        .map(|a| a.costs())
-        .unwrap_or_default();
+    costs_of(
+        store
+            .config()
+            .agent
+            .as_ref()
+            .map(|a| a.costs())
+            .unwrap_or_default(),
+    )
+}
+
+/// The agent's prices from the config's `agent.costs`.
+pub fn costs_of(c: releaseops_format::config::AgentCosts) -> Costs {
     Costs {
         incident: c.incident,
         delay: c.delay,
@@ -278,14 +284,7 @@ mod tests {
             records.push(rec);
         }
         bulk_load(&store, &records, &outcomes).expect("bulk load");
-        let stamp = |store: &Store| {
-            let head = read_head(store).expect("head");
-            [
-                head.decisions,
-                head.outcomes,
-                fingerprint(&agent_dir(store), &head),
-            ]
-        };
+        let stamp = |store: &Store| stamp(store, &read_head(store).expect("head"));
         // The first decision fits the cache from the records.
         let d = decide(
             &ctx,

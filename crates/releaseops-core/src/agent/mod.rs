@@ -40,7 +40,7 @@ mod records;
 pub use context::*;
 pub use gate::*;
 pub use image::*;
-pub use learned::{costs, model_for, refit_memory};
+pub use learned::{costs, costs_of, model_for, refit_memory};
 pub use llm::*;
 pub use outcomes::*;
 pub use records::*;

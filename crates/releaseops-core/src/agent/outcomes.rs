@@ -67,10 +67,10 @@ pub struct Outcomes {
 impl Outcomes {
     pub fn open(store: &Store) -> Result<Outcomes> {
         let head = read_head(store)?;
-        let fp = fingerprint(&agent_dir(store), &head);
-        let (memory, _) = load_memory_image(store, &head, fp)?;
+        let before = stamp(store, &head);
+        let (memory, _) = load_memory_image(store, &head, before[2])?;
         Ok(Outcomes {
-            before: [head.decisions, head.outcomes, fp],
+            before,
             head,
             memory,
             learned: Vec::new(),
@@ -138,7 +138,7 @@ impl Outcomes {
         }
         let mut reflected = None;
         if learn_now && self.head.outcomes - self.head.reflected_at >= REFLECT_EVERY {
-            let derived = learn(store, &self.memory, None)?;
+            let derived = learn(store, self.before, &self.memory, None)?;
             write_heuristics(tx, &derived, self.head.outcomes);
             self.head.reflected_at = self.head.outcomes;
             reflected = Some(derived);
@@ -151,16 +151,12 @@ impl Outcomes {
     /// outcomes once the transaction committed.
     pub fn after_commit(self, store: &Store) {
         if self.added > 0 {
-            let stamp = [
-                self.head.decisions,
-                self.head.outcomes,
-                fingerprint(&agent_dir(store), &self.head),
-            ];
-            write_image(store, &self.memory, stamp, Image { lens: None }, 0);
+            let after = stamp(store, &self.head);
+            write_image(store, &self.memory, after, Image { lens: None }, 0);
             learned::learn_outcomes(
                 store,
                 self.before,
-                stamp,
+                after,
                 &self.memory,
                 &self.learned,
                 self.changed,
@@ -248,8 +244,10 @@ pub(super) fn write_heuristics(tx: &mut Transaction<'_>, hs: &[Heuristic], outco
 /// The model is asked for proposals only when one is given (an explicit
 /// `agent reflect`): automatic learning runs under the store lock and must
 /// not wait on a remote service.
+/// `stamp`: the records' on disk (`memory` may hold outcomes on top).
 pub(super) fn learn(
     store: &Store,
+    stamp: [u64; 3],
     memory: &Memory,
     llm: Option<ProviderLlm>,
 ) -> Result<Vec<Heuristic>> {
@@ -259,7 +257,11 @@ pub(super) fn learn(
         &previous,
         llm.as_ref().map(|l| l as &dyn releaseops_agent::llm::Llm),
     );
-    releaseops_agent::heuristics::annotate(&mut hs, memory, &learned::model_as_of(store, memory)?);
+    releaseops_agent::heuristics::annotate(
+        &mut hs,
+        memory,
+        &learned::model_as_of(store, stamp, memory),
+    );
     Ok(hs)
 }
 
@@ -267,8 +269,9 @@ pub(super) fn learn(
 pub fn reflect(ctx: &Ctx) -> Result<Vec<Heuristic>> {
     let mut tx = ctx.store.begin()?;
     let mut head = read_head(ctx.store)?;
-    let memory = load_memory(ctx.store, &head)?;
-    let derived = learn(ctx.store, &memory, llm_of(ctx))?;
+    let before = stamp(ctx.store, &head);
+    let (memory, _) = load_memory_image(ctx.store, &head, before[2])?;
+    let derived = learn(ctx.store, before, &memory, llm_of(ctx))?;
     write_heuristics(&mut tx, &derived, head.outcomes);
     head.reflected_at = head.outcomes;
     write_head(&mut tx, &head);

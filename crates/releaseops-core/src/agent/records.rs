@@ -82,6 +82,16 @@ pub(super) fn fingerprint(agent: &Path, head: &Head) -> u64 {
         .fold(0, |fp, (path, _)| fp ^ file_term(&path))
 }
 
+/// What the memory image and the model cache are stamped with: the counts
+/// and the record files' [`fingerprint`].
+pub(super) fn stamp(store: &Store, head: &Head) -> [u64; 3] {
+    [
+        head.decisions,
+        head.outcomes,
+        fingerprint(&agent_dir(store), head),
+    ]
+}
+
 pub(super) fn file_term(path: &Path) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     path.hash(&mut h);
