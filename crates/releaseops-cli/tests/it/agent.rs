@@ -729,6 +729,15 @@ fn the_models_cache_is_only_a_cache_and_the_records_are_the_truth() {
             .file_type()
             .is_symlink()
     );
+    // Nor is the memory image's (a decision appends to it in place).
+    let rows = ".releaseops/agent/.cache/memory.rows";
+    let outside = r.path().join("rows.bin");
+    std::fs::copy(r.path().join(rows), &outside).expect("copy");
+    let kept = std::fs::read(&outside).expect("read");
+    std::fs::remove_file(r.path().join(rows)).expect("remove");
+    std::os::unix::fs::symlink(&outside, r.path().join(rows)).expect("link");
+    decide(&r, &night);
+    assert_eq!(std::fs::read(&outside).expect("read"), kept);
     // A hand edit of an outcome changes what the model learned: the cache
     // does not hide it.
     let seg = ".releaseops/agent/outcomes/000000.jsonl";

@@ -29,8 +29,8 @@ pub fn load_memory(store: &Store, head: &Head) -> Result<Memory> {
 pub(super) fn load_memory_image(store: &Store, head: &Head, fp: u64) -> Result<(Memory, Image)> {
     let stamp = [head.decisions, head.outcomes, fp];
     let (meta_path, part_paths) = image_paths(store);
-    let parts = part_paths.each_ref().map(|p| fs::read(p).ok());
-    if let (Ok(meta), [Some(ids), Some(rows), Some(attrs)]) = (fs::read(&meta_path), &parts)
+    let parts = part_paths.each_ref().map(|p| read_plain(p));
+    if let (Some(meta), [Some(ids), Some(rows), Some(attrs)]) = (read_plain(&meta_path), &parts)
         && let Some((memory, got, lens)) = Memory::decode(&meta, [ids, rows, attrs])
         && got == stamp
     {
@@ -144,7 +144,10 @@ pub(super) fn recall_from_image(
 ) -> Option<(ImageMeta, Vec<Recalled>)> {
     use std::io::{Read, Seek, SeekFrom};
     let (meta_path, [ids, table, attrs]) = image_paths(store);
-    let meta = ImageMeta::decode(&fs::read(&meta_path).ok()?)?;
+    if ![&ids, &table, &attrs].into_iter().all(|p| is_plain_file(p)) {
+        return None;
+    }
+    let meta = ImageMeta::decode(&read_plain(&meta_path)?)?;
     let mut ids = fs::File::open(ids).ok()?;
     let ids_len = ids.metadata().ok()?.len();
     let found = meta.recall_from(
@@ -168,15 +171,16 @@ pub(super) fn recall_from_image(
 pub(super) fn append_parts(paths: &[PathBuf; 3], old: [u64; 3], new: &[Vec<u8>; 3]) -> bool {
     use std::io::{Seek, SeekFrom, Write};
     (0..3).all(|i| {
-        fs::OpenOptions::new()
-            .write(true)
-            .open(&paths[i])
-            .and_then(|mut f| {
-                f.set_len(old[i])?;
-                f.seek(SeekFrom::Start(old[i]))?;
-                f.write_all(&new[i])
-            })
-            .is_ok()
+        is_plain_file(&paths[i])
+            && fs::OpenOptions::new()
+                .write(true)
+                .open(&paths[i])
+                .and_then(|mut f| {
+                    f.set_len(old[i])?;
+                    f.seek(SeekFrom::Start(old[i]))?;
+                    f.write_all(&new[i])
+                })
+                .is_ok()
     })
 }
 

@@ -30,11 +30,7 @@ fn model_path(store: &Store) -> PathBuf {
 /// The cached model, when it was fitted to the records `stamp` describes;
 /// with the outcomes learned since its last refit.
 pub(super) fn read_model(store: &Store, stamp: [u64; 3]) -> Option<(IncidentModel, u64)> {
-    let path = model_path(store);
-    if !is_plain_file(&path) {
-        return None;
-    }
-    let bytes = fs::read(path).ok()?;
+    let bytes = read_plain(&model_path(store))?;
     let rest = bytes.strip_prefix(MAGIC)?;
     let word = |i: usize| -> Option<u64> {
         let b = rest.get(i * 8..i * 8 + 8)?;
@@ -97,13 +93,6 @@ pub(super) fn restamp_model(store: &Store, old: [u64; 3], new: [u64; 3]) {
     if done.is_err() {
         let _ = fs::remove_file(&path);
     }
-}
-
-/// A regular file, not a link: the cache is only ever written by rename,
-/// so a link there was put by someone else, and is neither read nor
-/// written through (a refit replaces it).
-fn is_plain_file(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
 }
 
 fn read_stamp(path: &Path) -> Option<[u64; 3]> {

@@ -82,6 +82,22 @@ pub(super) fn fingerprint(agent: &Path, head: &Head) -> u64 {
         .fold(0, |fp, (path, _)| fp ^ file_term(&path))
 }
 
+/// A regular file, not a link. The caches in `agent/.cache/` are only ever
+/// written by rename, so a link there was put by someone else: it is
+/// neither read nor written through (a rebuild replaces it).
+pub(super) fn is_plain_file(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
+}
+
+/// A cache file's bytes, when it is a regular file.
+pub(super) fn read_plain(path: &Path) -> Option<Vec<u8>> {
+    if is_plain_file(path) {
+        fs::read(path).ok()
+    } else {
+        None
+    }
+}
+
 /// What the memory image and the model cache are stamped with: the counts
 /// and the record files' [`fingerprint`].
 pub(super) fn stamp(store: &Store, head: &Head) -> [u64; 3] {
