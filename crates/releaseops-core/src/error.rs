@@ -73,7 +73,7 @@ impl CoreError {
                 L::UnknownEnv { .. } | L::NotDeployed { .. } | L::UnknownVersion { .. } => {
                     K::NotFound
                 }
-                L::Corrupt { .. } | L::Artifact { .. } => K::VerifyFailed,
+                L::Corrupt { .. } | L::Tampered { .. } | L::Artifact { .. } => K::VerifyFailed,
                 L::Io { .. } => K::Io,
                 L::Render(_) => K::Render,
             },

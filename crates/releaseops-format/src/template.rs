@@ -33,7 +33,30 @@ pub fn render(template: &str, vars: &Map<String, Value>) -> Result<String, Strin
         .template_from_str(template)
         .map_err(|e| format!("prompt template error: {e}"))?;
     tmpl.render(minijinja::Value::from(minijinja::value::Serde(vars)))
-        .map_err(|e| format!("cannot render the prompt: {e}"))
+        .map_err(|e| {
+            // Name what is missing: the engine's message gives only a line.
+            if e.kind() == minijinja::ErrorKind::UndefinedError {
+                let mut missing: Vec<String> = tmpl
+                    .undeclared_variables(false)
+                    .into_iter()
+                    .filter(|v| !vars.contains_key(v))
+                    .collect();
+                missing.sort();
+                if !missing.is_empty() {
+                    return format!(
+                        "cannot render the prompt: missing variable{} {} ({e}); pass {}",
+                        if missing.len() == 1 { "" } else { "s" },
+                        missing.join(", "),
+                        missing
+                            .iter()
+                            .map(|m| format!("{m}=..."))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+            }
+            format!("cannot render the prompt: {e}")
+        })
 }
 
 #[cfg(test)]
@@ -57,5 +80,7 @@ mod tests {
             "Hi ANN"
         );
         assert!(render("{% for i in range(100000000) %}x{% endfor %}", &vars).is_err());
+        let e = render("Hi {{ user_name }}, {{ tier }} and {{ limit }}", &vars).unwrap_err();
+        assert!(e.contains("missing variables limit, tier"), "{e}");
     }
 }

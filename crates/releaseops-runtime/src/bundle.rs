@@ -7,7 +7,7 @@ use releaseops_format::manifest::{ArtifactRef, ArtifactSource, BundleManifest, M
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::error::LoadError;
+use crate::error::{ArtifactProblem, LoadError};
 use crate::telemetry::{self, AttrValue};
 
 /// Largest artifact the loader reads (the store refuses larger ones too).
@@ -148,6 +148,26 @@ impl LoadedBundle {
         })
     }
 
+    /// The whole bundle as JSON: identity, model config, every prompt's text
+    /// and template, every policy parsed, and [`LoadedBundle::telemetry_json`].
+    /// What `GET /v1/resolve/{ref}` answers and the Python SDK builds on.
+    pub fn to_json(&self) -> Value {
+        let c = &*self.content;
+        serde_json::json!({
+            "id": c.id,
+            "version": c.version,
+            "bundle_hash": c.bundle_hash,
+            "environment": self.environment(),
+            "description": c.description,
+            "created_at": c.created_at,
+            "created_by": c.created_by,
+            "model": c.model.as_ref().map(ModelConfig::to_json),
+            "prompts": c.prompts,
+            "policies": c.policies,
+            "telemetry": self.telemetry_json(),
+        })
+    }
+
     /// Renders the prompt of `role` with `variables`, with the evaluation
     /// engine's Jinja2-compatible templating (a missing variable is an error).
     pub fn render(&self, role: &str, variables: &Map<String, Value>) -> Result<String, LoadError> {
@@ -200,7 +220,7 @@ impl Source<'_> {
         let m = BundleManifest::parse(&bytes)
             .map_err(|e| LoadError::corrupt(&manifest_path, e.to_string()))?;
         if m.metadata.id != id || m.metadata.version != version {
-            return Err(LoadError::corrupt(
+            return Err(LoadError::tampered(
                 &manifest_path,
                 format!(
                     "the manifest says {}=={}, not {id}=={version}; the file was moved or edited",
@@ -209,7 +229,7 @@ impl Source<'_> {
             ));
         }
         m.check_hash().map_err(|e| {
-            LoadError::corrupt(
+            LoadError::tampered(
                 &manifest_path,
                 format!("{e}; the manifest was changed after it was created: do not serve it, recreate the bundle"),
             )
@@ -233,7 +253,13 @@ impl Source<'_> {
         for (role, a) in &m.policies {
             let content = self.artifact(&m, "policy", role, a)?;
             let data: Value = releaseops_format::yaml::from_str(&content).map_err(|e| {
-                artifact_err(&m, "policy", role, format!("is not YAML or JSON: {e}"))
+                artifact_err(
+                    &m,
+                    "policy",
+                    role,
+                    ArtifactProblem::Invalid,
+                    format!("is not YAML or JSON: {e}"),
+                )
             })?;
             policies.insert(
                 role.clone(),
@@ -268,9 +294,10 @@ impl Source<'_> {
         role: &str,
         a: &ArtifactRef,
     ) -> Result<String, LoadError> {
-        let err = |msg: String| artifact_err(m, section, role, msg);
+        let err = |problem, msg: String| artifact_err(m, section, role, problem, msg);
         let Some(expected) = a.content_hash.as_deref().filter(|h| hash::is_valid(h)) else {
             return Err(err(
+                ArtifactProblem::Tampered,
                 "has no valid content_hash, so it cannot be verified; recreate the bundle".into(),
             ));
         };
@@ -288,33 +315,46 @@ impl Source<'_> {
                 {
                     let path = root.join(p);
                     let b = read_limited(&path).map_err(|e| {
-                        err(format!(
+                        err(ArtifactProblem::Missing, format!(
                             "its object {} is missing and {p} cannot be read ({e}); run `releaseops bundle verify {} {}`",
                             object.display(),
                             m.metadata.id,
                             m.metadata.version
                         ))
                     })?;
-                    let text = hash::python_text(&b).map_err(|e| err(format!("{p}: {e}")))?;
+                    let text = hash::python_text(&b)
+                        .map_err(|e| err(ArtifactProblem::Invalid, format!("{p}: {e}")))?;
                     (text.into_bytes(), path)
                 }
                 _ => {
-                    return Err(err(format!(
-                        "its object {} is missing; the store or export is incomplete (export it again with `releaseops export`)",
-                        object.display()
-                    )));
+                    return Err(err(
+                        ArtifactProblem::Missing,
+                        format!(
+                            "its object {} is missing; the store or export is incomplete (export it again with `releaseops export`)",
+                            object.display()
+                        ),
+                    ));
                 }
             },
-            Err(e) => return Err(err(format!("cannot read {}: {e}", object.display()))),
+            Err(e) => {
+                return Err(err(
+                    ArtifactProblem::Unreadable,
+                    format!("cannot read {}: {e}", object.display()),
+                ));
+            }
         };
         let actual = hash::sha256_prefixed(&bytes);
         if actual != expected {
-            return Err(err(format!(
-                "{} does not match its hash (expected {expected}, found {actual}): it was changed after the bundle was created and is not served",
-                from.display()
-            )));
+            return Err(err(
+                ArtifactProblem::Tampered,
+                format!(
+                    "{} does not match its hash (expected {expected}, found {actual}): it was changed after the bundle was created and is not served",
+                    from.display()
+                ),
+            ));
         }
-        String::from_utf8(bytes).map_err(|e| err(format!("is not UTF-8 text: {e}")))
+        String::from_utf8(bytes)
+            .map_err(|e| err(ArtifactProblem::Invalid, format!("is not UTF-8 text: {e}")))
     }
 }
 
@@ -322,6 +362,7 @@ fn artifact_err(
     m: &BundleManifest,
     section: &'static str,
     role: &str,
+    problem: ArtifactProblem,
     message: String,
 ) -> LoadError {
     LoadError::Artifact {
@@ -329,6 +370,7 @@ fn artifact_err(
         version: m.metadata.version.clone(),
         section,
         role: role.to_string(),
+        problem,
         message,
     }
 }

@@ -42,18 +42,25 @@ pub enum LoadError {
         available: Vec<String>,
     },
 
-    /// A file of the store that cannot be used as it is: unparsable, or not
-    /// what its name says, or its hash does not match.
+    /// A file of the store that cannot be used as it is: unparsable or
+    /// unreadable (a half-written or damaged store).
     #[error("{}: {message}", path.display())]
     Corrupt { path: PathBuf, message: String },
 
-    /// One artifact of a bundle: missing, tampered with or unreadable.
+    /// A file of the store that does not verify: its hash does not match,
+    /// it is not what its name says, or it contradicts the hash-chained
+    /// history (changed outside releaseops). Never served.
+    #[error("{}: {message}", path.display())]
+    Tampered { path: PathBuf, message: String },
+
+    /// One artifact of a bundle: missing, tampered with, invalid or unreadable.
     #[error("{section} '{role}' of {id}=={version}: {message}")]
     Artifact {
         id: String,
         version: String,
         section: &'static str,
         role: String,
+        problem: ArtifactProblem,
         message: String,
     },
 
@@ -63,6 +70,36 @@ pub enum LoadError {
     /// Rendering a prompt failed (unknown role, template error, missing variable).
     #[error("{0}")]
     Render(String),
+}
+
+/// What is wrong with one artifact of a bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactProblem {
+    /// Its object is not in the store or export.
+    Missing,
+    /// Its bytes do not match the content hash the manifest records (or it
+    /// has none, so it cannot be verified).
+    Tampered,
+    /// It verifies but cannot be used: a policy that is not YAML, text that
+    /// is not UTF-8.
+    Invalid,
+    /// It could not be read (permissions, I/O).
+    Unreadable,
+}
+
+impl LoadError {
+    /// True when the store's content did not verify: a hash mismatch, a
+    /// forged pointer, an artifact that is not what the manifest recorded.
+    pub fn is_tampering(&self) -> bool {
+        matches!(
+            self,
+            LoadError::Tampered { .. }
+                | LoadError::Artifact {
+                    problem: ArtifactProblem::Tampered,
+                    ..
+                }
+        )
+    }
 }
 
 fn list(items: &[String]) -> String {
@@ -83,6 +120,13 @@ impl LoadError {
 
     pub(crate) fn corrupt(path: impl Into<PathBuf>, message: impl Into<String>) -> LoadError {
         LoadError::Corrupt {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn tampered(path: impl Into<PathBuf>, message: impl Into<String>) -> LoadError {
+        LoadError::Tampered {
             path: path.into(),
             message: message.into(),
         }

@@ -33,7 +33,7 @@ pub mod telemetry;
 #[cfg(feature = "tokio")]
 pub use asyncs::{AsyncRuntimeLoader, current, scope};
 pub use bundle::{Content, LoadedBundle, Policy, Prompt};
-pub use error::LoadError;
+pub use error::{ArtifactProblem, LoadError};
 #[cfg(feature = "watch")]
 pub use loader::FileWatch;
 pub use loader::{DEFAULT_REVALIDATE, RuntimeLoader};

@@ -350,7 +350,7 @@ impl RuntimeLoader {
         let file =
             EnvironmentFile::parse(&bytes).map_err(|e| LoadError::corrupt(&path, e.to_string()))?;
         if file.environment != env {
-            return Err(LoadError::corrupt(
+            return Err(LoadError::tampered(
                 &path,
                 format!(
                     "it describes environment '{}', not '{env}'",
@@ -497,7 +497,7 @@ fn check_pointer(
                 .map(|mut d| d.next().is_some())
                 .unwrap_or(false);
         if ours {
-            return Err(LoadError::corrupt(
+            return Err(LoadError::tampered(
                 &head_path,
                 "the history's HEAD is missing (removed outside releaseops); run `releaseops history verify`",
             ));
@@ -522,7 +522,7 @@ fn check_pointer(
     let stack =
         DeploymentStack::parse(&bytes).map_err(|e| LoadError::corrupt(&index, e.to_string()))?;
     let Some(top) = stack.stack.last().filter(|d| d.version == version) else {
-        return Err(LoadError::corrupt(
+        return Err(LoadError::tampered(
             dir.join("environments").join(format!("{env}.yaml")),
             format!(
                 "it maps {id} to {version}, but the deployment index says {} is live (changed outside releaseops); run `releaseops history verify`",
@@ -532,7 +532,7 @@ fn check_pointer(
     };
     let seq = top.seq;
     let forged = || {
-        LoadError::corrupt(
+        LoadError::tampered(
             &index,
             format!(
                 "it says record {seq} put {id}@{version} live in '{env}', but the history does not (changed outside releaseops); run `releaseops history verify`"
@@ -589,7 +589,7 @@ fn check_pointer(
                         && r.env.as_deref() == Some(env)
                         && r.bundle_id.as_deref() == Some(id)
                 }) {
-                    return Err(LoadError::corrupt(
+                    return Err(LoadError::tampered(
                         &index,
                         format!(
                             "it says record {seq} put {id}@{version} live in '{env}', but record {at} deployed {id} there since (changed outside releaseops); run `releaseops history verify`"

@@ -291,7 +291,7 @@ impl AppState {
         {
             return r.clone();
         }
-        let body = serde_json::to_vec(&handlers::bundle_json(b)).unwrap_or_default();
+        let body = serde_json::to_vec(&b.to_json()).unwrap_or_default();
         let etag = HeaderValue::from_str(&format!("\"{}@{}\"", b.version(), b.bundle_hash()))
             .unwrap_or_else(|_| HeaderValue::from_static("\"\""));
         let r = Rendered {

@@ -39,7 +39,7 @@ mod reads;
 mod streams;
 
 use changes::*;
-pub(crate) use reads::*;
+use reads::*;
 use streams::*;
 
 type St = State<Arc<AppState>>;

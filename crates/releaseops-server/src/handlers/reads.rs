@@ -100,25 +100,6 @@ pub(super) async fn manifest(
     .await
 }
 
-/// The resolved bundle's JSON: identity, model config, every prompt's text
-/// and template, every policy parsed, and the telemetry it carries.
-pub(crate) fn bundle_json(b: &LoadedBundle) -> Value {
-    let c = b.content();
-    json!({
-        "id": c.id,
-        "version": c.version,
-        "bundle_hash": c.bundle_hash,
-        "environment": b.environment(),
-        "description": c.description,
-        "created_at": c.created_at,
-        "created_by": c.created_by,
-        "model": c.model.as_ref().map(|m| m.to_json()),
-        "prompts": c.prompts,
-        "policies": c.policies,
-        "telemetry": b.telemetry_json(),
-    })
-}
-
 /// True when `If-None-Match` names `etag` (weak comparison, as RFC 9110
 /// asks for this header) or is `*`.
 pub(super) fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {

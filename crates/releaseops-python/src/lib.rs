@@ -1,0 +1,455 @@
+//! `releaseops._native`: the Python SDK's native part.
+//!
+//! [`Loader`] wraps [`releaseops_runtime::RuntimeLoader`]: the same
+//! verification, cache, pointer revalidation and last-good-bundle behaviour
+//! as a Rust agent gets. A load answered from memory never releases the GIL
+//! (it is a hash-map lookup); one that reads the store releases it, so
+//! threads load in parallel. The Python objects a bundle becomes are built
+//! once per loaded bundle (by the factory the pure-Python layer passes in)
+//! and handed out again for as long as the loader serves that bundle: a
+//! cached `load_bundle` is one call and two lookups.
+//!
+//! Errors become the exception classes of `releaseops.errors`, chosen by
+//! what went wrong, with messages that name the reference and the fix.
+
+// A library never prints: what it has to say goes back to its caller.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use releaseops_runtime::{ArtifactProblem, LoadError, LoadedBundle, RuntimeLoader};
+use serde_json::{Map, Number, Value};
+
+/// A bundle loader over a repository (holding `.releaseops/`), a
+/// `.releaseops` directory or a `releaseops export` directory.
+#[pyclass(frozen, module = "releaseops._native")]
+struct Loader {
+    inner: RuntimeLoader,
+    /// Called with a bundle's JSON data; returns what `load` hands out.
+    factory: Py<PyAny>,
+    /// What `factory` made, by reference, with the bundle it was made from.
+    objects: Mutex<HashMap<String, Made>>,
+}
+
+/// A loaded bundle and the Python objects made of it.
+type Made = (Arc<LoadedBundle>, Py<PyAny>);
+
+#[pymethods]
+impl Loader {
+    #[new]
+    #[pyo3(signature = (path, revalidate, factory))]
+    fn new(py: Python<'_>, path: PathBuf, revalidate: f64, factory: Py<PyAny>) -> PyResult<Self> {
+        if !revalidate.is_finite() || revalidate < 0.0 {
+            return Err(PyValueError::new_err(format!(
+                "revalidate must be a number of seconds >= 0, not {revalidate}"
+            )));
+        }
+        let interval = Duration::from_secs_f64(revalidate);
+        let inner = py
+            .detach(|| RuntimeLoader::with_revalidate(&path, interval))
+            .map_err(|e| error(py, &path.display().to_string(), &e))?;
+        Ok(Loader {
+            inner,
+            factory,
+            objects: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// What `factory` made of the bundle `reference` names, reading and
+    /// verifying the store (without the GIL) when memory cannot answer.
+    fn load(&self, py: Python<'_>, reference: &str) -> PyResult<Py<PyAny>> {
+        let bundle = match self.inner.load_cached(reference) {
+            Some(b) => b,
+            None => py
+                .detach(|| self.inner.load(reference))
+                .map_err(|e| error(py, reference, &e))?,
+        };
+        self.object(py, reference, bundle)
+    }
+
+    /// The same when memory can answer, else None (no file is touched).
+    fn load_cached(&self, py: Python<'_>, reference: &str) -> PyResult<Option<Py<PyAny>>> {
+        match self.inner.load_cached(reference) {
+            Some(b) => self.object(py, reference, b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The next load of every environment pointer checks the store again.
+    fn invalidate(&self) {
+        self.inner.invalidate();
+    }
+
+    /// The error the loader is serving the last good bundle around, if any.
+    #[getter]
+    fn last_error(&self) -> Option<String> {
+        self.inner.last_error().map(|e| e.to_string())
+    }
+
+    /// The directory bundles are read from.
+    #[getter]
+    fn dir(&self) -> PathBuf {
+        self.inner.dir().to_path_buf()
+    }
+}
+
+impl Loader {
+    fn object(
+        &self,
+        py: Python<'_>,
+        reference: &str,
+        bundle: Arc<LoadedBundle>,
+    ) -> PyResult<Py<PyAny>> {
+        {
+            let objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((b, o)) = objects.get(reference)
+                && Arc::ptr_eq(b, &bundle)
+            {
+                return Ok(o.clone_ref(py));
+            }
+        }
+        let data = to_py(py, &bundle.to_json())?;
+        let made = self.factory.call1(py, (data,))?;
+        let old = self
+            .objects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(reference.to_string(), (bundle, made.clone_ref(py)));
+        drop(old);
+        Ok(made)
+    }
+}
+
+/// Renders a prompt template with the runtime's Jinja2-compatible engine
+/// (strict: a missing variable is an error). `variables` are JSON-like
+/// values: str, int, float, bool, None, and lists, tuples and str-keyed
+/// dicts of them.
+#[pyfunction]
+#[pyo3(signature = (template, variables, name = "prompt"))]
+fn render(
+    py: Python<'_>,
+    template: &str,
+    variables: &Bound<'_, PyDict>,
+    name: &str,
+) -> PyResult<String> {
+    let mut vars = Map::new();
+    for (k, v) in variables.iter() {
+        let key: String = k
+            .extract()
+            .map_err(|_| PyTypeError::new_err(format!("{name}: variable names must be str")))?;
+        let value = from_py(&v, &key, 0).map_err(|m| {
+            raise(
+                py,
+                "RenderTypeError",
+                &format!("{name}: {m}"),
+                None,
+                PyTypeError::new_err,
+            )
+        })?;
+        vars.insert(key, value);
+    }
+    py.detach(|| releaseops_format::template::render(template, &vars))
+        .map_err(|m| {
+            raise(
+                py,
+                "RenderError",
+                &format!("{name}: {m}"),
+                None,
+                PyValueError::new_err,
+            )
+        })
+}
+
+/// The exception class of `releaseops.errors` for what went wrong.
+fn class_of(e: &LoadError) -> &'static str {
+    match e {
+        LoadError::BadReference { .. } => "InvalidReferenceError",
+        LoadError::NoStore { .. } => "StoreNotFoundError",
+        LoadError::UnknownEnv { .. } => "EnvironmentNotFoundError",
+        LoadError::NotDeployed { .. } => "BundleNotDeployedError",
+        LoadError::UnknownVersion { .. } => "VersionNotFoundError",
+        LoadError::Corrupt { .. } => "CorruptStoreError",
+        LoadError::Tampered { .. } => "VerifyError",
+        LoadError::Artifact { problem, .. } => match problem {
+            ArtifactProblem::Tampered => "VerifyError",
+            ArtifactProblem::Missing => "CorruptStoreError",
+            ArtifactProblem::Invalid => "InvalidBundleError",
+            ArtifactProblem::Unreadable => "StoreReadError",
+        },
+        LoadError::Io { .. } => "StoreReadError",
+        LoadError::Render(_) => "RenderError",
+    }
+}
+
+fn error(py: Python<'_>, reference: &str, e: &LoadError) -> PyErr {
+    // A bad reference's message already quotes it.
+    let message = match e {
+        LoadError::BadReference { .. } | LoadError::NoStore { .. } => e.to_string(),
+        _ => format!("cannot load '{reference}': {e}"),
+    };
+    raise(
+        py,
+        class_of(e),
+        &message,
+        Some(reference),
+        PyValueError::new_err,
+    )
+}
+
+/// An instance of `releaseops.errors.<class>` carrying `message` (and the
+/// reference as `.reference`); the fallback when that module is missing.
+fn raise(
+    py: Python<'_>,
+    class: &str,
+    message: &str,
+    reference: Option<&str>,
+    fallback: fn(String) -> PyErr,
+) -> PyErr {
+    let made = (|| -> PyResult<PyErr> {
+        let cls = py.import("releaseops.errors")?.getattr(class)?;
+        let e = cls.call1((message,))?;
+        e.setattr("reference", reference)?;
+        Ok(PyErr::from_value(e))
+    })();
+    made.unwrap_or_else(|_| fallback(message.to_string()))
+}
+
+/// JSON data as Python objects (objects keep their key order).
+fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any()
+            } else if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any()
+            } else {
+                n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any()
+            }
+        }
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(items) => {
+            let list = PyList::empty(py);
+            for x in items {
+                list.append(to_py(py, x)?)?;
+            }
+            list.into_any()
+        }
+        Value::Object(map) => {
+            let dict = PyDict::new(py);
+            for (k, x) in map {
+                dict.set_item(k, to_py(py, x)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}
+
+/// How deeply render variables may nest (a cycle, or a structure no
+/// template reads, would otherwise exhaust the stack).
+const MAX_DEPTH: usize = 64;
+
+/// A render variable as JSON, or what is wrong with it (naming it by its
+/// path: `order.items[2]`).
+fn from_py(v: &Bound<'_, PyAny>, path: &str, depth: usize) -> Result<Value, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!(
+            "variable '{}' nests more than {MAX_DEPTH} levels deep (or contains itself); pass a flatter value",
+            path.split(['.', '[']).next().unwrap_or(path)
+        ));
+    }
+    if v.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = v.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if v.cast::<PyInt>().is_ok() {
+        if let Ok(i) = v.extract::<i64>() {
+            return Ok(Value::from(i));
+        }
+        if let Ok(u) = v.extract::<u64>() {
+            return Ok(Value::from(u));
+        }
+        return Err(format!(
+            "variable '{path}' is an int too large for a template (over 64 bits); pass it as a str"
+        ));
+    }
+    if let Ok(f) = v.cast::<PyFloat>() {
+        let x = f.value();
+        return Number::from_f64(x).map(Value::Number).ok_or_else(|| {
+            format!("variable '{path}' is {x}, which a template cannot hold; pass a finite number")
+        });
+    }
+    if let Ok(s) = v.cast::<PyString>() {
+        return s
+            .to_cow()
+            .map(|s| Value::String(s.into_owned()))
+            .map_err(|e| format!("variable '{path}' is not valid text: {e}"));
+    }
+    if let Ok(d) = v.cast::<PyDict>() {
+        let mut m = Map::new();
+        for (k, x) in d.iter() {
+            let Ok(key) = k.extract::<String>() else {
+                return Err(format!(
+                    "variable '{path}' is a dict with a key that is not a str ({}); templates read str keys only",
+                    type_name(&k)
+                ));
+            };
+            let value = from_py(&x, &format!("{path}.{key}"), depth + 1)?;
+            m.insert(key, value);
+        }
+        return Ok(Value::Object(m));
+    }
+    let items = if let Ok(l) = v.cast::<PyList>() {
+        Some(l.iter().collect::<Vec<_>>())
+    } else if let Ok(t) = v.cast::<PyTuple>() {
+        Some(t.iter().collect::<Vec<_>>())
+    } else {
+        None
+    };
+    if let Some(items) = items {
+        return items
+            .iter()
+            .enumerate()
+            .map(|(i, x)| from_py(x, &format!("{path}[{i}]"), depth + 1))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array);
+    }
+    Err(format!(
+        "variable '{path}' is a {}; a template takes str, int, float, bool, None, and lists, tuples and dicts of them (convert it, e.g. with str())",
+        type_name(v)
+    ))
+}
+
+fn type_name(v: &Bound<'_, PyAny>) -> String {
+    v.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "object".into())
+}
+
+/// The largest answer the client reads (a bundle's artifacts are at most
+/// 8 MiB each).
+const MAX_BODY: u64 = 256 * 1024 * 1024;
+
+/// `HttpRuntimeLoader`'s requests to `releaseops serve`: kept-alive
+/// connections shared by every thread, the token held here (never in a
+/// Python attribute, an error or a repr), the GIL released while waiting.
+#[pyclass(frozen, module = "releaseops._native")]
+struct HttpClient {
+    agent: ureq::Agent,
+    base: String,
+    authorization: Option<String>,
+}
+
+#[pymethods]
+impl HttpClient {
+    #[new]
+    #[pyo3(signature = (base, token, timeout))]
+    fn new(base: String, token: Option<String>, timeout: f64) -> PyResult<Self> {
+        if !timeout.is_finite() || timeout <= 0.0 {
+            return Err(PyValueError::new_err(format!(
+                "timeout must be a number of seconds > 0, not {timeout}"
+            )));
+        }
+        // TLS by rustls with ring, whichever crate asked first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs_f64(timeout)))
+            .http_status_as_error(false)
+            // No redirect may carry the token elsewhere.
+            .max_redirects(0)
+            .user_agent(concat!("releaseops-python/", env!("CARGO_PKG_VERSION")))
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .provider(ureq::tls::TlsProvider::Rustls)
+                    .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                    .build(),
+            )
+            .build()
+            .new_agent();
+        let authorization = match token {
+            Some(t) if t.chars().any(|c| c.is_control() || c == ' ') => {
+                return Err(PyValueError::new_err(
+                    "the token has spaces or control characters; pass it as `releaseops token new` printed it",
+                ));
+            }
+            Some(t) if !t.is_empty() => Some(format!("Bearer {t}")),
+            _ => None,
+        };
+        Ok(HttpClient {
+            agent,
+            base: base.trim_end_matches('/').to_string(),
+            authorization,
+        })
+    }
+
+    /// `GET base + path` (with `If-None-Match: etag`): `(status, etag,
+    /// body)`. A failure to get an answer raises ConnectionError, naming
+    /// the server but never the token.
+    #[pyo3(signature = (path, etag = None, timeout = None))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        etag: Option<&str>,
+        timeout: Option<f64>,
+    ) -> PyResult<(u16, String, Bound<'py, pyo3::types::PyBytes>)> {
+        let url = format!("{}{path}", self.base);
+        let got = py.detach(|| -> Result<(u16, String, Vec<u8>), String> {
+            let mut req = self.agent.get(&url).header("Accept", "application/json");
+            if let Some(a) = &self.authorization {
+                req = req.header("Authorization", a);
+            }
+            if let Some(tag) = etag {
+                req = req.header("If-None-Match", tag);
+            }
+            let req = match timeout.filter(|t| t.is_finite() && *t > 0.0) {
+                Some(t) => req
+                    .config()
+                    .timeout_global(Some(Duration::from_secs_f64(t)))
+                    .build(),
+                None => req.config().build(),
+            };
+            let mut resp = req.call().map_err(|e| e.to_string())?;
+            let status = resp.status().as_u16();
+            let tag = resp
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let body = resp
+                .body_mut()
+                .with_config()
+                .limit(MAX_BODY)
+                .read_to_vec()
+                .map_err(|e| e.to_string())?;
+            Ok((status, tag, body))
+        });
+        match got {
+            Ok((status, tag, body)) => Ok((status, tag, pyo3::types::PyBytes::new(py, &body))),
+            Err(e) => Err(pyo3::exceptions::PyConnectionError::new_err(format!(
+                "{} did not answer: {e}",
+                self.base
+            ))),
+        }
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Loader>()?;
+    m.add_class::<HttpClient>()?;
+    m.add_function(wrap_pyfunction!(render, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

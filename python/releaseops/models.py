@@ -1,0 +1,389 @@
+"""What a load returns: the bundle and its telemetry metadata.
+
+Both are immutable and shared: the loader hands the same objects out for as
+long as it serves the same bundle, so nothing a caller does to one can
+change what another sees. Mappings are read-only views; a policy's ``data``
+is a fresh copy on every access.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from types import MappingProxyType
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from . import _native
+
+__all__ = ["Bundle", "Prompt", "Policy", "ModelConfig", "BundleMetadata"]
+
+# The identity attributes, which also travel as W3C baggage.
+BUNDLE_ID = "releaseops.bundle_id"
+BUNDLE_VERSION = "releaseops.bundle_version"
+BUNDLE_HASH = "releaseops.bundle_hash"
+ENVIRONMENT = "releaseops.environment"
+BAGGAGE_KEYS = (BUNDLE_ID, BUNDLE_VERSION, BUNDLE_HASH, ENVIRONMENT)
+
+
+class _Frozen:
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable (it is shared by every load)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable (it is shared by every load)")
+
+    def _init(self, **fields: Any) -> None:
+        for k, v in fields.items():
+            object.__setattr__(self, k, v)
+
+
+class ModelConfig(_Frozen):
+    """The model a bundle runs: ``provider``, ``model``, ``temperature``,
+    ``max_tokens`` and provider ``parameters``."""
+
+    __slots__ = ("provider", "model", "temperature", "max_tokens", "_parameters")
+
+    provider: str
+    model: str
+    temperature: float
+    max_tokens: int
+
+    def __init__(
+        self,
+        provider: str,
+        model: str,
+        temperature: float,
+        max_tokens: int,
+        parameters: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        self._init(
+            provider=provider,
+            model=model,
+            temperature=float(temperature),
+            max_tokens=int(max_tokens),
+            _parameters=dict(parameters or {}),
+        )
+
+    @property
+    def parameters(self) -> Dict[str, Any]:
+        """Provider parameters (``top_p``, ``stop`` ...): a fresh copy."""
+        return copy.deepcopy(self._parameters)
+
+    def to_dict(self) -> Dict[str, Any]:
+        d: Dict[str, Any] = {
+            "provider": self.provider,
+            "model": self.model,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
+        if self._parameters:
+            d["parameters"] = self.parameters
+        return d
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModelConfig) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash((self.provider, self.model, self.temperature, self.max_tokens))
+
+    def __repr__(self) -> str:
+        return (
+            f"ModelConfig(provider={self.provider!r}, model={self.model!r}, "
+            f"temperature={self.temperature!r}, max_tokens={self.max_tokens!r}, "
+            f"parameters={self._parameters!r})"
+        )
+
+
+class Prompt(_Frozen):
+    """One prompt of a bundle: its text (``content``), the template inside it
+    and its verified ``content_hash`` (also ``hash``)."""
+
+    __slots__ = ("role", "reference", "content", "template", "content_hash")
+
+    role: str
+    reference: str
+    content: str
+    template: str
+    content_hash: str
+
+    def __init__(self, role: str, reference: str, content: str, template: str, content_hash: str) -> None:
+        self._init(
+            role=role,
+            reference=reference,
+            content=content,
+            template=template,
+            content_hash=content_hash,
+        )
+
+    @property
+    def hash(self) -> str:
+        """The prompt's ``sha256:`` content hash, verified at load."""
+        return self.content_hash
+
+    @property
+    def ref(self) -> str:
+        """Where it came from: ``prompts/<id>@<version>`` or a repository path."""
+        return self.reference
+
+    def render(self, **variables: Any) -> str:
+        """The template rendered with ``variables``, with the same Jinja2
+        semantics as the Rust runtime (a missing variable is a
+        :class:`~releaseops.RenderError`, a value that is not str, int,
+        float, bool, None or a list/dict of them a
+        :class:`~releaseops.RenderTypeError`)."""
+        return _native.render(self.template, variables, f"prompt '{self.role}'")
+
+    def __repr__(self) -> str:
+        return f"Prompt(role={self.role!r}, reference={self.reference!r}, content_hash={self.content_hash!r})"
+
+
+class Policy(_Frozen):
+    """One policy of a bundle: its text (``content``), the parsed ``data`` and
+    its verified ``content_hash`` (also ``hash``)."""
+
+    __slots__ = ("role", "path", "content", "content_hash", "_data")
+
+    role: str
+    path: str
+    content: str
+    content_hash: str
+
+    def __init__(self, role: str, path: str, content: str, content_hash: str, data: Any) -> None:
+        self._init(role=role, path=path, content=content, content_hash=content_hash, _data=data)
+
+    @property
+    def data(self) -> Any:
+        """The policy parsed (YAML or JSON): a fresh copy on every access."""
+        return copy.deepcopy(self._data)
+
+    @property
+    def hash(self) -> str:
+        return self.content_hash
+
+    @property
+    def ref(self) -> str:
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"Policy(role={self.role!r}, path={self.path!r}, content_hash={self.content_hash!r})"
+
+
+class Bundle(_Frozen):
+    """A loaded, verified bundle: identity, ``model_config``, ``prompts``
+    (role -> :class:`Prompt`) and ``policies`` (role -> :class:`Policy`)."""
+
+    __slots__ = (
+        "id",
+        "version",
+        "bundle_hash",
+        "environment",
+        "description",
+        "created_at",
+        "created_by",
+        "model_config",
+        "prompts",
+        "policies",
+    )
+
+    id: str
+    version: str
+    bundle_hash: str
+    environment: Optional[str]
+    description: str
+    created_at: str
+    created_by: str
+    model_config: Optional[ModelConfig]
+    prompts: Mapping[str, Prompt]
+    policies: Mapping[str, Policy]
+
+    def __init__(self, **fields: Any) -> None:
+        self._init(**fields)
+
+    def render(self, role: str, **variables: Any) -> str:
+        """The prompt of ``role`` rendered (see :meth:`Prompt.render`)."""
+        try:
+            prompt = self.prompts[role]
+        except KeyError:
+            from .errors import RenderError
+
+            raise RenderError(
+                f"{self.id}=={self.version} has no prompt '{role}' (its prompts: {', '.join(self.prompts) or 'none'})"
+            ) from None
+        return prompt.render(**variables)
+
+    def __repr__(self) -> str:
+        env = f", environment={self.environment!r}" if self.environment else ""
+        return f"Bundle(id={self.id!r}, version={self.version!r}, bundle_hash={self.bundle_hash!r}{env})"
+
+
+class BundleMetadata(_Frozen):
+    """Which bundle is running, as telemetry carries it.
+
+    ``to_flat_dict()`` gives the span attributes, with the names the Rust
+    runtime uses (``releaseops.bundle_id``, ``releaseops.prompt.<role>``,
+    ``gen_ai.request.model`` ...); no value is ever None.
+    """
+
+    __slots__ = (
+        "bundle_id",
+        "bundle_version",
+        "bundle_hash",
+        "environment",
+        "_flat",
+        "_baggage",
+        "_prompt_refs",
+        "_policy_refs",
+        "_model",
+    )
+
+    bundle_id: str
+    bundle_version: str
+    bundle_hash: str
+    environment: Optional[str]
+
+    def __init__(
+        self,
+        bundle_id: str,
+        bundle_version: str,
+        bundle_hash: str,
+        environment: Optional[str],
+        attributes: Mapping[str, Any],
+        prompt_refs: Optional[Mapping[str, str]] = None,
+        policy_refs: Optional[Mapping[str, str]] = None,
+        model_config: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        flat = {k: v for k, v in attributes.items() if v is not None}
+        self._init(
+            bundle_id=bundle_id,
+            bundle_version=bundle_version,
+            bundle_hash=bundle_hash,
+            environment=environment,
+            _flat=MappingProxyType(flat),
+            _baggage=tuple((k, str(flat[k])) for k in BAGGAGE_KEYS if k in flat),
+            _prompt_refs=dict(prompt_refs or {}),
+            _policy_refs=dict(policy_refs or {}),
+            _model=copy.deepcopy(dict(model_config)) if model_config else None,
+        )
+
+    @property
+    def prompt_refs(self) -> Dict[str, str]:
+        return dict(self._prompt_refs)
+
+    @property
+    def policy_refs(self) -> Dict[str, str]:
+        return dict(self._policy_refs)
+
+    @property
+    def model_config(self) -> Optional[Dict[str, Any]]:
+        return copy.deepcopy(self._model)
+
+    def to_flat_dict(self) -> Dict[str, Any]:
+        """The span attributes (a fresh dict; no None values)."""
+        return dict(self._flat)
+
+    def baggage(self) -> Dict[str, str]:
+        """The attributes that travel as W3C baggage: the bundle's identity."""
+        return dict(self._baggage)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "bundle_id": self.bundle_id,
+            "bundle_version": self.bundle_version,
+            "bundle_hash": self.bundle_hash,
+            "environment": self.environment,
+            "prompt_refs": self.prompt_refs,
+            "policy_refs": self.policy_refs,
+            "model_config": self.model_config,
+        }
+
+    @classmethod
+    def from_flat_dict(cls, flat: Mapping[str, Any]) -> "BundleMetadata":
+        """Parses the flat form back (span attributes, baggage)."""
+        model = flat.get("releaseops.model_config")
+        return cls(
+            bundle_id=str(flat.get(BUNDLE_ID, "")),
+            bundle_version=str(flat.get(BUNDLE_VERSION, "")),
+            bundle_hash=str(flat.get(BUNDLE_HASH, "")),
+            environment=flat.get(ENVIRONMENT),
+            attributes=flat,
+            prompt_refs={
+                k[len("releaseops.prompt.") :]: v
+                for k, v in flat.items()
+                if k.startswith("releaseops.prompt.") and k != "releaseops.prompt.version"
+            },
+            policy_refs={k[len("releaseops.policy.") :]: v for k, v in flat.items() if k.startswith("releaseops.policy.")},
+            model_config=json.loads(model) if isinstance(model, str) else None,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BundleMetadata) and self._flat == other._flat
+
+    def __hash__(self) -> int:
+        return hash((self.bundle_id, self.bundle_version, self.bundle_hash, self.environment))
+
+    def __repr__(self) -> str:
+        where = f"@{self.environment}" if self.environment else ""
+        return f"BundleMetadata({self.bundle_id}=={self.bundle_version}{where}, {self.bundle_hash})"
+
+
+def from_json(data: Mapping[str, Any]) -> Tuple[Bundle, BundleMetadata]:
+    """``(bundle, metadata)`` from a bundle's JSON (the native loader's and
+    ``GET /v1/resolve``'s shape)."""
+    model = data.get("model")
+    model_config = (
+        ModelConfig(
+            provider=model["provider"],
+            model=model["model"],
+            temperature=model["temperature"],
+            max_tokens=model["max_tokens"],
+            parameters=model.get("parameters"),
+        )
+        if model
+        else None
+    )
+    prompts = {
+        role: Prompt(
+            role=role,
+            reference=p.get("reference", ""),
+            content=p["content"],
+            template=p.get("template", p["content"]),
+            content_hash=p.get("content_hash", ""),
+        )
+        for role, p in data.get("prompts", {}).items()
+    }
+    policies = {
+        role: Policy(
+            role=role,
+            path=p.get("path", ""),
+            content=p["content"],
+            content_hash=p.get("content_hash", ""),
+            data=p.get("data"),
+        )
+        for role, p in data.get("policies", {}).items()
+    }
+    bundle = Bundle(
+        id=data["id"],
+        version=data["version"],
+        bundle_hash=data.get("bundle_hash", ""),
+        environment=data.get("environment"),
+        description=data.get("description", ""),
+        created_at=data.get("created_at", ""),
+        created_by=data.get("created_by", ""),
+        model_config=model_config,
+        prompts=MappingProxyType(prompts),
+        policies=MappingProxyType(policies),
+    )
+    telemetry = data.get("telemetry") or {}
+    metadata = BundleMetadata(
+        bundle_id=bundle.id,
+        bundle_version=bundle.version,
+        bundle_hash=bundle.bundle_hash,
+        environment=bundle.environment,
+        attributes=telemetry.get("attributes", {}),
+        prompt_refs={r: p.reference for r, p in prompts.items()},
+        policy_refs={r: p.path for r, p in policies.items()},
+        model_config=model,
+    )
+    return bundle, metadata

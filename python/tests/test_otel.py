@@ -1,0 +1,136 @@
+"""Telemetry in Python's OpenTelemetry SDK (in-memory exporter)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+import releaseops
+from releaseops import RuntimeLoader
+
+if not os.environ.get("CI"):  # in CI a missing SDK is a failure, not a skip
+    pytest.importorskip("opentelemetry.sdk")
+from opentelemetry import baggage, trace  # noqa: E402
+
+from releaseops.otel import model_call  # noqa: E402
+
+
+def finished(spans, name):
+    return [s for s in spans.get_finished_spans() if s.name == name]
+
+
+def test_load_tags_the_span_and_the_baggage(repo, spans):
+    spans.clear()
+    loader = RuntimeLoader(repo.path)
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("agent-run"):
+        _, metadata = loader.load_bundle("support-agent@prod")
+        assert baggage.get_baggage("releaseops.bundle_version") == "1.0.0"
+        assert baggage.get_baggage("releaseops.environment") == "prod"
+        with tracer.start_as_current_span("llm-call"):
+            pass
+        with tracer.start_as_current_span("tool-call"):
+            pass
+    (run,) = finished(spans, "agent-run")
+    assert dict(run.attributes) == metadata.to_flat_dict()
+    # The existing tool left child spans bare; the processor tags them.
+    for child in ("llm-call", "tool-call"):
+        (s,) = finished(spans, child)
+        assert s.attributes["releaseops.bundle_id"] == "support-agent"
+        assert s.attributes["releaseops.bundle_hash"] == metadata.bundle_hash
+        assert None not in dict(s.attributes).values()
+
+
+def test_context_manager_scopes_the_baggage(repo, spans):
+    loader = RuntimeLoader(repo.path)
+    with loader.load_bundle_context("support-agent@dev"):
+        assert baggage.get_baggage("releaseops.bundle_version") == "1.1.0"
+    assert baggage.get_baggage("releaseops.bundle_version") is None
+
+
+def test_async_loads_tag_the_callers_span(repo, spans):
+    spans.clear()
+    loader = releaseops.AsyncRuntimeLoader(repo.path)
+    tracer = trace.get_tracer("test")
+
+    async def main():
+        with tracer.start_as_current_span("async-run"):
+            await loader.load_bundle("support-agent@staging")
+            with tracer.start_as_current_span("async-child"):
+                await asyncio.sleep(0)
+
+    asyncio.run(main())
+    (run,) = finished(spans, "async-run")
+    assert run.attributes["releaseops.environment"] == "staging"
+    (child,) = finished(spans, "async-child")
+    assert child.attributes["releaseops.environment"] == "staging"
+
+
+def test_spans_from_baggage_alone(repo, spans):
+    """A span under propagated baggage but no local load gets the identity."""
+    from opentelemetry import context
+
+    spans.clear()
+    ctx = baggage.set_baggage("releaseops.bundle_id", "upstream-agent")
+    ctx = baggage.set_baggage("releaseops.bundle_version", "2.0.0", ctx)
+    token = context.attach(ctx)
+    try:
+        with trace.get_tracer("test").start_as_current_span("downstream"):
+            pass
+    finally:
+        context.detach(token)
+    (s,) = finished(spans, "downstream")
+    assert s.attributes["releaseops.bundle_id"] == "upstream-agent"
+    assert s.attributes["releaseops.bundle_version"] == "2.0.0"
+
+
+def test_model_call_span(repo, spans):
+    spans.clear()
+    bundle, metadata = RuntimeLoader(repo.path).load_bundle("support-agent@prod")
+    with model_call(bundle) as call:
+        call.record(input_tokens=120, output_tokens=40, finish_reasons=["stop"], response_model="claude-sonnet-4-5-20250929")
+    (s,) = finished(spans, "chat claude-sonnet-4-5")
+    assert s.kind == trace.SpanKind.CLIENT
+    a = s.attributes
+    assert a["gen_ai.operation.name"] == "chat"
+    assert a["gen_ai.provider.name"] == "anthropic"
+    assert a["gen_ai.request.model"] == "claude-sonnet-4-5"
+    assert a["gen_ai.request.temperature"] == 0.7
+    assert a["gen_ai.request.max_tokens"] == 4096
+    assert a["gen_ai.usage.input_tokens"] == 120
+    assert a["gen_ai.usage.output_tokens"] == 40
+    assert tuple(a["gen_ai.response.finish_reasons"]) == ("stop",)
+    assert a["releaseops.bundle_version"] == "1.0.0"
+
+    with pytest.raises(TimeoutError):
+        with model_call(metadata, operation="text_completion"):
+            raise TimeoutError("the provider did not answer")
+    (e,) = finished(spans, "text_completion claude-sonnet-4-5")
+    assert e.attributes["error.type"] == "TimeoutError"
+    assert e.status.status_code == trace.StatusCode.ERROR
+    # The current bundle is the default.
+    with model_call():
+        pass
+    assert len(finished(spans, "chat claude-sonnet-4-5")) == 2
+
+
+def test_without_opentelemetry_nothing_is_needed(repo, tmp_path):
+    """In an interpreter where opentelemetry cannot be imported, loading works."""
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "opentelemetry.py").write_text("raise ImportError('opentelemetry is not installed')\n")
+    code = (
+        "import releaseops\n"
+        f"b, m = releaseops.RuntimeLoader({str(repo.path)!r}).load_bundle('support-agent@prod')\n"
+        "assert releaseops.get_bundle_metadata() is m\n"
+        "print(b.version)\n"
+    )
+    env = {"PYTHONPATH": str(blocker)}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "1.0.0"
