@@ -8,7 +8,8 @@ written for it keep working::
 
     ReleaseopsError
     +-- LoadError
-    |   +-- InvalidReferenceError      (ValueError)         "support-agent", "a@"
+    |   +-- InvalidReferenceError      (ValueError)         "support-agent", "@prod"
+    |   |   +-- InvalidEnvironmentNameError (FileNotFoundError) "a@", "a@prod@x"
     |   +-- StoreNotFoundError         (FileNotFoundError)  no .releaseops/ there
     |   +-- NotFoundError              (LookupError)
     |   |   +-- EnvironmentNotFoundError  (FileNotFoundError)
@@ -32,6 +33,7 @@ __all__ = [
     "ReleaseopsError",
     "LoadError",
     "InvalidReferenceError",
+    "InvalidEnvironmentNameError",
     "StoreNotFoundError",
     "NotFoundError",
     "EnvironmentNotFoundError",
@@ -66,6 +68,11 @@ class LoadError(ReleaseopsError):
 
 class InvalidReferenceError(LoadError, ValueError):
     """Not ``ID@ENV`` nor ``ID==VERSION``."""
+
+
+class InvalidEnvironmentNameError(InvalidReferenceError, FileNotFoundError):
+    """``ID@ENV`` with an ENV no environment can have (the existing tool
+    looked it up and raised FileNotFoundError)."""
 
 
 class StoreNotFoundError(LoadError, FileNotFoundError):

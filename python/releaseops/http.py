@@ -2,35 +2,47 @@
 
 ::
 
-    loader = HttpRuntimeLoader("http://releaseops.internal:8080", token=os.environ["RELEASEOPS_TOKEN"])
+    loader = HttpRuntimeLoader("https://releaseops.internal", token=os.environ["RELEASEOPS_TOKEN"])
     bundle, metadata = loader.load_bundle("support-agent@prod")
 
 - ``ID@ENV`` is revalidated at most once per ``revalidate`` seconds with a
   conditional request (``If-None-Match``: a bodyless 304 when nothing
-  moved), and, with ``watch`` on, a background long poll on
-  ``/v1/watch/{ref}`` picks a promotion or rollback up the moment it lands.
-  ``ID==VERSION`` is immutable: fetched once.
-- Every prompt and policy is checked against its content hash, and the
-  answer against its ETag, before it is served.
-- When the server is down, slow or failing, the last good bundle keeps being
-  served and ``last_error`` says why; with nothing good yet, the load raises
-  :class:`~releaseops.ServerError`. What the server answers about the
+  moved); while one thread revalidates, the others keep the bundle they
+  have. With ``watch`` on, a background long poll on ``/v1/watch/{ref}``
+  picks a promotion or rollback up the moment it lands. ``ID==VERSION`` is
+  immutable: fetched once.
+- The answer is verified before anything of it is served, by the same Rust
+  code as a local load: every prompt's and policy's text against its
+  content hash, the bundle hash recomputed from those and the model config,
+  the identity against the reference asked for; the template inside a
+  prompt, a policy's parsed data and the telemetry attributes are derived
+  from the checked text, never taken from the answer.
+- When the server is down, slow, failing or answers something that does not
+  verify, the last good bundle keeps being served and ``last_error`` says
+  why; with nothing good yet, the load raises (:class:`~releaseops.ServerError`,
+  :class:`~releaseops.VerifyError`). What the server says about the
   reference itself (400, 401/403, 404) is raised as it is.
-- The token is sent as ``Authorization: Bearer``; it never appears in an
-  exception, a log line or a repr.
+- The token is sent as ``Authorization: Bearer``, and only over HTTPS or to
+  a loopback address unless ``allow_insecure=True``. It is held by the
+  native client, and blanked out of anything the server says before that
+  reaches an exception or a log.
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
+import ipaddress
+import itertools
 import json
 import logging
+import math
 import os
 import random
 import threading
 import time
 import urllib.parse
-from typing import Any, Dict, Optional, Tuple
+import weakref
+from typing import Any, Dict, Optional, Set, Tuple
 
 from . import _native, errors
 from .models import Bundle, BundleMetadata, from_json
@@ -42,74 +54,61 @@ _log = logging.getLogger("releaseops")
 
 Loaded = Tuple[Bundle, BundleMetadata]
 
+# How long a watch holds its request, and the least time between two.
+_HOLD = 30
+_WATCH_GAP = 0.05
+
 
 class _Entry:
-    __slots__ = ("etag", "pair", "checked", "pinned")
+    __slots__ = ("tag", "pair", "checked", "pinned", "seq", "refreshing")
 
-    def __init__(self, etag: str, pair: Loaded, checked: float, pinned: bool) -> None:
-        self.etag = etag
+    def __init__(self, tag: str, pair: Loaded, checked: float, pinned: bool, seq: int) -> None:
+        self.tag = tag  # '"VERSION@BUNDLE_HASH"', of the verified bundle
         self.pair = pair
         self.checked = checked
         self.pinned = pinned
+        self.seq = seq  # when the request that produced it was sent
+        self.refreshing = False
 
 
 class _Unavailable(Exception):
-    """The server could not answer (connection, timeout, 5xx, a bad body)."""
+    """The server gave no usable answer (connection, timeout, 5xx, 429)."""
 
 
-def _verify(ref: str, etag: str, data: Dict[str, Any]) -> None:
-    """The body is the bundle the ETag names, and every artifact its hash."""
-    if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not isinstance(data.get("version"), str):
-        raise errors.VerifyError(f"cannot load '{ref}': the server's answer is not a bundle")
-    want = f'"{data["version"]}@{data.get("bundle_hash", "")}"'
-    tag = etag.strip()
-    if tag.startswith("W/"):
-        tag = tag[2:]
-    if etag and tag != want:
-        raise errors.VerifyError(
-            f"cannot load '{ref}': the server's ETag {etag} does not name the bundle it sent ({want})"
-        )
-    for section in ("prompts", "policies"):
-        for role, a in (data.get(section) or {}).items():
-            content = a.get("content")
-            expected = a.get("content_hash", "")
-            if not isinstance(content, str):
-                raise errors.VerifyError(f"cannot load '{ref}': {section} '{role}' has no content")
-            actual = "sha256:" + hashlib.sha256(content.encode("utf-8")).hexdigest()
-            if actual != expected:
-                raise errors.VerifyError(
-                    f"cannot load '{ref}': {section} '{role}' does not match its hash "
-                    f"(expected {expected}, got {actual}): not served"
-                )
-
-
-def _api_error(ref: str, status: int, body: bytes) -> errors.LoadError:
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
     try:
-        e = json.loads(body)["error"]
-        kind, message, hint = e.get("kind", ""), e.get("message", ""), e.get("hint", "")
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _error_text(text: str) -> Tuple[str, str, str]:
+    """(kind, message, hint) of the server's error body."""
+    try:
+        e = json.loads(text)["error"]
+        return str(e.get("kind", "")), str(e.get("message", "")), str(e.get("hint", ""))
     except Exception:
-        kind, message, hint = "", body[:200].decode("utf-8", "replace"), ""
-    text = f"cannot load '{ref}': {message}" + (f" ({hint})" if hint else "")
-    if status in (401, 403):
-        cls: type = errors.AccessDeniedError
-    elif kind == "usage" or status == 400:
-        cls = errors.InvalidReferenceError
-    elif status == 404:
-        cls = errors.NotFoundError
-    elif kind == "verify_failed":
-        cls = errors.VerifyError
-    else:
-        cls = errors.ServerError
-    err = cls(text)
-    err.reference = ref
-    return err
+        return "", text.strip()[:300], ""
+
+
+def _not_found_class(message: str) -> type:
+    if message.startswith("environment '"):
+        return errors.EnvironmentNotFoundError
+    if " is not deployed in " in message:
+        return errors.BundleNotDeployedError
+    if " does not exist" in message and "==" in message:
+        return errors.VersionNotFoundError
+    return errors.NotFoundError
 
 
 class HttpRuntimeLoader:
     """Loads bundles from a ``releaseops serve`` at ``url``.
 
     Thread-safe: threads share a pool of kept-alive connections, and wait
-    for the server without holding the GIL.
+    for the server without holding the GIL. ``stats`` counts the requests
+    and how they were answered.
     """
 
     def __init__(
@@ -121,85 +120,162 @@ class HttpRuntimeLoader:
         revalidate: float = 1.0,
         timeout: float = 5.0,
         watch: bool = True,
+        allow_insecure: bool = False,
     ) -> None:
         u = urllib.parse.urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
-            raise ValueError(f"{url!r} is not a server URL: give http://HOST:PORT (or https://)")
+            raise ValueError(f"{url!r} is not a server URL: give https://HOST[:PORT] (or http:// to a loopback address)")
         if u.username or u.password:
             raise ValueError("the server URL must not carry credentials: pass token= instead")
-        if revalidate < 0 or timeout <= 0:
-            raise ValueError("revalidate must be >= 0 and timeout > 0 (seconds)")
+        if not (math.isfinite(revalidate) and revalidate >= 0) or not (math.isfinite(timeout) and timeout > 0):
+            raise ValueError("revalidate must be a finite number of seconds >= 0 and timeout one > 0")
+        if token is None:
+            token = os.environ.get("RELEASEOPS_TOKEN")
+        if token and u.scheme == "http" and not _is_loopback(u.hostname) and not allow_insecure:
+            raise ValueError(
+                f"refusing to send the token in cleartext to {u.hostname}: use https://, "
+                "or pass allow_insecure=True on a network you trust"
+            )
         self.url = urllib.parse.urlunsplit((u.scheme, u.netloc, u.path.rstrip("/"), "", ""))
         # The token lives in the native client only.
-        self._client = _native.HttpClient(
-            self.url, token if token is not None else os.environ.get("RELEASEOPS_TOKEN"), float(timeout)
-        )
+        self._client = _native.HttpClient(self.url, token, float(timeout))
         self.auto_inject_telemetry = auto_inject_telemetry
         self._revalidate = float(revalidate)
         self._timeout = float(timeout)
         self._watch = watch
         self._cache: Dict[str, _Entry] = {}
         self._lock = threading.Lock()
-        self._watchers: Dict[str, threading.Thread] = {}
+        self._seq = itertools.count(1)
+        self._errors: Dict[str, str] = {}
+        self._watching: Set[str] = set()
         self._closed = threading.Event()
-        self._last_error: Optional[str] = None
+        weakref.finalize(self, self._closed.set)
+        self.stats: Dict[str, int] = {"requests": 0, "not_modified": 0, "updated": 0, "failed": 0}
 
     def __repr__(self) -> str:
         return f"HttpRuntimeLoader({self.url!r})"
 
-    # -- HTTP ---------------------------------------------------------------
+    # -- one request --------------------------------------------------------
 
-    def _get(self, path: str, etag: Optional[str], timeout: Optional[float] = None) -> Tuple[int, str, bytes]:
-        """(status, etag, body) of a GET (kept-alive connections, no GIL held)."""
-        try:
-            return self._client.get(path, etag, timeout)
-        except ConnectionError as e:
-            raise _Unavailable(str(e)) from None
-
-    def _fetch(self, ref: str, old: Optional[_Entry], watch: Optional[int] = None) -> _Entry:
+    def _fetch(self, ref: str, old: Optional[_Entry], pinned: bool, seq: int, watch: bool = False) -> _Entry:
+        """The entry for what the server answers now (``old`` itself when
+        nothing changed). Raises _Unavailable when it gives no usable
+        answer, the LoadError it stands for otherwise."""
         quoted = urllib.parse.quote(ref, safe="@=")
-        path = f"/v1/watch/{quoted}?timeout={watch}" if watch else f"/v1/resolve/{quoted}"
-        status, etag, body = self._get(path, old.etag if old else None, watch + self._timeout if watch else None)
+        path = f"/v1/watch/{quoted}?timeout={_HOLD}" if watch else f"/v1/resolve/{quoted}"
+        self.stats["requests"] += 1
+        try:
+            status, _etag, data, text = self._client.fetch(
+                ref, path, old.tag if old else None, _HOLD + self._timeout if watch else None
+            )
+        except ConnectionError as e:
+            self.stats["failed"] += 1
+            raise _Unavailable(str(e)) from None
+        except errors.LoadError:
+            self.stats["failed"] += 1
+            raise
         now = time.monotonic()
-        if status == 304 and old is not None:
+        if status == 304:
+            if old is None:
+                raise _Unavailable(f"{self.url} answered 304 Not Modified to a request that named no version")
+            self.stats["not_modified"] += 1
             old.checked = now
+            old.seq = max(old.seq, seq)
             return old
-        if status == 200:
-            try:
-                data = json.loads(body)
-            except ValueError:
-                raise _Unavailable(f"{self.url} answered {ref} with a body that is not JSON") from None
-            _verify(ref, etag, data)
-            if old is not None and old.etag == etag:
+        if status == 200 and data is not None:
+            tag = f'"{data["version"]}@{data["bundle_hash"]}"'
+            if old is not None and old.tag == tag:
+                self.stats["not_modified"] += 1
                 old.checked = now
+                old.seq = max(old.seq, seq)
                 return old
-            return _Entry(etag, from_json(data), now, "==" in ref)
-        if status >= 500 or status in (408, 429):
-            raise _Unavailable(f"{self.url} answered {status} for {ref}: {body[:200].decode('utf-8', 'replace')}")
-        raise _api_error(ref, status, body)
+            self.stats["updated"] += 1
+            return _Entry(tag, from_json(data), now, pinned, seq)
+        self.stats["failed"] += 1
+        kind, message, hint = _error_text(text)
+        detail = message + (f" ({hint})" if hint else "")
+        if status in (401, 403):
+            cls: type = errors.AccessDeniedError
+        elif status == 400 or kind == "usage":
+            cls = errors.InvalidReferenceError
+        elif status == 404:
+            cls = _not_found_class(message)
+        elif kind == "verify_failed":
+            cls = errors.VerifyError
+        else:
+            raise _Unavailable(f"{self.url} answered {status} for {ref}" + (f": {detail}" if detail else ""))
+        err = cls(f"cannot load '{ref}': the server answered {status}: {detail or 'no reason given'}")
+        err.reference = ref
+        raise err
+
+    def _commit(self, ref: str, fresh: _Entry) -> _Entry:
+        """Stores ``fresh`` unless an answer to a later request got there first."""
+        with self._lock:
+            current = self._cache.get(ref)
+            if current is not None and current is not fresh and current.seq > fresh.seq:
+                return current
+            self._cache[ref] = fresh
+            return fresh
+
+    # -- errors -------------------------------------------------------------
+
+    def _failing(self, ref: str, message: str) -> None:
+        with self._lock:
+            known = self._errors.pop(ref, None)
+            self._errors[ref] = message
+        if known != message:
+            _log.warning("releaseops: %s", message)
+
+    def _succeeded(self, ref: str) -> None:
+        if ref in self._errors:
+            with self._lock:
+                self._errors.pop(ref, None)
+            _log.info("releaseops: %s loads from %s again", ref, self.url)
+
+    @property
+    def last_error(self) -> Optional[str]:
+        """Why the loader is serving a last good bundle (the latest such
+        reason, while any reference is served that way), else None."""
+        with self._lock:
+            return next(reversed(list(self._errors.values())), None)
 
     # -- loading ------------------------------------------------------------
 
     def _load(self, ref: str) -> Loaded:
         e = self._cache.get(ref)
-        if e is not None and (e.pinned or time.monotonic() - e.checked < self._revalidate):
+        if e is not None and (e.pinned or e.refreshing or time.monotonic() - e.checked < self._revalidate):
             return e.pair
+        return self._refresh(ref, e)
+
+    def _refresh(self, ref: str, e: Optional[_Entry]) -> Loaded:
+        _id, env, _version = _native.parse_reference(ref)  # a malformed ref fails here, not at the server
+        pinned = env is None
+        seq = next(self._seq)
+        if e is not None:
+            e.refreshing = True
         try:
-            fresh = self._fetch(ref, e)
-        except (_Unavailable, errors.VerifyError) as err:
+            fresh = self._fetch(ref, e, pinned, seq)
+        except (_Unavailable, errors.VerifyError, errors.CorruptStoreError, errors.InvalidBundleError) as err:
             if e is None:
-                if isinstance(err, errors.VerifyError):
-                    raise
-                raise self._unavailable(ref, str(err)) from None
-            self._failing(f"serving the last good {e.pair[0].id}=={e.pair[0].version} for '{ref}': {err}")
+                if isinstance(err, _Unavailable):
+                    raise self._unavailable(ref, str(err)) from None
+                raise
+            bundle = e.pair[0]
+            self._failing(ref, f"serving the last good {bundle.id}=={bundle.version} for '{ref}': {err}")
             e.checked = time.monotonic()
             return e.pair
-        if self._last_error is not None:
-            self._last_error = None
-        if fresh is not e:
+        except errors.LoadError:
+            # The server says the reference itself is wrong now (no longer
+            # deployed, no access): nothing cached stands for it any more.
             with self._lock:
-                self._cache[ref] = fresh
-        if self._watch and not fresh.pinned:
+                self._cache.pop(ref, None)
+            raise
+        finally:
+            if e is not None:
+                e.refreshing = False
+        self._succeeded(ref)
+        fresh = self._commit(ref, fresh)
+        if self._watch and not pinned:
             self._start_watch(ref)
         return fresh.pair
 
@@ -207,11 +283,6 @@ class HttpRuntimeLoader:
         err = errors.ServerError(f"cannot load '{ref}': {why}; no good bundle is known yet (is `releaseops serve` running?)")
         err.reference = ref
         return err
-
-    def _failing(self, message: str) -> None:
-        if self._last_error != message:
-            _log.warning("releaseops: %s", message)
-        self._last_error = message
 
     def load_bundle(self, ref: str, inject_telemetry: Optional[bool] = None) -> Loaded:
         """``(bundle, metadata)`` for ``ref``, as :meth:`RuntimeLoader.load_bundle`."""
@@ -221,11 +292,17 @@ class HttpRuntimeLoader:
         return pair
 
     def load_bundle_content(self, ref: str) -> Dict[str, Any]:
-        return _content(self._load(ref))
+        return _content(self.load_bundle(ref))
 
     def load_bundle_context(self, ref: str) -> BundleContext:
+        """``with`` / ``async with``; the async form waits for the server on
+        an executor thread, never on the event loop."""
+
         async def aload() -> Loaded:
-            return self._load(ref)
+            e = self._cache.get(ref)
+            if e is not None and (e.pinned or time.monotonic() - e.checked < self._revalidate):
+                return e.pair
+            return await asyncio.get_running_loop().run_in_executor(None, self._load, ref)
 
         return BundleContext(lambda: self._load(ref), aload)
 
@@ -235,43 +312,46 @@ class HttpRuntimeLoader:
             for e in self._cache.values():
                 e.checked = float("-inf")
 
-    @property
-    def last_error(self) -> Optional[str]:
-        return self._last_error
-
     # -- watching -----------------------------------------------------------
 
     def _start_watch(self, ref: str) -> None:
-        if ref in self._watchers or self._closed.is_set():
-            return
         with self._lock:
-            if ref in self._watchers:
+            if ref in self._watching or self._closed.is_set():
                 return
-            t = threading.Thread(target=self._watch_loop, args=(ref,), name=f"releaseops-watch {ref}", daemon=True)
-            self._watchers[ref] = t
+            self._watching.add(ref)
+        t = threading.Thread(
+            target=_watch_main,
+            args=(weakref.ref(self), ref, self._closed),
+            name=f"releaseops-watch {ref}",
+            daemon=True,
+        )
         t.start()
 
-    def _watch_loop(self, ref: str, hold: int = 30) -> None:
-        backoff = 0.5
-        while not self._closed.is_set():
-            old = self._cache.get(ref)
-            try:
-                fresh = self._fetch(ref, old, watch=hold)
-            except Exception:
-                # Down, failing, or an answer that does not verify: the loads
-                # keep the last good bundle; try again, backing off.
-                if self._closed.wait(backoff * (0.5 + random.random())):
-                    return
-                backoff = min(backoff * 2, 30.0)
-                continue
-            backoff = 0.5
-            if fresh is not old and not self._closed.is_set():
-                with self._lock:
-                    self._cache[ref] = fresh
+    def _watch_once(self, ref: str) -> str:
+        """One long poll: "ok", "retry" (no usable answer) or "stop" (the
+        server says the reference is gone)."""
+        old = self._cache.get(ref)
+        if old is None:
+            return "stop"
+        seq = next(self._seq)
+        try:
+            fresh = self._fetch(ref, old, False, seq, watch=True)
+        except (_Unavailable, errors.VerifyError, errors.CorruptStoreError, errors.InvalidBundleError) as err:
+            b = old.pair[0]
+            self._failing(ref, f"serving the last good {b.id}=={b.version} for '{ref}': {err}")
+            return "retry"
+        except errors.LoadError:
+            # The next load asks the server, and raises what it says.
+            old.checked = float("-inf")
+            return "stop"
+        self._succeeded(ref)
+        if fresh is not old:
+            self._commit(ref, fresh)
+        return "ok"
 
     def close(self) -> None:
-        """Ends the watches (a watch waiting on the server ends when its
-        request does, within its hold time)."""
+        """Ends the watches (one waiting on the server ends when its request
+        does, within its hold time)."""
         self._closed.set()
 
     def __enter__(self) -> "HttpRuntimeLoader":
@@ -279,3 +359,30 @@ class HttpRuntimeLoader:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _watch_main(owner: "weakref.ref[HttpRuntimeLoader]", ref: str, closed: threading.Event) -> None:
+    """A watch's thread. It holds its loader only during a request, so a
+    loader nobody uses any more is collected and its watches end."""
+    backoff = 0.5
+    while not closed.is_set():
+        loader = owner()
+        if loader is None:
+            return
+        try:
+            outcome = loader._watch_once(ref)
+        except Exception:  # never let a watch die of an unexpected answer
+            outcome = "retry"
+        if outcome == "stop":
+            with loader._lock:
+                loader._watching.discard(ref)
+            return
+        del loader
+        if outcome == "retry":
+            if closed.wait(backoff * (0.5 + random.random())):
+                return
+            backoff = min(backoff * 2, 30.0)
+        else:
+            backoff = 0.5
+            if closed.wait(_WATCH_GAP):
+                return

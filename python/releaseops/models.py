@@ -11,11 +11,11 @@ from __future__ import annotations
 import copy
 import json
 from types import MappingProxyType
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from . import _native
 
-__all__ = ["Bundle", "Prompt", "Policy", "ModelConfig", "BundleMetadata"]
+__all__ = ["Bundle", "Prompt", "Policy", "ModelConfig", "BundleMetadata", "ManifestMetadata"]
 
 # The identity attributes, which also travel as W3C baggage.
 BUNDLE_ID = "releaseops.bundle_id"
@@ -37,6 +37,13 @@ class _Frozen:
     def _init(self, **fields: Any) -> None:
         for k, v in fields.items():
             object.__setattr__(self, k, v)
+
+    # Immutable: a copy is the object itself.
+    def __copy__(self) -> Any:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        return self
 
 
 class ModelConfig(_Frozen):
@@ -82,6 +89,9 @@ class ModelConfig(_Frozen):
             d["parameters"] = self.parameters
         return d
 
+    def __reduce__(self) -> Any:
+        return (ModelConfig, (self.provider, self.model, self.temperature, self.max_tokens, self._parameters))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ModelConfig) and self.to_dict() == other.to_dict()
 
@@ -94,6 +104,12 @@ class ModelConfig(_Frozen):
             f"temperature={self.temperature!r}, max_tokens={self.max_tokens!r}, "
             f"parameters={self._parameters!r})"
         )
+
+
+def _is_promptops(reference: str) -> bool:
+    """``prompts/<id>@<version>``, not a file path."""
+    name = reference[len("prompts/") :] if reference.startswith("prompts/") else ""
+    return "@" in name and "/" not in name
 
 
 class Prompt(_Frozen):
@@ -123,11 +139,20 @@ class Prompt(_Frozen):
         return self.content_hash
 
     @property
-    def ref(self) -> str:
-        """Where it came from: ``prompts/<id>@<version>`` or a repository path."""
-        return self.reference
+    def ref(self) -> Optional[str]:
+        """The promptops reference (``prompts/<id>@<version>``), or None for
+        a prompt from a file (as the existing tool's ``ArtifactRef.ref``)."""
+        return self.reference if _is_promptops(self.reference) else None
 
-    def render(self, **variables: Any) -> str:
+    @property
+    def path(self) -> Optional[str]:
+        """The repository path of a prompt from a file, else None."""
+        return None if _is_promptops(self.reference) else self.reference
+
+    def __reduce__(self) -> Any:
+        return (Prompt, (self.role, self.reference, self.content, self.template, self.content_hash))
+
+    def render(self, /, **variables: Any) -> str:
         """The template rendered with ``variables``, with the same Jinja2
         semantics as the Rust runtime (a missing variable is a
         :class:`~releaseops.RenderError`, a value that is not str, int,
@@ -163,8 +188,12 @@ class Policy(_Frozen):
         return self.content_hash
 
     @property
-    def ref(self) -> str:
-        return self.path
+    def ref(self) -> None:
+        """None, as the existing tool's policy ``ArtifactRef.ref`` (see ``path``)."""
+        return None
+
+    def __reduce__(self) -> Any:
+        return (Policy, (self.role, self.path, self.content, self.content_hash, self._data))
 
     def __repr__(self) -> str:
         return f"Policy(role={self.role!r}, path={self.path!r}, content_hash={self.content_hash!r})"
@@ -201,7 +230,40 @@ class Bundle(_Frozen):
     def __init__(self, **fields: Any) -> None:
         self._init(**fields)
 
-    def render(self, role: str, **variables: Any) -> str:
+    schema_version = 1
+
+    @property
+    def metadata(self) -> "ManifestMetadata":
+        """The manifest's metadata (``id``, ``version``, ``description``,
+        ``created_at``, ``created_by``), as the existing tool's ``bundle.metadata``."""
+        return ManifestMetadata(self.id, self.version, self.description, self.created_at, self.created_by)
+
+    @property
+    def all_artifacts(self) -> List[Any]:
+        """Every prompt, then every policy."""
+        return [*self.prompts.values(), *self.policies.values()]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "bundle_hash": self.bundle_hash,
+            "environment": self.environment,
+            "description": self.description,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "model_config": self.model_config.to_dict() if self.model_config else None,
+            "prompts": {r: {"reference": p.reference, "content_hash": p.content_hash} for r, p in self.prompts.items()},
+            "policies": {r: {"path": p.path, "content_hash": p.content_hash} for r, p in self.policies.items()},
+        }
+
+    def __reduce__(self) -> Any:
+        fields = {k: getattr(self, k) for k in Bundle.__slots__}
+        fields["prompts"] = dict(self.prompts)
+        fields["policies"] = dict(self.policies)
+        return (_bundle, (fields,))
+
+    def render(self, role: str, /, **variables: Any) -> str:
         """The prompt of ``role`` rendered (see :meth:`Prompt.render`)."""
         try:
             prompt = self.prompts[role]
@@ -218,6 +280,28 @@ class Bundle(_Frozen):
         return f"Bundle(id={self.id!r}, version={self.version!r}, bundle_hash={self.bundle_hash!r}{env})"
 
 
+def _bundle(fields: Dict[str, Any]) -> "Bundle":
+    fields = dict(fields)
+    fields["prompts"] = MappingProxyType(dict(fields["prompts"]))
+    fields["policies"] = MappingProxyType(dict(fields["policies"]))
+    return Bundle(**fields)
+
+
+class ManifestMetadata(_Frozen):
+    """A bundle manifest's metadata."""
+
+    __slots__ = ("id", "version", "description", "created_at", "created_by")
+
+    def __init__(self, id: str, version: str, description: str, created_at: str, created_by: str) -> None:
+        self._init(id=id, version=version, description=description, created_at=created_at, created_by=created_by)
+
+    def __reduce__(self) -> Any:
+        return (ManifestMetadata, (self.id, self.version, self.description, self.created_at, self.created_by))
+
+    def __repr__(self) -> str:
+        return f"ManifestMetadata(id={self.id!r}, version={self.version!r}, created_by={self.created_by!r})"
+
+
 class BundleMetadata(_Frozen):
     """Which bundle is running, as telemetry carries it.
 
@@ -232,6 +316,7 @@ class BundleMetadata(_Frozen):
         "bundle_hash",
         "environment",
         "_flat",
+        "_identity",
         "_baggage",
         "_prompt_refs",
         "_policy_refs",
@@ -261,6 +346,7 @@ class BundleMetadata(_Frozen):
             bundle_hash=bundle_hash,
             environment=environment,
             _flat=MappingProxyType(flat),
+            _identity=MappingProxyType({k: v for k, v in flat.items() if k.startswith("releaseops.")}),
             _baggage=tuple((k, str(flat[k])) for k in BAGGAGE_KEYS if k in flat),
             _prompt_refs=dict(prompt_refs or {}),
             _policy_refs=dict(policy_refs or {}),
@@ -315,6 +401,21 @@ class BundleMetadata(_Frozen):
             },
             policy_refs={k[len("releaseops.policy.") :]: v for k, v in flat.items() if k.startswith("releaseops.policy.")},
             model_config=json.loads(model) if isinstance(model, str) else None,
+        )
+
+    def __reduce__(self) -> Any:
+        return (
+            BundleMetadata,
+            (
+                self.bundle_id,
+                self.bundle_version,
+                self.bundle_hash,
+                self.environment,
+                dict(self._flat),
+                self._prompt_refs,
+                self._policy_refs,
+                self._model,
+            ),
         )
 
     def __eq__(self, other: object) -> bool:

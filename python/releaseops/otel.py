@@ -38,10 +38,17 @@ __all__ = ["BundleSpanProcessor", "ModelCall", "model_call", "inject", "attach",
 
 
 def _with_baggage(metadata: BundleMetadata, ctx: Optional[context.Context] = None) -> context.Context:
+    """``ctx`` with the bundle's identity as its ``releaseops.*`` baggage
+    (a key this bundle has no value for, like the environment of a pinned
+    version, is removed: baggage never mixes two bundles)."""
     if ctx is None:
         ctx = context.get_current()
-    for key, value in metadata._baggage:
-        ctx = baggage.set_baggage(key, value, ctx)
+    mine = dict(metadata._baggage)
+    for key in BAGGAGE_KEYS:
+        if key in mine:
+            ctx = baggage.set_baggage(key, mine[key], ctx)
+        elif baggage.get_baggage(key, ctx) is not None:
+            ctx = baggage.remove_baggage(key, ctx)
     return ctx
 
 
@@ -76,10 +83,12 @@ def inject(metadata: BundleMetadata) -> None:
 
 def attach(metadata: BundleMetadata) -> object:
     """:func:`inject` for a block: returns the token :func:`detach` takes."""
-    span = trace.get_current_span()
+    current = context.get_current()
+    span = trace.get_current_span(current)
     if span.is_recording():
         span.set_attributes(metadata._flat)
-    return context.attach(_with_baggage(metadata))
+        _TAGGED.set((span, metadata))
+    return context.attach(_with_baggage(metadata, current))
 
 
 def detach(token: object) -> None:
@@ -87,22 +96,26 @@ def detach(token: object) -> None:
 
 
 class BundleSpanProcessor(_ProcessorBase):  # type: ignore[misc,valid-type]
-    """Copies the running bundle's attributes onto every span it sees start.
+    """Copies the running bundle's ``releaseops.*`` attributes onto every
+    span it sees start (the ``gen_ai.*`` ones stay on the spans of model
+    calls, see :func:`model_call`), never over an attribute the span
+    already has.
 
-    The bundle is the one loaded in the span's context (all the attributes of
-    ``to_flat_dict()``); failing that, the ``releaseops.*`` baggage the
-    parent context carries (the identity an upstream service propagated).
+    The bundle is the one loaded in the span's context; failing that, the
+    ``releaseops.*`` baggage the parent context carries (the identity an
+    upstream service propagated).
     """
 
     def on_start(self, span: Any, parent_context: Optional[context.Context] = None) -> None:
         metadata = get_bundle_metadata()
         if metadata is not None:
-            span.set_attributes(metadata._flat)
-            return
-        items = baggage.get_all(parent_context)
-        found = {k: items[k] for k in BAGGAGE_KEYS if k in items}
+            found: Mapping[str, Any] = metadata._identity
+        else:
+            items = baggage.get_all(parent_context)
+            found = {k: items[k] for k in BAGGAGE_KEYS if k in items}
         if found:
-            span.set_attributes(found)
+            have = span.attributes or {}
+            span.set_attributes({k: v for k, v in found.items() if k not in have})
 
     def on_end(self, span: Any) -> None:
         pass

@@ -25,7 +25,7 @@ import logging
 import os
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import _native
 from .models import Bundle, BundleMetadata, from_json
@@ -90,39 +90,38 @@ class BundleContext:
     """What ``load_bundle_context`` returns: ``with`` (or ``async with``) it
     to run a block under the bundle: its metadata is current (and on the
     current span and baggage) inside, and what was current before is again
-    after. It yields the bundle."""
+    after. It yields the bundle. It may be entered again inside itself."""
 
-    __slots__ = ("_load", "_aload", "_token", "_otel_token", "metadata")
+    __slots__ = ("_load", "_aload", "_tokens", "metadata")
 
     def __init__(self, load: Any, aload: Any) -> None:
         self._load = load
         self._aload = aload
-        self._token: Any = None
-        self._otel_token: Any = None
+        self._tokens: List[Tuple[Any, Any]] = []
         self.metadata: Optional[BundleMetadata] = None
 
     def _enter(self, pair: Loaded) -> Bundle:
         bundle, metadata = pair
         self.metadata = metadata
-        self._token = _METADATA.set(metadata)
+        token = _METADATA.set(metadata)
+        otel_token = None
         otel = _otel if _otel is not None else _otel_module()
         if otel:
             try:
-                self._otel_token = otel.attach(metadata)
+                otel_token = otel.attach(metadata)
             except Exception as e:
                 _telemetry_failed(e)
+        self._tokens.append((token, otel_token))
         return bundle
 
     def _exit(self) -> None:
-        if self._otel_token is not None:
+        token, otel_token = self._tokens.pop()
+        if otel_token is not None:
             try:
-                _otel.detach(self._otel_token)
+                _otel.detach(otel_token)
             except Exception as e:
                 _telemetry_failed(e)
-            self._otel_token = None
-        if self._token is not None:
-            _METADATA.reset(self._token)
-            self._token = None
+        _METADATA.reset(token)
 
     def __enter__(self) -> Bundle:
         return self._enter(self._load())
@@ -135,6 +134,14 @@ class BundleContext:
 
     async def __aexit__(self, *exc: Any) -> None:
         self._exit()
+
+
+async def _in_executor(native: Any, ref: str, executor: Optional[Executor] = None) -> Loaded:
+    """A native load: from memory at once, else on an executor thread."""
+    pair = native.load_cached(ref)
+    if pair is not None:
+        return pair
+    return await asyncio.get_running_loop().run_in_executor(executor, native.load, ref)
 
 
 class RuntimeLoader:
@@ -171,22 +178,18 @@ class RuntimeLoader:
             _inject(pair[1])
         return pair
 
-    def load_bundle_content(self, ref: str) -> Dict[str, Any]:
+    def load_bundle_content(self, ref: str, inject_telemetry: Optional[bool] = None) -> Dict[str, Any]:
         """``{bundle, metadata, prompts, policies, model}``: every prompt's
-        and policy's text by role, and the model config as a dict."""
-        return _content(self.load_bundle(ref, inject_telemetry=False))
+        and policy's text by role, and the model config as a dict (a load
+        like :meth:`load_bundle`, telemetry included)."""
+        return _content(self.load_bundle(ref, inject_telemetry))
 
     def load_bundle_context(self, ref: str) -> BundleContext:
         """A context manager (``with`` or ``async with``) running its block
         under the bundle; it yields the bundle."""
 
-        def load() -> Loaded:
-            return self._native.load(ref)
-
-        async def aload() -> Loaded:
-            return self._native.load(ref)
-
-        return BundleContext(load, aload)
+        native = self._native
+        return BundleContext(lambda: native.load(ref), lambda: _in_executor(native, ref))
 
     def invalidate(self) -> None:
         """The next load of each ``ID@ENV`` checks the store at once."""
@@ -236,6 +239,9 @@ class AsyncRuntimeLoader:
         loop = asyncio.get_running_loop()
         key = (id(loop), ref)
         fut = self._inflight.get(key)
+        if fut is not None and (fut.done() or fut.get_loop() is not loop):
+            # Left by a loop that closed mid-load, or one whose id was reused.
+            fut = None
         if fut is None:
             fut = loop.run_in_executor(self._executor, native.load, ref)
             self._inflight[key] = fut
@@ -256,8 +262,8 @@ class AsyncRuntimeLoader:
             _inject(pair[1])
         return pair
 
-    async def load_bundle_content(self, ref: str) -> Dict[str, Any]:
-        return _content(await self._load(ref))
+    async def load_bundle_content(self, ref: str, inject_telemetry: Optional[bool] = None) -> Dict[str, Any]:
+        return _content(await self.load_bundle(ref, inject_telemetry))
 
     def load_bundle_context(self, ref: str) -> BundleContext:
         """``async with loader.load_bundle_context(ref) as bundle: ...``"""

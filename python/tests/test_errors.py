@@ -15,9 +15,10 @@ from releaseops import RuntimeLoader
     "ref, cls, old, says",
     [
         ("support-agent", releaseops.InvalidReferenceError, ValueError, "write ID@ENV"),
-        ("support-agent@", releaseops.InvalidReferenceError, ValueError, "support-agent@"),
+        # The existing tool looked an environment named "" or "prod@x" up: FileNotFoundError.
+        ("support-agent@", releaseops.InvalidEnvironmentNameError, FileNotFoundError, "support-agent@"),
         ("@prod", releaseops.InvalidReferenceError, ValueError, "@prod"),
-        ("support-agent@prod@x", releaseops.InvalidReferenceError, ValueError, "prod@x"),
+        ("support-agent@prod@x", releaseops.InvalidEnvironmentNameError, FileNotFoundError, "prod@x"),
         ("../../etc@prod", releaseops.InvalidReferenceError, ValueError, "../../etc"),
         ("support-agent@qa", releaseops.EnvironmentNotFoundError, FileNotFoundError, "environment 'qa' does not exist"),
         ("nope@prod", releaseops.BundleNotDeployedError, ValueError, "'nope' is not deployed in 'prod'"),

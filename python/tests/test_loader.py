@@ -144,7 +144,8 @@ def test_load_bundle_content(repo):
         "max_tokens": 4096,
         "parameters": {"top_p": 0.9},
     }
-    assert releaseops.get_bundle_metadata() is None
+    # A load like load_bundle, as in the existing tool: the bundle is current.
+    assert releaseops.get_bundle_metadata() is c["metadata"]
 
 
 def test_context_manager_sync_and_async(repo):
@@ -240,3 +241,68 @@ def test_the_last_good_bundle_is_served_when_the_store_breaks(repo):
     env.write_text("environment: prod\nbundle_mappings: [broken\n")
     with pytest.raises(releaseops.CorruptStoreError, match="prod.yaml"):
         RuntimeLoader(repo.path).load_bundle("support-agent@prod")
+
+
+def test_one_context_manager_entered_inside_itself(repo):
+    loader = RuntimeLoader(repo.path)
+    ctx = loader.load_bundle_context("support-agent@dev")
+    with ctx:
+        with ctx:
+            assert releaseops.get_bundle_metadata().environment == "dev"
+        assert releaseops.get_bundle_metadata().environment == "dev"
+    assert releaseops.get_bundle_metadata() is None
+
+
+def test_copy_pickle_and_the_existing_tools_attributes(repo):
+    import copy
+    import pickle
+
+    bundle, metadata = RuntimeLoader(repo.path).load_bundle("support-agent@prod")
+    assert copy.copy(bundle) is bundle and copy.deepcopy(bundle) is bundle
+    back = pickle.loads(pickle.dumps((bundle, metadata)))
+    assert back[0].to_dict() == bundle.to_dict() and back[1] == metadata
+    assert back[0].prompts["system"].render(company="A", limit=1) == bundle.prompts["system"].render(company="A", limit=1)
+    assert back[0].policies["tools"].data == bundle.policies["tools"].data
+    assert (bundle.metadata.id, bundle.metadata.version, bundle.schema_version) == ("support-agent", "1.0.0", 1)
+    assert [a.role for a in bundle.all_artifacts] == ["system", "tools", "safety"]
+    system = bundle.prompts["system"]
+    assert (system.ref, system.path) == (None, "prompts/system.md")
+    assert (bundle.policies["tools"].ref, bundle.policies["tools"].path) == (None, "policies/tools.yaml")
+    # A variable may be called role (or self).
+    assert "Acme" in bundle.render("system", role="admin", company="Acme", limit=1)
+
+
+def test_durations_out_of_range(repo):
+    for bad in (1e20, float("inf"), float("nan"), -1):
+        with pytest.raises(ValueError, match="revalidate"):
+            RuntimeLoader(repo.path, revalidate=bad)
+        with pytest.raises(ValueError):
+            releaseops.HttpRuntimeLoader("http://127.0.0.1:1", timeout=bad)
+
+
+def test_a_shared_structure_cannot_hang_the_render(repo):
+    bundle, _ = RuntimeLoader(repo.path).load_bundle("support-agent@prod")
+    x: list = ["leaf"]
+    for _ in range(40):
+        x = [x, x]
+    with pytest.raises(releaseops.RenderTypeError, match="more than 1000000 values"):
+        bundle.prompts["system"].render(company=x, limit=1)
+
+
+def test_a_broken_store_is_logged_once(repo, caplog):
+    import logging
+
+    loader = RuntimeLoader(repo.path, revalidate=0)
+    loader.load_bundle("support-agent@prod")
+    env = repo.path / ".releaseops" / "environments" / "prod.yaml"
+    text = env.read_text()
+    env.write_text("environment: prod\nbundle_mappings: [broken\n")
+    with caplog.at_level(logging.INFO, logger="releaseops"):
+        for _ in range(5):
+            loader.load_bundle("support-agent@prod")
+        env.write_text(text)
+        loader.load_bundle("support-agent@prod")
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "serving the last good bundle" in warnings[0].getMessage()
+    assert "prod.yaml" in warnings[0].getMessage()
+    assert any("reads again" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)

@@ -134,3 +134,45 @@ def test_without_opentelemetry_nothing_is_needed(repo, tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={**os.environ, **env})
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "1.0.0"
+
+
+def test_child_spans_get_the_identity_and_keep_their_own(repo, spans):
+    spans.clear()
+    loader = RuntimeLoader(repo.path)
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("run"):
+        loader.load_bundle("support-agent@prod")
+        with tracer.start_as_current_span("db-query", attributes={"releaseops.environment": "mine"}):
+            pass
+        dev, _ = loader.load_bundle("support-agent@dev", inject_telemetry=False)
+        with model_call(dev):
+            pass
+    (db,) = finished(spans, "db-query")
+    assert db.attributes["releaseops.bundle_id"] == "support-agent"
+    assert db.attributes["releaseops.environment"] == "mine", "the processor never overwrites"
+    assert not any(k.startswith("gen_ai.") for k in db.attributes), "only model calls carry gen_ai.*"
+    (call,) = finished(spans, "chat claude-sonnet-4-5")
+    assert call.attributes["releaseops.environment"] == "dev"
+    assert call.attributes["releaseops.bundle_version"] == "1.1.0"
+    assert call.attributes["gen_ai.request.temperature"] == 0.2
+
+
+def test_baggage_never_mixes_two_bundles(repo, spans):
+    loader = RuntimeLoader(repo.path)
+    loader.load_bundle("support-agent@prod")
+    assert baggage.get_baggage("releaseops.environment") == "prod"
+    loader.load_bundle("support-agent==1.1.0")
+    assert baggage.get_baggage("releaseops.bundle_version") == "1.1.0"
+    assert baggage.get_baggage("releaseops.environment") is None
+
+
+def test_a_span_is_retagged_after_a_context_block(repo, spans):
+    spans.clear()
+    loader = RuntimeLoader(repo.path)
+    with trace.get_tracer("test").start_as_current_span("retag"):
+        loader.load_bundle("support-agent@prod")
+        with loader.load_bundle_context("support-agent@dev"):
+            pass
+        loader.load_bundle("support-agent@prod")
+    (s,) = finished(spans, "retag")
+    assert s.attributes["releaseops.environment"] == "prod"

@@ -35,6 +35,9 @@ struct Loader {
     factory: Py<PyAny>,
     /// What `factory` made, by reference, with the bundle it was made from.
     objects: Mutex<HashMap<String, Made>>,
+    /// The failure last reported through Python's logging (the loader
+    /// serves the last good bundle around it).
+    reported: Mutex<Option<String>>,
 }
 
 /// A loaded bundle and the Python objects made of it.
@@ -45,12 +48,7 @@ impl Loader {
     #[new]
     #[pyo3(signature = (path, revalidate, factory))]
     fn new(py: Python<'_>, path: PathBuf, revalidate: f64, factory: Py<PyAny>) -> PyResult<Self> {
-        if !revalidate.is_finite() || revalidate < 0.0 {
-            return Err(PyValueError::new_err(format!(
-                "revalidate must be a number of seconds >= 0, not {revalidate}"
-            )));
-        }
-        let interval = Duration::from_secs_f64(revalidate);
+        let interval = seconds("revalidate", revalidate)?;
         let inner = py
             .detach(|| RuntimeLoader::with_revalidate(&path, interval))
             .map_err(|e| error(py, &path.display().to_string(), &e))?;
@@ -58,6 +56,7 @@ impl Loader {
             inner,
             factory,
             objects: Mutex::new(HashMap::new()),
+            reported: Mutex::new(None),
         })
     }
 
@@ -66,9 +65,11 @@ impl Loader {
     fn load(&self, py: Python<'_>, reference: &str) -> PyResult<Py<PyAny>> {
         let bundle = match self.inner.load_cached(reference) {
             Some(b) => b,
-            None => py
-                .detach(|| self.inner.load(reference))
-                .map_err(|e| error(py, reference, &e))?,
+            None => {
+                let loaded = py.detach(|| self.inner.load(reference));
+                self.report(py);
+                loaded.map_err(|e| error(py, reference, &e))?
+            }
         };
         self.object(py, reference, bundle)
     }
@@ -100,6 +101,37 @@ impl Loader {
 }
 
 impl Loader {
+    /// Tells Python's logging (logger `releaseops`) once when the loader
+    /// starts serving the last good bundle around a failure, and when the
+    /// store recovers: the Rust side's `tracing` is not seen from Python.
+    fn report(&self, py: Python<'_>) {
+        let now = self.inner.last_error().map(|e| e.to_string());
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        if *reported == now {
+            return;
+        }
+        let (level, message) = match &now {
+            Some(e) => (
+                "warning",
+                format!("releaseops: serving the last good bundle: {e}"),
+            ),
+            None => (
+                "info",
+                "releaseops: the store reads again; serving what it says".into(),
+            ),
+        };
+        *reported = now;
+        drop(reported);
+        let logged = py
+            .import("logging")
+            .and_then(|l| l.call_method1("getLogger", ("releaseops",)))
+            .and_then(|l| l.call_method1(level, (message,)));
+        if let Err(e) = logged {
+            // Logging itself failed (a broken handler): not the load's fault.
+            e.print(py);
+        }
+    }
+
     fn object(
         &self,
         py: Python<'_>,
@@ -126,6 +158,29 @@ impl Loader {
     }
 }
 
+/// `value` seconds as a Duration, or a ValueError naming `what`.
+fn seconds(what: &str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        PyValueError::new_err(format!(
+            "{what} must be a finite number of seconds >= 0, not {value}"
+        ))
+    })
+}
+
+/// `(id, environment, version)` of a reference, one of the last two None;
+/// InvalidReferenceError when it is not one.
+#[pyfunction]
+fn parse_reference(
+    py: Python<'_>,
+    reference: &str,
+) -> PyResult<(String, Option<String>, Option<String>)> {
+    match releaseops_runtime::BundleRef::parse(reference) {
+        Ok(releaseops_runtime::BundleRef::Env { id, env }) => Ok((id, Some(env), None)),
+        Ok(releaseops_runtime::BundleRef::Pinned { id, version }) => Ok((id, None, Some(version))),
+        Err(e) => Err(error(py, reference, &e)),
+    }
+}
+
 /// Renders a prompt template with the runtime's Jinja2-compatible engine
 /// (strict: a missing variable is an error). `variables` are JSON-like
 /// values: str, int, float, bool, None, and lists, tuples and str-keyed
@@ -139,11 +194,12 @@ fn render(
     name: &str,
 ) -> PyResult<String> {
     let mut vars = Map::new();
+    let mut budget = MAX_VALUES;
     for (k, v) in variables.iter() {
         let key: String = k
             .extract()
             .map_err(|_| PyTypeError::new_err(format!("{name}: variable names must be str")))?;
-        let value = from_py(&v, &key, 0).map_err(|m| {
+        let value = from_py(&v, &key, 0, &mut budget).map_err(|m| {
             raise(
                 py,
                 "RenderTypeError",
@@ -169,6 +225,17 @@ fn render(
 /// The exception class of `releaseops.errors` for what went wrong.
 fn class_of(e: &LoadError) -> &'static str {
     match e {
+        // `ID@ENV` with a bad ENV: the existing tool looked such an
+        // environment up and raised FileNotFoundError, which this is too.
+        LoadError::BadReference { reference, .. }
+            if !reference.contains("==")
+                && reference.split_once('@').is_some_and(|(id, env)| {
+                    releaseops_format::names::validate_bundle_id(id).is_ok()
+                        && releaseops_format::names::validate_env_name(env).is_err()
+                }) =>
+        {
+            "InvalidEnvironmentNameError"
+        }
         LoadError::BadReference { .. } => "InvalidReferenceError",
         LoadError::NoStore { .. } => "StoreNotFoundError",
         LoadError::UnknownEnv { .. } => "EnvironmentNotFoundError",
@@ -256,13 +323,30 @@ fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
 /// template reads, would otherwise exhaust the stack).
 const MAX_DEPTH: usize = 64;
 
+/// How many values render variables may hold in all (a structure sharing
+/// its parts, `x = [x0, x0]` forty levels deep, would otherwise be walked
+/// 2^40 times).
+const MAX_VALUES: usize = 1_000_000;
+
 /// A render variable as JSON, or what is wrong with it (naming it by its
 /// path: `order.items[2]`).
-fn from_py(v: &Bound<'_, PyAny>, path: &str, depth: usize) -> Result<Value, String> {
+fn from_py(
+    v: &Bound<'_, PyAny>,
+    path: &str,
+    depth: usize,
+    budget: &mut usize,
+) -> Result<Value, String> {
+    let root = || path.split(['.', '[']).next().unwrap_or(path).to_string();
+    if *budget == 0 {
+        return Err(format!(
+            "the variables hold more than {MAX_VALUES} values in all (at '{path}'); pass only what the template reads"
+        ));
+    }
+    *budget -= 1;
     if depth > MAX_DEPTH {
         return Err(format!(
             "variable '{}' nests more than {MAX_DEPTH} levels deep (or contains itself); pass a flatter value",
-            path.split(['.', '[']).next().unwrap_or(path)
+            root()
         ));
     }
     if v.is_none() {
@@ -303,7 +387,7 @@ fn from_py(v: &Bound<'_, PyAny>, path: &str, depth: usize) -> Result<Value, Stri
                     type_name(&k)
                 ));
             };
-            let value = from_py(&x, &format!("{path}.{key}"), depth + 1)?;
+            let value = from_py(&x, &format!("{path}.{key}"), depth + 1, budget)?;
             m.insert(key, value);
         }
         return Ok(Value::Object(m));
@@ -319,7 +403,7 @@ fn from_py(v: &Bound<'_, PyAny>, path: &str, depth: usize) -> Result<Value, Stri
         return items
             .iter()
             .enumerate()
-            .map(|(i, x)| from_py(x, &format!("{path}[{i}]"), depth + 1))
+            .map(|(i, x)| from_py(x, &format!("{path}[{i}]"), depth + 1, budget))
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array);
     }
@@ -341,29 +425,41 @@ fn type_name(v: &Bound<'_, PyAny>) -> String {
 const MAX_BODY: u64 = 256 * 1024 * 1024;
 
 /// `HttpRuntimeLoader`'s requests to `releaseops serve`: kept-alive
-/// connections shared by every thread, the token held here (never in a
-/// Python attribute, an error or a repr), the GIL released while waiting.
+/// connections shared by every thread, the GIL released while waiting,
+/// every bundle verified here before Python sees it, and the token held
+/// here (never in a Python attribute) and blanked out of anything the
+/// server says.
 #[pyclass(frozen, module = "releaseops._native")]
 struct HttpClient {
     agent: ureq::Agent,
     base: String,
-    authorization: Option<String>,
+    token: Option<String>,
 }
+
+/// What the client got: (status, ETag, the verified bundle's data for a 200,
+/// the body's text otherwise).
+type Fetched<'py> = (u16, String, Option<Bound<'py, PyAny>>, String);
 
 #[pymethods]
 impl HttpClient {
     #[new]
     #[pyo3(signature = (base, token, timeout))]
     fn new(base: String, token: Option<String>, timeout: f64) -> PyResult<Self> {
-        if !timeout.is_finite() || timeout <= 0.0 {
-            return Err(PyValueError::new_err(format!(
-                "timeout must be a number of seconds > 0, not {timeout}"
-            )));
+        let timeout = seconds("timeout", timeout)?;
+        if timeout.is_zero() {
+            return Err(PyValueError::new_err("timeout must be more than 0 seconds"));
+        }
+        if let Some(t) = &token
+            && t.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(PyValueError::new_err(
+                "the token has spaces or control characters; pass it as `releaseops token new` printed it",
+            ));
         }
         // TLS by rustls with ring, whichever crate asked first.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs_f64(timeout)))
+            .timeout_global(Some(timeout))
             .http_status_as_error(false)
             // No redirect may carry the token elsewhere.
             .max_redirects(0)
@@ -376,47 +472,38 @@ impl HttpClient {
             )
             .build()
             .new_agent();
-        let authorization = match token {
-            Some(t) if t.chars().any(|c| c.is_control() || c == ' ') => {
-                return Err(PyValueError::new_err(
-                    "the token has spaces or control characters; pass it as `releaseops token new` printed it",
-                ));
-            }
-            Some(t) if !t.is_empty() => Some(format!("Bearer {t}")),
-            _ => None,
-        };
         Ok(HttpClient {
             agent,
             base: base.trim_end_matches('/').to_string(),
-            authorization,
+            token: token.filter(|t| !t.is_empty()),
         })
     }
 
-    /// `GET base + path` (with `If-None-Match: etag`): `(status, etag,
-    /// body)`. A failure to get an answer raises ConnectionError, naming
-    /// the server but never the token.
-    #[pyo3(signature = (path, etag = None, timeout = None))]
-    fn get<'py>(
+    /// `GET base + path` for `reference` (with `If-None-Match: etag`). A
+    /// 200 is verified as the bundle `reference` names, or raises what is
+    /// wrong with it (VerifyError for a tampered answer); a failure to get
+    /// an answer raises ConnectionError.
+    #[pyo3(signature = (reference, path, etag = None, timeout = None))]
+    fn fetch<'py>(
         &self,
         py: Python<'py>,
+        reference: &str,
         path: &str,
         etag: Option<&str>,
         timeout: Option<f64>,
-    ) -> PyResult<(u16, String, Bound<'py, pyo3::types::PyBytes>)> {
+    ) -> PyResult<Fetched<'py>> {
+        let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
         let url = format!("{}{path}", self.base);
-        let got = py.detach(|| -> Result<(u16, String, Vec<u8>), String> {
+        let got = py.detach(|| -> Result<_, String> {
             let mut req = self.agent.get(&url).header("Accept", "application/json");
-            if let Some(a) = &self.authorization {
-                req = req.header("Authorization", a);
+            if let Some(t) = &self.token {
+                req = req.header("Authorization", format!("Bearer {t}"));
             }
             if let Some(tag) = etag {
                 req = req.header("If-None-Match", tag);
             }
-            let req = match timeout.filter(|t| t.is_finite() && *t > 0.0) {
-                Some(t) => req
-                    .config()
-                    .timeout_global(Some(Duration::from_secs_f64(t)))
-                    .build(),
+            let req = match timeout {
+                Some(t) => req.config().timeout_global(Some(t)).build(),
                 None => req.config().build(),
             };
             let mut resp = req.call().map_err(|e| e.to_string())?;
@@ -433,15 +520,39 @@ impl HttpClient {
                 .limit(MAX_BODY)
                 .read_to_vec()
                 .map_err(|e| e.to_string())?;
-            Ok((status, tag, body))
+            let verified = (status == 200).then(|| LoadedBundle::from_resolved(reference, &body));
+            Ok((status, tag, verified, body))
         });
-        match got {
-            Ok((status, tag, body)) => Ok((status, tag, pyo3::types::PyBytes::new(py, &body))),
-            Err(e) => Err(pyo3::exceptions::PyConnectionError::new_err(format!(
-                "{} did not answer: {e}",
-                self.base
-            ))),
+        let (status, tag, verified, body) = got.map_err(|e| {
+            pyo3::exceptions::PyConnectionError::new_err(
+                self.redact(&format!("{} did not answer: {e}", self.base)),
+            )
+        })?;
+        match verified {
+            Some(Ok(bundle)) => Ok((
+                status,
+                tag,
+                Some(to_py(py, &bundle.to_json())?),
+                String::new(),
+            )),
+            Some(Err(e)) => Err(error(py, reference, &e)),
+            None => {
+                let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+                Ok((status, tag, None, self.redact(&text)))
+            }
         }
+    }
+
+    /// `text` with the token blanked out.
+    fn redact(&self, text: &str) -> String {
+        match &self.token {
+            Some(t) if text.contains(t.as_str()) => text.replace(t.as_str(), "[token]"),
+            _ => text.to_string(),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("HttpClient({:?})", self.base)
     }
 }
 
@@ -450,6 +561,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Loader>()?;
     m.add_class::<HttpClient>()?;
     m.add_function(wrap_pyfunction!(render, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_reference, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -28,6 +28,7 @@ pub mod otel;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 mod reference;
+mod remote;
 pub mod telemetry;
 
 #[cfg(feature = "tokio")]
