@@ -67,7 +67,7 @@ class _Entry:
         self.pair = pair
         self.checked = checked
         self.pinned = pinned
-        self.seq = seq  # when the request that produced it was sent
+        self.seq = seq  # when its answer arrived (answers are ordered by it)
         self.refreshing = False
 
 
@@ -148,6 +148,9 @@ class HttpRuntimeLoader:
         self._seq = itertools.count(1)
         self._errors: Dict[str, str] = {}
         self._watching: Set[str] = set()
+        # References whose watch the server (or a proxy) refuses while it
+        # resolves them: revalidation alone serves them.
+        self._unwatchable: Set[str] = set()
         self._closed = threading.Event()
         weakref.finalize(self, self._closed.set)
         self.stats: Dict[str, int] = {"requests": 0, "not_modified": 0, "updated": 0, "failed": 0}
@@ -157,10 +160,12 @@ class HttpRuntimeLoader:
 
     # -- one request --------------------------------------------------------
 
-    def _fetch(self, ref: str, old: Optional[_Entry], pinned: bool, seq: int, watch: bool = False) -> _Entry:
+    def _fetch(self, ref: str, old: Optional[_Entry], pinned: bool, watch: bool = False) -> _Entry:
         """The entry for what the server answers now (``old`` itself when
         nothing changed). Raises _Unavailable when it gives no usable
-        answer, the LoadError it stands for otherwise."""
+        answer, the LoadError it stands for otherwise. Answers are ordered
+        by when they arrive: a long poll answered after a revalidation
+        reflects the later state."""
         quoted = urllib.parse.quote(ref, safe="@=")
         path = f"/v1/watch/{quoted}?timeout={_HOLD}" if watch else f"/v1/resolve/{quoted}"
         self.stats["requests"] += 1
@@ -174,20 +179,19 @@ class HttpRuntimeLoader:
         except errors.LoadError:
             self.stats["failed"] += 1
             raise
+        seq = next(self._seq)
         now = time.monotonic()
         if status == 304:
             if old is None:
                 raise _Unavailable(f"{self.url} answered 304 Not Modified to a request that named no version")
             self.stats["not_modified"] += 1
-            old.checked = now
-            old.seq = max(old.seq, seq)
+            self._confirm(ref, old, now, seq)
             return old
         if status == 200 and data is not None:
             tag = f'"{data["version"]}@{data["bundle_hash"]}"'
             if old is not None and old.tag == tag:
                 self.stats["not_modified"] += 1
-                old.checked = now
-                old.seq = max(old.seq, seq)
+                self._confirm(ref, old, now, seq)
                 return old
             self.stats["updated"] += 1
             return _Entry(tag, from_json(data), now, pinned, seq)
@@ -208,8 +212,16 @@ class HttpRuntimeLoader:
         err.reference = ref
         raise err
 
+    def _confirm(self, ref: str, old: _Entry, now: float, seq: int) -> None:
+        """The server says ``old`` is still current: fresh again, if it is
+        still what the cache holds (never put back over a newer answer)."""
+        with self._lock:
+            if self._cache.get(ref) is old and seq > old.seq:
+                old.checked = now
+                old.seq = seq
+
     def _commit(self, ref: str, fresh: _Entry) -> _Entry:
-        """Stores ``fresh`` unless an answer to a later request got there first."""
+        """Stores ``fresh`` unless a later answer got there first."""
         with self._lock:
             current = self._cache.get(ref)
             if current is not None and current is not fresh and current.seq > fresh.seq:
@@ -245,16 +257,17 @@ class HttpRuntimeLoader:
         e = self._cache.get(ref)
         if e is not None and (e.pinned or e.refreshing or time.monotonic() - e.checked < self._revalidate):
             return e.pair
+        if e is not None:
+            with self._lock:  # one thread revalidates; the others keep what they have
+                if e.refreshing:
+                    return e.pair
+                e.refreshing = True
         return self._refresh(ref, e)
 
     def _refresh(self, ref: str, e: Optional[_Entry]) -> Loaded:
-        _id, env, _version = _native.parse_reference(ref)  # a malformed ref fails here, not at the server
-        pinned = env is None
-        seq = next(self._seq)
-        if e is not None:
-            e.refreshing = True
         try:
-            fresh = self._fetch(ref, e, pinned, seq)
+            _id, env, _version = _native.parse_reference(ref)  # a malformed ref fails here, not at the server
+            fresh = self._fetch(ref, e, env is None)
         except (_Unavailable, errors.VerifyError, errors.CorruptStoreError, errors.InvalidBundleError) as err:
             if e is None:
                 if isinstance(err, _Unavailable):
@@ -269,13 +282,14 @@ class HttpRuntimeLoader:
             # deployed, no access): nothing cached stands for it any more.
             with self._lock:
                 self._cache.pop(ref, None)
+                self._errors.pop(ref, None)
             raise
         finally:
             if e is not None:
                 e.refreshing = False
         self._succeeded(ref)
         fresh = self._commit(ref, fresh)
-        if self._watch and not pinned:
+        if self._watch and not fresh.pinned and ref not in self._unwatchable:
             self._start_watch(ref)
         return fresh.pair
 
@@ -328,23 +342,25 @@ class HttpRuntimeLoader:
         t.start()
 
     def _watch_once(self, ref: str) -> str:
-        """One long poll: "ok", "retry" (no usable answer) or "stop" (the
-        server says the reference is gone)."""
+        """One long poll: "ok", "retry" (no usable answer) or "stop"."""
         old = self._cache.get(ref)
         if old is None:
             return "stop"
-        seq = next(self._seq)
         try:
-            fresh = self._fetch(ref, old, False, seq, watch=True)
+            fresh = self._fetch(ref, old, False, watch=True)
         except (_Unavailable, errors.VerifyError, errors.CorruptStoreError, errors.InvalidBundleError) as err:
-            b = old.pair[0]
-            self._failing(ref, f"serving the last good {b.id}=={b.version} for '{ref}': {err}")
+            # The loads revalidate on their own; a failing watch is no news.
+            _log.debug("releaseops: the watch on %s failed: %s", ref, err)
             return "retry"
         except errors.LoadError:
-            # The next load asks the server, and raises what it says.
-            old.checked = float("-inf")
+            # The watch refused: is the reference gone, or only the watch
+            # (a proxy that does not route it)? A load tells.
+            self._unwatchable.add(ref)
+            try:
+                self._refresh(ref, old)
+            except Exception:
+                pass  # it is gone: the cache no longer holds it, a load raises
             return "stop"
-        self._succeeded(ref)
         if fresh is not old:
             self._commit(ref, fresh)
         return "ok"

@@ -149,6 +149,15 @@ class Prompt(_Frozen):
         """The repository path of a prompt from a file, else None."""
         return None if _is_promptops(self.reference) else self.reference
 
+    artifact_type = "prompt"
+    is_prompt = True
+    is_policy = False
+
+    @property
+    def identifier(self) -> str:
+        """The promptops reference or the path, whichever it has."""
+        return self.reference
+
     def __reduce__(self) -> Any:
         return (Prompt, (self.role, self.reference, self.content, self.template, self.content_hash))
 
@@ -191,6 +200,18 @@ class Policy(_Frozen):
     def ref(self) -> None:
         """None, as the existing tool's policy ``ArtifactRef.ref`` (see ``path``)."""
         return None
+
+    is_prompt = False
+    is_policy = True
+
+    @property
+    def artifact_type(self) -> str:
+        """``policy_<role>``, as the existing tool's (``policy_tools``, ``policy_safety``)."""
+        return f"policy_{self.role}"
+
+    @property
+    def identifier(self) -> str:
+        return self.path
 
     def __reduce__(self) -> Any:
         return (Policy, (self.role, self.path, self.content, self.content_hash, self._data))

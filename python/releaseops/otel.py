@@ -63,16 +63,26 @@ _TAGGED: "contextvars.ContextVar[Optional[Tuple[Any, BundleMetadata]]]" = contex
 )
 
 
+def _tag(span: Any, metadata: BundleMetadata) -> None:
+    """The bundle's attributes on ``span``, unless it already names a bundle:
+    the first bundle loaded under a span describes it (a span never carries
+    attributes of two bundles)."""
+    tagged = _TAGGED.get()
+    if tagged is not None and tagged[0] is span:
+        return
+    have = getattr(span, "attributes", None) or {}
+    if BAGGAGE_KEYS[0] not in have:
+        span.set_attributes(metadata._flat)
+    _TAGGED.set((span, metadata))
+
+
 def inject(metadata: BundleMetadata) -> None:
     """Sets the bundle's attributes on the current span (if recording) and
     makes its identity the current baggage."""
     current = context.get_current()
     span = trace.get_current_span(current)
     if span.is_recording():
-        tagged = _TAGGED.get()
-        if tagged is None or tagged[0] is not span or tagged[1] is not metadata:
-            span.set_attributes(metadata._flat)
-            _TAGGED.set((span, metadata))
+        _tag(span, metadata)
     attached = _ATTACHED.get()
     if attached is not None and attached[0] is current and attached[1] is metadata:
         return
@@ -86,8 +96,7 @@ def attach(metadata: BundleMetadata) -> object:
     current = context.get_current()
     span = trace.get_current_span(current)
     if span.is_recording():
-        span.set_attributes(metadata._flat)
-        _TAGGED.set((span, metadata))
+        _tag(span, metadata)
     return context.attach(_with_baggage(metadata, current))
 
 

@@ -21,11 +21,12 @@ under a running loader, the last good bundle keeps being served and
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 from . import _native
 from .models import Bundle, BundleMetadata, from_json
@@ -81,7 +82,8 @@ def _content(pair: Loaded) -> Dict[str, Any]:
         "bundle": bundle,
         "metadata": metadata,
         "prompts": {role: p.content for role, p in bundle.prompts.items()},
-        "policies": {role: p.content for role, p in bundle.policies.items()},
+        # Parsed, as the existing tool meant (its loader's yaml.safe_load).
+        "policies": {role: p.data for role, p in bundle.policies.items()},
         "model": bundle.model_config.to_dict() if bundle.model_config else None,
     }
 
@@ -90,14 +92,19 @@ class BundleContext:
     """What ``load_bundle_context`` returns: ``with`` (or ``async with``) it
     to run a block under the bundle: its metadata is current (and on the
     current span and baggage) inside, and what was current before is again
-    after. It yields the bundle. It may be entered again inside itself."""
+    after. It yields the bundle. It may be entered again inside itself, and
+    by several threads or tasks at once (each one's exit undoes its own
+    entry)."""
 
     __slots__ = ("_load", "_aload", "_tokens", "metadata")
 
     def __init__(self, load: Any, aload: Any) -> None:
         self._load = load
         self._aload = aload
-        self._tokens: List[Tuple[Any, Any]] = []
+        # The entries not yet exited, per context (thread, task).
+        self._tokens: "contextvars.ContextVar[Tuple[Tuple[Any, Any], ...]]" = contextvars.ContextVar(
+            "releaseops_bundle_context", default=()
+        )
         self.metadata: Optional[BundleMetadata] = None
 
     def _enter(self, pair: Loaded) -> Bundle:
@@ -111,11 +118,13 @@ class BundleContext:
                 otel_token = otel.attach(metadata)
             except Exception as e:
                 _telemetry_failed(e)
-        self._tokens.append((token, otel_token))
+        self._tokens.set(self._tokens.get() + ((token, otel_token),))
         return bundle
 
     def _exit(self) -> None:
-        token, otel_token = self._tokens.pop()
+        stack = self._tokens.get()
+        (token, otel_token), rest = stack[-1], stack[:-1]
+        self._tokens.set(rest)
         if otel_token is not None:
             try:
                 _otel.detach(otel_token)
@@ -180,8 +189,8 @@ class RuntimeLoader:
 
     def load_bundle_content(self, ref: str, inject_telemetry: Optional[bool] = None) -> Dict[str, Any]:
         """``{bundle, metadata, prompts, policies, model}``: every prompt's
-        and policy's text by role, and the model config as a dict (a load
-        like :meth:`load_bundle`, telemetry included)."""
+        text and every policy parsed, by role, and the model config as a
+        dict (a load like :meth:`load_bundle`, telemetry included)."""
         return _content(self.load_bundle(ref, inject_telemetry))
 
     def load_bundle_context(self, ref: str) -> BundleContext:

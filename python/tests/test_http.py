@@ -174,7 +174,7 @@ def serve(data, etag=None, status=200):
         (lambda d: d.pop("bundle_hash"), "not a resolved bundle"),
         (lambda d: d.update(id="evil-agent"), "not what support-agent@prod names"),
         (lambda d: d.update(environment="dev"), "not what support-agent@prod names"),
-        (lambda d: d["prompts"].update(extra={"content": "x", "content_hash": "sha256:00"}), "does not match its hash"),
+        (lambda d: d["prompts"].update(extra={"reference": "prompts/x.md", "content": "x", "content_hash": "sha256:00"}), "does not match its hash"),
         (lambda d: d.update(prompts=["not", "a", "map"]), "not a resolved bundle"),
     ],
 )
@@ -276,7 +276,7 @@ def test_a_watch_ends_when_its_reference_goes(server, hostile):
     # and the next load asks and raises, instead of serving it for an hour.
     not_deployed = {"error": {"kind": "not_found", "message": "bundle 'support-agent' is not deployed in 'staging'"}}
     Hostile.answer = (404, {"Content-Type": "application/json"}, json.dumps(not_deployed).encode())
-    assert wait_for(lambda: loader._cache["support-agent@staging"].checked == float("-inf"))
+    assert wait_for(lambda: "support-agent@staging" not in loader._cache)
     with pytest.raises(releaseops.BundleNotDeployedError, match="not deployed"):
         loader.load_bundle("support-agent@staging")
     assert wait_for(lambda: "support-agent@staging" not in loader._watching)
@@ -298,3 +298,102 @@ def test_a_loader_nobody_holds_ends_its_watches(server):
     server.repo.promote("1.1.0", "staging")  # ends the poll at once
     mine.join(timeout=40)
     assert not mine.is_alive(), "the watch outlived its loader"
+
+
+def test_floats_verify_as_they_were_written(repo, tmp_path):
+    """Parameters whose floats a lossy JSON parser gets one bit wrong."""
+    repo.run(
+        "bundle", "create", "float-agent", "-v", "1.0.0", "-a", "system=file:prompts/system.md",
+        "-m", "m", "--provider", "openai", "-t", "0.7",
+        "--param", "eps=1e-30", "--param", "x=123456789.12345679", "--param", "y=0.30000000000000004",
+    )  # fmt: skip
+    local, _ = RuntimeLoader(repo.path).load_bundle("float-agent==1.0.0")
+    assert local.model_config.parameters == {"eps": 1e-30, "x": 123456789.12345679, "y": 0.30000000000000004}
+    s = start_server(repo, tmp_path)
+    try:
+        b, _ = HttpRuntimeLoader(s.url, token=s.token, watch=False).load_bundle("float-agent==1.0.0")
+        assert b.bundle_hash == local.bundle_hash
+        assert b.model_config.parameters == local.model_config.parameters
+    finally:
+        s.stop()
+
+
+def test_a_self_consistent_forgery_is_still_checked(server, hostile):
+    """A server that recomputes the hashes can send a bundle of its own (TLS
+    and the token are what authenticate it), but never one the store could
+    not hold: an impossible model config, an origin outside the repository."""
+    import hashlib
+
+    data, _ = real_answer(server)
+
+    def rehash(d):
+        # The existing tool's bundle hash: sorted artifact hashes, then the model's.
+        from releaseops import _native  # noqa: F401  (the hash is recomputed natively; emulate it here)
+
+        def canon(m):
+            return json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+        parts = sorted(a["content_hash"] for sec in ("prompts", "policies") for a in d[sec].values())
+        parts.append("sha256:" + hashlib.sha256(canon(d["model"]).encode()).hexdigest())
+        d["bundle_hash"] = "sha256:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    bad_model = json.loads(json.dumps(data))
+    bad_model["model"].update(temperature=-7.5, max_tokens=0)
+    rehash(bad_model)
+    serve(bad_model)
+    with pytest.raises(releaseops.VerifyError, match="model config is not one a bundle can have"):
+        HttpRuntimeLoader(hostile, watch=False).load_bundle("support-agent@prod")
+    bad_origin = json.loads(json.dumps(data))
+    bad_origin["policies"]["tools"]["path"] = "../../etc/passwd\n\x1b[31m"
+    serve(bad_origin, None)
+    with pytest.raises(releaseops.InvalidBundleError, match="origin is not one the store records"):
+        HttpRuntimeLoader(hostile, watch=False).load_bundle("support-agent@prod")
+
+
+def test_a_token_echoed_in_an_answer_is_blanked(server, hostile):
+    token = "rops_" + "5" * 64
+    data, _ = real_answer(server)
+    data["id"] = token
+    serve(data)
+    with pytest.raises(releaseops.VerifyError) as e:
+        HttpRuntimeLoader(hostile, token=token, watch=False).load_bundle("support-agent@prod")
+    assert token not in str(e.value) and "[token]" in str(e.value)
+    data["model"]["max_tokens"] = token
+    serve(data)
+    with pytest.raises(releaseops.LoadError) as e2:
+        HttpRuntimeLoader(hostile, token=token, watch=False).load_bundle("support-agent@prod")
+    assert token not in str(e2.value)
+
+
+def test_a_proxy_that_refuses_the_watch(server, hostile):
+    data, etag = real_answer(server, "support-agent@staging")
+
+    def route(handler):
+        if "/v1/watch/" in handler.path:
+            handler.send_response_only  # noqa: B018
+            return b'{"error": {"kind": "not_found", "message": "no such route"}}'
+        return json.dumps(data).encode()
+
+    class Routing(Hostile):
+        def do_GET(self):  # noqa: N802
+            body = route(self)
+            status = 404 if "/v1/watch/" in self.path else 200
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Routing)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    try:
+        loader = HttpRuntimeLoader(f"http://127.0.0.1:{httpd.server_address[1]}", revalidate=60)
+        first = loader.load_bundle("support-agent@staging")
+        assert wait_for(lambda: "support-agent@staging" in loader._unwatchable)
+        # The bundle is still served from the cache, and no new watch starts.
+        for _ in range(20):
+            assert loader.load_bundle("support-agent@staging") is first
+        assert loader.stats["requests"] <= 3
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

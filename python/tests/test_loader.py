@@ -136,7 +136,12 @@ def test_load_bundle_content(repo):
     c = RuntimeLoader(repo.path).load_bundle_content("support-agent@prod")
     assert set(c) == {"bundle", "metadata", "prompts", "policies", "model"}
     assert c["prompts"] == {"system": PROMPT}
-    assert c["policies"] == {"tools": TOOLS, "safety": SAFETY}
+    # Parsed, as the existing tool meant to (it returned an error string).
+    assert c["policies"] == {
+        "tools": {"tools": [{"name": "issue_refund", "allowed": True, "max_amount": 100}]},
+        "safety": {"constraints": [{"type": "refund_limit", "max_amount": 100}]},
+    }
+    assert c["bundle"].policies["safety"].content == SAFETY
     assert c["model"] == {
         "provider": "anthropic",
         "model": "claude-sonnet-4-5",
@@ -300,9 +305,44 @@ def test_a_broken_store_is_logged_once(repo, caplog):
     with caplog.at_level(logging.INFO, logger="releaseops"):
         for _ in range(5):
             loader.load_bundle("support-agent@prod")
+            # Another reference loading fine does not hide prod's failure.
+            loader.load_bundle("support-agent@dev")
+            assert "prod.yaml" in loader.last_error
         env.write_text(text)
         loader.load_bundle("support-agent@prod")
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "serving the last good bundle" in warnings[0].getMessage()
     assert "prod.yaml" in warnings[0].getMessage()
     assert any("reads again" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+
+
+def test_one_context_manager_shared_by_threads_and_tasks(repo):
+    loader = RuntimeLoader(repo.path)
+    ctx = loader.load_bundle_context("support-agent@dev")
+    entered = threading.Barrier(2)
+    seen: list = []
+
+    def worker():
+        with ctx:
+            entered.wait(timeout=30)
+            seen.append(releaseops.get_bundle_metadata().environment)
+            entered.wait(timeout=30)
+        seen.append(releaseops.get_bundle_metadata())
+
+    ts = [threading.Thread(target=worker) for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=60)
+    assert seen.count("dev") == 2 and seen.count(None) == 2
+
+    async def task(delay):
+        async with ctx:
+            await asyncio.sleep(delay)
+            assert releaseops.get_bundle_metadata().environment == "dev"
+        return releaseops.get_bundle_metadata()
+
+    async def main():
+        return await asyncio.gather(task(0.02), task(0.0))
+
+    assert asyncio.run(main()) == [None, None]

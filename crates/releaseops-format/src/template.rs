@@ -25,6 +25,27 @@ pub fn template_text(content: &str) -> String {
     content.to_string()
 }
 
+/// The most a rendered prompt may hold (far beyond any model's context).
+const MAX_OUTPUT: usize = 16 * 1024 * 1024;
+
+/// The render's output, refusing to grow past [`MAX_OUTPUT`].
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_OUTPUT {
+            self.0
+                .extend_from_slice(&buf[..(MAX_OUTPUT + 1 - self.0.len()).min(buf.len())]);
+            return Err(std::io::Error::other("the rendered prompt is too large"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 pub fn render(template: &str, vars: &Map<String, Value>) -> Result<String, String> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
@@ -32,8 +53,15 @@ pub fn render(template: &str, vars: &Map<String, Value>) -> Result<String, Strin
     let tmpl = env
         .template_from_str(template)
         .map_err(|e| format!("prompt template error: {e}"))?;
-    tmpl.render(minijinja::Value::from(minijinja::value::Serde(vars)))
+    let mut out = Capped(Vec::new());
+    tmpl.render_captured_to(minijinja::Value::from(minijinja::value::Serde(vars)), &mut out)
+        .map(|_| String::from_utf8_lossy(&out.0).into_owned())
         .map_err(|e| {
+            if out.0.len() > MAX_OUTPUT {
+                return format!(
+                    "cannot render the prompt: its output is over {MAX_OUTPUT} bytes; a prompt that large is a template bug"
+                );
+            }
             // Name what is missing: the engine's message gives only a line.
             if e.kind() == minijinja::ErrorKind::UndefinedError {
                 let mut missing: Vec<String> = tmpl
@@ -82,5 +110,11 @@ mod tests {
         assert!(render("{% for i in range(100000000) %}x{% endfor %}", &vars).is_err());
         let e = render("Hi {{ user_name }}, {{ tier }} and {{ limit }}", &vars).unwrap_err();
         assert!(e.contains("missing variables limit, tier"), "{e}");
+        let e = render(
+            "{% for i in range(100) %}{{ 'x' * 1000000 }}{% endfor %}",
+            &vars,
+        )
+        .unwrap_err();
+        assert!(e.contains("over 16777216 bytes"), "{e}");
     }
 }

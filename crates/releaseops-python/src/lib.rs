@@ -255,11 +255,21 @@ fn class_of(e: &LoadError) -> &'static str {
 }
 
 fn error(py: Python<'_>, reference: &str, e: &LoadError) -> PyErr {
+    error_with(py, reference, e, str::to_string)
+}
+
+/// [`error`], its message passed through `clean` first.
+fn error_with(
+    py: Python<'_>,
+    reference: &str,
+    e: &LoadError,
+    clean: impl Fn(&str) -> String,
+) -> PyErr {
     // A bad reference's message already quotes it.
-    let message = match e {
+    let message = clean(&match e {
         LoadError::BadReference { .. } | LoadError::NoStore { .. } => e.to_string(),
         _ => format!("cannot load '{reference}': {e}"),
-    };
+    });
     raise(
         py,
         class_of(e),
@@ -535,7 +545,15 @@ impl HttpClient {
                 Some(to_py(py, &bundle.to_json())?),
                 String::new(),
             )),
-            Some(Err(e)) => Err(error(py, reference, &e)),
+            // What a server sends may echo the token back: never repeat it.
+            // And may be any length: keep the start.
+            Some(Err(e)) => Err(error_with(py, reference, &e, |m| {
+                let m = self.redact(m);
+                match m.char_indices().nth(2000) {
+                    Some((at, _)) => format!("{}...", &m[..at]),
+                    None => m,
+                }
+            })),
             None => {
                 let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
                 Ok((status, tag, None, self.redact(&text)))

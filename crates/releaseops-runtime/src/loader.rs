@@ -48,7 +48,9 @@ struct Inner {
     /// Bumped by [`RuntimeLoader::invalidate`]; entries older recheck.
     generation: AtomicU64,
     /// The error being served around, reported once until it clears.
-    failing: Mutex<Option<LoadError>>,
+    /// By reference, in the order they started: one reference's recovery
+    /// does not hide another's failure.
+    failing: Mutex<Vec<(String, LoadError)>>,
     /// (env, id) -> (the deployment record backing its pointer, the record
     /// the history was checked through): a pointer check reads only what
     /// was appended since.
@@ -159,7 +161,7 @@ impl RuntimeLoader {
                 refs: RwLock::new(HashMap::new()),
                 versions: RwLock::new(HashMap::new()),
                 generation: AtomicU64::new(0),
-                failing: Mutex::new(None),
+                failing: Mutex::new(Vec::new()),
                 backed: Mutex::new(HashMap::new()),
                 started: Instant::now(),
             }),
@@ -245,13 +247,15 @@ impl RuntimeLoader {
         Ok(FileWatch { _watcher: watcher })
     }
 
-    /// The error the loader is serving the last good bundle around, if any.
+    /// The error the loader is serving a last good bundle around, if any
+    /// (the latest, when several references are served that way).
     pub fn last_error(&self) -> Option<LoadError> {
         self.inner
             .failing
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .last()
+            .map(|(_, e)| e.clone())
     }
 
     fn refresh(
@@ -271,7 +275,7 @@ impl RuntimeLoader {
         };
         match result {
             Ok((bundle, stamp)) => {
-                self.clear_failure();
+                self.clear_failure(reference);
                 let entry = Entry {
                     bundle: bundle.clone(),
                     checked: Arc::new(AtomicU64::new(now)),
@@ -300,6 +304,7 @@ impl RuntimeLoader {
                         .write()
                         .unwrap_or_else(|p| p.into_inner())
                         .remove(reference);
+                    self.clear_failure(reference);
                     Err(e)
                 }
                 None => Err(e),
@@ -406,20 +411,27 @@ impl RuntimeLoader {
 
     fn report_failure(&self, reference: &str, e: &LoadError) {
         let mut failing = self.inner.failing.lock().unwrap_or_else(|p| p.into_inner());
-        if failing.is_none() {
-            tracing::warn!(
-                reference,
-                error = %e,
-                "releaseops: serving the last good bundle; the store cannot be read as it is now (reported once until it recovers)"
-            );
+        match failing.iter_mut().find(|(r, _)| r == reference) {
+            Some((_, known)) => *known = e.clone(),
+            None => {
+                tracing::warn!(
+                    reference,
+                    error = %e,
+                    "releaseops: serving the last good bundle; the store cannot be read as it is now (reported once until it recovers)"
+                );
+                failing.push((reference.to_string(), e.clone()));
+            }
         }
-        *failing = Some(e.clone());
     }
 
-    fn clear_failure(&self) {
+    fn clear_failure(&self, reference: &str) {
         let mut failing = self.inner.failing.lock().unwrap_or_else(|p| p.into_inner());
-        if failing.take().is_some() {
-            tracing::info!("releaseops: the store reads again; serving what it points at");
+        if let Some(i) = failing.iter().position(|(r, _)| r == reference) {
+            failing.remove(i);
+            tracing::info!(
+                reference,
+                "releaseops: the store reads again; serving what it points at"
+            );
         }
     }
 }

@@ -21,6 +21,9 @@ use crate::bundle::{Content, LoadedBundle, Policy, Prompt};
 use crate::error::{ArtifactProblem, LoadError};
 use crate::reference::BundleRef;
 
+/// The longest free-text field (description, creator) an answer may carry.
+const MAX_FIELD: usize = 64 * 1024;
+
 #[derive(Deserialize)]
 struct Answer {
     id: String,
@@ -92,6 +95,17 @@ impl LoadedBundle {
             )));
         }
         names::validate_version(&a.version).map_err(|e| tampered(e.to_string()))?;
+        for (what, text) in [
+            ("description", &a.description),
+            ("created_at", &a.created_at),
+            ("created_by", &a.created_by),
+        ] {
+            if text.len() > MAX_FIELD {
+                return Err(tampered(format!(
+                    "its {what} is over {MAX_FIELD} bytes; no manifest has one that long"
+                )));
+            }
+        }
         let artifact = |section: &'static str, role: &str, x: &Artifact| -> Result<(), LoadError> {
             let err = |problem, message: String| LoadError::Artifact {
                 id: a.id.clone(),
@@ -102,6 +116,29 @@ impl LoadedBundle {
                 message,
             };
             names::validate_role(role).map_err(|e| err(ArtifactProblem::Invalid, e.to_string()))?;
+            // Where it came from lands in telemetry: it must be what the
+            // store records, a promptops reference or a repository path.
+            let origin = match section {
+                "prompt" => x.reference.as_deref(),
+                _ => x.path.as_deref(),
+            }
+            .unwrap_or_default();
+            let promptops = section == "prompt"
+                && origin
+                    .strip_prefix("prompts/")
+                    .and_then(|r| r.split_once('@'))
+                    .is_some_and(|(name, version)| {
+                        names::validate_prompt_id(name).is_ok()
+                            && names::validate_version(version).is_ok()
+                    });
+            if !promptops {
+                names::validate_repo_path(origin).map_err(|e| {
+                    err(
+                        ArtifactProblem::Invalid,
+                        format!("its origin is not one the store records: {e}"),
+                    )
+                })?;
+            }
             let actual = hash::sha256_prefixed(x.content.as_bytes());
             if !hash::is_valid(&x.content_hash) || actual != x.content_hash {
                 return Err(err(
@@ -158,6 +195,13 @@ impl LoadedBundle {
             max_tokens: m.max_tokens,
             parameters: m.parameters,
         });
+        if let Some(m) = &model {
+            m.validate().map_err(|e| {
+                tampered(format!(
+                    "its model config is not one a bundle can have: {e}"
+                ))
+            })?;
+        }
         let computed = hash::bundle_hash(
             prompts
                 .values()
