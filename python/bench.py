@@ -55,8 +55,9 @@ def cold(path: Path, ref: str, n: int = 300) -> float:
     return statistics.median(samples)
 
 
-def threaded(path: Path, threads: int, seconds: float = 1.5) -> float:
-    """Cold verified loads per second with `threads` threads loading at once."""
+def threaded(path: Path, threads: int, seconds: float = 1.5, native: bool = False) -> float:
+    """Cold verified loads per second with `threads` threads loading at once
+    (`native`: the Rust part alone, no Python objects made of the bundle)."""
     count = [0] * threads
     stop = threading.Event()
     start = threading.Barrier(threads + 1)
@@ -64,7 +65,10 @@ def threaded(path: Path, threads: int, seconds: float = 1.5) -> float:
     def work(i: int) -> None:
         start.wait()
         while not stop.is_set():
-            releaseops.RuntimeLoader(path).load_bundle("support-agent==1.0.0", inject_telemetry=False)
+            if native:
+                releaseops._native.Loader(str(path), 1.0, lambda data: None).load("support-agent==1.0.0")
+            else:
+                releaseops.RuntimeLoader(path).load_bundle("support-agent==1.0.0", inject_telemetry=False)
             count[i] += 1
 
     ts = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
@@ -135,6 +139,8 @@ def main() -> None:
         cold_pinned = cold(path, "support-agent==1.0.0")
         one = threaded(path, 1)
         eight = threaded(path, 8)
+        one_native = threaded(path, 1, native=True)
+        eight_native = threaded(path, 8, native=True)
 
         server = start_server(Repo(path), Path(tmp))
         try:
@@ -165,6 +171,12 @@ def main() -> None:
             f"{one:,.0f} -> {eight:,.0f} ({eight / one:.2f}x on {os.cpu_count()} cores)",
             "",
             "scales",
+        ),
+        (
+            "the same, the native part alone (no Python objects)",
+            f"{one_native:,.0f} -> {eight_native:,.0f} ({eight_native / one_native:.2f}x)",
+            "",
+            "",
         ),
         ("`HttpRuntimeLoader` revalidation (304, loopback)", us(revalidate), "none", "< 200 µs"),
         ("`HttpRuntimeLoader` first load (200, verified; new loader)", us(http_cold), "none", ""),

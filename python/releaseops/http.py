@@ -147,6 +147,7 @@ class HttpRuntimeLoader:
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
         self._errors: Dict[str, str] = {}
+        self._paths: Dict[str, Tuple[str, str]] = {}
         self._watching: Set[str] = set()
         # References whose watch the server (or a proxy) refuses while it
         # resolves them: revalidation alone serves them.
@@ -166,8 +167,11 @@ class HttpRuntimeLoader:
         answer, the LoadError it stands for otherwise. Answers are ordered
         by when they arrive: a long poll answered after a revalidation
         reflects the later state."""
-        quoted = urllib.parse.quote(ref, safe="@=")
-        path = f"/v1/watch/{quoted}?timeout={_HOLD}" if watch else f"/v1/resolve/{quoted}"
+        paths = self._paths.get(ref)
+        if paths is None:
+            quoted = urllib.parse.quote(ref, safe="@=")
+            paths = self._paths[ref] = (f"/v1/resolve/{quoted}", f"/v1/watch/{quoted}?timeout={_HOLD}")
+        path = paths[1] if watch else paths[0]
         self.stats["requests"] += 1
         try:
             status, _etag, data, text = self._client.fetch(
@@ -266,8 +270,11 @@ class HttpRuntimeLoader:
 
     def _refresh(self, ref: str, e: Optional[_Entry]) -> Loaded:
         try:
-            _id, env, _version = _native.parse_reference(ref)  # a malformed ref fails here, not at the server
-            fresh = self._fetch(ref, e, env is None)
+            if e is not None:
+                pinned = e.pinned
+            else:  # a malformed ref fails here, not at the server
+                pinned = _native.parse_reference(ref)[1] is None
+            fresh = self._fetch(ref, e, pinned)
         except (_Unavailable, errors.VerifyError, errors.CorruptStoreError, errors.InvalidBundleError) as err:
             if e is None:
                 if isinstance(err, _Unavailable):

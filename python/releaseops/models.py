@@ -371,7 +371,9 @@ class BundleMetadata(_Frozen):
             _baggage=tuple((k, str(flat[k])) for k in BAGGAGE_KEYS if k in flat),
             _prompt_refs=dict(prompt_refs or {}),
             _policy_refs=dict(policy_refs or {}),
-            _model=copy.deepcopy(dict(model_config)) if model_config else None,
+            # Shallow: what the loaders pass is theirs alone, and the
+            # property hands out deep copies.
+            _model=dict(model_config) if model_config else None,
         )
 
     @property

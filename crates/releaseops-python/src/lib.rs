@@ -49,8 +49,9 @@ impl Loader {
     #[pyo3(signature = (path, revalidate, factory))]
     fn new(py: Python<'_>, path: PathBuf, revalidate: f64, factory: Py<PyAny>) -> PyResult<Self> {
         let interval = seconds("revalidate", revalidate)?;
-        let inner = py
-            .detach(|| RuntimeLoader::with_revalidate(&path, interval))
+        // Two stats: not worth releasing the GIL for (each release and
+        // reacquire is a thread switch when other threads wait for it).
+        let inner = RuntimeLoader::with_revalidate(&path, interval)
             .map_err(|e| error(py, &path.display().to_string(), &e))?;
         Ok(Loader {
             inner,
