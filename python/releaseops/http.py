@@ -154,7 +154,9 @@ class HttpRuntimeLoader:
         self._unwatchable: Set[str] = set()
         self._closed = threading.Event()
         weakref.finalize(self, self._closed.set)
-        self.stats: Dict[str, int] = {"requests": 0, "not_modified": 0, "updated": 0, "failed": 0}
+        # requests sent; answered 304; 200 with the bundle already held;
+        # 200 with a new one; no usable answer. (Approximate under threads.)
+        self.stats: Dict[str, int] = {"requests": 0, "not_modified": 0, "unchanged": 0, "updated": 0, "failed": 0}
 
     def __repr__(self) -> str:
         return f"HttpRuntimeLoader({self.url!r})"
@@ -194,7 +196,7 @@ class HttpRuntimeLoader:
         if status == 200 and data is not None:
             tag = f'"{data["version"]}@{data["bundle_hash"]}"'
             if old is not None and old.tag == tag:
-                self.stats["not_modified"] += 1
+                self.stats["unchanged"] += 1
                 self._confirm(ref, old, now, seq)
                 return old
             self.stats["updated"] += 1
@@ -312,8 +314,9 @@ class HttpRuntimeLoader:
             _inject(pair[1])
         return pair
 
-    def load_bundle_content(self, ref: str) -> Dict[str, Any]:
-        return _content(self.load_bundle(ref))
+    def load_bundle_content(self, ref: str, inject_telemetry: Optional[bool] = None) -> Dict[str, Any]:
+        """``{bundle, metadata, prompts, policies, model}``, as :meth:`RuntimeLoader.load_bundle_content`."""
+        return _content(self.load_bundle(ref, inject_telemetry))
 
     def load_bundle_context(self, ref: str) -> BundleContext:
         """``with`` / ``async with``; the async form waits for the server on
@@ -368,6 +371,7 @@ class HttpRuntimeLoader:
             except Exception:
                 pass  # it is gone: the cache no longer holds it, a load raises
             return "stop"
+        self._succeeded(ref)
         if fresh is not old:
             self._commit(ref, fresh)
         return "ok"

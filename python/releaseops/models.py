@@ -79,6 +79,7 @@ class ModelConfig(_Frozen):
         return copy.deepcopy(self._parameters)
 
     def to_dict(self) -> Dict[str, Any]:
+        """The existing tool's ``ModelConfig.to_dict()``: parameters only when set."""
         d: Dict[str, Any] = {
             "provider": self.provider,
             "model": self.model,
@@ -194,6 +195,7 @@ class Policy(_Frozen):
 
     @property
     def hash(self) -> str:
+        """The policy's ``sha256:`` content hash, verified at load."""
         return self.content_hash
 
     @property
@@ -211,6 +213,7 @@ class Policy(_Frozen):
 
     @property
     def identifier(self) -> str:
+        """The policy's repository path."""
         return self.path
 
     def __reduce__(self) -> Any:
@@ -265,6 +268,7 @@ class Bundle(_Frozen):
         return [*self.prompts.values(), *self.policies.values()]
 
     def to_dict(self) -> Dict[str, Any]:
+        """Identity, model config and every artifact's origin and hash."""
         return {
             "id": self.id,
             "version": self.version,
@@ -378,14 +382,17 @@ class BundleMetadata(_Frozen):
 
     @property
     def prompt_refs(self) -> Dict[str, str]:
+        """Role -> where each prompt came from."""
         return dict(self._prompt_refs)
 
     @property
     def policy_refs(self) -> Dict[str, str]:
+        """Role -> each policy's path (the existing tool had None here)."""
         return dict(self._policy_refs)
 
     @property
     def model_config(self) -> Optional[Dict[str, Any]]:
+        """The model config as a dict (a fresh copy), or None."""
         return copy.deepcopy(self._model)
 
     def to_flat_dict(self) -> Dict[str, Any]:
@@ -397,6 +404,7 @@ class BundleMetadata(_Frozen):
         return dict(self._baggage)
 
     def to_dict(self) -> Dict[str, Any]:
+        """The existing tool's ``TelemetryContext.to_dict()``."""
         return {
             "bundle_id": self.bundle_id,
             "bundle_version": self.bundle_version,

@@ -64,15 +64,15 @@ _TAGGED: "contextvars.ContextVar[Optional[Tuple[Any, BundleMetadata]]]" = contex
 
 
 def _tag(span: Any, metadata: BundleMetadata) -> None:
-    """The bundle's attributes on ``span``, unless it already names a bundle:
-    the first bundle loaded under a span describes it (a span never carries
-    attributes of two bundles)."""
+    """The bundle's attributes on ``span``. A load describes its span over
+    the identity the span processor copied from the context at its start
+    (the context may predate a promotion); once a load has tagged a span,
+    a load of another bundle under it does not (a span never carries
+    attributes of two loads)."""
     tagged = _TAGGED.get()
     if tagged is not None and tagged[0] is span:
         return
-    have = getattr(span, "attributes", None) or {}
-    if BAGGAGE_KEYS[0] not in have:
-        span.set_attributes(metadata._flat)
+    span.set_attributes(metadata._flat)
     _TAGGED.set((span, metadata))
 
 
@@ -101,6 +101,7 @@ def attach(metadata: BundleMetadata) -> object:
 
 
 def detach(token: object) -> None:
+    """Undoes :func:`attach`."""
     context.detach(token)  # type: ignore[arg-type]
 
 
@@ -127,12 +128,13 @@ class BundleSpanProcessor(_ProcessorBase):  # type: ignore[misc,valid-type]
             span.set_attributes({k: v for k, v in found.items() if k not in have})
 
     def on_end(self, span: Any) -> None:
-        pass
+        """Nothing to do when a span ends."""
 
     def shutdown(self) -> None:
-        pass
+        """Nothing to release."""
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered."""
         return True
 
 

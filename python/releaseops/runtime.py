@@ -272,6 +272,7 @@ class AsyncRuntimeLoader:
         return pair
 
     async def load_bundle_content(self, ref: str, inject_telemetry: Optional[bool] = None) -> Dict[str, Any]:
+        """``{bundle, metadata, prompts, policies, model}``, as :meth:`RuntimeLoader.load_bundle_content`."""
         return _content(await self.load_bundle(ref, inject_telemetry))
 
     def load_bundle_context(self, ref: str) -> BundleContext:
@@ -279,10 +280,12 @@ class AsyncRuntimeLoader:
         return BundleContext(lambda: self.sync._native.load(ref), lambda: self._load(ref))
 
     def invalidate(self) -> None:
+        """The next load of each ``ID@ENV`` checks the store at once."""
         self.sync.invalidate()
 
     @property
     def last_error(self) -> Optional[str]:
+        """Why the loader is serving a last good bundle, if it is."""
         return self.sync.last_error
 
     def __repr__(self) -> str:

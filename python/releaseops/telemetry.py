@@ -38,6 +38,7 @@ def set_bundle_metadata(metadata: Optional[BundleMetadata]) -> None:
 
 
 def clear_bundle_metadata() -> None:
+    """No bundle is current in this context any more."""
     _METADATA.set(None)
 
 

@@ -52,7 +52,9 @@ def test_revalidation_is_conditional(server):
     # Every load asks again; the 304 keeps the same objects.
     for _ in range(20):
         assert loader.load_bundle("support-agent@staging") is first
+    # Real 304s (a 200 with the same bundle would count as "unchanged").
     assert loader.stats["requests"] == 21 and loader.stats["not_modified"] == 20
+    assert loader.stats["unchanged"] == 0
     server.repo.promote("1.1.0", "staging")
     assert loader.load_bundle("support-agent@staging")[0].version == "1.1.0"
     loader.close()

@@ -176,3 +176,44 @@ def test_a_span_is_retagged_after_a_context_block(repo, spans):
         loader.load_bundle("support-agent@prod")
     (s,) = finished(spans, "retag")
     assert s.attributes["releaseops.environment"] == "prod"
+
+
+def test_a_load_describes_its_span_after_a_promotion(repo, spans):
+    """The context still names the version loaded at startup; the request's
+    span must carry the one its load returned."""
+    spans.clear()
+    loader = RuntimeLoader(repo.path, revalidate=0)
+    loader.load_bundle("support-agent@staging")  # at startup, outside any span
+    repo.promote("1.1.0", "staging")
+    with trace.get_tracer("test").start_as_current_span("request"):
+        bundle, _ = loader.load_bundle("support-agent@staging")
+    assert bundle.version == "1.1.0"
+    (s,) = finished(spans, "request")
+    assert s.attributes["releaseops.bundle_version"] == "1.1.0"
+    assert s.attributes["releaseops.bundle_hash"] == bundle.bundle_hash
+    assert s.attributes["gen_ai.request.model"] == "claude-sonnet-4-5"
+
+
+def test_with_the_api_alone(repo, tmp_path):
+    """opentelemetry-api without the SDK (the [otel] extra): loads set
+    baggage, and the helpers work as no-ops where there is no SDK."""
+    import subprocess
+    import sys
+
+    shadow = tmp_path / "shadow" / "opentelemetry" / "sdk"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('the SDK is not installed')\n")
+    code = (
+        "import releaseops, releaseops.otel as o\n"
+        "from opentelemetry import baggage\n"
+        f"b, m = releaseops.RuntimeLoader({str(repo.path)!r}).load_bundle('support-agent@prod')\n"
+        "assert baggage.get_baggage('releaseops.bundle_version') == '1.0.0'\n"
+        "with o.model_call(b) as call:\n"
+        "    call.record(input_tokens=1)\n"
+        "assert o.BundleSpanProcessor.__mro__[1] is object\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "shadow")}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "ok"
