@@ -148,6 +148,7 @@ class HttpRuntimeLoader:
         self._seq = itertools.count(1)
         self._errors: Dict[str, str] = {}
         self._paths: Dict[str, Tuple[str, str]] = {}
+        self._first: Dict[str, threading.Lock] = {}
         self._watching: Set[str] = set()
         # References whose watch the server (or a proxy) refuses while it
         # resolves them: revalidation alone serves them.
@@ -263,12 +264,28 @@ class HttpRuntimeLoader:
         e = self._cache.get(ref)
         if e is not None and (e.pinned or e.refreshing or time.monotonic() - e.checked < self._revalidate):
             return e.pair
+        if e is None:
+            return self._first_load(ref)
         if e is not None:
             with self._lock:  # one thread revalidates; the others keep what they have
                 if e.refreshing:
                     return e.pair
                 e.refreshing = True
         return self._refresh(ref, e)
+
+    def _first_load(self, ref: str) -> Loaded:
+        """The first load of ``ref``: threads asking at once share one request."""
+        with self._lock:
+            gate = self._first.setdefault(ref, threading.Lock())
+        with gate:
+            e = self._cache.get(ref)
+            if e is not None:  # another thread's request got it
+                return e.pair
+            try:
+                return self._refresh(ref, None)
+            finally:
+                with self._lock:
+                    self._first.pop(ref, None)
 
     def _refresh(self, ref: str, e: Optional[_Entry]) -> Loaded:
         try:

@@ -399,3 +399,21 @@ def test_a_proxy_that_refuses_the_watch(server, hostile):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_threads_share_the_first_request(server):
+    loader = HttpRuntimeLoader(server.url, token=server.token, watch=False)
+    barrier = threading.Barrier(8)
+    got: list = []
+
+    def work():
+        barrier.wait(timeout=30)
+        got.append(loader.load_bundle("support-agent==1.0.0"))
+
+    ts = [threading.Thread(target=work) for _ in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=60)
+    assert len(got) == 8 and all(g is got[0] for g in got)
+    assert loader.stats["requests"] == 1
