@@ -27,6 +27,22 @@ pub struct Prompt {
 }
 
 impl Prompt {
+    /// A prompt of verified text, its template taken from it.
+    pub(crate) fn new(
+        role: &str,
+        reference: &str,
+        content_hash: String,
+        content: String,
+    ) -> Prompt {
+        Prompt {
+            role: role.to_string(),
+            reference: reference.to_string(),
+            content_hash,
+            template: releaseops_format::template::template_text(&content),
+            content,
+        }
+    }
+
     /// `(name, version)` of a promptops reference `prompts/<name>@<version>`.
     pub fn name_and_version(&self) -> Option<(&str, &str)> {
         let rest = self.reference.strip_prefix("prompts/")?;
@@ -44,6 +60,26 @@ pub struct Policy {
     pub content: String,
     /// The policy as structured data (YAML or JSON).
     pub data: Value,
+}
+
+impl Policy {
+    /// A policy of verified text, parsed (or why it is not YAML or JSON).
+    pub(crate) fn parse(
+        role: &str,
+        path: &str,
+        content_hash: String,
+        content: String,
+    ) -> Result<Policy, String> {
+        let data = releaseops_format::yaml::from_str(&content)
+            .map_err(|e| format!("is not YAML or JSON: {e}"))?;
+        Ok(Policy {
+            role: role.to_string(),
+            path: path.to_string(),
+            content_hash,
+            content,
+            data,
+        })
+    }
 }
 
 /// The immutable part of a bundle, shared by every environment that runs
@@ -238,39 +274,17 @@ impl Source<'_> {
         let mut prompts = IndexMap::new();
         for (role, a) in &m.prompts {
             let content = self.artifact(&m, "prompt", role, a)?;
-            prompts.insert(
-                role.clone(),
-                Prompt {
-                    role: role.clone(),
-                    reference: a.location().to_string(),
-                    content_hash: a.content_hash.clone().unwrap_or_default(),
-                    template: releaseops_format::template::template_text(&content),
-                    content,
-                },
-            );
+            let hash = a.content_hash.clone().unwrap_or_default();
+            let prompt = Prompt::new(role, a.location(), hash, content);
+            prompts.insert(role.clone(), prompt);
         }
         let mut policies = IndexMap::new();
         for (role, a) in &m.policies {
             let content = self.artifact(&m, "policy", role, a)?;
-            let data: Value = releaseops_format::yaml::from_str(&content).map_err(|e| {
-                artifact_err(
-                    &m,
-                    "policy",
-                    role,
-                    ArtifactProblem::Invalid,
-                    format!("is not YAML or JSON: {e}"),
-                )
-            })?;
-            policies.insert(
-                role.clone(),
-                Policy {
-                    role: role.clone(),
-                    path: a.location().to_string(),
-                    content_hash: a.content_hash.clone().unwrap_or_default(),
-                    content,
-                    data,
-                },
-            );
+            let hash = a.content_hash.clone().unwrap_or_default();
+            let policy = Policy::parse(role, a.location(), hash, content)
+                .map_err(|e| artifact_err(&m, "policy", role, ArtifactProblem::Invalid, e))?;
+            policies.insert(role.clone(), policy);
         }
         Ok(Content {
             id: m.metadata.id,

@@ -154,39 +154,24 @@ impl LoadedBundle {
         let mut prompts = IndexMap::new();
         for (role, x) in &a.prompts {
             artifact("prompt", role, x)?;
-            prompts.insert(
-                role.clone(),
-                Prompt {
-                    role: role.clone(),
-                    reference: x.reference.clone().unwrap_or_default(),
-                    content_hash: x.content_hash.clone(),
-                    template: releaseops_format::template::template_text(&x.content),
-                    content: x.content.clone(),
-                },
-            );
+            let reference = x.reference.as_deref().unwrap_or_default();
+            let prompt = Prompt::new(role, reference, x.content_hash.clone(), x.content.clone());
+            prompts.insert(role.clone(), prompt);
         }
         let mut policies = IndexMap::new();
         for (role, x) in &a.policies {
             artifact("policy", role, x)?;
-            let data =
-                releaseops_format::yaml::from_str(&x.content).map_err(|e| LoadError::Artifact {
+            let path = x.path.as_deref().unwrap_or_default();
+            let policy = Policy::parse(role, path, x.content_hash.clone(), x.content.clone())
+                .map_err(|message| LoadError::Artifact {
                     id: a.id.clone(),
                     version: a.version.clone(),
                     section: "policy",
                     role: role.clone(),
                     problem: ArtifactProblem::Invalid,
-                    message: format!("is not YAML or JSON: {e}"),
+                    message,
                 })?;
-            policies.insert(
-                role.clone(),
-                Policy {
-                    role: role.clone(),
-                    path: x.path.clone().unwrap_or_default(),
-                    content_hash: x.content_hash.clone(),
-                    content: x.content.clone(),
-                    data,
-                },
-            );
+            policies.insert(role.clone(), policy);
         }
         let model = a.model.map(|m| ModelConfig {
             provider: m.provider,
