@@ -7,6 +7,8 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod compare;
+
 use serde::{Deserialize, Serialize};
 
 /// z for a two-sided 95 % interval.

@@ -1,0 +1,148 @@
+//! API keys and bearer tokens never reach the store, whether or not
+//! content is captured: values under secret-sounding attribute names are
+//! dropped, and credentials of the well-known shapes are replaced by
+//! `[redacted]` wherever they appear in text we keep.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_json::Value;
+
+pub const REDACTED: &str = "[redacted]";
+
+static SECRET: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?i:bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}",
+        r"|\bsk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_-]{16,}",
+        r"|\b(?:pk|sk)-lf-[A-Za-z0-9-]{8,}",
+        r"|\blsv2_[a-z]{2}_[A-Za-z0-9_]{16,}",
+        r"|\bAKIA[0-9A-Z]{16}\b",
+        r"|\bAIza[0-9A-Za-z_-]{35}",
+        r"|\bgh[pousr]_[A-Za-z0-9]{30,}",
+        r"|\bxox[abprs]-[A-Za-z0-9-]{10,}",
+        r"|\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}",
+        r"|(?i:api[_-]?key|apikey|password|passwd|secret|access[_-]?token)(\s*[=:]\s*)[^\s,;&]{6,}",
+        r"|://[^/\s:@]+:[^/\s@]+@",
+    ))
+    .expect("the secret pattern compiles")
+});
+
+/// `text` with every credential-shaped substring replaced.
+pub fn text(s: &str) -> Cow<'_, str> {
+    if !SECRET.is_match(s) {
+        return Cow::Borrowed(s);
+    }
+    SECRET.replace_all(s, |c: &regex::Captures<'_>| {
+        let m = &c[0];
+        if m.starts_with("://") {
+            return format!("://{REDACTED}@");
+        }
+        match c.get(1) {
+            // `api_key=...`: keep the name so the reader sees what was there.
+            Some(sep) => {
+                let name_end = sep.start() - c.get(0).map_or(0, |m| m.start());
+                format!("{}{}{REDACTED}", &m[..name_end], sep.as_str())
+            }
+            None => REDACTED.to_string(),
+        }
+    })
+}
+
+/// Attribute names whose values are secrets whatever they look like.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "authorization",
+        "api_key",
+        "api-key",
+        "apikey",
+        "password",
+        "secret",
+        "token",
+        "cookie",
+        "credential",
+        "private_key",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+        && !k.contains("token_count")
+        && !k.contains("tokens")
+        && !k.ends_with("token_type")
+}
+
+/// An attribute's value, redacted in place.
+pub fn value(key: &str, v: &mut Value) {
+    if is_secret_key(key) {
+        *v = Value::String(REDACTED.into());
+        return;
+    }
+    match v {
+        Value::String(s) => {
+            if let Cow::Owned(r) = text(s) {
+                *s = r;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| value("", x)),
+        Value::Object(o) => o.iter_mut().for_each(|(k, x)| value(k, x)),
+        _ => {}
+    }
+}
+
+/// At most 40 characters of a value for an error message, redacted.
+pub fn preview(s: &str) -> String {
+    let s = text(s);
+    let mut out: String = s.chars().take(40).collect();
+    if s.chars().count() > 40 {
+        out.push('…');
+    }
+    out.escape_debug().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_redacted() {
+        let cases = [
+            ("auth: Bearer abcdefgh12345678", "auth: [redacted]"),
+            (
+                "key sk-proj-AAAAAAAAAAAAAAAAAAAA done",
+                "key [redacted] done",
+            ),
+            ("x sk-ant-api03-BBBBBBBBBBBBBBBBBBBB", "x [redacted]"),
+            ("lf sk-lf-1234abcd-99", "lf [redacted]"),
+            ("ls lsv2_pt_0123456789abcdef0123", "ls [redacted]"),
+            ("aws AKIAABCDEFGHIJKLMNOP", "aws [redacted]"),
+            (
+                "url https://user:hunter22@db.example/x",
+                "url https://[redacted]@db.example/x",
+            ),
+            ("api_key=abcdef123456&x=1", "api_key=[redacted]&x=1"),
+            (
+                "nothing secret here, 100 dollars",
+                "nothing secret here, 100 dollars",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(text(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn secret_keys_lose_their_values() {
+        let mut v = Value::String("plain".into());
+        value("http.request.header.authorization", &mut v);
+        assert_eq!(v, REDACTED);
+        let mut v = Value::from(12);
+        value("llm.token_count.prompt", &mut v);
+        assert_eq!(v, 12);
+        let mut v = serde_json::json!({"openai_api_key": "zzz", "n": "Bearer abcdefghijkl"});
+        value("config", &mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"openai_api_key": REDACTED, "n": REDACTED})
+        );
+    }
+}
