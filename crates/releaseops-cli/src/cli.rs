@@ -153,8 +153,9 @@ pub(crate) enum TokenCmd {
         #[arg(long)]
         owner: String,
         /// What it may do: viewer reads; deployer also promotes and rolls
-        /// back; approver also approves and rejects; admin does everything
-        #[arg(long, value_parser = ["viewer", "deployer", "approver", "admin"])]
+        /// back; approver also approves and rejects; admin does everything;
+        /// ingest only sends spans to POST /v1/traces
+        #[arg(long, value_parser = ["viewer", "deployer", "approver", "admin", "ingest"])]
         role: String,
         /// The tokens file to add it to (created readable by you only)
         #[arg(long, value_name = "FILE", env = "RELEASEOPS_API_TOKENS_FILE")]

@@ -35,6 +35,67 @@ pub struct ProjectConfig {
     /// How long a change waits for another one to finish.
     #[serde(default, skip_serializing_if = "LockConfig::is_default")]
     pub lock: LockConfig,
+    /// The production trace store.
+    #[serde(default, skip_serializing_if = "TracesConfig::is_default")]
+    pub traces: TracesConfig,
+}
+
+/// `traces:` in config.yaml.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracesConfig {
+    /// Traces older than this many days are deleted; 30 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<f64>,
+    /// Keep inputs, outputs, messages and tool arguments (replay and
+    /// attribution need them). Off by default; secrets are redacted either way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub capture_content: bool,
+    /// A shared PostgreSQL database (`postgres://user@host/db`) instead of
+    /// the embedded store. The password comes from PGPASSWORD or the
+    /// RELEASEOPS_TRACES_DATABASE variable (which overrides this), never
+    /// from this committed file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+}
+
+impl TracesConfig {
+    fn is_default(&self) -> bool {
+        *self == TracesConfig::default()
+    }
+
+    pub fn retention_days(&self) -> f64 {
+        self.retention_days.unwrap_or(30.0)
+    }
+
+    fn validate(&self) -> Result<(), FormatError> {
+        if let Some(d) = self.retention_days
+            && !(d.is_finite() && d > 0.0 && d <= 36_500.0)
+        {
+            return Err(FormatError::Invalid(format!(
+                "traces.retention_days must be days from above 0 to 36500, got {d}"
+            )));
+        }
+        if let Some(url) = &self.database {
+            let lower = url.to_ascii_lowercase();
+            if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
+                return Err(FormatError::Invalid(
+                    "traces.database must be a postgres:// URL (the embedded store needs no setting)".into(),
+                ));
+            }
+            // user:password@ in a committed file would put the password in git.
+            let rest = &url[url.find("://").map_or(0, |i| i + 3)..];
+            let auth = rest.split(['/', '?']).next().unwrap_or("");
+            if auth.contains('@') && auth.split('@').next().is_some_and(|u| u.contains(':'))
+                || lower.contains("password=")
+            {
+                return Err(FormatError::Invalid(
+                    "traces.database holds a password, and config.yaml is committed: remove it and set PGPASSWORD (or the whole URL in RELEASEOPS_TRACES_DATABASE) where the server runs".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `lock:` in config.yaml.
@@ -304,6 +365,7 @@ impl Default for ProjectConfig {
             rehearsal: false,
             identity: IdentityConfig::default(),
             lock: LockConfig::default(),
+            traces: TracesConfig::default(),
         }
     }
 }
@@ -345,6 +407,7 @@ impl ProjectConfig {
         if let Some(a) = &self.agent {
             a.validate()?;
         }
+        self.traces.validate()?;
         Ok(())
     }
 
@@ -398,6 +461,20 @@ mod tests {
                 .expect_err(bad)
                 .to_string();
             assert!(e.contains(field), "{bad}: {e}");
+        }
+        let traces = |t: &str| {
+            ProjectConfig::parse(format!("pipeline: [dev, prod]\ntraces: {t}\n").as_bytes())
+        };
+        let c = traces("{retention_days: 7, capture_content: true, database: 'postgres://ro@db.internal/traces'}").expect("traces");
+        assert!(c.traces.capture_content && c.traces.retention_days() == 7.0);
+        for (bad, want) in [
+            ("{retention_day: 7}", "retention_day"),
+            ("{retention_days: 0}", "retention_days"),
+            ("{database: 'mysql://x'}", "postgres://"),
+            ("{database: 'postgres://u:hunter2@db/x'}", "PGPASSWORD"),
+        ] {
+            let e = traces(bad).expect_err(bad).to_string();
+            assert!(e.contains(want), "{bad}: {e}");
         }
         let e = ProjectConfig::parse(format!("{base}  costs: {{incidnet: 40}}\n").as_bytes())
             .expect_err("a misspelt cost")

@@ -10,9 +10,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// What a token may do. Every role reads; `deployer` promotes and rolls
-/// back, `approver` approves and rejects, `admin` does all of it and may
-/// override gates.
+/// What a token may do. `viewer` reads; `deployer` also promotes and
+/// rolls back, `approver` also approves and rejects, `admin` does all of
+/// it and may override gates. `ingest` sends spans (`POST /v1/traces`)
+/// and nothing else: not even reads, so the token an agent's exporter
+/// holds reveals no prompt or policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -20,10 +22,17 @@ pub enum Role {
     Deployer,
     Approver,
     Admin,
+    Ingest,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::Deployer, Role::Approver, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Viewer,
+        Role::Deployer,
+        Role::Approver,
+        Role::Admin,
+        Role::Ingest,
+    ];
 
     pub fn parse(s: &str) -> Option<Role> {
         Role::ALL
@@ -37,12 +46,17 @@ impl Role {
             Role::Deployer => "deployer",
             Role::Approver => "approver",
             Role::Admin => "admin",
+            Role::Ingest => "ingest",
         }
     }
 
     /// True when a token of this role may do what `needed` guards.
     pub fn allows(self, needed: Role) -> bool {
-        self == needed || self == Role::Admin || needed == Role::Viewer
+        match self {
+            Role::Admin => true,
+            Role::Ingest => needed == Role::Ingest,
+            _ => self == needed || needed == Role::Viewer,
+        }
     }
 }
 
@@ -189,7 +203,7 @@ impl Tokens {
             return Err("owner must be a name or `Name <email>`, on one line".into());
         }
         let role = Role::parse(role).ok_or_else(|| {
-            format!("unknown role '{role}': use viewer, deployer, approver or admin")
+            format!("unknown role '{role}': use viewer, deployer, approver, admin or ingest")
         })?;
         let p = Principal {
             owner: owner.to_string(),
@@ -281,6 +295,10 @@ mod tests {
         assert!(Role::Deployer.allows(Role::Viewer));
         assert!(!Role::Deployer.allows(Role::Approver));
         assert!(!Role::Approver.allows(Role::Deployer));
+        assert!(Role::Ingest.allows(Role::Ingest));
+        assert!(!Role::Ingest.allows(Role::Viewer));
+        assert!(!Role::Viewer.allows(Role::Ingest));
+        assert!(!Role::Deployer.allows(Role::Ingest));
         for r in Role::ALL {
             assert!(Role::Admin.allows(r));
         }

@@ -63,7 +63,7 @@ pub(crate) const STORE_DIRS: &[&str] = &[
     "agent",
 ];
 pub(crate) const APPLY_LOCK: &str = ".apply.lock";
-const GITIGNORE: &str = ".lock\n.apply.lock\n.apply.intent\n.journal\n.journal.tmp\n.journal.abandoned\n.uncommitted\n.tmp-*\n.cache/\n";
+const GITIGNORE: &str = ".lock\n.apply.lock\n.apply.intent\n.journal\n.journal.tmp\n.journal.abandoned\n.uncommitted\n.tmp-*\n.cache/\n.data/\n";
 
 /// An opened `.releaseops/` directory.
 pub struct Store {

@@ -14,6 +14,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod analytics;
+mod db;
 pub mod import;
 pub mod otlp;
 pub mod redact;
@@ -34,4 +35,73 @@ pub enum TraceError {
     Store(String),
     #[error(transparent)]
     Decode(#[from] otlp::DecodeError),
+}
+
+/// Where the trace store is and how spans are kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub location: Location,
+    pub capture_content: bool,
+    pub retention_days: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Location {
+    /// The embedded store (a file).
+    Sqlite(std::path::PathBuf),
+    /// A shared PostgreSQL database, by URL (shown without its password).
+    Postgres(String),
+}
+
+/// Overrides `traces.database` (and may hold the password).
+pub const DATABASE_ENV: &str = "RELEASEOPS_TRACES_DATABASE";
+
+impl Settings {
+    /// The settings of a `.releaseops/` directory: `database` from its
+    /// config (RELEASEOPS_TRACES_DATABASE overrides it), else the embedded
+    /// store in `.releaseops/.data/`.
+    pub fn new(
+        releaseops_dir: &std::path::Path,
+        database: Option<&str>,
+        capture_content: bool,
+        retention_days: f64,
+    ) -> Settings {
+        let env = std::env::var(DATABASE_ENV)
+            .ok()
+            .filter(|v| !v.trim().is_empty());
+        let location = match env.as_deref().or(database) {
+            Some(url) => Location::Postgres(url.trim().to_string()),
+            None => Location::Sqlite(store::default_path(releaseops_dir)),
+        };
+        Settings {
+            location,
+            capture_content,
+            retention_days,
+        }
+    }
+
+    /// Opens the store.
+    pub fn open(&self) -> Result<TraceStore, TraceError> {
+        match &self.location {
+            Location::Sqlite(p) => TraceStore::open_sqlite(p),
+            Location::Postgres(url) => TraceStore::open_postgres(url),
+        }
+    }
+
+    /// Where it is, for people (no password).
+    pub fn describe(&self) -> String {
+        match &self.location {
+            Location::Sqlite(p) => p.display().to_string(),
+            Location::Postgres(url) => redact::text(url).into_owned(),
+        }
+    }
+
+    pub fn read_options(&self) -> ReadOptions {
+        ReadOptions::new(self.capture_content)
+    }
+
+    /// Unix nanoseconds before which traces are pruned.
+    pub fn retention_cutoff_ns(&self, now_ns: i64) -> i64 {
+        now_ns.saturating_sub((self.retention_days * 86_400e9) as i64)
+    }
 }

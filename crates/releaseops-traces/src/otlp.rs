@@ -473,11 +473,7 @@ pub(crate) fn from_json_as(
 /// Reads every span's attributes (resource attributes first, the span's
 /// own winning) and gives spans without a bundle tag the one their trace
 /// has in this export.
-fn finish(
-    groups: Vec<Group>,
-    opts: &ReadOptions,
-    source: Source,
-) -> Decoded {
+fn finish(groups: Vec<Group>, opts: &ReadOptions, source: Source) -> Decoded {
     let mut out = Decoded::default();
     for (resource, raws) in groups {
         for raw in raws {

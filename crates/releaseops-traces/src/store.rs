@@ -9,15 +9,20 @@
 //! libraries that know nothing of releaseops still count for the version
 //! that served them. Every write is one transaction: a batch or a file is
 //! stored whole or not at all.
+//!
+//! Several servers share one PostgreSQL database instead: the same schema
+//! and the same statements (placeholders and two functions are spelt per
+//! dialect by [`Dialect::sql`]), so what is tested on one holds on both.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::TraceError;
+use crate::db::{Conn, Dialect, Param, Row, Tx, connect_postgres, sqlite_err};
+use crate::redact;
 use crate::span::{BundleTag, Source, Span, Status, ToolCall};
 
 const SCHEMA_VERSION: &str = "1";
@@ -31,7 +36,7 @@ CREATE TABLE IF NOT EXISTS spans (
   name TEXT NOT NULL,
   start_ns BIGINT NOT NULL,
   end_ns BIGINT NOT NULL,
-  status SMALLINT NOT NULL,
+  status BIGINT NOT NULL,
   status_message TEXT,
   error_type TEXT,
   bundle_id TEXT,
@@ -79,20 +84,13 @@ CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL, 
 
 const INSERT_SPAN: &str = "INSERT INTO spans (trace_id, span_id, parent_span_id, name, start_ns, end_ns, status, status_message, error_type, bundle_id, bundle_version, environment, operation, model, input_tokens, output_tokens, cost, finish_reasons, tool_calls, input, output, attributes, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23) ON CONFLICT (trace_id, span_id) DO NOTHING";
 
-const UPSERT_TRACE: &str = "INSERT INTO traces (trace_id, bundle_id, bundle_version, environment, start_ns, end_ns, root_ns, spans, errors, input_tokens, output_tokens, cost) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (trace_id) DO UPDATE SET bundle_id = COALESCE(traces.bundle_id, excluded.bundle_id), bundle_version = COALESCE(traces.bundle_version, excluded.bundle_version), environment = COALESCE(traces.environment, excluded.environment), start_ns = MIN(traces.start_ns, excluded.start_ns), end_ns = MAX(traces.end_ns, excluded.end_ns), root_ns = COALESCE(excluded.root_ns, traces.root_ns), spans = traces.spans + excluded.spans, errors = traces.errors + excluded.errors, input_tokens = traces.input_tokens + excluded.input_tokens, output_tokens = traces.output_tokens + excluded.output_tokens, cost = CASE WHEN traces.cost IS NULL AND excluded.cost IS NULL THEN NULL ELSE COALESCE(traces.cost, 0) + COALESCE(excluded.cost, 0) END";
+const UPSERT_TRACE: &str = "INSERT INTO traces (trace_id, bundle_id, bundle_version, environment, start_ns, end_ns, root_ns, spans, errors, input_tokens, output_tokens, cost) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (trace_id) DO UPDATE SET bundle_id = COALESCE(traces.bundle_id, excluded.bundle_id), bundle_version = COALESCE(traces.bundle_version, excluded.bundle_version), environment = COALESCE(traces.environment, excluded.environment), start_ns = {least}(traces.start_ns, excluded.start_ns), end_ns = {greatest}(traces.end_ns, excluded.end_ns), root_ns = COALESCE(excluded.root_ns, traces.root_ns), spans = traces.spans + excluded.spans, errors = traces.errors + excluded.errors, input_tokens = traces.input_tokens + excluded.input_tokens, output_tokens = traces.output_tokens + excluded.output_tokens, cost = CASE WHEN traces.cost IS NULL AND excluded.cost IS NULL THEN NULL ELSE COALESCE(traces.cost, 0) + COALESCE(excluded.cost, 0) END";
 
 const UPSERT_TOOL: &str = "INSERT INTO trace_tools (trace_id, tool, executed, requested) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (trace_id, tool) DO UPDATE SET executed = trace_tools.executed + excluded.executed, requested = trace_tools.requested + excluded.requested";
 
 /// Where the embedded store lives in a `.releaseops/` directory.
 pub fn default_path(releaseops_dir: &Path) -> PathBuf {
     releaseops_dir.join(".data").join("traces.sqlite")
-}
-
-/// The trace store.
-pub struct TraceStore {
-    conn: Connection,
-    /// What the store is, for messages (a path; never a password).
-    label: String,
 }
 
 /// What a write stored.
@@ -130,25 +128,25 @@ pub struct Filter {
 
 impl Filter {
     /// The WHERE clause on `traces t` and its parameters.
-    fn clause(&self) -> (String, Vec<rusqlite::types::Value>) {
-        use rusqlite::types::Value as V;
+    fn clause(&self) -> (String, Vec<Param>) {
         let mut conds = Vec::new();
-        let mut args: Vec<V> = Vec::new();
-        let mut eq = |col: &str, v: &Option<String>, conds: &mut Vec<String>| {
+        let mut args: Vec<Param> = Vec::new();
+        for (col, v) in [
+            ("bundle_id", &self.bundle_id),
+            ("bundle_version", &self.bundle_version),
+            ("environment", &self.environment),
+        ] {
             if let Some(v) = v {
-                args.push(V::Text(v.clone()));
+                args.push(v.into());
                 conds.push(format!("t.{col} = ?{}", args.len()));
             }
-        };
-        eq("bundle_id", &self.bundle_id, &mut conds);
-        eq("bundle_version", &self.bundle_version, &mut conds);
-        eq("environment", &self.environment, &mut conds);
+        }
         if let Some(s) = self.since_ns {
-            args.push(V::Integer(s));
+            args.push(s.into());
             conds.push(format!("t.start_ns >= ?{}", args.len()));
         }
         if let Some(u) = self.until_ns {
-            args.push(V::Integer(u));
+            args.push(u.into());
             conds.push(format!("t.start_ns < ?{}", args.len()));
         }
         match self.errors {
@@ -157,7 +155,7 @@ impl Filter {
             None => {}
         }
         if let Some(tool) = &self.tool {
-            args.push(V::Text(tool.clone()));
+            args.push(tool.into());
             conds.push(format!(
                 "EXISTS (SELECT 1 FROM trace_tools x WHERE x.trace_id = t.trace_id AND x.tool = ?{})",
                 args.len()
@@ -231,13 +229,22 @@ pub struct Sample {
     pub last_ns: Option<i64>,
 }
 
-fn sql_err(label: &str) -> impl Fn(rusqlite::Error) -> TraceError + '_ {
-    move |e| TraceError::Store(format!("{label}: {e}"))
-}
-
 fn opt_json<T: Serialize>(v: &[T]) -> Option<String> {
     (!v.is_empty()).then(|| serde_json::to_string(v).unwrap_or_default())
 }
+
+/// The trace store.
+pub struct TraceStore {
+    conn: Conn,
+    /// What the store is, for messages (a path, or a URL without its
+    /// password).
+    label: String,
+    /// How to connect again after PostgreSQL went away.
+    url: Option<String>,
+}
+
+/// Serialises schema creation between servers starting at once.
+const SCHEMA_LOCK: i64 = 0x7265_6c6f_7073;
 
 impl TraceStore {
     /// Opens (creating it if need be) the embedded store at `path`.
@@ -259,63 +266,132 @@ impl TraceStore {
                 "{label} is a symbolic link; the trace store must be a regular file"
             )));
         }
-        let conn = Connection::open(path).map_err(sql_err(&label))?;
-        Self::setup(conn, label)
+        let conn = rusqlite::Connection::open(path).map_err(|e| sqlite_err(&label, e))?;
+        Self::setup_sqlite(conn, label)
     }
 
     /// An in-memory store (tests, rehearsals).
     pub fn open_memory() -> Result<TraceStore, TraceError> {
-        let conn = Connection::open_in_memory().map_err(sql_err("memory"))?;
-        Self::setup(conn, "memory".into())
+        let conn = rusqlite::Connection::open_in_memory().map_err(|e| sqlite_err("memory", e))?;
+        Self::setup_sqlite(conn, "memory".into())
     }
 
-    fn setup(conn: Connection, label: String) -> Result<TraceStore, TraceError> {
-        let e = sql_err(&label);
+    fn setup_sqlite(conn: rusqlite::Connection, label: String) -> Result<TraceStore, TraceError> {
         conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(&e)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;")
-            .map_err(|err| {
-                TraceError::Store(format!(
-                    "{label} is not a trace store (or is damaged): {err}; move it aside and a new one is made"
-                ))
-            })?;
-        conn.execute_batch(SCHEMA).map_err(&e)?;
-        let version: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(&e)?;
+            .map_err(|e| sqlite_err(&label, e))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;",
+        )
+        .map_err(|err| {
+            TraceError::Store(format!(
+                "{label} is not a trace store (or is damaged): {err}; move it aside and a new one is made"
+            ))
+        })?;
+        let mut store = TraceStore {
+            conn: Conn::Sqlite(conn),
+            label,
+            url: None,
+        };
+        store.conn.batch(&store.label, SCHEMA)?;
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// Connects to a shared PostgreSQL database, creating the schema the
+    /// first time (one server at a time).
+    pub fn open_postgres(url: &str) -> Result<TraceStore, TraceError> {
+        let label = format!("at {}", redact::text(url));
+        let client = connect_postgres(url, &label)?;
+        let mut store = TraceStore {
+            conn: Conn::Postgres(Box::new(client)),
+            label,
+            url: Some(url.to_string()),
+        };
+        store.setup_postgres()?;
+        Ok(store)
+    }
+
+    fn setup_postgres(&mut self) -> Result<(), TraceError> {
+        let label = self.label.clone();
+        self.conn
+            .batch(&label, &format!("SELECT pg_advisory_lock({SCHEMA_LOCK})"))?;
+        let made = self
+            .conn
+            .batch(&label, SCHEMA)
+            .and_then(|()| self.check_schema());
+        let unlocked = self
+            .conn
+            .batch(&label, &format!("SELECT pg_advisory_unlock({SCHEMA_LOCK})"));
+        made.and(unlocked)
+    }
+
+    fn check_schema(&mut self) -> Result<(), TraceError> {
+        let label = self.label.clone();
+        self.conn.execute(
+            &label,
+            "INSERT INTO meta (key, value) VALUES ('schema', ?1) ON CONFLICT (key) DO NOTHING",
+            &[SCHEMA_VERSION.into()],
+        )?;
+        let mut version = None;
+        self.conn.query(
+            &label,
+            "SELECT value FROM meta WHERE key = 'schema'",
+            &[],
+            &mut |r| {
+                version = r.text(0)?;
+                Ok(())
+            },
+        )?;
         match version.as_deref() {
-            None => {
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
-                    [SCHEMA_VERSION],
-                )
-                .map_err(&e)?;
-            }
-            Some(SCHEMA_VERSION) => {}
-            Some(other) => {
-                return Err(TraceError::Store(format!(
-                    "{label} has schema version {other}; this releaseops reads version {SCHEMA_VERSION}: upgrade releaseops"
-                )));
-            }
+            Some(SCHEMA_VERSION) => Ok(()),
+            other => Err(TraceError::Store(format!(
+                "{label} has schema version {}; this releaseops reads version {SCHEMA_VERSION}: upgrade releaseops",
+                other.unwrap_or("(none)")
+            ))),
         }
-        drop(e);
-        Ok(TraceStore { conn, label })
     }
 
     pub fn label(&self) -> &str {
         &self.label
     }
 
+    /// PostgreSQL that went away (restarted, a network cut) is connected to
+    /// again before the next operation.
+    fn ready(&mut self) -> Result<(), TraceError> {
+        if self.conn.is_closed()
+            && let Some(url) = self.url.clone()
+        {
+            let client = connect_postgres(&url, &self.label)?;
+            self.conn = Conn::Postgres(Box::new(client));
+        }
+        Ok(())
+    }
+
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[Param],
+        f: &mut dyn FnMut(&dyn Row) -> Result<(), TraceError>,
+    ) -> Result<(), TraceError> {
+        self.ready()?;
+        let label = self.label.clone();
+        self.conn.query(&label, sql, params, f)
+    }
+
+    fn count(&mut self, sql: &str) -> Result<u64, TraceError> {
+        let mut n = 0;
+        self.query(sql, &[], &mut |r| {
+            n = r.int0(0)?.max(0) as u64;
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
     /// Starts a write: everything added is stored at [`Writer::commit`],
     /// or not at all.
     pub fn writer(&mut self) -> Result<Writer<'_>, TraceError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql_err(&self.label))?;
+        self.ready()?;
+        let tx = self.conn.transaction(&self.label)?;
         Ok(Writer {
             tx,
             label: &self.label,
@@ -331,58 +407,52 @@ impl TraceStore {
     }
 
     /// Traces matching `f`, newest first.
-    pub fn traces(&self, f: &Filter, limit: usize) -> Result<Vec<TraceSummary>, TraceError> {
-        let e = sql_err(&self.label);
+    pub fn traces(&mut self, f: &Filter, limit: usize) -> Result<Vec<TraceSummary>, TraceError> {
         let (clause, mut args) = f.clause();
-        args.push(rusqlite::types::Value::Integer(
-            limit.min(i64::MAX as usize) as i64,
-        ));
+        args.push((limit.min(i64::MAX as usize) as i64).into());
         let sql = format!(
             "SELECT {SUMMARY_COLUMNS} FROM traces t{clause} ORDER BY t.start_ns DESC, t.trace_id LIMIT ?{}",
             args.len()
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(&e)?;
-        let mut out: Vec<TraceSummary> = stmt
-            .query_map(params_from_iter(args), row_to_summary)
-            .map_err(&e)?
-            .collect::<Result<_, _>>()
-            .map_err(&e)?;
-        let mut tools = self
-            .conn
-            .prepare_cached("SELECT tool, CASE WHEN executed > 0 THEN executed ELSE requested END FROM trace_tools WHERE trace_id = ?1 ORDER BY tool")
-            .map_err(&e)?;
+        let mut out = Vec::new();
+        self.query(&sql, &args, &mut |r| {
+            out.push(row_to_summary(r)?);
+            Ok(())
+        })?;
         for t in &mut out {
-            let rows = tools
-                .query_map([&t.trace_id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-                })
-                .map_err(&e)?;
-            for row in rows {
-                let (k, v) = row.map_err(&e)?;
-                t.tools.insert(k, v);
-            }
+            let mut tools = BTreeMap::new();
+            self.query(
+                "SELECT tool, CASE WHEN executed > 0 THEN executed ELSE requested END FROM trace_tools WHERE trace_id = ?1 ORDER BY tool",
+                &[(&t.trace_id).into()],
+                &mut |r| {
+                    tools.insert(r.text0(0)?, r.int0(1)?.max(0) as u64);
+                    Ok(())
+                },
+            )?;
+            t.tools = tools;
         }
         Ok(out)
     }
 
     /// One trace and its spans (in start order); None when it is not stored.
     /// `id` may be a unique prefix of at least 8 hex digits.
-    pub fn trace(&self, id: &str) -> Result<Option<(TraceSummary, Vec<Span>)>, TraceError> {
-        let e = sql_err(&self.label);
+    pub fn trace(&mut self, id: &str) -> Result<Option<(TraceSummary, Vec<Span>)>, TraceError> {
         let id = id.trim().to_ascii_lowercase();
         if id.len() < 8 || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(TraceError::Input(format!(
-                "'{id}' is not a trace id: give its 32 hex digits (or a unique prefix of at least 8)"
+                "'{}' is not a trace id: give its 32 hex digits (or a unique prefix of at least 8)",
+                redact::preview(&id)
             )));
         }
-        let mut ids: Vec<String> = self
-            .conn
-            .prepare("SELECT trace_id FROM traces WHERE trace_id >= ?1 AND trace_id < ?2 ORDER BY trace_id LIMIT 2")
-            .map_err(&e)?
-            .query_map(params![id, format!("{id}g")], |r| r.get(0))
-            .map_err(&e)?
-            .collect::<Result<_, _>>()
-            .map_err(&e)?;
+        let mut ids: Vec<String> = Vec::new();
+        self.query(
+            "SELECT trace_id FROM traces WHERE trace_id >= ?1 AND trace_id < ?2 ORDER BY trace_id LIMIT 2",
+            &[(&id).into(), format!("{id}g").into()],
+            &mut |r| {
+                ids.push(r.text0(0)?);
+                Ok(())
+            },
+        )?;
         if ids.len() > 1 {
             return Err(TraceError::Input(format!(
                 "'{id}' names more than one trace ({} and {}); give more of its digits",
@@ -392,27 +462,29 @@ impl TraceStore {
         let Some(full) = ids.pop() else {
             return Ok(None);
         };
-        let summary = self
-            .conn
-            .query_row(
-                &format!("SELECT {SUMMARY_COLUMNS} FROM traces t WHERE t.trace_id = ?1"),
-                [&full],
-                row_to_summary,
-            )
-            .optional()
-            .map_err(&e)?;
+        let mut summary = None;
+        self.query(
+            &format!("SELECT {SUMMARY_COLUMNS} FROM traces t WHERE t.trace_id = ?1"),
+            &[(&full).into()],
+            &mut |r| {
+                summary = Some(row_to_summary(r)?);
+                Ok(())
+            },
+        )?;
         let Some(mut summary) = summary else {
             return Ok(None);
         };
-        let mut stmt = self
-            .conn
-            .prepare("SELECT trace_id, span_id, parent_span_id, name, start_ns, end_ns, status, status_message, error_type, bundle_id, bundle_version, environment, operation, model, input_tokens, output_tokens, cost, finish_reasons, tool_calls, input, output, attributes, source FROM spans WHERE trace_id = ?1 ORDER BY start_ns, span_id")
-            .map_err(&e)?;
-        let spans: Vec<Span> = stmt
-            .query_map([&full], row_to_span)
-            .map_err(&e)?
-            .collect::<Result<_, _>>()
-            .map_err(&e)?;
+        let mut spans = Vec::new();
+        self.query(
+            &format!(
+                "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 ORDER BY start_ns, span_id"
+            ),
+            &[(&full).into()],
+            &mut |r| {
+                spans.push(row_to_span(r)?);
+                Ok(())
+            },
+        )?;
         for s in &spans {
             for c in &s.tool_calls {
                 *summary.tools.entry(c.name.clone()).or_default() += 1;
@@ -422,105 +494,83 @@ impl TraceStore {
     }
 
     /// Counts per bundle version and environment, and the store's size.
-    pub fn stats(&self, f: &Filter) -> Result<StoreStats, TraceError> {
-        let e = sql_err(&self.label);
+    pub fn stats(&mut self, f: &Filter) -> Result<StoreStats, TraceError> {
         let (clause, args) = f.clause();
         let sql = format!(
-            "SELECT t.bundle_id, t.bundle_version, t.environment, COUNT(*), SUM(CASE WHEN t.errors > 0 THEN 1 ELSE 0 END), MIN(t.start_ns), MAX(t.start_ns) FROM traces t{clause} GROUP BY t.bundle_id, t.bundle_version, t.environment ORDER BY t.bundle_id, t.bundle_version, t.environment"
+            "SELECT t.bundle_id, t.bundle_version, t.environment, COUNT(*), CAST(SUM(CASE WHEN t.errors > 0 THEN 1 ELSE 0 END) AS BIGINT), MIN(t.start_ns), MAX(t.start_ns) FROM traces t{clause} GROUP BY t.bundle_id, t.bundle_version, t.environment ORDER BY t.bundle_id, t.bundle_version, t.environment"
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(&e)?;
-        let groups: Vec<GroupStats> = stmt
-            .query_map(params_from_iter(args), |r| {
-                Ok(GroupStats {
-                    bundle: BundleTag {
-                        bundle_id: r.get(0)?,
-                        bundle_version: r.get(1)?,
-                        environment: r.get(2)?,
-                    },
-                    traces: r.get::<_, i64>(3)? as u64,
-                    errors: r.get::<_, i64>(4)? as u64,
-                    first_ns: r.get(5)?,
-                    last_ns: r.get(6)?,
-                })
-            })
-            .map_err(&e)?
-            .collect::<Result<_, _>>()
-            .map_err(&e)?;
-        let spans: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM spans", [], |r| r.get(0))
-            .map_err(&e)?;
-        let traces: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM traces", [], |r| r.get(0))
-            .map_err(&e)?;
+        let mut groups = Vec::new();
+        self.query(&sql, &args, &mut |r| {
+            groups.push(GroupStats {
+                bundle: BundleTag {
+                    bundle_id: r.text(0)?,
+                    bundle_version: r.text(1)?,
+                    environment: r.text(2)?,
+                },
+                traces: r.int0(3)?.max(0) as u64,
+                errors: r.int0(4)?.max(0) as u64,
+                first_ns: r.int0(5)?,
+                last_ns: r.int0(6)?,
+            });
+            Ok(())
+        })?;
+        let spans = self.count("SELECT COUNT(*) FROM spans")?;
+        let traces = self.count("SELECT COUNT(*) FROM traces")?;
         Ok(StoreStats {
-            spans: spans as u64,
-            traces: traces as u64,
+            spans,
+            traces,
             size_bytes: self.size_bytes()?,
             groups,
         })
     }
 
-    /// Bytes the store takes (pages in use).
-    pub fn size_bytes(&self) -> Result<u64, TraceError> {
-        let e = sql_err(&self.label);
-        let pages: i64 = self
-            .conn
-            .query_row("PRAGMA page_count", [], |r| r.get(0))
-            .map_err(&e)?;
-        let size: i64 = self
-            .conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .map_err(&e)?;
-        let free: i64 = self
-            .conn
-            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
-            .map_err(&e)?;
-        Ok(((pages - free).max(0) * size) as u64)
+    /// Bytes the store takes (pages in use; tables and indexes).
+    pub fn size_bytes(&mut self) -> Result<u64, TraceError> {
+        match self.conn.dialect() {
+            Dialect::Sqlite => {
+                let pages = self.count("PRAGMA page_count")?;
+                let size = self.count("PRAGMA page_size")?;
+                let free = self.count("PRAGMA freelist_count")?;
+                Ok(pages.saturating_sub(free) * size)
+            }
+            Dialect::Postgres => self.count(
+                "SELECT CAST(pg_total_relation_size('spans') + pg_total_relation_size('traces') + pg_total_relation_size('trace_tools') AS BIGINT)",
+            ),
+        }
     }
 
     /// The per-trace values analytics compare, for the traces `f` matches.
-    pub fn sample(&self, f: &Filter) -> Result<Sample, TraceError> {
-        let e = sql_err(&self.label);
+    pub fn sample(&mut self, f: &Filter) -> Result<Sample, TraceError> {
         let (clause, args) = f.clause();
         let sql = format!(
             "SELECT COALESCE(t.root_ns, t.end_ns - t.start_ns), t.errors, t.input_tokens, t.output_tokens, t.cost, t.start_ns FROM traces t{clause}"
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(&e)?;
-        let mut rows = stmt.query(params_from_iter(args.iter())).map_err(&e)?;
         let mut s = Sample::default();
-        while let Some(r) = rows.next().map_err(&e)? {
+        self.query(&sql, &args, &mut |r| {
             s.traces += 1;
-            let latency: i64 = r.get(0).map_err(&e)?;
-            let errors: i64 = r.get(1).map_err(&e)?;
-            s.latency_ns.push(latency.max(0));
-            if errors > 0 {
+            s.latency_ns.push(r.int0(0)?.max(0));
+            if r.int0(1)? > 0 {
                 s.errors += 1;
             }
-            s.input_tokens.push(r.get(2).map_err(&e)?);
-            s.output_tokens.push(r.get(3).map_err(&e)?);
-            if let Some(c) = r.get::<_, Option<f64>>(4).map_err(&e)? {
+            s.input_tokens.push(r.int0(2)?);
+            s.output_tokens.push(r.int0(3)?);
+            if let Some(c) = r.float(4)? {
                 s.cost_micros.push((c * 1e6).round() as i64);
             }
-            let start: i64 = r.get(5).map_err(&e)?;
+            let start = r.int0(5)?;
             s.first_ns = Some(s.first_ns.map_or(start, |f| f.min(start)));
             s.last_ns = Some(s.last_ns.map_or(start, |l| l.max(start)));
-        }
-        drop(rows);
+            Ok(())
+        })?;
         let sql = format!(
-            "SELECT x.tool, SUM(CASE WHEN x.executed > 0 THEN x.executed ELSE x.requested END) FROM trace_tools x JOIN traces t ON t.trace_id = x.trace_id{clause} GROUP BY x.tool"
+            "SELECT x.tool, CAST(SUM(CASE WHEN x.executed > 0 THEN x.executed ELSE x.requested END) AS BIGINT) FROM trace_tools x JOIN traces t ON t.trace_id = x.trace_id{clause} GROUP BY x.tool"
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(&e)?;
-        let rows = stmt
-            .query_map(params_from_iter(args.iter()), |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-            })
-            .map_err(&e)?;
-        for row in rows {
-            let (tool, n) = row.map_err(&e)?;
-            s.tools.insert(tool, n.max(0) as u64);
-        }
+        let mut tools = BTreeMap::new();
+        self.query(&sql, &args, &mut |r| {
+            tools.insert(r.text0(0)?, r.int0(1)?.max(0) as u64);
+            Ok(())
+        })?;
+        s.tools = tools;
         for v in [
             &mut s.latency_ns,
             &mut s.input_tokens,
@@ -535,15 +585,13 @@ impl TraceStore {
     /// The values of a numeric span attribute, summed per trace, for the
     /// traces `f` matches (traces without it are left out), sorted, in
     /// millionths.
-    pub fn attribute_sample(&self, f: &Filter, name: &str) -> Result<Vec<i64>, TraceError> {
-        let e = sql_err(&self.label);
+    pub fn attribute_sample(&mut self, f: &Filter, name: &str) -> Result<Vec<i64>, TraceError> {
         let (clause, mut args) = f.clause();
-        args.push(rusqlite::types::Value::Text(format!(
-            "%{}%",
-            serde_json::to_string(name).unwrap_or_default()
-        )));
+        // A first cut by text (`_` and `%` in the name only widen it); the
+        // value itself is read from the JSON below.
+        args.push(format!("%{}%", serde_json::to_string(name).unwrap_or_default()).into());
         let sql = format!(
-            "SELECT s.trace_id, s.attributes FROM spans s JOIN traces t ON t.trace_id = s.trace_id{} s.attributes LIKE ?{} ESCAPE '\\'",
+            "SELECT s.trace_id, s.attributes FROM spans s JOIN traces t ON t.trace_id = s.trace_id{} s.attributes LIKE ?{}",
             if clause.is_empty() {
                 " WHERE".to_string()
             } else {
@@ -551,20 +599,18 @@ impl TraceStore {
             },
             args.len()
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(&e)?;
-        let mut rows = stmt.query(params_from_iter(args)).map_err(&e)?;
         let mut per_trace: BTreeMap<String, f64> = BTreeMap::new();
-        while let Some(r) = rows.next().map_err(&e)? {
-            let trace: String = r.get(0).map_err(&e)?;
-            let attrs: Option<String> = r.get(1).map_err(&e)?;
-            let Some(v) = attrs
+        self.query(&sql, &args, &mut |r| {
+            let trace = r.text0(0)?;
+            let value = r
+                .text(1)?
                 .and_then(|a| serde_json::from_str::<serde_json::Map<String, Value>>(&a).ok())
-                .and_then(|m| m.get(name).and_then(Value::as_f64))
-            else {
-                continue;
-            };
-            *per_trace.entry(trace).or_default() += v;
-        }
+                .and_then(|m| m.get(name).and_then(Value::as_f64));
+            if let Some(v) = value {
+                *per_trace.entry(trace).or_default() += v;
+            }
+            Ok(())
+        })?;
         let mut out: Vec<i64> = per_trace
             .values()
             .map(|v| (v * 1e6).round() as i64)
@@ -575,102 +621,109 @@ impl TraceStore {
 
     /// Deletes traces that started before `cutoff_ns`, with their spans.
     pub fn prune(&mut self, cutoff_ns: i64) -> Result<u64, TraceError> {
-        let e = sql_err(&self.label);
-        let tx = self.conn.transaction().map_err(&e)?;
-        tx.execute(
+        let mut w = self.writer()?;
+        let label = w.label;
+        let cut = [Param::from(cutoff_ns)];
+        w.tx.execute(
+            label,
             "DELETE FROM trace_tools WHERE trace_id IN (SELECT trace_id FROM traces WHERE start_ns < ?1)",
-            [cutoff_ns],
-        )
-        .map_err(&e)?;
-        tx.execute(
+            &cut,
+        )?;
+        w.tx.execute(
+            label,
             "DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM traces WHERE start_ns < ?1)",
-            [cutoff_ns],
-        )
-        .map_err(&e)?;
-        let n = tx
-            .execute("DELETE FROM traces WHERE start_ns < ?1", [cutoff_ns])
-            .map_err(&e)?;
-        tx.commit().map_err(&e)?;
-        Ok(n as u64)
+            &cut,
+        )?;
+        let n =
+            w.tx.execute(label, "DELETE FROM traces WHERE start_ns < ?1", &cut)?;
+        w.commit()?;
+        Ok(n)
     }
 
     /// A pull's saved position.
-    pub fn cursor(&self, name: &str) -> Result<Option<String>, TraceError> {
-        self.conn
-            .query_row("SELECT value FROM cursors WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(sql_err(&self.label))
+    pub fn cursor(&mut self, name: &str) -> Result<Option<String>, TraceError> {
+        let mut v = None;
+        self.query(
+            "SELECT value FROM cursors WHERE name = ?1",
+            &[name.into()],
+            &mut |r| {
+                v = r.text(0)?;
+                Ok(())
+            },
+        )?;
+        Ok(v)
     }
 }
 
 const SUMMARY_COLUMNS: &str = "t.trace_id, t.bundle_id, t.bundle_version, t.environment, t.start_ns, t.end_ns, COALESCE(t.root_ns, t.end_ns - t.start_ns), t.spans, t.errors, t.input_tokens, t.output_tokens, t.cost";
 
-fn row_to_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<TraceSummary> {
+fn row_to_summary(r: &dyn Row) -> Result<TraceSummary, TraceError> {
     Ok(TraceSummary {
-        trace_id: r.get(0)?,
+        trace_id: r.text0(0)?,
         bundle: BundleTag {
-            bundle_id: r.get(1)?,
-            bundle_version: r.get(2)?,
-            environment: r.get(3)?,
+            bundle_id: r.text(1)?,
+            bundle_version: r.text(2)?,
+            environment: r.text(3)?,
         },
-        start_ns: r.get(4)?,
-        end_ns: r.get(5)?,
-        latency_ns: r.get(6)?,
-        spans: r.get::<_, i64>(7)?.max(0) as u64,
-        errors: r.get::<_, i64>(8)?.max(0) as u64,
-        input_tokens: r.get::<_, i64>(9)?.max(0) as u64,
-        output_tokens: r.get::<_, i64>(10)?.max(0) as u64,
-        cost: r.get(11)?,
+        start_ns: r.int0(4)?,
+        end_ns: r.int0(5)?,
+        latency_ns: r.int0(6)?,
+        spans: r.int0(7)?.max(0) as u64,
+        errors: r.int0(8)?.max(0) as u64,
+        input_tokens: r.int0(9)?.max(0) as u64,
+        output_tokens: r.int0(10)?.max(0) as u64,
+        cost: r.float(11)?,
         tools: BTreeMap::new(),
     })
 }
 
-fn row_to_span(r: &rusqlite::Row<'_>) -> rusqlite::Result<Span> {
-    let json_list = |i: usize| -> rusqlite::Result<Option<String>> { r.get(i) };
-    let finish: Vec<String> = json_list(17)?
+const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, name, start_ns, end_ns, status, status_message, error_type, bundle_id, bundle_version, environment, operation, model, input_tokens, output_tokens, cost, finish_reasons, tool_calls, input, output, attributes, source";
+
+fn row_to_span(r: &dyn Row) -> Result<Span, TraceError> {
+    let finish: Vec<String> = r
+        .text(17)?
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
-    let tools: Vec<ToolCall> = json_list(18)?
+    let tools: Vec<ToolCall> = r
+        .text(18)?
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
-    let attributes = json_list(21)?
+    let attributes = r
+        .text(21)?
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
-    let source: String = r.get(22)?;
     Ok(Span {
-        trace_id: r.get(0)?,
-        span_id: r.get(1)?,
-        parent_span_id: r.get(2)?,
-        name: r.get(3)?,
-        start_ns: r.get(4)?,
-        end_ns: r.get(5)?,
-        status: Status::from_code(r.get(6)?),
-        status_message: r.get(7)?,
-        error_type: r.get(8)?,
+        trace_id: r.text0(0)?,
+        span_id: r.text0(1)?,
+        parent_span_id: r.text(2)?,
+        name: r.text0(3)?,
+        start_ns: r.int0(4)?,
+        end_ns: r.int0(5)?,
+        status: Status::from_code(r.int0(6)?),
+        status_message: r.text(7)?,
+        error_type: r.text(8)?,
         bundle: BundleTag {
-            bundle_id: r.get(9)?,
-            bundle_version: r.get(10)?,
-            environment: r.get(11)?,
+            bundle_id: r.text(9)?,
+            bundle_version: r.text(10)?,
+            environment: r.text(11)?,
         },
-        operation: r.get(12)?,
-        model: r.get(13)?,
-        input_tokens: r.get(14)?,
-        output_tokens: r.get(15)?,
-        cost: r.get(16)?,
+        operation: r.text(12)?,
+        model: r.text(13)?,
+        input_tokens: r.int(14)?,
+        output_tokens: r.int(15)?,
+        cost: r.float(16)?,
         finish_reasons: finish,
         tool_calls: tools,
-        input: r.get(19)?,
-        output: r.get(20)?,
+        input: r.text(19)?,
+        output: r.text(20)?,
         attributes,
-        source: Source::parse(&source).unwrap_or(Source::Import),
+        source: Source::parse(&r.text0(22)?).unwrap_or(Source::Import),
     })
 }
 
 /// One write in progress: rolled back unless committed.
 pub struct Writer<'a> {
-    tx: rusqlite::Transaction<'a>,
+    tx: Tx<'a>,
     label: &'a str,
     stored: Stored,
 }
@@ -691,101 +744,112 @@ struct TraceDelta {
 }
 
 impl Writer<'_> {
+    /// What this write has stored so far.
+    pub fn stored(&self) -> Stored {
+        self.stored
+    }
+
     /// Adds spans (those already stored are skipped).
     pub fn add(&mut self, spans: &[Span]) -> Result<(), TraceError> {
-        let e = sql_err(self.label);
+        let label = self.label;
         let mut deltas: BTreeMap<&str, TraceDelta> = BTreeMap::new();
-        {
-            let mut insert = self.tx.prepare_cached(INSERT_SPAN).map_err(&e)?;
-            for s in spans {
-                let attrs = (!s.attributes.is_empty())
-                    .then(|| serde_json::to_string(&s.attributes).unwrap_or_default());
-                let n = insert
-                    .execute(params![
-                        s.trace_id,
-                        s.span_id,
-                        s.parent_span_id,
-                        s.name,
-                        s.start_ns,
-                        s.end_ns,
-                        s.status.code(),
-                        s.status_message,
-                        s.error_type,
-                        s.bundle.bundle_id,
-                        s.bundle.bundle_version,
-                        s.bundle.environment,
-                        s.operation,
-                        s.model,
-                        s.input_tokens,
-                        s.output_tokens,
-                        s.cost,
-                        opt_json(&s.finish_reasons),
-                        opt_json(&s.tool_calls),
-                        s.input,
-                        s.output,
-                        attrs,
-                        s.source.as_str(),
-                    ])
-                    .map_err(&e)?;
-                if n == 0 {
-                    self.stored.duplicates += 1;
-                    continue;
-                }
-                self.stored.spans += 1;
-                let d = deltas
-                    .entry(s.trace_id.as_str())
-                    .or_insert_with(|| TraceDelta {
-                        start: s.start_ns,
-                        end: s.end_ns,
-                        ..TraceDelta::default()
-                    });
-                d.bundle.inherit(&s.bundle);
-                d.start = d.start.min(s.start_ns);
-                d.end = d.end.max(s.end_ns);
-                if s.parent_span_id.is_none() {
-                    d.root = Some(s.duration_ns());
-                }
-                d.spans += 1;
-                if s.is_error() {
-                    d.errors += 1;
-                }
-                d.input += s.input_tokens.unwrap_or(0);
-                d.output += s.output_tokens.unwrap_or(0);
-                if let Some(c) = s.cost {
-                    d.cost = Some(d.cost.unwrap_or(0.0) + c);
-                }
-                for c in &s.tool_calls {
-                    let t = d.tools.entry(c.name.clone()).or_default();
-                    if c.executed {
-                        t.0 += 1;
-                    } else {
-                        t.1 += 1;
-                    }
+        // In key order, so two servers storing overlapping batches at once
+        // take their row locks in the same order and never deadlock.
+        let mut ordered: Vec<&Span> = spans.iter().collect();
+        ordered.sort_unstable_by(|a, b| (&a.trace_id, &a.span_id).cmp(&(&b.trace_id, &b.span_id)));
+        for s in ordered {
+            let attrs = (!s.attributes.is_empty())
+                .then(|| serde_json::to_string(&s.attributes).unwrap_or_default());
+            let n = self.tx.execute(
+                label,
+                INSERT_SPAN,
+                &[
+                    (&s.trace_id).into(),
+                    (&s.span_id).into(),
+                    (&s.parent_span_id).into(),
+                    (&s.name).into(),
+                    s.start_ns.into(),
+                    s.end_ns.into(),
+                    s.status.code().into(),
+                    (&s.status_message).into(),
+                    (&s.error_type).into(),
+                    (&s.bundle.bundle_id).into(),
+                    (&s.bundle.bundle_version).into(),
+                    (&s.bundle.environment).into(),
+                    (&s.operation).into(),
+                    (&s.model).into(),
+                    s.input_tokens.into(),
+                    s.output_tokens.into(),
+                    s.cost.into(),
+                    opt_json(&s.finish_reasons).into(),
+                    opt_json(&s.tool_calls).into(),
+                    (&s.input).into(),
+                    (&s.output).into(),
+                    attrs.into(),
+                    s.source.as_str().into(),
+                ],
+            )?;
+            if n == 0 {
+                self.stored.duplicates += 1;
+                continue;
+            }
+            self.stored.spans += 1;
+            let d = deltas
+                .entry(s.trace_id.as_str())
+                .or_insert_with(|| TraceDelta {
+                    start: s.start_ns,
+                    end: s.end_ns,
+                    ..TraceDelta::default()
+                });
+            d.bundle.inherit(&s.bundle);
+            d.start = d.start.min(s.start_ns);
+            d.end = d.end.max(s.end_ns);
+            if s.parent_span_id.is_none() {
+                d.root = Some(s.duration_ns());
+            }
+            d.spans += 1;
+            if s.is_error() {
+                d.errors += 1;
+            }
+            d.input += s.input_tokens.unwrap_or(0);
+            d.output += s.output_tokens.unwrap_or(0);
+            if let Some(c) = s.cost {
+                d.cost = Some(d.cost.unwrap_or(0.0) + c);
+            }
+            for c in &s.tool_calls {
+                let t = d.tools.entry(c.name.clone()).or_default();
+                if c.executed {
+                    t.0 += 1;
+                } else {
+                    t.1 += 1;
                 }
             }
         }
-        let mut upsert = self.tx.prepare_cached(UPSERT_TRACE).map_err(&e)?;
-        let mut tool = self.tx.prepare_cached(UPSERT_TOOL).map_err(&e)?;
         for (id, d) in deltas {
-            upsert
-                .execute(params![
-                    id,
-                    d.bundle.bundle_id,
-                    d.bundle.bundle_version,
-                    d.bundle.environment,
-                    d.start,
-                    d.end,
-                    d.root,
-                    d.spans,
-                    d.errors,
-                    d.input,
-                    d.output,
-                    d.cost
-                ])
-                .map_err(&e)?;
+            self.tx.execute(
+                label,
+                UPSERT_TRACE,
+                &[
+                    id.into(),
+                    (&d.bundle.bundle_id).into(),
+                    (&d.bundle.bundle_version).into(),
+                    (&d.bundle.environment).into(),
+                    d.start.into(),
+                    d.end.into(),
+                    d.root.into(),
+                    d.spans.into(),
+                    d.errors.into(),
+                    d.input.into(),
+                    d.output.into(),
+                    d.cost.into(),
+                ],
+            )?;
             for (name, (executed, requested)) in d.tools {
-                tool.execute(params![id, name, executed, requested])
-                    .map_err(&e)?;
+                self.tx.execute(
+                    label,
+                    UPSERT_TOOL,
+                    &[id.into(), name.into(), executed.into(), requested.into()],
+                )?;
             }
         }
         Ok(())
@@ -793,18 +857,17 @@ impl Writer<'_> {
 
     /// Saves a pull's position with the spans it brought.
     pub fn set_cursor(&mut self, name: &str, value: &str, now_ns: i64) -> Result<(), TraceError> {
-        self.tx
-            .execute(
-                "INSERT INTO cursors (name, value, updated_ns) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_ns = excluded.updated_ns",
-                params![name, value, now_ns],
-            )
-            .map_err(sql_err(self.label))?;
+        self.tx.execute(
+            self.label,
+            "INSERT INTO cursors (name, value, updated_ns) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_ns = excluded.updated_ns",
+            &[name.into(), value.into(), now_ns.into()],
+        )?;
         Ok(())
     }
 
     pub fn commit(self) -> Result<Stored, TraceError> {
         let stored = self.stored;
-        self.tx.commit().map_err(sql_err(self.label))?;
+        self.tx.commit(self.label)?;
         Ok(stored)
     }
 }
