@@ -88,6 +88,14 @@ pub(crate) enum Command {
     /// Delivery metrics from the history
     #[command(subcommand)]
     Metrics(MetricsCmd),
+    /// Production traces: import trace files; list, show and count what the
+    /// trace store holds (spans arrive over OTLP at `releaseops serve`)
+    #[command(subcommand)]
+    Traces(TracesCmd),
+    /// Behaviour in production: a version's metrics, and two versions (or
+    /// two environments) compared with statistical tests
+    #[command(subcommand)]
+    Analytics(AnalyticsCmd),
     /// Write a self-contained snapshot of a bundle (manifest + objects) that
     /// the runtime loader reads with no git and no repository
     Export {
@@ -171,6 +179,129 @@ pub(crate) enum TelemetryCmd {
         /// ID@ENV, ID@VERSION or ID==VERSION
         reference: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum TracesCmd {
+    /// Import trace files: JSON lines of the existing tool's trace dicts, or
+    /// OTLP JSON as the Collector's file exporter writes it. Each file is
+    /// stored whole or not at all; a bad line is named by its number
+    Import {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Traces, newest first
+    List {
+        #[command(flatten)]
+        filter: TraceFilterArgs,
+        /// How many to show
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One trace and its spans
+    Show {
+        /// The trace id (32 hex digits, or a unique prefix of at least 8)
+        id: String,
+    },
+    /// Traces and errors per bundle version and environment, and the store's size
+    Stats {
+        #[command(flatten)]
+        filter: TraceFilterArgs,
+    },
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct TraceFilterArgs {
+    /// Only this bundle (ID) or version (ID@VERSION)
+    #[arg(long, value_name = "ID[@VERSION]")]
+    pub bundle: Option<String>,
+    #[command(flatten)]
+    pub window: AnalyticsWindow,
+    /// Only traces that failed (error) or did not (ok)
+    #[arg(long, value_parser = ["ok", "error"])]
+    pub status: Option<String>,
+    /// Only traces that called this tool
+    #[arg(long)]
+    pub tool: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum TextOrJson {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AnalyticsCmd {
+    /// A version's metrics: sample size, error and success rate, latency
+    /// mean/p50/p95/p99, tokens, cost, tools
+    Metrics(AnalyticsMetricsArgs),
+    /// Compare a candidate with a baseline: each metric by its test, Holm-
+    /// corrected, with a verdict (regression, improvement, mixed,
+    /// no_significant_change, insufficient_data)
+    Compare(AnalyticsCompareArgs),
+    /// A version's metrics as JSON (the existing tool's `analytics report`)
+    Report(AnalyticsMetricsArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AnalyticsMetricsArgs {
+    /// ID@VERSION (or ID: every version)
+    pub reference: String,
+    #[command(flatten)]
+    pub window: AnalyticsWindow,
+    /// Also summarise this numeric span attribute, summed per trace (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub attribute: Vec<String>,
+    #[arg(short = 'f', long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct AnalyticsWindow {
+    /// Only traffic from this environment
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Only traces that started at or after: RFC 3339, or an age such as 24h, 7d
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only traces that started before: RFC 3339, or an age
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AnalyticsCompareArgs {
+    /// The baseline: ID@VERSION (or ID, with --baseline-env)
+    pub baseline: String,
+    /// The candidate: ID@VERSION (default: the baseline's bundle, with --candidate-env)
+    pub candidate: Option<String>,
+    #[command(flatten)]
+    pub window: AnalyticsWindow,
+    /// The baseline's environment (instead of --env)
+    #[arg(long, value_name = "ENV")]
+    pub baseline_env: Option<String>,
+    /// The candidate's environment (instead of --env)
+    #[arg(long, value_name = "ENV")]
+    pub candidate_env: Option<String>,
+    /// Fewer traces than this on either side gives insufficient_data
+    #[arg(long, default_value_t = 30)]
+    pub min_samples: u64,
+    /// The family-wise error rate (after Holm's correction)
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Only these metrics (repeatable): error_rate, latency, latency_p95,
+    /// latency_p99, input_tokens, output_tokens, cost, tool_distribution
+    #[arg(long, value_name = "NAME")]
+    pub metric: Vec<String>,
+    /// Also compare this numeric span attribute, summed per trace (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub attribute: Vec<String>,
+    /// Exit with status 3 when the verdict is a regression
+    #[arg(long)]
+    pub fail_on_regression: bool,
+    #[arg(short = 'f', long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
 }
 
 #[derive(Subcommand, Debug)]

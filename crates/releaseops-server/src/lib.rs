@@ -21,6 +21,7 @@
 pub mod auth;
 mod error;
 mod handlers;
+mod ingest;
 pub mod watch;
 
 use releaseops_core::ErrorKind;
@@ -44,6 +45,10 @@ pub use handlers::{Method, routes};
 
 /// The largest request body accepted (write requests are a few hundred bytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The largest OTLP export accepted as sent (compressed or not).
+pub const MAX_TRACE_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// The largest OTLP export accepted once decompressed (a gzip bomb stops here).
+pub const MAX_TRACE_DECODED_BYTES: usize = 64 * 1024 * 1024;
 /// The longest `ID@ENV` / `ID==VERSION` accepted (each name is at most 128).
 pub const MAX_REFERENCE_LEN: usize = 260;
 
@@ -76,6 +81,9 @@ pub struct Options {
     /// other is refused, so a page elsewhere cannot rebind its DNS name to
     /// this server and read it.
     pub allowed_hosts: Vec<String>,
+    /// The trace store `POST /v1/traces` writes to; None: the server keeps
+    /// no traces (and says so to exporters).
+    pub traces: Option<releaseops_traces::Settings>,
 }
 
 /// Connections served at once by default.
@@ -94,6 +102,7 @@ impl Options {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_timeout: Duration::from_secs(10),
             allowed_hosts: Vec::new(),
+            traces: None,
         }
     }
 }
@@ -206,6 +215,10 @@ pub(crate) struct AppState {
     /// `Host` values accepted when reads are open (lowercase).
     allowed_hosts: Vec<String>,
     openapi: Bytes,
+    /// The trace writer, when there is a trace store.
+    ingest: Option<ingest::Ingest>,
+    /// Why there is none, when opening it failed.
+    ingest_error: Option<String>,
 }
 
 /// version -> environment ("" when pinned) -> rendered answer.
@@ -373,6 +386,22 @@ pub async fn serve(
         let _ = waker.send(());
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // A trace store that cannot be opened leaves the rest of the API
+    // serving; exporters are told why (503).
+    // (Opened on a blocking thread: the PostgreSQL client runs its own runtime.)
+    let (ingest, ingest_error) = match opts.traces.clone() {
+        Some(settings) => {
+            match tokio::task::spawn_blocking(move || ingest::Ingest::start(settings)).await {
+                Ok(Ok(i)) => (Some(i), None),
+                Ok(Err(e)) => (None, Some(e)),
+                Err(e) => (
+                    None,
+                    Some(format!("the trace store could not be opened: {e}")),
+                ),
+            }
+        }
+        None => (None, None),
+    };
     let state = Arc::new(AppState {
         root: opts.root.clone(),
         loader,
@@ -394,6 +423,8 @@ pub async fn serve(
         body_timeout: opts.header_timeout,
         allowed_hosts: host_names(listener.local_addr()?, &opts.allowed_hosts),
         openapi: handlers::openapi_document(),
+        ingest,
+        ingest_error,
     });
     let inflight = state.inflight.clone();
     let connections = state.connections.clone();

@@ -395,7 +395,11 @@ fn tools(base: &Sample, cand: &Sample) -> Option<MetricComparison> {
         .zip(&b)
         .map(|(x, y)| *y as f64 / tb as f64 - *x as f64 / ta as f64)
         .enumerate()
-        .max_by(|p, q| p.1.abs().total_cmp(&q.1.abs()))?;
+        // The largest move; between equal ones, the share that grew.
+        .max_by(|p, q| {
+            let size = |x: f64| (x.abs() * 1e9).round();
+            size(p.1).total_cmp(&size(q.1)).then(p.1.total_cmp(&q.1))
+        })?;
     let (sa, sb) = (a[i] as f64 / ta as f64, b[i] as f64 / tb as f64);
     let (lo, hi) = rate_difference_ci(a[i], ta, b[i], tb, releaseops_stats::Z95);
     Some(MetricComparison {
@@ -633,18 +637,21 @@ pub fn compare(base: &Input<'_>, cand: &Input<'_>, opts: &CompareOptions) -> Com
 
 /// "error_rate 2.0% -> 5.1% (+3.1 points, p=0.0004)".
 pub fn describe_change(c: &MetricComparison) -> String {
-    let p = format_p(c.adjusted_p_value);
+    let p = match format_p(c.adjusted_p_value) {
+        p if p.starts_with('<') => format!("p{p}"),
+        p => format!("p={p}"),
+    };
     match c.unit {
         "rate" => format!(
-            "{} {:.1}% -> {:.1}% ({:+.1} points, p={p})",
+            "{} {:.1}% -> {:.1}% ({:+.1} points, {p})",
             c.name,
             c.baseline * 100.0,
             c.candidate * 100.0,
             c.change * 100.0
         ),
-        "share" => format!("{} ({}, p={p})", c.name, c.detail.as_deref().unwrap_or("")),
+        "share" => format!("{} ({}, {p})", c.name, c.detail.as_deref().unwrap_or("")),
         unit => format!(
-            "{} {} {} -> {} ({}{}, p={p})",
+            "{} {} {} -> {} ({}{}, {p})",
             c.name,
             c.statistic,
             format_value(c.baseline, unit),

@@ -11,6 +11,7 @@ mod release;
 mod runtime;
 mod serve;
 mod status;
+pub(crate) mod traces;
 
 use clap::CommandFactory;
 
@@ -36,6 +37,8 @@ pub(crate) fn run(app: &App, cmd: Command) -> CmdResult {
         Command::Eval(c) => eval::run(app, c),
         Command::Agent(c) => agent::run(app, c),
         Command::Metrics(crate::cli::MetricsCmd::Dora { env, days }) => agent::dora(app, env, days),
+        Command::Traces(c) => traces::run(app, c),
+        Command::Analytics(c) => traces::analytics(app, c),
         Command::Demo(a) => demo::run(app, a),
         Command::Serve(a) => serve::serve(app, a),
         Command::Token(crate::cli::TokenCmd::New { owner, role, file }) => {

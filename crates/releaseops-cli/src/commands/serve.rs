@@ -47,6 +47,9 @@ pub(super) fn serve(app: &App, a: ServeArgs) -> CmdResult {
     opts.allowed_hosts = a.allow_host.clone();
     opts.git_commit = !app.global.no_commit;
     opts.clock = app.simulated_clock.then_some(app.now);
+    let traces = super::traces::settings(&store);
+    let traces_at = traces.describe();
+    opts.traces = Some(traces);
     releaseops_server::check_bind(&a.addr, &opts).map_err(|m| {
         Failure::usage(
             m,
@@ -101,6 +104,7 @@ pub(super) fn serve(app: &App, a: ServeArgs) -> CmdResult {
                     "writes_enabled": n_tokens > 0,
                     "tokens": n_tokens,
                     "openapi": format!("http://{local}/openapi.json"),
+                    "traces": {"otlp": format!("http://{local}/v1/traces"), "store": traces_at},
                 })
             );
         } else {
@@ -115,6 +119,15 @@ pub(super) fn serve(app: &App, a: ServeArgs) -> CmdResult {
                     DIM,
                     &format!(
                         "reads {reads}; writes {writes}; OpenAPI at http://{local}/openapi.json"
+                    )
+                )
+            );
+            anstream::println!(
+                "  {}",
+                paint(
+                    DIM,
+                    &format!(
+                        "traces: OTLP/HTTP at http://{local}/v1/traces (an ingest token), kept in {traces_at}"
                     )
                 )
             );

@@ -23,4 +23,5 @@ mod runtime;
 mod server;
 mod snapshots;
 mod telemetry;
+mod traces;
 mod trust;

@@ -37,10 +37,12 @@ use axum::routing::MethodRouter;
 mod changes;
 mod reads;
 mod streams;
+mod traces;
 
 use changes::*;
 use reads::*;
 use streams::*;
+use traces::traces;
 
 type St = State<Arc<AppState>>;
 
@@ -85,6 +87,7 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<Arc<AppState>>)> {
         (Post, "/v1/approve", post(approve)),
         (Post, "/v1/reject", post(reject)),
         (Post, "/v1/rollback", post(rollback)),
+        (Post, "/v1/traces", post(traces)),
     ]
 }
 
@@ -211,19 +214,30 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
 
 /// The request body, at most [`MAX_BODY_BYTES`], within `within`.
 async fn read_body(b: Body, headers: &HeaderMap, within: Duration) -> ApiResult<Bytes> {
+    read_limited(b, headers, MAX_BODY_BYTES, within).await
+}
+
+/// The request body, at most `limit` bytes (a larger declared length is
+/// refused before anything is read), within `within`.
+async fn read_limited(
+    b: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    within: Duration,
+) -> ApiResult<Bytes> {
     use futures_util::StreamExt;
     let too_large = || {
         ApiError::new(
             ErrorKind::TooLarge,
-            format!("the request body is over {MAX_BODY_BYTES} bytes"),
-            format!("send a JSON object of at most {MAX_BODY_BYTES} bytes"),
+            format!("the request body is over {limit} bytes"),
+            format!("send a body of at most {limit} bytes"),
         )
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
     let read = async {
@@ -233,10 +247,10 @@ async fn read_body(b: Body, headers: &HeaderMap, within: Duration) -> ApiResult<
             let chunk = chunk.map_err(|e| {
                 ApiError::bad_request(
                     format!("cannot read the request body: {e}"),
-                    format!("send a JSON object of at most {MAX_BODY_BYTES} bytes"),
+                    format!("send a body of at most {limit} bytes"),
                 )
             })?;
-            if buf.len() + chunk.len() > MAX_BODY_BYTES {
+            if buf.len() + chunk.len() > limit {
                 return Err(too_large());
             }
             buf.extend_from_slice(&chunk);

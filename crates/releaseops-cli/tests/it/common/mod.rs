@@ -2,6 +2,8 @@
 //! binary: temporary git repositories with promptops prompts and policies,
 //! the existing tool's sample tree, and a small runner.
 
+pub(crate) mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -33,6 +35,8 @@ pub(crate) fn isolated(c: &mut Command) -> &mut Command {
         "ANTHROPIC_BASE_URL",
         "GEMINI_BASE_URL",
         "RELEASEOPS_NOW",
+        "RELEASEOPS_TRACES_DATABASE",
+        "PGPASSWORD",
     ] {
         c.env_remove(var);
     }
