@@ -187,6 +187,7 @@ pub(crate) enum TracesCmd {
     /// OTLP JSON as the Collector's file exporter writes it. Each file is
     /// stored whole or not at all; a bad line is named by its number
     Import {
+        /// The files, each imported in one transaction (JSON lines, or one JSON document)
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -253,6 +254,7 @@ pub(crate) struct AnalyticsMetricsArgs {
     /// Also summarise this numeric span attribute, summed per trace (repeatable)
     #[arg(long, value_name = "NAME")]
     pub attribute: Vec<String>,
+    /// text for people, json for programs (the same as --json)
     #[arg(short = 'f', long, value_enum, default_value = "text")]
     pub format: TextOrJson,
 }
@@ -300,6 +302,7 @@ pub(crate) struct AnalyticsCompareArgs {
     /// Exit with status 3 when the verdict is a regression
     #[arg(long)]
     pub fail_on_regression: bool,
+    /// text for people, json for programs (the same as --json)
     #[arg(short = 'f', long, value_enum, default_value = "text")]
     pub format: TextOrJson,
 }

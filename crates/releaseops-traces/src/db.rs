@@ -2,6 +2,7 @@
 //! run a statement, stream a query's rows, hold a transaction. Statements
 //! are written once, in the SQL both understand, and spelt per dialect.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -21,11 +22,21 @@ impl Dialect {
     /// maximum each has.
     pub(crate) fn sql(self, sql: &str) -> String {
         match self {
-            Dialect::Sqlite => sql.replace("{least}", "MIN").replace("{greatest}", "MAX"),
+            Dialect::Sqlite => sql
+                .replace("{least}", "MIN")
+                .replace("{greatest}", "MAX")
+                .replace("{instr}", "instr")
+                .replace("{bytes}", "BLOB")
+                // A table clustered by its key: one B-tree, not a table and
+                // an index beside it.
+                .replace("{without_rowid}", " WITHOUT ROWID"),
             Dialect::Postgres => {
                 let sql = sql
                     .replace("{least}", "LEAST")
-                    .replace("{greatest}", "GREATEST");
+                    .replace("{greatest}", "GREATEST")
+                    .replace("{instr}", "strpos")
+                    .replace("{bytes}", "BYTEA")
+                    .replace("{without_rowid}", "");
                 let mut out = String::with_capacity(sql.len());
                 let mut chars = sql.chars().peekable();
                 while let Some(c) = chars.next() {
@@ -41,85 +52,139 @@ impl Dialect {
     }
 }
 
-/// A statement's parameter, typed even when null (PostgreSQL checks).
+/// A statement's parameter, typed even when null (PostgreSQL checks), and
+/// borrowing its text where it can (a batch binds millions of them).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Param {
-    Text(Option<String>),
+pub(crate) enum Param<'a> {
+    Text(Option<Cow<'a, str>>),
     Int(Option<i64>),
     Float(Option<f64>),
+    /// A trace or span id's bytes (at most 16), without an allocation.
+    Id(Option<([u8; 16], u8)>),
 }
 
-impl From<&str> for Param {
-    fn from(s: &str) -> Param {
-        Param::Text(Some(s.to_string()))
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
     }
 }
-impl From<String> for Param {
-    fn from(s: String) -> Param {
-        Param::Text(Some(s))
+
+impl Param<'_> {
+    /// A trace or span id: stored as its bytes (half the size of its hex,
+    /// in every row and index that holds it). Ids are checked hex of 16 or
+    /// 32 digits by the time they get here; anything else (which cannot
+    /// match a stored id) becomes the empty id.
+    pub(crate) fn id(hex_id: &str) -> Param<'static> {
+        let h = hex_id.as_bytes();
+        let mut out = [0u8; 16];
+        if !h.len().is_multiple_of(2) || h.len() > 32 {
+            return Param::Id(Some((out, 0)));
+        }
+        for (i, pair) in h.chunks_exact(2).enumerate() {
+            match (nibble(pair[0]), nibble(pair[1])) {
+                (Some(a), Some(b)) => out[i] = (a << 4) | b,
+                _ => return Param::Id(Some((out, 0))),
+            }
+        }
+        Param::Id(Some((out, (h.len() / 2) as u8)))
+    }
+
+    pub(crate) fn opt_id(hex_id: Option<&str>) -> Param<'static> {
+        match hex_id {
+            Some(h) => Param::id(h),
+            None => Param::Id(None),
+        }
+    }
+
+    fn id_bytes(v: &Option<([u8; 16], u8)>) -> Option<&[u8]> {
+        v.as_ref().map(|(b, n)| &b[..usize::from(*n)])
     }
 }
-impl From<&String> for Param {
-    fn from(s: &String) -> Param {
-        Param::Text(Some(s.clone()))
+
+impl<'a> From<&'a str> for Param<'a> {
+    fn from(s: &'a str) -> Param<'a> {
+        Param::Text(Some(Cow::Borrowed(s)))
     }
 }
-impl From<Option<&str>> for Param {
-    fn from(s: Option<&str>) -> Param {
-        Param::Text(s.map(String::from))
+impl From<String> for Param<'_> {
+    fn from(s: String) -> Self {
+        Param::Text(Some(Cow::Owned(s)))
     }
 }
-impl From<&Option<String>> for Param {
-    fn from(s: &Option<String>) -> Param {
-        Param::Text(s.clone())
+impl<'a> From<&'a String> for Param<'a> {
+    fn from(s: &'a String) -> Param<'a> {
+        Param::Text(Some(Cow::Borrowed(s)))
     }
 }
-impl From<Option<String>> for Param {
-    fn from(s: Option<String>) -> Param {
-        Param::Text(s)
+impl<'a> From<&'a Option<String>> for Param<'a> {
+    fn from(s: &'a Option<String>) -> Param<'a> {
+        Param::Text(s.as_deref().map(Cow::Borrowed))
     }
 }
-impl From<i64> for Param {
-    fn from(v: i64) -> Param {
+impl From<Option<String>> for Param<'_> {
+    fn from(s: Option<String>) -> Self {
+        Param::Text(s.map(Cow::Owned))
+    }
+}
+impl From<i64> for Param<'_> {
+    fn from(v: i64) -> Self {
         Param::Int(Some(v))
     }
 }
-impl From<Option<i64>> for Param {
-    fn from(v: Option<i64>) -> Param {
+impl From<Option<i64>> for Param<'_> {
+    fn from(v: Option<i64>) -> Self {
         Param::Int(v)
     }
 }
-impl From<Option<f64>> for Param {
-    fn from(v: Option<f64>) -> Param {
+impl From<Option<f64>> for Param<'_> {
+    fn from(v: Option<f64>) -> Self {
         Param::Float(v)
     }
 }
 
-impl rusqlite::ToSql for Param {
+impl rusqlite::ToSql for Param<'_> {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         match self {
-            Param::Text(v) => rusqlite::ToSql::to_sql(v),
+            Param::Text(Some(v)) => Ok(rusqlite::types::ToSqlOutput::Borrowed(
+                rusqlite::types::ValueRef::Text(v.as_bytes()),
+            )),
+            Param::Text(None) => Ok(rusqlite::types::ToSqlOutput::Owned(
+                rusqlite::types::Value::Null,
+            )),
             Param::Int(v) => rusqlite::ToSql::to_sql(v),
             Param::Float(v) => rusqlite::ToSql::to_sql(v),
+            Param::Id(v) => Ok(match Param::id_bytes(v) {
+                Some(b) => {
+                    rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Blob(b))
+                }
+                None => rusqlite::types::ToSqlOutput::Owned(rusqlite::types::Value::Null),
+            }),
         }
     }
 }
 
-impl ToSql for Param {
+impl ToSql for Param<'_> {
     fn to_sql(
         &self,
         ty: &Type,
         out: &mut bytes::BytesMut,
     ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
         match self {
-            Param::Text(v) => v.to_sql(ty, out),
+            Param::Text(v) => v.as_deref().to_sql(ty, out),
             Param::Int(v) => v.to_sql(ty, out),
             Param::Float(v) => v.to_sql(ty, out),
+            Param::Id(v) => Param::id_bytes(v).to_sql(ty, out),
         }
     }
 
     fn accepts(ty: &Type) -> bool {
-        <String as ToSql>::accepts(ty) || <i64 as ToSql>::accepts(ty) || <f64 as ToSql>::accepts(ty)
+        <String as ToSql>::accepts(ty)
+            || <i64 as ToSql>::accepts(ty)
+            || <f64 as ToSql>::accepts(ty)
+            || <&[u8] as ToSql>::accepts(ty)
     }
 
     // Each value is checked against the column by its own type.
@@ -129,9 +194,10 @@ impl ToSql for Param {
         out: &mut bytes::BytesMut,
     ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
         match self {
-            Param::Text(v) => v.to_sql_checked(ty, out),
+            Param::Text(v) => v.as_deref().to_sql_checked(ty, out),
             Param::Int(v) => v.to_sql_checked(ty, out),
             Param::Float(v) => v.to_sql_checked(ty, out),
+            Param::Id(v) => Param::id_bytes(v).to_sql_checked(ty, out),
         }
     }
 }
@@ -141,6 +207,16 @@ pub(crate) trait Row {
     fn text(&self, i: usize) -> Result<Option<String>, TraceError>;
     fn int(&self, i: usize) -> Result<Option<i64>, TraceError>;
     fn float(&self, i: usize) -> Result<Option<f64>, TraceError>;
+    fn bytes(&self, i: usize) -> Result<Option<Vec<u8>>, TraceError>;
+
+    /// An id stored as bytes, as lowercase hex.
+    fn opt_id(&self, i: usize) -> Result<Option<String>, TraceError> {
+        Ok(self.bytes(i)?.map(hex::encode))
+    }
+
+    fn id(&self, i: usize) -> Result<String, TraceError> {
+        Ok(self.opt_id(i)?.unwrap_or_default())
+    }
 
     fn int0(&self, i: usize) -> Result<i64, TraceError> {
         Ok(self.int(i)?.unwrap_or(0))
@@ -159,6 +235,9 @@ impl Row for rusqlite::Row<'_> {
     fn text(&self, i: usize) -> Result<Option<String>, TraceError> {
         self.get(i).map_err(bad_row)
     }
+    fn bytes(&self, i: usize) -> Result<Option<Vec<u8>>, TraceError> {
+        self.get(i).map_err(bad_row)
+    }
     fn int(&self, i: usize) -> Result<Option<i64>, TraceError> {
         self.get(i).map_err(bad_row)
     }
@@ -169,6 +248,9 @@ impl Row for rusqlite::Row<'_> {
 
 impl Row for postgres::Row {
     fn text(&self, i: usize) -> Result<Option<String>, TraceError> {
+        self.try_get(i).map_err(bad_row)
+    }
+    fn bytes(&self, i: usize) -> Result<Option<Vec<u8>>, TraceError> {
         self.try_get(i).map_err(bad_row)
     }
     fn int(&self, i: usize) -> Result<Option<i64>, TraceError> {
@@ -315,7 +397,7 @@ impl Conn {
         match self {
             Conn::Sqlite(c) => c
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map(Tx::Sqlite)
+                .map(|t| Tx::Sqlite(t, HashMap::new()))
                 .map_err(|e| sqlite_err(label, e)),
             Conn::Postgres(c) => c
                 .transaction()
@@ -334,7 +416,8 @@ impl Conn {
 
 /// A transaction: rolled back when dropped uncommitted.
 pub(crate) enum Tx<'a> {
-    Sqlite(rusqlite::Transaction<'a>),
+    /// With each statement's text in the dialect, spelt once.
+    Sqlite(rusqlite::Transaction<'a>, HashMap<&'static str, String>),
     Postgres(
         postgres::Transaction<'a>,
         HashMap<&'static str, postgres::Statement>,
@@ -349,9 +432,9 @@ impl Tx<'_> {
         params: &[Param],
     ) -> Result<u64, TraceError> {
         match self {
-            Tx::Sqlite(t) => {
-                let text = Dialect::Sqlite.sql(sql);
-                t.prepare_cached(&text)
+            Tx::Sqlite(t, spelt) => {
+                let text = spelt.entry(sql).or_insert_with(|| Dialect::Sqlite.sql(sql));
+                t.prepare_cached(text)
                     .and_then(|mut s| s.execute(rusqlite::params_from_iter(params)))
                     .map(|n| n as u64)
                     .map_err(|e| sqlite_err(label, e))
@@ -374,9 +457,51 @@ impl Tx<'_> {
         }
     }
 
+    /// Runs one statement for each row of parameters, prepared once,
+    /// telling `each` how many rows each run changed.
+    pub(crate) fn execute_many<'p>(
+        &mut self,
+        label: &str,
+        sql: &'static str,
+        rows: impl Iterator<Item = Vec<Param<'p>>>,
+        each: &mut dyn FnMut(u64),
+    ) -> Result<(), TraceError> {
+        match self {
+            Tx::Sqlite(t, spelt) => {
+                let text = spelt.entry(sql).or_insert_with(|| Dialect::Sqlite.sql(sql));
+                let mut stmt = t.prepare_cached(text).map_err(|e| sqlite_err(label, e))?;
+                for row in rows {
+                    let n = stmt
+                        .execute(rusqlite::params_from_iter(row.iter()))
+                        .map_err(|e| sqlite_err(label, e))?;
+                    each(n as u64);
+                }
+                Ok(())
+            }
+            Tx::Postgres(t, prepared) => {
+                let stmt = match prepared.get(sql) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let s = t
+                            .prepare(&Dialect::Postgres.sql(sql))
+                            .map_err(|e| pg_err(label, e))?;
+                        prepared.insert(sql, s.clone());
+                        s
+                    }
+                };
+                for row in rows {
+                    let refs: Vec<&(dyn ToSql + Sync)> =
+                        row.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+                    each(t.execute(&stmt, &refs).map_err(|e| pg_err(label, e))?);
+                }
+                Ok(())
+            }
+        }
+    }
+
     pub(crate) fn commit(self, label: &str) -> Result<(), TraceError> {
         match self {
-            Tx::Sqlite(t) => t.commit().map_err(|e| sqlite_err(label, e)),
+            Tx::Sqlite(t, _) => t.commit().map_err(|e| sqlite_err(label, e)),
             Tx::Postgres(t, _) => t.commit().map_err(|e| pg_err(label, e)),
         }
     }

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::redact;
 use crate::span::{BundleTag, Fields, ReadOptions, Source, Span, Status, ToolCall, check_times};
-use crate::store::{Stored, TraceStore};
+use crate::store::{Prepared, Stored, TraceStore};
 use crate::{TraceError, otlp};
 
 /// Longest line read (a trace with its content captured can be large).
@@ -59,13 +59,57 @@ pub fn import_file(
         return Err(TraceError::Input(format!("{shown} is not a file")));
     }
     let file = std::fs::File::open(path).map_err(open_err)?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let reader = BufReader::with_capacity(1 << 20, file);
+    let mut writer = store.writer()?;
+    // Lines are read and parsed on one thread while the store writes on
+    // this one; a few batches in between keep both busy.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(4);
+    let opts = *opts;
+    let (read, written) = std::thread::scope(|scope| {
+        let shown = shown.as_str();
+        let reading = scope.spawn(move || read_all(reader, shown, &opts, tx));
+        let mut written = Ok(());
+        for chunk in rx.iter() {
+            if let Err(e) = writer.add_prepared(&chunk) {
+                written = Err(e);
+                break;
+            }
+        }
+        // A failed write stops the reader at its next batch.
+        drop(rx);
+        let read = reading.join().unwrap_or_else(|_| {
+            Err(TraceError::Input(format!(
+                "{shown}: the reader stopped unexpectedly"
+            )))
+        });
+        (read, written)
+    });
+    // Either failing leaves the transaction uncommitted: nothing is stored.
+    let mut report = read?;
+    written?;
+    report.stored = writer.commit()?;
+    Ok(report)
+}
+
+/// Reads and parses every record of a file, sending spans in batches.
+fn read_all(
+    mut reader: BufReader<std::fs::File>,
+    shown: &str,
+    opts: &ReadOptions,
+    out: std::sync::mpsc::SyncSender<Vec<Prepared>>,
+) -> Result<FileImport, TraceError> {
+    let open_err = |e: std::io::Error| TraceError::Input(format!("cannot read {shown}: {e}"));
     let mut report = FileImport {
-        file: shown.clone(),
+        file: shown.to_string(),
         ..FileImport::default()
     };
-    let mut writer = store.writer()?;
     let mut pending: Vec<Span> = Vec::with_capacity(BATCH);
+    let send = |pending: &mut Vec<Span>| -> bool {
+        otlp::inherit_within(pending);
+        let batch = std::mem::replace(pending, Vec::with_capacity(BATCH));
+        out.send(batch.into_iter().map(Prepared::new).collect())
+            .is_ok()
+    };
     let first = first_byte(&mut reader).map_err(open_err)?;
     let mut line = Vec::new();
     let mut number = 0u64;
@@ -117,10 +161,8 @@ pub fn import_file(
                 "{shown} line {number}: {e}; nothing from this file was imported"
             ))
         })?;
-        if pending.len() >= BATCH {
-            otlp::inherit_within(&mut pending);
-            writer.add(&pending)?;
-            pending.clear();
+        if pending.len() >= BATCH && !send(&mut pending) {
+            return Ok(report);
         }
     }
     if let Some(doc) = whole {
@@ -137,9 +179,7 @@ pub fn import_file(
             })?;
         }
     }
-    otlp::inherit_within(&mut pending);
-    writer.add(&pending)?;
-    report.stored = writer.commit()?;
+    send(&mut pending);
     Ok(report)
 }
 

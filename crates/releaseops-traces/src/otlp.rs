@@ -490,6 +490,12 @@ fn finish(groups: Vec<Group>, opts: &ReadOptions, source: Source) -> Decoded {
 /// Spans of one trace that carry no bundle tag take the trace's (the
 /// root's first, else any span's).
 pub(crate) fn inherit_within(spans: &mut [Span]) {
+    let complete = |t: &BundleTag| {
+        t.bundle_id.is_some() && t.bundle_version.is_some() && t.environment.is_some()
+    };
+    if spans.iter().all(|s| complete(&s.bundle)) {
+        return;
+    }
     let mut by_trace: HashMap<&str, (bool, BundleTag)> = HashMap::new();
     for s in spans.iter() {
         if s.bundle.is_empty() {

@@ -30,18 +30,15 @@ const SCHEMA_VERSION: &str = "1";
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS spans (
-  trace_id TEXT NOT NULL,
-  span_id TEXT NOT NULL,
-  parent_span_id TEXT,
+  trace_id {bytes} NOT NULL,
+  span_id {bytes} NOT NULL,
+  parent_span_id {bytes},
   name TEXT NOT NULL,
   start_ns BIGINT NOT NULL,
   end_ns BIGINT NOT NULL,
   status BIGINT NOT NULL,
   status_message TEXT,
   error_type TEXT,
-  bundle_id TEXT,
-  bundle_version TEXT,
-  environment TEXT,
   operation TEXT,
   model TEXT,
   input_tokens BIGINT,
@@ -55,9 +52,8 @@ CREATE TABLE IF NOT EXISTS spans (
   source TEXT NOT NULL,
   PRIMARY KEY (trace_id, span_id)
 );
-CREATE INDEX IF NOT EXISTS spans_by_start ON spans (start_ns);
 CREATE TABLE IF NOT EXISTS traces (
-  trace_id TEXT PRIMARY KEY,
+  trace_id {bytes} PRIMARY KEY,
   bundle_id TEXT,
   bundle_version TEXT,
   environment TEXT,
@@ -68,25 +64,46 @@ CREATE TABLE IF NOT EXISTS traces (
   errors BIGINT NOT NULL,
   input_tokens BIGINT NOT NULL,
   output_tokens BIGINT NOT NULL,
-  cost DOUBLE PRECISION
+  cost DOUBLE PRECISION,
+  tools TEXT
 );
-CREATE INDEX IF NOT EXISTS traces_by_bundle ON traces (bundle_id, bundle_version, environment, start_ns);
-CREATE INDEX IF NOT EXISTS traces_by_start ON traces (start_ns);
-CREATE TABLE IF NOT EXISTS trace_tools (
-  trace_id TEXT NOT NULL,
-  tool TEXT NOT NULL,
-  executed BIGINT NOT NULL,
-  requested BIGINT NOT NULL,
-  PRIMARY KEY (trace_id, tool)
-);
+CREATE INDEX IF NOT EXISTS traces_by_bundle ON traces (bundle_id, bundle_version, environment, start_ns, errors, root_ns, end_ns, input_tokens, output_tokens, cost, tools);
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ns BIGINT NOT NULL);
 ";
 
-const INSERT_SPAN: &str = "INSERT INTO spans (trace_id, span_id, parent_span_id, name, start_ns, end_ns, status, status_message, error_type, bundle_id, bundle_version, environment, operation, model, input_tokens, output_tokens, cost, finish_reasons, tool_calls, input, output, attributes, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23) ON CONFLICT (trace_id, span_id) DO NOTHING";
+/// A span's row. Which bundle it belongs to is its trace's (in `traces`),
+/// not repeated on every span.
+const INSERT_SPAN: &str = "INSERT INTO spans (trace_id, span_id, parent_span_id, name, start_ns, end_ns, status, status_message, error_type, operation, model, input_tokens, output_tokens, cost, finish_reasons, tool_calls, input, output, attributes, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) ON CONFLICT (trace_id, span_id) DO NOTHING";
 
-const UPSERT_TRACE: &str = "INSERT INTO traces (trace_id, bundle_id, bundle_version, environment, start_ns, end_ns, root_ns, spans, errors, input_tokens, output_tokens, cost) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (trace_id) DO UPDATE SET bundle_id = COALESCE(traces.bundle_id, excluded.bundle_id), bundle_version = COALESCE(traces.bundle_version, excluded.bundle_version), environment = COALESCE(traces.environment, excluded.environment), start_ns = {least}(traces.start_ns, excluded.start_ns), end_ns = {greatest}(traces.end_ns, excluded.end_ns), root_ns = COALESCE(excluded.root_ns, traces.root_ns), spans = traces.spans + excluded.spans, errors = traces.errors + excluded.errors, input_tokens = traces.input_tokens + excluded.input_tokens, output_tokens = traces.output_tokens + excluded.output_tokens, cost = CASE WHEN traces.cost IS NULL AND excluded.cost IS NULL THEN NULL ELSE COALESCE(traces.cost, 0) + COALESCE(excluded.cost, 0) END";
+const UPSERT_TRACE: &str = "INSERT INTO traces (trace_id, bundle_id, bundle_version, environment, start_ns, end_ns, root_ns, spans, errors, input_tokens, output_tokens, cost, tools) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (trace_id) DO UPDATE SET bundle_id = COALESCE(traces.bundle_id, excluded.bundle_id), bundle_version = COALESCE(traces.bundle_version, excluded.bundle_version), environment = COALESCE(traces.environment, excluded.environment), start_ns = {least}(traces.start_ns, excluded.start_ns), end_ns = {greatest}(traces.end_ns, excluded.end_ns), root_ns = COALESCE(excluded.root_ns, traces.root_ns), spans = traces.spans + excluded.spans, errors = traces.errors + excluded.errors, input_tokens = traces.input_tokens + excluded.input_tokens, output_tokens = traces.output_tokens + excluded.output_tokens, cost = CASE WHEN traces.cost IS NULL AND excluded.cost IS NULL THEN NULL ELSE COALESCE(traces.cost, 0) + COALESCE(excluded.cost, 0) END, tools = CASE WHEN excluded.tools IS NULL THEN traces.tools ELSE COALESCE(traces.tools, '') || excluded.tools END";
 
-const UPSERT_TOOL: &str = "INSERT INTO trace_tools (trace_id, tool, executed, requested) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (trace_id, tool) DO UPDATE SET executed = trace_tools.executed + excluded.executed, requested = trace_tools.requested + excluded.requested";
+/// A trace's tool calls, in its row: `\nNAME\tK` per call, K `e` for a
+/// call a span ran and `r` for one a model asked for. Appended as spans
+/// arrive; a trace counts the calls it ran, or, when no span of it ran a
+/// tool, those its model asked for.
+fn tool_entries(calls: &[ToolCall], out: &mut String) {
+    for c in calls {
+        out.push('\n');
+        out.extend(
+            c.name
+                .chars()
+                .map(|ch| if ch == '\n' || ch == '\t' { ' ' } else { ch }),
+        );
+        out.push('\t');
+        out.push(if c.executed { 'e' } else { 'r' });
+    }
+}
+
+/// Counts of a trace's `tools` column.
+fn count_tools(column: &str, into: &mut BTreeMap<String, u64>) {
+    let entries = || column.split('\n').filter_map(|e| e.rsplit_once('\t'));
+    let executed = entries().any(|(_, k)| k == "e");
+    for (name, kind) in entries() {
+        if (kind == "e") == executed {
+            *into.entry(name.to_string()).or_default() += 1;
+        }
+    }
+}
 
 /// Where the embedded store lives in a `.releaseops/` directory.
 pub fn default_path(releaseops_dir: &Path) -> PathBuf {
@@ -128,7 +145,7 @@ pub struct Filter {
 
 impl Filter {
     /// The WHERE clause on `traces t` and its parameters.
-    fn clause(&self) -> (String, Vec<Param>) {
+    fn clause(&self) -> (String, Vec<Param<'_>>) {
         let mut conds = Vec::new();
         let mut args: Vec<Param> = Vec::new();
         for (col, v) in [
@@ -155,11 +172,8 @@ impl Filter {
             None => {}
         }
         if let Some(tool) = &self.tool {
-            args.push(tool.into());
-            conds.push(format!(
-                "EXISTS (SELECT 1 FROM trace_tools x WHERE x.trace_id = t.trace_id AND x.tool = ?{})",
-                args.len()
-            ));
+            args.push(format!("\n{tool}\t").into());
+            conds.push(format!("{{instr}}(t.tools, ?{}) > 0", args.len()));
         }
         if self.untagged {
             conds.push("t.bundle_id IS NULL".into());
@@ -280,7 +294,7 @@ impl TraceStore {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| sqlite_err(&label, e))?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;",
+            "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -131072;",
         )
         .map_err(|err| {
             TraceError::Store(format!(
@@ -292,7 +306,9 @@ impl TraceStore {
             label,
             url: None,
         };
-        store.conn.batch(&store.label, SCHEMA)?;
+        store
+            .conn
+            .batch(&store.label, &Dialect::Sqlite.sql(SCHEMA))?;
         store.check_schema()?;
         Ok(store)
     }
@@ -317,7 +333,7 @@ impl TraceStore {
             .batch(&label, &format!("SELECT pg_advisory_lock({SCHEMA_LOCK})"))?;
         let made = self
             .conn
-            .batch(&label, SCHEMA)
+            .batch(&label, &Dialect::Postgres.sql(SCHEMA))
             .and_then(|()| self.check_schema());
         let unlocked = self
             .conn
@@ -419,18 +435,6 @@ impl TraceStore {
             out.push(row_to_summary(r)?);
             Ok(())
         })?;
-        for t in &mut out {
-            let mut tools = BTreeMap::new();
-            self.query(
-                "SELECT tool, CASE WHEN executed > 0 THEN executed ELSE requested END FROM trace_tools WHERE trace_id = ?1 ORDER BY tool",
-                &[(&t.trace_id).into()],
-                &mut |r| {
-                    tools.insert(r.text0(0)?, r.int0(1)?.max(0) as u64);
-                    Ok(())
-                },
-            )?;
-            t.tools = tools;
-        }
         Ok(out)
     }
 
@@ -446,10 +450,13 @@ impl TraceStore {
         }
         let mut ids: Vec<String> = Vec::new();
         self.query(
-            "SELECT trace_id FROM traces WHERE trace_id >= ?1 AND trace_id < ?2 ORDER BY trace_id LIMIT 2",
-            &[(&id).into(), format!("{id}g").into()],
+            "SELECT trace_id FROM traces WHERE trace_id >= ?1 AND trace_id <= ?2 ORDER BY trace_id LIMIT 2",
+            &[
+                Param::id(&format!("{id:0<32}")),
+                Param::id(&format!("{id:f<32}")),
+            ],
             &mut |r| {
-                ids.push(r.text0(0)?);
+                ids.push(r.id(0)?);
                 Ok(())
             },
         )?;
@@ -465,13 +472,13 @@ impl TraceStore {
         let mut summary = None;
         self.query(
             &format!("SELECT {SUMMARY_COLUMNS} FROM traces t WHERE t.trace_id = ?1"),
-            &[(&full).into()],
+            &[Param::id(&full)],
             &mut |r| {
                 summary = Some(row_to_summary(r)?);
                 Ok(())
             },
         )?;
-        let Some(mut summary) = summary else {
+        let Some(summary) = summary else {
             return Ok(None);
         };
         let mut spans = Vec::new();
@@ -479,16 +486,14 @@ impl TraceStore {
             &format!(
                 "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 ORDER BY start_ns, span_id"
             ),
-            &[(&full).into()],
+            &[Param::id(&full)],
             &mut |r| {
                 spans.push(row_to_span(r)?);
                 Ok(())
             },
         )?;
-        for s in &spans {
-            for c in &s.tool_calls {
-                *summary.tools.entry(c.name.clone()).or_default() += 1;
-            }
+        for s in &mut spans {
+            s.bundle = summary.bundle.clone();
         }
         Ok(Some((summary, spans)))
     }
@@ -534,7 +539,7 @@ impl TraceStore {
                 Ok(pages.saturating_sub(free) * size)
             }
             Dialect::Postgres => self.count(
-                "SELECT CAST(pg_total_relation_size('spans') + pg_total_relation_size('traces') + pg_total_relation_size('trace_tools') AS BIGINT)",
+                "SELECT CAST(pg_total_relation_size('spans') + pg_total_relation_size('traces') AS BIGINT)",
             ),
         }
     }
@@ -543,7 +548,7 @@ impl TraceStore {
     pub fn sample(&mut self, f: &Filter) -> Result<Sample, TraceError> {
         let (clause, args) = f.clause();
         let sql = format!(
-            "SELECT COALESCE(t.root_ns, t.end_ns - t.start_ns), t.errors, t.input_tokens, t.output_tokens, t.cost, t.start_ns FROM traces t{clause}"
+            "SELECT COALESCE(t.root_ns, t.end_ns - t.start_ns), t.errors, t.input_tokens, t.output_tokens, t.cost, t.start_ns, t.tools FROM traces t{clause}"
         );
         let mut s = Sample::default();
         self.query(&sql, &args, &mut |r| {
@@ -560,17 +565,11 @@ impl TraceStore {
             let start = r.int0(5)?;
             s.first_ns = Some(s.first_ns.map_or(start, |f| f.min(start)));
             s.last_ns = Some(s.last_ns.map_or(start, |l| l.max(start)));
+            if let Some(t) = r.text(6)? {
+                count_tools(&t, &mut s.tools);
+            }
             Ok(())
         })?;
-        let sql = format!(
-            "SELECT x.tool, CAST(SUM(CASE WHEN x.executed > 0 THEN x.executed ELSE x.requested END) AS BIGINT) FROM trace_tools x JOIN traces t ON t.trace_id = x.trace_id{clause} GROUP BY x.tool"
-        );
-        let mut tools = BTreeMap::new();
-        self.query(&sql, &args, &mut |r| {
-            tools.insert(r.text0(0)?, r.int0(1)?.max(0) as u64);
-            Ok(())
-        })?;
-        s.tools = tools;
         for v in [
             &mut s.latency_ns,
             &mut s.input_tokens,
@@ -601,7 +600,7 @@ impl TraceStore {
         );
         let mut per_trace: BTreeMap<String, f64> = BTreeMap::new();
         self.query(&sql, &args, &mut |r| {
-            let trace = r.text0(0)?;
+            let trace = r.id(0)?;
             let value = r
                 .text(1)?
                 .and_then(|a| serde_json::from_str::<serde_json::Map<String, Value>>(&a).ok())
@@ -624,11 +623,6 @@ impl TraceStore {
         let mut w = self.writer()?;
         let label = w.label;
         let cut = [Param::from(cutoff_ns)];
-        w.tx.execute(
-            label,
-            "DELETE FROM trace_tools WHERE trace_id IN (SELECT trace_id FROM traces WHERE start_ns < ?1)",
-            &cut,
-        )?;
         w.tx.execute(
             label,
             "DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM traces WHERE start_ns < ?1)",
@@ -655,11 +649,11 @@ impl TraceStore {
     }
 }
 
-const SUMMARY_COLUMNS: &str = "t.trace_id, t.bundle_id, t.bundle_version, t.environment, t.start_ns, t.end_ns, COALESCE(t.root_ns, t.end_ns - t.start_ns), t.spans, t.errors, t.input_tokens, t.output_tokens, t.cost";
+const SUMMARY_COLUMNS: &str = "t.trace_id, t.bundle_id, t.bundle_version, t.environment, t.start_ns, t.end_ns, COALESCE(t.root_ns, t.end_ns - t.start_ns), t.spans, t.errors, t.input_tokens, t.output_tokens, t.cost, t.tools";
 
 fn row_to_summary(r: &dyn Row) -> Result<TraceSummary, TraceError> {
     Ok(TraceSummary {
-        trace_id: r.text0(0)?,
+        trace_id: r.id(0)?,
         bundle: BundleTag {
             bundle_id: r.text(1)?,
             bundle_version: r.text(2)?,
@@ -673,52 +667,78 @@ fn row_to_summary(r: &dyn Row) -> Result<TraceSummary, TraceError> {
         input_tokens: r.int0(9)?.max(0) as u64,
         output_tokens: r.int0(10)?.max(0) as u64,
         cost: r.float(11)?,
-        tools: BTreeMap::new(),
+        tools: {
+            let mut tools = BTreeMap::new();
+            if let Some(t) = r.text(12)? {
+                count_tools(&t, &mut tools);
+            }
+            tools
+        },
     })
 }
 
-const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, name, start_ns, end_ns, status, status_message, error_type, bundle_id, bundle_version, environment, operation, model, input_tokens, output_tokens, cost, finish_reasons, tool_calls, input, output, attributes, source";
+const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, name, start_ns, end_ns, status, status_message, error_type, operation, model, input_tokens, output_tokens, cost, finish_reasons, tool_calls, input, output, attributes, source";
 
 fn row_to_span(r: &dyn Row) -> Result<Span, TraceError> {
     let finish: Vec<String> = r
-        .text(17)?
+        .text(14)?
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
     let tools: Vec<ToolCall> = r
-        .text(18)?
+        .text(15)?
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
     let attributes = r
-        .text(21)?
+        .text(18)?
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
     Ok(Span {
-        trace_id: r.text0(0)?,
-        span_id: r.text0(1)?,
-        parent_span_id: r.text(2)?,
+        trace_id: r.id(0)?,
+        span_id: r.id(1)?,
+        parent_span_id: r.opt_id(2)?,
         name: r.text0(3)?,
         start_ns: r.int0(4)?,
         end_ns: r.int0(5)?,
         status: Status::from_code(r.int0(6)?),
         status_message: r.text(7)?,
         error_type: r.text(8)?,
-        bundle: BundleTag {
-            bundle_id: r.text(9)?,
-            bundle_version: r.text(10)?,
-            environment: r.text(11)?,
-        },
-        operation: r.text(12)?,
-        model: r.text(13)?,
-        input_tokens: r.int(14)?,
-        output_tokens: r.int(15)?,
-        cost: r.float(16)?,
+        bundle: BundleTag::default(),
+        operation: r.text(9)?,
+        model: r.text(10)?,
+        input_tokens: r.int(11)?,
+        output_tokens: r.int(12)?,
+        cost: r.float(13)?,
         finish_reasons: finish,
         tool_calls: tools,
-        input: r.text(19)?,
-        output: r.text(20)?,
+        input: r.text(16)?,
+        output: r.text(17)?,
         attributes,
-        source: Source::parse(&r.text0(22)?).unwrap_or(Source::Import),
+        source: Source::parse(&r.text0(19)?).unwrap_or(Source::Import),
     })
+}
+
+/// A span's JSON columns: finish reasons, tool calls, attributes.
+fn json_columns(s: &Span) -> [Option<String>; 3] {
+    [
+        opt_json(&s.finish_reasons),
+        opt_json(&s.tool_calls),
+        (!s.attributes.is_empty())
+            .then(|| serde_json::to_string(&s.attributes).unwrap_or_default()),
+    ]
+}
+
+/// A span with its JSON columns already written, so the thread that
+/// stores it does only the storing.
+pub struct Prepared {
+    pub span: Span,
+    json: [Option<String>; 3],
+}
+
+impl Prepared {
+    pub fn new(span: Span) -> Prepared {
+        let json = json_columns(&span);
+        Prepared { span, json }
+    }
 }
 
 /// One write in progress: rolled back unless committed.
@@ -740,7 +760,7 @@ struct TraceDelta {
     input: i64,
     output: i64,
     cost: Option<f64>,
-    tools: BTreeMap<String, (i64, i64)>,
+    tools: String,
 }
 
 impl Writer<'_> {
@@ -751,44 +771,61 @@ impl Writer<'_> {
 
     /// Adds spans (those already stored are skipped).
     pub fn add(&mut self, spans: &[Span]) -> Result<(), TraceError> {
+        let json: Vec<[Option<String>; 3]> = spans.iter().map(json_columns).collect();
+        self.add_rows(spans.iter().zip(json.iter()).collect())
+    }
+
+    /// Adds spans whose JSON columns were written beforehand (on another
+    /// thread, say).
+    pub fn add_prepared(&mut self, spans: &[Prepared]) -> Result<(), TraceError> {
+        self.add_rows(spans.iter().map(|p| (&p.span, &p.json)).collect())
+    }
+
+    fn add_rows(
+        &mut self,
+        mut ordered: Vec<(&Span, &[Option<String>; 3])>,
+    ) -> Result<(), TraceError> {
         let label = self.label;
         let mut deltas: BTreeMap<&str, TraceDelta> = BTreeMap::new();
         // In key order, so two servers storing overlapping batches at once
         // take their row locks in the same order and never deadlock.
-        let mut ordered: Vec<&Span> = spans.iter().collect();
-        ordered.sort_unstable_by(|a, b| (&a.trace_id, &a.span_id).cmp(&(&b.trace_id, &b.span_id)));
-        for s in ordered {
-            let attrs = (!s.attributes.is_empty())
-                .then(|| serde_json::to_string(&s.attributes).unwrap_or_default());
-            let n = self.tx.execute(
-                label,
-                INSERT_SPAN,
-                &[
-                    (&s.trace_id).into(),
-                    (&s.span_id).into(),
-                    (&s.parent_span_id).into(),
+        ordered.sort_unstable_by(|a, b| {
+            (&a.0.trace_id, &a.0.span_id).cmp(&(&b.0.trace_id, &b.0.span_id))
+        });
+        // Every span's row in one go (one prepared statement), then the
+        // traces of those that were new.
+        let mut fresh = Vec::with_capacity(ordered.len());
+        self.tx.execute_many(
+            label,
+            INSERT_SPAN,
+            ordered.iter().map(|&(s, [finish, tools, attrs])| {
+                vec![
+                    Param::id(&s.trace_id),
+                    Param::id(&s.span_id),
+                    Param::opt_id(s.parent_span_id.as_deref()),
                     (&s.name).into(),
                     s.start_ns.into(),
                     s.end_ns.into(),
                     s.status.code().into(),
                     (&s.status_message).into(),
                     (&s.error_type).into(),
-                    (&s.bundle.bundle_id).into(),
-                    (&s.bundle.bundle_version).into(),
-                    (&s.bundle.environment).into(),
                     (&s.operation).into(),
                     (&s.model).into(),
                     s.input_tokens.into(),
                     s.output_tokens.into(),
                     s.cost.into(),
-                    opt_json(&s.finish_reasons).into(),
-                    opt_json(&s.tool_calls).into(),
+                    finish.into(),
+                    tools.into(),
                     (&s.input).into(),
                     (&s.output).into(),
                     attrs.into(),
                     s.source.as_str().into(),
-                ],
-            )?;
+                ]
+            }),
+            &mut |n| fresh.push(n > 0),
+        )?;
+        for ((s, _), n) in ordered.into_iter().zip(fresh) {
+            let n = u64::from(n);
             if n == 0 {
                 self.stored.duplicates += 1;
                 continue;
@@ -816,24 +853,17 @@ impl Writer<'_> {
             if let Some(c) = s.cost {
                 d.cost = Some(d.cost.unwrap_or(0.0) + c);
             }
-            for c in &s.tool_calls {
-                let t = d.tools.entry(c.name.clone()).or_default();
-                if c.executed {
-                    t.0 += 1;
-                } else {
-                    t.1 += 1;
-                }
-            }
+            tool_entries(&s.tool_calls, &mut d.tools);
         }
-        for (id, d) in deltas {
-            self.tx.execute(
-                label,
-                UPSERT_TRACE,
-                &[
-                    id.into(),
-                    (&d.bundle.bundle_id).into(),
-                    (&d.bundle.bundle_version).into(),
-                    (&d.bundle.environment).into(),
+        self.tx.execute_many(
+            label,
+            UPSERT_TRACE,
+            deltas.into_iter().map(|(id, d)| {
+                vec![
+                    Param::id(id),
+                    d.bundle.bundle_id.into(),
+                    d.bundle.bundle_version.into(),
+                    d.bundle.environment.into(),
                     d.start.into(),
                     d.end.into(),
                     d.root.into(),
@@ -842,16 +872,11 @@ impl Writer<'_> {
                     d.input.into(),
                     d.output.into(),
                     d.cost.into(),
-                ],
-            )?;
-            for (name, (executed, requested)) in d.tools {
-                self.tx.execute(
-                    label,
-                    UPSERT_TOOL,
-                    &[id.into(), name.into(), executed.into(), requested.into()],
-                )?;
-            }
-        }
+                    Some(d.tools).filter(|t| !t.is_empty()).into(),
+                ]
+            }),
+            &mut |_| {},
+        )?;
         Ok(())
     }
 
