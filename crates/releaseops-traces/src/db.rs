@@ -431,30 +431,11 @@ impl Tx<'_> {
         sql: &'static str,
         params: &[Param],
     ) -> Result<u64, TraceError> {
-        match self {
-            Tx::Sqlite(t, spelt) => {
-                let text = spelt.entry(sql).or_insert_with(|| Dialect::Sqlite.sql(sql));
-                t.prepare_cached(text)
-                    .and_then(|mut s| s.execute(rusqlite::params_from_iter(params)))
-                    .map(|n| n as u64)
-                    .map_err(|e| sqlite_err(label, e))
-            }
-            Tx::Postgres(t, prepared) => {
-                let stmt = match prepared.get(sql) {
-                    Some(s) => s.clone(),
-                    None => {
-                        let s = t
-                            .prepare(&Dialect::Postgres.sql(sql))
-                            .map_err(|e| pg_err(label, e))?;
-                        prepared.insert(sql, s.clone());
-                        s
-                    }
-                };
-                let refs: Vec<&(dyn ToSql + Sync)> =
-                    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-                t.execute(&stmt, &refs).map_err(|e| pg_err(label, e))
-            }
-        }
+        let mut changed = 0;
+        self.execute_many(label, sql, std::iter::once(params.to_vec()), &mut |n| {
+            changed = n
+        })?;
+        Ok(changed)
     }
 
     /// Runs one statement for each row of parameters, prepared once,
