@@ -118,7 +118,14 @@ fn batch(n: u64, now: u64) -> Vec<u8> {
                 kv("releaseops.bundle_id", StringValue("support-agent".into())),
                 kv(
                     "releaseops.bundle_version",
-                    StringValue(if trace.is_multiple_of(2) { "1.0.0" } else { "1.1.0" }.into()),
+                    StringValue(
+                        if trace.is_multiple_of(2) {
+                            "1.0.0"
+                        } else {
+                            "1.1.0"
+                        }
+                        .into(),
+                    ),
                 ),
                 kv("releaseops.environment", StringValue("prod".into())),
             ];
