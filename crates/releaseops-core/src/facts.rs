@@ -27,6 +27,87 @@ use crate::CoreError;
 /// (`None`: no run on the base version to compare with).
 pub type RegressionCheck = (String, String, Option<Comparison>);
 
+/// The canary analysis's reading of production traffic.
+#[derive(Debug)]
+pub struct AnalysisEvidence {
+    /// The version of this bundle live in the baseline environment.
+    pub baseline_version: Option<String>,
+    /// The comparison, or why the traffic could not be read.
+    pub comparison: std::result::Result<releaseops_traces::analytics::Comparison, String>,
+}
+
+/// Where a repository keeps its traces (`traces:` in config.yaml,
+/// RELEASEOPS_TRACES_DATABASE overriding the database).
+pub fn trace_settings(store: &Store) -> releaseops_traces::Settings {
+    let c = &store.config().traces;
+    releaseops_traces::Settings::new(
+        store.dir(),
+        c.database.as_deref(),
+        c.capture_content,
+        c.retention_days(),
+    )
+}
+
+/// Compares the candidate's traffic in `up` with what the baseline
+/// environment runs, over the policy's window.
+fn analysis_evidence(
+    store: &Store,
+    facts: &PromotionFacts,
+    up: &str,
+    a: &releaseops_format::environment::AnalysisPolicy,
+) -> AnalysisEvidence {
+    use releaseops_traces::analytics::{CompareOptions, Input, compare};
+    let state = facts.view.state();
+    let baseline_version = state
+        .live(&a.baseline_env, &facts.id)
+        .map(|d| d.version.clone());
+    let Some(base) = baseline_version.clone() else {
+        return AnalysisEvidence {
+            baseline_version,
+            comparison: Err("nothing to compare with".into()),
+        };
+    };
+    let since = facts.now.as_nanosecond() as i64 - (a.window_hours * 3600e9) as i64;
+    let filter = |version: &str, env: &str| releaseops_traces::Filter {
+        bundle_id: Some(facts.id.clone()),
+        bundle_version: Some(version.to_string()),
+        environment: Some(env.to_string()),
+        since_ns: Some(since),
+        ..releaseops_traces::Filter::default()
+    };
+    let comparison = (|| {
+        let mut traces = trace_settings(store).open()?;
+        let cand = traces.sample(&filter(&facts.version, up))?;
+        let baseline = traces.sample(&filter(&base, &a.baseline_env))?;
+        Ok::<_, releaseops_traces::TraceError>(compare(
+            &Input {
+                bundle_id: &facts.id,
+                bundle_version: Some(&base),
+                environment: Some(&a.baseline_env),
+                sample: &baseline,
+                attributes: Vec::new(),
+            },
+            &Input {
+                bundle_id: &facts.id,
+                bundle_version: Some(&facts.version),
+                environment: Some(up),
+                sample: &cand,
+                attributes: Vec::new(),
+            },
+            &CompareOptions {
+                alpha: a.alpha,
+                min_samples: a.min_samples,
+                metrics: a.metrics.clone(),
+            },
+        ))
+    })()
+    .map_err(|e| e.to_string());
+    AnalysisEvidence {
+        baseline_version,
+        comparison,
+    }
+}
+
 /// Everything a promotion of `id@version` into `env` is decided on.
 #[derive(Debug)]
 pub struct PromotionFacts {
@@ -57,6 +138,8 @@ pub struct PromotionFacts {
     pub reports: Vec<EvalReportInfo>,
     pub evals: EvalEvidence,
     pub regressions: Vec<RegressionCheck>,
+    /// With `requires_analysis`: the candidate's traffic against the baseline's.
+    pub analysis: Option<AnalysisEvidence>,
     pub now: Timestamp,
 }
 
@@ -107,6 +190,7 @@ impl PromotionFacts {
             reports: Vec::new(),
             evals: EvalEvidence::default(),
             regressions: Vec::new(),
+            analysis: None,
             now,
             view,
         };
@@ -147,6 +231,12 @@ impl PromotionFacts {
         if policy.as_ref().is_some_and(|p| p.min_signed_approvals > 0) {
             facts.signatures = signature_checks(store, &facts.manifest, &facts.reviews);
         }
+        if let (Some(a), Some(up)) = (
+            policy.as_ref().and_then(|p| p.requires_analysis.as_ref()),
+            facts.upstream.clone(),
+        ) {
+            facts.analysis = Some(analysis_evidence(store, &facts, &up, a));
+        }
         Ok(facts)
     }
 
@@ -168,6 +258,7 @@ impl PromotionFacts {
             signatures: &self.signatures,
             evals: &self.evals,
             regressions: &self.regressions,
+            analysis: self.analysis.as_ref(),
             now: self.now,
         }
     }

@@ -61,6 +61,46 @@ pub struct PromotionPolicy {
     /// Approvals among those counted that must be signed with the
     /// approver's SSH key and verify against `.releaseops/allowed_signers`.
     pub min_signed_approvals: u32,
+    /// Canary analysis: the candidate's production traffic in the upstream
+    /// stage must not be significantly worse than what the baseline
+    /// environment runs.
+    pub requires_analysis: Option<AnalysisPolicy>,
+}
+
+/// The metrics a canary analysis can judge (the names `analytics compare`
+/// reports).
+pub const ANALYSIS_METRICS: [&str; 7] = [
+    "error_rate",
+    "latency",
+    "latency_p95",
+    "latency_p99",
+    "input_tokens",
+    "output_tokens",
+    "cost",
+];
+
+/// `promotion_policy.requires_analysis`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalysisPolicy {
+    /// The environment whose live version is the baseline (usually prod).
+    pub baseline_env: String,
+    /// Traces needed on each side before a verdict; fewer is pending.
+    pub min_samples: u64,
+    /// Only traces of the last this many hours count.
+    pub window_hours: f64,
+    /// The metrics judged, each of [`ANALYSIS_METRICS`].
+    pub metrics: Vec<String>,
+    /// How much worse a metric may get and still pass even when the change
+    /// is significant: for error_rate in rate (0.01 = one point), for the
+    /// others relative to the baseline (0.1 = 10 %). Zero when unset: any
+    /// significant worsening fails.
+    pub max_increase: IndexMap<String, f64>,
+    /// Family-wise error rate of the tests (Holm-corrected); 0.05 when unset.
+    pub alpha: f64,
+}
+
+impl AnalysisPolicy {
+    pub const DEFAULT_METRICS: [&str; 2] = ["error_rate", "latency_p95"];
 }
 
 /// How an environment's promotions use the decision agent, as the policy and
@@ -212,6 +252,101 @@ struct RawPolicy {
     service_criticality: Option<String>,
     #[serde(default)]
     min_signed_approvals: Option<u32>,
+    #[serde(default)]
+    requires_analysis: Option<RawAnalysis>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnalysis {
+    baseline_env: String,
+    #[serde(default)]
+    min_samples: Option<u64>,
+    #[serde(default)]
+    window_hours: Option<f64>,
+    #[serde(default)]
+    metrics: Option<Vec<String>>,
+    #[serde(default)]
+    max_increase: Option<IndexMap<String, f64>>,
+    #[serde(default)]
+    alpha: Option<f64>,
+}
+
+impl RawAnalysis {
+    fn convert(self) -> Result<AnalysisPolicy, FormatError> {
+        let at = "promotion_policy.requires_analysis";
+        names::validate_env_name(&self.baseline_env)?;
+        let metric = |m: &str, what: &str| -> Result<(), FormatError> {
+            if ANALYSIS_METRICS.contains(&m) {
+                return Ok(());
+            }
+            let near = ANALYSIS_METRICS
+                .iter()
+                .find(|k| strsim::levenshtein(k, m) <= 2)
+                .map(|k| format!(" (did you mean {k}?)"))
+                .unwrap_or_default();
+            Err(FormatError::invalid(format!(
+                "{at}.{what} names '{m}', which is not a metric{near}; use {}",
+                ANALYSIS_METRICS.join(", ")
+            )))
+        };
+        let metrics = match self.metrics {
+            Some(m) if m.is_empty() => {
+                return Err(FormatError::invalid(format!(
+                    "{at}.metrics is empty: list what to judge, or leave it out for {}",
+                    AnalysisPolicy::DEFAULT_METRICS.join(" and ")
+                )));
+            }
+            Some(m) => m,
+            None => AnalysisPolicy::DEFAULT_METRICS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        };
+        for m in &metrics {
+            metric(m, "metrics")?;
+        }
+        let max_increase = self.max_increase.unwrap_or_default();
+        for (k, v) in &max_increase {
+            metric(k, "max_increase")?;
+            if !metrics.contains(k) {
+                return Err(FormatError::invalid(format!(
+                    "{at}.max_increase sets {k}, which metrics does not judge; add it to metrics or drop it"
+                )));
+            }
+            if !(v.is_finite() && *v >= 0.0) {
+                return Err(FormatError::invalid(format!(
+                    "{at}.max_increase.{k} must be a number of at least 0, got {v}"
+                )));
+            }
+        }
+        let min_samples = self.min_samples.unwrap_or(200);
+        if !(1..=100_000_000).contains(&min_samples) {
+            return Err(FormatError::invalid(format!(
+                "{at}.min_samples must be from 1 to 100000000, got {min_samples}"
+            )));
+        }
+        let window_hours = self.window_hours.unwrap_or(24.0);
+        if !(window_hours.is_finite() && window_hours > 0.0 && window_hours <= 8_760.0) {
+            return Err(FormatError::invalid(format!(
+                "{at}.window_hours must be hours above 0 and at most 8760, got {window_hours}"
+            )));
+        }
+        let alpha = self.alpha.unwrap_or(0.05);
+        if !(alpha > 0.0 && alpha < 0.5) {
+            return Err(FormatError::invalid(format!(
+                "{at}.alpha must be above 0 and below 0.5, got {alpha}"
+            )));
+        }
+        Ok(AnalysisPolicy {
+            baseline_env: self.baseline_env,
+            min_samples,
+            window_hours,
+            metrics,
+            max_increase,
+            alpha,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -402,6 +537,7 @@ impl EnvironmentFile {
                         other => other,
                     },
                     min_signed_approvals: p.min_signed_approvals.unwrap_or(0),
+                    requires_analysis: p.requires_analysis.map(RawAnalysis::convert).transpose()?,
                 })
             }
         };
@@ -518,6 +654,29 @@ fn policy_node(p: &PromotionPolicy) -> Node {
             Node::UInt(p.min_signed_approvals.into()),
         ));
     }
+    if let Some(a) = &p.requires_analysis {
+        let mut am = vec![
+            ("baseline_env".to_string(), Node::str(&a.baseline_env)),
+            ("min_samples".to_string(), Node::UInt(a.min_samples)),
+            ("window_hours".to_string(), Node::Float(a.window_hours)),
+            ("metrics".to_string(), strs(&a.metrics)),
+        ];
+        if !a.max_increase.is_empty() {
+            am.push((
+                "max_increase".into(),
+                Node::Map(
+                    a.max_increase
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Node::Float(*v)))
+                        .collect(),
+                ),
+            ));
+        }
+        if a.alpha != 0.05 {
+            am.push(("alpha".into(), Node::Float(a.alpha)));
+        }
+        m.push(("requires_analysis".into(), Node::Map(am)));
+    }
     Node::Map(m)
 }
 
@@ -570,6 +729,66 @@ metadata:
   last_updated: '2026-11-21T21:31:16.416793+00:00'
   updated_by: cli
 ";
+
+    #[test]
+    fn the_analysis_policy_parses_round_trips_and_refuses_what_it_cannot_mean() {
+        let env = |a: &str| {
+            EnvironmentFile::parse(
+                format!("environment: prod\nbundle_mappings: {{}}\npromotion_policy:\n  requires_analysis:\n{a}").as_bytes(),
+            )
+        };
+        let e = env("    baseline_env: prod\n    metrics: [error_rate, latency_p95]\n    max_increase: {latency_p95: 0.1}\n").unwrap();
+        let a = e
+            .promotion_policy
+            .as_ref()
+            .unwrap()
+            .requires_analysis
+            .as_ref()
+            .unwrap();
+        assert_eq!((a.min_samples, a.window_hours, a.alpha), (200, 24.0, 0.05));
+        assert_eq!(a.max_increase["latency_p95"], 0.1);
+        let again = EnvironmentFile::parse(e.to_yaml().as_bytes()).unwrap();
+        assert_eq!(again, e);
+        let defaults = env("    baseline_env: prod\n").unwrap();
+        assert_eq!(
+            defaults
+                .promotion_policy
+                .unwrap()
+                .requires_analysis
+                .unwrap()
+                .metrics,
+            vec!["error_rate", "latency_p95"]
+        );
+        for (bad, want) in [
+            ("    baseline_env: prod\n    min_sample: 5\n", "min_sample"),
+            ("    min_samples: 5\n", "baseline_env"),
+            (
+                "    baseline_env: prod\n    metrics: [error_rte]\n",
+                "did you mean error_rate",
+            ),
+            (
+                "    baseline_env: prod\n    metrics: []\n",
+                "metrics is empty",
+            ),
+            (
+                "    baseline_env: prod\n    max_increase: {cost: 0.1}\n",
+                "does not judge",
+            ),
+            (
+                "    baseline_env: prod\n    max_increase: {error_rate: -1}\n",
+                "at least 0",
+            ),
+            (
+                "    baseline_env: prod\n    window_hours: 0\n",
+                "window_hours",
+            ),
+            ("    baseline_env: prod\n    alpha: 0.9\n", "alpha"),
+            ("    baseline_env: ../prod\n", "prod"),
+        ] {
+            let e = env(bad).expect_err(bad).to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn python_environment_round_trips() {

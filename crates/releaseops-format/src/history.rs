@@ -71,10 +71,13 @@ pub enum Gate {
     Freeze,
     /// The release decision agent's GO / NO_GO / DELAY.
     Agent,
+    /// Canary analysis: the candidate's traffic upstream is not
+    /// significantly worse than the baseline environment's.
+    Analysis,
 }
 
 impl Gate {
-    pub const ALL: [Gate; 7] = [
+    pub const ALL: [Gate; 8] = [
         Gate::Pipeline,
         Gate::Rejected,
         Gate::Eval,
@@ -82,6 +85,7 @@ impl Gate {
         Gate::Soak,
         Gate::Freeze,
         Gate::Agent,
+        Gate::Analysis,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +97,7 @@ impl Gate {
             Gate::Soak => "soak",
             Gate::Freeze => "freeze",
             Gate::Agent => "agent",
+            Gate::Analysis => "analysis",
         }
     }
 

@@ -20,13 +20,7 @@ use crate::output::{self, BOLD, DIM, GREEN, RED, YELLOW, paint};
 
 /// The trace store settings of a repository.
 pub(crate) fn settings(store: &Store) -> Settings {
-    let c = &store.config().traces;
-    Settings::new(
-        store.dir(),
-        c.database.as_deref(),
-        c.capture_content,
-        c.retention_days(),
-    )
+    releaseops_core::facts::trace_settings(store)
 }
 
 impl From<TraceError> for Failure {

@@ -30,6 +30,7 @@ fn the_quick_start_runs_as_written() {
         dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    let path = path.as_str();
     let mut cmd = Command::new("bash");
     crate::common::isolated(&mut cmd)
         .current_dir(r.path())
@@ -60,4 +61,30 @@ fn the_quick_start_runs_as_written() {
     // Git saw every change, made by the repository's own identity.
     let log = r.git(&["log", "--format=%an"]);
     assert!(log.lines().count() >= 10, "{log}");
+
+    // Production sight, in the repository the quick start left.
+    let script = block_after("## Production sight");
+    let mut cmd = Command::new("bash");
+    crate::common::isolated(&mut cmd)
+        .current_dir(r.path())
+        .args(["-e", "-o", "pipefail", "-c", &script])
+        .env("PATH", path)
+        .env_remove("RELEASEOPS_ACTOR");
+    let run = Run::from(output_within(&mut cmd, Duration::from_secs(120)));
+    let out = run.ok();
+    for want in [
+        "imported traces.jsonl: 1200 traces, 1200 spans",
+        "support-agent  1.1.0    staging",
+        "Metrics for support-agent@1.1.0 in staging",
+        "Verdict:   regression",
+        "error_rate",
+    ] {
+        assert!(
+            out.contains(want),
+            "missing {want:?} in:\n{out}\n{}",
+            run.stderr
+        );
+    }
+    // The store stays out of git.
+    assert!(!r.git(&["status", "--porcelain"]).contains(".data"));
 }

@@ -674,3 +674,132 @@ async fn two_servers_share_one_postgresql_store() {
         e.stderr
     );
 }
+
+/// JSON lines of `n` traces of `version` in `env`, the last `n` minutes
+/// before now, an error every `every`.
+fn recent(version: &str, env: &str, n: u32, every: u32, latency: u32) -> String {
+    let now = jiff::Timestamp::now();
+    (0..n)
+        .map(|i| {
+            let at = now - jiff::SignedDuration::from_secs(60 * i64::from(i + 1));
+            json!({
+                "trace_id": format!("{env}-{version}-{i}"),
+                "latency_ms": latency + i % 40,
+                "error": (i % every == 0).then_some("tool failed"),
+                "timestamp": at.to_string(),
+                "metadata": {"releaseops.bundle_id": "support-agent", "releaseops.bundle_version": version, "releaseops.environment": env}
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+fn analysis_gate(out: &str) -> Value {
+    let v: Value = serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v["gates"]
+        .as_array()
+        .expect("gates")
+        .iter()
+        .find(|g| g["gate"] == "analysis")
+        .cloned()
+        .unwrap_or_else(|| panic!("no analysis gate in {v}"))
+}
+
+#[test]
+fn the_canary_analysis_gate_judges_upstream_traffic_against_the_baseline() {
+    let r = Repo::initialized_production();
+    r.write(
+        ".releaseops/environments/prod.yaml",
+        "environment: prod\nbundle_mappings: {}\npromotion_policy:\n  requires_analysis:\n    baseline_env: prod\n    min_samples: 50\n    window_hours: 24\n    metrics: [error_rate, latency_p95]\n    max_increase: {latency_p95: 0.5}\n",
+    );
+    r.commit_all("canary analysis for prod");
+    for v in ["1.0.0", "1.1.0", "1.2.0"] {
+        r.create_support_agent(v, "v1.0.0", if v == "1.0.0" { "0.2" } else { "0.3" });
+    }
+    let promote = |v: &str, env: &str, extra: &[&str]| {
+        r.run(&[&["promote", "support-agent", v, env, "--json"], extra].concat())
+    };
+    promote("1.0.0", "dev", &[]).ok();
+    promote("1.0.0", "staging", &[]).ok();
+    // Nothing runs in prod yet: nothing to compare with.
+    let first = promote("1.0.0", "prod", &[]);
+    assert!(
+        analysis_gate(first.ok())["reason"]
+            .as_str()
+            .unwrap()
+            .contains("nothing of this bundle runs in 'prod'")
+    );
+    promote("1.1.0", "dev", &[]).ok();
+    promote("1.1.0", "staging", &[]).ok();
+    // No traffic yet: pending, saying how much is missing.
+    let pending = promote("1.1.0", "prod", &["--dry-run"]);
+    pending.code(3);
+    let g = analysis_gate(&pending.stdout);
+    assert_eq!(g["status"], "pending", "{g}");
+    assert!(
+        g["reason"]
+            .as_str()
+            .unwrap()
+            .contains("50 more in 'staging'"),
+        "{g}"
+    );
+    // Healthy canary traffic: it passes, and the record keeps the numbers.
+    r.write(
+        "healthy.jsonl",
+        &(recent("1.0.0", "prod", 120, 50, 200) + &recent("1.1.0", "staging", 120, 50, 205)),
+    );
+    r.run(&["traces", "import", "healthy.jsonl"]).ok();
+    let ok = promote("1.1.0", "prod", &[]);
+    let g = analysis_gate(ok.ok());
+    assert_eq!(g["status"], "passed", "{g}");
+    assert!(
+        g["reason"]
+            .as_str()
+            .unwrap()
+            .contains("120 traces in 'staging' against 1.0.0's 120 in 'prod'"),
+        "{g}"
+    );
+    let history: Value =
+        serde_json::from_str(r.run(&["history", "--json", "-n", "1"]).ok()).unwrap();
+    let recorded = history.to_string();
+    assert!(
+        recorded.contains("\"analysis\"") && recorded.contains("no significant regression"),
+        "{recorded}"
+    );
+    // 1.2.0 fails a third of its requests in staging: blocked, with the numbers.
+    promote("1.2.0", "dev", &[]).ok();
+    promote("1.2.0", "staging", &[]).ok();
+    r.write(
+        "bad.jsonl",
+        &(recent("1.1.0", "prod", 120, 50, 205) + &recent("1.2.0", "staging", 120, 3, 205)),
+    );
+    r.run(&["traces", "import", "bad.jsonl"]).ok();
+    let blocked = promote("1.2.0", "prod", &[]);
+    blocked.code(3);
+    let g = analysis_gate(&blocked.stdout);
+    assert_eq!(g["status"], "failed", "{g}");
+    let reason = g["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("error_rate 2.5% -> 33.3%") && reason.contains("points, p"),
+        "{reason}"
+    );
+    // It is still 1.1.0 in prod.
+    let envs = r.run(&["env", "get", "prod", "--json"]);
+    assert!(envs.ok().contains("1.1.0"));
+}
+
+#[test]
+fn a_misspelt_analysis_key_is_an_error_not_a_gate_turned_off() {
+    let r = Repo::initialized_production();
+    r.write(
+        ".releaseops/environments/staging.yaml",
+        "environment: staging\nbundle_mappings: {}\npromotion_policy:\n  requires_analysis:\n    baseline_env: prod\n    min_sample: 5\n",
+    );
+    r.commit_all("typo");
+    r.create_support_agent("1.0.0", "v1.0.0", "0.2");
+    r.run(&["promote", "support-agent", "1.0.0", "dev"]).ok();
+    let e = r.run(&["promote", "support-agent", "1.0.0", "staging"]);
+    assert_ne!(e.code, 0);
+    assert!(e.stderr.contains("min_sample"), "{}", e.stderr);
+}

@@ -17,6 +17,7 @@ use releaseops_stats::Verdict;
 
 use crate::actor_matches;
 
+mod analysis;
 mod approval;
 mod eval;
 mod freeze;
@@ -24,6 +25,7 @@ mod pipeline;
 mod rejected;
 mod soak;
 
+pub use analysis::*;
 pub use approval::*;
 pub use eval::*;
 pub use freeze::*;
@@ -79,6 +81,8 @@ pub struct Facts<'a> {
     /// With `eval_no_regression_vs`: per suite, the comparison against the
     /// newest run on the version live there (`None`: no run to compare with).
     pub regressions: &'a [(String, String, Option<releaseops_eval::compare::Comparison>)],
+    /// With `requires_analysis`: the candidate's traffic against the baseline's.
+    pub analysis: Option<&'a crate::facts::AnalysisEvidence>,
     pub now: Timestamp,
 }
 
@@ -97,6 +101,9 @@ pub fn evaluate(f: &Facts<'_>) -> Vec<GateResult> {
         }
         if !p.freeze_windows.is_empty() {
             out.push(freeze(f, p));
+        }
+        if p.requires_analysis.is_some() {
+            out.push(analysis(f, p));
         }
     }
     out

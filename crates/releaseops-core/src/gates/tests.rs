@@ -47,6 +47,7 @@ fn facts<'a>(
         signatures: &[],
         evals: &NO_EVALS,
         regressions: &[],
+        analysis: None,
         now: ts(now),
     }
 }
@@ -172,4 +173,108 @@ fn approval_counts_eligible_distinct_non_creators() {
         .status,
         GateStatus::Failed
     );
+}
+
+/// A sample of `n` traces, `errors` of them failed, latencies `ms(i)`.
+fn sample(n: u64, errors: u64, ms: impl Fn(u64) -> i64) -> releaseops_traces::Sample {
+    let mut latency: Vec<i64> = (0..n).map(|i| ms(i) * 1_000_000).collect();
+    latency.sort_unstable();
+    releaseops_traces::Sample {
+        traces: n,
+        errors,
+        input_tokens: vec![100; n as usize],
+        output_tokens: vec![20; n as usize],
+        latency_ns: latency,
+        ..Default::default()
+    }
+}
+
+fn evidence(
+    p: &PromotionPolicy,
+    base: &releaseops_traces::Sample,
+    cand: &releaseops_traces::Sample,
+) -> crate::facts::AnalysisEvidence {
+    use releaseops_traces::analytics::{CompareOptions, Input, compare};
+    let a = p.requires_analysis.as_ref().expect("an analysis policy");
+    let input = |v: &'static str, s| Input {
+        bundle_id: "b",
+        bundle_version: Some(v),
+        environment: None,
+        sample: s,
+        attributes: Vec::new(),
+    };
+    crate::facts::AnalysisEvidence {
+        baseline_version: Some("1.0.0".into()),
+        comparison: Ok(compare(
+            &input("1.0.0", base),
+            &input("1.1.0", cand),
+            &CompareOptions {
+                alpha: a.alpha,
+                min_samples: a.min_samples,
+                metrics: a.metrics.clone(),
+            },
+        )),
+    }
+}
+
+#[test]
+fn analysis_passes_within_its_allowance_and_fails_beyond_it() {
+    let p = policy(
+        "  requires_analysis:\n    baseline_env: prod\n    min_samples: 100\n    metrics: [error_rate, latency_p95]\n    max_increase: {latency_p95: 0.5}\n",
+    );
+    let (m, c, r) = (manifest(), ProjectConfig::default(), Reviews::default());
+    let base = sample(1_000, 20, |i| 200 + (i % 100) as i64);
+    let at = "2026-11-23T10:00:00Z";
+    let judge = |cand: &releaseops_traces::Sample| {
+        let ev = evidence(&p, &base, cand);
+        let mut f = facts(&m, &p, &c, &r, at);
+        f.analysis = Some(&ev);
+        analysis(&f, &p)
+    };
+    // p95 30 % slower: significant, but within the +50 % allowed.
+    let slower = judge(&sample(1_000, 20, |i| 260 + (i % 100) as i64 * 13 / 10));
+    assert_eq!(slower.status, GateStatus::Passed, "{}", slower.reason);
+    // Twice as slow: beyond it.
+    let slow = judge(&sample(1_000, 20, |i| 400 + (i % 100) as i64 * 2));
+    assert_eq!(slow.status, GateStatus::Failed, "{}", slow.reason);
+    assert!(
+        slow.reason.contains("latency_p95") && slow.reason.contains("+50% allowed"),
+        "{}",
+        slow.reason
+    );
+    // Errors have no allowance: 2 % -> 6 % fails.
+    let failing = judge(&sample(1_000, 60, |i| 200 + (i % 100) as i64));
+    assert_eq!(failing.status, GateStatus::Failed, "{}", failing.reason);
+    assert!(
+        failing.reason.contains("error_rate 2.0% -> 6.0%"),
+        "{}",
+        failing.reason
+    );
+    // Too little traffic: pending, with what is missing.
+    let few = judge(&sample(40, 0, |_| 200));
+    assert_eq!(few.status, GateStatus::Pending, "{}", few.reason);
+    assert!(
+        few.reason.contains("60 more in 'staging'"),
+        "{}",
+        few.reason
+    );
+    // A store that cannot be read fails closed; nothing live in prod passes.
+    let broken = crate::facts::AnalysisEvidence {
+        baseline_version: Some("1.0.0".into()),
+        comparison: Err("connection refused".into()),
+    };
+    let mut f = facts(&m, &p, &c, &r, at);
+    f.analysis = Some(&broken);
+    let g = analysis(&f, &p);
+    assert_eq!(g.status, GateStatus::Failed);
+    assert!(g.reason.contains("connection refused"));
+    let first = crate::facts::AnalysisEvidence {
+        baseline_version: None,
+        comparison: Err("nothing to compare with".into()),
+    };
+    f.analysis = Some(&first);
+    assert_eq!(analysis(&f, &p).status, GateStatus::Passed);
+    // The first stage has nothing upstream to analyse.
+    f.upstream = None;
+    assert_eq!(analysis(&f, &p).status, GateStatus::Failed);
 }
