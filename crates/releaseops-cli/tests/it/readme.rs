@@ -16,6 +16,24 @@ fn block_after(heading: &str) -> String {
     rest[start..start + len].to_string()
 }
 
+/// Runs a README block with bash (`-e -o pipefail`) in `r`, the binary
+/// first on the PATH, as a new user would, within `secs` seconds.
+fn run_block(r: &Repo, script: &str, secs: u64) -> Run {
+    let dir = bin().parent().expect("bin dir").to_path_buf();
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new("bash");
+    crate::common::isolated(&mut cmd)
+        .current_dir(r.path())
+        .args(["-e", "-o", "pipefail", "-c", script])
+        .env("PATH", path)
+        .env_remove("RELEASEOPS_ACTOR");
+    Run::from(output_within(&mut cmd, Duration::from_secs(secs)))
+}
+
 #[test]
 fn the_quick_start_runs_as_written() {
     let script = block_after("## Quick start in your repository");
@@ -24,20 +42,7 @@ fn the_quick_start_runs_as_written() {
         "{script}"
     );
     let r = Repo::new();
-    let dir = bin().parent().expect("bin dir").to_path_buf();
-    let path = format!(
-        "{}:{}",
-        dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let path = path.as_str();
-    let mut cmd = Command::new("bash");
-    crate::common::isolated(&mut cmd)
-        .current_dir(r.path())
-        .args(["-e", "-o", "pipefail", "-c", &script])
-        .env("PATH", path)
-        .env_remove("RELEASEOPS_ACTOR");
-    let run = Run::from(output_within(&mut cmd, Duration::from_secs(300)));
+    let run = run_block(&r, &script, 300);
     let out = run.ok();
     for want in [
         "Created bundle: support-agent v1.0.0",
@@ -64,13 +69,7 @@ fn the_quick_start_runs_as_written() {
 
     // Production sight, in the repository the quick start left.
     let script = block_after("## Production sight");
-    let mut cmd = Command::new("bash");
-    crate::common::isolated(&mut cmd)
-        .current_dir(r.path())
-        .args(["-e", "-o", "pipefail", "-c", &script])
-        .env("PATH", path)
-        .env_remove("RELEASEOPS_ACTOR");
-    let run = Run::from(output_within(&mut cmd, Duration::from_secs(120)));
+    let run = run_block(&r, &script, 120);
     let out = run.ok();
     for want in [
         "imported traces.jsonl: 1200 traces, 1200 spans",
