@@ -9,7 +9,8 @@
 //! [`releaseops_stats::compare`]), the p-values are corrected for testing
 //! several metrics at once (Holm), and below a minimum sample the answer is
 //! `insufficient_data`, never a verdict. A difference counts only when the
-//! corrected p-value is below alpha.
+//! corrected p-value is below alpha and the 95 % interval on the change
+//! leaves out zero.
 
 use std::collections::BTreeMap;
 
@@ -546,9 +547,13 @@ pub fn compare(base: &Input<'_>, cand: &Input<'_>, opts: &CompareOptions) -> Com
         }
     }
     let adjusted = holm(&m.iter().map(|c| c.p_value).collect::<Vec<_>>());
+    // A change counts when the (Holm-corrected) test says so and its
+    // interval agrees that there is one: a tail quantile's interval is the
+    // conservative one, so the two can disagree, and then it does not count.
     for (c, a) in m.iter_mut().zip(adjusted) {
         c.adjusted_p_value = a;
-        c.significant = a < opts.alpha && c.direction != Direction::Unchanged;
+        let interval_agrees = c.unit == "share" || c.ci[0] > 0.0 || c.ci[1] < 0.0;
+        c.significant = a < opts.alpha && c.direction != Direction::Unchanged && interval_agrees;
     }
     let worse: Vec<&MetricComparison> = m
         .iter()
@@ -651,9 +656,13 @@ pub fn describe_change(c: &MetricComparison) -> String {
         ),
         "share" => format!("{} ({}, {p})", c.name, c.detail.as_deref().unwrap_or("")),
         unit => format!(
-            "{} {} {} -> {} ({}{}, {p})",
+            "{}{} {} -> {} ({}{}, {p})",
             c.name,
-            c.statistic,
+            if c.statistic == "median" {
+                " median"
+            } else {
+                ""
+            },
             format_value(c.baseline, unit),
             format_value(c.candidate, unit),
             if c.change >= 0.0 { "+" } else { "" },

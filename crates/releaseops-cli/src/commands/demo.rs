@@ -543,6 +543,50 @@ fn walk(app: &App, dir: &Path, real_now: Timestamp) -> CmdResult {
 
     step(
         7,
+        "Production traffic tells first: 1.1.0 against 1.0.0, with statistics",
+    );
+    let live_at = before_incident;
+    let mut traces = crate::commands::traces::settings(&store).open()?;
+    let day_before = live_at
+        .checked_sub(SignedDuration::from_hours(24))
+        .unwrap_or(live_at);
+    let mut spans = traffic("1.0.0", day_before, 24.0, 1_200, 11);
+    spans.extend(traffic("1.1.0", live_at, 3.0, 600, 12));
+    traces.insert(&spans)?;
+    anstream::println!(
+        "   {}",
+        paint(
+            DIM,
+            &format!(
+                "the sample agent served 1,200 requests on 1.0.0 in the day before, and 600 on 1.1.0 in the 3 hours since ({} spans in .releaseops/.data/, never committed)",
+                spans.len()
+            )
+        )
+    );
+    cmd("analytics compare support-agent@1.0.0 support-agent@1.1.0 --env prod");
+    let of = |v: &str| releaseops_traces::Filter {
+        bundle_id: Some("support-agent".into()),
+        bundle_version: Some(v.into()),
+        environment: Some("prod".into()),
+        ..releaseops_traces::Filter::default()
+    };
+    let (base, cand) = (traces.sample(&of("1.0.0"))?, traces.sample(&of("1.1.0"))?);
+    let side = |v: &'static str, s| releaseops_traces::analytics::Input {
+        bundle_id: "support-agent",
+        bundle_version: Some(v),
+        environment: Some("prod"),
+        sample: s,
+        attributes: Vec::new(),
+    };
+    let comparison = releaseops_traces::analytics::compare(
+        &side("1.0.0", &base),
+        &side("1.1.0", &cand),
+        &releaseops_traces::analytics::CompareOptions::default(),
+    );
+    crate::commands::traces::print_comparison(&comparison);
+
+    step(
+        8,
         "Incident: refunds spike in prod. Roll back (no gates, seconds)",
     );
     clock.advance(SignedDuration::from_hours(3));
@@ -570,7 +614,7 @@ fn walk(app: &App, dir: &Path, real_now: Timestamp) -> CmdResult {
         );
     }
 
-    step(8, "Incident archaeology: what ran where, before and after");
+    step(9, "Incident archaeology: what ran where, before and after");
     let at = releaseops_format::time::format(before_incident);
     for (label, states) in [
         (
@@ -598,7 +642,7 @@ fn walk(app: &App, dir: &Path, real_now: Timestamp) -> CmdResult {
         }
     }
 
-    step(9, "The audit trail is tamper-evident");
+    step(10, "The audit trail is tamper-evident");
     cmd("history --env prod -n 4");
     for rec in envs::history(
         &store,
@@ -646,7 +690,7 @@ fn walk(app: &App, dir: &Path, real_now: Timestamp) -> CmdResult {
     std::fs::write(&seg, original).map_err(|e| fail(e.to_string()))?;
     anstream::println!("   {}", paint(DIM, "(restored)"));
 
-    step(10, "Every change is a git commit of .releaseops/ only");
+    step(11, "Every change is a git commit of .releaseops/ only");
     let log = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -658,4 +702,123 @@ fn walk(app: &App, dir: &Path, real_now: Timestamp) -> CmdResult {
     }
     output::print_json_hint();
     Ok(0)
+}
+
+/// A small deterministic generator (splitmix64), so the demo's traffic is
+/// the same on every run.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Log-normal around `median`, spread `sigma` (Box-Muller).
+    fn lognormal(&mut self, median: f64, sigma: f64) -> f64 {
+        let (u1, u2) = (self.unit().max(1e-12), self.unit());
+        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        median * (sigma * z).exp()
+    }
+}
+
+/// What the sample agent did in prod on `version`: `n` requests spread over
+/// `hours` from `from`, each a trace of the agent's span, its model call and
+/// the tool it ran. 1.1.0's prompt allows refunds up to 150 dollars: it
+/// refunds more often, and the payments service turns the refunds over its
+/// own 100-dollar limit down.
+fn traffic(
+    version: &str,
+    from: Timestamp,
+    hours: f64,
+    n: u32,
+    seed: u64,
+) -> Vec<releaseops_traces::Span> {
+    use releaseops_traces::{BundleTag, Source, Span, Status, ToolCall};
+    let lenient = version != "1.0.0";
+    let mut dice = Dice(seed);
+    let start_ns = from.as_nanosecond() as i64;
+    let step_ns = (hours * 3600e9 / f64::from(n)) as i64;
+    let tag = BundleTag {
+        bundle_id: Some("support-agent".into()),
+        bundle_version: Some(version.into()),
+        environment: Some("prod".into()),
+    };
+    let mut out = Vec::with_capacity(n as usize * 3);
+    for i in 0..n {
+        let trace_id = format!("{:016x}{:016x}", seed, u64::from(i) + 1);
+        let t0 = start_ns + i64::from(i) * step_ns + (dice.unit() * step_ns as f64) as i64;
+        let refund = dice.unit() < if lenient { 0.27 } else { 0.12 };
+        let over_limit = refund && lenient && dice.unit() < 0.3;
+        let timeout = dice.unit() < 0.02;
+        let failed = over_limit || timeout;
+        let model_ms = dice.lognormal(if lenient { 780.0 } else { 700.0 }, 0.35);
+        let tool_ms = dice.lognormal(120.0, 0.5);
+        let model_end = t0 + (model_ms * 1e6) as i64;
+        let end = model_end + (tool_ms * 1e6) as i64;
+        let tool = if refund {
+            "issue_refund"
+        } else {
+            "lookup_order"
+        };
+        let span = |id: u64, parent: Option<u64>, name: &str, a: i64, b: i64| Span {
+            trace_id: trace_id.clone(),
+            span_id: format!("{:08x}{:08x}", i + 1, id),
+            parent_span_id: parent.map(|p| format!("{:08x}{:08x}", i + 1, p)),
+            name: name.into(),
+            start_ns: a,
+            end_ns: b,
+            status: Status::Ok,
+            status_message: None,
+            error_type: None,
+            bundle: tag.clone(),
+            operation: None,
+            model: None,
+            input_tokens: None,
+            output_tokens: None,
+            cost: None,
+            finish_reasons: Vec::new(),
+            tool_calls: Vec::new(),
+            input: None,
+            output: None,
+            attributes: serde_json::Map::new(),
+            source: Source::Demo,
+        };
+        out.push(span(1, None, "support-agent", t0, end));
+        let mut chat = span(2, Some(1), "chat claude-sonnet-4-5", t0, model_end);
+        chat.operation = Some("chat".into());
+        chat.model = Some("claude-sonnet-4-5".into());
+        chat.input_tokens = Some(410 + (dice.unit() * 120.0) as i64);
+        chat.output_tokens = Some((if refund { 95.0 } else { 60.0 } + dice.unit() * 40.0) as i64);
+        chat.finish_reasons = vec!["tool_calls".into()];
+        out.push(chat);
+        let mut run = span(3, Some(1), &format!("execute_tool {tool}"), model_end, end);
+        run.operation = Some("execute_tool".into());
+        run.tool_calls.push(ToolCall {
+            name: tool.into(),
+            arguments: None,
+            executed: true,
+        });
+        if failed {
+            run.status = Status::Error;
+            run.error_type = Some(
+                if over_limit {
+                    "RefundLimitExceeded"
+                } else {
+                    "TimeoutError"
+                }
+                .into(),
+            );
+        }
+        out.push(run);
+    }
+    out
 }

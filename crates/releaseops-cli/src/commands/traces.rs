@@ -730,7 +730,7 @@ fn side_name(s: &analytics::Side) -> String {
     )
 }
 
-fn print_comparison(c: &Comparison) {
+pub(crate) fn print_comparison(c: &Comparison) {
     anstream::println!("{}", paint(BOLD, "Version comparison"));
     anstream::println!(
         "  Baseline:  {} ({} traces)",

@@ -33,6 +33,9 @@ fn the_demo_runs_a_whole_release_and_leaves_a_consistent_project() {
         "agent     PASSED agent dec-000002 says GO",
         "dec-000003 NO_GO",
         "as rolled_back: it learns from it",
+        // Production traffic found the regression before the rollback.
+        "Verdict:   regression",
+        "issue_refund",
         "OK 19 records chain correctly",
         "does not chain to record 7",
     ] {
