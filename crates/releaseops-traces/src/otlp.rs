@@ -556,30 +556,18 @@ fn read_span(
     for (k, v) in raw.attributes {
         fields.read(&k, v, opts.capture_content).map_err(reject)?;
     }
-    let span = Span {
+    let mut span = Span::new(
         trace_id,
-        span_id: span_id.clone(),
-        parent_span_id: raw.parent,
-        name: raw.name,
-        start_ns: raw.start,
-        end_ns: raw.end,
-        status: raw.status,
-        status_message: raw.message.map(|m| redact::text(&m).into_owned()),
-        // An exception recorded on a span that still succeeded is not its error.
-        error_type: raw.exception.filter(|_| raw.status == Status::Error),
-        bundle: BundleTag::default(),
-        operation: None,
-        model: None,
-        input_tokens: None,
-        output_tokens: None,
-        cost: None,
-        finish_reasons: Vec::new(),
-        tool_calls: Vec::new(),
-        input: None,
-        output: None,
-        attributes: Map::new(),
+        span_id.clone(),
+        raw.name,
+        (raw.start, raw.end),
         source,
-    };
+    );
+    span.parent_span_id = raw.parent;
+    span.status = raw.status;
+    span.status_message = raw.message.map(|m| redact::text(&m).into_owned());
+    // An exception recorded on a span that still succeeded is not its error.
+    span.error_type = raw.exception.filter(|_| raw.status == Status::Error);
     Ok(fields.into_span(span))
 }
 

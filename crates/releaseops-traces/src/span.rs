@@ -178,6 +178,39 @@ pub struct Span {
 }
 
 impl Span {
+    /// A span with these ids, name and times, and nothing else said yet.
+    pub fn new(
+        trace_id: String,
+        span_id: String,
+        name: String,
+        (start_ns, end_ns): (i64, i64),
+        source: Source,
+    ) -> Span {
+        Span {
+            trace_id,
+            span_id,
+            parent_span_id: None,
+            name,
+            start_ns,
+            end_ns,
+            status: Status::Unset,
+            status_message: None,
+            error_type: None,
+            bundle: BundleTag::default(),
+            operation: None,
+            model: None,
+            input_tokens: None,
+            output_tokens: None,
+            cost: None,
+            finish_reasons: Vec::new(),
+            tool_calls: Vec::new(),
+            input: None,
+            output: None,
+            attributes: Map::new(),
+            source,
+        }
+    }
+
     pub fn duration_ns(&self) -> i64 {
         self.end_ns.saturating_sub(self.start_ns)
     }

@@ -769,28 +769,18 @@ fn traffic(
         } else {
             "lookup_order"
         };
-        let span = |id: u64, parent: Option<u64>, name: &str, a: i64, b: i64| Span {
-            trace_id: trace_id.clone(),
-            span_id: format!("{:08x}{:08x}", i + 1, id),
-            parent_span_id: parent.map(|p| format!("{:08x}{:08x}", i + 1, p)),
-            name: name.into(),
-            start_ns: a,
-            end_ns: b,
-            status: Status::Ok,
-            status_message: None,
-            error_type: None,
-            bundle: tag.clone(),
-            operation: None,
-            model: None,
-            input_tokens: None,
-            output_tokens: None,
-            cost: None,
-            finish_reasons: Vec::new(),
-            tool_calls: Vec::new(),
-            input: None,
-            output: None,
-            attributes: serde_json::Map::new(),
-            source: Source::Demo,
+        let span = |id: u64, parent: Option<u64>, name: &str, a: i64, b: i64| {
+            let mut s = Span::new(
+                trace_id.clone(),
+                format!("{:08x}{:08x}", i + 1, id),
+                name.into(),
+                (a, b),
+                Source::Demo,
+            );
+            s.parent_span_id = parent.map(|p| format!("{:08x}{:08x}", i + 1, p));
+            s.status = Status::Ok;
+            s.bundle = tag.clone();
+            s
         };
         out.push(span(1, None, "support-agent", t0, end));
         let mut chat = span(2, Some(1), "chat claude-sonnet-4-5", t0, model_end);
