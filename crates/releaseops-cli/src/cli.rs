@@ -344,6 +344,12 @@ pub(crate) enum AgentCmd {
     },
     /// Learn the heuristics again now, from every outcome so far
     Reflect,
+    /// Record the outcomes that are due: each agent-decided promotion past
+    /// the watch window is an incident when its production traffic
+    /// regressed against the version it replaced, a success when it was
+    /// healthy (or, without enough traffic, when it was not rolled back).
+    /// Promotions gated by the agent do this first on their own
+    Settle,
     /// What the agent remembers, newest first
     Memory {
         /// How many episodes to show

@@ -19,9 +19,13 @@ pub struct Dora {
     /// Bundle created -> live in the environment, in hours.
     pub lead_time_hours_median: Option<f64>,
     pub lead_time_hours_p90: Option<f64>,
-    /// Deployments later rolled back, over all deployments.
+    /// Deployments that failed, over all deployments: rolled back, or
+    /// found in production traffic to have regressed (the decision agent's
+    /// `incident` outcome for the decision that let them in).
     pub change_failure_rate: Option<f64>,
     pub failed_deployments: u64,
+    /// Of those, the ones production traffic settled without a rollback.
+    pub failed_in_production: u64,
     /// Deployment of a failed version -> the rollback that restored service,
     /// in hours.
     pub time_to_restore_hours_median: Option<f64>,
@@ -73,8 +77,25 @@ pub fn dora(store: &Store, env: &str, days: f64, now: Timestamp) -> Result<Dora>
         .enumerate()
         .filter(|(_, r)| r.event == EventKind::Rollback && r.env.as_deref() == Some(env))
         .collect();
+    // The agent's outcomes, when any deployment here was the agent's call.
+    let outcomes = if deploys
+        .iter()
+        .any(|(_, d)| crate::agent::decision_of(d).is_some())
+    {
+        crate::agent::Outcomes::open(store).ok()
+    } else {
+        None
+    };
+    let incident = |d: &Record| {
+        outcomes.as_ref().is_some_and(|o| {
+            crate::agent::decision_of(d).is_some_and(|dec| {
+                o.current(&dec) == Some(Some(releaseops_agent::Outcome::Incident))
+            })
+        })
+    };
     let mut lead = Vec::new();
     let mut failed = 0u64;
+    let mut in_production = 0u64;
     let mut restore = Vec::new();
     let mut rework = 0u64;
     for &(i, d) in &deploys {
@@ -106,6 +127,9 @@ pub fn dora(store: &Store, env: &str, days: f64, now: Timestamp) -> Result<Dora>
             if let Some(rt) = at(rb) {
                 restore.push(hours(t, rt));
             }
+        } else if incident(d) {
+            failed += 1;
+            in_production += 1;
         }
         let fixes_forward = rollbacks.iter().any(|(j, r)| {
             *j < i
@@ -131,6 +155,7 @@ pub fn dora(store: &Store, env: &str, days: f64, now: Timestamp) -> Result<Dora>
         lead_time_hours_p90: quantile(lead, 0.9),
         change_failure_rate: share(failed),
         failed_deployments: failed,
+        failed_in_production: in_production,
         time_to_restore_hours_median: quantile(restore, 0.5),
         rework_rate: share(rework),
     })

@@ -20,6 +20,16 @@ pub(crate) fn run(app: &App, cmd: AgentCmd) -> CmdResult {
         } => record_outcome(app, &decision_id, &outcome, note),
         AgentCmd::Heuristics { all } => heuristics(app, all),
         AgentCmd::Reflect => reflect(app),
+        AgentCmd::Settle => {
+            let store = app.store()?;
+            let n = agent::settle_now(&app.ctx(&store))?;
+            if !output::json(app, &serde_json::json!({ "settled": n })) {
+                anstream::println!(
+                    "{n} decision(s) settled: promotions past the watch window, by their production traffic where there was enough of it, else by whether they were rolled back"
+                );
+            }
+            Ok(0)
+        }
         AgentCmd::Memory { limit } => memory(app, limit),
         AgentCmd::Simulate(a) => simulate(app, a),
         AgentCmd::Model => model(app),
@@ -647,9 +657,11 @@ pub(crate) fn dora(app: &App, env: Option<String>, days: f64) -> CmdResult {
                 vec![
                     "change failure rate".into(),
                     format!(
-                        "{} ({} rolled back)",
+                        "{} ({} failed: {} rolled back, {} regressed in production traffic)",
                         pct(m.change_failure_rate),
-                        m.failed_deployments
+                        m.failed_deployments,
+                        m.failed_deployments - m.failed_in_production,
+                        m.failed_in_production
                     )
                 ],
                 vec![

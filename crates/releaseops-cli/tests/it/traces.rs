@@ -803,3 +803,95 @@ fn a_misspelt_analysis_key_is_an_error_not_a_gate_turned_off() {
     assert_ne!(e.code, 0);
     assert!(e.stderr.contains("min_sample"), "{}", e.stderr);
 }
+
+#[test]
+fn production_traffic_settles_the_agents_outcome_and_dora_counts_it() {
+    let r = Repo::initialized();
+    let cfg = r.read(".releaseops/config.yaml");
+    r.write(
+        ".releaseops/config.yaml",
+        &format!("{cfg}agent:\n  watch_hours: 2\n"),
+    );
+    r.write(
+        ".releaseops/environments/prod.yaml",
+        "environment: prod\nbundle_mappings: {}\npromotion_policy:\n  requires_agent: advisory\n",
+    );
+    r.commit_all("the agent advises prod");
+    let t = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(48);
+    let at = |h: f64| (t + jiff::SignedDuration::from_secs_f64(h * 3600.0)).to_string();
+    for v in ["1.0.0", "1.1.0"] {
+        r.run_at(
+            &at(0.0),
+            &[
+                "bundle",
+                "create",
+                "support-agent",
+                "-v",
+                v,
+                "-a",
+                "system=onboarding:v1.0.0",
+                "-m",
+                "claude-sonnet-4-5",
+                "--provider",
+                "anthropic",
+                "-t",
+                if v == "1.0.0" { "0.2" } else { "0.3" },
+            ],
+        )
+        .ok();
+    }
+    for (v, env, h) in [
+        ("1.0.0", "dev", 1.0),
+        ("1.0.0", "staging", 2.0),
+        ("1.0.0", "prod", 3.0),
+        ("1.1.0", "dev", 30.0),
+        ("1.1.0", "staging", 31.0),
+        ("1.1.0", "prod", 40.0),
+    ] {
+        r.run_at(&at(h), &["promote", "support-agent", v, env]).ok();
+    }
+    // Two hours of 1.0.0 in prod before 1.1.0, two of 1.1.0 after: a
+    // quarter of 1.1.0's requests fail. Nobody rolls it back.
+    let lines = |v: &str, from: f64, every: u32| -> String {
+        (0..200u32)
+            .map(|i| {
+                json!({
+                    "trace_id": format!("{v}-{i}"),
+                    "latency_ms": 300 + i % 50,
+                    "error": (i % every == 0).then_some("RefundLimitExceeded"),
+                    "timestamp": at(from + f64::from(i) * 0.009),
+                    "metadata": {"releaseops.bundle_id": "support-agent", "releaseops.bundle_version": v, "releaseops.environment": "prod"}
+                })
+                .to_string()
+                    + "\n"
+            })
+            .collect()
+    };
+    r.write(
+        "prod.jsonl",
+        &(lines("1.0.0", 38.0, 50) + &lines("1.1.0", 40.0, 4)),
+    );
+    r.run_at(&at(44.0), &["traces", "import", "prod.jsonl"])
+        .ok();
+    let settled: Value =
+        serde_json::from_str(r.run_at(&at(44.0), &["agent", "settle", "--json"]).ok()).unwrap();
+    // (1.0.0's decision was settled when 1.1.0's promotion asked the agent.)
+    assert_eq!(settled["settled"], 1, "{settled}");
+    let dora: Value = serde_json::from_str(
+        r.run_at(&at(44.0), &["metrics", "dora", "--env", "prod", "--json"])
+            .ok(),
+    )
+    .unwrap();
+    assert_eq!(dora["deployments"], 2, "{dora}");
+    assert_eq!(dora["failed_deployments"], 1, "{dora}");
+    assert_eq!(dora["failed_in_production"], 1, "{dora}");
+    assert_eq!(dora["change_failure_rate"], 0.5, "{dora}");
+    // The outcome record says why, with the numbers, and is committed.
+    let memory = r.run_at(&at(44.0), &["agent", "memory", "--json"]);
+    assert!(memory.ok().contains("incident"), "{}", memory.stdout);
+    let outcomes = r.git(&["grep", "-h", "auto:production", "--", ".releaseops/agent"]);
+    assert!(
+        outcomes.contains("\"incident\"") && outcomes.contains("error_rate 2.0% -> 25.0%"),
+        "{outcomes}"
+    );
+}

@@ -217,15 +217,103 @@ pub fn settle(ctx: &Ctx, tx: &mut Transaction<'_>, outcomes: &mut Outcomes) -> R
         if failed {
             continue;
         }
-        let note = format!("not rolled back within {watch:.0}h of the promotion");
+        // What production traffic says, when there is enough of it: a
+        // significant regression against the version it replaced is an
+        // incident, rollback or not; a healthy window is a success.
+        let (outcome, note, source) = match production_verdict(ctx.store, rec, at, watch) {
+            Some(Ok(healthy)) => (Outcome::Success, healthy, "auto:production"),
+            Some(Err(regression)) => (Outcome::Incident, regression, "auto:production"),
+            None => (
+                Outcome::Success,
+                format!("not rolled back within {watch:.0}h of the promotion"),
+                "auto:survived",
+            ),
+        };
         if outcomes
-            .add(ctx, tx, &id, Outcome::Success, Some(note), "auto:survived")?
+            .add(ctx, tx, &id, outcome, Some(note), source)?
             .is_some()
         {
             settled += 1;
         }
     }
     Ok(settled)
+}
+
+/// The metrics production traffic settles an outcome on: failures and
+/// slowness. (A changed mix of tools is a change, not an incident.)
+const HEALTH: [&str; 3] = ["error_rate", "latency", "latency_p95"];
+
+/// The promoted version's traffic in its environment over the watch window
+/// after it went live, against the version it replaced over the window
+/// before: Ok(the healthy numbers), Err(the regression, with its numbers),
+/// or None when there is too little traffic (or no trace store) to say.
+fn production_verdict(
+    store: &Store,
+    rec: &releaseops_format::history::Record,
+    at: jiff::Timestamp,
+    watch: f64,
+) -> Option<std::result::Result<String, String>> {
+    use releaseops_traces::analytics::{
+        CompareOptions, Direction, Input, Verdict, compare, describe_change,
+    };
+    let (Some(id), Some(version), Some(env), Some(before)) = (
+        rec.bundle_id.as_deref(),
+        rec.version.as_deref(),
+        rec.env.as_deref(),
+        rec.from_version.as_deref(),
+    ) else {
+        return None;
+    };
+    let at_ns = at.as_nanosecond() as i64;
+    let span = (watch * 3600e9) as i64;
+    let filter = |v: &str, since: i64, until: i64| releaseops_traces::Filter {
+        bundle_id: Some(id.to_string()),
+        bundle_version: Some(v.to_string()),
+        environment: Some(env.to_string()),
+        since_ns: Some(since),
+        until_ns: Some(until),
+        ..releaseops_traces::Filter::default()
+    };
+    let mut traces = crate::facts::trace_settings(store).open().ok()?;
+    let after = traces
+        .sample(&filter(version, at_ns, at_ns.saturating_add(span)))
+        .ok()?;
+    let prior = traces
+        .sample(&filter(before, at_ns.saturating_sub(span), at_ns))
+        .ok()?;
+    let input = |v, s| Input {
+        bundle_id: id,
+        bundle_version: Some(v),
+        environment: Some(env),
+        sample: s,
+        attributes: Vec::new(),
+    };
+    let c = compare(
+        &input(before, &prior),
+        &input(version, &after),
+        &CompareOptions {
+            metrics: HEALTH.iter().map(|m| m.to_string()).collect(),
+            ..CompareOptions::default()
+        },
+    );
+    if c.verdict == Verdict::InsufficientData {
+        return None;
+    }
+    let worse: Vec<String> = c
+        .metrics
+        .iter()
+        .filter(|m| m.significant && m.direction == Direction::Worse)
+        .map(describe_change)
+        .collect();
+    let sides = format!(
+        "production traffic in {env}: {} traces of {version} in the {watch:.0}h after it went live against {} of {before} before",
+        c.candidate.sample_size, c.baseline.sample_size
+    );
+    if worse.is_empty() {
+        Some(Ok(format!("{sides}: no significant regression")))
+    } else {
+        Some(Err(format!("{sides}: {}", worse.join("; "))))
+    }
 }
 
 pub(super) fn write_heuristics(tx: &mut Transaction<'_>, hs: &[Heuristic], outcomes: u64) {
