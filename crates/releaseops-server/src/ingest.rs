@@ -76,15 +76,31 @@ fn writer(mut store: TraceStore, settings: &Settings, rx: Receiver<Job>) {
             }
         }
         let result = store_all(&mut store, &jobs).map_err(|e| e.to_string());
-        if result.is_err() {
-            // A store that failed (a lost PostgreSQL connection) is opened
-            // again for the next batch; the exporter retries this one.
-            if let Ok(s) = settings.open() {
-                store = s;
+        match result {
+            Ok(()) => {
+                for j in jobs {
+                    let _ = j.done.send(Ok(()));
+                }
             }
-        }
-        for j in jobs {
-            let _ = j.done.send(result.clone());
+            Err(e) => {
+                // A store that failed (a lost PostgreSQL connection) is
+                // opened again; then each batch is tried alone, so one the
+                // database refuses cannot fail the others with it.
+                if let Ok(s) = settings.open() {
+                    store = s;
+                }
+                if jobs.len() == 1 {
+                    for j in jobs {
+                        let _ = j.done.send(Err(e.clone()));
+                    }
+                } else {
+                    for j in jobs {
+                        let alone = store_all(&mut store, std::slice::from_ref(&j))
+                            .map_err(|e| e.to_string());
+                        let _ = j.done.send(alone);
+                    }
+                }
+            }
         }
         if last_prune.is_none_or(|t| t.elapsed() > PRUNE_EVERY) {
             let now = jiff::Timestamp::now().as_nanosecond() as i64;

@@ -45,10 +45,15 @@ pub use handlers::{Method, routes};
 
 /// The largest request body accepted (write requests are a few hundred bytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// The largest OTLP export accepted as sent (compressed or not).
-pub const MAX_TRACE_BODY_BYTES: usize = 16 * 1024 * 1024;
-/// The largest OTLP export accepted once decompressed (a gzip bomb stops here).
-pub const MAX_TRACE_DECODED_BYTES: usize = 64 * 1024 * 1024;
+/// The largest OTLP export accepted as sent (compressed or not); a batch of
+/// 500 spans is a few hundred kilobytes.
+pub const MAX_TRACE_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// The largest OTLP export accepted once decompressed (a gzip bomb stops
+/// here). Decoding can take several times this in memory, so at most
+/// [`MAX_TRACE_DECODES`] run at once.
+pub const MAX_TRACE_DECODED_BYTES: usize = 8 * 1024 * 1024;
+/// Exports decoded at once; more wait their turn.
+pub const MAX_TRACE_DECODES: usize = 2;
 /// The longest `ID@ENV` / `ID==VERSION` accepted (each name is at most 128).
 pub const MAX_REFERENCE_LEN: usize = 260;
 
@@ -219,6 +224,8 @@ pub(crate) struct AppState {
     ingest: Option<ingest::Ingest>,
     /// Why there is none, when opening it failed.
     ingest_error: Option<String>,
+    /// Exports being decoded (bounds the memory decoding takes).
+    decoding: Arc<tokio::sync::Semaphore>,
 }
 
 /// version -> environment ("" when pinned) -> rendered answer.
@@ -425,6 +432,7 @@ pub async fn serve(
         openapi: handlers::openapi_document(),
         ingest,
         ingest_error,
+        decoding: Arc::new(tokio::sync::Semaphore::new(MAX_TRACE_DECODES)),
     });
     let inflight = state.inflight.clone();
     let connections = state.connections.clone();

@@ -20,7 +20,10 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::redact;
-use crate::span::{BundleTag, Fields, ReadOptions, Source, Span, Status, ToolCall, check_times};
+use crate::span::{
+    BundleTag, Fields, MAX_NAME, MAX_TEXT, ReadOptions, Source, Span, Status, ToolCall,
+    check_times, clean,
+};
 use crate::store::{Prepared, Stored, TraceStore};
 use crate::{TraceError, otlp};
 
@@ -351,7 +354,7 @@ fn legacy_tool(v: &Value, capture: bool) -> Result<ToolCall, String> {
         .filter(|n| !n.trim().is_empty())
         .ok_or("a tool call has no name (`name` or `function`)")?;
     Ok(ToolCall {
-        name,
+        name: clean(name, MAX_NAME),
         arguments: if capture {
             args.map(|a| redact::text(&a).into_owned())
         } else {
@@ -402,7 +405,13 @@ fn legacy_span(o: &Map<String, Value>, opts: &ReadOptions) -> Result<(Span, bool
     }
     bundle.inherit(&fields.bundle);
     let int = |keys: &[&str]| -> Result<Option<i64>, String> {
-        Ok(number(o, keys)?.map(|f| f.round() as i64))
+        match number(o, keys)? {
+            Some(f) if f > crate::span::MAX_COUNT as f64 => Err(format!(
+                "{} is {f}, more than any real trace counts",
+                keys[0]
+            )),
+            other => Ok(other.map(|f| f.round() as i64)),
+        }
     };
     let input_tokens = int(&["input_tokens", "prompt_tokens"])?;
     let output_tokens = int(&["output_tokens", "completion_tokens"])?;
@@ -412,6 +421,9 @@ fn legacy_span(o: &Map<String, Value>, opts: &ReadOptions) -> Result<(Span, bool
         (i, o, _) => (i, o),
     };
     let cost = number(o, &["cost", "cost_usd", "total_cost"])?;
+    if cost.is_some_and(|c| c > crate::span::MAX_COST) {
+        return Err(format!("cost is more than {}", crate::span::MAX_COST));
+    }
     let mut tool_calls = Vec::new();
     match o.get("tool_calls") {
         None | Some(Value::Null) => {}
@@ -476,27 +488,30 @@ fn legacy_span(o: &Map<String, Value>, opts: &ReadOptions) -> Result<(Span, bool
         }
         keys.iter()
             .find_map(|k| o.get(*k).and_then(text_of))
-            .map(|s| redact::text(&s).into_owned())
+            .map(|s| clean(redact::text(&s).into_owned(), MAX_TEXT))
     };
     let span = Span {
         trace_id,
         span_id,
         parent_span_id: None,
-        name: o
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("trace")
-            .chars()
-            .take(256)
-            .collect(),
+        name: clean(
+            o.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("trace")
+                .to_string(),
+            MAX_NAME,
+        ),
         start_ns: start,
         end_ns: end,
         status,
         status_message: None,
-        error_type: error_type.map(|e| redact::text(&e).into_owned()),
+        error_type: error_type.map(|e| clean(redact::text(&e).into_owned(), MAX_NAME)),
         bundle,
         operation: None,
-        model: o.get("model").and_then(Value::as_str).map(String::from),
+        model: o
+            .get("model")
+            .and_then(Value::as_str)
+            .map(|m| clean(m.to_string(), MAX_NAME)),
         input_tokens,
         output_tokens,
         cost,

@@ -22,8 +22,9 @@ static SECRET: LazyLock<Regex> = LazyLock::new(|| {
         r"|\bgh[pousr]_[A-Za-z0-9]{30,}",
         r"|\bxox[abprs]-[A-Za-z0-9-]{10,}",
         r"|\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}",
-        r"|(?i:api[_-]?key|apikey|password|passwd|secret|access[_-]?token)(\s*[=:]\s*)[^\s,;&]{6,}",
-        r"|://[^/\s:@]+:[^/\s@]+@",
+        r#"|((?i:api[_-]?key|apikey|password|passwd|secret|access[_-]?token)["']?\s*[=:]\s*["']?)[^\s,;&"']{6,}"#,
+        // user:password@ in a URL; the password may hold '/' (base64).
+        r"|://[^/\s:@]+:[^\s@]+@",
     ))
     .expect("the secret pattern compiles")
 });
@@ -40,10 +41,7 @@ pub fn text(s: &str) -> Cow<'_, str> {
         }
         match c.get(1) {
             // `api_key=...`: keep the name so the reader sees what was there.
-            Some(sep) => {
-                let name_end = sep.start() - c.get(0).map_or(0, |m| m.start());
-                format!("{}{}{REDACTED}", &m[..name_end], sep.as_str())
-            }
+            Some(prefix) => format!("{}{REDACTED}", prefix.as_str()),
             None => REDACTED.to_string(),
         }
     })
@@ -120,6 +118,14 @@ mod tests {
                 "url https://[redacted]@db.example/x",
             ),
             ("api_key=abcdef123456&x=1", "api_key=[redacted]&x=1"),
+            (
+                r#"{"api_key": "abcdef123456"}"#,
+                r#"{"api_key": "[redacted]"}"#,
+            ),
+            (
+                "postgres://ro:Ab3/x9+k@db.internal/traces",
+                "postgres://[redacted]@db.internal/traces",
+            ),
             (
                 "nothing secret here, 100 dollars",
                 "nothing secret here, 100 dollars",

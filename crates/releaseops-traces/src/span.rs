@@ -254,7 +254,8 @@ const DAY_NS: i64 = 86_400_000_000_000;
 pub const MAX_TEXT: usize = 64 * 1024;
 /// Most attributes kept per span besides those read into fields.
 pub const MAX_ATTRIBUTES: usize = 128;
-const MAX_NAME: usize = 1024;
+/// Longest name kept (span, model, tool, error type).
+pub const MAX_NAME: usize = 256;
 
 /// The span's times, checked: nothing before 2000, nothing more than a day
 /// ahead of now, and an end no earlier than the start.
@@ -326,11 +327,18 @@ fn as_int(key: &str, v: &Value) -> Result<i64, String> {
     .and_then(|n| {
         if n < 0 {
             Err(format!("{key} is {n}, below zero"))
+        } else if n > MAX_COUNT {
+            Err(format!("{key} is {n}, more than any real span counts"))
         } else {
             Ok(n)
         }
     })
 }
+
+/// The most tokens one span may count (so sums never overflow).
+pub const MAX_COUNT: i64 = 1_000_000_000_000;
+/// The largest cost one span may state, in dollars.
+pub const MAX_COST: f64 = 1_000_000_000.0;
 
 fn as_float(key: &str, v: &Value) -> Result<f64, String> {
     let f = match v {
@@ -339,8 +347,11 @@ fn as_float(key: &str, v: &Value) -> Result<f64, String> {
         _ => None,
     };
     match f {
-        Some(f) if f.is_finite() && f >= 0.0 => Ok(f),
-        _ => Err(format!("{key} is {}, not a non-negative number", kind(v))),
+        Some(f) if f.is_finite() && (0.0..=MAX_COST).contains(&f) => Ok(f),
+        _ => Err(format!(
+            "{key} is {}, not a cost from 0 to {MAX_COST}",
+            kind(v)
+        )),
     }
 }
 
@@ -363,11 +374,44 @@ fn kind(v: &Value) -> String {
     }
 }
 
-/// Text for content attributes that may be structured (messages).
+/// Text for content attributes that may be structured (messages); a
+/// structure's secret-named fields are redacted before it becomes text.
 fn as_content(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        other => other.to_string(),
+        other => {
+            let mut o = other.clone();
+            redact::value("", &mut o);
+            o.to_string()
+        }
+    }
+}
+
+/// Text as the store keeps it: no NUL (PostgreSQL refuses it in text), at
+/// most `max` bytes.
+pub fn clean(s: String, max: usize) -> String {
+    let mut s = if s.contains('\0') {
+        s.replace('\0', "")
+    } else {
+        s
+    };
+    if s.len() > max {
+        let mut at = max;
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        s.truncate(at);
+    }
+    s
+}
+
+/// Every string inside `v` cleaned and cut to `MAX_TEXT`.
+fn clean_value(v: &mut Value) {
+    match v {
+        Value::String(s) => *s = clean(std::mem::take(s), MAX_TEXT),
+        Value::Array(a) => a.iter_mut().for_each(clean_value),
+        Value::Object(o) => o.values_mut().for_each(clean_value),
+        _ => {}
     }
 }
 
@@ -509,7 +553,7 @@ impl Fields {
             || span.operation.as_deref() == Some("tool");
         if let Some(name) = self.tool_name {
             span.tool_calls.push(ToolCall {
-                name,
+                name: clean(name, MAX_NAME),
                 arguments: self
                     .tool_arguments
                     .map(|a| cut(redact::text(&a).into_owned())),
@@ -519,7 +563,7 @@ impl Fields {
         for (_, (name, args)) in self.requested {
             if let Some(name) = name {
                 span.tool_calls.push(ToolCall {
-                    name,
+                    name: clean(name, MAX_NAME),
                     arguments: args.map(|a| cut(redact::text(&a).into_owned())),
                     executed: false,
                 });
@@ -530,22 +574,22 @@ impl Fields {
         let mut attributes = self.attributes;
         for (k, v) in attributes.iter_mut() {
             redact::value(k, v);
+            clean_value(v);
         }
         span.attributes = attributes;
-        span.name = cut_name(std::mem::take(&mut span.name));
+        span.name = clean(std::mem::take(&mut span.name), MAX_NAME);
+        span.model = span.model.map(|m| clean(m, MAX_NAME));
+        span.operation = span.operation.map(|m| clean(m, MAX_NAME));
+        span.error_type = span.error_type.map(|m| clean(m, MAX_NAME));
+        span.status_message = span.status_message.map(|m| clean(m, MAX_TEXT));
+        span.finish_reasons = std::mem::take(&mut span.finish_reasons)
+            .into_iter()
+            .map(|f| clean(f, MAX_NAME))
+            .collect();
+        span.input = span.input.map(|m| clean(m, MAX_TEXT + 16));
+        span.output = span.output.map(|m| clean(m, MAX_TEXT + 16));
         span
     }
-}
-
-fn cut_name(mut s: String) -> String {
-    if s.len() > MAX_NAME {
-        let mut at = MAX_NAME;
-        while !s.is_char_boundary(at) {
-            at -= 1;
-        }
-        s.truncate(at);
-    }
-    s
 }
 
 /// `message.tool_calls.N.tool_call.function.name` (optionally under
@@ -556,6 +600,8 @@ fn tool_call_key(key: &str) -> Option<(u32, u32, &str)> {
             let (m, rest) = r.split_once('.')?;
             (m.parse().ok()?, rest)
         }
+        // Calls in the input are earlier turns' calls, not this span's.
+        None if key.starts_with("llm.input_messages.") => return None,
         None => (0, key),
     };
     let rest = rest.strip_prefix("message.tool_calls.")?;
@@ -565,13 +611,34 @@ fn tool_call_key(key: &str) -> Option<(u32, u32, &str)> {
     Some((n.parse().ok()?, m, field))
 }
 
+/// Attributes that carry what went in or came out (kept only with content
+/// capture): message bodies, tool arguments and results, retrieved
+/// documents, template variables, by the GenAI conventions, OpenInference
+/// and the common SDKs' own names.
 fn is_content_key(key: &str) -> bool {
-    (key.starts_with("llm.input_messages.") || key.starts_with("llm.output_messages."))
-        && (key.ends_with(".content") || key.contains(".contents."))
-        || key.starts_with("gen_ai.prompt.")
-        || key.starts_with("gen_ai.completion.")
-        || key == "llm.prompts"
-        || key == "gen_ai.system_instructions"
+    const PARTS: [&str; 12] = [
+        ".content",
+        ".contents.",
+        ".arguments",
+        ".args",
+        ".result",
+        ".text",
+        ".variables",
+        "messages",
+        ".documents.",
+        ".prompt",
+        ".completion",
+        ".output",
+    ];
+    const PREFIXES: [&str; 6] = [
+        "gen_ai.prompt",
+        "gen_ai.completion",
+        "gen_ai.system_instructions",
+        "llm.prompts",
+        "ai.prompt",
+        "ai.response",
+    ];
+    PREFIXES.iter().any(|p| key.starts_with(p)) || PARTS.iter().any(|p| key.contains(p))
 }
 
 #[cfg(test)]

@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS traces (
   input_tokens BIGINT NOT NULL,
   output_tokens BIGINT NOT NULL,
   cost DOUBLE PRECISION,
-  tools TEXT
+  tools TEXT,
+  root_tagged BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS traces_by_bundle ON traces (bundle_id, bundle_version, environment, start_ns, errors, root_ns, end_ns, input_tokens, output_tokens, cost, tools);
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ns BIGINT NOT NULL);
@@ -75,7 +76,14 @@ CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL, 
 /// not repeated on every span.
 const INSERT_SPAN: &str = "INSERT INTO spans (trace_id, span_id, parent_span_id, name, start_ns, end_ns, status, status_message, error_type, operation, model, input_tokens, output_tokens, cost, finish_reasons, tool_calls, input, output, attributes, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) ON CONFLICT (trace_id, span_id) DO NOTHING";
 
-const UPSERT_TRACE: &str = "INSERT INTO traces (trace_id, bundle_id, bundle_version, environment, start_ns, end_ns, root_ns, spans, errors, input_tokens, output_tokens, cost, tools) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (trace_id) DO UPDATE SET bundle_id = COALESCE(traces.bundle_id, excluded.bundle_id), bundle_version = COALESCE(traces.bundle_version, excluded.bundle_version), environment = COALESCE(traces.environment, excluded.environment), start_ns = {least}(traces.start_ns, excluded.start_ns), end_ns = {greatest}(traces.end_ns, excluded.end_ns), root_ns = COALESCE(excluded.root_ns, traces.root_ns), spans = traces.spans + excluded.spans, errors = traces.errors + excluded.errors, input_tokens = traces.input_tokens + excluded.input_tokens, output_tokens = traces.output_tokens + excluded.output_tokens, cost = CASE WHEN traces.cost IS NULL AND excluded.cost IS NULL THEN NULL ELSE COALESCE(traces.cost, 0) + COALESCE(excluded.cost, 0) END, tools = CASE WHEN excluded.tools IS NULL THEN traces.tools ELSE COALESCE(traces.tools, '') || excluded.tools END";
+/// A trace's bundle is its root span's when the root names one, else the
+/// first span's that named one; the three fields always come from the same
+/// span. Its tool calls are kept up to `MAX_TOOLS_TEXT` bytes.
+const UPSERT_TRACE: &str = "INSERT INTO traces (trace_id, bundle_id, bundle_version, environment, start_ns, end_ns, root_ns, spans, errors, input_tokens, output_tokens, cost, tools, root_tagged) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT (trace_id) DO UPDATE SET bundle_id = CASE WHEN (excluded.root_tagged = 1 AND traces.root_tagged = 0) OR traces.bundle_id IS NULL THEN excluded.bundle_id ELSE traces.bundle_id END, bundle_version = CASE WHEN (excluded.root_tagged = 1 AND traces.root_tagged = 0) OR traces.bundle_id IS NULL THEN excluded.bundle_version ELSE traces.bundle_version END, environment = CASE WHEN (excluded.root_tagged = 1 AND traces.root_tagged = 0) OR traces.bundle_id IS NULL THEN excluded.environment ELSE traces.environment END, root_tagged = {greatest}(traces.root_tagged, excluded.root_tagged), start_ns = {least}(traces.start_ns, excluded.start_ns), end_ns = {greatest}(traces.end_ns, excluded.end_ns), root_ns = COALESCE(excluded.root_ns, traces.root_ns), spans = traces.spans + excluded.spans, errors = traces.errors + excluded.errors, input_tokens = traces.input_tokens + excluded.input_tokens, output_tokens = traces.output_tokens + excluded.output_tokens, cost = CASE WHEN traces.cost IS NULL AND excluded.cost IS NULL THEN NULL ELSE COALESCE(traces.cost, 0) + COALESCE(excluded.cost, 0) END, tools = CASE WHEN excluded.tools IS NULL OR length(COALESCE(traces.tools, '')) + length(excluded.tools) > 1024 THEN traces.tools ELSE COALESCE(traces.tools, '') || excluded.tools END";
+
+/// The most of a trace's tool calls kept in its row (about 60 calls): the
+/// row sits in an index, and PostgreSQL caps an index entry's size.
+const MAX_TOOLS_TEXT: usize = 1024;
 
 /// A trace's tool calls, in its row: `\nNAME\tK` per call, K `e` for a
 /// call a span ran and `r` for one a model asked for. Appended as spans
@@ -83,6 +91,9 @@ const UPSERT_TRACE: &str = "INSERT INTO traces (trace_id, bundle_id, bundle_vers
 /// tool, those its model asked for.
 fn tool_entries(calls: &[ToolCall], out: &mut String) {
     for c in calls {
+        if out.len() + c.name.len() + 3 > MAX_TOOLS_TEXT {
+            return;
+        }
         out.push('\n');
         out.extend(
             c.name
@@ -761,6 +772,8 @@ struct TraceDelta {
     output: i64,
     cost: Option<f64>,
     tools: String,
+    /// The bundle came from the root span.
+    root_tagged: bool,
 }
 
 impl Writer<'_> {
@@ -838,7 +851,14 @@ impl Writer<'_> {
                     end: s.end_ns,
                     ..TraceDelta::default()
                 });
-            d.bundle.inherit(&s.bundle);
+            // The root's tag, else the first tag seen; never mixed.
+            let is_root = s.parent_span_id.is_none();
+            if s.bundle.bundle_id.is_some()
+                && (d.bundle.bundle_id.is_none() || (is_root && !d.root_tagged))
+            {
+                d.bundle = s.bundle.clone();
+                d.root_tagged = is_root;
+            }
             d.start = d.start.min(s.start_ns);
             d.end = d.end.max(s.end_ns);
             if s.parent_span_id.is_none() {
@@ -848,8 +868,8 @@ impl Writer<'_> {
             if s.is_error() {
                 d.errors += 1;
             }
-            d.input += s.input_tokens.unwrap_or(0);
-            d.output += s.output_tokens.unwrap_or(0);
+            d.input = d.input.saturating_add(s.input_tokens.unwrap_or(0));
+            d.output = d.output.saturating_add(s.output_tokens.unwrap_or(0));
             if let Some(c) = s.cost {
                 d.cost = Some(d.cost.unwrap_or(0.0) + c);
             }
@@ -873,6 +893,7 @@ impl Writer<'_> {
                     d.output.into(),
                     d.cost.into(),
                     Some(d.tools).filter(|t| !t.is_empty()).into(),
+                    i64::from(d.root_tagged).into(),
                 ]
             }),
             &mut |_| {},

@@ -147,8 +147,33 @@ fn exercise(store: &mut TraceStore) {
     w.commit().unwrap();
     assert_eq!(store.cursor("langfuse").unwrap().as_deref(), Some("abc"));
 
+    // Another agent's span in the same trace, exported first, does not take
+    // the trace: the root's bundle does, all three fields of it.
+    let callee = span(
+        9_000,
+        2,
+        Some(1),
+        Some(("billing-agent", "2.0.0", "staging")),
+    );
+    store.insert(&[callee]).unwrap();
+    store
+        .insert(&[span(
+            9_000,
+            1,
+            None,
+            Some(("support-agent", "1.1.0", "prod")),
+        )])
+        .unwrap();
+    let (summary, _) = store.trace(&format!("{:032x}", 9_000)).unwrap().unwrap();
+    assert_eq!(summary.bundle.bundle_id.as_deref(), Some("support-agent"));
+    assert_eq!(summary.bundle.environment.as_deref(), Some("prod"));
+    // Text PostgreSQL refuses (a NUL) never reaches it.
+    let mut nul = span(9_001, 1, None, None);
+    nul.name = releaseops_traces::span::clean("a\0b".into(), 64);
+    store.insert(&[nul]).unwrap();
+
     // Retention: everything started before now goes.
-    assert_eq!(store.prune(now_ns() + 1).unwrap(), 400);
+    assert_eq!(store.prune(now_ns() + 1).unwrap(), 402);
     assert_eq!(store.stats(&Filter::default()).unwrap().spans, 0);
 }
 

@@ -129,6 +129,23 @@ fn filter(app: &App, a: &TraceFilterArgs) -> Result<Filter, Failure> {
     })
 }
 
+/// Text from a span, safe for a terminal: control characters (escape
+/// sequences a prompt could carry) are shown escaped, never sent.
+fn safe(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn when(ns: i64) -> String {
     jiff::Timestamp::from_nanosecond(ns as i128)
         .map(releaseops_format::time::format)
@@ -310,75 +327,103 @@ fn show(app: &App, id: &str) -> CmdResult {
             .map(|c| format!(", ${c:.4}"))
             .unwrap_or_default()
     );
-    // Spans as a tree, children under their parent, in start order.
+    // Spans as a tree, children under their parent, in start order; spans
+    // no root reaches (a parent cycle) are shown after, as orphans.
     let ids: std::collections::HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
     let mut children: BTreeMap<Option<&str>, Vec<&Span>> = BTreeMap::new();
     for s in &spans {
-        let parent = s.parent_span_id.as_deref().filter(|p| ids.contains(p));
+        let parent = s
+            .parent_span_id
+            .as_deref()
+            .filter(|p| ids.contains(p) && *p != s.span_id);
         children.entry(parent).or_default().push(s);
     }
-    fn walk(children: &BTreeMap<Option<&str>, Vec<&Span>>, at: Option<&str>, depth: usize) {
-        for s in children.get(&at).map(Vec::as_slice).unwrap_or(&[]) {
-            let mut parts = vec![ms(s.duration_ns())];
-            if s.is_error() {
-                parts.push(paint(
-                    RED,
-                    &format!(
-                        "error{}",
-                        s.error_type
-                            .as_deref()
-                            .or(s.status_message.as_deref())
-                            .map(|e| format!(" {e}"))
-                            .unwrap_or_default()
-                    ),
-                ));
+    let mut shown: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut stack: Vec<(&Span, usize)> = children
+        .get(&None)
+        .map(|v| v.iter().rev().map(|s| (*s, 0)).collect())
+        .unwrap_or_default();
+    let mut orphans = false;
+    loop {
+        let Some((s, depth)) = stack.pop() else {
+            // Whatever no root reached.
+            let rest: Vec<&Span> = spans
+                .iter()
+                .filter(|s| !shown.contains(s.span_id.as_str()))
+                .collect();
+            if rest.is_empty() || orphans {
+                break;
             }
-            if let Some(m) = &s.model {
-                parts.push(m.clone());
-            }
-            if s.input_tokens.is_some() || s.output_tokens.is_some() {
-                parts.push(format!(
-                    "{}/{} tokens",
-                    s.input_tokens.unwrap_or(0),
-                    s.output_tokens.unwrap_or(0)
-                ));
-            }
-            for c in &s.tool_calls {
-                parts.push(format!(
-                    "{} {}{}",
-                    if c.executed { "ran" } else { "asked for" },
-                    c.name,
-                    c.arguments
-                        .as_deref()
-                        .map(|a| format!("({a})"))
-                        .unwrap_or_default()
-                ));
-            }
-            anstream::println!(
-                "  {}{} {}",
-                "  ".repeat(depth),
-                paint(BOLD, &s.name),
-                paint(DIM, &parts.join(" · "))
-            );
-            if let Some(i) = &s.input {
-                anstream::println!(
-                    "  {}  in:  {}",
-                    "  ".repeat(depth),
-                    i.chars().take(200).collect::<String>()
-                );
-            }
-            if let Some(o) = &s.output {
-                anstream::println!(
-                    "  {}  out: {}",
-                    "  ".repeat(depth),
-                    o.chars().take(200).collect::<String>()
-                );
-            }
-            walk(children, Some(s.span_id.as_str()), depth + 1);
+            orphans = true;
+            anstream::println!("  {}", paint(DIM, "(spans no root reaches)"));
+            stack.extend(rest.into_iter().rev().map(|s| (s, 0)));
+            continue;
+        };
+        if !shown.insert(s.span_id.as_str()) {
+            continue;
+        }
+        print_span(s, depth);
+        if let Some(kids) = children.get(&Some(s.span_id.as_str())) {
+            stack.extend(kids.iter().rev().map(|k| (*k, depth + 1)));
         }
     }
-    walk(&children, None, 0);
     Ok(0)
+}
+
+fn print_span(s: &Span, depth: usize) {
+    let mut parts = vec![ms(s.duration_ns())];
+    if s.is_error() {
+        parts.push(paint(
+            RED,
+            &format!(
+                "error{}",
+                s.error_type
+                    .as_deref()
+                    .or(s.status_message.as_deref())
+                    .map(|e| format!(" {}", safe(e)))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    if let Some(m) = &s.model {
+        parts.push(safe(m));
+    }
+    if s.input_tokens.is_some() || s.output_tokens.is_some() {
+        parts.push(format!(
+            "{}/{} tokens",
+            s.input_tokens.unwrap_or(0),
+            s.output_tokens.unwrap_or(0)
+        ));
+    }
+    for c in &s.tool_calls {
+        parts.push(format!(
+            "{} {}{}",
+            if c.executed { "ran" } else { "asked for" },
+            safe(&c.name),
+            c.arguments
+                .as_deref()
+                .map(|a| format!("({})", safe(a)))
+                .unwrap_or_default()
+        ));
+    }
+    let indent = "  ".repeat(depth.min(40));
+    anstream::println!(
+        "  {indent}{} {}",
+        paint(BOLD, &safe(&s.name)),
+        paint(DIM, &parts.join(" · "))
+    );
+    if let Some(i) = &s.input {
+        anstream::println!(
+            "  {indent}  in:  {}",
+            safe(&i.chars().take(200).collect::<String>())
+        );
+    }
+    if let Some(o) = &s.output {
+        anstream::println!(
+            "  {indent}  out: {}",
+            safe(&o.chars().take(200).collect::<String>())
+        );
+    }
 }
 
 fn stats(app: &App, a: &TraceFilterArgs) -> CmdResult {

@@ -62,6 +62,9 @@ pub struct Outcomes {
     added: u64,
     /// The head changed without outcomes (the settle cursor moved).
     dirty: bool,
+    /// Decisions due that could not be settled now (their traffic could
+    /// not be read): the settle cursor stays, so a later settle tries again.
+    deferred: u64,
 }
 
 impl Outcomes {
@@ -77,6 +80,7 @@ impl Outcomes {
             changed: false,
             added: 0,
             dirty: false,
+            deferred: 0,
         })
     }
 
@@ -221,9 +225,15 @@ pub fn settle(ctx: &Ctx, tx: &mut Transaction<'_>, outcomes: &mut Outcomes) -> R
         // significant regression against the version it replaced is an
         // incident, rollback or not; a healthy window is a success.
         let (outcome, note, source) = match production_verdict(ctx.store, rec, at, watch) {
-            Some(Ok(healthy)) => (Outcome::Success, healthy, "auto:production"),
-            Some(Err(regression)) => (Outcome::Incident, regression, "auto:production"),
-            None => (
+            Production::Healthy(n) => (Outcome::Success, n, "auto:production"),
+            Production::Regressed(n) => (Outcome::Incident, n, "auto:production"),
+            // The traffic could not be read (PostgreSQL down): not settled
+            // now, so a later settle reads it, rather than a success made up.
+            Production::Unreadable => {
+                outcomes.deferred += 1;
+                continue;
+            }
+            Production::TooLittle => (
                 Outcome::Success,
                 format!("not rolled back within {watch:.0}h of the promotion"),
                 "auto:survived",
@@ -243,16 +253,36 @@ pub fn settle(ctx: &Ctx, tx: &mut Transaction<'_>, outcomes: &mut Outcomes) -> R
 /// slowness. (A changed mix of tools is a change, not an incident.)
 const HEALTH: [&str; 3] = ["error_rate", "latency", "latency_p95"];
 
+/// How much worse a metric may get before it is an incident, unless the
+/// environment's `requires_analysis.max_increase` says otherwise: a point
+/// of error rate, a tenth more latency. (A significant but tiny shift over
+/// a large sample is no incident.)
+fn tolerance(metric: &str, policy: Option<&releaseops_format::environment::AnalysisPolicy>) -> f64 {
+    if let Some(t) = policy.and_then(|p| p.max_increase.get(metric)) {
+        return *t;
+    }
+    if metric == "error_rate" { 0.01 } else { 0.10 }
+}
+
+/// What production traffic says about a promotion.
+enum Production {
+    Healthy(String),
+    Regressed(String),
+    /// Too few traces on either side.
+    TooLittle,
+    /// The trace store could not be read.
+    Unreadable,
+}
+
 /// The promoted version's traffic in its environment over the watch window
 /// after it went live, against the version it replaced over the window
-/// before: Ok(the healthy numbers), Err(the regression, with its numbers),
-/// or None when there is too little traffic (or no trace store) to say.
+/// before.
 fn production_verdict(
     store: &Store,
     rec: &releaseops_format::history::Record,
     at: jiff::Timestamp,
     watch: f64,
-) -> Option<std::result::Result<String, String>> {
+) -> Production {
     use releaseops_traces::analytics::{
         CompareOptions, Direction, Input, Verdict, compare, describe_change,
     };
@@ -262,7 +292,7 @@ fn production_verdict(
         rec.env.as_deref(),
         rec.from_version.as_deref(),
     ) else {
-        return None;
+        return Production::TooLittle;
     };
     let at_ns = at.as_nanosecond() as i64;
     let span = (watch * 3600e9) as i64;
@@ -274,13 +304,15 @@ fn production_verdict(
         until_ns: Some(until),
         ..releaseops_traces::Filter::default()
     };
-    let mut traces = crate::facts::trace_settings(store).open().ok()?;
-    let after = traces
-        .sample(&filter(version, at_ns, at_ns.saturating_add(span)))
-        .ok()?;
-    let prior = traces
-        .sample(&filter(before, at_ns.saturating_sub(span), at_ns))
-        .ok()?;
+    let read = || -> std::result::Result<_, releaseops_traces::TraceError> {
+        let mut traces = crate::facts::trace_settings(store).open()?;
+        let after = traces.sample(&filter(version, at_ns, at_ns.saturating_add(span)))?;
+        let prior = traces.sample(&filter(before, at_ns.saturating_sub(span), at_ns))?;
+        Ok((after, prior))
+    };
+    let Ok((after, prior)) = read() else {
+        return Production::Unreadable;
+    };
     let input = |v, s| Input {
         bundle_id: id,
         bundle_version: Some(v),
@@ -297,12 +329,25 @@ fn production_verdict(
         },
     );
     if c.verdict == Verdict::InsufficientData {
-        return None;
+        return Production::TooLittle;
     }
+    let policy = store
+        .load_env(env)
+        .ok()
+        .and_then(|e| e.promotion_policy)
+        .and_then(|p| p.requires_analysis);
     let worse: Vec<String> = c
         .metrics
         .iter()
         .filter(|m| m.significant && m.direction == Direction::Worse)
+        .filter(|m| {
+            let grew = if m.name == "error_rate" {
+                m.change
+            } else {
+                m.relative_change.unwrap_or(f64::INFINITY)
+            };
+            grew > tolerance(&m.name, policy.as_ref())
+        })
         .map(describe_change)
         .collect();
     let sides = format!(
@@ -310,9 +355,9 @@ fn production_verdict(
         c.candidate.sample_size, c.baseline.sample_size
     );
     if worse.is_empty() {
-        Some(Ok(format!("{sides}: no significant regression")))
+        Production::Healthy(format!("{sides}: no regression beyond the tolerances"))
     } else {
-        Some(Err(format!("{sides}: {}", worse.join("; "))))
+        Production::Regressed(format!("{sides}: {}", worse.join("; ")))
     }
 }
 
@@ -402,7 +447,7 @@ pub fn settle_now(ctx: &Ctx) -> Result<usize> {
     let mut tx = ctx.store.begin()?;
     let mut outcomes = Outcomes::open(ctx.store)?;
     let n = settle(ctx, &mut tx, &mut outcomes)?;
-    if through > outcomes.head.settled_through {
+    if through > outcomes.head.settled_through && outcomes.deferred == 0 {
         outcomes.head.settled_through = through;
         outcomes.dirty = true;
     }

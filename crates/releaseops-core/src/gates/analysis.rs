@@ -43,6 +43,19 @@ pub fn analysis(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
             ),
         );
     };
+    // A baseline that is no stage of the pipeline (a typo) would never have
+    // anything live to compare with: that is a mistake, not a pass.
+    if !f.config.pipeline.iter().any(|e| e == &a.baseline_env) {
+        return gate(
+            Gate::Analysis,
+            GateStatus::Failed,
+            format!(
+                "requires_analysis.baseline_env '{}' is not in the pipeline ({}); name the environment whose version is the baseline",
+                a.baseline_env,
+                f.config.pipeline.join(", ")
+            ),
+        );
+    }
     let Some(ev) = f.analysis else {
         return gate(
             Gate::Analysis,
@@ -102,6 +115,31 @@ pub fn analysis(f: &Facts<'_>, p: &PromotionPolicy) -> GateResult {
                 "{sides}; needs {} on each side: {}",
                 a.min_samples,
                 need.join(", ")
+            ),
+        );
+    }
+    // Every metric judged must have been compared, on enough traces: a
+    // metric no trace reports (cost, when nothing prices its calls) is
+    // missing evidence, never a pass.
+    let unjudged: Vec<String> = a
+        .metrics
+        .iter()
+        .filter(|m| {
+            let compared = c.metrics.iter().any(|x| &x.name == *m);
+            let priced = |s: &releaseops_traces::analytics::Side| {
+                s.metrics.cost.map_or(0, |c| c.known) >= a.min_samples
+            };
+            !compared || (m.as_str() == "cost" && !(priced(&c.baseline) && priced(&c.candidate)))
+        })
+        .cloned()
+        .collect();
+    if !unjudged.is_empty() {
+        return gate(
+            Gate::Analysis,
+            GateStatus::Pending,
+            format!(
+                "{sides}; not enough traces report {} to judge it",
+                unjudged.join(", ")
             ),
         );
     }

@@ -277,4 +277,25 @@ fn analysis_passes_within_its_allowance_and_fails_beyond_it() {
     // The first stage has nothing upstream to analyse.
     f.upstream = None;
     assert_eq!(analysis(&f, &p).status, GateStatus::Failed);
+    // A baseline that is no environment (a typo) fails, never passes.
+    let typo = policy("  requires_analysis:\n    baseline_env: prdo\n");
+    let mut f = facts(&m, &typo, &c, &r, at);
+    f.analysis = Some(&first);
+    let g = analysis(&f, &typo);
+    assert_eq!(g.status, GateStatus::Failed);
+    assert!(
+        g.reason.contains("'prdo' is not in the pipeline"),
+        "{}",
+        g.reason
+    );
+    // A judged metric no trace reports is pending, not passed.
+    let priced = policy(
+        "  requires_analysis:\n    baseline_env: prod\n    min_samples: 100\n    metrics: [error_rate, cost]\n",
+    );
+    let ev = evidence(&priced, &base, &base);
+    let mut f = facts(&m, &priced, &c, &r, at);
+    f.analysis = Some(&ev);
+    let g = analysis(&f, &priced);
+    assert_eq!(g.status, GateStatus::Pending, "{}", g.reason);
+    assert!(g.reason.contains("cost"), "{}", g.reason);
 }

@@ -114,7 +114,18 @@ pub(super) async fn traces(State(s): St, headers: HeaderMap, body: Body) -> Resp
             }
         };
     let opts = ingest.settings.read_options();
+    let Ok(decoding) = s.decoding.clone().acquire_owned().await else {
+        return answer(
+            format,
+            StatusCode::SERVICE_UNAVAILABLE,
+            UNAVAILABLE,
+            "the server is shutting down",
+            Some(5),
+        );
+    };
     let decoded = tokio::task::spawn_blocking(move || {
+        // Held while decoding only, not while the batch waits for the writer.
+        let _decoding = decoding;
         let raw = if gzip {
             otlp::gunzip(&bytes, MAX_TRACE_DECODED_BYTES)?
         } else {
