@@ -344,6 +344,9 @@ fn main() {
         let dir = repo();
         let file = dir.path().join("traces.jsonl");
         write_lines(&file, n);
+        // The file is on disk before the clock starts, as a user's file is
+        // (not still being written back while the import runs).
+        let _ = Command::new("sync").status();
         imports.push(run(dir.path(), &["traces", "import", "traces.jsonl"]).0);
         let (_, out) = run(dir.path(), &["traces", "stats", "--json"]);
         let st: serde_json::Value = serde_json::from_str(&out).expect("stats");
