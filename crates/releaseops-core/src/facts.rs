@@ -48,6 +48,41 @@ pub fn trace_settings(store: &Store) -> releaseops_traces::Settings {
     )
 }
 
+/// Opens the repository's trace store, refusing an embedded one that git
+/// tracks: a committed store would be replaced, traffic and all, by
+/// whoever pushes a commit, and a checkout would overwrite the real one.
+pub fn open_traces(
+    store: &Store,
+) -> std::result::Result<releaseops_traces::TraceStore, releaseops_traces::TraceError> {
+    check_trace_store(store)?;
+    trace_settings(store).open()
+}
+
+/// The check [`open_traces`] makes, for callers that open the store
+/// themselves (the server).
+pub fn check_trace_store(store: &Store) -> std::result::Result<(), releaseops_traces::TraceError> {
+    let settings = trace_settings(store);
+    if let (releaseops_traces::Location::Sqlite(path), Some(git)) =
+        (&settings.location, store.git())
+        && let Ok(inside) = path.strip_prefix(store.dir())
+    {
+        // The path as git names it: the store's prefix from the top, then
+        // the file inside `.releaseops/`.
+        let rel = format!(
+            "{}{}/{}",
+            store.root_git_prefix(),
+            releaseops_store::DIR_NAME,
+            inside.to_string_lossy()
+        );
+        if git.is_tracked(&rel) {
+            return Err(releaseops_traces::TraceError::Store(format!(
+                "{rel} is committed to git: a trace store in the repository can be replaced by anyone who pushes; `git rm --cached {rel}` it (it is ignored from then on)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Compares the candidate's traffic in `up` with what the baseline
 /// environment runs, over the policy's window.
 fn analysis_evidence(
@@ -76,7 +111,7 @@ fn analysis_evidence(
         ..releaseops_traces::Filter::default()
     };
     let comparison = (|| {
-        let mut traces = trace_settings(store).open()?;
+        let mut traces = open_traces(store)?;
         let cand = traces.sample(&filter(&facts.version, up))?;
         let baseline = traces.sample(&filter(&base, &a.baseline_env))?;
         Ok::<_, releaseops_traces::TraceError>(compare(

@@ -47,6 +47,7 @@ pub(super) fn serve(app: &App, a: ServeArgs) -> CmdResult {
     opts.allowed_hosts = a.allow_host.clone();
     opts.git_commit = !app.global.no_commit;
     opts.clock = app.simulated_clock.then_some(app.now);
+    releaseops_core::facts::check_trace_store(&store)?;
     let traces = super::traces::settings(&store);
     let traces_at = traces.describe();
     opts.traces = Some(traces);

@@ -46,7 +46,7 @@ impl From<TraceError> for Failure {
 fn open(app: &App) -> Result<(Store, Settings, TraceStore), Failure> {
     let store = app.store()?;
     let s = settings(&store);
-    let traces = s.open()?;
+    let traces = releaseops_core::facts::open_traces(&store)?;
     Ok((store, s, traces))
 }
 

@@ -895,3 +895,19 @@ fn production_traffic_settles_the_agents_outcome_and_dora_counts_it() {
         "{outcomes}"
     );
 }
+
+#[test]
+fn a_trace_store_committed_to_git_is_refused() {
+    let r = repo();
+    r.write("t.jsonl", LEGACY);
+    r.run(&["traces", "import", "t.jsonl"]).ok();
+    r.git(&["add", "-f", ".releaseops/.data/traces.sqlite"]);
+    r.git(&["commit", "-qm", "forged traffic"]);
+    let e = r.run(&["traces", "stats"]);
+    e.code(1);
+    assert!(
+        e.stderr.contains("is committed to git") && e.stderr.contains("git rm --cached"),
+        "{}",
+        e.stderr
+    );
+}

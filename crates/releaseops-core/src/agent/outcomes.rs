@@ -305,7 +305,7 @@ fn production_verdict(
         ..releaseops_traces::Filter::default()
     };
     let read = || -> std::result::Result<_, releaseops_traces::TraceError> {
-        let mut traces = crate::facts::trace_settings(store).open()?;
+        let mut traces = crate::facts::open_traces(store)?;
         let after = traces.sample(&filter(version, at_ns, at_ns.saturating_add(span)))?;
         let prior = traces.sample(&filter(before, at_ns.saturating_sub(span), at_ns))?;
         Ok((after, prior))
