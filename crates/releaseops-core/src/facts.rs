@@ -91,7 +91,7 @@ fn analysis_evidence(
     up: &str,
     a: &releaseops_format::environment::AnalysisPolicy,
 ) -> AnalysisEvidence {
-    use releaseops_traces::analytics::{CompareOptions, Input, compare};
+    use releaseops_traces::analytics::{CompareOptions, compare_stored};
     let state = facts.view.state();
     let baseline_version = state
         .live(&a.baseline_env, &facts.id)
@@ -110,33 +110,22 @@ fn analysis_evidence(
         since_ns: Some(since),
         ..releaseops_traces::Filter::default()
     };
-    let comparison = (|| {
-        let mut traces = open_traces(store)?;
-        let cand = traces.sample(&filter(&facts.version, up))?;
-        let baseline = traces.sample(&filter(&base, &a.baseline_env))?;
-        Ok::<_, releaseops_traces::TraceError>(compare(
-            &Input {
-                bundle_id: &facts.id,
-                bundle_version: Some(&base),
-                environment: Some(&a.baseline_env),
-                sample: &baseline,
-                attributes: Vec::new(),
-            },
-            &Input {
-                bundle_id: &facts.id,
-                bundle_version: Some(&facts.version),
-                environment: Some(up),
-                sample: &cand,
-                attributes: Vec::new(),
-            },
-            &CompareOptions {
-                alpha: a.alpha,
-                min_samples: a.min_samples,
-                metrics: a.metrics.clone(),
-            },
-        ))
-    })()
-    .map_err(|e| e.to_string());
+    let opts = CompareOptions {
+        alpha: a.alpha,
+        min_samples: a.min_samples,
+        metrics: a.metrics.clone(),
+    };
+    let comparison = open_traces(store)
+        .and_then(|mut traces| {
+            compare_stored(
+                &mut traces,
+                &filter(&base, &a.baseline_env),
+                &filter(&facts.version, up),
+                &[],
+                &opts,
+            )
+        })
+        .map_err(|e| e.to_string());
     AnalysisEvidence {
         baseline_version,
         comparison,

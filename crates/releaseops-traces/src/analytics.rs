@@ -290,6 +290,9 @@ pub struct Comparison {
     pub detectable_error_rate_change: Option<f64>,
 }
 
+/// Named attributes' per-trace values (millionths, sorted), by name.
+pub type AttributeSamples = Vec<(String, Vec<i64>)>;
+
 /// What is compared on one side.
 pub struct Input<'a> {
     pub bundle_id: &'a str,
@@ -297,7 +300,7 @@ pub struct Input<'a> {
     pub environment: Option<&'a str>,
     pub sample: &'a Sample,
     /// Named attributes' per-trace values (millionths, sorted).
-    pub attributes: Vec<(String, Vec<i64>)>,
+    pub attributes: AttributeSamples,
 }
 
 fn relative(b: f64, c: f64) -> Option<f64> {
@@ -638,6 +641,47 @@ pub fn compare(base: &Input<'_>, cand: &Input<'_>, opts: &CompareOptions) -> Com
     }
     out.metrics = m;
     out
+}
+
+/// Reads both sides from the store (each side's bundle, version and
+/// environment are its filter's, `attributes` the numeric span attributes
+/// also compared) and compares them.
+pub fn compare_stored(
+    traces: &mut crate::TraceStore,
+    baseline: &crate::Filter,
+    candidate: &crate::Filter,
+    attributes: &[String],
+    opts: &CompareOptions,
+) -> Result<Comparison, crate::TraceError> {
+    let mut read = |f: &crate::Filter| -> Result<(Sample, AttributeSamples), crate::TraceError> {
+        let sample = traces.sample(f)?;
+        let attrs = attributes
+            .iter()
+            .map(|n| Ok((n.clone(), traces.attribute_sample(f, n)?)))
+            .collect::<Result<_, crate::TraceError>>()?;
+        Ok((sample, attrs))
+    };
+    let (bs, ba) = read(baseline)?;
+    let (cs, ca) = read(candidate)?;
+    Ok(compare(
+        &side_input(baseline, &bs, ba),
+        &side_input(candidate, &cs, ca),
+        opts,
+    ))
+}
+
+fn side_input<'a>(
+    f: &'a crate::Filter,
+    sample: &'a Sample,
+    attributes: AttributeSamples,
+) -> Input<'a> {
+    Input {
+        bundle_id: f.bundle_id.as_deref().unwrap_or(""),
+        bundle_version: f.bundle_version.as_deref(),
+        environment: f.environment.as_deref(),
+        sample,
+        attributes,
+    }
 }
 
 /// "error_rate 2.0% -> 5.1% (+3.1 points, p=0.0004)".

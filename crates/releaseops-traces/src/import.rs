@@ -490,38 +490,28 @@ fn legacy_span(o: &Map<String, Value>, opts: &ReadOptions) -> Result<(Span, bool
             .find_map(|k| o.get(*k).and_then(text_of))
             .map(|s| clean(redact::text(&s).into_owned(), MAX_TEXT))
     };
-    let span = Span {
+    let name = o.get("name").and_then(Value::as_str).unwrap_or("trace");
+    let mut span = Span::new(
         trace_id,
         span_id,
-        parent_span_id: None,
-        name: clean(
-            o.get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("trace")
-                .to_string(),
-            MAX_NAME,
-        ),
-        start_ns: start,
-        end_ns: end,
-        status,
-        status_message: None,
-        error_type: error_type.map(|e| clean(redact::text(&e).into_owned(), MAX_NAME)),
-        bundle,
-        operation: None,
-        model: o
-            .get("model")
-            .and_then(Value::as_str)
-            .map(|m| clean(m.to_string(), MAX_NAME)),
-        input_tokens,
-        output_tokens,
-        cost,
-        finish_reasons: Vec::new(),
-        tool_calls,
-        input: capture(&["input", "prompt", "query"]),
-        output: capture(&["output", "response"]),
-        attributes,
-        source: Source::Import,
-    };
+        clean(name.to_string(), MAX_NAME),
+        (start, end),
+        Source::Import,
+    );
+    span.status = status;
+    span.error_type = error_type.map(|e| clean(redact::text(&e).into_owned(), MAX_NAME));
+    span.bundle = bundle;
+    span.model = o
+        .get("model")
+        .and_then(Value::as_str)
+        .map(|m| clean(m.to_string(), MAX_NAME));
+    span.input_tokens = input_tokens;
+    span.output_tokens = output_tokens;
+    span.cost = cost;
+    span.tool_calls = tool_calls;
+    span.input = capture(&["input", "prompt", "query"]);
+    span.output = capture(&["output", "response"]);
+    span.attributes = attributes;
     Ok((span, untimed))
 }
 

@@ -130,13 +130,6 @@ pub struct Stored {
     pub duplicates: u64,
 }
 
-impl std::ops::AddAssign for Stored {
-    fn add_assign(&mut self, o: Stored) {
-        self.spans += o.spans;
-        self.duplicates += o.duplicates;
-    }
-}
-
 /// Which traces a query is about.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -150,8 +143,6 @@ pub struct Filter {
     /// Some(true): only traces with an error; Some(false): only without.
     pub errors: Option<bool>,
     pub tool: Option<String>,
-    /// Traces with no bundle at all.
-    pub untagged: bool,
 }
 
 impl Filter {
@@ -185,9 +176,6 @@ impl Filter {
         if let Some(tool) = &self.tool {
             args.push(format!("\n{tool}\t").into());
             conds.push(format!("{{instr}}(t.tools, ?{}) > 0", args.len()));
-        }
-        if self.untagged {
-            conds.push("t.bundle_id IS NULL".into());
         }
         let clause = if conds.is_empty() {
             String::new()
@@ -276,6 +264,15 @@ impl TraceStore {
     pub fn open_sqlite(path: &Path) -> Result<TraceStore, TraceError> {
         let label = path.display().to_string();
         if let Some(dir) = path.parent() {
+            // A link in the place of the data directory (it could be
+            // committed: the ignore rule matches directories only) would
+            // put the store wherever it points.
+            if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(TraceError::Store(format!(
+                    "{} is a symbolic link; the trace store's directory must be a real one",
+                    dir.display()
+                )));
+            }
             std::fs::create_dir_all(dir)
                 .map_err(|e| TraceError::Store(format!("cannot create {}: {e}", dir.display())))?;
             // Never committed, whatever the repository's own ignore rules say.
@@ -291,7 +288,10 @@ impl TraceStore {
                 "{label} is a symbolic link; the trace store must be a regular file"
             )));
         }
-        let conn = rusqlite::Connection::open(path).map_err(|e| sqlite_err(&label, e))?;
+        // And SQLite itself refuses a link, so nothing swaps one in between.
+        let flags = rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = rusqlite::Connection::open_with_flags(path, flags)
+            .map_err(|e| sqlite_err(&label, e))?;
         Self::setup_sqlite(conn, label)
     }
 

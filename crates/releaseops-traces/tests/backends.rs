@@ -167,10 +167,22 @@ fn exercise(store: &mut TraceStore) {
     let (summary, _) = store.trace(&format!("{:032x}", 9_000)).unwrap().unwrap();
     assert_eq!(summary.bundle.bundle_id.as_deref(), Some("support-agent"));
     assert_eq!(summary.bundle.environment.as_deref(), Some("prod"));
-    // Text PostgreSQL refuses (a NUL) never reaches it.
-    let mut nul = span(9_001, 1, None, None);
-    nul.name = releaseops_traces::span::clean("a\0b".into(), 64);
-    store.insert(&[nul]).unwrap();
+    // Text PostgreSQL refuses (a NUL), sent by an exporter, never reaches it.
+    let now = now_ns();
+    let export = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": format!("{:032x}", 9_001), "spanId": format!("{:016x}", 1), "name": "a\u{0}b",
+        "startTimeUnixNano": (now - 10).to_string(), "endTimeUnixNano": now.to_string(),
+        "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "m\u{0}"}}]}]}]}]});
+    let decoded =
+        releaseops_traces::otlp::from_json(&export, &releaseops_traces::ReadOptions::new(false))
+            .unwrap();
+    assert!(decoded.rejected.is_empty(), "{:?}", decoded.rejected);
+    store.insert(&decoded.spans).unwrap();
+    let (_, stored) = store.trace(&format!("{:032x}", 9_001)).unwrap().unwrap();
+    assert_eq!(
+        (stored[0].name.as_str(), stored[0].model.as_deref()),
+        ("ab", Some("m"))
+    );
 
     // Retention: everything started before now goes.
     assert_eq!(store.prune(now_ns() + 1).unwrap(), 402);
@@ -191,6 +203,22 @@ fn the_embedded_store() {
     );
     let mut again = TraceStore::open_sqlite(&path).unwrap();
     assert_eq!(again.cursor("langfuse").unwrap().as_deref(), Some("abc"));
+    // A link in the place of the data directory is refused.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let linked = dir.path().join("linked");
+    std::fs::create_dir_all(&linked).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), linked.join(".data")).unwrap();
+    let e = TraceStore::open_sqlite(&linked.join(".data").join("traces.sqlite"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("symbolic link"), "{e}");
+    assert!(
+        std::fs::read_dir(elsewhere.path())
+            .unwrap()
+            .next()
+            .is_none()
+    );
     // A file that is not a store is named, not overwritten.
     let junk = dir.path().join("junk.sqlite");
     std::fs::write(&junk, vec![b'x'; 8192]).unwrap();

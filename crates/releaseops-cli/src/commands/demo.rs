@@ -570,19 +570,13 @@ fn walk(app: &App, dir: &Path, real_now: Timestamp) -> CmdResult {
         environment: Some("prod".into()),
         ..releaseops_traces::Filter::default()
     };
-    let (base, cand) = (traces.sample(&of("1.0.0"))?, traces.sample(&of("1.1.0"))?);
-    let side = |v: &'static str, s| releaseops_traces::analytics::Input {
-        bundle_id: "support-agent",
-        bundle_version: Some(v),
-        environment: Some("prod"),
-        sample: s,
-        attributes: Vec::new(),
-    };
-    let comparison = releaseops_traces::analytics::compare(
-        &side("1.0.0", &base),
-        &side("1.1.0", &cand),
+    let comparison = releaseops_traces::analytics::compare_stored(
+        &mut traces,
+        &of("1.0.0"),
+        &of("1.1.0"),
+        &[],
         &releaseops_traces::analytics::CompareOptions::default(),
-    );
+    )?;
     crate::commands::traces::print_comparison(&comparison);
 
     step(

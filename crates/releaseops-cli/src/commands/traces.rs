@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use releaseops_core::ErrorKind;
 use releaseops_format::names;
 use releaseops_store::Store;
-use releaseops_traces::analytics::{self, CompareOptions, Comparison, Direction, Input, Verdict};
+use releaseops_traces::analytics::{self, CompareOptions, Comparison, Direction, Verdict};
 use releaseops_traces::import;
 use releaseops_traces::{Filter, Settings, Span, TraceError, TraceStore};
 use serde_json::json;
@@ -125,7 +125,6 @@ fn filter(app: &App, a: &TraceFilterArgs) -> Result<Filter, Failure> {
         until_ns: w.until_ns,
         errors: a.status.as_deref().map(|s| s == "error"),
         tool: a.tool.clone(),
-        untagged: false,
     })
 }
 
@@ -720,32 +719,17 @@ fn compare(app: &App, a: &AnalyticsCompareArgs) -> CmdResult {
     )?;
     let fb = window(app, &a.window, a.baseline_env.as_ref(), &bid, bver.clone())?;
     let fc = window(app, &a.window, a.candidate_env.as_ref(), &cid, cver.clone())?;
-    let (sb, sc) = (traces.sample(&fb)?, traces.sample(&fc)?);
-    let (ab, ac) = (
-        attributes(&mut traces, &fb, &a.attribute)?,
-        attributes(&mut traces, &fc, &a.attribute)?,
-    );
-    let c = analytics::compare(
-        &Input {
-            bundle_id: &bid,
-            bundle_version: bver.as_deref(),
-            environment: fb.environment.as_deref(),
-            sample: &sb,
-            attributes: ab,
-        },
-        &Input {
-            bundle_id: &cid,
-            bundle_version: cver.as_deref(),
-            environment: fc.environment.as_deref(),
-            sample: &sc,
-            attributes: ac,
-        },
+    let c = analytics::compare_stored(
+        &mut traces,
+        &fb,
+        &fc,
+        &a.attribute,
         &CompareOptions {
             alpha: a.alpha,
             min_samples: a.min_samples,
             metrics: a.metric.clone(),
         },
-    );
+    )?;
     if a.format == TextOrJson::Json || app.global.json {
         output::print_json(&c);
     } else {

@@ -284,7 +284,7 @@ fn production_verdict(
     watch: f64,
 ) -> Production {
     use releaseops_traces::analytics::{
-        CompareOptions, Direction, Input, Verdict, compare, describe_change,
+        CompareOptions, Direction, Verdict, compare_stored, describe_change,
     };
     let (Some(id), Some(version), Some(env), Some(before)) = (
         rec.bundle_id.as_deref(),
@@ -304,30 +304,22 @@ fn production_verdict(
         until_ns: Some(until),
         ..releaseops_traces::Filter::default()
     };
-    let read = || -> std::result::Result<_, releaseops_traces::TraceError> {
-        let mut traces = crate::facts::open_traces(store)?;
-        let after = traces.sample(&filter(version, at_ns, at_ns.saturating_add(span)))?;
-        let prior = traces.sample(&filter(before, at_ns.saturating_sub(span), at_ns))?;
-        Ok((after, prior))
+    let opts = CompareOptions {
+        metrics: HEALTH.iter().map(|m| m.to_string()).collect(),
+        ..CompareOptions::default()
     };
-    let Ok((after, prior)) = read() else {
+    let read = crate::facts::open_traces(store).and_then(|mut traces| {
+        compare_stored(
+            &mut traces,
+            &filter(before, at_ns.saturating_sub(span), at_ns),
+            &filter(version, at_ns, at_ns.saturating_add(span)),
+            &[],
+            &opts,
+        )
+    });
+    let Ok(c) = read else {
         return Production::Unreadable;
     };
-    let input = |v, s| Input {
-        bundle_id: id,
-        bundle_version: Some(v),
-        environment: Some(env),
-        sample: s,
-        attributes: Vec::new(),
-    };
-    let c = compare(
-        &input(before, &prior),
-        &input(version, &after),
-        &CompareOptions {
-            metrics: HEALTH.iter().map(|m| m.to_string()).collect(),
-            ..CompareOptions::default()
-        },
-    );
     if c.verdict == Verdict::InsufficientData {
         return Production::TooLittle;
     }
