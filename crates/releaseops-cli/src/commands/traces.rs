@@ -735,13 +735,19 @@ fn compare(app: &App, a: &AnalyticsCompareArgs) -> CmdResult {
     } else {
         print_comparison(&c);
     }
-    Ok(
-        if a.fail_on_regression && c.verdict == Verdict::Regression {
-            crate::commands::EXIT_BLOCKED
-        } else {
-            0
-        },
-    )
+    // Anything significantly worse fails a pipeline (a regression, or a
+    // mix with a worse metric); no verdict for want of traffic is its own
+    // status, as an inconclusive evaluation is.
+    let worse = c
+        .metrics
+        .iter()
+        .any(|m| m.significant && m.direction == Direction::Worse);
+    Ok(match (a.fail_on_regression, c.verdict) {
+        (false, _) => 0,
+        (true, Verdict::InsufficientData) => crate::commands::EXIT_EVAL_INCONCLUSIVE,
+        (true, _) if worse => crate::commands::EXIT_BLOCKED,
+        (true, _) => 0,
+    })
 }
 
 fn side_name(s: &analytics::Side) -> String {

@@ -472,6 +472,15 @@ fn trace_files_import_whole_and_versions_compare_with_a_verdict() {
     ]);
     let v: Value = serde_json::from_str(c.ok()).unwrap();
     assert_eq!(v["verdict"], "insufficient_data");
+    // A pipeline asking to fail on a regression is told the evidence cannot tell (6).
+    r.run(&[
+        "analytics",
+        "compare",
+        "support-agent@1.0.0",
+        "support-agent@1.1.0",
+        "--fail-on-regression",
+    ])
+    .code(6);
     assert_eq!(v["baseline"]["sample_size"], 10);
     // A bad line: named, and nothing of its file stored.
     r.write(
@@ -558,6 +567,39 @@ fn trace_files_import_whole_and_versions_compare_with_a_verdict() {
     let v: Value = serde_json::from_str(m.ok()).unwrap();
     assert_eq!(v["metrics"]["sample_size"], 400);
     assert!(v["metrics"]["latency_ms"]["p95"].as_f64().unwrap() > 260.0);
+    // Faster but failing more in canary: mixed, and still a failure for a pipeline.
+    let canary: String = (0..400u32)
+        .map(|i| {
+            json!({
+                "trace_id": format!("canary-{i}"),
+                "latency_ms": 120 + i % 40,
+                "error": (i % 8 == 0).then_some("tool failed"),
+                "timestamp": format!("2026-11-20T{:02}:{:02}:00Z", 8 + i / 60, i % 60),
+                "metadata": {"releaseops.bundle_id": "support-agent", "releaseops.bundle_version": "1.1.0", "releaseops.environment": "canary"}
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    r.write("canary.jsonl", &canary);
+    r.run(&["traces", "import", "canary.jsonl"]).ok();
+    let mixed = r.run(&[
+        "analytics",
+        "compare",
+        "support-agent@1.0.0",
+        "support-agent@1.1.0",
+        "--baseline-env",
+        "prod",
+        "--candidate-env",
+        "canary",
+        "--fail-on-regression",
+    ]);
+    mixed.code(3);
+    assert!(
+        mixed.stdout.contains("Verdict:   mixed"),
+        "{}",
+        mixed.stdout
+    );
     // Versions that do not exist are refused, not compared as empty.
     let e = r.run(&["analytics", "compare", "support-agent@1.0.0", "nope@2.0.0"]);
     e.code(1);
