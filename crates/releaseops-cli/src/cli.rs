@@ -191,6 +191,10 @@ pub(crate) enum TracesCmd {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Pull spans from Langfuse, LangSmith or Phoenix over their APIs:
+    /// incremental (the position is saved with each page) and idempotent
+    /// (a span is stored once). Credentials come from the environment only
+    Pull(PullArgs),
     /// Traces, newest first
     List {
         #[command(flatten)]
@@ -209,6 +213,44 @@ pub(crate) enum TracesCmd {
         #[command(flatten)]
         filter: TraceFilterArgs,
     },
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct PullArgs {
+    /// The platform: langfuse (LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY,
+    /// LANGFUSE_BASE_URL), langsmith (LANGSMITH_API_KEY, LANGSMITH_ENDPOINT,
+    /// LANGSMITH_PROJECT) or phoenix (PHOENIX_API_KEY if needed,
+    /// PHOENIX_BASE_URL, PHOENIX_PROJECT_NAME)
+    #[arg(value_parser = ["langfuse", "langsmith", "phoenix"])]
+    pub platform: String,
+    /// The earliest start time: an age (24h, 7d) or an RFC 3339 time.
+    /// What earlier pulls covered is not asked for again
+    #[arg(long, default_value = "24h", value_name = "AGE|TIME")]
+    pub since: String,
+    /// The API's address (else the platform's variable, else its cloud or
+    /// local default)
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// The project (LangSmith: name or id; Phoenix: name or id)
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Records per request (1 to 1000)
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    pub page_size: u32,
+    /// Most pages one pull reads
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub max_pages: u64,
+    /// Retries of a request that failed for a reason that may pass (429, 5xx,
+    /// a dropped connection)
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub retries: u32,
+    /// Send credentials over plain http to a host that is not this machine
+    #[arg(long)]
+    pub allow_http: bool,
+    /// Forget what earlier pulls covered, and pull the whole window again
+    /// (spans already stored are still stored once)
+    #[arg(long)]
+    pub reset: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -246,7 +246,7 @@ fn describe(v: &Value) -> &'static str {
 
 /// A 16-byte id (hex) for a trace id that is not one already: the same
 /// name always gives the same id, so importing a file twice stores it once.
-fn derived_id(seed: &[u8], bytes: usize) -> String {
+pub(crate) fn derived_id(seed: &[u8], bytes: usize) -> String {
     let d = Sha256::digest(seed);
     hex::encode(&d[..bytes])
 }
@@ -282,7 +282,7 @@ fn number(o: &Map<String, Value>, keys: &[&str]) -> Result<Option<f64>, String> 
 /// A time as trace files write it: RFC 3339 (a zone-less date and time is
 /// UTC), or a Unix time in seconds, milliseconds, microseconds or
 /// nanoseconds (told apart by size).
-fn time_ns(key: &str, v: &Value) -> Result<i64, String> {
+pub(crate) fn time_ns(key: &str, v: &Value) -> Result<i64, String> {
     match v {
         Value::String(s) => {
             let t = s.trim();

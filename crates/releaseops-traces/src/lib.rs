@@ -4,6 +4,8 @@
 //!   the GenAI semantic conventions and the OpenInference names;
 //! - [`import`] reads trace files: the existing tool's JSON trace dicts
 //!   and the OTLP JSON lines a Collector's file exporter writes;
+//! - [`pull`] reads Langfuse, LangSmith and Phoenix over their APIs,
+//!   incrementally;
 //! - [`store`] keeps spans and a summary per trace, in SQLite;
 //! - [`analytics`] turns a version's traces into metrics and compares two
 //!   versions (or two environments) with tests that can gate a release.
@@ -17,6 +19,7 @@ pub mod analytics;
 mod db;
 pub mod import;
 pub mod otlp;
+pub mod pull;
 pub mod redact;
 pub mod span;
 pub mod store;
@@ -35,6 +38,10 @@ pub enum TraceError {
     Store(String),
     #[error(transparent)]
     Decode(#[from] otlp::DecodeError),
+    /// A platform a pull reads could not be reached, refused it, or
+    /// answered what its API does not.
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// Where the trace store is and how spans are kept.

@@ -13,8 +13,8 @@ use serde_json::json;
 
 use crate::app::{App, CmdResult, Failure};
 use crate::cli::{
-    AnalyticsCmd, AnalyticsCompareArgs, AnalyticsMetricsArgs, AnalyticsWindow, TextOrJson,
-    TraceFilterArgs, TracesCmd,
+    AnalyticsCmd, AnalyticsCompareArgs, AnalyticsMetricsArgs, AnalyticsWindow, PullArgs,
+    TextOrJson, TraceFilterArgs, TracesCmd,
 };
 use crate::output::{self, BOLD, DIM, GREEN, RED, YELLOW, paint};
 
@@ -29,6 +29,10 @@ impl From<TraceError> for Failure {
             TraceError::Input(_) | TraceError::Decode(_) => (
                 ErrorKind::Invalid,
                 "fix the input named above and run the command again",
+            ),
+            TraceError::Remote(_) => (
+                ErrorKind::Io,
+                "check the address (--url), the credentials and the project; a pull that stopped resumes where it stopped",
             ),
             TraceError::Store(_) => (
                 ErrorKind::Io,
@@ -158,6 +162,7 @@ fn ms(ns: i64) -> String {
 pub(crate) fn run(app: &App, cmd: TracesCmd) -> CmdResult {
     match cmd {
         TracesCmd::Import { files } => import_files(app, &files),
+        TracesCmd::Pull(a) => pull(app, &a),
         TracesCmd::List { filter: f, limit } => list(app, &f, limit),
         TracesCmd::Show { id } => show(app, &id),
         TracesCmd::Stats { filter: f } => stats(app, &f),
@@ -213,6 +218,109 @@ fn import_files(app: &App, files: &[std::path::PathBuf]) -> CmdResult {
     }
     if app.global.json {
         output::print_json(&json!({ "files": reports, "store": settings.describe() }));
+    }
+    Ok(0)
+}
+
+fn pull(app: &App, a: &PullArgs) -> CmdResult {
+    use releaseops_traces::pull::{self, Auth, Platform, Pull};
+    let platform = Platform::parse(&a.platform).ok_or_else(|| {
+        Failure::usage(
+            format!("there is no platform '{}'", a.platform),
+            "pull from langfuse, langsmith or phoenix",
+        )
+    })?;
+    let var = |n: &str| std::env::var(n).ok();
+    let auth = Auth::from_env(platform, &var)
+        .map_err(|e| Failure::usage(e, platform.credential_help()))?;
+    let (url_vars, default_url) = platform.url_vars();
+    let url = a
+        .url
+        .clone()
+        .or_else(|| {
+            url_vars
+                .iter()
+                .find_map(|n| var(n).filter(|v| !v.trim().is_empty()))
+        })
+        .unwrap_or_else(|| default_url.to_string());
+    let (project_vars, default_project) = platform.project_vars();
+    let project = a
+        .project
+        .clone()
+        .or_else(|| {
+            project_vars
+                .iter()
+                .find_map(|n| var(n).filter(|v| !v.trim().is_empty()))
+        })
+        .or(default_project.map(String::from));
+    if platform == Platform::Langfuse && a.project.is_some() {
+        return Err(Failure::usage(
+            "Langfuse keys belong to one project: --project does not apply",
+            "choose the project by its keys (LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY)",
+        ));
+    }
+    let since = time_flag(app, "--since", &a.since)?;
+    let mut p = Pull::new(platform, url.trim().to_string(), auth, since);
+    p.project = project;
+    p.page_size = a.page_size;
+    p.max_pages = a.max_pages.max(1);
+    p.retry.max_retries = a.retries;
+    p.allow_http = a.allow_http;
+    p.reset = a.reset;
+    let (_store, settings, mut traces) = open(app)?;
+    let opts = releaseops_traces::ReadOptions {
+        capture_content: settings.capture_content,
+        now_ns: app.now.as_nanosecond() as i64,
+    };
+    let r = pull::pull(&mut traces, &p, &opts)?;
+    if output::json(app, &r) {
+        return Ok(0);
+    }
+    anstream::println!(
+        "pulled {}{}: {} records in {} pages, {} spans stored{}",
+        r.platform,
+        r.project
+            .as_deref()
+            .map(|p| format!(" project {}", safe(p)))
+            .unwrap_or_default(),
+        r.records,
+        r.pages,
+        r.stored.spans,
+        if r.stored.duplicates > 0 {
+            format!(" ({} already stored)", r.stored.duplicates)
+        } else {
+            String::new()
+        }
+    );
+    if r.resumed {
+        anstream::println!("  resumed a pull that had stopped half-way");
+    }
+    if let Some([from, to]) = &r.covered {
+        anstream::println!("  covered now: {from} to {to}");
+    }
+    if r.running > 0 {
+        anstream::println!(
+            "  {} still running: a later pull takes them once they end",
+            r.running
+        );
+    }
+    if r.retries > 0 {
+        anstream::println!("  {} requests retried", r.retries);
+    }
+    if r.outside > 0 {
+        output::warn(&format!(
+            "{} records started outside the window asked for (the server ignored it); they were not stored",
+            r.outside
+        ));
+    }
+    for m in &r.rejections {
+        output::warn(&format!("refused: {}", safe(m)));
+    }
+    if r.rejected as usize > r.rejections.len() {
+        output::warn(&format!(
+            "{} more refused",
+            r.rejected as usize - r.rejections.len()
+        ));
     }
     Ok(0)
 }

@@ -15,6 +15,7 @@ mod evals;
 mod gates;
 mod git_commit;
 mod model_target;
+mod pull;
 mod python_compat;
 mod readme;
 mod review_regressions;
