@@ -251,6 +251,10 @@ pub(crate) struct PullArgs {
     /// (spans already stored are still stored once)
     #[arg(long)]
     pub reset: bool,
+    /// How much before the end of what earlier pulls covered the next one
+    /// starts again, for records the platform indexes late (an age: 1h, 30m)
+    #[arg(long, default_value = "1h", value_name = "AGE")]
+    pub overlap: String,
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -54,10 +54,10 @@ fn open(app: &App) -> Result<(Store, Settings, TraceStore), Failure> {
     Ok((store, s, traces))
 }
 
-/// A time flag: RFC 3339, or an age before now (`90s`, `30m`, `24h`, `7d`, `2w`).
-fn time_flag(app: &App, flag: &str, v: &str) -> Result<i64, Failure> {
-    let t = v.trim();
-    let age = t.char_indices().last().and_then(|(i, unit)| {
+/// An age in seconds (`90s`, `30m`, `24h`, `7d`, `2w`).
+fn age_secs(t: &str) -> Option<f64> {
+    let t = t.trim();
+    t.char_indices().last().and_then(|(i, unit)| {
         let n: f64 = t[..i].trim().parse().ok()?;
         let secs = match unit {
             's' => 1.0,
@@ -67,9 +67,14 @@ fn time_flag(app: &App, flag: &str, v: &str) -> Result<i64, Failure> {
             'w' => 604_800.0,
             _ => return None,
         };
-        (n.is_finite() && n >= 0.0).then_some(n * secs)
-    });
-    if let Some(secs) = age {
+        (n.is_finite() && n >= 0.0 && n * secs < 1e9).then_some(n * secs)
+    })
+}
+
+/// A time flag: RFC 3339, or an age before now (`90s`, `30m`, `24h`, `7d`, `2w`).
+fn time_flag(app: &App, flag: &str, v: &str) -> Result<i64, Failure> {
+    let t = v.trim();
+    if let Some(secs) = age_secs(t) {
         return Ok(app.now.as_nanosecond() as i64 - (secs * 1e9) as i64);
     }
     releaseops_format::time::parse(t)
@@ -267,6 +272,14 @@ fn pull(app: &App, a: &PullArgs) -> CmdResult {
     p.retry.max_retries = a.retries;
     p.allow_http = a.allow_http;
     p.reset = a.reset;
+    p.overlap_ns = age_secs(&a.overlap)
+        .map(|secs| (secs * 1e9) as i64)
+        .ok_or_else(|| {
+            Failure::usage(
+                format!("--overlap {}: not an age", a.overlap),
+                "give an age such as 1h, 30m or 0s",
+            )
+        })?;
     let (_store, settings, mut traces) = open(app)?;
     let opts = releaseops_traces::ReadOptions {
         capture_content: settings.capture_content,
@@ -294,6 +307,11 @@ fn pull(app: &App, a: &PullArgs) -> CmdResult {
     );
     if r.resumed {
         anstream::println!("  resumed a pull that had stopped half-way");
+    }
+    if r.restarted {
+        anstream::println!(
+            "  the platform no longer took the saved cursor: that window was pulled again from its start"
+        );
     }
     if let Some([from, to]) = &r.covered {
         anstream::println!("  covered now: {from} to {to}");

@@ -326,8 +326,9 @@ async fn langfuse_pulls_are_incremental_idempotent_and_resume_after_a_failure() 
     assert!(again.ok().contains("0 spans stored"), "{}", again.stdout);
     let asked = lf.seen.lock().expect("the fake server's state").clone();
     let from = ts(&query(&asked[0], "fromStartTime").expect("as the test wrote it"));
+    // (The default overlap is an hour: records a platform indexes late.)
     assert!(
-        jiff::Timestamp::now().duration_since(from) < jiff::SignedDuration::from_mins(12),
+        jiff::Timestamp::now().duration_since(from) < jiff::SignedDuration::from_mins(62),
         "the second pull asked from {from}"
     );
 
@@ -984,5 +985,216 @@ async fn unreachable_and_lying_servers_get_clear_errors_and_only_whole_pages_are
         Some(3.0),
         "{}",
         stats.stdout
+    );
+}
+
+/// A Langfuse server that answers from a script: each request gets the
+/// answer `script` gives for its number and cursor; every request is
+/// logged with the moment it arrived.
+type Script = dyn Fn(usize, Option<&str>) -> ResponseTemplate + Send + Sync;
+
+async fn scripted(
+    script: Box<Script>,
+) -> (MockServer, Arc<Mutex<Vec<(std::time::Instant, Request)>>>) {
+    let server = MockServer::start().await;
+    let log: Arc<Mutex<Vec<(std::time::Instant, Request)>>> = Arc::default();
+    let l = log.clone();
+    Mock::given(method("GET"))
+        .and(path("/api/public/v2/observations"))
+        .respond_with(move |req: &Request| {
+            let mut l = l.lock().expect("the fake server's state");
+            l.push((std::time::Instant::now(), req.clone()));
+            script(l.len(), query(req, "cursor").as_deref())
+        })
+        .mount(&server)
+        .await;
+    (server, log)
+}
+
+/// A pull from `url` (after `--reset`) that fails saying `why`.
+fn fails_with(r: &Repo, env: &[(&str, &str)], url: &str, extra: &[&str], why: &str) -> Run {
+    let mut args = vec!["traces", "pull", "langfuse", "--reset", "--url", url];
+    args.extend_from_slice(extra);
+    let run = pull(r, env, &args);
+    run.code(1);
+    assert!(run.stderr.contains(why), "{}", run.stderr);
+    run
+}
+
+fn page(data: Vec<Value>, cursor: Option<&str>) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({"data": data, "meta": {"cursor": cursor}}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_servers_cannot_plant_credentials_loop_or_flood_and_cursors_expire_cleanly() {
+    // A secret of no known shape: only knowing it finds it.
+    const ODD: &str = "Zq7hunter2Zq7hunter2";
+    let env = [("LANGFUSE_PUBLIC_KEY", PK), ("LANGFUSE_SECRET_KEY", ODD)];
+    let r = Repo::initialized();
+    let no_odd = |run: &Run| {
+        assert!(
+            !run.stdout.contains(ODD) && !run.stderr.contains(ODD),
+            "the credential was shown:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+    };
+
+    // 1. Echoed everywhere a span has strings, and first throttled with a
+    // Retry-After that is waited for.
+    let (server, log) = scripted(Box::new(|n, _| {
+        if n == 1 {
+            return ResponseTemplate::new(429)
+                .insert_header("retry-after", "2")
+                .set_body_json(json!({"message": "slow down"}));
+        }
+        let mut t = langfuse_trace(1, 5.0, "1.0.0", true);
+        t[0]["name"] = json!(format!("turn {ODD}"));
+        t[0]["statusMessage"] = json!(format!("auth failed for {ODD}"));
+        t[0]["metadata"]["attributes"]["client.secret"] = json!(ODD);
+        t[0]["metadata"]["attributes"][format!("k-{ODD}")] = json!("x");
+        t[1]["providedModelName"] = json!(format!("gpt {ODD}"));
+        page(t, None)
+    }))
+    .await;
+    let mut args = vec!["traces", "pull", "langfuse", "--url"];
+    let url = server.uri();
+    args.push(&url);
+    let echoed = pull(&r, &env, &args);
+    no_odd(&echoed);
+    assert!(echoed.ok().contains("3 spans stored"), "{}", echoed.stdout);
+    let times: Vec<std::time::Instant> = log
+        .lock()
+        .expect("the fake server's state")
+        .iter()
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(
+        times[1].duration_since(times[0]) >= Duration::from_millis(1900),
+        "Retry-After: 2 was not waited for ({:?})",
+        times[1].duration_since(times[0])
+    );
+    for (file, bytes) in r.snapshot() {
+        assert!(
+            !bytes.windows(ODD.len()).any(|w| w == ODD.as_bytes()),
+            "{file} holds the credential"
+        );
+    }
+    let shown = r.run(&["traces", "show", &format!("{:032x}", 1)]);
+    assert!(shown.ok().contains("turn [redacted]"), "{}", shown.stdout);
+
+    // 2. An error message that cuts the echoed secret at its length limit:
+    // no part of it is shown.
+    let (server, _) = scripted(Box::new(|_, _| {
+        let msg = format!("{}{ODD}", "x".repeat(290));
+        ResponseTemplate::new(400).set_body_json(json!({"message": msg}))
+    }))
+    .await;
+    let url = server.uri();
+    let cut = fails_with(&r, &env, &url, &[], "HTTP 400");
+    no_odd(&cut);
+    assert!(!cut.stderr.contains("Zq7hun"), "{}", cut.stderr);
+
+    // 3. A cursor holding the credential is not kept; cursors going round
+    // (A, B, A) are caught.
+    let (server, _) = scripted(Box::new(|_, _| page(vec![], Some(&format!("c-{ODD}"))))).await;
+    let url = server.uri();
+    let planted = fails_with(&r, &env, &url, &[], "holds the credentials");
+    no_odd(&planted);
+    let (server, _) = scripted(Box::new(|_, c| {
+        page(vec![], Some(if c == Some("A") { "B" } else { "A" }))
+    }))
+    .await;
+    let url = server.uri();
+    fails_with(&r, &env, &url, &[], "same cursor twice");
+
+    // 4. Empty pages without end stop the pull; a page larger than asked
+    // for is refused.
+    let (server, log) = scripted(Box::new(|n, _| page(vec![], Some(&format!("e{n}"))))).await;
+    let url = server.uri();
+    fails_with(&r, &env, &url, &[], "no records and a next cursor");
+    assert_eq!(log.lock().expect("the fake server's state").len(), 100);
+    let (server, _) = scripted(Box::new(|_, _| {
+        let mut t = langfuse_trace(1, 5.0, "1.0.0", false);
+        t.extend(langfuse_trace(2, 4.0, "1.0.0", false));
+        page(t, None)
+    }))
+    .await;
+    let url = server.uri();
+    fails_with(
+        &r,
+        &env,
+        &url,
+        &["--page-size", "2"],
+        "6 records to a request for pages of 2",
+    );
+
+    // 5. A saved cursor the platform has expired: the window is pulled
+    // again from its start.
+    let (server, log) = scripted(Box::new(|n, c| match (n, c) {
+        (1, None) => page(langfuse_trace(1, 5.0, "1.0.0", false), Some("old")),
+        (2, Some("old")) => ResponseTemplate::new(500).set_body_json(json!({"message": "down"})),
+        (_, Some("old")) => {
+            ResponseTemplate::new(400).set_body_json(json!({"message": "Invalid cursor"}))
+        }
+        (_, None) => page(langfuse_trace(1, 5.0, "1.0.0", false), Some("fresh")),
+        (_, Some(_)) => page(langfuse_trace(2, 4.0, "1.0.0", false), None),
+    }))
+    .await;
+    let url = server.uri();
+    let stopped = pull(
+        &r,
+        &env,
+        &[
+            "traces",
+            "pull",
+            "langfuse",
+            "--reset",
+            "--retries",
+            "0",
+            "--url",
+            &url,
+        ],
+    );
+    stopped.code(1);
+    let resumed = pull(&r, &env, &["traces", "pull", "langfuse", "--url", &url]);
+    let out = resumed.ok();
+    assert!(
+        out.contains("resumed a pull") && out.contains("pulled again from its start"),
+        "{out}"
+    );
+    let cursors: Vec<Option<String>> = log
+        .lock()
+        .expect("the fake server's state")
+        .iter()
+        .map(|(_, q)| query(q, "cursor"))
+        .collect();
+    // (Then the tail since the interrupted pull began, as any pull does.)
+    assert_eq!(
+        cursors[..5],
+        [
+            None,
+            Some("old".into()),
+            Some("old".into()),
+            None,
+            Some("fresh".into())
+        ]
+    );
+
+    // 6. Another project's keys on the same server start their own
+    // coverage: the whole window is asked for.
+    let other = [
+        ("LANGFUSE_PUBLIC_KEY", "pk-lf-other-project"),
+        ("LANGFUSE_SECRET_KEY", ODD),
+    ];
+    // (The log is kept: the script counts requests.)
+    let before = log.lock().expect("the fake server's state").len();
+    let theirs = pull(&r, &other, &["traces", "pull", "langfuse", "--url", &url]);
+    theirs.ok();
+    let asked = log.lock().expect("the fake server's state").clone();
+    let from = ts(&query(&asked[before].1, "fromStartTime").expect("a window"));
+    assert!(
+        jiff::Timestamp::now().duration_since(from) > jiff::SignedDuration::from_hours(23),
+        "the other project's pull asked only from {from}"
     );
 }

@@ -21,6 +21,12 @@ impl Api for Langfuse {
             ("limit", size.to_string()),
             ("fromStartTime", rfc3339(w.0)),
             ("toStartTime", rfc3339(w.1)),
+            // Metadata values are cut at 200 characters unless named here:
+            // the OTel attributes (the bundle's tags among them) are objects.
+            (
+                "expandMetadata",
+                "attributes,resourceAttributes,releaseops".to_string(),
+            ),
         ];
         if let Some(c) = cursor {
             query.push(("cursor", c.to_string()));
@@ -33,6 +39,10 @@ impl Api for Langfuse {
             query,
             body: None,
         }
+    }
+
+    fn scope(&self) -> String {
+        String::new()
     }
 
     fn parse(&self, body: Value, opts: &ReadOptions) -> Result<Page, String> {

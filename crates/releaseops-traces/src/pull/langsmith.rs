@@ -107,6 +107,10 @@ impl Api for LangSmith {
         }
     }
 
+    fn scope(&self) -> String {
+        self.project_id.clone()
+    }
+
     fn parse(&self, body: Value, opts: &ReadOptions) -> Result<Page, String> {
         // v2 answers items and next_cursor; v1 runs and cursors.next.
         super::read_page(

@@ -12,6 +12,12 @@
 //! finished yet (no end time) is not stored; the covered window stops
 //! before it, so the next pull takes it once it has ended.
 //!
+//! A pull that fails half-way is not undone: what it stored is whole
+//! pages of finished spans with the position after them, each true on its
+//! own, and undoing them would make a failure at page 90,000 throw away
+//! the 89,999 before it. The error says how much was stored, and the next
+//! pull carries on from there.
+//!
 //! The HTTP side: 429, 408 and 5xx answers and dropped connections are
 //! retried with exponential backoff and jitter, honouring `Retry-After`
 //! (bounded, so a server cannot park the pull); redirects are refused
@@ -230,15 +236,24 @@ pub struct Pull {
     pub allow_http: bool,
     /// Forget the saved position and cover `[since, now)` again.
     pub reset: bool,
+    /// How far before the covered window's end the next pull starts again
+    /// (ns): platforms index some records a while after they start.
+    pub overlap_ns: i64,
 }
 
 /// The most records a page may ask for (each platform's own limit).
 pub const MAX_PAGE_SIZE: u32 = 1000;
 /// The largest page read.
 pub const MAX_PAGE_BYTES: u64 = 64 * 1024 * 1024;
-/// How far before the covered window's end the next pull starts again:
-/// platforms index records a little after they happen.
-pub const OVERLAP_NS: i64 = 10 * 60 * 1_000_000_000;
+/// How far before the covered window's end the next pull starts again, by
+/// default: platforms index records a while after they start (Langfuse
+/// says up to 15 minutes for older SDKs), and pulling again is idempotent.
+pub const DEFAULT_OVERLAP_NS: i64 = 60 * 60 * 1_000_000_000;
+/// The longest cursor kept (it is stored with the position).
+pub const MAX_CURSOR_BYTES: usize = 16 * 1024;
+/// Pages in a row with no records but a next cursor before a pull stops:
+/// a server that pages through nothing would otherwise run to the limit.
+pub const MAX_EMPTY_PAGES: u32 = 100;
 
 impl Pull {
     pub fn new(platform: Platform, base_url: String, auth: Auth, since_ns: i64) -> Pull {
@@ -254,6 +269,7 @@ impl Pull {
             max_pages: 100_000,
             allow_http: false,
             reset: false,
+            overlap_ns: DEFAULT_OVERLAP_NS,
         }
     }
 }
@@ -288,6 +304,9 @@ pub struct PullReport {
     pub retries: u64,
     /// A pull that had stopped half-way was resumed.
     pub resumed: bool,
+    /// The platform refused the saved cursor (it had expired), so the
+    /// window in progress was pulled again from its start.
+    pub restarted: bool,
     /// The windows of start times asked for, RFC 3339.
     pub windows: Vec<[String; 2]>,
     /// What is covered now, RFC 3339.
@@ -319,56 +338,72 @@ struct Position {
     /// window: coverage stops there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     running_from: Option<i64>,
+    /// The latest such start: a window before what is covered reaches back
+    /// only to after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    running_last: Option<i64>,
 }
 
-/// What remains of `[since, now)` given what is covered.
-fn plan(covered: Option<Window>, since: i64, now: i64) -> Vec<Window> {
-    let Some(c) = covered else {
-        return if since < now {
-            vec![Window {
-                from: since,
-                to: now,
-            }]
-        } else {
-            vec![]
-        };
+/// `ns` rounded down to a microsecond: the platforms take window bounds in
+/// microseconds, so a window is planned in them.
+fn floor_us(ns: i64) -> i64 {
+    ns.div_euclid(1000) * 1000
+}
+
+/// A covered window that covers something.
+fn nonempty(w: Option<Window>) -> Option<Window> {
+    w.filter(|w| w.from < w.to)
+}
+
+/// What remains of `[since, now)` given what is covered, newest first.
+fn plan(covered: Option<Window>, since: i64, now: i64, overlap: i64) -> Vec<Window> {
+    let (since, now) = (floor_us(since), floor_us(now));
+    let window = |from: i64, to: i64| (from < to).then_some(Window { from, to });
+    // Nothing covered, or only what lies wholly before `since`: the whole
+    // window (and [`cover`] replaces the old coverage, which is not joined
+    // to it by anything pulled).
+    let Some(c) = nonempty(covered).filter(|c| since <= c.to) else {
+        return window(since, now).into_iter().collect();
     };
-    let mut out = Vec::new();
-    // Newest first: recent traffic is what a comparison needs soonest.
-    let tail = since.max(c.to.saturating_sub(OVERLAP_NS)).max(c.from);
-    if tail < now {
-        out.push(Window {
-            from: tail,
-            to: now,
-        });
-    }
-    if since < c.from {
-        out.push(Window {
-            from: since,
-            to: c.from.min(now),
-        });
-    }
+    // Recent traffic is what a comparison needs soonest: the tail first,
+    // from the covered end less the overlap for late arrivals.
+    let tail = floor_us(since.max(c.to.saturating_sub(overlap)).max(c.from));
+    let mut out: Vec<Window> = window(tail, now).into_iter().collect();
+    // Up to what is covered, rounded up so the request's bound reaches it.
+    out.extend(window(since, (floor_us(c.from - 1) + 1000).min(now)));
     out
 }
 
-/// `covered` grown by a finished window.
-fn cover(covered: Option<Window>, w: Window, running_from: Option<i64>) -> Window {
-    let to_done = running_from.map_or(w.to, |r| r.min(w.to)).max(w.from);
-    match covered {
-        None => Window {
-            from: w.from,
-            to: to_done,
-        },
-        Some(c) => {
-            let from = c.from.min(w.from);
-            let to = if w.to >= c.to {
-                // The tail window decides how far coverage reaches.
-                to_done.max(c.from)
-            } else {
-                c.to
-            };
-            Window { from, to }
+/// `covered` grown by a finished window `w`, in which records started at
+/// `running` (first, last) had not ended.
+fn cover(covered: Option<Window>, w: Window, running: Option<(i64, i64)>) -> Window {
+    // Coverage stops before the first record still running.
+    let tail_to = running
+        .map_or(w.to, |(first, _)| first.min(w.to))
+        .max(w.from);
+    match nonempty(covered) {
+        // Before what is covered (joined to it): it reaches back only to
+        // after the last record still running, which a later pull takes.
+        Some(c) if w.to < c.to && w.to >= c.from => {
+            // (The microsecond after it: a bound the platforms can take.)
+            let from = running.map_or(w.from, |(_, last)| {
+                (floor_us(last) + 1000).clamp(w.from, c.from)
+            });
+            Window {
+                from: from.min(c.from),
+                to: c.to,
+            }
         }
+        // The tail (starting inside or at the end of what is covered).
+        Some(c) if w.from >= c.from && w.from <= c.to => Window {
+            from: c.from,
+            to: tail_to,
+        },
+        // Nothing covered yet, or coverage this window does not touch.
+        _ => Window {
+            from: w.from,
+            to: tail_to,
+        },
     }
 }
 
@@ -402,6 +437,9 @@ pub(crate) trait Api {
     fn page(&self, w: (i64, i64), cursor: Option<&str>, size: u32, capture: bool) -> Request;
     /// Reads a page.
     fn parse(&self, body: Value, opts: &ReadOptions) -> Result<Page, String>;
+    /// What the records belong to on the server (the project), for the
+    /// name of the saved position.
+    fn scope(&self) -> String;
 }
 
 /// Pulls into `store`. Pages already stored stay stored when a later page
@@ -466,41 +504,41 @@ fn run(
             p.project.as_deref().unwrap_or("default"),
         )),
     };
-    let name = format!(
-        "pull:{}:{}:{}",
-        p.platform.as_str(),
-        p.base_url.trim_end_matches('/'),
-        p.project.as_deref().unwrap_or("")
-    );
+    let name = position_name(p, &http.base, api.as_ref());
     let mut pos = match store.cursor(&name)? {
         Some(_) if p.reset => Position::default(),
         Some(text) => serde_json::from_str::<Position>(&text).map_err(|e| {
             TraceError::Store(format!(
-                "holds a pull position for {name} that does not parse ({e}); pull with --reset to cover the window again"
+                "holds a pull position for {} that does not parse ({e}); pull with --reset to cover the window again",
+                p.platform.as_str()
             ))
         })?,
         None => Position::default(),
     };
     report.resumed = !pos.pending.is_empty();
+    // The cursor a resumed pull starts from: a platform may have expired it.
+    let mut resumed_cursor = pos.cursor.clone();
     // Every cursor of the window in progress: one answered again would
     // page forever (the one a resumed pull starts from included).
     let mut seen_cursors: std::collections::HashSet<String> = pos.cursor.iter().cloned().collect();
     // What is missing is planned once a run (after a resumed pull's
     // windows): a window ending now would otherwise be planned again.
     let mut planned = false;
+    let mut empty_pages = 0u32;
     loop {
         if pos.pending.is_empty() {
             if planned {
                 break;
             }
             planned = true;
-            let more = plan(pos.covered, p.since_ns, now);
+            let more = plan(pos.covered, p.since_ns, now, p.overlap_ns.max(0));
             if more.is_empty() {
                 break;
             }
             pos.pending = more;
             pos.cursor = None;
             pos.running_from = None;
+            pos.running_last = None;
         }
         let w = pos.pending[0];
         if report.windows.last() != Some(&shown(w)) {
@@ -519,20 +557,50 @@ fn run(
             p.page_size,
             opts.capture_content,
         );
-        let body = http.send(&req, &mut report.retries)?;
-        let page = api.parse(body, opts).map_err(|e| {
+        let body = match http.send(&req, &mut report.retries) {
+            Ok(body) => body,
+            // A saved cursor the platform no longer takes (cursors expire):
+            // the window is pulled again from its start, once.
+            Err(e)
+                if resumed_cursor.is_some()
+                    && pos.cursor == resumed_cursor
+                    && matches!(e.status, Some(400 | 404 | 410 | 422)) =>
+            {
+                resumed_cursor = None;
+                report.restarted = true;
+                pos.cursor = None;
+                pos.running_from = None;
+                pos.running_last = None;
+                seen_cursors.clear();
+                continue;
+            }
+            Err(e) => return Err(e.error),
+        };
+        resumed_cursor = None;
+        let mut page = api.parse(body, opts).map_err(|e| {
             TraceError::Remote(format!(
-                "{} answered a page that is not its API's shape: {e}",
-                p.platform.as_str()
+                "{} answered a page that is not its API's shape: {}",
+                p.platform.as_str(),
+                http.scrub.text(&e)
             ))
         })?;
         report.pages += 1;
-        let mut spans = Vec::with_capacity(page.items.len());
-        for item in page.items {
+        if page.items.len() > p.page_size as usize {
+            return Err(TraceError::Remote(format!(
+                "{} answered {} records to a request for pages of {}; it does not page as its API says",
+                p.platform.as_str(),
+                page.items.len(),
+                p.page_size
+            )));
+        }
+        let page_records = page.items.len();
+        let mut spans = Vec::with_capacity(page_records);
+        for item in std::mem::take(&mut page.items) {
             report.records += 1;
             match item {
-                Ok(Item::Span(s)) => {
+                Ok(Item::Span(mut s)) => {
                     if (w.from..w.to).contains(&s.start_ns) {
+                        http.scrub.span(&mut s);
                         spans.push(*s);
                     } else {
                         report.outside += 1;
@@ -543,6 +611,8 @@ fn run(
                         report.running += 1;
                         pos.running_from =
                             Some(pos.running_from.map_or(start_ns, |r| r.min(start_ns)));
+                        pos.running_last =
+                            Some(pos.running_last.map_or(start_ns, |r| r.max(start_ns)));
                     } else {
                         report.outside += 1;
                     }
@@ -550,7 +620,7 @@ fn run(
                 Err(r) => {
                     report.rejected += 1;
                     if report.rejections.len() < 10 {
-                        report.rejections.push(r.message());
+                        report.rejections.push(http.scrub.text(&r.message()));
                     }
                 }
             }
@@ -558,20 +628,25 @@ fn run(
         crate::otlp::inherit_within(&mut spans);
         match page.next.filter(|c| !c.is_empty()) {
             Some(next) => {
+                check_cursor(p.platform, &next, &http.scrub)?;
                 if !seen_cursors.insert(next.clone()) {
                     return Err(TraceError::Remote(format!(
                         "{} answered the same cursor twice; it would page forever",
                         p.platform.as_str()
                     )));
                 }
+                empty_pages = if page_records > 0 { 0 } else { empty_pages + 1 };
                 pos.cursor = Some(next);
             }
             None => {
-                pos.covered = Some(cover(pos.covered, w, pos.running_from));
+                let running = pos.running_from.zip(pos.running_last);
+                pos.covered = Some(cover(pos.covered, w, running));
                 pos.pending.remove(0);
                 pos.cursor = None;
                 pos.running_from = None;
+                pos.running_last = None;
                 seen_cursors.clear();
+                empty_pages = 0;
             }
         }
         let state = serde_json::to_string(&pos).map_err(|e| TraceError::Store(e.to_string()))?;
@@ -582,8 +657,59 @@ fn run(
         report.stored.spans += stored.spans;
         report.stored.duplicates += stored.duplicates;
         report.pages_stored += 1;
+        if empty_pages >= MAX_EMPTY_PAGES {
+            return Err(TraceError::Remote(format!(
+                "{} answered {MAX_EMPTY_PAGES} pages in a row with no records and a next cursor; it would page forever",
+                p.platform.as_str()
+            )));
+        }
     }
     report.covered = pos.covered.map(shown);
+    Ok(())
+}
+
+/// The name a pull's position is saved under: the platform, its address
+/// as parsed (so `HOST/` and `host` are one), and what the records belong
+/// to: LangSmith's project id, Phoenix's project, and for Langfuse (whose
+/// keys belong to one project) a digest of the public key, so pulling
+/// another project's keys from the same server starts its own coverage.
+fn position_name(p: &Pull, base: &reqwest::Url, api: &dyn Api) -> String {
+    use sha2::{Digest, Sha256};
+    let scope = match (&p.auth, p.platform) {
+        (Auth::Basic { user, .. }, Platform::Langfuse) => {
+            let d = Sha256::digest(user.as_bytes());
+            format!("key-{}", &hex::encode(d)[..16])
+        }
+        _ => api.scope(),
+    };
+    format!(
+        "pull:{}:{}:{scope}",
+        p.platform.as_str(),
+        base.as_str().trim_end_matches('/')
+    )
+}
+
+/// A next cursor worth keeping: bounded, printable, and not holding the
+/// credentials (it is stored with the position).
+fn check_cursor(platform: Platform, c: &str, scrub: &Scrub) -> Result<(), TraceError> {
+    let bad = |why: &str| {
+        TraceError::Remote(format!(
+            "{} answered a next cursor that {why}; it is not kept",
+            platform.as_str()
+        ))
+    };
+    if c.len() > MAX_CURSOR_BYTES {
+        return Err(bad(&format!(
+            "is longer than {} KiB",
+            MAX_CURSOR_BYTES >> 10
+        )));
+    }
+    if c.chars().any(char::is_control) {
+        return Err(bad("holds control characters"));
+    }
+    if scrub.leaks(c) {
+        return Err(bad("holds the credentials"));
+    }
     Ok(())
 }
 
@@ -658,15 +784,115 @@ impl Scrub {
         Scrub { secrets }
     }
 
+    /// `s` with the credentials and anything that looks like a secret
+    /// removed (before anything is cut, so no part of one is left).
     fn text(&self, s: &str) -> String {
-        let mut out = redact::text(s).into_owned();
+        let mut out = s.to_string();
+        self.known(&mut out);
+        redact::text(&out).into_owned()
+    }
+
+    /// Whether `s` holds one of the credentials.
+    fn leaks(&self, s: &str) -> bool {
+        self.secrets.iter().any(|k| s.contains(k.as_str()))
+    }
+
+    /// Removes the credentials themselves from `s` (what the patterns of
+    /// [`redact`] do not know: a key of any shape the server echoes).
+    fn known(&self, s: &mut String) {
         for k in &self.secrets {
-            if out.contains(k.as_str()) {
-                out = out.replace(k.as_str(), redact::REDACTED);
+            if s.contains(k.as_str()) {
+                *s = s.replace(k.as_str(), redact::REDACTED);
             }
         }
-        out
     }
+
+    /// Removes the credentials from every string of a pulled span: a trace
+    /// may have recorded them, and the store keeps what it is given.
+    fn span(&self, s: &mut Span) {
+        if self.secrets.is_empty() {
+            return;
+        }
+        let strings = [
+            Some(&mut s.name),
+            s.status_message.as_mut(),
+            s.error_type.as_mut(),
+            s.operation.as_mut(),
+            s.model.as_mut(),
+            s.input.as_mut(),
+            s.output.as_mut(),
+            s.bundle.bundle_id.as_mut(),
+            s.bundle.bundle_version.as_mut(),
+            s.bundle.environment.as_mut(),
+        ];
+        for t in strings.into_iter().flatten() {
+            self.known(t);
+        }
+        for t in &mut s.finish_reasons {
+            self.known(t);
+        }
+        for c in &mut s.tool_calls {
+            self.known(&mut c.name);
+            if let Some(a) = c.arguments.as_mut() {
+                self.known(a);
+            }
+        }
+        if s.attributes
+            .iter()
+            .any(|(k, v)| self.leaks(k) || self.value_leaks(v))
+        {
+            s.attributes = self.map(std::mem::take(&mut s.attributes));
+        }
+    }
+
+    /// `m` with the credentials removed from its keys and values.
+    fn map(&self, m: Map<String, Value>) -> Map<String, Value> {
+        m.into_iter()
+            .map(|(mut k, mut v)| {
+                self.known(&mut k);
+                self.value(&mut v);
+                (k, v)
+            })
+            .collect()
+    }
+
+    fn value_leaks(&self, v: &Value) -> bool {
+        match v {
+            Value::String(t) => self.leaks(t),
+            Value::Array(a) => a.iter().any(|v| self.value_leaks(v)),
+            Value::Object(m) => m.iter().any(|(k, v)| self.leaks(k) || self.value_leaks(v)),
+            _ => false,
+        }
+    }
+
+    fn value(&self, v: &mut Value) {
+        match v {
+            Value::String(t) => self.known(t),
+            Value::Array(a) => a.iter_mut().for_each(|v| self.value(v)),
+            Value::Object(m) => *m = self.map(std::mem::take(m)),
+            _ => {}
+        }
+    }
+}
+
+/// A request that failed: why, and the HTTP status when there was one.
+pub(crate) struct SendError {
+    pub status: Option<u16>,
+    pub error: TraceError,
+}
+
+impl From<SendError> for TraceError {
+    fn from(e: SendError) -> TraceError {
+        e.error
+    }
+}
+
+/// Why a body could not be read.
+enum ReadFailure {
+    /// Larger than a page may be: asking again gives the same.
+    TooLarge(String),
+    /// Broken off or too slow: worth another try.
+    Broken(String),
 }
 
 /// The blocking HTTP client of one pull, with its retries.
@@ -677,6 +903,8 @@ pub(crate) struct Http {
     retry: Retry,
     platform: Platform,
     scrub: Scrub,
+    /// How long one answer's body may take to arrive.
+    deadline: Duration,
     seed: std::cell::Cell<u64>,
 }
 
@@ -705,6 +933,7 @@ impl Http {
             retry: p.retry,
             platform: p.platform,
             scrub: Scrub::new(&p.auth),
+            deadline: p.timeout,
             seed: std::cell::Cell::new(clock | 1),
         })
     }
@@ -733,7 +962,8 @@ impl Http {
     }
 
     /// Sends `req` (retrying what is worth retrying) and parses the JSON.
-    pub(crate) fn send(&self, req: &Request, retries: &mut u64) -> Result<Value, TraceError> {
+    pub(crate) fn send(&self, req: &Request, retries: &mut u64) -> Result<Value, SendError> {
+        let fail = |status: Option<u16>, error: TraceError| SendError { status, error };
         let url = self.url(req);
         let what = format!("{} ({})", self.platform.as_str(), url.path());
         let mut attempt = 0u32;
@@ -752,10 +982,13 @@ impl Http {
                 Auth::Basic { user, password } => b.basic_auth(user, Some(password)),
                 Auth::Header { name, value } => {
                     let mut v = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
-                        TraceError::Input(format!(
-                            "the {} credential holds characters a header cannot carry",
-                            self.platform.as_str()
-                        ))
+                        fail(
+                            None,
+                            TraceError::Input(format!(
+                                "the {} credential holds characters a header cannot carry",
+                                self.platform.as_str()
+                            )),
+                        )
                     })?;
                     v.set_sensitive(true);
                     b.header(name.as_str(), v)
@@ -770,17 +1003,20 @@ impl Http {
                         .get(reqwest::header::LOCATION)
                         .and_then(|v| v.to_str().ok())
                         .map(redact::preview);
-                    match read_capped(resp) {
+                    match read_capped(resp, self.deadline) {
                         Ok(bytes) if (200..300).contains(&status) => {
                             return serde_json::from_slice(&bytes).map_err(|e| {
-                                TraceError::Remote(format!(
-                                    "{what} answered HTTP {status} with a body that is not JSON ({e}): {}",
-                                    self.scrub.text(&redact::preview(&String::from_utf8_lossy(&bytes)))
-                                ))
+                                fail(
+                                    Some(status),
+                                    TraceError::Remote(format!(
+                                        "{what} answered HTTP {status} with a body that is not JSON ({e}): {}",
+                                        redact::preview(&self.scrub.text(&String::from_utf8_lossy(&bytes)))
+                                    )),
+                                )
                             });
                         }
                         Ok(bytes) => {
-                            let msg = self.scrub.text(&error_message(&bytes));
+                            let msg = error_message(&bytes, &self.scrub);
                             let err = match status {
                                 300..=399 => format!(
                                     "{what} answered a redirect (HTTP {status}) to {}; give the API's own address",
@@ -793,11 +1029,17 @@ impl Http {
                                 _ => format!("{what} answered HTTP {status}: {msg}"),
                             };
                             if !retryable(status) {
-                                return Err(TraceError::Remote(err));
+                                return Err(fail(Some(status), TraceError::Remote(err)));
                             }
                             (after, err)
                         }
-                        Err(e) => (None, format!("{what}: {e}")),
+                        Err(ReadFailure::TooLarge(e)) => {
+                            return Err(fail(
+                                Some(status),
+                                TraceError::Remote(format!("{what}: {e}")),
+                            ));
+                        }
+                        Err(ReadFailure::Broken(e)) => (None, format!("{what}: {e}")),
                     }
                 }
                 Err(e) => (
@@ -809,10 +1051,10 @@ impl Http {
                 ),
             };
             if attempt >= self.retry.max_retries {
-                return Err(TraceError::Remote(format!(
-                    "{err} (after {} attempts)",
-                    attempt + 1
-                )));
+                return Err(fail(
+                    None,
+                    TraceError::Remote(format!("{err} (after {} attempts)", attempt + 1)),
+                ));
             }
             let backoff = self
                 .retry
@@ -843,24 +1085,42 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The body, up to [`MAX_PAGE_BYTES`].
-fn read_capped(resp: reqwest::blocking::Response) -> Result<Vec<u8>, String> {
+/// The body, up to [`MAX_PAGE_BYTES`] and within `deadline` (the
+/// client's timeout bounds each read; this bounds them all, so a server
+/// that drips a byte at a time cannot hold the pull).
+fn read_capped(
+    mut resp: reqwest::blocking::Response,
+    deadline: Duration,
+) -> Result<Vec<u8>, ReadFailure> {
+    let until = std::time::Instant::now() + deadline;
     let mut out = Vec::new();
-    resp.take(MAX_PAGE_BYTES + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("the answer broke off ({e})"))?;
-    if out.len() as u64 > MAX_PAGE_BYTES {
-        return Err(format!(
-            "a page is larger than {} MiB; pull with a smaller --page-size",
-            MAX_PAGE_BYTES >> 20
-        ));
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = resp
+            .read(&mut buf)
+            .map_err(|e| ReadFailure::Broken(format!("the answer broke off ({e})")))?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.len() as u64 > MAX_PAGE_BYTES {
+            return Err(ReadFailure::TooLarge(format!(
+                "a page is larger than {} MiB; pull with a smaller --page-size",
+                MAX_PAGE_BYTES >> 20
+            )));
+        }
+        if std::time::Instant::now() > until {
+            return Err(ReadFailure::Broken(format!(
+                "the answer took longer than {} s to arrive",
+                deadline.as_secs()
+            )));
+        }
     }
-    Ok(out)
 }
 
 /// A short message from an error body: its `message`/`detail`/`error`, or
-/// the start of the text.
-fn error_message(bytes: &[u8]) -> String {
+/// the start of the text, with the credentials removed first.
+fn error_message(bytes: &[u8], scrub: &Scrub) -> String {
     let v: Option<Value> = serde_json::from_slice(bytes).ok();
     let from_json = v.as_ref().and_then(|v| {
         ["message", "detail", "error", "errors"]
@@ -871,7 +1131,8 @@ fn error_message(bytes: &[u8]) -> String {
                 other => other.to_string(),
             })
     });
-    let text = from_json.unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
+    let text =
+        scrub.text(&from_json.unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned()));
     let mut t: String = text.chars().take(300).collect();
     if text.chars().count() > 300 {
         t.push('…');
@@ -1090,72 +1351,86 @@ mod tests {
 
     const MIN: i64 = 60_000_000_000;
 
+    fn win(from: i64, to: i64) -> Window {
+        Window {
+            from: from * MIN,
+            to: to * MIN,
+        }
+    }
+
     #[test]
     fn plans_cover_what_is_missing_newest_first() {
         let now = 1_000 * MIN;
-        assert_eq!(
-            plan(None, 10 * MIN, now),
-            vec![Window {
-                from: 10 * MIN,
-                to: now
-            }]
-        );
-        let c = Window {
-            from: 500 * MIN,
-            to: 900 * MIN,
-        };
+        let overlap = 10 * MIN;
+        assert_eq!(plan(None, 10 * MIN, now, overlap), vec![win(10, 1000)]);
+        let c = win(500, 900);
         // Incremental: from the covered end less the overlap.
-        assert_eq!(
-            plan(Some(c), 600 * MIN, now),
-            vec![Window {
-                from: 890 * MIN,
-                to: now
-            }]
-        );
+        assert_eq!(plan(Some(c), 600 * MIN, now, overlap), vec![win(890, 1000)]);
         // --since further back than before: the gap too, after the tail.
         assert_eq!(
-            plan(Some(c), 100 * MIN, now),
-            vec![
-                Window {
-                    from: 890 * MIN,
-                    to: now
-                },
-                Window {
-                    from: 100 * MIN,
-                    to: 500 * MIN
-                }
-            ]
+            plan(Some(c), 100 * MIN, now, overlap),
+            vec![win(890, 1000), win(100, 500)]
         );
-        // Coverage stops at the first record still running.
-        let grown = cover(
-            Some(c),
-            Window {
-                from: 890 * MIN,
-                to: now,
-            },
-            Some(950 * MIN),
-        );
+        // Coverage wholly before --since is not joined across the gap: the
+        // whole window is pulled and replaces it.
+        assert_eq!(plan(Some(c), 950 * MIN, now, overlap), vec![win(950, 1000)]);
+        assert_eq!(cover(Some(c), win(950, 1000), None), win(950, 1000));
+        // An empty coverage is none.
         assert_eq!(
-            grown,
-            Window {
-                from: 500 * MIN,
-                to: 950 * MIN
-            }
+            plan(Some(win(700, 700)), 600 * MIN, now, overlap),
+            vec![win(600, 1000)]
         );
-        let back = cover(
-            Some(grown),
-            Window {
-                from: 100 * MIN,
-                to: 500 * MIN,
-            },
-            None,
-        );
+        // Nothing left: no window.
+        assert!(plan(Some(win(0, 1000)), 10 * MIN, now, 0).is_empty());
+    }
+
+    #[test]
+    fn coverage_stops_at_what_is_still_running() {
+        let now = 1_000 * MIN;
+        let c = win(500, 900);
+        // The tail: coverage stops at the first record still running.
+        let grown = cover(Some(c), win(890, 1000), Some((950 * MIN, 980 * MIN)));
+        assert_eq!(grown, win(500, 950));
+        // ... and the next pull starts there less the overlap.
+        assert_eq!(plan(Some(grown), 600 * MIN, now, MIN), vec![win(949, 1000)]);
+        // A window before the covered one: coverage reaches back only to
+        // after the last record still running there.
+        let back = cover(Some(grown), win(100, 500), Some((150 * MIN, 300 * MIN)));
         assert_eq!(
             back,
             Window {
-                from: 100 * MIN,
+                from: 300 * MIN + 1000,
                 to: 950 * MIN
             }
+        );
+        // So the next pull asks for that part again (and takes the record
+        // once it has ended).
+        let next = plan(Some(back), 100 * MIN, now, MIN);
+        assert_eq!(next[1].from, 100 * MIN);
+        assert!(next[1].to > 300 * MIN);
+        let done = cover(Some(grown), win(100, 500), None);
+        assert_eq!(done, win(100, 950));
+    }
+
+    #[test]
+    fn windows_are_planned_in_microseconds() {
+        // The platforms take bounds in microseconds: a bound in between
+        // would be cut by the request and claim what it did not ask for.
+        let w = plan(None, 1_500_000_777, 9_000_000_999, 0);
+        assert_eq!(
+            w,
+            vec![Window {
+                from: 1_500_000_000,
+                to: 9_000_000_000
+            }]
+        );
+        let c = Window {
+            from: 1_000,
+            to: 5_000_000_123,
+        };
+        assert_eq!(
+            plan(Some(c), 1_000, 9_000_000_999, 1_000)[0].from,
+            4_999_999_000
         );
     }
 

@@ -45,6 +45,10 @@ impl Api for Phoenix {
         }
     }
 
+    fn scope(&self) -> String {
+        self.project.clone()
+    }
+
     fn parse(&self, body: Value, opts: &ReadOptions) -> Result<Page, String> {
         super::read_page(
             body,
