@@ -425,6 +425,10 @@ pub(crate) enum Tx<'a> {
 }
 
 impl Tx<'_> {
+    pub(crate) fn is_sqlite(&self) -> bool {
+        matches!(self, Tx::Sqlite(..))
+    }
+
     pub(crate) fn execute(
         &mut self,
         label: &str,
@@ -432,19 +436,17 @@ impl Tx<'_> {
         params: &[Param],
     ) -> Result<u64, TraceError> {
         let mut changed = 0;
-        self.execute_many(label, sql, std::iter::once(params.to_vec()), &mut |n| {
-            changed = n
-        })?;
+        self.execute_many(label, sql, std::iter::once(params), &mut |n| changed = n)?;
         Ok(changed)
     }
 
     /// Runs one statement for each row of parameters, prepared once,
     /// telling `each` how many rows each run changed.
-    pub(crate) fn execute_many<'p>(
+    pub(crate) fn execute_many<'p, R: AsRef<[Param<'p>]>>(
         &mut self,
         label: &str,
         sql: &'static str,
-        rows: impl Iterator<Item = Vec<Param<'p>>>,
+        rows: impl Iterator<Item = R>,
         each: &mut dyn FnMut(u64),
     ) -> Result<(), TraceError> {
         match self {
@@ -453,7 +455,7 @@ impl Tx<'_> {
                 let mut stmt = t.prepare_cached(text).map_err(|e| sqlite_err(label, e))?;
                 for row in rows {
                     let n = stmt
-                        .execute(rusqlite::params_from_iter(row.iter()))
+                        .execute(rusqlite::params_from_iter(row.as_ref().iter()))
                         .map_err(|e| sqlite_err(label, e))?;
                     each(n as u64);
                 }
@@ -471,8 +473,11 @@ impl Tx<'_> {
                     }
                 };
                 for row in rows {
-                    let refs: Vec<&(dyn ToSql + Sync)> =
-                        row.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+                    let refs: Vec<&(dyn ToSql + Sync)> = row
+                        .as_ref()
+                        .iter()
+                        .map(|p| p as &(dyn ToSql + Sync))
+                        .collect();
                     each(t.execute(&stmt, &refs).map_err(|e| pg_err(label, e))?);
                 }
                 Ok(())

@@ -76,6 +76,18 @@ CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL, 
 /// not repeated on every span.
 const INSERT_SPAN: &str = "INSERT INTO spans (trace_id, span_id, parent_span_id, name, start_ns, end_ns, status, status_message, error_type, operation, model, input_tokens, output_tokens, cost, finish_reasons, tool_calls, input, output, attributes, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) ON CONFLICT (trace_id, span_id) DO NOTHING";
 
+/// [`INSERT_SPAN`] for SQLite: a statement that cannot fail half-way (a
+/// span already stored is skipped, and nothing else can conflict: every
+/// NOT NULL column is always given) needs no statement journal, which
+/// otherwise copies the pages it touches.
+const INSERT_SPAN_SQLITE: &str = "INSERT OR IGNORE INTO spans (trace_id, span_id, parent_span_id, name, start_ns, end_ns, status, status_message, error_type, operation, model, input_tokens, output_tokens, cost, finish_reasons, tool_calls, input, output, attributes, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)";
+
+/// SQLite's [`UPSERT_TRACE`] in two steps, for the same reason: new traces
+/// inserted, then the ones already stored updated exactly as the upsert's
+/// `DO UPDATE` does (the right-hand sides read the row as it was).
+const INSERT_TRACE_SQLITE: &str = "INSERT OR IGNORE INTO traces (trace_id, bundle_id, bundle_version, environment, start_ns, end_ns, root_ns, spans, errors, input_tokens, output_tokens, cost, tools, root_tagged) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+const UPDATE_TRACE_SQLITE: &str = "UPDATE traces SET bundle_id = CASE WHEN (?14 = 1 AND root_tagged = 0) OR bundle_id IS NULL THEN ?2 ELSE bundle_id END, bundle_version = CASE WHEN (?14 = 1 AND root_tagged = 0) OR bundle_id IS NULL THEN ?3 ELSE bundle_version END, environment = CASE WHEN (?14 = 1 AND root_tagged = 0) OR bundle_id IS NULL THEN ?4 ELSE environment END, root_tagged = MAX(root_tagged, ?14), start_ns = MIN(start_ns, ?5), end_ns = MAX(end_ns, ?6), root_ns = COALESCE(?7, root_ns), spans = spans + ?8, errors = errors + ?9, input_tokens = input_tokens + ?10, output_tokens = output_tokens + ?11, cost = CASE WHEN cost IS NULL AND ?12 IS NULL THEN NULL ELSE COALESCE(cost, 0) + COALESCE(?12, 0) END, tools = CASE WHEN ?13 IS NULL OR length(COALESCE(tools, '')) + length(?13) > 1024 THEN tools ELSE COALESCE(tools, '') || ?13 END WHERE trace_id = ?1";
+
 /// A trace's bundle is its root span's when the root names one, else the
 /// first span's that named one; the three fields always come from the same
 /// span. Its tool calls are kept up to `MAX_TOOLS_TEXT` bytes.
@@ -752,6 +764,30 @@ impl Prepared {
     }
 }
 
+/// A trace's row of parameters, as the trace statements take them.
+fn trace_row<'a>((id, d): &'a (&str, TraceDelta<'_>)) -> [Param<'a>; 14] {
+    [
+        Param::id(id),
+        (&d.bundle.bundle_id).into(),
+        (&d.bundle.bundle_version).into(),
+        (&d.bundle.environment).into(),
+        d.start.into(),
+        d.end.into(),
+        d.root.into(),
+        d.spans.into(),
+        d.errors.into(),
+        d.input.into(),
+        d.output.into(),
+        d.cost.into(),
+        if d.tools.is_empty() {
+            Param::Text(None)
+        } else {
+            d.tools.as_str().into()
+        },
+        i64::from(d.root_tagged).into(),
+    ]
+}
+
 /// One write in progress: rolled back unless committed.
 pub struct Writer<'a> {
     tx: Tx<'a>,
@@ -761,8 +797,9 @@ pub struct Writer<'a> {
 
 /// A trace's share of one batch.
 #[derive(Default)]
-struct TraceDelta {
-    bundle: BundleTag,
+struct TraceDelta<'a> {
+    /// (Borrowed from the span it came from: a batch has thousands.)
+    bundle: std::borrow::Cow<'a, BundleTag>,
     start: i64,
     end: i64,
     root: Option<i64>,
@@ -799,7 +836,7 @@ impl Writer<'_> {
         mut ordered: Vec<(&Span, &[Option<String>; 3])>,
     ) -> Result<(), TraceError> {
         let label = self.label;
-        let mut deltas: BTreeMap<&str, TraceDelta> = BTreeMap::new();
+        let mut deltas: BTreeMap<&str, TraceDelta<'_>> = BTreeMap::new();
         // In key order, so two servers storing overlapping batches at once
         // take their row locks in the same order and never deadlock.
         ordered.sort_unstable_by(|a, b| {
@@ -808,11 +845,17 @@ impl Writer<'_> {
         // Every span's row in one go (one prepared statement), then the
         // traces of those that were new.
         let mut fresh = Vec::with_capacity(ordered.len());
+        let sqlite = self.tx.is_sqlite();
         self.tx.execute_many(
             label,
-            INSERT_SPAN,
+            if sqlite {
+                INSERT_SPAN_SQLITE
+            } else {
+                INSERT_SPAN
+            },
+            // Each row's parameters on the stack: a batch binds millions.
             ordered.iter().map(|&(s, [finish, tools, attrs])| {
-                vec![
+                [
                     Param::id(&s.trace_id),
                     Param::id(&s.span_id),
                     Param::opt_id(s.parent_span_id.as_deref()),
@@ -856,7 +899,7 @@ impl Writer<'_> {
             if s.bundle.bundle_id.is_some()
                 && (d.bundle.bundle_id.is_none() || (is_root && !d.root_tagged))
             {
-                d.bundle = s.bundle.clone();
+                d.bundle = std::borrow::Cow::Borrowed(&s.bundle);
                 d.root_tagged = is_root;
             }
             d.start = d.start.min(s.start_ns);
@@ -875,30 +918,33 @@ impl Writer<'_> {
             }
             tool_entries(&s.tool_calls, &mut d.tools);
         }
+        let deltas: Vec<(&str, TraceDelta<'_>)> = deltas.into_iter().collect();
+        if !sqlite {
+            return self.tx.execute_many(
+                label,
+                UPSERT_TRACE,
+                deltas.iter().map(trace_row),
+                &mut |_| {},
+            );
+        }
+        let mut inserted = Vec::with_capacity(deltas.len());
         self.tx.execute_many(
             label,
-            UPSERT_TRACE,
-            deltas.into_iter().map(|(id, d)| {
-                vec![
-                    Param::id(id),
-                    d.bundle.bundle_id.into(),
-                    d.bundle.bundle_version.into(),
-                    d.bundle.environment.into(),
-                    d.start.into(),
-                    d.end.into(),
-                    d.root.into(),
-                    d.spans.into(),
-                    d.errors.into(),
-                    d.input.into(),
-                    d.output.into(),
-                    d.cost.into(),
-                    Some(d.tools).filter(|t| !t.is_empty()).into(),
-                    i64::from(d.root_tagged).into(),
-                ]
-            }),
-            &mut |_| {},
+            INSERT_TRACE_SQLITE,
+            deltas.iter().map(trace_row),
+            &mut |n| inserted.push(n > 0),
         )?;
-        Ok(())
+        let stored = deltas
+            .iter()
+            .zip(inserted)
+            .filter(|(_, new)| !new)
+            .map(|(r, _)| r);
+        self.tx.execute_many(
+            label,
+            UPDATE_TRACE_SQLITE,
+            stored.map(trace_row),
+            &mut |_| {},
+        )
     }
 
     /// Saves a pull's position with the spans it brought.
