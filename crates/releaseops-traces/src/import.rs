@@ -286,6 +286,12 @@ fn number(o: &Map<String, Value>, keys: &[&str]) -> Result<Option<f64>, String> 
     Ok(None)
 }
 
+/// A time in Unix ns, when it has one (years past 2262 do not).
+fn ns_of(key: &str, t: jiff::Timestamp) -> Result<i64, String> {
+    i64::try_from(t.as_nanosecond())
+        .map_err(|_| format!("{key} is {t}, too far from now to be a trace's time"))
+}
+
 /// A time as trace files write it: RFC 3339 (a zone-less date and time is
 /// UTC), or a Unix time in seconds, milliseconds, microseconds or
 /// nanoseconds (told apart by size).
@@ -294,12 +300,12 @@ pub(crate) fn time_ns(key: &str, v: &Value) -> Result<i64, String> {
         Value::String(s) => {
             let t = s.trim();
             if let Ok(ts) = t.parse::<jiff::Timestamp>() {
-                return Ok(ts.as_nanosecond() as i64);
+                return ns_of(key, ts);
             }
             if let Ok(dt) = t.parse::<jiff::civil::DateTime>()
                 && let Ok(z) = dt.to_zoned(jiff::tz::TimeZone::UTC)
             {
-                return Ok(z.timestamp().as_nanosecond() as i64);
+                return ns_of(key, z.timestamp());
             }
             if let Ok(n) = t.parse::<f64>() {
                 return epoch(key, n);

@@ -325,6 +325,12 @@ fn pull(app: &App, a: &PullArgs) -> CmdResult {
     if r.retries > 0 {
         anstream::println!("  {} requests retried", r.retries);
     }
+    if r.abandoned > 0 {
+        anstream::println!(
+            "  {} still running after a day: taken as abandoned, not waited for",
+            r.abandoned
+        );
+    }
     if r.outside > 0 {
         output::warn(&format!(
             "{} records started outside the window asked for (the server ignored it); they were not stored",
@@ -339,6 +345,11 @@ fn pull(app: &App, a: &PullArgs) -> CmdResult {
             "{} more refused",
             r.rejected as usize - r.rejections.len()
         ));
+    }
+    if r.uncovered {
+        output::warn(
+            "the windows with refused records were not counted as covered: the next pull asks for them again",
+        );
     }
     Ok(0)
 }

@@ -1021,6 +1021,17 @@ fn fails_with(r: &Repo, env: &[(&str, &str)], url: &str, extra: &[&str], why: &s
     run
 }
 
+/// `secret` is in no file of the repository's `.releaseops/` (the trace
+/// store, its journal and the saved positions included).
+fn nowhere_in(r: &Repo, secret: &str) {
+    for (file, bytes) in r.snapshot() {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{file} holds the credential"
+        );
+    }
+}
+
 fn page(data: Vec<Value>, cursor: Option<&str>) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({"data": data, "meta": {"cursor": cursor}}))
 }
@@ -1074,12 +1085,7 @@ async fn hostile_servers_cannot_plant_credentials_loop_or_flood_and_cursors_expi
         "Retry-After: 2 was not waited for ({:?})",
         times[1].duration_since(times[0])
     );
-    for (file, bytes) in r.snapshot() {
-        assert!(
-            !bytes.windows(ODD.len()).any(|w| w == ODD.as_bytes()),
-            "{file} holds the credential"
-        );
-    }
+    nowhere_in(&r, ODD);
     let shown = r.run(&["traces", "show", &format!("{:032x}", 1)]);
     assert!(shown.ok().contains("turn [redacted]"), "{}", shown.stdout);
 
@@ -1095,12 +1101,20 @@ async fn hostile_servers_cannot_plant_credentials_loop_or_flood_and_cursors_expi
     no_odd(&cut);
     assert!(!cut.stderr.contains("Zq7hun"), "{}", cut.stderr);
 
-    // 3. A cursor holding the credential is not kept; cursors going round
-    // (A, B, A) are caught.
-    let (server, _) = scripted(Box::new(|_, _| page(vec![], Some(&format!("c-{ODD}"))))).await;
+    // 3. A cursor holding the credential never goes back out (the answer
+    // loses the credential before it is read), nor into the store; cursors
+    // going round (A, B, A) are caught.
+    let (server, log) = scripted(Box::new(|n, _| {
+        page(vec![], Some(&format!("c-{ODD}-{}", n.min(3))))
+    }))
+    .await;
     let url = server.uri();
-    let planted = fails_with(&r, &env, &url, &[], "holds the credentials");
+    let planted = fails_with(&r, &env, &url, &[], "same cursor twice");
     no_odd(&planted);
+    for (_, q) in log.lock().expect("the fake server's state").iter() {
+        assert!(!q.url.as_str().contains(ODD), "sent back: {}", q.url);
+    }
+    nowhere_in(&r, ODD);
     let (server, _) = scripted(Box::new(|_, c| {
         page(vec![], Some(if c == Some("A") { "B" } else { "A" }))
     }))
@@ -1126,7 +1140,7 @@ async fn hostile_servers_cannot_plant_credentials_loop_or_flood_and_cursors_expi
         &env,
         &url,
         &["--page-size", "2"],
-        "6 records to a request for pages of 2",
+        "it holds 6 records, and pages of 2 were asked for",
     );
 
     // 5. A saved cursor the platform has expired: the window is pulled
@@ -1179,6 +1193,43 @@ async fn hostile_servers_cannot_plant_credentials_loop_or_flood_and_cursors_expi
             None,
             Some("fresh".into())
         ]
+    );
+
+    // 5b. A refused record keeps its window uncovered (a fixed server or a
+    // newer releaseops takes it later); one running for more than a day is
+    // taken as abandoned and holds nothing back.
+    let (server, log) = scripted(Box::new(|_, _| {
+        let mut t = langfuse_trace(1, 5.0, "1.0.0", false);
+        t[2].as_object_mut()
+            .expect("as written")
+            .remove("startTime");
+        let mut old = langfuse_trace(2, 30.0 * 60.0, "1.0.0", false);
+        old[0]
+            .as_object_mut()
+            .expect("as written")
+            .remove("endTime");
+        t.push(old[0].clone());
+        page(t, None)
+    }))
+    .await;
+    let url = server.uri();
+    let args = ["traces", "pull", "langfuse", "--since", "7d", "--url", &url];
+    let refused = pull(&r, &env, &args);
+    let out = refused.ok();
+    assert!(
+        out.contains("1 still running after a day")
+            && refused.stderr.contains("startTime is missing")
+            && refused.stderr.contains("not counted as covered"),
+        "{out}\n{}",
+        refused.stderr
+    );
+    let again = pull(&r, &env, &args);
+    again.ok();
+    let asked = log.lock().expect("the fake server's state").clone();
+    let from = ts(&query(&asked[1].1, "fromStartTime").expect("a window"));
+    assert!(
+        jiff::Timestamp::now().duration_since(from) > jiff::SignedDuration::from_hours(24 * 6),
+        "the window with a refused record was taken as covered: asked from {from}"
     );
 
     // 6. Another project's keys on the same server start their own

@@ -41,15 +41,20 @@ impl Api for Langfuse {
         }
     }
 
+    /// Langfuse keeps times in milliseconds and compares bounds in them.
+    fn precision_ns(&self) -> i64 {
+        1_000_000
+    }
+
     fn scope(&self) -> String {
         String::new()
     }
 
-    fn parse(&self, body: Value, opts: &ReadOptions) -> Result<Page, String> {
+    fn parse(&self, body: Value, opts: &ReadOptions, limit: usize) -> Result<Page, String> {
         super::read_page(
             body,
             (&["data"], &[&["meta", "cursor"]]),
-            "observation",
+            ("observation", limit),
             |o| super::text_field(o, "id"),
             |o, id| read(o, id, opts),
         )

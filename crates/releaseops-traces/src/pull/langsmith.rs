@@ -111,7 +111,7 @@ impl Api for LangSmith {
         self.project_id.clone()
     }
 
-    fn parse(&self, body: Value, opts: &ReadOptions) -> Result<Page, String> {
+    fn parse(&self, body: Value, opts: &ReadOptions, limit: usize) -> Result<Page, String> {
         // v2 answers items and next_cursor; v1 runs and cursors.next.
         super::read_page(
             body,
@@ -119,7 +119,7 @@ impl Api for LangSmith {
                 &["items", "runs"],
                 &[&["next_cursor"], &["cursors", "next"]],
             ),
-            "run",
+            ("run", limit),
             |o| super::text_field(o, "id"),
             |o, id| read(o, id, opts),
         )

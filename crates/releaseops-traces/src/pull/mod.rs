@@ -10,7 +10,11 @@
 //! what lies before it when `--since` reaches further back. Spans are
 //! stored once, so pulling again is idempotent. A record that has not
 //! finished yet (no end time) is not stored; the covered window stops
-//! before it, so the next pull takes it once it has ended.
+//! before it, so the next pull takes it once it has ended (unless it has
+//! run for more than a day: its client is taken to have died). A window
+//! in which a record was refused is not counted as covered at all. A
+//! window is asked for widened to the server's precision (Langfuse keeps
+//! milliseconds), and covered only as far as asked for in nanoseconds.
 //!
 //! A pull that fails half-way is not undone: what it stored is whole
 //! pages of finished spans with the position after them, each true on its
@@ -181,7 +185,12 @@ impl Auth {
     fn secrets(&self) -> Vec<String> {
         match self {
             Auth::None => vec![],
-            Auth::Basic { user, password } => vec![password.clone(), user.clone()],
+            Auth::Basic { user, password } => {
+                use base64::Engine;
+                let header =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                vec![header, password.clone(), user.clone()]
+            }
             Auth::Header { value, .. } => {
                 let mut v = vec![value.clone()];
                 if let Some(k) = value.strip_prefix("Bearer ") {
@@ -251,7 +260,13 @@ pub const MAX_PAGE_BYTES: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_OVERLAP_NS: i64 = 60 * 60 * 1_000_000_000;
 /// The longest cursor kept (it is stored with the position).
 pub const MAX_CURSOR_BYTES: usize = 16 * 1024;
-/// Pages in a row with no records but a next cursor before a pull stops:
+/// How long a record may run before it no longer holds coverage back: one
+/// whose client died never ends, and would keep every later pull reading
+/// from its start.
+pub const MAX_RUNNING_NS: i64 = 24 * 60 * 60 * 1_000_000_000;
+/// The largest error answer read (its message is shown, cut short).
+const MAX_ERROR_BYTES: u64 = 64 * 1024;
+/// Pages in a row that stored nothing but had a next cursor before a pull stops:
 /// a server that pages through nothing would otherwise run to the limit.
 pub const MAX_EMPTY_PAGES: u32 = 100;
 
@@ -293,6 +308,11 @@ pub struct PullReport {
     pub stored: Stored,
     /// Records not finished yet (taken by a later pull).
     pub running: u64,
+    /// Records still running after a day: their client is taken to have
+    /// died, and they no longer hold coverage back.
+    pub abandoned: u64,
+    /// A window had refused records, so it was not counted as covered.
+    pub uncovered: bool,
     /// Records outside the window asked for (a server that ignores the
     /// filter): not stored.
     pub outside: u64,
@@ -342,6 +362,11 @@ struct Position {
     /// only to after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     running_last: Option<i64>,
+    /// Records of the window in progress were refused: it is not counted
+    /// as covered, so a later pull (a fixed server, a newer releaseops)
+    /// asks for them again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    refused: bool,
 }
 
 /// `ns` rounded down to a microsecond: the platforms take window bounds in
@@ -362,6 +387,12 @@ fn plan(covered: Option<Window>, since: i64, now: i64, overlap: i64) -> Vec<Wind
     // Nothing covered, or only what lies wholly before `since`: the whole
     // window (and [`cover`] replaces the old coverage, which is not joined
     // to it by anything pulled).
+    // A clock that went back (coverage reaching past now): what lies after
+    // now was not seen from here, so coverage is cut back to now.
+    let covered = covered.map(|c| Window {
+        from: c.from.min(now),
+        to: c.to.min(now),
+    });
     let Some(c) = nonempty(covered).filter(|c| since <= c.to) else {
         return window(since, now).into_iter().collect();
     };
@@ -384,10 +415,10 @@ fn cover(covered: Option<Window>, w: Window, running: Option<(i64, i64)>) -> Win
     match nonempty(covered) {
         // Before what is covered (joined to it): it reaches back only to
         // after the last record still running, which a later pull takes.
-        Some(c) if w.to < c.to && w.to >= c.from => {
+        Some(c) if w.from < c.from && w.to >= c.from => {
             // (The microsecond after it: a bound the platforms can take.)
             let from = running.map_or(w.from, |(_, last)| {
-                (floor_us(last) + 1000).clamp(w.from, c.from)
+                (floor_us(last) + 1000).max(w.from).min(c.from)
             });
             Window {
                 from: from.min(c.from),
@@ -436,10 +467,24 @@ pub(crate) trait Api {
     /// The page request for `w` at `cursor`.
     fn page(&self, w: (i64, i64), cursor: Option<&str>, size: u32, capture: bool) -> Request;
     /// Reads a page.
-    fn parse(&self, body: Value, opts: &ReadOptions) -> Result<Page, String>;
+    fn parse(&self, body: Value, opts: &ReadOptions, limit: usize) -> Result<Page, String>;
     /// What the records belong to on the server (the project), for the
     /// name of the saved position.
     fn scope(&self) -> String;
+    /// The precision (ns) the server compares window bounds at: a window is
+    /// asked for widened to it, so no record at an edge is left out.
+    fn precision_ns(&self) -> i64 {
+        1_000
+    }
+}
+
+/// `w` widened outwards to multiples of `unit`.
+fn widen(w: Window, unit: i64) -> Window {
+    let unit = unit.max(1);
+    Window {
+        from: w.from.div_euclid(unit) * unit,
+        to: w.to.saturating_add(unit - 1).div_euclid(unit) * unit,
+    }
 }
 
 /// Pulls into `store`. Pages already stored stay stored when a later page
@@ -459,7 +504,11 @@ pub fn pull(
         Ok(()) => Ok(report),
         Err(e) => {
             let scrub = Scrub::new(&p.auth);
-            let mut msg = scrub.text(&e.to_string());
+            let inner = match &e {
+                TraceError::Store(m) | TraceError::Remote(m) | TraceError::Input(m) => m.clone(),
+                other => other.to_string(),
+            };
+            let mut msg = scrub.text(&inner);
             if report.stored.spans > 0 {
                 msg.push_str(&format!(
                     " ({} spans from {} pages were stored before it; the next pull resumes after them)",
@@ -520,7 +569,9 @@ fn run(
     let mut resumed_cursor = pos.cursor.clone();
     // Every cursor of the window in progress: one answered again would
     // page forever (the one a resumed pull starts from included).
-    let mut seen_cursors: std::collections::HashSet<String> = pos.cursor.iter().cloned().collect();
+    // (Kept as digests: a window may page through many long cursors.)
+    let mut seen_cursors: std::collections::HashSet<[u8; 16]> =
+        pos.cursor.iter().map(|c| cursor_digest(c)).collect();
     // What is missing is planned once a run (after a resumed pull's
     // windows): a window ending now would otherwise be planned again.
     let mut planned = false;
@@ -539,6 +590,7 @@ fn run(
             pos.cursor = None;
             pos.running_from = None;
             pos.running_last = None;
+            pos.refused = false;
         }
         let w = pos.pending[0];
         if report.windows.last() != Some(&shown(w)) {
@@ -551,8 +603,11 @@ fn run(
                 p.max_pages
             )));
         }
+        // What is asked for reaches a little past `w` at a coarse server's
+        // edges; what is covered is `w` alone.
+        let asked = widen(w, api.precision_ns());
         let req = api.page(
-            (w.from, w.to),
+            (asked.from, asked.to),
             pos.cursor.as_deref(),
             p.page_size,
             opts.capture_content,
@@ -571,13 +626,14 @@ fn run(
                 pos.cursor = None;
                 pos.running_from = None;
                 pos.running_last = None;
+                pos.refused = false;
                 seen_cursors.clear();
                 continue;
             }
             Err(e) => return Err(e.error),
         };
         resumed_cursor = None;
-        let mut page = api.parse(body, opts).map_err(|e| {
+        let mut page = api.parse(body, opts, p.page_size as usize).map_err(|e| {
             TraceError::Remote(format!(
                 "{} answered a page that is not its API's shape: {}",
                 p.platform.as_str(),
@@ -585,39 +641,37 @@ fn run(
             ))
         })?;
         report.pages += 1;
-        if page.items.len() > p.page_size as usize {
-            return Err(TraceError::Remote(format!(
-                "{} answered {} records to a request for pages of {}; it does not page as its API says",
-                p.platform.as_str(),
-                page.items.len(),
-                p.page_size
-            )));
-        }
-        let page_records = page.items.len();
-        let mut spans = Vec::with_capacity(page_records);
+        let mut spans = Vec::with_capacity(page.items.len());
+        let mut running_here = false;
         for item in std::mem::take(&mut page.items) {
             report.records += 1;
             match item {
                 Ok(Item::Span(mut s)) => {
-                    if (w.from..w.to).contains(&s.start_ns) {
+                    if (asked.from..asked.to).contains(&s.start_ns) {
                         http.scrub.span(&mut s);
                         spans.push(*s);
                     } else {
                         report.outside += 1;
                     }
                 }
+                Ok(Item::Running { start_ns }) if start_ns < now - MAX_RUNNING_NS => {
+                    // Running for more than a day: abandoned by its client.
+                    report.abandoned += 1;
+                }
                 Ok(Item::Running { start_ns }) => {
                     if (w.from..w.to).contains(&start_ns) {
+                        running_here = true;
                         report.running += 1;
                         pos.running_from =
                             Some(pos.running_from.map_or(start_ns, |r| r.min(start_ns)));
                         pos.running_last =
                             Some(pos.running_last.map_or(start_ns, |r| r.max(start_ns)));
-                    } else {
+                    } else if !(asked.from..asked.to).contains(&start_ns) {
                         report.outside += 1;
                     }
                 }
                 Err(r) => {
+                    pos.refused = true;
                     report.rejected += 1;
                     if report.rejections.len() < 10 {
                         report.rejections.push(http.scrub.text(&r.message()));
@@ -629,22 +683,32 @@ fn run(
         match page.next.filter(|c| !c.is_empty()) {
             Some(next) => {
                 check_cursor(p.platform, &next, &http.scrub)?;
-                if !seen_cursors.insert(next.clone()) {
+                if !seen_cursors.insert(cursor_digest(&next)) {
                     return Err(TraceError::Remote(format!(
                         "{} answered the same cursor twice; it would page forever",
                         p.platform.as_str()
                     )));
                 }
-                empty_pages = if page_records > 0 { 0 } else { empty_pages + 1 };
+                // Progress is something stored or something still running.
+                empty_pages = if !spans.is_empty() || running_here {
+                    0
+                } else {
+                    empty_pages + 1
+                };
                 pos.cursor = Some(next);
             }
             None => {
                 let running = pos.running_from.zip(pos.running_last);
-                pos.covered = Some(cover(pos.covered, w, running));
+                if pos.refused {
+                    report.uncovered = true;
+                } else {
+                    pos.covered = Some(cover(pos.covered, w, running));
+                }
                 pos.pending.remove(0);
                 pos.cursor = None;
                 pos.running_from = None;
                 pos.running_last = None;
+                pos.refused = false;
                 seen_cursors.clear();
                 empty_pages = 0;
             }
@@ -687,6 +751,14 @@ fn position_name(p: &Pull, base: &reqwest::Url, api: &dyn Api) -> String {
         p.platform.as_str(),
         base.as_str().trim_end_matches('/')
     )
+}
+
+fn cursor_digest(c: &str) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(c.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
 }
 
 /// A next cursor worth keeping: bounded, printable, and not holding the
@@ -790,6 +862,30 @@ impl Scrub {
         let mut out = s.to_string();
         self.known(&mut out);
         redact::text(&out).into_owned()
+    }
+
+    /// `b` with every occurrence of a credential replaced.
+    fn bytes(&self, b: Vec<u8>) -> Vec<u8> {
+        let mut b = b;
+        for k in &self.secrets {
+            let k = k.as_bytes();
+            if !b.windows(k.len()).any(|w| w == k) {
+                continue;
+            }
+            let mut out = Vec::with_capacity(b.len());
+            let mut i = 0;
+            while i < b.len() {
+                if b[i..].starts_with(k) {
+                    out.extend_from_slice(redact::REDACTED.as_bytes());
+                    i += k.len();
+                } else {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            b = out;
+        }
+        b
     }
 
     /// Whether `s` holds one of the credentials.
@@ -1002,9 +1098,18 @@ impl Http {
                         .headers()
                         .get(reqwest::header::LOCATION)
                         .and_then(|v| v.to_str().ok())
-                        .map(redact::preview);
-                    match read_capped(resp, self.deadline) {
+                        .map(|l| redact::preview(&self.scrub.text(l)));
+                    let limit = if (200..300).contains(&status) {
+                        MAX_PAGE_BYTES
+                    } else {
+                        MAX_ERROR_BYTES
+                    };
+                    match read_capped(resp, self.deadline, limit) {
                         Ok(bytes) if (200..300).contains(&status) => {
+                            // The credentials out of the answer before it is
+                            // read at all: nothing cut from it later can
+                            // keep a piece of one.
+                            let bytes = self.scrub.bytes(bytes);
                             return serde_json::from_slice(&bytes).map_err(|e| {
                                 fail(
                                     Some(status),
@@ -1016,7 +1121,7 @@ impl Http {
                             });
                         }
                         Ok(bytes) => {
-                            let msg = error_message(&bytes, &self.scrub);
+                            let msg = error_message(&self.scrub.bytes(bytes), &self.scrub);
                             let err = match status {
                                 300..=399 => format!(
                                     "{what} answered a redirect (HTTP {status}) to {}; give the API's own address",
@@ -1091,6 +1196,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 fn read_capped(
     mut resp: reqwest::blocking::Response,
     deadline: Duration,
+    limit: u64,
 ) -> Result<Vec<u8>, ReadFailure> {
     let until = std::time::Instant::now() + deadline;
     let mut out = Vec::new();
@@ -1103,6 +1209,11 @@ fn read_capped(
             return Ok(out);
         }
         out.extend_from_slice(&buf[..n]);
+        if out.len() as u64 > limit && limit < MAX_PAGE_BYTES {
+            // An error answer: its start says enough.
+            out.truncate(limit as usize);
+            return Ok(out);
+        }
         if out.len() as u64 > MAX_PAGE_BYTES {
             return Err(ReadFailure::TooLarge(format!(
                 "a page is larger than {} MiB; pull with a smaller --page-size",
@@ -1222,11 +1333,17 @@ fn page_parts(
 pub(crate) fn read_page(
     body: Value,
     (lists, cursors): (&[&str], &[&[&str]]),
-    what: &str,
+    (what, limit): (&str, usize),
     id: fn(&Map<String, Value>) -> Result<&str, String>,
     read: impl Fn(&Map<String, Value>, &str) -> Result<Item, String>,
 ) -> Result<Page, String> {
     let (records, next) = page_parts(body, lists, cursors)?;
+    if records.len() > limit {
+        return Err(format!(
+            "it holds {} records, and pages of {limit} were asked for",
+            records.len()
+        ));
+    }
     let items = records
         .into_iter()
         .map(|r| record(r, what, id, &read))
@@ -1410,6 +1527,38 @@ mod tests {
         assert!(next[1].to > 300 * MIN);
         let done = cover(Some(grown), win(100, 500), None);
         assert_eq!(done, win(100, 950));
+    }
+
+    #[test]
+    fn a_clock_that_went_back_cuts_coverage_back_and_never_panics() {
+        // Covered up to 100, now is 90: the tail is planned to now, and a
+        // record still running in it does not upset the arithmetic.
+        let c = win(0, 100);
+        let w = plan(Some(c), 0, 90 * MIN, 60 * MIN);
+        assert_eq!(w, vec![win(30, 90)]);
+        let grown = cover(Some(c), w[0], Some((60 * MIN, 70 * MIN)));
+        assert_eq!(grown, win(0, 60));
+        // Skew larger than the overlap: coverage is cut to now, so what
+        // starts after it is asked for once the clock catches up.
+        let w = plan(Some(win(0, 500)), 0, 200 * MIN, MIN);
+        assert_eq!(w, vec![win(199, 200)]);
+        assert_eq!(cover(Some(win(0, 500)), w[0], None), win(0, 200));
+    }
+
+    #[test]
+    fn coarse_servers_are_asked_for_a_window_widened_to_their_precision() {
+        let w = Window {
+            from: 1_500_123_456,
+            to: 9_000_000_001,
+        };
+        assert_eq!(
+            widen(w, 1_000_000),
+            Window {
+                from: 1_500_000_000,
+                to: 9_001_000_000
+            }
+        );
+        assert_eq!(widen(w, 1), w);
     }
 
     #[test]

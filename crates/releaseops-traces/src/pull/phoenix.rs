@@ -49,11 +49,11 @@ impl Api for Phoenix {
         self.project.clone()
     }
 
-    fn parse(&self, body: Value, opts: &ReadOptions) -> Result<Page, String> {
+    fn parse(&self, body: Value, opts: &ReadOptions, limit: usize) -> Result<Page, String> {
         super::read_page(
             body,
             (&["data"], &[&["next_cursor"]]),
-            "span",
+            ("span", limit),
             span_id,
             |o, id| read(o, id, opts),
         )
