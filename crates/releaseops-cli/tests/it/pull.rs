@@ -1143,6 +1143,16 @@ async fn hostile_servers_cannot_plant_credentials_loop_or_flood_and_cursors_expi
         "it holds 6 records, and pages of 2 were asked for",
     );
 
+    // A page of millions of tiny values is refused before it is read
+    // (each would cost some 80 bytes of memory once read).
+    let (server, _) = scripted(Box::new(|_, _| {
+        let body = format!("{{\"data\":[{}0],\"meta\":{{}}}}", "0,".repeat(4_100_000));
+        ResponseTemplate::new(200).set_body_raw(body, "application/json")
+    }))
+    .await;
+    let url = server.uri();
+    fails_with(&r, &env, &url, &[], "JSON values, more than");
+
     // 5. A saved cursor the platform has expired: the window is pulled
     // again from its start.
     let (server, log) = scripted(Box::new(|n, c| match (n, c) {

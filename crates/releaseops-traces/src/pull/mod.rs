@@ -264,6 +264,10 @@ pub const MAX_CURSOR_BYTES: usize = 16 * 1024;
 /// whose client died never ends, and would keep every later pull reading
 /// from its start.
 pub const MAX_RUNNING_NS: i64 = 24 * 60 * 60 * 1_000_000_000;
+/// The most JSON values a page may hold: read, each costs some 80 bytes,
+/// so a page of tiny values would otherwise grow to many times its size.
+/// A thousand records with their content captured hold far fewer.
+pub const MAX_PAGE_VALUES: usize = 4_000_000;
 /// The largest error answer read (its message is shown, cut short).
 const MAX_ERROR_BYTES: u64 = 64 * 1024;
 /// Pages in a row that stored nothing but had a next cursor before a pull stops:
@@ -1110,6 +1114,15 @@ impl Http {
                             // read at all: nothing cut from it later can
                             // keep a piece of one.
                             let bytes = self.scrub.bytes(bytes);
+                            let values = json_values(&bytes);
+                            if values > MAX_PAGE_VALUES {
+                                return Err(fail(
+                                    Some(status),
+                                    TraceError::Remote(format!(
+                                        "{what} answered a page of about {values} JSON values, more than {MAX_PAGE_VALUES} read at once; pull with a smaller --page-size"
+                                    )),
+                                ));
+                            }
                             return serde_json::from_slice(&bytes).map_err(|e| {
                                 fail(
                                     Some(status),
@@ -1227,6 +1240,30 @@ fn read_capped(
             )));
         }
     }
+}
+
+/// About how many values (and keys) a JSON text holds, counted without
+/// reading it: the separators outside strings.
+fn json_values(b: &[u8]) -> usize {
+    let (mut n, mut in_str, mut esc) = (1usize, false, false);
+    for &c in b {
+        if in_str {
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+        } else {
+            match c {
+                b'"' => in_str = true,
+                b',' | b'[' | b'{' | b':' => n += 1,
+                _ => {}
+            }
+        }
+    }
+    n
 }
 
 /// A short message from an error body: its `message`/`detail`/`error`, or
@@ -1616,6 +1653,14 @@ mod tests {
         );
         assert!(check_url("ftp://host", false, false).is_err());
         assert!(check_url("https://host/?x=1", false, false).is_err());
+    }
+
+    #[test]
+    fn json_values_are_counted_outside_strings() {
+        assert_eq!(json_values(br#"{"a":[1,2,3]}"#), 6);
+        assert_eq!(json_values(br#"{"a":"x,y:[{\"z"}"#), 3);
+        let zeros = format!("[{}0]", "0,".repeat(10));
+        assert_eq!(json_values(zeros.as_bytes()), 12);
     }
 
     #[test]
