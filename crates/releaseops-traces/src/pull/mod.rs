@@ -650,9 +650,8 @@ fn run(
         for item in std::mem::take(&mut page.items) {
             report.records += 1;
             match item {
-                Ok(Item::Span(mut s)) => {
+                Ok(Item::Span(s)) => {
                     if (asked.from..asked.to).contains(&s.start_ns) {
-                        http.scrub.span(&mut s);
                         spans.push(*s);
                     } else {
                         report.outside += 1;
@@ -686,7 +685,7 @@ fn run(
         crate::otlp::inherit_within(&mut spans);
         match page.next.filter(|c| !c.is_empty()) {
             Some(next) => {
-                check_cursor(p.platform, &next, &http.scrub)?;
+                check_cursor(p.platform, &next)?;
                 if !seen_cursors.insert(cursor_digest(&next)) {
                     return Err(TraceError::Remote(format!(
                         "{} answered the same cursor twice; it would page forever",
@@ -765,9 +764,9 @@ fn cursor_digest(c: &str) -> [u8; 16] {
     out
 }
 
-/// A next cursor worth keeping: bounded, printable, and not holding the
-/// credentials (it is stored with the position).
-fn check_cursor(platform: Platform, c: &str, scrub: &Scrub) -> Result<(), TraceError> {
+/// A next cursor worth keeping (it is stored with the position): bounded
+/// and printable. (The credentials left the answer it came in.)
+fn check_cursor(platform: Platform, c: &str) -> Result<(), TraceError> {
     let bad = |why: &str| {
         TraceError::Remote(format!(
             "{} answered a next cursor that {why}; it is not kept",
@@ -782,9 +781,6 @@ fn check_cursor(platform: Platform, c: &str, scrub: &Scrub) -> Result<(), TraceE
     }
     if c.chars().any(char::is_control) {
         return Err(bad("holds control characters"));
-    }
-    if scrub.leaks(c) {
-        return Err(bad("holds the credentials"));
     }
     Ok(())
 }
@@ -868,30 +864,6 @@ impl Scrub {
         redact::text(&out).into_owned()
     }
 
-    /// `b` with every occurrence of a credential replaced.
-    fn bytes(&self, b: Vec<u8>) -> Vec<u8> {
-        let mut b = b;
-        for k in &self.secrets {
-            let k = k.as_bytes();
-            if !b.windows(k.len()).any(|w| w == k) {
-                continue;
-            }
-            let mut out = Vec::with_capacity(b.len());
-            let mut i = 0;
-            while i < b.len() {
-                if b[i..].starts_with(k) {
-                    out.extend_from_slice(redact::REDACTED.as_bytes());
-                    i += k.len();
-                } else {
-                    out.push(b[i]);
-                    i += 1;
-                }
-            }
-            b = out;
-        }
-        b
-    }
-
     /// Whether `s` holds one of the credentials.
     fn leaks(&self, s: &str) -> bool {
         self.secrets.iter().any(|k| s.contains(k.as_str()))
@@ -907,69 +879,28 @@ impl Scrub {
         }
     }
 
-    /// Removes the credentials from every string of a pulled span: a trace
-    /// may have recorded them, and the store keeps what it is given.
-    fn span(&self, s: &mut Span) {
+    /// Removes the credentials from every string and key of an answer,
+    /// before any of it is read or cut: a server may echo them anywhere
+    /// (escaped or not), and the store keeps what it is given.
+    fn value(&self, v: &mut Value) {
         if self.secrets.is_empty() {
             return;
         }
-        let strings = [
-            Some(&mut s.name),
-            s.status_message.as_mut(),
-            s.error_type.as_mut(),
-            s.operation.as_mut(),
-            s.model.as_mut(),
-            s.input.as_mut(),
-            s.output.as_mut(),
-            s.bundle.bundle_id.as_mut(),
-            s.bundle.bundle_version.as_mut(),
-            s.bundle.environment.as_mut(),
-        ];
-        for t in strings.into_iter().flatten() {
-            self.known(t);
-        }
-        for t in &mut s.finish_reasons {
-            self.known(t);
-        }
-        for c in &mut s.tool_calls {
-            self.known(&mut c.name);
-            if let Some(a) = c.arguments.as_mut() {
-                self.known(a);
-            }
-        }
-        if s.attributes
-            .iter()
-            .any(|(k, v)| self.leaks(k) || self.value_leaks(v))
-        {
-            s.attributes = self.map(std::mem::take(&mut s.attributes));
-        }
-    }
-
-    /// `m` with the credentials removed from its keys and values.
-    fn map(&self, m: Map<String, Value>) -> Map<String, Value> {
-        m.into_iter()
-            .map(|(mut k, mut v)| {
-                self.known(&mut k);
-                self.value(&mut v);
-                (k, v)
-            })
-            .collect()
-    }
-
-    fn value_leaks(&self, v: &Value) -> bool {
-        match v {
-            Value::String(t) => self.leaks(t),
-            Value::Array(a) => a.iter().any(|v| self.value_leaks(v)),
-            Value::Object(m) => m.iter().any(|(k, v)| self.leaks(k) || self.value_leaks(v)),
-            _ => false,
-        }
-    }
-
-    fn value(&self, v: &mut Value) {
         match v {
             Value::String(t) => self.known(t),
             Value::Array(a) => a.iter_mut().for_each(|v| self.value(v)),
-            Value::Object(m) => *m = self.map(std::mem::take(m)),
+            Value::Object(m) => {
+                if m.keys().any(|k| self.leaks(k)) {
+                    *m = std::mem::take(m)
+                        .into_iter()
+                        .map(|(mut k, v)| {
+                            self.known(&mut k);
+                            (k, v)
+                        })
+                        .collect();
+                }
+                m.values_mut().for_each(|v| self.value(v));
+            }
             _ => {}
         }
     }
@@ -1103,17 +1034,9 @@ impl Http {
                         .get(reqwest::header::LOCATION)
                         .and_then(|v| v.to_str().ok())
                         .map(|l| redact::preview(&self.scrub.text(l)));
-                    let limit = if (200..300).contains(&status) {
-                        MAX_PAGE_BYTES
-                    } else {
-                        MAX_ERROR_BYTES
-                    };
-                    match read_capped(resp, self.deadline, limit) {
+                    let page = (200..300).contains(&status);
+                    match read_capped(resp, self.deadline, page) {
                         Ok(bytes) if (200..300).contains(&status) => {
-                            // The credentials out of the answer before it is
-                            // read at all: nothing cut from it later can
-                            // keep a piece of one.
-                            let bytes = self.scrub.bytes(bytes);
                             let values = json_values(&bytes);
                             if values > MAX_PAGE_VALUES {
                                 return Err(fail(
@@ -1123,7 +1046,7 @@ impl Http {
                                     )),
                                 ));
                             }
-                            return serde_json::from_slice(&bytes).map_err(|e| {
+                            let mut v: Value = serde_json::from_slice(&bytes).map_err(|e| {
                                 fail(
                                     Some(status),
                                     TraceError::Remote(format!(
@@ -1131,10 +1054,14 @@ impl Http {
                                         redact::preview(&self.scrub.text(&String::from_utf8_lossy(&bytes)))
                                     )),
                                 )
-                            });
+                            })?;
+                            // The credentials out before anything is read
+                            // from it: nothing cut later keeps part of one.
+                            self.scrub.value(&mut v);
+                            return Ok(v);
                         }
                         Ok(bytes) => {
-                            let msg = error_message(&self.scrub.bytes(bytes), &self.scrub);
+                            let msg = error_message(&bytes, &self.scrub);
                             let err = match status {
                                 300..=399 => format!(
                                     "{what} answered a redirect (HTTP {status}) to {}; give the API's own address",
@@ -1203,13 +1130,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The body, up to [`MAX_PAGE_BYTES`] and within `deadline` (the
-/// client's timeout bounds each read; this bounds them all, so a server
-/// that drips a byte at a time cannot hold the pull).
+/// The body within `deadline` (the client's timeout bounds each read; this
+/// bounds them all, so a server that drips a byte at a time cannot hold
+/// the pull): a `page` whole up to [`MAX_PAGE_BYTES`], anything else cut
+/// at [`MAX_ERROR_BYTES`] (its start says enough).
 fn read_capped(
     mut resp: reqwest::blocking::Response,
     deadline: Duration,
-    limit: u64,
+    page: bool,
 ) -> Result<Vec<u8>, ReadFailure> {
     let until = std::time::Instant::now() + deadline;
     let mut out = Vec::new();
@@ -1222,9 +1150,8 @@ fn read_capped(
             return Ok(out);
         }
         out.extend_from_slice(&buf[..n]);
-        if out.len() as u64 > limit && limit < MAX_PAGE_BYTES {
-            // An error answer: its start says enough.
-            out.truncate(limit as usize);
+        if !page && out.len() as u64 > MAX_ERROR_BYTES {
+            out.truncate(MAX_ERROR_BYTES as usize);
             return Ok(out);
         }
         if out.len() as u64 > MAX_PAGE_BYTES {
@@ -1672,6 +1599,12 @@ mod tests {
         assert!(!format!("{auth:?}").contains("sk-lf"));
         let s = Scrub::new(&auth);
         assert_eq!(s.text("bad key sk-lf-0123456789!"), "bad key [redacted]!");
+        // In an answer, escaped or as a key: gone before anything reads it.
+        let mut v: Value =
+            serde_json::from_str(r#"{"n":["\u0073k-lf-0123456789"],"sk-lf-0123456789":{"x":1}}"#)
+                .expect("JSON");
+        s.value(&mut v);
+        assert!(!v.to_string().contains("sk-lf-0123456789"), "{v}");
         let bearer = Auth::Header {
             name: "authorization".into(),
             value: "Bearer phx-key-abcdef".into(),
