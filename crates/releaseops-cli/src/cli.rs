@@ -96,6 +96,10 @@ pub(crate) enum Command {
     /// two environments) compared with statistical tests
     #[command(subcommand)]
     Analytics(AnalyticsCmd),
+    /// Why did the agent do that: a trace's action attributed to the prompt
+    /// lines and policy rules of its bundle, offline, with the rule it breaks
+    #[command(subcommand)]
+    Attribution(AttributionCmd),
     /// Write a self-contained snapshot of a bundle (manifest + objects) that
     /// the runtime loader reads with no git and no repository
     Export {
@@ -270,6 +274,86 @@ pub(crate) struct TraceFilterArgs {
     /// Only traces that called this tool
     #[arg(long)]
     pub tool: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AttributionCmd {
+    /// Explain one trace: every prompt line and policy rule ranked by how
+    /// much it governs the action, and whether the action breaks one
+    Explain(ExplainArgs),
+    /// Explain many traces and count the assessments (expected, likely
+    /// expected, contradicts, unclear), the lines most often primary and the
+    /// rules broken
+    AnalyzeBatch(BatchArgs),
+    /// What changed between two versions explains which behaviour: each
+    /// changed prompt line or policy rule whose verdict on production
+    /// actions flips (a refund of 130 breaks the old limit, follows the
+    /// new), with how often that behaviour appears under each version
+    Diff(AttributionDiffArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AttributionDiffArgs {
+    /// The old version: ID@VERSION
+    pub old: String,
+    /// The new version: ID@VERSION
+    pub new: String,
+    #[command(flatten)]
+    pub stored: StoredTraces,
+    #[arg(short = 'f', long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
+}
+
+/// Which stored traces: an environment, a start, a count.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct StoredTraces {
+    /// Stored traces from this environment only
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Stored traces that started at or after: RFC 3339, or an age (24h, 7d)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// At most this many stored traces (of each version), newest first
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub limit: usize,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ExplainArgs {
+    /// A trace file: JSON with trace_id (or id), tool_calls, output (or response), action
+    #[arg(value_name = "TRACE_FILE")]
+    pub trace_file: Option<PathBuf>,
+    /// A trace in the trace store instead (its spans name the bundle version)
+    #[arg(long, value_name = "ID")]
+    pub trace_id: Option<String>,
+    /// The bundle version the trace ran: ID@VERSION (or ID@ENV, ID==VERSION)
+    #[arg(short = 'b', long, value_name = "ID@VERSION")]
+    pub bundle: Option<String>,
+    /// text for people, json for programs (the existing tool's keys)
+    #[arg(short = 'f', long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
+    /// Leave out influences below this confidence (the assessment is computed before)
+    #[arg(long, default_value_t = 0.0, value_name = "X")]
+    pub confidence_threshold: f64,
+    /// Write the result to this file instead of stdout
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct BatchArgs {
+    /// A directory of trace files (*.json), or one file of JSON lines or a
+    /// JSON array; without it, traces come from the trace store
+    #[arg(value_name = "DIR|FILE")]
+    pub source: Option<PathBuf>,
+    /// The bundle version: ID@VERSION (required for files; for the store,
+    /// which version's traces)
+    #[arg(short = 'b', long, value_name = "ID@VERSION")]
+    pub bundle: Option<String>,
+    #[command(flatten)]
+    pub stored: StoredTraces,
+    #[arg(short = 'f', long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

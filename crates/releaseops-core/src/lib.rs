@@ -9,6 +9,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod agent;
+pub mod attribution;
 pub mod audit;
 pub mod bundle;
 pub mod envs;

@@ -581,8 +581,9 @@ fn walk(app: &App, dir: &Path, real_now: Timestamp) -> CmdResult {
 
     step(
         8,
-        "Incident: refunds spike in prod. Roll back (no gates, seconds)",
+        "Incident: refunds spike in prod. Why did the agent do that? Then roll back (no gates, seconds)",
     );
+    explain_incident(&store, &mut traces)?;
     clock.advance(SignedDuration::from_hours(3));
     cmd("rollback prod support-agent --reason 'refund spike after 1.1.0'   (as Olu, on call)");
     let r = release::rollback(
@@ -783,12 +784,40 @@ fn traffic(
         chat.input_tokens = Some(410 + (dice.unit() * 120.0) as i64);
         chat.output_tokens = Some((if refund { 95.0 } else { 60.0 } + dice.unit() * 40.0) as i64);
         chat.finish_reasons = vec!["tool_calls".into()];
-        out.push(chat);
         let mut run = span(3, Some(1), &format!("execute_tool {tool}"), model_end, end);
         run.operation = Some("execute_tool".into());
+        // The content the sample agent captured (what replay and attribution read):
+        // refunds up to the limit its prompt states, 101-150 only under 1.1.0.
+        let order = format!("A-{}", 1000 + (i * 7919) % 9000);
+        let amount = if over_limit {
+            101 + (i * 37) % 50
+        } else {
+            10 + (i * 53) % 91
+        };
+        let arguments = if refund {
+            format!(r#"{{"order_id": "{order}", "amount": {amount}}}"#)
+        } else {
+            format!(r#"{{"order_id": "{order}"}}"#)
+        };
+        chat.input = Some(if refund {
+            format!("Hi, I'm Sam. Order {order} arrived broken, please refund {amount} dollars.")
+        } else {
+            format!("Hi, I'm Sam. Where is my order {order}?")
+        });
+        chat.output = Some(if refund {
+            format!("Hello Sam! I have refunded {amount} dollars.")
+        } else {
+            format!("Hello Sam! Order {order} is on its way.")
+        });
+        chat.tool_calls.push(ToolCall {
+            name: tool.into(),
+            arguments: Some(arguments.clone()),
+            executed: false,
+        });
+        out.push(chat);
         run.tool_calls.push(ToolCall {
             name: tool.into(),
-            arguments: None,
+            arguments: Some(arguments),
             executed: true,
         });
         if failed {
@@ -805,4 +834,113 @@ fn traffic(
         out.push(run);
     }
     out
+}
+
+/// The incident explained offline: one failed refund of 1.1.0 attributed to
+/// the bundle's lines and rules, then the two versions' production traffic
+/// put down to the line that changed.
+fn explain_incident(
+    store: &Store,
+    traces: &mut releaseops_traces::TraceStore,
+) -> Result<(), Failure> {
+    use releaseops_attribution::{Index, diff};
+    let of = |v: &str, errors: Option<bool>| releaseops_traces::Filter {
+        bundle_id: Some("support-agent".into()),
+        bundle_version: Some(v.into()),
+        environment: Some("prod".into()),
+        errors,
+        tool: Some("issue_refund".into()),
+        ..releaseops_traces::Filter::default()
+    };
+    let Some(incident) = traces
+        .traces(&of("1.1.0", Some(true)), 1)?
+        .into_iter()
+        .next()
+    else {
+        return Ok(());
+    };
+    let Some((_, spans)) = traces.trace(&incident.trace_id)? else {
+        return Ok(());
+    };
+    let (trace, _) = crate::commands::attribution::trace_of_spans(&incident.trace_id, &spans);
+    let new = releaseops_core::attribution::bundle_text(store, "support-agent", "1.1.0")?;
+    let old = releaseops_core::attribution::bundle_text(store, "support-agent", "1.0.0")?;
+    let (i_old, i_new) = (Index::new(&old), Index::new(&new));
+    cmd(&format!(
+        "attribution explain --trace-id {}",
+        &incident.trace_id[..16]
+    ));
+    let a = i_new.explain(&trace);
+    anstream::println!(
+        "   {}  ->  {}",
+        a.action,
+        paint(BOLD, a.overall_assessment.as_str())
+    );
+    if let Some(c) = &a.contradiction {
+        anstream::println!(
+            "   breaks  {} {}: \"{}\"",
+            c.artifact_ref,
+            c.location,
+            c.content_snippet
+        );
+    }
+    let changes = diff::changes(&old, &new);
+    if let Some(f) = &a.followed {
+        let changed = changes.iter().any(|c| {
+            c.new_location.as_deref() == Some(f.location.as_str())
+                && c.artifact_type == f.artifact_type
+        });
+        anstream::println!(
+            "   follows {} {}: \"{}\"{}",
+            f.artifact_ref,
+            f.location,
+            f.content_snippet,
+            if changed {
+                paint(BOLD, "   <- changed in 1.1.0")
+            } else {
+                String::new()
+            }
+        );
+    }
+    cmd("attribution diff support-agent@1.0.0 support-agent@1.1.0 --env prod");
+    let mut counts: std::collections::BTreeMap<diff::Flip, (u64, u64)> = Default::default();
+    let mut totals = (0u64, 0u64);
+    for (side, v) in [(0, "1.0.0"), (1, "1.1.0")] {
+        let mut f = of(v, None);
+        f.tool = None;
+        for s in traces.traces(&f, 10_000)? {
+            let Some((_, spans)) = traces.trace(&s.trace_id)? else {
+                continue;
+            };
+            let (t, _) = crate::commands::attribution::trace_of_spans(&s.trace_id, &spans);
+            if side == 0 {
+                totals.0 += 1
+            } else {
+                totals.1 += 1
+            }
+            for flip in diff::flips(&i_old, &i_new, &changes, &t) {
+                let e = counts.entry(flip).or_default();
+                if side == 0 { e.0 += 1 } else { e.1 += 1 }
+            }
+        }
+    }
+    if let Some((flip, (k0, k1))) = counts.iter().max_by_key(|(_, (a, b))| a.abs_diff(*b))
+        && let Some(c) = changes.get(flip.change)
+    {
+        anstream::println!(
+            "   {}: {k0} of {} traces under 1.0.0, {k1} of {} under 1.1.0; explained by {} {}, changed in 1.1.0:",
+            flip.action,
+            totals.0,
+            totals.1,
+            c.role,
+            c.new_location.as_deref().unwrap_or_default()
+        );
+        if let Some(o) = &c.old {
+            anstream::println!("      {}", paint(crate::output::RED, &format!("- {o}")));
+        }
+        if let Some(n) = &c.new {
+            anstream::println!("      {}", paint(crate::output::GREEN, &format!("+ {n}")));
+        }
+    }
+    Ok(())
 }

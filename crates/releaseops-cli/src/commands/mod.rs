@@ -1,6 +1,7 @@
 //! One module per command family.
 
 pub(crate) mod agent;
+pub(crate) mod attribution;
 mod bundle;
 pub(crate) mod demo;
 mod env;
@@ -39,6 +40,7 @@ pub(crate) fn run(app: &App, cmd: Command) -> CmdResult {
         Command::Metrics(crate::cli::MetricsCmd::Dora { env, days }) => agent::dora(app, env, days),
         Command::Traces(c) => traces::run(app, c),
         Command::Analytics(c) => traces::analytics(app, c),
+        Command::Attribution(c) => attribution::run(app, c),
         Command::Demo(a) => demo::run(app, a),
         Command::Serve(a) => serve::serve(app, a),
         Command::Token(crate::cli::TokenCmd::New { owner, role, file }) => {

@@ -72,7 +72,7 @@ fn age_secs(t: &str) -> Option<f64> {
 }
 
 /// A time flag: RFC 3339, or an age before now (`90s`, `30m`, `24h`, `7d`, `2w`).
-fn time_flag(app: &App, flag: &str, v: &str) -> Result<i64, Failure> {
+pub(crate) fn time_flag(app: &App, flag: &str, v: &str) -> Result<i64, Failure> {
     let t = v.trim();
     if let Some(secs) = age_secs(t) {
         return Ok(app.now.as_nanosecond() as i64 - (secs * 1e9) as i64);
@@ -110,7 +110,7 @@ fn bundle_ref(r: &str) -> Result<(String, Option<String>), Failure> {
     Ok((id.to_string(), version.map(String::from)))
 }
 
-fn env_flag(e: &Option<String>) -> Result<Option<String>, Failure> {
+pub(crate) fn env_flag(e: &Option<String>) -> Result<Option<String>, Failure> {
     if let Some(e) = e {
         names::validate_env_name(e).map_err(Failure::from)?;
     }

@@ -35,6 +35,10 @@ fn the_demo_runs_a_whole_release_and_leaves_a_consistent_project() {
         "as rolled_back: it learns from it",
         // Production traffic found the regression before the rollback.
         "Verdict:   regression",
+        // The incident explained offline by the line that changed.
+        "follows prompts/onboarding@v1.1.0 line 3",
+        "<- changed in 1.1.0",
+        "+ You may issue refunds up to 150 dollars using the issue_refund tool.",
         "issue_refund",
         "OK 19 records chain correctly",
         "does not chain to record 7",

@@ -5,6 +5,7 @@ mod common;
 
 mod agent;
 mod agent_llm;
+mod attribution;
 mod bad_input;
 mod bundles;
 mod concurrency;

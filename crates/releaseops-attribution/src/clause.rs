@@ -1,0 +1,500 @@
+//! One instruction read for what it says, not only for its words: the limits
+//! it states (`up to 100 dollars`, `more than 3 days`, `at most two`), a
+//! prohibition and its scope (`never ... ` up to `without` / `unless`, whose
+//! words are the exception), a required step (`verify X before Y`, `Y only
+//! after X`, `Y needs X`), and whether it grants (`may`, `can`) or obliges
+//! (`must`, `always`).
+
+use crate::policy::Op;
+use crate::text::{self, Term, Token, Words};
+
+/// A limit a line states on some quantity.
+#[derive(Debug, Clone)]
+pub(crate) struct Bound {
+    pub(crate) op: Op,
+    pub(crate) value: f64,
+    /// The words of the clause the number stands in (`refunds`, `dollars`).
+    pub(crate) about: Vec<(Term, f32)>,
+    /// The number stands inside a prohibition's scope: `op value` is the
+    /// forbidden region rather than the allowed one.
+    pub(crate) forbidden: bool,
+    /// The phrase as written (`up to 100`).
+    pub(crate) phrase: String,
+}
+
+/// A prohibition: what it forbids and what would excuse it.
+#[derive(Debug, Clone)]
+pub(crate) struct Prohibition {
+    pub(crate) scope: Words,
+    pub(crate) exception: Words,
+    /// Identifiers written inside the scope (`delete_account`).
+    pub(crate) idents: Vec<String>,
+    /// The exception is a request (`unless the user asks`).
+    pub(crate) on_request: bool,
+}
+
+/// A step that must come first: `first` before `then`.
+#[derive(Debug, Clone)]
+pub(crate) struct Requirement {
+    /// Written with "needs" / "requires": a condition's consequence
+    /// ("refunds above 100 need approval"), read only with its limit.
+    pub(crate) needs: bool,
+    pub(crate) first: Words,
+    pub(crate) then: Words,
+    /// Identifiers the first step is written with (`get_leave_balance`).
+    pub(crate) first_idents: Vec<String>,
+}
+
+/// What a line says.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Clause {
+    pub(crate) terms: Vec<(Term, f32)>,
+    /// Identifiers written as such (`issue_refund`), lower-cased.
+    pub(crate) idents: Vec<String>,
+    pub(crate) bounds: Vec<Bound>,
+    /// Each prohibition of the line (`never X; do not Y`).
+    pub(crate) prohibitions: Vec<Prohibition>,
+    pub(crate) requirement: Option<Requirement>,
+    pub(crate) grants: bool,
+    /// Numbers the line states (a phone number, "3 years"), with the stem of the word after each.
+    pub(crate) numbers: Vec<(f64, Option<Term>)>,
+    /// The terms of the instruction's first word, past "always", "you may", "please".
+    pub(crate) lead: Vec<Term>,
+}
+
+const NEGATORS: &[&str] = &[
+    "never",
+    "not",
+    "don't",
+    "dont",
+    "mustn't",
+    "shouldn't",
+    "can't",
+    "cannot",
+    "won't",
+    "prohibited",
+    "forbidden",
+    "avoid",
+    "refrain",
+    "no",
+    "nobody",
+];
+const EXCEPTIONS: &[&str] = &["without", "unless", "except", "but"];
+const GRANTS: &[&str] = &[
+    "may",
+    "can",
+    "allowed",
+    "permitted",
+    "able",
+    "authorized",
+    "authorised",
+];
+
+/// Comparators written before a number: the words (last word first is not
+/// needed: they are matched in order) and what they mean.
+const BEFORE: &[(&[&str], Op)] = &[
+    (&["up", "to"], Op::Lte),
+    (&["at", "most"], Op::Lte),
+    (&["no", "more", "than"], Op::Lte),
+    (&["not", "more", "than"], Op::Lte),
+    (&["no", "longer", "than"], Op::Lte),
+    (&["not", "exceed"], Op::Lte),
+    (&["not", "to", "exceed"], Op::Lte),
+    (&["maximum", "of"], Op::Lte),
+    (&["a", "maximum", "of"], Op::Lte),
+    (&["maximum"], Op::Lte),
+    (&["max"], Op::Lte),
+    (&["limit", "of"], Op::Lte),
+    (&["limited", "to"], Op::Lte),
+    (&["capped", "at"], Op::Lte),
+    (&["cap", "of"], Op::Lte),
+    (&["within"], Op::Lte),
+    (&["less", "than"], Op::Lt),
+    (&["fewer", "than"], Op::Lt),
+    (&["under"], Op::Lt),
+    (&["below"], Op::Lt),
+    (&["above"], Op::Gt),
+    (&["over"], Op::Gt),
+    (&["more", "than"], Op::Gt),
+    (&["greater", "than"], Op::Gt),
+    (&["larger", "than"], Op::Gt),
+    (&["higher", "than"], Op::Gt),
+    (&["longer", "than"], Op::Gt),
+    (&["exceeding"], Op::Gt),
+    (&["exceeds"], Op::Gt),
+    (&["exceed"], Op::Gt),
+    (&["beyond"], Op::Gt),
+    (&["in", "excess", "of"], Op::Gt),
+    (&["at", "least"], Op::Gte),
+    (&["minimum", "of"], Op::Gte),
+    (&["a", "minimum", "of"], Op::Gte),
+    (&["no", "less", "than"], Op::Gte),
+    (&["no", "fewer", "than"], Op::Gte),
+];
+
+/// Reads a line.
+pub(crate) fn read(line: &str) -> Clause {
+    let toks = text::tokens(line);
+    let words: Vec<Option<&str>> = toks
+        .iter()
+        .map(|t| match t {
+            Token::Word(w) => Some(w.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut consumed = vec![false; toks.len()];
+
+    // Limits: comparator phrases before a number, `N or less` after it.
+    let mut bounds_at: Vec<(usize, usize, Op, f64, String)> = Vec::new();
+
+    for (k, t) in toks.iter().enumerate() {
+        let (Token::Number(v) | Token::NumberWord(v)) = t else {
+            continue;
+        };
+        let mut found = None;
+        for (phrase, op) in BEFORE {
+            let n = phrase.len();
+            if k >= n && (0..n).all(|j| words[k - n + j] == Some(phrase[j])) {
+                found = Some((*op, phrase.join(" "), n));
+                break;
+            }
+        }
+        if found.is_none() && k + 2 < toks.len() && words[k + 1] == Some("or") {
+            let op = match words[k + 2] {
+                Some("less" | "fewer" | "under" | "below") => Some(Op::Lte),
+                Some("more" | "above" | "over" | "greater" | "higher") => Some(Op::Gte),
+                _ => None,
+            };
+            if let Some(op) = op {
+                found = Some((op, format!("or {}", words[k + 2].unwrap_or_default()), 0));
+                consumed[k + 1] = true;
+                consumed[k + 2] = true;
+            }
+        }
+        if let Some((op, phrase, n)) = found {
+            {
+                for c in consumed.iter_mut().take(k).skip(k - n) {
+                    *c = true;
+                }
+                let shown = if n == 0 {
+                    format!("{} {phrase}", fmt_num(*v))
+                } else {
+                    format!("{phrase} {}", fmt_num(*v))
+                };
+                bounds_at.push((k, k - n, op, *v, shown));
+            }
+        }
+    }
+
+    // Prohibitions: from a marker to the end of the sentence or the next
+    // marker (`never X, and do not Y`), the part after an exception word
+    // being the exception.
+    let mut prohibitions = Vec::new();
+    let mut scopes: Vec<(usize, usize)> = Vec::new();
+    let markers: Vec<usize> = words
+        .iter()
+        .enumerate()
+        .filter(|(k, w)| {
+            w.is_some_and(|w| NEGATORS.contains(&w))
+                && !consumed[*k]
+                // "no" counts only as "No refunds ..." (a determiner opening the line).
+                && (**w != Some("no") || *k == 0)
+                // "not" right after another marker ("do not", "must not") is the same one.
+                && !(*k > 0 && words[*k - 1].is_some_and(|p| NEGATORS.contains(&p)))
+        })
+        .map(|(k, _)| k)
+        .collect();
+    for (m, &k) in markers.iter().enumerate() {
+        let mut end = k + 1;
+        let next = markers.get(m + 1).copied().unwrap_or(usize::MAX);
+        while end < toks.len() && toks[end] != Token::Stop && end < next {
+            end += 1;
+        }
+        // "..., and do not": the joining words belong to neither.
+        let mut stop = end;
+        while stop > k + 1
+            && matches!(
+                words[stop - 1],
+                Some("and" | "or" | "do" | "does" | "must" | "should")
+            )
+        {
+            stop -= 1;
+        }
+        let exc = (k + 1..stop).find(|&j| {
+            words[j].is_some_and(|x| EXCEPTIONS.contains(&x)) || is_other_than(&words, j)
+        });
+        let scope_end = exc.unwrap_or(stop);
+        let scope_text = join(&toks[k + 1..scope_end]);
+        let exc_text = exc.map(|e| join(&toks[e + 1..stop])).unwrap_or_default();
+        let on_request = exc_text.split_whitespace().any(|w| {
+            matches!(
+                w,
+                "ask" | "asks" | "asked" | "request" | "requests" | "requested" | "wants"
+            )
+        });
+        prohibitions.push(Prohibition {
+            idents: identifiers(&raw_span(line, &toks, k + 1, scope_end)),
+            scope: Words::of(&scope_text),
+            exception: Words::of(&exc_text),
+            on_request,
+        });
+        scopes.push((k, scope_end));
+    }
+
+    let bounds = bounds_at
+        .into_iter()
+        .map(|(k, start, op, value, phrase)| Bound {
+            op,
+            value,
+            about: unit(&toks, k, start),
+            forbidden: scopes.iter().any(|&(s, e)| k > s && k < e),
+            phrase,
+        })
+        .collect();
+
+    Clause {
+        terms: text::terms(line),
+        idents: identifiers(line),
+        lead: lead(&words),
+        numbers: text::numbers_with_units(line),
+        bounds,
+        requirement: requirement(line, &toks, &words),
+        grants: words.iter().flatten().any(|w| GRANTS.contains(w)) && prohibitions.is_empty(),
+        prohibitions,
+    }
+}
+
+/// The first word of an imperative line, past the words that frame it.
+fn lead(words: &[Option<&str>]) -> Vec<Term> {
+    const FRAME: &[&str] = &[
+        "always", "please", "you", "may", "can", "should", "must", "also", "then", "first", "only",
+    ];
+    words
+        .iter()
+        .flatten()
+        .find(|w| !FRAME.contains(w))
+        .map(|w| text::terms(w).into_iter().map(|(t, _)| t).collect())
+        .unwrap_or_default()
+}
+
+/// What a limit counts: the words right after its number (`100 dollars`,
+/// `8 hours`, `two interviewers`), else the words before its comparator
+/// (`refund up to 100`).
+fn unit(toks: &[Token], k: usize, start: usize) -> Vec<(Term, f32)> {
+    let mut after = String::new();
+    let mut n = 0;
+    for t in &toks[k + 1..] {
+        match t {
+            Token::Word(w) if n < 3 => {
+                if w == "per" || w == "at" || w == "a" || w == "of" {
+                    break;
+                }
+                after.push_str(w);
+                after.push(' ');
+                n += 1;
+            }
+            _ => break,
+        }
+    }
+    let terms = text::terms(&after);
+    if !terms.is_empty() {
+        return terms;
+    }
+    let mut before = Vec::new();
+    for t in toks[..start].iter().rev() {
+        match t {
+            Token::Word(w) if before.len() < 2 => before.push(w.as_str()),
+            _ => break,
+        }
+    }
+    before.reverse();
+    text::terms(&before.join(" "))
+}
+
+/// The text of tokens `a..b` as written (for identifiers, which tokens lower-case whole).
+fn raw_span(line: &str, toks: &[Token], a: usize, b: usize) -> String {
+    // Tokens keep no offsets; identifiers are few, so the words are matched back.
+    let wanted: Vec<&str> = toks[a.min(toks.len())..b.min(toks.len())]
+        .iter()
+        .filter_map(|t| match t {
+            Token::Word(w) => Some(w.as_str()),
+            _ => None,
+        })
+        .collect();
+    line.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| wanted.contains(&w.to_lowercase().as_str()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn is_other_than(words: &[Option<&str>], j: usize) -> bool {
+    matches!(words.get(j), Some(Some("other" | "apart" | "besides")))
+        && matches!(words.get(j + 1), Some(Some("than" | "from")))
+}
+
+/// `X before Y`, `before Y, X`, `Y only after X`, `once X, Y`, `Y
+/// after verifying X`, `Y needs X`, `Y requires X`. A plain "after" is a
+/// time ("30 days after delivery"), not a step.
+fn requirement(line: &str, toks: &[Token], words: &[Option<&str>]) -> Option<Requirement> {
+    let at = |set: &[&str]| {
+        words
+            .iter()
+            .position(|w| w.is_some_and(|w| set.contains(&w)))
+    };
+    let split = |k: usize| (join(&toks[..k]), join(&toks[k + 1..]));
+    let after = (0..words.len()).find(|&k| {
+        words[k] == Some("after")
+            && ((k > 0 && words[k - 1] == Some("only"))
+                || words
+                    .get(k + 1)
+                    .is_some_and(|n| n.is_some_and(|n| n.ends_with("ing"))))
+    });
+    let (first, then) = if let Some(k) = at(&["before", "prior"]) {
+        let k2 = if words.get(k + 1) == Some(&Some("to")) {
+            k + 1
+        } else {
+            k
+        };
+        if k == 0
+            || words[..k]
+                .iter()
+                .all(|w| w.is_none_or(|w| ["always", "and"].contains(&w)))
+        {
+            // "Before resetting a password, verify ...": the clause after the comma comes first.
+            let comma = toks.iter().position(|t| *t == Token::Comma)?;
+            (join(&toks[comma + 1..]), join(&toks[k2 + 1..comma]))
+        } else {
+            // The step ends at the sentence's end (": send a push challenge" belongs to it).
+            let (a, _) = split(k);
+            let end = toks[k2 + 1..]
+                .iter()
+                .position(|t| matches!(t, Token::Stop))
+                .map_or(toks.len(), |e| k2 + 1 + e);
+            let rest = join(&toks[end.min(toks.len())..]);
+            (format!("{a} {rest}"), join(&toks[k2 + 1..end]))
+        }
+    } else if let Some(k) = after {
+        let (a, b) = split(k);
+        (b, a)
+    } else if words.first() == Some(&Some("once")) {
+        let comma = toks.iter().position(|t| *t == Token::Comma)?;
+        (join(&toks[1..comma]), join(&toks[comma + 1..]))
+    } else if let Some(k) = at(&["once"]) {
+        let (a, b) = split(k);
+        (b, a)
+    } else if let Some(k) = at(&["needs", "need", "requires", "require", "required"]) {
+        let (a, b) = split(k);
+        let first_idents = identifiers(&first_raw(line, &b));
+        let (first, then) = (Words::of(&b), Words::of(&a));
+        return (!first.is_empty() && !then.is_empty()).then_some(Requirement {
+            needs: true,
+            first,
+            then,
+            first_idents,
+        });
+    } else {
+        return None;
+    };
+    let first_idents = identifiers(&first_raw(line, &first));
+    let first = Words::of(&first);
+    let then = Words::of(&then);
+    (!first.is_empty() && !then.is_empty()).then_some(Requirement {
+        needs: false,
+        first,
+        then,
+        first_idents,
+    })
+}
+
+/// Identifiers of the line that are among the words of `part`.
+fn first_raw(line: &str, part: &str) -> String {
+    let wanted: Vec<&str> = part.split_whitespace().collect();
+    line.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| w.contains('_') && wanted.contains(&w.to_lowercase().as_str()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn join(toks: &[Token]) -> String {
+    let mut s = String::new();
+    for t in toks {
+        match t {
+            Token::Word(w) => {
+                s.push_str(w);
+                s.push(' ');
+            }
+            Token::Comma => s.push_str(", "),
+            Token::Stop => s.push_str(". "),
+            Token::Number(_) | Token::NumberWord(_) => {}
+        }
+    }
+    s
+}
+
+/// Words written as identifiers: with `_` or `.` inside, or in backticks.
+fn identifiers(line: &str) -> Vec<String> {
+    line.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| w.contains('_') && w.len() > 2)
+        .map(|w| w.trim_matches('_').to_ascii_lowercase())
+        .collect()
+}
+
+pub(crate) fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_their_regions() {
+        let c = read("You may issue refunds up to 100 dollars using the issue_refund tool.");
+        assert!(c.grants && c.prohibitions.is_empty());
+        assert_eq!(c.bounds.len(), 1);
+        assert_eq!(
+            (c.bounds[0].op, c.bounds[0].value, c.bounds[0].forbidden),
+            (Op::Lte, 100.0, false)
+        );
+        assert_eq!(c.idents, ["issue_refund"]);
+
+        let c = read("Never issue refunds above 100 dollars without manager approval.");
+        let p = &c.prohibitions[0];
+        assert!(!p.exception.is_empty());
+        assert_eq!((c.bounds[0].op, c.bounds[0].forbidden), (Op::Gt, true));
+
+        let c = read("Approve no more than 3 days of leave without HR sign-off.");
+        assert_eq!((c.bounds[0].op, c.bounds[0].value), (Op::Lte, 3.0));
+        assert!(
+            c.prohibitions.is_empty(),
+            "`no more than` is a limit, not a prohibition"
+        );
+    }
+
+    #[test]
+    fn required_steps() {
+        for line in [
+            "Always verify the employee's identity before resetting a password.",
+            "Before resetting a password, verify the employee's identity.",
+            "Reset a password only after verifying the employee's identity.",
+        ] {
+            let r = read(line).requirement.expect(line);
+            let first = crate::text::terms("verify identity");
+            assert!(
+                first
+                    .iter()
+                    .all(|t| r.first.terms.iter().any(|x| x.0 == t.0)),
+                "{line}"
+            );
+            let then = crate::text::terms("reset password");
+            assert!(
+                then.iter().all(|t| r.then.terms.iter().any(|x| x.0 == t.0)),
+                "{line}"
+            );
+        }
+    }
+}

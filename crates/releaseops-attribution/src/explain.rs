@@ -1,0 +1,1390 @@
+//! The offline method: every prompt line and policy rule read once into an
+//! [`Index`], then each trace scored against it.
+//!
+//! A candidate's score starts from how much it is about the action: the
+//! cosine of inverse-document-weighted terms (the bundle's own lines and
+//! rules are the documents, so a word every line uses counts for little)
+//! and whether it names the action's tool. What the candidate says then
+//! decides: an action outside a limit the line sets, inside the region a
+//! prohibition forbids, calling a denied tool, breaking a tool condition or
+//! skipping a required earlier step **breaks** it (it ranks first and the
+//! assessment is "Contradicts artifacts"); an action inside a limit, after
+//! its required step, or a reply declining what a line forbids **follows**
+//! it (a bonus); a prohibition whose region the action never entered does
+//! not govern it (halved). Prompt lines win ties against policy rules: the
+//! prompt is what the model read.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::clause::{self, Clause, fmt_num};
+use crate::policy::{self, Op, RuleKind};
+use crate::report::{ArtifactType, Assessment, Attribution, Effect, Influence, Label, RuleRef};
+use crate::text::{self, Term, Words};
+use crate::trace::{ActionType, Call, Trace};
+use crate::{BundleText, ModelText};
+
+/// One prompt line or policy rule, read.
+#[derive(Debug)]
+struct Cand {
+    ty: ArtifactType,
+    reference: String,
+    role: String,
+    line: Option<usize>,
+    rule: Option<(usize, String, String)>,
+    snippet: String,
+    clause: Clause,
+    kind: Option<RuleKind>,
+    /// Surface words of the terms (for `keywords_matched`).
+    words: HashMap<Term, String>,
+    norm: f32,
+}
+
+impl Cand {
+    /// A line of a text artifact (a prompt, a policy that is not YAML rules).
+    fn line(ty: ArtifactType, a: &crate::Artifact, n: usize, text: &str, clause: Clause) -> Cand {
+        Cand {
+            ty,
+            reference: a.reference.clone(),
+            role: a.role.clone(),
+            line: Some(n),
+            rule: None,
+            snippet: snippet(text),
+            words: surface(text),
+            clause,
+            kind: None,
+            norm: 0.0,
+        }
+    }
+
+    fn location(&self) -> String {
+        match (&self.line, &self.rule) {
+            (Some(n), _) => format!("line {n}"),
+            (_, Some((i, name, path))) => format!("rule {i}: {name} ({path})"),
+            _ => String::new(),
+        }
+    }
+}
+
+/// A bundle version's prompt lines and policy rules, read once; explaining
+/// a trace is then a pass over them.
+#[derive(Debug)]
+pub struct Index {
+    bundle_id: String,
+    bundle_version: String,
+    cands: Vec<Cand>,
+    idf: HashMap<Term, f32>,
+    model: Option<ModelText>,
+}
+
+/// What a candidate's statement says of the action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Nothing the candidate states was tested.
+    Neutral,
+    /// A policy lists the tool as allowed, and says nothing more of it.
+    Allows,
+    /// The action is inside what the line allows or after its required step.
+    Follows,
+    /// The line's condition does not hold for this action.
+    OutOfScope,
+    /// The action breaks it.
+    Breaks,
+}
+
+/// How an action stands against one candidate, and why.
+#[derive(Debug, Clone)]
+struct Outcome {
+    kind: Kind,
+    reason: String,
+    /// How much a break explains (1: it forbids the action; less: the action only exceeds what it allows).
+    strength: f64,
+    /// The least score this outcome gives.
+    floor: f64,
+}
+
+impl Outcome {
+    fn new(kind: Kind, reason: String) -> Outcome {
+        Outcome {
+            kind,
+            reason,
+            strength: 1.0,
+            floor: 0.0,
+        }
+    }
+    fn neutral() -> Outcome {
+        Outcome::new(Kind::Neutral, String::new())
+    }
+    /// A follow that says less about the action itself (a step done before
+    /// it, an exception shown): it counts for less than a limit kept.
+    fn weak(mut self, strength: f64) -> Outcome {
+        self.strength = strength;
+        self
+    }
+}
+
+/// A policy's rule for the very tool called: denied, a required earlier
+/// tool missing, a condition broken; else what it allows.
+fn tool_rule(
+    name: &str,
+    allowed: bool,
+    conditions: &[policy::Condition],
+    requires: &[String],
+    call: &Call,
+    q: &Query<'_>,
+) -> Outcome {
+    if !allowed {
+        return Outcome::new(Kind::Breaks, format!("the policy denies the tool {name}"));
+    }
+    for r in requires {
+        if !q.prior.iter().any(|p| same_tool(&p.name, r)) {
+            return Outcome::new(
+                Kind::Breaks,
+                format!("{name} requires {r} earlier in the trace, and it was not called"),
+            );
+        }
+    }
+    let mut tested = Vec::new();
+    for cond in conditions {
+        let Some(arg) = call.arguments.get(&cond.field) else {
+            continue;
+        };
+        let holds = match (number(arg), cond.value.as_f64()) {
+            (Some(x), Some(v)) => {
+                tested.push(format!(
+                    "{} {} {} {}",
+                    cond.field,
+                    fmt_num(x),
+                    cond.op.symbol(),
+                    fmt_num(v)
+                ));
+                cond.op.holds(x, v)
+            }
+            _ => {
+                let same = match (arg.as_str(), cond.value.as_str()) {
+                    (Some(a), Some(b)) => a.trim().eq_ignore_ascii_case(b.trim()),
+                    _ => *arg == cond.value,
+                };
+                tested.push(format!(
+                    "{} {} {} {}",
+                    cond.field,
+                    arg,
+                    cond.op.symbol(),
+                    cond.value
+                ));
+                match cond.op {
+                    Op::Eq => same,
+                    Op::Ne => !same,
+                    _ => true,
+                }
+            }
+        };
+        if !holds {
+            let shown = match number(arg) {
+                Some(x) => fmt_num(x),
+                None => arg.to_string(),
+            };
+            return Outcome::new(
+                Kind::Breaks,
+                format!(
+                    "{} {shown} breaks the condition {} {} {}",
+                    cond.field,
+                    cond.field,
+                    cond.op.as_str(),
+                    cond.value
+                ),
+            );
+        }
+    }
+    if !requires.is_empty() {
+        tested.push(format!("after {}", requires.join(", ")));
+    }
+    if tested.is_empty() {
+        Outcome::new(Kind::Allows, format!("The policy allows {name}"))
+    } else {
+        Outcome::new(
+            Kind::Follows,
+            format!(
+                "The policy allows {name} and its conditions hold ({})",
+                tested.join(", ")
+            ),
+        )
+    }
+}
+
+impl Index {
+    pub fn new(b: &BundleText) -> Index {
+        let mut cands = Vec::new();
+        for p in &b.prompts {
+            let mut heading: Vec<(Term, f32)> = Vec::new();
+            for (i, line) in p.text.lines().enumerate() {
+                let t = line.trim();
+                if t.is_empty() || t.starts_with("{%") || t.starts_with("{#") {
+                    continue;
+                }
+                let words = t.split_whitespace().count();
+                let is_heading = t.starts_with('#')
+                    || (words <= 4
+                        && !t.ends_with(['.', '!', '?', ';', ','])
+                        && t.chars().next().is_some_and(char::is_uppercase)
+                        && !t.contains('_'))
+                    || (t.ends_with(':') && t.split_whitespace().count() <= 5)
+                    || (t.len() > 3
+                        && t.len() < 40
+                        && t.chars()
+                            .filter(|c| c.is_alphabetic())
+                            .all(char::is_uppercase));
+                if is_heading {
+                    heading = text::terms(t)
+                        .into_iter()
+                        .map(|(x, w)| (x, w * 0.3))
+                        .collect();
+                    continue;
+                }
+                let mut c = clause::read(t);
+                for &(x, w) in &heading {
+                    if !c.terms.iter().any(|(y, _)| *y == x) {
+                        c.terms.push((x, w));
+                    }
+                }
+                cands.push(Cand::line(ArtifactType::Prompt, p, i + 1, t, c));
+            }
+        }
+        for p in &b.policies {
+            match policy::rules(&p.text) {
+                Some(rules) => {
+                    for (i, r) in rules.into_iter().enumerate() {
+                        let mut c = clause::read(&r.text);
+                        c.idents.push(r.name.to_ascii_lowercase());
+                        // The rule's name is said twice: it is what the rule is about.
+                        for (x, w) in text::terms(&r.name) {
+                            if let Some(e) = c.terms.iter_mut().find(|(y, _)| *y == x) {
+                                e.1 = e.1.max(w);
+                            } else {
+                                c.terms.push((x, w));
+                            }
+                        }
+                        cands.push(Cand {
+                            ty: ArtifactType::Policy,
+                            reference: p.reference.clone(),
+                            role: p.role.clone(),
+                            line: None,
+                            rule: Some((i + 1, r.name.clone(), r.path.clone())),
+                            snippet: snippet(&r.text),
+                            words: surface(&format!("{} {}", r.name, r.text)),
+                            clause: c,
+                            kind: Some(r.kind),
+                            norm: 0.0,
+                        });
+                    }
+                }
+                None => {
+                    for (i, line) in p.text.lines().enumerate() {
+                        let t = line.trim();
+                        if t.is_empty() || t.starts_with('#') {
+                            continue;
+                        }
+                        cands.push(Cand::line(
+                            ArtifactType::Policy,
+                            p,
+                            i + 1,
+                            t,
+                            clause::read(t),
+                        ));
+                    }
+                }
+            }
+        }
+        cands.retain(|c| !c.clause.terms.is_empty() || !c.clause.bounds.is_empty());
+        // Document frequencies over the bundle's own lines and rules.
+        let mut df: HashMap<Term, f32> = HashMap::new();
+        for c in &cands {
+            for (t, _) in &c.clause.terms {
+                *df.entry(*t).or_default() += 1.0;
+            }
+        }
+        let n = cands.len() as f32;
+        let idf: HashMap<Term, f32> = df
+            .into_iter()
+            .map(|(t, d)| (t, (1.0 + (n - d + 0.5) / (d + 0.5)).ln()))
+            .collect();
+        for c in &mut cands {
+            c.norm = c
+                .clause
+                .terms
+                .iter()
+                .map(|(t, w)| (w * idf.get(t).copied().unwrap_or(0.0)).powi(2))
+                .sum::<f32>()
+                .sqrt();
+        }
+        Index {
+            bundle_id: b.id.clone(),
+            bundle_version: b.version.clone(),
+            cands,
+            idf,
+            model: b.model.clone(),
+        }
+    }
+
+    /// How many prompt lines and policy rules were read.
+    pub fn len(&self) -> usize {
+        self.cands.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cands.is_empty()
+    }
+
+    fn idf(&self, t: Term) -> f32 {
+        // A term no line has: as rare as can be.
+        self.idf
+            .get(&t)
+            .copied()
+            .unwrap_or_else(|| (1.0 + (self.cands.len() as f32 + 0.5) / 0.5).ln())
+    }
+
+    /// The attribution of one trace.
+    pub fn explain(&self, trace: &Trace) -> Attribution {
+        let Some((action, action_type)) = trace.action() else {
+            return Attribution {
+                trace_id: trace.trace_id.clone(),
+                bundle_id: self.bundle_id.clone(),
+                bundle_version: self.bundle_version.clone(),
+                action: "unknown action".into(),
+                action_type: None,
+                influences: Vec::new(),
+                primary_influence: None,
+                overall_assessment: Assessment::Unclear,
+                assessment_reason: "the trace has no action: no tool call, no reply (`output` or `response`) and no `action`".into(),
+                contradiction: None,
+                followed: None,
+                analyzed_at: None,
+            };
+        };
+        // A decision that names a tool (`action: "delete_account"`) is that
+        // tool's call: its rules apply.
+        let named;
+        let trace = match (&trace.action, action_type) {
+            (Some(a), ActionType::Decision) if is_identifier(a) => {
+                named = Trace {
+                    tool_calls: vec![Call {
+                        name: a.trim().to_string(),
+                        arguments: serde_json::Map::new(),
+                    }],
+                    ..trace.clone()
+                };
+                &named
+            }
+            _ => trace,
+        };
+        let q = Query::new(
+            trace,
+            if trace.tool_calls.is_empty() {
+                action_type
+            } else {
+                ActionType::ToolCall
+            },
+        );
+        let qnorm = q
+            .terms
+            .iter()
+            .map(|(t, w)| (w * self.idf(*t)).powi(2))
+            .sum::<f32>()
+            .sqrt();
+        let mut scored: Vec<(f64, Influence, Option<String>)> =
+            Vec::with_capacity(self.cands.len());
+        for (ci, c) in self.cands.iter().enumerate() {
+            let mut dot = 0.0f32;
+            let mut matched: Vec<&str> = Vec::new();
+            for (t, w) in &c.clause.terms {
+                if let Some(qw) = q.terms.get(t) {
+                    let i = self.idf(*t);
+                    dot += w * qw * i * i;
+                    if let Some(s) = c.words.get(t)
+                        && !matched.contains(&s.as_str())
+                    {
+                        matched.push(s);
+                    }
+                }
+            }
+            let rel = if qnorm > 0.0 && c.norm > 0.0 {
+                f64::from(dot / (qnorm * c.norm))
+            } else {
+                0.0
+            };
+            let tool = q.tool_match(c);
+            let o = self.outcome(c, &q);
+            let rel = (rel * 1.6).min(1.0);
+            let mut base = if q.tool.is_some() {
+                0.65 * rel + 0.35 * tool
+            } else {
+                rel
+            };
+            // A number the line states (a phone number, a code, "3 years") in the action.
+            let shared = c.clause.numbers.iter().any(|(n, unit)| {
+                q.all_numbers
+                    .iter()
+                    .any(|(m, u)| n == m && (*n >= 10.0 || (unit.is_some() && unit == u)))
+            });
+            if shared {
+                base = (base + 0.3).min(1.0);
+            }
+            // An instruction that opens with the tool's verb ("Request changes when ...").
+            if q.tool.is_some() && q.leads(c) {
+                base = (base + 0.1).min(1.0);
+            }
+            let score = match o.kind {
+                Kind::Breaks => 0.6 + 0.37 * base,
+                Kind::Follows => (base + 0.25 * o.strength).min(0.95),
+                Kind::Allows => base * 0.8,
+                Kind::OutOfScope => base * 0.5,
+                Kind::Neutral => base,
+            };
+            let score = score.max(o.floor);
+            let negated = o.kind == Kind::Breaks;
+            let score = if c.ty == ArtifactType::Policy && !negated {
+                score * 0.92
+            } else {
+                score
+            };
+            if score < 0.05 && o.kind == Kind::Neutral {
+                continue;
+            }
+            let mut why = Vec::new();
+            if !matched.is_empty() {
+                why.push(format!("keyword match ({})", matched.join(", ")));
+            }
+            if tool >= 0.99 {
+                why.push("names the tool".to_string());
+            } else if tool > 0.0 {
+                why.push("the tool's words".to_string());
+            }
+            if shared {
+                why.push("a number it states is in the action".to_string());
+            }
+            let reasoning = match o.kind {
+                Kind::Breaks => format!("CONTRADICTS: {}", o.reason),
+                Kind::Neutral if !matched.is_empty() => {
+                    format!("Keywords {} found in {}", quoted(&matched), what(c))
+                }
+                Kind::Neutral => format!("The action's words are in {}", what(c)),
+                _ => o.reason.clone(),
+            };
+            why.push(
+                match o.kind {
+                    Kind::Breaks => "the action breaks it",
+                    Kind::Follows => "the action follows what it states",
+                    Kind::Allows => "it allows the tool, and says no more",
+                    Kind::OutOfScope => "its condition does not hold",
+                    Kind::Neutral => "",
+                }
+                .to_string(),
+            );
+            why.retain(|w| !w.is_empty());
+            let confidence = round2(score.clamp(0.05, 0.97));
+            // A broken line or rule ranks above every other: it is what
+            // explains the action; one that forbids it above one whose
+            // limit it merely exceeds.
+            let rank = if negated {
+                1.0 + o.strength * score
+            } else if c.ty == ArtifactType::Policy && matches!(o.kind, Kind::Allows | Kind::Follows)
+            {
+                // A policy that lets the tool run says less of why the agent
+                // called it than the prompt line that told it when to.
+                0.6 * score
+            } else {
+                score
+            };
+            scored.push((
+                rank + 1e-9 * (self.cands.len() - ci) as f64,
+                Influence {
+                    artifact_type: c.ty,
+                    artifact_ref: c.reference.clone(),
+                    role: Some(c.role.clone()),
+                    confidence,
+                    confidence_label: Label::of(confidence),
+                    reasoning,
+                    content_snippet: c.snippet.clone(),
+                    location: Some(c.location()),
+                    line: c.line,
+                    rule: c.rule.as_ref().map(|r| r.1.clone()),
+                    keywords_matched: matched.iter().map(|s| s.to_string()).collect(),
+                    is_negated: negated,
+                    effect: match o.kind {
+                        Kind::Breaks => Effect::Breaks,
+                        Kind::Follows | Kind::Allows => Effect::Follows,
+                        Kind::OutOfScope => Effect::OutOfScope,
+                        Kind::Neutral => Effect::Related,
+                    },
+                    confidence_reason: why.join("; "),
+                },
+                negated.then(|| o.reason.clone()),
+            ));
+        }
+        scored.extend(
+            self.model_influences(trace)
+                .into_iter()
+                .map(|i| (i.confidence, i, None)),
+        );
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+
+        let contradiction = scored
+            .iter()
+            .find(|(_, i, r)| i.is_negated && i.confidence >= 0.5 && r.is_some())
+            .map(|(_, i, r)| RuleRef {
+                artifact_type: i.artifact_type,
+                artifact_ref: i.artifact_ref.clone(),
+                location: i.location.clone().unwrap_or_default(),
+                content_snippet: i.content_snippet.clone(),
+                reason: r.clone().unwrap_or_default(),
+            });
+        let influences: Vec<Influence> = scored.into_iter().map(|(_, i, _)| i).collect();
+        let followed = contradiction.as_ref().and_then(|_| {
+            influences
+                .iter()
+                .find(|i| i.effect == Effect::Follows && i.confidence >= 0.5)
+                .map(|i| RuleRef {
+                    artifact_type: i.artifact_type,
+                    artifact_ref: i.artifact_ref.clone(),
+                    location: i.location.clone().unwrap_or_default(),
+                    content_snippet: i.content_snippet.clone(),
+                    reason: i.reasoning.clone(),
+                })
+        });
+        let primary = influences.first().cloned();
+        let top = primary.as_ref().map_or(0.0, |p| p.confidence);
+        let (overall, reason) = if let Some(c) = &contradiction {
+            (
+                Assessment::Contradicts,
+                match &followed {
+                    Some(f) => format!(
+                        "the action breaks {} {} of {}: {}; it follows {} {} of {}, which allows it: the bundle contradicts itself",
+                        c.artifact_type.as_str(),
+                        c.location,
+                        c.artifact_ref,
+                        c.reason,
+                        f.artifact_type.as_str(),
+                        f.location,
+                        f.artifact_ref
+                    ),
+                    None => format!(
+                        "the action breaks {} {} of {}: {}",
+                        c.artifact_type.as_str(),
+                        c.location,
+                        c.artifact_ref,
+                        c.reason
+                    ),
+                },
+            )
+        } else if top >= 0.8 {
+            (
+                Assessment::Expected,
+                "a line or rule states this action and the action keeps to it".into(),
+            )
+        } else if top >= 0.5 {
+            (
+                Assessment::LikelyExpected,
+                "the closest line or rule matches the action in part".into(),
+            )
+        } else if primary.is_none()
+            || influences
+                .iter()
+                .all(|i| i.artifact_type == ArtifactType::ModelConfig)
+        {
+            (
+                Assessment::Unclear,
+                "no prompt line or policy rule shares a word, a number or a tool with the action"
+                    .into(),
+            )
+        } else {
+            (
+                Assessment::Unclear,
+                format!(
+                    "no prompt line or policy rule matches the action closely (best confidence {top:.2}, below 0.50)"
+                ),
+            )
+        };
+        Attribution {
+            trace_id: trace.trace_id.clone(),
+            bundle_id: self.bundle_id.clone(),
+            bundle_version: self.bundle_version.clone(),
+            action,
+            action_type: Some(action_type),
+            primary_influence: primary,
+            influences,
+            overall_assessment: overall,
+            assessment_reason: reason,
+            contradiction,
+            followed,
+            analyzed_at: None,
+        }
+    }
+
+    /// What the candidate states, tested against the action.
+    fn outcome(&self, c: &Cand, q: &Query<'_>) -> Outcome {
+        match &c.kind {
+            Some(RuleKind::Tool {
+                name,
+                allowed,
+                conditions,
+                requires,
+            }) => {
+                return match q.tool {
+                    Some(call) if same_tool(name, &call.name) => {
+                        tool_rule(name, *allowed, conditions, requires, call, q)
+                    }
+                    _ => Outcome::neutral(),
+                };
+            }
+            Some(RuleKind::Constraint { bounds }) => return self.constraint(c, bounds, q),
+            _ => {}
+        }
+        let cl = &c.clause;
+        let about_tool = q.tool_match(c);
+        for b in &cl.bounds {
+            let Some((key, x)) = q.number_for(b, about_tool) else {
+                continue;
+            };
+            let inside = b.op.holds(x, b.value);
+            let shown = format!("{key} {}", fmt_num(x));
+            if b.forbidden {
+                if !inside {
+                    return Outcome::new(
+                        Kind::OutOfScope,
+                        format!(
+                            "{shown} is not {}: this line's prohibition does not apply",
+                            b.phrase
+                        ),
+                    );
+                }
+                if let Some(p) = cl.prohibitions.iter().find(|p| !p.exception.is_empty())
+                    && self.excused(p, q)
+                {
+                    return Outcome::new(
+                        Kind::Follows,
+                        format!(
+                            "{shown} is {}, and the trace shows the exception this line allows",
+                            b.phrase
+                        ),
+                    )
+                    .weak(0.0);
+                }
+                return Outcome::new(
+                    Kind::Breaks,
+                    format!("{shown} is {}, which this line forbids", b.phrase),
+                );
+            }
+            match b.op {
+                Op::Lt | Op::Lte => {
+                    if inside {
+                        return Outcome::new(
+                            Kind::Follows,
+                            format!("{shown} is within the limit this line sets ({})", b.phrase),
+                        );
+                    }
+                    if about_tool >= 0.5 || cl.grants {
+                        // Exceeding what a line allows explains less than breaking what one forbids.
+                        return Outcome {
+                            kind: Kind::Breaks,
+                            reason: format!(
+                                "{shown} exceeds the limit this line sets ({})",
+                                b.phrase
+                            ),
+                            strength: 0.8,
+                            floor: 0.0,
+                        };
+                    }
+                }
+                _ => {
+                    if !inside {
+                        return Outcome::new(
+                            Kind::OutOfScope,
+                            format!("{shown} is not {}: this line does not apply", b.phrase),
+                        );
+                    }
+                    if let Some(r) = &cl.requirement
+                        && !self.done(&r.first, &r.first_idents, q)
+                    {
+                        return Outcome::new(
+                            Kind::Breaks,
+                            format!(
+                                "{shown} is {}, and the step this line requires is not in the trace",
+                                b.phrase
+                            ),
+                        );
+                    }
+                    return Outcome::new(
+                        Kind::Follows,
+                        format!("{shown} is {}: this line applies", b.phrase),
+                    );
+                }
+            }
+        }
+        if let Some(r) = &cl.requirement
+            && cl.prohibitions.is_empty()
+            && !r.needs
+        {
+            let gated = match q.tool {
+                Some(call) => {
+                    q.stem_cover(&r.then) >= 0.99
+                        && !r.first_idents.iter().any(|i| same_tool(i, &call.name))
+                }
+                None => overlap(&r.then, &q.terms) >= 0.6,
+            };
+            if gated {
+                if self.done(&r.first, &r.first_idents, q) {
+                    return Outcome::new(
+                        Kind::Follows,
+                        "the step this line requires came first".into(),
+                    );
+                }
+                if q.tool.is_some() {
+                    return Outcome::new(
+                        Kind::Breaks,
+                        "the step this line requires before this action is not in the trace".into(),
+                    );
+                }
+            }
+        }
+        for p in &cl.prohibitions {
+            match q.tool {
+                Some(call) => {
+                    let literal = p.idents.iter().any(|i| same_tool(i, &call.name));
+                    // The tool's own words in the scope, and the rest of the
+                    // scope in the trace (`on someone else's behalf` is not
+                    // shown by a grant_access call alone).
+                    let named = literal || q.stem_cover(&p.scope) >= 0.99;
+                    if named
+                        && (literal || overlap(&p.scope, &q.context) >= 0.75)
+                        && cl.bounds.is_empty()
+                    {
+                        if !p.exception.is_empty() && self.excused(p, q) {
+                            return Outcome::new(
+                                Kind::Follows,
+                                "the trace shows the exception this prohibition allows".into(),
+                            )
+                            .weak(0.0);
+                        }
+                        return Outcome::new(
+                            Kind::Breaks,
+                            format!("{} is what this line forbids", call.name),
+                        );
+                    }
+                }
+                None => {
+                    let o = overlap_said(&p.scope, &q.terms);
+                    // Words of saying alone ("does not show") forbid nothing a reply can be held to.
+                    if o >= 0.5 && overlap_content(&p.scope, &q.terms) > 0.0 {
+                        if q.refusal {
+                            // A refusal is explained by what it refuses: the
+                            // more of the prohibition's own words the reply
+                            // has, the surer.
+                            let mut o = Outcome::new(
+                                Kind::Follows,
+                                "the reply declines what this line forbids".into(),
+                            );
+                            o.floor =
+                                0.3 + 0.5 * overlap_content(&p.scope.with(&p.exception), &q.terms);
+                            return o;
+                        }
+                        if o >= 0.75 && (p.exception.is_empty() || !self.excused(p, q)) {
+                            return Outcome::new(
+                                Kind::Breaks,
+                                "the reply does what this line forbids".into(),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Outcome::neutral()
+    }
+
+    /// A constraint's bounds against the action's numbers of the same name
+    /// (`max_days` against `days`; `max_value` against the argument the
+    /// constraint's words name, as `interviewers`).
+    fn constraint(&self, c: &Cand, bounds: &[(String, Op, f64)], q: &Query<'_>) -> Outcome {
+        for (field, op, v) in bounds {
+            let names: Vec<(Term, f32)> =
+                if field.is_empty() || field == "value" || field == "amount_value" {
+                    c.clause.terms.clone()
+                } else {
+                    text::terms(field)
+                };
+            let x = q.numbers.iter().find(|(k, _)| {
+                k == field
+                    || text::terms(k)
+                        .iter()
+                        .any(|(t, w)| *w >= 1.0 && names.iter().any(|(x, _)| x == t))
+            });
+            if let Some((k, x)) = x {
+                if !op.holds(*x, *v) {
+                    return Outcome::new(
+                        Kind::Breaks,
+                        format!(
+                            "{k} {} is beyond the constraint's {} {}",
+                            fmt_num(*x),
+                            op.symbol(),
+                            fmt_num(*v)
+                        ),
+                    );
+                }
+                return Outcome::new(
+                    Kind::Follows,
+                    format!(
+                        "{k} {} is within the constraint ({} {})",
+                        fmt_num(*x),
+                        op.symbol(),
+                        fmt_num(*v)
+                    ),
+                );
+            }
+        }
+        Outcome::neutral()
+    }
+
+    /// Whether the trace shows a step done: an earlier call of a tool the
+    /// step names, or an earlier call (or the action's arguments) in the
+    /// step's words.
+    fn done(&self, step: &Words, idents: &[String], q: &Query<'_>) -> bool {
+        if q.prior
+            .iter()
+            .any(|p| idents.iter().any(|i| same_tool(i, &p.name)))
+        {
+            return true;
+        }
+        self.evidence(&step.terms, q)
+    }
+
+    /// Whether the trace shows a prohibition's exception: a request for it
+    /// in the user's words (`unless the user asks`), or the step it names.
+    fn excused(&self, p: &clause::Prohibition, q: &Query<'_>) -> bool {
+        if p.on_request {
+            return q
+                .input
+                .as_ref()
+                .is_some_and(|i| overlap(&p.scope, i) >= 0.5 || q.stem_cover_in(i) >= 0.99);
+        }
+        self.done(&p.exception, &[], q)
+    }
+
+    /// Whether the trace shows `terms` done: an earlier tool call, or an
+    /// argument of the action, says it.
+    fn evidence(&self, terms: &[(Term, f32)], q: &Query<'_>) -> bool {
+        let total: f32 = terms.iter().map(|(t, w)| w * self.idf(*t)).sum();
+        if total <= 0.0 {
+            return false;
+        }
+        q.evidence.iter().any(|e| {
+            let got: f32 = terms
+                .iter()
+                .filter(|(t, _)| e.iter().any(|(x, _)| x == t))
+                .map(|(t, w)| w * self.idf(*t))
+                .sum();
+            got / total >= 0.45
+        })
+    }
+
+    fn model_influences(&self, trace: &Trace) -> Vec<Influence> {
+        let Some(m) = &self.model else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mk = |r: &str, loc: &str, content: String, conf: f64, reasoning: String, why: &str| {
+            Influence {
+                artifact_type: ArtifactType::ModelConfig,
+                artifact_ref: r.into(),
+                role: None,
+                confidence: conf,
+                confidence_label: Label::of(conf),
+                reasoning,
+                content_snippet: content,
+                location: Some(loc.into()),
+                line: None,
+                rule: None,
+                keywords_matched: Vec::new(),
+                is_negated: false,
+                effect: Effect::Related,
+                confidence_reason: why.into(),
+            }
+        };
+        if let (Some(max), Some(used)) = (m.max_tokens, trace.output_tokens)
+            && max > 0
+            && used as f64 >= 0.95 * max as f64
+        {
+            out.push(mk(
+                "max_tokens",
+                "max_tokens",
+                format!("max_tokens={max}"),
+                0.6,
+                format!("The reply used {used} of {max} output tokens: it was likely cut off"),
+                "output tokens at the limit",
+            ));
+        }
+        if let Some(t) = m.temperature {
+            if t > 0.7 {
+                out.push(mk(
+                    "temperature",
+                    "temperature",
+                    format!("temperature={t}"),
+                    0.3,
+                    format!("High temperature ({t}) makes answers vary from run to run"),
+                    "temperature is an indirect influence",
+                ));
+            } else if t < 0.3 {
+                out.push(mk(
+                    "temperature",
+                    "temperature",
+                    format!("temperature={t}"),
+                    0.15,
+                    format!("Low temperature ({t}) favours deterministic answers"),
+                    "temperature is an indirect influence",
+                ));
+            }
+        }
+        let r = match &m.provider {
+            Some(p) => format!("{p}/{}", m.model),
+            None => m.model.clone(),
+        };
+        let content = match &m.provider {
+            Some(p) => format!("model={}, provider={p}", m.model),
+            None => format!("model={}", m.model),
+        };
+        out.push(mk(
+            &r,
+            "model",
+            content,
+            0.1,
+            format!(
+                "Model {} shapes every answer, this one no more than others",
+                m.model
+            ),
+            "the model is an indirect influence",
+        ));
+        out
+    }
+}
+
+/// The action as terms and facts.
+struct Query<'a> {
+    terms: HashMap<Term, f32>,
+    /// The action with its context: every call's name and arguments, the reply, the input.
+    context: HashMap<Term, f32>,
+    /// The user's words, when captured.
+    input: Option<HashMap<Term, f32>>,
+    tool: Option<&'a Call>,
+    /// The tool name's words: each one's stem, and its concepts.
+    tool_parts: Vec<(Term, Vec<Term>)>,
+    tool_norm: String,
+    /// The terms of the tool name's first word (its verb, mostly).
+    tool_first: Vec<Term>,
+    prior: &'a [Call],
+    /// Numeric arguments of the tool call (`amount`, `days`, a list's length), or numbers of the reply.
+    numbers: Vec<(String, f64)>,
+    /// Every number the action holds, with the stem of the word after it.
+    all_numbers: Vec<(f64, Option<Term>)>,
+    /// Term sets that count as evidence of a step: each earlier call, the action's arguments.
+    evidence: Vec<Vec<(Term, f32)>>,
+    refusal: bool,
+}
+
+fn term_map(text: &str, w: f32, into: &mut HashMap<Term, f32>) {
+    for (t, tw) in text::terms(text) {
+        let e = into.entry(t).or_default();
+        *e = e.max(tw * w);
+    }
+}
+
+impl<'a> Query<'a> {
+    fn new(trace: &'a Trace, ty: ActionType) -> Query<'a> {
+        let mut terms: HashMap<Term, f32> = HashMap::new();
+        let mut numbers = Vec::new();
+        let mut evidence = Vec::new();
+        let (tool, prior) = match ty {
+            ActionType::ToolCall => match trace.tool_calls.split_last() {
+                Some((last, prior)) => (Some(last), prior),
+                None => (None, &trace.tool_calls[..]),
+            },
+            _ => (None, &trace.tool_calls[..]),
+        };
+        let said = trace
+            .output
+            .as_deref()
+            .or(trace.action.as_deref())
+            .unwrap_or_default();
+        if let Some(call) = tool {
+            term_map(&call.name, 1.0, &mut terms);
+            let mut arg_text = String::new();
+            for (k, v) in &call.arguments {
+                term_map(k, 0.3, &mut terms);
+                flat_args(k, v, &mut numbers, &mut arg_text);
+            }
+            term_map(&arg_text, 0.9, &mut terms);
+            term_map(said, 0.7, &mut terms);
+            let mut e = text::terms(&arg_text);
+            for (k, v) in &call.arguments {
+                if !matches!(v, Value::Bool(false) | Value::Null) {
+                    e.extend(text::terms(k));
+                }
+            }
+            evidence.push(e);
+        } else {
+            term_map(said, 1.0, &mut terms);
+            // A number of the reply is named by the words next to it
+            // ("refunded 150 dollars"); number words are not read there.
+            let toks = text::tokens(said);
+            for (k, t) in toks.iter().enumerate() {
+                if let text::Token::Number(v) = t {
+                    let near: Vec<&str> = [k.checked_sub(1), Some(k + 1), Some(k + 2)]
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|j| match toks.get(j) {
+                            Some(text::Token::Word(w)) => Some(w.as_str()),
+                            _ => None,
+                        })
+                        .collect();
+                    numbers.push((near.join(" "), *v));
+                }
+            }
+        }
+        let mut all_numbers: Vec<(f64, Option<Term>)> = Vec::new();
+        for t in [said, arg_text_of(tool).as_str()] {
+            all_numbers.extend(text::numbers_with_units(t));
+        }
+        for (_, v) in &numbers {
+            all_numbers.push((*v, None));
+        }
+        // Identifiers are not quantities: an order number or a PR number is never a limit's subject.
+        numbers.retain(|(k, _)| {
+            let last = text::words(k).pop().unwrap_or_default();
+            !matches!(
+                last.as_str(),
+                "id" | "ids" | "number" | "num" | "no" | "code" | "ref" | "phone" | "year" | "date"
+            )
+        });
+        let input = trace.input.as_ref().map(|i| {
+            let mut m = HashMap::new();
+            term_map(i, 1.0, &mut m);
+            m
+        });
+        if let Some(i) = &trace.input {
+            term_map(i, 0.25, &mut terms);
+        }
+        let mut context = terms.clone();
+        for p in prior {
+            let mut e = text::terms(&p.name);
+            let mut s = String::new();
+            let mut ignored = Vec::new();
+            for (k, v) in &p.arguments {
+                flat_args(k, v, &mut ignored, &mut s);
+                e.extend(text::terms(k));
+            }
+            e.extend(text::terms(&s));
+            for (t, w) in &e {
+                context.entry(*t).or_insert(*w);
+            }
+            evidence.push(e);
+        }
+        if let Some(call) = tool {
+            for k in call.arguments.keys() {
+                term_map(k, 1.0, &mut context);
+            }
+        }
+        let tool_parts = tool.map(|c| text::parts(&c.name)).unwrap_or_default();
+        Query {
+            terms,
+            context,
+            input,
+            tool,
+            tool_parts,
+            tool_norm: tool.map(|c| norm_tool(&c.name)).unwrap_or_default(),
+            tool_first: tool
+                .and_then(|c| text::words(&c.name).into_iter().next())
+                .map(|w| text::terms(&w).into_iter().map(|(t, _)| t).collect())
+                .unwrap_or_default(),
+            prior,
+            numbers,
+            all_numbers,
+            evidence,
+            refusal: refuses(said),
+        }
+    }
+
+    /// How much a candidate names the tool: 1 when it writes the
+    /// identifier (or is the policy rule for it), 0.8 when it has all the
+    /// name's words (stems or concepts), else 0.4 x the share it has.
+    fn tool_match(&self, c: &Cand) -> f64 {
+        if self.tool.is_none() || self.tool_parts.is_empty() {
+            return 0.0;
+        }
+        if c.clause
+            .idents
+            .iter()
+            .any(|i| norm_tool(i) == self.tool_norm)
+        {
+            return 1.0;
+        }
+        let hit = self
+            .tool_parts
+            .iter()
+            .filter(|(_, all)| {
+                all.iter()
+                    .any(|t| c.clause.terms.iter().any(|(x, _)| x == t))
+            })
+            .count();
+        let cover = hit as f64 / self.tool_parts.len() as f64;
+        if cover >= 0.99 { 0.8 } else { 0.4 * cover }
+    }
+
+    /// Whether the line opens with the tool's first word (its verb): "Request changes when ...".
+    fn leads(&self, c: &Cand) -> bool {
+        !self.tool_first.is_empty() && c.clause.lead.iter().any(|t| self.tool_first.contains(t))
+    }
+
+    /// The share of the tool name's words whose very stem is among `w`'s words.
+    fn stem_cover(&self, w: &Words) -> f64 {
+        if self.tool_parts.is_empty() {
+            return 0.0;
+        }
+        let hit = self
+            .tool_parts
+            .iter()
+            .filter(|(stem, _)| w.groups.iter().any(|g| g.first() == Some(stem)))
+            .count();
+        hit as f64 / self.tool_parts.len() as f64
+    }
+
+    /// As [`Query::stem_cover`], against a term map.
+    fn stem_cover_in(&self, m: &HashMap<Term, f32>) -> f64 {
+        if self.tool_parts.is_empty() {
+            return 0.0;
+        }
+        let hit = self
+            .tool_parts
+            .iter()
+            .filter(|(_, all)| all.iter().any(|t| m.contains_key(t)))
+            .count();
+        hit as f64 / self.tool_parts.len() as f64
+    }
+
+    /// The action's number a limit speaks of: the argument whose name is
+    /// what the limit counts (`amount` ~ `dollars`, `days`), else the only
+    /// one when the line is about this tool.
+    fn number_for(&self, b: &clause::Bound, about_tool: f64) -> Option<(String, f64)> {
+        let by_name = self.numbers.iter().find(|(k, _)| {
+            let kt = text::terms(k);
+            !kt.is_empty() && kt.iter().any(|(t, _)| b.about.iter().any(|(x, _)| x == t))
+        });
+        if let Some((k, v)) = by_name {
+            return Some((k.clone(), *v));
+        }
+        (self.numbers.len() == 1 && self.tool.is_some() && about_tool >= 0.99 && b.about.is_empty())
+            .then(|| self.numbers[0].clone())
+    }
+}
+
+/// The string values of a call's arguments, as text.
+fn arg_text_of(call: Option<&Call>) -> String {
+    let mut s = String::new();
+    if let Some(c) = call {
+        let mut ignored = Vec::new();
+        for (k, v) in &c.arguments {
+            flat_args(k, v, &mut ignored, &mut s);
+        }
+    }
+    s
+}
+
+fn flat_args(k: &str, v: &Value, numbers: &mut Vec<(String, f64)>, text: &mut String) {
+    match v {
+        Value::Number(n) => {
+            if let Some(x) = n.as_f64() {
+                numbers.push((k.to_string(), x));
+            }
+        }
+        Value::String(s) => {
+            if let Ok(x) = s
+                .trim()
+                .trim_start_matches('$')
+                .replace(',', "")
+                .parse::<f64>()
+                && x.is_finite()
+            {
+                numbers.push((k.to_string(), x));
+            } else {
+                text.push_str(s);
+                text.push(' ');
+            }
+        }
+        Value::Object(m) => {
+            for (k2, v2) in m {
+                text.push_str(k2);
+                text.push(' ');
+                flat_args(k2, v2, numbers, text);
+            }
+        }
+        Value::Array(a) => {
+            // A list's length is a count (`interviewers: [a, b, c]` is 3 interviewers).
+            numbers.push((k.to_string(), a.len() as f64));
+            for x in a {
+                let mut ignored = Vec::new();
+                flat_args(k, x, &mut ignored, text);
+            }
+        }
+        Value::Bool(_) | Value::Null => {}
+    }
+}
+
+/// A number argument as a number (`150`, `"150"`, `"$150"`).
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s
+            .trim()
+            .trim_start_matches('$')
+            .replace(',', "")
+            .parse()
+            .ok(),
+        _ => None,
+    }
+}
+
+/// `delete_account`, `resetPassword`: one word of letters, digits and `_`, `.` or `-`.
+fn is_identifier(s: &str) -> bool {
+    let s = s.trim();
+    !s.is_empty()
+        && s.len() <= 100
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && s.chars().next().is_some_and(char::is_alphabetic)
+}
+
+/// A tool name without case or separators (`issue_refund` = `IssueRefund`).
+fn norm_tool(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn same_tool(a: &str, b: &str) -> bool {
+    norm_tool(a) == norm_tool(b)
+}
+
+/// How words of saying (`include`, `reply`, `share`) count in an overlap.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Saying {
+    /// As any other word.
+    Plain,
+    /// Left out: only what is said about counts.
+    Dropped,
+    /// As done: a reply does them by being a reply.
+    Done,
+}
+
+/// The share of `of`'s words that `by` has (each word through itself or one of its concepts).
+fn share(of: &Words, by: &HashMap<Term, f32>, saying: Saying) -> f64 {
+    let words: Vec<&Vec<Term>> = of
+        .groups
+        .iter()
+        .filter(|g| saying != Saying::Dropped || !text::is_saying(g[0]))
+        .collect();
+    if words.is_empty() {
+        return 0.0;
+    }
+    let hit = words
+        .iter()
+        .filter(|g| {
+            (saying == Saying::Done && text::is_saying(g[0]))
+                || g.iter().any(|t| by.contains_key(t))
+        })
+        .count();
+    hit as f64 / words.len() as f64
+}
+
+fn overlap(of: &Words, by: &HashMap<Term, f32>) -> f64 {
+    share(of, by, Saying::Plain)
+}
+
+fn overlap_content(of: &Words, by: &HashMap<Term, f32>) -> f64 {
+    share(of, by, Saying::Dropped)
+}
+
+fn overlap_said(of: &Words, by: &HashMap<Term, f32>) -> f64 {
+    share(of, by, Saying::Done)
+}
+
+/// A reply that declines: "I can't", "I'm unable", "I'm not able to", "sorry, ...".
+fn refuses(said: &str) -> bool {
+    let s = said.to_lowercase().replace('’', "'");
+    [
+        "can't",
+        "cannot",
+        "can not",
+        "unable to",
+        "not able to",
+        "won't be able",
+        "not allowed",
+        "not permitted",
+        "i'm afraid",
+        "not in a position",
+        "isn't something i can",
+        "is not something i can",
+        "i must decline",
+        "i have to decline",
+        "not authorized",
+        "not authorised",
+        "i don't have access",
+        "i'm not able",
+        "i'm afraid",
+        "can only",
+        "should never",
+        "i won't",
+        "not something i",
+        "declined",
+        "decline to",
+        "refused to",
+        "i won't",
+        "will not",
+    ]
+    .iter()
+    .any(|m| s.contains(m))
+}
+
+fn what(c: &Cand) -> &'static str {
+    match c.ty {
+        ArtifactType::Prompt => "prompt line",
+        ArtifactType::Policy if c.rule.is_some() => "policy rule",
+        _ => "policy line",
+    }
+}
+
+fn quoted(words: &[&str]) -> String {
+    words
+        .iter()
+        .map(|w| format!("'{w}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn surface(text: &str) -> HashMap<Term, String> {
+    let mut out = HashMap::new();
+    for w in text::words(text) {
+        for (t, _) in text::terms(&w) {
+            out.entry(t).or_insert_with(|| w.clone());
+        }
+    }
+    out
+}
+
+fn snippet(s: &str) -> String {
+    match s.char_indices().nth(200) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}

@@ -1,0 +1,460 @@
+//! `attribution explain | analyze-batch | diff` end to end: the existing
+//! tool's syntax on the tree it wrote (where its CLI read no prompt and no
+//! policy, and called everything Unclear), traces from files and from the
+//! store, counts per assessment, the version diff put down to the changed
+//! line, and bad input that gets a clear answer and writes nothing.
+
+use serde_json::Value;
+
+use crate::common::Repo;
+
+const T1: &str = r#"{"trace_id": "t-001", "tool_calls": [{"name": "issue_refund", "arguments": {"amount": 150, "order": "A-17"}}], "output": "I have refunded 150 dollars."}"#;
+const T2: &str = r#"{"trace_id": "t-002", "output": "I'm sorry you're upset. I've passed you to one of my colleagues, who will sort this out."}"#;
+const T3: &str = r#"{"id": "t-003", "action": "delete_account"}"#;
+const T4: &str = r#"{"trace_id": "t-004", "tool_calls": [{"function": "issue_refund", "args": {"amount": 40}}]}"#;
+
+fn sample() -> Repo {
+    let r = Repo::with_sample_tree();
+    r.write("traces/t1.json", T1);
+    r.write("traces/t2.json", T2);
+    r.write("traces/t3.json", T3);
+    r.write("traces/t4.json", T4);
+    r
+}
+
+fn parse(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
+}
+
+#[test]
+fn the_existing_tools_syntax_reads_its_prompts_and_policies_and_names_the_broken_rule() {
+    let r = sample();
+    let text = r
+        .run(&[
+            "attribution",
+            "explain",
+            "traces/t1.json",
+            "--bundle",
+            "support-agent@1.2.0",
+        ])
+        .ok()
+        .to_string();
+    assert!(text.contains("Attribution Analysis"), "{text}");
+    assert!(text.contains("Overall: Contradicts artifacts"), "{text}");
+    // The line the template itself numbers, not the YAML file's line 12.
+    assert!(text.contains("Location: line 4"), "{text}");
+    assert!(
+        text.contains("Never issue refunds above 100 dollars without manager approval."),
+        "{text}"
+    );
+
+    let v = parse(
+        r.run(&[
+            "attribution",
+            "explain",
+            "traces/t1.json",
+            "-b",
+            "support-agent@1.2.0",
+            "-f",
+            "json",
+        ])
+        .ok(),
+    );
+    for key in [
+        "trace_id",
+        "bundle_id",
+        "bundle_version",
+        "action",
+        "action_type",
+        "influences",
+        "primary_influence",
+        "overall_assessment",
+        "analyzed_at",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert_eq!(v["trace_id"], "t-001");
+    assert_eq!(v["action_type"], "tool_call");
+    assert_eq!(v["overall_assessment"], "Contradicts artifacts");
+    let p = &v["primary_influence"];
+    for key in [
+        "artifact_type",
+        "artifact_ref",
+        "location",
+        "content_snippet",
+        "confidence",
+        "confidence_label",
+        "reasoning",
+        "is_negated",
+    ] {
+        assert!(p.get(key).is_some(), "missing {key}: {p}");
+    }
+    assert_eq!(p["artifact_type"], "prompt");
+    assert_eq!(p["artifact_ref"], "prompts/onboarding@v1.0.1");
+    assert_eq!(p["location"], "line 4");
+    assert_eq!(p["is_negated"], true);
+    // The line that allowed it (up to 150) is named: the bundle contradicts itself.
+    assert_eq!(v["followed"]["location"], "line 3", "{v}");
+    // Policies are read and name their rule.
+    let infl = v["influences"].as_array().expect("influences");
+    assert!(
+        infl.iter().any(|i| i["artifact_type"] == "policy"
+            && i["location"] == "rule 1: issue_refund (tools[0])"),
+        "{v}"
+    );
+
+    // A paraphrased escalation finds its line; a denied tool named as a decision contradicts.
+    let v2 = parse(
+        r.run(&[
+            "--json",
+            "attribution",
+            "explain",
+            "traces/t2.json",
+            "-b",
+            "support-agent@1.2.0",
+        ])
+        .ok(),
+    );
+    assert_eq!(v2["primary_influence"]["location"], "line 5", "{v2}");
+    assert_eq!(v2["action_type"], "response");
+    let v3 = parse(
+        r.run(&[
+            "--json",
+            "attribution",
+            "explain",
+            "traces/t3.json",
+            "-b",
+            "support-agent@1.2.0",
+        ])
+        .ok(),
+    );
+    assert_eq!(v3["overall_assessment"], "Contradicts artifacts", "{v3}");
+    assert_eq!(
+        v3["contradiction"]["location"], "rule 2: delete_account (tools[1])",
+        "{v3}"
+    );
+
+    // --confidence-threshold filters influences, not the assessment; --output writes the file.
+    let v4 = parse(
+        r.run(&[
+            "attribution",
+            "explain",
+            "traces/t1.json",
+            "-b",
+            "support-agent@1.2.0",
+            "-f",
+            "json",
+            "--confidence-threshold",
+            "0.9",
+        ])
+        .ok(),
+    );
+    assert!(
+        v4["influences"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|i| i["confidence"].as_f64() >= Some(0.9)),
+        "{v4}"
+    );
+    assert_eq!(v4["overall_assessment"], "Contradicts artifacts");
+    r.run(&[
+        "attribution",
+        "explain",
+        "traces/t4.json",
+        "-b",
+        "support-agent@1.2.0",
+        "-o",
+        "out.txt",
+    ])
+    .ok();
+    assert!(
+        r.read("out.txt")
+            .contains("Overall: Expected per artifacts"),
+        "{}",
+        r.read("out.txt")
+    );
+}
+
+#[test]
+fn analyze_batch_counts_every_assessment_and_skips_bad_files_by_name() {
+    let r = sample();
+    r.write("traces/bad.json", "{not json");
+    let out = r.run(&[
+        "attribution",
+        "analyze-batch",
+        "traces",
+        "--bundle",
+        "support-agent@1.2.0",
+    ]);
+    let text = out.ok().to_string();
+    assert!(text.contains("Traces analyzed: 4"), "{text}");
+    assert!(text.contains("Contradicts:     2"), "{text}");
+    assert!(out.stderr.contains("bad.json"), "{}", out.stderr);
+    let v = parse(
+        r.run(&[
+            "attribution",
+            "analyze-batch",
+            "traces",
+            "-b",
+            "support-agent@1.2.0",
+            "-f",
+            "json",
+        ])
+        .ok(),
+    );
+    let c = &v["counts"];
+    let total: u64 = ["expected", "likely_expected", "contradicts", "unclear"]
+        .iter()
+        .map(|k| c[*k].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(total, 4, "{v}");
+    assert_eq!(c["contradicts"], 2, "{v}");
+    assert_eq!(v["skipped"][0]["input"], "bad.json", "{v}");
+    assert!(
+        v["rules_broken"].as_array().is_some_and(|b| !b.is_empty()),
+        "{v}"
+    );
+
+    // One file of JSON lines reads the same.
+    r.write("batch.jsonl", &format!("{T1}\n{T2}\n\n{T3}\n{T4}\n"));
+    let v = parse(
+        r.run(&[
+            "attribution",
+            "analyze-batch",
+            "batch.jsonl",
+            "-b",
+            "support-agent@1.2.0",
+            "-f",
+            "json",
+        ])
+        .ok(),
+    );
+    assert_eq!(v["traces_analyzed"], 4, "{v}");
+}
+
+#[test]
+fn a_stored_trace_names_its_own_bundle_and_the_version_diff_points_at_the_changed_line() {
+    let r = Repo::initialized_production();
+    let cfg = r.read(".releaseops/config.yaml");
+    r.write(
+        ".releaseops/config.yaml",
+        &format!("{cfg}traces:\n  capture_content: true\n"),
+    );
+    r.commit_all("capture content");
+    r.create_support_agent("1.0.0", "v1.0.0", "0.2");
+    r.create_support_agent("1.1.0", "v1.1.0", "0.2");
+    let line = |id: &str, version: &str, amount: u32| {
+        format!(
+            r#"{{"trace_id": "{id}", "tool_calls": [{{"name": "issue_refund", "arguments": {{"amount": {amount}}}}}], "output": "Refunded {amount} dollars.", "timestamp": "2026-11-20T10:00:00Z", "metadata": {{"releaseops.bundle_id": "support-agent", "releaseops.bundle_version": "{version}", "releaseops.environment": "prod"}}}}"#
+        )
+    };
+    let mut lines = String::new();
+    for i in 0..20 {
+        lines += &line(&format!("old-{i}"), "1.0.0", 20 + i * 4);
+        lines.push('\n');
+        let amount = if i % 2 == 0 { 120 + i } else { 30 + i };
+        lines += &line(&format!("new-{i}"), "1.1.0", amount);
+        lines.push('\n');
+    }
+    r.write("prod.jsonl", &lines);
+    r.run(&["traces", "import", "prod.jsonl"]).ok();
+
+    let listed = parse(
+        r.run(&[
+            "--json",
+            "traces",
+            "list",
+            "--bundle",
+            "support-agent@1.1.0",
+            "-n",
+            "100",
+        ])
+        .ok(),
+    );
+    let ids: Vec<String> = listed
+        .as_array()
+        .expect("traces")
+        .iter()
+        .filter_map(|t| t["trace_id"].as_str().map(String::from))
+        .collect();
+    assert_eq!(ids.len(), 20, "{listed}");
+    let mut contradicts = 0;
+    for id in &ids {
+        let v = parse(
+            r.run(&["--json", "attribution", "explain", "--trace-id", id])
+                .ok(),
+        );
+        assert_eq!(v["bundle_version"], "1.1.0", "{v}");
+        if v["overall_assessment"] == "Contradicts artifacts" {
+            contradicts += 1;
+            // The policy still says 100; the new prompt line says 150.
+            assert_eq!(v["followed"]["location"], "line 3", "{v}");
+        }
+    }
+    assert_eq!(contradicts, 10, "the ten refunds above 100");
+
+    let b = parse(
+        r.run(&[
+            "attribution",
+            "analyze-batch",
+            "--bundle",
+            "support-agent@1.1.0",
+            "--env",
+            "prod",
+            "-f",
+            "json",
+        ])
+        .ok(),
+    );
+    assert_eq!(b["traces_analyzed"], 20, "{b}");
+    assert_eq!(b["counts"]["contradicts"], 10, "{b}");
+
+    let d = parse(
+        r.run(&[
+            "attribution",
+            "diff",
+            "support-agent@1.0.0",
+            "support-agent@1.1.0",
+            "--env",
+            "prod",
+            "-f",
+            "json",
+        ])
+        .ok(),
+    );
+    let top = &d["behaviours"][0];
+    assert_eq!(top["change"]["new_location"], "line 3", "{d}");
+    assert_eq!(
+        top["change"]["old"], "You may issue refunds up to 100 dollars.",
+        "{d}"
+    );
+    assert_eq!(top["action"], "issue_refund");
+    assert_eq!(top["old_traces"], 0, "{d}");
+    assert_eq!(top["new_traces"], 10, "{d}");
+    assert_eq!(top["old_verdict"], "breaks");
+    assert_eq!(top["new_verdict"], "follows");
+    let text = r
+        .run(&[
+            "attribution",
+            "diff",
+            "support-agent@1.0.0",
+            "support-agent@1.1.0",
+        ])
+        .ok()
+        .to_string();
+    assert!(
+        text.contains("+ You may issue refunds up to 150 dollars."),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_answer_and_writes_nothing() {
+    let r = sample();
+    r.write("notjson.json", "{\"trace_id\": ");
+    r.write("noaction.json", r#"{"trace_id": "t-9"}"#);
+    r.write("calls.json", r#"{"tool_calls": {"name": "x"}}"#);
+    let before = r.snapshot();
+
+    // Each refused with its input named (exit 2 for input that is wrong, 1 for what is missing).
+    for (file, bundle, code, said) in [
+        (
+            "notjson.json",
+            Some("support-agent@1.2.0"),
+            2,
+            "notjson.json is not JSON",
+        ),
+        ("calls.json", Some("support-agent@1.2.0"), 2, "tool_calls"),
+        (
+            "missing.json",
+            Some("support-agent@1.2.0"),
+            1,
+            "missing.json",
+        ),
+        ("noaction.json", Some("nobody@1.0.0"), 1, "nobody"),
+        ("noaction.json", Some("support-agent@9.9.9"), 1, "9.9.9"),
+        ("noaction.json", None, 2, "--bundle"),
+    ] {
+        let mut args = vec!["attribution", "explain", file];
+        if let Some(b) = bundle {
+            args.extend(["-b", b]);
+        }
+        let e = r.run(&args);
+        assert_ne!(e.code, 0, "{args:?}");
+        if code == 2 {
+            e.code(2);
+        }
+        assert!(e.stderr.contains(said), "{args:?}: {}", e.stderr);
+        assert!(!e.stderr.contains("panicked"), "{}", e.stderr);
+    }
+
+    // No action: an explicit Unclear with the reason, not an error.
+    let v = parse(
+        r.run(&[
+            "--json",
+            "attribution",
+            "explain",
+            "noaction.json",
+            "-b",
+            "support-agent@1.2.0",
+        ])
+        .ok(),
+    );
+    assert_eq!(v["overall_assessment"], "Unclear");
+    assert!(
+        v["assessment_reason"]
+            .as_str()
+            .is_some_and(|s| s.contains("no action")),
+        "{v}"
+    );
+
+    assert_eq!(before, r.snapshot(), "attribution wrote to the store");
+}
+
+#[test]
+fn a_prompt_of_a_hundred_thousand_lines_is_explained() {
+    let r = Repo::initialized_production();
+    let long: String = (0..100_000)
+        .map(|i| {
+            format!("Never approve requests of more than {i} units without a review by team {i}.\n")
+        })
+        .collect();
+    r.write("prompts/long.md", &long);
+    r.write("policies/none.yaml", "tools: []\n");
+    r.commit_all("a long prompt");
+    r.run(&[
+        "bundle",
+        "create",
+        "big",
+        "-v",
+        "1.0.0",
+        "-a",
+        "system=file:prompts/long.md",
+        "--policy",
+        "tools=policies/none.yaml",
+        "-m",
+        "gpt-4.1",
+    ])
+    .ok();
+    r.write("t.json", r#"{"trace_id": "t", "tool_calls": [{"name": "approve_request", "arguments": {"units": 5}}]}"#);
+    let v = parse(
+        r.run_within(
+            std::time::Duration::from_secs(120),
+            &[
+                "--json",
+                "attribution",
+                "explain",
+                "t.json",
+                "-b",
+                "big@1.0.0",
+            ],
+        )
+        .ok(),
+    );
+    assert!(
+        v["influences"].as_array().is_some_and(|i| !i.is_empty()),
+        "{}",
+        &v.to_string()[..200.min(v.to_string().len())]
+    );
+}
