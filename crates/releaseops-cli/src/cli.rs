@@ -100,6 +100,10 @@ pub(crate) enum Command {
     /// lines and policy rules of its bundle, offline, with the rule it breaks
     #[command(subcommand)]
     Attribution(AttributionCmd),
+    /// Run recorded production inputs through a candidate and judge it
+    /// against what production did (an eval report: same formats, exit
+    /// codes and gates); `replay export-suite` only writes the suite
+    Replay(Box<ReplayArgs>),
     /// Write a self-contained snapshot of a bundle (manifest + objects) that
     /// the runtime loader reads with no git and no repository
     Export {
@@ -316,6 +320,74 @@ pub(crate) struct StoredTraces {
     /// At most this many stored traces (of each version), newest first
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub limit: usize,
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct ReplayArgs {
+    #[command(subcommand)]
+    pub cmd: Option<ReplayCmd>,
+    /// The candidate: ID@VERSION (or ID@ENV, ID==VERSION)
+    #[arg(short = 'b', long, value_name = "ID@VERSION")]
+    pub bundle: Option<String>,
+    /// Replay inputs recorded in the trace store (the one source today)
+    #[arg(long)]
+    pub from_traces: bool,
+    #[command(flatten)]
+    pub select: ReplaySelect,
+    /// Cases run at once (default: the suite's, else 8)
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Call the model even when the response cache has the answer
+    #[arg(long)]
+    pub no_cache: bool,
+    /// How to print the report (machine formats print only the document)
+    #[arg(short = 'f', long, value_enum, default_value = "summary")]
+    pub format: ReportFormat,
+    /// Also write the report in --format to this file
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ReplayCmd {
+    /// Write the replay suite (.releaseops/evals/SUITE.yaml) from production
+    /// traces without running it: incidents become regression cases
+    ExportSuite {
+        #[command(flatten)]
+        select: ReplaySelect,
+    },
+}
+
+/// Which production traces a replay reads, and how its suite is made.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ReplaySelect {
+    /// The version whose production traffic is replayed: ID@VERSION, or
+    /// ID@ENV for what ENV runs
+    #[arg(long, value_name = "ID@VERSION")]
+    pub source: Option<String>,
+    #[command(flatten)]
+    pub stored: StoredTraces,
+    /// Stored traces that started before: RFC 3339, or an age
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Of the traces read, this many at random (the same ones for the same --seed)
+    #[arg(long, value_name = "N")]
+    pub sample: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Only traces that went wrong (errors, or actions their rules forbid)
+    #[arg(long)]
+    pub incidents_only: bool,
+    /// Take the target (command, http or model), rate limits and concurrency from this suite
+    #[arg(long, value_name = "SUITE")]
+    pub target_from: Option<String>,
+    /// The least word agreement with production's reply a case asks for (0-1)
+    #[arg(long, default_value_t = 0.5, value_name = "X")]
+    pub min_similarity: f64,
+    /// The suite written (list it in a stage's eval_suites to gate on replays)
+    #[arg(long, default_value = "replay", value_name = "ID")]
+    pub suite: String,
 }
 
 #[derive(Args, Debug)]
@@ -866,7 +938,7 @@ pub(crate) enum ImportFrom {
     Promptfoo,
 }
 
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum ReportFormat {
     Summary,
     Markdown,

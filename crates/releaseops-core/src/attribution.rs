@@ -4,9 +4,11 @@
 //! template so line numbers are the template's own, policies as written,
 //! and the model configuration.
 
-use releaseops_attribution::{Artifact, BundleText, ModelText};
+use releaseops_attribution::{Artifact, BundleText, Call, ModelText, Trace};
 use releaseops_format::hash;
 use releaseops_store::Store;
+use releaseops_traces::Span;
+use serde_json::Value;
 
 use crate::bundle::{artifact_bytes, verify_loaded};
 use crate::error::{CoreError, Result};
@@ -60,4 +62,44 @@ pub fn bundle_text(store: &Store, id: &str, version: &str) -> Result<BundleText>
         policies,
         model,
     })
+}
+
+/// A stored trace as attribution reads it: its tool calls in order (the
+/// executed ones when the trace has them, else what the model asked for),
+/// the last model reply, the first input, and the bundle it ran.
+pub fn trace_of_spans(id: &str, spans: &[Span]) -> (Trace, Option<(String, String)>) {
+    let mut spans: Vec<&Span> = spans.iter().collect();
+    spans.sort_by_key(|s| (s.start_ns, s.end_ns));
+    let executed = spans
+        .iter()
+        .any(|s| s.tool_calls.iter().any(|c| c.executed));
+    let tool_calls = spans
+        .iter()
+        .flat_map(|s| s.tool_calls.iter())
+        .filter(|c| c.executed == executed)
+        .map(|c| Call {
+            name: c.name.clone(),
+            arguments: releaseops_attribution::arguments(c.arguments.clone().map(Value::String)),
+        })
+        .collect();
+    let output = spans.iter().rev().find_map(|s| s.output.clone());
+    let input = spans.iter().find_map(|s| s.input.clone());
+    let output_tokens: i64 = spans.iter().filter_map(|s| s.output_tokens).sum();
+    let bundle = spans.iter().find_map(|s| {
+        Some((
+            s.bundle.bundle_id.clone()?,
+            s.bundle.bundle_version.clone()?,
+        ))
+    });
+    (
+        Trace {
+            trace_id: id.to_string(),
+            input,
+            tool_calls,
+            output,
+            action: None,
+            output_tokens: u64::try_from(output_tokens).ok().filter(|&n| n > 0),
+        },
+        bundle,
+    )
 }

@@ -58,6 +58,15 @@ pub fn load_suite(store: &Store, id: &str) -> Result<Suite> {
     })
 }
 
+/// A suite's text as written (a link in its place is refused).
+pub fn suite_text(store: &Store, id: &str) -> Result<String> {
+    load_suite(store, id)?;
+    let path = store.dir().join(suite_rel_path(id));
+    let bytes =
+        releaseops_store::fsx::read_regular(&path, releaseops_format::yaml::MAX_YAML_BYTES as u64)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// Suite ids, sorted.
 pub fn suite_ids(store: &Store) -> Result<Vec<String>> {
     let mut ids: Vec<String> = match std::fs::read_dir(store.dir().join("evals")) {

@@ -10,11 +10,13 @@ use std::path::{Path, PathBuf};
 use releaseops_attribution::{Assessment, Attribution, Index, Trace};
 use releaseops_core::ErrorKind;
 use releaseops_store::Store;
-use releaseops_traces::{Filter, Span, TraceStore};
+use releaseops_traces::{Filter, TraceStore};
 use serde_json::{Value, json};
 
 use crate::app::{App, CmdResult, Failure};
-use crate::cli::{AttributionCmd, AttributionDiffArgs, BatchArgs, ExplainArgs, TextOrJson};
+use crate::cli::{
+    AttributionCmd, AttributionDiffArgs, BatchArgs, ExplainArgs, ReportFormat, TextOrJson,
+};
 use crate::output::{self, BOLD, DIM, RED, paint};
 
 /// The most a trace file may hold (a batch file of JSON lines included).
@@ -79,46 +81,6 @@ fn trace_file(path: &Path) -> Result<Trace, Failure> {
     })
 }
 
-/// A stored trace as attribution reads it: its tool calls in order (the
-/// executed ones when the trace has them, else what the model asked for),
-/// the last model reply, the first input, and the bundle it ran.
-pub(crate) fn trace_of_spans(id: &str, spans: &[Span]) -> (Trace, Option<(String, String)>) {
-    let mut spans: Vec<&Span> = spans.iter().collect();
-    spans.sort_by_key(|s| (s.start_ns, s.end_ns));
-    let executed = spans
-        .iter()
-        .any(|s| s.tool_calls.iter().any(|c| c.executed));
-    let tool_calls = spans
-        .iter()
-        .flat_map(|s| s.tool_calls.iter())
-        .filter(|c| c.executed == executed)
-        .map(|c| releaseops_attribution::Call {
-            name: c.name.clone(),
-            arguments: releaseops_attribution::arguments(c.arguments.clone().map(Value::String)),
-        })
-        .collect();
-    let output = spans.iter().rev().find_map(|s| s.output.clone());
-    let input = spans.iter().find_map(|s| s.input.clone());
-    let output_tokens: i64 = spans.iter().filter_map(|s| s.output_tokens).sum();
-    let bundle = spans.iter().find_map(|s| {
-        Some((
-            s.bundle.bundle_id.clone()?,
-            s.bundle.bundle_version.clone()?,
-        ))
-    });
-    (
-        Trace {
-            trace_id: id.to_string(),
-            input,
-            tool_calls,
-            output,
-            action: None,
-            output_tokens: u64::try_from(output_tokens).ok().filter(|&n| n > 0),
-        },
-        bundle,
-    )
-}
-
 fn stored_trace(
     traces: &mut TraceStore,
     id: &str,
@@ -130,7 +92,10 @@ fn stored_trace(
             hint: Some("`releaseops traces list` shows the stored traces".into()),
         });
     };
-    Ok(trace_of_spans(&summary.trace_id, &spans))
+    Ok(releaseops_core::attribution::trace_of_spans(
+        &summary.trace_id,
+        &spans,
+    ))
 }
 
 fn explain(app: &App, a: &ExplainArgs) -> CmdResult {
@@ -690,4 +655,167 @@ fn diff(app: &App, a: &AttributionDiffArgs) -> CmdResult {
         );
     }
     Ok(0)
+}
+
+/// A version's production traces, each with whether it failed.
+struct Selected {
+    id: String,
+    version: String,
+    traces: Vec<(Trace, bool)>,
+}
+
+/// The production traces a replay reads: each with whether it failed.
+fn replay_traces(
+    app: &App,
+    store: &Store,
+    s: &crate::cli::ReplaySelect,
+) -> Result<Selected, Failure> {
+    let Some(source) = &s.source else {
+        return Err(Failure::usage(
+            "whose production traffic should be replayed?",
+            "pass --source ID@VERSION (or ID@ENV: what ENV runs), e.g. --source support-agent@prod",
+        ));
+    };
+    if !(0.0..=1.0).contains(&s.min_similarity) {
+        return Err(Failure::usage(
+            format!("--min-similarity {} is not a share", s.min_similarity),
+            "give a number from 0 to 1",
+        ));
+    }
+    let (id, version) = crate::refs::exact(store, std::slice::from_ref(source))?;
+    let mut traces = releaseops_core::facts::open_traces(store)?;
+    let f = Filter {
+        bundle_id: Some(id.clone()),
+        bundle_version: Some(version.clone()),
+        environment: crate::commands::traces::env_flag(&s.stored.env)?,
+        since_ns: s
+            .stored
+            .since
+            .as_deref()
+            .map(|v| crate::commands::traces::time_flag(app, "--since", v))
+            .transpose()?,
+        until_ns: s
+            .until
+            .as_deref()
+            .map(|v| crate::commands::traces::time_flag(app, "--until", v))
+            .transpose()?,
+        ..Filter::default()
+    };
+    let mut listed = traces.traces(&f, s.stored.limit)?;
+    if let Some(k) = s.sample {
+        listed = releaseops_core::replay::sample(listed, k, s.seed);
+    }
+    let mut out = Vec::with_capacity(listed.len());
+    for t in &listed {
+        if let Some((summary, spans)) = traces.trace(&t.trace_id)? {
+            let (trace, _) =
+                releaseops_core::attribution::trace_of_spans(&summary.trace_id, &spans);
+            out.push((trace, summary.errors > 0));
+        }
+    }
+    if out.is_empty() {
+        return Err(Failure {
+            kind: ErrorKind::NotFound,
+            message: format!(
+                "no stored trace of {id}@{version}{} to replay",
+                s.stored.env.as_deref().map(|e| format!(" in {e}")).unwrap_or_default()
+            ),
+            hint: Some("`releaseops traces stats` shows what the trace store holds; widen --since or --env".into()),
+        });
+    }
+    Ok(Selected {
+        id,
+        version,
+        traces: out,
+    })
+}
+
+fn export_suite(
+    app: &App,
+    store: &Store,
+    s: &crate::cli::ReplaySelect,
+) -> Result<releaseops_core::replay::Exported, Failure> {
+    let Selected {
+        id,
+        version,
+        traces: read,
+    } = replay_traces(app, store, s)?;
+    let req = releaseops_core::replay::ExportRequest {
+        suite: s.suite.clone(),
+        source_id: id,
+        source_version: version,
+        env: s.stored.env.clone(),
+        target_from: s.target_from.clone(),
+        incidents_only: s.incidents_only,
+        min_similarity: s.min_similarity,
+    };
+    Ok(releaseops_core::replay::export(
+        &app.ctx(store),
+        &req,
+        &read,
+    )?)
+}
+
+pub(crate) fn replay(app: &App, a: crate::cli::ReplayArgs) -> CmdResult {
+    let store = app.store()?;
+    if let Some(crate::cli::ReplayCmd::ExportSuite { select }) = &a.cmd {
+        let e = export_suite(app, &store, select)?;
+        if output::json(app, &e) {
+            return Ok(0);
+        }
+        anstream::println!(
+            "Wrote {} ({} cases from {} traces: {} regression cases from incidents{})",
+            e.path,
+            e.cases,
+            e.traces_read,
+            e.incidents,
+            if e.without_input > 0 {
+                format!("; {} without a captured input left out", e.without_input)
+            } else {
+                String::new()
+            }
+        );
+        output::git_note(&e.git);
+        return Ok(0);
+    }
+    let Some(candidate) = a.bundle.clone() else {
+        return Err(Failure::usage(
+            "which candidate should replay production's inputs?",
+            "releaseops replay --bundle ID@VERSION --from-traces --source ID@ENV",
+        ));
+    };
+    if !a.from_traces {
+        return Err(Failure::usage(
+            "replay what?",
+            "pass --from-traces: recorded production inputs from the trace store",
+        ));
+    }
+    // The candidate is resolved before anything is written.
+    crate::refs::exact(&store, std::slice::from_ref(&candidate))?;
+    let e = export_suite(app, &store, &a.select)?;
+    if !app.global.json && a.format == ReportFormat::Summary {
+        anstream::eprintln!(
+            "Replaying {} production inputs against {candidate} ({} regression cases from incidents; suite {})",
+            e.cases,
+            e.incidents,
+            e.path
+        );
+    }
+    crate::commands::eval::run_suite(
+        app,
+        crate::cli::EvalRunArgs {
+            suite: e.suite,
+            target: Vec::new(),
+            bundle: Some(candidate),
+            version: None,
+            concurrency: a.concurrency,
+            repeats: None,
+            tags: Vec::new(),
+            format: a.format,
+            output: a.output,
+            no_save: false,
+            no_cache: a.no_cache,
+            baseline: None,
+        },
+    )
 }

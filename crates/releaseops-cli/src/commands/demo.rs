@@ -61,14 +61,23 @@ req = json.load(sys.stdin)
 prompt = req["bundle"]["prompts"]["system"]["content"]
 limit = int(re.search(r"refunds up to (\d+) dollars", prompt).group(1))
 case = req["input"]
-answer = {"output": "Hello %s!" % case.get("user_name", "there"), "tool_calls": []}
+message = case.get("message", "")
+said = re.search(r"I'm (\w+)", message)
+answer = {"output": "Hello %s!" % case.get("user_name", said.group(1) if said else "there"), "tool_calls": []}
 amount = case.get("refund")
+asked = re.search(r"refund (\d+) dollars", message)
+if amount is None and asked:
+    amount = int(asked.group(1))
+order = re.search(r"order (A-\d+)", message, re.I)
 if amount is not None:
     if amount <= limit:
         answer["tool_calls"].append({"name": "issue_refund", "arguments": {"amount": amount}})
         answer["output"] += " I have refunded %d dollars." % amount
     else:
         answer["output"] += " A manager will review that refund."
+elif order:
+    answer["tool_calls"].append({"name": "lookup_order", "arguments": {"order_id": order.group(1)}})
+    answer["output"] += " Order %s is on its way." % order.group(1)
 print(json.dumps(answer))
 "#;
 
@@ -862,7 +871,7 @@ fn explain_incident(
     let Some((_, spans)) = traces.trace(&incident.trace_id)? else {
         return Ok(());
     };
-    let (trace, _) = crate::commands::attribution::trace_of_spans(&incident.trace_id, &spans);
+    let (trace, _) = releaseops_core::attribution::trace_of_spans(&incident.trace_id, &spans);
     let new = releaseops_core::attribution::bundle_text(store, "support-agent", "1.1.0")?;
     let old = releaseops_core::attribution::bundle_text(store, "support-agent", "1.0.0")?;
     let (i_old, i_new) = (Index::new(&old), Index::new(&new));
@@ -912,7 +921,7 @@ fn explain_incident(
             let Some((_, spans)) = traces.trace(&s.trace_id)? else {
                 continue;
             };
-            let (t, _) = crate::commands::attribution::trace_of_spans(&s.trace_id, &spans);
+            let (t, _) = releaseops_core::attribution::trace_of_spans(&s.trace_id, &spans);
             if side == 0 {
                 totals.0 += 1
             } else {

@@ -151,7 +151,7 @@ fn exit_code(r: &Report) -> u8 {
     }
 }
 
-fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
+pub(crate) fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
     let store = app.store()?;
     let words = match (a.bundle.clone(), a.target.as_slice()) {
         (Some(b), []) => vec![b],

@@ -1,7 +1,7 @@
 //! One module per command family.
 
 pub(crate) mod agent;
-pub(crate) mod attribution;
+mod attribution;
 mod bundle;
 pub(crate) mod demo;
 mod env;
@@ -41,6 +41,7 @@ pub(crate) fn run(app: &App, cmd: Command) -> CmdResult {
         Command::Traces(c) => traces::run(app, c),
         Command::Analytics(c) => traces::analytics(app, c),
         Command::Attribution(c) => attribution::run(app, c),
+        Command::Replay(a) => attribution::replay(app, *a),
         Command::Demo(a) => demo::run(app, a),
         Command::Serve(a) => serve::serve(app, a),
         Command::Token(crate::cli::TokenCmd::New { owner, role, file }) => {

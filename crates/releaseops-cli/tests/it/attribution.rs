@@ -458,3 +458,170 @@ fn a_prompt_of_a_hundred_thousand_lines_is_explained() {
         &v.to_string()[..200.min(v.to_string().len())]
     );
 }
+
+/// The demo's project: production traffic of 1.0.0 and 1.1.0 with the
+/// inputs captured, the team's agent, its refunds suite.
+fn demo_project() -> (tempfile::TempDir, std::path::PathBuf) {
+    let keep = tempfile::tempdir().expect("temp dir");
+    let dir = keep.path().join("project");
+    let out = crate::common::releaseops()
+        .args(["demo", "--keep"])
+        .arg(&dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run releaseops demo");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (keep, dir)
+}
+
+fn run_in(dir: &std::path::Path, args: &[&str]) -> crate::common::Run {
+    crate::common::Run::from(
+        crate::common::releaseops()
+            .args(args)
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run releaseops"),
+    )
+}
+
+#[test]
+fn replay_judges_a_candidate_on_productions_inputs_and_incidents_become_regression_cases() {
+    let (_keep, dir) = demo_project();
+    let select = [
+        "--source",
+        "support-agent@1.1.0",
+        "--env",
+        "prod",
+        "--limit",
+        "120",
+        "--target-from",
+        "refunds",
+    ];
+
+    let mut args = vec!["--json", "replay", "export-suite", "--suite", "prod-replay"];
+    args.extend(select);
+    let e = parse(run_in(&dir, &args).ok());
+    assert_eq!(e["path"], ".releaseops/evals/prod-replay.yaml", "{e}");
+    assert_eq!(e["traces_read"], 120, "{e}");
+    let incidents = e["incidents"].as_u64().expect("incidents");
+    assert!(
+        incidents > 0,
+        "1.1.0 refunded above the limit in production: {e}"
+    );
+    let suite =
+        std::fs::read_to_string(dir.join(".releaseops/evals/prod-replay.yaml")).expect("suite");
+    assert!(
+        suite.contains("type: command"),
+        "the target comes from the refunds suite:\n{suite}"
+    );
+    assert!(
+        suite.contains("called: false") && suite.contains("- incident"),
+        "{suite}"
+    );
+    assert!(suite.contains("type: similarity"), "{suite}");
+
+    // The version that caused the incidents fails its own regression cases (exit 5)...
+    let mut args = vec![
+        "replay",
+        "--bundle",
+        "support-agent@1.1.0",
+        "--from-traces",
+        "--suite",
+        "r-new",
+        "-f",
+        "json",
+    ];
+    args.extend(select);
+    let bad = run_in(&dir, &args);
+    bad.code(5);
+    let report = parse(&bad.stdout);
+    let failed: Vec<&Value> = report["results"]
+        .as_array()
+        .or_else(|| report["cases"].as_array())
+        .expect("case results")
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .collect();
+    assert_eq!(
+        failed.len() as u64,
+        incidents,
+        "only the incidents fail: {}",
+        bad.stdout.chars().take(2000).collect::<String>()
+    );
+
+    // ...and the version rolled back to passes them: it would not have refunded.
+    let mut args = vec![
+        "replay",
+        "--bundle",
+        "support-agent@1.0.0",
+        "--from-traces",
+        "--suite",
+        "r-old",
+    ];
+    args.extend(select);
+    let good = run_in(&dir, &args);
+    let text = good.ok();
+    assert!(text.contains("Result: PASS"), "{text}");
+    // The report is an eval report like any other: the evidence a gate reads.
+    let r = parse(
+        run_in(
+            &dir,
+            &[
+                "--json",
+                "eval",
+                "report",
+                "-b",
+                "support-agent@1.0.0",
+                "--suite",
+                "r-old",
+                "-f",
+                "json",
+            ],
+        )
+        .ok(),
+    );
+    assert_eq!(r["summary"]["gate_decision"], "PASS", "{r}");
+
+    // A suite written by hand is never overwritten; a source with no traffic is named.
+    let before = std::fs::read(dir.join(".releaseops/evals/refunds.yaml")).expect("refunds suite");
+    let mut args = vec!["replay", "export-suite", "--suite", "refunds"];
+    args.extend(select);
+    let refused = run_in(&dir, &args);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("not written by a replay"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        before,
+        std::fs::read(dir.join(".releaseops/evals/refunds.yaml")).expect("refunds suite")
+    );
+    let none = run_in(
+        &dir,
+        &[
+            "replay",
+            "export-suite",
+            "--source",
+            "support-agent@1.2.0",
+            "--env",
+            "prod",
+        ],
+    );
+    assert_ne!(none.code, 0);
+    assert!(
+        none.stderr
+            .contains("no stored trace of support-agent@1.2.0"),
+        "{}",
+        none.stderr
+    );
+    assert!(
+        !dir.join(".releaseops/evals/replay.yaml").exists(),
+        "a failed replay wrote its suite"
+    );
+}

@@ -112,6 +112,11 @@ pub enum JudgeSpec {
         /// (promptfoo's `contains-json`), not only when all of it is JSON.
         anywhere: bool,
     },
+    /// The output's words agree with an expected text at least `min` (0-1).
+    Similarity {
+        expected: Option<String>,
+        min: f64,
+    },
     ToolCall {
         name: String,
         called: bool,
@@ -221,6 +226,7 @@ fn known_options(kind: &str) -> Option<&'static [&'static str]> {
         "exact_match" | "contains" | "not_contains" => &["expected", "case_sensitive"],
         "regex" => &["pattern", "flags"],
         "json_valid" => &["anywhere"],
+        "similarity" => &["expected", "min"],
         "tool_call" => &["name", "called", "arguments"],
         "max_cost" | "max_latency_ms" => &["max"],
         "composite" => &["mode", "require_all", "threshold", "judges"],
@@ -252,7 +258,7 @@ impl JudgeSpec {
             return Err(err(at, format!("config: {msg}")));
         }
         Ok(match kind {
-            "exact_match" | "contains" | "not_contains" | "regex" | "json_valid" => {
+            "exact_match" | "contains" | "not_contains" | "regex" | "json_valid" | "similarity" => {
                 text::build(kind, cfg, at)?
             }
             "tool_call" => tools::build(kind, cfg, at)?,
@@ -264,7 +270,7 @@ impl JudgeSpec {
                 return Err(err(
                     at,
                     format!(
-                        "unknown judge '{other}' (known: exact_match, contains, not_contains, regex, json_valid, json_schema, tool_call, max_latency_ms, max_cost, llm_judge, composite)"
+                        "unknown judge '{other}' (known: exact_match, contains, not_contains, regex, json_valid, similarity, json_schema, tool_call, max_latency_ms, max_cost, llm_judge, composite)"
                     ),
                 ));
             }
@@ -281,6 +287,7 @@ impl JudgeSpec {
             JudgeSpec::JsonValid { anywhere: false } => "json_valid".into(),
             JudgeSpec::JsonValid { anywhere: true } => "json_valid(anywhere)".into(),
             JudgeSpec::ToolCall { .. } => "tool_call".into(),
+            JudgeSpec::Similarity { .. } => "similarity".into(),
             JudgeSpec::MaxLatencyMs { .. } => "max_latency_ms".into(),
             JudgeSpec::MaxCost { .. } => "max_cost".into(),
             JudgeSpec::JsonSchema { .. } => "json_schema".into(),
@@ -337,7 +344,8 @@ impl JudgeSpec {
             | JudgeSpec::Contains { .. }
             | JudgeSpec::NotContains { .. }
             | JudgeSpec::Regex { .. }
-            | JudgeSpec::JsonValid { .. } => text::judge(self, out, case, &verdict),
+            | JudgeSpec::JsonValid { .. }
+            | JudgeSpec::Similarity { .. } => text::judge(self, out, case, &verdict),
             JudgeSpec::ToolCall { .. } => tools::judge(self, out, &verdict),
             JudgeSpec::JsonSchema { .. } => schema::judge(self, out, &verdict),
             JudgeSpec::MaxCost { .. } | JudgeSpec::MaxLatencyMs { .. } => {

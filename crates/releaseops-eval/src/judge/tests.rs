@@ -358,6 +358,7 @@ mod options {
                     "not_contains",
                     "regex",
                     "json_valid",
+                    "similarity",
                 ],
                 fields_of::<text::Options>(),
             ),
@@ -398,5 +399,32 @@ mod options {
             JudgeSpec::build("exact_match", cfg, "case 1").is_ok(),
             "null is absent"
         );
+    }
+}
+
+mod similarity {
+    use super::super::*;
+
+    #[test]
+    fn similarity_scores_word_agreement_and_passes_from_its_minimum() {
+        let cfg = json!({"expected": "Hello Sam! I have refunded 40 dollars.", "min": 0.8})
+            .as_object()
+            .cloned()
+            .expect("map");
+        let j = JudgeSpec::build("similarity", cfg, "case 1").expect("built");
+        let case = CaseView {
+            input: &Map::new(),
+            expected_output: None,
+        };
+        let out = |s: &str| AgentOutput {
+            output: s.into(),
+            ..AgentOutput::default()
+        };
+        let same = j.judge(&out("hello sam, I have refunded 40 dollars"), &case, 1.0);
+        assert!(same.passed && (same.score - 1.0).abs() < 1e-9, "{same:?}");
+        let other = j.judge(&out("A manager will review that refund."), &case, 1.0);
+        assert!(!other.passed && other.score < 0.5, "{other:?}");
+        let cfg = json!({"min": 1.5}).as_object().cloned().expect("map");
+        assert!(JudgeSpec::build("similarity", cfg, "case 1").is_err());
     }
 }

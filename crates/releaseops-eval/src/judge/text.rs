@@ -1,6 +1,7 @@
 //! Text judges: exact_match, contains, not_contains, regex (the existing
 //! tool's Python flags or imsx letters; compiled once per pattern) and
-//! json_valid.
+//! json_valid, and similarity (the output's words against an expected text:
+//! a replayed answer against what production said).
 
 use super::*;
 
@@ -15,6 +16,7 @@ pub(super) struct Options {
     pattern: Option<String>,
     flags: Option<Value>,
     anywhere: Option<bool>,
+    min: Option<f64>,
 }
 
 /// Python `re` flag bits the existing tool's suites use.
@@ -145,6 +147,19 @@ pub(super) fn build(
         "json_valid" => JudgeSpec::JsonValid {
             anywhere: opts.anywhere.unwrap_or(false),
         },
+        "similarity" => {
+            let min = finite(opts.min, "min", at)?.unwrap_or(0.6);
+            if !(0.0..=1.0).contains(&min) {
+                return Err(err(
+                    at,
+                    format!("'min' is a share of words, from 0 to 1; got {min}"),
+                ));
+            }
+            JudgeSpec::Similarity {
+                expected: opts.expected.take(),
+                min,
+            }
+        }
         other => return Err(err(at, format!("'{other}' is not a text judge"))),
     })
 }
@@ -229,10 +244,52 @@ pub(super) fn judge(
                 Value::Null,
             ),
         },
+        JudgeSpec::Similarity { expected, min } => {
+            let Some(exp) = expected.as_deref().or(case.expected_output) else {
+                return verdict(
+                    false,
+                    "no expected text: give config.expected or the case's expected_output".into(),
+                    Value::Null,
+                );
+            };
+            let ratio = similarity(&out.output, exp);
+            let mut r = verdict(
+                ratio >= *min,
+                format!(
+                    "{:.0}% of the words agree with the expected text (at least {:.0}% wanted)",
+                    ratio * 100.0,
+                    min * 100.0
+                ),
+                json!({"similarity": ratio, "min": min}),
+            );
+            r.score = ratio;
+            r
+        }
         _ => verdict(
             false,
             format!("{} is not a text judge", spec.name()),
             Value::Null,
         ),
     }
+}
+
+/// How much two texts agree, word by word (case and punctuation aside):
+/// the share of words in matching runs, 1 for the same words in order.
+pub(super) fn similarity(a: &str, b: &str) -> f64 {
+    let norm = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .take(20_000)
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let (x, y) = (norm(a), norm(b));
+    if x.is_empty() && y.is_empty() {
+        return 1.0;
+    }
+    let (x, y): (Vec<&str>, Vec<&str>) = (
+        x.iter().map(String::as_str).collect(),
+        y.iter().map(String::as_str).collect(),
+    );
+    f64::from(similar::TextDiff::configure().diff_slices(&x, &y).ratio())
 }

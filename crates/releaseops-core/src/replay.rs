@@ -1,0 +1,257 @@
+//! Replay: recorded production inputs (the content a trace captured) made
+//! into an evaluation suite, so a candidate runs them through any target
+//! and is judged against what production did, with the same runner,
+//! reports, exit codes and gates as every other suite.
+//!
+//! Each trace with a captured input becomes a case: its input as the case's
+//! `message`, production's reply as `expected_output`, and assertions of
+//! sameness: the tools production called are called again (`tool_call`),
+//! and the reply's words agree (`similarity`). A trace that went wrong in
+//! production (an error, or an action its bundle's rules forbid, as
+//! attribution finds) becomes a regression case instead: the offending tool
+//! call must not happen again. The suite is written to
+//! `.releaseops/evals/<id>.yaml` in one recorded change; a suite a replay
+//! wrote may be written again, any other is never overwritten.
+
+use releaseops_attribution::{Assessment, Index, Trace};
+use releaseops_format::yaml::Node;
+use releaseops_store::Store;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::Ctx;
+use crate::error::{CoreError, Result};
+use crate::evals::suite_rel_path;
+
+/// The first words of a suite replay wrote (how a later replay knows it may write it again).
+const MARK: &str = "Replay of production traces";
+
+/// Which traces, and how to make them a suite.
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    pub suite: String,
+    /// The version whose production traffic is replayed.
+    pub source_id: String,
+    pub source_version: String,
+    /// Where the traffic was (said in the suite's description).
+    pub env: Option<String>,
+    /// Take the target (and rate limits, concurrency) from this suite;
+    /// none: the bundle's own model.
+    pub target_from: Option<String>,
+    /// Only the traces that went wrong (regression cases).
+    pub incidents_only: bool,
+    /// The least word agreement with production's reply a case asks for.
+    pub min_similarity: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Exported {
+    pub suite: String,
+    pub path: String,
+    pub traces_read: usize,
+    pub cases: usize,
+    /// Of the cases, those made from traces that went wrong.
+    pub incidents: usize,
+    /// Traces left out: no captured input (content capture was off).
+    pub without_input: usize,
+    #[serde(flatten)]
+    pub git: releaseops_store::GitOutcome,
+}
+
+/// `k` of `v` at random, by a deterministic shuffle (xorshift): a seeded
+/// sample is the same sample.
+pub fn sample<T>(mut v: Vec<T>, k: usize, seed: u64) -> Vec<T> {
+    let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;
+    for i in (1..v.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    v.truncate(k);
+    v
+}
+
+/// The suite's text: cases from the traces, the target from `target_from`.
+pub fn suite_text(
+    store: &Store,
+    req: &ExportRequest,
+    traces: &[(Trace, bool)],
+    index: &Index,
+) -> Result<(String, usize, usize)> {
+    let mut cases = Vec::new();
+    let mut incidents = 0;
+    let mut without_input = 0;
+    for (t, failed) in traces {
+        let Some(input) = t.input.as_deref().filter(|i| !i.trim().is_empty()) else {
+            without_input += 1;
+            continue;
+        };
+        let a = index.explain(t);
+        let broke = a.overall_assessment == Assessment::Contradicts;
+        let incident = *failed || broke;
+        if req.incidents_only && !incident {
+            continue;
+        }
+        let short: String = t
+            .trace_id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(64)
+            .collect();
+        let mut assertions = Vec::new();
+        let mut tools: Vec<&str> = Vec::new();
+        for c in &t.tool_calls {
+            if !tools.contains(&c.name.as_str()) {
+                tools.push(&c.name);
+            }
+        }
+        let mut description = format!("production trace {}", t.trace_id);
+        if incident {
+            incidents += 1;
+            // The call that went wrong must not happen again.
+            if let Some(last) = t.tool_calls.last() {
+                assertions.push(
+                    json!({"type": "tool_call", "config": {"name": last.name, "called": false}}),
+                );
+            }
+            if let Some(c) = &a.contradiction {
+                description = format!(
+                    "{description}: {} ({} {})",
+                    c.reason, c.artifact_ref, c.location
+                );
+            } else {
+                description = format!("{description}: failed in production");
+            }
+        } else {
+            for name in &tools {
+                assertions.push(json!({"type": "tool_call", "config": {"name": name}}));
+            }
+            if t.output.as_deref().is_some_and(|o| !o.trim().is_empty()) {
+                assertions
+                    .push(json!({"type": "similarity", "config": {"min": req.min_similarity}}));
+            }
+        }
+        if assertions.is_empty() {
+            // An incident that was a reply: its words must not come back as they were.
+            if let Some(o) = t.output.as_deref().filter(|o| !o.trim().is_empty()) {
+                assertions.push(json!({"type": "not_contains", "config": {"expected": o.chars().take(200).collect::<String>()}}));
+            } else {
+                continue;
+            }
+        }
+        let mut case = Map::new();
+        case.insert("id".into(), json!(format!("trace-{short}")));
+        case.insert("description".into(), json!(description));
+        case.insert(
+            "tags".into(),
+            json!(["replay", if incident { "incident" } else { "production" }]),
+        );
+        case.insert("input".into(), json!({"message": input}));
+        if !incident && let Some(o) = &t.output {
+            case.insert("expected_output".into(), json!(o));
+        }
+        case.insert("assertions".into(), Value::Array(assertions));
+        cases.push(Value::Object(case));
+    }
+    if cases.is_empty() {
+        return Err(CoreError::invalid(
+            format!(
+                "no trace of {}@{} can be replayed: {} read, {without_input} without a captured input",
+                req.source_id,
+                req.source_version,
+                traces.len()
+            ),
+            "replay needs the inputs production saw: set traces.capture_content: true in .releaseops/config.yaml (or capture them in the agent's spans), and widen --since or --env",
+        ));
+    }
+    let mut doc = Map::new();
+    doc.insert("id".into(), json!(req.suite));
+    doc.insert(
+        "description".into(),
+        json!(format!(
+            "{MARK} of {}@{}{}: each case is a recorded input, judged against what production did",
+            req.source_id,
+            req.source_version,
+            req.env
+                .as_deref()
+                .map(|e| format!(" in {e}"))
+                .unwrap_or_default()
+        )),
+    );
+    doc.insert("pass_threshold".into(), json!(1.0));
+    if let Some(from) = &req.target_from {
+        let text = crate::evals::suite_text(store, from)?;
+        let v: Value = releaseops_format::yaml::from_str(&text)?;
+        for key in [
+            "target",
+            "target_artifacts",
+            "concurrency",
+            "rate_limits",
+            "pricing",
+            "vars",
+        ] {
+            if let Some(x) = v.get(key) {
+                doc.insert(key.into(), x.clone());
+            }
+        }
+    }
+    doc.insert("cases".into(), Value::Array(cases));
+    let text = Node::from_json(&Value::Object(doc)).to_yaml();
+    releaseops_eval::suite::Suite::parse(text.as_bytes()).map_err(|e| {
+        CoreError::invalid(
+            format!("the replay suite '{}' does not read back: {e}", req.suite),
+            "report this: a replay suite should always be valid",
+        )
+    })?;
+    Ok((text, incidents, without_input))
+}
+
+/// Writes the replay suite of a version's production traces (read by the
+/// caller from the trace store: each trace with whether it failed).
+pub fn export(ctx: &Ctx<'_>, req: &ExportRequest, read: &[(Trace, bool)]) -> Result<Exported> {
+    let store = ctx.store;
+    releaseops_format::names::validate_role(&req.suite).map_err(|_| {
+        CoreError::invalid(
+            format!("'{}' is not a valid suite id", req.suite),
+            "suite ids use letters, digits, '-' and '_'",
+        )
+    })?;
+    let bundle = crate::attribution::bundle_text(store, &req.source_id, &req.source_version)?;
+    let index = Index::new(&bundle);
+    let (text, incidents, without_input) = suite_text(store, req, read, &index)?;
+    let rel = suite_rel_path(&req.suite);
+    let tx = store.begin()?;
+    if let Some(old) = releaseops_store::fsx::read_regular_opt(&store.dir().join(&rel), 64 << 20)? {
+        let theirs = String::from_utf8_lossy(&old);
+        if !theirs.contains(MARK) {
+            return Err(CoreError::refused(
+                format!(
+                    "eval suite '{}' exists and was not written by a replay",
+                    req.suite
+                ),
+                "pick another --suite id; a replay never overwrites a suite written by hand",
+            ));
+        }
+    }
+    let cases =
+        text.matches("\n- id: trace-").count() + usize::from(text.starts_with("- id: trace-"));
+    let mut tx = tx;
+    tx.write(rel.clone(), text);
+    let git = tx.commit(
+        &format!(
+            "releaseops: replay suite {} from {}@{} production traces",
+            req.suite, req.source_id, req.source_version
+        ),
+        ctx.author().as_ref(),
+    )?;
+    Ok(Exported {
+        suite: req.suite.clone(),
+        path: format!(".releaseops/{rel}"),
+        traces_read: read.len(),
+        cases,
+        incidents,
+        without_input,
+        git: git.git,
+    })
+}
