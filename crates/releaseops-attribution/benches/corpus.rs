@@ -73,6 +73,24 @@ fn main() {
             println!("  miss: {m}");
         }
     }
+    let held = corpus::load_from(&corpus::holdout_dir());
+    let h = corpus::score(&held);
+    println!(
+        "held-out set (written after the method, not tuned on): {}/{} = {:.1} % first ({}/{} paraphrased), {}/{} broken rules named, {} compliant flagged",
+        h.first,
+        h.cases,
+        100.0 * h.first as f64 / h.cases.max(1) as f64,
+        h.paraphrased_first,
+        h.paraphrased,
+        h.contradicting_flagged,
+        h.contradicting,
+        h.false_contradictions
+    );
+    if std::env::args().any(|a| a == "--holdout-misses") {
+        for m in &h.misses {
+            println!("  held-out miss: {m}");
+        }
+    }
 
     // Speed: every corpus trace against its agent's index, repeated to 10,000.
     let indexes: Vec<Index> = agents.iter().map(|a| Index::new(&a.bundle)).collect();

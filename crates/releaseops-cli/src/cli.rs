@@ -410,6 +410,36 @@ pub(crate) struct ExplainArgs {
     /// Write the result to this file instead of stdout
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// offline: read the lines and rules (no model); ablation: run the
+    /// trace's input again without each line (or random subsets of them) and
+    /// measure which removals change the action (model calls; the number is
+    /// printed before the first)
+    #[arg(long, value_enum, default_value = "offline")]
+    pub method: AttributionMethod,
+    /// Ablation: the most calls made
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub budget: usize,
+    /// Ablation: runs per variant when each line is left out in turn
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub repeats: u32,
+    /// Ablation: run through this suite's target (default: the bundle's own model)
+    #[arg(long, value_name = "SUITE")]
+    pub target_from: Option<String>,
+    /// Ablation: calls at once
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub concurrency: usize,
+    /// Ablation: the seed of the random subsets
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Ablation: call the model even when the response cache has the answer
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum AttributionMethod {
+    Offline,
+    Ablation,
 }
 
 #[derive(Args, Debug)]

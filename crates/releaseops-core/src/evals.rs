@@ -541,7 +541,7 @@ fn expand_env(value: &str, what: &str) -> Result<String> {
     Ok(out)
 }
 
-fn build_target(
+pub(crate) fn build_target(
     store: &Store,
     spec: &TargetSpec,
     m: &BundleManifest,

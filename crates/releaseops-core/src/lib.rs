@@ -8,6 +8,7 @@
 // A library never prints: what it has to say goes back to its caller.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod ablation;
 pub mod agent;
 pub mod attribution;
 pub mod audit;

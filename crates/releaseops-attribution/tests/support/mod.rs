@@ -65,7 +65,16 @@ pub fn dir() -> PathBuf {
 }
 
 pub fn load() -> Vec<Agent> {
-    let mut names: Vec<_> = std::fs::read_dir(dir())
+    load_from(&dir())
+}
+
+/// The held-out set: written after the method, never tuned on.
+pub fn holdout_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus-holdout")
+}
+
+pub fn load_from(dir: &Path) -> Vec<Agent> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
         .expect("the corpus directory")
         .map(|e| e.expect("an entry").path())
         .filter(|p| p.join("agent.yaml").is_file())

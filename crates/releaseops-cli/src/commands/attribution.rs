@@ -129,6 +129,9 @@ fn explain(app: &App, a: &ExplainArgs) -> CmdResult {
             ));
         }
     };
+    if a.method == crate::cli::AttributionMethod::Ablation {
+        return ablation(app, &store, a, &reference, trace);
+    }
     let index = index_for(&store, &reference)?;
     let mut at = index.explain(&trace);
     at.analyzed_at = Some(releaseops_format::time::format(app.now));
@@ -818,4 +821,107 @@ pub(crate) fn replay(app: &App, a: crate::cli::ReplayArgs) -> CmdResult {
             baseline: None,
         },
     )
+}
+
+fn ablation(app: &App, store: &Store, a: &ExplainArgs, reference: &str, trace: Trace) -> CmdResult {
+    use releaseops_core::ablation::{self, AblationRequest, Method};
+    let (id, version) = crate::refs::exact(store, &[reference.to_string()])?;
+    let req = AblationRequest {
+        id,
+        version,
+        trace,
+        target_from: a.target_from.clone(),
+        budget: a.budget,
+        repeats: a.repeats,
+        concurrency: a.concurrency,
+        seed: a.seed,
+        no_cache: a.no_cache,
+    };
+    let ctx = app.ctx(store);
+    let prepared = ablation::prepare(&ctx, &req)?;
+    let plan = prepared.plan.clone();
+    // What it costs, said before the first call.
+    anstream::eprintln!(
+        "Ablation: {} calls ({} over {} prompt lines{}){}",
+        plan.calls,
+        match plan.method {
+            Method::LeaveOneOut => "each left out in turn",
+            Method::RandomSubsets => "random subsets, a sparse linear surrogate",
+        },
+        plan.units,
+        if plan.policy_rules_ablated {
+            " and policy rules"
+        } else {
+            ""
+        },
+        if plan.policy_rules_ablated {
+            ""
+        } else {
+            "; the model target sees no policy, so rules are not ablated"
+        }
+    );
+    let r = ablation::run(&ctx, &req, prepared)?;
+    let as_json = a.format == TextOrJson::Json || app.global.json;
+    let text = if as_json {
+        serde_json::to_string_pretty(&r).unwrap_or_default()
+    } else {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "{}\n{}", paint(BOLD, "Ablation"), "=".repeat(40));
+        let _ = writeln!(s, "  Trace:     {}", r.trace_id);
+        let _ = writeln!(s, "  Bundle:    {}@{}", r.bundle_id, r.bundle_version);
+        let _ = writeln!(
+            s,
+            "  Reference: {}",
+            r.reference_action.as_deref().unwrap_or("-")
+        );
+        let _ = writeln!(s, "  Calls:     {} ({} failed)", r.calls, r.failed_calls);
+        let shown: Vec<_> = r
+            .effects
+            .iter()
+            .filter(|e| e.effect > 0.0)
+            .take(10)
+            .collect();
+        if !shown.is_empty() {
+            let _ = writeln!(s, "\n  What changes the action when taken out:");
+            for e in shown {
+                let _ = writeln!(
+                    s,
+                    "    {:.2} [{:.2}, {:.2}] {} {} {}: \"{}\"",
+                    e.effect,
+                    e.low,
+                    e.high,
+                    e.unit.artifact_type.as_str(),
+                    e.unit.role,
+                    e.unit.location,
+                    e.unit.content_snippet
+                );
+            }
+        }
+        match &r.unclear {
+            Some(why) => {
+                let _ = write!(s, "\nOverall: Unclear\n  {why}");
+            }
+            None => {
+                let _ = write!(
+                    s,
+                    "\nOverall: the lines above decide the action (effect: the share of runs without the line whose action changed, with its 95% interval)"
+                );
+            }
+        }
+        s
+    };
+    match &a.output {
+        Some(path) => {
+            std::fs::write(path, format!("{}\n", anstream::adapter::strip_str(&text))).map_err(
+                |e| Failure {
+                    kind: ErrorKind::Io,
+                    message: format!("cannot write {}: {e}", path.display()),
+                    hint: Some("choose a writable path for --output".into()),
+                },
+            )?;
+        }
+        None => anstream::println!("{text}"),
+    }
+    Ok(0)
 }

@@ -625,3 +625,170 @@ fn replay_judges_a_candidate_on_productions_inputs_and_incidents_become_regressi
         "a failed replay wrote its suite"
     );
 }
+
+/// A model on loopback whose answer depends on the lines it is given: the
+/// limit line lets it refund, the prohibition line sends it to a manager.
+fn lines_model(req: &wiremock::Request) -> wiremock::ResponseTemplate {
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let system = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|x| x["role"] == "system"))
+        .and_then(|x| x["content"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let message = if system.contains("Never issue refunds above 100 dollars") {
+        serde_json::json!({"role": "assistant", "content": "A manager will review that refund today."})
+    } else if system.contains("refunds up to 150 dollars") {
+        serde_json::json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "issue_refund", "arguments": "{\"amount\": 130}"}}]})
+    } else {
+        serde_json::json!({"role": "assistant", "content": "Sorry, I cannot help with refunds."})
+    };
+    wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({"choices": [{"message": message, "finish_reason": "stop"}], "usage": {"prompt_tokens": 20, "completion_tokens": 5}}))
+}
+
+const ABLATION_KEY: &str = "sk-ablation-DO-NOT-LEAK-7";
+
+fn ablation_repo(server: &str, filler: usize) -> Repo {
+    let mut r = Repo::initialized_production();
+    let mut prompt = String::from("You are a support agent for Acme.\n");
+    for i in 0..filler {
+        prompt += &format!("Mention our opening hours (line {i}) only when asked.\n");
+    }
+    prompt += "You may issue refunds up to 150 dollars using the issue_refund tool.\nNever issue refunds above 100 dollars without manager approval.\nEscalate angry customers to a human.\nKeep replies short.\n";
+    r.write("prompts/system.md", &prompt);
+    r.commit_all("prompt");
+    r.run(&[
+        "bundle",
+        "create",
+        "agent",
+        "-v",
+        "1.0.0",
+        "-a",
+        "system=file:prompts/system.md",
+        "-m",
+        "gpt-test",
+        "--provider",
+        "openai",
+        "-t",
+        "0",
+    ])
+    .ok();
+    r.write("t.json", r#"{"trace_id": "inc-1", "input": "Refund 130 dollars for order A-1 please.", "output": "A manager will review that refund today."}"#);
+    r.env.push(("OPENAI_API_KEY".into(), ABLATION_KEY.into()));
+    r.env.push(("OPENAI_BASE_URL".into(), server.to_string()));
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ablation_finds_the_line_that_decides_the_action_and_says_the_calls_first() {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(lines_model)
+        .mount(&server)
+        .await;
+    // Five lines: each left out in turn, one reference run.
+    let r = ablation_repo(&server.uri(), 0);
+    let out = r.run(&[
+        "attribution",
+        "explain",
+        "t.json",
+        "-b",
+        "agent@1.0.0",
+        "--method",
+        "ablation",
+        "-f",
+        "json",
+    ]);
+    let v = parse(out.ok());
+    assert!(
+        out.stderr.contains("Ablation: 6 calls"),
+        "the cost is said first: {}",
+        out.stderr
+    );
+    assert_eq!(v["plan"]["method"], "leave_one_out", "{v}");
+    assert_eq!(v["calls"], 6);
+    assert_eq!(v["reference_action"], "reply");
+    let top = &v["effects"][0];
+    assert_eq!(top["location"], "line 3", "{v}");
+    assert_eq!(top["effect"], 1.0);
+    assert!(
+        v["effects"]
+            .as_array()
+            .expect("effects")
+            .iter()
+            .skip(1)
+            .all(|e| e["effect"] == 0.0),
+        "{v}"
+    );
+    assert!(v.get("unclear").is_none(), "{v}");
+    assert!(!out.stdout.contains(ABLATION_KEY) && !out.stderr.contains(ABLATION_KEY));
+
+    // Forty lines and a budget of 32: random subsets, and the surrogate finds the same line.
+    let r = ablation_repo(&server.uri(), 36);
+    let out = r.run(&[
+        "attribution",
+        "explain",
+        "t.json",
+        "-b",
+        "agent@1.0.0",
+        "--method",
+        "ablation",
+        "--budget",
+        "32",
+        "--seed",
+        "3",
+        "-f",
+        "json",
+    ]);
+    let v = parse(out.ok());
+    assert!(out.stderr.contains("Ablation: 32 calls"), "{}", out.stderr);
+    assert_eq!(v["plan"]["method"], "random_subsets", "{v}");
+    assert_eq!(v["effects"][0]["location"], "line 39", "{v}");
+    assert!(v["effects"][0]["effect"].as_f64() > Some(0.5), "{v}");
+    assert!(v["effects"][1]["effect"].as_f64() < Some(0.2), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ablation_against_a_provider_that_answers_garbage_is_unclear_and_writes_nothing() {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200).set_body_string("<html>not a model</html>"),
+        )
+        .mount(&server)
+        .await;
+    let r = ablation_repo(&server.uri(), 0);
+    let before = r.snapshot();
+    let v = parse(
+        r.run(&[
+            "--json",
+            "attribution",
+            "explain",
+            "t.json",
+            "-b",
+            "agent@1.0.0",
+            "--method",
+            "ablation",
+        ])
+        .ok(),
+    );
+    assert!(
+        v["unclear"].as_str().is_some_and(|u| u.contains("failed")),
+        "{v}"
+    );
+    assert_eq!(v["effects"], serde_json::json!([]), "{v}");
+    assert_eq!(before, r.snapshot(), "ablation wrote to the store");
+    // No input recorded: refused before any call.
+    r.write("noinput.json", r#"{"trace_id": "x", "output": "hi"}"#);
+    let e = r.run(&[
+        "attribution",
+        "explain",
+        "noinput.json",
+        "-b",
+        "agent@1.0.0",
+        "--method",
+        "ablation",
+    ]);
+    e.code(2);
+    assert!(e.stderr.contains("no recorded input"), "{}", e.stderr);
+}

@@ -26,6 +26,8 @@ mod schema;
 mod text;
 mod tools;
 
+pub use text::similarity;
+
 use composite::combine;
 pub use composite::{CompositeMode, Member};
 use llm::llm_judge;

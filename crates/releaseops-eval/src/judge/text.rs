@@ -275,7 +275,7 @@ pub(super) fn judge(
 
 /// How much two texts agree, word by word (case and punctuation aside):
 /// the share of words in matching runs, 1 for the same words in order.
-pub(super) fn similarity(a: &str, b: &str) -> f64 {
+pub fn similarity(a: &str, b: &str) -> f64 {
     let norm = |s: &str| -> Vec<String> {
         s.split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
