@@ -277,6 +277,11 @@ fn main() {
         server_bench();
         return;
     }
+    // `-- --attribution`: attribution and replay, whole process.
+    if args.iter().any(|a| a == "--attribution") {
+        attribution_bench();
+        return;
+    }
     // `-- --suite-load`: only the 10,000-case suite load, 21 runs.
     if args.iter().any(|a| a == "--suite-load") {
         println!(
@@ -1089,4 +1094,194 @@ fn server_bench() {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Attribution and replay as a user runs them, on the demo's project:
+/// `attribution explain` of one trace file (whole process), `analyze-batch`
+/// of 10,000 traces from one file, and a replay of 200 recorded inputs
+/// through the model target against a loopback provider answering in
+/// 100 ms at concurrency 16 (the ideal: 13 waves of 100 ms).
+fn attribution_bench() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("demo");
+    let out = Command::new(BIN)
+        .args(["demo", "--keep"])
+        .arg(&dir)
+        .output()
+        .expect("demo");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        dir.join("t1.json"),
+        r#"{"trace_id": "t-001", "tool_calls": [{"name": "issue_refund", "arguments": {"amount": 130, "order_id": "A-1"}}], "output": "I have refunded 130 dollars."}"#,
+    )
+    .expect("trace");
+    let one = median(
+        (0..21)
+            .map(|_| {
+                run(
+                    &dir,
+                    &[
+                        "attribution",
+                        "explain",
+                        "t1.json",
+                        "--bundle",
+                        "support-agent@1.1.0",
+                    ],
+                )
+            })
+            .collect(),
+    );
+    let mut lines = String::new();
+    for i in 0..10_000u32 {
+        let amount = 10 + (i * 37) % 140;
+        lines += &format!(
+            "{{\"trace_id\": \"t-{i}\", \"input\": \"Please refund {amount} dollars for order A-{i}\", \"tool_calls\": [{{\"name\": \"lookup_order\", \"arguments\": {{\"order_id\": \"A-{i}\"}}}}, {{\"name\": \"issue_refund\", \"arguments\": {{\"amount\": {amount}}}}}], \"output\": \"Hello! I have refunded {amount} dollars.\"}}\n"
+        );
+    }
+    std::fs::write(dir.join("batch.jsonl"), lines).expect("batch");
+    let batch = median(
+        (0..5)
+            .map(|_| {
+                run(
+                    &dir,
+                    &[
+                        "attribution",
+                        "analyze-batch",
+                        "batch.jsonl",
+                        "--bundle",
+                        "support-agent@1.1.0",
+                        "--format",
+                        "json",
+                    ],
+                )
+            })
+            .collect(),
+    );
+    println!(
+        "{:<72} {:>12} {:>8}",
+        "attribution explain, one trace file (whole process)",
+        ms(one),
+        "20 ms"
+    );
+    println!(
+        "{:<72} {:>12} {:>8}",
+        "attribution analyze-batch, 10,000 traces in one file (whole process)",
+        ms(batch),
+        "2 s"
+    );
+    println!(
+        "{:<72} {:>12} {:>8}",
+        "  per trace in that batch",
+        format!("{:.3} ms", batch.as_secs_f64() * 1000.0 / 10_000.0),
+        "5 ms"
+    );
+
+    // Replay through the model target against a loopback provider.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = rt.block_on(async {
+        use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_delay(Duration::from_millis(100))
+                    .set_body_json(serde_json::json!({"choices": [{"message": {"content": "Hello! I have refunded the order."}}]})),
+            )
+            .mount(&server)
+            .await;
+        server
+    });
+    let r = new_repo();
+    let rdir = r.path();
+    run(rdir, &["init"]);
+    let cfg = std::fs::read_to_string(rdir.join(".releaseops/config.yaml")).expect("config");
+    std::fs::write(
+        rdir.join(".releaseops/config.yaml"),
+        format!("{cfg}traces:\n  capture_content: true\n"),
+    )
+    .expect("config");
+    std::fs::write(
+        rdir.join("system.md"),
+        "You are a support agent. You may refund up to 100 dollars.\n",
+    )
+    .expect("prompt");
+    git(rdir, &["add", "-A"]);
+    git(rdir, &["commit", "-qm", "prompt"]);
+    run(
+        rdir,
+        &[
+            "bundle",
+            "create",
+            "agent",
+            "-v",
+            "1.0.0",
+            "-a",
+            "system=file:system.md",
+            "-m",
+            "gpt-bench",
+            "--provider",
+            "openai",
+        ],
+    );
+    let mut lines = String::new();
+    for i in 0..200 {
+        lines += &format!(
+            "{{\"trace_id\": \"r-{i}\", \"input\": \"Refund order A-{i}\", \"output\": \"Hello! I have refunded the order.\", \"timestamp\": \"2026-11-20T10:00:00Z\", \"metadata\": {{\"releaseops.bundle_id\": \"agent\", \"releaseops.bundle_version\": \"1.0.0\", \"releaseops.environment\": \"prod\"}}}}\n"
+        );
+    }
+    std::fs::write(rdir.join("prod.jsonl"), lines).expect("traces");
+    run(rdir, &["traces", "import", "prod.jsonl"]);
+    let replay = |i: usize| {
+        let t = Instant::now();
+        let suite = format!("replay-{i}");
+        let out = Command::new(BIN)
+            .current_dir(rdir)
+            .args([
+                "replay",
+                "--bundle",
+                "agent@1.0.0",
+                "--from-traces",
+                "--source",
+                "agent@1.0.0",
+                "--limit",
+                "200",
+                "--concurrency",
+                "16",
+                "--no-cache",
+                "--suite",
+                &suite,
+            ])
+            .env("OPENAI_BASE_URL", server.uri())
+            .env("RELEASEOPS_ACTOR", "Bench <bench@example.test>")
+            .output()
+            .expect("replay");
+        let d = t.elapsed();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        d
+    };
+    let d = median((0..3).map(replay).collect());
+    let ideal = 1.3;
+    println!(
+        "{:<72} {:>12} {:>8}",
+        format!(
+            "replay: 200 inputs, provider 100 ms, concurrency 16 ({:.2}x the ideal {ideal} s)",
+            d.as_secs_f64() / ideal
+        ),
+        ms(d),
+        "1.69 s"
+    );
+    drop(server);
 }
