@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use releaseops_attribution::{ArtifactType, Trace};
 use releaseops_eval::output::AgentOutput;
-use releaseops_eval::providers::{Provider, RateLimiter, RetryPolicy};
+use releaseops_eval::providers::RetryPolicy;
 use releaseops_eval::suite::TargetSpec;
 use releaseops_eval::target::Target;
 use releaseops_format::template::template_text;
@@ -260,14 +260,9 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
     let (spec, limiters, roles) = match &req.target_from {
         Some(s) => {
             let suite = crate::evals::load_suite(store, s)?;
-            let limiters: Vec<(Provider, Arc<RateLimiter>)> = suite
-                .rate_limits
-                .iter()
-                .filter_map(|(p, rps)| Some((Provider::parse(p)?, RateLimiter::new(*rps)?)))
-                .collect();
             (
                 suite.target.clone(),
-                limiters,
+                crate::evals::limiters_of(&suite),
                 suite.target_artifacts.clone(),
             )
         }

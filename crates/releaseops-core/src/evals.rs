@@ -296,16 +296,7 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         ));
     }
     let payload = agent_payload(store, &manifest);
-    let limiters: Vec<(Provider, Arc<releaseops_eval::providers::RateLimiter>)> = suite
-        .rate_limits
-        .iter()
-        .filter_map(|(p, rps)| {
-            Some((
-                Provider::parse(p)?,
-                releaseops_eval::providers::RateLimiter::new(*rps)?,
-            ))
-        })
-        .collect();
+    let limiters = limiters_of(&suite);
     let target = build_target(
         store,
         &spec,
@@ -398,6 +389,22 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         saved_to: Some(format!(".releaseops/{rel}")),
         git: done.git,
     })
+}
+
+/// A suite's per-provider rate limits, shared by its target and judges.
+pub(crate) fn limiters_of(
+    suite: &Suite,
+) -> Vec<(Provider, Arc<releaseops_eval::providers::RateLimiter>)> {
+    suite
+        .rate_limits
+        .iter()
+        .filter_map(|(p, rps)| {
+            Some((
+                Provider::parse(p)?,
+                releaseops_eval::providers::RateLimiter::new(*rps)?,
+            ))
+        })
+        .collect()
 }
 
 /// Where `program` is: a path (relative to the repository root) when it

@@ -142,9 +142,15 @@ fn explain(app: &App, a: &ExplainArgs) -> CmdResult {
     } else {
         render(&at)
     };
-    match &a.output {
+    emit(&text, a.output.as_deref())?;
+    Ok(0)
+}
+
+/// Prints the result, or writes it (without colour) to `--output`.
+fn emit(text: &str, output: Option<&Path>) -> Result<(), Failure> {
+    match output {
         Some(path) => {
-            std::fs::write(path, format!("{}\n", anstream::adapter::strip_str(&text))).map_err(
+            std::fs::write(path, format!("{}\n", anstream::adapter::strip_str(text))).map_err(
                 |e| Failure {
                     kind: ErrorKind::Io,
                     message: format!("cannot write {}: {e}", path.display()),
@@ -155,7 +161,7 @@ fn explain(app: &App, a: &ExplainArgs) -> CmdResult {
         }
         None => anstream::println!("{text}"),
     }
-    Ok(0)
+    Ok(())
 }
 
 /// The existing tool's text layout, with the broken rule said.
@@ -911,17 +917,6 @@ fn ablation(app: &App, store: &Store, a: &ExplainArgs, reference: &str, trace: T
         }
         s
     };
-    match &a.output {
-        Some(path) => {
-            std::fs::write(path, format!("{}\n", anstream::adapter::strip_str(&text))).map_err(
-                |e| Failure {
-                    kind: ErrorKind::Io,
-                    message: format!("cannot write {}: {e}", path.display()),
-                    hint: Some("choose a writable path for --output".into()),
-                },
-            )?;
-        }
-        None => anstream::println!("{text}"),
-    }
+    emit(&text, a.output.as_deref())?;
     Ok(0)
 }
