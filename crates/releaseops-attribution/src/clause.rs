@@ -20,6 +20,21 @@ pub(crate) struct Bound {
     pub(crate) forbidden: bool,
     /// The phrase as written (`up to 100`).
     pub(crate) phrase: String,
+    /// The unit of time written right after the number (`2 days`), in hours.
+    pub(crate) hours: Option<f64>,
+}
+
+/// A unit of time as hours: `days` is 24, `minutes` 1/60.
+pub(crate) fn hours_of(word: &str) -> Option<f64> {
+    Some(match word {
+        "minute" | "minutes" | "min" | "mins" => 1.0 / 60.0,
+        "hour" | "hours" | "hr" | "hrs" | "h" => 1.0,
+        "day" | "days" | "night" | "nights" => 24.0,
+        "week" | "weeks" => 168.0,
+        "month" | "months" => 730.0,
+        "year" | "years" => 8766.0,
+        _ => return None,
+    })
 }
 
 /// A prohibition: what it forbids and what would excuse it.
@@ -56,6 +71,8 @@ pub(crate) struct Clause {
     pub(crate) prohibitions: Vec<Prohibition>,
     pub(crate) requirement: Option<Requirement>,
     pub(crate) grants: bool,
+    /// The first words of its sentence (`home internet`): what a limit it grants is about.
+    pub(crate) subject: Vec<Term>,
     /// Numbers the line states (a phone number, "3 years"), with the stem of the word after each.
     pub(crate) numbers: Vec<(f64, Option<Term>)>,
     /// The terms of the instruction's first word, past "always", "you may", "please".
@@ -249,6 +266,10 @@ pub(crate) fn read(line: &str) -> Clause {
             about: unit(&toks, k, start),
             forbidden: scopes.iter().any(|&(s, e)| k > s && k < e),
             phrase,
+            hours: match toks.get(k + 1) {
+                Some(Token::Word(w)) => hours_of(w),
+                _ => None,
+            },
         })
         .collect();
 
@@ -256,6 +277,7 @@ pub(crate) fn read(line: &str) -> Clause {
         terms: text::terms(line),
         idents: identifiers(line),
         lead: lead(&words),
+        subject: subject(&toks, &words),
         numbers: text::numbers_with_units(line),
         bounds,
         requirement: requirement(line, &toks, &words),
@@ -275,6 +297,37 @@ fn lead(words: &[Option<&str>]) -> Vec<Term> {
         .find(|w| !FRAME.contains(w))
         .map(|w| text::terms(w).into_iter().map(|(t, _)| t).collect())
         .unwrap_or_default()
+}
+
+/// The first content word of a line (`internet` in "Home internet can be
+/// claimed ..."), past framing words and determiners, with the word before it.
+fn subject(toks: &[Token], words: &[Option<&str>]) -> Vec<Term> {
+    const FRAME: &[&str] = &[
+        "always", "please", "you", "may", "can", "should", "must", "also", "then", "first", "only",
+        "every", "each", "any", "all", "the", "a", "an", "your", "our", "if", "when", "for", "no",
+        "never", "do", "not",
+    ];
+    // Only words before a prohibition are its subject ("Reminder messages
+    // must not ..."); a line that opens with one has none.
+    // The clause of the first prohibition: "Refunds go back ...; never
+    // refund ..." has none.
+    let negator = words
+        .iter()
+        .position(|w| w.is_some_and(|w| NEGATORS.contains(&w)));
+    let end = negator.unwrap_or(words.len());
+    let start = negator
+        .and_then(|n| toks[..n].iter().rposition(|t| *t == Token::Stop))
+        .map_or(0, |k| k + 1);
+    let first = words[start..end]
+        .iter()
+        .position(|w| w.is_some_and(|w| !FRAME.contains(&w)))
+        .map(|k| k + start);
+    let Some(k) = first else { return Vec::new() };
+    let mut out: Vec<Term> = Vec::new();
+    for w in words[k..end].iter().take(2).flatten() {
+        out.extend(text::terms(w).into_iter().map(|(t, _)| t));
+    }
+    out
 }
 
 /// What a limit counts: the words right after its number (`100 dollars`,

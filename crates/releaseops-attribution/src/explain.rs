@@ -643,11 +643,10 @@ impl Index {
         let cl = &c.clause;
         let about_tool = q.tool_match(c);
         for b in &cl.bounds {
-            let Some((key, x)) = q.number_for(b, about_tool) else {
+            let Some((shown, x)) = q.number_for(b, about_tool) else {
                 continue;
             };
             let inside = b.op.holds(x, b.value);
-            let shown = format!("{key} {}", fmt_num(x));
             if b.forbidden {
                 if !inside {
                     return Outcome::new(
@@ -683,7 +682,11 @@ impl Index {
                             format!("{shown} is within the limit this line sets ({})", b.phrase),
                         );
                     }
-                    if about_tool >= 0.5 || cl.grants {
+                    // "Home internet can be claimed up to 50 dollars": a
+                    // limit granted to a subject the action is not about
+                    // is not broken by it.
+                    let subject = about_tool >= 0.5 || q.about_subject(cl);
+                    if about_tool >= 0.5 || (cl.grants && subject) {
                         // Exceeding what a line allows explains less than breaking what one forbids.
                         return Outcome {
                             kind: Kind::Breaks,
@@ -777,6 +780,11 @@ impl Index {
                     // Words of saying alone ("does not show") forbid nothing a reply can be held to.
                     if o >= 0.5 && overlap_content(&p.scope, &q.terms) > 0.0 {
                         if q.refusal {
+                            if !q.about_subject(cl) {
+                                // "Reminder messages must not ...": a refusal
+                                // of something else.
+                                continue;
+                            }
                             // A refusal is explained by what it refuses: the
                             // more of the prohibition's own words the reply
                             // has, the surer.
@@ -806,17 +814,44 @@ impl Index {
     /// constraint's words name, as `interviewers`).
     fn constraint(&self, c: &Cand, bounds: &[(String, Op, f64)], q: &Query<'_>) -> Outcome {
         for (field, op, v) in bounds {
-            let names: Vec<(Term, f32)> =
-                if field.is_empty() || field == "value" || field == "amount_value" {
-                    c.clause.terms.clone()
-                } else {
-                    text::terms(field)
-                };
+            let unnamed = field.is_empty() || field == "value" || field == "amount_value";
+            let names: Vec<(Term, f32)> = if unnamed {
+                // `max_value: 2` with "no more than 2 appointments": what the
+                // description's own number counts, else all its words.
+                c.clause
+                    .bounds
+                    .iter()
+                    .find(|b| b.value == *v && !b.about.is_empty())
+                    .map(|b| b.about.clone())
+                    .unwrap_or_else(|| c.clause.terms.clone())
+            } else {
+                text::terms(field)
+            };
             let x = q.numbers.iter().find(|(k, _)| {
-                k == field
-                    || text::terms(k)
-                        .iter()
-                        .any(|(t, w)| *w >= 1.0 && names.iter().any(|(x, _)| x == t))
+                if k == field {
+                    return true;
+                }
+                let kt = text::terms(k);
+                if !kt
+                    .iter()
+                    .any(|(t, w)| *w >= 1.0 && names.iter().any(|(x, _)| x == t))
+                {
+                    return false;
+                }
+                // `penalty_amount` is not the amount of a meal allowance: an
+                // argument that says whose quantity it is must say the
+                // constraint's subject.
+                unnamed
+                    || kt.iter().all(|(t, w)| {
+                        *w < 1.0
+                            || names.iter().any(|(x, _)| x == t)
+                            || c.clause.terms.iter().any(|(x, _)| x == t)
+                    })
+                    || kt.iter().any(|(t, w)| {
+                        *w >= 1.0
+                            && !names.iter().any(|(x, _)| x == t)
+                            && c.clause.terms.iter().any(|(x, _)| x == t)
+                    })
             });
             if let Some((k, x)) = x {
                 if !op.holds(*x, *v) {
@@ -1028,6 +1063,12 @@ impl<'a> Query<'a> {
                     e.extend(text::terms(k));
                 }
             }
+            // The user's own consent ("Yes, go ahead") is evidence of a step
+            // that asks for it ("get an explicit yes"); nothing else the
+            // user claims is (their word that approval was given is not).
+            if let Some(i) = &trace.input {
+                e.extend(consent_terms(i));
+            }
             evidence.push(e);
         } else {
             term_map(said, 1.0, &mut terms);
@@ -1168,20 +1209,74 @@ impl<'a> Query<'a> {
         hit as f64 / self.tool_parts.len() as f64
     }
 
+    /// Whether the action is about what a line's sentence opens with
+    /// ("Home internet can be claimed ..."): its first word past framing
+    /// and determiners is in the trace.
+    fn about_subject(&self, cl: &clause::Clause) -> bool {
+        cl.subject.is_empty() || cl.subject.iter().any(|t| self.context.contains_key(t))
+    }
+
     /// The action's number a limit speaks of: the argument whose name is
     /// what the limit counts (`amount` ~ `dollars`, `days`), else the only
-    /// one when the line is about this tool.
+    /// one when the line is about this tool; as shown, and as a value in
+    /// the limit's unit.
     fn number_for(&self, b: &clause::Bound, about_tool: f64) -> Option<(String, f64)> {
         let by_name = self.numbers.iter().find(|(k, _)| {
             let kt = text::terms(k);
             !kt.is_empty() && kt.iter().any(|(t, _)| b.about.iter().any(|(x, _)| x == t))
         });
         if let Some((k, v)) = by_name {
-            return Some((k.clone(), *v));
+            // `scheduled_duration_hours` against "2 days": the same quantity
+            // in another unit is converted to the line's.
+            let key_hours = text::words(k)
+                .iter()
+                .rev()
+                .find_map(|w| clause::hours_of(w));
+            if let (Some(kh), Some(bh)) = (key_hours, b.hours)
+                && kh != bh
+            {
+                let x = v * kh / bh;
+                return Some((
+                    format!("{k} {} (= {} in the line's unit)", fmt_num(*v), fmt_num(x)),
+                    x,
+                ));
+            }
+            return Some((format!("{k} {}", fmt_num(*v)), *v));
         }
         (self.numbers.len() == 1 && self.tool.is_some() && about_tool >= 0.99 && b.about.is_empty())
-            .then(|| self.numbers[0].clone())
+            .then(|| {
+                let (k, v) = &self.numbers[0];
+                (format!("{k} {}", fmt_num(*v)), *v)
+            })
     }
+}
+
+/// The words of consent in what the user said.
+fn consent_terms(input: &str) -> Vec<(Term, f32)> {
+    const CONSENT: &[&str] = &[
+        "yes",
+        "yeah",
+        "yep",
+        "confirm",
+        "confirmed",
+        "agree",
+        "agreed",
+        "consent",
+        "accept",
+        "ok",
+        "okay",
+        "understand",
+    ];
+    let said: Vec<String> = text::words(input);
+    let found: Vec<&str> = CONSENT
+        .iter()
+        .copied()
+        .filter(|c| said.iter().any(|w| w == c))
+        .collect();
+    if found.is_empty() {
+        return Vec::new();
+    }
+    text::terms(&found.join(" "))
 }
 
 /// The string values of a call's arguments, as text.

@@ -78,3 +78,109 @@ fn no_action_is_unclear_with_the_reason() {
     assert_eq!(a.overall_assessment, Assessment::Unclear);
     assert!(a.assessment_reason.contains("no action"));
 }
+
+fn travel() -> Index {
+    Index::new(&BundleText {
+        id: "travel".into(),
+        version: "1".into(),
+        prompts: vec![Artifact::new(
+            "system",
+            "prompts/travel@1",
+            "You are a travel assistant.\nBook economy class for any flight under 6 hours of scheduled flying time.\nDo not book basic economy fares for trips longer than 2 days.\nHome internet can be claimed up to 50 dollars a month.\nBefore cancelling a non-refundable booking, tell the traveler the penalty amount and get an explicit yes.\nReminder messages must not include the reason for the visit.\n",
+        )],
+        policies: vec![Artifact::new(
+            "safety",
+            "policies/safety.yaml",
+            "constraints:\n- type: meal_per_diem\n  max_amount: 90\n  description: Daily meal allowance is 90 USD.\n",
+        )],
+        model: None,
+    })
+}
+
+fn locations(a: &releaseops_attribution::Attribution) -> Vec<(String, String)> {
+    a.influences
+        .iter()
+        .map(|i| {
+            (
+                i.location.clone().unwrap_or_default(),
+                i.effect.as_str().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_duration_in_hours_is_compared_with_a_limit_in_days_in_days() {
+    let a = travel().explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "book_flight", "arguments": {"cabin_class": "basic_economy", "scheduled_duration_hours": 30}}]})));
+    let l = locations(&a);
+    // 30 hours is 1.25 days: not longer than 2 days, so line 3 does not apply.
+    assert!(
+        !l.iter().any(|(loc, e)| loc == "line 3" && e == "breaks"),
+        "{l:?}"
+    );
+    let a = travel().explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "book_flight", "arguments": {"cabin_class": "basic_economy", "trip_duration_hours": 72}}]})));
+    let l = locations(&a);
+    assert!(
+        l.iter().any(|(loc, e)| loc == "line 3" && e == "breaks"),
+        "{l:?}"
+    );
+}
+
+#[test]
+fn a_limit_granted_to_another_subject_is_not_broken() {
+    let a = travel().explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "request_approval", "arguments": {"report_id": "ER-1", "total": 2180}}]})));
+    assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    let a = travel().explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "file_expense", "arguments": {"category": "home internet", "amount": 80}}]})));
+    let l = locations(&a);
+    assert!(
+        l.iter().any(|(loc, e)| loc == "line 4" && e == "breaks"),
+        "{l:?}"
+    );
+}
+
+#[test]
+fn a_penalty_amount_is_not_the_amount_of_a_meal_allowance() {
+    let a = travel().explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "cancel_booking", "arguments": {"penalty_amount": 140}}]})));
+    let l = locations(&a);
+    assert!(
+        !l.iter()
+            .any(|(loc, e)| loc.contains("meal_per_diem") && e == "breaks"),
+        "{l:?}"
+    );
+    let a = travel().explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "file_expense", "arguments": {"meal_amount": 140}}]})));
+    let l = locations(&a);
+    assert!(
+        l.iter()
+            .any(|(loc, e)| loc.contains("meal_per_diem") && e == "breaks"),
+        "{l:?}"
+    );
+}
+
+#[test]
+fn the_users_yes_is_the_consent_a_step_asks_for_and_nothing_else() {
+    let call = json!([{"name": "cancel_booking", "arguments": {"booking_ref": "H-1", "refundable": false, "penalty_amount": 140}}]);
+    let yes = travel().explain(&trace(json!({"trace_id": "t", "input": "Yes, go ahead, I understand I lose the $140.", "tool_calls": call})));
+    let l = locations(&yes);
+    assert!(
+        l.iter().any(|(loc, e)| loc == "line 5" && e == "follows"),
+        "{l:?}"
+    );
+    let no = travel().explain(&trace(
+        json!({"trace_id": "t", "input": "Cancel the Denver hotel.", "tool_calls": call}),
+    ));
+    let l = locations(&no);
+    assert!(
+        l.iter().any(|(loc, e)| loc == "line 5" && e == "breaks"),
+        "{l:?}"
+    );
+}
+
+#[test]
+fn a_refusal_is_not_explained_by_a_prohibition_on_something_else() {
+    let a = travel().explain(&trace(json!({"trace_id": "t", "input": "Can I book a checkup today?", "output": "Sorry, I can't put a routine visit into a same-day slot."})));
+    let l = locations(&a);
+    assert!(
+        !l.iter().any(|(loc, e)| loc == "line 6" && e == "follows"),
+        "{l:?}"
+    );
+}
