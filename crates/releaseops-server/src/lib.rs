@@ -226,6 +226,12 @@ pub(crate) struct AppState {
     ingest_error: Option<String>,
     /// Exports being decoded (bounds the memory decoding takes).
     decoding: Arc<tokio::sync::Semaphore>,
+    /// The dashboard's templates and assets.
+    pages: releaseops_web::Pages,
+    /// Browsers signed in to the dashboard.
+    sessions: handlers::Sessions,
+    /// Where the dashboard reads production traces from.
+    trace_settings: Option<releaseops_traces::Settings>,
 }
 
 /// version -> environment ("" when pinned) -> rendered answer.
@@ -260,6 +266,14 @@ impl AppState {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim())
             .filter(|t| !t.is_empty());
+        // A dashboard session reads (its live board listens to the event
+        // stream); changes through the API always need a token.
+        if token.is_none()
+            && needed == Role::Viewer
+            && let Some(p) = self.session_principal(headers)
+        {
+            return Ok(Some(p));
+        }
         let principal = token
             .and_then(|t| self.tokens.lookup(t))
             .ok_or_else(ApiError::unauthorized)?;
@@ -372,6 +386,46 @@ impl AppState {
     }
 }
 
+/// The state of a server that serves no socket, for tests of the router.
+#[cfg(test)]
+pub(crate) fn state_for_tests(opts: &Options) -> Arc<AppState> {
+    let (_, snapshots) = tokio::sync::watch::channel(Arc::new(watch::Snapshot {
+        seq: 0,
+        environments: Default::default(),
+    }));
+    let (moves, _) = broadcast::channel(16);
+    let (wake, _) = std::sync::mpsc::channel();
+    let (_, shutdown) = tokio::sync::watch::channel(false);
+    Arc::new(AppState {
+        root: opts.root.clone(),
+        loader: RuntimeLoader::new(&opts.root).expect("a store"),
+        rendered: RwLock::default(),
+        tokens: opts.tokens.clone(),
+        public_reads: opts.public_reads,
+        git_commit: false,
+        clock: opts.clock,
+        snapshots,
+        moves,
+        wake: Mutex::new(wake),
+        shutdown,
+        inflight: Counter::default(),
+        watching: Counter::default(),
+        streams: Counter::default(),
+        connections: Counter::default(),
+        long_lived: Counter::default(),
+        max_long_lived: 8,
+        body_timeout: Duration::from_secs(5),
+        allowed_hosts: vec!["localhost".into()],
+        openapi: handlers::openapi_document(),
+        ingest: None,
+        ingest_error: None,
+        decoding: Arc::new(tokio::sync::Semaphore::new(MAX_TRACE_DECODES)),
+        pages: releaseops_web::Pages::new(),
+        sessions: handlers::Sessions::default(),
+        trace_settings: None,
+    })
+}
+
 /// Serves the API on `listener` until `shutdown` resolves, then stops
 /// taking requests, ends watches, gives open requests `shutdown_grace` to
 /// finish, and waits for every transaction in flight.
@@ -433,6 +487,9 @@ pub async fn serve(
         ingest,
         ingest_error,
         decoding: Arc::new(tokio::sync::Semaphore::new(MAX_TRACE_DECODES)),
+        pages: releaseops_web::Pages::new(),
+        sessions: handlers::Sessions::default(),
+        trace_settings: opts.traces.clone(),
     });
     let inflight = state.inflight.clone();
     let connections = state.connections.clone();

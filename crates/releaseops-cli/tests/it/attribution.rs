@@ -461,21 +461,10 @@ fn a_prompt_of_a_hundred_thousand_lines_is_explained() {
 
 /// The demo's project: production traffic of 1.0.0 and 1.1.0 with the
 /// inputs captured, the team's agent, its refunds suite.
-fn demo_project() -> (tempfile::TempDir, std::path::PathBuf) {
-    let keep = tempfile::tempdir().expect("temp dir");
-    let dir = keep.path().join("project");
-    let out = crate::common::releaseops()
-        .args(["demo", "--keep"])
-        .arg(&dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run releaseops demo");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (keep, dir)
+fn demo_project() -> (crate::common::Repo, std::path::PathBuf) {
+    let r = crate::common::Repo::demo();
+    let dir = r.path().to_path_buf();
+    (r, dir)
 }
 
 fn run_in(dir: &std::path::Path, args: &[&str]) -> crate::common::Run {

@@ -11,6 +11,7 @@ mod bundles;
 mod concurrency;
 mod consistent_cli;
 mod crash;
+mod dashboard;
 mod demo;
 mod evals;
 mod gates;

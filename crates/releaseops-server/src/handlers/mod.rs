@@ -38,11 +38,13 @@ mod changes;
 mod reads;
 mod streams;
 mod traces;
+mod web;
 
 use changes::*;
 use reads::*;
 use streams::*;
 use traces::traces;
+pub(crate) use web::Sessions;
 
 type St = State<Arc<AppState>>;
 
@@ -105,6 +107,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         router = router.route(path, handler);
     }
     router
+        .merge(web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -298,27 +298,54 @@ pub(super) async fn eval_reports(
         Ok(q)
     };
     read(&s, &headers, args, |store, q| {
-        let found = store.find_reports(&ReportFilter {
+        let filter = ReportFilter {
             bundle: q.bundle.as_deref(),
             version: q.version.as_deref(),
             suite: q.suite.as_deref(),
             run_id: None,
-        });
-        let mut out = Vec::new();
-        for e in found.iter().rev().take(limit(q.limit, 50, 1000)) {
-            let report = read_report(store, e)?;
-            let key = e.run.as_ref();
-            out.push(json!({
-                "run_id": e.run_id,
-                "bundle_id": key.map(|k| &k.bundle),
-                "version": key.map(|k| &k.version),
-                "suite": key.map(|k| &k.suite),
-                "summary": report.get("summary"),
-            }));
-        }
-        Ok(out)
+        };
+        report_list(store, &filter, limit(q.limit, 50, 1000))
     })
     .await
+}
+
+/// The newest `n` reports `filter` matches: run id, bundle, version, suite
+/// and summary each.
+pub(super) fn report_list(
+    store: &Store,
+    filter: &ReportFilter<'_>,
+    n: usize,
+) -> ApiResult<Vec<Value>> {
+    let found = store.find_reports(filter);
+    let mut out = Vec::new();
+    for e in found.iter().rev().take(n) {
+        let report = read_report(store, e)?;
+        let key = e.run.as_ref();
+        out.push(json!({
+            "run_id": e.run_id,
+            "bundle_id": key.map(|k| &k.bundle),
+            "version": key.map(|k| &k.version),
+            "suite": key.map(|k| &k.suite),
+            "summary": report.get("summary"),
+        }));
+    }
+    Ok(out)
+}
+
+/// The report of run `id`.
+pub(super) fn report_by_id(store: &Store, id: &str) -> ApiResult<Value> {
+    run_id_ok(id)?;
+    let found = store.find_reports(&ReportFilter {
+        run_id: Some(id),
+        ..Default::default()
+    });
+    let e = found.last().ok_or_else(|| {
+        ApiError::not_found(
+            format!("there is no eval report '{id}'"),
+            "GET /v1/eval-reports lists them",
+        )
+    })?;
+    read_report(store, e)
 }
 
 pub(super) async fn eval_report(
@@ -331,20 +358,23 @@ pub(super) async fn eval_report(
         run_id_ok(&id)?;
         Ok(id)
     };
-    read(&s, &headers, args, |store, id| {
-        let found = store.find_reports(&ReportFilter {
-            run_id: Some(&id),
-            ..Default::default()
-        });
-        let e = found.last().ok_or_else(|| {
-            ApiError::not_found(
-                format!("there is no eval report '{id}'"),
-                "GET /v1/eval-reports lists them",
-            )
-        })?;
-        read_report(store, e)
+    read(&s, &headers, args, |store, id| report_by_id(store, &id)).await
+}
+
+/// The decision `id`; an id that names none is not found.
+pub(super) fn decision_record(
+    store: &Store,
+    id: &str,
+) -> ApiResult<releaseops_core::agent::DecisionRecord> {
+    releaseops_core::agent::decision(store, id).map_err(|e| match e {
+        CoreError::Invalid { message, hint } => ApiError {
+            kind: ErrorKind::NotFound,
+            message,
+            hint,
+            detail: None,
+        },
+        other => other.into(),
     })
-    .await
 }
 
 pub(super) async fn decision(
@@ -363,17 +393,7 @@ pub(super) async fn decision(
         Ok(id)
     };
     read(&s, &headers, args, |store, id| {
-        let rec = releaseops_core::agent::decision(store, &id).map_err(|e| match e {
-            // An id that names no decision.
-            CoreError::Invalid { message, hint } => ApiError {
-                kind: ErrorKind::NotFound,
-                message,
-                hint,
-                detail: None,
-            },
-            other => other.into(),
-        })?;
-        Ok(rec.summary_json())
+        Ok(decision_record(store, &id)?.summary_json())
     })
     .await
 }

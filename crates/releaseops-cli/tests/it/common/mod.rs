@@ -208,6 +208,30 @@ impl Repo {
         }
     }
 
+    /// The demo's project (`releaseops demo --keep`): four stages, three
+    /// versions, reviews, eval reports, decisions and production traces.
+    pub(crate) fn demo() -> Repo {
+        let dir = tempfile::Builder::new()
+            .prefix("releaseops-demo-")
+            .tempdir()
+            .expect("tempdir");
+        let out = releaseops()
+            .args(["demo", "--keep"])
+            .arg(dir.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run releaseops demo");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Repo {
+            dir,
+            env: Vec::new(),
+        }
+    }
+
     /// A repository with `releaseops init` done, a promptops prompt at two
     /// tagged versions and two policies, all committed.
     pub(crate) fn initialized() -> Repo {
