@@ -4,6 +4,7 @@
 mod app;
 mod cli;
 mod commands;
+mod notify;
 mod output;
 mod refs;
 mod trace;

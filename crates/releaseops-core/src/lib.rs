@@ -21,6 +21,7 @@ pub mod export;
 pub mod facts;
 pub mod gates;
 pub mod metrics;
+pub mod notify;
 pub mod release;
 pub mod replay;
 pub mod status;

@@ -38,6 +38,82 @@ pub struct ProjectConfig {
     /// The production trace store.
     #[serde(default, skip_serializing_if = "TracesConfig::is_default")]
     pub traces: TracesConfig,
+    /// Webhooks told of what needs attention (pending approvals, blocked
+    /// and overridden promotions, rollbacks, failing evaluations, the
+    /// agent's NO_GO).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<NotifyTarget>,
+}
+
+/// One webhook of `notify:`. Its URL is a secret (a Slack webhook URL is
+/// its own credential), so the file names the environment variable that
+/// holds it, never the URL: this file is committed to git.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyTarget {
+    /// What messages and warnings call it (`notify[0]` when unnamed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The environment variable holding the URL (`RELEASEOPS_SLACK_WEBHOOK`).
+    pub url_env: String,
+    #[serde(default)]
+    pub format: NotifyFormat,
+    /// The events it wants; all of them when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<NotifyEvent>,
+}
+
+/// How a notification is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyFormat {
+    /// A plain JSON document with every field.
+    #[default]
+    Json,
+    /// Slack's incoming-webhook payload (`text` and `blocks`), which
+    /// Mattermost, Rocket.Chat and Discord's `/slack` endpoint also take.
+    Slack,
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    /// A promotion waits for approvals.
+    ApprovalPending,
+    /// A promotion was refused by a gate.
+    PromotionBlocked,
+    /// A promotion went through with its gates overridden.
+    PromotionOverridden,
+    Rollback,
+    /// An evaluation's verdict is FAIL.
+    EvalFailed,
+    /// The decision agent said NO_GO.
+    AgentNoGo,
+}
+
+impl NotifyEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::ApprovalPending => "approval_pending",
+            NotifyEvent::PromotionBlocked => "promotion_blocked",
+            NotifyEvent::PromotionOverridden => "promotion_overridden",
+            NotifyEvent::Rollback => "rollback",
+            NotifyEvent::EvalFailed => "eval_failed",
+            NotifyEvent::AgentNoGo => "agent_no_go",
+        }
+    }
+}
+
+impl NotifyTarget {
+    /// `name`, else `notify[i]`.
+    pub fn label(&self, i: usize) -> String {
+        self.name.clone().unwrap_or_else(|| format!("notify[{i}]"))
+    }
+
+    pub fn wants(&self, e: NotifyEvent) -> bool {
+        self.events.is_empty() || self.events.contains(&e)
+    }
 }
 
 /// `traces:` in config.yaml.
@@ -366,6 +442,7 @@ impl Default for ProjectConfig {
             identity: IdentityConfig::default(),
             lock: LockConfig::default(),
             traces: TracesConfig::default(),
+            notify: Vec::new(),
         }
     }
 }
@@ -408,6 +485,20 @@ impl ProjectConfig {
             a.validate()?;
         }
         self.traces.validate()?;
+        for (i, t) in self.notify.iter().enumerate() {
+            let v = t.url_env.as_str();
+            let ok = !v.is_empty()
+                && v.len() <= 128
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !v.as_bytes()[0].is_ascii_digit();
+            if !ok {
+                // Someone wrote the URL itself here: do not repeat it.
+                return Err(FormatError::Invalid(format!(
+                    "{}.url_env must name an environment variable (letters, digits and _), which holds the webhook's URL; a URL in config.yaml would be committed to git",
+                    t.label(i)
+                )));
+            }
+        }
         Ok(())
     }
 

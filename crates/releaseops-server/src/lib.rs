@@ -232,6 +232,8 @@ pub(crate) struct AppState {
     sessions: handlers::Sessions,
     /// Where the dashboard reads production traces from.
     trace_settings: Option<releaseops_traces::Settings>,
+    /// The webhooks of `notify:` (read when the server started).
+    notifier: releaseops_notify::Notifier,
 }
 
 /// version -> environment ("" when pinned) -> rendered answer.
@@ -423,6 +425,7 @@ pub(crate) fn state_for_tests(opts: &Options) -> Arc<AppState> {
         pages: releaseops_web::Pages::new(),
         sessions: handlers::Sessions::default(),
         trace_settings: None,
+        notifier: releaseops_notify::Notifier::new(&[], |_| None),
     })
 }
 
@@ -490,9 +493,14 @@ pub async fn serve(
         pages: releaseops_web::Pages::new(),
         sessions: handlers::Sessions::default(),
         trace_settings: opts.traces.clone(),
+        notifier: releaseops_notify::Notifier::new(
+            &releaseops_store::Store::open(&opts.root)?.config().notify,
+            |v| std::env::var(v).ok(),
+        ),
     });
     let inflight = state.inflight.clone();
     let connections = state.connections.clone();
+    let notifying = state.clone();
     let app = handlers::router(state);
     let limit = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -556,6 +564,11 @@ pub async fn serve(
     inflight.idle().await;
     drop(file_watch);
     drop(watcher);
+    // The notices of the last changes go out before the process ends.
+    let _ = tokio::task::spawn_blocking(move || {
+        notifying.notifier.flush(Duration::from_secs(5));
+    })
+    .await;
     Ok(Stopped { finished_in_flight })
 }
 

@@ -124,6 +124,7 @@ fn decide(app: &App, a: AgentDecideArgs) -> CmdResult {
             red_team_blocks,
         },
     )?;
+    crate::notify::tell(&store, releaseops_core::notify::of_decision(&rec));
     if app.global.json {
         output::print_json(&rec.summary_json());
     } else {

@@ -246,6 +246,20 @@ pub(crate) fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
         span.fail(&format!("eval verdict {}", s.gate_decision));
     }
     drop(span);
+    {
+        let ctx = app.ctx(&store);
+        crate::notify::tell(
+            &store,
+            releaseops_core::notify::of_eval(
+                &ctx,
+                &req.bundle,
+                &req.version,
+                &req.suite,
+                &s.gate_decision.to_string(),
+                &s.reason,
+            ),
+        );
+    }
     let mut code = exit_code(&out.report);
     let comparison = match baseline_version {
         None => None,

@@ -179,6 +179,7 @@ fn promote(
         span.attr("releaseops.agent.decision_id", d.decision_id.clone());
     }
     drop(span);
+    crate::notify::tell(store, releaseops_core::notify::of_promotion(&out, &ctx));
     let code = if out.blocked_by.is_empty() {
         0
     } else {
@@ -378,6 +379,7 @@ pub(super) fn rollback(
     span.bundle(&store, &r.id, &r.to, Some(&r.env));
     span.attr("releaseops.rollback.from_version", r.from.clone());
     drop(span);
+    crate::notify::tell(&store, releaseops_core::notify::of_rollback(&r, &ctx));
     if output::json(app, &r) {
         return Ok(0);
     }

@@ -17,6 +17,7 @@ mod evals;
 mod gates;
 mod git_commit;
 mod model_target;
+mod notify;
 mod pull;
 mod python_compat;
 mod readme;

@@ -74,7 +74,7 @@ pub(super) async fn promote(State(s): St, headers: HeaderMap, b: Body) -> Respon
         b,
         overriding,
         |ctx, req: PromoteBody| {
-            release::promote(
+            let out = release::promote(
                 ctx,
                 &PromoteRequest {
                     id: req.bundle_id,
@@ -84,11 +84,14 @@ pub(super) async fn promote(State(s): St, headers: HeaderMap, b: Body) -> Respon
                     dry_run: req.dry_run,
                     skip_gates: req.skip_gates,
                 },
-            )
+            )?;
+            let notices = releaseops_core::notify::of_promotion(&out, ctx);
+            Ok((out, notices))
         },
     )
     .await
-    .and_then(|out| {
+    .and_then(|(out, notices)| {
+        s.notifier.send(&notices);
         // A dry run is a question: the answer is the outcome, gates and all.
         if out.blocked_by.is_empty() || out.dry_run {
             return Ok(Json(out));
@@ -206,7 +209,7 @@ pub(super) async fn rollback(State(s): St, headers: HeaderMap, b: Body) -> Respo
         b,
         no_check,
         |ctx, req: RollbackBody| {
-            release::rollback(
+            let out = release::rollback(
                 ctx,
                 &RollbackRequest {
                     env: req.env,
@@ -215,9 +218,14 @@ pub(super) async fn rollback(State(s): St, headers: HeaderMap, b: Body) -> Respo
                     to: req.to,
                     reason: req.reason,
                 },
-            )
+            )?;
+            let notices = releaseops_core::notify::of_rollback(&out, ctx);
+            Ok((out, notices))
         },
     )
     .await;
-    respond(r.map(Json))
+    respond(r.map(|(out, notices)| {
+        s.notifier.send(&notices);
+        Json(out)
+    }))
 }

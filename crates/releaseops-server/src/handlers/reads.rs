@@ -12,8 +12,20 @@ pub(super) async fn health(State(s): St) -> Response {
         "watching": s.watching.count(),
         "event_streams": s.streams.count(),
         "connections": s.connections.count(),
+        "notifications": notifications(&s.notifier.report()),
     }))
     .into_response()
+}
+
+/// What the webhooks got (their names, never their URLs).
+fn notifications(r: &releaseops_notify::Report) -> Value {
+    json!({
+        "delivered": r.delivered,
+        "pending": r.pending,
+        "dropped": r.dropped,
+        "failed": r.failed,
+        "not_configured": r.unset,
+    })
 }
 
 pub(super) async fn openapi(State(s): St) -> Response {

@@ -1651,8 +1651,8 @@ async fn action(
         let text = match a {
             Action::Promote => {
                 let version = need(&f.version, "version")?;
-                let out = write(&s, owner, move |ctx| {
-                    release::promote(
+                let (out, notices) = write(&s, owner, move |ctx| {
+                    let out = release::promote(
                         ctx,
                         &PromoteRequest {
                             id: bundle,
@@ -1662,9 +1662,12 @@ async fn action(
                             dry_run: false,
                             skip_gates: skip,
                         },
-                    )
+                    )?;
+                    let notices = releaseops_core::notify::of_promotion(&out, ctx);
+                    Ok((out, notices))
                 })
                 .await?;
+                s.notifier.send(&notices);
                 if !out.promoted && !out.unchanged {
                     return Err(ApiError::new(
                         ErrorKind::Blocked,
@@ -1707,8 +1710,8 @@ async fn action(
             }
             Action::Rollback => {
                 let (b, e) = (bundle.clone(), env.clone());
-                let out = write(&s, owner, move |ctx| {
-                    release::rollback(
+                let (out, notices) = write(&s, owner, move |ctx| {
+                    let out = release::rollback(
                         ctx,
                         &RollbackRequest {
                             env: e,
@@ -1717,9 +1720,12 @@ async fn action(
                             to: None,
                             reason,
                         },
-                    )
+                    )?;
+                    let notices = releaseops_core::notify::of_rollback(&out, ctx);
+                    Ok((out, notices))
                 })
                 .await?;
+                s.notifier.send(&notices);
                 format!("{bundle} in {env} is back on {} (was {})", out.to, out.from)
             }
         };
