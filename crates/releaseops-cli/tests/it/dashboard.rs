@@ -338,11 +338,55 @@ async fn the_dashboard_shows_and_drives_releases_in_a_real_browser() {
         .expect("a run");
     until(&c, "failed cases", "return document.querySelectorAll('tr.passed').length === 0 && document.body.textContent.includes('Show every case');").await;
     shot(&c, "eval-failed-only").await;
-    // The incident, attributed to the line that caused it, highlighted in place.
+    // The incident, attributed to the lines that drove it, highlighted in place.
     c.goto(&format!("{base}/production"))
         .await
         .expect("production");
     shot(&c, "production-charts").await;
+    let incident = c
+        .find(Locator::Css("a[href^='/attribution/']"))
+        .await
+        .expect("an incident listed");
+    incident.click().await.expect("open the incident");
+    until(
+        &c,
+        "the attribution with its lines highlighted",
+        "const b = document.querySelector('pre.code .hit.breaks mark'); const f = document.querySelector('pre.code .hit.follows mark'); return !!b && !!f && b.textContent.includes('Never issue refunds above 100') && f.textContent.includes('up to 150') && document.body.textContent.includes('Contradicts artifacts');",
+    )
+    .await;
+    shot(&c, "attribution").await;
+
+    // The keyboard reaches the skip link first, and it moves to the content.
+    c.goto(&format!("{base}/")).await.expect("board");
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Id("board"))
+        .await
+        .expect("board");
+    c.find(Locator::Css("body"))
+        .await
+        .expect("body")
+        .send_keys("\u{E004}")
+        .await
+        .expect("Tab");
+    until(
+        &c,
+        "the skip link focused",
+        "return !!document.activeElement && document.activeElement.classList.contains('skip');",
+    )
+    .await;
+    c.active_element()
+        .await
+        .expect("focused")
+        .send_keys("\u{E007}")
+        .await
+        .expect("Enter");
+    until(
+        &c,
+        "the content reached",
+        "return location.hash === '#main';",
+    )
+    .await;
 
     // A phone's width: still one readable column.
     let phone = browser(&d, 390, 844).await;

@@ -1020,10 +1020,21 @@ fn production_data(
             charts.push(json!({"title": "Error rate", "unit": "%", "x_labels": labels, "series": err, "caption": format!("Error rate of {b} per version, {} buckets (UTC)", BUCKETS)}));
             charts.push(json!({"title": "Latency p50", "unit": "ms", "x_labels": labels, "series": lat, "caption": format!("Median latency of {b} per version (UTC)")}));
         }
+        // The latest incidents (traces with an error) first, then the latest traces.
+        let errors = Filter {
+            errors: Some(true),
+            ..filter(None, None, None)
+        };
+        let mut listed = ts.traces(&errors, 10).map_err(trace_error)?;
         for t in ts
-            .traces(&filter(None, None, None), 20)
+            .traces(&filter(None, None, None), 10)
             .map_err(trace_error)?
         {
+            if !listed.iter().any(|x| x.trace_id == t.trace_id) {
+                listed.push(t);
+            }
+        }
+        for t in listed {
             traces.push(json!({
                 "trace_id": t.trace_id,
                 "version": t.bundle.bundle_version,
