@@ -87,10 +87,15 @@ pub fn of_promotion(out: &PromoteOutcome, ctx: &Ctx<'_>) -> Vec<Notice> {
             NotifyEvent::PromotionBlocked,
             format!("{target} is blocked ({}), tried by {actor}", why.join("; ")),
         ));
-        if let Some(g) = out
+        // Approvers are asked only when an approval is what it waits for:
+        // not for a rejected version, nor one a failing gate stops anyway.
+        let blocking: Vec<&GateResult> = out
             .gates
             .iter()
-            .find(|g| g.gate == Gate::Approval && g.status == GateStatus::Pending)
+            .filter(|g| out.blocked_by.contains(&g.gate))
+            .collect();
+        if let Some(g) = blocking.iter().find(|g| g.gate == Gate::Approval)
+            && blocking.iter().all(|g| g.status == GateStatus::Pending)
         {
             v.push(mk(
                 NotifyEvent::ApprovalPending,
@@ -159,14 +164,14 @@ pub fn of_eval(
 
 /// The agent's NO_GO.
 pub fn of_decision(d: &DecisionRecord) -> Vec<Notice> {
+    // A decision on a context written by hand is a question, not a release.
+    let Some(b) = &d.bundle else {
+        return Vec::new();
+    };
     if d.decision != releaseops_agent::Action::NoGo {
         return Vec::new();
     }
-    let (id, version) = d
-        .bundle
-        .as_ref()
-        .map(|b| (b.id.clone(), Some(b.version.clone())))
-        .unwrap_or_default();
+    let (id, version) = (b.id.clone(), Some(b.version.clone()));
     let mut n = notice(
         NotifyEvent::AgentNoGo,
         &id,

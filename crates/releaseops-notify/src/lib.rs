@@ -5,7 +5,8 @@
 //!
 //! - [`Notifier::send`] never blocks: notices go to a bounded queue, and
 //!   what does not fit is counted as dropped;
-//! - one worker thread posts them, each with a timeout, retrying failures
+//! - each webhook has its own queue and worker thread (a slow one delays no
+//!   other), which posts each notice with a timeout, retrying failures
 //!   (5xx, 429, connection errors) with backoff and `Retry-After`;
 //! - [`Notifier::finish`] waits a bounded time for the queue to drain (a CLI
 //!   about to exit) and reports what happened;
@@ -24,7 +25,7 @@ use releaseops_core::notify::Notice;
 use releaseops_format::config::{NotifyFormat, NotifyTarget};
 use serde_json::{Value, json};
 
-/// Notices waiting at most; more are dropped (and counted).
+/// Notices waiting at most per webhook; more are dropped (and counted).
 pub const QUEUE: usize = 256;
 /// Attempts per notice and webhook.
 pub const ATTEMPTS: u32 = 4;
@@ -32,111 +33,138 @@ pub const ATTEMPTS: u32 = 4;
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// The longest one notice is tried for, retries included.
+const MAX_PER_NOTICE: Duration = Duration::from_secs(30);
+/// Failures kept to be reported (the newest); all are counted.
+const FAILURES_KEPT: usize = 20;
 
+/// One webhook, with its own queue and worker: a slow one delays no other.
 struct Target {
-    label: String,
-    url: String,
     format: NotifyFormat,
     wants: NotifyTarget,
-}
-
-struct Job {
-    target: usize,
-    body: Vec<u8>,
+    tx: Option<SyncSender<Vec<u8>>>,
+    done: Mutex<Option<Receiver<()>>>,
 }
 
 #[derive(Default)]
 struct Stats {
     delivered: AtomicU64,
     dropped: AtomicU64,
-    failed: Mutex<Vec<String>>,
+    failures: AtomicU64,
+    recent: Mutex<std::collections::VecDeque<String>>,
+}
+
+impl Stats {
+    fn failed(&self, why: String) {
+        self.failures.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut r) = self.recent.lock() {
+            if r.len() >= FAILURES_KEPT {
+                r.pop_front();
+            }
+            r.push_back(why);
+        }
+    }
 }
 
 /// What was delivered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     pub delivered: u64,
-    /// Notices that did not fit the queue.
+    /// Notices that did not fit their webhook's queue.
     pub dropped: u64,
     /// Still queued when `finish` stopped waiting.
     pub pending: u64,
-    /// Each failed delivery: the webhook's name and why (never its URL).
+    /// Failed deliveries, all of them.
+    pub failures: u64,
+    /// The newest failures: the webhook's name and why (never its URL).
     pub failed: Vec<String>,
-    /// Webhooks whose URL variable is not set (nothing sent to them).
+    /// Webhooks nothing is sent to: their URL variable is not set, or does
+    /// not hold a URL this may send to.
     pub unset: Vec<String>,
 }
 
 /// Delivers notices in the background.
 pub struct Notifier {
-    targets: Arc<Vec<Target>>,
-    tx: Option<SyncSender<Job>>,
+    targets: Vec<Target>,
     queued: Arc<AtomicU64>,
-    /// Says the worker is done (the queue closed and drained).
-    done: Mutex<Option<Receiver<()>>>,
     stats: Arc<Stats>,
     unset: Vec<String>,
 }
 
+/// The URL's host is this machine (plain HTTP is allowed to it only: a
+/// webhook URL is a credential, and the payload names people and gates).
+fn loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or("", |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl Notifier {
     /// A notifier for `targets`, their URLs read with `var` (the process's
-    /// environment in production). No thread starts when there is nothing
-    /// to deliver to.
+    /// environment in production). No thread starts for a webhook that has
+    /// no URL.
     pub fn new(targets: &[NotifyTarget], var: impl Fn(&str) -> Option<String>) -> Notifier {
+        let stats = Arc::new(Stats::default());
+        let queued = Arc::new(AtomicU64::new(0));
         let mut unset = Vec::new();
         let mut live = Vec::new();
         for (i, t) in targets.iter().enumerate() {
             let label = t.label(i);
-            match var(&t.url_env).map(|u| u.trim().to_string()) {
-                Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
-                    live.push(Target {
-                        label,
-                        url: u,
-                        format: t.format,
-                        wants: t.clone(),
-                    })
+            let url = match var(&t.url_env).map(|u| u.trim().to_string()) {
+                Some(u)
+                    if u.starts_with("https://") || (u.starts_with("http://") && loopback(&u)) =>
+                {
+                    u
                 }
-                Some(_) => unset.push(format!("{label}: ${} is not an http(s) URL", t.url_env)),
-                None => unset.push(format!("{label}: ${} is not set", t.url_env)),
-            }
-        }
-        let targets = Arc::new(live);
-        let stats = Arc::new(Stats::default());
-        let queued = Arc::new(AtomicU64::new(0));
-        if targets.is_empty() {
-            return Notifier {
-                targets,
-                tx: None,
-                queued,
-                done: Mutex::new(None),
-                stats,
-                unset,
-            };
-        }
-        let (tx, rx) = sync_channel::<Job>(QUEUE);
-        let (done_tx, done) = sync_channel::<()>(1);
-        let (t, s, q) = (targets.clone(), stats.clone(), queued.clone());
-        let spawned = std::thread::Builder::new()
-            .name("releaseops-notify".into())
-            .spawn(move || {
-                worker(&t, &rx, &s, &q);
-                let _ = done_tx.send(());
-            });
-        let tx = match spawned {
-            Ok(_) => Some(tx),
-            Err(e) => {
-                if let Ok(mut f) = stats.failed.lock() {
-                    f.push(format!(
-                        "no notification was sent: the worker thread did not start: {e}"
+                Some(u) if u.starts_with("http://") => {
+                    unset.push(format!(
+                        "{label}: ${} is a plain http:// URL to another machine; use https://",
+                        t.url_env
                     ));
+                    continue;
                 }
-                None
+                Some(_) => {
+                    unset.push(format!("{label}: ${} is not an http(s) URL", t.url_env));
+                    continue;
+                }
+                None => {
+                    unset.push(format!("{label}: ${} is not set", t.url_env));
+                    continue;
+                }
+            };
+            let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
+            let (done_tx, done) = sync_channel::<()>(1);
+            let (st, q, l) = (stats.clone(), queued.clone(), label.clone());
+            let spawned = std::thread::Builder::new()
+                .name("releaseops-notify".into())
+                .spawn(move || {
+                    worker(&l, &url, &rx, &st, &q);
+                    let _ = done_tx.send(());
+                });
+            if let Err(e) = spawned {
+                stats.failed(format!(
+                    "{label}: nothing is sent: its worker thread did not start: {e}"
+                ));
+                continue;
             }
-        };
+            live.push(Target {
+                format: t.format,
+                wants: t.clone(),
+                tx: Some(tx),
+                done: Mutex::new(Some(done)),
+            });
+        }
         Notifier {
-            targets,
-            tx,
+            targets: live,
             queued,
-            done: Mutex::new(Some(done)),
             stats,
             unset,
         }
@@ -144,25 +172,24 @@ impl Notifier {
 
     /// True when some webhook would hear something.
     pub fn is_active(&self) -> bool {
-        self.tx.is_some()
+        !self.targets.is_empty()
     }
 
     /// Queues `notices` for every webhook that wants them; never blocks.
     pub fn send(&self, notices: &[Notice]) {
-        let Some(tx) = &self.tx else { return };
         for n in notices {
-            for (i, t) in self.targets.iter().enumerate() {
+            for t in &self.targets {
+                let Some(tx) = &t.tx else { continue };
                 if !t.wants.wants(n.event) {
                     continue;
                 }
                 let body = payload(t.format, n).to_string().into_bytes();
                 self.queued.fetch_add(1, Ordering::SeqCst);
-                match tx.try_send(Job { target: i, body }) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                        self.queued.fetch_sub(1, Ordering::SeqCst);
-                        self.stats.dropped.fetch_add(1, Ordering::SeqCst);
-                    }
+                if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+                    tx.try_send(body)
+                {
+                    self.queued.fetch_sub(1, Ordering::SeqCst);
+                    self.stats.dropped.fetch_add(1, Ordering::SeqCst);
                 }
             }
         }
@@ -174,11 +201,12 @@ impl Notifier {
             delivered: self.stats.delivered.load(Ordering::SeqCst),
             dropped: self.stats.dropped.load(Ordering::SeqCst),
             pending: self.queued.load(Ordering::SeqCst),
+            failures: self.stats.failures.load(Ordering::SeqCst),
             failed: self
                 .stats
-                .failed
+                .recent
                 .lock()
-                .map(|f| f.clone())
+                .map(|f| f.iter().cloned().collect())
                 .unwrap_or_default(),
             unset: self.unset.clone(),
         }
@@ -194,19 +222,25 @@ impl Notifier {
         self.report()
     }
 
-    /// Stops taking notices and waits at most `within` for the queue to
-    /// drain; what is still queued then is reported as pending.
+    /// Stops taking notices and waits at most `within` (in all) for the
+    /// queues to drain; what is still queued then is reported as pending.
     pub fn finish(mut self, within: Duration) -> Report {
-        self.tx = None;
-        let done = self.done.lock().ok().and_then(|mut d| d.take());
-        if let Some(done) = done {
-            let _ = done.recv_timeout(within);
+        let deadline = std::time::Instant::now() + within;
+        for t in &mut self.targets {
+            t.tx = None;
+        }
+        for t in &self.targets {
+            let done = t.done.lock().ok().and_then(|mut d| d.take());
+            if let Some(done) = done {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let _ = done.recv_timeout(left);
+            }
         }
         self.report()
     }
 }
 
-fn worker(targets: &[Target], rx: &Receiver<Job>, stats: &Stats, queued: &AtomicU64) {
+fn worker(label: &str, url: &str, rx: &Receiver<Vec<u8>>, stats: &Stats, queued: &AtomicU64) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::blocking::Client::builder()
         .timeout(ATTEMPT_TIMEOUT)
@@ -217,37 +251,31 @@ fn worker(targets: &[Target], rx: &Receiver<Job>, stats: &Stats, queued: &Atomic
     let client = match client {
         Ok(c) => c,
         Err(e) => {
-            if let Ok(mut f) = stats.failed.lock() {
-                f.push(format!(
-                    "no notification was sent: no HTTP client: {}",
-                    e.without_url()
-                ));
-            }
+            stats.failed(format!(
+                "{label}: nothing is sent: no HTTP client: {}",
+                e.without_url()
+            ));
             return;
         }
     };
-    while let Ok(job) = rx.recv() {
-        let t = &targets[job.target];
-        match deliver(&client, t, &job.body) {
+    while let Ok(body) = rx.recv() {
+        match deliver(&client, url, &body) {
             Ok(()) => {
                 stats.delivered.fetch_add(1, Ordering::SeqCst);
             }
-            Err(why) => {
-                if let Ok(mut f) = stats.failed.lock() {
-                    f.push(format!("{}: {why}", t.label));
-                }
-            }
+            Err(why) => stats.failed(format!("{label}: {why}")),
         }
         queued.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-fn deliver(client: &reqwest::blocking::Client, t: &Target, body: &[u8]) -> Result<(), String> {
+fn deliver(client: &reqwest::blocking::Client, url: &str, body: &[u8]) -> Result<(), String> {
+    let started = std::time::Instant::now();
     let mut last = String::new();
     let mut wait = Duration::from_millis(250);
     for attempt in 1..=ATTEMPTS {
         let r = client
-            .post(&t.url)
+            .post(url)
             .header("content-type", "application/json")
             .header(
                 "user-agent",
@@ -278,10 +306,18 @@ fn deliver(client: &reqwest::blocking::Client, t: &Target, body: &[u8]) -> Resul
                 None
             }
         };
-        if attempt < ATTEMPTS {
-            std::thread::sleep(retry_after.unwrap_or(wait));
-            wait *= 2;
+        if attempt == ATTEMPTS {
+            break;
         }
+        let nap = retry_after.unwrap_or(wait);
+        if started.elapsed() + nap >= MAX_PER_NOTICE {
+            return Err(format!(
+                "{last} after {attempt} attempts ({} s, the most one notice is tried for)",
+                MAX_PER_NOTICE.as_secs()
+            ));
+        }
+        std::thread::sleep(nap);
+        wait *= 2;
     }
     Err(format!("{last} after {ATTEMPTS} attempts"))
 }

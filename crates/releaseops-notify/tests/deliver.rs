@@ -18,6 +18,11 @@ struct Receiver {
 }
 
 fn receiver(script: Vec<(u16, Duration)>) -> Receiver {
+    receiver_with(script.into_iter().map(|(s, d)| (s, d, 0)).collect())
+}
+
+/// As [`receiver`], each answer with its `Retry-After` (seconds).
+fn receiver_with(script: Vec<(u16, Duration, u64)>) -> Receiver {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!(
         "http://{}/hooks/T0SECRET/B0SECRET/xoxsecret",
@@ -46,7 +51,7 @@ fn receiver(script: Vec<(u16, Duration)>) -> Receiver {
             }
             let mut body = vec![0; len];
             let _ = r.read_exact(&mut body);
-            let (status, delay) = script.next().unwrap_or((200, Duration::ZERO));
+            let (status, delay, retry) = script.next().unwrap_or((200, Duration::ZERO, 0));
             std::thread::sleep(delay);
             g.lock().expect("lock").push((
                 line.trim().to_string(),
@@ -55,7 +60,7 @@ fn receiver(script: Vec<(u16, Duration)>) -> Receiver {
             let echo = format!("you sent {}", line.trim());
             let _ = write!(
                 s,
-                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nx-echo: {}\r\nretry-after: 0\r\nconnection: close\r\n\r\n{echo}",
+                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nx-echo: {}\r\nretry-after: {retry}\r\nconnection: close\r\n\r\n{echo}",
                 echo.len(),
                 line.trim()
             );
@@ -203,4 +208,75 @@ fn an_unset_variable_sends_nothing_and_says_which() {
         payload(NotifyFormat::Json, &notice(NotifyEvent::AgentNoGo))["event"],
         "agent_no_go"
     );
+}
+
+#[test]
+fn retry_after_is_waited_for_and_a_slow_webhook_delays_no_other() {
+    let limited = receiver_with(vec![(429, Duration::ZERO, 1)]);
+    let hanging = receiver(vec![(200, Duration::from_secs(60))]);
+    let fast = receiver(vec![]);
+    let (l, h, f) = (limited.url.clone(), hanging.url.clone(), fast.url.clone());
+    let named = |name: &str, var: &str| NotifyTarget {
+        name: Some(name.into()),
+        url_env: var.into(),
+        format: NotifyFormat::Json,
+        events: vec![],
+    };
+    let n = Notifier::new(
+        &[
+            named("limited", "L"),
+            named("hanging", "H"),
+            named("fast", "F"),
+        ],
+        |v| {
+            Some(match v {
+                "L" => l.clone(),
+                "H" => h.clone(),
+                _ => f.clone(),
+            })
+        },
+    );
+    let started = Instant::now();
+    n.send(&[notice(NotifyEvent::Rollback)]);
+    // The fast webhook has it while the hanging one still holds its worker.
+    while fast.got.lock().expect("lock").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the fast webhook waited for the hanging one"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    while limited.got.lock().expect("lock").len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the 429 was not retried"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The second try came after the second it was told to wait.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let r = n.finish(Duration::from_millis(200));
+    assert_eq!(r.delivered, 2, "{r:?}");
+    assert_eq!(r.pending, 1, "{r:?}");
+}
+
+#[test]
+fn plain_http_goes_to_this_machine_only() {
+    for (url, ok) in [
+        ("http://127.0.0.1:9/x", true),
+        ("http://localhost/x", true),
+        ("http://[::1]:8/x", true),
+        ("https://hooks.example.test/x", true),
+        ("http://hooks.example.test/x", false),
+        ("http://127.0.0.1.evil.test/x", false),
+        ("http://user@10.0.0.1/x", false),
+    ] {
+        let n = Notifier::new(&[target(NotifyFormat::Json, vec![])], |_| Some(url.into()));
+        assert_eq!(n.is_active(), ok, "{url}");
+        let r = n.finish(Duration::ZERO);
+        assert!(
+            !format!("{r:?}").contains("example.test") && !format!("{r:?}").contains("10.0.0.1"),
+            "{r:?}"
+        );
+    }
 }

@@ -246,7 +246,8 @@ pub(crate) fn run_suite(app: &App, a: EvalRunArgs) -> CmdResult {
         span.fail(&format!("eval verdict {}", s.gate_decision));
     }
     drop(span);
-    {
+    // A run that is not saved is an experiment: nobody is told.
+    if req.save {
         let ctx = app.ctx(&store);
         crate::notify::tell(
             &store,

@@ -522,14 +522,61 @@ async fn an_action_without_a_token_or_from_another_site_is_refused() {
         .await
         .expect("post");
     assert_eq!(resp.status().as_u16(), 403);
-    // An approver may not promote or roll back.
+    // Origin alone says cross-site (a browser without Sec-Fetch-*): refused.
     let resp = http
-        .get(s.at("/ui/rollback?bundle=support-agent&env=prod"))
+        .post(s.at("/ui/approve"))
         .header("cookie", &session)
+        .header("origin", "http://evil.test")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&good))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status().as_u16(), 403);
+    // A sign-in from another site (login CSRF) is refused, with no cookie.
+    let resp = http
+        .post(s.at("/signin"))
+        .header("origin", "http://evil.test")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[("token", APPROVER)]))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status().as_u16(), 403);
+    assert!(resp.headers().get("set-cookie").is_none());
+    // A second session cookie (planted by another site on this host) is no session.
+    let planted = format!("{session}; releaseops_session={}", "ab".repeat(32));
+    let resp = http
+        .get(s.at("/history"))
+        .header("cookie", &planted)
         .send()
         .await
         .expect("get");
-    assert_eq!(resp.status().as_u16(), 403);
+    assert_eq!(resp.status().as_u16(), 303);
+    // An approver may not promote or roll back, by the page or by the form.
+    for path in [
+        "/ui/rollback?bundle=support-agent&env=prod",
+        "/ui/promote?bundle=support-agent&version=1.1.0&env=prod",
+    ] {
+        let resp = http
+            .get(s.at(path))
+            .header("cookie", &session)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(resp.status().as_u16(), 403, "{path}");
+    }
+    for action in ["/ui/promote", "/ui/rollback"] {
+        let resp = http
+            .post(s.at(action))
+            .header("cookie", &session)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encode(&good))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(resp.status().as_u16(), 403, "{action}");
+    }
     // The API's writes never take the session cookie.
     let resp = http
         .post(s.at("/v1/approve"))
@@ -571,6 +618,11 @@ async fn an_action_without_a_token_or_from_another_site_is_refused() {
         .to_string();
     assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
     let html = resp.text().await.unwrap_or_default();
+    assert_eq!(
+        html.matches("/assets/").count(),
+        2,
+        "the stylesheet and the script: {html}"
+    );
     for asset in html.split("/assets/").skip(1) {
         let name = asset.split('"').next().unwrap_or_default();
         let got = http

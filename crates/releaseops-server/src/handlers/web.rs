@@ -27,14 +27,26 @@ use crate::Principal;
 /// The session cookie's name.
 const COOKIE: &str = "releaseops_session";
 /// How long a session lasts without use.
-const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
+const SESSION_IDLE: Duration = Duration::from_secs(2 * 3600);
+/// How long a session lasts at most, used or not (the cookie's `Max-Age`).
+const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// Sessions kept at once; the oldest go first.
 const MAX_SESSIONS: usize = 10_000;
+/// Sessions one token's owner may hold at once; their oldest goes first, so
+/// nobody can sign everyone else out by signing in again and again.
+const MAX_SESSIONS_PER_OWNER: usize = 16;
 
 struct Session {
     principal: Principal,
     csrf: String,
+    created: Instant,
     seen: Instant,
+}
+
+impl Session {
+    fn live(&self) -> bool {
+        self.seen.elapsed() < SESSION_IDLE && self.created.elapsed() < SESSION_LIFETIME
+    }
 }
 
 /// The signed-in browsers.
@@ -71,19 +83,36 @@ impl Sessions {
             return None;
         }
         let mut m = self.lock();
-        m.retain(|_, s| s.seen.elapsed() < SESSION_IDLE);
-        while m.len() >= MAX_SESSIONS {
-            let Some(oldest) = m.iter().min_by_key(|(_, s)| s.seen).map(|(k, _)| k.clone()) else {
+        m.retain(|_, s| s.live());
+        let oldest_of = |m: &HashMap<String, Session>, owner: Option<&str>| {
+            m.iter()
+                .filter(|(_, s)| owner.is_none_or(|o| s.principal.owner == o))
+                .min_by_key(|(_, s)| s.seen)
+                .map(|(k, _)| k.clone())
+        };
+        while m
+            .values()
+            .filter(|s| s.principal.owner == principal.owner)
+            .count()
+            >= MAX_SESSIONS_PER_OWNER
+        {
+            let Some(k) = oldest_of(&m, Some(&principal.owner)) else {
                 break;
             };
-            m.remove(&oldest);
+            m.remove(&k);
         }
+        while m.len() >= MAX_SESSIONS {
+            let Some(k) = oldest_of(&m, None) else { break };
+            m.remove(&k);
+        }
+        let now = Instant::now();
         m.insert(
             id.clone(),
             Session {
                 principal,
                 csrf: csrf.clone(),
-                seen: Instant::now(),
+                created: now,
+                seen: now,
             },
         );
         Some((id, csrf))
@@ -92,7 +121,7 @@ impl Sessions {
     fn get(&self, id: &str) -> Option<(Principal, String)> {
         let mut m = self.lock();
         let s = m.get_mut(id)?;
-        if s.seen.elapsed() >= SESSION_IDLE {
+        if !s.live() {
             m.remove(id);
             return None;
         }
@@ -105,17 +134,23 @@ impl Sessions {
     }
 }
 
-/// The session id a request's cookies carry.
+/// The session id a request's cookies carry. Two session cookies are no
+/// session: another site on the same host (cookies ignore ports) could
+/// have planted the second to have actions run under its own session.
 fn session_id(headers: &HeaderMap) -> Option<String> {
-    headers
+    let found: Vec<String> = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .filter(|(k, _)| *k == COOKIE)
         .map(|(_, v)| v.trim().to_string())
-        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .collect();
+    match found.as_slice() {
+        [v] if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) => Some(v.clone()),
+        _ => None,
+    }
 }
 
 impl AppState {
@@ -311,7 +346,7 @@ async fn with_ctx<T: Send + 'static>(
         f(&ctx)
     })
     .await
-    .map_err(|e| ApiError::internal(format!("the page failed: {e}")))?
+    .map_err(|_| ApiError::internal("the page failed; the server's log has no more: retry"))?
     .map_err(|e| s.public(e))
 }
 
@@ -710,7 +745,14 @@ async fn history_page(
             )?;
             let chain = match store.chain_view() {
                 Ok(view) => json!({"ok": true, "records": view.tip().seq}),
-                Err(e) => json!({"ok": false, "problem": e.to_string()}),
+                // Paths relative to the repository, as every error the
+                // server shows.
+                Err(e) => json!({
+                    "ok": false,
+                    "problem": e
+                        .to_string()
+                        .replace(&format!("{}/", store.root().display()), ""),
+                }),
             };
             let at_state = match at {
                 Some(t) => Some(envs::list_at(store, t)?),
@@ -1052,12 +1094,26 @@ fn production_data(
     })))
 }
 
+/// Production traces hold what customers sent (with content capture on):
+/// when tokens are configured, only a signed-in viewer sees them, even with
+/// `--public-reads`.
+fn traces_need_session(s: &AppState, headers: &HeaderMap, uri: &Uri) -> Option<Response> {
+    if s.tokens.is_empty() || s.session_principal(headers).is_some() {
+        return None;
+    }
+    let next = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    Some(see_other(&format!("/signin?next={}", form_encode(next))))
+}
+
 async fn production_page(
     State(s): St,
     headers: HeaderMap,
     uri: Uri,
     q: Result<Query<ProductionForm>, QueryRejection>,
 ) -> Response {
+    if let Some(r) = traces_need_session(&s, &headers, &uri) {
+        return r;
+    }
     let settings = s.trace_settings.clone();
     page(
         &s,
@@ -1085,6 +1141,9 @@ async fn production_compare(
     uri: Uri,
     q: Result<Query<ProductionForm>, QueryRejection>,
 ) -> Response {
+    if let Some(r) = traces_need_session(&s, &headers, &uri) {
+        return r;
+    }
     let settings = s.trace_settings.clone();
     page(
         &s,
@@ -1141,6 +1200,9 @@ async fn attribution_page(
     uri: Uri,
     p: Result<Path<String>, PathRejection>,
 ) -> Response {
+    if let Some(r) = traces_need_session(&s, &headers, &uri) {
+        return r;
+    }
     let settings = s.trace_settings.clone();
     page(
         &s,
@@ -1213,19 +1275,27 @@ async fn attribution_page(
 // --- sign-in and actions ---------------------------------------------------
 
 /// The request's own origin, as a browser would write it in `Origin`.
-fn own_origins(headers: &HeaderMap) -> Vec<String> {
-    let host = headers
+/// Whether `origin` (`https://name:port`) is this server: the request's own
+/// `Host`, or a name it answers to (`--allow-host`, for a proxy in front).
+fn own_origin(s: &AppState, headers: &HeaderMap, origin: &str) -> bool {
+    let origin = origin.to_ascii_lowercase();
+    let Some(host) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let own = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    vec![format!("http://{host}"), format!("https://{host}")]
+        .map(str::to_ascii_lowercase);
+    own.as_deref() == Some(host) || s.allowed_hosts.iter().any(|a| a == host)
 }
 
 /// Refuses a form sent from another site: the browser's `Sec-Fetch-Site`
 /// and `Origin` say where it came from (a missing header is a client that is
 /// not a browser, which has no cookies to abuse).
-fn same_origin(headers: &HeaderMap) -> bool {
+fn same_origin(s: &AppState, headers: &HeaderMap) -> bool {
     let site_ok = headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
@@ -1233,12 +1303,21 @@ fn same_origin(headers: &HeaderMap) -> bool {
     let origin_ok = headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
-        .is_none_or(|o| {
-            own_origins(headers)
-                .iter()
-                .any(|x| x == &o.to_ascii_lowercase())
-        });
+        .is_none_or(|o| own_origin(s, headers, o));
     site_ok && origin_ok
+}
+
+/// The browser reached the page over HTTPS (directly, or through a proxy
+/// that says so): the cookie is then `Secure` too.
+fn over_https(headers: &HeaderMap) -> bool {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+    };
+    h("origin").is_some_and(|o| o.starts_with("https://"))
+        || h("x-forwarded-proto").is_some_and(|p| p == "https")
 }
 
 async fn form<T: DeserializeOwned>(s: &AppState, req: Request) -> ApiResult<(HeaderMap, T)> {
@@ -1262,12 +1341,12 @@ struct NextQuery {
 /// A local path to go to after signing in (never another site).
 fn local_next(next: Option<&str>) -> String {
     match next {
+        // Browsers drop tabs and newlines from a URL (`/\t/evil` is
+        // `//evil`, another site): printable ASCII only, no backslash.
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
-                && !n.contains('\\')
-                && !n.contains("\r")
-                && !n.contains('\n') =>
+                && n.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b'\\') =>
         {
             n.to_string()
         }
@@ -1303,7 +1382,7 @@ struct SignInForm {
 
 async fn signin(State(s): St, req: Request) -> Response {
     let v = Viewer { session: None };
-    if !same_origin(req.headers()) {
+    if !same_origin(&s, req.headers()) {
         return message(
             &s,
             &v,
@@ -1314,6 +1393,12 @@ async fn signin(State(s): St, req: Request) -> Response {
             "/signin",
         );
     }
+    let previous = session_id(req.headers());
+    let secure = if over_https(req.headers()) {
+        "; Secure"
+    } else {
+        ""
+    };
     let (_, f): (_, SignInForm) = match form(&s, req).await {
         Ok(x) => x,
         Err(e) => return error_page(&s, &v, e),
@@ -1338,6 +1423,10 @@ async fn signin(State(s): St, req: Request) -> Response {
             "/signin",
         );
     }
+    // A new sign-in ends the browser's previous session.
+    if let Some(old) = previous {
+        s.sessions.remove(&old);
+    }
     let Some((id, _)) = s.sessions.create(principal) else {
         return message(
             &s,
@@ -1351,8 +1440,8 @@ async fn signin(State(s): St, req: Request) -> Response {
     };
     let mut r = see_other(&local_next(f.next.as_deref()));
     if let Ok(c) = HeaderValue::from_str(&format!(
-        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        SESSION_IDLE.as_secs()
+        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        SESSION_LIFETIME.as_secs()
     )) {
         r.headers_mut().insert(header::SET_COOKIE, c);
     }
@@ -1368,7 +1457,7 @@ struct CsrfForm {
 async fn signout(State(s): St, req: Request) -> Response {
     let v = Viewer { session: None };
     let sid = session_id(req.headers());
-    let ok = same_origin(req.headers());
+    let ok = same_origin(&s, req.headers());
     let (_, f): (_, CsrfForm) = match form(&s, req).await {
         Ok(x) => x,
         Err(e) => return error_page(&s, &v, e),
@@ -1380,6 +1469,10 @@ async fn signout(State(s): St, req: Request) -> Response {
             .is_some_and(|(_, c)| same_secret(&c, &f.csrf))
     {
         s.sessions.remove(&id);
+    } else {
+        // A sign-out from another site, or without this session's token,
+        // ends nothing.
+        return see_other("/");
     }
     let mut r = see_other("/");
     r.headers_mut().insert(
@@ -1567,9 +1660,11 @@ async fn action_form(
                 version.clone().unwrap_or_default(),
                 env.clone(),
             );
+            // A dry run reads: it is not a change in flight, and it leaves
+            // the loader's cache alone.
             Some(
-                write(&s, owner, move |ctx| {
-                    release::promote(
+                with_ctx(&s, owner, move |ctx| {
+                    Ok(release::promote(
                         ctx,
                         &PromoteRequest {
                             id,
@@ -1579,7 +1674,7 @@ async fn action_form(
                             dry_run: true,
                             skip_gates: false,
                         },
-                    )
+                    )?)
                 })
                 .await?,
             )
@@ -1615,7 +1710,7 @@ async fn action(
         Ok(v) => v,
         Err(r) => return *r,
     };
-    if !same_origin(&headers) {
+    if !same_origin(&s, &headers) {
         return message(
             &s,
             &v,
@@ -1913,6 +2008,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn public_reads_show_the_board_but_not_the_traces() {
+        let dir = tempfile::tempdir().unwrap();
+        Store::init(dir.path()).unwrap();
+        let mut opts = crate::Options::new(dir.path().to_path_buf());
+        opts.tokens =
+            crate::Tokens::from_env_value(&format!("approver:Pat Approver:{TOKEN}")).unwrap();
+        opts.public_reads = true;
+        let app = super::super::router(crate::state_for_tests(&opts));
+        let (status, _, _) = send(&app, get("/history", None)).await;
+        assert_eq!(status, StatusCode::OK);
+        for path in [
+            "/production",
+            "/attribution/abc",
+            "/production/compare?bundle=a&a=1&b=2",
+        ] {
+            let (status, headers, _) = send(&app, get(path, None)).await;
+            assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
+            assert!(headers["location"].to_str().unwrap().starts_with("/signin"));
+        }
+    }
+
+    #[tokio::test]
     async fn assets_are_served_for_good_and_nothing_else_is() {
         let (_d, app) = app(false);
         let pages = releaseops_web::Pages::new();
@@ -1941,6 +2058,9 @@ mod tests {
             "/\\evil.test",
             "evil",
             "/x\r\nSet-Cookie: a=b",
+            "/\t/evil.test",
+            "/ /evil.test",
+            "/\n/evil.test",
         ] {
             assert_eq!(local_next(Some(bad)), "/", "{bad}");
         }
