@@ -88,12 +88,31 @@ fn new_repo() -> tempfile::TempDir {
 /// prod promotion with an eval gate result), plus the environment files and
 /// deployment index that agree with it, and commits it all.
 fn generate_history(dir: &Path, n: u64) {
-    let rel = dir.join(".releaseops");
     let envs = [
         ("dev", None),
         ("staging", Some("dev")),
         ("prod", Some("staging")),
     ];
+    write_history(dir, n, &envs, |i| {
+        (
+            (i % 3) as usize,
+            format!("agent-{}", i % 50),
+            format!("1.{}.{}", i / 150, (i / 3) % 50),
+        )
+    });
+}
+
+/// Writes a valid chained history of `n` records through `envs` (the
+/// pipeline, each with the stage before it): record `i` promotes
+/// `pick(i) = (env index, bundle, version)`; then the environment files and
+/// deployment index that agree with it, all committed.
+fn write_history(
+    dir: &Path,
+    n: u64,
+    envs: &[(&str, Option<&str>)],
+    pick: impl Fn(u64) -> (usize, String, String),
+) {
+    let rel = dir.join(".releaseops");
     let mut deployments: Vec<Deployments> = envs
         .iter()
         .map(|(e, _)| Deployments {
@@ -108,7 +127,8 @@ fn generate_history(dir: &Path, n: u64) {
     let t0: jiff::Timestamp = "2025-01-01T00:00:00Z".parse().expect("ts");
     for i in 0..n {
         let seq = i + 1;
-        let (env, from) = envs[(i % 3) as usize];
+        let (k, bundle, version) = pick(i);
+        let (env, from) = envs[k];
         let at = t0
             .checked_add(jiff::SignedDuration::from_mins(i as i64))
             .expect("ts");
@@ -119,11 +139,12 @@ fn generate_history(dir: &Path, n: u64) {
         );
         r.seq = seq;
         r.prev = prev.clone();
-        r.bundle_id = Some(format!("agent-{}", i % 50));
-        r.version = Some(format!("1.{}.{}", i / 150, (i / 3) % 50));
+        r.bundle_id = Some(bundle);
+        r.version = Some(version);
         r.env = Some(env.into());
         r.from_env = from.map(str::to_string);
-        r.state = Some(releaseops_format::history::state_for_env(env, env == "prod").into());
+        let last = envs.last().map(|(e, _)| *e) == Some(env);
+        r.state = Some(releaseops_format::history::state_for_env(env, last).into());
         r.reason = Some(format!("release {i}"));
         if env == "prod" {
             r.gates = vec![GateResult {
@@ -135,7 +156,7 @@ fn generate_history(dir: &Path, n: u64) {
         }
         let line = r.to_line();
         prev = Some(sha256_prefixed(line.as_bytes()));
-        deployments[(i % 3) as usize].apply(&r);
+        deployments[k].apply(&r);
         seg.push_str(&line);
         seg.push('\n');
         if seq % 1000 == 0 || seq == n {
@@ -275,6 +296,12 @@ fn main() {
     // `-- --server`: the API server under wrk (installed if missing).
     if args.iter().any(|a| a == "--server") {
         server_bench();
+        return;
+    }
+    // `-- --dashboard`: the board of a large store, its weight, and how soon
+    // a move shows in an open page.
+    if args.iter().any(|a| a == "--dashboard") {
+        dashboard_bench(args.iter().any(|a| a == "--quick"));
         return;
     }
     // `-- --attribution`: attribution and replay, whole process.
@@ -1284,4 +1311,255 @@ fn attribution_bench() {
         "1.69 s"
     );
     drop(server);
+}
+
+/// One GET over a fresh connection: the status code, the body's bytes and
+/// how long the answer took.
+fn timed_get(url: &str) -> (u16, Vec<u8>, Duration) {
+    use std::io::{Read, Write};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let t = Instant::now();
+    let mut c = std::net::TcpStream::connect(host).expect("connect");
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).expect("answer");
+    let took = t.elapsed();
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(out.len(), |p| p + 4);
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut body = out[split..].to_vec();
+    // Chunked answers: join the chunks.
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut joined = Vec::new();
+        let mut rest = &body[..];
+        while let Some(p) = rest.windows(2).position(|w| w == b"\r\n") {
+            let len =
+                usize::from_str_radix(String::from_utf8_lossy(&rest[..p]).trim(), 16).unwrap_or(0);
+            if len == 0 {
+                break;
+            }
+            joined.extend_from_slice(&rest[p + 2..(p + 2 + len).min(rest.len())]);
+            rest = &rest[(p + 4 + len).min(rest.len())..];
+        }
+        body = joined;
+    }
+    (code, body, took)
+}
+
+/// The board of 1,000 bundles in 5 stages over a 1,000,000-record history
+/// (every stage runs the same versions: what waits is measured apart, on the
+/// demo's project, where each waiting version's gates are evaluated).
+fn dashboard_bench(quick: bool) {
+    use std::io::{BufRead, Read, Write};
+    let repo = new_repo();
+    let dir = repo.path();
+    let envs = [
+        ("dev", None),
+        ("qa", Some("dev")),
+        ("staging", Some("qa")),
+        ("canary", Some("staging")),
+        ("prod", Some("canary")),
+    ];
+    std::fs::write(
+        dir.join(".releaseops/config.yaml"),
+        "pipeline: [dev, qa, staging, canary, prod]\n",
+    )
+    .expect("config");
+    let bundles = 1000u64;
+    let records: u64 = if quick { 100_000 } else { 1_000_000 };
+    let t = Instant::now();
+    // Each round of 1,000 records moves every bundle one stage on; every
+    // five rounds, a new version starts in dev.
+    write_history(dir, records, &envs, |i| {
+        (
+            ((i / bundles) % 5) as usize,
+            format!("agent-{:04}", i % bundles),
+            format!("1.0.{}", i / (bundles * 5)),
+        )
+    });
+    eprintln!(
+        "generated {records} records over {bundles} bundles x 5 stages in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let start = |dir: &Path| {
+        let mut child = Command::new(BIN)
+            .current_dir(dir)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .env_remove("RELEASEOPS_API_TOKENS")
+            .env_remove("RELEASEOPS_API_TOKENS_FILE")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("serve starts");
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("address");
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("an address")
+            .trim_end_matches('/')
+            .to_string();
+        (child, url)
+    };
+    // A real bundle to move while a page is open.
+    for k in 0..6 {
+        run(
+            dir,
+            &[
+                "bundle",
+                "create",
+                "live-agent",
+                "-v",
+                &format!("1.0.{k}"),
+                "-a",
+                "system=onboarding:v1.0.0",
+                "--policy",
+                "tools=policies/tools.yaml",
+                "-m",
+                "claude-sonnet-4-5",
+                "--provider",
+                "anthropic",
+            ],
+        );
+    }
+    let (mut child, url) = start(dir);
+    // Cold: each page the first time (its gates evaluated, the verified
+    // state read); warm: a page again while the history has not moved.
+    let mut renders = Vec::new();
+    for k in 0..21 {
+        let (code, body, took) = timed_get(&format!("{url}/?page={k}"));
+        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+        if k > 0 {
+            renders.push(took);
+        }
+    }
+    let warm: Vec<Duration> = (0..21)
+        .map(|_| timed_get(&format!("{url}/?page=3")).2)
+        .collect();
+    let (_, first_page, _) = timed_get(&format!("{url}/"));
+    let html = String::from_utf8_lossy(&first_page).to_string();
+    let assets: usize = html
+        .split("/assets/")
+        .skip(1)
+        .map(|a| {
+            timed_get(&format!(
+                "{url}/assets/{}",
+                a.split('"').next().unwrap_or_default()
+            ))
+            .1
+            .len()
+        })
+        .sum();
+    let page_weight = first_page.len() + assets;
+    // A move seen by an open page: the event stream says so, and the page
+    // fetches the board again.
+    let rest = url.trim_start_matches("http://").to_string();
+    let mut sse = std::net::TcpStream::connect(&rest).expect("connect");
+    write!(
+        sse,
+        "GET /v1/events HTTP/1.1\r\nHost: {rest}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .expect("send");
+    sse.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut buf = [0u8; 65536];
+    let mut seen = String::new();
+    while !seen.contains("event: snapshot") {
+        let n = sse.read(&mut buf).expect("the snapshot");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let mut moves = Vec::new();
+    let mut commands = Vec::new();
+    for round in 0..5 {
+        let version = format!("1.0.{round}");
+        let t = Instant::now();
+        let out = Command::new(BIN)
+            .current_dir(dir)
+            .args(["promote", "live-agent", &version, "dev"])
+            .env("RELEASEOPS_ACTOR", "Bench <bench@example.test>")
+            .output()
+            .expect("rollback");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        commands.push(t.elapsed());
+        let mut got = String::new();
+        while !got.contains("event: moved") {
+            let n = sse.read(&mut buf).expect("the move");
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let (code, _, _) = timed_get(&format!("{url}/fragments/board"));
+        assert_eq!(code, 200);
+        moves.push(t.elapsed());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // What one waiting version costs: the demo's board, where three wait
+    // (each a dry-run promotion: facts, the gates, the agent).
+    let demo = tempfile::tempdir().expect("tmp");
+    let out = Command::new(BIN)
+        .args(["demo", "--keep"])
+        .arg(demo.path())
+        .output()
+        .expect("demo");
+    assert!(out.status.success());
+    let (mut child, url) = start(demo.path());
+    let demo_renders: Vec<Duration> = (0..21).map(|_| timed_get(&format!("{url}/")).2).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    println!("{:<78} {:>10} {:>8}", "dashboard", "median", "target");
+    println!(
+        "{:<78} {:>10} {:>8}",
+        format!("board, 1,000 bundles x 5 stages, {records} records: a page of 25, first view"),
+        ms(median(renders)),
+        "20 ms"
+    );
+    println!(
+        "{:<78} {:>10} {:>8}",
+        "  the same page again, the history unchanged (whole request)",
+        ms(median(warm)),
+        "20 ms"
+    );
+    println!(
+        "{:<78} {:>10} {:>8}",
+        "board of the demo's project (3 versions waiting; the first view evaluates their gates)",
+        ms(median(demo_renders)),
+        ""
+    );
+    println!(
+        "{:<78} {:>7} KB {:>8}",
+        "the board's page weight, with its stylesheet and script",
+        page_weight / 1024,
+        "150 KB"
+    );
+    println!(
+        "{:<78} {:>10} {:>8}",
+        "a promotion made with the CLI, seen by an open page (from the command's start)",
+        ms(median(moves)),
+        "200 ms"
+    );
+    println!(
+        "{:<78} {:>10} {:>8}",
+        "  of which the promote command itself (whole process, with git commit)",
+        ms(median(commands)),
+        ""
+    );
 }

@@ -67,6 +67,12 @@ pub fn policy_summary(p: Option<&PromotionPolicy>) -> Vec<String> {
 /// that disagrees is named in that environment's `problems` (the runtime
 /// refuses such a pointer; nothing is built on it).
 pub fn list(store: &Store) -> Result<Vec<EnvState>> {
+    list_for(store, |_| true)
+}
+
+/// As [`list`], for the bundles `wanted` keeps only: their deployment
+/// stacks alone are read and checked (a page of a store with thousands).
+pub fn list_for(store: &Store, wanted: impl Fn(&str) -> bool) -> Result<Vec<EnvState>> {
     let _read = store.read_guard()?;
     let view = store.chain_view()?;
     let mut out = Vec::new();
@@ -76,6 +82,7 @@ pub fn list(store: &Store) -> Result<Vec<EnvState>> {
             .state()
             .live_in(&name)
             .into_iter()
+            .filter(|(id, _)| wanted(id))
             .map(|(id, d)| Deployed {
                 bundle_id: id.to_string(),
                 version: d.version.clone(),
@@ -89,6 +96,7 @@ pub fn list(store: &Store) -> Result<Vec<EnvState>> {
             .get(&name)
             .into_iter()
             .flat_map(|b| b.keys())
+            .filter(|id| wanted(id))
         {
             if let Some(p) = view.deployment_problem(store, &name, id)? {
                 problems.push(p);

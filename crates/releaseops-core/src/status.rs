@@ -55,9 +55,27 @@ pub struct Waiting {
 
 /// What runs where and what waits where, as the verified history says.
 pub fn status(ctx: &Ctx<'_>) -> Result<Status> {
+    status_of(ctx, |_| true)
+}
+
+/// Every bundle id the store knows (created here, or live somewhere, as the
+/// verified history says), sorted.
+pub fn bundle_ids(store: &releaseops_store::Store) -> Result<Vec<String>> {
+    let mut ids: std::collections::BTreeSet<String> = store.bundle_ids()?.into_iter().collect();
+    let view = store.chain_view()?;
+    for env in store.environments()? {
+        ids.extend(view.state().live_in(&env).into_keys().map(str::to_string));
+    }
+    Ok(ids.into_iter().collect())
+}
+
+/// As [`status`], for the bundles `wanted` keeps only (a page of them: the
+/// gates of every candidate are evaluated, so a store of a thousand
+/// bundles is read a page at a time).
+pub fn status_of(ctx: &Ctx<'_>, wanted: impl Fn(&str) -> bool) -> Result<Status> {
     let store = ctx.store;
     let head_seq = store.history().tip()?.seq;
-    let states = envs::list(store)?;
+    let states = envs::list_for(store, &wanted)?;
     let config = store.config();
     let mut out = Vec::new();
     for st in &states {
@@ -83,7 +101,7 @@ pub fn status(ctx: &Ctx<'_>) -> Result<Status> {
             // The first stage waits for each bundle's newest version.
             (None, Some(0)) => {
                 let mut c = Vec::new();
-                for id in store.bundle_ids()? {
+                for id in store.bundle_ids()?.into_iter().filter(|i| wanted(i)) {
                     let Ok(latest) = store.latest_version(&id) else {
                         continue;
                     };

@@ -234,6 +234,8 @@ pub(crate) struct AppState {
     trace_settings: Option<releaseops_traces::Settings>,
     /// The webhooks of `notify:` (read when the server started).
     notifier: releaseops_notify::Notifier,
+    /// The board's last pages, by what they were computed from.
+    boards: handlers::BoardCache,
 }
 
 /// version -> environment ("" when pinned) -> rendered answer.
@@ -426,6 +428,7 @@ pub(crate) fn state_for_tests(opts: &Options) -> Arc<AppState> {
         sessions: handlers::Sessions::default(),
         trace_settings: None,
         notifier: releaseops_notify::Notifier::new(&[], |_| None),
+        boards: handlers::BoardCache::default(),
     })
 }
 
@@ -497,6 +500,7 @@ pub async fn serve(
             &releaseops_store::Store::open(&opts.root)?.config().notify,
             |v| std::env::var(v).ok(),
         ),
+        boards: handlers::BoardCache::default(),
     });
     let inflight = state.inflight.clone();
     let connections = state.connections.clone();

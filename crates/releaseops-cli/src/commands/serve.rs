@@ -105,6 +105,7 @@ pub(super) fn serve(app: &App, a: ServeArgs) -> CmdResult {
                     "writes_enabled": n_tokens > 0,
                     "tokens": n_tokens,
                     "openapi": format!("http://{local}/openapi.json"),
+                    "dashboard": format!("http://{local}/"),
                     "traces": {"otlp": format!("http://{local}/v1/traces"), "store": traces_at},
                 })
             );
@@ -113,6 +114,11 @@ pub(super) fn serve(app: &App, a: ServeArgs) -> CmdResult {
                 "releaseops API on {} (store {})",
                 paint(BOLD, &format!("http://{local}")),
                 store_dir.display()
+            );
+            anstream::println!(
+                "  dashboard: {}{}",
+                paint(BOLD, &format!("http://{local}/")),
+                if n_tokens > 0 { " (sign in with a token)" } else { "" }
             );
             anstream::println!(
                 "  {}",

@@ -428,6 +428,21 @@ async fn an_action_without_a_token_or_from_another_site_is_refused() {
         ("reason", "x"),
         ("csrf", "0"),
     ];
+    // What people write is shown as text, never run: a rejection's reason
+    // with markup in it.
+    r.run_as(
+        "Sam Safety <sam@acme.test>",
+        &[
+            "reject",
+            "support-agent",
+            "1.0.0",
+            "--env",
+            "dev",
+            "--reason",
+            "<script>alert(1)</script><img src=x onerror=alert(2)>",
+        ],
+    )
+    .ok();
     let before = r.run(&["history", "--json"]).ok().to_string();
 
     // No session: sent to sign in, nothing recorded.
@@ -610,6 +625,25 @@ async fn an_action_without_a_token_or_from_another_site_is_refused() {
         body.contains("approved for canary by Pat Approver"),
         "{body}"
     );
+    for path in ["/history", "/bundles/support-agent/1.0.0"] {
+        let page = http
+            .get(s.at(path))
+            .header("cookie", &session)
+            .send()
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("html");
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+            "{path}: {page}"
+        );
+        assert!(
+            !page.contains("<script>alert") && !page.contains("<img src=x"),
+            "{path}"
+        );
+    }
     // Every page is sent under the CSP, and the assets it names are served.
     let resp = http.get(s.at("/signin")).send().await.expect("get");
     let csp = resp.headers()["content-security-policy"]

@@ -44,7 +44,7 @@ use changes::*;
 use reads::*;
 use streams::*;
 use traces::traces;
-pub(crate) use web::Sessions;
+pub(crate) use web::{BoardCache, Sessions};
 
 type St = State<Arc<AppState>>;
 

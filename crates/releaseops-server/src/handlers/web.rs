@@ -442,13 +442,95 @@ async fn asset(State(s): St, p: Result<Path<String>, PathRejection>) -> Response
     }
 }
 
-fn board_data(ctx: &Ctx<'_>) -> ApiResult<serde_json::Map<String, Value>> {
-    let st = status::status(ctx)?;
-    let pipeline = ctx.store.config().pipeline.clone();
-    Ok(obj(json!({"status": st, "pipeline": pipeline})))
+/// Bundles on one page of the board.
+const BOARD_PAGE: usize = 25;
+/// How long a board page is reused while the history does not move (its
+/// time gates, a soak's end, move with the clock alone).
+const BOARD_FRESH: Duration = Duration::from_secs(5);
+
+/// Board pages by page number, each with the history tip and the time it
+/// was computed at: reading a page of a store with thousands of bundles
+/// evaluates every waiting version's gates, which need not be done again
+/// until the history moves.
+#[derive(Default)]
+pub(crate) struct BoardCache(std::sync::Mutex<HashMap<usize, BoardPage>>);
+
+/// A page of the board: the history tip it was read at, when, and its data.
+type BoardPage = (String, Instant, serde_json::Map<String, Value>);
+
+impl BoardCache {
+    fn get(&self, page: usize, tip: &str) -> Option<serde_json::Map<String, Value>> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(&page)
+            .filter(|(t, at, _)| t == tip && at.elapsed() < BOARD_FRESH)
+            .map(|(_, _, v)| v.clone())
+    }
+
+    fn put(&self, page: usize, tip: String, v: &serde_json::Map<String, Value>) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() > 1000 {
+            m.clear();
+        }
+        m.insert(page, (tip, Instant::now(), v.clone()));
+    }
 }
 
-async fn board(State(s): St, headers: HeaderMap, uri: Uri) -> Response {
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct BoardQuery {
+    page: Option<usize>,
+}
+
+/// One page of the board, reused while the history has not moved.
+fn board_data(
+    cache: &BoardCache,
+    ctx: &Ctx<'_>,
+    page: usize,
+) -> ApiResult<serde_json::Map<String, Value>> {
+    let tip = ctx.store.history().tip().map_err(CoreError::from)?;
+    let key = format!("{}:{}", tip.seq, tip.hash.unwrap_or_default());
+    if let Some(v) = cache.get(page, &key) {
+        return Ok(v);
+    }
+    let v = compute_board(ctx, page)?;
+    cache.put(page, key, &v);
+    Ok(v)
+}
+
+/// One page of the board: every stage, for `BOARD_PAGE` bundles (by id).
+fn compute_board(ctx: &Ctx<'_>, page: usize) -> ApiResult<serde_json::Map<String, Value>> {
+    let ids = status::bundle_ids(ctx.store)?;
+    let pages = ids.len().div_ceil(BOARD_PAGE).max(1);
+    let page = page.min(pages - 1);
+    let shown: std::collections::HashSet<&str> = ids
+        .iter()
+        .skip(page * BOARD_PAGE)
+        .take(BOARD_PAGE)
+        .map(String::as_str)
+        .collect();
+    let st = status::status_of(ctx, |id| shown.contains(id))?;
+    let pipeline = ctx.store.config().pipeline.clone();
+    Ok(obj(json!({
+        "status": st,
+        "pipeline": pipeline,
+        "paging": {
+            "page": page,
+            "pages": pages,
+            "total": ids.len(),
+            "from": (page * BOARD_PAGE + 1).min(ids.len()),
+            "to": ((page + 1) * BOARD_PAGE).min(ids.len()),
+        },
+        "live": format!("/fragments/board?page={page}"),
+    })))
+}
+
+async fn board(
+    State(s): St,
+    headers: HeaderMap,
+    uri: Uri,
+    q: Result<Query<BoardQuery>, QueryRejection>,
+) -> Response {
+    let cache = s.clone();
     let mut r = page(
         &s,
         &headers,
@@ -456,12 +538,8 @@ async fn board(State(s): St, headers: HeaderMap, uri: Uri) -> Response {
         Page::Board,
         "Pipeline",
         "board",
-        Ok(()),
-        |ctx, ()| {
-            let mut m = board_data(ctx)?;
-            m.insert("live".into(), json!("/fragments/board"));
-            Ok(m)
-        },
+        query(q),
+        move |ctx, q| board_data(&cache.boards, ctx, q.page.unwrap_or(0)),
     )
     .await;
     r.headers_mut()
@@ -469,10 +547,16 @@ async fn board(State(s): St, headers: HeaderMap, uri: Uri) -> Response {
     r
 }
 
-async fn board_fragment(State(s): St, headers: HeaderMap, uri: Uri) -> Response {
+async fn board_fragment(
+    State(s): St,
+    headers: HeaderMap,
+    uri: Uri,
+    q: Result<Query<BoardQuery>, QueryRejection>,
+) -> Response {
     if viewer(&s, &headers, &uri).is_err() {
         return ApiError::unauthorized().into_response();
     }
+    let cache = s.clone();
     page(
         &s,
         &headers,
@@ -480,8 +564,8 @@ async fn board_fragment(State(s): St, headers: HeaderMap, uri: Uri) -> Response 
         Page::BoardFragment,
         "Pipeline",
         "board",
-        Ok(()),
-        |ctx, ()| board_data(ctx),
+        query(q),
+        move |ctx, q| board_data(&cache.boards, ctx, q.page.unwrap_or(0)),
     )
     .await
 }
