@@ -1036,7 +1036,6 @@ fn raw_get(url: &str, headers: &[String]) -> String {
 }
 
 fn server_bench() {
-    use std::io::BufRead;
     if find_wrk().is_none() {
         eprintln!("no wrk: install it (e.g. `apt-get install wrk`) and run again");
         return;
@@ -1054,22 +1053,10 @@ fn server_bench() {
     } else {
         Command::new(BIN)
     };
-    let mut child = cmd
-        .current_dir(repo.path())
+    cmd.current_dir(repo.path())
         .args(["serve", "--addr", "127.0.0.1:0", "--public-reads"])
-        .env("RELEASEOPS_API_TOKENS", format!("viewer:bench:{token}"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut first)
-        .expect("address");
-    let base = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("address")
-        .to_string();
+        .env("RELEASEOPS_API_TOKENS", format!("viewer:bench:{token}"));
+    let (mut child, base) = serve(cmd);
     let url = format!("{base}/v1/resolve/support-agent@prod");
     // The ETag from a real answer, and proof that sending it back gets a 304.
     let etag = raw_get(&url, &[])
@@ -1313,6 +1300,27 @@ fn attribution_bench() {
     drop(server);
 }
 
+/// Starts `releaseops serve` as `cmd` says: the child and the address it
+/// printed (no trailing slash).
+fn serve(mut cmd: Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("address");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("an address")
+        .trim_end_matches('/')
+        .to_string();
+    (child, url)
+}
+
 /// One GET over a fresh connection: the status code, the body's bytes and
 /// how long the answer took.
 fn timed_get(url: &str) -> (u16, Vec<u8>, Duration) {
@@ -1365,7 +1373,7 @@ fn timed_get(url: &str) -> (u16, Vec<u8>, Duration) {
 /// (every stage runs the same versions: what waits is measured apart, on the
 /// demo's project, where each waiting version's gates are evaluated).
 fn dashboard_bench(quick: bool) {
-    use std::io::{BufRead, Read, Write};
+    use std::io::{Read, Write};
     let repo = new_repo();
     let dir = repo.path();
     let envs = [
@@ -1397,25 +1405,12 @@ fn dashboard_bench(quick: bool) {
         t.elapsed().as_secs_f64()
     );
     let start = |dir: &Path| {
-        let mut child = Command::new(BIN)
-            .current_dir(dir)
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(dir)
             .args(["serve", "--addr", "127.0.0.1:0"])
             .env_remove("RELEASEOPS_API_TOKENS")
-            .env_remove("RELEASEOPS_API_TOKENS_FILE")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("serve starts");
-        let mut first = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut first)
-            .expect("address");
-        let url = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .expect("an address")
-            .trim_end_matches('/')
-            .to_string();
-        (child, url)
+            .env_remove("RELEASEOPS_API_TOKENS_FILE");
+        serve(cmd)
     };
     // A real bundle to move while a page is open.
     for k in 0..6 {
