@@ -286,11 +286,13 @@ pub(crate) fn read(line: &str) -> Clause {
     }
 }
 
+/// Words that frame an instruction rather than say what it is about.
+const FRAME: &[&str] = &[
+    "always", "please", "you", "may", "can", "should", "must", "also", "then", "first", "only",
+];
+
 /// The first word of an imperative line, past the words that frame it.
 fn lead(words: &[Option<&str>]) -> Vec<Term> {
-    const FRAME: &[&str] = &[
-        "always", "please", "you", "may", "can", "should", "must", "also", "then", "first", "only",
-    ];
     words
         .iter()
         .flatten()
@@ -302,11 +304,11 @@ fn lead(words: &[Option<&str>]) -> Vec<Term> {
 /// The first content word of a line (`internet` in "Home internet can be
 /// claimed ..."), past framing words and determiners, with the word before it.
 fn subject(toks: &[Token], words: &[Option<&str>]) -> Vec<Term> {
-    const FRAME: &[&str] = &[
-        "always", "please", "you", "may", "can", "should", "must", "also", "then", "first", "only",
+    const DETERMINERS: &[&str] = &[
         "every", "each", "any", "all", "the", "a", "an", "your", "our", "if", "when", "for", "no",
         "never", "do", "not",
     ];
+    let framing = |w: &str| FRAME.contains(&w) || DETERMINERS.contains(&w);
     // Only words before a prohibition are its subject ("Reminder messages
     // must not ..."); a line that opens with one has none.
     // The clause of the first prohibition: "Refunds go back ...; never
@@ -320,7 +322,7 @@ fn subject(toks: &[Token], words: &[Option<&str>]) -> Vec<Term> {
         .map_or(0, |k| k + 1);
     let first = words[start..end]
         .iter()
-        .position(|w| w.is_some_and(|w| !FRAME.contains(&w)))
+        .position(|w| w.is_some_and(|w| !framing(w)))
         .map(|k| k + start);
     let Some(k) = first else { return Vec::new() };
     let mut out: Vec<Term> = Vec::new();

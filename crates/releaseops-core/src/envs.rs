@@ -67,14 +67,18 @@ pub fn policy_summary(p: Option<&PromotionPolicy>) -> Vec<String> {
 /// that disagrees is named in that environment's `problems` (the runtime
 /// refuses such a pointer; nothing is built on it).
 pub fn list(store: &Store) -> Result<Vec<EnvState>> {
-    list_for(store, |_| true)
+    let _read = store.read_guard()?;
+    list_in(store, &store.chain_view()?, |_| true)
 }
 
-/// As [`list`], for the bundles `wanted` keeps only: their deployment
-/// stacks alone are read and checked (a page of a store with thousands).
-pub fn list_for(store: &Store, wanted: impl Fn(&str) -> bool) -> Result<Vec<EnvState>> {
-    let _read = store.read_guard()?;
-    let view = store.chain_view()?;
+/// As [`list`], on a view the caller read (under its read guard), for the
+/// bundles `wanted` keeps only: their deployment stacks alone are read and
+/// checked (a page of a store with thousands).
+pub fn list_in(
+    store: &Store,
+    view: &releaseops_store::view::ChainView,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Vec<EnvState>> {
     let mut out = Vec::new();
     for name in store.environments()? {
         let env = store.load_env(&name)?;

@@ -55,27 +55,64 @@ pub struct Waiting {
 
 /// What runs where and what waits where, as the verified history says.
 pub fn status(ctx: &Ctx<'_>) -> Result<Status> {
-    status_of(ctx, |_| true)
+    let states = {
+        let _read = ctx.store.read_guard()?;
+        envs::list_in(ctx.store, &ctx.store.chain_view()?, |_| true)?
+    };
+    status_from(ctx, states, |_| true)
 }
 
-/// Every bundle id the store knows (created here, or live somewhere, as the
-/// verified history says), sorted.
-pub fn bundle_ids(store: &releaseops_store::Store) -> Result<Vec<String>> {
-    let mut ids: std::collections::BTreeSet<String> = store.bundle_ids()?.into_iter().collect();
-    let view = store.chain_view()?;
-    for env in store.environments()? {
-        ids.extend(view.state().live_in(&env).into_keys().map(str::to_string));
-    }
-    Ok(ids.into_iter().collect())
+/// One page of [`status`]: `per_page` bundles by id (every candidate's
+/// gates are evaluated, so a store of a thousand bundles is read a page at
+/// a time).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusPage {
+    pub status: Status,
+    /// 0-based, at most the last.
+    pub page: usize,
+    pub pages: usize,
+    /// Bundles in all (created here, or live somewhere).
+    pub total: usize,
 }
 
-/// As [`status`], for the bundles `wanted` keeps only (a page of them: the
-/// gates of every candidate are evaluated, so a store of a thousand
-/// bundles is read a page at a time).
-pub fn status_of(ctx: &Ctx<'_>, wanted: impl Fn(&str) -> bool) -> Result<Status> {
+pub fn status_page(ctx: &Ctx<'_>, page: usize, per_page: usize) -> Result<StatusPage> {
+    let store = ctx.store;
+    let per_page = per_page.max(1);
+    // One read of the verified history for the ids and the page's stages.
+    let (shown, states, total, pages, page) = {
+        let _read = store.read_guard()?;
+        let view = store.chain_view()?;
+        let mut ids: std::collections::BTreeSet<String> = store.bundle_ids()?.into_iter().collect();
+        for env in store.environments()? {
+            ids.extend(view.state().live_in(&env).into_keys().map(str::to_string));
+        }
+        let total = ids.len();
+        let pages = total.div_ceil(per_page).max(1);
+        let page = page.min(pages - 1);
+        let shown: std::collections::HashSet<String> = ids
+            .into_iter()
+            .skip(page * per_page)
+            .take(per_page)
+            .collect();
+        let states = envs::list_in(store, &view, |id| shown.contains(id))?;
+        (shown, states, total, pages, page)
+    };
+    Ok(StatusPage {
+        status: status_from(ctx, states, |id| shown.contains(id))?,
+        page,
+        pages,
+        total,
+    })
+}
+
+/// The stages of `states` with what waits for each (of the bundles `wanted` keeps).
+fn status_from(
+    ctx: &Ctx<'_>,
+    states: Vec<envs::EnvState>,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Status> {
     let store = ctx.store;
     let head_seq = store.history().tip()?.seq;
-    let states = envs::list_for(store, &wanted)?;
     let config = store.config();
     let mut out = Vec::new();
     for st in &states {

@@ -70,8 +70,7 @@ pub enum NotifyFormat {
     /// A plain JSON document with every field.
     #[default]
     Json,
-    /// Slack's incoming-webhook payload (`text` and `blocks`), which
-    /// Mattermost, Rocket.Chat and Discord's `/slack` endpoint also take.
+    /// Slack's incoming-webhook payload (`text` and `blocks`).
     Slack,
 }
 

@@ -168,6 +168,18 @@ fn encode(pairs: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(pairs).expect("a form")
 }
 
+/// A request with a form body.
+trait FormBody {
+    fn form_body(self, pairs: &[(&str, &str)]) -> Self;
+}
+
+impl FormBody for reqwest::RequestBuilder {
+    fn form_body(self, pairs: &[(&str, &str)]) -> Self {
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(encode(pairs))
+    }
+}
+
 fn text_of(js_selector: &str) -> String {
     format!("return (document.querySelector({js_selector}) || {{}}).textContent || ''")
 }
@@ -448,8 +460,7 @@ async fn an_action_without_a_token_or_from_another_site_is_refused() {
     // No session: sent to sign in, nothing recorded.
     let resp = http
         .post(s.at("/ui/approve"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encode(&form))
+        .form_body(&form)
         .send()
         .await
         .expect("post");
@@ -466,8 +477,7 @@ async fn an_action_without_a_token_or_from_another_site_is_refused() {
     // A wrong token does not sign in.
     let resp = http
         .post(s.at("/signin"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encode(&[("token", "tok-nobody-00000000000000000000")]))
+        .form_body(&[("token", "tok-nobody-00000000000000000000")])
         .send()
         .await
         .expect("post");
@@ -477,8 +487,7 @@ async fn an_action_without_a_token_or_from_another_site_is_refused() {
     // Signed in, but the form has no CSRF token, or comes from another site.
     let resp = http
         .post(s.at("/signin"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encode(&[("token", APPROVER)]))
+        .form_body(&[("token", APPROVER)])
         .send()
         .await
         .expect("sign in");
@@ -496,8 +505,7 @@ async fn an_action_without_a_token_or_from_another_site_is_refused() {
     let resp = http
         .post(s.at("/ui/approve"))
         .header("cookie", &session)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encode(&form))
+        .form_body(&form)
         .send()
         .await
         .expect("post");
@@ -531,8 +539,7 @@ async fn an_action_without_a_token_or_from_another_site_is_refused() {
         .header("cookie", &session)
         .header("origin", "http://evil.test")
         .header("sec-fetch-site", "cross-site")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encode(&good))
+        .form_body(&good)
         .send()
         .await
         .expect("post");
@@ -542,8 +549,7 @@ async fn an_action_without_a_token_or_from_another_site_is_refused() {
         .post(s.at("/ui/approve"))
         .header("cookie", &session)
         .header("origin", "http://evil.test")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encode(&good))
+        .form_body(&good)
         .send()
         .await
         .expect("post");
@@ -552,8 +558,7 @@ async fn an_action_without_a_token_or_from_another_site_is_refused() {
     let resp = http
         .post(s.at("/signin"))
         .header("origin", "http://evil.test")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encode(&[("token", APPROVER)]))
+        .form_body(&[("token", APPROVER)])
         .send()
         .await
         .expect("post");
@@ -585,8 +590,7 @@ async fn an_action_without_a_token_or_from_another_site_is_refused() {
         let resp = http
             .post(s.at(action))
             .header("cookie", &session)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(encode(&good))
+            .form_body(&good)
             .send()
             .await
             .expect("post");
@@ -613,8 +617,7 @@ async fn an_action_without_a_token_or_from_another_site_is_refused() {
         .header("cookie", &session)
         .header("origin", s.url.trim_end_matches('/'))
         .header("sec-fetch-site", "same-origin")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encode(&good))
+        .form_body(&good)
         .send()
         .await
         .expect("post");

@@ -185,19 +185,18 @@ impl Viewer {
 fn viewer(s: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, Box<Response>> {
     let session = session_id(headers).and_then(|id| s.sessions.get(&id).map(|(p, c)| (id, p, c)));
     if session.is_none() && !s.reads_open() {
-        let next = uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-            .to_string();
-        return Err(Box::new(see_other(&format!(
-            "/signin?next={}",
-            form_encode(&next)
-        ))));
+        return Err(Box::new(to_sign_in(uri)));
     }
     Ok(Viewer { session })
 }
 
+/// Sends the browser to sign in, then back to where it was going.
+fn to_sign_in(uri: &Uri) -> Response {
+    let next = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    see_other(&format!("/signin?next={}", form_encode(next)))
+}
+
+/// Percent-encodes all but letters, digits, `-_.~` and `/` (a path stays readable).
 fn form_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
@@ -499,26 +498,18 @@ fn board_data(
 
 /// One page of the board: every stage, for `BOARD_PAGE` bundles (by id).
 fn compute_board(ctx: &Ctx<'_>, page: usize) -> ApiResult<serde_json::Map<String, Value>> {
-    let ids = status::bundle_ids(ctx.store)?;
-    let pages = ids.len().div_ceil(BOARD_PAGE).max(1);
-    let page = page.min(pages - 1);
-    let shown: std::collections::HashSet<&str> = ids
-        .iter()
-        .skip(page * BOARD_PAGE)
-        .take(BOARD_PAGE)
-        .map(String::as_str)
-        .collect();
-    let st = status::status_of(ctx, |id| shown.contains(id))?;
+    let p = status::status_page(ctx, page, BOARD_PAGE)?;
+    let (page, total) = (p.page, p.total);
     let pipeline = ctx.store.config().pipeline.clone();
     Ok(obj(json!({
-        "status": st,
+        "status": p.status,
         "pipeline": pipeline,
         "paging": {
             "page": page,
-            "pages": pages,
-            "total": ids.len(),
-            "from": (page * BOARD_PAGE + 1).min(ids.len()),
-            "to": ((page + 1) * BOARD_PAGE).min(ids.len()),
+            "pages": p.pages,
+            "total": total,
+            "from": (page * BOARD_PAGE + 1).min(total),
+            "to": ((page + 1) * BOARD_PAGE).min(total),
         },
         "live": format!("/fragments/board?page={page}"),
     })))
@@ -1036,6 +1027,18 @@ fn trace_error(e: releaseops_traces::TraceError) -> ApiError {
     )
 }
 
+/// The trace store the server was started with, opened.
+fn open_traces(
+    settings: Option<&releaseops_traces::Settings>,
+) -> ApiResult<releaseops_traces::TraceStore> {
+    settings
+        .ok_or_else(|| {
+            ApiError::not_found("this server keeps no traces", "start it with a trace store")
+        })?
+        .open()
+        .map_err(trace_error)
+}
+
 /// Buckets of a time range, for the charts.
 const BUCKETS: i64 = 12;
 
@@ -1185,8 +1188,7 @@ fn traces_need_session(s: &AppState, headers: &HeaderMap, uri: &Uri) -> Option<R
     if s.tokens.is_empty() || s.session_principal(headers).is_some() {
         return None;
     }
-    let next = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    Some(see_other(&format!("/signin?next={}", form_encode(next))))
+    Some(to_sign_in(uri))
 }
 
 async fn production_page(
@@ -1306,10 +1308,7 @@ async fn attribution_page(
             }
         }),
         move |ctx, id| {
-            let settings = settings.ok_or_else(|| {
-                ApiError::not_found("this server keeps no traces", "start it with a trace store")
-            })?;
-            let mut ts = settings.open().map_err(trace_error)?;
+            let mut ts = open_traces(settings.as_ref())?;
             let Some((_, spans)) = ts.trace(&id).map_err(trace_error)? else {
                 return Err(ApiError::not_found(
                     format!("there is no trace '{id}'"),
@@ -1646,10 +1645,7 @@ fn actor_for(
     }
     let v = viewer(s, headers, uri)?;
     let Some(p) = v.principal() else {
-        return Err(Box::new(see_other(&format!(
-            "/signin?next={}",
-            form_encode(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
-        ))));
+        return Err(Box::new(to_sign_in(uri)));
     };
     if !p.role.allows(a.role()) {
         let text = format!(
