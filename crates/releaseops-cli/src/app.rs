@@ -109,6 +109,18 @@ impl App {
 
     pub(crate) fn store(&self) -> Result<Store, Failure> {
         let store = Store::discover(&self.start_dir())?;
+        store.set_offline(self.global.offline);
+        // With sync on, every command starts from the team's latest state.
+        // One that cannot be had is a warning here (what this clone holds
+        // is still verified and may be read); a change refuses to go on
+        // without it.
+        if let Err(e) = store.pull_latest() {
+            let f = Failure::from(e);
+            crate::output::warn(&format!(
+                "working from this clone's state, not the team's: {}",
+                f.message
+            ));
+        }
         if store.git().is_none() && !self.global.no_commit {
             crate::output::remember_outside_git(store.dir());
         }

@@ -54,6 +54,10 @@ pub(crate) struct Global {
     /// RELEASEOPS_NOW may set the clock; refused on any other store
     #[arg(long, global = true)]
     pub rehearsal: bool,
+    /// With sync on: record the change in this clone only, marked unpushed
+    /// (`releaseops sync` pushes it later, checked again on the remote's state)
+    #[arg(long, global = true)]
+    pub offline: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,6 +134,9 @@ pub(crate) enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Bring this clone up to date with the team's git remote and push its
+    /// unpushed changes (`--enable REMOTE` turns sync on)
+    Sync(SyncArgs),
     /// Print the version
     Version,
 }
@@ -835,6 +842,18 @@ pub(crate) struct StatusArgs {
     /// Seconds between looks at the store while watching
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     pub interval: f64,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SyncArgs {
+    /// Turn sync on with this git remote (written to .releaseops/config.yaml),
+    /// then sync
+    #[arg(long, value_name = "REMOTE")]
+    pub enable: Option<String>,
+    /// The remote branch that holds the store (with --enable; default
+    /// releaseops-state, written without a checkout)
+    #[arg(long, value_name = "BRANCH", requires = "enable")]
+    pub branch: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -43,6 +43,12 @@ fn main() -> std::process::ExitCode {
     let tracing = trace::init();
     let result = app::App::new(cli.global).and_then(|app| commands::run(&app, cli.command));
     drop(tracing);
+    let retried = releaseops_core::sync::retries();
+    if retried > 0 && !json {
+        output::note(&format!(
+            "the team's remote moved {retried} time(s) while this ran; the change was applied again on its new state each time, every gate checked again"
+        ));
+    }
     match result {
         Ok(code) => std::process::ExitCode::from(code),
         Err(f) => {

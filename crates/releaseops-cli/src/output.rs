@@ -38,6 +38,10 @@ pub(crate) fn print_failure(f: &Failure, json: bool) {
     }
 }
 
+pub(crate) fn note(msg: &str) {
+    anstream::eprintln!("{}: {msg}", paint(DIM.bold(), "note"));
+}
+
 pub(crate) fn warn(msg: &str) {
     anstream::eprintln!("{}: {msg}", paint(YELLOW.bold(), "warning"));
 }

@@ -184,6 +184,10 @@ struct Snapshot {
 }
 
 pub fn create(ctx: &Ctx<'_>, req: &CreateRequest) -> Result<Created> {
+    crate::sync::retrying(ctx.store, || create_once(ctx, req))
+}
+
+fn create_once(ctx: &Ctx<'_>, req: &CreateRequest) -> Result<Created> {
     let store = ctx.store;
     names::validate_bundle_id(&req.id)?;
     names::validate_version(&req.version)?;

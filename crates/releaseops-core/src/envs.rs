@@ -217,6 +217,10 @@ pub struct EnvCreated {
 /// Adds an environment (or adopts an existing environment file) and places it
 /// in the pipeline.
 pub fn create(ctx: &Ctx<'_>, req: &CreateEnv) -> Result<EnvCreated> {
+    crate::sync::retrying(ctx.store, || create_once(ctx, req))
+}
+
+fn create_once(ctx: &Ctx<'_>, req: &CreateEnv) -> Result<EnvCreated> {
     let store = ctx.store;
     names::validate_new_env_name(&req.name)?;
     let mut tx = store.begin()?;
@@ -310,6 +314,10 @@ pub struct PolicySet {
 /// file, so a misspelt key or a wrong type is an error naming it, and the
 /// change is recorded in the history.
 pub fn set_policy(ctx: &Ctx<'_>, env_name: &str, sets: &[(String, String)]) -> Result<PolicySet> {
+    crate::sync::retrying(ctx.store, || set_policy_once(ctx, env_name, sets))
+}
+
+fn set_policy_once(ctx: &Ctx<'_>, env_name: &str, sets: &[(String, String)]) -> Result<PolicySet> {
     let store = ctx.store;
     ctx.check()?;
     names::validate_env_name(env_name)?;

@@ -93,6 +93,14 @@ impl CoreError {
                 StoreError::Corrupt { .. } => K::Corrupt,
                 StoreError::ChainBroken { .. } | StoreError::Disagrees { .. } => K::VerifyFailed,
                 StoreError::Io { .. } => K::Io,
+                StoreError::Sync { failure, .. } => match failure {
+                    releaseops_store::SyncFailure::Conflict => K::Conflict,
+                    releaseops_store::SyncFailure::Unreachable => K::Unreachable,
+                    releaseops_store::SyncFailure::Refused => K::Refused,
+                    releaseops_store::SyncFailure::Untrusted => K::VerifyFailed,
+                    releaseops_store::SyncFailure::Unpushed => K::Refused,
+                    releaseops_store::SyncFailure::Setup => K::Invalid,
+                },
             },
         }
     }
@@ -174,6 +182,10 @@ pub enum ErrorKind {
     UnsupportedMediaType,
     /// The request's Host is not this server's.
     WrongHost,
+    /// The team's remote changed first, every retry.
+    Conflict,
+    /// The team's remote could not be reached.
+    Unreachable,
 }
 
 impl ErrorKind {
@@ -209,6 +221,8 @@ impl ErrorKind {
             K::TooLarge => "too_large",
             K::UnsupportedMediaType => "unsupported_media_type",
             K::WrongHost => "wrong_host",
+            K::Conflict => "conflict",
+            K::Unreachable => "unreachable",
         }
     }
 
@@ -233,11 +247,12 @@ impl ErrorKind {
             K::NotFound => 404,
             K::MethodNotAllowed => 405,
             K::RequestTimeout => 408,
-            K::Refused | K::Exists | K::Blocked => 409,
+            K::Refused | K::Exists | K::Blocked | K::Conflict => 409,
             K::TooLarge => 413,
             K::UnsupportedMediaType => 415,
             K::WrongHost => 421,
             K::Locked | K::Busy | K::ShuttingDown => 503,
+            K::Unreachable => 502,
             K::NotInitialized
             | K::VerifyFailed
             | K::InvalidFile

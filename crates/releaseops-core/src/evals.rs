@@ -92,6 +92,10 @@ pub fn create_suite(ctx: &Ctx<'_>, id: &str) -> Result<String> {
 
 /// Writes a new suite with this text (checked as `eval run` will read it).
 pub fn create_suite_with(ctx: &Ctx<'_>, id: &str, text: &str) -> Result<String> {
+    crate::sync::retrying(ctx.store, || create_suite_once(ctx, id, text))
+}
+
+fn create_suite_once(ctx: &Ctx<'_>, id: &str, text: &str) -> Result<String> {
     names::validate_role(id).map_err(|_| {
         CoreError::invalid(
             format!("'{id}' is not a valid suite id"),
@@ -353,41 +357,45 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         });
     }
     let rel = Store::report_rel_path(&req.bundle, &req.version, &req.suite, &run_id);
-    let mut tx = store.begin()?;
-    if store.dir().join(&rel).exists() {
-        return Err(CoreError::refused(
-            format!("a report named {rel} already exists"),
-            "run again: reports are never overwritten",
-        ));
-    }
-    releaseops_store::import_legacy_history(&mut tx)?;
-    let text = report.to_yaml();
-    // The eval gate accepts this file, with exactly these bytes, and no other.
-    let evidence = releaseops_format::history::ReportEvidence {
-        path: rel.clone(),
-        digest: releaseops_format::hash::sha256_prefixed(text.as_bytes()),
-        suite: req.suite.clone(),
-        partial: !req.tags.is_empty() || report.summary.incomplete,
-        suite_digest,
-    };
-    tx.write(rel.clone(), text);
-    let mut rec = ctx.record(releaseops_format::history::EventKind::EvalRun);
-    rec.bundle_id = Some(req.bundle.clone());
-    rec.version = Some(req.version.clone());
-    rec.bundle_hash = Some(report.bundle_hash.clone());
-    rec.state = Some(report.summary.gate_decision.to_string());
-    rec.reason = Some(format!("suite '{}': {}", req.suite, report.summary.reason));
-    rec.report = Some(evidence);
-    tx.append(rec)?;
-    let msg = format!(
-        "releaseops: eval {} on {} {}: {}",
-        req.suite, req.bundle, req.version, report.summary.gate_decision
-    );
-    let done = tx.commit(&msg, ctx.author().as_ref())?;
+    // Saving is what lands on the team's remote: a lost race saves again
+    // on the new state (the evaluation is not run again).
+    let git = crate::sync::retrying(store, || {
+        let mut tx = store.begin()?;
+        if store.dir().join(&rel).exists() {
+            return Err(CoreError::refused(
+                format!("a report named {rel} already exists"),
+                "run again: reports are never overwritten",
+            ));
+        }
+        releaseops_store::import_legacy_history(&mut tx)?;
+        let text = report.to_yaml();
+        // The eval gate accepts this file, with exactly these bytes, and no other.
+        let evidence = releaseops_format::history::ReportEvidence {
+            path: rel.clone(),
+            digest: releaseops_format::hash::sha256_prefixed(text.as_bytes()),
+            suite: req.suite.clone(),
+            partial: !req.tags.is_empty() || report.summary.incomplete,
+            suite_digest: suite_digest.clone(),
+        };
+        tx.write(rel.clone(), text);
+        let mut rec = ctx.record(releaseops_format::history::EventKind::EvalRun);
+        rec.bundle_id = Some(req.bundle.clone());
+        rec.version = Some(req.version.clone());
+        rec.bundle_hash = Some(report.bundle_hash.clone());
+        rec.state = Some(report.summary.gate_decision.to_string());
+        rec.reason = Some(format!("suite '{}': {}", req.suite, report.summary.reason));
+        rec.report = Some(evidence);
+        tx.append(rec)?;
+        let msg = format!(
+            "releaseops: eval {} on {} {}: {}",
+            req.suite, req.bundle, req.version, report.summary.gate_decision
+        );
+        Ok(tx.commit(&msg, ctx.author().as_ref())?.git)
+    })?;
     Ok(EvalOutcome {
         report,
         saved_to: Some(format!(".releaseops/{rel}")),
-        git: done.git,
+        git,
     })
 }
 

@@ -25,6 +25,7 @@ pub mod notify;
 pub mod release;
 pub mod replay;
 pub mod status;
+pub mod sync;
 
 use jiff::Timestamp;
 use releaseops_store::{Signature, Store};
@@ -80,7 +81,8 @@ impl Ctx<'_> {
             .map_err(|e| CoreError::Store(releaseops_store::StoreError::Input(e)))
     }
 
-    pub(crate) fn author(&self) -> Option<Signature> {
+    /// Who a git commit of this change is by (`None`: commits are off).
+    pub fn author(&self) -> Option<Signature> {
         (self.git_commit && self.store.config().git.commit)
             .then(|| Signature::from_actor(&self.actor))
     }

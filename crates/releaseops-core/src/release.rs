@@ -82,6 +82,10 @@ fn touch_env(env: &mut EnvironmentFile, ctx: &Ctx<'_>) {
 }
 
 pub fn promote(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
+    crate::sync::retrying(ctx.store, || promote_once(ctx, req))
+}
+
+fn promote_once(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
     let store = ctx.store;
     ctx.check()?;
     names::validate_bundle_id(&req.id)?;
@@ -356,6 +360,19 @@ pub fn approve(
     comment: Option<String>,
     sign_with: Option<&std::path::Path>,
 ) -> Result<ReviewOutcome> {
+    crate::sync::retrying(ctx.store, || {
+        approve_once(ctx, id, version, env_name, comment.clone(), sign_with)
+    })
+}
+
+fn approve_once(
+    ctx: &Ctx<'_>,
+    id: &str,
+    version: &str,
+    env_name: &str,
+    comment: Option<String>,
+    sign_with: Option<&std::path::Path>,
+) -> Result<ReviewOutcome> {
     let store = ctx.store;
     ctx.check()?;
     names::validate_bundle_id(id)?;
@@ -512,6 +529,18 @@ pub fn reject(
     env_name: Option<&str>,
     reason: &str,
 ) -> Result<ReviewOutcome> {
+    crate::sync::retrying(ctx.store, || {
+        reject_once(ctx, id, version, env_name, reason)
+    })
+}
+
+fn reject_once(
+    ctx: &Ctx<'_>,
+    id: &str,
+    version: &str,
+    env_name: Option<&str>,
+    reason: &str,
+) -> Result<ReviewOutcome> {
     let store = ctx.store;
     ctx.check()?;
     names::validate_bundle_id(id)?;
@@ -610,6 +639,10 @@ pub struct RollbackOutcome {
 /// No gates: this is the emergency exit. The version rolled back from is
 /// recorded as a failed release.
 pub fn rollback(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome> {
+    crate::sync::retrying(ctx.store, || rollback_once(ctx, req))
+}
+
+fn rollback_once(ctx: &Ctx<'_>, req: &RollbackRequest) -> Result<RollbackOutcome> {
     let store = ctx.store;
     ctx.check()?;
     names::validate_bundle_id(&req.id)?;

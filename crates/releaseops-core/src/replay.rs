@@ -210,6 +210,10 @@ pub fn suite_text(
 /// Writes the replay suite of a version's production traces (read by the
 /// caller from the trace store: each trace with whether it failed).
 pub fn export(ctx: &Ctx<'_>, req: &ExportRequest, read: &[(Trace, bool)]) -> Result<Exported> {
+    crate::sync::retrying(ctx.store, || export_once(ctx, req, read))
+}
+
+fn export_once(ctx: &Ctx<'_>, req: &ExportRequest, read: &[(Trace, bool)]) -> Result<Exported> {
     let store = ctx.store;
     releaseops_format::names::validate_role(&req.suite).map_err(|_| {
         CoreError::invalid(

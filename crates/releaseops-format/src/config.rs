@@ -43,6 +43,118 @@ pub struct ProjectConfig {
     /// agent's NO_GO).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<NotifyTarget>,
+    /// A git remote that is the team's source of truth: every change is
+    /// fetched, applied on the remote's latest state and pushed with
+    /// compare-and-swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncConfig>,
+}
+
+/// `sync:` of `config.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// A remote of the repository (`git remote -v` lists them), not a URL:
+    /// the URL may hold credentials, and this file is committed.
+    pub remote: String,
+    /// The remote branch the store is kept on, written without a checkout.
+    #[serde(default = "default_sync_branch")]
+    pub branch: String,
+    /// How often a change is re-applied when another clone pushed first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// How often `releaseops serve` fetches the remote (seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_seconds: Option<f64>,
+}
+
+pub const DEFAULT_SYNC_BRANCH: &str = "releaseops-state";
+const DEFAULT_SYNC_RETRIES: u32 = 200;
+
+fn default_sync_branch() -> String {
+    DEFAULT_SYNC_BRANCH.to_string()
+}
+
+impl SyncConfig {
+    pub fn new(remote: &str) -> Self {
+        SyncConfig {
+            remote: remote.to_string(),
+            branch: default_sync_branch(),
+            retries: None,
+            poll_seconds: None,
+        }
+    }
+
+    pub fn retries(&self) -> u32 {
+        self.retries.unwrap_or(DEFAULT_SYNC_RETRIES)
+    }
+
+    pub fn poll(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.poll_seconds.unwrap_or(10.0))
+    }
+
+    pub fn validate(&self) -> Result<(), FormatError> {
+        validate_remote_name(&self.remote)?;
+        validate_branch_name(&self.branch)?;
+        if let Some(r) = self.retries
+            && r > 1000
+        {
+            return Err(FormatError::Invalid(format!(
+                "sync.retries must be at most 1000, got {r}"
+            )));
+        }
+        if let Some(p) = self.poll_seconds
+            && !(p.is_finite() && (0.1..=86_400.0).contains(&p))
+        {
+            return Err(FormatError::Invalid(format!(
+                "sync.poll_seconds must be seconds from 0.1 to 86400, got {p}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A git remote's name as `git remote add` accepts it (and nothing git
+/// could read as an option or a URL).
+pub fn validate_remote_name(name: &str) -> Result<(), FormatError> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with(['-', '.'])
+        && !name.contains("..")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(FormatError::Invalid(
+            "sync.remote must name a git remote (letters, digits, '-', '_', '.'), such as origin (a URL belongs in `git remote add`, where any credentials in it stay out of this committed file)".to_string()
+        ))
+    }
+}
+
+/// A branch name git accepts (`git check-ref-format --branch`), kept to
+/// the characters a team would use.
+pub fn validate_branch_name(name: &str) -> Result<(), FormatError> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with(['-', '/', '.'])
+        && !name.ends_with(['/', '.'])
+        && !name.ends_with(".lock")
+        && !name.contains("..")
+        && !name.contains("//")
+        && !name.contains("/.")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
+    if ok {
+        Ok(())
+    } else {
+        Err(FormatError::Invalid(format!(
+            "sync.branch '{}' is not a branch name git accepts; use letters, digits, '-', '_', '.' and '/', such as {DEFAULT_SYNC_BRANCH}",
+            names::escape_for_display(name)
+        )))
+    }
 }
 
 /// One webhook of `notify:`. Its URL is a secret (a Slack webhook URL is
@@ -442,6 +554,7 @@ impl Default for ProjectConfig {
             lock: LockConfig::default(),
             traces: TracesConfig::default(),
             notify: Vec::new(),
+            sync: None,
         }
     }
 }
@@ -484,6 +597,9 @@ impl ProjectConfig {
             a.validate()?;
         }
         self.traces.validate()?;
+        if let Some(sync) = &self.sync {
+            sync.validate()?;
+        }
         for (i, t) in self.notify.iter().enumerate() {
             let v = t.url_env.as_str();
             let ok = !v.is_empty()

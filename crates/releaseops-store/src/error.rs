@@ -84,6 +84,32 @@ pub enum StoreError {
     /// releaseops); no gate or change builds on it.
     #[error("{message}")]
     Disagrees { path: PathBuf, message: String },
+    /// The team's remote (`sync:`) did not take or give a change.
+    #[error("{message}")]
+    Sync {
+        failure: SyncFailure,
+        message: String,
+    },
+}
+
+/// Why a change did not reach the team's remote, or its state did not
+/// reach this clone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncFailure {
+    /// Another clone pushed first; the change was not applied and may be
+    /// tried again on the new state.
+    Conflict,
+    /// The remote could not be reached (or does not exist).
+    Unreachable,
+    /// The remote refused the push (protected branch, permissions, a hook).
+    Refused,
+    /// The remote's state cannot be built on: its chain does not verify,
+    /// a file was edited by hand, or its history is unrelated to this clone's.
+    Untrusted,
+    /// This clone holds changes the remote does not have.
+    Unpushed,
+    /// Sync is set up wrongly (no such remote, not a git repository).
+    Setup,
 }
 
 impl StoreError {
@@ -139,6 +165,14 @@ impl StoreError {
                 "nothing was changed; restore the file from git (`git checkout -- {}`) or rewrite it from the history with `releaseops history repair`, then run `releaseops history verify`",
                 path.display()
             ),
+            StoreError::Sync { failure, .. } => match failure {
+                SyncFailure::Conflict => "nothing was changed here; another clone changed the remote first: run the command again".into(),
+                SyncFailure::Unreachable => "nothing was changed here; check the remote (`git fetch <remote>` shows git's own error), or pass --offline to record the change here and push it later with `releaseops sync`".into(),
+                SyncFailure::Refused => "nothing was changed here; the remote does not let this clone push to the sync branch: check its permissions and branch protection, or choose another branch with `sync.branch` in .releaseops/config.yaml".into(),
+                SyncFailure::Untrusted => "nothing was changed here; repair the remote's branch (revert the commit that broke it, never rewrite it), then run `releaseops sync`".into(),
+                SyncFailure::Unpushed => "run `releaseops sync` to push this clone's changes (each is checked again on the remote's state), then run the command again".into(),
+                SyncFailure::Setup => "see `releaseops sync --help`; `git remote -v` lists this repository's remotes".into(),
+            },
             StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
                 "check the permissions of that path for the user running releaseops".into()
             }

@@ -18,6 +18,7 @@ pub mod objects;
 pub mod reports;
 pub mod signing;
 pub mod sources;
+mod sync;
 mod txn;
 pub mod view;
 
@@ -34,11 +35,12 @@ use releaseops_format::review::Reviews;
 use releaseops_format::{names, version};
 use releaseops_stats::Verdict;
 
-pub use error::{Result, StoreError};
+pub use error::{Result, StoreError, SyncFailure};
 pub use git::{Git, Signature};
 pub use history::{ChainReport, HistoryLog, Tip};
 pub use lock::LockGuard;
 pub use objects::ObjectStore;
+pub use sync::{Standing, SyncStatus};
 pub use txn::{Committed, GitOutcome, Transaction};
 
 pub const DIR_NAME: &str = ".releaseops";
@@ -63,7 +65,7 @@ pub(crate) const STORE_DIRS: &[&str] = &[
     "agent",
 ];
 pub(crate) const APPLY_LOCK: &str = ".apply.lock";
-const GITIGNORE: &str = ".lock\n.apply.lock\n.apply.intent\n.journal\n.journal.tmp\n.journal.abandoned\n.uncommitted\n.tmp-*\n.cache/\n.data/\n";
+const GITIGNORE: &str = ".lock\n.apply.lock\n.apply.intent\n.journal\n.journal.tmp\n.journal.abandoned\n.uncommitted\n.unpushed\n.tmp-*\n.cache/\n.data/\n";
 
 /// An opened `.releaseops/` directory.
 pub struct Store {
@@ -71,6 +73,10 @@ pub struct Store {
     root: PathBuf,
     config: ProjectConfig,
     git: OnceCell<Option<Git>>,
+    /// `--offline`: with sync on, changes are recorded here only.
+    offline: std::sync::atomic::AtomicBool,
+    /// What this process remembers about the team's remote.
+    sync_memo: std::sync::Mutex<sync::Memo>,
 }
 
 /// A stored eval report, as far as gates need it.
@@ -237,6 +243,8 @@ impl Store {
             root,
             config,
             git: OnceCell::new(),
+            offline: std::sync::atomic::AtomicBool::new(false),
+            sync_memo: std::sync::Mutex::default(),
         };
         // A journal with nobody holding the writer lock is a killed
         // process's: finish it. One whose writer is alive is that writer's
@@ -317,13 +325,38 @@ impl Store {
 
     /// Starts a transaction: takes the writer lock (waiting `lock.wait_seconds`) and
     /// finishes any transaction a killed process left behind.
+    ///
+    /// With `sync:` on, the remote's branch is fetched and applied here
+    /// first, so the change is checked against the team's latest state, and
+    /// the commit pushes it there before applying it here.
     pub fn begin(&self) -> Result<Transaction<'_>> {
+        let guard = self.lock_for_change()?;
+        // The remote's state comes in before anything is read for the change.
+        let plan = match read_config(&self.dir)?.sync {
+            Some(cfg) => Some(self.prepare_sync(&cfg)?),
+            None => None,
+        };
+        let mut tx = self.transaction(guard)?;
+        if let Some(plan) = plan {
+            tx.set_sync(plan);
+        }
+        Ok(tx)
+    }
+
+    /// Takes the writer lock (waiting `lock.wait_seconds`) and finishes any
+    /// transaction a killed process left behind.
+    pub(crate) fn lock_for_change(&self) -> Result<LockGuard> {
         fs::create_dir_all(&self.dir).map_err(|e| StoreError::io("cannot create", &self.dir, e))?;
         let wait = read_config(&self.dir)
             .map(|c| c.lock.wait())
             .unwrap_or_else(|_| self.config.lock.wait());
         let guard = lock::acquire(&self.dir.join(WRITER_LOCK), wait)?;
         txn::recover(self)?;
+        Ok(guard)
+    }
+
+    /// A transaction on this clone's state, under `guard`.
+    pub(crate) fn transaction(&self, guard: LockGuard) -> Result<Transaction<'_>> {
         let mut tx = Transaction::new(self, guard)?;
         match read_file(&self.dir.join(".gitignore"))? {
             // Trees made by the existing tool have none; keep our lock and

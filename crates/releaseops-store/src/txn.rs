@@ -34,6 +34,9 @@ struct Journal {
     appends: Vec<JAppend>,
     #[serde(default)]
     commit: Option<JCommit>,
+    /// Files removed (a sync that undoes what the remote refused).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    removes: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -94,6 +97,8 @@ pub struct Transaction<'s> {
     /// The verified history's state under the lock: a broken chain stops
     /// the transaction before anything is staged, so it is never extended.
     view: std::sync::Arc<crate::view::ChainView>,
+    /// With `sync:` on: the remote's state this change is applied on.
+    sync: Option<crate::sync::Plan>,
 }
 
 impl<'s> Transaction<'s> {
@@ -111,7 +116,12 @@ impl<'s> Transaction<'s> {
             records: Vec::new(),
             config,
             view: std::sync::Arc::new(view),
+            sync: None,
         })
+    }
+
+    pub(crate) fn set_sync(&mut self, plan: crate::sync::Plan) {
+        self.sync = Some(plan);
     }
 
     /// The state the verified history implies, as it was when the
@@ -215,8 +225,23 @@ impl<'s> Transaction<'s> {
                     .map_err(StoreError::Input)?;
             }
         }
+        // With sync on, the change reaches the remote first (nothing is
+        // applied here unless it landed there), and this clone's own branch
+        // is left alone.
+        let pushed = match &self.sync {
+            Some(plan) => crate::sync::push_change(
+                self.store,
+                plan,
+                &self.files,
+                &self.appends,
+                &self.extra_paths,
+                message,
+                git_author,
+            )?,
+            None => None,
+        };
         let commit = git_author
-            .filter(|_| self.store.git().is_some())
+            .filter(|_| self.store.git().is_some() && self.sync.is_none())
             .map(|sig| JCommit {
                 message: message.to_string(),
                 name: sig.name.clone(),
@@ -237,12 +262,63 @@ impl<'s> Transaction<'s> {
                 })
                 .collect(),
             commit,
+            removes: Vec::new(),
         };
-        let dir = self.store.dir();
+        let changed: Vec<String> = journal
+            .files
+            .iter()
+            .map(|f| f.path.clone())
+            .chain(journal.appends.iter().map(|a| a.path.clone()))
+            .chain(self.extra_paths.iter().cloned())
+            .collect();
+        let (git_commit, git_error) =
+            write_and_apply(self.store, &journal, self.config.lock.wait())?;
+        let git_commit = match (&self.sync, pushed) {
+            (Some(plan), pushed) => crate::sync::applied(self.store, plan, pushed, &changed)?,
+            (None, _) => git_commit,
+        };
+        Ok(Committed {
+            records: std::mem::take(&mut self.records),
+            git: GitOutcome {
+                git_commit,
+                git_error,
+            },
+        })
+    }
+}
+
+/// Makes `files` (whole contents, relative to `.releaseops/`) and
+/// `removes` one durable change and applies it, as a transaction does.
+pub(crate) fn replace_files(
+    store: &Store,
+    files: Vec<(String, String)>,
+    removes: Vec<String>,
+    wait: std::time::Duration,
+) -> Result<()> {
+    let journal = Journal {
+        files: files
+            .into_iter()
+            .map(|(path, content)| JFile { path, content })
+            .collect(),
+        appends: Vec::new(),
+        commit: None,
+        removes,
+    };
+    write_and_apply(store, &journal, wait).map(|_| ())
+}
+
+/// Writes the journal (the commit point) and applies it.
+fn write_and_apply(
+    store: &Store,
+    journal: &Journal,
+    wait: std::time::Duration,
+) -> Result<(Option<String>, Option<String>)> {
+    {
+        let dir = store.dir();
         // Readers see the store before this change or after it, never half.
-        let _writing = crate::lock::acquire_write(dir, self.config.lock.wait())?;
+        let _writing = crate::lock::acquire_write(dir, wait)?;
         let tmp = dir.join(JOURNAL_TMP);
-        let bytes = serde_json::to_vec(&journal).map_err(|e| StoreError::Corrupt {
+        let bytes = serde_json::to_vec(journal).map_err(|e| StoreError::Corrupt {
             path: tmp.clone(),
             message: e.to_string(),
         })?;
@@ -257,14 +333,7 @@ impl<'s> Transaction<'s> {
             return Err(StoreError::io("cannot write", &jpath, e));
         }
         sync_dir(dir);
-        let (git_commit, git_error) = apply_now(self.store, &journal)?;
-        Ok(Committed {
-            records: std::mem::take(&mut self.records),
-            git: GitOutcome {
-                git_commit,
-                git_error,
-            },
-        })
+        apply_now(store, journal)
     }
 }
 
@@ -332,6 +401,7 @@ fn apply_now(store: &Store, j: &Journal) -> Result<(Option<String>, Option<Strin
     for (path, _) in &appended {
         dirs.insert(path.parent().unwrap_or(dir).to_path_buf());
     }
+    remove_listed(dir, j, &mut dirs)?;
     finish(store, j, &dirs)
 }
 
@@ -390,7 +460,26 @@ fn apply(store: &Store, j: &Journal) -> Result<(Option<String>, Option<String>)>
         fs::rename(&tmp, &path).map_err(|e| StoreError::io("cannot write", &path, e))?;
         dirs.insert(parent);
     }
+    remove_listed(dir, j, &mut dirs)?;
     finish(store, j, &dirs)
+}
+
+/// Removes the files the journal lists (idempotent: one already gone is fine).
+fn remove_listed(
+    dir: &Path,
+    j: &Journal,
+    dirs: &mut std::collections::BTreeSet<std::path::PathBuf>,
+) -> Result<()> {
+    for rel in &j.removes {
+        let path = dir.join(rel);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("cannot remove", &path, e)),
+        }
+        dirs.insert(path.parent().unwrap_or(dir).to_path_buf());
+    }
+    Ok(())
 }
 
 /// Syncs the directories touched, commits to git, removes the journal.
@@ -447,21 +536,25 @@ fn commit_to_git(store: &Store, git: &Git, c: &JCommit) -> (Option<String>, Opti
     }
 }
 
+/// A path (relative to `.releaseops/`) that releaseops itself writes:
+/// relative, no `..`, in a directory releaseops writes or one of its files.
+pub(crate) fn is_store_path(p: &str) -> bool {
+    const FILES: &[&str] = &["config.yaml", ".gitignore", "promotion_history.yaml"];
+    releaseops_format::names::validate_repo_path(p).is_ok()
+        && !p.contains('\\')
+        && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+        && match p.split_once('/') {
+            Some((top, _)) => crate::STORE_DIRS.contains(&top),
+            None => FILES.contains(&p),
+        }
+}
+
 /// A journal found on disk is replayed only if it could be ours: every path
 /// it writes, appends to or commits is a store file (relative, no `..`, in a
 /// directory releaseops writes), and git does not track it (ours never is:
 /// one that arrived in a commit was written by someone else).
 fn check_journal(store: &Store, j: &Journal, jpath: &Path) -> Result<()> {
-    const FILES: &[&str] = &["config.yaml", ".gitignore", "promotion_history.yaml"];
-    let ok = |p: &str| {
-        releaseops_format::names::validate_repo_path(p).is_ok()
-            && !p.contains('\\')
-            && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
-            && match p.split_once('/') {
-                Some((top, _)) => crate::STORE_DIRS.contains(&top),
-                None => FILES.contains(&p),
-            }
-    };
+    let ok = is_store_path;
     let paths = j
         .files
         .iter()
@@ -471,7 +564,8 @@ fn check_journal(store: &Store, j: &Journal, jpath: &Path) -> Result<()> {
             j.commit
                 .iter()
                 .flat_map(|c| c.paths.iter().map(String::as_str)),
-        );
+        )
+        .chain(j.removes.iter().map(String::as_str));
     for p in paths {
         if !ok(p) {
             return Err(StoreError::Corrupt {

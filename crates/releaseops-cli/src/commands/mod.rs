@@ -12,6 +12,7 @@ mod release;
 mod runtime;
 mod serve;
 mod status;
+mod sync;
 pub(crate) mod traces;
 
 use clap::CommandFactory;
@@ -58,6 +59,7 @@ pub(crate) fn run(app: &App, cmd: Command) -> CmdResult {
             let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
             Ok(0)
         }
+        Command::Sync(a) => sync::run(app, a),
         Command::Version => {
             if app.global.json {
                 crate::output::print_json(

@@ -28,8 +28,23 @@ pub(super) fn run(app: &App, a: StatusArgs) -> CmdResult {
     let store = app.store()?;
     if !a.watch {
         let s = status::status(&app.ctx(&store))?;
-        if !output::json(app, &s) {
+        // With sync on: how this clone stands against the team's remote
+        // (fetched, unless --offline).
+        let sync = store.sync_status(!app.global.offline)?;
+        if app.global.json {
+            let mut v = serde_json::to_value(&s).unwrap_or_default();
+            if let (Some(sync), Some(obj)) = (&sync, v.as_object_mut()) {
+                obj.insert(
+                    "sync".into(),
+                    serde_json::to_value(sync).unwrap_or_default(),
+                );
+            }
+            output::print_json(&v);
+        } else {
             anstream::print!("{}", render(&s));
+            if let Some(sync) = &sync {
+                anstream::println!("\n{}", super::sync::line(sync));
+            }
         }
         return Ok(0);
     }

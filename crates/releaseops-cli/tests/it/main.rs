@@ -26,6 +26,7 @@ mod rollback_history;
 mod runtime;
 mod server;
 mod snapshots;
+mod sync;
 mod telemetry;
 mod traces;
 mod trust;

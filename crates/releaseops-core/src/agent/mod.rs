@@ -125,6 +125,7 @@ pub struct OutcomeRecord {
 }
 
 /// A decision to make.
+#[derive(Clone)]
 pub struct DecideRequest {
     pub context: Context,
     pub bundle: Option<BundleRef>,
@@ -161,6 +162,10 @@ struct HeuristicsFile {
 
 /// Decides, records the decision, and commits it.
 pub fn decide(ctx: &Ctx, req: DecideRequest) -> Result<DecisionRecord> {
+    crate::sync::retrying(ctx.store, || decide_once(ctx, req.clone()))
+}
+
+fn decide_once(ctx: &Ctx, req: DecideRequest) -> Result<DecisionRecord> {
     let mut tx = ctx.store.begin()?;
     let staged = stage(ctx, &mut tx, req)?;
     let record = &staged.record;

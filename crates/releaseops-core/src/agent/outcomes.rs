@@ -23,6 +23,18 @@ pub fn record_outcome(
     note: Option<String>,
     source: &str,
 ) -> Result<OutcomeResult> {
+    crate::sync::retrying(ctx.store, || {
+        record_outcome_once(ctx, decision_id, outcome, note.clone(), source)
+    })
+}
+
+fn record_outcome_once(
+    ctx: &Ctx,
+    decision_id: &str,
+    outcome: Outcome,
+    note: Option<String>,
+    source: &str,
+) -> Result<OutcomeResult> {
     if note.as_ref().is_some_and(|n| n.len() > 2000) {
         return Err(CoreError::invalid(
             "the note is longer than 2,000 characters",
@@ -392,6 +404,10 @@ pub(super) fn learn(
 
 /// Derives the heuristics now, whatever the count, and commits them.
 pub fn reflect(ctx: &Ctx) -> Result<Vec<Heuristic>> {
+    crate::sync::retrying(ctx.store, || reflect_once(ctx))
+}
+
+fn reflect_once(ctx: &Ctx) -> Result<Vec<Heuristic>> {
     let mut tx = ctx.store.begin()?;
     let mut head = read_head(ctx.store)?;
     let before = stamp(ctx.store, &head);
@@ -415,6 +431,10 @@ pub(super) fn watch_hours(store: &Store) -> f64 {
 /// Records the outcomes the history already tells ([`settle`]) in their own
 /// commit; returns how many.
 pub fn settle_now(ctx: &Ctx) -> Result<usize> {
+    crate::sync::retrying(ctx.store, || settle_now_once(ctx))
+}
+
+fn settle_now_once(ctx: &Ctx) -> Result<usize> {
     use releaseops_format::history::EventKind;
     let head = read_head(ctx.store)?;
     if head.decisions == 0 {

@@ -19,6 +19,9 @@ use std::process::{Command, Output, Stdio};
 use crate::error::{Result, StoreError};
 
 mod objects;
+mod remote;
+
+pub use remote::{Change, Pushed, TreeFile, redact};
 
 /// A git work tree that contains the `.releaseops/` directory.
 pub struct Git {
@@ -149,26 +152,36 @@ impl Git {
         c
     }
 
+    /// Starts git with `args`, its output piped, and `stdin` written in.
+    fn start(
+        &self,
+        mut c: Command,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<std::process::Child> {
+        c.args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let name = args.first().copied().unwrap_or("git");
+        let mut child = c.spawn().map_err(|e| spawn_err(name, e))?;
+        if let (Some(data), Some(mut si)) = (stdin, child.stdin.take()) {
+            si.write_all(data).map_err(|e| spawn_err(name, e))?;
+        }
+        Ok(child)
+    }
+
     fn run(&self, args: &[&str], index: Option<&Path>, stdin: Option<&[u8]>) -> Result<Output> {
         let mut c = self.cmd();
-        c.args(args);
         if let Some(ix) = index {
             c.env("GIT_INDEX_FILE", ix);
         }
-        c.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
         let name = args.first().copied().unwrap_or("git");
-        let mut child = c.spawn().map_err(|e| spawn_err(name, e))?;
-        if let Some(data) = stdin
-            && let Some(mut si) = child.stdin.take()
-        {
-            si.write_all(data).map_err(|e| spawn_err(name, e))?;
-        }
+        let child = self.start(c, args, stdin)?;
         child.wait_with_output().map_err(|e| spawn_err(name, e))
     }
 

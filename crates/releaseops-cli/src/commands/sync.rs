@@ -1,0 +1,75 @@
+//! `releaseops sync [--enable REMOTE [--branch B]]`: this clone and the
+//! team's git remote, brought level.
+
+use releaseops_format::config::SyncConfig;
+use releaseops_store::{Standing, SyncStatus};
+
+use crate::app::{App, CmdResult, Failure};
+use crate::cli::SyncArgs;
+use crate::output::{self, BOLD, GREEN, YELLOW, paint};
+
+pub(super) fn run(app: &App, a: SyncArgs) -> CmdResult {
+    if app.global.offline {
+        return Err(Failure::usage(
+            "`releaseops sync` talks to the remote, and --offline says not to",
+            "drop --offline",
+        ));
+    }
+    let store = app.store()?;
+    let status = match a.enable {
+        Some(remote) => {
+            let mut cfg = SyncConfig::new(&remote);
+            if let Some(b) = a.branch {
+                cfg.branch = b;
+            }
+            cfg.validate()
+                .map_err(|e| Failure::usage(e.to_string(), "see `releaseops sync --help`"))?;
+            store.enable_sync(&cfg, app.ctx(&store).author().as_ref())?
+        }
+        None => store.sync_now()?,
+    };
+    if !output::json(app, &status) {
+        anstream::println!("{}", line(&status));
+    }
+    Ok(0)
+}
+
+/// One line: where the clone stands, and what this run did.
+pub(crate) fn line(s: &SyncStatus) -> String {
+    let state = match s.standing {
+        Standing::InSync => paint(GREEN, s.standing.as_str()),
+        _ => paint(YELLOW, s.standing.as_str()),
+    };
+    let mut out = format!(
+        "{} {}/{}: {state}, {} record(s)",
+        paint(BOLD, "sync"),
+        s.remote,
+        s.branch,
+        s.local_records
+    );
+    if let Some(c) = &s.remote_commit {
+        out.push_str(&format!(" at {}", &c[..c.len().min(12)]));
+    }
+    if let Some(n) = s.fetched_records.filter(|n| *n > 0) {
+        out.push_str(&format!("; {n} new from the remote"));
+    }
+    if s.pushed {
+        out.push_str("; pushed this clone's changes");
+    }
+    if let Some(r) = s.remote_records
+        && r > s.local_records
+    {
+        out.push_str(&format!(
+            "; the remote has {} more (run `releaseops sync`)",
+            r - s.local_records
+        ));
+    }
+    if !s.unpushed_paths.is_empty() {
+        out.push_str(&format!(
+            "; {} unpushed file(s) from {} record(s) made offline",
+            s.unpushed_paths.len(),
+            s.unpushed_records
+        ));
+    }
+    out
+}

@@ -1,0 +1,879 @@
+//! Team sync through a git remote: real bare repositories, real clones,
+//! real `git push` races (provoked by a pre-push hook that lets another
+//! clone in first), real transports.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::serde_json_lite::Value;
+use crate::common::{Run, git, output_within, releaseops};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// A bare remote and the clones of a team.
+pub(crate) struct Team {
+    root: tempfile::TempDir,
+}
+
+/// One clone, with its own person.
+pub(crate) struct Clone {
+    pub dir: PathBuf,
+    pub actor: String,
+}
+
+impl Team {
+    /// A remote whose `main` holds a production store with sync on (made by
+    /// the founder's clone, `a`), and its `releaseops-state` branch.
+    pub(crate) fn new() -> (Team, Clone) {
+        let root = tempfile::Builder::new()
+            .prefix("releaseops-team-")
+            .tempdir()
+            .expect("tempdir");
+        git(
+            root.path(),
+            &["init", "-q", "--bare", "-b", "main", "remote.git"],
+        );
+        let team = Team { root };
+        let a = team.person("a");
+        git(team.root.path(), &["init", "-q", "-b", "main", "a"]);
+        a.configure();
+        std::fs::write(a.dir.join("system.txt"), "You are a support agent.\n").expect("write");
+        a.run(&["init"]).ok();
+        git(&a.dir, &["add", "-A"]);
+        git(&a.dir, &["commit", "-q", "-m", "releaseops init"]);
+        git(&a.dir, &["remote", "add", "origin", &team.url()]);
+        a.run(&["sync", "--enable", "origin"]).ok();
+        git(&a.dir, &["push", "-q", "origin", "main"]);
+        (team, a)
+    }
+
+    pub(crate) fn remote(&self) -> PathBuf {
+        self.root.path().join("remote.git")
+    }
+
+    fn url(&self) -> String {
+        self.remote().display().to_string()
+    }
+
+    fn person(&self, name: &str) -> Clone {
+        Clone {
+            dir: self.root.path().join(name),
+            actor: format!("{} <{name}@example.test>", name.to_uppercase()),
+        }
+    }
+
+    /// Another clone of the remote's `main`, synced.
+    pub(crate) fn join(&self, name: &str) -> Clone {
+        let c = self.person(name);
+        git(
+            self.root.path(),
+            &["clone", "-q", "-b", "main", &self.url(), name],
+        );
+        c.configure();
+        c.run(&["sync"]).ok();
+        c
+    }
+
+    /// A fresh clone of the state branch alone, as a new machine or an
+    /// auditor would take it.
+    pub(crate) fn fresh_state_clone(&self, name: &str) -> Clone {
+        let c = self.person(name);
+        git(
+            self.root.path(),
+            &[
+                "clone",
+                "-q",
+                "-b",
+                "releaseops-state",
+                "--single-branch",
+                &self.url(),
+                name,
+            ],
+        );
+        c.configure();
+        c
+    }
+
+    /// The remote's history, oldest first, read from the state branch.
+    pub(crate) fn remote_history(&self) -> Vec<Value> {
+        let fresh = self.fresh_state_clone(&format!("audit-{}", std::process::id()));
+        fresh.run(&["history", "verify"]).ok();
+        let out = fresh.run(&["history", "--json", "-n", "0"]);
+        let mut records: Vec<Value> = out.json().as_array().cloned().unwrap_or_default();
+        records.reverse();
+        let _ = std::fs::remove_dir_all(&fresh.dir);
+        records
+    }
+
+    pub(crate) fn state_tip(&self) -> String {
+        git(&self.remote(), &["rev-parse", "releaseops-state"])
+    }
+}
+
+impl Clone {
+    fn configure(&self) {
+        let (name, email) = self
+            .actor
+            .split_once(" <")
+            .map(|(n, e)| (n.to_string(), e.trim_end_matches('>').to_string()))
+            .expect("actor");
+        git(&self.dir, &["config", "user.name", &name]);
+        git(&self.dir, &["config", "user.email", &email]);
+        git(&self.dir, &["config", "commit.gpgsign", "false"]);
+    }
+
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut c = releaseops();
+        c.current_dir(&self.dir)
+            .args(args)
+            .env("RELEASEOPS_ACTOR", &self.actor);
+        c
+    }
+
+    #[track_caller]
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
+        Run::from(output_within(&mut self.command(args), LIMIT))
+    }
+
+    pub(crate) fn git(&self, args: &[&str]) -> String {
+        git(&self.dir, args)
+    }
+
+    pub(crate) fn create(&self, id: &str, version: &str) -> Run {
+        self.run(&[
+            "bundle",
+            "create",
+            id,
+            "-v",
+            version,
+            "-a",
+            "system=file:system.txt",
+            "-m",
+            "gpt-4o",
+        ])
+    }
+
+    /// Every store file, for "nothing changed" checks (locks and caches aside).
+    pub(crate) fn store_files(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        walk(&self.dir.join(".releaseops"), "", &mut out);
+        out.sort();
+        out
+    }
+
+    /// A pre-push hook that runs `script` once (the first push), before git
+    /// sends anything: another clone's change lands first.
+    pub(crate) fn before_first_push(&self, script: &str) {
+        let hook = self.dir.join(".git/hooks/pre-push");
+        let marker = self.dir.join(".git/hook-ran");
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh\nif [ ! -e '{m}' ]; then\n  touch '{m}'\n  unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_PREFIX\n  {script}\nfi\nexit 0\n",
+                m = marker.display()
+            ),
+        )
+        .expect("hook");
+        chmod_x(&hook);
+    }
+}
+
+fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, Vec<u8>)>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if [".lock", ".apply.lock", ".apply.intent", ".cache", ".data"].contains(&name.as_str()) {
+            continue;
+        }
+        let path = e.path();
+        let r = format!("{rel}{name}");
+        if path.is_dir() {
+            walk(&path, &format!("{r}/"), out);
+        } else {
+            out.push((r, std::fs::read(&path).unwrap_or_default()));
+        }
+    }
+}
+
+fn chmod_x(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// A shell line that runs the binary in `clone` as its person.
+fn in_clone(clone: &Clone, args: &str) -> String {
+    format!(
+        "cd '{}' && RELEASEOPS_ACTOR='{}' '{}' {args} >/dev/null 2>&1",
+        clone.dir.display(),
+        clone.actor,
+        crate::common::bin().display()
+    )
+}
+
+fn events(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {}@{} {}",
+                r["actor"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .split(' ')
+                    .next()
+                    .unwrap_or_default(),
+                r["event"].as_str().unwrap_or_default(),
+                r["bundle_id"].as_str().unwrap_or_default(),
+                r["version"].as_str().unwrap_or_default(),
+                r["env"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn changes_from_two_clones_land_on_one_chain_that_every_clone_verifies() {
+    let (team, a) = Team::new();
+    let b = team.join("b");
+    let head_before = a.git(&["rev-parse", "HEAD"]);
+    a.create("support", "1.0.0").ok();
+    // B's promotion is checked against the state A pushed: it fetches first.
+    b.run(&["promote", "support", "1.0.0", "dev"]).ok();
+    let out = a.run(&["promote", "support", "1.0.0", "staging"]);
+    out.ok();
+    assert!(out.stdout.contains("live in 'dev'"), "{}", out.stdout);
+    b.run(&["sync"]).ok();
+    for c in [&a, &b] {
+        c.run(&["history", "verify"]).ok();
+        let st = c.run(&["status", "--json"]);
+        assert_eq!(st.json()["sync"]["standing"], "in_sync", "{}", st.stdout);
+    }
+    let records = team.remote_history();
+    assert_eq!(
+        events(&records),
+        [
+            "A bundle_create support@1.0.0 ",
+            "B promote support@1.0.0 dev",
+            "A promote support@1.0.0 staging"
+        ]
+    );
+    // The user's branch is left alone: no commit of ours on it.
+    assert_eq!(a.git(&["rev-parse", "HEAD"]), head_before);
+    // Both clones hold the same store files as the remote.
+    assert_eq!(a.store_files(), b.store_files());
+}
+
+#[test]
+fn a_lost_race_is_applied_again_and_its_gates_checked_on_the_new_state() {
+    let (team, a) = Team::new();
+    let b = team.join("b");
+    a.create("support", "1.0.0").ok();
+    a.create("billing", "1.0.0").ok();
+    b.run(&["sync"]).ok();
+    // An unrelated change gets in first: A's promotion is re-applied on it
+    // and lands after it.
+    a.before_first_push(&in_clone(&b, "promote billing 1.0.0 dev"));
+    let out = a.run(&["promote", "support", "1.0.0", "dev"]);
+    out.ok();
+    assert!(out.stderr.contains("applied again"), "{}", out.stderr);
+    let tail: Vec<String> = events(&team.remote_history())
+        .into_iter()
+        .rev()
+        .take(2)
+        .collect();
+    assert_eq!(
+        tail,
+        ["A promote support@1.0.0 dev", "B promote billing@1.0.0 dev"]
+    );
+
+    // A rejection gets in first: the promotion is checked again and refused.
+    std::fs::remove_file(a.dir.join(".git/hook-ran")).expect("reset hook");
+    a.before_first_push(&in_clone(
+        &b,
+        "reject support 1.0.0 --reason 'refunds too generous'",
+    ));
+    let before = a.store_files();
+    let tip = team.state_tip();
+    let out = a.run(&["promote", "support", "1.0.0", "staging"]);
+    out.code(3);
+    assert!(
+        out.stdout.contains("rejected") || out.stderr.contains("rejected"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    // The remote got the rejection and nothing else; A holds what the
+    // remote holds, and no promotion.
+    let remote = events(&team.remote_history());
+    assert_eq!(
+        remote.last().map(String::as_str),
+        Some("B reject support@1.0.0 ")
+    );
+    assert_ne!(team.state_tip(), tip);
+    assert_ne!(a.store_files(), before, "A fetched the rejection");
+    a.run(&["history", "verify"]).ok();
+    let st = a.run(&["status", "--json"]);
+    assert_eq!(st.json()["sync"]["standing"], "in_sync", "{}", st.stdout);
+}
+
+#[test]
+fn offline_changes_are_pushed_by_sync() {
+    let (team, a) = Team::new();
+    a.create("support", "1.0.0").ok();
+    let tip = team.state_tip();
+    a.run(&["--offline", "promote", "support", "1.0.0", "dev"])
+        .ok();
+    assert_eq!(team.state_tip(), tip, "nothing was pushed");
+    let st = a.run(&["--offline", "status", "--json"]);
+    assert_eq!(st.json()["sync"]["standing"], "ahead", "{}", st.stdout);
+    // Another change while changes wait would build on them unpushed: the
+    // clone pushes them with it, in order.
+    let out = a.run(&["sync"]);
+    out.ok();
+    assert!(out.stdout.contains("pushed"), "{}", out.stdout);
+    assert_eq!(
+        events(&team.remote_history()).last().map(String::as_str),
+        Some("A promote support@1.0.0 dev")
+    );
+    let st = a.run(&["status", "--json"]);
+    assert_eq!(st.json()["sync"]["standing"], "in_sync", "{}", st.stdout);
+}
+
+#[test]
+fn a_remote_that_cannot_be_used_gives_a_clear_error_and_changes_nothing() {
+    let (team, a) = Team::new();
+    a.create("support", "1.0.0").ok();
+
+    // Unreachable: the remote moved away.
+    let before = a.store_files();
+    std::fs::rename(team.remote(), team.root.path().join("elsewhere.git")).expect("move");
+    let out = a.run(&["promote", "support", "1.0.0", "dev"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("cannot fetch branch 'releaseops-state' from remote 'origin'"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--offline"), "{}", out.stderr);
+    assert_eq!(a.store_files(), before);
+    std::fs::rename(team.root.path().join("elsewhere.git"), team.remote()).expect("move back");
+
+    // The remote refuses pushes (a protected branch).
+    let hook = team.remote().join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\necho 'releaseops-state is protected' >&2\nexit 1\n",
+    )
+    .expect("hook");
+    chmod_x(&hook);
+    let out = a.run(&["promote", "support", "1.0.0", "dev"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("refused the push"), "{}", out.stderr);
+    assert_eq!(a.store_files(), before);
+    a.run(&["history", "verify"]).ok();
+    std::fs::remove_file(&hook).expect("unhook");
+
+    // A remote name that does not exist.
+    let cfg = a.dir.join(".releaseops/config.yaml");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, text.replace("remote: origin", "remote: upstream")).expect("config");
+    let out = a.run(&["promote", "support", "1.0.0", "dev"]);
+    out.code(2);
+    assert!(
+        out.stderr
+            .contains("sync.remote 'upstream' is not a remote"),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(&cfg, &text).expect("config");
+
+    // A URL in place of a name is refused without being repeated.
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "remote: origin",
+            "remote: 'https://bot:s3cret@git.example.com/x.git'",
+        ),
+    )
+    .expect("config");
+    let out = a.run(&["promote", "support", "1.0.0", "dev"]);
+    assert_ne!(out.code, 0);
+    assert!(!out.stderr.contains("s3cret"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("sync.remote must name a git remote"),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(&cfg, &text).expect("config");
+    assert_eq!(a.store_files(), before);
+    a.run(&["promote", "support", "1.0.0", "dev"]).ok();
+}
+
+/// Commits `edit` to the remote's state branch by hand (as someone with
+/// write access and no releaseops would), from a scratch clone.
+fn edit_remote_by_hand(team: &Team, edit: impl FnOnce(&Path)) {
+    let hand = team.fresh_state_clone("hand");
+    edit(&hand.dir);
+    hand.git(&["commit", "-q", "-am", "by hand"]);
+    hand.git(&["push", "-q", "origin", "releaseops-state"]);
+    std::fs::remove_dir_all(&hand.dir).expect("clean");
+}
+
+#[test]
+fn a_remote_state_that_does_not_verify_is_never_built_on() {
+    let (team, a) = Team::new();
+    let b = team.join("b");
+    a.create("support", "1.0.0").ok();
+    a.run(&["promote", "support", "1.0.0", "dev"]).ok();
+    b.run(&["sync"]).ok();
+
+    // An environment file edited by hand on the remote.
+    edit_remote_by_hand(&team, |dir| {
+        let p = dir.join(".releaseops/environments/staging.yaml");
+        let t = std::fs::read_to_string(&p).expect("env");
+        std::fs::write(&p, format!("{t}bundles:\n  support: 1.0.0\n")).expect("edit");
+    });
+    let before = b.store_files();
+    let out = b.run(&["promote", "support", "1.0.0", "staging"]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot be built on"), "{}", out.stderr);
+    assert!(out.stderr.contains("staging"), "{}", out.stderr);
+    assert_eq!(b.store_files(), before, "B is as it was");
+    b.run(&["history", "verify"]).ok();
+    let out = b.run(&["sync"]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+
+    // Put right by a commit on top (never a rewrite): B goes on.
+    edit_remote_by_hand(&team, |dir| {
+        let p = dir.join(".releaseops/environments/staging.yaml");
+        let t = std::fs::read_to_string(&p).expect("env");
+        std::fs::write(&p, t.replace("bundles:\n  support: 1.0.0\n", "")).expect("edit");
+    });
+    b.run(&["promote", "support", "1.0.0", "staging"]).ok();
+
+    // A history record rewritten on the remote.
+    edit_remote_by_hand(&team, |dir| {
+        let p = dir.join(".releaseops/history/00000000.jsonl");
+        let t = std::fs::read_to_string(&p).expect("history");
+        // The second record (A's promotion) now says M made it.
+        let mut lines: Vec<String> = t.lines().map(str::to_string).collect();
+        lines[1] = lines[1].replace("A <a@example.test>", "M <m@example.test>");
+        std::fs::write(&p, lines.join("\n") + "\n").expect("edit");
+    });
+    let before = a.store_files();
+    let out = a.run(&["sync"]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("rewrites .releaseops/history/00000000.jsonl at line 2"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(a.store_files(), before);
+}
+
+#[test]
+fn a_clone_with_its_own_history_cannot_join_another() {
+    let (team, a) = Team::new();
+    a.create("support", "1.0.0").ok();
+    // C made its own store and history, then points at the team's remote.
+    let c = team.person("c");
+    git(team.root.path(), &["init", "-q", "-b", "main", "c"]);
+    c.configure();
+    std::fs::write(c.dir.join("system.txt"), "Other.\n").expect("write");
+    c.run(&["init"]).ok();
+    c.create("support", "9.0.0").ok();
+    git(&c.dir, &["remote", "add", "origin", &team.url()]);
+    let before = c.store_files();
+    let out = c.run(&["sync", "--enable", "origin"]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(out.stderr.contains("written apart"), "{}", out.stderr);
+    assert_eq!(c.store_files(), before, "config.yaml too");
+}
+
+/// One clone's script: new versions of its own bundle, each promoted to
+/// dev, approved and promoted to staging, with rollbacks of dev between.
+fn script(bundle: &str, ops: usize) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    for k in 1.. {
+        let v = format!("1.0.{k}");
+        out.push(s(&[
+            "bundle",
+            "create",
+            bundle,
+            "-v",
+            &v,
+            "-a",
+            "system=file:system.txt",
+            "-m",
+            "gpt-4o",
+        ]));
+        out.push(s(&["promote", bundle, &v, "dev"]));
+        // Nobody approves their own work: a reviewer does, from the same clone.
+        out.push(s(&[
+            "approve",
+            bundle,
+            &v,
+            "staging",
+            "--actor",
+            "Reviewer <rev@example.test>",
+        ]));
+        out.push(s(&["promote", bundle, &v, "staging"]));
+        if k >= 2 {
+            out.push(s(&[
+                "rollback",
+                "dev",
+                bundle,
+                "--reason",
+                "rehearsing a rollback",
+            ]));
+            out.push(s(&["promote", bundle, &v, "dev"]));
+        }
+        if out.len() >= ops {
+            break;
+        }
+    }
+    out.truncate(ops);
+    out
+}
+
+/// What the history records for an operation: who, what, which version, where.
+fn key_of(actor: &str, op: &[String]) -> String {
+    let actor = op
+        .iter()
+        .position(|a| a == "--actor")
+        .and_then(|i| op.get(i + 1))
+        .map_or(actor, String::as_str);
+    let who = actor.split(' ').next().unwrap_or_default();
+    match op[0].as_str() {
+        "bundle" => format!("{who} bundle_create {}@{} ", op[2], op[4]),
+        "promote" => format!("{who} promote {}@{} {}", op[1], op[2], op[3]),
+        "approve" => format!("{who} approve {}@{} {}", op[1], op[2], op[3]),
+        _ => format!("{who} rollback {} {}", op[2], op[1]),
+    }
+}
+
+fn key_of_record(r: &Value) -> String {
+    let e = events(std::slice::from_ref(r)).remove(0);
+    if r["event"] == "rollback" {
+        // A rollback's version is where it went; the operation names the env.
+        format!(
+            "{} rollback {} {}",
+            e.split(' ').next().unwrap_or_default(),
+            r["bundle_id"].as_str().unwrap_or_default(),
+            r["env"].as_str().unwrap_or_default()
+        )
+    } else {
+        e
+    }
+}
+
+#[test]
+fn eight_clones_release_at_once_and_nothing_is_lost_doubled_or_reordered() {
+    const CLONES: usize = 8;
+    const OPS: usize = 25;
+    let (team, _a) = Team::new();
+    let clones: Vec<Clone> = (0..CLONES).map(|i| team.join(&format!("c{i}"))).collect();
+    let results: Vec<Vec<(Vec<String>, Run)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = clones
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                s.spawn(move || {
+                    script(&format!("agent-{i}"), OPS)
+                        .into_iter()
+                        .map(|op| {
+                            let args: Vec<&str> = op.iter().map(String::as_str).collect();
+                            let run = c.run(&args);
+                            (op, run)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("clone thread"))
+            .collect()
+    });
+    let records = team.remote_history();
+    let keys: Vec<String> = records.iter().map(key_of_record).collect();
+    let mut landed = 0;
+    let mut retried = 0;
+    for (i, (c, ran)) in clones.iter().zip(&results).enumerate() {
+        let bundle = format!("agent-{i}");
+        let mine: Vec<&String> = keys
+            .iter()
+            .zip(&records)
+            .filter(|(_, r)| r["bundle_id"] == bundle.as_str())
+            .map(|(k, _)| k)
+            .collect();
+        let succeeded: Vec<String> = ran
+            .iter()
+            .filter(|(_, r)| r.code == 0)
+            .map(|(op, _)| key_of(&c.actor, op))
+            .collect();
+        for (op, r) in ran {
+            assert!(!r.stderr.contains("panicked"), "{op:?}: {}", r.stderr);
+            if r.code != 0 {
+                // Only a race lost every time may fail; nothing else.
+                assert!(
+                    r.stderr.contains("got there first"),
+                    "{op:?} failed:\n{}",
+                    r.stderr
+                );
+            }
+            if r.stderr.contains("applied again") {
+                retried += 1;
+            }
+            if r.code != 0 || r.stderr.contains("applied again") {
+                eprintln!("{} {op:?}: exit {}: {}", c.actor, r.code, r.stderr.trim());
+            }
+        }
+        // Every operation that succeeded is in the remote's history exactly
+        // once, in the order it was made; none that failed is.
+        assert_eq!(
+            mine.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            succeeded.iter().map(String::as_str).collect::<Vec<_>>(),
+            "{}",
+            c.actor
+        );
+        landed += succeeded.len();
+    }
+    assert!(
+        landed * 10 >= CLONES * OPS * 9,
+        "{landed} of {} landed",
+        CLONES * OPS
+    );
+    assert!(retried > 0, "eight clones at once never raced");
+    // Every clone converges, and verifies.
+    for c in &clones {
+        c.run(&["sync"]).ok();
+        c.run(&["history", "verify"]).ok();
+    }
+    let first = clones[0].store_files();
+    for c in &clones[1..] {
+        assert!(c.store_files() == first, "{} differs from c0", c.actor);
+    }
+}
+
+#[test]
+fn a_clone_killed_during_a_push_is_repaired_by_its_next_command() {
+    let (team, a) = Team::new();
+    a.create("support", "1.0.0").ok();
+    // The push is slowed so a kill lands inside it as often as around it.
+    let hook = a.dir.join(".git/hooks/pre-push");
+    std::fs::write(&hook, "#!/bin/sh\nsleep 0.1\nexit 0\n").expect("hook");
+    chmod_x(&hook);
+    for round in 0..8u64 {
+        let version = format!("2.0.{round}");
+        let mut child = a
+            .command(&[
+                "bundle",
+                "create",
+                "support",
+                "-v",
+                &version,
+                "-a",
+                "system=file:system.txt",
+                "-m",
+                "gpt-4o",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        // Spread over the command's life: before the fetch, mid-push, after.
+        std::thread::sleep(Duration::from_millis(25 + round * 35));
+        let _ = child.kill();
+        let _ = child.wait();
+        // A push the killed process started finishes on its own.
+        std::thread::sleep(Duration::from_millis(400));
+        a.run(&["history", "verify"]).ok();
+        a.run(&["sync"]).ok();
+        let st = a.run(&["status", "--json"]);
+        assert_eq!(
+            st.json()["sync"]["standing"],
+            "in_sync",
+            "round {round}: {}",
+            st.stdout
+        );
+        let fresh = team.fresh_state_clone(&format!("fresh-{round}"));
+        fresh.run(&["history", "verify"]).ok();
+        let mine: Vec<_> = a
+            .store_files()
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with('.'))
+            .collect();
+        let theirs: Vec<_> = fresh
+            .store_files()
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with('.'))
+            .collect();
+        assert!(
+            mine == theirs,
+            "round {round}: the clone and the remote differ"
+        );
+    }
+    // And the clone goes on working.
+    a.create("support", "3.0.0").ok();
+}
+
+/// `git http-backend` behind a small loopback HTTP server (Python's
+/// standard library): smart HTTP, as a forge serves it.
+const HTTP_BACKEND_PY: &str = r#"import http.server, os, subprocess, sys
+root = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    def run(self):
+        path, _, query = self.path.partition("?")
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        env = dict(os.environ, GIT_PROJECT_ROOT=root, GIT_HTTP_EXPORT_ALL="1",
+                   PATH_INFO=path, QUERY_STRING=query, REQUEST_METHOD=self.command,
+                   CONTENT_TYPE=self.headers.get("Content-Type", ""), CONTENT_LENGTH=str(len(body)),
+                   REMOTE_USER="ci", REMOTE_ADDR="127.0.0.1")
+        if self.headers.get("Content-Encoding"):
+            env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
+        out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True).stdout
+        head, _, data = out.partition(b"\r\n\r\n")
+        status = 200
+        headers = []
+        for line in head.decode().split("\r\n"):
+            k, _, v = line.partition(": ")
+            if k.lower() == "status":
+                status = int(v.split()[0])
+            elif k:
+                headers.append((k, v))
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    do_GET = run
+    do_POST = run
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+/// A child process stopped when the test ends, however it ends.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {port} never opened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A clone of the remote at `url` (another transport), with sync on.
+fn join_at(team: &Team, name: &str, url: &str) -> Clone {
+    let c = team.person(name);
+    git(team.root.path(), &["clone", "-q", "-b", "main", url, name]);
+    c.configure();
+    c.run(&["sync"]).ok();
+    c
+}
+
+#[test]
+fn sync_works_over_git_daemon_and_smart_http() {
+    let (team, a) = Team::new();
+    a.create("support", "1.0.0").ok();
+    git(&team.remote(), &["config", "http.receivepack", "true"]);
+    let port = free_port();
+    let root = team.root.path().display().to_string();
+    let _daemon = Daemon(
+        crate::common::isolated(&mut Command::new("git"))
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--enable=receive-pack",
+                "--listen=127.0.0.1",
+                &format!("--port={port}"),
+                &format!("--base-path={root}"),
+                &root,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("git daemon"),
+    );
+    wait_for_port(port);
+    let mut http = crate::common::isolated(&mut Command::new("python3"))
+        .args(["-c", HTTP_BACKEND_PY, &root])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("http server");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(http.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("port");
+    let _http = Daemon(http);
+    let http_port: u16 = line.trim().parse().expect("a port");
+
+    let g = join_at(
+        &team,
+        "over-git",
+        &format!("git://127.0.0.1:{port}/remote.git"),
+    );
+    let h = join_at(
+        &team,
+        "over-http",
+        &format!("http://127.0.0.1:{http_port}/remote.git"),
+    );
+    g.run(&["promote", "support", "1.0.0", "dev"]).ok();
+    h.run(&["promote", "support", "1.0.0", "staging"]).ok();
+    a.run(&[
+        "approve",
+        "support",
+        "1.0.0",
+        "prod",
+        "--actor",
+        "Reviewer <rev@example.test>",
+    ])
+    .ok();
+    g.run(&["sync"]).ok();
+    assert_eq!(
+        events(&team.remote_history())[1..],
+        [
+            "OVER-GIT promote support@1.0.0 dev",
+            "OVER-HTTP promote support@1.0.0 staging",
+            "Reviewer approve support@1.0.0 prod"
+        ]
+    );
+    for c in [&a, &g, &h] {
+        c.run(&["sync"]).ok();
+        c.run(&["history", "verify"]).ok();
+    }
+    assert!(g.store_files() == h.store_files());
+}

@@ -1,0 +1,845 @@
+//! Team sync through a git remote (`sync:` in `config.yaml`).
+//!
+//! The remote's branch (`releaseops-state` unless configured) holds the
+//! team's store and is the source of truth. Every transaction, under the
+//! store's lock:
+//!
+//! 1. fetches the branch into a private ref and brings `.releaseops/` up to
+//!    it (as one journaled change, after checking that the remote's history
+//!    only appends to what this clone verified; the result is verified
+//!    again, and undone if it does not hold);
+//! 2. checks its gates against that state (the caller's code, unchanged);
+//! 3. builds a commit of exactly its files on the fetched commit and pushes
+//!    it, never forced: the remote takes it only if its branch still points
+//!    where it was fetched;
+//! 4. only then applies the change here.
+//!
+//! When another clone pushed first, nothing was applied here and the
+//! transaction fails with [`SyncFailure::Conflict`]; the caller runs the
+//! whole operation again on the new state, so every gate is checked again
+//! (see `releaseops_core::sync`). A process killed at any point leaves
+//! either nothing (before the push), or a change on the remote that the
+//! next command fetches like any other, or a journal the next command
+//! completes. The user's branch, index and working tree outside
+//! `.releaseops/` are never touched; the private refs live under
+//! `refs/releaseops/sync/`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+
+use releaseops_format::config::SyncConfig;
+use serde::Serialize;
+
+use crate::error::{Result, StoreError, SyncFailure};
+use crate::git::{Change, Git, Pushed, Signature, TreeFile};
+use crate::history::{Tip, segment_name};
+use crate::{Store, fsx};
+
+/// Paths (relative to `.releaseops/`) changed here and not yet pushed.
+pub(crate) const UNPUSHED: &str = ".unpushed";
+
+/// What a transaction builds on when sync is on.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    cfg: SyncConfig,
+    /// The remote's commit (`None`: the branch does not exist yet).
+    remote: Option<String>,
+    offline: bool,
+}
+
+/// How this clone stands against the remote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    InSync,
+    /// The remote has changes this clone has not applied.
+    Behind,
+    /// This clone has changes the remote does not (made `--offline`).
+    Ahead,
+    /// Both: the local changes must be checked again on the remote's state.
+    Diverged,
+    /// The remote has no sync branch yet; the next change creates it.
+    NotPushed,
+}
+
+impl Standing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::InSync => "in sync",
+            Standing::Behind => "behind",
+            Standing::Ahead => "ahead",
+            Standing::Diverged => "diverged",
+            Standing::NotPushed => "not pushed yet",
+        }
+    }
+}
+
+/// `releaseops status`'s sync line and `releaseops sync`'s result.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncStatus {
+    pub remote: String,
+    pub branch: String,
+    pub standing: Standing,
+    /// The remote branch's commit, as last fetched.
+    pub remote_commit: Option<String>,
+    /// Records in this clone's history.
+    pub local_records: u64,
+    /// Records in the remote's history (when fetched).
+    pub remote_records: Option<u64>,
+    /// Store files changed here and not pushed.
+    pub unpushed_paths: Vec<String>,
+    /// Records this clone has and the remote does not.
+    pub unpushed_records: u64,
+    /// Set by `releaseops sync`: records brought in from the remote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetched_records: Option<u64>,
+    /// Set by `releaseops sync`: whether local changes were pushed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pushed: bool,
+}
+
+struct Refs {
+    root: String,
+    remote: String,
+    base: String,
+    scratch: String,
+}
+
+impl Refs {
+    /// The remote's commit as last fetched, and the one this clone is at.
+    fn read(&self, git: &Git) -> Result<(Option<String>, Option<String>)> {
+        let mut all = git.refs_under(&format!("{}/", self.root))?;
+        Ok((all.remove(&self.remote), all.remove(&self.base)))
+    }
+}
+
+/// What this process remembers about sync between calls.
+#[derive(Debug, Default)]
+pub(crate) struct Memo {
+    /// The remote checked to exist.
+    remote_ok: Option<String>,
+    /// Set by `pull_latest`: the remote's commit this clone was just
+    /// brought to (inner `None`: the branch does not exist yet).
+    pulled: Option<Option<String>>,
+}
+
+fn refs(cfg: &SyncConfig) -> Refs {
+    let root = format!("refs/releaseops/sync/{}/{}", cfg.remote, cfg.branch);
+    Refs {
+        root: root.clone(),
+        remote: format!("{root}/remote"),
+        base: format!("{root}/base"),
+        scratch: format!("{root}/pending"),
+    }
+}
+
+fn err(failure: SyncFailure, message: String) -> StoreError {
+    StoreError::Sync { failure, message }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+impl Store {
+    /// Records changes here only (`--offline`): they are pushed later by
+    /// `releaseops sync`.
+    pub fn set_offline(&self, offline: bool) {
+        self.offline
+            .store(offline, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn offline(&self) -> bool {
+        self.offline.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn sync_git(&self, cfg: &SyncConfig) -> Result<&Git> {
+        let git = self.git().ok_or_else(|| {
+            err(
+                SyncFailure::Setup,
+                format!(
+                    "sync is on in {}, but the store is not in a git repository",
+                    self.dir().join("config.yaml").display()
+                ),
+            )
+        })?;
+        let mut memo = self.sync_memo.lock().unwrap_or_else(|e| e.into_inner());
+        if memo.remote_ok.as_deref() == Some(cfg.remote.as_str()) {
+            return Ok(git);
+        }
+        if !git.has_remote(&cfg.remote) {
+            return Err(err(
+                SyncFailure::Setup,
+                format!(
+                    "sync.remote '{}' is not a remote of the repository at {}",
+                    cfg.remote,
+                    git.top().display()
+                ),
+            ));
+        }
+        memo.remote_ok = Some(cfg.remote.clone());
+        Ok(git)
+    }
+
+    /// Under the writer lock, before a transaction reads any state: the
+    /// remote's latest state, applied here.
+    pub(crate) fn prepare_sync(&self, cfg: &SyncConfig) -> Result<Plan> {
+        if self.offline() {
+            return Ok(Plan {
+                cfg: cfg.clone(),
+                remote: None,
+                offline: true,
+            });
+        }
+        let git = self.sync_git(cfg)?;
+        let fresh = self
+            .sync_memo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pulled
+            .take();
+        let pulled = if let Some(remote) = fresh {
+            // Fetched and applied a moment ago by this process: build on
+            // that (should the remote have moved since, the push says so
+            // and the retry fetches).
+            Pulled {
+                remote,
+                moved: false,
+            }
+        } else {
+            self.pull(git, cfg)?
+        };
+        let unpushed = self.unpushed()?;
+        if !unpushed.is_empty() && pulled.moved {
+            return Err(err(
+                SyncFailure::Unpushed,
+                format!(
+                    "this clone holds changes made offline ({} file(s) under .releaseops/) and the remote moved since; they are checked again on its state before anything else is done",
+                    unpushed.len()
+                ),
+            ));
+        }
+        Ok(Plan {
+            cfg: cfg.clone(),
+            remote: pulled.remote,
+            offline: false,
+        })
+    }
+
+    /// With sync on (and not offline): fetches the remote's branch and
+    /// brings this clone to it, so what a command reads (the bundles it
+    /// names, the state it shows) is the team's latest. `Ok(false)` when
+    /// sync is off.
+    pub fn pull_latest(&self) -> Result<bool> {
+        let Some(cfg) = crate::read_config(self.dir())?.sync else {
+            return Ok(false);
+        };
+        if self.offline() {
+            return Ok(false);
+        }
+        let git = self.sync_git(&cfg)?;
+        let _guard = self.lock_for_change()?;
+        let pulled = self.pull(git, &cfg)?;
+        self.sync_memo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pulled = Some(pulled.remote);
+        Ok(true)
+    }
+
+    fn unpushed(&self) -> Result<BTreeSet<String>> {
+        let path = self.dir().join(UNPUSHED);
+        let text = fsx::read_regular_opt(&path, crate::YAML_MAX_BYTES)?.unwrap_or_default();
+        Ok(String::from_utf8_lossy(&text)
+            .lines()
+            .filter(|l| crate::txn::is_store_path(l))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Fetches the remote branch and brings this clone to it.
+    fn pull(&self, git: &Git, cfg: &SyncConfig) -> Result<Pulled> {
+        let r = refs(cfg);
+        let exists = git.fetch_branch(&cfg.remote, &cfg.branch, &r.remote)?;
+        let (remote, base) = r.read(git)?;
+        let remote = remote.filter(|_| exists);
+        let Some(remote) = remote else {
+            if let Some(b) = base {
+                return Err(err(
+                    SyncFailure::Untrusted,
+                    format!(
+                        "branch '{}' of remote '{}' is gone, though this clone synced with it at {}; releaseops does not recreate a deleted state branch on its own",
+                        cfg.branch,
+                        cfg.remote,
+                        short(&b)
+                    ),
+                ));
+            }
+            return Ok(Pulled {
+                remote: None,
+                moved: false,
+            });
+        };
+        if base.as_deref() == Some(remote.as_str()) {
+            return Ok(Pulled {
+                remote: Some(remote),
+                moved: false,
+            });
+        }
+        let from = match &base {
+            Some(b) if git.is_ancestor(b, &remote)? => Some(b.clone()),
+            Some(b) => {
+                return Err(err(
+                    SyncFailure::Untrusted,
+                    format!(
+                        "branch '{}' of remote '{}' was rewritten: it no longer contains {}, where this clone last synced; a state branch only ever moves forward",
+                        cfg.branch,
+                        cfg.remote,
+                        short(b)
+                    ),
+                ));
+            }
+            None => None,
+        };
+        self.check_related(git, cfg, &remote)?;
+        self.materialise(git, cfg, from.as_deref(), &remote)?;
+        git.write_refs(&[(&r.base, &remote)], "releaseops sync: applied")?;
+        Ok(Pulled {
+            remote: Some(remote),
+            moved: true,
+        })
+    }
+
+    /// This clone's history must be the start of the remote's.
+    fn check_related(&self, git: &Git, cfg: &SyncConfig, remote: &str) -> Result<()> {
+        let local = self.history().tip()?;
+        if local.seq == 0 {
+            return Ok(());
+        }
+        let prefix = self.git_prefix();
+        let theirs = remote_tip(git, remote, &prefix)?;
+        let seg = format!("history/{}", segment_name(local.seq));
+        let mine = fsx::read_regular_opt(&self.dir().join(&seg), crate::REPORT_MAX_BYTES)?
+            .unwrap_or_default();
+        let found = git.batch(&[format!("{remote}:{prefix}{seg}")])?;
+        let theirs_seg = found.into_iter().next().flatten().map(|(_, b)| b);
+        let extends = theirs.seq >= local.seq
+            && theirs_seg.as_ref().is_some_and(|t| t.starts_with(&mine))
+            && (theirs.seq != local.seq || theirs.hash == local.hash);
+        if extends {
+            return Ok(());
+        }
+        // Where the two part: after a shared start, the remote rewrote what
+        // this clone verified; from the first record, they are unrelated.
+        if let Some(t) = &theirs_seg {
+            let at = mine
+                .iter()
+                .zip(t.iter())
+                .position(|(a, b)| a != b)
+                .unwrap_or(mine.len().min(t.len()));
+            let line = mine[..at].iter().filter(|b| **b == b'\n').count() + 1;
+            if line > 1 || segment_name(local.seq) != segment_name(1) {
+                return Err(err(
+                    SyncFailure::Untrusted,
+                    format!(
+                        "branch '{}' of remote '{}' at {} cannot be built on: it rewrites {prefix}{seg} at line {line}, which this clone had verified",
+                        cfg.branch,
+                        cfg.remote,
+                        short(remote)
+                    ),
+                ));
+            }
+        }
+        Err(err(
+            SyncFailure::Untrusted,
+            format!(
+                "this clone's history ({} records) is not the start of the history on branch '{}' of remote '{}' ({} records): the two were written apart{}",
+                local.seq,
+                cfg.branch,
+                cfg.remote,
+                theirs.seq,
+                if self.unpushed()?.is_empty() {
+                    ""
+                } else {
+                    " (this clone holds changes made offline)"
+                }
+            ),
+        ))
+    }
+
+    /// Writes the remote's files that changed since `from` (all of them
+    /// without it) into `.releaseops/`, as one journaled change, and
+    /// verifies the result; a state that does not verify is undone.
+    fn materialise(&self, git: &Git, cfg: &SyncConfig, from: Option<&str>, to: &str) -> Result<()> {
+        let prefix = self.git_prefix();
+        let changes = match from {
+            Some(f) => git.changes(f, to, &prefix)?,
+            None => git
+                .files_at(to, &prefix)?
+                .into_iter()
+                .map(Change::Written)
+                .collect(),
+        };
+        let untrusted = |what: String| {
+            err(
+                SyncFailure::Untrusted,
+                format!(
+                    "branch '{}' of remote '{}' at {} cannot be built on: {what}",
+                    cfg.branch,
+                    cfg.remote,
+                    short(to)
+                ),
+            )
+        };
+        let mut wanted: Vec<(String, TreeFile)> = Vec::new();
+        for c in changes {
+            match c {
+                Change::Deleted(p) => {
+                    return Err(untrusted(format!(
+                        "it deletes {p}, and releaseops never deletes a store file (it was changed by hand)"
+                    )));
+                }
+                Change::Written(f) => {
+                    let rel = f.path.strip_prefix(&prefix).unwrap_or(&f.path).to_string();
+                    if !crate::txn::is_store_path(&rel) || rel == UNPUSHED {
+                        // Files of the branch that are not the store's (a
+                        // README) are not ours to write here.
+                        if f.path.starts_with(&prefix) {
+                            return Err(untrusted(format!(
+                                "it holds {}, which is not a file releaseops writes",
+                                f.path.escape_debug()
+                            )));
+                        }
+                        continue;
+                    }
+                    if f.mode != "100644" && f.mode != "100755" {
+                        return Err(untrusted(format!(
+                            "{} is not a plain file there (mode {})",
+                            f.path, f.mode
+                        )));
+                    }
+                    wanted.push((rel, f));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = wanted.iter().map(|(_, f)| f.id.clone()).collect();
+        let blobs = git.batch(&ids)?;
+        let mut files = Vec::new();
+        let mut old: Vec<(String, Option<String>)> = Vec::new();
+        for ((rel, f), blob) in wanted.into_iter().zip(blobs) {
+            let Some((_, bytes)) = blob else {
+                return Err(untrusted(format!("{} could not be read from git", f.path)));
+            };
+            let text = String::from_utf8(bytes)
+                .map_err(|_| untrusted(format!("{} is not text", f.path)))?;
+            let path = self.dir().join(&rel);
+            let mine = fsx::read_regular_opt(&path, crate::REPORT_MAX_BYTES)?
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            // The history only grows: the remote may append to a segment
+            // this clone has, never change what it verified.
+            if rel.starts_with("history/")
+                && rel != "history/HEAD"
+                && let Some(m) = &mine
+                && !text.starts_with(m.as_str())
+            {
+                let at = m
+                    .bytes()
+                    .zip(text.bytes())
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(m.len().min(text.len()));
+                let line = m[..at].matches('\n').count() + 1;
+                return Err(untrusted(format!(
+                    "it rewrites {}{rel} at line {line}, which this clone had verified",
+                    prefix
+                )));
+            }
+            if mine.as_deref() != Some(text.as_str()) {
+                old.push((rel.clone(), mine));
+                files.push((rel, text));
+            }
+        }
+        if files.is_empty() {
+            return Ok(());
+        }
+        let wait = self.config().lock.wait();
+        let changed: Vec<String> = files.iter().map(|(r, _)| r.clone()).collect();
+        crate::txn::replace_files(self, files, Vec::new(), wait)?;
+        if let Err(e) = self.check_applied(&changed) {
+            let (back, gone): (Vec<_>, Vec<_>) = old.into_iter().partition(|(_, c)| c.is_some());
+            crate::txn::replace_files(
+                self,
+                back.into_iter()
+                    .filter_map(|(r, c)| c.map(|c| (r, c)))
+                    .collect(),
+                gone.into_iter().map(|(r, _)| r).collect(),
+                wait,
+            )?;
+            return Err(untrusted(e.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The chain, and every changed file the history speaks for, verify.
+    fn check_applied(&self, changed: &[String]) -> Result<()> {
+        let view = self.chain_view()?;
+        for rel in changed {
+            let parts: Vec<&str> = rel.trim_end_matches(".yaml").split('/').collect();
+            match parts.as_slice() {
+                ["environments", name] => {
+                    view.checked_env(self, name)?;
+                }
+                ["deployments", env, bundle] => {
+                    view.checked_stack(self, env, bundle)?;
+                }
+                ["reviews", id, version] => {
+                    view.checked_reviews(self, id, version)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// `releaseops sync`: brings this clone to the remote and pushes the
+    /// changes made here offline, when the remote has not moved since they
+    /// were made (otherwise they must be checked again on its state first:
+    /// [`SyncFailure::Unpushed`]).
+    pub fn sync_now(&self) -> Result<SyncStatus> {
+        let Some(cfg) = crate::read_config(self.dir())?.sync else {
+            return Err(not_configured(self));
+        };
+        let git = self.sync_git(&cfg)?;
+        let before = self.history().tip()?.seq;
+        let guard = self.lock_for_change()?;
+        let pulled = self.pull(git, &cfg)?;
+        let unpushed = self.unpushed()?;
+        let mut pushed = false;
+        if !unpushed.is_empty() || pulled.remote.is_none() {
+            if pulled.moved {
+                return Err(err(
+                    SyncFailure::Unpushed,
+                    format!(
+                        "this clone's offline changes were made on a state that branch '{}' of remote '{}' has moved past",
+                        cfg.branch, cfg.remote
+                    ),
+                ));
+            }
+            let mut tx = self.transaction(guard)?;
+            tx.set_sync(Plan {
+                cfg: cfg.clone(),
+                remote: pulled.remote.clone(),
+                offline: false,
+            });
+            let message = if pulled.remote.is_none() {
+                "releaseops sync: the store"
+            } else {
+                "releaseops sync: changes made offline"
+            };
+            tx.commit(message, None)?;
+            pushed = true;
+        } else {
+            drop(guard);
+        }
+        let mut status = self.sync_status_of(git, &cfg)?;
+        status.fetched_records = Some(status.local_records.saturating_sub(before));
+        status.pushed = pushed;
+        Ok(status)
+    }
+
+    /// How this clone stands against the remote, fetching first unless
+    /// `offline`.
+    pub fn sync_status(&self, fetch: bool) -> Result<Option<SyncStatus>> {
+        let Some(cfg) = crate::read_config(self.dir())?.sync else {
+            return Ok(None);
+        };
+        let git = self.sync_git(&cfg)?;
+        if fetch {
+            git.fetch_branch(&cfg.remote, &cfg.branch, &refs(&cfg).remote)?;
+        }
+        self.sync_status_of(git, &cfg).map(Some)
+    }
+
+    /// `releaseops sync --enable`: checks that the remote can be reached
+    /// and that its branch (if it exists) continues this clone's history,
+    /// writes `sync:` to `config.yaml` (committed to this clone's branch,
+    /// where the team shares its configuration), then syncs.
+    pub fn enable_sync(&self, cfg: &SyncConfig, author: Option<&Signature>) -> Result<SyncStatus> {
+        cfg.validate()
+            .map_err(|e| err(SyncFailure::Setup, e.to_string()))?;
+        let git = self.sync_git(cfg)?;
+        let guard = self.lock_for_change()?;
+        let path = self.dir().join("config.yaml");
+        let current = crate::read_config(self.dir())?;
+        match &current.sync {
+            Some(on) if on == cfg => {
+                drop(guard);
+                return self.sync_now();
+            }
+            Some(on) => {
+                return Err(err(
+                    SyncFailure::Setup,
+                    format!(
+                        "sync is already on in {} (remote '{}', branch '{}')",
+                        path.display(),
+                        on.remote,
+                        on.branch
+                    ),
+                ));
+            }
+            None => {}
+        }
+        if git.fetch_branch(&cfg.remote, &cfg.branch, &refs(cfg).remote)?
+            && let (Some(remote), _) = refs(cfg).read(git)?
+        {
+            self.check_related(git, cfg, &remote)?;
+        }
+        let mut text = fsx::read_regular_opt(&path, crate::YAML_MAX_BYTES)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_else(|| current.to_yaml());
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!(
+            "sync:\n  remote: {}\n  branch: {}\n",
+            cfg.remote, cfg.branch
+        ));
+        releaseops_format::config::ProjectConfig::parse(text.as_bytes()).map_err(|e| {
+            StoreError::Config {
+                path: path.clone(),
+                source: e,
+            }
+        })?;
+        let mut tx = self.transaction(guard)?;
+        tx.write("config.yaml", text);
+        tx.commit(
+            &format!("releaseops: sync with {} branch {}", cfg.remote, cfg.branch),
+            author,
+        )?;
+        self.sync_now()
+    }
+
+    fn sync_status_of(&self, git: &Git, cfg: &SyncConfig) -> Result<SyncStatus> {
+        let r = refs(cfg);
+        let (remote, base) = r.read(git)?;
+        let local = self.history().tip()?;
+        let prefix = self.git_prefix();
+        let theirs = match &remote {
+            Some(c) => Some(remote_tip(git, c, &prefix)?),
+            None => None,
+        };
+        let base_tip = match &base {
+            Some(c) => remote_tip(git, c, &prefix)?.seq,
+            None => 0,
+        };
+        let unpushed: Vec<String> = self.unpushed()?.into_iter().collect();
+        let ahead = !unpushed.is_empty();
+        let standing = match (&remote, ahead) {
+            (None, _) => Standing::NotPushed,
+            (Some(c), false) if base.as_deref() == Some(c.as_str()) => Standing::InSync,
+            (Some(_), false) => Standing::Behind,
+            (Some(c), true) if base.as_deref() == Some(c.as_str()) => Standing::Ahead,
+            (Some(_), true) => Standing::Diverged,
+        };
+        Ok(SyncStatus {
+            remote: cfg.remote.clone(),
+            branch: cfg.branch.clone(),
+            standing,
+            remote_commit: remote,
+            local_records: local.seq,
+            remote_records: theirs.map(|t| t.seq),
+            unpushed_records: if ahead {
+                local.seq.saturating_sub(base_tip)
+            } else {
+                0
+            },
+            unpushed_paths: unpushed,
+            fetched_records: None,
+            pushed: false,
+        })
+    }
+}
+
+struct Pulled {
+    remote: Option<String>,
+    /// Whether the remote had changes this clone had not applied.
+    moved: bool,
+}
+
+fn not_configured(store: &Store) -> StoreError {
+    err(
+        SyncFailure::Setup,
+        format!(
+            "sync is not set up in {}",
+            store.dir().join("config.yaml").display()
+        ),
+    )
+}
+
+/// The history tip a commit of the remote holds.
+fn remote_tip(git: &Git, commit: &str, prefix: &str) -> Result<Tip> {
+    let found = git.batch(&[format!("{commit}:{prefix}history/HEAD")])?;
+    match found.into_iter().next().flatten() {
+        None => Ok(Tip::default()),
+        Some((_, bytes)) => serde_json::from_slice(&bytes).map_err(|e| {
+            err(
+                SyncFailure::Untrusted,
+                format!(
+                    "the remote's {prefix}history/HEAD at {} does not parse: {e}",
+                    short(commit)
+                ),
+            )
+        }),
+    }
+}
+
+/// Pushes a transaction's change, built on the remote's commit the plan
+/// holds, before anything is applied here. Returns the commit pushed
+/// (`None` offline).
+pub(crate) fn push_change(
+    store: &Store,
+    plan: &Plan,
+    files: &BTreeMap<String, String>,
+    appends: &BTreeMap<String, (u64, String)>,
+    extra: &[String],
+    message: &str,
+    author: Option<&Signature>,
+) -> Result<Option<String>> {
+    if plan.offline {
+        return Ok(None);
+    }
+    let git = store.sync_git(&plan.cfg)?;
+    let prefix = store.git_prefix();
+    let dir = store.dir();
+    let read = |rel: &str| -> Result<Option<Vec<u8>>> {
+        fsx::read_regular_opt(&dir.join(rel), crate::REPORT_MAX_BYTES)
+    };
+    let mut content: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+    if plan.remote.is_none() {
+        // The first push: the whole store, so a checkout of the branch is
+        // a complete store.
+        for rel in store_files(store)? {
+            let bytes = read(&rel)?;
+            content.insert(rel, bytes);
+        }
+    }
+    // Changes made offline before this one, which the remote had not
+    // moved past (checked under the lock).
+    for rel in store.unpushed()? {
+        let bytes = read(&rel)?;
+        content.insert(rel, bytes);
+    }
+    for rel in extra {
+        let bytes = read(rel)?;
+        content.insert(rel.clone(), bytes);
+    }
+    for (rel, (offset, lines)) in appends {
+        let mut bytes = read(rel)?.unwrap_or_default();
+        let offset = usize::try_from(*offset).unwrap_or(usize::MAX);
+        if bytes.len() < offset {
+            return Err(StoreError::Corrupt {
+                path: dir.join(rel),
+                message: "the file is shorter than when the change began".into(),
+            });
+        }
+        bytes.truncate(offset);
+        bytes.extend_from_slice(lines.as_bytes());
+        content.insert(rel.clone(), Some(bytes));
+    }
+    for (rel, text) in files {
+        content.insert(rel.clone(), Some(text.clone().into_bytes()));
+    }
+    let list: Vec<(String, Option<Vec<u8>>)> = content
+        .into_iter()
+        .map(|(rel, bytes)| (format!("{prefix}{rel}"), bytes))
+        .collect();
+    let sig = author.cloned().unwrap_or(Signature {
+        name: "releaseops".into(),
+        email: String::new(),
+    });
+    let r = refs(&plan.cfg);
+    let commit = git.commit_files(plan.remote.as_deref(), &list, message, &sig, &r.scratch)?;
+    let pushed = git.push_branch(&plan.cfg.remote, &commit, &plan.cfg.branch)?;
+    match pushed {
+        Pushed::Done => Ok(Some(commit)),
+        Pushed::Conflict(why) => Err(err(
+            SyncFailure::Conflict,
+            format!(
+                "branch '{}' of remote '{}' moved while this change was made ({why})",
+                plan.cfg.branch, plan.cfg.remote
+            ),
+        )),
+        Pushed::Refused(why) => Err(err(
+            SyncFailure::Refused,
+            format!(
+                "remote '{}' refused the push to branch '{}': {why}",
+                plan.cfg.remote, plan.cfg.branch
+            ),
+        )),
+    }
+}
+
+/// After a synced change was applied here: the clone is at the commit it
+/// pushed (or, offline, holds one more unpushed change).
+pub(crate) fn applied(
+    store: &Store,
+    plan: &Plan,
+    pushed: Option<String>,
+    changed: &[String],
+) -> Result<Option<String>> {
+    let path = store.dir().join(UNPUSHED);
+    match pushed {
+        Some(commit) => {
+            let r = refs(&plan.cfg);
+            if let Some(git) = store.git() {
+                // Should this fail, the next fetch finds the same commit.
+                let _ = git.write_refs(
+                    &[(&r.base, &commit), (&r.remote, &commit)],
+                    "releaseops sync: pushed",
+                );
+            }
+            let _ = fs::remove_file(&path);
+            Ok(Some(commit))
+        }
+        None => {
+            let mut all = store.unpushed()?;
+            all.extend(changed.iter().cloned());
+            let text: String = all.into_iter().map(|p| p + "\n").collect();
+            crate::objects::write_synced(&path, text.as_bytes())?;
+            Ok(None)
+        }
+    }
+}
+
+/// Every file of the store that releaseops writes (not its local files).
+fn store_files(store: &Store) -> Result<Vec<String>> {
+    let dir = store.dir();
+    let mut out = Vec::new();
+    for f in ["config.yaml", ".gitignore", "promotion_history.yaml"] {
+        if dir.join(f).is_file() {
+            out.push(f.to_string());
+        }
+    }
+    let mut stack: Vec<String> = crate::STORE_DIRS.iter().map(|d| d.to_string()).collect();
+    while let Some(rel) = stack.pop() {
+        let Ok(rd) = fs::read_dir(dir.join(&rel)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".tmp-") {
+                continue;
+            }
+            let child = format!("{rel}/{name}");
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(child),
+                Ok(t) if t.is_file() && crate::txn::is_store_path(&child) => out.push(child),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
