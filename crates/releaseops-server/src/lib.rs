@@ -236,6 +236,8 @@ pub(crate) struct AppState {
     notifier: releaseops_notify::Notifier,
     /// The board's last pages, by what they were computed from.
     boards: handlers::BoardCache,
+    /// When the team's remote was last fetched on request (`POST /v1/sync`).
+    synced_at: Mutex<Option<std::time::Instant>>,
 }
 
 /// version -> environment ("" when pinned) -> rendered answer.
@@ -384,6 +386,16 @@ impl AppState {
         e
     }
 
+    /// Whether a `POST /v1/sync` should fetch (not within a second of the last).
+    fn sync_due(&self) -> bool {
+        let mut at = self.synced_at.lock().unwrap_or_else(|p| p.into_inner());
+        let due = at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        if due {
+            *at = Some(std::time::Instant::now());
+        }
+        due
+    }
+
     fn wake_watcher(&self) {
         self.loader.invalidate();
         let _ = self.wake.lock().unwrap_or_else(|p| p.into_inner()).send(());
@@ -429,6 +441,7 @@ pub(crate) fn state_for_tests(opts: &Options) -> Arc<AppState> {
         trace_settings: None,
         notifier: releaseops_notify::Notifier::new(&[], |_| None),
         boards: handlers::BoardCache::default(),
+        synced_at: Mutex::default(),
     })
 }
 
@@ -501,7 +514,11 @@ pub async fn serve(
             |v| std::env::var(v).ok(),
         ),
         boards: handlers::BoardCache::default(),
+        synced_at: Mutex::default(),
     });
+    // With sync on, others' changes come in from the remote every
+    // `sync.poll_seconds` (and at once on `POST /v1/sync`).
+    let _poller = SyncPoller::start(&opts.root, state.clone());
     let inflight = state.inflight.clone();
     let connections = state.connections.clone();
     let notifying = state.clone();
@@ -613,4 +630,48 @@ fn host_names(addr: SocketAddr, extra: &[String]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Fetches the team's remote at `sync.poll_seconds` while the server runs.
+struct SyncPoller {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SyncPoller {
+    fn start(root: &std::path::Path, state: Arc<AppState>) -> Option<SyncPoller> {
+        let every = releaseops_store::Store::open(root)
+            .ok()?
+            .config()
+            .sync
+            .as_ref()?
+            .poll();
+        let root = root.to_path_buf();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every)
+            {
+                // A remote out of reach now is tried again at the next tick;
+                // the server goes on serving what its clone holds.
+                if let Ok(store) = releaseops_store::Store::open(&root)
+                    && store.pull_latest().is_ok()
+                {
+                    state.wake_watcher();
+                }
+            }
+        });
+        Some(SyncPoller {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for SyncPoller {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

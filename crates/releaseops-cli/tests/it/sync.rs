@@ -574,12 +574,71 @@ fn key_of_record(r: &Value) -> String {
 }
 
 #[test]
-fn eight_clones_release_at_once_and_nothing_is_lost_doubled_or_reordered() {
+fn eight_clones_and_a_server_release_at_once_and_nothing_is_lost_doubled_or_reordered() {
     const CLONES: usize = 8;
-    const OPS: usize = 25;
-    let (team, _a) = Team::new();
+    const OPS: usize = 22;
+    const SERVER_VERSIONS: usize = 8;
+    let (team, a) = Team::new();
+    for k in 1..=SERVER_VERSIONS {
+        a.create("agent-s", &format!("1.0.{k}")).ok();
+    }
     let clones: Vec<Clone> = (0..CLONES).map(|i| team.join(&format!("c{i}"))).collect();
+    let srv = team.join("srv");
+    let server = serve_in(&srv);
+    let server_ops: Vec<(String, &str, String)> = (1..=SERVER_VERSIONS)
+        .flat_map(|k| {
+            let v = format!("1.0.{k}");
+            [
+                (
+                    format!("Server promote agent-s@{v} dev"),
+                    "/v1/promote",
+                    v.clone(),
+                ),
+                (
+                    format!("Server approve agent-s@{v} staging"),
+                    "/v1/approve",
+                    v.clone(),
+                ),
+                (
+                    format!("Server promote agent-s@{v} staging"),
+                    "/v1/promote",
+                    v,
+                ),
+            ]
+        })
+        .collect();
+    let mut server_landed: Vec<String> = Vec::new();
     let results: Vec<Vec<(Vec<String>, Run)>> = std::thread::scope(|s| {
+        let api = s.spawn(|| {
+            let mut landed = Vec::new();
+            for (key, path, v) in &server_ops {
+                let env = if key.ends_with("dev") {
+                    "dev"
+                } else {
+                    "staging"
+                };
+                let token = if *path == "/v1/approve" {
+                    APPROVER
+                } else {
+                    DEPLOYER
+                };
+                let (st, body) = post(
+                    &server.at(path),
+                    Some(token),
+                    &serde_json::json!({"bundle_id": "agent-s", "version": v, "env": env}),
+                );
+                if st == 200 {
+                    landed.push(key.clone());
+                } else {
+                    assert_eq!(st, 409, "{key}: {body}");
+                    assert!(
+                        body.to_string().contains("got there first"),
+                        "{key}: {body}"
+                    );
+                }
+            }
+            landed
+        });
         let handles: Vec<_> = clones
             .iter()
             .enumerate()
@@ -596,10 +655,12 @@ fn eight_clones_release_at_once_and_nothing_is_lost_doubled_or_reordered() {
                 })
             })
             .collect();
-        handles
+        let all = handles
             .into_iter()
             .map(|h| h.join().expect("clone thread"))
-            .collect()
+            .collect();
+        server_landed = api.join().expect("server thread");
+        all
     });
     let records = team.remote_history();
     let keys: Vec<String> = records.iter().map(key_of_record).collect();
@@ -645,19 +706,28 @@ fn eight_clones_release_at_once_and_nothing_is_lost_doubled_or_reordered() {
         );
         landed += succeeded.len();
     }
-    assert!(
-        landed * 10 >= CLONES * OPS * 9,
-        "{landed} of {} landed",
-        CLONES * OPS
-    );
+    // The server's writes, the same way.
+    let by_server: Vec<&String> = keys
+        .iter()
+        .zip(&records)
+        .filter(|(_, r)| r["bundle_id"] == "agent-s" && r["event"] != "bundle_create")
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(by_server, server_landed.iter().collect::<Vec<_>>());
+    landed += server_landed.len();
+    let total = CLONES * OPS + server_ops.len();
+    assert_eq!(total, 200);
+    assert!(landed * 10 >= total * 9, "{landed} of {total} landed");
     assert!(retried > 0, "eight clones at once never raced");
-    // Every clone converges, and verifies.
-    for c in &clones {
+    // Every clone converges, and verifies (the server's too).
+    let (st, body) = post(&server.at("/v1/sync"), None, &Value::Null);
+    assert_eq!(st, 200, "{body}");
+    for c in clones.iter().chain([&srv]) {
         c.run(&["sync"]).ok();
         c.run(&["history", "verify"]).ok();
     }
     let first = clones[0].store_files();
-    for c in &clones[1..] {
+    for c in clones[1..].iter().chain([&srv]) {
         assert!(c.store_files() == first, "{} differs from c0", c.actor);
     }
 }
@@ -876,4 +946,88 @@ fn sync_works_over_git_daemon_and_smart_http() {
         c.run(&["history", "verify"]).ok();
     }
     assert!(g.store_files() == h.store_files());
+}
+
+const DEPLOYER: &str = "deployer-token-0123456789abcdef";
+const APPROVER: &str = "approver-token-0123456789abcdef";
+
+/// `releaseops serve` in `clone`, with a deployer and an approver token.
+fn serve_in(clone: &Clone) -> crate::common::server::Server {
+    let tokens = format!(
+        "deployer:Server Deployer <deploy@example.test>:{DEPLOYER},approver:Server Approver <approve@example.test>:{APPROVER}"
+    );
+    crate::common::server::Server::spawn(
+        clone.command(&["serve", "--addr", "127.0.0.1:0"]),
+        &[("RELEASEOPS_API_TOKENS", &tokens)],
+    )
+}
+
+/// A blocking POST of JSON (the tests' threads are not async).
+fn post(url: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut rq = crate::common::server::client().post(url).json(body);
+        if let Some(t) = token {
+            rq = rq.bearer_auth(t);
+        }
+        let resp = rq.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    })
+}
+
+fn get(url: &str) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let resp = crate::common::server::client()
+            .get(url)
+            .bearer_auth(DEPLOYER)
+            .send()
+            .await
+            .expect("request");
+        serde_json::from_str(&resp.text().await.expect("body")).unwrap_or(Value::Null)
+    })
+}
+
+#[test]
+fn the_server_pushes_its_writes_and_picks_up_everyone_elses() {
+    let (team, a) = Team::new();
+    a.create("support", "1.0.0").ok();
+    a.create("support", "1.1.0").ok();
+    let srv = team.join("srv");
+    // Polling slowly: the webhook is what brings A's change in here.
+    let cfg = srv.dir.join(".releaseops/config.yaml");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, format!("{text}  poll_seconds: 3600\n")).expect("config");
+    let s = serve_in(&srv);
+
+    a.run(&["promote", "support", "1.0.0", "dev"]).ok();
+    let (st, body) = post(&s.at("/v1/sync"), None, &Value::Null);
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["sync"]["standing"], "in_sync", "{body}");
+    let env = get(&s.at("/v1/environments/dev"));
+    assert_eq!(env["bundles"][0]["version"], "1.0.0", "{env}");
+
+    // The server's own write lands on the remote, by the token's owner.
+    let (st, body) = post(
+        &s.at("/v1/promote"),
+        Some(DEPLOYER),
+        &serde_json::json!({"bundle_id": "support", "version": "1.0.0", "env": "staging"}),
+    );
+    assert_eq!(st, 200, "{body}");
+    a.run(&["sync"]).ok();
+    let last = events(&team.remote_history()).pop();
+    assert_eq!(
+        last.as_deref(),
+        Some("Server promote support@1.0.0 staging")
+    );
+    a.run(&["history", "verify"]).ok();
+    srv.run(&["history", "verify"]).ok();
 }

@@ -229,3 +229,31 @@ pub(super) async fn rollback(State(s): St, headers: HeaderMap, b: Body) -> Respo
         Json(out)
     }))
 }
+
+/// `POST /v1/sync`: the server fetches the team's remote now and applies
+/// what others pushed (a forge's push webhook calls it). It takes nothing
+/// from the request: the state comes from the configured remote, checked
+/// as every sync checks it, so no token is needed; calls closer together
+/// than a second share one fetch.
+pub(super) async fn sync(State(s): St) -> Response {
+    let r = async {
+        let fetch = s.sync_due();
+        let status = with_store(&s, move |store| {
+            if fetch {
+                store.pull_latest()?;
+            }
+            store.sync_status(false)?.ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::NotFound,
+                    "sync is not set up on this server's store",
+                    "turn it on with `releaseops sync --enable REMOTE` in the repository the server serves",
+                )
+            })
+        })
+        .await?;
+        s.wake_watcher();
+        Ok(json!({ "fetched": fetch, "sync": status }))
+    }
+    .await;
+    respond(r.map(Json))
+}

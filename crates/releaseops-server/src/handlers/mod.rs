@@ -90,6 +90,7 @@ fn table() -> Vec<(Method, &'static str, MethodRouter<Arc<AppState>>)> {
         (Post, "/v1/reject", post(reject)),
         (Post, "/v1/rollback", post(rollback)),
         (Post, "/v1/traces", post(traces)),
+        (Post, "/v1/sync", post(sync)),
     ]
 }
 

@@ -14,7 +14,14 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(r: &Repo, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = r.command(&[&["serve", "--addr", "127.0.0.1:0"], args].concat());
+        Server::spawn(
+            r.command(&[&["serve", "--addr", "127.0.0.1:0"], args].concat()),
+            env,
+        )
+    }
+
+    /// Starts `cmd` (a `serve` command line) and reads the address it prints.
+    pub(crate) fn spawn(mut cmd: std::process::Command, env: &[(&str, &str)]) -> Server {
         cmd.env_remove("RELEASEOPS_API_TOKENS")
             .env_remove("RELEASEOPS_API_TOKENS_FILE");
         for (k, v) in env {
