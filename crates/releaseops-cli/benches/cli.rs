@@ -304,6 +304,12 @@ fn main() {
         dashboard_bench(args.iter().any(|a| a == "--quick"));
         return;
     }
+    // `-- --sync`: a promote synced through a local bare remote, and eight
+    // clones contending for it.
+    if args.iter().any(|a| a == "--sync") {
+        sync_bench(args.iter().any(|a| a == "--quick"));
+        return;
+    }
     // `-- --attribution`: attribution and replay, whole process.
     if args.iter().any(|a| a == "--attribution") {
         attribution_bench();
@@ -1556,5 +1562,187 @@ fn dashboard_bench(quick: bool) {
         "  of which the promote command itself (whole process, with git commit)",
         ms(median(commands)),
         ""
+    );
+}
+
+/// Runs the binary in `dir` as `actor`; the time, whether it succeeded,
+/// and how many times the remote moved under it (the CLI's note).
+fn run_synced(dir: &Path, actor: &str, args: &[&str]) -> (Duration, bool, u64) {
+    let t = Instant::now();
+    let out = Command::new(BIN)
+        .current_dir(dir)
+        .args(args)
+        .env("RELEASEOPS_ACTOR", actor)
+        .output()
+        .expect("run");
+    let d = t.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let moved = err
+        .split("moved ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (d, out.status.success(), moved)
+}
+
+/// A bare remote and a clone of it with a store and sync on.
+fn synced_team() -> (tempfile::TempDir, std::path::PathBuf) {
+    let root = tempfile::Builder::new()
+        .prefix("releaseops-bench-sync-")
+        .tempdir()
+        .expect("tempdir");
+    git(
+        root.path(),
+        &["init", "-q", "--bare", "-b", "main", "remote.git"],
+    );
+    let a = root.path().join("a");
+    git(root.path(), &["init", "-q", "-b", "main", "a"]);
+    git(&a, &["config", "user.name", "Bench"]);
+    git(&a, &["config", "user.email", "bench@example.test"]);
+    std::fs::write(a.join("system.txt"), "You are a support agent.\n").expect("write");
+    run(&a, &["init"]);
+    git(&a, &["add", "-A"]);
+    git(&a, &["commit", "-q", "-m", "init"]);
+    git(&a, &["remote", "add", "origin", "../remote.git"]);
+    run(&a, &["sync", "--enable", "origin"]);
+    git(&a, &["push", "-q", "origin", "main"]);
+    (root, a)
+}
+
+fn sync_bench(quick: bool) {
+    let n = if quick { 9 } else { 31 };
+    let (root, a) = synced_team();
+    let create = |dir: &Path, id: &str, v: &str| {
+        run(
+            dir,
+            &[
+                "bundle",
+                "create",
+                id,
+                "-v",
+                v,
+                "-a",
+                "system=file:system.txt",
+                "-m",
+                "gpt-4o",
+            ],
+        )
+    };
+    for i in 0..n {
+        create(&a, "c", &format!("1.0.{i}"));
+    }
+    let promotes: Vec<Duration> = (0..n)
+        .map(|i| run(&a, &["promote", "c", &format!("1.0.{i}"), "dev"]))
+        .collect();
+    let synced = median(promotes);
+    // The same promotions without sync, for what sync adds.
+    let plain = new_repo();
+    std::fs::write(
+        plain.path().join("system.txt"),
+        "You are a support agent.\n",
+    )
+    .expect("write");
+    run(plain.path(), &["init"]);
+    for i in 0..n {
+        create(plain.path(), "c", &format!("1.0.{i}"));
+    }
+    let local = median(
+        (0..n)
+            .map(|i| run(plain.path(), &["promote", "c", &format!("1.0.{i}"), "dev"]))
+            .collect(),
+    );
+    println!(
+        "{:<72} {:>12} {:>8}",
+        "promote, synced through a local bare remote (median)",
+        ms(synced),
+        "150 ms"
+    );
+    println!(
+        "{:<72} {:>12} {:>8}",
+        "promote, the same without sync (median)",
+        ms(local),
+        ""
+    );
+
+    // Eight clones at once, each creating and promoting its own bundle.
+    const CLONES: usize = 8;
+    let per = if quick { 6 } else { 25 };
+    let clones: Vec<std::path::PathBuf> = (0..CLONES)
+        .map(|i| {
+            let name = format!("c{i}");
+            git(
+                root.path(),
+                &["clone", "-q", "-b", "main", "remote.git", &name],
+            );
+            let dir = root.path().join(&name);
+            git(&dir, &["config", "user.name", &name]);
+            git(
+                &dir,
+                &["config", "user.email", &format!("{name}@example.test")],
+            );
+            run(&dir, &["sync"]);
+            dir
+        })
+        .collect();
+    let start = Instant::now();
+    let results: Vec<Vec<(Duration, bool, u64)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = clones
+            .iter()
+            .enumerate()
+            .map(|(i, dir)| {
+                s.spawn(move || {
+                    let actor = format!("C{i} <c{i}@example.test>");
+                    let id = format!("agent-{i}");
+                    (0..per)
+                        .map(|k| {
+                            let v = format!("1.0.{}", k / 2);
+                            if k % 2 == 0 {
+                                run_synced(
+                                    dir,
+                                    &actor,
+                                    &[
+                                        "bundle",
+                                        "create",
+                                        &id,
+                                        "-v",
+                                        &v,
+                                        "-a",
+                                        "system=file:system.txt",
+                                        "-m",
+                                        "gpt-4o",
+                                    ],
+                                )
+                            } else {
+                                run_synced(dir, &actor, &["promote", &id, &v, "dev"])
+                            }
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("clone"))
+            .collect()
+    });
+    let wall = start.elapsed();
+    let all: Vec<&(Duration, bool, u64)> = results.iter().flatten().collect();
+    let ok = all.iter().filter(|r| r.1).count();
+    let retries: u64 = all.iter().map(|r| r.2).sum();
+    let mut moved: Vec<u64> = all.iter().map(|r| r.2).collect();
+    moved.sort_unstable();
+    let latencies = median(all.iter().map(|r| r.0).collect());
+    println!(
+        "8 clones x {per} operations at once: {ok}/{} landed in {:.1} s ({:.1} operations/s); \
+         {:.2} retries per operation (median {}, 90th percentile {}, most {}); median latency {}",
+        all.len(),
+        wall.as_secs_f64(),
+        ok as f64 / wall.as_secs_f64(),
+        retries as f64 / all.len().max(1) as f64,
+        moved[moved.len() / 2],
+        moved[moved.len() * 9 / 10],
+        moved.last().copied().unwrap_or(0),
+        ms(latencies)
     );
 }

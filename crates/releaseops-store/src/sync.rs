@@ -394,6 +394,7 @@ impl Store {
         let mut wanted: Vec<(String, TreeFile)> = Vec::new();
         for c in changes {
             match c {
+                                Change::Deleted(p) if !is_state(p.strip_prefix(&prefix).unwrap_or(&p)) => {}
                 Change::Deleted(p) => {
                     return Err(untrusted(format!(
                         "it deletes {p}, and releaseops never deletes a store file (it was changed by hand)"
@@ -410,6 +411,9 @@ impl Store {
                                 f.path.escape_debug()
                             )));
                         }
+                        continue;
+                    }
+                                        if !is_state(&rel) {
                         continue;
                     }
                     if f.mode != "100644" && f.mode != "100755" {
@@ -751,10 +755,18 @@ pub(crate) fn push_change(
     for (rel, text) in files {
         content.insert(rel.clone(), Some(text.clone().into_bytes()));
     }
+        let first = plan.remote.is_none();
     let list: Vec<(String, Option<Vec<u8>>)> = content
         .into_iter()
+        // The first push is the whole store (so a checkout of the branch
+        // is complete); after it, only state travels.
+        .filter(|(rel, _)| first || is_state(rel))
         .map(|(rel, bytes)| (format!("{prefix}{rel}"), bytes))
         .collect();
+    if list.is_empty() {
+        // Nothing the team shares changed (a suite file, say).
+        return Ok(plan.remote.clone());
+    }
     let sig = author.cloned().unwrap_or(Signature {
         name: "releaseops".into(),
         email: String::new(),
@@ -803,14 +815,22 @@ pub(crate) fn applied(
             let _ = fs::remove_file(&path);
             Ok(Some(commit))
         }
-        None => {
+                None => {
             let mut all = store.unpushed()?;
-            all.extend(changed.iter().cloned());
+            all.extend(changed.iter().filter(|p| is_state(p)).cloned());
             let text: String = all.into_iter().map(|p| p + "\n").collect();
             crate::objects::write_synced(&path, text.as_bytes())?;
             Ok(None)
         }
     }
+}
+
+/// Whether a store path is team state, which travels through the remote.
+/// `config.yaml` and the eval suites are the repository's inputs, like its
+/// prompts and policies: they come from the checkout (reviewed where code
+/// is), never from the state branch.
+fn is_state(rel: &str) -> bool {
+    rel != "config.yaml" && !rel.starts_with("evals/")
 }
 
 /// Every file of the store that releaseops writes (not its local files).

@@ -87,3 +87,23 @@ fn the_quick_start_runs_as_written() {
     // The store stays out of git.
     assert!(!r.git(&["status", "--porcelain"]).contains(".data"));
 }
+
+#[test]
+fn the_team_sync_section_runs_as_written() {
+    let script = block_after("## Team sync through a git remote");
+    let r = Repo::new();
+    let run = run_block(&r, &script, 300);
+    let out = run.ok();
+    for want in [
+        "sync origin/releaseops-state: in sync",
+        "Promoted support-agent v1.0.0 -> staging",
+        "live in 'dev'",
+        "OK: 3 records",
+    ] {
+        assert!(
+            out.contains(want),
+            "missing {want:?} in:\n{out}\n{}",
+            run.stderr
+        );
+    }
+}

@@ -1031,3 +1031,121 @@ fn the_server_pushes_its_writes_and_picks_up_everyone_elses() {
     a.run(&["history", "verify"]).ok();
     srv.run(&["history", "verify"]).ok();
 }
+
+/// The `run:` steps of one job of the CI recipe in docs/, installation aside.
+fn recipe_steps(job: &str) -> (Vec<String>, Vec<(String, String)>) {
+    let doc = std::fs::read_to_string(crate::common::workspace().join("docs/ci-github-actions.md"))
+        .expect("the recipe");
+    let start = doc.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
+    let end = start + doc[start..].find("```").expect("the block ends");
+    let wf: Value =
+        releaseops_format::yaml::from_str(&doc[start..end]).expect("the workflow parses");
+    let env: Vec<(String, String)> = wf["env"]
+        .as_object()
+        .expect("env")
+        .iter()
+        .filter_map(|(k, v)| {
+            v.as_str()
+                .filter(|v| !v.contains("${{"))
+                .map(|v| (k.clone(), v.to_string()))
+        })
+        .collect();
+    let steps = wf["jobs"][job]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| {
+            !s["name"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Install")
+        })
+        .filter_map(|s| s["run"].as_str().map(str::to_string))
+        .collect();
+    (steps, env)
+}
+
+fn run_steps(dir: &Path, steps: &[String], env: &[(String, String)]) {
+    let bin_dir = crate::common::bin()
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for step in steps {
+        let mut cmd = Command::new("bash");
+        crate::common::isolated(&mut cmd)
+            .current_dir(dir)
+            .args(["-e", "-o", "pipefail", "-c", step])
+            .env("PATH", &path)
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        let run = Run::from(output_within(&mut cmd, LIMIT));
+        assert_eq!(
+            run.code, 0,
+            "step failed:\n{step}\n{}{}",
+            run.stdout, run.stderr
+        );
+    }
+}
+
+#[test]
+fn the_ci_recipe_checks_pull_requests_and_releases_on_merge() {
+    let (team, a) = Team::new();
+    // The repository the recipe expects: a prompt, a policy, a suite, RELEASE.
+    std::fs::create_dir_all(a.dir.join("prompts")).expect("dir");
+    std::fs::create_dir_all(a.dir.join("policies")).expect("dir");
+    std::fs::write(
+        a.dir.join("prompts/system.md"),
+        "You are a support agent. Say hello.\n",
+    )
+    .expect("write");
+    std::fs::write(
+        a.dir.join("policies/tools.yaml"),
+        "tools:\n- name: issue_refund\n  allowed: true\n",
+    )
+    .expect("write");
+    a.run(&["eval", "create", "smoke"]).ok();
+    std::fs::write(
+        a.dir.join(".releaseops/evals/smoke.yaml"),
+        crate::common::ECHO_SUITE,
+    )
+    .expect("suite");
+    std::fs::write(a.dir.join("RELEASE"), "support-agent@1.4.0\n").expect("write");
+    a.git(&["add", "-A"]);
+    a.git(&["commit", "-q", "-m", "support-agent 1.4.0"]);
+    a.git(&["push", "-q", "origin", "main"]);
+
+    // The pull request's job, on a fresh runner: nothing reaches the remote.
+    let tip = team.state_tip();
+    let runner = team.join("pr-runner");
+    let (steps, env) = recipe_steps("check");
+    assert!(steps.iter().any(|s| s.contains("--dry-run")), "{steps:?}");
+    run_steps(&runner.dir, &steps, &env);
+    assert_eq!(
+        team.state_tip(),
+        tip,
+        "the pull request's job pushed nothing"
+    );
+
+    // The merge's job, on another runner: recorded and promoted, on the remote.
+    let runner = team.join("merge-runner");
+    let (steps, env) = recipe_steps("release");
+    run_steps(&runner.dir, &steps, &env);
+    let tail: Vec<String> = events(&team.remote_history())
+        .into_iter()
+        .rev()
+        .take(4)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "CI promote support-agent@1.4.0 staging",
+            "CI promote support-agent@1.4.0 dev",
+            "CI eval_run support-agent@1.4.0 ",
+            "CI bundle_create support-agent@1.4.0 ",
+        ]
+    );
+}
