@@ -394,7 +394,7 @@ impl Store {
         let mut wanted: Vec<(String, TreeFile)> = Vec::new();
         for c in changes {
             match c {
-                                Change::Deleted(p) if !is_state(p.strip_prefix(&prefix).unwrap_or(&p)) => {}
+                Change::Deleted(p) if !is_state(p.strip_prefix(&prefix).unwrap_or(&p)) => {}
                 Change::Deleted(p) => {
                     return Err(untrusted(format!(
                         "it deletes {p}, and releaseops never deletes a store file (it was changed by hand)"
@@ -413,7 +413,7 @@ impl Store {
                         }
                         continue;
                     }
-                                        if !is_state(&rel) {
+                    if !is_state(&rel) {
                         continue;
                     }
                     if f.mode != "100644" && f.mode != "100755" {
@@ -755,7 +755,7 @@ pub(crate) fn push_change(
     for (rel, text) in files {
         content.insert(rel.clone(), Some(text.clone().into_bytes()));
     }
-        let first = plan.remote.is_none();
+    let first = plan.remote.is_none();
     let list: Vec<(String, Option<Vec<u8>>)> = content
         .into_iter()
         // The first push is the whole store (so a checkout of the branch
@@ -815,7 +815,7 @@ pub(crate) fn applied(
             let _ = fs::remove_file(&path);
             Ok(Some(commit))
         }
-                None => {
+        None => {
             let mut all = store.unpushed()?;
             all.extend(changed.iter().filter(|p| is_state(p)).cloned());
             let text: String = all.into_iter().map(|p| p + "\n").collect();
