@@ -301,33 +301,7 @@ fn create_once(ctx: &Ctx<'_>, req: &CreateRequest) -> Result<Created> {
     manifest.bundle_hash = Some(bundle_hash.clone());
 
     let rel = Store::bundle_rel_path(&req.id, &req.version);
-    let mut tx = store.begin()?;
-    if store.bundle_exists(&req.id, &req.version) {
-        return Err(StoreError::VersionExists {
-            id: req.id.clone(),
-            version: req.version.clone(),
-        }
-        .into());
-    }
-    releaseops_store::import_legacy_history(&mut tx)?;
-    tx.write(rel.clone(), manifest.to_yaml());
-    for (_, _, a) in manifest.artifacts() {
-        if let Some(h) = &a.content_hash {
-            tx.include_in_commit(ObjectStore::rel_path(h));
-        }
-    }
-    let mut rec = ctx.record(EventKind::BundleCreate);
-    rec.bundle_id = Some(req.id.clone());
-    rec.version = Some(req.version.clone());
-    rec.bundle_hash = Some(bundle_hash.clone());
-    if !req.description.is_empty() {
-        rec.reason = Some(req.description.clone());
-    }
-    tx.append(rec)?;
-    let done = tx.commit(
-        &format!("releaseops: create bundle {} {}", req.id, req.version),
-        ctx.author().as_ref(),
-    )?;
+    let done = record_version(ctx, &manifest, &bundle_hash, "")?;
     Ok(Created {
         id: req.id.clone(),
         version: req.version.clone(),
@@ -1012,6 +986,96 @@ fn field_changes(a: &IndexMap<String, String>, b: &IndexMap<String, String>) -> 
             new: b.get(k).cloned(),
         })
         .collect()
+}
+
+/// Makes a bundle version made offline again on the remote's state
+/// (`releaseops sync`): the same manifest, checked against its hash, with
+/// its artifacts from the store or `files` (each checked against its
+/// content hash). Refused when the version exists there already.
+pub fn recreate(
+    ctx: &Ctx<'_>,
+    manifest_text: &str,
+    files: &std::collections::BTreeMap<String, Option<String>>,
+) -> Result<String> {
+    crate::sync::retrying(ctx.store, || recreate_once(ctx, manifest_text, files))
+}
+
+fn recreate_once(
+    ctx: &Ctx<'_>,
+    manifest_text: &str,
+    files: &std::collections::BTreeMap<String, Option<String>>,
+) -> Result<String> {
+    let store = ctx.store;
+    let manifest = BundleManifest::parse(manifest_text.as_bytes())?;
+    let (id, version) = (&manifest.metadata.id, &manifest.metadata.version);
+    let hash = manifest.compute_hash();
+    if manifest.bundle_hash.as_deref() != Some(hash.as_str()) {
+        return Err(CoreError::refused(
+            format!("the kept manifest of {id}@{version} does not match its hash"),
+            "create the version again with `releaseops bundle create`",
+        ));
+    }
+    let objects = store.objects();
+    for (_, _, a) in manifest.artifacts() {
+        let Some(h) = &a.content_hash else { continue };
+        if objects.get(h)?.is_some() {
+            continue;
+        }
+        let rel = ObjectStore::rel_path(h);
+        let text = files.get(&rel).cloned().flatten().ok_or_else(|| {
+            CoreError::refused(
+                format!("an artifact of {id}@{version} ({h}) was not kept"),
+                "create the version again with `releaseops bundle create`",
+            )
+        })?;
+        if objects.put(text.as_bytes())? != *h {
+            return Err(CoreError::refused(
+                format!("a kept artifact of {id}@{version} does not match its hash {h}"),
+                "create the version again with `releaseops bundle create`",
+            ));
+        }
+    }
+    record_version(ctx, &manifest, &hash, " (made offline)")?;
+    Ok(hash)
+}
+
+/// Writes a new version's manifest and records its creation, in one
+/// transaction (refused when the version exists by then).
+fn record_version(
+    ctx: &Ctx<'_>,
+    manifest: &BundleManifest,
+    bundle_hash: &str,
+    note: &str,
+) -> Result<releaseops_store::Committed> {
+    let store = ctx.store;
+    let (id, version) = (&manifest.metadata.id, &manifest.metadata.version);
+    let mut tx = store.begin()?;
+    if store.bundle_exists(id, version) {
+        return Err(StoreError::VersionExists {
+            id: id.clone(),
+            version: version.clone(),
+        }
+        .into());
+    }
+    releaseops_store::import_legacy_history(&mut tx)?;
+    tx.write(Store::bundle_rel_path(id, version), manifest.to_yaml());
+    for (_, _, a) in manifest.artifacts() {
+        if let Some(h) = &a.content_hash {
+            tx.include_in_commit(ObjectStore::rel_path(h));
+        }
+    }
+    let mut rec = ctx.record(EventKind::BundleCreate);
+    rec.bundle_id = Some(id.clone());
+    rec.version = Some(version.clone());
+    rec.bundle_hash = Some(bundle_hash.to_string());
+    if !manifest.metadata.description.is_empty() {
+        rec.reason = Some(manifest.metadata.description.clone());
+    }
+    tx.append(rec)?;
+    Ok(tx.commit(
+        &format!("releaseops: create bundle {id} {version}{note}"),
+        ctx.author().as_ref(),
+    )?)
 }
 
 #[cfg(test)]

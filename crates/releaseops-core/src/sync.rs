@@ -83,3 +83,180 @@ fn jitter() -> u64 {
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
 }
+
+/// One change made offline, made again on the remote's state.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reapplied {
+    /// Its record's number in this clone's offline history.
+    pub offline_seq: u64,
+    /// What it was (`promote support-agent@1.2.0 -> prod by ...`).
+    pub change: String,
+    pub landed: bool,
+    /// Why it did not land (a gate, a rejection that arrived, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+/// What `releaseops sync` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SyncReport {
+    #[serde(flatten)]
+    pub status: releaseops_store::SyncStatus,
+    /// Offline changes made again because the remote had moved past them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reapplied: Vec<Reapplied>,
+    /// Where the offline changes are kept when some did not land.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_in: Option<String>,
+}
+
+/// `releaseops sync`: this clone brought to the remote, its offline changes
+/// pushed. Changes made offline on a state the remote has since moved past
+/// are made again, one by one and in order, on the remote's state and
+/// through their gates, as the person who made them: each lands or is
+/// refused with the reason, as if it were made now.
+pub fn sync(ctx: &crate::Ctx<'_>) -> Result<SyncReport> {
+    let store = ctx.store;
+    match store.sync_now() {
+        Ok(status) => {
+            return Ok(SyncReport {
+                status,
+                reapplied: Vec::new(),
+                kept_in: None,
+            });
+        }
+        Err(StoreError::Sync {
+            failure: SyncFailure::Unpushed,
+            ..
+        }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let offline = store.set_aside_offline()?;
+    let mut reapplied = Vec::new();
+    for rec in &offline.records {
+        let as_them = crate::Ctx {
+            store,
+            actor: rec.actor.clone(),
+            now: ctx.now,
+            git_commit: ctx.git_commit,
+            simulated_clock: ctx.simulated_clock,
+            runtime: ctx.runtime,
+        };
+        let result = reapply(&as_them, rec, &offline.files);
+        reapplied.push(Reapplied {
+            offline_seq: rec.seq,
+            change: describe(rec),
+            landed: result.is_ok(),
+            why: result.err(),
+        });
+    }
+    let all_landed = reapplied.iter().all(|r| r.landed);
+    if all_landed {
+        let _ = std::fs::remove_file(&offline.backup);
+    }
+    let status = store.sync_now()?;
+    Ok(SyncReport {
+        status,
+        reapplied,
+        kept_in: (!all_landed).then(|| offline.backup.display().to_string()),
+    })
+}
+
+fn describe(rec: &releaseops_format::history::Record) -> String {
+    let what = format!(
+        "{}@{}",
+        rec.bundle_id.as_deref().unwrap_or("?"),
+        rec.version.as_deref().unwrap_or("?")
+    );
+    let env = rec
+        .env
+        .as_deref()
+        .map(|e| format!(" -> {e}"))
+        .unwrap_or_default();
+    format!("{} {what}{env} by {}", rec.event.as_str(), rec.actor)
+}
+
+/// Makes one offline change again; `Err` says why it did not land.
+fn reapply(
+    ctx: &crate::Ctx<'_>,
+    rec: &releaseops_format::history::Record,
+    files: &std::collections::BTreeMap<String, Option<String>>,
+) -> std::result::Result<(), String> {
+    use releaseops_format::history::EventKind;
+    let id = rec.bundle_id.clone().unwrap_or_default();
+    let version = rec.version.clone().unwrap_or_default();
+    let env = rec.env.clone().unwrap_or_default();
+    let failed = |e: CoreError| e.to_string();
+    match rec.event {
+        EventKind::Promote if rec.overridden => Err(
+            "it overrode its gates, which needs its author's authority now: make it again with `promote --skip-gates`".into(),
+        ),
+        EventKind::Promote => {
+            let out = crate::release::promote(
+                ctx,
+                &crate::release::PromoteRequest {
+                    id,
+                    version,
+                    env,
+                    reason: rec.reason.clone(),
+                    dry_run: false,
+                    skip_gates: false,
+                },
+            )
+            .map_err(failed)?;
+            if out.promoted || out.unchanged {
+                Ok(())
+            } else {
+                let reasons: Vec<String> = out
+                    .gates
+                    .iter()
+                    .filter(|g| g.status == releaseops_format::history::GateStatus::Failed)
+                    .map(|g| g.reason.clone())
+                    .collect();
+                Err(format!("blocked: {}", reasons.join("; ")))
+            }
+        }
+        EventKind::Approve if rec.signature.is_some() => Err(
+            "a signed approval: sign it again with `approve --sign-with KEY` (a signature cannot be made for its author)".into(),
+        ),
+        EventKind::Approve => crate::release::approve(ctx, &id, &version, &env, rec.reason.clone(), None)
+            .map(|_| ())
+            .map_err(failed),
+        EventKind::Reject => crate::release::reject(
+            ctx,
+            &id,
+            &version,
+            rec.env.as_deref(),
+            rec.reason.as_deref().unwrap_or("rejected offline"),
+        )
+        .map(|_| ())
+        .map_err(failed),
+        EventKind::Rollback => crate::release::rollback(
+            ctx,
+            &crate::release::RollbackRequest {
+                env,
+                id,
+                steps: None,
+                to: rec.version.clone(),
+                reason: rec.reason.clone(),
+            },
+        )
+        .map(|_| ())
+        .map_err(failed),
+        EventKind::BundleCreate => {
+            let rel = Store::bundle_rel_path(&id, &version);
+            let manifest = files
+                .get(&rel)
+                .cloned()
+                .flatten()
+                .ok_or_else(|| format!("its manifest ({rel}) was not kept"))?;
+            crate::bundle::recreate(ctx, &manifest, files)
+                .map(|_| ())
+                .map_err(failed)
+        }
+        other => Err(format!(
+            "a {} is not made again on its own: run it again",
+            other.as_str()
+        )),
+    }
+}

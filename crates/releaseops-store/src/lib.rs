@@ -40,7 +40,7 @@ pub use git::{Git, Signature};
 pub use history::{ChainReport, HistoryLog, Tip};
 pub use lock::LockGuard;
 pub use objects::ObjectStore;
-pub use sync::{Standing, SyncStatus};
+pub use sync::{OfflineChanges, Standing, SyncStatus};
 pub use txn::{Committed, GitOutcome, Transaction};
 
 pub const DIR_NAME: &str = ".releaseops";

@@ -286,6 +286,21 @@ impl Store {
                 moved: false,
             });
         }
+        // Changes made here offline sit on the state they were made on;
+        // they are made again on the remote's (by `releaseops sync`), never
+        // overwritten by it.
+        let unpushed = self.unpushed()?;
+        if !unpushed.is_empty() {
+            return Err(err(
+                SyncFailure::Unpushed,
+                format!(
+                    "this clone holds changes made offline ({} file(s) under .releaseops/), and branch '{}' of remote '{}' has moved since they were made",
+                    unpushed.len(),
+                    cfg.branch,
+                    cfg.remote
+                ),
+            ));
+        }
         let from = match &base {
             Some(b) if git.is_ancestor(b, &remote)? => Some(b.clone()),
             Some(b) => {
@@ -553,6 +568,79 @@ impl Store {
         Ok(status)
     }
 
+    /// For `releaseops sync` when changes made here offline meet a remote
+    /// that moved past the state they were made on: the records of those
+    /// changes and the files they wrote are saved (to `.cache/`, so nothing
+    /// is lost should the process die), the clone is put back to where it
+    /// last synced and then brought to the remote. The caller makes each
+    /// change again on the remote's state, through its gates.
+    pub fn set_aside_offline(&self) -> Result<OfflineChanges> {
+        let Some(cfg) = crate::read_config(self.dir())?.sync else {
+            return Err(not_configured(self));
+        };
+        let git = self.sync_git(&cfg)?;
+        let guard = self.lock_for_change()?;
+        let r = refs(&cfg);
+        let (_, base) = r.read(git)?;
+        let Some(base) = base else {
+            return Err(err(
+                SyncFailure::Unpushed,
+                "this clone's offline changes were made before it ever synced; they cannot be placed on the remote's history".into(),
+            ));
+        };
+        let prefix = self.git_prefix();
+        let base_seq = remote_tip(git, &base, &prefix)?.seq;
+        let records: Vec<releaseops_format::history::Record> = self
+            .history()
+            .all()?
+            .into_iter()
+            .filter(|rec| rec.seq > base_seq)
+            .collect();
+        let paths: Vec<String> = self.unpushed()?.into_iter().collect();
+        let mut files = BTreeMap::new();
+        for rel in &paths {
+            let bytes = fsx::read_regular_opt(&self.dir().join(rel), crate::REPORT_MAX_BYTES)?;
+            files.insert(
+                rel.clone(),
+                bytes.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            );
+        }
+        let stamp = jiff::Timestamp::now().as_second();
+        let backup = self
+            .dir()
+            .join(".cache")
+            .join(format!("offline-{stamp}.json"));
+        let saved = serde_json::json!({ "records": records, "files": files });
+        fs::create_dir_all(self.dir().join(".cache"))
+            .map_err(|e| StoreError::io("cannot create", self.dir().join(".cache"), e))?;
+        crate::objects::write_synced(&backup, saved.to_string().as_bytes())?;
+        // Back to the state the changes were made on.
+        let names: Vec<String> = paths
+            .iter()
+            .map(|p| format!("{base}:{prefix}{p}"))
+            .collect();
+        let found = git.batch(&names)?;
+        let mut put = Vec::new();
+        let mut gone = Vec::new();
+        for (rel, blob) in paths.iter().zip(found) {
+            match blob {
+                Some((_, bytes)) => {
+                    put.push((rel.clone(), String::from_utf8_lossy(&bytes).into_owned()))
+                }
+                None => gone.push(rel.clone()),
+            }
+        }
+        crate::txn::replace_files(self, put, gone, self.config().lock.wait())?;
+        let _ = fs::remove_file(self.dir().join(UNPUSHED));
+        drop(guard);
+        self.pull_latest()?;
+        Ok(OfflineChanges {
+            records,
+            files,
+            backup,
+        })
+    }
+
     /// How this clone stands against the remote, fetching first unless
     /// `offline`.
     pub fn sync_status(&self, fetch: bool) -> Result<Option<SyncStatus>> {
@@ -664,6 +752,18 @@ impl Store {
             pushed: false,
         })
     }
+}
+
+/// Changes made offline, set aside to be made again (see
+/// [`Store::set_aside_offline`]).
+#[derive(Debug)]
+pub struct OfflineChanges {
+    /// Their records, oldest first.
+    pub records: Vec<releaseops_format::history::Record>,
+    /// The files they wrote (relative to `.releaseops/`; `None`: none).
+    pub files: BTreeMap<String, Option<String>>,
+    /// Where both are kept until the changes are made again.
+    pub backup: std::path::PathBuf,
 }
 
 struct Pulled {

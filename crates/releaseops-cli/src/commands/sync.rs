@@ -16,7 +16,7 @@ pub(super) fn run(app: &App, a: SyncArgs) -> CmdResult {
         ));
     }
     let store = app.store()?;
-    let status = match a.enable {
+    let report = match a.enable {
         Some(remote) => {
             let mut cfg = SyncConfig::new(&remote);
             if let Some(b) = a.branch {
@@ -24,14 +24,31 @@ pub(super) fn run(app: &App, a: SyncArgs) -> CmdResult {
             }
             cfg.validate()
                 .map_err(|e| Failure::usage(e.to_string(), "see `releaseops sync --help`"))?;
-            store.enable_sync(&cfg, app.ctx(&store).author().as_ref())?
+            releaseops_core::sync::SyncReport {
+                status: store.enable_sync(&cfg, app.ctx(&store).author().as_ref())?,
+                reapplied: Vec::new(),
+                kept_in: None,
+            }
         }
-        None => store.sync_now()?,
+        None => releaseops_core::sync::sync(&app.ctx(&store))?,
     };
-    if !output::json(app, &status) {
-        anstream::println!("{}", line(&status));
+    let refused = report.reapplied.iter().filter(|r| !r.landed).count();
+    if !output::json(app, &report) {
+        for r in &report.reapplied {
+            match &r.why {
+                None => anstream::println!("{} {}", paint(GREEN, "made again"), r.change),
+                Some(why) => {
+                    anstream::println!("{} {}: {why}", paint(YELLOW, "not made"), r.change)
+                }
+            }
+        }
+        anstream::println!("{}", line(&report.status));
+        if let Some(kept) = &report.kept_in {
+            anstream::println!("the offline changes are kept in {kept}");
+        }
     }
-    Ok(0)
+    // Offline changes the remote's state refused: as a blocked promotion.
+    Ok(if refused > 0 { super::EXIT_BLOCKED } else { 0 })
 }
 
 /// One line: where the clone stands, and what this run did.

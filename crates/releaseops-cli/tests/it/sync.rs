@@ -921,8 +921,22 @@ fn sync_works_over_git_daemon_and_smart_http() {
         "over-http",
         &format!("http://127.0.0.1:{http_port}/remote.git"),
     );
+    let f = join_at(
+        &team,
+        "over-file",
+        &format!("file://{}", team.remote().display()),
+    );
     g.run(&["promote", "support", "1.0.0", "dev"]).ok();
     h.run(&["promote", "support", "1.0.0", "staging"]).ok();
+    f.run(&[
+        "approve",
+        "support",
+        "1.0.0",
+        "staging",
+        "--actor",
+        "Filer <f@example.test>",
+    ])
+    .ok();
     a.run(&[
         "approve",
         "support",
@@ -938,10 +952,11 @@ fn sync_works_over_git_daemon_and_smart_http() {
         [
             "OVER-GIT promote support@1.0.0 dev",
             "OVER-HTTP promote support@1.0.0 staging",
+            "Filer approve support@1.0.0 staging",
             "Reviewer approve support@1.0.0 prod"
         ]
     );
-    for c in [&a, &g, &h] {
+    for c in [&a, &g, &h, &f] {
         c.run(&["sync"]).ok();
         c.run(&["history", "verify"]).ok();
     }
@@ -1148,4 +1163,84 @@ fn the_ci_recipe_checks_pull_requests_and_releases_on_merge() {
             "CI bundle_create support-agent@1.4.0 ",
         ]
     );
+}
+
+#[test]
+fn offline_changes_the_remote_moved_past_are_made_again_through_their_gates() {
+    let (team, a) = Team::new();
+    let b = team.join("b");
+    a.create("support", "1.0.0").ok();
+    a.create("billing", "1.0.0").ok();
+    b.run(&["sync"]).ok();
+    // B works on a train: a new version and two promotions, here only.
+    let offline = |args: &[&str]| b.run(&[&["--offline"], args].concat());
+    offline(&[
+        "bundle",
+        "create",
+        "support",
+        "-v",
+        "1.1.0",
+        "-a",
+        "system=file:system.txt",
+        "-m",
+        "gpt-4o",
+    ])
+    .ok();
+    offline(&["promote", "support", "1.1.0", "dev"]).ok();
+    offline(&["promote", "billing", "1.0.0", "dev"]).ok();
+    // Meanwhile billing 1.0.0 is rejected.
+    a.run(&[
+        "reject",
+        "billing",
+        "1.0.0",
+        "--reason",
+        "refunds too generous",
+        "--actor",
+        "Reviewer <rev@example.test>",
+    ])
+    .ok();
+    // B's next change would build on state the remote moved past: refused,
+    // saying what to do, and nothing changes.
+    let before = b.store_files();
+    let out = b.run(&["promote", "support", "1.0.0", "staging"]);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(out.stderr.contains("releaseops sync"), "{}", out.stderr);
+    assert!(b.store_files() == before);
+    let st = b.run(&["status", "--json"]);
+    assert_eq!(st.json()["sync"]["standing"], "diverged", "{}", st.stdout);
+
+    // `sync` makes each change again, in order, through its gates.
+    let out = b.run(&["sync"]);
+    out.code(3);
+    for want in [
+        "made again bundle_create support@1.1.0 by B <b@example.test>",
+        "made again promote support@1.1.0 -> dev by B <b@example.test>",
+        "not made promote billing@1.0.0 -> dev by B <b@example.test>",
+        "rejected",
+        "the offline changes are kept in",
+    ] {
+        assert!(
+            out.stdout.contains(want),
+            "missing {want:?}:\n{}",
+            out.stdout
+        );
+    }
+    let tail: Vec<String> = events(&team.remote_history())
+        .into_iter()
+        .rev()
+        .take(3)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "B promote support@1.1.0 dev",
+            "B bundle_create support@1.1.0 ",
+            "Reviewer reject billing@1.0.0 ",
+        ]
+    );
+    b.run(&["history", "verify"]).ok();
+    let st = b.run(&["status", "--json"]);
+    assert_eq!(st.json()["sync"]["standing"], "in_sync", "{}", st.stdout);
+    a.run(&["sync"]).ok();
+    assert!(a.store_files() == b.store_files(), "A and B converge");
 }
