@@ -175,8 +175,13 @@ impl Git {
         Ok(true)
     }
 
-    /// The refs under `prefix` (ending in `/`) and the commits they name.
+    /// The refs under `prefix` (ending in `/`) and the commits they name:
+    /// read from git's ref files where they are plain files (as `git fetch`
+    /// and `git update-ref` write them), else asked of git.
     pub fn refs_under(&self, prefix: &str) -> Result<std::collections::HashMap<String, String>> {
+        if let Some(found) = self.loose_refs(prefix) {
+            return Ok(found);
+        }
         let out =
             self.run_ok_raw(&["for-each-ref", "--format=%(objectname) %(refname)", prefix])?;
         Ok(String::from_utf8_lossy(&out)
@@ -184,6 +189,51 @@ impl Git {
             .filter_map(|l| l.split_once(' '))
             .map(|(id, name)| (name.to_string(), id.to_string()))
             .collect())
+    }
+
+    /// The loose ref files under `prefix`, or `None` when git must be asked
+    /// (git's environment moves the repository, refs are not files, or
+    /// `packed-refs` holds some of them).
+    fn loose_refs(&self, prefix: &str) -> Option<std::collections::HashMap<String, String>> {
+        if std::env::var_os("GIT_DIR").is_some() || std::env::var_os("GIT_COMMON_DIR").is_some() {
+            return None;
+        }
+        let git_dir = self.top.join(".git");
+        if !std::fs::symlink_metadata(&git_dir).ok()?.is_dir() {
+            return None;
+        }
+        let config = std::fs::read_to_string(git_dir.join("config")).ok()?;
+        if config.to_ascii_lowercase().contains("refstorage") {
+            return None;
+        }
+        if std::fs::read_to_string(git_dir.join("packed-refs")).is_ok_and(|p| p.contains(prefix)) {
+            return None;
+        }
+        let mut found = std::collections::HashMap::new();
+        let dir = git_dir.join(prefix.trim_end_matches('/'));
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(found),
+            Err(_) => return None,
+        };
+        for e in entries {
+            let e = e.ok()?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".lock") {
+                continue;
+            }
+            if !e.file_type().ok()?.is_file() {
+                // Deeper refs: let git list them.
+                return None;
+            }
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            let id = text.trim();
+            if !(id.len() == 40 || id.len() == 64) || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            found.insert(format!("{prefix}{name}"), id.to_string());
+        }
+        Some(found)
     }
 
     /// Points each private ref at its commit, in one transaction.
