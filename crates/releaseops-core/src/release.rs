@@ -216,7 +216,9 @@ fn promote_once(ctx: &Ctx<'_>, req: &PromoteRequest) -> Result<PromoteOutcome> {
             .map(|a| a.time_zone())
             .transpose()?
             .unwrap_or(jiff::tz::TimeZone::UTC);
-        gate_results.push(crate::agent::gate(mode, &record, ctx.now, &tz));
+        let verdict = crate::agent::gate(mode, &record, ctx.now, &tz);
+        let key = format!("{}@{} -> {}", req.id, req.version, req.env);
+        gate_results.push(crate::sync::agent_gate(&key, verdict));
         agent_decision = Some(record);
     }
     let not_passed: Vec<&GateResult> = gate_results

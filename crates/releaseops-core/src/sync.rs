@@ -36,6 +36,7 @@ fn is_conflict(e: &CoreError) -> bool {
 /// `sync.retries` more times, waiting a jittered, growing pause between
 /// tries so contending clones spread out.
 pub fn retrying<T>(store: &Store, mut op: impl FnMut() -> Result<T>) -> Result<T> {
+    let _outermost = Attempts::enter();
     let retries = store.config().sync.as_ref().map_or(0, |s| s.retries());
     let mut attempt = 0u32;
     loop {
@@ -57,6 +58,66 @@ pub fn retrying<T>(store: &Store, mut op: impl FnMut() -> Result<T>) -> Result<T
             r => return r,
         }
     }
+}
+
+thread_local! {
+    /// Nested `retrying` calls on this thread, and the agent's verdicts
+    /// that blocked an attempt of the outermost one.
+    static ATTEMPTS: std::cell::RefCell<(u32, std::collections::HashMap<String, releaseops_format::history::GateResult>)> =
+        std::cell::RefCell::default();
+}
+
+/// The outermost `retrying` of a thread forgets the verdicts when it ends.
+struct Attempts;
+
+impl Attempts {
+    fn enter() -> Attempts {
+        ATTEMPTS.with(|a| a.borrow_mut().0 += 1);
+        Attempts
+    }
+}
+
+impl Drop for Attempts {
+    fn drop(&mut self) {
+        ATTEMPTS.with(|a| {
+            let mut a = a.borrow_mut();
+            a.0 = a.0.saturating_sub(1);
+            if a.0 == 0 {
+                a.1.clear();
+            }
+        });
+    }
+}
+
+/// The agent's gate for a promotion (`key`), as an operation applied again
+/// after a lost race may have it: once an attempt was blocked by the
+/// agent, a later attempt of the same operation is blocked too, with that
+/// reason. A lost race must not let a changeable verdict (a model's) be
+/// asked again until it says yes; running the command again asks anew.
+pub(crate) fn agent_gate(
+    key: &str,
+    now: releaseops_format::history::GateResult,
+) -> releaseops_format::history::GateResult {
+    use releaseops_format::history::GateStatus;
+    ATTEMPTS.with(|a| {
+        let mut a = a.borrow_mut();
+        if now.status != GateStatus::Passed {
+            a.1.entry(key.to_string()).or_insert_with(|| now.clone());
+            return now;
+        }
+        match a.1.get(key) {
+            Some(earlier) => releaseops_format::history::GateResult {
+                status: earlier.status,
+                reason: format!(
+                    "{} (decided on an earlier attempt, before the team's remote moved; run the command again to ask anew)",
+                    earlier.reason
+                ),
+                passes_at: earlier.passes_at.clone(),
+                ..now
+            },
+            None => now,
+        }
+    })
 }
 
 /// A short random pause (up to 15 ms), the same at every attempt. The
@@ -108,6 +169,30 @@ pub struct SyncReport {
     /// Where the offline changes are kept when some did not land.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept_in: Option<String>,
+    /// Offline changes an earlier `sync` set aside and did not make again
+    /// (refused, or the run was stopped): look at them, make again by hand
+    /// what is missing, then delete the file.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unfinished: Vec<String>,
+}
+
+/// Set-aside offline changes in `.cache/`, other than `except`.
+fn kept_offline(store: &Store, except: Option<&std::path::Path>) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(store.dir().join(".cache"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("offline-") && n.ends_with(".json"))
+                && Some(p.as_path()) != except
+        })
+        .map(|p| p.display().to_string())
+        .collect();
+    out.sort();
+    out
 }
 
 /// `releaseops sync`: this clone brought to the remote, its offline changes
@@ -123,6 +208,7 @@ pub fn sync(ctx: &crate::Ctx<'_>) -> Result<SyncReport> {
                 status,
                 reapplied: Vec::new(),
                 kept_in: None,
+                unfinished: kept_offline(store, None),
             });
         }
         Err(StoreError::Sync {
@@ -159,6 +245,7 @@ pub fn sync(ctx: &crate::Ctx<'_>) -> Result<SyncReport> {
         status,
         reapplied,
         kept_in: (!all_landed).then(|| offline.backup.display().to_string()),
+        unfinished: kept_offline(store, Some(&offline.backup)),
     })
 }
 

@@ -37,6 +37,13 @@ use crate::{Store, fsx};
 
 /// Paths (relative to `.releaseops/`) changed here and not yet pushed.
 pub(crate) const UNPUSHED: &str = ".unpushed";
+/// The commit a push is under way with: whether it landed is settled by
+/// the next fetch (a process killed mid-push, or a push that timed out).
+const PUSHING: &str = ".cache/sync-pushing";
+/// The remote's state being checked after it was written here, with what
+/// the files held before: a process killed during the check leaves it for
+/// the next one to finish (or undo).
+const CHECKING: &str = ".cache/sync-checking.json";
 
 /// What a transaction builds on when sync is on.
 #[derive(Debug, Clone)]
@@ -238,8 +245,10 @@ impl Store {
             return Ok(false);
         }
         let git = self.sync_git(&cfg)?;
+        // The network outside the lock: a slow remote holds up no writer.
+        let exists = git.fetch_branch(&cfg.remote, &cfg.branch, &refs(&cfg).remote)?;
         let _guard = self.lock_for_change()?;
-        let pulled = self.pull(git, &cfg)?;
+        let pulled = self.apply_fetched(git, &cfg, exists, false)?;
         self.sync_memo
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -259,9 +268,29 @@ impl Store {
 
     /// Fetches the remote branch and brings this clone to it.
     fn pull(&self, git: &Git, cfg: &SyncConfig) -> Result<Pulled> {
+        let exists = git.fetch_branch(&cfg.remote, &cfg.branch, &refs(cfg).remote)?;
+        self.apply_fetched(git, cfg, exists, false)
+    }
+
+    /// Brings this clone to the remote's commit as last fetched (`exists`:
+    /// the branch was there). Under the writer lock. With `recheck`, a
+    /// clone the remote has not moved past is compared with it all the
+    /// same, and brought back to it if its files went astray (a `git
+    /// reset` or checkout that put older store files in place).
+    fn apply_fetched(
+        &self,
+        git: &Git,
+        cfg: &SyncConfig,
+        exists: bool,
+        recheck: bool,
+    ) -> Result<Pulled> {
         let r = refs(cfg);
-        let exists = git.fetch_branch(&cfg.remote, &cfg.branch, &r.remote)?;
         let (remote, base) = r.read(git)?;
+        self.settle_push(git, remote.as_deref())?;
+        let base = match self.finish_check(git, cfg)? {
+            Some(checked) => Some(checked),
+            None => base,
+        };
         let remote = remote.filter(|_| exists);
         let Some(remote) = remote else {
             if let Some(b) = base {
@@ -281,6 +310,13 @@ impl Store {
             });
         };
         if base.as_deref() == Some(remote.as_str()) {
+            if recheck
+                && self.unpushed()?.is_empty()
+                && self.history().tip()? != remote_tip(git, &remote, &self.git_prefix())?
+            {
+                self.materialise(git, cfg, None, &remote)?;
+                self.checked(git, &r, &remote)?;
+            }
             return Ok(Pulled {
                 remote: Some(remote),
                 moved: false,
@@ -322,11 +358,88 @@ impl Store {
             self.check_related(git, cfg, &remote)?;
         }
         self.materialise(git, cfg, from.as_deref(), &remote)?;
-        git.write_refs(&[(&r.base, &remote)], "releaseops sync: applied")?;
+        self.checked(git, &r, &remote)?;
         Ok(Pulled {
             remote: Some(remote),
             moved: true,
         })
+    }
+
+    /// The remote's state at `commit` is applied here and verified.
+    fn checked(&self, git: &Git, r: &Refs, commit: &str) -> Result<()> {
+        git.write_refs(&[(&r.base, commit)], "releaseops sync: applied")?;
+        let _ = fs::remove_file(self.dir().join(CHECKING));
+        Ok(())
+    }
+
+    /// A push a killed process (or a timeout) left unsettled: if its
+    /// commit is on the remote, it landed, with the offline changes it
+    /// carried; if not, it did not.
+    fn settle_push(&self, git: &Git, remote: Option<&str>) -> Result<()> {
+        let path = self.dir().join(PUSHING);
+        let Some(bytes) = fsx::read_regular_opt(&path, 1024)? else {
+            return Ok(());
+        };
+        let commit = String::from_utf8_lossy(&bytes).trim().to_string();
+        let landed = match remote {
+            Some(r) if !commit.is_empty() && !commit.starts_with('-') => {
+                r == commit || git.is_ancestor(&commit, r).unwrap_or(false)
+            }
+            _ => false,
+        };
+        if landed {
+            let _ = fs::remove_file(self.dir().join(UNPUSHED));
+        }
+        let _ = fs::remove_file(&path);
+        Ok(())
+    }
+
+    /// The check of a remote state that a killed process left unfinished:
+    /// run again, and the state undone if it does not hold. Returns the
+    /// commit now applied, when it does.
+    fn finish_check(&self, git: &Git, cfg: &SyncConfig) -> Result<Option<String>> {
+        let path = self.dir().join(CHECKING);
+        let Some(bytes) = fsx::read_regular_opt(&path, crate::REPORT_MAX_BYTES)? else {
+            return Ok(None);
+        };
+        let pending: Checking =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                path: path.clone(),
+                message: format!("unreadable sync check: {e}"),
+            })?;
+        let changed: Vec<String> = pending.old.keys().cloned().collect();
+        match self.check_applied(&changed) {
+            Ok(()) => {
+                self.checked(git, &refs(cfg), &pending.commit)?;
+                Ok(Some(pending.commit))
+            }
+            Err(e) => {
+                self.undo(pending.old)?;
+                let _ = fs::remove_file(&path);
+                Err(err(
+                    SyncFailure::Untrusted,
+                    format!(
+                        "branch '{}' of remote '{}' at {} cannot be built on: {e}",
+                        cfg.branch,
+                        cfg.remote,
+                        short(&pending.commit)
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Puts files back as they were (`None`: there was none).
+    fn undo(&self, old: BTreeMap<String, Option<String>>) -> Result<()> {
+        let (back, gone): (Vec<_>, Vec<_>) = old.into_iter().partition(|(_, c)| c.is_some());
+        crate::txn::replace_files(
+            self,
+            back.into_iter()
+                .filter_map(|(r, c)| c.map(|c| (r, c)))
+                .collect(),
+            gone.into_iter().map(|(r, _)| r).collect(),
+            self.config().lock.wait(),
+        )
     }
 
     /// This clone's history must be the start of the remote's.
@@ -473,7 +586,7 @@ impl Store {
                     .zip(text.bytes())
                     .position(|(a, b)| a != b)
                     .unwrap_or(m.len().min(text.len()));
-                let line = m[..at].matches('\n').count() + 1;
+                let line = m.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
                 return Err(untrusted(format!(
                     "it rewrites {}{rel} at line {line}, which this clone had verified",
                     prefix
@@ -489,17 +602,21 @@ impl Store {
         }
         let wait = self.config().lock.wait();
         let changed: Vec<String> = files.iter().map(|(r, _)| r.clone()).collect();
+        let old: BTreeMap<String, Option<String>> = old.into_iter().collect();
+        // Should this process die before the check below is done, the
+        // next one finishes it (or undoes the change) before anything else.
+        let marker = serde_json::to_vec(&Checking {
+            commit: to.to_string(),
+            old: old.clone(),
+        })
+        .unwrap_or_default();
+        fs::create_dir_all(self.dir().join(".cache"))
+            .map_err(|e| StoreError::io("cannot create", self.dir().join(".cache"), e))?;
+        crate::objects::write_synced(&self.dir().join(CHECKING), &marker)?;
         crate::txn::replace_files(self, files, Vec::new(), wait)?;
         if let Err(e) = self.check_applied(&changed) {
-            let (back, gone): (Vec<_>, Vec<_>) = old.into_iter().partition(|(_, c)| c.is_some());
-            crate::txn::replace_files(
-                self,
-                back.into_iter()
-                    .filter_map(|(r, c)| c.map(|c| (r, c)))
-                    .collect(),
-                gone.into_iter().map(|(r, _)| r).collect(),
-                wait,
-            )?;
+            self.undo(old)?;
+            let _ = fs::remove_file(self.dir().join(CHECKING));
             return Err(untrusted(e.to_string()));
         }
         Ok(())
@@ -508,7 +625,44 @@ impl Store {
     /// The chain, and every changed file the history speaks for, verify.
     fn check_applied(&self, changed: &[String]) -> Result<()> {
         let view = self.chain_view()?;
+        // Every environment: a record can move a pointer without its file.
+        for env in &crate::read_config(self.dir())?.pipeline {
+            if self.dir().join(Store::env_rel_path(env)).exists() {
+                view.checked_env(self, env)?;
+            }
+        }
         for rel in changed {
+            if rel.starts_with("objects/") {
+                // Content-addressed: the bytes must hash to the name.
+                let bytes = fsx::read_regular_opt(&self.dir().join(rel), crate::REPORT_MAX_BYTES)?
+                    .unwrap_or_default();
+                let h = releaseops_format::hash::sha256_prefixed(&bytes);
+                if crate::ObjectStore::rel_path(&h) != *rel {
+                    return Err(StoreError::Corrupt {
+                        path: self.dir().join(rel),
+                        message: "its content does not match its name".into(),
+                    });
+                }
+                continue;
+            }
+            if rel.starts_with("bundles/") && rel.ends_with(".yaml") {
+                let bytes = fsx::read_regular_opt(&self.dir().join(rel), crate::YAML_MAX_BYTES)?
+                    .unwrap_or_default();
+                let m =
+                    releaseops_format::manifest::BundleManifest::parse(&bytes).map_err(|e| {
+                        StoreError::Format {
+                            path: self.dir().join(rel),
+                            source: e,
+                        }
+                    })?;
+                if m.bundle_hash.as_deref() != Some(m.compute_hash().as_str()) {
+                    return Err(StoreError::Corrupt {
+                        path: self.dir().join(rel),
+                        message: "the manifest does not match its bundle_hash".into(),
+                    });
+                }
+                continue;
+            }
             let parts: Vec<&str> = rel.trim_end_matches(".yaml").split('/').collect();
             match parts.as_slice() {
                 ["environments", name] => {
@@ -536,8 +690,10 @@ impl Store {
         };
         let git = self.sync_git(&cfg)?;
         let before = self.history().tip()?.seq;
+        let exists = git.fetch_branch(&cfg.remote, &cfg.branch, &refs(&cfg).remote)?;
         let guard = self.lock_for_change()?;
-        let pulled = self.pull(git, &cfg)?;
+        // `releaseops sync` also puts right a clone whose files went astray.
+        let pulled = self.apply_fetched(git, &cfg, exists, true)?;
         let unpushed = self.unpushed()?;
         let mut pushed = false;
         if !unpushed.is_empty() || pulled.remote.is_none() {
@@ -609,11 +765,13 @@ impl Store {
                 bytes.map(|b| String::from_utf8_lossy(&b).into_owned()),
             );
         }
-        let stamp = jiff::Timestamp::now().as_second();
-        let backup = self
-            .dir()
-            .join(".cache")
-            .join(format!("offline-{stamp}.json"));
+        let now = jiff::Timestamp::now();
+        let backup = self.dir().join(".cache").join(format!(
+            "offline-{}-{}-{}.json",
+            now.as_second(),
+            now.subsec_nanosecond(),
+            std::process::id()
+        ));
         let saved = serde_json::json!({ "records": records, "files": files });
         fs::create_dir_all(self.dir().join(".cache"))
             .map_err(|e| StoreError::io("cannot create", self.dir().join(".cache"), e))?;
@@ -758,6 +916,13 @@ impl Store {
     }
 }
 
+/// What [`CHECKING`] holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Checking {
+    commit: String,
+    old: BTreeMap<String, Option<String>>,
+}
+
 /// Changes made offline, set aside to be made again (see
 /// [`Store::set_aside_offline`]).
 #[derive(Debug)]
@@ -806,19 +971,68 @@ fn remote_tip(git: &Git, commit: &str, prefix: &str) -> Result<Tip> {
 /// Pushes a transaction's change, built on the remote's commit the plan
 /// holds, before anything is applied here. Returns the commit pushed
 /// (`None` offline).
+/// A transaction's change, as the push needs it.
+pub(crate) struct Staged<'a> {
+    /// Whole files written (relative to `.releaseops/`).
+    pub files: &'a BTreeMap<String, String>,
+    /// Lines appended: path -> (offset, lines).
+    pub appends: &'a BTreeMap<String, (u64, String)>,
+    /// Files already durable that the change adds (objects).
+    pub extra: &'a [String],
+    /// The history's tip when the change began.
+    pub start: &'a Tip,
+}
+
 pub(crate) fn push_change(
     store: &Store,
     plan: &Plan,
-    files: &BTreeMap<String, String>,
-    appends: &BTreeMap<String, (u64, String)>,
-    extra: &[String],
+    staged: Staged<'_>,
     message: &str,
     author: Option<&Signature>,
 ) -> Result<Option<String>> {
+    let Staged {
+        files,
+        appends,
+        extra,
+        start,
+    } = staged;
     if plan.offline {
         return Ok(None);
     }
     let git = store.sync_git(&plan.cfg)?;
+    // The change extends exactly the history the remote holds: a clone
+    // whose files went astray (an older history put back by `git reset`)
+    // must never cut records out of the team's.
+    if let Some(parent) = &plan.remote {
+        let prefix = store.git_prefix();
+        let theirs = remote_tip(git, parent, &prefix)?;
+        let extends = if store.unpushed()?.is_empty() {
+            theirs == *start
+        } else {
+            // Offline changes go with this one: the history here is the
+            // remote's with them after it.
+            let seg = format!("history/{}", segment_name(theirs.seq.max(1)));
+            let mine = fsx::read_regular_opt(&store.dir().join(&seg), crate::REPORT_MAX_BYTES)?
+                .unwrap_or_default();
+            let found = git.batch(&[format!("{parent}:{prefix}{seg}")])?;
+            let their_seg = found
+                .into_iter()
+                .next()
+                .flatten()
+                .map(|(_, b)| b)
+                .unwrap_or_default();
+            theirs.seq <= start.seq && mine.starts_with(&their_seg)
+        };
+        if !extends {
+            return Err(err(
+                SyncFailure::Untrusted,
+                format!(
+                    "this clone's history ({} records) is not the remote's ({} records) though it synced with it: its .releaseops/ files were changed outside releaseops (a `git reset` or checkout of older ones?)",
+                    start.seq, theirs.seq
+                ),
+            ));
+        }
+    }
     let prefix = store.git_prefix();
     let dir = store.dir();
     let read = |rel: &str| -> Result<Option<Vec<u8>>> {
@@ -863,8 +1077,9 @@ pub(crate) fn push_change(
     let list: Vec<(String, Option<Vec<u8>>)> = content
         .into_iter()
         // The first push is the whole store (so a checkout of the branch
-        // is complete); after it, only state travels.
-        .filter(|(rel, _)| first || is_state(rel))
+        // is complete); after it, only state travels. Nothing is ever
+        // deleted: every clone would refuse that as a hand edit.
+        .filter(|(rel, bytes)| bytes.is_some() && (first || is_state(rel)))
         .map(|(rel, bytes)| (format!("{prefix}{rel}"), bytes))
         .collect();
     if list.is_empty() {
@@ -877,8 +1092,21 @@ pub(crate) fn push_change(
     });
     let r = refs(&plan.cfg);
     let commit = git.commit_files(plan.remote.as_deref(), &list, message, &sig, &r.scratch)?;
-    let pushed = git.push_branch(&plan.cfg.remote, &commit, &plan.cfg.branch)?;
-    match pushed {
+    // Until the push is settled: should it land unseen (this process
+    // killed, a timeout), the next fetch finds this commit there.
+    fs::create_dir_all(store.dir().join(".cache"))
+        .map_err(|e| StoreError::io("cannot create", store.dir().join(".cache"), e))?;
+    crate::objects::write_synced(&store.dir().join(PUSHING), commit.as_bytes())?;
+    let pushed = git.push_branch(
+        &plan.cfg.remote,
+        &commit,
+        &plan.cfg.branch,
+        plan.remote.as_deref(),
+    );
+    if matches!(pushed, Ok(Pushed::Conflict(_) | Pushed::Refused(_))) {
+        let _ = fs::remove_file(store.dir().join(PUSHING));
+    }
+    match pushed? {
         Pushed::Done => Ok(Some(commit)),
         Pushed::Conflict(why) => Err(err(
             SyncFailure::Conflict,
@@ -917,16 +1145,28 @@ pub(crate) fn applied(
                 );
             }
             let _ = fs::remove_file(&path);
+            let _ = fs::remove_file(store.dir().join(PUSHING));
             Ok(Some(commit))
         }
+        // Offline: marked unpushed before the change was made durable.
         None => {
-            let mut all = store.unpushed()?;
-            all.extend(changed.iter().filter(|p| is_state(p)).cloned());
-            let text: String = all.into_iter().map(|p| p + "\n").collect();
-            crate::objects::write_synced(&path, text.as_bytes())?;
+            let _ = changed;
             Ok(None)
         }
     }
+}
+
+/// Before an offline change is made durable: its paths are marked
+/// unpushed (a superset is harmless; a change made but not marked would
+/// never reach the remote).
+pub(crate) fn mark_unpushed(store: &Store, plan: &Plan, changed: &[String]) -> Result<()> {
+    if !plan.offline {
+        return Ok(());
+    }
+    let mut all = store.unpushed()?;
+    all.extend(changed.iter().filter(|p| is_state(p)).cloned());
+    let text: String = all.into_iter().map(|p| p + "\n").collect();
+    crate::objects::write_synced(&store.dir().join(UNPUSHED), text.as_bytes())
 }
 
 /// Whether a store path is team state, which travels through the remote.
@@ -934,7 +1174,11 @@ pub(crate) fn applied(
 /// prompts and policies: they come from the checkout (reviewed where code
 /// is), never from the state branch.
 fn is_state(rel: &str) -> bool {
-    rel != "config.yaml" && !rel.starts_with("evals/")
+    // Also never the existing tool's history (trusted where ours is empty),
+    // `.gitignore`, or anything under a dot name (local caches).
+    !matches!(rel, "config.yaml" | "promotion_history.yaml" | ".gitignore")
+        && !rel.starts_with("evals/")
+        && !rel.split('/').any(|c| c.starts_with('.'))
 }
 
 /// Every file of the store that releaseops writes (not its local files).
@@ -953,7 +1197,8 @@ fn store_files(store: &Store) -> Result<Vec<String>> {
         };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".tmp-") {
+            // Temporary files and local caches never travel.
+            if name.starts_with('.') {
                 continue;
             }
             let child = format!("{rel}/{name}");

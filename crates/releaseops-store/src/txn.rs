@@ -232,9 +232,12 @@ impl<'s> Transaction<'s> {
             Some(plan) => crate::sync::push_change(
                 self.store,
                 plan,
-                &self.files,
-                &self.appends,
-                &self.extra_paths,
+                crate::sync::Staged {
+                    files: &self.files,
+                    appends: &self.appends,
+                    extra: &self.extra_paths,
+                    start: self.view.tip(),
+                },
                 message,
                 git_author,
             )?,
@@ -271,8 +274,25 @@ impl<'s> Transaction<'s> {
             .chain(journal.appends.iter().map(|a| a.path.clone()))
             .chain(self.extra_paths.iter().cloned())
             .collect();
-        let (git_commit, git_error) =
-            write_and_apply(self.store, &journal, self.config.lock.wait())?;
+        if let Some(plan) = &self.sync {
+            crate::sync::mark_unpushed(self.store, plan, &changed)?;
+        }
+        let applied = write_and_apply(self.store, &journal, self.config.lock.wait());
+        let (git_commit, git_error) = match (applied, &pushed) {
+            (Ok(done), _) => done,
+            // Landed on the remote, not here: say so (the next command
+            // fetches it like anyone else's change).
+            (Err(e), Some(commit)) => {
+                return Err(StoreError::Source {
+                    message: format!(
+                        "the change landed on the team's remote as {}, but could not be applied here: {e}",
+                        &commit[..commit.len().min(12)]
+                    ),
+                    hint: Some("fix what the error names, then run `releaseops sync` to bring the change in".into()),
+                });
+            }
+            (Err(e), None) => return Err(e),
+        };
         let git_commit = match (&self.sync, pushed) {
             (Some(plan), pushed) => crate::sync::applied(self.store, plan, pushed, &changed)?,
             (None, _) => git_commit,

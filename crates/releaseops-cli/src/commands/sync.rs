@@ -28,6 +28,7 @@ pub(super) fn run(app: &App, a: SyncArgs) -> CmdResult {
                 status: store.enable_sync(&cfg, app.ctx(&store).author().as_ref())?,
                 reapplied: Vec::new(),
                 kept_in: None,
+                unfinished: Vec::new(),
             }
         }
         None => releaseops_core::sync::sync(&app.ctx(&store))?,
@@ -45,6 +46,11 @@ pub(super) fn run(app: &App, a: SyncArgs) -> CmdResult {
         anstream::println!("{}", line(&report.status));
         if let Some(kept) = &report.kept_in {
             anstream::println!("the offline changes are kept in {kept}");
+        }
+        for file in &report.unfinished {
+            output::warn(&format!(
+                "{file} holds offline changes an earlier `releaseops sync` set aside (some were not made again, or it was stopped): check `releaseops history` for each, make again what is missing, then delete the file"
+            ));
         }
     }
     // Offline changes the remote's state refused: as a blocked promotion.

@@ -140,6 +140,19 @@ impl Clone {
         git(&self.dir, args)
     }
 
+    /// A reviewer's approval of support 1.0.0 for `env`, from this clone
+    /// (nobody approves their own work).
+    pub(crate) fn approve_as_reviewer(&self, env: &str) -> Run {
+        self.run(&[
+            "approve",
+            "support",
+            "1.0.0",
+            env,
+            "--actor",
+            "Reviewer <rev@example.test>",
+        ])
+    }
+
     pub(crate) fn create(&self, id: &str, version: &str) -> Run {
         self.run(&[
             "bundle",
@@ -937,15 +950,7 @@ fn sync_works_over_git_daemon_and_smart_http() {
         "Filer <f@example.test>",
     ])
     .ok();
-    a.run(&[
-        "approve",
-        "support",
-        "1.0.0",
-        "prod",
-        "--actor",
-        "Reviewer <rev@example.test>",
-    ])
-    .ok();
+    a.approve_as_reviewer("prod").ok();
     g.run(&["sync"]).ok();
     assert_eq!(
         events(&team.remote_history())[1..],
@@ -1243,4 +1248,45 @@ fn offline_changes_the_remote_moved_past_are_made_again_through_their_gates() {
     assert_eq!(st.json()["sync"]["standing"], "in_sync", "{}", st.stdout);
     a.run(&["sync"]).ok();
     assert!(a.store_files() == b.store_files(), "A and B converge");
+}
+
+#[test]
+fn a_clone_whose_files_went_back_in_time_never_cuts_the_remote_history() {
+    let (team, a) = Team::new();
+    a.create("support", "1.0.0").ok();
+    // A copy of the store as it is now, put back later (as a `git reset` or
+    // a checkout of an older commit of the code branch would).
+    let old = team.root.path().join("old-store");
+    crate::common::copy_dir(&a.dir.join(".releaseops"), &old);
+    a.run(&["promote", "support", "1.0.0", "dev"]).ok();
+    a.run(&["promote", "support", "1.0.0", "staging"]).ok();
+    std::fs::remove_dir_all(a.dir.join(".releaseops/history")).expect("rm");
+    crate::common::copy_dir(&old.join("history"), &a.dir.join(".releaseops/history"));
+    std::fs::copy(
+        old.join("environments/dev.yaml"),
+        a.dir.join(".releaseops/environments/dev.yaml"),
+    )
+    .expect("copy");
+    let tip = team.state_tip();
+    let out = a.approve_as_reviewer("prod");
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stderr.contains("changed outside releaseops"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(team.state_tip(), tip, "nothing reached the remote");
+    // `sync` puts the clone back to the remote's state, and it goes on.
+    a.run(&["sync"]).ok();
+    a.run(&["history", "verify"]).ok();
+    a.approve_as_reviewer("prod").ok();
+    assert_eq!(
+        events(&team.remote_history()),
+        [
+            "A bundle_create support@1.0.0 ",
+            "A promote support@1.0.0 dev",
+            "A promote support@1.0.0 staging",
+            "Reviewer approve support@1.0.0 prod"
+        ]
+    );
 }

@@ -55,8 +55,10 @@ pub fn redact(text: &str) -> String {
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
+        // Up to the end of the URL: a password may hold a '/' of its own,
+        // so the credentials run to the last '@' before it.
         let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"')
+            .find(|c: char| c.is_whitespace() || c == '\'' || c == '"')
             .unwrap_or(tail.len());
         match tail[..end].rfind('@') {
             Some(at) => {
@@ -116,7 +118,7 @@ impl Git {
                     return Err(StoreError::Sync {
                         failure: SyncFailure::Unreachable,
                         message: format!(
-                            "git {name} did not finish within {} s",
+                            "git {name} did not finish within {} s (a push may still have landed: the next command finds out)",
                             timeout.as_secs()
                         ),
                     });
@@ -145,21 +147,34 @@ impl Git {
     /// else is updated). `false` when the remote has no such branch.
     pub fn fetch_branch(&self, remote: &str, branch: &str, into: &str) -> Result<bool> {
         let spec = format!("+refs/heads/{branch}:{into}");
-        let ran = self.run_timed(
-            &[
-                "fetch",
-                "--quiet",
-                "--no-tags",
-                "--no-write-fetch-head",
-                "--no-recurse-submodules",
-                "--refmap=",
-                "--",
-                remote,
-                &spec,
-            ],
-            None,
-            NETWORK_TIMEOUT,
-        )?;
+        let fetch = || {
+            self.run_timed(
+                &[
+                    "fetch",
+                    "--quiet",
+                    "--no-tags",
+                    "--no-write-fetch-head",
+                    "--no-recurse-submodules",
+                    "--refmap=",
+                    "--",
+                    remote,
+                    &spec,
+                ],
+                None,
+                NETWORK_TIMEOUT,
+            )
+        };
+        let mut ran = fetch()?;
+        // Two fetches of this clone at once (the server's poll and a
+        // write): the later one's ref update finds the ref moved. Both
+        // fetched the same branch, so fetching again settles it.
+        for _ in 0..5 {
+            if ran.ok || !ran.stderr.contains("cannot lock ref") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            ran = fetch()?;
+        }
         if !ran.ok {
             if ran.stderr.contains("couldn't find remote ref") {
                 return Ok(false);
@@ -250,14 +265,30 @@ impl Git {
         .map(|_| ())
     }
 
-    /// Pushes `commit` to `branch` of `remote`, never forced.
-    pub fn push_branch(&self, remote: &str, commit: &str, branch: &str) -> Result<Pushed> {
+    /// Pushes `commit` (a child of `expected`, or a first commit) to
+    /// `branch` of `remote` with compare-and-swap: the remote takes it only
+    /// while its branch still points at `expected` (absent for `None`).
+    /// As `commit` descends from `expected`, the update is always a
+    /// fast-forward: nothing is ever overwritten. (A plain push would also
+    /// take it over an older commit the branch was rewound to.)
+    pub fn push_branch(
+        &self,
+        remote: &str,
+        commit: &str,
+        branch: &str,
+        expected: Option<&str>,
+    ) -> Result<Pushed> {
         let spec = format!("{commit}:refs/heads/{branch}");
+        let lease = format!(
+            "--force-with-lease=refs/heads/{branch}:{}",
+            expected.unwrap_or_default()
+        );
         let ran = self.run_timed(
             &[
                 "push",
                 "--porcelain",
                 "--no-recurse-submodules",
+                &lease,
                 "--",
                 remote,
                 &spec,
@@ -280,7 +311,9 @@ impl Git {
             });
         };
         let summary = line.rsplit('\t').next().unwrap_or_default().to_string();
-        if ran.ok && !line.starts_with('!') {
+        // The ref's own line says what happened to it (git may exit with an
+        // error for another reason, a hook after the update, say).
+        if !line.starts_with('!') {
             return Ok(Pushed::Done);
         }
         let lower = summary.to_ascii_lowercase();
@@ -501,6 +534,10 @@ mod tests {
         assert_eq!(
             redact("https://git.example.com/x"),
             "https://git.example.com/x"
+        );
+        assert_eq!(
+            redact("see https://u:pa/ss@host/r.git now"),
+            "see https://***@host/r.git now"
         );
         assert_eq!(
             redact("ssh://git@host:22/x and http://a:b@c"),
