@@ -562,6 +562,20 @@ impl Store {
             return Ok(());
         }
         let ids: Vec<String> = wanted.iter().map(|(_, f)| f.id.clone()).collect();
+        // Sizes first: a remote's file larger than any store file is
+        // refused before a byte of it is read.
+        for ((_, f), size) in wanted.iter().zip(git.sizes(&ids)?) {
+            match size {
+                None => return Err(untrusted(format!("{} could not be read from git", f.path))),
+                Some(n) if n > crate::REPORT_MAX_BYTES => {
+                    return Err(untrusted(format!(
+                        "{} is larger than any file releaseops writes ({n} bytes)",
+                        f.path
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
         let blobs = git.batch(&ids)?;
         let mut files = Vec::new();
         let mut old: Vec<(String, Option<String>)> = Vec::new();

@@ -30,7 +30,17 @@ pub(super) fn run(app: &App, a: StatusArgs) -> CmdResult {
         let s = status::status(&app.ctx(&store))?;
         // With sync on: how this clone stands against the team's remote
         // (fetched, unless --offline).
-        let sync = store.sync_status(!app.global.offline)?;
+        let sync = match store.sync_status(!app.global.offline) {
+            Ok(s) => s,
+            // The remote out of reach: where the clone stood at the last fetch.
+            Err(e) => {
+                output::warn(&format!(
+                    "the team's remote could not be asked: {}",
+                    Failure::from(e).message
+                ));
+                store.sync_status(false)?
+            }
+        };
         if app.global.json {
             let mut v = serde_json::to_value(&s).unwrap_or_default();
             if let (Some(sync), Some(obj)) = (&sync, v.as_object_mut()) {

@@ -373,6 +373,10 @@ fn a_remote_that_cannot_be_used_gives_a_clear_error_and_changes_nothing() {
     );
     assert!(out.stderr.contains("--offline"), "{}", out.stderr);
     assert_eq!(a.store_files(), before);
+    // Reads go on from what the clone holds, saying why.
+    let st = a.run(&["status"]);
+    st.ok();
+    assert!(st.stderr.contains("could not be asked"), "{}", st.stderr);
     std::fs::rename(team.root.path().join("elsewhere.git"), team.remote()).expect("move back");
 
     // The remote refuses pushes (a protected branch).

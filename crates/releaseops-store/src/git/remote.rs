@@ -379,6 +379,30 @@ impl Git {
         Ok(files)
     }
 
+    /// The sizes of objects (`None`: missing), by one `git cat-file
+    /// --batch-check`, so nothing larger than a store file is ever read.
+    pub fn sizes(&self, ids: &[String]) -> Result<Vec<Option<u64>>> {
+        let mut input = Vec::new();
+        for id in ids {
+            input.extend_from_slice(id.as_bytes());
+            input.push(b'\n');
+        }
+        let out = self.run(&["cat-file", "--batch-check"], None, Some(&input))?;
+        if !out.status.success() {
+            return Err(super::git_err("cat-file", &out));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut sizes: Vec<Option<u64>> = text
+            .lines()
+            .map(|l| {
+                let parts: Vec<&str> = l.split(' ').collect();
+                (parts.len() == 3).then(|| parts[2].parse().ok()).flatten()
+            })
+            .collect();
+        sizes.resize(ids.len(), None);
+        Ok(sizes)
+    }
+
     /// The files under `prefix` that differ between two commits.
     pub fn changes(&self, from: &str, to: &str, prefix: &str) -> Result<Vec<Change>> {
         let out = self.run_ok_raw(&[
