@@ -1294,3 +1294,77 @@ fn a_clone_whose_files_went_back_in_time_never_cuts_the_remote_history() {
         ]
     );
 }
+
+const BASE_REF: &str = "refs/releaseops/sync/origin/releaseops-state/base";
+
+#[test]
+fn a_push_that_landed_unseen_is_settled_and_its_offline_changes_never_made_twice() {
+    let (team, a) = Team::new();
+    a.create("support", "1.0.0").ok();
+    let base_before = a.git(&["rev-parse", BASE_REF]);
+    a.run(&["--offline", "promote", "support", "1.0.0", "dev"])
+        .ok();
+    let unpushed = std::fs::read(a.dir.join(".releaseops/.unpushed")).expect("marked unpushed");
+    a.run(&["sync"]).ok();
+    // The state a process killed right after its push landed leaves: the
+    // push's marker, the offline paths still marked, the old base.
+    let pushed = team.state_tip();
+    std::fs::write(a.dir.join(".releaseops/.unpushed"), &unpushed).expect("write");
+    std::fs::write(a.dir.join(".releaseops/.cache/sync-pushing"), &pushed).expect("write");
+    a.git(&["update-ref", BASE_REF, &base_before]);
+    // The next command settles it: no "made offline" refusal, nothing twice.
+    a.run(&["promote", "support", "1.0.0", "staging"]).ok();
+    assert_eq!(
+        events(&team.remote_history()),
+        [
+            "A bundle_create support@1.0.0 ",
+            "A promote support@1.0.0 dev",
+            "A promote support@1.0.0 staging"
+        ]
+    );
+    assert!(!a.dir.join(".releaseops/.unpushed").exists());
+    assert!(!a.dir.join(".releaseops/.cache/sync-pushing").exists());
+}
+
+#[test]
+fn a_check_of_the_remote_cut_short_is_finished_before_anything_else() {
+    let (team, a) = Team::new();
+    let b = team.join("b");
+    a.create("support", "1.0.0").ok();
+    b.run(&["sync"]).ok();
+    // A hand edit on the remote, applied here by a process killed before
+    // it finished checking it: the bad file in place, the check's marker
+    // with what the file held before.
+    edit_remote_by_hand(&team, |dir| {
+        let p = dir.join(".releaseops/environments/staging.yaml");
+        let t = std::fs::read_to_string(&p).expect("env");
+        std::fs::write(&p, format!("{t}bundles:\n  support: 1.0.0\n")).expect("edit");
+    });
+    let env = b.dir.join(".releaseops/environments/staging.yaml");
+    let good = std::fs::read_to_string(&env).expect("env");
+    let bad = git(
+        &team.remote(),
+        &[
+            "show",
+            "releaseops-state:.releaseops/environments/staging.yaml",
+        ],
+    );
+    std::fs::write(&env, format!("{bad}\n")).expect("write");
+    let marker = serde_json::json!({
+        "commit": team.state_tip(),
+        "old": { "environments/staging.yaml": good },
+    });
+    std::fs::write(
+        b.dir.join(".releaseops/.cache/sync-checking.json"),
+        marker.to_string(),
+    )
+    .expect("write");
+    // The next command finishes the check, which fails: the file is put
+    // back and the remote refused, saying where it breaks.
+    let out = b.run(&["promote", "support", "1.0.0", "dev"]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot be built on"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&env).expect("env"), good);
+    assert!(!b.dir.join(".releaseops/.cache/sync-checking.json").exists());
+    b.run(&["history", "verify"]).ok();
+}
