@@ -1031,11 +1031,46 @@ fn the_server_pushes_its_writes_and_picks_up_everyone_elses() {
     let text = std::fs::read_to_string(&cfg).expect("config");
     std::fs::write(&cfg, format!("{text}  poll_seconds: 3600\n")).expect("config");
     let s = serve_in(&srv);
+    // An open event stream sees moves made from any clone.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut stream = rt.block_on(async {
+        let mut ev = crate::common::server::client()
+            .get(s.at("/v1/events?env=dev"))
+            .bearer_auth(DEPLOYER)
+            .send()
+            .await
+            .expect("events");
+        let mut seen = String::new();
+        while !seen.contains("event: snapshot") {
+            let chunk = ev.chunk().await.expect("stream").expect("open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        ev
+    });
 
     a.run(&["promote", "support", "1.0.0", "dev"]).ok();
     let (st, body) = post(&s.at("/v1/sync"), None, &Value::Null);
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["sync"]["standing"], "in_sync", "{body}");
+    let moved = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            let mut seen = String::new();
+            while !(seen.contains("event: moved") && seen.ends_with("\n\n")) {
+                let chunk = stream.chunk().await.expect("stream").expect("open");
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            seen
+        })
+        .await
+        .expect("the move reached the stream")
+    });
+    assert!(
+        moved.contains("support") && moved.contains("1.0.0"),
+        "{moved}"
+    );
     let env = get(&s.at("/v1/environments/dev"));
     assert_eq!(env["bundles"][0]["version"], "1.0.0", "{env}");
 
