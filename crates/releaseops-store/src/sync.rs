@@ -128,6 +128,9 @@ pub(crate) struct Memo {
     /// Set by `pull_latest`: the remote's commit this clone was just
     /// brought to (inner `None`: the branch does not exist yet).
     pulled: Option<Option<String>>,
+    /// The records this clone held before this process first brought it
+    /// to the remote (what `releaseops sync` reports as new counts from).
+    records_before: Option<u64>,
 }
 
 fn refs(cfg: &SyncConfig) -> Refs {
@@ -146,6 +149,54 @@ fn err(failure: SyncFailure, message: String) -> StoreError {
 
 fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
+}
+
+/// The remote's state at `commit` is refused, and why.
+fn cannot_build_on(cfg: &SyncConfig, commit: &str, why: impl std::fmt::Display) -> StoreError {
+    err(
+        SyncFailure::Untrusted,
+        format!(
+            "branch '{}' of remote '{}' at {} cannot be built on: {why}",
+            cfg.branch,
+            cfg.remote,
+            short(commit)
+        ),
+    )
+}
+
+/// The line (from 1) where `theirs` first differs from `mine`.
+fn first_difference(mine: &[u8], theirs: &[u8]) -> usize {
+    let at = mine
+        .iter()
+        .zip(theirs)
+        .position(|(a, b)| a != b)
+        .unwrap_or(mine.len().min(theirs.len()));
+    mine[..at].iter().filter(|b| **b == b'\n').count() + 1
+}
+
+/// The history segment holding record `seq`, here and at `commit`.
+fn segments(
+    store: &Store,
+    git: &Git,
+    commit: &str,
+    seq: u64,
+) -> Result<(String, Vec<u8>, Option<Vec<u8>>)> {
+    let prefix = store.git_prefix();
+    let seg = format!("history/{}", segment_name(seq.max(1)));
+    let mine = fsx::read_regular_opt(&store.dir().join(&seg), crate::REPORT_MAX_BYTES)?
+        .unwrap_or_default();
+    let found = git.batch(&[format!("{commit}:{prefix}{seg}")])?;
+    let theirs = found.into_iter().next().flatten().map(|(_, b)| b);
+    Ok((seg, mine, theirs))
+}
+
+/// Writes `bytes` durably to `rel`, a file of `.releaseops/.cache/`.
+fn write_cache(store: &Store, rel: &str, bytes: &[u8]) -> Result<std::path::PathBuf> {
+    let dir = store.dir().join(".cache");
+    fs::create_dir_all(&dir).map_err(|e| StoreError::io("cannot create", &dir, e))?;
+    let path = store.dir().join(rel);
+    crate::objects::write_synced(&path, bytes)?;
+    Ok(path)
 }
 
 impl Store {
@@ -205,30 +256,17 @@ impl Store {
             .unwrap_or_else(|e| e.into_inner())
             .pulled
             .take();
-        let pulled = if let Some(remote) = fresh {
-            // Fetched and applied a moment ago by this process: build on
-            // that (should the remote have moved since, the push says so
-            // and the retry fetches).
-            Pulled {
-                remote,
-                moved: false,
-            }
-        } else {
-            self.pull(git, cfg)?
+        // Fetched and applied a moment ago by this process: build on that
+        // (should the remote have moved since, the push says so and the
+        // retry fetches). Offline changes on a remote that moved are
+        // refused by the pull.
+        let remote = match fresh {
+            Some(remote) => remote,
+            None => self.pull(git, cfg)?,
         };
-        let unpushed = self.unpushed()?;
-        if !unpushed.is_empty() && pulled.moved {
-            return Err(err(
-                SyncFailure::Unpushed,
-                format!(
-                    "this clone holds changes made offline ({} file(s) under .releaseops/) and the remote moved since; they are checked again on its state before anything else is done",
-                    unpushed.len()
-                ),
-            ));
-        }
         Ok(Plan {
             cfg: cfg.clone(),
-            remote: pulled.remote,
+            remote,
             offline: false,
         })
     }
@@ -248,12 +286,27 @@ impl Store {
         // The network outside the lock: a slow remote holds up no writer.
         let exists = git.fetch_branch(&cfg.remote, &cfg.branch, &refs(&cfg).remote)?;
         let _guard = self.lock_for_change()?;
-        let pulled = self.apply_fetched(git, &cfg, exists, false)?;
-        self.sync_memo
+        let before = self.history().tip()?.seq;
+        let remote = self.apply_fetched(git, &cfg, exists, false)?;
+        let mut memo = self.sync_memo.lock().unwrap_or_else(|e| e.into_inner());
+        memo.pulled = Some(remote);
+        memo.records_before.get_or_insert(before);
+        Ok(true)
+    }
+
+    /// Fetches the remote branch, unless this process just did (and
+    /// applied it: `pull_latest`). Whether the branch exists.
+    fn fetch_once(&self, git: &Git, cfg: &SyncConfig) -> Result<bool> {
+        let fresh = self
+            .sync_memo
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .pulled = Some(pulled.remote);
-        Ok(true)
+            .pulled
+            .clone();
+        match fresh {
+            Some(remote) => Ok(remote.is_some()),
+            None => git.fetch_branch(&cfg.remote, &cfg.branch, &refs(cfg).remote),
+        }
     }
 
     fn unpushed(&self) -> Result<BTreeSet<String>> {
@@ -267,7 +320,7 @@ impl Store {
     }
 
     /// Fetches the remote branch and brings this clone to it.
-    fn pull(&self, git: &Git, cfg: &SyncConfig) -> Result<Pulled> {
+    fn pull(&self, git: &Git, cfg: &SyncConfig) -> Result<Option<String>> {
         let exists = git.fetch_branch(&cfg.remote, &cfg.branch, &refs(cfg).remote)?;
         self.apply_fetched(git, cfg, exists, false)
     }
@@ -283,7 +336,7 @@ impl Store {
         cfg: &SyncConfig,
         exists: bool,
         recheck: bool,
-    ) -> Result<Pulled> {
+    ) -> Result<Option<String>> {
         let r = refs(cfg);
         let (remote, base) = r.read(git)?;
         self.settle_push(git, remote.as_deref())?;
@@ -304,10 +357,7 @@ impl Store {
                     ),
                 ));
             }
-            return Ok(Pulled {
-                remote: None,
-                moved: false,
-            });
+            return Ok(None);
         };
         if base.as_deref() == Some(remote.as_str()) {
             if recheck
@@ -317,10 +367,7 @@ impl Store {
                 self.materialise(git, cfg, None, &remote)?;
                 self.checked(git, &r, &remote)?;
             }
-            return Ok(Pulled {
-                remote: Some(remote),
-                moved: false,
-            });
+            return Ok(Some(remote));
         }
         // Changes made here offline sit on the state they were made on;
         // they are made again on the remote's (by `releaseops sync`), never
@@ -359,10 +406,7 @@ impl Store {
         }
         self.materialise(git, cfg, from.as_deref(), &remote)?;
         self.checked(git, &r, &remote)?;
-        Ok(Pulled {
-            remote: Some(remote),
-            moved: true,
-        })
+        Ok(Some(remote))
     }
 
     /// The remote's state at `commit` is applied here and verified.
@@ -416,15 +460,7 @@ impl Store {
             Err(e) => {
                 self.undo(pending.old)?;
                 let _ = fs::remove_file(&path);
-                Err(err(
-                    SyncFailure::Untrusted,
-                    format!(
-                        "branch '{}' of remote '{}' at {} cannot be built on: {e}",
-                        cfg.branch,
-                        cfg.remote,
-                        short(&pending.commit)
-                    ),
-                ))
+                Err(cannot_build_on(cfg, &pending.commit, e))
             }
         }
     }
@@ -450,11 +486,7 @@ impl Store {
         }
         let prefix = self.git_prefix();
         let theirs = remote_tip(git, remote, &prefix)?;
-        let seg = format!("history/{}", segment_name(local.seq));
-        let mine = fsx::read_regular_opt(&self.dir().join(&seg), crate::REPORT_MAX_BYTES)?
-            .unwrap_or_default();
-        let found = git.batch(&[format!("{remote}:{prefix}{seg}")])?;
-        let theirs_seg = found.into_iter().next().flatten().map(|(_, b)| b);
+        let (seg, mine, theirs_seg) = segments(self, git, remote, local.seq)?;
         let extends = theirs.seq >= local.seq
             && theirs_seg.as_ref().is_some_and(|t| t.starts_with(&mine))
             && (theirs.seq != local.seq || theirs.hash == local.hash);
@@ -464,20 +496,13 @@ impl Store {
         // Where the two part: after a shared start, the remote rewrote what
         // this clone verified; from the first record, they are unrelated.
         if let Some(t) = &theirs_seg {
-            let at = mine
-                .iter()
-                .zip(t.iter())
-                .position(|(a, b)| a != b)
-                .unwrap_or(mine.len().min(t.len()));
-            let line = mine[..at].iter().filter(|b| **b == b'\n').count() + 1;
+            let line = first_difference(&mine, t);
             if line > 1 || segment_name(local.seq) != segment_name(1) {
-                return Err(err(
-                    SyncFailure::Untrusted,
+                return Err(cannot_build_on(
+                    cfg,
+                    remote,
                     format!(
-                        "branch '{}' of remote '{}' at {} cannot be built on: it rewrites {prefix}{seg} at line {line}, which this clone had verified",
-                        cfg.branch,
-                        cfg.remote,
-                        short(remote)
+                        "it rewrites {prefix}{seg} at line {line}, which this clone had verified"
                     ),
                 ));
             }
@@ -512,17 +537,7 @@ impl Store {
                 .map(Change::Written)
                 .collect(),
         };
-        let untrusted = |what: String| {
-            err(
-                SyncFailure::Untrusted,
-                format!(
-                    "branch '{}' of remote '{}' at {} cannot be built on: {what}",
-                    cfg.branch,
-                    cfg.remote,
-                    short(to)
-                ),
-            )
-        };
+        let untrusted = |what: String| cannot_build_on(cfg, to, what);
         let mut wanted: Vec<(String, TreeFile)> = Vec::new();
         for c in changes {
             match c {
@@ -595,12 +610,7 @@ impl Store {
                 && let Some(m) = &mine
                 && !text.starts_with(m.as_str())
             {
-                let at = m
-                    .bytes()
-                    .zip(text.bytes())
-                    .position(|(a, b)| a != b)
-                    .unwrap_or(m.len().min(text.len()));
-                let line = m.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
+                let line = first_difference(m.as_bytes(), text.as_bytes());
                 return Err(untrusted(format!(
                     "it rewrites {}{rel} at line {line}, which this clone had verified",
                     prefix
@@ -624,9 +634,7 @@ impl Store {
             old: old.clone(),
         })
         .unwrap_or_default();
-        fs::create_dir_all(self.dir().join(".cache"))
-            .map_err(|e| StoreError::io("cannot create", self.dir().join(".cache"), e))?;
-        crate::objects::write_synced(&self.dir().join(CHECKING), &marker)?;
+        write_cache(self, CHECKING, &marker)?;
         crate::txn::replace_files(self, files, Vec::new(), wait)?;
         if let Err(e) = self.check_applied(&changed) {
             self.undo(old)?;
@@ -703,34 +711,34 @@ impl Store {
             return Err(not_configured(self));
         };
         let git = self.sync_git(&cfg)?;
-        let before = self.history().tip()?.seq;
-        let exists = git.fetch_branch(&cfg.remote, &cfg.branch, &refs(&cfg).remote)?;
+        let before = match self
+            .sync_memo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .records_before
+        {
+            Some(n) => n,
+            None => self.history().tip()?.seq,
+        };
+        let exists = self.fetch_once(git, &cfg)?;
         let guard = self.lock_for_change()?;
         // `releaseops sync` also puts right a clone whose files went astray.
-        let pulled = self.apply_fetched(git, &cfg, exists, true)?;
+        let remote = self.apply_fetched(git, &cfg, exists, true)?;
+        // (Offline changes on a remote that moved were refused just now.)
         let unpushed = self.unpushed()?;
         let mut pushed = false;
-        if !unpushed.is_empty() || pulled.remote.is_none() {
-            if pulled.moved {
-                return Err(err(
-                    SyncFailure::Unpushed,
-                    format!(
-                        "this clone's offline changes were made on a state that branch '{}' of remote '{}' has moved past",
-                        cfg.branch, cfg.remote
-                    ),
-                ));
-            }
+        if !unpushed.is_empty() || remote.is_none() {
             let mut tx = self.transaction(guard)?;
-            tx.set_sync(Plan {
-                cfg: cfg.clone(),
-                remote: pulled.remote.clone(),
-                offline: false,
-            });
-            let message = if pulled.remote.is_none() {
+            let message = if remote.is_none() {
                 "releaseops sync: the store"
             } else {
                 "releaseops sync: changes made offline"
             };
+            tx.set_sync(Plan {
+                cfg: cfg.clone(),
+                remote,
+                offline: false,
+            });
             tx.commit(message, None)?;
             pushed = true;
         } else {
@@ -780,33 +788,36 @@ impl Store {
             );
         }
         let now = jiff::Timestamp::now();
-        let backup = self.dir().join(".cache").join(format!(
-            "offline-{}-{}-{}.json",
-            now.as_second(),
-            now.subsec_nanosecond(),
-            std::process::id()
-        ));
         let saved = serde_json::json!({ "records": records, "files": files });
-        fs::create_dir_all(self.dir().join(".cache"))
-            .map_err(|e| StoreError::io("cannot create", self.dir().join(".cache"), e))?;
-        crate::objects::write_synced(&backup, saved.to_string().as_bytes())?;
+        let backup = write_cache(
+            self,
+            &format!(
+                ".cache/offline-{}-{}-{}.json",
+                now.as_second(),
+                now.subsec_nanosecond(),
+                std::process::id()
+            ),
+            saved.to_string().as_bytes(),
+        )?;
         // Back to the state the changes were made on.
         let names: Vec<String> = paths
             .iter()
             .map(|p| format!("{base}:{prefix}{p}"))
             .collect();
         let found = git.batch(&names)?;
-        let mut put = Vec::new();
-        let mut gone = Vec::new();
-        for (rel, blob) in paths.iter().zip(found) {
-            match blob {
-                Some((_, bytes)) => {
-                    put.push((rel.clone(), String::from_utf8_lossy(&bytes).into_owned()))
-                }
-                None => gone.push(rel.clone()),
-            }
-        }
-        crate::txn::replace_files(self, put, gone, self.config().lock.wait())?;
+        self.undo(
+            paths
+                .iter()
+                .cloned()
+                .zip(found)
+                .map(|(rel, blob)| {
+                    (
+                        rel,
+                        blob.map(|(_, b)| String::from_utf8_lossy(&b).into_owned()),
+                    )
+                })
+                .collect(),
+        )?;
         let _ = fs::remove_file(self.dir().join(UNPUSHED));
         drop(guard);
         self.pull_latest()?;
@@ -825,7 +836,7 @@ impl Store {
         };
         let git = self.sync_git(&cfg)?;
         if fetch {
-            git.fetch_branch(&cfg.remote, &cfg.branch, &refs(&cfg).remote)?;
+            self.fetch_once(git, &cfg)?;
         }
         self.sync_status_of(git, &cfg).map(Some)
     }
@@ -949,12 +960,6 @@ pub struct OfflineChanges {
     pub backup: std::path::PathBuf,
 }
 
-struct Pulled {
-    remote: Option<String>,
-    /// Whether the remote had changes this clone had not applied.
-    moved: bool,
-}
-
 fn not_configured(store: &Store) -> StoreError {
     err(
         SyncFailure::Setup,
@@ -982,9 +987,6 @@ fn remote_tip(git: &Git, commit: &str, prefix: &str) -> Result<Tip> {
     }
 }
 
-/// Pushes a transaction's change, built on the remote's commit the plan
-/// holds, before anything is applied here. Returns the commit pushed
-/// (`None` offline).
 /// A transaction's change, as the push needs it.
 pub(crate) struct Staged<'a> {
     /// Whole files written (relative to `.releaseops/`).
@@ -997,6 +999,9 @@ pub(crate) struct Staged<'a> {
     pub start: &'a Tip,
 }
 
+/// Pushes a transaction's change, built on the remote's commit the plan
+/// holds, before anything is applied here. Returns the commit pushed
+/// (`None` offline).
 pub(crate) fn push_change(
     store: &Store,
     plan: &Plan,
@@ -1025,17 +1030,8 @@ pub(crate) fn push_change(
         } else {
             // Offline changes go with this one: the history here is the
             // remote's with them after it.
-            let seg = format!("history/{}", segment_name(theirs.seq.max(1)));
-            let mine = fsx::read_regular_opt(&store.dir().join(&seg), crate::REPORT_MAX_BYTES)?
-                .unwrap_or_default();
-            let found = git.batch(&[format!("{parent}:{prefix}{seg}")])?;
-            let their_seg = found
-                .into_iter()
-                .next()
-                .flatten()
-                .map(|(_, b)| b)
-                .unwrap_or_default();
-            theirs.seq <= start.seq && mine.starts_with(&their_seg)
+            let (_, mine, their_seg) = segments(store, git, parent, theirs.seq)?;
+            theirs.seq <= start.seq && mine.starts_with(&their_seg.unwrap_or_default())
         };
         if !extends {
             return Err(err(
@@ -1108,9 +1104,7 @@ pub(crate) fn push_change(
     let commit = git.commit_files(plan.remote.as_deref(), &list, message, &sig, &r.scratch)?;
     // Until the push is settled: should it land unseen (this process
     // killed, a timeout), the next fetch finds this commit there.
-    fs::create_dir_all(store.dir().join(".cache"))
-        .map_err(|e| StoreError::io("cannot create", store.dir().join(".cache"), e))?;
-    crate::objects::write_synced(&store.dir().join(PUSHING), commit.as_bytes())?;
+    write_cache(store, PUSHING, commit.as_bytes())?;
     let pushed = git.push_branch(
         &plan.cfg.remote,
         &commit,
@@ -1139,35 +1133,20 @@ pub(crate) fn push_change(
     }
 }
 
-/// After a synced change was applied here: the clone is at the commit it
-/// pushed (or, offline, holds one more unpushed change).
-pub(crate) fn applied(
-    store: &Store,
-    plan: &Plan,
-    pushed: Option<String>,
-    changed: &[String],
-) -> Result<Option<String>> {
-    let path = store.dir().join(UNPUSHED);
-    match pushed {
-        Some(commit) => {
-            let r = refs(&plan.cfg);
-            if let Some(git) = store.git() {
-                // Should this fail, the next fetch finds the same commit.
-                let _ = git.write_refs(
-                    &[(&r.base, &commit), (&r.remote, &commit)],
-                    "releaseops sync: pushed",
-                );
-            }
-            let _ = fs::remove_file(&path);
-            let _ = fs::remove_file(store.dir().join(PUSHING));
-            Ok(Some(commit))
-        }
-        // Offline: marked unpushed before the change was made durable.
-        None => {
-            let _ = changed;
-            Ok(None)
-        }
+/// After a pushed change was applied here: the clone is at the commit it
+/// pushed, with nothing unpushed. (Offline changes were marked before
+/// they were made durable: [`mark_unpushed`].)
+pub(crate) fn applied(store: &Store, plan: &Plan, pushed: &str) {
+    let r = refs(&plan.cfg);
+    if let Some(git) = store.git() {
+        // Should this fail, the next fetch finds the same commit.
+        let _ = git.write_refs(
+            &[(&r.base, pushed), (&r.remote, pushed)],
+            "releaseops sync: pushed",
+        );
     }
+    let _ = fs::remove_file(store.dir().join(UNPUSHED));
+    let _ = fs::remove_file(store.dir().join(PUSHING));
 }
 
 /// Before an offline change is made durable: its paths are marked

@@ -294,7 +294,11 @@ impl<'s> Transaction<'s> {
             (Err(e), None) => return Err(e),
         };
         let git_commit = match (&self.sync, pushed) {
-            (Some(plan), pushed) => crate::sync::applied(self.store, plan, pushed, &changed)?,
+            (Some(plan), Some(pushed)) => {
+                crate::sync::applied(self.store, plan, &pushed);
+                Some(pushed)
+            }
+            (Some(_), None) => None,
             (None, _) => git_commit,
         };
         Ok(Committed {
@@ -333,28 +337,26 @@ fn write_and_apply(
     journal: &Journal,
     wait: std::time::Duration,
 ) -> Result<(Option<String>, Option<String>)> {
-    {
-        let dir = store.dir();
-        // Readers see the store before this change or after it, never half.
-        let _writing = crate::lock::acquire_write(dir, wait)?;
-        let tmp = dir.join(JOURNAL_TMP);
-        let bytes = serde_json::to_vec(journal).map_err(|e| StoreError::Corrupt {
-            path: tmp.clone(),
-            message: e.to_string(),
-        })?;
-        // A journal that cannot be written whole changes nothing.
-        if let Err(e) = write_synced(&tmp, &bytes) {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        let jpath = dir.join(JOURNAL);
-        if let Err(e) = fs::rename(&tmp, &jpath) {
-            let _ = fs::remove_file(&tmp);
-            return Err(StoreError::io("cannot write", &jpath, e));
-        }
-        sync_dir(dir);
-        apply_now(store, journal)
+    let dir = store.dir();
+    // Readers see the store before this change or after it, never half.
+    let _writing = crate::lock::acquire_write(dir, wait)?;
+    let tmp = dir.join(JOURNAL_TMP);
+    let bytes = serde_json::to_vec(journal).map_err(|e| StoreError::Corrupt {
+        path: tmp.clone(),
+        message: e.to_string(),
+    })?;
+    // A journal that cannot be written whole changes nothing.
+    if let Err(e) = write_synced(&tmp, &bytes) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
+    let jpath = dir.join(JOURNAL);
+    if let Err(e) = fs::rename(&tmp, &jpath) {
+        let _ = fs::remove_file(&tmp);
+        return Err(StoreError::io("cannot write", &jpath, e));
+    }
+    sync_dir(dir);
+    apply_now(store, journal)
 }
 
 fn sync_dir(dir: &Path) {

@@ -22,8 +22,6 @@ pub(super) fn run(app: &App, a: SyncArgs) -> CmdResult {
             if let Some(b) = a.branch {
                 cfg.branch = b;
             }
-            cfg.validate()
-                .map_err(|e| Failure::usage(e.to_string(), "see `releaseops sync --help`"))?;
             releaseops_core::sync::SyncReport {
                 status: store.enable_sync(&cfg, app.ctx(&store).author().as_ref())?,
                 reapplied: Vec::new(),

@@ -258,7 +258,8 @@ fn changes_from_two_clones_land_on_one_chain_that_every_clone_verifies() {
     let out = a.run(&["promote", "support", "1.0.0", "staging"]);
     out.ok();
     assert!(out.stdout.contains("live in 'dev'"), "{}", out.stdout);
-    b.run(&["sync"]).ok();
+    let out = b.run(&["sync"]);
+    assert!(out.ok().contains("1 new from the remote"), "{}", out.stdout);
     for c in [&a, &b] {
         c.run(&["history", "verify"]).ok();
         let st = c.run(&["status", "--json"]);
