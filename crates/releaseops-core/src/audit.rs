@@ -173,7 +173,7 @@ fn check_reviews(store: &Store, view: &ChainView, problems: &mut Vec<String>) ->
     Ok(check_index(
         store,
         "reviews",
-        view.state().reviews.iter(),
+        view.state().reviews.iter().map(|(id, v)| (id, &**v)),
         |id, v| validate_bundle_id(id).is_ok() && validate_version(v).is_ok(),
         |id, v| Ok(view.reviews_problem(store, id, v)?),
         problems,
@@ -261,7 +261,7 @@ fn check_bundles(store: &Store, view: &ChainView, problems: &mut Vec<String>) ->
 fn check_signatures(store: &Store, view: &ChainView, problems: &mut Vec<String>) -> usize {
     let mut checked = 0;
     for (id, versions) in &view.state().reviews {
-        for (version, reviews) in versions {
+        for (version, reviews) in versions.iter() {
             if reviews.approvals.iter().all(|a| a.signature.is_none()) {
                 continue;
             }

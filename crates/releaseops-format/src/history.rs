@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::FormatError;
-use crate::yaml::{Node, StrictString};
+use crate::yaml::StrictString;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -421,8 +421,31 @@ impl DeploymentStack {
         crate::yaml::from_bytes_plain(bytes)
     }
 
+    /// The file's text: what the generic emitter writes for this struct
+    /// (a test holds them equal), without building a tree first, since a
+    /// page of a large store renders a hundred of these to compare with the
+    /// files.
     pub fn to_yaml(&self) -> String {
-        Node::from_json(&serde_json::to_value(self).unwrap_or_default()).to_yaml()
+        use crate::yaml::quote;
+        use std::fmt::Write;
+        let mut out = String::with_capacity(64 + 64 * self.stack.len());
+        let _ = writeln!(out, "environment: {}", quote(&self.environment));
+        let _ = writeln!(out, "bundle: {}", quote(&self.bundle));
+        if self.stack.is_empty() {
+            out.push_str("stack: []\n");
+        } else {
+            out.push_str("stack:\n");
+        }
+        for d in &self.stack {
+            let _ = writeln!(
+                out,
+                "- version: {}\n  since: {}\n  seq: {}",
+                quote(&d.version),
+                quote(&d.since),
+                d.seq
+            );
+        }
+        out
     }
 
     pub fn apply(&mut self, rec: &Record) {

@@ -9,6 +9,7 @@
 //! disagrees with this state was changed outside releaseops and is refused.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -44,20 +45,24 @@ pub struct BundleFact {
     pub hash: Option<String>,
 }
 
+/// The maps hold their per-bundle parts behind [`Arc`], so a clone shares
+/// them and a record applied to the clone copies only the part it changes
+/// (a view of a million records is extended by a new one without copying
+/// the rest).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChainState {
     /// id -> version -> what its bundle_create record says.
     #[serde(default)]
-    pub bundles: BTreeMap<String, BTreeMap<String, BundleFact>>,
+    pub bundles: BTreeMap<String, Arc<BTreeMap<String, BundleFact>>>,
     /// env -> bundle -> deployment stack (top = live).
     #[serde(default)]
-    pub deployments: BTreeMap<String, BTreeMap<String, Vec<Deployment>>>,
+    pub deployments: BTreeMap<String, BTreeMap<String, Arc<Vec<Deployment>>>>,
     /// id -> version -> approvals, rejections and failed releases.
     #[serde(default)]
-    pub reviews: BTreeMap<String, BTreeMap<String, Reviews>>,
+    pub reviews: BTreeMap<String, Arc<BTreeMap<String, Reviews>>>,
     /// bundle hash (hex, no prefix) -> the eval reports recorded for it.
     #[serde(default)]
-    pub evals: BTreeMap<String, Vec<EvalFact>>,
+    pub evals: BTreeMap<String, Arc<Vec<EvalFact>>>,
     /// Records not written in rehearsal: a store with any is production.
     #[serde(default)]
     pub production_records: u64,
@@ -106,7 +111,7 @@ impl ChainState {
         };
         match event {
             EventKind::BundleCreate => {
-                entry(&mut self.bundles, &id).insert(
+                shared(&mut self.bundles, &id).insert(
                     version,
                     BundleFact {
                         seq,
@@ -118,7 +123,7 @@ impl ChainState {
             }
             EventKind::Promote | EventKind::Rollback => {
                 let Some(env) = env else { return };
-                let stack = entry(entry(&mut self.deployments, &env), &id);
+                let stack = shared(entry(&mut self.deployments, &env), &id);
                 if event == EventKind::Promote {
                     // The common case, by far: moved in, nothing copied.
                     let top = Deployment {
@@ -172,7 +177,7 @@ impl ChainState {
                 let (Some(report), Some(hash)) = (report, bundle_hash) else {
                     return;
                 };
-                entry(&mut self.evals, crate::hash::hex_part(&hash)).push(EvalFact {
+                shared(&mut self.evals, crate::hash::hex_part(&hash)).push(EvalFact {
                     seq,
                     at,
                     bundle_id: id,
@@ -187,7 +192,7 @@ impl ChainState {
     }
 
     fn reviews_mut(&mut self, id: &str, version: &str) -> &mut Reviews {
-        entry(entry(&mut self.reviews, id), version)
+        entry(shared(&mut self.reviews, id), version)
     }
 
     /// The review state of one version (empty when the history holds none).
@@ -204,7 +209,7 @@ impl ChainState {
         self.deployments
             .get(env)
             .and_then(|b| b.get(bundle))
-            .map(Vec::as_slice)
+            .map(|s| s.as_slice())
             .unwrap_or(&[])
     }
 
@@ -236,7 +241,7 @@ impl ChainState {
     pub fn evals_for(&self, bundle_hash: &str) -> &[EvalFact] {
         self.evals
             .get(crate::hash::hex_part(bundle_hash))
-            .map(Vec::as_slice)
+            .map(|f| f.as_slice())
             .unwrap_or(&[])
     }
 
@@ -264,6 +269,12 @@ fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut
         map.insert(key.to_string(), V::default());
     }
     map.get_mut(key).expect("inserted above")
+}
+
+/// As [`entry`], for a part that clones share: it is copied first when
+/// another clone still holds it.
+fn shared<'m, V: Default + Clone>(map: &'m mut BTreeMap<String, Arc<V>>, key: &str) -> &'m mut V {
+    Arc::make_mut(entry(map, key))
 }
 
 #[cfg(test)]

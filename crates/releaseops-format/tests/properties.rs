@@ -134,6 +134,23 @@ proptest! {
     }
 
     #[test]
+    fn deployment_stacks_are_written_as_the_generic_emitter_would(
+        env in text(),
+        bundle in text(),
+        stack in proptest::collection::vec((text(), text(), any::<u64>()), 0..4),
+    ) {
+        use releaseops_format::history::{Deployment, DeploymentStack};
+        let s = DeploymentStack {
+            environment: env,
+            bundle,
+            stack: stack.into_iter().map(|(version, since, seq)| Deployment { version, since, seq }).collect(),
+        };
+        let generic = Node::from_json(&serde_json::to_value(&s).expect("json")).to_yaml();
+        prop_assert_eq!(s.to_yaml(), generic);
+        prop_assert_eq!(DeploymentStack::parse(s.to_yaml().as_bytes()).map_err(|e| TestCaseError::fail(e.to_string()))?, s);
+    }
+
+    #[test]
     fn version_order_is_total_and_agrees_with_semver(a in any_version(), b in any_version(), c in any_version()) {
         use std::cmp::Ordering;
         let ab = version::compare(&a, &b);

@@ -5,9 +5,11 @@
 //! read: the name is checked with `lstat`, opened, and the opened file is
 //! checked to be the same regular file, so a swap in between is caught too.
 
+use std::any::Any;
 use std::fs;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Result, StoreError};
 
@@ -57,12 +59,24 @@ pub fn read_regular_into(path: &Path, limit: u64, buf: &mut Vec<u8>) -> Result<(
 
 /// As [`read_regular`], with `None` when the file does not exist.
 pub fn read_regular_opt(path: &Path, limit: u64) -> Result<Option<Vec<u8>>> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StoreError::io("cannot read", path, e)),
+    let Some(meta) = lstat_opt(path)? else {
+        return Ok(None);
     };
-    check_regular(path, &meta)?;
+    Ok(read_opened(path, &meta, limit)?.map(|(bytes, _)| bytes))
+}
+
+fn lstat_opt(path: &Path) -> Result<Option<fs::Metadata>> {
+    match fs::symlink_metadata(path) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::io("cannot read", path, e)),
+    }
+}
+
+/// The bytes of the regular file `meta` describes, with the identity of
+/// the file they were read from.
+fn read_opened(path: &Path, meta: &fs::Metadata, limit: u64) -> Result<Option<(Vec<u8>, FileId)>> {
+    check_regular(path, meta)?;
     if meta.len() > limit {
         return Err(StoreError::format(
             path,
@@ -80,7 +94,7 @@ pub fn read_regular_opt(path: &Path, limit: u64) -> Result<Option<Vec<u8>>> {
     let opened = file
         .metadata()
         .map_err(|e| StoreError::io("cannot read", path, e))?;
-    if !same_file(&meta, &opened) {
+    if !same_file(meta, &opened) {
         return Err(StoreError::Corrupt {
             path: path.to_path_buf(),
             message: "the file was replaced while it was being opened".into(),
@@ -99,7 +113,56 @@ pub fn read_regular_opt(path: &Path, limit: u64) -> Result<Option<Vec<u8>>> {
             },
         ));
     }
-    Ok(Some(out))
+    Ok(Some((out, FileId::of(&opened))))
+}
+
+/// What a file parsed to, by path: reused while the file is the very one it
+/// was parsed from. A file changed less than a second before it was read is
+/// parsed again each time (git's rule for racily clean files: a change
+/// within the clock's granularity can leave the identity as it was).
+pub fn read_parsed<T, E>(
+    path: &Path,
+    limit: u64,
+    parse: impl FnOnce(&[u8]) -> std::result::Result<T, E>,
+) -> Result<Option<std::result::Result<T, E>>>
+where
+    T: Clone + Send + Sync + 'static,
+{
+    let Some(meta) = lstat_opt(path)? else {
+        return Ok(None);
+    };
+    check_regular(path, &meta)?;
+    let id = FileId::of(&meta);
+    if let Some(hit) = parsed_cache().lock().ok().and_then(|c| {
+        c.get(path)
+            .filter(|(at, _)| *at == id)
+            .and_then(|(_, v)| v.downcast_ref::<T>().cloned())
+    }) {
+        return Ok(Some(Ok(hit)));
+    }
+    let Some((bytes, id)) = read_opened(path, &meta, limit)? else {
+        return Ok(None);
+    };
+    let parsed = parse(&bytes);
+    if let Ok(v) = &parsed
+        && id.settled()
+        && let Ok(mut c) = parsed_cache().lock()
+    {
+        if c.len() >= PARSED_MAX {
+            c.clear();
+        }
+        c.insert(path.to_path_buf(), (id, Arc::new(v.clone())));
+    }
+    Ok(Some(parsed))
+}
+
+type Parsed = std::collections::HashMap<PathBuf, (FileId, Arc<dyn Any + Send + Sync>)>;
+
+const PARSED_MAX: usize = 4096;
+
+fn parsed_cache() -> &'static Mutex<Parsed> {
+    static CACHE: OnceLock<Mutex<Parsed>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
 }
 
 /// Refuses anything but a regular file (a link above all).
@@ -173,11 +236,64 @@ impl FileId {
         }
     }
 
+    /// Last changed over a second ago, by this machine's clock.
+    pub(crate) fn settled(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        now - self.mtime_ns.max(self.ctime_ns) > 1_000_000_000
+    }
+
     /// The identity of a regular file at `path` (a link is refused).
     pub fn stat(path: &Path) -> Result<FileId> {
         let meta =
             fs::symlink_metadata(path).map_err(|e| StoreError::io("cannot stat", path, e))?;
         check_regular(path, &meta)?;
         Ok(FileId::of(&meta))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(b: &[u8]) -> std::result::Result<String, String> {
+        String::from_utf8(b.to_vec()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_parsed_file_is_reused_only_while_it_is_the_same_settled_file() {
+        let d = tempfile::tempdir().expect("tmp");
+        let p = d.path().join("env.yaml");
+        fs::write(&p, "a: 1\n").expect("w");
+        let read = || {
+            read_parsed(&p, 1024, parse)
+                .expect("read")
+                .expect("there")
+                .expect("parsed")
+        };
+        assert_eq!(read(), "a: 1\n");
+        // Just written: parsed again each time, so a same-size edit within
+        // the clock's granularity is still seen.
+        fs::write(&p, "a: 2\n").expect("w");
+        assert_eq!(read(), "a: 2\n");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(read(), "a: 2\n");
+        // Settled and cached: an edit (same size) gives the file a new
+        // identity, and the new bytes are read.
+        fs::write(&p, "a: 3\n").expect("w");
+        assert_eq!(read(), "a: 3\n");
+        // Replaced by a link: refused, whatever was cached.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(read(), "a: 3\n");
+        fs::remove_file(&p).expect("rm");
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(d.path().join("elsewhere"), &p).expect("ln");
+            assert!(read_parsed(&p, 1024, parse).is_err());
+            fs::remove_file(&p).expect("rm");
+        }
+        // Gone: nothing.
+        assert!(read_parsed(&p, 1024, parse).expect("read").is_none());
     }
 }

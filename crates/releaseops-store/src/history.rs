@@ -122,7 +122,7 @@ impl LineView<'_> {
 
 /// Where a walk of the chain stands: the next sequence number expected and
 /// the hash of the last line seen.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Cursor {
     pub(crate) next_seq: u64,
     pub(crate) prev_hash: Option<[u8; 32]>,
@@ -436,9 +436,7 @@ impl HistoryLog {
             cursor.prev_hash = Some(line.hash);
             cursor.next_seq = seq.max(cursor.next_seq) + 1;
         }
-        walked
-            .segments
-            .push((seg.name.clone(), count, cursor.clone()));
+        walked.segments.push((seg.name.clone(), count, *cursor));
     }
 }
 

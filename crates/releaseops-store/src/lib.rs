@@ -483,7 +483,9 @@ impl Store {
     pub fn load_env(&self, name: &str) -> Result<EnvironmentFile> {
         names::validate_env_name(name).map_err(|e| StoreError::format(name, e))?;
         let path = self.dir.join(Self::env_rel_path(name));
-        let Some(bytes) = read_file(&path)? else {
+        // Parsed once while the file stays as it is: a server's pages read
+        // every environment on each request.
+        let Some(parsed) = fsx::read_parsed(&path, YAML_MAX_BYTES, EnvironmentFile::parse)? else {
             if self.config.pipeline.iter().any(|p| p == name) {
                 return Ok(EnvironmentFile::new(name));
             }
@@ -492,7 +494,7 @@ impl Store {
                 available: self.environments()?,
             });
         };
-        let env = EnvironmentFile::parse(&bytes).map_err(|e| StoreError::format(&path, e))?;
+        let env = parsed.map_err(|e| StoreError::format(&path, e))?;
         if env.environment != name {
             return Err(StoreError::EnvNameMismatch {
                 path,

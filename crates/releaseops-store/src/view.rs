@@ -13,9 +13,19 @@
 //! or checked out anew gets a new identity and is walked again from the start;
 //! a checkpoint written anywhere else (committed into the repository, say)
 //! cannot name this machine's inodes and change times, so it is never used.
+//! A segment is held to its identity only once it has settled (last changed
+//! over a second ago), since an edit within the clock's granularity can keep
+//! size and change time: until then it is walked every time, as git treats
+//! racily clean files.
+//!
+//! A process also remembers the state it verified, by the same identities
+//! (a server reads the checkpoint once, not on every page), and the state
+//! shares its parts between clones, so a view extended by a few records
+//! copies only what they change.
 
 use std::fs;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use releaseops_format::environment::EnvironmentFile;
 use releaseops_format::hash;
@@ -42,6 +52,19 @@ pub struct ChainView {
     legacy_pending: bool,
 }
 
+/// What [`Store::memo`] keeps: a store's state after its sealed segments
+/// (for the few stores a process works on, the latest last).
+struct Memo {
+    dir: PathBuf,
+    sealed: Vec<FileId>,
+    cursor: Cursor,
+    state: ChainState,
+}
+
+static MEMO: Mutex<Vec<Memo>> = Mutex::new(Vec::new());
+
+const MEMO_STORES: usize = 8;
+
 #[derive(Serialize, Deserialize)]
 struct Checkpoint {
     format: u32,
@@ -67,39 +90,56 @@ impl Store {
             .map(|p| FileId::stat(p))
             .collect::<Result<Vec<_>>>()?;
         let sealed_count = segs.len() - 1;
-        let (mut state, cursor, from) = match self.read_checkpoint(&ids[..sealed_count]) {
-            Some(c) => {
-                let cursor = Cursor {
-                    next_seq: c.seq + 1,
-                    prev_hash: c.hash.as_deref().and_then(decode_hash),
-                };
-                (c.state, cursor, c.sealed.len())
-            }
-            None => (ChainState::default(), Cursor::start(), 0),
+        let sealed = &ids[..sealed_count];
+        // Where to start: what this process verified last, else the local
+        // checkpoint, else the first record.
+        let (mut state, cursor, from) = match self.memo(sealed) {
+            Some(base) => base,
+            None => match self.read_checkpoint(sealed) {
+                Some(c) => {
+                    let cursor = Cursor {
+                        next_seq: c.seq + 1,
+                        prev_hash: c.hash.as_deref().and_then(decode_hash),
+                    };
+                    let from = c.sealed.len();
+                    self.remember(&c.sealed, cursor, &c.state);
+                    (c.state, cursor, from)
+                }
+                None => (ChainState::default(), Cursor::start(), 0),
+            },
         };
         let broken = |problems: Vec<String>| StoreError::ChainBroken {
             path: PathBuf::from(".releaseops/history"),
             message: summarize(&problems),
         };
-        // The full segments after the checkpoint, then a new checkpoint.
-        let (cursor, walked) =
-            log.walk(&segs[from..sealed_count], cursor, |r| state.apply_owned(r))?;
+        // A segment is held to its identity only once it has settled
+        // (changed over a second ago): an edit of the same size within the
+        // clock's granularity could leave the identity as it was.
+        let trusted = sealed
+            .iter()
+            .take_while(|id| id.settled())
+            .count()
+            .max(from);
+        // The settled full segments after the checkpoint, then a new one.
+        let (cursor, walked) = log.walk(&segs[from..trusted], cursor, |r| state.apply_owned(r))?;
         if !walked.problems.is_empty() {
             return Err(broken(walked.problems));
         }
-        if from < sealed_count {
+        if from < trusted {
             self.write_checkpoint(&Checkpoint {
                 format: CACHE_FORMAT,
                 seq: cursor.next_seq - 1,
                 hash: cursor
                     .prev_hash
                     .map(|h| format!("sha256:{}", hex::encode(h))),
-                sealed: ids[..sealed_count].to_vec(),
+                sealed: sealed[..trusted].to_vec(),
                 state: state.clone(),
             });
+            self.remember(&sealed[..trusted], cursor, &state);
         }
-        // The open segment, every time.
-        let (cursor, walked) = log.walk(&segs[sealed_count..], cursor, |r| state.apply_owned(r))?;
+        // The rest every time: full segments too new to be held to their
+        // identity, and the open one.
+        let (cursor, walked) = log.walk(&segs[trusted..], cursor, |r| state.apply_owned(r))?;
         if !walked.problems.is_empty() {
             return Err(broken(walked.problems));
         }
@@ -191,6 +231,35 @@ impl Store {
             tip,
             legacy_pending: pending,
         })
+    }
+
+    /// The state after the sealed segments as this process last verified
+    /// them, when every one of them is still the file it was (by the same
+    /// identity the checkpoint is held to). A clone shares the state's parts,
+    /// so a server answering many pages reads the checkpoint once, and a
+    /// change made meanwhile costs only its own records.
+    fn memo(&self, sealed: &[FileId]) -> Option<(ChainState, Cursor, usize)> {
+        let memo = MEMO.lock().ok()?;
+        let m = memo.iter().find(|m| m.dir == self.dir())?;
+        let usable = m.sealed.len() <= sealed.len()
+            && m.cursor.next_seq == m.sealed.len() as u64 * SEGMENT_RECORDS + 1
+            && m.sealed.iter().zip(sealed).all(|(a, b)| a == b);
+        usable.then(|| (m.state.clone(), m.cursor, m.sealed.len()))
+    }
+
+    fn remember(&self, sealed: &[FileId], cursor: Cursor, state: &ChainState) {
+        if let Ok(mut memo) = MEMO.lock() {
+            memo.retain(|m| m.dir != self.dir());
+            if memo.len() >= MEMO_STORES {
+                memo.remove(0);
+            }
+            memo.push(Memo {
+                dir: self.dir().to_path_buf(),
+                sealed: sealed.to_vec(),
+                cursor,
+                state: state.clone(),
+            });
+        }
     }
 
     fn read_checkpoint(&self, sealed: &[FileId]) -> Option<Checkpoint> {
@@ -321,6 +390,18 @@ impl ChainView {
                 describe_stack(want)
             )));
         };
+        // The file as releaseops writes it: nothing to parse (a page of a
+        // large store checks a hundred of these).
+        if !want.is_empty()
+            && bytes
+                == self
+                    .state
+                    .deployment_stack(env, bundle)
+                    .to_yaml()
+                    .as_bytes()
+        {
+            return Ok(None);
+        }
         let file = match DeploymentStack::parse(&bytes) {
             Ok(f) => f,
             Err(e) => {
@@ -369,6 +450,10 @@ impl ChainView {
         };
         let file = match fsx::read_regular_opt(&path, crate::YAML_MAX_BYTES)? {
             None => None,
+            // As releaseops writes it: nothing to parse.
+            Some(b) if want != Reviews::default() && b == want.to_yaml().as_bytes() => {
+                return Ok(None);
+            }
             Some(b) => match Reviews::parse(&b) {
                 Ok(r) => Some(r),
                 Err(e) => {
@@ -562,13 +647,21 @@ mod tests {
         (d, store)
     }
 
+    /// As [`store_with`], once its segments have settled (are held to
+    /// their identity).
+    fn settled_store_with(n: u64) -> (tempfile::TempDir, Store) {
+        let made = store_with(n);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        made
+    }
+
     fn approvals(v: &ChainView) -> usize {
         v.state().reviews("b", "1.0.0").approvals.len()
     }
 
     #[test]
     fn the_checkpoint_is_used_and_every_record_still_counts() {
-        let (_d, store) = store_with(2500);
+        let (_d, store) = settled_store_with(2500);
         let v = store.chain_view().expect("view");
         assert_eq!(approvals(&v), 2500);
         let cache = store.dir().join(CACHE_DIR).join(CACHE_FILE);
@@ -581,7 +674,7 @@ mod tests {
 
     #[test]
     fn an_edited_sealed_segment_is_walked_again_and_refused() {
-        let (_d, store) = store_with(2500);
+        let (_d, store) = settled_store_with(2500);
         store.chain_view().expect("view");
         let seg = store.dir().join("history/00000000.jsonl");
         let text = fs::read_to_string(&seg).expect("seg");
@@ -597,7 +690,7 @@ mod tests {
 
     #[test]
     fn a_checkpoint_made_elsewhere_is_never_trusted() {
-        let (_d, store) = store_with(2500);
+        let (_d, store) = settled_store_with(2500);
         store.chain_view().expect("view");
         let cache = store.dir().join(CACHE_DIR).join(CACHE_FILE);
         let mut c: Checkpoint =
@@ -618,5 +711,43 @@ mod tests {
                 .expect("ln");
             assert_eq!(approvals(&other.chain_view().expect("view")), 2500);
         }
+    }
+
+    #[test]
+    fn a_segment_edited_just_after_it_was_written_is_never_held_to_its_identity() {
+        // Written and edited within the clock's granularity, the file can
+        // keep its size, inode and change time: only its bytes tell.
+        let (_d, store) = store_with(2500);
+        store.chain_view().expect("view");
+        let cache = store.dir().join(CACHE_DIR).join(CACHE_FILE);
+        assert!(
+            !cache.exists(),
+            "no checkpoint of segments that have not settled"
+        );
+        let seg = store.dir().join("history/00000000.jsonl");
+        let text = fs::read_to_string(&seg).expect("seg");
+        fs::write(&seg, text.replacen("a17 <a17@x>", "m17 <m17@x>", 1)).expect("w");
+        assert!(matches!(
+            store.chain_view(),
+            Err(StoreError::ChainBroken { .. })
+        ));
+    }
+
+    #[test]
+    fn this_process_remembers_the_verified_state_and_still_sees_an_edit() {
+        let (_d, store) = settled_store_with(2500);
+        assert_eq!(approvals(&store.chain_view().expect("view")), 2500);
+        // The checkpoint gone: the state this process verified stands in.
+        fs::remove_file(store.dir().join(CACHE_DIR).join(CACHE_FILE)).expect("rm");
+        assert_eq!(approvals(&store.chain_view().expect("view")), 2500);
+        assert!(!store.dir().join(CACHE_DIR).join(CACHE_FILE).exists());
+        // A sealed segment replaced is walked again, whatever is remembered.
+        let seg = store.dir().join("history/00000001.jsonl");
+        let text = fs::read_to_string(&seg).expect("seg");
+        fs::write(&seg, text.replacen("a1017 <a1017@x>", "m1017 <m1017@x>", 1)).expect("w");
+        assert!(matches!(
+            store.chain_view(),
+            Err(StoreError::ChainBroken { .. })
+        ));
     }
 }
