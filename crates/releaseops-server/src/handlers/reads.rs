@@ -332,14 +332,19 @@ pub(super) fn report_list(
     let found = store.find_reports(filter);
     let mut out = Vec::new();
     for e in found.iter().rev().take(n) {
-        let report = read_report(store, e)?;
+        // The summary alone, kept while the report file stays as it is.
+        let summary = store
+            .read_report_with(e, |b| {
+                releaseops_format::yaml::from_bytes::<Value>(b).map(|r| r.get("summary").cloned())
+            })
+            .map_err(CoreError::from)??;
         let key = e.run.as_ref();
         out.push(json!({
             "run_id": e.run_id,
             "bundle_id": key.map(|k| &k.bundle),
             "version": key.map(|k| &k.version),
             "suite": key.map(|k| &k.suite),
-            "summary": report.get("summary"),
+            "summary": summary,
         }));
     }
     Ok(out)
