@@ -545,6 +545,7 @@ fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
             cost(&w.always_go),
             cost(&w.never_fri_weekend),
             cost(&w.static_rule),
+            cost(&w.informed),
             cost(&w.oracle),
         ]
     };
@@ -568,6 +569,7 @@ fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
                 "always GO",
                 "never Fri/weekend",
                 "fixed rule",
+                "informed",
                 "oracle",
             ],
             rows
@@ -585,10 +587,11 @@ fn simulate(app: &App, a: AgentSimulateArgs) -> CmdResult {
         }
     };
     anstream::println!(
-        "Of the best naive policy's cost: the agent {}, before the model {}, the fixed rule (hold Fridays, weekends, nights, clashes) {}, the oracle that knows the true risk {}.",
+        "Of the best naive policy's cost: the agent {}, before the model {}, the fixed rule (hold Fridays, weekends, nights, clashes) {}, a learner told every known risk's true size and which hidden patterns exist {}, the oracle that knows the true risk {}.",
         ratio(&t.agent),
         ratio(&t.rules_agent),
         ratio(&t.static_rule),
+        ratio(&t.informed),
         ratio(&t.oracle),
     );
     let (first, second) = simulate::halves(&report);
