@@ -116,25 +116,36 @@ fn read_opened(path: &Path, meta: &fs::Metadata, limit: u64) -> Result<Option<(V
     Ok(Some((out, FileId::of(&opened))))
 }
 
-/// What a file parsed to, by path: reused while the file is the very one it
-/// was parsed from. A file changed less than a second before it was read is
+/// This machine's clock, in nanoseconds since the epoch.
+pub(crate) fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// What a file parsed to, by path and `kind` (what the caller makes of it):
+/// reused while the file is the very one it was parsed from. A file changed less than a second before it was read is
 /// parsed again each time (git's rule for racily clean files: a change
 /// within the clock's granularity can leave the identity as it was).
 pub fn read_parsed<T, E>(
     path: &Path,
     limit: u64,
+    kind: &'static str,
     parse: impl FnOnce(&[u8]) -> std::result::Result<T, E>,
 ) -> Result<Option<std::result::Result<T, E>>>
 where
     T: Clone + Send + Sync + 'static,
 {
+    let now = now_ns();
     let Some(meta) = lstat_opt(path)? else {
         return Ok(None);
     };
     check_regular(path, &meta)?;
     let id = FileId::of(&meta);
+    let key = (path.to_path_buf(), kind);
     if let Some(hit) = parsed_cache().lock().ok().and_then(|c| {
-        c.get(path)
+        c.entries
+            .get(&key)
             .filter(|(at, _)| *at == id)
             .and_then(|(_, v)| v.downcast_ref::<T>().cloned())
     }) {
@@ -144,21 +155,36 @@ where
         return Ok(None);
     };
     let parsed = parse(&bytes);
+    // Kept only while the files kept stay small in all: what a file parses
+    // to is taken to be of the order of its size.
+    let size = bytes.len() as u64;
     if let Ok(v) = &parsed
-        && id.settled()
+        && id.settled(now)
+        && size <= PARSED_BYTES
         && let Ok(mut c) = parsed_cache().lock()
     {
-        if c.len() >= PARSED_MAX {
-            c.clear();
+        if c.entries.len() >= PARSED_MAX || c.bytes + size > PARSED_BYTES {
+            c.entries.clear();
+            c.bytes = 0;
         }
-        c.insert(path.to_path_buf(), (id, Arc::new(v.clone())));
+        c.bytes += size;
+        c.entries.insert(key, (id, Arc::new(v.clone())));
     }
     Ok(Some(parsed))
 }
 
-type Parsed = std::collections::HashMap<PathBuf, (FileId, Arc<dyn Any + Send + Sync>)>;
+/// A file read one way: its identity when read, and what it parsed to.
+type Kept = (FileId, Arc<dyn Any + Send + Sync>);
+
+#[derive(Default)]
+struct Parsed {
+    entries: std::collections::HashMap<(PathBuf, &'static str), Kept>,
+    /// The sizes of the files behind `entries`, in all.
+    bytes: u64,
+}
 
 const PARSED_MAX: usize = 4096;
+const PARSED_BYTES: u64 = 64 * 1024 * 1024;
 
 fn parsed_cache() -> &'static Mutex<Parsed> {
     static CACHE: OnceLock<Mutex<Parsed>> = OnceLock::new();
@@ -236,12 +262,14 @@ impl FileId {
         }
     }
 
-    /// Last changed over a second ago, by this machine's clock.
-    pub(crate) fn settled(&self) -> bool {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
-        now - self.mtime_ns.max(self.ctime_ns) > 1_000_000_000
+    /// Last changed over a second before `now` (read with [`now_ns`] before
+    /// the file was), by this machine's clock: a change since then gets a
+    /// later change time, whatever the timestamps' granularity. This takes
+    /// the clock of the filesystem to agree with the machine's within that
+    /// second, as it does on a local disk. Where there are no inodes and
+    /// change times (not unix), nothing is ever settled.
+    pub(crate) fn settled(&self, now: i128) -> bool {
+        cfg!(unix) && now - self.mtime_ns.max(self.ctime_ns) > 1_000_000_000
     }
 
     /// The identity of a regular file at `path` (a link is refused).
@@ -256,44 +284,69 @@ impl FileId {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(b: &[u8]) -> std::result::Result<String, String> {
-        String::from_utf8(b.to_vec()).map_err(|e| e.to_string())
-    }
+    use std::cell::Cell;
 
     #[test]
     fn a_parsed_file_is_reused_only_while_it_is_the_same_settled_file() {
         let d = tempfile::tempdir().expect("tmp");
         let p = d.path().join("env.yaml");
-        fs::write(&p, "a: 1\n").expect("w");
-        let read = || {
-            read_parsed(&p, 1024, parse)
-                .expect("read")
-                .expect("there")
-                .expect("parsed")
+        let parses = Cell::new(0);
+        let read = |kind: &'static str| {
+            read_parsed(&p, 1024, kind, |b| {
+                parses.set(parses.get() + 1);
+                String::from_utf8(b.to_vec()).map_err(|e| e.to_string())
+            })
+            .expect("read")
+            .expect("there")
+            .expect("parsed")
         };
-        assert_eq!(read(), "a: 1\n");
+        fs::write(&p, "a: 1\n").expect("w");
+        assert_eq!(read("text"), "a: 1\n");
         // Just written: parsed again each time, so a same-size edit within
         // the clock's granularity is still seen.
         fs::write(&p, "a: 2\n").expect("w");
-        assert_eq!(read(), "a: 2\n");
+        assert_eq!(read("text"), "a: 2\n");
+        assert_eq!(read("text"), "a: 2\n");
+        assert_eq!(parses.get(), 3, "nothing kept while the file is fresh");
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        assert_eq!(read(), "a: 2\n");
-        // Settled and cached: an edit (same size) gives the file a new
-        // identity, and the new bytes are read.
+        assert_eq!(read("text"), "a: 2\n");
+        assert_eq!(read("text"), "a: 2\n");
+        assert_eq!(parses.get(), 4, "settled: parsed once, then kept");
+        // Another kind of reading of the same file is its own entry.
+        assert_eq!(read("other"), "a: 2\n");
+        assert_eq!(parses.get(), 5);
+        // An edit (same size) gives the file a new identity: read again.
         fs::write(&p, "a: 3\n").expect("w");
-        assert_eq!(read(), "a: 3\n");
-        // Replaced by a link: refused, whatever was cached.
+        assert_eq!(read("text"), "a: 3\n");
+        // A file whose times were set back is still changed now (ctime).
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        assert_eq!(read(), "a: 3\n");
+        assert_eq!(read("text"), "a: 3\n");
+        let before = parses.get();
+        fs::write(&p, "a: 4\n").expect("w");
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .expect("open")
+            .set_modified(
+                std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(86_400),
+            )
+            .expect("set mtime");
+        assert_eq!(read("text"), "a: 4\n");
+        assert_eq!(read("text"), "a: 4\n");
+        assert_eq!(parses.get(), before + 2, "its change time is fresh");
+        // Replaced by a link: refused, whatever was kept.
         fs::remove_file(&p).expect("rm");
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink(d.path().join("elsewhere"), &p).expect("ln");
-            assert!(read_parsed(&p, 1024, parse).is_err());
+            assert!(read_parsed(&p, 1024, "text", |_| Ok::<_, String>(())).is_err());
             fs::remove_file(&p).expect("rm");
         }
         // Gone: nothing.
-        assert!(read_parsed(&p, 1024, parse).expect("read").is_none());
+        assert!(
+            read_parsed(&p, 1024, "text", |_| Ok::<_, String>(()))
+                .expect("read")
+                .is_none()
+        );
     }
 }

@@ -485,7 +485,9 @@ impl Store {
         let path = self.dir.join(Self::env_rel_path(name));
         // Parsed once while the file stays as it is: a server's pages read
         // every environment on each request.
-        let Some(parsed) = fsx::read_parsed(&path, YAML_MAX_BYTES, EnvironmentFile::parse)? else {
+        let Some(parsed) =
+            fsx::read_parsed(&path, YAML_MAX_BYTES, "environment", EnvironmentFile::parse)?
+        else {
             if self.config.pipeline.iter().any(|p| p == name) {
                 return Ok(EnvironmentFile::new(name));
             }

@@ -127,19 +127,20 @@ impl Store {
         found
     }
 
-    /// A report's bytes, refusing a link and a file larger than any report.
-    /// What `parse` makes of a report, reused while the file stays the very
-    /// file it was made from ([`fsx::read_parsed`]): a list of the latest
-    /// reports reads their summaries once, not on every request.
+    /// What `parse` makes of a report (`kind` names what it makes), reused
+    /// while the file stays the very file it was made from
+    /// ([`fsx::read_parsed`]): a list of the latest reports reads their
+    /// summaries once, not on every request.
     pub fn read_report_with<T, E>(
         &self,
         entry: &ReportEntry,
+        kind: &'static str,
         parse: impl FnOnce(&[u8]) -> std::result::Result<T, E>,
     ) -> Result<std::result::Result<T, E>>
     where
         T: Clone + Send + Sync + 'static,
     {
-        fsx::read_parsed(&entry.path, crate::REPORT_MAX_BYTES, parse)?.ok_or_else(|| {
+        fsx::read_parsed(&entry.path, crate::REPORT_MAX_BYTES, kind, parse)?.ok_or_else(|| {
             crate::StoreError::Io {
                 what: "cannot read",
                 path: entry.path.clone(),
@@ -148,6 +149,7 @@ impl Store {
         })
     }
 
+    /// A report's bytes, refusing a link and a file larger than any report.
     pub fn read_report(&self, entry: &ReportEntry) -> Result<Vec<u8>> {
         fsx::read_regular_opt(&entry.path, crate::REPORT_MAX_BYTES)?.ok_or_else(|| {
             crate::StoreError::Io {

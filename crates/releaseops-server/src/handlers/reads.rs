@@ -334,7 +334,7 @@ pub(super) fn report_list(
     for e in found.iter().rev().take(n) {
         // The summary alone, kept while the report file stays as it is.
         let summary = store
-            .read_report_with(e, |b| {
+            .read_report_with(e, "summary", |b| {
                 releaseops_format::yaml::from_bytes::<Value>(b).map(|r| r.get("summary").cloned())
             })
             .map_err(CoreError::from)??;
