@@ -895,72 +895,90 @@ fn learning_bench() {
             },
         ),
     ];
+    // Seeds 1-6 as the figures were first given; 1-30 because six
+    // seeds are lucky or unlucky by several hundredths on these streams.
     println!(
-        "{:<46} {:>18} {:>8} {:>8} {:>8} {:>22} {:>8} {:>16}",
-        "300 releases, seeds 1-6",
-        "agent / best naive",
-        "median",
+        "{:<46} {:>16} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10} {:>14}",
+        "300 releases (cost of the best naive policy's)",
+        "agent, seeds 1-6",
+        "1-30",
         "informed",
         "oracle",
-        "CFR 1st -> 2nd half",
-        "ratio",
+        "CFR 1-6",
+        "CFR 1-30",
+        "informed",
         "2nd half a / o"
     );
     for (name, model) in &models {
-        let mut ratios = Vec::new();
-        let mut oracle = Vec::new();
-        let mut informed = Vec::new();
-        let (mut first, mut second) = ((0u64, 0u64), (0u64, 0u64));
-        // The second half's costs, pooled: (agent, oracle, best naive).
-        let mut late = (0.0, 0.0, 0.0);
-        for seed in 1..=6 {
-            let r = simulate::stream(300, seed, model, 2, &costs);
-            let t = &r.total;
-            let naive = t
-                .always_go
-                .cost(&costs)
-                .min(t.never_fri_weekend.cost(&costs));
-            ratios.push(t.agent.cost(&costs) / naive);
-            oracle.push(t.oracle.cost(&costs) / naive);
-            informed.push(t.informed.cost(&costs) / naive);
-            let (a, b) = simulate::halves(&r);
-            first = (first.0 + a.incidents, first.1 + a.shipped);
-            second = (second.0 + b.incidents, second.1 + b.shipped);
-            if let Some(w) = r.windows.last() {
-                late.0 += w.agent.cost(&costs);
-                late.1 += w.oracle.cost(&costs);
-                late.2 += w
+        #[derive(Default)]
+        struct Pooled {
+            agent: Vec<f64>,
+            informed: Vec<f64>,
+            oracle: Vec<f64>,
+            // (incidents, shipped) in each half: the agent's, the informed learner's.
+            halves: [[(u64, u64); 2]; 2],
+            // The second half's costs: agent, oracle, best naive.
+            late: (f64, f64, f64),
+        }
+        let run = |seeds: std::ops::RangeInclusive<u64>| {
+            let mut p = Pooled::default();
+            for seed in seeds {
+                let r = simulate::stream(300, seed, model, 2, &costs);
+                let t = &r.total;
+                let naive = t
                     .always_go
                     .cost(&costs)
-                    .min(w.never_fri_weekend.cost(&costs));
+                    .min(t.never_fri_weekend.cost(&costs));
+                p.agent.push(t.agent.cost(&costs) / naive);
+                p.oracle.push(t.oracle.cost(&costs) / naive);
+                p.informed.push(t.informed.cost(&costs) / naive);
+                for (h, w) in r.windows.iter().take(2).enumerate() {
+                    for (k, tally) in [&w.agent, &w.informed].into_iter().enumerate() {
+                        p.halves[k][h].0 += tally.incidents;
+                        p.halves[k][h].1 += tally.shipped;
+                    }
+                }
+                if let Some(w) = r.windows.last() {
+                    p.late.0 += w.agent.cost(&costs);
+                    p.late.1 += w.oracle.cost(&costs);
+                    p.late.2 += w
+                        .always_go
+                        .cost(&costs)
+                        .min(w.never_fri_weekend.cost(&costs));
+                }
             }
-        }
-        let med = |v: &mut Vec<f64>| {
+            p
+        };
+        let (six, thirty) = (run(1..=6), run(1..=30));
+        let med = |v: &[f64]| {
+            let mut v = v.to_vec();
             v.sort_by(f64::total_cmp);
             (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
         };
         let (lo, hi) = (
-            ratios.iter().copied().fold(f64::INFINITY, f64::min),
-            ratios.iter().copied().fold(0.0, f64::max),
+            six.agent.iter().copied().fold(f64::INFINITY, f64::min),
+            six.agent.iter().copied().fold(0.0, f64::max),
         );
         let cfr = |(i, s): (u64, u64)| i as f64 / s.max(1) as f64;
+        let ratio = |h: [(u64, u64); 2]| cfr(h[1]) / cfr(h[0]).max(1e-9);
         println!(
-            "{name:<46} {:>18} {:>8.2} {:>8.2} {:>8.2} {:>22} {:>8.2} {:>16}",
-            format!("{lo:.2} to {hi:.2}"),
-            med(&mut ratios),
-            med(&mut informed),
-            med(&mut oracle),
+            "{name:<46} {:>16} {:>8.2} {:>8.2} {:>8.2} {:>10.2} {:>10.2} {:>10.2} {:>14}",
+            format!("{:.2} ({lo:.2}-{hi:.2})", med(&six.agent)),
+            med(&thirty.agent),
+            med(&thirty.informed),
+            med(&thirty.oracle),
+            ratio(six.halves[0]),
+            ratio(thirty.halves[0]),
+            ratio(thirty.halves[1]),
             format!(
-                "{:.1} % -> {:.1} %",
-                cfr(first) * 100.0,
-                cfr(second) * 100.0
+                "{:.2} / {:.2}",
+                thirty.late.0 / thirty.late.2,
+                thirty.late.1 / thirty.late.2
             ),
-            cfr(second) / cfr(first).max(1e-9),
-            format!("{:.2} / {:.2}", late.0 / late.2, late.1 / late.2),
         );
     }
     println!(
-        "targets: agent / best naive <= 0.55; CFR ratio <= 0.60 (2nd half a / o: the agent's and the oracle's cost over the second half, pooled, of the best naive policy's; informed: a learner told every public risk's true size and which hidden patterns exist, learning only their sizes)"
+        "targets: agent <= 0.55 of the best naive policy's cost; CFR ratio (2nd half's over the 1st's, pooled) <= 0.60. Informed: a learner told every public risk's true size and which hidden patterns exist, learning only their sizes; 2nd half a / o: the agent's and the oracle's cost over the second halves, seeds 1-30"
     );
 }
 
