@@ -212,36 +212,7 @@ fn history_spans_segments_and_stays_verifiable() {
     .ok();
     // Each approve/reject pair is two records; cross the 1,000-record segment
     // boundary with a generated history, then keep appending through the CLI.
-    let mut lines = String::new();
-    let mut prev: Option<String> = None;
-    let existing = segment(&r);
-    for l in existing.lines() {
-        lines.push_str(l);
-        lines.push('\n');
-        prev = Some(releaseops_format::hash::sha256_prefixed(l.as_bytes()));
-    }
-    let n0 = existing.lines().count() as u64;
-    let mut seg0 = lines;
-    let mut seg1 = String::new();
-    for seq in n0 + 1..=1005 {
-        let mut rec = releaseops_format::history::Record::new(
-            releaseops_format::history::EventKind::Approve,
-            "2026-11-01T00:00:00+00:00".into(),
-            "gen".into(),
-        );
-        rec.seq = seq;
-        rec.prev = prev.clone();
-        rec.env = Some("qa".into());
-        let line = rec.to_line();
-        prev = Some(releaseops_format::hash::sha256_prefixed(line.as_bytes()));
-        if seq <= 1000 { &mut seg0 } else { &mut seg1 }.push_str(&format!("{line}\n"));
-    }
-    r.write(".releaseops/history/00000000.jsonl", &seg0);
-    r.write(".releaseops/history/00000001.jsonl", &seg1);
-    r.write(
-        ".releaseops/history/HEAD",
-        &format!("{{\"seq\":1005,\"hash\":\"{}\"}}", prev.expect("hash")),
-    );
+    r.extend_history(1005);
     r.run(&["history", "verify"]).ok();
     r.run(&["promote", "b", "1.0.0", "dev"]).ok();
     let v = r.run(&["--json", "history", "verify"]).json();

@@ -1199,3 +1199,64 @@ async fn a_low_file_descriptor_limit_never_stops_the_server_answering() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A history edited under a running server: the process remembers the
+/// state it verified, by each sealed segment's identity, so the edit must
+/// change that identity and show on the very next request, on the API and
+/// on the board (whose pages are otherwise kept while the tip stands).
+#[tokio::test]
+async fn a_history_edited_under_a_running_server_shows_on_the_next_request() {
+    let r = repo();
+    // Past one full segment of 1,000 records, so there is a sealed one.
+    let (seg0, _) = r.extend_history(1005);
+    // Settled: from now on the sealed segment is held to its identity.
+    std::thread::sleep(Duration::from_millis(1100));
+    let s = Server::start(&r, &[], &[]);
+    let c = client();
+    let page = |path: &'static str| {
+        let c = c.clone();
+        let url = s.at(path);
+        async move {
+            let resp = c.get(url).send().await.expect("request");
+            let status = resp.status();
+            (status, resp.text().await.expect("body"))
+        }
+    };
+    for _ in 0..2 {
+        let (st, body) = get(&s.at("/v1/environments"), None).await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        let (st, html) = page("/").await;
+        assert_eq!(st, StatusCode::OK, "{html}");
+        assert!(html.contains("support-agent"), "{html}");
+    }
+    // One record of the sealed segment changed, its size kept.
+    let lines: Vec<&str> = seg0.lines().collect();
+    assert!(lines[499].contains("\"actor\":\"gen\""), "{}", lines[499]);
+    let edited: String = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let l = if i == 499 {
+                l.replacen("\"actor\":\"gen\"", "\"actor\":\"gem\"", 1)
+            } else {
+                l.to_string()
+            };
+            format!("{l}\n")
+        })
+        .collect();
+    assert_eq!(edited.len(), seg0.len());
+    r.write(".releaseops/history/00000000.jsonl", &edited);
+    let (st, e) = get(&s.at("/v1/environments"), None).await;
+    assert!(st.is_server_error(), "{st} {e}");
+    let msg = e["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("history") && msg.contains("broken"), "{e}");
+    let (st, html) = page("/").await;
+    assert!(st.is_server_error(), "{st} {html}");
+    assert!(html.contains("broken"), "{html}");
+    // Put back, it is whole again.
+    r.write(".releaseops/history/00000000.jsonl", &seg0);
+    let (st, body) = get(&s.at("/v1/environments"), None).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let (st, _) = page("/").await;
+    assert_eq!(st, StatusCode::OK);
+}

@@ -353,6 +353,42 @@ impl Repo {
         std::fs::read_to_string(self.path().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
 
+    /// Extends a history of one segment with generated approve records (by
+    /// `gen`, for `qa`) up to record `last` (1,001 to 1,999), across the
+    /// 1,000-record boundary, and moves HEAD to it. Returns the two
+    /// segments' texts.
+    pub(crate) fn extend_history(&self, last: u64) -> (String, String) {
+        let existing = self.read(".releaseops/history/00000000.jsonl");
+        let mut prev: Option<String> = None;
+        let mut seg0 = String::new();
+        for l in existing.lines() {
+            seg0.push_str(l);
+            seg0.push('\n');
+            prev = Some(releaseops_format::hash::sha256_prefixed(l.as_bytes()));
+        }
+        let mut seg1 = String::new();
+        for seq in existing.lines().count() as u64 + 1..=last {
+            let mut rec = releaseops_format::history::Record::new(
+                releaseops_format::history::EventKind::Approve,
+                "2026-11-01T00:00:00+00:00".into(),
+                "gen".into(),
+            );
+            rec.seq = seq;
+            rec.prev = prev.clone();
+            rec.env = Some("qa".into());
+            let line = rec.to_line();
+            prev = Some(releaseops_format::hash::sha256_prefixed(line.as_bytes()));
+            if seq <= 1000 { &mut seg0 } else { &mut seg1 }.push_str(&format!("{line}\n"));
+        }
+        self.write(".releaseops/history/00000000.jsonl", &seg0);
+        self.write(".releaseops/history/00000001.jsonl", &seg1);
+        self.write(
+            ".releaseops/history/HEAD",
+            &format!("{{\"seq\":{last},\"hash\":\"{}\"}}", prev.expect("hash")),
+        );
+        (seg0, seg1)
+    }
+
     pub(crate) fn commit_all(&self, msg: &str) {
         git(self.path(), &["add", "-A"]);
         git(self.path(), &["commit", "-q", "-m", msg]);
