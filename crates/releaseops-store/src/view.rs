@@ -657,6 +657,11 @@ mod tests {
         (d, store)
     }
 
+    /// What a new process would have: no memory of `dir`'s state.
+    fn forget(dir: &std::path::Path) {
+        MEMO.lock().expect("memo").retain(|m| m.dir != dir);
+    }
+
     /// As [`store_with`], once its segments have settled (are held to
     /// their identity).
     fn settled_store_with(n: u64) -> (tempfile::TempDir, Store) {
@@ -713,13 +718,31 @@ mod tests {
         fs::create_dir_all(other.dir().join(CACHE_DIR)).expect("mkdir");
         fs::write(other.dir().join(CACHE_DIR).join(CACHE_FILE), &forged).expect("w");
         assert_eq!(approvals(&other.chain_view().expect("view")), 2500);
-        // And a checkpoint that is a link is not read.
-        fs::remove_file(other.dir().join(CACHE_DIR).join(CACHE_FILE)).expect("rm");
+        // And a checkpoint that is a link is not read, even one that names
+        // this store's own segments (this process's memory of them
+        // forgotten, as in a new process).
         #[cfg(unix)]
         {
-            std::os::unix::fs::symlink(&cache, other.dir().join(CACHE_DIR).join(CACHE_FILE))
-                .expect("ln");
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            let own = other.dir().join(CACHE_DIR).join(CACHE_FILE);
+            let _ = fs::remove_file(&own);
             assert_eq!(approvals(&other.chain_view().expect("view")), 2500);
+            let mut c: Checkpoint =
+                serde_json::from_slice(&fs::read(&own).expect("its own checkpoint")).expect("json");
+            c.state.reviews.clear();
+            let planted = _d2.path().join("planted.json");
+            fs::write(&planted, serde_json::to_vec(&c).expect("json")).expect("w");
+            fs::remove_file(&own).expect("rm");
+            std::os::unix::fs::symlink(&planted, &own).expect("ln");
+            forget(other.dir());
+            assert_eq!(approvals(&other.chain_view().expect("view")), 2500);
+            // The same bytes as a file in place would be read (whoever
+            // can write this machine's .cache/ is trusted, as the module
+            // says): it is the link that is refused, not its content.
+            fs::remove_file(&own).expect("rm");
+            fs::copy(&planted, &own).expect("cp");
+            forget(other.dir());
+            assert_eq!(approvals(&other.chain_view().expect("view")), 500);
         }
     }
 
