@@ -657,6 +657,20 @@ mod tests {
         (d, store)
     }
 
+    /// Rewrites one record's actor in a segment, keeping its size: only
+    /// the file's identity says it changed.
+    fn edit_actor(store: &Store, segment: &str, actor: &str, to: &str) {
+        assert_eq!(actor.len(), to.len());
+        let seg = store.dir().join("history").join(segment);
+        let text = fs::read_to_string(&seg).expect("seg");
+        assert!(text.contains(actor), "{actor} in {segment}");
+        fs::write(&seg, text.replacen(actor, to, 1)).expect("w");
+    }
+
+    fn checkpoint_at(path: &std::path::Path) -> Checkpoint {
+        serde_json::from_slice(&fs::read(path).expect("checkpoint")).expect("json")
+    }
+
     /// What a new process would have: no memory of `dir`'s state.
     fn forget(dir: &std::path::Path) {
         MEMO.lock().expect("memo").retain(|m| m.dir != dir);
@@ -691,10 +705,7 @@ mod tests {
     fn an_edited_sealed_segment_is_walked_again_and_refused() {
         let (_d, store) = settled_store_with(2500);
         store.chain_view().expect("view");
-        let seg = store.dir().join("history/00000000.jsonl");
-        let text = fs::read_to_string(&seg).expect("seg");
-        // Same length, other bytes: only the file's identity says it changed.
-        fs::write(&seg, text.replacen("a17 <a17@x>", "m17 <m17@x>", 1)).expect("w");
+        edit_actor(&store, "00000000.jsonl", "a17 <a17@x>", "m17 <m17@x>");
         match store.chain_view() {
             Err(StoreError::ChainBroken { message, .. }) => {
                 assert!(message.contains("does not chain"), "{message}")
@@ -708,13 +719,12 @@ mod tests {
         let (_d, store) = settled_store_with(2500);
         store.chain_view().expect("view");
         let cache = store.dir().join(CACHE_DIR).join(CACHE_FILE);
-        let mut c: Checkpoint =
-            serde_json::from_slice(&fs::read(&cache).expect("cache")).expect("json");
+        let mut c = checkpoint_at(&cache);
         // Forge the state, as a checkpoint committed to the repository might.
         c.state.reviews.clear();
         let forged = serde_json::to_vec(&c).expect("json");
         // Another clone: the same history, other inodes and change times.
-        let (_d2, other) = store_with(2500);
+        let (d2, other) = store_with(2500);
         fs::create_dir_all(other.dir().join(CACHE_DIR)).expect("mkdir");
         fs::write(other.dir().join(CACHE_DIR).join(CACHE_FILE), &forged).expect("w");
         assert_eq!(approvals(&other.chain_view().expect("view")), 2500);
@@ -727,10 +737,9 @@ mod tests {
             let own = other.dir().join(CACHE_DIR).join(CACHE_FILE);
             let _ = fs::remove_file(&own);
             assert_eq!(approvals(&other.chain_view().expect("view")), 2500);
-            let mut c: Checkpoint =
-                serde_json::from_slice(&fs::read(&own).expect("its own checkpoint")).expect("json");
+            let mut c = checkpoint_at(&own);
             c.state.reviews.clear();
-            let planted = _d2.path().join("planted.json");
+            let planted = d2.path().join("planted.json");
             fs::write(&planted, serde_json::to_vec(&c).expect("json")).expect("w");
             fs::remove_file(&own).expect("rm");
             std::os::unix::fs::symlink(&planted, &own).expect("ln");
@@ -760,9 +769,7 @@ mod tests {
                 "no checkpoint of segments that have not settled"
             );
         }
-        let seg = store.dir().join("history/00000000.jsonl");
-        let text = fs::read_to_string(&seg).expect("seg");
-        fs::write(&seg, text.replacen("a17 <a17@x>", "m17 <m17@x>", 1)).expect("w");
+        edit_actor(&store, "00000000.jsonl", "a17 <a17@x>", "m17 <m17@x>");
         assert!(matches!(
             store.chain_view(),
             Err(StoreError::ChainBroken { .. })
@@ -778,9 +785,12 @@ mod tests {
         assert_eq!(approvals(&store.chain_view().expect("view")), 2500);
         assert!(!store.dir().join(CACHE_DIR).join(CACHE_FILE).exists());
         // A sealed segment replaced is walked again, whatever is remembered.
-        let seg = store.dir().join("history/00000001.jsonl");
-        let text = fs::read_to_string(&seg).expect("seg");
-        fs::write(&seg, text.replacen("a1017 <a1017@x>", "m1017 <m1017@x>", 1)).expect("w");
+        edit_actor(
+            &store,
+            "00000001.jsonl",
+            "a1017 <a1017@x>",
+            "m1017 <m1017@x>",
+        );
         assert!(matches!(
             store.chain_view(),
             Err(StoreError::ChainBroken { .. })

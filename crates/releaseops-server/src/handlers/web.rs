@@ -486,16 +486,15 @@ fn board_data(
     ctx: &Ctx<'_>,
     page: usize,
 ) -> ApiResult<serde_json::Map<String, Value>> {
-    // The history is checked on every request, a kept page or not (the
-    // process remembers the state it verified, so this costs a stat of each
-    // segment): an edit shows on the very next request.
-    {
-        let _read = ctx.store.read_guard().map_err(CoreError::from)?;
-        ctx.store.chain_view().map_err(CoreError::from)?;
-    }
     let tip = ctx.store.history().tip().map_err(CoreError::from)?;
     let key = format!("{}:{}", tip.seq, tip.hash.unwrap_or_default());
     if let Some(v) = cache.get(page, &key) {
+        // A kept page still checks the history (the process remembers the
+        // state it verified, so this costs a stat of each segment): an edit
+        // shows on the very next request. A page computed anew reads the
+        // verified view itself.
+        let _read = ctx.store.read_guard().map_err(CoreError::from)?;
+        ctx.store.chain_view().map_err(CoreError::from)?;
         return Ok(v);
     }
     let v = compute_board(ctx, page)?;
