@@ -22,6 +22,12 @@ pub(crate) struct Bound {
     pub(crate) phrase: String,
     /// The unit of time written right after the number (`2 days`), in hours.
     pub(crate) hours: Option<f64>,
+    /// What the limit is counted per (`2 drinks per attendee`): a quantity
+    /// the action states as a total is divided by its count of these.
+    pub(crate) per: Vec<(Term, f32)>,
+    /// The number stands after the line's opening condition ("If a receipt
+    /// is lost, ... up to 75 dollars"): the limit holds only where it does.
+    pub(crate) conditional: bool,
 }
 
 /// A unit of time as hours: `days` is 24, `minutes` 1/60.
@@ -77,6 +83,8 @@ pub(crate) struct Clause {
     pub(crate) numbers: Vec<(f64, Option<Term>)>,
     /// The terms of the instruction's first word, past "always", "you may", "please".
     pub(crate) lead: Vec<Term>,
+    /// The words of an opening condition, `If a receipt is lost,`.
+    pub(crate) condition: Option<Words>,
 }
 
 const NEGATORS: &[&str] = &[
@@ -258,6 +266,14 @@ pub(crate) fn read(line: &str) -> Clause {
         scopes.push((k, scope_end));
     }
 
+    // An opening condition: "If a receipt is lost, ..." up to its comma.
+    let condition_end = match words.first() {
+        Some(Some("if" | "when")) => toks
+            .iter()
+            .take_while(|t| **t != Token::Stop)
+            .position(|t| *t == Token::Comma),
+        _ => None,
+    };
     let bounds = bounds_at
         .into_iter()
         .map(|(k, start, op, value, phrase)| Bound {
@@ -270,6 +286,8 @@ pub(crate) fn read(line: &str) -> Clause {
                 Some(Token::Word(w)) => hours_of(w),
                 _ => None,
             },
+            per: per_unit(&toks, k),
+            conditional: condition_end.is_some_and(|c| k > c),
         })
         .collect();
 
@@ -283,7 +301,38 @@ pub(crate) fn read(line: &str) -> Clause {
         requirement: requirement(line, &toks, &words),
         grants: words.iter().flatten().any(|w| GRANTS.contains(w)) && prohibitions.is_empty(),
         prohibitions,
+        condition: condition_end.map(|c| Words::of(&join(&toks[1..c]))),
     }
+}
+
+/// The thing a limit at `k` is counted per: `85 dollars per attendee`,
+/// `2 drinks for each guest`, within the clause and a few words of the
+/// number. A unit of time (`per night`, `per year`) is not a count the action
+/// states, so it is left out.
+fn per_unit(toks: &[Token], k: usize) -> Vec<(Term, f32)> {
+    let mut j = k + 1;
+    while j < toks.len() && j <= k + 5 {
+        match &toks[j] {
+            Token::Stop => break,
+            Token::Word(w) if w == "per" || w == "each" => {
+                let next = match toks.get(j + 1) {
+                    Some(Token::Word(n)) if w == "per" || n != "of" => Some(n),
+                    _ => None,
+                };
+                return match next {
+                    Some(n)
+                        if hours_of(n).is_none() && !matches!(n.as_str(), "cent" | "percent") =>
+                    {
+                        text::terms(n)
+                    }
+                    _ => Vec::new(),
+                };
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    Vec::new()
 }
 
 /// Words that frame an instruction rather than say what it is about.

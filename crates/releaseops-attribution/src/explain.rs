@@ -642,12 +642,42 @@ impl Index {
         }
         let cl = &c.clause;
         let about_tool = q.tool_match(c);
+        // "8 hours" in a reply about a dose is not the "24 hours notice" of a
+        // line on cancellations: a number of the reply counts against a
+        // line's limit only when the trace speaks of the line's subject.
+        let reply_off_subject = q.tool.is_none() && !cl.subject.is_empty() && !q.about_subject(cl);
         for b in &cl.bounds {
+            if reply_off_subject {
+                break;
+            }
             let Some((shown, x)) = q.number_for(b, about_tool) else {
                 continue;
             };
+            if b.conditional
+                && let Some(cond) = &cl.condition
+                && !q.shows(cond)
+            {
+                return Outcome::new(
+                    Kind::OutOfScope,
+                    format!(
+                        "{shown} is beside the point: this line's limit ({}) holds only on its condition, which the trace does not show",
+                        b.phrase
+                    ),
+                );
+            }
             let inside = b.op.holds(x, b.value);
             if b.forbidden {
+                // "Never more than 2 drinks per attendee" and 2 each: the
+                // quantity it names, kept within its limit.
+                if !inside && !b.about.is_empty() && matches!(b.op, Op::Gt | Op::Gte) {
+                    return Outcome::new(
+                        Kind::Follows,
+                        format!(
+                            "{shown} is not {}: the action keeps to this line's limit",
+                            b.phrase
+                        ),
+                    );
+                }
                 if !inside {
                     return Outcome::new(
                         Kind::OutOfScope,
@@ -827,11 +857,21 @@ impl Index {
             } else {
                 text::terms(field)
             };
+            // "At most 2 drinks per attendee": the count it is per is not the quantity.
+            let per: &[(Term, f32)] = c
+                .clause
+                .bounds
+                .iter()
+                .find(|b| b.value == *v)
+                .map_or(&[], |b| b.per.as_slice());
             let x = q.numbers.iter().find(|(k, _)| {
                 if k == field {
                     return true;
                 }
                 let kt = text::terms(k);
+                if kt.iter().any(|(t, _)| per.iter().any(|(p, _)| p == t)) {
+                    return false;
+                }
                 if !kt
                     .iter()
                     .any(|(t, w)| *w >= 1.0 && names.iter().any(|(x, _)| x == t))
@@ -854,12 +894,23 @@ impl Index {
                     })
             });
             if let Some((k, x)) = x {
-                if !op.holds(*x, *v) {
+                let (shown, x) = match q.count_of(per, k) {
+                    Some((ck, n)) => (
+                        format!(
+                            "{k} {} over {ck} {} ({} each)",
+                            fmt_num(*x),
+                            fmt_num(n),
+                            fmt_num(x / n)
+                        ),
+                        x / n,
+                    ),
+                    None => (format!("{k} {}", fmt_num(*x)), *x),
+                };
+                if !op.holds(x, *v) {
                     return Outcome::new(
                         Kind::Breaks,
                         format!(
-                            "{k} {} is beyond the constraint's {} {}",
-                            fmt_num(*x),
+                            "{shown} is beyond the constraint's {} {}",
                             op.symbol(),
                             fmt_num(*v)
                         ),
@@ -868,8 +919,7 @@ impl Index {
                 return Outcome::new(
                     Kind::Follows,
                     format!(
-                        "{k} {} is within the constraint ({} {})",
-                        fmt_num(*x),
+                        "{shown} is within the constraint ({} {})",
                         op.symbol(),
                         fmt_num(*v)
                     ),
@@ -1212,8 +1262,38 @@ impl<'a> Query<'a> {
     /// Whether the action is about what a line's sentence opens with
     /// ("Home internet can be claimed ..."): its first word past framing
     /// and determiners is in the trace.
+    /// Whether the action or the user's words say every content word of
+    /// `w` (a word or one of its concepts).
+    fn shows(&self, w: &text::Words) -> bool {
+        w.groups.iter().all(|g| {
+            g.iter().any(|t| {
+                self.context.contains_key(t)
+                    || self.input.as_ref().is_some_and(|i| i.contains_key(t))
+            })
+        })
+    }
+
     fn about_subject(&self, cl: &clause::Clause) -> bool {
         cl.subject.is_empty() || cl.subject.iter().any(|t| self.context.contains_key(t))
+    }
+
+    /// The count a per-unit limit divides by (`attendees: 3` for "per
+    /// attendee"): a positive numeric argument, other than `total` itself,
+    /// named with the unit's words.
+    fn count_of(&self, per: &[(Term, f32)], total: &str) -> Option<(&str, f64)> {
+        if per.is_empty() {
+            return None;
+        }
+        self.numbers
+            .iter()
+            .find(|(k, n)| {
+                k != total
+                    && *n >= 1.0
+                    && text::terms(k)
+                        .iter()
+                        .any(|(t, _)| per.iter().any(|(p, _)| p == t))
+            })
+            .map(|(k, n)| (k.as_str(), *n))
     }
 
     /// The action's number a limit speaks of: the argument whose name is
@@ -1238,6 +1318,18 @@ impl<'a> Query<'a> {
                 let x = v * kh / bh;
                 return Some((
                     format!("{k} {} (= {} in the line's unit)", fmt_num(*v), fmt_num(x)),
+                    x,
+                ));
+            }
+            if let Some((ck, n)) = self.count_of(&b.per, k) {
+                let x = v / n;
+                return Some((
+                    format!(
+                        "{k} {} over {ck} {} ({} each)",
+                        fmt_num(*v),
+                        fmt_num(n),
+                        fmt_num(x)
+                    ),
                     x,
                 ));
             }

@@ -184,3 +184,95 @@ fn a_refusal_is_not_explained_by_a_prohibition_on_something_else() {
         "{l:?}"
     );
 }
+
+fn expenses() -> Index {
+    Index::new(&BundleText {
+        id: "expenses".into(),
+        version: "1".into(),
+        prompts: vec![Artifact::new(
+            "system",
+            "prompts/expenses@1",
+            "You are an expense assistant.\nIf a receipt is lost, the employee can file an affidavit for expenses up to 75 dollars.\nAlcohol is reimbursable only at client meals, and never more than 2 drinks per attendee.\nCancellations with less than 24 hours notice incur a fee.\n",
+        )],
+        policies: vec![Artifact::new(
+            "safety",
+            "policies/safety.yaml",
+            "constraints:\n- type: alcohol_limit\n  max_value: 2\n  description: At most 2 alcoholic drinks per attendee.\n",
+        )],
+        model: None,
+    })
+}
+
+fn effect_at(a: &releaseops_attribution::Attribution, at: &str) -> Option<String> {
+    locations(a)
+        .into_iter()
+        .find(|(loc, _)| loc.contains(at))
+        .map(|(_, e)| e)
+}
+
+#[test]
+fn a_limit_per_attendee_is_held_to_the_total_over_the_attendees() {
+    let call = |drinks: u32| {
+        trace(
+            json!({"trace_id": "t", "tool_calls": [{"name": "create_expense_line", "arguments": {"category": "alcohol", "drinks": drinks, "attendees": 3, "linked_to": "client_meal"}}]}),
+        )
+    };
+    // 6 drinks for 3 attendees is 2 each: within both the line and the constraint.
+    let a = expenses().explain(&call(6));
+    assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    assert_eq!(
+        effect_at(&a, "line 3").as_deref(),
+        Some("follows"),
+        "{a:#?}"
+    );
+    assert_eq!(
+        effect_at(&a, "alcohol_limit").as_deref(),
+        Some("follows"),
+        "{a:#?}"
+    );
+    // 9 for 3 is 3 each: both are broken.
+    let a = expenses().explain(&call(9));
+    assert_eq!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    assert_eq!(effect_at(&a, "line 3").as_deref(), Some("breaks"), "{a:#?}");
+    assert_eq!(
+        effect_at(&a, "alcohol_limit").as_deref(),
+        Some("breaks"),
+        "{a:#?}"
+    );
+}
+
+#[test]
+fn a_limit_on_a_condition_the_trace_does_not_show_is_not_broken() {
+    let filed = |receipt: &str| {
+        trace(
+            json!({"trace_id": "t", "tool_calls": [{"name": "create_expense_line", "arguments": {"amount": 84, "receipt": receipt}}]}),
+        )
+    };
+    let a = expenses().explain(&filed("bistro.pdf"));
+    assert_eq!(
+        effect_at(&a, "line 2").as_deref(),
+        Some("out_of_scope"),
+        "{a:#?}"
+    );
+    assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    // The condition in the trace: the limit holds.
+    let a = expenses().explain(&filed("lost, affidavit instead"));
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+}
+
+#[test]
+fn a_number_in_a_reply_on_another_subject_is_not_held_to_a_limit() {
+    let a = expenses().explain(&trace(json!({"trace_id": "t", "input": "How often can she take it?", "output": "Every 6 to 8 hours, with food."})));
+    assert_ne!(
+        effect_at(&a, "line 4").as_deref(),
+        Some("follows"),
+        "{a:#?}"
+    );
+    let a = expenses().explain(&trace(json!({"trace_id": "t", "input": "What if I cancel my booking now?", "output": "Your cancellation is 8 hours before the visit, so the fee applies."})));
+    // On its subject, the same kind of number is held to the line's limit.
+    assert_eq!(
+        effect_at(&a, "line 4").as_deref(),
+        Some("follows"),
+        "{a:#?}"
+    );
+}
