@@ -75,6 +75,8 @@ pub struct Index {
     bundle_version: String,
     cands: Vec<Cand>,
     idf: HashMap<Term, f32>,
+    /// A WordNet sense -> the lines' and rules' terms that have it.
+    by_sense: HashMap<Term, Vec<Term>>,
     model: Option<ModelText>,
 }
 
@@ -304,6 +306,12 @@ impl Index {
                 *df.entry(*t).or_default() += 1.0;
             }
         }
+        let mut by_sense: HashMap<Term, Vec<Term>> = HashMap::new();
+        for t in df.keys() {
+            for s in text::senses(*t).iter().flat_map(|ss| ss.iter()) {
+                by_sense.entry(*s).or_default().push(*t);
+            }
+        }
         let n = cands.len() as f32;
         let idf: HashMap<Term, f32> = df
             .into_iter()
@@ -323,6 +331,7 @@ impl Index {
             bundle_version: b.version.clone(),
             cands,
             idf,
+            by_sense,
             model: b.model.clone(),
         }
     }
@@ -392,6 +401,17 @@ impl Index {
             .map(|(t, w)| (w * self.idf(*t)).powi(2))
             .sum::<f32>()
             .sqrt();
+        // The lines' terms the action meets only through a WordNet sense,
+        // with the weight of the action's word.
+        let mut soft: HashMap<Term, f32> = HashMap::new();
+        for (s, w) in &q.senses {
+            for t in self.by_sense.get(s).into_iter().flatten() {
+                if !q.terms.contains_key(t) {
+                    let e = soft.entry(*t).or_default();
+                    *e = e.max(*w);
+                }
+            }
+        }
         let mut scored: Vec<(f64, Influence, Option<String>)> =
             Vec::with_capacity(self.cands.len());
         for (ci, c) in self.cands.iter().enumerate() {
@@ -406,6 +426,11 @@ impl Index {
                     {
                         matched.push(s);
                     }
+                } else if let Some(qw) = soft.get(t) {
+                    // "house" for the line's "home": a soft match, which
+                    // leaves both sides' norms as they are.
+                    let i = self.idf(*t);
+                    dot += text::RELATED_WEIGHT * w * qw * i * i;
                 }
             }
             let rel = if qnorm > 0.0 && c.norm > 0.0 {
@@ -806,9 +831,14 @@ impl Index {
                     }
                 }
                 None => {
-                    let o = overlap_said(&p.scope, &q.terms);
+                    // A refusal is read with the words' WordNet senses too
+                    // ("can't commit to a particular day" declines "promise a
+                    // specific date"); what a reply is held to break, only
+                    // with its own words.
+                    let soft = q.refusal.then_some(&q.senses);
+                    let o = share(&p.scope, &q.terms, Saying::Done, soft);
                     // Words of saying alone ("does not show") forbid nothing a reply can be held to.
-                    if o >= 0.5 && overlap_content(&p.scope, &q.terms) > 0.0 {
+                    if o >= 0.5 && share(&p.scope, &q.terms, Saying::Dropped, soft) > 0.0 {
                         if q.refusal {
                             if !q.about_subject(cl) {
                                 // "Reminder messages must not ...": a refusal
@@ -822,8 +852,14 @@ impl Index {
                                 Kind::Follows,
                                 "the reply declines what this line forbids".into(),
                             );
-                            o.floor =
-                                0.3 + 0.5 * overlap_content(&p.scope.with(&p.exception), &q.terms);
+                            o.floor = 0.3
+                                + 0.5
+                                    * share(
+                                        &p.scope.with(&p.exception),
+                                        &q.terms,
+                                        Saying::Dropped,
+                                        soft,
+                                    );
                             return o;
                         }
                         if o >= 0.75 && (p.exception.is_empty() || !self.excused(p, q)) {
@@ -1054,6 +1090,8 @@ impl Index {
 /// The action as terms and facts.
 struct Query<'a> {
     terms: HashMap<Term, f32>,
+    /// The WordNet senses of those terms, each with its term's weight.
+    senses: HashMap<Term, f32>,
     /// The action with its context: every call's name and arguments, the reply, the input.
     context: HashMap<Term, f32>,
     /// The user's words, when captured.
@@ -1183,8 +1221,16 @@ impl<'a> Query<'a> {
             }
         }
         let tool_parts = tool.map(|c| text::parts(&c.name)).unwrap_or_default();
+        let mut senses: HashMap<Term, f32> = HashMap::new();
+        for (t, w) in &terms {
+            for s in text::senses(*t).iter().flat_map(|ss| ss.iter()) {
+                let e = senses.entry(*s).or_default();
+                *e = e.max(*w);
+            }
+        }
         Query {
             terms,
+            senses,
             context,
             input,
             tool,
@@ -1471,7 +1517,14 @@ enum Saying {
 }
 
 /// The share of `of`'s words that `by` has (each word through itself or one of its concepts).
-fn share(of: &Words, by: &HashMap<Term, f32>, saying: Saying) -> f64 {
+/// With `senses`, a word also counts when the other side has a word of
+/// one of its WordNet senses.
+fn share(
+    of: &Words,
+    by: &HashMap<Term, f32>,
+    saying: Saying,
+    senses: Option<&HashMap<Term, f32>>,
+) -> f64 {
     let words: Vec<&Vec<Term>> = of
         .groups
         .iter()
@@ -1480,26 +1533,28 @@ fn share(of: &Words, by: &HashMap<Term, f32>, saying: Saying) -> f64 {
     if words.is_empty() {
         return 0.0;
     }
-    let hit = words
+    // A word met only through a sense counts half.
+    let hit: f64 = words
         .iter()
-        .filter(|g| {
-            (saying == Saying::Done && text::is_saying(g[0]))
+        .map(|g| {
+            if (saying == Saying::Done && text::is_saying(g[0]))
                 || g.iter().any(|t| by.contains_key(t))
+            {
+                1.0
+            } else if senses.is_some_and(|q| {
+                text::senses(g[0]).is_some_and(|ss| ss.iter().any(|s| q.contains_key(s)))
+            }) {
+                0.5
+            } else {
+                0.0
+            }
         })
-        .count();
-    hit as f64 / words.len() as f64
+        .sum();
+    hit / words.len() as f64
 }
 
 fn overlap(of: &Words, by: &HashMap<Term, f32>) -> f64 {
-    share(of, by, Saying::Plain)
-}
-
-fn overlap_content(of: &Words, by: &HashMap<Term, f32>) -> f64 {
-    share(of, by, Saying::Dropped)
-}
-
-fn overlap_said(of: &Words, by: &HashMap<Term, f32>) -> f64 {
-    share(of, by, Saying::Done)
+    share(of, by, Saying::Plain, None)
 }
 
 /// A reply that declines: "I can't", "I'm unable", "I'm not able to", "sorry, ...".

@@ -9,7 +9,7 @@
 //! exception, a required step, a tool rule's conditions), and each trace is
 //! scored against it: words against words with inverse-document weights
 //! (identifiers split, Snowball stems, a small concept table for
-//! paraphrase), numbers against the limits and conditions they fall inside
+//! paraphrase, and WordNet 3.0's common senses as a softer tie), numbers against the limits and conditions they fall inside
 //! or outside, tool calls against denied tools and required earlier steps,
 //! a reply against the prohibitions it keeps or breaks.
 //!

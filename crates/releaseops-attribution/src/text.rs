@@ -667,6 +667,8 @@ struct Word {
 struct State {
     terms: HashMap<String, Term>,
     words: HashMap<String, Word>,
+    /// A stem's term -> its WordNet senses.
+    senses: HashMap<Term, std::sync::Arc<[Term]>>,
 }
 
 /// Words remembered at most (a flood of distinct words empties the cache, never grows it without bound).
@@ -699,6 +701,19 @@ impl State {
         } else {
             std::sync::Arc::from(Vec::new())
         };
+        // A word of the concept table is read through it; any other
+        // through its WordNet senses.
+        if let Some(t) = term
+            && concepts.is_empty()
+            && !self.senses.contains_key(&t)
+        {
+            let senses: Vec<Term> = related(&stem)
+                .map(|id| self.intern(&format!("#wn{id}")))
+                .collect();
+            if !senses.is_empty() {
+                self.senses.insert(t, senses.into());
+            }
+        }
         let x = Word {
             pair_start: lex.pair_starts.contains(stem.as_str()),
             stem: stem.into(),
@@ -732,6 +747,7 @@ fn lexicon() -> &'static Lexicon {
             state: std::sync::Mutex::new(State {
                 terms: HashMap::new(),
                 words: HashMap::new(),
+                senses: HashMap::new(),
             }),
             pair_starts: Default::default(),
             concepts: HashMap::new(),
@@ -855,6 +871,35 @@ pub(crate) fn terms(text: &str) -> Vec<(Term, f32)> {
         }
     }
     out
+}
+
+/// The WordNet senses of a term (a stem's), when it has any that another
+/// word shares.
+pub(crate) fn senses(t: Term) -> Option<std::sync::Arc<[Term]>> {
+    lexicon().state().senses.get(&t).cloned()
+}
+
+/// How much a line's word counts when the action has only a word of the
+/// same WordNet sense: a weaker tie than the same stem or a concept of the
+/// table, which was chosen for the domain.
+pub(crate) const RELATED_WEIGHT: f32 = 0.3;
+
+/// The senses of a stem in WordNet 3.0, as numbers that two related stems
+/// share (`data/wordnet-related.txt`, made by `data/wordnet.py`): the common
+/// senses of each word (its first two, among those seen in the SemCor
+/// corpus), their narrow hypernyms, similar adjectives and derived forms.
+/// `house` ~ `home`, `particular` ~ `specific`, `trip` ~ `commuting`.
+fn related(stem: &str) -> impl Iterator<Item = &'static str> {
+    static TABLE: &str = include_str!("../data/wordnet-related.txt");
+    static INDEX: OnceLock<Vec<(&'static str, &'static str)>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| TABLE.lines().filter_map(|l| l.split_once(' ')).collect());
+    index
+        .binary_search_by(|(k, _)| (*k).cmp(stem))
+        .ok()
+        .map(|i| index[i].1)
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|s| !s.is_empty())
 }
 
 /// Words of a text and what each stands for, one group per content word:

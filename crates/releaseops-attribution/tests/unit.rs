@@ -276,3 +276,25 @@ fn a_number_in_a_reply_on_another_subject_is_not_held_to_a_limit() {
         "{a:#?}"
     );
 }
+
+#[test]
+fn a_refusal_in_other_words_finds_the_prohibition_through_wordnet_senses() {
+    let index = Index::new(&BundleText {
+        id: "expenses".into(),
+        version: "1".into(),
+        prompts: vec![Artifact::new(
+            "system",
+            "prompts/expenses@1",
+            "You are an expense assistant.\nReimbursements are paid in the next payroll run after approval.\nDo not promise a specific payment date.\nBe concise.\n",
+        )],
+        policies: vec![],
+        model: None,
+    });
+    // Of line 3's words only "payment": "particular" is "specific" and
+    // "day" is "date" through their WordNet senses alone.
+    let a = index.explain(&trace(json!({"trace_id": "t", "input": "Can you guarantee it lands by Friday?", "output": "Sorry, I can't commit to a particular day for the payment."})));
+    let p = a.primary_influence.clone().expect("a primary influence");
+    assert_eq!(p.location.as_deref(), Some("line 3"), "{a:#?}");
+    assert_eq!(p.effect.as_str(), "follows", "{a:#?}");
+    assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+}
