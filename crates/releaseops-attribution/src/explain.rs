@@ -513,7 +513,8 @@ impl Index {
             // limit it merely exceeds.
             let rank = if negated {
                 1.0 + o.strength * score
-            } else if c.ty == ArtifactType::Policy && matches!(o.kind, Kind::Allows | Kind::Follows)
+            } else if matches!(c.kind, Some(RuleKind::Tool { .. }))
+                && matches!(o.kind, Kind::Allows | Kind::Follows)
             {
                 // A policy that lets the tool run says less of why the agent
                 // called it than the prompt line that told it when to.

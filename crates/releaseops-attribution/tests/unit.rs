@@ -298,3 +298,29 @@ fn a_refusal_in_other_words_finds_the_prohibition_through_wordnet_senses() {
     assert_eq!(p.effect.as_str(), "follows", "{a:#?}");
     assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
 }
+
+#[test]
+fn a_constraint_a_refusal_keeps_is_not_ranked_down_as_a_tool_rule_is() {
+    let index = Index::new(&BundleText {
+        id: "expenses".into(),
+        version: "1".into(),
+        prompts: vec![Artifact::new(
+            "system",
+            "prompts/expenses@1",
+            "You are an expense assistant.\nSoftware bought for work must go through procurement; do not file it as a personal expense.\n",
+        )],
+        policies: vec![Artifact::new(
+            "safety",
+            "policies/safety.yaml",
+            "constraints:\n- type: no_gift_cards\n  description: Gift cards and other cash equivalents are never reimbursed.\n",
+        )],
+        model: None,
+    });
+    let a = index.explain(&trace(json!({"trace_id": "t", "input": "I bought gift cards for the interns. Which category do I file these under?", "output": "I'm afraid these can't be reimbursed: gift cards are treated like cash."})));
+    let p = a.primary_influence.clone().expect("a primary influence");
+    assert_eq!(
+        p.location.as_deref(),
+        Some("rule 1: no_gift_cards (constraints[0])"),
+        "{a:#?}"
+    );
+}
