@@ -28,6 +28,10 @@ pub(crate) struct Bound {
     /// The number stands after the line's opening condition ("If a receipt
     /// is lost, ... up to 75 dollars"): the limit holds only where it does.
     pub(crate) conditional: bool,
+    /// Of a line with several limits of one kind ("180 dollars a night in
+    /// standard cities and 275 in high-cost cities (New York, ...)"), the
+    /// words only this one's part of the line has: where it applies.
+    pub(crate) tier: Vec<Term>,
 }
 
 /// A unit of time as hours: `days` is 24, `minutes` 1/60.
@@ -196,6 +200,21 @@ pub(crate) fn read(line: &str) -> Clause {
                 consumed[k + 2] = true;
             }
         }
+        // "capped at 180 dollars a night in ... and 275 dollars a night in
+        // ...": a second number of the same unit, joined to a limit in the
+        // same sentence, is a limit of the same kind.
+        if found.is_none()
+            && k > 0
+            && matches!(words[k - 1], Some("and" | "or"))
+            && let Some(prev) = bounds_at.last()
+            && !toks[prev.0..k].contains(&Token::Stop)
+            && words.get(k + 1).copied().flatten().is_some()
+            && words.get(k + 1) == words.get(prev.0 + 1)
+        {
+            let shown = prev.4.replace(&fmt_num(prev.3), &fmt_num(*v));
+            bounds_at.push((k, k, prev.2, *v, shown));
+            continue;
+        }
         if let Some((op, phrase, n)) = found {
             {
                 for c in consumed.iter_mut().take(k).skip(k - n) {
@@ -274,9 +293,11 @@ pub(crate) fn read(line: &str) -> Clause {
             .position(|t| *t == Token::Comma),
         _ => None,
     };
+    let tiers = tiers(&toks, &bounds_at);
     let bounds = bounds_at
         .into_iter()
-        .map(|(k, start, op, value, phrase)| Bound {
+        .zip(tiers)
+        .map(|((k, start, op, value, phrase), tier)| Bound {
             op,
             value,
             about: unit(&toks, k, start),
@@ -288,6 +309,7 @@ pub(crate) fn read(line: &str) -> Clause {
             },
             per: per_unit(&toks, k),
             conditional: condition_end.is_some_and(|c| k > c),
+            tier,
         })
         .collect();
 
@@ -303,6 +325,54 @@ pub(crate) fn read(line: &str) -> Clause {
         prohibitions,
         condition: condition_end.map(|c| Words::of(&join(&toks[1..c]))),
     }
+}
+
+/// Each limit's own words, when a line states several of one direction:
+/// the words from its number to the next limit (or the sentence's end), less
+/// those every other limit's part has too.
+fn tiers(toks: &[Token], bounds: &[(usize, usize, Op, f64, String)]) -> Vec<Vec<Term>> {
+    let upper = |op: Op| matches!(op, Op::Lt | Op::Lte);
+    if bounds.len() < 2 || bounds.iter().any(|b| upper(b.2) != upper(bounds[0].2)) {
+        return vec![Vec::new(); bounds.len()];
+    }
+    let parts: Vec<Vec<Term>> = bounds
+        .iter()
+        .enumerate()
+        .map(|(i, &(k, ..))| {
+            let end = bounds.get(i + 1).map_or(toks.len(), |b| b.1);
+            let mut text = String::new();
+            for t in toks.get(k + 1..end).unwrap_or_default() {
+                match t {
+                    Token::Stop => break,
+                    Token::Word(w) => {
+                        text.push_str(w);
+                        text.push(' ');
+                    }
+                    _ => {}
+                }
+            }
+            text::terms(&text)
+                .into_iter()
+                .filter(|(_, w)| *w >= 1.0)
+                .map(|(t, _)| t)
+                .collect()
+        })
+        .collect();
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.iter()
+                .copied()
+                .filter(|t| {
+                    !parts
+                        .iter()
+                        .enumerate()
+                        .any(|(j, o)| j != i && o.contains(t))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The thing a limit at `k` is counted per: `85 dollars per attendee`,
@@ -387,10 +457,17 @@ fn subject(toks: &[Token], words: &[Option<&str>]) -> Vec<Term> {
 fn unit(toks: &[Token], k: usize, start: usize) -> Vec<(Term, f32)> {
     let mut after = String::new();
     let mut n = 0;
-    for t in &toks[k + 1..] {
+    for (j, t) in toks.iter().enumerate().skip(k + 1) {
         match t {
             Token::Word(w) if n < 3 => {
                 if w == "per" || w == "at" || w == "a" || w == "of" {
+                    // "180 dollars a night": what it counts is nightly too.
+                    if let (true, Some(Token::Word(next))) =
+                        (w == "per" || w == "a", toks.get(j + 1))
+                        && hours_of(next).is_some()
+                    {
+                        after.push_str(next);
+                    }
                     break;
                 }
                 after.push_str(w);

@@ -672,11 +672,20 @@ impl Index {
         // line on cancellations: a number of the reply counts against a
         // line's limit only when the trace speaks of the line's subject.
         let reply_off_subject = q.tool.is_none() && !cl.subject.is_empty() && !q.about_subject(cl);
-        for b in &cl.bounds {
+        // Of limits by tier, the one whose own words the trace has; with none,
+        // the first, which a line states as the rule before its exceptions.
+        let tier = cl
+            .bounds
+            .iter()
+            .position(|b| b.tier.iter().any(|t| q.context.contains_key(t)));
+        for (i, b) in cl.bounds.iter().enumerate() {
             if reply_off_subject {
                 break;
             }
-            let Some((shown, x)) = q.number_for(b, about_tool) else {
+            if !b.tier.is_empty() && tier.map_or(i > 0, |t| t != i) {
+                continue;
+            }
+            let Some((shown, x, says_subject)) = q.number_for(b, about_tool, &cl.subject) else {
                 continue;
             };
             if b.conditional
@@ -742,7 +751,9 @@ impl Index {
                     // limit granted to a subject the action is not about
                     // is not broken by it.
                     let subject = about_tool >= 0.5 || q.about_subject(cl);
-                    if about_tool >= 0.5 || (cl.grants && subject) {
+                    // ... unless the argument itself is named for it
+                    // (`nightly_rate` for "Hotel rates are capped at ...").
+                    if about_tool >= 0.5 || (cl.grants && subject) || says_subject {
                         // Exceeding what a line allows explains less than breaking what one forbids.
                         return Outcome {
                             kind: Kind::Breaks,
@@ -1347,12 +1358,30 @@ impl<'a> Query<'a> {
     /// what the limit counts (`amount` ~ `dollars`, `days`), else the only
     /// one when the line is about this tool; as shown, and as a value in
     /// the limit's unit.
-    fn number_for(&self, b: &clause::Bound, about_tool: f64) -> Option<(String, f64)> {
-        let by_name = self.numbers.iter().find(|(k, _)| {
+    /// Of several arguments named with the limit's words, the one that also
+    /// says the line's subject: `nightly_rate`, not `nights`, for "Hotel
+    /// rates are capped at 180 dollars a night".
+    fn number_for(
+        &self,
+        b: &clause::Bound,
+        about_tool: f64,
+        subject: &[Term],
+    ) -> Option<(String, f64, bool)> {
+        let mut by_name = None;
+        let mut best = 0;
+        for (k, v) in &self.numbers {
             let kt = text::terms(k);
-            !kt.is_empty() && kt.iter().any(|(t, _)| b.about.iter().any(|(x, _)| x == t))
-        });
+            if !kt.iter().any(|(t, _)| b.about.iter().any(|(x, _)| x == t)) {
+                continue;
+            }
+            let score = 1 + kt.iter().filter(|(t, _)| subject.contains(t)).count();
+            if score > best {
+                best = score;
+                by_name = Some((k, v));
+            }
+        }
         if let Some((k, v)) = by_name {
+            let says_subject = best >= 2;
             // `scheduled_duration_hours` against "2 days": the same quantity
             // in another unit is converted to the line's.
             let key_hours = text::words(k)
@@ -1366,6 +1395,7 @@ impl<'a> Query<'a> {
                 return Some((
                     format!("{k} {} (= {} in the line's unit)", fmt_num(*v), fmt_num(x)),
                     x,
+                    says_subject,
                 ));
             }
             if let Some((ck, n)) = self.count_of(&b.per, k) {
@@ -1378,14 +1408,15 @@ impl<'a> Query<'a> {
                         fmt_num(x)
                     ),
                     x,
+                    says_subject,
                 ));
             }
-            return Some((format!("{k} {}", fmt_num(*v)), *v));
+            return Some((format!("{k} {}", fmt_num(*v)), *v, says_subject));
         }
         (self.numbers.len() == 1 && self.tool.is_some() && about_tool >= 0.99 && b.about.is_empty())
             .then(|| {
                 let (k, v) = &self.numbers[0];
-                (format!("{k} {}", fmt_num(*v)), *v)
+                (format!("{k} {}", fmt_num(*v)), *v, false)
             })
     }
 }

@@ -324,3 +324,40 @@ fn a_constraint_a_refusal_keeps_is_not_ranked_down_as_a_tool_rule_is() {
         "{a:#?}"
     );
 }
+
+#[test]
+fn a_limit_by_tier_is_the_one_whose_place_the_trace_names() {
+    let index = Index::new(&BundleText {
+        id: "travel".into(),
+        version: "1".into(),
+        prompts: vec![Artifact::new(
+            "system",
+            "prompts/travel@1",
+            "You are a travel assistant.\nHotel rates are capped at 180 dollars a night in standard cities and 275 dollars a night in high-cost cities (New York, London, Tokyo).\nBook no more than 5 nights at one hotel.\n",
+        )],
+        policies: vec![],
+        model: None,
+    });
+    let book = |city: &str, rate: u32| {
+        index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "book_hotel", "arguments": {"city": city, "nights": 3, "nightly_rate": rate}}]})))
+    };
+    // The rate, not the count of nights, is what "dollars a night" caps.
+    let a = book("Chicago", 229);
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+    assert_eq!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    let a = book("Chicago", 150);
+    assert_eq!(
+        effect_at(&a, "line 2").as_deref(),
+        Some("follows"),
+        "{a:#?}"
+    );
+    let a = book("New York", 229);
+    assert_eq!(
+        effect_at(&a, "line 2").as_deref(),
+        Some("follows"),
+        "{a:#?}"
+    );
+    assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    let a = book("Tokyo", 300);
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+}
