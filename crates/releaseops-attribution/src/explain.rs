@@ -104,6 +104,8 @@ struct Outcome {
     strength: f64,
     /// The least score this outcome gives.
     floor: f64,
+    /// The argument a limit was read against (`nightly_rate`).
+    quantity: Option<String>,
 }
 
 impl Outcome {
@@ -113,7 +115,13 @@ impl Outcome {
             reason,
             strength: 1.0,
             floor: 0.0,
+            quantity: None,
         }
+    }
+    /// Read against the argument `key`.
+    fn on(mut self, key: &str) -> Outcome {
+        self.quantity = Some(key.to_string());
+        self
     }
     fn neutral() -> Outcome {
         Outcome::new(Kind::Neutral, String::new())
@@ -196,7 +204,8 @@ fn tool_rule(
                     cond.op.as_str(),
                     cond.value
                 ),
-            );
+            )
+            .on(&cond.field);
         }
     }
     if !requires.is_empty() {
@@ -412,7 +421,8 @@ impl Index {
                 }
             }
         }
-        let mut scored: Vec<(f64, Influence, Option<String>)> =
+        // Each with the reason it is broken, and the argument it was read against.
+        let mut scored: Vec<(f64, Influence, Option<String>, Option<String>)> =
             Vec::with_capacity(self.cands.len());
         for (ci, c) in self.cands.iter().enumerate() {
             let mut dot = 0.0f32;
@@ -546,31 +556,38 @@ impl Index {
                     confidence_reason: why.join("; "),
                 },
                 negated.then(|| o.reason.clone()),
+                o.quantity.clone(),
             ));
         }
         scored.extend(
             self.model_influences(trace)
                 .into_iter()
-                .map(|i| (i.confidence, i, None)),
+                .map(|i| (i.confidence, i, None, None)),
         );
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
 
-        let contradiction = scored
+        let broken = scored
             .iter()
-            .find(|(_, i, r)| i.is_negated && i.confidence >= 0.5 && r.is_some())
-            .map(|(_, i, r)| RuleRef {
-                artifact_type: i.artifact_type,
-                artifact_ref: i.artifact_ref.clone(),
-                location: i.location.clone().unwrap_or_default(),
-                content_snippet: i.content_snippet.clone(),
-                reason: r.clone().unwrap_or_default(),
-            });
-        let influences: Vec<Influence> = scored.into_iter().map(|(_, i, _)| i).collect();
-        let followed = contradiction.as_ref().and_then(|_| {
-            influences
+            .find(|(_, i, r, _)| i.is_negated && i.confidence >= 0.5 && r.is_some());
+        let contradiction = broken.map(|(_, i, r, _)| RuleRef {
+            artifact_type: i.artifact_type,
+            artifact_ref: i.artifact_ref.clone(),
+            location: i.location.clone().unwrap_or_default(),
+            content_snippet: i.content_snippet.clone(),
+            reason: r.clone().unwrap_or_default(),
+        });
+        // What allows the action, when something does: a line kept on
+        // another quantity (`nights` when the rate is broken) is no
+        // contradiction within the bundle.
+        let followed = broken.and_then(|(_, _, _, bq)| {
+            scored
                 .iter()
-                .find(|i| i.effect == Effect::Follows && i.confidence >= 0.5)
-                .map(|i| RuleRef {
+                .find(|(_, i, _, fq)| {
+                    i.effect == Effect::Follows
+                        && i.confidence >= 0.5
+                        && !matches!((bq, fq), (Some(a), Some(b)) if a != b)
+                })
+                .map(|(_, i, _, _)| RuleRef {
                     artifact_type: i.artifact_type,
                     artifact_ref: i.artifact_ref.clone(),
                     location: i.location.clone().unwrap_or_default(),
@@ -578,6 +595,7 @@ impl Index {
                     reason: i.reasoning.clone(),
                 })
         });
+        let influences: Vec<Influence> = scored.into_iter().map(|(_, i, _, _)| i).collect();
         let primary = influences.first().cloned();
         let top = primary.as_ref().map_or(0.0, |p| p.confidence);
         let (overall, reason) = if let Some(c) = &contradiction {
@@ -685,110 +703,12 @@ impl Index {
             if !b.tier.is_empty() && tier.map_or(i > 0, |t| t != i) {
                 continue;
             }
-            let Some((shown, x, says_subject)) = q.number_for(b, about_tool, &cl.subject) else {
+            let Some(r) = q.number_for(b, about_tool, &cl.subject) else {
                 continue;
             };
-            if b.conditional
-                && let Some(cond) = &cl.condition
-                && !q.shows(cond)
-            {
-                return Outcome::new(
-                    Kind::OutOfScope,
-                    format!(
-                        "{shown} is beside the point: this line's limit ({}) holds only on its condition, which the trace does not show",
-                        b.phrase
-                    ),
-                );
-            }
-            let inside = b.op.holds(x, b.value);
-            if b.forbidden {
-                // "Never more than 2 drinks per attendee" and 2 each: the
-                // quantity it names, kept within its limit.
-                if !inside && !b.about.is_empty() && matches!(b.op, Op::Gt | Op::Gte) {
-                    return Outcome::new(
-                        Kind::Follows,
-                        format!(
-                            "{shown} is not {}: the action keeps to this line's limit",
-                            b.phrase
-                        ),
-                    );
-                }
-                if !inside {
-                    return Outcome::new(
-                        Kind::OutOfScope,
-                        format!(
-                            "{shown} is not {}: this line's prohibition does not apply",
-                            b.phrase
-                        ),
-                    );
-                }
-                if let Some(p) = cl.prohibitions.iter().find(|p| !p.exception.is_empty())
-                    && self.excused(p, q)
-                {
-                    return Outcome::new(
-                        Kind::Follows,
-                        format!(
-                            "{shown} is {}, and the trace shows the exception this line allows",
-                            b.phrase
-                        ),
-                    )
-                    .weak(0.0);
-                }
-                return Outcome::new(
-                    Kind::Breaks,
-                    format!("{shown} is {}, which this line forbids", b.phrase),
-                );
-            }
-            match b.op {
-                Op::Lt | Op::Lte => {
-                    if inside {
-                        return Outcome::new(
-                            Kind::Follows,
-                            format!("{shown} is within the limit this line sets ({})", b.phrase),
-                        );
-                    }
-                    // "Home internet can be claimed up to 50 dollars": a
-                    // limit granted to a subject the action is not about
-                    // is not broken by it.
-                    let subject = about_tool >= 0.5 || q.about_subject(cl);
-                    // ... unless the argument itself is named for it
-                    // (`nightly_rate` for "Hotel rates are capped at ...").
-                    if about_tool >= 0.5 || (cl.grants && subject) || says_subject {
-                        // Exceeding what a line allows explains less than breaking what one forbids.
-                        return Outcome {
-                            kind: Kind::Breaks,
-                            reason: format!(
-                                "{shown} exceeds the limit this line sets ({})",
-                                b.phrase
-                            ),
-                            strength: 0.8,
-                            floor: 0.0,
-                        };
-                    }
-                }
-                _ => {
-                    if !inside {
-                        return Outcome::new(
-                            Kind::OutOfScope,
-                            format!("{shown} is not {}: this line does not apply", b.phrase),
-                        );
-                    }
-                    if let Some(r) = &cl.requirement
-                        && !self.done(&r.first, &r.first_idents, q)
-                    {
-                        return Outcome::new(
-                            Kind::Breaks,
-                            format!(
-                                "{shown} is {}, and the step this line requires is not in the trace",
-                                b.phrase
-                            ),
-                        );
-                    }
-                    return Outcome::new(
-                        Kind::Follows,
-                        format!("{shown} is {}: this line applies", b.phrase),
-                    );
-                }
+            let o = self.bound_outcome(cl, b, q, about_tool, &r);
+            if o.kind != Kind::Neutral {
+                return o.on(&r.key);
             }
         }
         if let Some(r) = &cl.requirement
@@ -887,6 +807,120 @@ impl Index {
         Outcome::neutral()
     }
 
+    /// What one limit of a line says of the action's number `x` (shown as
+    /// `shown`): neutral when it says nothing.
+    fn bound_outcome(
+        &self,
+        cl: &clause::Clause,
+        b: &clause::Bound,
+        q: &Query<'_>,
+        about_tool: f64,
+        r: &Reading,
+    ) -> Outcome {
+        let (shown, x, says_subject) = (&r.shown, r.x, r.says_subject);
+        if b.conditional
+            && let Some(cond) = &cl.condition
+            && !q.shows(cond)
+        {
+            return Outcome::new(
+                Kind::OutOfScope,
+                format!(
+                    "{shown} is beside the point: this line's limit ({}) holds only on its condition, which the trace does not show",
+                    b.phrase
+                ),
+            );
+        }
+        let inside = b.op.holds(x, b.value);
+        if b.forbidden {
+            // "Never more than 2 drinks per attendee" and 2 each: the
+            // quantity it names, kept within its limit.
+            if !inside && !b.about.is_empty() && matches!(b.op, Op::Gt | Op::Gte) {
+                return Outcome::new(
+                    Kind::Follows,
+                    format!(
+                        "{shown} is not {}: the action keeps to this line's limit",
+                        b.phrase
+                    ),
+                );
+            }
+            if !inside {
+                return Outcome::new(
+                    Kind::OutOfScope,
+                    format!(
+                        "{shown} is not {}: this line's prohibition does not apply",
+                        b.phrase
+                    ),
+                );
+            }
+            if let Some(p) = cl.prohibitions.iter().find(|p| !p.exception.is_empty())
+                && self.excused(p, q)
+            {
+                return Outcome::new(
+                    Kind::Follows,
+                    format!(
+                        "{shown} is {}, and the trace shows the exception this line allows",
+                        b.phrase
+                    ),
+                )
+                .weak(0.0);
+            }
+            return Outcome::new(
+                Kind::Breaks,
+                format!("{shown} is {}, which this line forbids", b.phrase),
+            );
+        }
+        match b.op {
+            Op::Lt | Op::Lte => {
+                if inside {
+                    return Outcome::new(
+                        Kind::Follows,
+                        format!("{shown} is within the limit this line sets ({})", b.phrase),
+                    );
+                }
+                // "Home internet can be claimed up to 50 dollars": a
+                // limit granted to a subject the action is not about
+                // is not broken by it.
+                let subject = about_tool >= 0.5 || q.about_subject(cl);
+                // ... unless the argument itself is named for it
+                // (`nightly_rate` for "Hotel rates are capped at ...").
+                if about_tool >= 0.5 || (cl.grants && subject) || says_subject {
+                    // Exceeding what a line allows explains less than breaking what one forbids.
+                    return Outcome {
+                        kind: Kind::Breaks,
+                        reason: format!("{shown} exceeds the limit this line sets ({})", b.phrase),
+                        strength: 0.8,
+                        floor: 0.0,
+                        quantity: None,
+                    };
+                }
+            }
+            _ => {
+                if !inside {
+                    return Outcome::new(
+                        Kind::OutOfScope,
+                        format!("{shown} is not {}: this line does not apply", b.phrase),
+                    );
+                }
+                if let Some(r) = &cl.requirement
+                    && !self.done(&r.first, &r.first_idents, q)
+                {
+                    return Outcome::new(
+                        Kind::Breaks,
+                        format!(
+                            "{shown} is {}, and the step this line requires is not in the trace",
+                            b.phrase
+                        ),
+                    );
+                }
+                return Outcome::new(
+                    Kind::Follows,
+                    format!("{shown} is {}: this line applies", b.phrase),
+                );
+            }
+        }
+        Outcome::neutral()
+    }
+
     /// A constraint's bounds against the action's numbers of the same name
     /// (`max_days` against `days`; `max_value` against the argument the
     /// constraint's words name, as `interviewers`).
@@ -962,7 +996,8 @@ impl Index {
                             op.symbol(),
                             fmt_num(*v)
                         ),
-                    );
+                    )
+                    .on(k);
                 }
                 return Outcome::new(
                     Kind::Follows,
@@ -971,7 +1006,8 @@ impl Index {
                         op.symbol(),
                         fmt_num(*v)
                     ),
-                );
+                )
+                .on(k);
             }
         }
         Outcome::neutral()
@@ -1100,6 +1136,17 @@ impl Index {
 }
 
 /// The action as terms and facts.
+/// An argument read against a line's limit.
+struct Reading {
+    key: String,
+    /// As shown: `amount 84 over attendees 3 (28 each)`.
+    shown: String,
+    /// In the limit's unit, per what the limit is per.
+    x: f64,
+    /// The argument's name says the line's subject too.
+    says_subject: bool,
+}
+
 struct Query<'a> {
     terms: HashMap<Term, f32>,
     /// The WordNet senses of those terms, each with its term's weight.
@@ -1361,12 +1408,7 @@ impl<'a> Query<'a> {
     /// Of several arguments named with the limit's words, the one that also
     /// says the line's subject: `nightly_rate`, not `nights`, for "Hotel
     /// rates are capped at 180 dollars a night".
-    fn number_for(
-        &self,
-        b: &clause::Bound,
-        about_tool: f64,
-        subject: &[Term],
-    ) -> Option<(String, f64, bool)> {
+    fn number_for(&self, b: &clause::Bound, about_tool: f64, subject: &[Term]) -> Option<Reading> {
         let mut by_name = None;
         let mut best = 0;
         for (k, v) in &self.numbers {
@@ -1392,16 +1434,18 @@ impl<'a> Query<'a> {
                 && kh != bh
             {
                 let x = v * kh / bh;
-                return Some((
-                    format!("{k} {} (= {} in the line's unit)", fmt_num(*v), fmt_num(x)),
+                return Some(Reading {
+                    key: k.clone(),
+                    shown: format!("{k} {} (= {} in the line's unit)", fmt_num(*v), fmt_num(x)),
                     x,
                     says_subject,
-                ));
+                });
             }
             if let Some((ck, n)) = self.count_of(&b.per, k) {
                 let x = v / n;
-                return Some((
-                    format!(
+                return Some(Reading {
+                    key: k.clone(),
+                    shown: format!(
                         "{k} {} over {ck} {} ({} each)",
                         fmt_num(*v),
                         fmt_num(n),
@@ -1409,14 +1453,24 @@ impl<'a> Query<'a> {
                     ),
                     x,
                     says_subject,
-                ));
+                });
             }
-            return Some((format!("{k} {}", fmt_num(*v)), *v, says_subject));
+            return Some(Reading {
+                key: k.clone(),
+                shown: format!("{k} {}", fmt_num(*v)),
+                x: *v,
+                says_subject,
+            });
         }
         (self.numbers.len() == 1 && self.tool.is_some() && about_tool >= 0.99 && b.about.is_empty())
             .then(|| {
                 let (k, v) = &self.numbers[0];
-                (format!("{k} {}", fmt_num(*v)), *v, false)
+                Reading {
+                    key: k.clone(),
+                    shown: format!("{k} {}", fmt_num(*v)),
+                    x: *v,
+                    says_subject: false,
+                }
             })
     }
 }

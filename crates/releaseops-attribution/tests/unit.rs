@@ -345,6 +345,10 @@ fn a_limit_by_tier_is_the_one_whose_place_the_trace_names() {
     let a = book("Chicago", 229);
     assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
     assert_eq!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    // Line 3 is kept, but on the nights: it does not allow the rate, so the
+    // bundle is not said to contradict itself.
+    assert_eq!(effect_at(&a, "line 3").as_deref(), Some("follows"), "{a:#?}");
+    assert!(a.followed.is_none(), "{a:#?}");
     let a = book("Chicago", 150);
     assert_eq!(
         effect_at(&a, "line 2").as_deref(),
