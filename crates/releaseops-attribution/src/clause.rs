@@ -89,6 +89,10 @@ pub(crate) struct Clause {
     pub(crate) lead: Vec<Term>,
     /// The words of an opening condition, `If a receipt is lost,`.
     pub(crate) condition: Option<Words>,
+    /// What a line that opens with a check says to check, when it names no
+    /// step it comes before: `approval ID` in "Check the approval ID with
+    /// the approvals tool".
+    pub(crate) check: Option<Words>,
 }
 
 const NEGATORS: &[&str] = &[
@@ -320,6 +324,7 @@ pub(crate) fn read(line: &str) -> Clause {
         subject: subject(&toks, &words),
         numbers: text::numbers_with_units(line),
         bounds,
+        check: check(&toks, &words),
         requirement: requirement(line, &toks, &words),
         grants: words.iter().flatten().any(|w| GRANTS.contains(w)) && prohibitions.is_empty(),
         prohibitions,
@@ -418,6 +423,37 @@ fn lead(words: &[Option<&str>]) -> Vec<Term> {
         .find(|w| !FRAME.contains(w))
         .map(|w| text::terms(w).into_iter().map(|(t, _)| t).collect())
         .unwrap_or_default()
+}
+
+/// The object of an opening "Check ..." / "Verify ..." up to the means
+/// (`with`, `using`, `against`) or the clause's end.
+fn check(toks: &[Token], words: &[Option<&str>]) -> Option<Words> {
+    let verb = words
+        .iter()
+        .position(|w| w.is_some_and(|w| !FRAME.contains(&w)))?;
+    if !matches!(
+        words[verb],
+        Some("check" | "verify" | "validate" | "confirm")
+    ) {
+        return None;
+    }
+    let mut object = Vec::new();
+    for t in toks.iter().skip(verb + 1) {
+        match t {
+            Token::Word(w)
+                if matches!(
+                    w.as_str(),
+                    "with" | "using" | "against" | "via" | "through" | "before" | "after" | "in"
+                ) =>
+            {
+                break;
+            }
+            Token::Word(w) => object.push(w.as_str()),
+            _ => break,
+        }
+    }
+    let object = Words::of(&object.join(" "));
+    (!object.is_empty()).then_some(object)
 }
 
 /// The first content word of a line (`internet` in "Home internet can be

@@ -737,6 +737,34 @@ impl Index {
                 }
             }
         }
+        // "Check the approval ID with the approvals tool": an action that
+        // uses the approval ID after no call named for it skipped the check.
+        if let (Some(obj), Some(call), None) = (&cl.check, q.tool, &cl.requirement) {
+            let covers = |name: &str, all: bool| {
+                let nt = text::terms(name);
+                let has = |g: &Vec<Term>| g.iter().any(|t| nt.iter().any(|(x, _)| x == t));
+                if all {
+                    obj.groups.iter().all(has)
+                } else {
+                    obj.groups.iter().any(has)
+                }
+            };
+            if let Some(arg) = call.arguments.keys().find(|k| covers(k, true)) {
+                if q.prior.iter().any(|p| covers(&p.name, false)) {
+                    return Outcome::new(
+                        Kind::Follows,
+                        format!("{arg} was checked by an earlier call, as this line says"),
+                    )
+                    .weak(0.5);
+                }
+                return Outcome::new(
+                    Kind::Breaks,
+                    format!(
+                        "the action uses {arg}, and no earlier call checks it as this line says"
+                    ),
+                );
+            }
+        }
         for p in &cl.prohibitions {
             match q.tool {
                 Some(call) => {

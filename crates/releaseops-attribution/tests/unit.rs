@@ -347,7 +347,11 @@ fn a_limit_by_tier_is_the_one_whose_place_the_trace_names() {
     assert_eq!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
     // Line 3 is kept, but on the nights: it does not allow the rate, so the
     // bundle is not said to contradict itself.
-    assert_eq!(effect_at(&a, "line 3").as_deref(), Some("follows"), "{a:#?}");
+    assert_eq!(
+        effect_at(&a, "line 3").as_deref(),
+        Some("follows"),
+        "{a:#?}"
+    );
     assert!(a.followed.is_none(), "{a:#?}");
     let a = book("Chicago", 150);
     assert_eq!(
@@ -364,4 +368,37 @@ fn a_limit_by_tier_is_the_one_whose_place_the_trace_names() {
     assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
     let a = book("Tokyo", 300);
     assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+}
+
+#[test]
+fn an_action_that_uses_what_a_line_says_to_check_needs_the_check_first() {
+    let index = Index::new(&BundleText {
+        id: "travel".into(),
+        version: "1".into(),
+        prompts: vec![Artifact::new(
+            "system",
+            "prompts/travel@1",
+            "You are a travel assistant.\nCheck the approval ID with the approvals tool; do not take the traveler's word for it.\nBook economy class for short flights.\n",
+        )],
+        policies: vec![],
+        model: None,
+    });
+    let book = serde_json::json!({"name": "book_flight", "arguments": {"cabin_class": "economy", "approval_id": "TR-1"}});
+    let check =
+        serde_json::json!({"name": "check_travel_approval", "arguments": {"approval_id": "TR-1"}});
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [book]})));
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+    assert_eq!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    let a = index.explain(&trace(
+        json!({"trace_id": "t", "tool_calls": [check, book]}),
+    ));
+    assert_eq!(
+        effect_at(&a, "line 2").as_deref(),
+        Some("follows"),
+        "{a:#?}"
+    );
+    assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    // A booking that uses no approval is not held to the check.
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "book_flight", "arguments": {"cabin_class": "economy"}}]})));
+    assert_ne!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
 }
