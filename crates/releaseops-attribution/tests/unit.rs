@@ -203,6 +203,17 @@ fn expenses() -> Index {
     })
 }
 
+/// A bundle of one system prompt and no policy.
+fn prompt_only(id: &str, text: &str) -> Index {
+    Index::new(&BundleText {
+        id: id.into(),
+        version: "1".into(),
+        prompts: vec![Artifact::new("system", &format!("prompts/{id}@1"), text)],
+        policies: vec![],
+        model: None,
+    })
+}
+
 fn effect_at(a: &releaseops_attribution::Attribution, at: &str) -> Option<String> {
     locations(a)
         .into_iter()
@@ -279,17 +290,10 @@ fn a_number_in_a_reply_on_another_subject_is_not_held_to_a_limit() {
 
 #[test]
 fn a_refusal_in_other_words_finds_the_prohibition_through_wordnet_senses() {
-    let index = Index::new(&BundleText {
-        id: "expenses".into(),
-        version: "1".into(),
-        prompts: vec![Artifact::new(
-            "system",
-            "prompts/expenses@1",
-            "You are an expense assistant.\nReimbursements are paid in the next payroll run after approval.\nDo not promise a specific payment date.\nBe concise.\n",
-        )],
-        policies: vec![],
-        model: None,
-    });
+    let index = prompt_only(
+        "expenses",
+        "You are an expense assistant.\nReimbursements are paid in the next payroll run after approval.\nDo not promise a specific payment date.\nBe concise.\n",
+    );
     // Of line 3's words only "payment": "particular" is "specific" and
     // "day" is "date" through their WordNet senses alone.
     let a = index.explain(&trace(json!({"trace_id": "t", "input": "Can you guarantee it lands by Friday?", "output": "Sorry, I can't commit to a particular day for the payment."})));
@@ -327,17 +331,10 @@ fn a_constraint_a_refusal_keeps_is_not_ranked_down_as_a_tool_rule_is() {
 
 #[test]
 fn a_limit_by_tier_is_the_one_whose_place_the_trace_names() {
-    let index = Index::new(&BundleText {
-        id: "travel".into(),
-        version: "1".into(),
-        prompts: vec![Artifact::new(
-            "system",
-            "prompts/travel@1",
-            "You are a travel assistant.\nHotel rates are capped at 180 dollars a night in standard cities and 275 dollars a night in high-cost cities (New York, London, Tokyo).\nBook no more than 5 nights at one hotel.\n",
-        )],
-        policies: vec![],
-        model: None,
-    });
+    let index = prompt_only(
+        "travel",
+        "You are a travel assistant.\nHotel rates are capped at 180 dollars a night in standard cities and 275 dollars a night in high-cost cities (New York, London, Tokyo).\nBook no more than 5 nights at one hotel.\n",
+    );
     let book = |city: &str, rate: u32| {
         index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "book_hotel", "arguments": {"city": city, "nights": 3, "nightly_rate": rate}}]})))
     };
@@ -372,17 +369,10 @@ fn a_limit_by_tier_is_the_one_whose_place_the_trace_names() {
 
 #[test]
 fn an_action_that_uses_what_a_line_says_to_check_needs_the_check_first() {
-    let index = Index::new(&BundleText {
-        id: "travel".into(),
-        version: "1".into(),
-        prompts: vec![Artifact::new(
-            "system",
-            "prompts/travel@1",
-            "You are a travel assistant.\nCheck the approval ID with the approvals tool; do not take the traveler's word for it.\nBook economy class for short flights.\n",
-        )],
-        policies: vec![],
-        model: None,
-    });
+    let index = prompt_only(
+        "travel",
+        "You are a travel assistant.\nCheck the approval ID with the approvals tool; do not take the traveler's word for it.\nBook economy class for short flights.\n",
+    );
     let book = serde_json::json!({"name": "book_flight", "arguments": {"cabin_class": "economy", "approval_id": "TR-1"}});
     let check =
         serde_json::json!({"name": "check_travel_approval", "arguments": {"approval_id": "TR-1"}});
