@@ -28,6 +28,10 @@ pub(crate) struct Bound {
     /// The number stands after the line's opening condition ("If a receipt
     /// is lost, ... up to 75 dollars"): the limit holds only where it does.
     pub(crate) conditional: bool,
+    /// What the limit is counted from, when it is a margin over another
+    /// quantity: `cheapest connecting option` in "no more than 100 dollars
+    /// above the cheapest connecting option".
+    pub(crate) relative_to: Vec<(Term, f32)>,
     /// Of a line with several limits of one kind ("180 dollars a night in
     /// standard cities and 275 in high-cost cities (New York, ...)"), the
     /// words only this one's part of the line has: where it applies.
@@ -313,6 +317,7 @@ pub(crate) fn read(line: &str) -> Clause {
             },
             per: per_unit(&toks, k),
             conditional: condition_end.is_some_and(|c| k > c),
+            relative_to: relative_to(&toks, k),
             tier,
         })
         .collect();
@@ -378,6 +383,35 @@ fn tiers(toks: &[Token], bounds: &[(usize, usize, Op, f64, String)]) -> Vec<Vec<
                 .collect()
         })
         .collect()
+}
+
+/// Words that make a limit a margin over something else.
+const RELATIVE: &[&str] = &["above", "over", "beyond", "below", "under"];
+
+/// The quantity a limit at `k` is a margin over: "100 dollars above the
+/// cheapest connecting option", within a few words of the number.
+fn relative_to(toks: &[Token], k: usize) -> Vec<(Term, f32)> {
+    let mut j = k + 1;
+    while j < toks.len() && j <= k + 3 {
+        match &toks[j] {
+            Token::Word(w) if RELATIVE.contains(&w.as_str()) => {
+                let mut words = Vec::new();
+                for t in toks.iter().skip(j + 1) {
+                    match t {
+                        Token::Word(w) if words.len() < 4 => words.push(w.as_str()),
+                        _ => break,
+                    }
+                }
+                return text::terms(&words.join(" "))
+                    .into_iter()
+                    .filter(|(_, w)| *w >= 1.0)
+                    .collect();
+            }
+            Token::Word(_) => j += 1,
+            _ => break,
+        }
+    }
+    Vec::new()
 }
 
 /// The thing a limit at `k` is counted per: `85 dollars per attendee`,
@@ -496,6 +530,9 @@ fn unit(toks: &[Token], k: usize, start: usize) -> Vec<(Term, f32)> {
     for (j, t) in toks.iter().enumerate().skip(k + 1) {
         match t {
             Token::Word(w) if n < 3 => {
+                if RELATIVE.contains(&w.as_str()) {
+                    break;
+                }
                 if w == "per" || w == "at" || w == "a" || w == "of" {
                     // "180 dollars a night": what it counts is nightly too.
                     if let (true, Some(Token::Word(next))) =

@@ -1437,9 +1437,34 @@ impl<'a> Query<'a> {
     /// says the line's subject: `nightly_rate`, not `nights`, for "Hotel
     /// rates are capped at 180 dollars a night".
     fn number_for(&self, b: &clause::Bound, about_tool: f64, subject: &[Term]) -> Option<Reading> {
+        // A margin over another argument (`cheapest_connecting_fare`): that
+        // one, named with most of the words, is the base and not the quantity.
+        let base = (!b.relative_to.is_empty())
+            .then(|| {
+                self.numbers
+                    .iter()
+                    .map(|(k, v)| {
+                        let kt = text::terms(k);
+                        let hits = b
+                            .relative_to
+                            .iter()
+                            .filter(|(t, _)| kt.iter().any(|(x, _)| x == t))
+                            .count();
+                        (hits, k, *v)
+                    })
+                    .filter(|(hits, ..)| *hits * 2 >= b.relative_to.len().max(2))
+                    .max_by_key(|(hits, ..)| *hits)
+            })
+            .flatten();
+        if !b.relative_to.is_empty() && base.is_none() {
+            return None;
+        }
         let mut by_name = None;
         let mut best = 0;
         for (k, v) in &self.numbers {
+            if base.is_some_and(|(_, bk, _)| bk == k) {
+                continue;
+            }
             let kt = text::terms(k);
             if !kt.iter().any(|(t, _)| b.about.iter().any(|(x, _)| x == t)) {
                 continue;
@@ -1449,6 +1474,20 @@ impl<'a> Query<'a> {
                 best = score;
                 by_name = Some((k, v));
             }
+        }
+        if let (Some((k, v)), Some((_, bk, bv))) = (by_name, base) {
+            let x = v - bv;
+            return Some(Reading {
+                key: k.clone(),
+                shown: format!(
+                    "{k} {} is {} over {bk} {}",
+                    fmt_num(*v),
+                    fmt_num(x),
+                    fmt_num(bv)
+                ),
+                x,
+                says_subject: best >= 2,
+            });
         }
         if let Some((k, v)) = by_name {
             let says_subject = best >= 2;

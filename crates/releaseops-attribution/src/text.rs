@@ -483,7 +483,7 @@ const CONCEPTS: &[&[&str]] = &[
     ],
     &[
         "amount", "dollar", "dollars", "usd", "eur", "euro", "euros", "money", "price", "cost",
-        "fee", "charge", "sum", "total", "value",
+        "fee", "charge", "sum", "total", "value", "fare",
     ],
     &["day", "days", "week", "weeks", "duration"],
     &[

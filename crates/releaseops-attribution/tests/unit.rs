@@ -392,3 +392,27 @@ fn an_action_that_uses_what_a_line_says_to_check_needs_the_check_first() {
     let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "book_flight", "arguments": {"cabin_class": "economy"}}]})));
     assert_ne!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
 }
+
+#[test]
+fn a_margin_over_another_quantity_is_held_to_the_difference() {
+    let index = prompt_only(
+        "travel",
+        "You are a travel assistant.\nBook the nonstop flight if it costs no more than 100 dollars above the cheapest connecting option.\nKeep replies short.\n",
+    );
+    let book = |fare: u32| {
+        index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "book_flight", "arguments": {"stops": 0, "fare": fare, "cheapest_connecting_fare": 338}}]})))
+    };
+    // 412 is 74 over 338: within the margin, though far above 100 itself.
+    let a = book(412);
+    assert_eq!(
+        effect_at(&a, "line 2").as_deref(),
+        Some("follows"),
+        "{a:#?}"
+    );
+    assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    let a = book(480);
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+    // Without the base the margin cannot be read, and nothing is claimed.
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "book_flight", "arguments": {"stops": 0, "fare": 480}}]})));
+    assert_ne!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+}
