@@ -97,6 +97,14 @@ pub(crate) struct Clause {
     /// step it comes before: `approval ID` in "Check the approval ID with
     /// the approvals tool".
     pub(crate) check: Option<Words>,
+    /// What a line says to do past its limit: `open a case for the billing
+    /// team instead` in "You may refund up to 75 dollars ...; for larger
+    /// amounts, open a case for the billing team instead".
+    pub(crate) overflow: Option<Words>,
+    /// A condition the instruction ends with: `someone was injured or more
+    /// than two vehicles were involved` in "Assign an adjuster right away
+    /// when someone was injured or ...".
+    pub(crate) when: Option<Words>,
 }
 
 const NEGATORS: &[&str] = &[
@@ -302,6 +310,7 @@ pub(crate) fn read(line: &str) -> Clause {
         _ => None,
     };
     let tiers = tiers(&toks, &bounds_at);
+    let overflow = bounds_at.first().and_then(|b| overflow(&toks, &words, b.0));
     let bounds = bounds_at
         .into_iter()
         .zip(tiers)
@@ -330,6 +339,8 @@ pub(crate) fn read(line: &str) -> Clause {
         numbers: text::numbers_with_units(line),
         bounds,
         check: check(&toks, &words),
+        overflow,
+        when: trailing_condition(&toks, &words),
         requirement: requirement(line, &toks, &words),
         grants: words.iter().flatten().any(|w| GRANTS.contains(w)) && prohibitions.is_empty(),
         prohibitions,
@@ -457,6 +468,61 @@ fn lead(words: &[Option<&str>]) -> Vec<Term> {
         .find(|w| !FRAME.contains(w))
         .map(|w| text::terms(w).into_iter().map(|(t, _)| t).collect())
         .unwrap_or_default()
+}
+
+/// The words after a `when` / `if` inside the first sentence (not opening
+/// it), to the sentence's end.
+fn trailing_condition(toks: &[Token], words: &[Option<&str>]) -> Option<Words> {
+    let end = toks
+        .iter()
+        .position(|t| *t == Token::Stop)
+        .unwrap_or(toks.len());
+    let at = (1..end).find(|&j| matches!(words[j], Some("when" | "if" | "whenever")))?;
+    let text: Vec<&str> = words[at + 1..end].iter().flatten().copied().collect();
+    let w = Words::of(&text.join(" "));
+    (!w.is_empty()).then_some(w)
+}
+
+/// Phrases that open what to do past a limit.
+const OVERFLOW: &[&[&str]] = &[
+    &["for", "larger"],
+    &["for", "higher"],
+    &["for", "bigger"],
+    &["anything", "larger"],
+    &["anything", "more"],
+    &["anything", "higher"],
+    &["anything", "above"],
+    &["anything", "over"],
+    &["anything", "beyond"],
+    &["above", "that"],
+    &["beyond", "that"],
+    &["over", "that"],
+    &["more", "than", "that"],
+    &["otherwise"],
+];
+
+/// The words after an overflow phrase that follows the limit at `k`, to the
+/// end of the sentence: what the line says to do past it.
+fn overflow(toks: &[Token], words: &[Option<&str>], k: usize) -> Option<Words> {
+    let at = (k + 1..toks.len()).find_map(|j| {
+        OVERFLOW
+            .iter()
+            .find(|p| (0..p.len()).all(|i| words.get(j + i).copied().flatten() == Some(p[i])))
+            .map(|p| j + p.len())
+    })?;
+    let mut text = String::new();
+    for t in &toks[at..] {
+        match t {
+            Token::Stop => break,
+            Token::Word(w) => {
+                text.push_str(w);
+                text.push(' ');
+            }
+            _ => {}
+        }
+    }
+    let w = Words::of(&text);
+    (!w.is_empty()).then_some(w)
 }
 
 /// The object of an opening "Check ..." / "Verify ..." up to the means

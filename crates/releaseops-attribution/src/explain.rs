@@ -686,6 +686,19 @@ impl Index {
         }
         let cl = &c.clause;
         let about_tool = q.tool_match(c);
+        // "Assign an adjuster right away when someone was injured": the
+        // action this line names, on a condition the trace does not show.
+        if let Some(when) = &cl.when
+            && q.tool.is_some()
+            && about_tool >= 0.5
+            && cl.prohibitions.is_empty()
+            && overlap(when, &q.context) < 0.34
+        {
+            return Outcome::new(
+                Kind::OutOfScope,
+                "the trace does not show the condition this line names".into(),
+            );
+        }
         // "8 hours" in a reply about a dose is not the "24 hours notice" of a
         // line on cancellations: a number of the reply counts against a
         // line's limit only when the trace speaks of the line's subject.
@@ -710,6 +723,24 @@ impl Index {
             if o.kind != Kind::Neutral {
                 return o.on(&r.key);
             }
+        }
+        // The action the line says to take past its limit, with a number
+        // past it written in the action ("estimate of 4180 is above ..."),
+        // though no argument holds it.
+        if let (Some(ov), Some(b)) = (&cl.overflow, cl.bounds.first())
+            && !reply_off_subject
+            && matches!(b.op, Op::Lt | Op::Lte)
+            && q.stem_cover(ov) >= 0.5
+            && let Some(x) = q.amounts.iter().find(|x| !b.op.holds(**x, b.value))
+        {
+            return Outcome::new(
+                Kind::Follows,
+                format!(
+                    "{} in the action is past the limit this line sets ({}), and the action is what it says to do then",
+                    fmt_num(*x),
+                    b.phrase
+                ),
+            );
         }
         if let Some(r) = &cl.requirement
             && cl.prohibitions.is_empty()
@@ -908,6 +939,19 @@ impl Index {
                 // "Home internet can be claimed up to 50 dollars": a
                 // limit granted to a subject the action is not about
                 // is not broken by it.
+                // "... for larger amounts, open a case for the billing
+                // team": past the limit, the action this line says to take.
+                if let Some(ov) = &cl.overflow
+                    && q.stem_cover(ov) >= 0.5
+                {
+                    return Outcome::new(
+                        Kind::Follows,
+                        format!(
+                            "{shown} is past the limit this line sets ({}), and the action is what it says to do then",
+                            b.phrase
+                        ),
+                    );
+                }
                 let subject = about_tool >= 0.5 || q.about_subject(cl);
                 // ... unless the argument itself is named for it
                 // (`nightly_rate` for "Hotel rates are capped at ...").
@@ -1194,6 +1238,9 @@ struct Query<'a> {
     numbers: Vec<(String, f64)>,
     /// Every number the action holds, with the stem of the word after it.
     all_numbers: Vec<(f64, Option<Term>)>,
+    /// The numbers written in the action's text that are not part of a code
+    /// (`4180` in "estimate of 4180", not `20877` in `CLM-20877`).
+    amounts: Vec<f64>,
     /// Term sets that count as evidence of a step: each earlier call, the action's arguments.
     evidence: Vec<Vec<(Term, f32)>>,
     refusal: bool,
@@ -1308,6 +1355,10 @@ impl<'a> Query<'a> {
             }
         }
         let tool_parts = tool.map(|c| text::parts(&c.name)).unwrap_or_default();
+        let amounts = [said, arg_text_of(tool).as_str()]
+            .iter()
+            .flat_map(|t| amounts(t))
+            .collect();
         let mut senses: HashMap<Term, f32> = HashMap::new();
         for (t, w) in &terms {
             for s in text::senses(*t).iter().flat_map(|ss| ss.iter()) {
@@ -1318,6 +1369,7 @@ impl<'a> Query<'a> {
         Query {
             terms,
             senses,
+            amounts,
             context,
             input,
             tool,
@@ -1392,9 +1444,6 @@ impl<'a> Query<'a> {
         hit as f64 / self.tool_parts.len() as f64
     }
 
-    /// Whether the action is about what a line's sentence opens with
-    /// ("Home internet can be claimed ..."): its first word past framing
-    /// and determiners is in the trace.
     /// Whether the action or the user's words say every content word of
     /// `w` (a word or one of its concepts).
     fn shows(&self, w: &text::Words) -> bool {
@@ -1406,6 +1455,9 @@ impl<'a> Query<'a> {
         })
     }
 
+    /// Whether the action is about what a line's sentence opens with
+    /// ("Home internet can be claimed ..."): its first word past framing
+    /// and determiners is in the trace.
     fn about_subject(&self, cl: &clause::Clause) -> bool {
         cl.subject.is_empty() || cl.subject.iter().any(|t| self.context.contains_key(t))
     }
@@ -1540,6 +1592,36 @@ impl<'a> Query<'a> {
                 }
             })
     }
+}
+
+/// The numbers of a text that stand alone (`4180`, `$1,250.50`), not inside
+/// a code or identifier (`CLM-20877`, `#88121`, `v2`).
+fn amounts(text: &str) -> Vec<f64> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len()
+            && (b[i].is_ascii_digit()
+                || ((b[i] == b',' || b[i] == b'.') && b.get(i + 1).is_some_and(u8::is_ascii_digit)))
+        {
+            i += 1;
+        }
+        let glued = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'#' | b'_' | b'/');
+        let before = start.checked_sub(1).map(|j| b[j]);
+        if before.is_some_and(glued) || b.get(i).is_some_and(|c| glued(*c)) {
+            continue;
+        }
+        if let Ok(v) = text[start..i].replace(',', "").parse::<f64>() {
+            out.push(v);
+        }
+    }
+    out
 }
 
 /// The words of consent in what the user said.

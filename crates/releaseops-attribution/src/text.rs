@@ -650,6 +650,15 @@ const CONCEPTS: &[&[&str]] = &[
     ],
     &["overtime", "payroll", "payslip", "deduction", "tax code"],
     &["outage", "down", "offline", "unreachable", "affected"],
+    // Abbreviations engineers write in names and arguments (`orders-prod-db`).
+    &["production", "prod"],
+    &["database", "databases", "db"],
+    &["repository", "repo"],
+    &["environment", "env"],
+    &["configuration", "config"],
+    // What a query does, in SQL's words.
+    &["write", "update", "insert", "upsert", "alter", "truncate"],
+    &["read", "select"],
 ];
 
 /// What a word is, worked out once per process.

@@ -416,3 +416,86 @@ fn a_margin_over_another_quantity_is_held_to_the_difference() {
     let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "book_flight", "arguments": {"stops": 0, "fare": 480}}]})));
     assert_ne!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
 }
+
+#[test]
+fn past_a_limit_the_action_a_line_says_to_take_then_follows_it() {
+    let index = prompt_only(
+        "seller",
+        "You are a seller assistant.\nYou may refund up to 75 dollars in fees per request; for larger amounts, open a billing case instead.\nAssign a specialist right away when the seller was locked out.\n",
+    );
+    let call = |name: &str, amount: u32| {
+        index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": name, "arguments": {"amount": amount}}]})))
+    };
+    // The case opened for 210 is what the line says to do past 75.
+    let a = call("open_billing_case", 210);
+    assert_eq!(
+        effect_at(&a, "line 2").as_deref(),
+        Some("follows"),
+        "{a:#?}"
+    );
+    assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    // A refund of 210 is the granted action past its limit.
+    let a = call("refund_fees", 210);
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+    // With the amount only in the action's text, and a claim number beside it.
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "open_billing_case", "arguments": {"seller": "S-220931", "summary": "duplicate fees of 210 on relist"}}]})));
+    assert_eq!(
+        effect_at(&a, "line 2").as_deref(),
+        Some("follows"),
+        "{a:#?}"
+    );
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "open_billing_case", "arguments": {"seller": "S-220931", "summary": "duplicate fees"}}]})));
+    assert_ne!(
+        effect_at(&a, "line 2").as_deref(),
+        Some("follows"),
+        "{a:#?}"
+    );
+}
+
+#[test]
+fn a_line_whose_trailing_condition_the_trace_does_not_show_is_out_of_scope() {
+    let index = prompt_only(
+        "seller",
+        "You are a seller assistant.\nAssign a specialist right away when the seller was locked out of the account.\n",
+    );
+    let assign = |note: &str| {
+        index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "assign_specialist", "arguments": {"note": note}}]})))
+    };
+    let a = assign("listing photos look blurry");
+    assert_eq!(
+        effect_at(&a, "line 2").as_deref(),
+        Some("out_of_scope"),
+        "{a:#?}"
+    );
+    let a = assign("seller locked out of the account after a password change");
+    assert_ne!(
+        effect_at(&a, "line 2").as_deref(),
+        Some("out_of_scope"),
+        "{a:#?}"
+    );
+}
+
+#[test]
+fn abbreviations_and_sql_in_arguments_meet_the_words_a_line_spells_out() {
+    let index = prompt_only(
+        "oncall",
+        "You are an on-call assistant.\nRead-only queries against production read replicas are allowed for debugging.\nWrite queries against production databases need an approved change ticket.\n",
+    );
+    let run = |target: &str, sql: &str| {
+        let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "run_db_query", "arguments": {"target": target, "sql": sql}}]})));
+        a.primary_influence.and_then(|p| p.location)
+    };
+    // `prod` is production, `db` a database, an UPDATE a write.
+    assert_eq!(
+        run(
+            "billing-prod-primary",
+            "UPDATE invoices SET status = 'void'"
+        )
+        .as_deref(),
+        Some("line 3")
+    );
+    assert_eq!(
+        run("orders-prod-replica-1", "SELECT status FROM orders").as_deref(),
+        Some("line 2")
+    );
+}
