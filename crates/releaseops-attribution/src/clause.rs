@@ -361,18 +361,7 @@ fn tiers(toks: &[Token], bounds: &[(usize, usize, Op, f64, String)]) -> Vec<Vec<
         .enumerate()
         .map(|(i, &(k, ..))| {
             let end = bounds.get(i + 1).map_or(toks.len(), |b| b.1);
-            let mut text = String::new();
-            for t in toks.get(k + 1..end).unwrap_or_default() {
-                match t {
-                    Token::Stop => break,
-                    Token::Word(w) => {
-                        text.push_str(w);
-                        text.push(' ');
-                    }
-                    _ => {}
-                }
-            }
-            text::terms(&text)
+            text::terms(&sentence_words(toks.get(k + 1..end).unwrap_or_default()))
                 .into_iter()
                 .filter(|(_, w)| *w >= 1.0)
                 .map(|(t, _)| t)
@@ -483,6 +472,22 @@ fn trailing_condition(toks: &[Token], words: &[Option<&str>]) -> Option<Words> {
     (!w.is_empty()).then_some(w)
 }
 
+/// The words of `toks` up to the end of their sentence, joined by spaces.
+fn sentence_words(toks: &[Token]) -> String {
+    let mut text = String::new();
+    for t in toks {
+        match t {
+            Token::Stop => break,
+            Token::Word(w) => {
+                text.push_str(w);
+                text.push(' ');
+            }
+            _ => {}
+        }
+    }
+    text
+}
+
 /// Phrases that open what to do past a limit.
 const OVERFLOW: &[&[&str]] = &[
     &["for", "larger"],
@@ -510,18 +515,7 @@ fn overflow(toks: &[Token], words: &[Option<&str>], k: usize) -> Option<Words> {
             .find(|p| (0..p.len()).all(|i| words.get(j + i).copied().flatten() == Some(p[i])))
             .map(|p| j + p.len())
     })?;
-    let mut text = String::new();
-    for t in &toks[at..] {
-        match t {
-            Token::Stop => break,
-            Token::Word(w) => {
-                text.push_str(w);
-                text.push(' ');
-            }
-            _ => {}
-        }
-    }
-    let w = Words::of(&text);
+    let w = Words::of(&sentence_words(&toks[at..]));
     (!w.is_empty()).then_some(w)
 }
 
