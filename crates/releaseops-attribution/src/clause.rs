@@ -55,6 +55,10 @@ pub(crate) fn hours_of(word: &str) -> Option<f64> {
 #[derive(Debug, Clone)]
 pub(crate) struct Prohibition {
     pub(crate) scope: Words,
+    /// The scope's parts when it lists several things (`run migrations,
+    /// schema changes, or write queries against production databases`),
+    /// each of two content words or more.
+    pub(crate) alternatives: Vec<Words>,
     pub(crate) exception: Words,
     /// Identifiers written inside the scope (`delete_account`).
     pub(crate) idents: Vec<String>,
@@ -292,8 +296,18 @@ pub(crate) fn read(line: &str) -> Clause {
                 "ask" | "asks" | "asked" | "request" | "requests" | "requested" | "wants"
             )
         });
+        let alternatives: Vec<Words> = toks[k + 1..scope_end]
+            .split(|t| *t == Token::Comma || *t == Token::Word("or".into()))
+            .map(|part| Words::of(&join(part)))
+            .filter(|w| w.groups.len() >= 2)
+            .collect();
         prohibitions.push(Prohibition {
             idents: identifiers(&raw_span(line, &toks, k + 1, scope_end)),
+            alternatives: if alternatives.len() >= 2 {
+                alternatives
+            } else {
+                Vec::new()
+            },
             scope: Words::of(&scope_text),
             exception: Words::of(&exc_text),
             on_request,

@@ -803,9 +803,11 @@ impl Index {
                     // The tool's own words in the scope, and the rest of the
                     // scope in the trace (`on someone else's behalf` is not
                     // shown by a grant_access call alone).
-                    let named = literal || q.stem_cover(&p.scope) >= 0.99;
+                    let named = literal
+                        || q.stem_cover(&p.scope) >= 0.99
+                        || (q.concept_cover(&p.scope) >= 0.99 && q.stem_cover(&p.scope) >= 0.5);
                     if named
-                        && (literal || overlap(&p.scope, &q.context) >= 0.75)
+                        && (literal || scope_overlap(p, &q.context) >= 0.75)
                         && cl.bounds.is_empty()
                     {
                         if !p.exception.is_empty() && self.excused(p, q) {
@@ -1431,6 +1433,20 @@ impl<'a> Query<'a> {
         hit as f64 / self.tool_parts.len() as f64
     }
 
+    /// The share of the tool name's words that `w` has, each as its stem or
+    /// one of its concepts (`db` ~ `databases`).
+    fn concept_cover(&self, w: &Words) -> f64 {
+        if self.tool_parts.is_empty() {
+            return 0.0;
+        }
+        let hit = self
+            .tool_parts
+            .iter()
+            .filter(|(_, all)| w.groups.iter().any(|g| g.iter().any(|t| all.contains(t))))
+            .count();
+        hit as f64 / self.tool_parts.len() as f64
+    }
+
     /// As [`Query::stem_cover`], against a term map.
     fn stem_cover_in(&self, m: &HashMap<Term, f32>) -> f64 {
         if self.tool_parts.is_empty() {
@@ -1786,6 +1802,20 @@ fn share(
         })
         .sum();
     hit / words.len() as f64
+}
+
+/// How much of a prohibition's scope `by` has: of a scope that lists
+/// several things, half the whole and half the part it has most of, so that
+/// doing one of them ("write queries against production databases") counts
+/// though the others' words are absent.
+fn scope_overlap(p: &clause::Prohibition, by: &HashMap<Term, f32>) -> f64 {
+    let whole = overlap(&p.scope, by);
+    let part = p
+        .alternatives
+        .iter()
+        .map(|a| overlap(a, by))
+        .fold(0.0, f64::max);
+    whole.max(0.5 * whole + 0.5 * part)
 }
 
 fn overlap(of: &Words, by: &HashMap<Term, f32>) -> f64 {

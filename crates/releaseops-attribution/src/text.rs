@@ -23,6 +23,7 @@ const STOP: &[&str] = &[
     "about",
     "after",
     "again",
+    "against",
     "all",
     "also",
     "am",
