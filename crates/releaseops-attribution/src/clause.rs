@@ -55,6 +55,9 @@ pub(crate) fn hours_of(word: &str) -> Option<f64> {
 #[derive(Debug, Clone)]
 pub(crate) struct Prohibition {
     pub(crate) scope: Words,
+    /// When the prohibition holds (`their record carries a confidentiality
+    /// flag`); empty when always.
+    pub(crate) condition: Words,
     /// The scope's parts when it lists several things (`run migrations,
     /// schema changes, or write queries against production databases`),
     /// each of two content words or more.
@@ -288,6 +291,14 @@ pub(crate) fn read(line: &str) -> Clause {
             words[j].is_some_and(|x| EXCEPTIONS.contains(&x)) || is_other_than(&words, j)
         });
         let scope_end = exc.unwrap_or(stop);
+        // "Never confirm whether a person is a student if their record
+        // carries a confidentiality flag": what is forbidden, then when.
+        let when = (k + 1..scope_end)
+            .find(|&j| matches!(words[j], Some("if" | "when" | "whenever" | "while")));
+        let condition = when
+            .map(|w| Words::of(&join(&toks[w + 1..scope_end])))
+            .unwrap_or_default();
+        let scope_end = when.unwrap_or(scope_end);
         let scope_text = join(&toks[k + 1..scope_end]);
         let exc_text = exc.map(|e| join(&toks[e + 1..stop])).unwrap_or_default();
         let on_request = exc_text.split_whitespace().any(|w| {
@@ -302,6 +313,7 @@ pub(crate) fn read(line: &str) -> Clause {
             .filter(|w| w.groups.len() >= 2)
             .collect();
         prohibitions.push(Prohibition {
+            condition,
             idents: identifiers(&raw_span(line, &toks, k + 1, scope_end)),
             alternatives: if alternatives.len() >= 2 {
                 alternatives

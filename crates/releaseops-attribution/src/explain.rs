@@ -809,6 +809,7 @@ impl Index {
                     if named
                         && (literal || scope_overlap(p, &q.context) >= 0.75)
                         && cl.bounds.is_empty()
+                        && (p.condition.is_empty() || q.shows(&p.condition))
                     {
                         if !p.exception.is_empty() && self.excused(p, q) {
                             return Outcome::new(
@@ -855,7 +856,10 @@ impl Index {
                                     );
                             return o;
                         }
-                        if o >= 0.75 && (p.exception.is_empty() || !self.excused(p, q)) {
+                        if o >= 0.75
+                            && (p.exception.is_empty() || !self.excused(p, q))
+                            && (p.condition.is_empty() || q.shows(&p.condition))
+                        {
                             return Outcome::new(
                                 Kind::Breaks,
                                 "the reply does what this line forbids".into(),
@@ -999,6 +1003,25 @@ impl Index {
     /// (`max_days` against `days`; `max_value` against the argument the
     /// constraint's words name, as `interviewers`).
     fn constraint(&self, c: &Cand, bounds: &[(String, Op, f64)], q: &Query<'_>) -> Outcome {
+        // `fee_refund_limit` says what it limits: an action that says none of
+        // it (a transfer's amount, a parking pass's days) is not held to it.
+        // The user's words alone do not make the action about it.
+        if let Some((_, name, _)) = &c.rule {
+            let subject: Vec<(Term, f32)> = text::terms(
+                &text::words(name)
+                    .into_iter()
+                    .filter(|w| !GENERIC_LIMIT.contains(&w.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+            if !subject.is_empty()
+                && !subject
+                    .iter()
+                    .any(|(t, _)| q.terms.get(t).is_some_and(|w| *w > 0.25))
+            {
+                return Outcome::neutral();
+            }
+        }
         for (field, op, v) in bounds {
             let unnamed = field.is_empty() || field == "value" || field == "amount_value";
             let names: Vec<(Term, f32)> = if unnamed {
@@ -1362,10 +1385,10 @@ impl<'a> Query<'a> {
             .flat_map(|t| amounts(t))
             .collect();
         let mut senses: HashMap<Term, f32> = HashMap::new();
-        for (t, w) in &terms {
-            for s in text::senses(*t).iter().flat_map(|ss| ss.iter()) {
+        for (w, ss) in text::senses_of(terms.iter().map(|(t, w)| (*t, *w))) {
+            for s in ss.iter() {
                 let e = senses.entry(*s).or_default();
-                *e = e.max(*w);
+                *e = e.max(w);
             }
         }
         Query {
@@ -1610,6 +1633,31 @@ impl<'a> Query<'a> {
     }
 }
 
+/// Words of a constraint's name that say it is a limit, not what it limits.
+const GENERIC_LIMIT: &[&str] = &[
+    "limit",
+    "limits",
+    "cap",
+    "caps",
+    "max",
+    "maximum",
+    "min",
+    "minimum",
+    "window",
+    "deadline",
+    "rule",
+    "rules",
+    "policy",
+    "per",
+    "duration",
+    "period",
+    "threshold",
+    "allowance",
+    "block",
+    "no",
+    "only",
+];
+
 /// The numbers of a text that stand alone (`4180`, `$1,250.50`), not inside
 /// a code or identifier (`CLM-20877`, `#88121`, `v2`).
 fn amounts(text: &str) -> Vec<f64> {
@@ -1776,10 +1824,16 @@ fn share(
     saying: Saying,
     senses: Option<&HashMap<Term, f32>>,
 ) -> f64 {
-    let words: Vec<&Vec<Term>> = of
+    let words: Vec<(&Vec<Term>, Option<&text::Senses>)> = of
         .groups
         .iter()
-        .filter(|g| saying != Saying::Dropped || !text::is_saying(g[0]))
+        .zip(
+            of.senses
+                .iter()
+                .map(Option::as_ref)
+                .chain(std::iter::repeat(None)),
+        )
+        .filter(|(g, _)| saying != Saying::Dropped || !text::is_saying(g[0]))
         .collect();
     if words.is_empty() {
         return 0.0;
@@ -1787,14 +1841,14 @@ fn share(
     // A word met only through a sense counts half.
     let hit: f64 = words
         .iter()
-        .map(|g| {
+        .map(|(g, ss)| {
             if (saying == Saying::Done && text::is_saying(g[0]))
                 || g.iter().any(|t| by.contains_key(t))
             {
                 1.0
-            } else if senses.is_some_and(|q| {
-                text::senses(g[0]).is_some_and(|ss| ss.iter().any(|s| q.contains_key(s)))
-            }) {
+            } else if let (Some(q), Some(ss)) = (senses, ss)
+                && ss.iter().any(|s| q.contains_key(s))
+            {
                 0.5
             } else {
                 0.0

@@ -883,10 +883,22 @@ pub(crate) fn terms(text: &str) -> Vec<(Term, f32)> {
     out
 }
 
+/// A word's WordNet senses, as terms.
+pub(crate) type Senses = std::sync::Arc<[Term]>;
+
 /// The WordNet senses of a term (a stem's), when it has any that another
 /// word shares.
 pub(crate) fn senses(t: Term) -> Option<std::sync::Arc<[Term]>> {
     lexicon().state().senses.get(&t).cloned()
+}
+
+/// The WordNet senses of many terms (those that have any), with one lock.
+pub(crate) fn senses_of<T>(
+    ts: impl Iterator<Item = (Term, T)>,
+) -> Vec<(T, std::sync::Arc<[Term]>)> {
+    let st = lexicon().state();
+    ts.filter_map(|(t, x)| st.senses.get(&t).map(|s| (x, s.clone())))
+        .collect()
 }
 
 /// How much a line's word counts when the action has only a word of the
@@ -918,12 +930,15 @@ fn related(stem: &str) -> impl Iterator<Item = &'static str> {
 pub(crate) struct Words {
     pub(crate) terms: Vec<(Term, f32)>,
     pub(crate) groups: Vec<Vec<Term>>,
+    /// Each group's WordNet senses ([`senses`]), read once.
+    pub(crate) senses: Vec<Option<Senses>>,
 }
 
 impl Words {
     pub(crate) fn of(text: &str) -> Words {
         let lex = lexicon();
         let mut groups = Vec::new();
+        let mut senses = Vec::new();
         {
             let mut st = lex.state();
             for w in words(text) {
@@ -932,12 +947,14 @@ impl Words {
                     let mut g = vec![t];
                     g.extend(info.concepts.iter());
                     groups.push(g);
+                    senses.push(st.senses.get(&t).cloned());
                 }
             }
         }
         Words {
             terms: terms(text),
             groups,
+            senses,
         }
     }
 
@@ -950,6 +967,7 @@ impl Words {
         let mut w = self.clone();
         w.terms.extend(other.terms.iter().copied());
         w.groups.extend(other.groups.iter().cloned());
+        w.senses.extend(other.senses.iter().cloned());
         w
     }
 }

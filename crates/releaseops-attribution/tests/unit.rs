@@ -521,3 +521,54 @@ fn doing_one_of_the_things_a_prohibition_lists_breaks_it() {
     );
     assert_ne!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
 }
+
+#[test]
+fn a_constraint_holds_only_actions_about_what_it_limits() {
+    let index = Index::new(&BundleText {
+        id: "bank".into(),
+        version: "1".into(),
+        prompts: vec![Artifact::new(
+            "system",
+            "prompts/bank@1",
+            "You are a bank assistant.\n",
+        )],
+        policies: vec![Artifact::new(
+            "safety",
+            "policies/safety.yaml",
+            "constraints:\n- type: fee_refund_limit\n  max_amount: 25\n  description: Fee refunds are capped at 25 dollars.\n",
+        )],
+        model: None,
+    });
+    let call = |name: &str| {
+        index.explain(&trace(json!({"trace_id": "t", "input": "Can you refund the fee?", "tool_calls": [{"name": name, "arguments": {"amount": 1800}}]})))
+    };
+    // A transfer's amount is not a fee refund, though the user spoke of one.
+    let a = call("make_transfer");
+    assert_ne!(
+        effect_at(&a, "fee_refund_limit").as_deref(),
+        Some("breaks"),
+        "{a:#?}"
+    );
+    assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    let a = call("refund_fee");
+    assert_eq!(
+        effect_at(&a, "fee_refund_limit").as_deref(),
+        Some("breaks"),
+        "{a:#?}"
+    );
+}
+
+#[test]
+fn a_prohibition_with_a_condition_is_broken_only_where_the_condition_is_shown() {
+    let index = prompt_only(
+        "registrar",
+        "You are a registrar assistant.\nNever delete a student record if the record carries a legal hold.\n",
+    );
+    let delete = |note: &str| {
+        index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "delete_student_record", "arguments": {"student": "S-1", "note": note}}]})))
+    };
+    let a = delete("duplicate entry");
+    assert_ne!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+    let a = delete("record carries a legal hold, deleting anyway");
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+}
