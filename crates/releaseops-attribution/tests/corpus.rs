@@ -30,3 +30,32 @@ fn the_right_line_is_first_and_every_broken_rule_is_named() {
         "every broken rule is named:\n{report}"
     );
 }
+
+/// The held-out sets whose misses have been read hold what they reached, so
+/// that a rule made for one set cannot quietly cost another: no compliant
+/// action called a contradiction, and no fewer right lines first.
+#[test]
+fn the_read_held_out_sets_keep_their_figures() {
+    for (dir, floor, named) in [
+        ("corpus-holdout", 25, 8),
+        ("corpus-holdout-2", 22, 8),
+        ("corpus-holdout-3", 24, 5),
+    ] {
+        let s = corpus::score(&corpus::load_from(&corpus::crate_dir().join(dir)));
+        let report = s.misses.join("\n");
+        assert_eq!(
+            s.false_contradictions, 0,
+            "{dir}: a compliant action flagged:\n{report}"
+        );
+        assert!(
+            s.first >= floor,
+            "{dir}: {} first, was {floor}:\n{report}",
+            s.first
+        );
+        assert!(
+            s.contradicting_flagged >= named,
+            "{dir}: {} broken rules named, was {named}:\n{report}",
+            s.contradicting_flagged
+        );
+    }
+}
