@@ -51,6 +51,21 @@ pub(crate) fn hours_of(word: &str) -> Option<f64> {
     })
 }
 
+/// The lengths of time a text states, in hours: `14 nights` and `two
+/// weeks` are both 336.
+pub(crate) fn durations(text: &str) -> Vec<f64> {
+    let toks = text::tokens(text);
+    toks.iter()
+        .enumerate()
+        .filter_map(|(k, t)| match (t, toks.get(k + 1)) {
+            (Token::Number(v) | Token::NumberWord(v), Some(Token::Word(w))) => {
+                hours_of(w).map(|h| v * h)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// A prohibition: what it forbids and what would excuse it.
 #[derive(Debug, Clone)]
 pub(crate) struct Prohibition {
@@ -96,6 +111,8 @@ pub(crate) struct Clause {
     pub(crate) subject: Vec<Term>,
     /// Numbers the line states (a phone number, "3 years"), with the stem of the word after each.
     pub(crate) numbers: Vec<(f64, Option<Term>)>,
+    /// The lengths of time it states, in hours ([`durations`]).
+    pub(crate) durations: Vec<f64>,
     /// The terms of the instruction's first word, past "always", "you may", "please".
     pub(crate) lead: Vec<Term>,
     /// The words of an opening condition, `If a receipt is lost,`.
@@ -363,6 +380,7 @@ pub(crate) fn read(line: &str) -> Clause {
         lead: lead(&words),
         subject: subject(&toks, &words),
         numbers: text::numbers_with_units(line),
+        durations: durations(line),
         bounds,
         check: check(&toks, &words),
         overflow,

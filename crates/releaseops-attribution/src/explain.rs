@@ -462,7 +462,14 @@ impl Index {
                     .iter()
                     .any(|(m, u)| n == m && (*n >= 10.0 || (unit.is_some() && unit == u)))
             });
-            if shared {
+            // ... or the same length of time in other units ("two weeks" for "14 nights").
+            let same_time = !shared
+                && c.clause.durations.iter().any(|d| {
+                    q.durations
+                        .iter()
+                        .any(|e| (d - e).abs() <= 1e-6 * d.abs().max(1.0))
+                });
+            if shared || same_time {
                 base = (base + 0.3).min(1.0);
             }
             // An instruction that opens with the tool's verb ("Request changes when ...").
@@ -497,6 +504,8 @@ impl Index {
             }
             if shared {
                 why.push("a number it states is in the action".to_string());
+            } else if same_time {
+                why.push("a length of time it states is in the action".to_string());
             }
             let reasoning = match o.kind {
                 Kind::Breaks => format!("CONTRADICTS: {}", o.reason),
@@ -1266,6 +1275,8 @@ struct Query<'a> {
     /// The numbers written in the action's text that are not part of a code
     /// (`4180` in "estimate of 4180", not `20877` in `CLM-20877`).
     amounts: Vec<f64>,
+    /// The lengths of time the action states, in hours.
+    durations: Vec<f64>,
     /// Term sets that count as evidence of a step: each earlier call, the action's arguments.
     evidence: Vec<Vec<(Term, f32)>>,
     refusal: bool,
@@ -1380,6 +1391,10 @@ impl<'a> Query<'a> {
             }
         }
         let tool_parts = tool.map(|c| text::parts(&c.name)).unwrap_or_default();
+        let durations = [said, arg_text_of(tool).as_str()]
+            .iter()
+            .flat_map(|t| clause::durations(t))
+            .collect();
         let amounts = [said, arg_text_of(tool).as_str()]
             .iter()
             .flat_map(|t| amounts(t))
@@ -1395,6 +1410,7 @@ impl<'a> Query<'a> {
             terms,
             senses,
             amounts,
+            durations,
             context,
             input,
             tool,

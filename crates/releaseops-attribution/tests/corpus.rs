@@ -38,8 +38,8 @@ fn the_right_line_is_first_and_every_broken_rule_is_named() {
 fn the_read_held_out_sets_keep_their_figures() {
     for (dir, floor, named) in [
         ("corpus-holdout", 25, 8),
-        ("corpus-holdout-2", 22, 8),
-        ("corpus-holdout-3", 24, 5),
+        ("corpus-holdout-2", 23, 8),
+        ("corpus-holdout-3", 25, 5),
     ] {
         let s = corpus::score(&corpus::load_from(&corpus::crate_dir().join(dir)));
         let report = s.misses.join("\n");

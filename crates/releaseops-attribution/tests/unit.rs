@@ -572,3 +572,18 @@ fn a_prohibition_with_a_condition_is_broken_only_where_the_condition_is_shown() 
     let a = delete("record carries a legal hold, deleting anyway");
     assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
 }
+
+#[test]
+fn the_same_length_of_time_in_other_units_ties_a_reply_to_its_line() {
+    let index = prompt_only(
+        "leasing",
+        "You are a leasing assistant.\nGuests may stay up to 14 nights in any 30-day period; longer stays need the guest added to the lease.\nVisitor parking passes last at most 3 days.\nBe friendly.\n",
+    );
+    let a = index.explain(&trace(json!({"trace_id": "t", "input": "Can my partner stay with me for a while?", "output": "Someone can be with you for up to two weeks in a month with no paperwork; after that they go on the rental agreement."})));
+    let p = a.primary_influence.clone().expect("a primary influence");
+    assert_eq!(p.location.as_deref(), Some("line 2"), "{a:#?}");
+    assert!(
+        p.confidence_reason.contains("a length of time it states"),
+        "{p:#?}"
+    );
+}
