@@ -85,6 +85,7 @@ fn main() {
         ("corpus-holdout", true),
         ("corpus-holdout-2", true),
         ("corpus-holdout-3", true),
+        ("corpus-holdout-4", false),
     ];
     for (n, (name, read)) in SETS.iter().enumerate() {
         let held = corpus::load_from(&corpus::crate_dir().join(name));
