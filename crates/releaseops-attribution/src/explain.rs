@@ -316,9 +316,9 @@ impl Index {
             }
         }
         let mut by_sense: HashMap<Term, Vec<Term>> = HashMap::new();
-        for t in df.keys() {
-            for s in text::senses(*t).iter().flat_map(|ss| ss.iter()) {
-                by_sense.entry(*s).or_default().push(*t);
+        for (t, ss) in text::senses_of(df.keys().map(|t| (*t, *t))) {
+            for s in ss.iter() {
+                by_sense.entry(*s).or_default().push(t);
             }
         }
         let n = cands.len() as f32;
@@ -718,10 +718,8 @@ impl Index {
             .bounds
             .iter()
             .position(|b| b.tier.iter().any(|t| q.context.contains_key(t)));
-        for (i, b) in cl.bounds.iter().enumerate() {
-            if reply_off_subject {
-                break;
-            }
+        let bounds: &[clause::Bound] = if reply_off_subject { &[] } else { &cl.bounds };
+        for (i, b) in bounds.iter().enumerate() {
             if !b.tier.is_empty() && tier.map_or(i > 0, |t| t != i) {
                 continue;
             }
@@ -951,9 +949,6 @@ impl Index {
                         format!("{shown} is within the limit this line sets ({})", b.phrase),
                     );
                 }
-                // "Home internet can be claimed up to 50 dollars": a
-                // limit granted to a subject the action is not about
-                // is not broken by it.
                 // "... for larger amounts, open a case for the billing
                 // team": past the limit, the action this line says to take.
                 if let Some(ov) = &cl.overflow
@@ -967,6 +962,9 @@ impl Index {
                         ),
                     );
                 }
+                // "Home internet can be claimed up to 50 dollars": a
+                // limit granted to a subject the action is not about
+                // is not broken by it ...
                 let subject = about_tool >= 0.5 || q.about_subject(cl);
                 // ... unless the argument itself is named for it
                 // (`nightly_rate` for "Hotel rates are capped at ...").
@@ -1270,6 +1268,8 @@ struct Query<'a> {
     prior: &'a [Call],
     /// Numeric arguments of the tool call (`amount`, `days`, a list's length), or numbers of the reply.
     numbers: Vec<(String, f64)>,
+    /// Each of those numbers' name as terms, read once.
+    number_terms: Vec<Vec<(Term, f32)>>,
     /// Every number the action holds, with the stem of the word after it.
     all_numbers: Vec<(f64, Option<Term>)>,
     /// The numbers written in the action's text that are not part of a code
@@ -1391,6 +1391,7 @@ impl<'a> Query<'a> {
             }
         }
         let tool_parts = tool.map(|c| text::parts(&c.name)).unwrap_or_default();
+        let number_terms = numbers.iter().map(|(k, _)| text::terms(k)).collect();
         let durations = [said, arg_text_of(tool).as_str()]
             .iter()
             .flat_map(|t| clause::durations(t))
@@ -1411,6 +1412,7 @@ impl<'a> Query<'a> {
             senses,
             amounts,
             durations,
+            number_terms,
             context,
             input,
             tool,
@@ -1459,44 +1461,34 @@ impl<'a> Query<'a> {
         !self.tool_first.is_empty() && c.clause.lead.iter().any(|t| self.tool_first.contains(t))
     }
 
-    /// The share of the tool name's words whose very stem is among `w`'s words.
-    fn stem_cover(&self, w: &Words) -> f64 {
+    /// The share of the tool name's words, each as its stem and its
+    /// concepts, for which `hit` holds.
+    fn cover(&self, hit: impl Fn(&Term, &[Term]) -> bool) -> f64 {
         if self.tool_parts.is_empty() {
             return 0.0;
         }
-        let hit = self
+        let n = self
             .tool_parts
             .iter()
-            .filter(|(stem, _)| w.groups.iter().any(|g| g.first() == Some(stem)))
+            .filter(|(stem, all)| hit(stem, all))
             .count();
-        hit as f64 / self.tool_parts.len() as f64
+        n as f64 / self.tool_parts.len() as f64
+    }
+
+    /// The share of the tool name's words whose very stem is among `w`'s words.
+    fn stem_cover(&self, w: &Words) -> f64 {
+        self.cover(|stem, _| w.groups.iter().any(|g| g.first() == Some(stem)))
     }
 
     /// The share of the tool name's words that `w` has, each as its stem or
     /// one of its concepts (`db` ~ `databases`).
     fn concept_cover(&self, w: &Words) -> f64 {
-        if self.tool_parts.is_empty() {
-            return 0.0;
-        }
-        let hit = self
-            .tool_parts
-            .iter()
-            .filter(|(_, all)| w.groups.iter().any(|g| g.iter().any(|t| all.contains(t))))
-            .count();
-        hit as f64 / self.tool_parts.len() as f64
+        self.cover(|_, all| w.groups.iter().any(|g| g.iter().any(|t| all.contains(t))))
     }
 
-    /// As [`Query::stem_cover`], against a term map.
+    /// As [`Query::concept_cover`], against a term map.
     fn stem_cover_in(&self, m: &HashMap<Term, f32>) -> f64 {
-        if self.tool_parts.is_empty() {
-            return 0.0;
-        }
-        let hit = self
-            .tool_parts
-            .iter()
-            .filter(|(_, all)| all.iter().any(|t| m.contains_key(t)))
-            .count();
-        hit as f64 / self.tool_parts.len() as f64
+        self.cover(|_, all| all.iter().any(|t| m.contains_key(t)))
     }
 
     /// Whether the action or the user's words say every content word of
@@ -1526,14 +1518,11 @@ impl<'a> Query<'a> {
         }
         self.numbers
             .iter()
-            .find(|(k, n)| {
-                k != total
-                    && *n >= 1.0
-                    && text::terms(k)
-                        .iter()
-                        .any(|(t, _)| per.iter().any(|(p, _)| p == t))
+            .zip(&self.number_terms)
+            .find(|((k, n), kt)| {
+                k != total && *n >= 1.0 && kt.iter().any(|(t, _)| per.iter().any(|(p, _)| p == t))
             })
-            .map(|(k, n)| (k.as_str(), *n))
+            .map(|((k, n), _)| (k.as_str(), *n))
     }
 
     /// The action's number a limit speaks of: the argument whose name is
@@ -1550,8 +1539,8 @@ impl<'a> Query<'a> {
             .then(|| {
                 self.numbers
                     .iter()
-                    .map(|(k, v)| {
-                        let kt = text::terms(k);
+                    .zip(&self.number_terms)
+                    .map(|((k, v), kt)| {
                         let hits = b
                             .relative_to
                             .iter()
@@ -1568,11 +1557,10 @@ impl<'a> Query<'a> {
         }
         let mut by_name = None;
         let mut best = 0;
-        for (k, v) in &self.numbers {
+        for ((k, v), kt) in self.numbers.iter().zip(&self.number_terms) {
             if base.is_some_and(|(_, bk, _)| bk == k) {
                 continue;
             }
-            let kt = text::terms(k);
             if !kt.iter().any(|(t, _)| b.about.iter().any(|(x, _)| x == t)) {
                 continue;
             }

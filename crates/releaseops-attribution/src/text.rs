@@ -678,7 +678,7 @@ struct State {
     terms: HashMap<String, Term>,
     words: HashMap<String, Word>,
     /// A stem's term -> its WordNet senses.
-    senses: HashMap<Term, std::sync::Arc<[Term]>>,
+    senses: HashMap<Term, Senses>,
 }
 
 /// Words remembered at most (a flood of distinct words empties the cache, never grows it without bound).
@@ -886,16 +886,9 @@ pub(crate) fn terms(text: &str) -> Vec<(Term, f32)> {
 /// A word's WordNet senses, as terms.
 pub(crate) type Senses = std::sync::Arc<[Term]>;
 
-/// The WordNet senses of a term (a stem's), when it has any that another
-/// word shares.
-pub(crate) fn senses(t: Term) -> Option<std::sync::Arc<[Term]>> {
-    lexicon().state().senses.get(&t).cloned()
-}
-
-/// The WordNet senses of many terms (those that have any), with one lock.
-pub(crate) fn senses_of<T>(
-    ts: impl Iterator<Item = (Term, T)>,
-) -> Vec<(T, std::sync::Arc<[Term]>)> {
+/// The WordNet senses of many terms (those with any that another word
+/// shares), with one lock.
+pub(crate) fn senses_of<T>(ts: impl Iterator<Item = (Term, T)>) -> Vec<(T, Senses)> {
     let st = lexicon().state();
     ts.filter_map(|(t, x)| st.senses.get(&t).map(|s| (x, s.clone())))
         .collect()
@@ -908,7 +901,7 @@ pub(crate) const RELATED_WEIGHT: f32 = 0.3;
 
 /// The senses of a stem in WordNet 3.0, as numbers that two related stems
 /// share (`data/wordnet-related.txt`, made by `data/wordnet.py`): the common
-/// senses of each word (its first two, among those seen in the SemCor
+/// senses of each word (its first three, among those seen in the SemCor
 /// corpus), their narrow hypernyms, similar adjectives and derived forms.
 /// `house` ~ `home`, `particular` ~ `specific`, `trip` ~ `commuting`.
 fn related(stem: &str) -> impl Iterator<Item = &'static str> {
