@@ -395,9 +395,30 @@ pub(crate) fn read(line: &str) -> Clause {
 /// Each limit's own words, when a line states several of one direction:
 /// the words from its number to the next limit (or the sentence's end), less
 /// those every other limit's part has too.
+/// Limits on different quantities ("up to 100 dollars within 30 days") are
+/// not tiers: every one must count what the first counts.
 fn tiers(toks: &[Token], bounds: &[(usize, usize, Op, f64, String)]) -> Vec<Vec<Term>> {
     let upper = |op: Op| matches!(op, Op::Lt | Op::Lte);
-    if bounds.len() < 2 || bounds.iter().any(|b| upper(b.2) != upper(bounds[0].2)) {
+    let counts = |b: &(usize, usize, Op, f64, String)| -> Vec<Term> {
+        unit(toks, b.0, b.1)
+            .into_iter()
+            .filter(|(_, w)| *w >= 1.0)
+            .map(|(t, _)| t)
+            .collect()
+    };
+    let first = bounds.first().map(counts).unwrap_or_default();
+    let hours = |b: &(usize, usize, Op, f64, String)| match toks.get(b.0 + 1) {
+        Some(Token::Word(w)) => hours_of(w),
+        _ => None,
+    };
+    if bounds.len() < 2
+        || first.is_empty()
+        || bounds.iter().any(|b| {
+            upper(b.2) != upper(bounds[0].2)
+                || hours(b) != hours(&bounds[0])
+                || !counts(b).iter().any(|t| first.contains(t))
+        })
+    {
         return vec![Vec::new(); bounds.len()];
     }
     let parts: Vec<Vec<Term>> = bounds
@@ -552,14 +573,41 @@ const OVERFLOW: &[&[&str]] = &[
 
 /// The words after an overflow phrase that follows the limit at `k`, to the
 /// end of the sentence: what the line says to do past it.
+/// Words the part before the phrase has too ("You may issue refunds up to
+/// 100 dollars; for larger refunds, escalate ...") are left out: they name
+/// the granted action, not what to do instead.
 fn overflow(toks: &[Token], words: &[Option<&str>], k: usize) -> Option<Words> {
-    let at = (k + 1..toks.len()).find_map(|j| {
+    let start = toks[..k]
+        .iter()
+        .rposition(|t| *t == Token::Stop)
+        .map_or(0, |s| s + 1);
+    // In the limit's clause, or opening the next one ("...; for larger
+    // amounts, ..."), and no further.
+    let stop = (k..toks.len()).find(|&j| toks[j] == Token::Stop);
+    let (at, phrase) = (k + 1..stop.map_or(toks.len(), |s| s + 2)).find_map(|j| {
         OVERFLOW
             .iter()
             .find(|p| (0..p.len()).all(|i| words.get(j + i).copied().flatten() == Some(p[i])))
-            .map(|p| j + p.len())
+            .map(|p| (j + p.len(), j))
     })?;
-    let w = Words::of(&sentence_words(&toks[at..]));
+    let end = (at..toks.len())
+        .find(|&j| toks[j] == Token::Stop)
+        .unwrap_or(toks.len());
+    let before: Vec<Term> = text::terms(&sentence_words(&toks[start..phrase]))
+        .into_iter()
+        .filter(|(_, w)| *w >= 1.0)
+        .map(|(t, _)| t)
+        .collect();
+    let after = sentence_words(&toks[at..end]);
+    let own: Vec<&str> = after
+        .split_whitespace()
+        .filter(|w| {
+            !text::terms(w)
+                .iter()
+                .any(|(t, x)| *x >= 1.0 && before.contains(t))
+        })
+        .collect();
+    let w = Words::of(&own.join(" "));
     (!w.is_empty()).then_some(w)
 }
 
@@ -576,7 +624,8 @@ fn check(toks: &[Token], words: &[Option<&str>]) -> Option<Words> {
         return None;
     }
     let mut object = Vec::new();
-    for t in toks.iter().skip(verb + 1) {
+    let mut means = None;
+    for (j, t) in toks.iter().enumerate().skip(verb + 1) {
         match t {
             Token::Word(w)
                 if matches!(
@@ -584,15 +633,87 @@ fn check(toks: &[Token], words: &[Option<&str>]) -> Option<Words> {
                     "with" | "using" | "against" | "via" | "through" | "before" | "after" | "in"
                 ) =>
             {
+                means = Some(j + 1);
                 break;
             }
             Token::Word(w) => object.push(w.as_str()),
             _ => break,
         }
     }
+    // "Confirm the amount with the customer": a check made by asking a
+    // person is not a call the action needs first.
+    if let Some(m) = means
+        && toks[m..]
+            .iter()
+            .map_while(|t| match t {
+                Token::Word(w) => Some(w.as_str()),
+                _ => None,
+            })
+            .any(|w| PERSONS.contains(&w))
+    {
+        return None;
+    }
     let object = Words::of(&object.join(" "));
     (!object.is_empty()).then_some(object)
 }
+
+/// Words for the people an agent talks with or hands over to.
+const PERSONS: &[&str] = &[
+    "customer",
+    "customers",
+    "user",
+    "users",
+    "caller",
+    "callers",
+    "client",
+    "clients",
+    "patient",
+    "patients",
+    "traveler",
+    "travelers",
+    "traveller",
+    "travellers",
+    "guest",
+    "guests",
+    "member",
+    "members",
+    "manager",
+    "managers",
+    "supervisor",
+    "supervisors",
+    "seller",
+    "sellers",
+    "buyer",
+    "buyers",
+    "tenant",
+    "tenants",
+    "student",
+    "students",
+    "employee",
+    "employees",
+    "person",
+    "people",
+    "them",
+    "him",
+    "her",
+    "owner",
+    "owners",
+    "applicant",
+    "applicants",
+    "requester",
+    "colleague",
+    "colleagues",
+    "doctor",
+    "pharmacist",
+    "landlord",
+    "parent",
+    "parents",
+    "guardian",
+    "human",
+    "someone",
+    "lead",
+    "team",
+];
 
 /// The first content word of a line (`internet` in "Home internet can be
 /// claimed ..."), past framing words and determiners, with the word before it.

@@ -718,18 +718,28 @@ impl Index {
             .bounds
             .iter()
             .position(|b| b.tier.iter().any(|t| q.context.contains_key(t)));
+        let tiered = cl.bounds.iter().any(|b| !b.tier.is_empty());
+        let mut kept = None;
         let bounds: &[clause::Bound] = if reply_off_subject { &[] } else { &cl.bounds };
         for (i, b) in bounds.iter().enumerate() {
-            if !b.tier.is_empty() && tier.map_or(i > 0, |t| t != i) {
+            if tiered && tier.map_or(i > 0, |t| t != i) {
                 continue;
             }
             let Some(r) = q.number_for(b, about_tool, &cl.subject) else {
                 continue;
             };
-            let o = self.bound_outcome(cl, b, q, about_tool, &r);
-            if o.kind != Kind::Neutral {
-                return o.on(&r.key);
+            let o = self.bound_outcome(cl, b, q, about_tool, &r).on(&r.key);
+            // "up to 100 dollars within 30 days": a limit kept does not
+            // excuse another broken.
+            if o.kind == Kind::Breaks {
+                return o;
             }
+            if o.kind != Kind::Neutral && kept.is_none() {
+                kept = Some(o);
+            }
+        }
+        if let Some(o) = kept {
+            return o;
         }
         // The action the line says to take past its limit, with a number
         // past it written in the action ("estimate of 4180 is above ..."),
@@ -1564,7 +1574,12 @@ impl<'a> Query<'a> {
             if !kt.iter().any(|(t, _)| b.about.iter().any(|(x, _)| x == t)) {
                 continue;
             }
-            let score = 1 + kt.iter().filter(|(t, _)| subject.contains(t)).count();
+            // The name's own words, not their concepts: `amount` is money,
+            // as "Delivery fees" are, but it does not name them.
+            let score = 1 + kt
+                .iter()
+                .filter(|(t, w)| *w >= 1.0 && subject.contains(t))
+                .count();
             if score > best {
                 best = score;
                 by_name = Some((k, v));

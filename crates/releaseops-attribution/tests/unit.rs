@@ -587,3 +587,65 @@ fn the_same_length_of_time_in_other_units_ties_a_reply_to_its_line() {
         "{p:#?}"
     );
 }
+
+#[test]
+fn a_limit_on_another_subject_is_not_broken_by_an_argument_that_only_shares_its_concept() {
+    // "fees" and `amount` are both money, but the line caps delivery fees,
+    // and a refund's amount is not a delivery fee.
+    let index = prompt_only(
+        "grocery",
+        "You are a grocery assistant.\nDelivery fees are capped at 15 dollars per order.\nYou may refund spoiled items in full.\n",
+    );
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "refund_items", "arguments": {"order_id": "G-1", "amount": 64}}]})));
+    assert_ne!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+    assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    // A delivery fee over the cap still breaks it.
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "set_delivery_fee", "arguments": {"order_id": "G-1", "delivery_fee": 22}}]})));
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+}
+
+#[test]
+fn a_check_with_a_person_is_not_a_tool_the_action_needs_first() {
+    let index = prompt_only(
+        "support",
+        "You are a support agent.\nConfirm the amount with the customer.\nYou may refund up to 100 dollars.\n",
+    );
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "issue_refund", "arguments": {"amount": 40}}], "output": "You confirmed 40 dollars, so I have refunded it."})));
+    assert_ne!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+    assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+}
+
+#[test]
+fn two_limits_on_different_quantities_are_not_tiers_of_one() {
+    let index = prompt_only(
+        "support",
+        "You are a support agent.\nYou may issue refunds up to 100 dollars within 30 days of purchase.\nKeep replies short.\n",
+    );
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "issue_refund", "arguments": {"amount": 250, "days_since_purchase": 10}}]})));
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+    assert_eq!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "issue_refund", "arguments": {"amount": 50, "days_since_purchase": 45}}]})));
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "issue_refund", "arguments": {"amount": 50, "days_since_purchase": 10}}]})));
+    assert_eq!(
+        effect_at(&a, "line 2").as_deref(),
+        Some("follows"),
+        "{a:#?}"
+    );
+}
+
+#[test]
+fn an_overflow_clause_that_names_the_granted_action_again_does_not_excuse_it() {
+    let index = prompt_only(
+        "support",
+        "You are a support agent.\nYou may issue refunds up to 100 dollars; for larger refunds, escalate to a manager.\nKeep replies short.\n",
+    );
+    // A refund of 250 is the granted action past its limit, though the
+    // overflow clause also says "refunds".
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "issue_refund", "arguments": {"amount": 250}}]})));
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+    assert_eq!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    // Escalating 250 is what the line says to do.
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "escalate_to_manager", "arguments": {"amount": 250}}]})));
+    assert_ne!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+}
