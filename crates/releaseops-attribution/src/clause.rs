@@ -310,8 +310,16 @@ pub(crate) fn read(line: &str) -> Clause {
         let scope_end = exc.unwrap_or(stop);
         // "Never confirm whether a person is a student if their record
         // carries a confidentiality flag": what is forbidden, then when.
-        let when = (k + 1..scope_end)
-            .find(|&j| matches!(words[j], Some("if" | "when" | "whenever" | "while")));
+        // An "if" just after a verb of telling or asking ("tell a caller if
+        // their claim has a flag") means "whether": it is what is forbidden.
+        let whether = |j: usize| {
+            words[j] == Some("if")
+                && (j.saturating_sub(3).max(k)..j)
+                    .any(|i| words[i].is_some_and(|w| ASKING.contains(&w)))
+        };
+        let when = (k + 1..scope_end).find(|&j| {
+            matches!(words[j], Some("if" | "when" | "whenever" | "while")) && !whether(j)
+        });
         let condition = when
             .map(|w| Words::of(&join(&toks[w + 1..scope_end])))
             .unwrap_or_default();
@@ -388,7 +396,10 @@ pub(crate) fn read(line: &str) -> Clause {
         requirement: requirement(line, &toks, &words),
         grants: words.iter().flatten().any(|w| GRANTS.contains(w)) && prohibitions.is_empty(),
         prohibitions,
-        condition: condition_end.map(|c| Words::of(&join(&toks[1..c]))),
+        condition: condition_end
+            .map(|c| join(&toks[1..c]))
+            .filter(|c| !c.split_whitespace().all(|w| VACUOUS.contains(&w)))
+            .map(|c| Words::of(&c)),
     }
 }
 
@@ -467,6 +478,11 @@ fn relative_to(toks: &[Token], k: usize) -> Vec<(Term, f32)> {
                         _ => break,
                     }
                 }
+                // "100 dollars above the cheapest option" is a margin;
+                // "50 dollars over the phone" is not.
+                if !words.iter().any(|w| is_quantity(w)) {
+                    return Vec::new();
+                }
                 return text::terms(&words.join(" "))
                     .into_iter()
                     .filter(|(_, w)| *w >= 1.0)
@@ -477,6 +493,28 @@ fn relative_to(toks: &[Token], k: usize) -> Vec<(Term, f32)> {
         }
     }
     Vec::new()
+}
+
+/// Whether a word names a quantity a margin can be counted from: an amount
+/// of money (`fare`, `price`), a superlative (`cheapest`, `lowest`), or a
+/// reference level (`original`, `average`, `quoted`).
+fn is_quantity(word: &str) -> bool {
+    const LEVELS: &[&str] = &[
+        "original", "base", "list", "average", "standard", "quoted", "quote", "budget", "retail",
+        "median", "typical", "usual", "previous", "current", "rate", "estimate", "market",
+        "approved", "limit", "balance",
+    ];
+    static MONEY: std::sync::OnceLock<Vec<Term>> = std::sync::OnceLock::new();
+    let money = MONEY.get_or_init(|| {
+        text::terms("amount")
+            .into_iter()
+            .filter(|(_, w)| *w < 1.0)
+            .map(|(t, _)| t)
+            .collect()
+    });
+    (word.len() > 4 && word.ends_with("est"))
+        || LEVELS.contains(&word)
+        || text::terms(word).iter().any(|(t, _)| money.contains(t))
 }
 
 /// The thing a limit at `k` is counted per: `85 dollars per attendee`,
@@ -656,6 +694,68 @@ fn check(toks: &[Token], words: &[Option<&str>]) -> Option<Words> {
     let object = Words::of(&object.join(" "));
     (!object.is_empty()).then_some(object)
 }
+
+/// Words of an opening "When possible," / "If in doubt,": a condition
+/// that holds wherever the line applies, gating nothing.
+const VACUOUS: &[&str] = &[
+    "possible",
+    "feasible",
+    "practical",
+    "needed",
+    "necessary",
+    "required",
+    "appropriate",
+    "applicable",
+    "relevant",
+    "in",
+    "doubt",
+    "unsure",
+    "unclear",
+    "uncertain",
+    "you",
+    "are",
+    "it",
+    "is",
+    "asked",
+    "so",
+    "where",
+    "wherever",
+    "whenever",
+    "can",
+    "reasonable",
+    "sensible",
+];
+
+/// Verbs after which "if" means "whether".
+const ASKING: &[&str] = &[
+    "tell",
+    "tells",
+    "say",
+    "says",
+    "confirm",
+    "confirms",
+    "reveal",
+    "reveals",
+    "disclose",
+    "discloses",
+    "indicate",
+    "mention",
+    "share",
+    "ask",
+    "asks",
+    "know",
+    "knows",
+    "check",
+    "verify",
+    "state",
+    "answer",
+    "let",
+    "inform",
+    "notify",
+    "hint",
+    "suggest",
+    "wonder",
+];
 
 /// Words for the people an agent talks with or hands over to.
 const PERSONS: &[&str] = &[

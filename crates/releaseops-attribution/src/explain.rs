@@ -702,6 +702,12 @@ impl Index {
             && about_tool >= 0.5
             && cl.prohibitions.is_empty()
             && overlap(when, &q.context) < 0.34
+            // "... when a refund would exceed 200 dollars": a limit the
+            // action's number is read against below.
+            && !cl
+                .bounds
+                .iter()
+                .any(|b| q.number_for(b, about_tool, &cl.subject).is_some())
         {
             return Outcome::new(
                 Kind::OutOfScope,

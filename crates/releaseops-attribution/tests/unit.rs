@@ -649,3 +649,48 @@ fn an_overflow_clause_that_names_the_granted_action_again_does_not_excuse_it() {
     let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "escalate_to_manager", "arguments": {"amount": 250}}]})));
     assert_ne!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
 }
+
+#[test]
+fn a_limit_followed_by_over_the_phone_is_not_a_margin() {
+    let index = prompt_only(
+        "support",
+        "You are a support agent.\nYou may issue refunds of up to 50 dollars over the phone.\nKeep replies short.\n",
+    );
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "issue_refund", "arguments": {"amount": 80}}]})));
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+}
+
+#[test]
+fn an_if_that_means_whether_is_what_a_prohibition_forbids_not_its_condition() {
+    let index = prompt_only(
+        "insurance",
+        "You are a claims assistant.\nNever tell a caller if their claim has a fraud flag.\nKeep replies short.\n",
+    );
+    let a = index.explain(&trace(json!({"trace_id": "t", "input": "Why is my claim taking so long?", "output": "Your claim has a fraud flag, so it is on hold."})));
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+    assert_eq!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+}
+
+#[test]
+fn an_opening_when_possible_gates_no_limit() {
+    let index = prompt_only(
+        "support",
+        "You are a support agent.\nWhen possible, refund up to 50 dollars to the original card.\nKeep replies short.\n",
+    );
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "refund_card", "arguments": {"amount": 80}}]})));
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+}
+
+#[test]
+fn a_trailing_condition_that_is_a_limit_is_read_as_the_limit() {
+    let index = prompt_only(
+        "support",
+        "You are a support agent.\nEscalate to a manager when a customer asks for a refund that would exceed 200 dollars.\nKeep replies short.\n",
+    );
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "escalate_to_manager", "arguments": {"order": "A-1", "amount": 350}}]})));
+    assert_eq!(
+        effect_at(&a, "line 2").as_deref(),
+        Some("follows"),
+        "{a:#?}"
+    );
+}
