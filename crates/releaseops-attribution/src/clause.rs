@@ -36,6 +36,9 @@ pub(crate) struct Bound {
     /// standard cities and 275 in high-cost cities (New York, ...)"), the
     /// words only this one's part of the line has: where it applies.
     pub(crate) tier: Vec<Term>,
+    /// The unit of time a rate is counted in (`night` in "180 dollars a
+    /// night"): a total the action states is divided by its count of these.
+    pub(crate) per_time: Vec<(Term, f32)>,
 }
 
 /// A unit of time as hours: `days` is 24, `minutes` 1/60.
@@ -378,6 +381,7 @@ pub(crate) fn read(line: &str) -> Clause {
             per: per_unit(&toks, k),
             conditional: condition_end.is_some_and(|c| k > c),
             relative_to: relative_to(&toks, k),
+            per_time: rate_unit(&toks, k).map(text::terms).unwrap_or_default(),
             tier,
         })
         .collect();
@@ -888,6 +892,24 @@ fn unit(toks: &[Token], k: usize, start: usize) -> Vec<(Term, f32)> {
     }
     before.reverse();
     text::terms(&before.join(" "))
+}
+
+/// The unit of time of a rate at `k`: `night` in "180 dollars a night" or
+/// "40 dollars per day".
+fn rate_unit(toks: &[Token], k: usize) -> Option<&str> {
+    for (j, t) in toks.iter().enumerate().skip(k + 1).take(4) {
+        match (t, toks.get(j + 1)) {
+            (Token::Word(w), Some(Token::Word(next)))
+                if (w == "per" || w == "a") && hours_of(next).is_some() =>
+            {
+                return Some(next);
+            }
+            (Token::Word(w), _) if RELATIVE.contains(&w.as_str()) => return None,
+            (Token::Word(_), _) => {}
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// The text of tokens `a..b` as written (for identifiers, which tokens lower-case whole).

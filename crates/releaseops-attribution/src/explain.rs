@@ -1577,6 +1577,10 @@ impl<'a> Query<'a> {
             if base.is_some_and(|(_, bk, _)| bk == k) {
                 continue;
             }
+            // `nights: 3` is not what "180 dollars a night" caps.
+            if !b.per_time.is_empty() && time_count(k) {
+                continue;
+            }
             if !kt.iter().any(|(t, _)| b.about.iter().any(|(x, _)| x == t)) {
                 continue;
             }
@@ -1624,6 +1628,34 @@ impl<'a> Query<'a> {
                     says_subject,
                 });
             }
+            // "180 dollars a night" and a `total` of 750 for `nights: 3`.
+            if !b.per_time.is_empty()
+                && !per_unit_name(k)
+                && let Some(((ck, n), _)) =
+                    self.numbers
+                        .iter()
+                        .zip(&self.number_terms)
+                        .find(|((ck, n), kt)| {
+                            *n >= 1.0
+                                && time_count(ck)
+                                && kt
+                                    .iter()
+                                    .any(|(t, _)| b.per_time.iter().any(|(p, _)| p == t))
+                        })
+            {
+                let x = v / n;
+                return Some(Reading {
+                    key: k.clone(),
+                    shown: format!(
+                        "{k} {} over {ck} {} ({} each)",
+                        fmt_num(*v),
+                        fmt_num(*n),
+                        fmt_num(x)
+                    ),
+                    x,
+                    says_subject,
+                });
+            }
             if let Some((ck, n)) = self.count_of(&b.per, k) {
                 let x = v / n;
                 return Some(Reading {
@@ -1656,6 +1688,44 @@ impl<'a> Query<'a> {
                 }
             })
     }
+}
+
+/// Whether an argument's name counts units of time (`nights`,
+/// `num_days`, `total_hours`) and nothing else.
+fn time_count(name: &str) -> bool {
+    let ws = text::words(name);
+    ws.iter().any(|w| clause::hours_of(w).is_some())
+        && ws.iter().all(|w| {
+            clause::hours_of(w).is_some()
+                || matches!(
+                    w.as_str(),
+                    "num" | "number" | "count" | "total" | "of" | "n"
+                )
+        })
+}
+
+/// Whether an argument's name says it is already counted per unit
+/// (`nightly_rate`, `price_per_day`).
+fn per_unit_name(name: &str) -> bool {
+    text::words(name).iter().any(|w| {
+        clause::hours_of(w).is_some()
+            || matches!(
+                w.as_str(),
+                "rate"
+                    | "daily"
+                    | "nightly"
+                    | "weekly"
+                    | "monthly"
+                    | "hourly"
+                    | "yearly"
+                    | "annual"
+                    | "per"
+                    | "each"
+                    | "unit"
+                    | "avg"
+                    | "average"
+            )
+    })
 }
 
 /// Words of a constraint's name that say it is a limit, not what it limits.

@@ -699,7 +699,7 @@ impl State {
             return x.clone();
         }
         let base = w.trim_end_matches("'t");
-        let stem: String = lex.stemmer.stem(base).into_owned();
+        let stem: String = lex.stem(base);
         let content = !lex.stop.contains(base) && base.len() > 1;
         let term = content.then(|| self.intern(&stem));
         let concepts: std::sync::Arc<[Term]> = if content {
@@ -767,10 +767,7 @@ fn lexicon() -> &'static Lexicon {
         for (i, group) in CONCEPTS.iter().enumerate() {
             let concept = lex.intern(&format!("#concept{i}"));
             for phrase in *group {
-                let key: Vec<String> = phrase
-                    .split(' ')
-                    .map(|w| lex.stemmer.stem(w).into_owned())
-                    .collect();
+                let key: Vec<String> = phrase.split(' ').map(|w| lex.stem(w)).collect();
                 if key.len() == 2 {
                     lex.pair_starts.insert(key[0].clone());
                 }
@@ -785,7 +782,31 @@ fn lexicon() -> &'static Lexicon {
     })
 }
 
+/// Words the stemmer joins to others of a different meaning (`production`
+/// and `products`, `general` and `generate`), with a stem of their own.
+const OWN_STEMS: &[(&str, &str)] = &[
+    ("production", "production"),
+    ("productions", "production"),
+    ("general", "general"),
+    ("generally", "general"),
+    ("news", "news"),
+    ("community", "community"),
+    ("communities", "community"),
+    ("university", "university"),
+    ("universities", "university"),
+    ("organ", "organ_"),
+    ("organs", "organ_"),
+];
+
 impl Lexicon {
+    /// A word's stem, as every table and text is read with.
+    fn stem(&self, w: &str) -> String {
+        match OWN_STEMS.iter().find(|(word, _)| *word == w) {
+            Some((_, stem)) => (*stem).to_string(),
+            None => self.stemmer.stem(w).into_owned(),
+        }
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         match self.state.lock() {
             Ok(m) => m,
@@ -977,10 +998,7 @@ pub(crate) fn is_saying(t: Term) -> bool {
     static SET: OnceLock<std::collections::HashSet<Term>> = OnceLock::new();
     SET.get_or_init(|| {
         let lex = lexicon();
-        SAYING
-            .iter()
-            .map(|w| lex.intern(&lex.stemmer.stem(w)))
-            .collect()
+        SAYING.iter().map(|w| lex.intern(&lex.stem(w))).collect()
     })
     .contains(&t)
 }
@@ -1031,7 +1049,7 @@ pub(crate) fn numbers_with_units(text: &str) -> Vec<(f64, Option<Term>)> {
                 *v,
                 match toks.get(k + 1) {
                     Some(Token::Word(w)) => {
-                        let stem = lex.stemmer.stem(w).into_owned();
+                        let stem = lex.stem(w);
                         Some(lex.intern(&stem))
                     }
                     _ => None,
@@ -1163,6 +1181,22 @@ mod tests {
         let a: Vec<Term> = terms("issue_refund").iter().map(|t| t.0).collect();
         let b: Vec<Term> = terms("You may issue refunds").iter().map(|t| t.0).collect();
         assert!(a.iter().all(|t| b.contains(t)), "{a:?} {b:?}");
+    }
+
+    #[test]
+    fn words_of_other_meanings_keep_their_own_stems() {
+        for (a, b) in [
+            ("products", "production"),
+            ("generate", "general"),
+            ("new", "news"),
+            ("communication", "community"),
+            ("universe", "university"),
+            ("organization", "organs"),
+        ] {
+            assert!(!has(a, b), "{a} ~ {b}");
+        }
+        assert!(has("production", "productions"));
+        assert!(has("products", "product"));
     }
 
     #[test]

@@ -241,6 +241,11 @@ fn a_limit_per_attendee_is_held_to_the_total_over_the_attendees() {
         Some("follows"),
         "{a:#?}"
     );
+    // A number that names an attendee is not their count.
+    let a = expenses().explain(&trace(
+        json!({"trace_id": "t", "tool_calls": [{"name": "create_expense_line", "arguments": {"attendee_badge_id": 5, "category": "alcohol", "drinks": 9, "attendees": 3}}]}),
+    ));
+    assert_eq!(effect_at(&a, "line 3").as_deref(), Some("breaks"), "{a:#?}");
     // 9 for 3 is 3 each: both are broken.
     let a = expenses().explain(&call(9));
     assert_eq!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
@@ -693,4 +698,31 @@ fn a_trailing_condition_that_is_a_limit_is_read_as_the_limit() {
         Some("follows"),
         "{a:#?}"
     );
+}
+
+#[test]
+fn a_rate_a_night_is_held_to_the_total_over_the_nights_not_to_the_count_of_nights() {
+    let index = prompt_only(
+        "travel",
+        "You are a travel assistant.\nHotel rates are capped at 180 dollars a night.\nKeep replies short.\n",
+    );
+    let book = |args: serde_json::Value| {
+        index.explain(&trace(
+            json!({"trace_id": "t", "tool_calls": [{"name": "book_hotel", "arguments": args}]}),
+        ))
+    };
+    // 750 for 3 nights is 250 a night.
+    let a = book(json!({"nights": 3, "hotel_total": 750}));
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+    let a = book(json!({"hotel_total": 750, "nights": 3}));
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+    let a = book(json!({"nights": 4, "hotel_total": 600}));
+    assert_eq!(
+        effect_at(&a, "line 2").as_deref(),
+        Some("follows"),
+        "{a:#?}"
+    );
+    // A rate named as one is read as it is.
+    let a = book(json!({"nights": 3, "nightly_rate": 200}));
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
 }
