@@ -1628,35 +1628,26 @@ impl<'a> Query<'a> {
                     says_subject,
                 });
             }
-            // "180 dollars a night" and a `total` of 750 for `nights: 3`.
-            if !b.per_time.is_empty()
-                && !per_unit_name(k)
-                && let Some(((ck, n), _)) =
-                    self.numbers
-                        .iter()
-                        .zip(&self.number_terms)
-                        .find(|((ck, n), kt)| {
-                            *n >= 1.0
-                                && time_count(ck)
-                                && kt
-                                    .iter()
-                                    .any(|(t, _)| b.per_time.iter().any(|(p, _)| p == t))
-                        })
-            {
-                let x = v / n;
-                return Some(Reading {
-                    key: k.clone(),
-                    shown: format!(
-                        "{k} {} over {ck} {} ({} each)",
-                        fmt_num(*v),
-                        fmt_num(*n),
-                        fmt_num(x)
-                    ),
-                    x,
-                    says_subject,
-                });
-            }
-            if let Some((ck, n)) = self.count_of(&b.per, k) {
+            // "2 drinks per attendee" and `attendees: 3`; "180 dollars a
+            // night" and a `total` of 750 for `nights: 3`.
+            let per_night = || {
+                (!b.per_time.is_empty() && !per_unit_name(k))
+                    .then(|| {
+                        self.numbers
+                            .iter()
+                            .zip(&self.number_terms)
+                            .find(|((ck, n), kt)| {
+                                *n >= 1.0
+                                    && time_count(ck)
+                                    && kt
+                                        .iter()
+                                        .any(|(t, _)| b.per_time.iter().any(|(p, _)| p == t))
+                            })
+                    })
+                    .flatten()
+                    .map(|((ck, n), _)| (ck.as_str(), *n))
+            };
+            if let Some((ck, n)) = per_night().or_else(|| self.count_of(&b.per, k)) {
                 let x = v / n;
                 return Some(Reading {
                     key: k.clone(),
