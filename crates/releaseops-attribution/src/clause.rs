@@ -8,6 +8,17 @@
 use crate::policy::Op;
 use crate::text::{self, Term, Token, Words};
 
+/// What a line says to do past its limit.
+#[derive(Debug, Clone)]
+pub(crate) struct Overflow {
+    /// The words after the phrase, to the clause's end.
+    pub(crate) words: Words,
+    /// Those of them the granted part of the line does not have (`escalate
+    /// to a manager` of "for larger refunds, escalate to a manager"): an
+    /// action named only with the granted words is the granted one.
+    pub(crate) own: Words,
+}
+
 /// A limit a line states on some quantity.
 #[derive(Debug, Clone)]
 pub(crate) struct Bound {
@@ -32,13 +43,19 @@ pub(crate) struct Bound {
     /// quantity: `cheapest connecting option` in "no more than 100 dollars
     /// above the cheapest connecting option".
     pub(crate) relative_to: Vec<(Term, f32)>,
+    /// Those words name a quantity (`cheapest`, `fare`, `paid`).
+    pub(crate) margin_named: bool,
     /// Of a line with several limits of one kind ("180 dollars a night in
     /// standard cities and 275 in high-cost cities (New York, ...)"), the
     /// words only this one's part of the line has: where it applies.
     pub(crate) tier: Vec<Term>,
-    /// The unit of time a rate is counted in (`night` in "180 dollars a
-    /// night"): a total the action states is divided by its count of these.
-    pub(crate) per_time: Vec<(Term, f32)>,
+    /// The unit of time a rate is counted in, in hours (`night` in "180
+    /// dollars a night" is 24): a total the action states is divided by its
+    /// count of these.
+    pub(crate) per_hours: Option<f64>,
+    /// The number stands inside the line's trailing condition ("... when a
+    /// refund would exceed 200 dollars").
+    pub(crate) in_when: bool,
 }
 
 /// A unit of time as hours: `days` is 24, `minutes` 1/60.
@@ -127,7 +144,7 @@ pub(crate) struct Clause {
     /// What a line says to do past its limit: `open a case for the billing
     /// team instead` in "You may refund up to 75 dollars ...; for larger
     /// amounts, open a case for the billing team instead".
-    pub(crate) overflow: Option<Words>,
+    pub(crate) overflow: Option<Overflow>,
     /// A condition the instruction ends with: `someone was injured or more
     /// than two vehicles were involved` in "Assign an adjuster right away
     /// when someone was injured or ...".
@@ -315,10 +332,17 @@ pub(crate) fn read(line: &str) -> Clause {
         // carries a confidentiality flag": what is forbidden, then when.
         // An "if" just after a verb of telling or asking ("tell a caller if
         // their claim has a flag") means "whether": it is what is forbidden.
+        // Not after a thing ("share the balance if the account is frozen").
         let whether = |j: usize| {
             words[j] == Some("if")
-                && (j.saturating_sub(3).max(k)..j)
-                    .any(|i| words[i].is_some_and(|w| ASKING.contains(&w)))
+                && (j.saturating_sub(3).max(k)..j).any(|i| {
+                    words[i].is_some_and(|w| ASKING.contains(&w))
+                        && words[i + 1..j].iter().all(|w| {
+                            w.is_some_and(|w| {
+                                PERSONS.contains(&w) || matches!(w, "a" | "an" | "the" | "any")
+                            })
+                        })
+                })
         };
         let when = (k + 1..scope_end).find(|&j| {
             matches!(words[j], Some("if" | "when" | "whenever" | "while")) && !whether(j)
@@ -364,11 +388,15 @@ pub(crate) fn read(line: &str) -> Clause {
         _ => None,
     };
     let tiers = tiers(&toks, &bounds_at);
+    let when_at = when_at(&toks, &words);
     let overflow = bounds_at.first().and_then(|b| overflow(&toks, &words, b.0));
     let bounds = bounds_at
         .into_iter()
         .zip(tiers)
-        .map(|((k, start, op, value, phrase), tier)| Bound {
+        .map(|((k, start, op, value, phrase), tier)| {
+            (k, start, op, value, phrase, tier, relative_to(&toks, k))
+        })
+        .map(|(k, start, op, value, phrase, tier, relative)| Bound {
             op,
             value,
             about: unit(&toks, k, start),
@@ -380,8 +408,10 @@ pub(crate) fn read(line: &str) -> Clause {
             },
             per: per_unit(&toks, k),
             conditional: condition_end.is_some_and(|c| k > c),
-            relative_to: relative_to(&toks, k),
-            per_time: rate_unit(&toks, k).map(text::terms).unwrap_or_default(),
+            relative_to: relative.0,
+            margin_named: relative.1,
+            per_hours: rate_unit(&toks, k).and_then(hours_of),
+            in_when: when_at.is_some_and(|w| k > w),
             tier,
         })
         .collect();
@@ -396,7 +426,7 @@ pub(crate) fn read(line: &str) -> Clause {
         bounds,
         check: check(&toks, &words),
         overflow,
-        when: trailing_condition(&toks, &words),
+        when: when_at.and_then(|at| trailing_condition(&toks, &words, at)),
         requirement: requirement(line, &toks, &words),
         grants: words.iter().flatten().any(|w| GRANTS.contains(w)) && prohibitions.is_empty(),
         prohibitions,
@@ -470,7 +500,11 @@ const RELATIVE: &[&str] = &["above", "over", "beyond", "below", "under"];
 
 /// The quantity a limit at `k` is a margin over: "100 dollars above the
 /// cheapest connecting option", within a few words of the number.
-fn relative_to(toks: &[Token], k: usize) -> Vec<(Term, f32)> {
+/// With it, whether those words name a quantity ([`is_quantity`]): a margin
+/// whose base the action does not state is then not read at all; words that
+/// name none ("over the phone") are a margin only where an argument is
+/// named with them.
+fn relative_to(toks: &[Token], k: usize) -> (Vec<(Term, f32)>, bool) {
     let mut j = k + 1;
     while j < toks.len() && j <= k + 3 {
         match &toks[j] {
@@ -478,25 +512,21 @@ fn relative_to(toks: &[Token], k: usize) -> Vec<(Term, f32)> {
                 let mut words = Vec::new();
                 for t in toks.iter().skip(j + 1) {
                     match t {
-                        Token::Word(w) if words.len() < 4 => words.push(w.as_str()),
+                        Token::Word(w) if words.len() < 6 => words.push(w.as_str()),
                         _ => break,
                     }
                 }
-                // "100 dollars above the cheapest option" is a margin;
-                // "50 dollars over the phone" is not.
-                if !words.iter().any(|w| is_quantity(w)) {
-                    return Vec::new();
-                }
-                return text::terms(&words.join(" "))
+                let terms = text::terms(&words.join(" "))
                     .into_iter()
                     .filter(|(_, w)| *w >= 1.0)
                     .collect();
+                return (terms, words.iter().any(|w| is_quantity(w)));
             }
             Token::Word(_) => j += 1,
             _ => break,
         }
     }
-    Vec::new()
+    (Vec::new(), false)
 }
 
 /// Whether a word names a quantity a margin can be counted from: an amount
@@ -504,9 +534,33 @@ fn relative_to(toks: &[Token], k: usize) -> Vec<(Term, f32)> {
 /// reference level (`original`, `average`, `quoted`).
 fn is_quantity(word: &str) -> bool {
     const LEVELS: &[&str] = &[
-        "original", "base", "list", "average", "standard", "quoted", "quote", "budget", "retail",
-        "median", "typical", "usual", "previous", "current", "rate", "estimate", "market",
-        "approved", "limit", "balance",
+        "original",
+        "base",
+        "list",
+        "average",
+        "standard",
+        "quoted",
+        "quote",
+        "budget",
+        "retail",
+        "median",
+        "typical",
+        "usual",
+        "previous",
+        "current",
+        "rate",
+        "estimate",
+        "market",
+        "approved",
+        "limit",
+        "balance",
+        "paid",
+        "charged",
+        "spent",
+        "prior",
+        "quotes",
+        "originally",
+        "cost",
     ];
     static MONEY: std::sync::OnceLock<Vec<Term>> = std::sync::OnceLock::new();
     let money = MONEY.get_or_init(|| {
@@ -566,14 +620,20 @@ fn lead(words: &[Option<&str>]) -> Vec<Term> {
         .unwrap_or_default()
 }
 
-/// The words after a `when` / `if` inside the first sentence (not opening
-/// it), to the sentence's end.
-fn trailing_condition(toks: &[Token], words: &[Option<&str>]) -> Option<Words> {
+/// Where a `when` / `if` stands inside the first sentence (not opening it).
+fn when_at(toks: &[Token], words: &[Option<&str>]) -> Option<usize> {
     let end = toks
         .iter()
         .position(|t| *t == Token::Stop)
         .unwrap_or(toks.len());
-    let at = (1..end).find(|&j| matches!(words[j], Some("when" | "if" | "whenever")))?;
+    (1..end).find(|&j| matches!(words[j], Some("when" | "if" | "whenever")))
+}
+
+/// The words after the `when` / `if` at `at`, to the sentence's end.
+fn trailing_condition(toks: &[Token], words: &[Option<&str>], at: usize) -> Option<Words> {
+    let end = (at..toks.len())
+        .find(|&j| toks[j] == Token::Stop)
+        .unwrap_or(toks.len());
     let text: Vec<&str> = words[at + 1..end].iter().flatten().copied().collect();
     let w = Words::of(&text.join(" "));
     (!w.is_empty()).then_some(w)
@@ -618,15 +678,17 @@ const OVERFLOW: &[&[&str]] = &[
 /// Words the part before the phrase has too ("You may issue refunds up to
 /// 100 dollars; for larger refunds, escalate ...") are left out: they name
 /// the granted action, not what to do instead.
-fn overflow(toks: &[Token], words: &[Option<&str>], k: usize) -> Option<Words> {
+fn overflow(toks: &[Token], words: &[Option<&str>], k: usize) -> Option<Overflow> {
     let start = toks[..k]
         .iter()
         .rposition(|t| *t == Token::Stop)
         .map_or(0, |s| s + 1);
-    // In the limit's clause, or opening the next one ("...; for larger
-    // amounts, ..."), and no further.
+    // In the limit's clause, or within the first words of the next one
+    // ("...; for larger amounts, ...", ". For anything larger, ..."), and
+    // no further.
     let stop = (k..toks.len()).find(|&j| toks[j] == Token::Stop);
-    let (at, phrase) = (k + 1..stop.map_or(toks.len(), |s| s + 2)).find_map(|j| {
+    let reach = stop.map_or(toks.len(), |s| (s + 4).min(toks.len()));
+    let (at, phrase) = (k + 1..reach).find_map(|j| {
         OVERFLOW
             .iter()
             .find(|p| (0..p.len()).all(|i| words.get(j + i).copied().flatten() == Some(p[i])))
@@ -649,8 +711,11 @@ fn overflow(toks: &[Token], words: &[Option<&str>], k: usize) -> Option<Words> {
                 .any(|(t, x)| *x >= 1.0 && before.contains(t))
         })
         .collect();
-    let w = Words::of(&own.join(" "));
-    (!w.is_empty()).then_some(w)
+    let w = Words::of(&after);
+    (!w.is_empty()).then(|| Overflow {
+        words: w,
+        own: Words::of(&own.join(" ")),
+    })
 }
 
 /// The object of an opening "Check ..." / "Verify ..." up to the means
@@ -684,14 +749,17 @@ fn check(toks: &[Token], words: &[Option<&str>]) -> Option<Words> {
     }
     // "Confirm the amount with the customer": a check made by asking a
     // person is not a call the action needs first.
+    // Only the means' head noun counts: "using the employee directory"
+    // names a system.
     if let Some(m) = means
         && toks[m..]
             .iter()
             .map_while(|t| match t {
-                Token::Word(w) => Some(w.as_str()),
+                Token::Word(w) if !MEANS_ENDS.contains(&w.as_str()) => Some(w.as_str()),
                 _ => None,
             })
-            .any(|w| PERSONS.contains(&w))
+            .last()
+            .is_some_and(|w| PERSONS.contains(&w))
     {
         return None;
     }
@@ -720,7 +788,6 @@ const VACUOUS: &[&str] = &[
     "are",
     "it",
     "is",
-    "asked",
     "so",
     "where",
     "wherever",
@@ -759,6 +826,12 @@ const ASKING: &[&str] = &[
     "hint",
     "suggest",
     "wonder",
+];
+
+/// Words that end the means of a check ("with the customer before ...").
+const MEANS_ENDS: &[&str] = &[
+    "before", "after", "when", "if", "and", "or", "to", "by", "for", "so", "then", "unless",
+    "first", "whenever", "while",
 ];
 
 /// Words for the people an agent talks with or hands over to.

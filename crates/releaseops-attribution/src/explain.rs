@@ -707,7 +707,7 @@ impl Index {
             && !cl
                 .bounds
                 .iter()
-                .any(|b| q.number_for(b, about_tool, &cl.subject).is_some())
+                .any(|b| b.in_when && q.number_for(b, about_tool, &cl.subject).is_some())
         {
             return Outcome::new(
                 Kind::OutOfScope,
@@ -753,7 +753,7 @@ impl Index {
         if let (Some(ov), Some(b)) = (&cl.overflow, cl.bounds.first())
             && !reply_off_subject
             && matches!(b.op, Op::Lt | Op::Lte)
-            && q.stem_cover(ov) >= 0.5
+            && q.takes(ov)
             && let Some(x) = q.amounts.iter().find(|x| !b.op.holds(**x, b.value))
         {
             return Outcome::new(
@@ -968,7 +968,7 @@ impl Index {
                 // "... for larger amounts, open a case for the billing
                 // team": past the limit, the action this line says to take.
                 if let Some(ov) = &cl.overflow
-                    && q.stem_cover(ov) >= 0.5
+                    && q.takes(ov)
                 {
                     return Outcome::new(
                         Kind::Follows,
@@ -1496,6 +1496,13 @@ impl<'a> Query<'a> {
         self.cover(|stem, _| w.groups.iter().any(|g| g.first() == Some(stem)))
     }
 
+    /// Whether the action is what a line says to do past its limit: half
+    /// the tool's words are in what it says, one of them not in the
+    /// granted part.
+    fn takes(&self, ov: &clause::Overflow) -> bool {
+        self.stem_cover(&ov.words) >= 0.5 && self.stem_cover(&ov.own) > 0.0
+    }
+
     /// The share of the tool name's words that `w` has, each as its stem or
     /// one of its concepts (`db` ~ `databases`).
     fn concept_cover(&self, w: &Words) -> f64 {
@@ -1564,11 +1571,15 @@ impl<'a> Query<'a> {
                             .count();
                         (hits, k, *v)
                     })
-                    .filter(|(hits, ..)| *hits * 2 >= b.relative_to.len().max(2))
+                    // Words that name no quantity ("over the phone") make a
+                    // margin only over an argument named with two of them.
+                    .filter(|(hits, ..)| {
+                        *hits * 2 >= b.relative_to.len().max(2) && (b.margin_named || *hits >= 2)
+                    })
                     .max_by_key(|(hits, ..)| *hits)
             })
             .flatten();
-        if !b.relative_to.is_empty() && base.is_none() {
+        if b.margin_named && base.is_none() {
             return None;
         }
         let mut by_name = None;
@@ -1577,8 +1588,9 @@ impl<'a> Query<'a> {
             if base.is_some_and(|(_, bk, _)| bk == k) {
                 continue;
             }
-            // `nights: 3` is not what "180 dollars a night" caps.
-            if !b.per_time.is_empty() && time_count(k) {
+            // `nights: 3` is not what "180 dollars a night" caps (but `days`
+            // is what "10 days of leave per year" does).
+            if b.per_hours.is_some() && b.hours.is_none() && time_count(k).is_some() {
                 continue;
             }
             if !kt.iter().any(|(t, _)| b.about.iter().any(|(x, _)| x == t)) {
@@ -1629,32 +1641,35 @@ impl<'a> Query<'a> {
                 });
             }
             // "2 drinks per attendee" and `attendees: 3`; "180 dollars a
-            // night" and a `total` of 750 for `nights: 3`.
-            let per_night = || {
-                (!b.per_time.is_empty() && !per_unit_name(k))
-                    .then(|| {
-                        self.numbers
-                            .iter()
-                            .zip(&self.number_terms)
-                            .find(|((ck, n), kt)| {
-                                *n >= 1.0
-                                    && time_count(ck)
-                                    && kt
-                                        .iter()
-                                        .any(|(t, _)| b.per_time.iter().any(|(p, _)| p == t))
-                            })
+            // night" and a `total` of 750 for `nights: 3`, or "300 dollars a
+            // week" and `days: 14` (2 weeks); both, for "40 dollars per
+            // attendee per day".
+            let per_time = b
+                .per_hours
+                .filter(|_| b.hours.is_none() && !per_unit_name(k))
+                .and_then(|per| {
+                    self.numbers.iter().find_map(|(ck, n)| {
+                        let h = time_count(ck)?;
+                        (*n > 0.0).then(|| (ck.as_str(), n * h / per))
                     })
-                    .flatten()
-                    .map(|((ck, n), _)| (ck.as_str(), *n))
-            };
-            if let Some((ck, n)) = per_night().or_else(|| self.count_of(&b.per, k)) {
-                let x = v / n;
+                });
+            let counts: Vec<(&str, f64)> = [self.count_of(&b.per, k), per_time]
+                .into_iter()
+                .flatten()
+                .filter(|(_, n)| *n > 0.0)
+                .collect();
+            if !counts.is_empty() {
+                let x = counts.iter().fold(*v, |x, (_, n)| x / n);
+                let over: Vec<String> = counts
+                    .iter()
+                    .map(|(ck, n)| format!("{ck} {}", fmt_num(*n)))
+                    .collect();
                 return Some(Reading {
                     key: k.clone(),
                     shown: format!(
-                        "{k} {} over {ck} {} ({} each)",
+                        "{k} {} over {} ({} each)",
                         fmt_num(*v),
-                        fmt_num(n),
+                        over.join(" and "),
                         fmt_num(x)
                     ),
                     x,
@@ -1682,17 +1697,19 @@ impl<'a> Query<'a> {
 }
 
 /// Whether an argument's name counts units of time (`nights`,
-/// `num_days`, `total_hours`) and nothing else.
-fn time_count(name: &str) -> bool {
+/// `num_days`, `total_hours`) and nothing else: the hours of its unit.
+fn time_count(name: &str) -> Option<f64> {
     let ws = text::words(name);
-    ws.iter().any(|w| clause::hours_of(w).is_some())
-        && ws.iter().all(|w| {
+    let unit = ws.iter().find_map(|w| clause::hours_of(w))?;
+    ws.iter()
+        .all(|w| {
             clause::hours_of(w).is_some()
                 || matches!(
                     w.as_str(),
                     "num" | "number" | "count" | "total" | "of" | "n"
                 )
         })
+        .then_some(unit)
 }
 
 /// Whether an argument's name says it is already counted per unit

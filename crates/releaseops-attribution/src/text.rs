@@ -717,7 +717,8 @@ impl State {
             && concepts.is_empty()
             && !self.senses.contains_key(&t)
         {
-            let senses: Vec<Term> = related(&stem)
+            // The table is keyed by the stemmer's own stems.
+            let senses: Vec<Term> = related(&lex.stemmer.stem(base))
                 .map(|id| self.intern(&format!("#wn{id}")))
                 .collect();
             if !senses.is_empty() {
@@ -1196,6 +1197,10 @@ mod tests {
             assert!(!has(a, b), "{a} ~ {b}");
         }
         assert!(has("production", "productions"));
+        // A word with its own stem keeps its WordNet senses.
+        let senses = |w: &str| Words::of(w).senses[0].clone().expect("senses");
+        let (a, b) = (senses("community"), senses("neighborhood"));
+        assert!(a.iter().any(|t| b.contains(t)));
         assert!(has("products", "product"));
     }
 

@@ -726,3 +726,175 @@ fn a_rate_a_night_is_held_to_the_total_over_the_nights_not_to_the_count_of_night
     let a = book(json!({"nights": 3, "nightly_rate": 200}));
     assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
 }
+
+/// What `line 2` of a one-line prompt says of one tool call.
+fn effect_of(line: &str, tool: &str, args: serde_json::Value) -> Option<String> {
+    let index = prompt_only(
+        "agent",
+        &format!("You are an assistant.\n{line}\nKeep replies short.\n"),
+    );
+    let a = index.explain(&trace(
+        json!({"trace_id": "t", "tool_calls": [{"name": tool, "arguments": args}]}),
+    ));
+    effect_at(&a, "line 2")
+}
+
+/// What `line 2` of a one-line prompt says of a reply.
+fn effect_of_reply(line: &str, input: &str, output: &str) -> Option<String> {
+    let index = prompt_only(
+        "agent",
+        &format!("You are an assistant.\n{line}\nKeep replies short.\n"),
+    );
+    let a = index.explain(&trace(
+        json!({"trace_id": "t", "input": input, "output": output}),
+    ));
+    effect_at(&a, "line 2")
+}
+
+#[test]
+fn a_limit_outside_a_trailing_condition_the_trace_does_not_show_is_out_of_scope() {
+    let line = "Issue a goodwill credit of up to 20 dollars when a delivery is late.";
+    assert_ne!(
+        effect_of(
+            line,
+            "issue_credit",
+            json!({"amount": 50, "reason": "billing error"})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn an_overflow_action_named_with_the_granted_words_follows_the_line() {
+    let line = "You can approve refunds up to 100 dollars; for larger refunds, request approval from a manager.";
+    assert_ne!(
+        effect_of(line, "request_refund_approval", json!({"amount": 250})).as_deref(),
+        Some("breaks")
+    );
+    // The overflow in the next sentence, a few words in.
+    let line = "You may refund up to 100 dollars. For anything larger, open a billing case.";
+    assert_eq!(
+        effect_of(line, "open_billing_case", json!({"amount": 250})).as_deref(),
+        Some("follows")
+    );
+}
+
+#[test]
+fn an_if_after_sharing_a_thing_is_a_condition() {
+    let line = "Do not share the balance if the account is frozen.";
+    assert_ne!(
+        effect_of_reply(
+            line,
+            "What's my balance?",
+            "Your account balance is 420 dollars."
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+    let line = "Never share records if the patient has opted out.";
+    assert_ne!(
+        effect_of(
+            line,
+            "share_records",
+            json!({"patient_id": "P-1", "recipient": "Northside Clinic"})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn a_margin_over_what_an_argument_names_is_read_as_a_margin() {
+    let line = "You may rebook flights at no more than 150 dollars above what the customer originally paid.";
+    assert_ne!(
+        effect_of(
+            line,
+            "rebook_flight",
+            json!({"amount_originally_paid": 400, "new_fare": 480})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn a_limit_per_head_per_day_divides_by_both() {
+    let line = "You may expense team meals at up to 40 dollars per attendee per day.";
+    assert_eq!(
+        effect_of(
+            line,
+            "submit_expense",
+            json!({"amount": 100, "attendees": 3, "days": 1})
+        )
+        .as_deref(),
+        Some("follows")
+    );
+    assert_eq!(
+        effect_of(
+            line,
+            "submit_expense",
+            json!({"amount": 300, "attendees": 3, "days": 2})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn a_duration_limited_per_year_is_read_against_the_duration() {
+    let line = "Managers may approve up to 10 days of leave per year.";
+    assert_eq!(
+        effect_of(
+            line,
+            "approve_leave",
+            json!({"employee_id": "E-7", "days": 12})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn a_rate_per_week_converts_a_count_of_days() {
+    let line = "Car rentals may be booked at up to 300 dollars a week.";
+    assert_eq!(
+        effect_of(
+            line,
+            "book_car_rental",
+            json!({"total_price": 900, "days": 14})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+    assert_eq!(
+        effect_of(
+            line,
+            "book_car_rental",
+            json!({"total_price": 500, "days": 14})
+        )
+        .as_deref(),
+        Some("follows")
+    );
+}
+
+#[test]
+fn a_check_with_a_system_named_for_people_is_still_a_check() {
+    let line = "Verify the employee ID using the employee directory.";
+    assert_eq!(
+        effect_of(
+            line,
+            "grant_access",
+            json!({"employee_id": "E-1", "system": "vpn"})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn if_asked_is_a_condition() {
+    let line = "If asked, you may extend deadlines by up to 7 days.";
+    let effect = effect_of(line, "extend_deadline", json!({"days": 9}));
+    assert_ne!(effect.as_deref(), Some("breaks"));
+}
