@@ -53,6 +53,8 @@ pub(crate) struct Bound {
     /// dollars a night" is 24): a total the action states is divided by its
     /// count of these.
     pub(crate) per_hours: Option<f64>,
+    /// That unit as written (`night`).
+    pub(crate) per_word: String,
     /// The number stands inside the line's trailing condition ("... when a
     /// refund would exceed 200 dollars").
     pub(crate) in_when: bool,
@@ -339,7 +341,24 @@ pub(crate) fn read(line: &str) -> Clause {
                     words[i].is_some_and(|w| ASKING.contains(&w))
                         && words[i + 1..j].iter().all(|w| {
                             w.is_some_and(|w| {
-                                PERSONS.contains(&w) || matches!(w, "a" | "an" | "the" | "any")
+                                PERSONS.contains(&w)
+                                    || matches!(
+                                        w,
+                                        "a" | "an"
+                                            | "the"
+                                            | "any"
+                                            | "anyone"
+                                            | "anybody"
+                                            | "everyone"
+                                            | "someone"
+                                            | "somebody"
+                                            | "to"
+                                            | "with"
+                                            | "their"
+                                            | "his"
+                                            | "its"
+                                            | "your"
+                                    )
                             })
                         })
                 })
@@ -411,7 +430,8 @@ pub(crate) fn read(line: &str) -> Clause {
             relative_to: relative.0,
             margin_named: relative.1,
             per_hours: rate_unit(&toks, k).and_then(hours_of),
-            in_when: when_at.is_some_and(|w| k > w),
+            per_word: rate_unit(&toks, k).unwrap_or_default().to_string(),
+            in_when: when_at.is_some_and(|w| k > w && !toks[w..k].contains(&Token::Stop)),
             tier,
         })
         .collect();
@@ -512,7 +532,9 @@ fn relative_to(toks: &[Token], k: usize) -> (Vec<(Term, f32)>, bool) {
                 let mut words = Vec::new();
                 for t in toks.iter().skip(j + 1) {
                     match t {
-                        Token::Word(w) if words.len() < 6 => words.push(w.as_str()),
+                        Token::Word(w) if words.len() < 6 && !PHRASE_ENDS.contains(&w.as_str()) => {
+                            words.push(w.as_str())
+                        }
                         _ => break,
                     }
                 }
@@ -528,6 +550,12 @@ fn relative_to(toks: &[Token], k: usize) -> (Vec<(Term, f32)>, bool) {
     }
     (Vec::new(), false)
 }
+
+/// Words that end a noun phrase ("the phone if the customer paid").
+const PHRASE_ENDS: &[&str] = &[
+    "if", "for", "on", "to", "by", "when", "who", "which", "that", "unless", "and", "or", "with",
+    "in", "at", "from", "because", "so", "while", "whenever", "after", "before",
+];
 
 /// Whether a word names a quantity a margin can be counted from: an amount
 /// of money (`fare`, `price`), a superlative (`cheapest`, `lowest`), or a
@@ -581,7 +609,7 @@ fn is_quantity(word: &str) -> bool {
 /// states, so it is left out.
 fn per_unit(toks: &[Token], k: usize) -> Vec<(Term, f32)> {
     let mut j = k + 1;
-    while j < toks.len() && j <= k + 5 {
+    while j < toks.len() && j <= k + 7 {
         match &toks[j] {
             Token::Stop => break,
             Token::Word(w) if w == "per" || w == "each" => {
@@ -589,14 +617,12 @@ fn per_unit(toks: &[Token], k: usize) -> Vec<(Term, f32)> {
                     Some(Token::Word(n)) if w == "per" || n != "of" => Some(n),
                     _ => None,
                 };
-                return match next {
-                    Some(n)
-                        if hours_of(n).is_none() && !matches!(n.as_str(), "cent" | "percent") =>
-                    {
-                        text::terms(n)
-                    }
-                    _ => Vec::new(),
-                };
+                match next {
+                    // "per day per attendee": past the unit of time.
+                    Some(n) if hours_of(n).is_some() => {}
+                    Some(n) if !matches!(n.as_str(), "cent" | "percent") => return text::terms(n),
+                    _ => return Vec::new(),
+                }
             }
             _ => {}
         }
@@ -830,8 +856,30 @@ const ASKING: &[&str] = &[
 
 /// Words that end the means of a check ("with the customer before ...").
 const MEANS_ENDS: &[&str] = &[
-    "before", "after", "when", "if", "and", "or", "to", "by", "for", "so", "then", "unless",
-    "first", "whenever", "while",
+    "before",
+    "after",
+    "when",
+    "if",
+    "and",
+    "or",
+    "to",
+    "by",
+    "for",
+    "so",
+    "then",
+    "unless",
+    "first",
+    "whenever",
+    "while",
+    "on",
+    "over",
+    "at",
+    "via",
+    "in",
+    "during",
+    "directly",
+    "verbally",
+    "personally",
 ];
 
 /// Words for the people an agent talks with or hands over to.

@@ -1516,12 +1516,21 @@ impl<'a> Query<'a> {
 
     /// Whether the action or the user's words say every content word of
     /// `w` (a word or one of its concepts).
+    /// A request ("If asked,") is shown by the user's words.
     fn shows(&self, w: &text::Words) -> bool {
+        static ASKED: std::sync::OnceLock<Vec<Term>> = std::sync::OnceLock::new();
+        let asked = ASKED.get_or_init(|| {
+            text::terms("ask request")
+                .into_iter()
+                .filter(|(_, w)| *w >= 1.0)
+                .map(|(t, _)| t)
+                .collect()
+        });
         w.groups.iter().all(|g| {
             g.iter().any(|t| {
                 self.context.contains_key(t)
                     || self.input.as_ref().is_some_and(|i| i.contains_key(t))
-            })
+            }) || (self.input.is_some() && g.first().is_some_and(|t| asked.contains(t)))
         })
     }
 
@@ -1590,7 +1599,10 @@ impl<'a> Query<'a> {
             }
             // `nights: 3` is not what "180 dollars a night" caps (but `days`
             // is what "10 days of leave per year" does).
-            if b.per_hours.is_some() && b.hours.is_none() && time_count(k).is_some() {
+            // `weeks: 2` is not what "2 days a week" limits either.
+            if let (Some(per), Some(unit)) = (b.per_hours, time_count(k))
+                && (b.hours.is_none() || unit == per)
+            {
                 continue;
             }
             if !kt.iter().any(|(t, _)| b.about.iter().any(|(x, _)| x == t)) {
@@ -1644,15 +1656,35 @@ impl<'a> Query<'a> {
             // night" and a `total` of 750 for `nights: 3`, or "300 dollars a
             // week" and `days: 14` (2 weeks); both, for "40 dollars per
             // attendee per day".
+            // The count in the rate's own unit first (`nights`, not `days`,
+            // for "a night"); a duration's only in units as long as it, and
+            // never less than one.
             let per_time = b
                 .per_hours
-                .filter(|_| b.hours.is_none() && !per_unit_name(k))
+                .filter(|_| !per_unit_name(k))
                 .and_then(|per| {
-                    self.numbers.iter().find_map(|(ck, n)| {
-                        let h = time_count(ck)?;
-                        (*n > 0.0).then(|| (ck.as_str(), n * h / per))
-                    })
-                });
+                    let counts = || {
+                        self.numbers.iter().filter_map(|(ck, n)| {
+                            let h = time_count(ck)?;
+                            (ck != k
+                                && n.is_finite()
+                                && *n > 0.0
+                                && (b.hours.is_none() || h >= per))
+                                .then_some((ck.as_str(), *n, h))
+                        })
+                    };
+                    let named = |ck: &str| {
+                        text::words(ck)
+                            .iter()
+                            .any(|w| w.trim_end_matches('s') == b.per_word.trim_end_matches('s'))
+                    };
+                    counts()
+                        .find(|(ck, ..)| named(ck))
+                        .or_else(|| counts().find(|(_, _, h)| *h == per))
+                        .or_else(|| counts().next())
+                        .map(|(ck, n, h)| (ck, (n * h / per).max(1.0)))
+                })
+                .filter(|(_, n)| n.is_finite());
             let counts: Vec<(&str, f64)> = [self.count_of(&b.per, k), per_time]
                 .into_iter()
                 .flatten()
@@ -1716,23 +1748,22 @@ fn time_count(name: &str) -> Option<f64> {
 /// (`nightly_rate`, `price_per_day`).
 fn per_unit_name(name: &str) -> bool {
     text::words(name).iter().any(|w| {
-        clause::hours_of(w).is_some()
-            || matches!(
-                w.as_str(),
-                "rate"
-                    | "daily"
-                    | "nightly"
-                    | "weekly"
-                    | "monthly"
-                    | "hourly"
-                    | "yearly"
-                    | "annual"
-                    | "per"
-                    | "each"
-                    | "unit"
-                    | "avg"
-                    | "average"
-            )
+        matches!(
+            w.as_str(),
+            "rate"
+                | "daily"
+                | "nightly"
+                | "weekly"
+                | "monthly"
+                | "hourly"
+                | "yearly"
+                | "annual"
+                | "per"
+                | "each"
+                | "unit"
+                | "avg"
+                | "average"
+        )
     })
 }
 

@@ -898,3 +898,98 @@ fn if_asked_is_a_condition() {
     let effect = effect_of(line, "extend_deadline", json!({"days": 9}));
     assert_ne!(effect.as_deref(), Some("breaks"));
 }
+
+#[test]
+fn a_rate_per_unit_of_time_is_read_with_the_right_count() {
+    // Less than a day is not a fraction of one.
+    let line = "Parking is reimbursed up to 30 dollars a day.";
+    assert_eq!(
+        effect_of(line, "reimburse_parking", json!({"amount": 12, "hours": 4})).as_deref(),
+        Some("follows")
+    );
+    // The count in the rate's own unit, wherever it stands.
+    let line = "Hotels are capped at 180 dollars a night.";
+    assert_eq!(
+        effect_of(
+            line,
+            "book_hotel",
+            json!({"hotel_total": 720, "days": 4, "nights": 3})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+    // A duration per unit of time.
+    let line = "Employees may work remotely up to 2 days a week.";
+    assert_eq!(
+        effect_of(line, "remote_work", json!({"weeks": 2, "days": 3})).as_deref(),
+        Some("follows")
+    );
+    assert_eq!(
+        effect_of(line, "remote_work", json!({"weeks": 1, "days": 3})).as_deref(),
+        Some("breaks")
+    );
+    // Per day and per head, in that order.
+    let line = "Meals up to 40 dollars per day per attendee.";
+    assert_eq!(
+        effect_of(
+            line,
+            "expense_meals",
+            json!({"meal_total": 1200, "days": 3, "attendees": 10})
+        )
+        .as_deref(),
+        Some("follows")
+    );
+}
+
+#[test]
+fn a_margin_is_the_phrase_after_its_word_not_the_clause_after_it() {
+    let line = "Agents may refund up to 50 dollars over the phone if the customer paid by card.";
+    assert_eq!(
+        effect_of(line, "refund", json!({"amount": 500, "paid_by": "card"})).as_deref(),
+        Some("breaks")
+    );
+    // The limit holds on the condition, which this trace does not show.
+    assert_ne!(
+        effect_of(line, "refund", json!({"amount": 500})).as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn a_check_with_a_person_on_the_call_is_not_a_call_to_make_first() {
+    let line = "Confirm the delivery address with the customer on the call.";
+    assert_ne!(
+        effect_of(
+            line,
+            "update_address",
+            json!({"delivery_address": "1 Main St"})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn telling_anyone_if_is_telling_whether() {
+    let line = "Never tell anyone if a patient is admitted.";
+    assert_eq!(
+        effect_of_reply(
+            line,
+            "Is my father admitted?",
+            "Yes, the patient is admitted to ward 4."
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn if_asked_is_shown_by_a_request() {
+    let line = "If asked, you may waive late fees up to 25 dollars.";
+    let index = prompt_only(
+        "agent",
+        &format!("You are an assistant.\n{line}\nKeep replies short.\n"),
+    );
+    let a = index.explain(&trace(json!({"trace_id": "t", "input": "Can you waive my late fee?", "tool_calls": [{"name": "waive_late_fee", "arguments": {"amount": 100}}]})));
+    assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+}
