@@ -55,9 +55,11 @@ pub(crate) struct Bound {
     pub(crate) per_hours: Option<f64>,
     /// That unit as written (`night`).
     pub(crate) per_word: String,
-    /// The number stands inside the line's trailing condition ("... when a
-    /// refund would exceed 200 dollars").
-    pub(crate) in_when: bool,
+    /// The number stands before the line's trailing condition, which then
+    /// governs it ("a credit of up to 20 dollars when a delivery is late");
+    /// not one inside it ("... when a refund would exceed 200 dollars") or
+    /// in a later clause.
+    pub(crate) before_when: bool,
 }
 
 /// A unit of time as hours: `days` is 24, `minutes` 1/60.
@@ -431,7 +433,7 @@ pub(crate) fn read(line: &str) -> Clause {
             margin_named: relative.1,
             per_hours: rate_unit(&toks, k).and_then(hours_of),
             per_word: rate_unit(&toks, k).unwrap_or_default().to_string(),
-            in_when: when_at.is_some_and(|w| k > w && !toks[w..k].contains(&Token::Stop)),
+            before_when: when_at.is_some_and(|w| k < w),
             tier,
         })
         .collect();
@@ -551,10 +553,11 @@ fn relative_to(toks: &[Token], k: usize) -> (Vec<(Term, f32)>, bool) {
     (Vec::new(), false)
 }
 
-/// Words that end a noun phrase ("the phone if the customer paid").
+/// Words that end a margin's phrase ("the phone if the customer paid"):
+/// clauses, not prepositions ("the option with the lowest fare").
 const PHRASE_ENDS: &[&str] = &[
-    "if", "for", "on", "to", "by", "when", "who", "which", "that", "unless", "and", "or", "with",
-    "in", "at", "from", "because", "so", "while", "whenever", "after", "before",
+    "if", "when", "who", "which", "that", "unless", "and", "or", "because", "so", "while",
+    "whenever", "after", "before",
 ];
 
 /// Whether a word names a quantity a margin can be counted from: an amount
@@ -618,8 +621,20 @@ fn per_unit(toks: &[Token], k: usize) -> Vec<(Term, f32)> {
                     _ => None,
                 };
                 match next {
-                    // "per day per attendee": past the unit of time.
-                    Some(n) if hours_of(n).is_some() => {}
+                    // "per day per attendee": past the unit of time, when
+                    // another "per" / "each" / "for each" follows it.
+                    Some(n) if hours_of(n).is_some() => {
+                        let more = match (toks.get(j + 2), toks.get(j + 3)) {
+                            (Some(Token::Word(a)), _) if a == "per" || a == "each" => true,
+                            (Some(Token::Word(a)), Some(Token::Word(b))) => {
+                                a == "for" && b == "each"
+                            }
+                            _ => false,
+                        };
+                        if !more {
+                            return Vec::new();
+                        }
+                    }
                     Some(n) if !matches!(n.as_str(), "cent" | "percent") => return text::terms(n),
                     _ => return Vec::new(),
                 }
@@ -777,17 +792,24 @@ fn check(toks: &[Token], words: &[Option<&str>]) -> Option<Words> {
     // person is not a call the action needs first.
     // Only the means' head noun counts: "using the employee directory"
     // names a system.
-    if let Some(m) = means
-        && toks[m..]
-            .iter()
-            .map_while(|t| match t {
-                Token::Word(w) if !MEANS_ENDS.contains(&w.as_str()) => Some(w.as_str()),
-                _ => None,
-            })
-            .last()
-            .is_some_and(|w| PERSONS.contains(&w))
-    {
-        return None;
+    // "with the supervisor via the ledger tool": a system named after the
+    // person keeps the check.
+    if let Some(m) = means {
+        let mut heads = Vec::new();
+        let mut head = None;
+        for t in &toks[m..] {
+            match t {
+                Token::Word(w) if matches!(w.as_str(), "via" | "using" | "through" | "in") => {
+                    heads.extend(head.take());
+                }
+                Token::Word(w) if !MEANS_ENDS.contains(&w.as_str()) => head = Some(w.as_str()),
+                _ => break,
+            }
+        }
+        heads.extend(head);
+        if heads.iter().any(|w| PERSONS.contains(w)) && !heads.iter().any(|w| SYSTEMS.contains(w)) {
+            return None;
+        }
     }
     let object = Words::of(&object.join(" "));
     (!object.is_empty()).then_some(object)
@@ -852,6 +874,28 @@ const ASKING: &[&str] = &[
     "hint",
     "suggest",
     "wonder",
+];
+
+/// Words that name a system a check is made in.
+const SYSTEMS: &[&str] = &[
+    "tool",
+    "tools",
+    "system",
+    "systems",
+    "portal",
+    "directory",
+    "database",
+    "api",
+    "app",
+    "service",
+    "ledger",
+    "record",
+    "records",
+    "registry",
+    "lookup",
+    "crm",
+    "dashboard",
+    "console",
 ];
 
 /// Words that end the means of a check ("with the customer before ...").

@@ -707,7 +707,7 @@ impl Index {
             && !cl
                 .bounds
                 .iter()
-                .any(|b| b.in_when && q.number_for(b, about_tool, &cl.subject).is_some())
+                .any(|b| !b.before_when && q.number_for(b, about_tool, &cl.subject).is_some())
         {
             return Outcome::new(
                 Kind::OutOfScope,
@@ -1516,21 +1516,34 @@ impl<'a> Query<'a> {
 
     /// Whether the action or the user's words say every content word of
     /// `w` (a word or one of its concepts).
-    /// A request ("If asked,") is shown by the user's words.
+    /// A request ("If asked,") is shown by the user's words, unless the
+    /// condition names someone else who asks ("If the manager requests it").
     fn shows(&self, w: &text::Words) -> bool {
-        static ASKED: std::sync::OnceLock<Vec<Term>> = std::sync::OnceLock::new();
-        let asked = ASKED.get_or_init(|| {
-            text::terms("ask request")
-                .into_iter()
-                .filter(|(_, w)| *w >= 1.0)
-                .map(|(t, _)| t)
-                .collect()
+        static ASKED: std::sync::OnceLock<(Vec<Term>, Vec<Term>)> = std::sync::OnceLock::new();
+        let (asked, others) = ASKED.get_or_init(|| {
+            let stems = |s: &str| -> Vec<Term> {
+                text::terms(s)
+                    .into_iter()
+                    .filter(|(_, w)| *w >= 1.0)
+                    .map(|(t, _)| t)
+                    .collect()
+            };
+            (
+                stems("ask request"),
+                stems(
+                    "manager supervisor lead team doctor pharmacist landlord admin administrator owner approver director dean advisor adviser parent guardian lawyer attorney police court",
+                ),
+            )
         });
+        let by_user = !w
+            .groups
+            .iter()
+            .any(|g| g.first().is_some_and(|t| others.contains(t)));
         w.groups.iter().all(|g| {
             g.iter().any(|t| {
                 self.context.contains_key(t)
                     || self.input.as_ref().is_some_and(|i| i.contains_key(t))
-            }) || (self.input.is_some() && g.first().is_some_and(|t| asked.contains(t)))
+            }) || (by_user && self.input.is_some() && g.first().is_some_and(|t| asked.contains(t)))
         })
     }
 
@@ -1637,7 +1650,10 @@ impl<'a> Query<'a> {
             let says_subject = best >= 2;
             // `scheduled_duration_hours` against "2 days": the same quantity
             // in another unit is converted to the line's.
-            let key_hours = text::words(k)
+            // The unit before a "per" (`days_per_week` counts days).
+            let name = text::words(k);
+            let per_at = name.iter().position(|w| w == "per").unwrap_or(name.len());
+            let key_hours = name[..per_at]
                 .iter()
                 .rev()
                 .find_map(|w| clause::hours_of(w));
@@ -1746,24 +1762,28 @@ fn time_count(name: &str) -> Option<f64> {
 
 /// Whether an argument's name says it is already counted per unit
 /// (`nightly_rate`, `price_per_day`).
+/// A time word in a name that is not a count of time (`night_cost`) says
+/// so too.
 fn per_unit_name(name: &str) -> bool {
+    let counts_time = time_count(name).is_some();
     text::words(name).iter().any(|w| {
-        matches!(
-            w.as_str(),
-            "rate"
-                | "daily"
-                | "nightly"
-                | "weekly"
-                | "monthly"
-                | "hourly"
-                | "yearly"
-                | "annual"
-                | "per"
-                | "each"
-                | "unit"
-                | "avg"
-                | "average"
-        )
+        (!counts_time && clause::hours_of(w).is_some())
+            || matches!(
+                w.as_str(),
+                "rate"
+                    | "daily"
+                    | "nightly"
+                    | "weekly"
+                    | "monthly"
+                    | "hourly"
+                    | "yearly"
+                    | "annual"
+                    | "per"
+                    | "each"
+                    | "unit"
+                    | "avg"
+                    | "average"
+            )
     })
 }
 

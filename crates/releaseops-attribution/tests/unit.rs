@@ -993,3 +993,99 @@ fn if_asked_is_shown_by_a_request() {
     let a = index.explain(&trace(json!({"trace_id": "t", "input": "Can you waive my late fee?", "tool_calls": [{"name": "waive_late_fee", "arguments": {"amount": 100}}]})));
     assert_eq!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
 }
+
+#[test]
+fn a_margin_over_an_option_named_after_a_preposition_is_read() {
+    let line = "Agents may book a flight up to 100 dollars above the option with the lowest fare.";
+    assert_eq!(
+        effect_of(
+            line,
+            "book_flight",
+            json!({"fare": 850, "lowest_fare": 780})
+        )
+        .as_deref(),
+        Some("follows")
+    );
+    let line = "Agents may book a flight up to 100 dollars above the fare for the cheapest economy flight.";
+    assert_eq!(
+        effect_of(
+            line,
+            "book_flight",
+            json!({"cheapest_economy_fare": 700, "fare": 900})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn a_request_by_someone_else_is_not_shown_by_the_users_words() {
+    let line = "If the employee's manager requests it, you may extend a deadline by up to 7 days.";
+    let index = prompt_only(
+        "agent",
+        &format!("You are an assistant.\n{line}\nKeep replies short.\n"),
+    );
+    let a = index.explain(&trace(json!({"trace_id": "t", "input": "Please push my deadline back a month.", "tool_calls": [{"name": "extend_deadline", "arguments": {"employee_id": "E7", "manager_id": "M2", "days": 30}}]})));
+    assert_ne!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+}
+
+#[test]
+fn a_per_unit_of_time_does_not_reach_into_the_next_clause() {
+    let line = "Meals up to 40 dollars per day, and each receipt must be itemized.";
+    assert_eq!(
+        effect_of(
+            line,
+            "expense_meals",
+            json!({"meal_amount": 150, "days": 3, "receipt_count": 3})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn a_limit_in_a_clause_after_a_trailing_condition_is_read() {
+    let line = "Issue refunds only when the parcel arrived visibly damaged; refunds are capped at 100 dollars.";
+    assert_eq!(
+        effect_of(
+            line,
+            "issue_refund",
+            json!({"order_id": "A1", "amount": 500})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn an_argument_counted_per_unit_of_time_is_read_as_it_is() {
+    let line = "Employees may work remotely up to 2 days a week.";
+    assert_eq!(
+        effect_of(line, "remote_work", json!({"days_per_week": 2})).as_deref(),
+        Some("follows")
+    );
+    let line = "Contractors may bill up to 40 hours a week.";
+    assert_eq!(
+        effect_of(line, "bill_hours", json!({"hours_per_week": 38})).as_deref(),
+        Some("follows")
+    );
+    let line = "Hotel rates are capped at 180 dollars a night.";
+    assert_eq!(
+        effect_of(
+            line,
+            "book_hotel",
+            json!({"hotel_night_cost": 250, "nights": 3})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn a_check_through_a_tool_after_a_person_is_a_check() {
+    let line = "Confirm the account balance with the supervisor via the ledger tool.";
+    assert_eq!(
+        effect_of(line, "adjust_credit", json!({"account_balance": 900})).as_deref(),
+        Some("breaks")
+    );
+}
