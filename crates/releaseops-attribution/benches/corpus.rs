@@ -86,6 +86,7 @@ fn main() {
         ("corpus-holdout-2", true),
         ("corpus-holdout-3", true),
         ("corpus-holdout-4", false),
+        ("corpus-holdout-5", false),
     ];
     for (n, (name, read)) in SETS.iter().enumerate() {
         let held = corpus::load_from(&corpus::crate_dir().join(name));
