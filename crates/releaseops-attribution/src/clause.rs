@@ -55,6 +55,10 @@ pub(crate) struct Bound {
     pub(crate) per_hours: Option<f64>,
     /// That unit as written (`night`).
     pub(crate) per_word: String,
+    /// The number counts the things written right after it ("at most one
+    /// late fee"), not money or time: an argument meets it by its own
+    /// words, not by a concept (`amount` is money, not a count of fees).
+    pub(crate) counts_things: bool,
     /// The number stands before the line's trailing condition, which then
     /// governs it ("a credit of up to 20 dollars when a delivery is late");
     /// not one inside it ("... when a refund would exceed 200 dollars") or
@@ -433,6 +437,7 @@ pub(crate) fn read(line: &str) -> Clause {
             margin_named: relative.1,
             per_hours: rate_unit(&toks, k).and_then(hours_of),
             per_word: rate_unit(&toks, k).unwrap_or_default().to_string(),
+            counts_things: counts_things(&toks, k),
             before_when: when_at.is_some_and(|w| k < w),
             tier,
         })
@@ -794,25 +799,40 @@ fn check(toks: &[Token], words: &[Option<&str>]) -> Option<Words> {
     // names a system.
     // "with the supervisor via the ledger tool": a system named after the
     // person keeps the check.
-    if let Some(m) = means {
-        let mut heads = Vec::new();
-        let mut head = None;
-        for t in &toks[m..] {
-            match t {
-                Token::Word(w) if matches!(w.as_str(), "via" | "using" | "through" | "in") => {
-                    heads.extend(head.take());
-                }
-                Token::Word(w) if !MEANS_ENDS.contains(&w.as_str()) => head = Some(w.as_str()),
-                _ => break,
-            }
-        }
-        heads.extend(head);
-        if heads.iter().any(|w| PERSONS.contains(w)) && !heads.iter().any(|w| SYSTEMS.contains(w)) {
-            return None;
-        }
+    if means.is_some_and(|m| a_person(&toks[m..])) {
+        return None;
     }
     let object = Words::of(&object.join(" "));
     (!object.is_empty()).then_some(object)
+}
+
+/// Whether the means a step names (the words after its `with`) is a
+/// person, not a system: only the heads of its phrases count ("the employee
+/// directory" is a system), and a system named after the person ("with the
+/// supervisor via the ledger tool") keeps it a call.
+fn a_person(means: &[Token]) -> bool {
+    let mut heads = Vec::new();
+    let mut head = None;
+    for t in means {
+        match t {
+            Token::Word(w) if matches!(w.as_str(), "via" | "using" | "through" | "in") => {
+                heads.extend(head.take());
+            }
+            Token::Word(w) if !MEANS_ENDS.contains(&w.as_str()) => head = Some(w.as_str()),
+            _ => break,
+        }
+    }
+    heads.extend(head);
+    heads.iter().any(|w| PERSONS.contains(w)) && !heads.iter().any(|w| SYSTEMS.contains(w))
+}
+
+/// Whether a step is made by asking a person: "confirm the amount with the
+/// customer".
+fn asks_a_person(step: &str) -> bool {
+    let toks = text::tokens(step);
+    toks.iter()
+        .position(|t| matches!(t, Token::Word(w) if w == "with"))
+        .is_some_and(|k| a_person(&toks[k + 1..]))
 }
 
 /// Words of an opening "When possible," / "If in doubt,": a condition
@@ -1077,6 +1097,27 @@ fn rate_unit(toks: &[Token], k: usize) -> Option<&str> {
     None
 }
 
+/// Whether the words right after the number at `k` name things it counts:
+/// there are some, and none is a currency, a percentage or a unit of time.
+fn counts_things(toks: &[Token], k: usize) -> bool {
+    const MEASURES: &[&str] = &[
+        "dollar", "dollars", "usd", "eur", "euro", "euros", "pound", "pounds", "gbp", "cent",
+        "cents", "percent", "yen", "francs", "chf", "cad", "aud",
+    ];
+    match toks.get(k + 1) {
+        Some(Token::Word(w)) => {
+            !MEASURES.contains(&w.as_str())
+                && hours_of(w).is_none()
+                && !RELATIVE.contains(&w.as_str())
+                && !matches!(
+                    w.as_str(),
+                    "per" | "a" | "at" | "of" | "or" | "and" | "in" | "for"
+                )
+        }
+        _ => false,
+    }
+}
+
 /// The text of tokens `a..b` as written (for identifiers, which tokens lower-case whole).
 fn raw_span(line: &str, toks: &[Token], a: usize, b: usize) -> String {
     // Tokens keep no offsets; identifiers are few, so the words are matched back.
@@ -1127,7 +1168,8 @@ fn requirement(line: &str, toks: &[Token], words: &[Option<&str>]) -> Option<Req
                 .all(|w| w.is_none_or(|w| ["always", "and"].contains(&w)))
         {
             // "Before resetting a password, verify ...": the clause after the comma comes first.
-            let comma = toks.iter().position(|t| *t == Token::Comma)?;
+            // ("Always, before issuing a refund, ...": the comma after it.)
+            let comma = k2 + 1 + toks[k2 + 1..].iter().position(|t| *t == Token::Comma)?;
             (join(&toks[comma + 1..]), join(&toks[k2 + 1..comma]))
         } else {
             // The step ends at the sentence's end (": send a push challenge" belongs to it).
@@ -1162,6 +1204,11 @@ fn requirement(line: &str, toks: &[Token], words: &[Option<&str>]) -> Option<Req
         return None;
     };
     let first_idents = identifiers(&first_raw(line, &first));
+    // "Always confirm the amount with the customer before issuing a
+    // refund": a step made by asking a person is no call to look for.
+    if asks_a_person(&first) {
+        return None;
+    }
     let first = Words::of(&first);
     let then = Words::of(&then);
     (!first.is_empty() && !then.is_empty()).then_some(Requirement {

@@ -701,7 +701,12 @@ impl Index {
             && q.tool.is_some()
             && about_tool >= 0.5
             && cl.prohibitions.is_empty()
-            && overlap(when, &q.context) < 0.34
+            // One of its words itself, too: `order_id` is no delivery.
+            && (overlap(when, &q.context) < 0.34
+                || !when
+                    .groups
+                    .iter()
+                    .any(|g| g.first().is_some_and(|t| q.context.contains_key(t))))
             // "... when a refund would exceed 200 dollars": a limit the
             // action's number is read against below.
             && !cl
@@ -1618,7 +1623,17 @@ impl<'a> Query<'a> {
             {
                 continue;
             }
-            if !kt.iter().any(|(t, _)| b.about.iter().any(|(x, _)| x == t)) {
+            let meets = if b.counts_things {
+                kt.iter()
+                    .any(|(t, w)| *w >= 1.0 && b.about.iter().any(|(x, xw)| *xw >= 1.0 && x == t))
+            } else {
+                kt.iter().any(|(t, _)| b.about.iter().any(|(x, _)| x == t))
+            };
+            if !meets {
+                continue;
+            }
+            // `nightly_rate` is not a length of stay ("trips of up to 5 nights").
+            if b.hours.is_some() && b.per_hours.is_none() && per_unit_name(k) {
                 continue;
             }
             // The name's own words, not their concepts: `amount` is money,
@@ -1749,15 +1764,35 @@ impl<'a> Query<'a> {
 fn time_count(name: &str) -> Option<f64> {
     let ws = text::words(name);
     let unit = ws.iter().find_map(|w| clause::hours_of(w))?;
-    ws.iter()
-        .all(|w| {
-            clause::hours_of(w).is_some()
-                || matches!(
-                    w.as_str(),
-                    "num" | "number" | "count" | "total" | "of" | "n"
-                )
-        })
-        .then_some(unit)
+    // `stay_nights`, `rental_days`; not `night_cost`, `daily_rate`.
+    (!ws.iter().any(|w| {
+        matches!(
+            w.as_str(),
+            "cost"
+                | "costs"
+                | "price"
+                | "amount"
+                | "rate"
+                | "fee"
+                | "fees"
+                | "fare"
+                | "charge"
+                | "spend"
+                | "budget"
+                | "usd"
+                | "dollars"
+                | "per"
+                | "each"
+                | "avg"
+                | "average"
+                | "value"
+                | "paid"
+                | "max"
+                | "min"
+                | "limit"
+        )
+    }))
+    .then_some(unit)
 }
 
 /// Whether an argument's name says it is already counted per unit
@@ -1934,6 +1969,8 @@ fn number(v: &Value) -> Option<f64> {
             .ok(),
         _ => None,
     }
+    // "NaN" and "inf" are no amounts.
+    .filter(|x: &f64| x.is_finite())
 }
 
 /// `delete_account`, `resetPassword`: one word of letters, digits and `_`, `.` or `-`.

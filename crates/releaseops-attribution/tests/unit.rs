@@ -1089,3 +1089,208 @@ fn a_check_through_a_tool_after_a_person_is_a_check() {
         Some("breaks")
     );
 }
+
+/// Words and marks that open the readings' branches, in any order.
+const TRICKY: &[&str] = &[
+    "always",
+    "before",
+    "prior",
+    "to",
+    "after",
+    "only",
+    "once",
+    "and",
+    "or",
+    "if",
+    "when",
+    "whenever",
+    "while",
+    "never",
+    "not",
+    "do",
+    "unless",
+    "without",
+    "except",
+    "up",
+    "at",
+    "most",
+    "least",
+    "more",
+    "less",
+    "than",
+    "per",
+    "each",
+    "a",
+    "night",
+    "day",
+    "week",
+    "dollars",
+    "above",
+    "over",
+    "for",
+    "larger",
+    "anything",
+    "otherwise",
+    "check",
+    "verify",
+    "confirm",
+    "with",
+    "via",
+    "the",
+    "customer",
+    "tool",
+    "refund",
+    "refunds",
+    "issue_refund",
+    "needs",
+    "requires",
+    "tell",
+    "share",
+    "anyone",
+    "asked",
+    "possible",
+    "100",
+    "2",
+    "0",
+    "1e308",
+    ",",
+    ";",
+    ".",
+    ":",
+    "(",
+    ")",
+    "$",
+    "-",
+    "%",
+    "two",
+    "tenth",
+    "10th",
+];
+
+/// What lines open with, where most readings look first.
+const OPENERS: &[&str] = &[
+    ",", "always", "and", "if", "when", "once", "before", "never", "no", "check", "you", "may",
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// No line a team can write, in any order of these words, stops a bundle
+    /// from loading or a trace from being explained.
+    #[test]
+    fn no_line_panics(
+        opens in proptest::collection::vec(0..OPENERS.len(), 0..4),
+        picks in proptest::collection::vec(0..TRICKY.len(), 0..24),
+        amount in -1e6f64..1e6,
+    ) {
+        let line: Vec<&str> = opens
+            .iter()
+            .map(|&i| OPENERS[i])
+            .chain(picks.iter().map(|&i| TRICKY[i]))
+            .collect();
+        let index = prompt_only("agent", &format!("You are an assistant.\n{}\n", line.join(" ")));
+        for t in [
+            json!({"trace_id": "t", "tool_calls": [{"name": "issue_refund", "arguments": {"amount": amount, "nights": 0, "days": -1, "weeks": 1e-300}}]}),
+            json!({"trace_id": "t", "input": "Can you refund it?", "output": format!("I refunded {amount} dollars per night.")}),
+        ] {
+            let _ = index.explain(&trace(t));
+        }
+    }
+}
+
+#[test]
+fn a_step_made_by_asking_a_person_first_is_not_a_call_to_make() {
+    let line = "Always confirm the refund amount with the customer before issuing a refund.";
+    assert_ne!(
+        effect_of(
+            line,
+            "issue_refund",
+            json!({"order_id": "A1", "amount": 40})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn a_limit_on_a_count_of_things_is_not_read_against_an_amount_of_money() {
+    let line = "You may waive at most one late fee per customer per year.";
+    assert_ne!(
+        effect_of(
+            line,
+            "waive_late_fee",
+            json!({"customer_id": "C-1", "amount": 25})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+    // A count named as one still is.
+    assert_eq!(
+        effect_of(
+            line,
+            "waive_late_fee",
+            json!({"customer_id": "C-1", "late_fees": 2})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn a_rate_is_not_read_against_a_length_of_stay() {
+    let line = "Book hotels at up to 200 dollars a night for trips of up to 5 nights.";
+    assert_ne!(
+        effect_of(
+            line,
+            "book_hotel",
+            json!({"city": "Lyon", "nightly_rate": 180, "nights": 4})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+    assert_eq!(
+        effect_of(
+            line,
+            "book_hotel",
+            json!({"city": "Lyon", "nightly_rate": 180, "nights": 7})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn a_trailing_condition_is_not_shown_by_a_concept_of_an_id() {
+    let line = "You may issue a credit of up to 20 dollars when a delivery is late.";
+    assert_ne!(
+        effect_of(
+            line,
+            "issue_credit",
+            json!({"order_id": "A1", "amount": 50, "reason": "item damaged"})
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn a_count_of_nights_named_with_other_words_divides_a_total() {
+    let line = "Book hotels at up to 200 dollars a night.";
+    assert_eq!(
+        effect_of(
+            line,
+            "book_hotel",
+            json!({"hotel_total_cost": 720, "stay_nights": 4})
+        )
+        .as_deref(),
+        Some("follows")
+    );
+}
+
+#[test]
+fn a_number_that_is_not_finite_breaks_no_condition() {
+    let a = support(100, 100).explain(&trace(
+        json!({"trace_id": "t", "tool_calls": [{"name": "issue_refund", "arguments": {"amount": "NaN"}}]}),
+    ));
+    assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+}
