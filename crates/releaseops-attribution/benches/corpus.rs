@@ -85,7 +85,7 @@ fn main() {
         ("corpus-holdout", true),
         ("corpus-holdout-2", true),
         ("corpus-holdout-3", true),
-        ("corpus-holdout-4", false),
+        ("corpus-holdout-4", true),
         ("corpus-holdout-5", false),
     ];
     for (n, (name, read)) in SETS.iter().enumerate() {

@@ -405,8 +405,22 @@ pub(crate) fn read(line: &str) -> Clause {
     }
 
     // An opening condition: "If a receipt is lost, ..." up to its comma.
+    // "For damaged items worth more than £10 each, ..." opens with the
+    // cases it holds in, as "If ..." does ("For larger amounts" is what to
+    // do past a limit, not a condition).
+    let for_cases = words.first() == Some(&Some("for"))
+        && !matches!(
+            words.get(1),
+            Some(Some(
+                "larger" | "higher" | "bigger" | "more" | "anything" | "example" | "instance"
+            ))
+        );
     let condition_end = match words.first() {
         Some(Some("if" | "when")) => toks
+            .iter()
+            .take_while(|t| **t != Token::Stop)
+            .position(|t| *t == Token::Comma),
+        Some(Some("for")) if for_cases => toks
             .iter()
             .take_while(|t| **t != Token::Stop)
             .position(|t| *t == Token::Comma),
@@ -1030,7 +1044,14 @@ fn subject(toks: &[Token], words: &[Option<&str>]) -> Vec<Term> {
     let Some(k) = first else { return Vec::new() };
     let mut out: Vec<Term> = Vec::new();
     for w in words[k..end].iter().take(2).flatten() {
-        out.extend(text::terms(w).into_iter().map(|(t, _)| t));
+        // Its words themselves: a concept ("fees" are money) is not the
+        // subject ("£1,800" is money too).
+        out.extend(
+            text::terms(w)
+                .into_iter()
+                .filter(|(_, x)| *x >= 1.0)
+                .map(|(t, _)| t),
+        );
     }
     out
 }

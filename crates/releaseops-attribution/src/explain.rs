@@ -675,7 +675,26 @@ impl Index {
     }
 
     /// What the candidate states, tested against the action.
+    /// What a line or rule says of the action; a prompt line that opens
+    /// with a condition ("If ...,", "For damaged items ...,") is broken only
+    /// where the trace shows it.
     fn outcome(&self, c: &Cand, q: &Query<'_>) -> Outcome {
+        let o = self.reading(c, q);
+        if o.kind == Kind::Breaks
+            && c.kind.is_none()
+            && let Some(cond) = &c.clause.condition
+            && !q.shows_most(cond)
+        {
+            return Outcome::new(
+                Kind::OutOfScope,
+                "this line holds only on the condition it opens with, which the trace does not show"
+                    .into(),
+            );
+        }
+        o
+    }
+
+    fn reading(&self, c: &Cand, q: &Query<'_>) -> Outcome {
         match &c.kind {
             Some(RuleKind::Tool {
                 name,
@@ -1042,10 +1061,12 @@ impl Index {
                     .collect::<Vec<_>>()
                     .join(" "),
             );
+            // By the words themselves: "£1,800" is money, as fees are, but
+            // says nothing of fees.
             if !subject.is_empty()
                 && !subject
                     .iter()
-                    .any(|(t, _)| q.terms.get(t).is_some_and(|w| *w > 0.25))
+                    .any(|(t, sw)| *sw >= 1.0 && q.terms.get(t).is_some_and(|w| *w > 0.25))
             {
                 return Outcome::neutral();
             }
@@ -1521,6 +1542,22 @@ impl<'a> Query<'a> {
 
     /// Whether the action or the user's words say every content word of
     /// `w` (a word or one of its concepts).
+    /// Whether the trace shows two thirds of `w`'s words ("damaged items
+    /// worth more than £10" by a damaged item of £14.50).
+    fn shows_most(&self, w: &text::Words) -> bool {
+        let shown = w
+            .groups
+            .iter()
+            .filter(|g| {
+                self.shows(&text::Words {
+                    groups: vec![(*g).clone()],
+                    ..Default::default()
+                })
+            })
+            .count();
+        shown * 3 >= w.groups.len() * 2
+    }
+
     /// A request ("If asked,") is shown by the user's words, unless the
     /// condition names someone else who asks ("If the manager requests it").
     fn shows(&self, w: &text::Words) -> bool {

@@ -483,8 +483,8 @@ const CONCEPTS: &[&[&str]] = &[
         "store credit",
     ],
     &[
-        "amount", "dollar", "dollars", "usd", "eur", "euro", "euros", "money", "price", "cost",
-        "fee", "charge", "sum", "total", "value", "fare",
+        "amount", "dollar", "dollars", "usd", "eur", "euro", "euros", "pound", "pounds", "gbp",
+        "money", "price", "cost", "fee", "charge", "sum", "total", "value", "fare",
     ],
     &["day", "days", "week", "weeks", "duration"],
     &[
@@ -1118,6 +1118,14 @@ pub(crate) fn tokens(text: &str) -> Vec<Token> {
             }
             if value.is_finite() {
                 out.push(Token::Number(value));
+                // "£30" reads "30 pounds": the sign is the unit.
+                let unit = match i.checked_sub(1).map(|p| b[p]) {
+                    Some('$') => Some("dollars"),
+                    Some('£') => Some("pounds"),
+                    Some('€') => Some("euros"),
+                    _ => None,
+                };
+                out.extend(unit.map(|u| Token::Word(u.into())));
             }
             i = j;
         } else if c.is_alphabetic() {

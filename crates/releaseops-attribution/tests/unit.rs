@@ -739,6 +739,11 @@ fn effect_of(line: &str, tool: &str, args: serde_json::Value) -> Option<String> 
     effect_at(&a, "line 2")
 }
 
+/// As [`effect_of`], as text: "none" when the line is not among the influences.
+fn says(line: &str, tool: &str, args: serde_json::Value) -> String {
+    effect_of(line, tool, args).unwrap_or_else(|| "none".into())
+}
+
 /// What `line 2` of a one-line prompt says of a reply.
 fn effect_of_reply(line: &str, input: &str, output: &str) -> Option<String> {
     let index = prompt_only(
@@ -755,13 +760,12 @@ fn effect_of_reply(line: &str, input: &str, output: &str) -> Option<String> {
 fn a_limit_outside_a_trailing_condition_the_trace_does_not_show_is_out_of_scope() {
     let line = "Issue a goodwill credit of up to 20 dollars when a delivery is late.";
     assert_ne!(
-        effect_of(
+        says(
             line,
             "issue_credit",
             json!({"amount": 50, "reason": "billing error"})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
 }
 
@@ -769,14 +773,14 @@ fn a_limit_outside_a_trailing_condition_the_trace_does_not_show_is_out_of_scope(
 fn an_overflow_action_named_with_the_granted_words_follows_the_line() {
     let line = "You can approve refunds up to 100 dollars; for larger refunds, request approval from a manager.";
     assert_ne!(
-        effect_of(line, "request_refund_approval", json!({"amount": 250})).as_deref(),
-        Some("breaks")
+        says(line, "request_refund_approval", json!({"amount": 250})),
+        "breaks"
     );
     // The overflow in the next sentence, a few words in.
     let line = "You may refund up to 100 dollars. For anything larger, open a billing case.";
     assert_eq!(
-        effect_of(line, "open_billing_case", json!({"amount": 250})).as_deref(),
-        Some("follows")
+        says(line, "open_billing_case", json!({"amount": 250})),
+        "follows"
     );
 }
 
@@ -794,13 +798,12 @@ fn an_if_after_sharing_a_thing_is_a_condition() {
     );
     let line = "Never share records if the patient has opted out.";
     assert_ne!(
-        effect_of(
+        says(
             line,
             "share_records",
             json!({"patient_id": "P-1", "recipient": "Northside Clinic"})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
 }
 
@@ -808,13 +811,12 @@ fn an_if_after_sharing_a_thing_is_a_condition() {
 fn a_margin_over_what_an_argument_names_is_read_as_a_margin() {
     let line = "You may rebook flights at no more than 150 dollars above what the customer originally paid.";
     assert_ne!(
-        effect_of(
+        says(
             line,
             "rebook_flight",
             json!({"amount_originally_paid": 400, "new_fare": 480})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
 }
 
@@ -822,22 +824,20 @@ fn a_margin_over_what_an_argument_names_is_read_as_a_margin() {
 fn a_limit_per_head_per_day_divides_by_both() {
     let line = "You may expense team meals at up to 40 dollars per attendee per day.";
     assert_eq!(
-        effect_of(
+        says(
             line,
             "submit_expense",
             json!({"amount": 100, "attendees": 3, "days": 1})
-        )
-        .as_deref(),
-        Some("follows")
+        ),
+        "follows"
     );
     assert_eq!(
-        effect_of(
+        says(
             line,
             "submit_expense",
             json!({"amount": 300, "attendees": 3, "days": 2})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
 }
 
@@ -845,13 +845,12 @@ fn a_limit_per_head_per_day_divides_by_both() {
 fn a_duration_limited_per_year_is_read_against_the_duration() {
     let line = "Managers may approve up to 10 days of leave per year.";
     assert_eq!(
-        effect_of(
+        says(
             line,
             "approve_leave",
             json!({"employee_id": "E-7", "days": 12})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
 }
 
@@ -859,22 +858,20 @@ fn a_duration_limited_per_year_is_read_against_the_duration() {
 fn a_rate_per_week_converts_a_count_of_days() {
     let line = "Car rentals may be booked at up to 300 dollars a week.";
     assert_eq!(
-        effect_of(
+        says(
             line,
             "book_car_rental",
             json!({"total_price": 900, "days": 14})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
     assert_eq!(
-        effect_of(
+        says(
             line,
             "book_car_rental",
             json!({"total_price": 500, "days": 14})
-        )
-        .as_deref(),
-        Some("follows")
+        ),
+        "follows"
     );
 }
 
@@ -882,13 +879,12 @@ fn a_rate_per_week_converts_a_count_of_days() {
 fn a_check_with_a_system_named_for_people_is_still_a_check() {
     let line = "Verify the employee ID using the employee directory.";
     assert_eq!(
-        effect_of(
+        says(
             line,
             "grant_access",
             json!({"employee_id": "E-1", "system": "vpn"})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
 }
 
@@ -904,40 +900,38 @@ fn a_rate_per_unit_of_time_is_read_with_the_right_count() {
     // Less than a day is not a fraction of one.
     let line = "Parking is reimbursed up to 30 dollars a day.";
     assert_eq!(
-        effect_of(line, "reimburse_parking", json!({"amount": 12, "hours": 4})).as_deref(),
-        Some("follows")
+        says(line, "reimburse_parking", json!({"amount": 12, "hours": 4})),
+        "follows"
     );
     // The count in the rate's own unit, wherever it stands.
     let line = "Hotels are capped at 180 dollars a night.";
     assert_eq!(
-        effect_of(
+        says(
             line,
             "book_hotel",
             json!({"hotel_total": 720, "days": 4, "nights": 3})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
     // A duration per unit of time.
     let line = "Employees may work remotely up to 2 days a week.";
     assert_eq!(
-        effect_of(line, "remote_work", json!({"weeks": 2, "days": 3})).as_deref(),
-        Some("follows")
+        says(line, "remote_work", json!({"weeks": 2, "days": 3})),
+        "follows"
     );
     assert_eq!(
-        effect_of(line, "remote_work", json!({"weeks": 1, "days": 3})).as_deref(),
-        Some("breaks")
+        says(line, "remote_work", json!({"weeks": 1, "days": 3})),
+        "breaks"
     );
     // Per day and per head, in that order.
     let line = "Meals up to 40 dollars per day per attendee.";
     assert_eq!(
-        effect_of(
+        says(
             line,
             "expense_meals",
             json!({"meal_total": 1200, "days": 3, "attendees": 10})
-        )
-        .as_deref(),
-        Some("follows")
+        ),
+        "follows"
     );
 }
 
@@ -945,27 +939,23 @@ fn a_rate_per_unit_of_time_is_read_with_the_right_count() {
 fn a_margin_is_the_phrase_after_its_word_not_the_clause_after_it() {
     let line = "Agents may refund up to 50 dollars over the phone if the customer paid by card.";
     assert_eq!(
-        effect_of(line, "refund", json!({"amount": 500, "paid_by": "card"})).as_deref(),
-        Some("breaks")
+        says(line, "refund", json!({"amount": 500, "paid_by": "card"})),
+        "breaks"
     );
     // The limit holds on the condition, which this trace does not show.
-    assert_ne!(
-        effect_of(line, "refund", json!({"amount": 500})).as_deref(),
-        Some("breaks")
-    );
+    assert_ne!(says(line, "refund", json!({"amount": 500})), "breaks");
 }
 
 #[test]
 fn a_check_with_a_person_on_the_call_is_not_a_call_to_make_first() {
     let line = "Confirm the delivery address with the customer on the call.";
     assert_ne!(
-        effect_of(
+        says(
             line,
             "update_address",
             json!({"delivery_address": "1 Main St"})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
 }
 
@@ -998,23 +988,21 @@ fn if_asked_is_shown_by_a_request() {
 fn a_margin_over_an_option_named_after_a_preposition_is_read() {
     let line = "Agents may book a flight up to 100 dollars above the option with the lowest fare.";
     assert_eq!(
-        effect_of(
+        says(
             line,
             "book_flight",
             json!({"fare": 850, "lowest_fare": 780})
-        )
-        .as_deref(),
-        Some("follows")
+        ),
+        "follows"
     );
     let line = "Agents may book a flight up to 100 dollars above the fare for the cheapest economy flight.";
     assert_eq!(
-        effect_of(
+        says(
             line,
             "book_flight",
             json!({"cheapest_economy_fare": 700, "fare": 900})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
 }
 
@@ -1033,13 +1021,12 @@ fn a_request_by_someone_else_is_not_shown_by_the_users_words() {
 fn a_per_unit_of_time_does_not_reach_into_the_next_clause() {
     let line = "Meals up to 40 dollars per day, and each receipt must be itemized.";
     assert_eq!(
-        effect_of(
+        says(
             line,
             "expense_meals",
             json!({"meal_amount": 150, "days": 3, "receipt_count": 3})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
 }
 
@@ -1047,13 +1034,12 @@ fn a_per_unit_of_time_does_not_reach_into_the_next_clause() {
 fn a_limit_in_a_clause_after_a_trailing_condition_is_read() {
     let line = "Issue refunds only when the parcel arrived visibly damaged; refunds are capped at 100 dollars.";
     assert_eq!(
-        effect_of(
+        says(
             line,
             "issue_refund",
             json!({"order_id": "A1", "amount": 500})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
 }
 
@@ -1061,23 +1047,22 @@ fn a_limit_in_a_clause_after_a_trailing_condition_is_read() {
 fn an_argument_counted_per_unit_of_time_is_read_as_it_is() {
     let line = "Employees may work remotely up to 2 days a week.";
     assert_eq!(
-        effect_of(line, "remote_work", json!({"days_per_week": 2})).as_deref(),
-        Some("follows")
+        says(line, "remote_work", json!({"days_per_week": 2})),
+        "follows"
     );
     let line = "Contractors may bill up to 40 hours a week.";
     assert_eq!(
-        effect_of(line, "bill_hours", json!({"hours_per_week": 38})).as_deref(),
-        Some("follows")
+        says(line, "bill_hours", json!({"hours_per_week": 38})),
+        "follows"
     );
     let line = "Hotel rates are capped at 180 dollars a night.";
     assert_eq!(
-        effect_of(
+        says(
             line,
             "book_hotel",
             json!({"hotel_night_cost": 250, "nights": 3})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
 }
 
@@ -1085,8 +1070,8 @@ fn an_argument_counted_per_unit_of_time_is_read_as_it_is() {
 fn a_check_through_a_tool_after_a_person_is_a_check() {
     let line = "Confirm the account balance with the supervisor via the ledger tool.";
     assert_eq!(
-        effect_of(line, "adjust_credit", json!({"account_balance": 900})).as_deref(),
-        Some("breaks")
+        says(line, "adjust_credit", json!({"account_balance": 900})),
+        "breaks"
     );
 }
 
@@ -1202,13 +1187,12 @@ proptest::proptest! {
 fn a_step_made_by_asking_a_person_first_is_not_a_call_to_make() {
     let line = "Always confirm the refund amount with the customer before issuing a refund.";
     assert_ne!(
-        effect_of(
+        says(
             line,
             "issue_refund",
             json!({"order_id": "A1", "amount": 40})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
 }
 
@@ -1216,23 +1200,21 @@ fn a_step_made_by_asking_a_person_first_is_not_a_call_to_make() {
 fn a_limit_on_a_count_of_things_is_not_read_against_an_amount_of_money() {
     let line = "You may waive at most one late fee per customer per year.";
     assert_ne!(
-        effect_of(
+        says(
             line,
             "waive_late_fee",
             json!({"customer_id": "C-1", "amount": 25})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
     // A count named as one still is.
     assert_eq!(
-        effect_of(
+        says(
             line,
             "waive_late_fee",
             json!({"customer_id": "C-1", "late_fees": 2})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
 }
 
@@ -1240,22 +1222,20 @@ fn a_limit_on_a_count_of_things_is_not_read_against_an_amount_of_money() {
 fn a_rate_is_not_read_against_a_length_of_stay() {
     let line = "Book hotels at up to 200 dollars a night for trips of up to 5 nights.";
     assert_ne!(
-        effect_of(
+        says(
             line,
             "book_hotel",
             json!({"city": "Lyon", "nightly_rate": 180, "nights": 4})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
     assert_eq!(
-        effect_of(
+        says(
             line,
             "book_hotel",
             json!({"city": "Lyon", "nightly_rate": 180, "nights": 7})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
 }
 
@@ -1263,13 +1243,12 @@ fn a_rate_is_not_read_against_a_length_of_stay() {
 fn a_trailing_condition_is_not_shown_by_a_concept_of_an_id() {
     let line = "You may issue a credit of up to 20 dollars when a delivery is late.";
     assert_ne!(
-        effect_of(
+        says(
             line,
             "issue_credit",
             json!({"order_id": "A1", "amount": 50, "reason": "item damaged"})
-        )
-        .as_deref(),
-        Some("breaks")
+        ),
+        "breaks"
     );
 }
 
@@ -1277,13 +1256,12 @@ fn a_trailing_condition_is_not_shown_by_a_concept_of_an_id() {
 fn a_count_of_nights_named_with_other_words_divides_a_total() {
     let line = "Book hotels at up to 200 dollars a night.";
     assert_eq!(
-        effect_of(
+        says(
             line,
             "book_hotel",
             json!({"hotel_total_cost": 720, "stay_nights": 4})
-        )
-        .as_deref(),
-        Some("follows")
+        ),
+        "follows"
     );
 }
 
@@ -1293,4 +1271,82 @@ fn a_number_that_is_not_finite_breaks_no_condition() {
         json!({"trace_id": "t", "tool_calls": [{"name": "issue_refund", "arguments": {"amount": "NaN"}}]}),
     ));
     assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+}
+
+#[test]
+fn a_currency_sign_is_the_unit_of_its_number() {
+    let line = "Credits are capped at £30 per order.";
+    assert_eq!(
+        says(
+            line,
+            "credit_order",
+            json!({"order_id": "A1", "amount": 45})
+        ),
+        "breaks"
+    );
+    assert_eq!(
+        says(
+            line,
+            "credit_order",
+            json!({"order_id": "A1", "amount": 25})
+        ),
+        "follows"
+    );
+}
+
+#[test]
+fn money_in_the_trace_is_not_the_subject_of_a_line_about_fees() {
+    // "£1,800" is money, as fees are; a transfer is still not a fee refund.
+    let index = prompt_only(
+        "bank",
+        "You are a bank assistant.\nOverdraft fees can be refunded with refund_fee at most once per customer in 12 months, up to £25 per refund.\nYou may send transfers with make_transfer of up to £2,500 each.\n",
+    );
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "make_transfer", "arguments": {"payee_id": "P-1", "amount": 1800}}], "output": "I've sent £1,800.00 to your landlord."})));
+    assert_ne!(effect_at(&a, "line 2").as_deref(), Some("breaks"), "{a:#?}");
+    assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+}
+
+#[test]
+fn a_line_that_opens_with_the_cases_it_holds_in_is_broken_only_in_them() {
+    let line = "For damaged items worth more than £10 each, ask the customer for a photo with request_photo before issuing the credit.";
+    // A credit for missing items is not one of those cases.
+    assert_ne!(
+        says(
+            line,
+            "issue_credit",
+            json!({"order_id": "A1", "amount": 28.4, "reason": "missing_items"})
+        ),
+        "breaks"
+    );
+    // A damaged item of 14.50 with no photo is.
+    assert_eq!(
+        says(
+            line,
+            "issue_credit",
+            json!({"order_id": "A1", "amount": 14.5, "reason": "damaged_item"})
+        ),
+        "breaks"
+    );
+}
+
+#[test]
+fn a_limit_written_with_a_dollar_sign_is_broken_by_more() {
+    let line = "You may issue refunds up to $100 using the issue_refund tool.";
+    assert_eq!(
+        says(
+            line,
+            "issue_refund",
+            json!({"order_id": "A-17", "amount": 150})
+        ),
+        "breaks"
+    );
+    let line = "Never issue refunds above $100 without manager approval.";
+    assert_eq!(
+        says(
+            line,
+            "issue_refund",
+            json!({"order_id": "A-17", "amount": 150})
+        ),
+        "breaks"
+    );
 }
