@@ -59,6 +59,9 @@ pub(crate) struct Bound {
     /// late fee"), not money or time: an argument meets it by its own
     /// words, not by a concept (`amount` is money, not a count of fees).
     pub(crate) counts_things: bool,
+    /// The number is written with a currency sign (`$100`): only an amount
+    /// of money is held to it.
+    pub(crate) money: bool,
     /// The number stands before the line's trailing condition, which then
     /// governs it ("a credit of up to 20 dollars when a delivery is late");
     /// not one inside it ("... when a refund would exceed 200 dollars") or
@@ -231,7 +234,7 @@ const BEFORE: &[(&[&str], Op)] = &[
 
 /// Reads a line.
 pub(crate) fn read(line: &str) -> Clause {
-    let toks = text::tokens(line);
+    let (toks, money) = text::tokens_marked(line);
     let words: Vec<Option<&str>> = toks
         .iter()
         .map(|t| match t {
@@ -408,13 +411,44 @@ pub(crate) fn read(line: &str) -> Clause {
     // "For damaged items worth more than £10 each, ..." opens with the
     // cases it holds in, as "If ..." does ("For larger amounts" is what to
     // do past a limit, not a condition).
+    // Only a span that qualifies what it names ("worth more than £10",
+    // "with a hold", "over 30 days") is a condition; "For security," and
+    // "For refunds," say why or what about.
+    let first_comma = toks
+        .iter()
+        .take_while(|t| **t != Token::Stop)
+        .position(|t| *t == Token::Comma)
+        .unwrap_or(0);
     let for_cases = words.first() == Some(&Some("for"))
         && !matches!(
             words.get(1),
             Some(Some(
                 "larger" | "higher" | "bigger" | "more" | "anything" | "example" | "instance"
             ))
-        );
+        )
+        && toks[..first_comma].iter().zip(&words).any(|(t, w)| {
+            matches!(t, Token::Number(_) | Token::NumberWord(_))
+                || w.is_some_and(|w| {
+                    matches!(
+                        w,
+                        "worth"
+                            | "over"
+                            | "above"
+                            | "under"
+                            | "below"
+                            | "more"
+                            | "less"
+                            | "than"
+                            | "with"
+                            | "that"
+                            | "who"
+                            | "whose"
+                            | "where"
+                            | "which"
+                            | "without"
+                    )
+                })
+        });
     let condition_end = match words.first() {
         Some(Some("if" | "when")) => toks
             .iter()
@@ -426,7 +460,7 @@ pub(crate) fn read(line: &str) -> Clause {
             .position(|t| *t == Token::Comma),
         _ => None,
     };
-    let tiers = tiers(&toks, &bounds_at);
+    let tiers = tiers(&toks, &money, &bounds_at);
     let when_at = when_at(&toks, &words);
     let overflow = bounds_at.first().and_then(|b| overflow(&toks, &words, b.0));
     let bounds = bounds_at
@@ -438,7 +472,7 @@ pub(crate) fn read(line: &str) -> Clause {
         .map(|(k, start, op, value, phrase, tier, relative)| Bound {
             op,
             value,
-            about: unit(&toks, k, start),
+            about: unit(&toks, &money, k, start),
             forbidden: scopes.iter().any(|&(s, e)| k > s && k < e),
             phrase,
             hours: match toks.get(k + 1) {
@@ -451,7 +485,8 @@ pub(crate) fn read(line: &str) -> Clause {
             margin_named: relative.1,
             per_hours: rate_unit(&toks, k).and_then(hours_of),
             per_word: rate_unit(&toks, k).unwrap_or_default().to_string(),
-            counts_things: counts_things(&toks, k),
+            counts_things: !money[k] && counts_things(&toks, k),
+            money: money[k],
             before_when: when_at.is_some_and(|w| k < w),
             tier,
         })
@@ -483,10 +518,14 @@ pub(crate) fn read(line: &str) -> Clause {
 /// those every other limit's part has too.
 /// Limits on different quantities ("up to 100 dollars within 30 days") are
 /// not tiers: every one must count what the first counts.
-fn tiers(toks: &[Token], bounds: &[(usize, usize, Op, f64, String)]) -> Vec<Vec<Term>> {
+fn tiers(
+    toks: &[Token],
+    money: &[bool],
+    bounds: &[(usize, usize, Op, f64, String)],
+) -> Vec<Vec<Term>> {
     let upper = |op: Op| matches!(op, Op::Lt | Op::Lte);
     let counts = |b: &(usize, usize, Op, f64, String)| -> Vec<Term> {
-        unit(toks, b.0, b.1)
+        unit(toks, money, b.0, b.1)
             .into_iter()
             .filter(|(_, w)| *w >= 1.0)
             .map(|(t, _)| t)
@@ -612,14 +651,7 @@ fn is_quantity(word: &str) -> bool {
         "originally",
         "cost",
     ];
-    static MONEY: std::sync::OnceLock<Vec<Term>> = std::sync::OnceLock::new();
-    let money = MONEY.get_or_init(|| {
-        text::terms("amount")
-            .into_iter()
-            .filter(|(_, w)| *w < 1.0)
-            .map(|(t, _)| t)
-            .collect()
-    });
+    let money = text::money_concepts();
     (word.len() > 4 && word.ends_with("est"))
         || LEVELS.contains(&word)
         || text::terms(word).iter().any(|(t, _)| money.contains(t))
@@ -1044,12 +1076,12 @@ fn subject(toks: &[Token], words: &[Option<&str>]) -> Vec<Term> {
     let Some(k) = first else { return Vec::new() };
     let mut out: Vec<Term> = Vec::new();
     for w in words[k..end].iter().take(2).flatten() {
-        // Its words themselves: a concept ("fees" are money) is not the
-        // subject ("£1,800" is money too).
+        // Its words and their concepts, but money: "fees" are money, and
+        // so is "£1,800", which says nothing of fees.
         out.extend(
             text::terms(w)
                 .into_iter()
-                .filter(|(_, x)| *x >= 1.0)
+                .filter(|(t, x)| *x >= 1.0 || !text::money_concepts().contains(t))
                 .map(|(t, _)| t),
         );
     }
@@ -1059,7 +1091,27 @@ fn subject(toks: &[Token], words: &[Option<&str>]) -> Vec<Term> {
 /// What a limit counts: the words right after its number (`100 dollars`,
 /// `8 hours`, `two interviewers`), else the words before its comparator
 /// (`refund up to 100`).
-fn unit(toks: &[Token], k: usize, start: usize) -> Vec<(Term, f32)> {
+/// A number written with a currency sign (`$100`) counts money, and the
+/// words before its comparator too (`refunds up to $100`), with a unit of
+/// time right after it (`$180 a night`).
+fn unit(toks: &[Token], money: &[bool], k: usize, start: usize) -> Vec<(Term, f32)> {
+    if money.get(k).copied().unwrap_or(false) {
+        let mut words = String::from("dollars");
+        if let (Some(Token::Word(a)), Some(Token::Word(t))) = (toks.get(k + 1), toks.get(k + 2))
+            && (a == "a" || a == "per")
+            && hours_of(t).is_some()
+        {
+            words.push(' ');
+            words.push_str(t);
+        }
+        let mut terms = text::terms(&words);
+        for (t, w) in words_before(toks, start) {
+            if !terms.iter().any(|(x, _)| *x == t) {
+                terms.push((t, w));
+            }
+        }
+        return terms;
+    }
     let mut after = String::new();
     let mut n = 0;
     for (j, t) in toks.iter().enumerate().skip(k + 1) {
@@ -1089,8 +1141,14 @@ fn unit(toks: &[Token], k: usize, start: usize) -> Vec<(Term, f32)> {
     if !terms.is_empty() {
         return terms;
     }
+    words_before(toks, start)
+}
+
+/// The two words before a limit's comparator (`issue refunds` in "issue
+/// refunds up to 100"), as terms.
+fn words_before(toks: &[Token], start: usize) -> Vec<(Term, f32)> {
     let mut before = Vec::new();
-    for t in toks[..start].iter().rev() {
+    for t in toks[..start.min(toks.len())].iter().rev() {
         match t {
             Token::Word(w) if before.len() < 2 => before.push(w.as_str()),
             _ => break,

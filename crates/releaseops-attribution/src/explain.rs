@@ -731,7 +731,7 @@ impl Index {
             && !cl
                 .bounds
                 .iter()
-                .any(|b| !b.before_when && q.number_for(b, about_tool, &cl.subject).is_some())
+                .any(|b| !b.before_when && q.number_for(b, about_tool, cl).is_some())
         {
             return Outcome::new(
                 Kind::OutOfScope,
@@ -755,7 +755,7 @@ impl Index {
             if tiered && tier.map_or(i > 0, |t| t != i) {
                 continue;
             }
-            let Some(r) = q.number_for(b, about_tool, &cl.subject) else {
+            let Some(r) = q.number_for(b, about_tool, cl) else {
                 continue;
             };
             let o = self.bound_outcome(cl, b, q, about_tool, &r).on(&r.key);
@@ -1061,12 +1061,13 @@ impl Index {
                     .collect::<Vec<_>>()
                     .join(" "),
             );
-            // By the words themselves: "£1,800" is money, as fees are, but
-            // says nothing of fees.
+            // Not by money alone: "£1,800" is money, as fees are, but says
+            // nothing of fees.
             if !subject.is_empty()
-                && !subject
-                    .iter()
-                    .any(|(t, sw)| *sw >= 1.0 && q.terms.get(t).is_some_and(|w| *w > 0.25))
+                && !subject.iter().any(|(t, sw)| {
+                    (*sw >= 1.0 || !text::money_concepts().contains(t))
+                        && q.terms.get(t).is_some_and(|w| *w > 0.25)
+                })
             {
                 return Outcome::neutral();
             }
@@ -1374,9 +1375,27 @@ impl<'a> Query<'a> {
             term_map(said, 1.0, &mut terms);
             // A number of the reply is named by the words next to it
             // ("refunded 150 dollars"); number words are not read there.
-            let toks = text::tokens(said);
+            let (toks, money) = text::tokens_marked(said);
             for (k, t) in toks.iter().enumerate() {
                 if let text::Token::Number(v) = t {
+                    // "£21.99 a month" is money, not a length of time.
+                    // Named by the two words before it ("a refund of $45").
+                    if money.get(k).copied().unwrap_or(false) {
+                        let before: Vec<&str> = toks[..k]
+                            .iter()
+                            .rev()
+                            .take(2)
+                            .map_while(|t| match t {
+                                text::Token::Word(w) => Some(w.as_str()),
+                                _ => None,
+                            })
+                            .collect();
+                        let name: Vec<&str> = std::iter::once("dollars")
+                            .chain(before.into_iter().rev())
+                            .collect();
+                        numbers.push((name.join(" "), *v));
+                        continue;
+                    }
                     let near: Vec<&str> = [k.checked_sub(1), Some(k + 1), Some(k + 2)]
                         .into_iter()
                         .flatten()
@@ -1619,7 +1638,15 @@ impl<'a> Query<'a> {
     /// Of several arguments named with the limit's words, the one that also
     /// says the line's subject: `nightly_rate`, not `nights`, for "Hotel
     /// rates are capped at 180 dollars a night".
-    fn number_for(&self, b: &clause::Bound, about_tool: f64, subject: &[Term]) -> Option<Reading> {
+    /// Of arguments that tie, the one whose name says least the line does
+    /// not: `amount`, not `order_total`, for "refunds up to $100".
+    fn number_for(
+        &self,
+        b: &clause::Bound,
+        about_tool: f64,
+        cl: &clause::Clause,
+    ) -> Option<Reading> {
+        let subject = &cl.subject[..];
         // A margin over another argument (`cheapest_connecting_fare`): that
         // one, named with most of the words, is the base and not the quantity.
         let base = (!b.relative_to.is_empty())
@@ -1647,7 +1674,7 @@ impl<'a> Query<'a> {
             return None;
         }
         let mut by_name = None;
-        let mut best = 0;
+        let mut best = (0, 0);
         for ((k, v), kt) in self.numbers.iter().zip(&self.number_terms) {
             if base.is_some_and(|(_, bk, _)| bk == k) {
                 continue;
@@ -1666,7 +1693,7 @@ impl<'a> Query<'a> {
             } else {
                 kt.iter().any(|(t, _)| b.about.iter().any(|(x, _)| x == t))
             };
-            if !meets {
+            if !meets || (b.money && !kt.iter().any(|(t, _)| text::money_concepts().contains(t))) {
                 continue;
             }
             // `nightly_rate` is not a length of stay ("trips of up to 5 nights").
@@ -1675,11 +1702,25 @@ impl<'a> Query<'a> {
             }
             // The name's own words, not their concepts: `amount` is money,
             // as "Delivery fees" are, but it does not name them.
-            let score = 1 + kt
+            // Then the name whose other words the line has (`refund of`),
+            // less those it does not (`order` of `order_total`).
+            let own = |t: &Term, w: &f32| *w >= 1.0 && !text::terms_of_money(*t);
+            let in_line = kt
                 .iter()
-                .filter(|(t, w)| *w >= 1.0 && subject.contains(t))
-                .count();
-            if score > best {
+                .filter(|(t, w)| own(t, w) && cl.terms.iter().any(|(x, _)| x == t))
+                .count() as i64;
+            let extra = kt
+                .iter()
+                .filter(|(t, w)| own(t, w) && !cl.terms.iter().any(|(x, _)| x == t))
+                .count() as i64;
+            let score = (
+                1 + kt
+                    .iter()
+                    .filter(|(t, w)| *w >= 1.0 && subject.contains(t))
+                    .count(),
+                in_line - extra,
+            );
+            if by_name.is_none() || score > best {
                 best = score;
                 by_name = Some((k, v));
             }
@@ -1695,11 +1736,11 @@ impl<'a> Query<'a> {
                     fmt_num(bv)
                 ),
                 x,
-                says_subject: best >= 2,
+                says_subject: best.0 >= 2,
             });
         }
         if let Some((k, v)) = by_name {
-            let says_subject = best >= 2;
+            let says_subject = best.0 >= 2;
             // `scheduled_duration_hours` against "2 days": the same quantity
             // in another unit is converted to the line's.
             // The unit before a "per" (`days_per_week` counts days).

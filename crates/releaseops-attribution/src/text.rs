@@ -1089,6 +1089,40 @@ fn number_word(w: &str) -> Option<f64> {
 /// The text as tokens for phrase reading: words and numbers in order,
 /// lower-cased; `$1,250.50` is one number, `k`/`m` after a number scale it.
 pub(crate) fn tokens(text: &str) -> Vec<Token> {
+    tokens_marked(text).0
+}
+
+/// The money concept (`amount`, `price`, `fee`, `dollars` ...), as terms.
+pub(crate) fn money_concepts() -> &'static [Term] {
+    static MONEY: OnceLock<Vec<Term>> = OnceLock::new();
+    MONEY.get_or_init(|| {
+        terms("amount")
+            .into_iter()
+            .filter(|(_, w)| *w < 1.0)
+            .map(|(t, _)| t)
+            .collect()
+    })
+}
+
+/// Whether a term is a word of money itself (`amount`, `total`, `price`):
+/// one whose concepts include money.
+pub(crate) fn terms_of_money(t: Term) -> bool {
+    static WORDS: OnceLock<Vec<Term>> = OnceLock::new();
+    WORDS
+        .get_or_init(|| {
+            terms("amount dollar dollars usd eur euro euros pound pounds gbp money price cost fee charge sum total value fare")
+                .into_iter()
+                .filter(|(_, w)| *w >= 1.0)
+                .map(|(t, _)| t)
+                .collect()
+        })
+        .contains(&t)
+}
+
+/// [`tokens`], and for each whether it is a number written with a currency
+/// sign (`$100`, `£30`).
+pub(crate) fn tokens_marked(text: &str) -> (Vec<Token>, Vec<bool>) {
+    let mut money: Vec<bool> = Vec::new();
     let mut out = Vec::new();
     let b: Vec<char> = text.chars().collect();
     let mut i = 0;
@@ -1118,14 +1152,12 @@ pub(crate) fn tokens(text: &str) -> Vec<Token> {
             }
             if value.is_finite() {
                 out.push(Token::Number(value));
-                // "£30" reads "30 pounds": the sign is the unit.
-                let unit = match i.checked_sub(1).map(|p| b[p]) {
-                    Some('$') => Some("dollars"),
-                    Some('£') => Some("pounds"),
-                    Some('€') => Some("euros"),
-                    _ => None,
-                };
-                out.extend(unit.map(|u| Token::Word(u.into())));
+                // "£30": the sign is the unit.
+                money.resize(out.len() - 1, false);
+                money.push(matches!(
+                    i.checked_sub(1).map(|p| b[p]),
+                    Some('$' | '£' | '€')
+                ));
             }
             i = j;
         } else if c.is_alphabetic() {
@@ -1149,7 +1181,8 @@ pub(crate) fn tokens(text: &str) -> Vec<Token> {
             i += 1;
         }
     }
-    out
+    money.resize(out.len(), false);
+    (out, money)
 }
 
 fn next_three_digits(b: &[char], from: usize) -> bool {

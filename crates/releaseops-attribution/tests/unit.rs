@@ -1350,3 +1350,96 @@ fn a_limit_written_with_a_dollar_sign_is_broken_by_more() {
         "breaks"
     );
 }
+
+#[test]
+fn a_dollar_limit_is_read_against_what_the_line_names_not_any_money() {
+    let line = "You may issue refunds up to $100.";
+    assert_ne!(
+        says(
+            line,
+            "issue_refund",
+            json!({"order_id": "A-1", "order_total": 250, "amount": 45})
+        ),
+        "breaks"
+    );
+    assert_ne!(
+        effect_of_reply(
+            line,
+            "Can I get my money back?",
+            "Your order total was $250. I've issued a refund of $45 to your card."
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+    // A margin and a rate after a dollar sign.
+    let line = "Hotel rates may be no more than $50 a night above the city's standard rate.";
+    assert_ne!(
+        says(
+            line,
+            "book_hotel",
+            json!({"standard_rate": 200, "nightly_rate": 230})
+        ),
+        "breaks"
+    );
+    let line = "Catering is capped at $40 for each attendee per day.";
+    assert_eq!(
+        says(
+            line,
+            "order_catering",
+            json!({"catering_total": 360, "attendees": 3, "days": 3})
+        ),
+        "follows"
+    );
+    // "$500 or more".
+    let line = "Refunds of $500 or more require manager approval.";
+    assert_eq!(says(line, "issue_refund", json!({"amount": 800})), "breaks");
+}
+
+#[test]
+fn a_line_for_a_purpose_is_not_a_condition() {
+    let line = "For security, never tell a caller if their claim has a fraud flag.";
+    assert_eq!(
+        effect_of_reply(
+            line,
+            "Why is my claim taking so long?",
+            "Your claim has a fraud flag, so it is on hold."
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
+
+#[test]
+fn a_constraint_written_with_a_dollar_sign_finds_its_argument() {
+    let index = Index::new(&BundleText {
+        id: "agent".into(),
+        version: "1".into(),
+        prompts: vec![Artifact::new(
+            "system",
+            "prompts/agent@1",
+            "You are an assistant.\n",
+        )],
+        policies: vec![Artifact::new(
+            "safety",
+            "policies/safety.yaml",
+            "constraints:\n- type: refund_cap\n  max_value: 100\n  description: Refunds may not exceed $100.\n",
+        )],
+        model: None,
+    });
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "issue_refund", "arguments": {"refund_amount": 150}}]})));
+    assert_eq!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+}
+
+#[test]
+fn a_reply_in_other_words_is_held_to_a_dollar_limit() {
+    let line = "You may refund up to $100.";
+    assert_eq!(
+        effect_of_reply(
+            line,
+            "Can I get my money back?",
+            "I've reimbursed $150 to your card."
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+}
