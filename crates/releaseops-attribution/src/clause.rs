@@ -279,8 +279,10 @@ pub(crate) fn read(line: &str) -> Clause {
             && matches!(words[k - 1], Some("and" | "or"))
             && let Some(prev) = bounds_at.last()
             && !toks[prev.0..k].contains(&Token::Stop)
-            && words.get(k + 1).copied().flatten().is_some()
-            && words.get(k + 1) == words.get(prev.0 + 1)
+            // The same unit after both: a word, or a currency sign.
+            && ((words.get(k + 1).copied().flatten().is_some()
+                && words.get(k + 1) == words.get(prev.0 + 1))
+                || (money[k] && money[prev.0]))
         {
             let shown = prev.4.replace(&fmt_num(prev.3), &fmt_num(*v));
             bounds_at.push((k, k, prev.2, *v, shown));

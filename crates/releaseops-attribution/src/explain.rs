@@ -1390,8 +1390,17 @@ impl<'a> Query<'a> {
                                 _ => None,
                             })
                             .collect();
+                        // ... and the words after it ("a $45 refund"), but
+                        // not a unit of time ("£21.99 a month" is a price).
+                        let after = toks[k + 1..].iter().take(2).map_while(|t| match t {
+                            text::Token::Word(w) if clause::hours_of(w).is_none() => {
+                                Some(w.as_str())
+                            }
+                            _ => None,
+                        });
                         let name: Vec<&str> = std::iter::once("dollars")
                             .chain(before.into_iter().rev())
+                            .chain(after)
                             .collect();
                         numbers.push((name.join(" "), *v));
                         continue;
@@ -1693,7 +1702,19 @@ impl<'a> Query<'a> {
             } else {
                 kt.iter().any(|(t, _)| b.about.iter().any(|(x, _)| x == t))
             };
-            if !meets || (b.money && !kt.iter().any(|(t, _)| text::money_concepts().contains(t))) {
+            // Money, or the unit of time it is counted in (`nightly_rate`
+            // for "$180 a night").
+            let by_unit = || {
+                !b.per_word.is_empty()
+                    && text::terms(&b.per_word)
+                        .iter()
+                        .any(|(p, pw)| *pw >= 1.0 && kt.iter().any(|(t, w)| *w >= 1.0 && t == p))
+            };
+            if !meets
+                || (b.money
+                    && !kt.iter().any(|(t, _)| text::money_concepts().contains(t))
+                    && !by_unit())
+            {
                 continue;
             }
             // `nightly_rate` is not a length of stay ("trips of up to 5 nights").
@@ -1705,14 +1726,11 @@ impl<'a> Query<'a> {
             // Then the name whose other words the line has (`refund of`),
             // less those it does not (`order` of `order_total`).
             let own = |t: &Term, w: &f32| *w >= 1.0 && !text::terms_of_money(*t);
-            let in_line = kt
-                .iter()
-                .filter(|(t, w)| own(t, w) && cl.terms.iter().any(|(x, _)| x == t))
-                .count() as i64;
-            let extra = kt
-                .iter()
-                .filter(|(t, w)| own(t, w) && !cl.terms.iter().any(|(x, _)| x == t))
-                .count() as i64;
+            // Against what the limit is of ("refund up to $100"), not the
+            // whole line ("... per order").
+            let of_limit = |t: &Term| b.about.iter().any(|(x, xw)| *xw >= 1.0 && x == t);
+            let in_line = kt.iter().filter(|(t, w)| own(t, w) && of_limit(t)).count() as i64;
+            let extra = kt.iter().filter(|(t, w)| own(t, w) && !of_limit(t)).count() as i64;
             let score = (
                 1 + kt
                     .iter()

@@ -1443,3 +1443,43 @@ fn a_reply_in_other_words_is_held_to_a_dollar_limit() {
         Some("breaks")
     );
 }
+
+#[test]
+fn prices_are_read_against_the_limit_they_are_of() {
+    // "order" is in the line, but order_total is not what is refunded.
+    let line = "You may refund up to $100 per order.";
+    assert_ne!(
+        says(
+            line,
+            "refund_order",
+            json!({"order_id": "A1", "amount": 40, "order_total": 250})
+        ),
+        "breaks"
+    );
+    assert_ne!(
+        effect_of_reply(
+            line,
+            "Refund please",
+            "I've processed a $45 refund. Your order total was $250."
+        )
+        .as_deref(),
+        Some("breaks")
+    );
+    // A rate named for its unit of time is held to a dollar limit on it.
+    let line = "Hotel rates are capped at $180 a night.";
+    assert_eq!(
+        says(line, "book_hotel", json!({"nightly_rate": 300})),
+        "breaks"
+    );
+    // Tiers written with the sign.
+    let line =
+        "Hotel rates are capped at $180 a night in standard cities and $275 in high-cost cities.";
+    assert_ne!(
+        says(
+            line,
+            "book_hotel",
+            json!({"city_tier": "high-cost", "price_per_night": 250})
+        ),
+        "breaks"
+    );
+}
