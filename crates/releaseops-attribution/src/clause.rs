@@ -469,28 +469,29 @@ pub(crate) fn read(line: &str) -> Clause {
         .into_iter()
         .zip(tiers)
         .map(|((k, start, op, value, phrase), tier)| {
-            (k, start, op, value, phrase, tier, relative_to(&toks, k))
-        })
-        .map(|(k, start, op, value, phrase, tier, relative)| Bound {
-            op,
-            value,
-            about: unit(&toks, &money, k, start),
-            forbidden: scopes.iter().any(|&(s, e)| k > s && k < e),
-            phrase,
-            hours: match toks.get(k + 1) {
-                Some(Token::Word(w)) => hours_of(w),
-                _ => None,
-            },
-            per: per_unit(&toks, k),
-            conditional: condition_end.is_some_and(|c| k > c),
-            relative_to: relative.0,
-            margin_named: relative.1,
-            per_hours: rate_unit(&toks, k).and_then(hours_of),
-            per_word: rate_unit(&toks, k).unwrap_or_default().to_string(),
-            counts_things: !money[k] && counts_things(&toks, k),
-            money: money[k],
-            before_when: when_at.is_some_and(|w| k < w),
-            tier,
+            let relative = relative_to(&toks, k);
+            let rate = rate_unit(&toks, k);
+            Bound {
+                op,
+                value,
+                about: unit(&toks, &money, k, start),
+                forbidden: scopes.iter().any(|&(s, e)| k > s && k < e),
+                phrase,
+                hours: match toks.get(k + 1) {
+                    Some(Token::Word(w)) => hours_of(w),
+                    _ => None,
+                },
+                per: per_unit(&toks, k),
+                conditional: condition_end.is_some_and(|c| k > c),
+                relative_to: relative.0,
+                margin_named: relative.1,
+                per_hours: rate.and_then(hours_of),
+                per_word: rate.unwrap_or_default().to_string(),
+                counts_things: !money[k] && counts_things(&toks, k),
+                money: money[k],
+                before_when: when_at.is_some_and(|w| k < w),
+                tier,
+            }
         })
         .collect();
 

@@ -1573,22 +1573,19 @@ impl<'a> Query<'a> {
     /// Whether the trace shows two thirds of `w`'s words ("damaged items
     /// worth more than £10" by a damaged item of £14.50).
     fn shows_most(&self, w: &text::Words) -> bool {
-        let shown = w
-            .groups
-            .iter()
-            .filter(|g| {
-                self.shows(&text::Words {
-                    groups: vec![(*g).clone()],
-                    ..Default::default()
-                })
-            })
-            .count();
-        shown * 3 >= w.groups.len() * 2
+        self.shown(w) * 3 >= w.groups.len() * 2
     }
 
-    /// A request ("If asked,") is shown by the user's words, unless the
-    /// condition names someone else who asks ("If the manager requests it").
+    /// Whether the trace shows every word of `w` ([`Query::shown`]).
     fn shows(&self, w: &text::Words) -> bool {
+        self.shown(w) == w.groups.len()
+    }
+
+    /// How many of `w`'s words the action or the user's words say (a word
+    /// or one of its concepts). A request ("If asked,") is shown by the
+    /// user's words, unless `w` names someone else who asks ("If the
+    /// manager requests it").
+    fn shown(&self, w: &text::Words) -> usize {
         static ASKED: std::sync::OnceLock<(Vec<Term>, Vec<Term>)> = std::sync::OnceLock::new();
         let (asked, others) = ASKED.get_or_init(|| {
             let stems = |s: &str| -> Vec<Term> {
@@ -1609,12 +1606,17 @@ impl<'a> Query<'a> {
             .groups
             .iter()
             .any(|g| g.first().is_some_and(|t| others.contains(t)));
-        w.groups.iter().all(|g| {
-            g.iter().any(|t| {
-                self.context.contains_key(t)
-                    || self.input.as_ref().is_some_and(|i| i.contains_key(t))
-            }) || (by_user && self.input.is_some() && g.first().is_some_and(|t| asked.contains(t)))
-        })
+        w.groups
+            .iter()
+            .filter(|g| {
+                g.iter().any(|t| {
+                    self.context.contains_key(t)
+                        || self.input.as_ref().is_some_and(|i| i.contains_key(t))
+                }) || (by_user
+                    && self.input.is_some()
+                    && g.first().is_some_and(|t| asked.contains(t)))
+            })
+            .count()
     }
 
     /// Whether the action is about what a line's sentence opens with

@@ -1105,12 +1105,17 @@ pub(crate) fn money_concepts() -> &'static [Term] {
 }
 
 /// Whether a term is a word of money itself (`amount`, `total`, `price`):
-/// one whose concepts include money.
+/// a stem of the concept table's money group.
 pub(crate) fn terms_of_money(t: Term) -> bool {
     static WORDS: OnceLock<Vec<Term>> = OnceLock::new();
     WORDS
         .get_or_init(|| {
-            terms("amount dollar dollars usd eur euro euros pound pounds gbp money price cost fee charge sum total value fare")
+            let group = CONCEPTS
+                .iter()
+                .find(|g| g.contains(&"amount"))
+                .map(|g| g.join(" "))
+                .unwrap_or_default();
+            terms(&group)
                 .into_iter()
                 .filter(|(_, w)| *w >= 1.0)
                 .map(|(t, _)| t)
