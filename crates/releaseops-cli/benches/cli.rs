@@ -898,7 +898,7 @@ fn learning_bench() {
     // Seeds 1-6 as the figures were first given; 1-30 because six
     // seeds are lucky or unlucky by several hundredths on these streams.
     println!(
-        "{:<46} {:>16} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10} {:>14}",
+        "{:<46} {:>16} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10} {:>20} {:>14}",
         "300 releases (cost of the best naive policy's)",
         "agent, seeds 1-6",
         "1-30",
@@ -907,6 +907,7 @@ fn learning_bench() {
         "CFR 1-6",
         "CFR 1-30",
         "informed",
+        "CFR 1st 2nd / oracle",
         "2nd half a / o"
     );
     for (name, model) in &models {
@@ -915,8 +916,9 @@ fn learning_bench() {
             agent: Vec<f64>,
             informed: Vec<f64>,
             oracle: Vec<f64>,
-            // (incidents, shipped) in each half: the agent's, the informed learner's.
-            halves: [[(u64, u64); 2]; 2],
+            // (incidents, shipped) in each half: the agent's, the informed
+            // learner's, the oracle's.
+            halves: [[(u64, u64); 2]; 3],
             // The second half's costs: agent, oracle, best naive.
             late: (f64, f64, f64),
         }
@@ -933,7 +935,7 @@ fn learning_bench() {
                 p.oracle.push(t.oracle.cost(&costs) / naive);
                 p.informed.push(t.informed.cost(&costs) / naive);
                 for (h, w) in r.windows.iter().take(2).enumerate() {
-                    for (k, tally) in [&w.agent, &w.informed].into_iter().enumerate() {
+                    for (k, tally) in [&w.agent, &w.informed, &w.oracle].into_iter().enumerate() {
                         p.halves[k][h].0 += tally.incidents;
                         p.halves[k][h].1 += tally.shipped;
                     }
@@ -962,7 +964,7 @@ fn learning_bench() {
         let cfr = |(i, s): (u64, u64)| i as f64 / s.max(1) as f64;
         let ratio = |h: [(u64, u64); 2]| cfr(h[1]) / cfr(h[0]).max(1e-9);
         println!(
-            "{name:<46} {:>16} {:>8.2} {:>8.2} {:>8.2} {:>10.2} {:>10.2} {:>10.2} {:>14}",
+            "{name:<46} {:>16} {:>8.2} {:>8.2} {:>8.2} {:>10.2} {:>10.2} {:>10.2} {:>20} {:>14}",
             format!("{:.2} ({lo:.2}-{hi:.2})", med(&six.agent)),
             med(&thirty.agent),
             med(&thirty.informed),
@@ -970,6 +972,12 @@ fn learning_bench() {
             ratio(six.halves[0]),
             ratio(thirty.halves[0]),
             ratio(thirty.halves[1]),
+            format!(
+                "{:.1}% {:.1}% / {:.1}%",
+                100.0 * cfr(thirty.halves[0][0]),
+                100.0 * cfr(thirty.halves[0][1]),
+                100.0 * cfr(thirty.halves[2][0]),
+            ),
             format!(
                 "{:.2} / {:.2}",
                 thirty.late.0 / thirty.late.2,
