@@ -40,8 +40,8 @@ fn main() {
         100.0 * s.paraphrased_first as f64 / s.paraphrased.max(1) as f64
     );
     println!(
-        "rule-breaking actions assessed as contradicting: {}/{}  (target: all); compliant ones flagged: {}",
-        s.contradicting_flagged, s.contradicting, s.false_contradictions
+        "rule-breaking actions assessed as contradicting: {}/{}  (target: all), {} of them naming the rule broken; compliant ones flagged: {}",
+        s.contradicting_flagged, s.contradicting, s.contradicting_named, s.false_contradictions
     );
     if let Some(i) = std::env::args().position(|a| a == "--case") {
         let want = std::env::args().nth(i + 1).unwrap_or_default();
@@ -92,7 +92,7 @@ fn main() {
         let held = corpus::load_from(&corpus::crate_dir().join(name));
         let h = corpus::score(&held);
         println!(
-            "held-out set {} ({name}, {}): {}/{} = {:.1} % first ({}/{} paraphrased), {}/{} broken rules named, {} compliant flagged",
+            "held-out set {} ({name}, {}): {}/{} = {:.1} % first ({}/{} paraphrased), {}/{} rule-breaking actions contradicting ({} naming the rule), {} compliant flagged",
             n + 1,
             if *read { "misses read" } else { "never read" },
             h.first,
@@ -102,6 +102,7 @@ fn main() {
             h.paraphrased,
             h.contradicting_flagged,
             h.contradicting,
+            h.contradicting_named,
             h.false_contradictions
         );
         if *read && std::env::args().any(|a| a == "--holdout-misses") {

@@ -474,7 +474,7 @@ pub(crate) fn read(line: &str) -> Clause {
             Bound {
                 op,
                 value,
-                about: unit(&toks, &money, k, start),
+                about: unit(&toks, &money, k, start, rate),
                 forbidden: scopes.iter().any(|&(s, e)| k > s && k < e),
                 phrase,
                 hours: match toks.get(k + 1) {
@@ -528,7 +528,7 @@ fn tiers(
 ) -> Vec<Vec<Term>> {
     let upper = |op: Op| matches!(op, Op::Lt | Op::Lte);
     let counts = |b: &(usize, usize, Op, f64, String)| -> Vec<Term> {
-        unit(toks, money, b.0, b.1)
+        unit(toks, money, b.0, b.1, rate_unit(toks, b.0))
             .into_iter()
             .filter(|(_, w)| *w >= 1.0)
             .map(|(t, _)| t)
@@ -1097,17 +1097,24 @@ fn subject(toks: &[Token], words: &[Option<&str>]) -> Vec<Term> {
 /// A number written with a currency sign (`$100`) counts money, and the
 /// words before its comparator too (`refunds up to $100`), with a unit of
 /// time right after it (`$180 a night`).
-fn unit(toks: &[Token], money: &[bool], k: usize, start: usize) -> Vec<(Term, f32)> {
-    if money.get(k).copied().unwrap_or(false) {
-        let mut words = String::from("dollars");
-        if let (Some(Token::Word(a)), Some(Token::Word(t))) = (toks.get(k + 1), toks.get(k + 2))
-            && (a == "a" || a == "per")
-            && hours_of(t).is_some()
-        {
+fn unit(
+    toks: &[Token],
+    money: &[bool],
+    k: usize,
+    start: usize,
+    rate: Option<&str>,
+) -> Vec<(Term, f32)> {
+    // "180 dollars a night", "$180 per room a night": what it counts is
+    // nightly too.
+    let with_rate = |mut words: String| {
+        if let Some(r) = rate {
             words.push(' ');
-            words.push_str(t);
+            words.push_str(r);
         }
-        let mut terms = text::terms(&words);
+        text::terms(&words)
+    };
+    if money.get(k).copied().unwrap_or(false) {
+        let mut terms = with_rate(String::from("dollars"));
         for (t, w) in words_before(toks, start) {
             if !terms.iter().any(|(x, _)| *x == t) {
                 terms.push((t, w));
@@ -1117,6 +1124,11 @@ fn unit(toks: &[Token], money: &[bool], k: usize, start: usize) -> Vec<(Term, f3
     }
     let mut after = String::new();
     let mut n = 0;
+    // The unit of time counts with the words only when it follows them
+    // ("3 visits a day") or they name a price ("180 dollars per room a
+    // night"): "2 appointments per patient per day" caps appointments, and
+    // "3 days" is none.
+    let mut timed = false;
     for (j, t) in toks.iter().enumerate().skip(k + 1) {
         match t {
             Token::Word(w) if n < 3 => {
@@ -1124,13 +1136,14 @@ fn unit(toks: &[Token], money: &[bool], k: usize, start: usize) -> Vec<(Term, f3
                     break;
                 }
                 if w == "per" || w == "at" || w == "a" || w == "of" {
-                    // "180 dollars a night": what it counts is nightly too.
-                    if let (true, Some(Token::Word(next))) =
-                        (w == "per" || w == "a", toks.get(j + 1))
-                        && hours_of(next).is_some()
-                    {
-                        after.push_str(next);
-                    }
+                    let next = match toks.get(j + 1) {
+                        Some(Token::Word(next)) => Some(next.as_str()),
+                        _ => None,
+                    };
+                    let price = text::terms(&after)
+                        .iter()
+                        .any(|(t, w)| *w >= 1.0 && text::terms_of_money(*t));
+                    timed = rate.is_some() && (price || ((w == "per" || w == "a") && next == rate));
                     break;
                 }
                 after.push_str(w);
@@ -1139,6 +1152,9 @@ fn unit(toks: &[Token], money: &[bool], k: usize, start: usize) -> Vec<(Term, f3
             }
             _ => break,
         }
+    }
+    if timed {
+        return with_rate(after);
     }
     let terms = text::terms(&after);
     if !terms.is_empty() {

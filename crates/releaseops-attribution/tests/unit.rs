@@ -1483,3 +1483,51 @@ fn prices_are_read_against_the_limit_they_are_of() {
         "breaks"
     );
 }
+
+#[test]
+fn a_dollar_limit_per_unit_of_time_a_few_words_on_is_read_on_it() {
+    // "per room a night": the night is two words after the price.
+    for line in [
+        "Hotel rates are capped at $180 per room a night.",
+        "Hotel rates are capped at 180 dollars per room a night.",
+    ] {
+        assert_eq!(
+            says(line, "book_hotel", json!({"nightly_rate": 300})),
+            "breaks",
+            "{line}"
+        );
+        assert_ne!(
+            says(
+                line,
+                "book_hotel",
+                json!({"nightly_rate": 150, "total_cost": 600, "nights": 4})
+            ),
+            "breaks",
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn a_count_per_day_is_not_broken_by_a_number_of_days() {
+    // The limit caps appointments; "3 days" counts days.
+    let index = Index::new(&BundleText {
+        id: "clinic".into(),
+        version: "1".into(),
+        prompts: vec![Artifact::new(
+            "system",
+            "prompts/clinic@1",
+            "You are a clinic's assistant.\n",
+        )],
+        policies: vec![Artifact::new(
+            "safety",
+            "policies/safety.yaml",
+            "constraints:\n- type: daily_appointment_limit\n  max_value: 2\n  description: No more than 2 appointments per patient per day.\n",
+        )],
+        model: None,
+    });
+    let a = index.explain(&trace(json!({"trace_id": "t",
+        "input": "My daughter has had a fever since last night.",
+        "output": "If the fever lasts more than 3 days, she should be seen. Would you like an appointment today?"})));
+    assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+}

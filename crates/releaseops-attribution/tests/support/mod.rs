@@ -167,6 +167,18 @@ pub fn hit(a: &Attribution, expect: &[String]) -> bool {
         .is_some_and(|p| expect.contains(&name_of(p)))
 }
 
+/// The contradiction the assessment names is one of the expected rules.
+pub fn names_expected(a: &Attribution, expect: &[String]) -> bool {
+    a.contradiction.as_ref().is_some_and(|c| {
+        a.influences.iter().any(|i| {
+            i.is_negated
+                && i.artifact_ref == c.artifact_ref
+                && i.location.as_deref() == Some(c.location.as_str())
+                && expect.contains(&name_of(i))
+        })
+    })
+}
+
 pub struct Score {
     pub cases: usize,
     pub first: usize,
@@ -174,6 +186,8 @@ pub struct Score {
     pub paraphrased_first: usize,
     pub contradicting: usize,
     pub contradicting_flagged: usize,
+    /// Of those flagged, how many name a broken rule the case expects.
+    pub contradicting_named: usize,
     pub false_contradictions: usize,
     pub misses: Vec<String>,
 }
@@ -186,6 +200,7 @@ pub fn score(agents: &[Agent]) -> Score {
         paraphrased_first: 0,
         contradicting: 0,
         contradicting_flagged: 0,
+        contradicting_named: 0,
         false_contradictions: 0,
         misses: Vec::new(),
     };
@@ -204,6 +219,7 @@ pub fn score(agents: &[Agent]) -> Score {
             if c.contradicts {
                 s.contradicting += 1;
                 s.contradicting_flagged += usize::from(flagged);
+                s.contradicting_named += usize::from(flagged && names_expected(&a, &c.expect));
             } else if flagged {
                 s.false_contradictions += 1;
             }
