@@ -1093,6 +1093,13 @@ impl Index {
                 .iter()
                 .find(|b| b.value == *v)
                 .map_or(&[], |b| b.per.as_slice());
+            // "Refunds may not exceed $100" with `max_value: 100`: a sum of
+            // money, which a plain `amount` is.
+            let money = unnamed
+                && c.clause
+                    .bounds
+                    .iter()
+                    .any(|b| b.value == *v && b.money && b.per_word.is_empty());
             let x = q.numbers.iter().find(|(k, _)| {
                 if k == field {
                     return true;
@@ -1100,6 +1107,12 @@ impl Index {
                 let kt = text::terms(k);
                 if kt.iter().any(|(t, _)| per.iter().any(|(p, _)| p == t)) {
                     return false;
+                }
+                if money
+                    && kt.iter().all(|(t, w)| *w < 1.0 || text::terms_of_money(*t))
+                    && kt.iter().any(|(t, _)| text::money_concepts().contains(t))
+                {
+                    return true;
                 }
                 if !kt
                     .iter()

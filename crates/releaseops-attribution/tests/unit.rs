@@ -1426,8 +1426,15 @@ fn a_constraint_written_with_a_dollar_sign_finds_its_argument() {
         )],
         model: None,
     });
-    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "issue_refund", "arguments": {"refund_amount": 150}}]})));
-    assert_eq!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    for args in [json!({"refund_amount": 150}), json!({"amount": 150})] {
+        let a = index.explain(&trace(
+            json!({"trace_id": "t", "tool_calls": [{"name": "issue_refund", "arguments": args}]}),
+        ));
+        assert_eq!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    }
+    // ... but not a sum the action pays for something else.
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "book_hotel", "arguments": {"amount": 150}}]})));
+    assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
 }
 
 #[test]
