@@ -1538,3 +1538,33 @@ fn a_count_per_day_is_not_broken_by_a_number_of_days() {
         "output": "If the fever lasts more than 3 days, she should be seen. Would you like an appointment today?"})));
     assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
 }
+
+#[test]
+fn a_limit_for_cases_the_trace_does_not_show_is_not_broken() {
+    let line = "For international orders, you may refund up to 50 dollars.";
+    assert_ne!(
+        says(
+            line,
+            "issue_refund",
+            json!({"amount": 80, "order_id": "A-1", "country": "domestic"})
+        ),
+        "breaks"
+    );
+    assert_eq!(
+        says(
+            line,
+            "issue_refund",
+            json!({"amount": 80, "order_type": "international"})
+        ),
+        "breaks"
+    );
+    // A purpose is not a case: the limit holds everywhere.
+    assert_eq!(
+        says(
+            "For security, you may refund up to 50 dollars.",
+            "issue_refund",
+            json!({"amount": 80})
+        ),
+        "breaks"
+    );
+}
