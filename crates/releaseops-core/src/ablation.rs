@@ -96,6 +96,9 @@ pub struct Prepared {
     payload: Value,
     input: Map<String, Value>,
     trace_id: String,
+    /// The target's secrets (its key, headers and environment values), kept
+    /// out of everything the report says.
+    secrets: releaseops_eval::secrets::Redactor,
 }
 
 /// One line's or rule's measured effect.
@@ -241,6 +244,13 @@ fn escape(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
 }
 
+/// The most calls one ablation makes.
+pub const MAX_BUDGET: usize = 100_000;
+/// The most runs of each variant.
+pub const MAX_REPEATS: u32 = 100;
+/// The most calls at once.
+pub const MAX_CONCURRENCY: usize = 1_024;
+
 /// Reads the bundle, the target and the trace's input, and plans the calls.
 pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
     let store = ctx.store;
@@ -291,9 +301,34 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
             "ablation needs a bundle with prompt text",
         ));
     }
-    let repeats = req.repeats.max(1) as usize;
+    if !(1..=MAX_REPEATS).contains(&req.repeats) {
+        return Err(CoreError::invalid(
+            format!("--repeats {} is out of range", req.repeats),
+            format!("give 1 to {MAX_REPEATS} runs per variant"),
+        ));
+    }
+    let repeats = req.repeats as usize;
     let loo = repeats * (1 + units.len());
-    let budget = req.budget.max(2 * repeats + 1);
+    // The whole bundle twice over at least, and a subset beside it: a
+    // budget below that measures nothing, and is refused rather than
+    // quietly raised.
+    let least = 2 * repeats + 1;
+    if req.budget < least || req.budget > MAX_BUDGET {
+        return Err(CoreError::invalid(
+            format!("--budget {} is out of range", req.budget),
+            format!(
+                "give {least} to {MAX_BUDGET} calls (with --repeats {repeats}, the whole bundle runs {repeats} times and each variant as often)"
+            ),
+        ));
+    }
+    if !(1..=MAX_CONCURRENCY).contains(&req.concurrency) {
+        return Err(CoreError::invalid(
+            format!("--concurrency {} is out of range", req.concurrency),
+            format!("give 1 to {MAX_CONCURRENCY} calls at once"),
+        ));
+    }
+    let budget = req.budget;
+    let secrets = crate::evals::secrets_of(&spec, &target);
     let (method, calls) = if loo <= budget {
         (Method::LeaveOneOut, loo)
     } else {
@@ -311,6 +346,7 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
         payload,
         input: Map::from_iter([("message".to_string(), Value::String(input.to_string()))]),
         trace_id: req.trace.trace_id.clone(),
+        secrets,
     })
 }
 
@@ -348,8 +384,24 @@ fn changed(out: &AgentOutput, reference: &AgentOutput) -> bool {
             && releaseops_eval::judge::similarity(&out.output, &reference.output) < 0.5)
 }
 
-/// Runs the plan.
+/// Runs the plan. What the provider said (an error that echoes the key, a
+/// tool name it made up) reaches the report only with the target's secrets
+/// taken out and no control characters.
 pub fn run(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<AblationReport> {
+    let secrets = p.secrets.clone();
+    let clean = |s: &mut String| {
+        secrets.redact_string(s);
+        if s.chars().any(char::is_control) {
+            *s = s.chars().filter(|c| !c.is_control()).collect();
+        }
+    };
+    let mut report = measure(ctx, req, p)?;
+    report.reference_action.iter_mut().for_each(&clean);
+    report.unclear.iter_mut().for_each(&clean);
+    Ok(report)
+}
+
+fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<AblationReport> {
     let rt = ctx.runtime.and_then(|r| r.handle()).ok_or_else(|| {
         CoreError::refused(
             "no async runtime to run the ablation on",
@@ -399,7 +451,9 @@ pub fn run(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
             let sem = sem.clone();
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
-                let body = json!({"case_id": format!("ablation-{k}"), "repeat": 0, "input": input, "bundle": payload});
+                // Each repeat its own call (the cache keys on it), not one
+                // answer counted as many.
+                let body = json!({"case_id": format!("ablation-{k}"), "repeat": k % repeats, "input": input, "bundle": payload});
                 let call = tokio::time::timeout(
                     std::time::Duration::from_millis(releaseops_eval::suite::DEFAULT_TIMEOUT_MS),
                     target.call(&body, &input, RetryPolicy::default()),

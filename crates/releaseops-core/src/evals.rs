@@ -483,7 +483,7 @@ pub fn compare(
 /// http target's header values and the agent's environment values read from
 /// `${NAME}`, the model target's key. None of them is kept in a report or
 /// printed.
-fn secrets_of(spec: &TargetSpec, target: &Target) -> releaseops_eval::secrets::Redactor {
+pub(crate) fn secrets_of(spec: &TargetSpec, target: &Target) -> releaseops_eval::secrets::Redactor {
     let mut r = releaseops_eval::secrets::Redactor::from_environment();
     let from_env = |raw: Option<&String>| raw.is_some_and(|v| v.contains("${"));
     // Each value read from `${NAME}` on its own too: `token=${DB_PASSWD}`

@@ -781,3 +781,60 @@ async fn ablation_against_a_provider_that_answers_garbage_is_unclear_and_writes_
     e.code(2);
     assert!(e.stderr.contains("no recorded input"), "{}", e.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ablation_keeps_an_echoed_key_out_and_refuses_budgets_it_cannot_keep() {
+    let server = wiremock::MockServer::start().await;
+    // A 200 whose error quotes the key back, as some servers do.
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "error": {"message": format!("Incorrect API key provided: {ABLATION_KEY}")}
+            })),
+        )
+        .mount(&server)
+        .await;
+    let r = ablation_repo(&server.uri(), 0);
+    let base = [
+        "attribution",
+        "explain",
+        "t.json",
+        "-b",
+        "agent@1.0.0",
+        "--method",
+        "ablation",
+        "-f",
+        "json",
+    ];
+    let out = r.run(&base);
+    let v = parse(out.ok());
+    assert!(v["unclear"].as_str().is_some(), "{v}");
+    assert!(
+        !out.stdout.contains(ABLATION_KEY) && !out.stderr.contains(ABLATION_KEY),
+        "the key reached the output: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    // A budget, a number of repeats or a concurrency it cannot keep is
+    // refused before any call, never quietly raised or a panic.
+    let before = server.received_requests().await.map_or(0, |r| r.len());
+    for (flag, value, says) in [
+        ("--budget", "0", "--budget 0"),
+        ("--budget", "18446744073709551615", "--budget"),
+        ("--repeats", "0", "--repeats 0"),
+        ("--concurrency", "0", "--concurrency 0"),
+        ("--concurrency", "18446744073709551615", "--concurrency"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend([flag, value]);
+        let e = r.run(&args);
+        e.code(2);
+        assert!(e.stderr.contains(says), "{flag} {value}: {}", e.stderr);
+        assert!(!e.stderr.contains("panicked"), "{}", e.stderr);
+    }
+    assert_eq!(
+        server.received_requests().await.map_or(0, |r| r.len()),
+        before,
+        "a refused ablation called the model"
+    );
+}
