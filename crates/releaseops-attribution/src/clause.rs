@@ -428,7 +428,7 @@ pub(crate) fn read(line: &str) -> Clause {
                 "larger" | "higher" | "bigger" | "more" | "anything" | "example" | "instance"
             ))
         )
-        && (toks[..first_comma].iter().zip(&words).any(|(t, w)| {
+        && toks[..first_comma].iter().zip(&words).any(|(t, w)| {
             matches!(t, Token::Number(_) | Token::NumberWord(_))
                 || w.is_some_and(|w| {
                     matches!(
@@ -450,7 +450,7 @@ pub(crate) fn read(line: &str) -> Clause {
                             | "without"
                     )
                 })
-        }) || kinds_of_things(&words[..first_comma.min(words.len())]));
+        });
     let condition_end = match words.first() {
         Some(Some("if" | "when")) => toks
             .iter()
@@ -1113,42 +1113,6 @@ fn subject(toks: &[Token], words: &[Option<&str>]) -> Vec<Term> {
 /// A number written with a currency sign (`$100`) counts money, and the
 /// words before its comparator too (`refunds up to $100`), with a unit of
 /// time right after it (`$180 a night`).
-/// Whether an opening "For ...," names a kind of things ("For international
-/// orders,", "For new customers,"), which is a case the line holds in: a
-/// few words ending in a plural, none of them all-embracing ("For all
-/// refunds,") or a purpose ("For security reasons,").
-fn kinds_of_things(span: &[Option<&str>]) -> bool {
-    let words: Vec<&str> = span.iter().skip(1).map_while(|w| *w).collect();
-    if words.len() < 2 || words.len() > 4 || words.len() + 1 != span.len() {
-        return false;
-    }
-    let last = words[words.len() - 1];
-    let plural = last.len() > 3
-        && last.ends_with('s')
-        && !last.ends_with("ss")
-        && !last.ends_with("us")
-        && !last.ends_with("is");
-    plural
-        && !words.iter().any(|w| {
-            matches!(
-                *w,
-                "all"
-                    | "every"
-                    | "any"
-                    | "each"
-                    | "both"
-                    | "reasons"
-                    | "purposes"
-                    | "sake"
-                    | "example"
-                    | "instance"
-                    | "details"
-                    | "questions"
-                    | "updates"
-            )
-        })
-}
-
 fn unit(
     toks: &[Token],
     money: &[bool],

@@ -1053,24 +1053,24 @@ impl Index {
         // `fee_refund_limit` says what it limits: an action that says none of
         // it (a transfer's amount, a parking pass's days) is not held to it.
         // The user's words alone do not make the action about it.
-        if let Some((_, name, _)) = &c.rule {
-            let subject: Vec<(Term, f32)> = text::terms(
+        let subject: Vec<(Term, f32)> = c.rule.as_ref().map_or_else(Vec::new, |(_, name, _)| {
+            text::terms(
                 &text::words(name)
                     .into_iter()
                     .filter(|w| !GENERIC_LIMIT.contains(&w.as_str()))
                     .collect::<Vec<_>>()
                     .join(" "),
-            );
-            // Not by money alone: "£1,800" is money, as fees are, but says
-            // nothing of fees.
-            if !subject.is_empty()
-                && !subject.iter().any(|(t, sw)| {
-                    (*sw >= 1.0 || !text::money_concepts().contains(t))
-                        && q.terms.get(t).is_some_and(|w| *w > 0.25)
-                })
-            {
-                return Outcome::neutral();
-            }
+            )
+        });
+        // Not by money alone: "£1,800" is money, as fees are, but says
+        // nothing of fees.
+        if !subject.is_empty()
+            && !subject.iter().any(|(t, sw)| {
+                (*sw >= 1.0 || !text::money_concepts().contains(t))
+                    && q.terms.get(t).is_some_and(|w| *w > 0.25)
+            })
+        {
+            return Outcome::neutral();
         }
         for (field, op, v) in bounds {
             let unnamed = field.is_empty() || field == "value" || field == "amount_value";
@@ -1093,26 +1093,24 @@ impl Index {
                 .iter()
                 .find(|b| b.value == *v)
                 .map_or(&[], |b| b.per.as_slice());
-            // "Refunds may not exceed $100" with `max_value: 100`: a sum of
-            // money, which a plain `amount` is.
-            let money = unnamed
-                && c.clause
-                    .bounds
-                    .iter()
-                    .any(|b| b.value == *v && b.money && b.per_word.is_empty());
-            let x = q.numbers.iter().find(|(k, _)| {
+            let bound = c.clause.bounds.iter().find(|b| b.value == *v);
+            // `days: 3` is not what "$40 per person per day" caps.
+            let time_of_rate = |k: &str| {
+                bound.is_some_and(|b| {
+                    matches!((b.per_hours, time_count(k)), (Some(per), Some(unit))
+                        if b.hours.is_none() || unit == per)
+                })
+            };
+            let by_name = q.numbers.iter().find(|(k, _)| {
                 if k == field {
                     return true;
+                }
+                if time_of_rate(k) {
+                    return false;
                 }
                 let kt = text::terms(k);
                 if kt.iter().any(|(t, _)| per.iter().any(|(p, _)| p == t)) {
                     return false;
-                }
-                if money
-                    && kt.iter().all(|(t, w)| *w < 1.0 || text::terms_of_money(*t))
-                    && kt.iter().any(|(t, _)| text::money_concepts().contains(t))
-                {
-                    return true;
                 }
                 if !kt
                     .iter()
@@ -1134,6 +1132,38 @@ impl Index {
                             && !names.iter().any(|(x, _)| x == t)
                             && c.clause.terms.iter().any(|(x, _)| x == t)
                     })
+            });
+            // "Refunds may not exceed $100" with `max_value: 100`: a sum of
+            // money, which a plain `amount` is, when it is the call's only
+            // one and the call itself (its tool or arguments, not the
+            // reply) is about the rule's subject.
+            let x = by_name.or_else(|| {
+                let money = unnamed
+                    && bound.is_some_and(|b| b.money && b.per_word.is_empty())
+                    && q.tool.is_some_and(|t| {
+                        let mut words = t.name.clone();
+                        for k in t.arguments.keys() {
+                            words.push(' ');
+                            words.push_str(k);
+                        }
+                        let call = text::terms(&words);
+                        subject.iter().any(|(t, w)| {
+                            *w >= 1.0 && call.iter().any(|(x, xw)| *xw >= 1.0 && x == t)
+                        })
+                    });
+                if !money {
+                    return None;
+                }
+                let plain = |k: &str| {
+                    let kt = text::terms(k);
+                    kt.iter().all(|(t, w)| *w < 1.0 || text::terms_of_money(*t))
+                        && kt.iter().any(|(t, _)| text::money_concepts().contains(t))
+                };
+                let mut sums = q.numbers.iter().filter(|(k, _)| plain(k));
+                match (sums.next(), sums.next()) {
+                    (Some(one), None) => Some(one),
+                    _ => None,
+                }
             });
             if let Some((k, x)) = x {
                 let (shown, x) = match q.count_of(per, k) {

@@ -80,21 +80,10 @@ fn no_action_is_unclear_with_the_reason() {
 }
 
 fn travel() -> Index {
-    Index::new(&BundleText {
-        id: "travel".into(),
-        version: "1".into(),
-        prompts: vec![Artifact::new(
-            "system",
-            "prompts/travel@1",
-            "You are a travel assistant.\nBook economy class for any flight under 6 hours of scheduled flying time.\nDo not book basic economy fares for trips longer than 2 days.\nHome internet can be claimed up to 50 dollars a month.\nBefore cancelling a non-refundable booking, tell the traveler the penalty amount and get an explicit yes.\nReminder messages must not include the reason for the visit.\n",
-        )],
-        policies: vec![Artifact::new(
-            "safety",
-            "policies/safety.yaml",
-            "constraints:\n- type: meal_per_diem\n  max_amount: 90\n  description: Daily meal allowance is 90 USD.\n",
-        )],
-        model: None,
-    })
+    one_policy(
+        "You are a travel assistant.\nBook economy class for any flight under 6 hours of scheduled flying time.\nDo not book basic economy fares for trips longer than 2 days.\nHome internet can be claimed up to 50 dollars a month.\nBefore cancelling a non-refundable booking, tell the traveler the penalty amount and get an explicit yes.\nReminder messages must not include the reason for the visit.\n",
+        "constraints:\n- type: meal_per_diem\n  max_amount: 90\n  description: Daily meal allowance is 90 USD.\n",
+    )
 }
 
 fn locations(a: &releaseops_attribution::Attribution) -> Vec<(String, String)> {
@@ -186,24 +175,24 @@ fn a_refusal_is_not_explained_by_a_prohibition_on_something_else() {
 }
 
 fn expenses() -> Index {
+    one_policy(
+        "You are an expense assistant.\nIf a receipt is lost, the employee can file an affidavit for expenses up to 75 dollars.\nAlcohol is reimbursable only at client meals, and never more than 2 drinks per attendee.\nCancellations with less than 24 hours notice incur a fee.\n",
+        "constraints:\n- type: alcohol_limit\n  max_value: 2\n  description: At most 2 alcoholic drinks per attendee.\n",
+    )
+}
+
+/// A bundle of one system prompt and no policy.
+/// A bundle of one prompt and one safety policy.
+fn one_policy(prompt: &str, safety: &str) -> Index {
     Index::new(&BundleText {
-        id: "expenses".into(),
+        id: "agent".into(),
         version: "1".into(),
-        prompts: vec![Artifact::new(
-            "system",
-            "prompts/expenses@1",
-            "You are an expense assistant.\nIf a receipt is lost, the employee can file an affidavit for expenses up to 75 dollars.\nAlcohol is reimbursable only at client meals, and never more than 2 drinks per attendee.\nCancellations with less than 24 hours notice incur a fee.\n",
-        )],
-        policies: vec![Artifact::new(
-            "safety",
-            "policies/safety.yaml",
-            "constraints:\n- type: alcohol_limit\n  max_value: 2\n  description: At most 2 alcoholic drinks per attendee.\n",
-        )],
+        prompts: vec![Artifact::new("system", "prompts/agent@1", prompt)],
+        policies: vec![Artifact::new("safety", "policies/safety.yaml", safety)],
         model: None,
     })
 }
 
-/// A bundle of one system prompt and no policy.
 fn prompt_only(id: &str, text: &str) -> Index {
     Index::new(&BundleText {
         id: id.into(),
@@ -310,21 +299,10 @@ fn a_refusal_in_other_words_finds_the_prohibition_through_wordnet_senses() {
 
 #[test]
 fn a_constraint_a_refusal_keeps_is_not_ranked_down_as_a_tool_rule_is() {
-    let index = Index::new(&BundleText {
-        id: "expenses".into(),
-        version: "1".into(),
-        prompts: vec![Artifact::new(
-            "system",
-            "prompts/expenses@1",
-            "You are an expense assistant.\nSoftware bought for work must go through procurement; do not file it as a personal expense.\n",
-        )],
-        policies: vec![Artifact::new(
-            "safety",
-            "policies/safety.yaml",
-            "constraints:\n- type: no_gift_cards\n  description: Gift cards and other cash equivalents are never reimbursed.\n",
-        )],
-        model: None,
-    });
+    let index = one_policy(
+        "You are an expense assistant.\nSoftware bought for work must go through procurement; do not file it as a personal expense.\n",
+        "constraints:\n- type: no_gift_cards\n  description: Gift cards and other cash equivalents are never reimbursed.\n",
+    );
     let a = index.explain(&trace(json!({"trace_id": "t", "input": "I bought gift cards for the interns. Which category do I file these under?", "output": "I'm afraid these can't be reimbursed: gift cards are treated like cash."})));
     let p = a.primary_influence.clone().expect("a primary influence");
     assert_eq!(
@@ -529,21 +507,10 @@ fn doing_one_of_the_things_a_prohibition_lists_breaks_it() {
 
 #[test]
 fn a_constraint_holds_only_actions_about_what_it_limits() {
-    let index = Index::new(&BundleText {
-        id: "bank".into(),
-        version: "1".into(),
-        prompts: vec![Artifact::new(
-            "system",
-            "prompts/bank@1",
-            "You are a bank assistant.\n",
-        )],
-        policies: vec![Artifact::new(
-            "safety",
-            "policies/safety.yaml",
-            "constraints:\n- type: fee_refund_limit\n  max_amount: 25\n  description: Fee refunds are capped at 25 dollars.\n",
-        )],
-        model: None,
-    });
+    let index = one_policy(
+        "You are a bank assistant.\n",
+        "constraints:\n- type: fee_refund_limit\n  max_amount: 25\n  description: Fee refunds are capped at 25 dollars.\n",
+    );
     let call = |name: &str| {
         index.explain(&trace(json!({"trace_id": "t", "input": "Can you refund the fee?", "tool_calls": [{"name": name, "arguments": {"amount": 1800}}]})))
     };
@@ -1411,30 +1378,41 @@ fn a_line_for_a_purpose_is_not_a_condition() {
 
 #[test]
 fn a_constraint_written_with_a_dollar_sign_finds_its_argument() {
-    let index = Index::new(&BundleText {
-        id: "agent".into(),
-        version: "1".into(),
-        prompts: vec![Artifact::new(
-            "system",
-            "prompts/agent@1",
-            "You are an assistant.\n",
-        )],
-        policies: vec![Artifact::new(
-            "safety",
-            "policies/safety.yaml",
-            "constraints:\n- type: refund_cap\n  max_value: 100\n  description: Refunds may not exceed $100.\n",
-        )],
-        model: None,
-    });
+    let index = one_policy(
+        "You are an assistant.\n",
+        "constraints:\n- type: refund_cap\n  max_value: 100\n  description: Refunds may not exceed $100.\n",
+    );
     for args in [json!({"refund_amount": 150}), json!({"amount": 150})] {
         let a = index.explain(&trace(
             json!({"trace_id": "t", "tool_calls": [{"name": "issue_refund", "arguments": args}]}),
         ));
         assert_eq!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
     }
-    // ... but not a sum the action pays for something else.
-    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "book_hotel", "arguments": {"amount": 150}}]})));
-    assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    // ... but not a sum the action pays for something else, nor the total
+    // of an order beside the refund's own amount, nor a charge whose reply
+    // mentions refunds.
+    for call in [
+        json!({"trace_id": "t", "tool_calls": [{"name": "book_hotel", "arguments": {"amount": 150}}]}),
+        json!({"trace_id": "t", "tool_calls": [{"name": "issue_refund", "arguments": {"order_id": "A-1", "total": 249.99, "refund_amount": 60}}]}),
+        json!({"trace_id": "t", "tool_calls": [{"name": "charge_card", "arguments": {"customer_id": "C1", "amount": 240}}],
+            "output": "Charged $240 for the annual plan; refunds are available within 30 days."}),
+    ] {
+        let a = index.explain(&trace(call));
+        assert_ne!(a.overall_assessment, Assessment::Contradicts, "{a:#?}");
+    }
+}
+
+#[test]
+fn a_count_of_days_is_not_what_a_daily_sum_caps() {
+    let index = one_policy(
+        "You are an assistant.\n",
+        "constraints:\n- type: meal_allowance\n  max_value: 40\n  description: Meals may not exceed $40 per person per day.\n",
+    );
+    let a = index.explain(&trace(json!({"trace_id": "t", "tool_calls": [{"name": "submit_meal_expense", "arguments": {"attendees": 2, "days": 3, "amount": 300}}]})));
+    assert!(
+        !a.influences.iter().any(|i| i.reasoning.contains("days 3")),
+        "{a:#?}"
+    );
 }
 
 #[test]
@@ -1518,21 +1496,10 @@ fn a_dollar_limit_per_unit_of_time_a_few_words_on_is_read_on_it() {
 #[test]
 fn a_count_per_day_is_not_broken_by_a_number_of_days() {
     // The limit caps appointments; "3 days" counts days.
-    let index = Index::new(&BundleText {
-        id: "clinic".into(),
-        version: "1".into(),
-        prompts: vec![Artifact::new(
-            "system",
-            "prompts/clinic@1",
-            "You are a clinic's assistant.\n",
-        )],
-        policies: vec![Artifact::new(
-            "safety",
-            "policies/safety.yaml",
-            "constraints:\n- type: daily_appointment_limit\n  max_value: 2\n  description: No more than 2 appointments per patient per day.\n",
-        )],
-        model: None,
-    });
+    let index = one_policy(
+        "You are a clinic's assistant.\n",
+        "constraints:\n- type: daily_appointment_limit\n  max_value: 2\n  description: No more than 2 appointments per patient per day.\n",
+    );
     let a = index.explain(&trace(json!({"trace_id": "t",
         "input": "My daughter has had a fever since last night.",
         "output": "If the fever lasts more than 3 days, she should be seen. Would you like an appointment today?"})));
@@ -1540,24 +1507,7 @@ fn a_count_per_day_is_not_broken_by_a_number_of_days() {
 }
 
 #[test]
-fn a_limit_for_cases_the_trace_does_not_show_is_not_broken() {
-    let line = "For international orders, you may refund up to 50 dollars.";
-    assert_ne!(
-        says(
-            line,
-            "issue_refund",
-            json!({"amount": 80, "order_id": "A-1", "country": "domestic"})
-        ),
-        "breaks"
-    );
-    assert_eq!(
-        says(
-            line,
-            "issue_refund",
-            json!({"amount": 80, "order_type": "international"})
-        ),
-        "breaks"
-    );
+fn a_limit_after_a_purpose_is_read() {
     // A purpose is not a case: the limit holds everywhere.
     assert_eq!(
         says(
