@@ -61,6 +61,18 @@ impl Provider {
         }
     }
 
+    /// Whether the key from the environment may go to `base`: the
+    /// provider's own service, or the URL its `*_BASE_URL` variable names.
+    /// A base URL written in a repository file (a suite, `config.yaml`) is
+    /// anyone's who can commit, and is trusted with no key.
+    pub fn trusts(self, base: &str) -> bool {
+        let norm = |s: &str| s.trim().trim_end_matches('/').to_ascii_lowercase();
+        let b = norm(base);
+        b == norm(self.default_base_url())
+            || std::env::var(self.base_url_var())
+                .is_ok_and(|v| !v.trim().is_empty() && norm(&v) == b)
+    }
+
     pub fn default_base_url(self) -> &'static str {
         match self {
             Provider::OpenAi => "https://api.openai.com/v1",

@@ -97,6 +97,10 @@ async fn decide_with(model: Model) -> (Value, Vec<Value>) {
         .command(&["--json", "agent", "decide", "--context", "ctx.json"])
         .env("ANTHROPIC_API_KEY", "test-key")
         .env("GEMINI_API_KEY", "test-key")
+        // The environment trusts the server config.yaml names.
+        .env("ANTHROPIC_BASE_URL", server.uri())
+        .env("GEMINI_BASE_URL", server.uri())
+        .env("OPENAI_BASE_URL", server.uri())
         .output()
         .expect("run the binary");
     assert!(

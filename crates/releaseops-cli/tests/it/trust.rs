@@ -1203,7 +1203,13 @@ fn an_echoed_secret_never_reaches_output_reports_or_git() {
         &format!("id: svc\ntarget: {{type: http, url: '{service}/agent', headers: {{Authorization: 'Bearer ${{SVC_TOKEN}}'}}}}\ncases:\n- id: c\n  assertions: [{{type: contains, config: {{expected: x}}}}]\n"),
     );
     r.commit_all("suites");
-    let vars = [("OPENAI_API_KEY", key), ("SVC_TOKEN", token)];
+    // The environment trusts the suite's server with the key, so that the
+    // key is sent and echoed back.
+    let vars = [
+        ("OPENAI_API_KEY", key),
+        ("SVC_TOKEN", token),
+        ("OPENAI_BASE_URL", model.as_str()),
+    ];
     for (suite, secret) in [("model", key), ("svc", token)] {
         let o = r.run_env(
             &vars,
@@ -1614,4 +1620,100 @@ fn a_running_agent_never_sees_half_a_promotion() {
         assert!(loader.last_error().is_none(), "{:?}", loader.last_error());
         assert_eq!(b.version(), "1.1.0");
     });
+}
+
+/// A suite or config.yaml anyone can commit names the server: the key from
+/// the environment goes only to the provider's service or the URL the
+/// environment names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_url_in_a_file_gets_no_key_from_the_environment() {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "choices": [{"message": {"role": "assistant", "content": "x"}, "finish_reason": "stop"}]
+        })))
+        .mount(&server)
+        .await;
+    let key = "sk-test-EXFIL-0123456789abcdef";
+    let r = Repo::initialized();
+    for (name, provider) in [("b", "openai"), ("c", "openai-compatible")] {
+        r.run(&[
+            "bundle",
+            "create",
+            name,
+            "-v",
+            "1.0.0",
+            "-a",
+            "system=onboarding:v1.0.0",
+            "-m",
+            "gpt-test",
+            "--provider",
+            provider,
+        ])
+        .ok();
+    }
+    r.write(
+        ".releaseops/evals/model.yaml",
+        &format!("id: model\ntarget: {{type: model, base_url: '{}'}}\ncases:\n- id: c\n  input: {{user_name: A}}\n  assertions: [{{type: contains, config: {{expected: x}}}}]\n", server.uri()),
+    );
+    r.commit_all("suite");
+    let run = |bundle: &str| {
+        r.run_env(
+            &[("OPENAI_API_KEY", key)],
+            &[
+                "eval",
+                "run",
+                "model",
+                "--bundle",
+                bundle,
+                "--version",
+                "1.0.0",
+                "--no-cache",
+            ],
+        )
+    };
+    // OpenAI needs its key: refused before any call, saying how to trust the server.
+    let o = run("b");
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(o.stderr.contains("OPENAI_BASE_URL"), "{}", o.stderr);
+    assert!(
+        server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
+    // A compatible server may not want one: called, without the key.
+    let o = run("c");
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    let asked = server.received_requests().await.unwrap_or_default();
+    assert_eq!(asked.len(), 1);
+    assert!(
+        asked.iter().all(|q| q
+            .headers
+            .values()
+            .all(|v| !v.to_str().unwrap_or_default().contains(key))),
+        "the key went to a server a file named"
+    );
+    // The environment naming the same server trusts it with the key.
+    let o = r.run_env(
+        &[("OPENAI_API_KEY", key), ("OPENAI_BASE_URL", &server.uri())],
+        &[
+            "eval",
+            "run",
+            "model",
+            "--bundle",
+            "b",
+            "--version",
+            "1.0.0",
+            "--no-cache",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    let asked = server.received_requests().await.unwrap_or_default();
+    assert!(asked.last().is_some_and(|q| {
+        q.headers
+            .values()
+            .any(|v| v.to_str().unwrap_or_default().contains(key))
+    }));
 }
