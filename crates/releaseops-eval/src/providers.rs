@@ -321,6 +321,30 @@ fn retryable(status: u16) -> bool {
     status == 429 || status == 408 || status == 529 || (500..600).contains(&status)
 }
 
+/// The most an answer may hold: a server that streams without end is cut
+/// off here, not read into memory.
+pub const MAX_ANSWER_BYTES: usize = 16 << 20;
+
+/// Reads an answer's body, refusing one over `cap` bytes.
+async fn read_body(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(format!("the answer is over {} MiB", cap >> 20));
+    }
+    let mut out = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if out.len() + c.len() > cap {
+                    return Err(format!("the answer is over {} MiB", cap >> 20));
+                }
+                out.extend_from_slice(&c);
+            }
+            Ok(None) => return Ok(out),
+            Err(e) => return Err(format!("the response broke off ({})", e.without_url())),
+        }
+    }
+}
+
 /// `Retry-After` in seconds (the HTTP-date form falls back to backoff).
 fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
@@ -395,12 +419,11 @@ async fn post_json_raw(
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 let after = retry_after(resp.headers());
-                let bytes = resp
-                    .bytes()
+                let bytes = read_body(resp, MAX_ANSWER_BYTES)
                     .await
-                    .map_err(|e| format!("{what}: the response broke off ({})", e.without_url()));
+                    .map_err(|e| format!("{what}: {e}"));
                 match bytes {
-                    Ok(b) if (200..300).contains(&status) => return Ok(b.to_vec()),
+                    Ok(b) if (200..300).contains(&status) => return Ok(b),
                     Ok(b) => {
                         let msg = serde_json::from_slice::<Value>(&b)
                             .ok()

@@ -447,3 +447,18 @@ async fn a_rate_limit_spaces_requests_across_concurrent_callers() {
     );
     assert!(RateLimiter::new(0.0).is_none() && RateLimiter::new(f64::NAN).is_none());
 }
+
+#[tokio::test]
+async fn an_answer_without_end_is_cut_off_not_read_into_memory() {
+    let server = MockServer::start().await;
+    // A body over the cap, with and without its length said first.
+    let big = vec![b' '; releaseops_eval::providers::MAX_ANSWER_BYTES + 1];
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(big, "application/json"))
+        .mount(&server)
+        .await;
+    let e = call(&model(Provider::OpenAi, &server.uri()))
+        .await
+        .expect_err("an answer over the cap");
+    assert!(e.contains("over 16 MiB"), "{e}");
+}
