@@ -79,6 +79,7 @@ pub fn suite_text(
     traces: &[(Trace, bool)],
     index: &Index,
 ) -> Result<(String, usize, usize)> {
+    let secrets = releaseops_eval::secrets::Redactor::from_environment();
     let mut cases = Vec::new();
     let mut incidents = 0;
     let mut without_input = 0;
@@ -152,7 +153,13 @@ pub fn suite_text(
             case.insert("expected_output".into(), json!(o));
         }
         case.insert("assertions".into(), Value::Array(assertions));
-        cases.push(Value::Object(case));
+        // The suite is committed: whatever production's content holds that
+        // looks like a credential, and every secret of this environment,
+        // stays out of it.
+        let mut case = Value::Object(case);
+        releaseops_traces::redact::value("", &mut case);
+        secrets.redact_json(&mut case);
+        cases.push(case);
     }
     if cases.is_empty() {
         return Err(CoreError::invalid(

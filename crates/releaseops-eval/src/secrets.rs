@@ -36,6 +36,7 @@ impl Redactor {
                 || k.ends_with("_PASSWD")
                 || k.ends_with("_CREDENTIALS")
                 || k == "DATABASE_URL"
+                || k.contains("WEBHOOK")
             {
                 r.add(&v);
                 // A token list (`role:owner:token,...`): each token too.

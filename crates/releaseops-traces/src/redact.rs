@@ -22,7 +22,16 @@ static SECRET: LazyLock<Regex> = LazyLock::new(|| {
         r"|\bgh[pousr]_[A-Za-z0-9]{30,}",
         r"|\bxox[abprs]-[A-Za-z0-9-]{10,}",
         r"|\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}",
-        r#"|((?i:api[_-]?key|apikey|password|passwd|secret|access[_-]?token)["']?\s*[=:]\s*["']?)[^\s,;&"']{6,}"#,
+        r"|\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}",
+        r"|\bglpat-[A-Za-z0-9_-]{20,}",
+        r"|\bhf_[A-Za-z0-9]{30,}",
+        r"|\bnpm_[A-Za-z0-9]{36}",
+        r"|\bya29\.[A-Za-z0-9_-]{20,}",
+        // Webhook URLs are their own credential.
+        r"|(?i:https?://hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_-]+",
+        r"|(?i:https?://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/)[A-Za-z0-9/_-]+",
+        r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
+        r#"|((?i:api[_-]?key|apikey|password|passwd|secret|access[_-]?token|auth[_-]?token|token)["']?\s*[=:]\s*["']?)[^\s,;&"']{6,}"#,
         // user:password@ in a URL; the password may hold '/' (base64).
         r"|://[^/\s:@]+:[^\s@]+@",
     ))
@@ -127,8 +136,30 @@ mod tests {
                 "postgres://[redacted]@db.internal/traces",
             ),
             (
+                "post to https://hooks.slack.com/services/T0AAA/B0BBB/abcdefXYZ123 now",
+                "post to [redacted] now",
+            ),
+            (
+                "https://discord.com/api/webhooks/1234/abcDEF-ghi",
+                "[redacted]",
+            ),
+            ("stripe sk_live_0123456789abcdefABCD", "stripe [redacted]"),
+            ("gl glpat-0123456789abcdefghij", "gl [redacted]"),
+            (
+                r#"{"token": "abcdef123456", "input_tokens": 250}"#,
+                r#"{"token": "[redacted]", "input_tokens": 250}"#,
+            ),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY----- ok",
+                "[redacted] ok",
+            ),
+            (
                 "nothing secret here, 100 dollars",
                 "nothing secret here, 100 dollars",
+            ),
+            (
+                "you have 3 tokens left; max_tokens: 256",
+                "you have 3 tokens left; max_tokens: 256",
             ),
         ];
         for (input, want) in cases {

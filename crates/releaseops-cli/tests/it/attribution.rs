@@ -838,3 +838,51 @@ async fn ablation_keeps_an_echoed_key_out_and_refuses_budgets_it_cannot_keep() {
         "a refused ablation called the model"
     );
 }
+
+#[test]
+fn a_replay_suite_commits_no_secret_production_saw() {
+    let r = Repo::initialized_production();
+    let cfg = r.read(".releaseops/config.yaml");
+    r.write(
+        ".releaseops/config.yaml",
+        &format!("{cfg}traces:\n  capture_content: true\n"),
+    );
+    r.commit_all("capture content");
+    r.create_support_agent("1.0.0", "v1.0.0", "0.2");
+    let own = "ZXQ-internal-7781-secret";
+    let hook = "https://hooks.slack.com/services/T0AAA/B0BBB/abcdefXYZ123";
+    r.write(
+        "prod.jsonl",
+        &format!(
+            "{}\n",
+            serde_json::json!({"trace_id": "s-1", "input": format!("my code is {own}; post to {hook}"),
+                "output": format!("Noted {own}."), "timestamp": "2026-11-20T10:00:00Z",
+                "metadata": {"releaseops.bundle_id": "support-agent", "releaseops.bundle_version": "1.0.0", "releaseops.environment": "prod"}})
+        ),
+    );
+    let vars = [("SUPPORT_DESK_TOKEN", own)];
+    r.run_env(&vars, &["traces", "import", "prod.jsonl"]).ok();
+    r.run_env(
+        &vars,
+        &[
+            "replay",
+            "export-suite",
+            "--suite",
+            "r",
+            "--source",
+            "support-agent@1.0.0",
+            "--env",
+            "prod",
+        ],
+    )
+    .ok();
+    let suite = r.read(".releaseops/evals/r.yaml");
+    assert!(suite.contains("my code is"), "{suite}");
+    for secret in [own, "abcdefXYZ123"] {
+        assert!(!suite.contains(secret), "{secret} in the suite:\n{suite}");
+        assert!(
+            !r.git(&["log", "-p", "--all"]).contains(secret),
+            "{secret} in git"
+        );
+    }
+}
