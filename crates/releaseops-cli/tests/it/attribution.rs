@@ -233,8 +233,9 @@ fn analyze_batch_counts_every_assessment_and_skips_bad_files_by_name() {
     assert_eq!(v["traces_analyzed"], 4, "{v}");
 }
 
-#[test]
-fn a_stored_trace_names_its_own_bundle_and_the_version_diff_points_at_the_changed_line() {
+/// A production repository that keeps traces' content, with the support
+/// agent's 1.0.0.
+fn capturing_repo() -> Repo {
     let r = Repo::initialized_production();
     let cfg = r.read(".releaseops/config.yaml");
     r.write(
@@ -243,6 +244,12 @@ fn a_stored_trace_names_its_own_bundle_and_the_version_diff_points_at_the_change
     );
     r.commit_all("capture content");
     r.create_support_agent("1.0.0", "v1.0.0", "0.2");
+    r
+}
+
+#[test]
+fn a_stored_trace_names_its_own_bundle_and_the_version_diff_points_at_the_changed_line() {
+    let r = capturing_repo();
     r.create_support_agent("1.1.0", "v1.1.0", "0.2");
     let line = |id: &str, version: &str, amount: u32| {
         format!(
@@ -841,14 +848,7 @@ async fn ablation_keeps_an_echoed_key_out_and_refuses_budgets_it_cannot_keep() {
 
 #[test]
 fn a_replay_suite_commits_no_secret_production_saw() {
-    let r = Repo::initialized_production();
-    let cfg = r.read(".releaseops/config.yaml");
-    r.write(
-        ".releaseops/config.yaml",
-        &format!("{cfg}traces:\n  capture_content: true\n"),
-    );
-    r.commit_all("capture content");
-    r.create_support_agent("1.0.0", "v1.0.0", "0.2");
+    let r = capturing_repo();
     let own = "ZXQ-internal-7781-secret";
     let hook = "https://hooks.slack.com/services/T0AAA/B0BBB/abcdefXYZ123";
     r.write(
