@@ -223,6 +223,46 @@ pub(crate) fn json<T: Serialize + ?Sized>(app: &crate::app::App, value: &T) -> b
     app.global.json
 }
 
+/// Writes a report to a path the user named: never through a link (one
+/// planted in the repository would point the write at any file), and whole
+/// or not at all (a temporary file beside it, renamed over it).
+pub(crate) fn write_file(path: &std::path::Path, text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let fail = |e: String| Failure {
+        kind: releaseops_core::ErrorKind::Io,
+        message: format!("cannot write {}: {e}", path.display()),
+        hint: Some("choose a writable path that is not a link".into()),
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => return Err(fail("it is a link".into())),
+        Ok(m) if !m.is_file() => return Err(fail("it is not a regular file".into())),
+        _ => {}
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(e.to_string()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -150,13 +150,7 @@ fn explain(app: &App, a: &ExplainArgs) -> CmdResult {
 fn emit(text: &str, output: Option<&Path>) -> Result<(), Failure> {
     match output {
         Some(path) => {
-            std::fs::write(path, format!("{}\n", anstream::adapter::strip_str(text))).map_err(
-                |e| Failure {
-                    kind: ErrorKind::Io,
-                    message: format!("cannot write {}: {e}", path.display()),
-                    hint: Some("choose a writable path for --output".into()),
-                },
-            )?;
+            crate::output::write_file(path, &format!("{}\n", anstream::adapter::strip_str(text)))?;
             anstream::eprintln!("Attribution written to {}", path.display());
         }
         None => anstream::println!("{text}"),

@@ -422,13 +422,7 @@ fn read_report(
     })
 }
 
-fn write_file(path: &std::path::Path, text: &str) -> Result<(), Failure> {
-    std::fs::write(path, text).map_err(|e| Failure {
-        kind: releaseops_core::ErrorKind::Io,
-        message: format!("cannot write {}: {e}", path.display()),
-        hint: Some("check the directory exists and is writable".into()),
-    })
-}
+use crate::output::write_file;
 
 /// The saved runs that match, oldest first.
 fn list_runs(

@@ -174,6 +174,24 @@ fn the_existing_tools_syntax_reads_its_prompts_and_policies_and_names_the_broken
         "{}",
         r.read("out.txt")
     );
+    // A link planted where the report goes is refused, and what it points
+    // at is left as it was.
+    let outside = tempfile::tempdir().expect("tempdir");
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, "keep").expect("write");
+    std::os::unix::fs::symlink(&victim, r.path().join("linked.txt")).expect("link");
+    let e = r.run(&[
+        "attribution",
+        "explain",
+        "traces/t4.json",
+        "-b",
+        "support-agent@1.2.0",
+        "-o",
+        "linked.txt",
+    ]);
+    assert_ne!(e.code, 0);
+    assert!(e.stderr.contains("link"), "{}", e.stderr);
+    assert_eq!(std::fs::read_to_string(&victim).expect("read"), "keep");
 }
 
 #[test]
