@@ -284,6 +284,14 @@ pub fn parse_response(p: Provider, body: &[u8]) -> Result<AgentOutput, String> {
             )
         }
     };
+    // An answer with no text and no tool call says nothing: garbage, not
+    // an action a gate may count as unchanged.
+    if output.trim().is_empty() && tool_calls.is_empty() {
+        return Err(format!(
+            "{} answered nothing: no text and no tool call",
+            p.name()
+        ));
+    }
     let tokens = |u: &Value, key: &str| u.get(key).and_then(Value::as_u64).unwrap_or(0);
     let usage = v.get(usage_key).map(|u| Usage {
         input_tokens: tokens(u, input_key),

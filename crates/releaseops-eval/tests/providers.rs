@@ -462,3 +462,26 @@ async fn an_answer_without_end_is_cut_off_not_read_into_memory() {
         .expect_err("an answer over the cap");
     assert!(e.contains("over 16 MiB"), "{e}");
 }
+
+#[tokio::test]
+async fn an_answer_of_nothing_is_an_error_not_an_unchanged_action() {
+    for message in [
+        json!({"role": "assistant", "content": ""}),
+        json!({"role": "assistant", "content": null}),
+        json!({"role": "assistant", "content": "   ", "tool_calls": []}),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(
+                    json!({"choices": [{"message": message, "finish_reason": "stop"}]}),
+                ),
+            )
+            .mount(&server)
+            .await;
+        let e = call(&model(Provider::OpenAi, &server.uri()))
+            .await
+            .expect_err("an empty answer");
+        assert!(e.contains("answered nothing"), "{e}");
+    }
+}
