@@ -426,7 +426,8 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
             }
         }
         Method::RandomSubsets => {
-            let mut x = req.seed ^ 0x2545_f491_4f6c_dd1d;
+            // (A state of 0 would stay 0: nothing ever removed.)
+            let mut x = nonzero(req.seed ^ 0x2545_f491_4f6c_dd1d);
             while masks.len() < p.plan.calls {
                 masks.push(
                     (0..n)
@@ -551,9 +552,10 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
             let y: Vec<f64> = runs.iter().map(|(_, y)| *y).collect();
             let beta = lasso(&x, &y, 0.01);
             // A bootstrap over the runs (no further calls) for each coefficient's interval.
-            let mut s = req.seed ^ 0x9e37_79b9_7f4a_7c15;
-            let mut boots: Vec<Vec<f64>> = vec![Vec::with_capacity(50); n];
-            for _ in 0..50 {
+            // (A state of 0 would stay 0: every pick the first run.)
+            let mut s = nonzero(req.seed ^ 0x9e37_79b9_7f4a_7c15);
+            let mut boots: Vec<Vec<f64>> = vec![Vec::with_capacity(BOOTSTRAPS); n];
+            for _ in 0..BOOTSTRAPS {
                 let pick: Vec<usize> = (0..y.len())
                     .map(|_| {
                         s ^= s << 13;
@@ -582,8 +584,9 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
                     UnitEffect {
                         unit: u.clone(),
                         effect: beta[j],
-                        low: q(0.05),
-                        high: q(0.95),
+                        // The 95 % interval the report names.
+                        low: q(0.025),
+                        high: q(0.975),
                         runs: runs.iter().filter(|(m, _)| m[j]).count(),
                     }
                 })
@@ -595,6 +598,14 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
         report.unclear = Some("no removal changed the action: no single line or rule decides it (it may rest on several at once, or on the model alone)".into());
     }
     Ok(report)
+}
+
+/// Resamples of the runs behind each random-subsets interval.
+const BOOTSTRAPS: usize = 200;
+
+/// A xorshift state that can move: 0 never does.
+pub(crate) fn nonzero(x: u64) -> u64 {
+    if x == 0 { 0x853c_49e6_748f_ea9b } else { x }
 }
 
 /// Lasso by coordinate descent: `y ~ b0 + X b`, penalty `lambda * |b|_1`

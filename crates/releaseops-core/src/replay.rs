@@ -61,7 +61,7 @@ pub struct Exported {
 /// `k` of `v` at random, by a deterministic shuffle (xorshift): a seeded
 /// sample is the same sample.
 pub fn sample<T>(mut v: Vec<T>, k: usize, seed: u64) -> Vec<T> {
-    let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;
+    let mut x = crate::ablation::nonzero(seed ^ 0x9e37_79b9_7f4a_7c15);
     for i in (1..v.len()).rev() {
         x ^= x << 13;
         x ^= x >> 7;
@@ -265,4 +265,18 @@ fn export_once(ctx: &Ctx<'_>, req: &ExportRequest, read: &[(Trace, bool)]) -> Re
         without_input,
         git: git.git,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_seed_shuffles() {
+        // The seed whose state would be 0 samples at random too.
+        let v: Vec<u32> = (0..20).collect();
+        let s = super::sample(v.clone(), 20, 0x9e37_79b9_7f4a_7c15);
+        assert_ne!(s, v);
+        let mut sorted = s.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, v);
+    }
 }
