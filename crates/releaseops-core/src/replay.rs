@@ -109,7 +109,6 @@ pub fn suite_text(
         }
         let mut description = format!("production trace {}", t.trace_id);
         if incident {
-            incidents += 1;
             // The call that went wrong must not happen again.
             if let Some(last) = t.tool_calls.last() {
                 assertions.push(
@@ -160,6 +159,9 @@ pub fn suite_text(
         releaseops_traces::redact::value("", &mut case);
         secrets.redact_json(&mut case);
         cases.push(case);
+        // Counted once its case is written: an incident with nothing to
+        // assert is no regression case.
+        incidents += usize::from(incident);
     }
     if cases.is_empty() {
         return Err(CoreError::invalid(
