@@ -37,19 +37,28 @@ pub fn load_suite(store: &Store, id: &str) -> Result<Suite> {
         )
     })?;
     let path = store.dir().join(suite_rel_path(id));
-    let bytes = std::fs::read(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            let known = suite_ids(store).unwrap_or_default();
-            let hint = format!(
-                "{}`releaseops eval list` shows the suites ({}); `releaseops eval create NAME` writes a new one",
-                names::did_you_mean(id, &known),
-                if known.is_empty() { "none yet".to_string() } else { known.join(", ") }
-            );
-            CoreError::refused(format!("no eval suite '{id}' ({})", path.display()), hint)
-        } else {
-            StoreError::Io { what: "cannot read", path: path.clone(), source: e }.into()
-        }
-    })?;
+    // A link, a FIFO or a file past the YAML cap in its place is refused,
+    // not followed or read without end.
+    let Some(bytes) = releaseops_store::fsx::read_regular_opt(
+        &path,
+        releaseops_format::yaml::MAX_YAML_BYTES as u64,
+    )?
+    else {
+        let known = suite_ids(store).unwrap_or_default();
+        let hint = format!(
+            "{}`releaseops eval list` shows the suites ({}); `releaseops eval create NAME` writes a new one",
+            names::did_you_mean(id, &known),
+            if known.is_empty() {
+                "none yet".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+        return Err(CoreError::refused(
+            format!("no eval suite '{id}' ({})", path.display()),
+            hint,
+        ));
+    };
     Suite::parse(&bytes).map_err(|e| {
         CoreError::invalid(
             format!("{}: {e}", path.display()),

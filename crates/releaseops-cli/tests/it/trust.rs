@@ -1717,3 +1717,20 @@ async fn a_base_url_in_a_file_gets_no_key_from_the_environment() {
             .any(|v| v.to_str().unwrap_or_default().contains(key))
     }));
 }
+
+#[test]
+fn a_suite_that_is_a_link_is_refused_not_followed() {
+    let r = Repo::initialized();
+    let outside = tempfile::tempdir().expect("tempdir");
+    let target = outside.path().join("suite.yaml");
+    std::fs::write(
+        &target,
+        "id: z\ncases:\n- id: c\n  assertions: [{type: contains, config: {expected: x}}]\n",
+    )
+    .expect("write");
+    std::fs::create_dir_all(r.path().join(".releaseops/evals")).expect("mkdir");
+    std::os::unix::fs::symlink(&target, r.path().join(".releaseops/evals/z.yaml")).expect("link");
+    let o = r.run(&["eval", "run", "z", "--bundle", "b", "--version", "1.0.0"]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(o.stderr.contains("link"), "{}", o.stderr);
+}
