@@ -1086,21 +1086,11 @@ impl Index {
             } else {
                 text::terms(field)
             };
-            // "At most 2 drinks per attendee": the count it is per is not the quantity.
-            let per: &[(Term, f32)] = c
-                .clause
-                .bounds
-                .iter()
-                .find(|b| b.value == *v)
-                .map_or(&[], |b| b.per.as_slice());
             let bound = c.clause.bounds.iter().find(|b| b.value == *v);
+            // "At most 2 drinks per attendee": the count it is per is not the quantity.
+            let per: &[(Term, f32)] = bound.map_or(&[], |b| b.per.as_slice());
             // `days: 3` is not what "$40 per person per day" caps.
-            let time_of_rate = |k: &str| {
-                bound.is_some_and(|b| {
-                    matches!((b.per_hours, time_count(k)), (Some(per), Some(unit))
-                        if b.hours.is_none() || unit == per)
-                })
-            };
+            let time_of_rate = |k: &str| bound.is_some_and(|b| counts_its_time_unit(b, k));
             let by_name = q.numbers.iter().find(|(k, _)| {
                 if k == field {
                     return true;
@@ -1736,9 +1726,7 @@ impl<'a> Query<'a> {
             // `nights: 3` is not what "180 dollars a night" caps (but `days`
             // is what "10 days of leave per year" does).
             // `weeks: 2` is not what "2 days a week" limits either.
-            if let (Some(per), Some(unit)) = (b.per_hours, time_count(k))
-                && (b.hours.is_none() || unit == per)
-            {
+            if counts_its_time_unit(b, k) {
                 continue;
             }
             let meets = if b.counts_things {
@@ -1898,6 +1886,14 @@ impl<'a> Query<'a> {
                 }
             })
     }
+}
+
+/// Whether the argument `k` counts the unit of time a rate is per
+/// (`nights: 3` for "180 dollars a night", `weeks: 2` for "2 days a week"):
+/// a count of that unit, not the quantity the rate caps.
+fn counts_its_time_unit(b: &clause::Bound, k: &str) -> bool {
+    matches!((b.per_hours, time_count(k)), (Some(per), Some(unit))
+        if b.hours.is_none() || unit == per)
 }
 
 /// Whether an argument's name counts units of time (`nights`,

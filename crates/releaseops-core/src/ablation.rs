@@ -426,19 +426,9 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
             }
         }
         Method::RandomSubsets => {
-            // (A state of 0 would stay 0: nothing ever removed.)
-            let mut x = nonzero(req.seed ^ 0x2545_f491_4f6c_dd1d);
+            let mut x = XorShift::new(req.seed ^ 0x2545_f491_4f6c_dd1d);
             while masks.len() < p.plan.calls {
-                masks.push(
-                    (0..n)
-                        .map(|_| {
-                            x ^= x << 13;
-                            x ^= x >> 7;
-                            x ^= x << 17;
-                            x & 1 == 1
-                        })
-                        .collect(),
-                );
+                masks.push((0..n).map(|_| x.next() & 1 == 1).collect());
             }
         }
     }
@@ -552,17 +542,11 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
             let y: Vec<f64> = runs.iter().map(|(_, y)| *y).collect();
             let beta = lasso(&x, &y, 0.01);
             // A bootstrap over the runs (no further calls) for each coefficient's interval.
-            // (A state of 0 would stay 0: every pick the first run.)
-            let mut s = nonzero(req.seed ^ 0x9e37_79b9_7f4a_7c15);
+            let mut s = XorShift::new(req.seed ^ 0x9e37_79b9_7f4a_7c15);
             let mut boots: Vec<Vec<f64>> = vec![Vec::with_capacity(BOOTSTRAPS); n];
             for _ in 0..BOOTSTRAPS {
                 let pick: Vec<usize> = (0..y.len())
-                    .map(|_| {
-                        s ^= s << 13;
-                        s ^= s >> 7;
-                        s ^= s << 17;
-                        (s % y.len().max(1) as u64) as usize
-                    })
+                    .map(|_| (s.next() % y.len().max(1) as u64) as usize)
                     .collect();
                 let bx: Vec<Vec<f64>> = pick.iter().map(|&i| x[i].clone()).collect();
                 let by: Vec<f64> = pick.iter().map(|&i| y[i]).collect();
@@ -603,9 +587,26 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
 /// Resamples of the runs behind each random-subsets interval.
 const BOOTSTRAPS: usize = 200;
 
-/// A xorshift state that can move: 0 never does.
-pub(crate) fn nonzero(x: u64) -> u64 {
-    if x == 0 { 0x853c_49e6_748f_ea9b } else { x }
+/// A seeded xorshift64 stream: the same seed, the same stream.
+pub(crate) struct XorShift(u64);
+
+impl XorShift {
+    /// A state of 0 would stay 0 (nothing removed, every pick the first
+    /// run): that seed starts elsewhere.
+    pub(crate) fn new(seed: u64) -> XorShift {
+        XorShift(if seed == 0 {
+            0x853c_49e6_748f_ea9b
+        } else {
+            seed
+        })
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
 }
 
 /// Lasso by coordinate descent: `y ~ b0 + X b`, penalty `lambda * |b|_1`
@@ -671,15 +672,10 @@ mod tests {
         // y = removed[2], the others noise-free zeros.
         let mut x = Vec::new();
         let mut y = Vec::new();
-        let mut s = 7u64;
+        let mut s = XorShift::new(7);
         for _ in 0..64 {
             let row: Vec<f64> = (0..10)
-                .map(|_| {
-                    s ^= s << 13;
-                    s ^= s >> 7;
-                    s ^= s << 17;
-                    f64::from(u8::from(s & 1 == 1))
-                })
+                .map(|_| f64::from(u8::from(s.next() & 1 == 1)))
                 .collect();
             y.push(row[2]);
             x.push(row);

@@ -639,26 +639,18 @@ pub(crate) fn build_target(
                 })
                 .unwrap_or_else(|| p.default_base_url().to_string());
             let (key_var, required) = p.key_var();
-            let mut api_key = std::env::var(key_var).ok().filter(|k| !k.trim().is_empty());
-            // A suite's own base_url is anyone's who can commit: the key
-            // goes only to the provider's service or to the URL the
-            // environment names.
-            if base_url.is_some() && api_key.is_some() && !p.trusts(&base) {
-                if required {
-                    return Err(CoreError::refused(
-                        format!(
-                            "the suite's target.base_url is not {}'s service, and {key_var} is sent only there or to the URL in {}",
-                            p.name(),
-                            p.base_url_var()
-                        ),
-                        format!(
-                            "to trust that server with the key, export {}=<its URL>; or drop target.base_url",
-                            p.base_url_var()
-                        ),
-                    ));
-                }
-                api_key = None;
-            }
+            let api_key = p
+                .key_for(
+                    std::env::var(key_var).ok().filter(|k| !k.trim().is_empty()),
+                    &base,
+                    base_url.as_ref().map(|_| "the suite's target.base_url"),
+                )
+                .map_err(|e| {
+                    CoreError::refused(
+                        e,
+                        "or drop target.base_url to call the provider's own service",
+                    )
+                })?;
             // A key is needed by the public service; a compatible server
             // elsewhere (local, or a test server on loopback) may not want one.
             if api_key.is_none() && required && base.trim_end_matches('/') == p.default_base_url() {

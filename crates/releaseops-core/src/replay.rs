@@ -61,12 +61,9 @@ pub struct Exported {
 /// `k` of `v` at random, by a deterministic shuffle (xorshift): a seeded
 /// sample is the same sample.
 pub fn sample<T>(mut v: Vec<T>, k: usize, seed: u64) -> Vec<T> {
-    let mut x = crate::ablation::nonzero(seed ^ 0x9e37_79b9_7f4a_7c15);
+    let mut x = crate::ablation::XorShift::new(seed ^ 0x9e37_79b9_7f4a_7c15);
     for i in (1..v.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.swap(i, (x % (i as u64 + 1)) as usize);
+        v.swap(i, (x.next() % (i as u64 + 1)) as usize);
     }
     v.truncate(k);
     v

@@ -63,14 +63,42 @@ impl Provider {
 
     /// Whether the key from the environment may go to `base`: the
     /// provider's own service, or the URL its `*_BASE_URL` variable names.
-    /// A base URL written in a repository file (a suite, `config.yaml`) is
-    /// anyone's who can commit, and is trusted with no key.
     pub fn trusts(self, base: &str) -> bool {
         let norm = |s: &str| s.trim().trim_end_matches('/').to_ascii_lowercase();
         let b = norm(base);
         b == norm(self.default_base_url())
             || std::env::var(self.base_url_var())
                 .is_ok_and(|v| !v.trim().is_empty() && norm(&v) == b)
+    }
+
+    /// The environment's `key` for a call to `base`, which `written_in` (a
+    /// repository file: a suite, `config.yaml`) chose when it is given. Such
+    /// a file is anyone's who can commit, so a base it names gets no key
+    /// unless the provider trusts it: a provider that needs its key is
+    /// refused (the message says how to trust the server), a compatible
+    /// server is called without one.
+    pub fn key_for(
+        self,
+        key: Option<String>,
+        base: &str,
+        written_in: Option<&str>,
+    ) -> Result<Option<String>, String> {
+        match written_in {
+            Some(what) if key.is_some() && !self.trusts(base) => {
+                if self.key_var().1 {
+                    Err(format!(
+                        "{what} is not {}'s service, and {} is sent only there or to the URL in {}: export {}=<its URL> to trust that server with the key",
+                        self.name(),
+                        self.key_var().0,
+                        self.base_url_var(),
+                        self.base_url_var()
+                    ))
+                } else {
+                    Ok(None)
+                }
+            }
+            _ => Ok(key),
+        }
     }
 
     pub fn default_base_url(self) -> &'static str {

@@ -1,3 +1,4 @@
+use crate::output::write_file;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
@@ -421,8 +422,6 @@ fn read_report(
         hint: Some("restore it with `git checkout -- <file>`".into()),
     })
 }
-
-use crate::output::write_file;
 
 /// The saved runs that match, oldest first.
 fn list_runs(

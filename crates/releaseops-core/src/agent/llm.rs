@@ -55,21 +55,13 @@ impl ProviderLlm {
             .unwrap_or_else(|| provider.default_base_url().to_string());
         // config.yaml is anyone's who can commit: its base_url gets the key
         // only when the environment names the same URL.
-        let key = match key {
-            Ok(Some(_)) if cfg.base_url.is_some() && !provider.trusts(&base_url) => {
-                if required {
-                    Err(format!(
-                        "agent.llm.base_url is not {}'s service, and {var} is sent only there or to the URL in {}: export {}=<its URL> to trust that server with the key",
-                        provider.name(),
-                        provider.base_url_var(),
-                        provider.base_url_var()
-                    ))
-                } else {
-                    Ok(None)
-                }
-            }
-            other => other,
-        };
+        let key = key.and_then(|k| {
+            provider.key_for(
+                k,
+                &base_url,
+                cfg.base_url.as_ref().map(|_| "agent.llm.base_url"),
+            )
+        });
         Some(ProviderLlm {
             provider,
             model: cfg.model.clone(),
