@@ -1027,6 +1027,7 @@ fn runner_bench(delay_ms: u64) -> Duration {
             parameters: Default::default(),
             system_templates: vec!["You are terse.".into()],
             user_template: None,
+            tools: Vec::new(),
             cache: None,
         limiter: None,
         }));

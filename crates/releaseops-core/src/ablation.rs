@@ -283,6 +283,7 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
         model: None,
         base_url: None,
         timeout_ms: releaseops_eval::suite::DEFAULT_TIMEOUT_MS,
+        tools: Vec::new(),
     });
     let target = crate::evals::build_target(
         store,
@@ -293,6 +294,16 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
         &limiters,
         &roles,
     )?;
+    // The model is offered the tools the trace called, so the recorded
+    // action can happen again.
+    let mut target = target;
+    if let Target::Model(m) = &mut target {
+        for t in crate::replay::recorded_tools([&req.trace]) {
+            if !m.tools.iter().any(|o| o.name == t.name) {
+                m.tools.push(t);
+            }
+        }
+    }
     let policies_too = !matches!(target, Target::Model(_));
     let units = units(&payload, policies_too);
     if units.is_empty() {

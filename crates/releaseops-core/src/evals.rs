@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use releaseops_eval::judge::{JudgeEnv, JudgeSpec};
-use releaseops_eval::providers::{Provider, RetryPolicy, http_client};
+use releaseops_eval::providers::{Provider, RetryPolicy, ToolDef, http_client};
 use releaseops_eval::report::Report;
 use releaseops_eval::runner::{self, BundleUnderTest, RunOptions};
 use releaseops_eval::suite::{Suite, TargetSpec};
@@ -275,13 +275,26 @@ pub struct EvalOutcome {
     pub git: releaseops_store::GitOutcome,
 }
 
-pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
-    let store = ctx.store;
-    let suite = load_suite(store, &req.suite)?;
-    let suite_digest = std::fs::read(store.dir().join(suite_rel_path(&req.suite)))
-        .ok()
-        .map(|b| releaseops_format::hash::sha256_prefixed(&b));
-    let manifest = store.load_bundle(&req.bundle, &req.version)?;
+/// What a run needs before its first call, each input checked: the bundle,
+/// the target built, and every tool a case asserts about offered.
+struct Prepared {
+    manifest: BundleManifest,
+    spec: TargetSpec,
+    payload: Value,
+    target: Target,
+    judges: JudgeEnv,
+}
+
+fn prepare(
+    store: &Store,
+    suite: &Suite,
+    suite_id: &str,
+    bundle: &str,
+    version: &str,
+    tags: &[String],
+    cache_read: bool,
+) -> Result<Prepared> {
+    let manifest = store.load_bundle(bundle, version)?;
     // No target is the existing tool's meaning: the bundle's own model, its
     // prompts rendered with the case's input.
     let spec = suite.target.clone().unwrap_or(TargetSpec::Model {
@@ -289,35 +302,99 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         model: None,
         base_url: None,
         timeout_ms: releaseops_eval::suite::DEFAULT_TIMEOUT_MS,
+        tools: Vec::new(),
     });
     if let TargetSpec::Command { argv, .. } = &spec {
         find_program(&argv[0], store.root()).map_err(|why| {
             CoreError::invalid(
-                format!("suite '{}': target.command cannot run: {why}", req.suite),
+                format!("suite '{}': target.command cannot run: {why}", suite_id),
                 "fix target.command in the suite (a program on PATH, or a path relative to the repository root)",
             )
         })?;
     }
-    if suite.selected(&req.tags).is_empty() {
+    if suite.selected(tags).is_empty() {
         return Err(CoreError::invalid(
             format!(
                 "no case of suite '{}' has tag(s) {}",
-                req.suite,
-                req.tags.join(", ")
+                suite_id,
+                tags.join(", ")
             ),
             "drop --tag, or tag some cases",
         ));
     }
     let payload = agent_payload(store, &manifest);
-    let limiters = limiters_of(&suite);
+    let limiters = limiters_of(suite);
     let target = build_target(
         store,
         &spec,
         &manifest,
         &payload,
-        !req.no_cache,
+        cache_read,
         &limiters,
         &suite.target_artifacts,
+    )?;
+    if let Target::Model(m) = &target
+        && let Some((case, tool)) = unoffered_tool(suite, tags, &m.tools)
+    {
+        let offered: Vec<&str> = m.tools.iter().map(|t| t.name.as_str()).collect();
+        return Err(CoreError::invalid(
+            format!(
+                "suite '{}', case '{case}': asserts about tool '{tool}', which the model target does not offer the model ({})",
+                suite_id,
+                if offered.is_empty() {
+                    "it offers no tools".to_string()
+                } else {
+                    format!("it offers: {}", offered.join(", "))
+                }
+            ),
+            format!(
+                "list it under target.tools ({{name: {tool}, parameters: {{type: object, properties: ...}}}}), or allow it in the bundle's tools policy; a tool the model cannot call can never be judged"
+            ),
+        ));
+    }
+    let judges = judge_env(suite, &limiters)?;
+    Ok(Prepared {
+        manifest,
+        spec,
+        payload,
+        target,
+        judges,
+    })
+}
+
+/// Checks that `suite` (not yet written) can run against a bundle version:
+/// what `run` refuses before its first call is refused here, before
+/// anything is written.
+pub fn preflight(
+    store: &Store,
+    suite: &Suite,
+    suite_id: &str,
+    bundle: &str,
+    version: &str,
+) -> Result<()> {
+    prepare(store, suite, suite_id, bundle, version, &[], true).map(|_| ())
+}
+
+pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
+    let store = ctx.store;
+    let suite = load_suite(store, &req.suite)?;
+    let suite_digest = std::fs::read(store.dir().join(suite_rel_path(&req.suite)))
+        .ok()
+        .map(|b| releaseops_format::hash::sha256_prefixed(&b));
+    let Prepared {
+        manifest,
+        spec,
+        payload,
+        target,
+        judges,
+    } = prepare(
+        store,
+        &suite,
+        &req.suite,
+        &req.bundle,
+        &req.version,
+        &req.tags,
+        !req.no_cache,
     )?;
     let redactor = Arc::new(secrets_of(&spec, &target));
     let hash = manifest
@@ -347,7 +424,7 @@ pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
         progress: req.progress.clone(),
         case_timeout: Duration::from_millis(spec.timeout_ms()),
         retry: RetryPolicy::default(),
-        judges: judge_env(&suite, &limiters)?,
+        judges,
         cancel: req.cancel.clone(),
         redactor,
     };
@@ -565,6 +642,76 @@ fn expand_env(value: &str, what: &str) -> Result<String> {
     Ok(out)
 }
 
+/// The tools a model target offers: the suite's `target.tools`, then each
+/// tool the bundle's policies allow (`tools: [{name, allowed, conditions}]`)
+/// with the condition fields as its arguments. A denied tool is not
+/// offered unless the suite lists it.
+pub(crate) fn offered_tools(listed: &[ToolDef], payload: &Value) -> Vec<ToolDef> {
+    let mut out = listed.to_vec();
+    let Some(policies) = payload.get("policies").and_then(Value::as_object) else {
+        return out;
+    };
+    for art in policies.values() {
+        let Some(v) = art
+            .get("content")
+            .and_then(Value::as_str)
+            .and_then(|c| releaseops_format::yaml::from_str::<Value>(c).ok())
+        else {
+            continue;
+        };
+        let Some(rules) = v.get("tools").and_then(Value::as_array) else {
+            continue;
+        };
+        for r in rules {
+            let Some(name) = r.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            if r.get("allowed").and_then(Value::as_bool) == Some(false)
+                || !ToolDef::valid_name(name)
+                || out.iter().any(|t| t.name == name)
+            {
+                continue;
+            }
+            let args: Map<String, Value> = r
+                .get("conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| {
+                    let field = c.get("field").and_then(Value::as_str)?;
+                    Some((
+                        field.to_string(),
+                        c.get("value").cloned().unwrap_or(Value::Null),
+                    ))
+                })
+                .collect();
+            let description = r.get("description").and_then(Value::as_str).unwrap_or("");
+            out.push(ToolDef::from_calls(
+                name,
+                description,
+                [&Value::Object(args)],
+            ));
+        }
+    }
+    out
+}
+
+/// The first tool a selected case asserts about that the model is not
+/// offered: such an assertion could never fail (`called: false`) or pass.
+fn unoffered_tool<'a>(
+    suite: &'a Suite,
+    tags: &[String],
+    offered: &[ToolDef],
+) -> Option<(&'a str, &'a str)> {
+    suite.selected(tags).into_iter().find_map(|c| {
+        c.assertions
+            .iter()
+            .flat_map(|a| a.judge.tools_named())
+            .find(|n| !offered.iter().any(|t| t.name == *n))
+            .map(|n| (c.id.as_str(), n))
+    })
+}
+
 pub(crate) fn build_target(
     store: &Store,
     spec: &TargetSpec,
@@ -606,6 +753,7 @@ pub(crate) fn build_target(
             provider,
             model,
             base_url,
+            tools,
             ..
         } => {
             let mc = m.model_config.as_ref();
@@ -705,6 +853,7 @@ pub(crate) fn build_target(
                 parameters: mc.map(|c| c.parameters.clone()).unwrap_or_default(),
                 system_templates,
                 user_template,
+                tools: offered_tools(tools, payload),
                 cache: Some(releaseops_eval::providers::ResponseCache {
                     dir: store.dir().join(".tmp-cache").join("responses"),
                     read: cache_read,

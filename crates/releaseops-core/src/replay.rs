@@ -14,6 +14,7 @@
 //! wrote may be written again, any other is never overwritten.
 
 use releaseops_attribution::{Assessment, Index, Trace};
+use releaseops_eval::providers::ToolDef;
 use releaseops_format::yaml::Node;
 use releaseops_store::Store;
 use serde::Serialize;
@@ -42,6 +43,9 @@ pub struct ExportRequest {
     pub incidents_only: bool,
     /// The least word agreement with production's reply a case asks for.
     pub min_similarity: f64,
+    /// The candidate the suite is about to run against: checked to be
+    /// runnable (bundle, target, keys, tools) before the suite is written.
+    pub candidate: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +60,29 @@ pub struct Exported {
     pub without_input: usize,
     #[serde(flatten)]
     pub git: releaseops_store::GitOutcome,
+}
+
+/// The tools recorded traces called, each typed by the arguments it was
+/// called with: what a model target must offer for the calls to happen
+/// again. A name no provider accepts is left out.
+pub(crate) fn recorded_tools<'a>(traces: impl IntoIterator<Item = &'a Trace>) -> Vec<ToolDef> {
+    let mut by_name: Vec<(&str, Vec<Value>)> = Vec::new();
+    for t in traces {
+        for c in &t.tool_calls {
+            if !ToolDef::valid_name(&c.name) {
+                continue;
+            }
+            let args = Value::Object(c.arguments.clone());
+            match by_name.iter_mut().find(|(n, _)| *n == c.name) {
+                Some((_, seen)) => seen.push(args),
+                None => by_name.push((&c.name, vec![args])),
+            }
+        }
+    }
+    by_name
+        .iter()
+        .map(|(n, calls)| ToolDef::from_calls(n, "", calls))
+        .collect()
 }
 
 /// `k` of `v` at random, by a deterministic shuffle (xorshift): a seeded
@@ -202,14 +229,40 @@ pub fn suite_text(
             }
         }
     }
+    // The bundle's own model is offered the tools production called, so
+    // the calls the cases assert about can happen again (or not).
+    let on_model = doc
+        .get("target")
+        .is_none_or(|t| t.get("type").and_then(Value::as_str) == Some("model"));
+    let recorded = recorded_tools(traces.iter().map(|(t, _)| t));
+    if on_model && !recorded.is_empty() {
+        let mut target = doc
+            .remove("target")
+            .unwrap_or_else(|| json!({"type": "model"}));
+        let mut listed = target
+            .get("tools")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for t in recorded {
+            if !listed.iter().any(|l| l.get("name") == Some(&json!(t.name))) {
+                listed.push(json!({"name": t.name, "parameters": t.parameters}));
+            }
+        }
+        target["tools"] = Value::Array(listed);
+        doc.insert("target".into(), target);
+    }
     doc.insert("cases".into(), Value::Array(cases));
     let text = Node::from_json(&Value::Object(doc)).to_yaml();
-    releaseops_eval::suite::Suite::parse(text.as_bytes()).map_err(|e| {
+    let suite = releaseops_eval::suite::Suite::parse(text.as_bytes()).map_err(|e| {
         CoreError::invalid(
             format!("the replay suite '{}' does not read back: {e}", req.suite),
             "report this: a replay suite should always be valid",
         )
     })?;
+    if let Some((id, version)) = &req.candidate {
+        crate::evals::preflight(store, &suite, &req.suite, id, version)?;
+    }
     Ok((text, incidents, without_input))
 }
 

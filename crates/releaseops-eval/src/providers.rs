@@ -120,6 +120,93 @@ pub struct Chat {
     pub temperature: Option<f64>,
     pub max_tokens: u64,
     pub parameters: Map<String, Value>,
+    /// The tools the model is offered (none: it can only reply).
+    pub tools: Vec<ToolDef>,
+}
+
+/// A tool the model may call: its name, what it does, and its arguments
+/// as a JSON Schema object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolDef {
+    pub name: String,
+    pub description: String,
+    pub parameters: Value,
+}
+
+impl ToolDef {
+    /// Whether a name is one every provider accepts for a tool.
+    pub fn valid_name(name: &str) -> bool {
+        (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    }
+
+    /// A tool as recorded calls show it: each argument seen, typed as its
+    /// values were (a key whose values disagree is left untyped).
+    pub fn from_calls<'a>(
+        name: &str,
+        description: &str,
+        calls: impl IntoIterator<Item = &'a Value>,
+    ) -> ToolDef {
+        let mut props = Map::new();
+        for args in calls {
+            let Some(args) = args.as_object() else {
+                continue;
+            };
+            for (k, v) in args {
+                let t = match v {
+                    Value::Number(_) => "number",
+                    Value::String(_) => "string",
+                    Value::Bool(_) => "boolean",
+                    Value::Array(_) => "array",
+                    Value::Object(_) => "object",
+                    Value::Null => continue,
+                };
+                match props
+                    .get(k)
+                    .and_then(|p| p.get("type"))
+                    .and_then(Value::as_str)
+                {
+                    None if !props.contains_key(k) => {
+                        props.insert(k.clone(), json!({"type": t}));
+                    }
+                    Some(seen) if seen != t => {
+                        props.insert(k.clone(), json!({}));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        ToolDef {
+            name: name.to_string(),
+            description: description.to_string(),
+            parameters: json!({"type": "object", "properties": props}),
+        }
+    }
+
+    fn function(&self, schema_key: &str) -> Value {
+        let mut f = json!({"name": self.name});
+        if !self.description.is_empty() {
+            f["description"] = json!(self.description);
+        }
+        let empty = self
+            .parameters
+            .get("properties")
+            .and_then(Value::as_object)
+            .is_none_or(Map::is_empty);
+        // Gemini refuses an object schema without properties: a tool
+        // without arguments declares none there.
+        if !(empty && schema_key == "gemini") {
+            let key = if schema_key == "gemini" {
+                "parameters"
+            } else {
+                schema_key
+            };
+            f[key] = self.parameters.clone();
+        }
+        f
+    }
 }
 
 /// Builds the provider's request: (path under the base URL, JSON body).
@@ -136,6 +223,13 @@ pub fn request(p: Provider, c: &Chat) -> (String, Value) {
             if let Some(t) = c.temperature {
                 body["temperature"] = json!(t);
             }
+            if !c.tools.is_empty() {
+                body["tools"] = c
+                    .tools
+                    .iter()
+                    .map(|t| json!({"type": "function", "function": t.function("parameters")}))
+                    .collect();
+            }
             merge(&mut body, &c.parameters);
             ("/chat/completions".into(), body)
         }
@@ -146,6 +240,9 @@ pub fn request(p: Provider, c: &Chat) -> (String, Value) {
             }
             if let Some(t) = c.temperature {
                 body["temperature"] = json!(t);
+            }
+            if !c.tools.is_empty() {
+                body["tools"] = c.tools.iter().map(|t| t.function("input_schema")).collect();
             }
             merge(&mut body, &c.parameters);
             ("/v1/messages".into(), body)
@@ -159,6 +256,10 @@ pub fn request(p: Provider, c: &Chat) -> (String, Value) {
             let mut body = json!({"contents": [{"role": "user", "parts": [{"text": c.user}]}], "generationConfig": gen_cfg});
             if !c.system.is_empty() {
                 body["systemInstruction"] = json!({"parts": [{"text": c.system}]});
+            }
+            if !c.tools.is_empty() {
+                let decls: Vec<Value> = c.tools.iter().map(|t| t.function("gemini")).collect();
+                body["tools"] = json!([{"functionDeclarations": decls}]);
             }
             (format!("/v1beta/models/{}:generateContent", c.model), body)
         }

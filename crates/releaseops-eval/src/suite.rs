@@ -44,6 +44,9 @@ pub enum TargetSpec {
         model: Option<String>,
         base_url: Option<String>,
         timeout_ms: u64,
+        /// Tools offered to the model (besides those the bundle's tools
+        /// policies allow): `target.tools: [{name, description, parameters}]`.
+        tools: Vec<crate::providers::ToolDef>,
     },
 }
 
@@ -186,6 +189,59 @@ struct RawTarget {
     model: Option<String>,
     #[serde(default)]
     base_url: Option<String>,
+    #[serde(default)]
+    tools: Option<Vec<RawTool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTool {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    parameters: Option<Value>,
+}
+
+/// `target.tools`, checked: names every provider takes, each once, and
+/// arguments as a JSON Schema object.
+fn parse_tools(raw: Vec<RawTool>) -> Result<Vec<crate::providers::ToolDef>, SuiteError> {
+    let mut out: Vec<crate::providers::ToolDef> = Vec::with_capacity(raw.len());
+    for (i, t) in raw.into_iter().enumerate() {
+        let at = format!("target.tools[{i}]");
+        if !crate::providers::ToolDef::valid_name(&t.name) {
+            return Err(SuiteError(format!(
+                "{at}: tool name {:?} is not 1 to 64 letters, digits, '_' or '-'",
+                t.name
+            )));
+        }
+        if out.iter().any(|o| o.name == t.name) {
+            return Err(SuiteError(format!(
+                "{at}: tool '{}' is listed twice",
+                t.name
+            )));
+        }
+        let parameters = match t.parameters {
+            None | Some(Value::Null) => serde_json::json!({"type": "object", "properties": {}}),
+            Some(Value::Object(o)) if o.get("type").is_none_or(|t| t == "object") => {
+                let mut o = o;
+                o.entry("type").or_insert_with(|| "object".into());
+                Value::Object(o)
+            }
+            Some(_) => {
+                return Err(SuiteError(format!(
+                    "{at}: parameters of '{}' must be a JSON Schema object (type: object, properties: ...)",
+                    t.name
+                )));
+            }
+        };
+        out.push(crate::providers::ToolDef {
+            name: t.name,
+            description: t.description.unwrap_or_default(),
+            parameters,
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -218,6 +274,12 @@ fn parse_target(t: RawTarget) -> Result<TargetSpec, SuiteError> {
             )))
         }
     };
+    if t.tools.is_some() && t.kind != "model" {
+        return Err(SuiteError(format!(
+            "target.tools is for type: model; a {} target's agent offers its own tools",
+            t.kind
+        )));
+    }
     match t.kind.as_str() {
         "command" => {
             let argv: Vec<String> = match t.command {
@@ -289,6 +351,7 @@ fn parse_target(t: RawTarget) -> Result<TargetSpec, SuiteError> {
                 model: t.model,
                 base_url: t.base_url,
                 timeout_ms,
+                tools: parse_tools(t.tools.unwrap_or_default())?,
             })
         }
         other => Err(SuiteError(format!(

@@ -66,6 +66,8 @@ pub struct ModelTarget {
     pub system_templates: Vec<String>,
     /// The `user` role's template, if the bundle has one.
     pub user_template: Option<String>,
+    /// The tools the model is offered.
+    pub tools: Vec<providers::ToolDef>,
     /// Where responses are cached (None: no cache).
     pub cache: Option<providers::ResponseCache>,
     /// The provider's shared rate limit, if the suite sets one.
@@ -107,6 +109,7 @@ impl ModelTarget {
             temperature: self.temperature,
             max_tokens: self.max_tokens,
             parameters: self.parameters.clone(),
+            tools: self.tools.clone(),
         })
     }
 }

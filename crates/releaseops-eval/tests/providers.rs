@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use releaseops_eval::providers::{Provider, RetryPolicy, http_client};
+use releaseops_eval::providers::{Chat, Provider, RetryPolicy, ToolDef, http_client, request};
 use releaseops_eval::target::{HttpTarget, ModelTarget, Target};
 use serde_json::{Map, Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path};
@@ -32,6 +32,7 @@ fn model(provider: Provider, base: &str) -> Target {
         parameters: [("top_p".to_string(), json!(0.9))].into_iter().collect(),
         system_templates: vec!["You help {{ user_name }}. Refunds up to 100 dollars.".into()],
         user_template: Some("Refund {{ amount }} dollars please".into()),
+        tools: Vec::new(),
         cache: None,
         limiter: None,
     }))
@@ -483,5 +484,63 @@ async fn an_answer_of_nothing_is_an_error_not_an_unchanged_action() {
             .await
             .expect_err("an empty answer");
         assert!(e.contains("answered nothing"), "{e}");
+    }
+}
+
+#[test]
+fn the_tools_a_model_is_offered_are_in_each_providers_own_shape() {
+    let refund = ToolDef::from_calls(
+        "issue_refund",
+        "Refunds an order",
+        [
+            &json!({"amount": 40, "order": "A-1"}),
+            &json!({"amount": 12.5, "order": 7}),
+        ],
+    );
+    let ping = ToolDef::from_calls("ping", "", []);
+    let chat = Chat {
+        model: "m-1".into(),
+        system: "s".into(),
+        user: "u".into(),
+        temperature: None,
+        max_tokens: 10,
+        parameters: Map::new(),
+        tools: vec![refund, ping],
+    };
+    // Arguments typed as the calls showed them; a key whose values disagree is left untyped.
+    let schema =
+        json!({"type": "object", "properties": {"amount": {"type": "number"}, "order": {}}});
+    let (_, openai) = request(Provider::OpenAi, &chat);
+    assert_eq!(
+        openai["tools"],
+        json!([
+            {"type": "function", "function": {"name": "issue_refund", "description": "Refunds an order", "parameters": schema}},
+            {"type": "function", "function": {"name": "ping", "parameters": {"type": "object", "properties": {}}}}
+        ])
+    );
+    let (_, anthropic) = request(Provider::Anthropic, &chat);
+    assert_eq!(
+        anthropic["tools"],
+        json!([
+            {"name": "issue_refund", "description": "Refunds an order", "input_schema": schema},
+            {"name": "ping", "input_schema": {"type": "object", "properties": {}}}
+        ])
+    );
+    // Gemini refuses an object without properties: a tool without arguments declares none.
+    let (_, gemini) = request(Provider::Gemini, &chat);
+    assert_eq!(
+        gemini["tools"],
+        json!([{"functionDeclarations": [
+            {"name": "issue_refund", "description": "Refunds an order", "parameters": schema},
+            {"name": "ping"}
+        ]}])
+    );
+    // No tools, no key at all.
+    let bare = Chat {
+        tools: Vec::new(),
+        ..chat
+    };
+    for p in [Provider::OpenAi, Provider::Anthropic, Provider::Gemini] {
+        assert!(request(p, &bare).1.get("tools").is_none(), "{p:?}");
     }
 }

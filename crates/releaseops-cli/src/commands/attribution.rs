@@ -737,6 +737,7 @@ fn export_suite(
     app: &App,
     store: &Store,
     s: &crate::cli::ReplaySelect,
+    candidate: Option<(String, String)>,
 ) -> Result<releaseops_core::replay::Exported, Failure> {
     let Selected {
         id,
@@ -751,6 +752,7 @@ fn export_suite(
         target_from: s.target_from.clone(),
         incidents_only: s.incidents_only,
         min_similarity: s.min_similarity,
+        candidate,
     };
     Ok(releaseops_core::replay::export(
         &app.ctx(store),
@@ -762,7 +764,7 @@ fn export_suite(
 pub(crate) fn replay(app: &App, a: crate::cli::ReplayArgs) -> CmdResult {
     let store = app.store()?;
     if let Some(crate::cli::ReplayCmd::ExportSuite { select }) = &a.cmd {
-        let e = export_suite(app, &store, select)?;
+        let e = export_suite(app, &store, select, None)?;
         if output::json(app, &e) {
             return Ok(0);
         }
@@ -793,9 +795,16 @@ pub(crate) fn replay(app: &App, a: crate::cli::ReplayArgs) -> CmdResult {
             "pass --from-traces: recorded production inputs from the trace store",
         ));
     }
-    // The candidate is resolved before anything is written.
-    crate::refs::exact(&store, std::slice::from_ref(&candidate))?;
-    let e = export_suite(app, &store, &a.select)?;
+    // The candidate, the flags and the suite's target are checked before
+    // anything is written: a replay that cannot run leaves no suite behind.
+    let resolved = crate::refs::exact(&store, std::slice::from_ref(&candidate))?;
+    if a.concurrency == Some(0) {
+        return Err(Failure::usage(
+            "--concurrency must be at least 1",
+            "e.g. --concurrency 16",
+        ));
+    }
+    let e = export_suite(app, &store, &a.select, Some(resolved))?;
     if !app.global.json && a.format == ReportFormat::Summary {
         anstream::eprintln!(
             "Replaying {} production inputs against {candidate} ({} regression cases from incidents; suite {})",

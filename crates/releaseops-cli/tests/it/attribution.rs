@@ -904,3 +904,171 @@ fn a_replay_suite_commits_no_secret_production_saw() {
         );
     }
 }
+
+/// A model on loopback that speaks Anthropic's wire format and refunds
+/// whenever it is offered the refund tool (as the version that caused the
+/// incidents did); without the tool it can only reply.
+fn refunding_model(req: &wiremock::Request) -> wiremock::ResponseTemplate {
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let offered = body["tools"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t["name"] == "issue_refund"));
+    let content = if offered {
+        serde_json::json!([{"type": "tool_use", "id": "tu1", "name": "issue_refund", "input": {"amount": 180, "order": "A-1"}}])
+    } else {
+        serde_json::json!([{"type": "text", "text": "A manager will review that refund."}])
+    };
+    wiremock::ResponseTemplate::new(200).set_body_json(
+        serde_json::json!({"content": content, "usage": {"input_tokens": 20, "output_tokens": 5}}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_on_the_bundles_own_model_offers_the_tools_production_called() {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/v1/messages"))
+        .respond_with(refunding_model)
+        .mount(&server)
+        .await;
+    let r = Repo::demo();
+    // The bundle's own model, with the variable its prompt names (production
+    // traces record the message, not the template's variables).
+    r.write(
+        ".releaseops/evals/on-model.yaml",
+        "id: on-model\ntarget: {type: model}\nvars: {user_name: Sam}\ncases:\n- id: hi\n  input: {message: hi}\n  assertions: [{type: contains, config: {expected: x}}]\n",
+    );
+    r.commit_all("a suite on the bundle's own model");
+    let uri = server.uri();
+    let dir = r.path().to_path_buf();
+    let replay = |suite: &str, key: bool| {
+        let args = [
+            "replay",
+            "--bundle",
+            "support-agent@1.1.0",
+            "--from-traces",
+            "--source",
+            "support-agent@1.1.0",
+            "--env",
+            "prod",
+            "--limit",
+            "40",
+            "--target-from",
+            "on-model",
+            "--suite",
+            suite,
+            "-f",
+            "json",
+        ];
+        if key {
+            r.run_env(
+                &[
+                    ("ANTHROPIC_API_KEY", "sk-ant-replay-test"),
+                    ("ANTHROPIC_BASE_URL", &uri),
+                ],
+                &args,
+            )
+        } else {
+            r.run(&args)
+        }
+    };
+    let head = || r.git(&["rev-parse", "HEAD"]);
+
+    // A replay that cannot run (the provider's own service, and no key) writes no suite.
+    let before = head();
+    let refused = replay("own-model", false);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("ANTHROPIC_API_KEY"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !dir.join(".releaseops/evals/own-model.yaml").exists(),
+        "a replay that could not run left its suite"
+    );
+    assert_eq!(before, head(), "a replay that could not run committed");
+
+    // On the bundle's own model, the incidents' refund tool is offered, so
+    // the version that refunded fails its regression cases.
+    let bad = replay("own-model", true);
+    bad.code(5);
+    let report = parse(&bad.stdout);
+    let reasons: Vec<String> = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .flat_map(|c| c["assertions"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["type"] == "tool_call")
+        .map(|a| format!("{} {}", a["passed"], a["reason"].as_str().unwrap_or("")))
+        .collect();
+    let suite =
+        std::fs::read_to_string(dir.join(".releaseops/evals/own-model.yaml")).expect("suite");
+    assert!(suite.contains("called: false"), "{suite}");
+    // An incident's regression case fails: the refund happens again...
+    assert!(
+        reasons.iter().any(|r| r == "false issue_refund was called"),
+        "the refunding model passed the incident cases: {reasons:?}"
+    );
+    // ...and production's own refunds are matched: the tool was there to call.
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r == "true issue_refund was called with matching arguments"),
+        "{reasons:?}"
+    );
+    let requests = server.received_requests().await.unwrap_or_default();
+    let body: Value = serde_json::from_slice(&requests.last().expect("a call").body).expect("json");
+    let tool = body["tools"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "issue_refund"))
+        .unwrap_or_else(|| panic!("issue_refund not offered: {body}"));
+    assert_eq!(
+        tool["input_schema"]["properties"]["amount"]["type"], "number",
+        "{tool}"
+    );
+}
+
+#[test]
+fn a_model_target_that_cannot_call_the_tool_a_case_asserts_about_is_refused() {
+    let r = Repo::initialized();
+    r.write("prompts/system.md", "You help customers.");
+    r.write(
+        ".releaseops/evals/tools.yaml",
+        "id: tools\ntarget: {type: model, base_url: 'http://127.0.0.1:9'}\ncases:\n- id: no-delete\n  input: {message: delete my account}\n  assertions: [{type: tool_call, config: {name: delete_account, called: false}}]\n",
+    );
+    r.run(&[
+        "bundle",
+        "create",
+        "a",
+        "-a",
+        "system=file:prompts/system.md",
+        "-m",
+        "m",
+        "--provider",
+        "openai-compatible",
+    ])
+    .ok();
+    let o = r.run(&["eval", "run", "tools", "--bundle", "a"]);
+    o.code(2);
+    assert!(
+        o.stderr.contains("delete_account") && o.stderr.contains("target.tools"),
+        "{}",
+        o.stderr
+    );
+    // Listed, it is offered (the call then fails on the closed port: exit 5 or 1, not 2).
+    r.write(
+        ".releaseops/evals/tools.yaml",
+        "id: tools\ntarget: {type: model, base_url: 'http://127.0.0.1:9', timeout_ms: 2000, tools: [{name: delete_account, description: Deletes the account}]}\ncases:\n- id: no-delete\n  input: {message: delete my account}\n  assertions: [{type: tool_call, config: {name: delete_account, called: false}}]\n",
+    );
+    let o = r.run(&["eval", "run", "tools", "--bundle", "a"]);
+    assert_ne!(o.code, 2, "{}", o.stderr);
+    // A typo in a tool is an error naming it.
+    r.write(
+        ".releaseops/evals/tools.yaml",
+        "id: tools\ntarget: {type: model, tools: [{name: delete_account, paramters: {}}]}\ncases:\n- id: c\n  input: {message: hi}\n  assertions: [{type: contains, config: {expected: x}}]\n",
+    );
+    let o = r.run(&["eval", "run", "tools", "--bundle", "a"]);
+    o.code(2);
+    assert!(o.stderr.contains("paramters"), "{}", o.stderr);
+}

@@ -104,6 +104,7 @@ impl releaseops_agent::llm::Llm for ProviderLlm {
             temperature: Some(0.0),
             max_tokens: 800,
             parameters: Default::default(),
+            tools: Vec::new(),
         };
         let policy = RetryPolicy {
             max_retries: 2,

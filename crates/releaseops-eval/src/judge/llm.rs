@@ -131,6 +131,7 @@ pub(super) async fn llm_judge(
         temperature: Some(j.temperature),
         max_tokens: 400,
         parameters: Map::new(),
+        tools: Vec::new(),
     };
     let reply = match crate::providers::chat(client, j.provider, base, key, &chat, env.retry).await
     {

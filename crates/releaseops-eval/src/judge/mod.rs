@@ -301,7 +301,17 @@ impl JudgeSpec {
         }
     }
 
-    /// Judges one output of one case.
+    /// The tools this judge asserts about (composite members included).
+    pub fn tools_named(&self) -> Vec<&str> {
+        match self {
+            JudgeSpec::ToolCall { name, .. } => vec![name.as_str()],
+            JudgeSpec::Composite { members, .. } => {
+                members.iter().flat_map(|m| m.judge.tools_named()).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// True when judging needs a model call (the judge or a composite member).
     pub fn needs_model(&self) -> bool {
         match self {
