@@ -83,6 +83,9 @@ pub struct Plan {
     pub method: Method,
     pub units: usize,
     pub calls: usize,
+    /// Runs of the whole bundle (two at least): what the others are
+    /// compared with, and how often the action changes with nothing removed.
+    pub references: usize,
     /// Policies reach a command or http agent in its payload; a model
     /// target sees only the prompts, so their rules are not ablated there.
     pub policy_rules_ablated: bool,
@@ -96,6 +99,9 @@ pub struct Prepared {
     payload: Value,
     input: Map<String, Value>,
     trace_id: String,
+    /// What production did (the trace's tool calls and reply), if it
+    /// recorded either.
+    recorded: Option<AgentOutput>,
     /// The target's secrets (its key, headers and environment values), kept
     /// out of everything the report says.
     secrets: releaseops_eval::secrets::Redactor,
@@ -124,6 +130,13 @@ pub struct AblationReport {
     pub plan: Plan,
     /// The action with the whole bundle.
     pub reference_action: Option<String>,
+    /// The action the trace recorded (none: it recorded no call or reply).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded_action: Option<String>,
+    /// The share of the whole bundle's further runs whose action differed
+    /// from its first: the change that chance alone makes, which an effect
+    /// must exceed to count.
+    pub noise_floor: Option<f64>,
     pub calls: usize,
     pub failed_calls: usize,
     /// Largest effect first.
@@ -319,16 +332,17 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
         ));
     }
     let repeats = req.repeats as usize;
-    let loo = repeats * (1 + units.len());
-    // The whole bundle twice over at least, and a subset beside it: a
-    // budget below that measures nothing, and is refused rather than
-    // quietly raised.
-    let least = 2 * repeats + 1;
+    let references = repeats.max(2);
+    let loo = references + repeats * units.len();
+    // The whole bundle twice at least (its noise), and one variant beside
+    // it: a budget below that measures nothing, and is refused rather
+    // than quietly raised.
+    let least = references + repeats;
     if req.budget < least || req.budget > MAX_BUDGET {
         return Err(CoreError::invalid(
             format!("--budget {} is out of range", req.budget),
             format!(
-                "give {least} to {MAX_BUDGET} calls (with --repeats {repeats}, the whole bundle runs {repeats} times and each variant as often)"
+                "give {least} to {MAX_BUDGET} calls (with --repeats {repeats}, the whole bundle runs {references} times and each variant {repeats})"
             ),
         ));
     }
@@ -350,6 +364,7 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
             method,
             units: units.len(),
             calls,
+            references,
             policy_rules_ablated: policies_too,
         },
         units,
@@ -357,6 +372,20 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
         payload,
         input: Map::from_iter([("message".to_string(), Value::String(input.to_string()))]),
         trace_id: req.trace.trace_id.clone(),
+        recorded: Some(AgentOutput {
+            output: req.trace.output.clone().unwrap_or_default(),
+            tool_calls: req
+                .trace
+                .tool_calls
+                .iter()
+                .map(|c| releaseops_eval::output::ToolCall {
+                    name: c.name.clone(),
+                    arguments: Value::Object(c.arguments.clone()),
+                })
+                .collect(),
+            ..AgentOutput::default()
+        })
+        .filter(|r| !r.tool_calls.is_empty() || !r.output.trim().is_empty()),
         secrets,
     })
 }
@@ -408,6 +437,7 @@ pub fn run(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
     };
     let mut report = measure(ctx, req, p)?;
     report.reference_action.iter_mut().for_each(&clean);
+    report.recorded_action.iter_mut().for_each(&clean);
     report.unclear.iter_mut().for_each(&clean);
     Ok(report)
 }
@@ -421,9 +451,10 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
     })?;
     let n = p.units.len();
     let repeats = req.repeats.max(1) as usize;
+    let references = p.plan.references;
     // Each call: which units it removes.
     let mut masks: Vec<Vec<bool>> = Vec::with_capacity(p.plan.calls);
-    for _ in 0..repeats {
+    for _ in 0..references {
         masks.push(vec![false; n]);
     }
     match p.plan.method {
@@ -480,17 +511,19 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
         bundle_version: req.version.clone(),
         plan: p.plan.clone(),
         reference_action: None,
+        recorded_action: p.recorded.as_ref().map(action_of),
+        noise_floor: None,
         calls: outputs.len(),
         failed_calls,
         effects: Vec::new(),
         unclear: None,
     };
-    let references: Vec<&AgentOutput> = outputs[..repeats]
+    let whole: Vec<&AgentOutput> = outputs[..references]
         .iter()
         .filter_map(|o| o.as_ref().ok())
         .collect();
-    let Some(reference) = references.first().copied() else {
-        let why = outputs[..repeats]
+    let Some(reference) = whole.first().copied() else {
+        let why = outputs[..references]
             .iter()
             .find_map(|o| o.as_ref().err())
             .cloned()
@@ -501,6 +534,11 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
         return Ok(report);
     };
     report.reference_action = Some(action_of(reference));
+    let noise = (whole.len() > 1).then(|| {
+        whole[1..].iter().filter(|o| changed(o, reference)).count() as f64
+            / (whole.len() - 1) as f64
+    });
+    report.noise_floor = noise;
     if failed_calls * 2 > outputs.len() {
         report.unclear = Some(format!(
             "{failed_calls} of {} calls failed (the provider answered errors or garbage): too few runs to measure effects",
@@ -589,9 +627,31 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
         }
     };
     report.effects.sort_by(|a, b| b.effect.total_cmp(&a.effect));
-    if report.effects.iter().all(|e| e.effect <= 0.0) {
-        report.unclear = Some("no removal changed the action: no single line or rule decides it (it may rest on several at once, or on the model alone)".into());
-    }
+    let floor = noise.unwrap_or(0.0);
+    // The first reason that holds, most basic first.
+    report.unclear = if let Some(recorded) = p.recorded.as_ref().filter(|r| changed(reference, r)) {
+        Some(format!(
+            "the whole bundle does not do what production did (production: {}; replayed: {}), so these effects explain another action",
+            action_of(recorded),
+            action_of(reference)
+        ))
+    } else if floor >= 0.5 {
+        Some(format!(
+            "the whole bundle's action is not stable ({:.0} % of its runs differ from its first): no removal can be told from chance",
+            floor * 100.0
+        ))
+    } else if report.effects.iter().all(|e| e.effect <= floor) {
+        Some(if floor > 0.0 {
+            format!(
+                "no removal changed the action more often than running the whole bundle again did ({:.0} % of its runs): no single line or rule decides it",
+                floor * 100.0
+            )
+        } else {
+            "no removal changed the action: no single line or rule decides it (it may rest on several at once, or on the model alone)".into()
+        })
+    } else {
+        None
+    };
     Ok(report)
 }
 

@@ -884,11 +884,21 @@ fn ablation(app: &App, store: &Store, a: &ExplainArgs, reference: &str, trace: T
             "  Reference: {}",
             r.reference_action.as_deref().unwrap_or("-")
         );
+        if let Some(rec) = &r.recorded_action {
+            let _ = writeln!(s, "  Recorded:  {rec}");
+        }
+        if let Some(f) = r.noise_floor {
+            let _ = writeln!(
+                s,
+                "  Noise:     {:.0} % of the whole bundle's repeat runs changed the action",
+                f * 100.0
+            );
+        }
         let _ = writeln!(s, "  Calls:     {} ({} failed)", r.calls, r.failed_calls);
         let shown: Vec<_> = r
             .effects
             .iter()
-            .filter(|e| e.effect > 0.0)
+            .filter(|e| e.effect > r.noise_floor.unwrap_or(0.0))
             .take(10)
             .collect();
         if !shown.is_empty() {

@@ -715,13 +715,16 @@ async fn ablation_finds_the_line_that_decides_the_action_and_says_the_calls_firs
     ]);
     let v = parse(out.ok());
     assert!(
-        out.stderr.contains("Ablation: 6 calls"),
+        out.stderr.contains("Ablation: 7 calls"),
         "the cost is said first: {}",
         out.stderr
     );
     assert_eq!(v["plan"]["method"], "leave_one_out", "{v}");
-    assert_eq!(v["calls"], 6);
+    assert_eq!(v["calls"], 7);
     assert_eq!(v["reference_action"], "reply");
+    assert_eq!(v["recorded_action"], "reply");
+    // Two runs of the whole bundle agree: nothing changes by chance here.
+    assert_eq!(v["noise_floor"], 0.0, "{v}");
     let top = &v["effects"][0];
     assert_eq!(top["location"], "line 3", "{v}");
     assert_eq!(top["effect"], 1.0);
@@ -736,6 +739,43 @@ async fn ablation_finds_the_line_that_decides_the_action_and_says_the_calls_firs
     );
     assert!(v.get("unclear").is_none(), "{v}");
     assert!(!out.stdout.contains(ABLATION_KEY) && !out.stderr.contains(ABLATION_KEY));
+
+    // A trace whose recorded action the whole bundle does not reproduce
+    // (production refunded; the model, with every line, escalates) is
+    // Unclear: the effects would explain another action.
+    r.write("t2.json", r#"{"trace_id": "inc-2", "input": "Refund 130 dollars for order A-1 please.", "tool_calls": [{"name": "issue_refund", "arguments": {"amount": 130}}]}"#);
+    let v = parse(
+        r.run(&[
+            "attribution",
+            "explain",
+            "t2.json",
+            "-b",
+            "agent@1.0.0",
+            "--method",
+            "ablation",
+            "-f",
+            "json",
+        ])
+        .ok(),
+    );
+    assert_eq!(v["recorded_action"], "tool issue_refund", "{v}");
+    assert!(
+        v["unclear"]
+            .as_str()
+            .is_some_and(|u| u.contains("does not do what production did")),
+        "{v}"
+    );
+    let offered = server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|q| serde_json::from_slice::<Value>(&q.body).ok())
+        .any(|b| b["tools"][0]["function"]["name"] == "issue_refund");
+    assert!(
+        offered,
+        "the model was not offered the tool the trace called"
+    );
 
     // Forty lines and a budget of 32: random subsets, and the surrogate finds the same line.
     let r = ablation_repo(&server.uri(), 36);
@@ -1071,4 +1111,44 @@ fn a_model_target_that_cannot_call_the_tool_a_case_asserts_about_is_refused() {
     let o = r.run(&["eval", "run", "tools", "--bundle", "a"]);
     o.code(2);
     assert!(o.stderr.contains("paramters"), "{}", o.stderr);
+}
+
+#[test]
+fn ablation_on_an_agent_whose_action_changes_by_itself_is_unclear() {
+    let r = ablation_repo("http://127.0.0.1:9", 0);
+    // The agent refunds on the second run of the whole bundle and replies
+    // on every other run: what it does is chance, not the lines.
+    r.write(
+        ".releaseops/evals/flaky.yaml",
+        r#"id: flaky
+target:
+  type: command
+  command: ["sh", "-c", "if grep -q '\"ablation-1\"'; then echo '{\"output\": \"\", \"tool_calls\": [{\"name\": \"issue_refund\", \"arguments\": {}}]}'; else echo 'A manager will review that refund today.'; fi"]
+cases:
+- id: c
+  input: {message: hi}
+  assertions: [{type: contains, config: {expected: x}}]
+"#,
+    );
+    let out = r.run(&[
+        "attribution",
+        "explain",
+        "t.json",
+        "-b",
+        "agent@1.0.0",
+        "--method",
+        "ablation",
+        "--target-from",
+        "flaky",
+        "-f",
+        "json",
+    ]);
+    let v = parse(out.ok());
+    assert_eq!(v["noise_floor"], 1.0, "{v}");
+    assert!(
+        v["unclear"]
+            .as_str()
+            .is_some_and(|u| u.contains("not stable")),
+        "{v}"
+    );
 }
