@@ -10,8 +10,9 @@
 //! production (an error, or an action its bundle's rules forbid, as
 //! attribution finds) becomes a regression case instead: the offending tool
 //! call must not happen again. The suite is written to
-//! `.releaseops/evals/<id>.yaml` in one recorded change; a suite a replay
-//! wrote may be written again, any other is never overwritten.
+//! `.releaseops/evals/<id>.yaml` in one recorded change, under a first line
+//! that holds the digest of the rest: a suite a replay wrote, unchanged
+//! since, may be written again; any other is never overwritten.
 
 use releaseops_attribution::{Assessment, Index, Trace};
 use releaseops_eval::providers::ToolDef;
@@ -24,8 +25,30 @@ use crate::Ctx;
 use crate::error::{CoreError, Result};
 use crate::evals::suite_rel_path;
 
-/// The first words of a suite replay wrote (how a later replay knows it may write it again).
+/// The description's first words of a suite replay wrote.
 const MARK: &str = "Replay of production traces";
+
+/// The first line of a suite replay wrote: the digest of the rest, so a
+/// later replay overwrites only a suite nobody has edited since.
+const STAMP: &str = "# Written by releaseops replay (edit it, and replay will not overwrite it): ";
+
+/// The suite's text under its stamp.
+fn stamped(body: &str) -> String {
+    format!(
+        "{STAMP}{}\n{body}",
+        releaseops_format::hash::sha256_prefixed(body.as_bytes())
+    )
+}
+
+/// Whether `text` is a suite replay wrote and nobody edited since.
+fn untouched(text: &str) -> bool {
+    let Some((first, body)) = text.split_once('\n') else {
+        return false;
+    };
+    first
+        .strip_prefix(STAMP)
+        .is_some_and(|d| d == releaseops_format::hash::sha256_prefixed(body.as_bytes()))
+}
 
 /// Which traces, and how to make them a suite.
 #[derive(Debug, Clone)]
@@ -253,7 +276,7 @@ pub fn suite_text(
         doc.insert("target".into(), target);
     }
     doc.insert("cases".into(), Value::Array(cases));
-    let text = Node::from_json(&Value::Object(doc)).to_yaml();
+    let text = stamped(&Node::from_json(&Value::Object(doc)).to_yaml());
     let suite = releaseops_eval::suite::Suite::parse(text.as_bytes()).map_err(|e| {
         CoreError::invalid(
             format!("the replay suite '{}' does not read back: {e}", req.suite),
@@ -285,20 +308,18 @@ fn export_once(ctx: &Ctx<'_>, req: &ExportRequest, read: &[(Trace, bool)]) -> Re
     let (text, incidents, without_input) = suite_text(store, req, read, &index)?;
     let rel = suite_rel_path(&req.suite);
     let tx = store.begin()?;
-    if let Some(old) = releaseops_store::fsx::read_regular_opt(&store.dir().join(&rel), 64 << 20)? {
-        let theirs = String::from_utf8_lossy(&old);
-        if !theirs.contains(MARK) {
-            return Err(CoreError::refused(
-                format!(
-                    "eval suite '{}' exists and was not written by a replay",
-                    req.suite
-                ),
-                "pick another --suite id; a replay never overwrites a suite written by hand",
-            ));
-        }
+    if let Some(old) = releaseops_store::fsx::read_regular_opt(&store.dir().join(&rel), 64 << 20)?
+        && !untouched(&String::from_utf8_lossy(&old))
+    {
+        return Err(CoreError::refused(
+            format!(
+                "eval suite '{}' exists and is not a replay's suite as it wrote it (written by hand, or edited since)",
+                req.suite
+            ),
+            "pick another --suite id; a replay overwrites only a suite it wrote that nobody has changed",
+        ));
     }
-    let cases =
-        text.matches("\n- id: trace-").count() + usize::from(text.starts_with("- id: trace-"));
+    let cases = text.matches("\n- id: trace-").count();
     let mut tx = tx;
     tx.write(rel.clone(), text);
     let git = tx.commit(

@@ -608,7 +608,7 @@ fn replay_judges_a_candidate_on_productions_inputs_and_incidents_become_regressi
     let refused = run_in(&dir, &args);
     assert_ne!(refused.code, 0);
     assert!(
-        refused.stderr.contains("not written by a replay"),
+        refused.stderr.contains("written by hand"),
         "{}",
         refused.stderr
     );
@@ -616,6 +616,24 @@ fn replay_judges_a_candidate_on_productions_inputs_and_incidents_become_regressi
         before,
         std::fs::read(dir.join(".releaseops/evals/refunds.yaml")).expect("refunds suite")
     );
+    // A replay's own suite, unchanged, is written again; edited by hand, never.
+    let mut args = vec!["replay", "export-suite", "--suite", "prod-replay"];
+    args.extend(select);
+    run_in(&dir, &args).ok();
+    let path = dir.join(".releaseops/evals/prod-replay.yaml");
+    let edited = format!(
+        "{}# kept by hand\n",
+        std::fs::read_to_string(&path).expect("suite")
+    );
+    std::fs::write(&path, &edited).expect("edit");
+    let refused = run_in(&dir, &args);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("edited since"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&path).expect("suite"), edited);
     let none = run_in(
         &dir,
         &[
