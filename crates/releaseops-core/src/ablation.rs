@@ -99,6 +99,8 @@ pub struct Prepared {
     payload: Value,
     input: Map<String, Value>,
     trace_id: String,
+    /// The prompt roles a model target is sent (none: all).
+    roles: Vec<String>,
     /// What production did (the trace's tool calls and reply), if it
     /// recorded either.
     recorded: Option<AgentOutput>,
@@ -206,12 +208,18 @@ fn without(payload: &Value, units: &[Unit], removed: &[bool]) -> Value {
     let mut lines: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
     let mut rules: std::collections::BTreeMap<&str, Vec<(&str, usize)>> = Default::default();
     for (u, gone) in units.iter().zip(removed) {
-        if !gone {
-            continue;
-        }
         match &u.at {
-            Place::Line(i) => lines.entry(&u.role).or_default().push(*i),
-            Place::Rule(k, i) => rules.entry(&u.role).or_default().push((k, *i)),
+            Place::Line(i) if *gone => lines.entry(&u.role).or_default().push(*i),
+            // Every run sees a policy with rules to take out as the same
+            // serialization (the reference too, comments and layout
+            // dropped alike), so the only difference is the rules removed.
+            Place::Rule(k, i) => {
+                let r = rules.entry(&u.role).or_default();
+                if *gone {
+                    r.push((k, *i));
+                }
+            }
+            Place::Line(_) => {}
         }
     }
     // Every run sees its prompts as template text (the reference too), so
@@ -318,7 +326,12 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
         }
     }
     let policies_too = !matches!(target, Target::Model(_));
-    let units = units(&payload, policies_too);
+    // A model target is sent only the prompts `target_artifacts` names: a
+    // line it is never sent has no effect to measure.
+    let mut units = units(&payload, policies_too);
+    if matches!(target, Target::Model(_)) && !roles.is_empty() {
+        units.retain(|u| u.artifact_type != ArtifactType::Prompt || roles.contains(&u.role));
+    }
     if units.is_empty() {
         return Err(CoreError::invalid(
             format!("{}@{} has no prompt line to take out", req.id, req.version),
@@ -372,6 +385,7 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
         payload,
         input: Map::from_iter([("message".to_string(), Value::String(input.to_string()))]),
         trace_id: req.trace.trace_id.clone(),
+        roles,
         recorded: Some(AgentOutput {
             output: req.trace.output.clone().unwrap_or_default(),
             tool_calls: req
@@ -390,19 +404,24 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
     })
 }
 
-/// The target for one variant: a model target gets the variant's prompts.
-fn target_for(base: &Target, payload: &Value) -> Target {
+/// The target for one variant: a model target gets the variant's prompts,
+/// the same roles as the whole bundle's run (`target_artifacts`, the
+/// `user` prompt as the user's turn).
+fn target_for(base: &Target, payload: &Value, roles: &[String]) -> Target {
     match base {
         Target::Model(m) => {
             let mut m = m.clone();
             if let Some(prompts) = payload.get("prompts").and_then(Value::as_object) {
+                let text = |a: &Value| a.get("content").and_then(Value::as_str).map(template_text);
+                let sent = |r: &str| roles.is_empty() || roles.iter().any(|x| x == r);
                 m.system_templates = prompts
                     .iter()
-                    .filter(|(r, _)| r.as_str() != "user")
-                    .filter_map(|(_, a)| {
-                        a.get("content").and_then(Value::as_str).map(template_text)
-                    })
+                    .filter(|(r, _)| r.as_str() != "user" && sent(r))
+                    .filter_map(|(_, a)| text(a))
                     .collect();
+                if m.user_template.is_some() {
+                    m.user_template = prompts.get("user").and_then(text);
+                }
             }
             Target::Model(m)
         }
@@ -479,7 +498,7 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
         let mut set = tokio::task::JoinSet::new();
         for (k, m) in masks.iter().enumerate() {
             let payload = without(&p.payload, &p.units, m);
-            let target = target_for(&p.target, &payload);
+            let target = target_for(&p.target, &payload, &p.roles);
             let input = p.input.clone();
             let sem = sem.clone();
             set.spawn(async move {
@@ -737,6 +756,70 @@ fn lasso(x: &[Vec<f64>], y: &[f64], lambda: f64) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_variant_sends_the_same_roles_as_the_whole_bundle_and_the_user_prompt_as_the_user() {
+        let payload = json!({"prompts": {
+            "system": {"content": "Be kind.\nRefund up to 100 dollars."},
+            "notes": {"content": "Internal note."},
+            "user": {"content": "Customer says: {{ message }}\nAnswer briefly."},
+        }});
+        let base = Target::Model(Box::new(releaseops_eval::target::ModelTarget {
+            client: releaseops_eval::providers::http_client().expect("client"),
+            provider: releaseops_eval::providers::Provider::OpenAiCompatible,
+            base_url: "http://127.0.0.1:9".into(),
+            api_key: None,
+            model: "m".into(),
+            temperature: None,
+            max_tokens: 8,
+            parameters: Map::new(),
+            system_templates: vec!["Be kind.\nRefund up to 100 dollars.".into()],
+            user_template: Some("Customer says: {{ message }}\nAnswer briefly.".into()),
+            tools: Vec::new(),
+            cache: None,
+            limiter: None,
+        }));
+        let roles = vec!["system".to_string(), "user".to_string()];
+        let all = units(&payload, false);
+        // The user's second line taken out: the user's turn loses it.
+        let removed: Vec<bool> = all
+            .iter()
+            .map(|u| u.role == "user" && u.location == "line 2")
+            .collect();
+        let Target::Model(m) = target_for(&base, &without(&payload, &all, &removed), &roles) else {
+            panic!("a model target");
+        };
+        assert_eq!(
+            m.user_template.as_deref(),
+            Some("Customer says: {{ message }}")
+        );
+        // `notes` is not among the roles sent: it stays out of every variant.
+        assert_eq!(m.system_templates, ["Be kind.\nRefund up to 100 dollars."]);
+    }
+
+    #[test]
+    fn the_reference_sees_a_policy_as_every_variant_does_but_for_the_rule_removed() {
+        let payload = json!({"policies": {"tools": {"content": "# Refund rules, kept by hand\ntools:\n- name: issue_refund\n  allowed: true\n- name: delete_account\n  allowed: false\n"}}});
+        let units = units(&payload, true);
+        assert_eq!(units.len(), 2, "{units:?}");
+        let text = |removed: &[bool]| {
+            without(&payload, &units, removed)["policies"]["tools"]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (reference, variant) = (text(&[false, false]), text(&[false, true]));
+        assert!(!reference.contains("kept by hand"), "{reference}");
+        let dropped: Vec<&str> = reference
+            .lines()
+            .filter(|l| !variant.lines().any(|v| v == *l))
+            .collect();
+        assert_eq!(
+            dropped,
+            ["- name: delete_account", "  allowed: false"],
+            "{reference}\n---\n{variant}"
+        );
+    }
 
     #[test]
     fn lasso_finds_the_one_line_that_matters() {
