@@ -315,15 +315,32 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
         &limiters,
         &roles,
     )?;
-    // The model is offered the tools the trace called, so the recorded
-    // action can happen again.
+    // The model is offered the bundle's tools and those the trace called
+    // (as the trace called them), so the recorded action can happen again.
     let mut target = target;
     if let Target::Model(m) = &mut target {
-        for t in crate::replay::recorded_tools([&req.trace]) {
-            if !m.tools.iter().any(|o| o.name == t.name) {
-                m.tools.push(t);
-            }
+        // A model target answers one turn and is sent no tool's result:
+        // a trace whose action came after other calls cannot be replayed
+        // on it.
+        if req.trace.tool_calls.len() > 1 {
+            return Err(CoreError::invalid(
+                format!(
+                    "trace {} made {} tool calls, and a model target answers one turn (it gets no tool's result), so it cannot reach the action ({})",
+                    req.trace.trace_id,
+                    req.trace.tool_calls.len(),
+                    req.trace.tool_calls.last().map_or("", |c| c.name.as_str())
+                ),
+                "run the ablation through the agent itself: --target-from a suite whose target is its command or http service",
+            ));
         }
+        let recorded = crate::replay::recorded_tools([&req.trace]);
+        let mut tools = recorded.clone();
+        tools.extend(
+            crate::evals::offered_tools(&m.tools, &payload)
+                .into_iter()
+                .filter(|t| !recorded.iter().any(|r| r.name == t.name)),
+        );
+        m.tools = tools;
     }
     let policies_too = !matches!(target, Target::Model(_));
     // A model target is sent only the prompts `target_artifacts` names: a
@@ -355,7 +372,7 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
         return Err(CoreError::invalid(
             format!("--budget {} is out of range", req.budget),
             format!(
-                "give {least} to {MAX_BUDGET} calls (with --repeats {repeats}, the whole bundle runs {references} times and each variant {repeats})"
+                "give {least} to {MAX_BUDGET} calls (with --repeats {repeats}, the whole bundle runs {references} times, and each variant {repeats} times when left out one at a time)"
             ),
         ));
     }
@@ -505,7 +522,10 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
                 let _permit = sem.acquire_owned().await;
                 // Each repeat its own call (the cache keys on it), not one
                 // answer counted as many.
-                let body = json!({"case_id": format!("ablation-{k}"), "repeat": k % repeats, "input": input, "bundle": payload});
+                // The whole bundle's runs each their own too: its noise is
+                // the model's, not the cache's.
+                let repeat = if k < references { k } else { (k - references) % repeats };
+                let body = json!({"case_id": format!("ablation-{k}"), "repeat": repeat, "input": input, "bundle": payload});
                 let call = tokio::time::timeout(
                     std::time::Duration::from_millis(releaseops_eval::suite::DEFAULT_TIMEOUT_MS),
                     target.call(&body, &input, RetryPolicy::default()),
@@ -541,7 +561,17 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
         .iter()
         .filter_map(|o| o.as_ref().ok())
         .collect();
-    let Some(reference) = whole.first().copied() else {
+    // The whole bundle's most common action is the reference (the first
+    // run of it on a tie): one outlier run does not decide what changed.
+    let agreeing = |a: &AgentOutput| whole.iter().filter(|b| !changed(b, a)).count();
+    let mut best: Option<(&AgentOutput, usize)> = None;
+    for o in &whole {
+        let n = agreeing(o);
+        if best.is_none_or(|(_, m)| n > m) {
+            best = Some((o, n));
+        }
+    }
+    let Some((reference, agree)) = best else {
         let why = outputs[..references]
             .iter()
             .find_map(|o| o.as_ref().err())
@@ -553,10 +583,9 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
         return Ok(report);
     };
     report.reference_action = Some(action_of(reference));
-    let noise = (whole.len() > 1).then(|| {
-        whole[1..].iter().filter(|o| changed(o, reference)).count() as f64
-            / (whole.len() - 1) as f64
-    });
+    // Of the whole bundle's other runs, the share that acted otherwise.
+    let others = whole.len() - 1;
+    let noise = (others > 0).then(|| (whole.len() - agree) as f64 / others as f64);
     report.noise_floor = noise;
     if failed_calls * 2 > outputs.len() {
         report.unclear = Some(format!(
@@ -654,16 +683,20 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
             action_of(recorded),
             action_of(reference)
         ))
+    } else if noise.is_none() {
+        Some(format!(
+            "only one of the whole bundle's {references} runs answered, so how often the action changes by chance alone is unknown: run it again"
+        ))
     } else if floor >= 0.5 {
         Some(format!(
-            "the whole bundle's action is not stable ({:.0} % of its runs differ from its first): no removal can be told from chance",
-            floor * 100.0
+            "the whole bundle's action is not stable ({} of its other {others} runs acted otherwise than its most common action): no removal can be told from chance",
+            whole.len() - agree
         ))
     } else if report.effects.iter().all(|e| e.effect <= floor) {
         Some(if floor > 0.0 {
             format!(
-                "no removal changed the action more often than running the whole bundle again did ({:.0} % of its runs): no single line or rule decides it",
-                floor * 100.0
+                "no removal changed the action more often than running the whole bundle again did ({} of its other {others} runs acted otherwise): no single line or rule decides it",
+                whole.len() - agree
             )
         } else {
             "no removal changed the action: no single line or rule decides it (it may rest on several at once, or on the model alone)".into()

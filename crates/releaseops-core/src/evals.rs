@@ -324,7 +324,7 @@ fn prepare(
     }
     let payload = agent_payload(store, &manifest);
     let limiters = limiters_of(suite);
-    let target = build_target(
+    let mut target = build_target(
         store,
         &spec,
         &manifest,
@@ -333,10 +333,26 @@ fn prepare(
         &limiters,
         &suite.target_artifacts,
     )?;
+    // The bundle's tools are offered when a case asserts about tools; a
+    // suite that judges words alone calls the model as it always has (a
+    // local model without tool support keeps working).
+    let asserts_tools = suite.selected(tags).iter().any(|c| {
+        c.assertions
+            .iter()
+            .any(|a| !a.judge.tools_named().is_empty())
+    });
+    if let Target::Model(m) = &mut target
+        && asserts_tools
+    {
+        m.tools = offered_tools(&m.tools, &payload);
+    }
     if let Target::Model(m) = &target
         && let Some((case, tool)) = unoffered_tool(suite, tags, &m.tools)
     {
         let offered: Vec<&str> = m.tools.iter().map(|t| t.name.as_str()).collect();
+        let denied = policy_tools(&payload)
+            .iter()
+            .any(|(n, allowed, _)| n == tool && !allowed);
         return Err(CoreError::invalid(
             format!(
                 "suite '{}', case '{case}': asserts about tool '{tool}', which the model target does not offer the model ({})",
@@ -348,7 +364,12 @@ fn prepare(
                 }
             ),
             format!(
-                "list it under target.tools ({{name: {tool}, parameters: {{type: object, properties: ...}}}}), or allow it in the bundle's tools policy; a tool the model cannot call can never be judged"
+                "list it under the suite's target.tools ({{name: {tool}, parameters: {{type: object, properties: ...}}}}){}; a tool the model cannot call can never be judged",
+                if denied {
+                    " (the bundle's policy denies it, so it is not offered by itself)"
+                } else {
+                    ", or allow it in the bundle's tools policy"
+                }
             ),
         ));
     }
@@ -372,7 +393,22 @@ pub fn preflight(
     bundle: &str,
     version: &str,
 ) -> Result<()> {
-    prepare(store, suite, suite_id, bundle, version, &[], true).map(|_| ())
+    let p = prepare(store, suite, suite_id, bundle, version, &[], true)?;
+    // A model target renders the bundle's prompts with each case's input:
+    // a variable no case gives fails every case, so it is refused here.
+    if let Target::Model(m) = &p.target {
+        for c in &suite.cases {
+            let mut input = suite.vars.clone();
+            input.extend(c.input.clone());
+            m.chat_for(&input).map_err(|e| {
+                CoreError::invalid(
+                    format!("suite '{suite_id}', case '{}': {e}", c.id),
+                    "give the prompt's variables under the suite's vars (replay takes them from --target-from SUITE)",
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
@@ -642,12 +678,10 @@ fn expand_env(value: &str, what: &str) -> Result<String> {
     Ok(out)
 }
 
-/// The tools a model target offers: the suite's `target.tools`, then each
-/// tool the bundle's policies allow (`tools: [{name, allowed, conditions}]`)
-/// with the condition fields as its arguments. A denied tool is not
-/// offered unless the suite lists it.
-pub(crate) fn offered_tools(listed: &[ToolDef], payload: &Value) -> Vec<ToolDef> {
-    let mut out = listed.to_vec();
+/// The tool rules of the bundle's policies (`tools: [{name, allowed,
+/// conditions}]`), each with whether it is allowed.
+fn policy_tools(payload: &Value) -> Vec<(String, bool, Value)> {
+    let mut out = Vec::new();
     let Some(policies) = payload.get("policies").and_then(Value::as_object) else {
         return out;
     };
@@ -659,39 +693,57 @@ pub(crate) fn offered_tools(listed: &[ToolDef], payload: &Value) -> Vec<ToolDef>
         else {
             continue;
         };
-        let Some(rules) = v.get("tools").and_then(Value::as_array) else {
+        let Some(Value::Array(rules)) = v.get("tools").cloned() else {
             continue;
         };
         for r in rules {
-            let Some(name) = r.get("name").and_then(Value::as_str) else {
-                continue;
-            };
-            if r.get("allowed").and_then(Value::as_bool) == Some(false)
-                || !ToolDef::valid_name(name)
-                || out.iter().any(|t| t.name == name)
-            {
-                continue;
+            if let Some(name) = r.get("name").and_then(Value::as_str) {
+                let allowed = r.get("allowed").and_then(Value::as_bool) != Some(false);
+                out.push((name.to_string(), allowed, r));
             }
-            let args: Map<String, Value> = r
-                .get("conditions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|c| {
-                    let field = c.get("field").and_then(Value::as_str)?;
-                    Some((
-                        field.to_string(),
-                        c.get("value").cloned().unwrap_or(Value::Null),
-                    ))
-                })
-                .collect();
-            let description = r.get("description").and_then(Value::as_str).unwrap_or("");
-            out.push(ToolDef::from_calls(
-                name,
-                description,
-                [&Value::Object(args)],
-            ));
         }
+    }
+    out
+}
+
+/// The tools a model target offers when a case asserts about tools: the
+/// suite's `target.tools`, then each tool the bundle's policies allow,
+/// with the condition fields as its arguments. A tool any policy denies is
+/// not offered unless the suite lists it.
+pub(crate) fn offered_tools(listed: &[ToolDef], payload: &Value) -> Vec<ToolDef> {
+    let mut out = listed.to_vec();
+    let rules = policy_tools(payload);
+    let denied: Vec<&str> = rules
+        .iter()
+        .filter(|(_, a, _)| !a)
+        .map(|(n, ..)| n.as_str())
+        .collect();
+    for (name, _, r) in &rules {
+        if denied.contains(&name.as_str())
+            || !ToolDef::valid_name(name)
+            || out.iter().any(|t| t.name == *name)
+        {
+            continue;
+        }
+        let args: Map<String, Value> = r
+            .get("conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                let field = c.get("field").and_then(Value::as_str)?;
+                Some((
+                    field.to_string(),
+                    c.get("value").cloned().unwrap_or(Value::Null),
+                ))
+            })
+            .collect();
+        let description = r.get("description").and_then(Value::as_str).unwrap_or("");
+        out.push(ToolDef::from_calls(
+            name,
+            description,
+            [&Value::Object(args)],
+        ));
     }
     out
 }
@@ -853,7 +905,7 @@ pub(crate) fn build_target(
                 parameters: mc.map(|c| c.parameters.clone()).unwrap_or_default(),
                 system_templates,
                 user_template,
-                tools: offered_tools(tools, payload),
+                tools: tools.clone(),
                 cache: Some(releaseops_eval::providers::ResponseCache {
                     dir: store.dir().join(".tmp-cache").join("responses"),
                     read: cache_read,

@@ -40,14 +40,34 @@ fn stamped(body: &str) -> String {
     )
 }
 
-/// Whether `text` is a suite replay wrote and nobody edited since.
-fn untouched(text: &str) -> bool {
+/// What a suite already at the path is, for a replay about to write it.
+#[derive(Debug, PartialEq)]
+enum Found {
+    /// Written by a replay, unchanged since.
+    Untouched,
+    /// Written by a replay, changed since.
+    Edited,
+    /// No replay's stamp: by hand (or by a replay older than the stamp).
+    Unstamped,
+}
+
+/// Reads a suite's stamp. Line endings a checkout turned into CRLF and a
+/// byte-order mark an editor added are not edits.
+fn found(text: &str) -> Found {
+    let text = text
+        .strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .replace("\r\n", "\n");
     let Some((first, body)) = text.split_once('\n') else {
-        return false;
+        return Found::Unstamped;
     };
-    first
-        .strip_prefix(STAMP)
-        .is_some_and(|d| d == releaseops_format::hash::sha256_prefixed(body.as_bytes()))
+    match first.strip_prefix(STAMP) {
+        None => Found::Unstamped,
+        Some(d) if d == releaseops_format::hash::sha256_prefixed(body.as_bytes()) => {
+            Found::Untouched
+        }
+        Some(_) => Found::Edited,
+    }
 }
 
 /// Which traces, and how to make them a suite.
@@ -81,6 +101,12 @@ pub struct Exported {
     pub incidents: usize,
     /// Traces left out: no captured input (content capture was off).
     pub without_input: usize,
+    /// Left out on a model target (one turn, no tool results): incidents
+    /// whose offending call came after others.
+    pub beyond_one_turn: usize,
+    /// Left out on a model target: traces calling a tool by a name no
+    /// provider takes.
+    pub unnameable_tools: usize,
     #[serde(flatten)]
     pub git: releaseops_store::GitOutcome,
 }
@@ -119,108 +145,33 @@ pub fn sample<T>(mut v: Vec<T>, k: usize, seed: u64) -> Vec<T> {
     v
 }
 
+/// A replay suite's text, and what went into it.
+#[derive(Debug, Clone)]
+pub struct SuiteText {
+    pub text: String,
+    pub cases: usize,
+    pub incidents: usize,
+    pub without_input: usize,
+    /// Left out on a model target, which answers one turn and is sent no
+    /// tool's result: incidents whose offending call came after others.
+    pub beyond_one_turn: usize,
+    /// Left out on a model target: traces calling a tool by a name no
+    /// provider takes (`crm.lookup`).
+    pub unnameable_tools: usize,
+}
+
 /// The suite's text: cases from the traces, the target from `target_from`.
+///
+/// On a model target (the bundle's own model), which answers one turn and
+/// gets no tool's result, a case asserts only what one turn can do: the
+/// trace's first call, and a reply's words only when no tool was called.
 pub fn suite_text(
     store: &Store,
     req: &ExportRequest,
     traces: &[(Trace, bool)],
     index: &Index,
-) -> Result<(String, usize, usize)> {
+) -> Result<SuiteText> {
     let secrets = releaseops_eval::secrets::Redactor::from_environment();
-    let mut cases = Vec::new();
-    let mut incidents = 0;
-    let mut without_input = 0;
-    for (t, failed) in traces {
-        let Some(input) = t.input.as_deref().filter(|i| !i.trim().is_empty()) else {
-            without_input += 1;
-            continue;
-        };
-        let a = index.explain(t);
-        let broke = a.overall_assessment == Assessment::Contradicts;
-        let incident = *failed || broke;
-        if req.incidents_only && !incident {
-            continue;
-        }
-        let short: String = t
-            .trace_id
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(64)
-            .collect();
-        let mut assertions = Vec::new();
-        let mut tools: Vec<&str> = Vec::new();
-        for c in &t.tool_calls {
-            if !tools.contains(&c.name.as_str()) {
-                tools.push(&c.name);
-            }
-        }
-        let mut description = format!("production trace {}", t.trace_id);
-        if incident {
-            // The call that went wrong must not happen again.
-            if let Some(last) = t.tool_calls.last() {
-                assertions.push(
-                    json!({"type": "tool_call", "config": {"name": last.name, "called": false}}),
-                );
-            }
-            if let Some(c) = &a.contradiction {
-                description = format!(
-                    "{description}: {} ({} {})",
-                    c.reason, c.artifact_ref, c.location
-                );
-            } else {
-                description = format!("{description}: failed in production");
-            }
-        } else {
-            for name in &tools {
-                assertions.push(json!({"type": "tool_call", "config": {"name": name}}));
-            }
-            if t.output.as_deref().is_some_and(|o| !o.trim().is_empty()) {
-                assertions
-                    .push(json!({"type": "similarity", "config": {"min": req.min_similarity}}));
-            }
-        }
-        if assertions.is_empty() {
-            // An incident that was a reply: its words must not come back as they were.
-            if let Some(o) = t.output.as_deref().filter(|o| !o.trim().is_empty()) {
-                assertions.push(json!({"type": "not_contains", "config": {"expected": o.chars().take(200).collect::<String>()}}));
-            } else {
-                continue;
-            }
-        }
-        let mut case = Map::new();
-        case.insert("id".into(), json!(format!("trace-{short}")));
-        case.insert("description".into(), json!(description));
-        case.insert(
-            "tags".into(),
-            json!(["replay", if incident { "incident" } else { "production" }]),
-        );
-        case.insert("input".into(), json!({"message": input}));
-        if !incident && let Some(o) = &t.output {
-            case.insert("expected_output".into(), json!(o));
-        }
-        case.insert("assertions".into(), Value::Array(assertions));
-        // The suite is committed: whatever production's content holds that
-        // looks like a credential, and every secret of this environment,
-        // stays out of it.
-        let mut case = Value::Object(case);
-        releaseops_traces::redact::value("", &mut case);
-        secrets.redact_json(&mut case);
-        cases.push(case);
-        // Counted once its case is written: an incident with nothing to
-        // assert is no regression case.
-        incidents += usize::from(incident);
-    }
-    if cases.is_empty() {
-        return Err(CoreError::invalid(
-            format!(
-                "no trace of {}@{} can be replayed: {} read, {without_input} without a captured input",
-                req.source_id,
-                req.source_version,
-                traces.len()
-            ),
-            "replay needs the inputs production saw: set traces.capture_content: true in .releaseops/config.yaml (or capture them in the agent's spans), and widen --since or --env",
-        ));
-    }
     let mut doc = Map::new();
     doc.insert("id".into(), json!(req.suite));
     doc.insert(
@@ -252,12 +203,138 @@ pub fn suite_text(
             }
         }
     }
-    // The bundle's own model is offered the tools production called, so
-    // the calls the cases assert about can happen again (or not).
     let on_model = doc
         .get("target")
         .is_none_or(|t| t.get("type").and_then(Value::as_str) == Some("model"));
-    let recorded = recorded_tools(traces.iter().map(|(t, _)| t));
+    let mut out = SuiteText {
+        text: String::new(),
+        cases: 0,
+        incidents: 0,
+        without_input: 0,
+        beyond_one_turn: 0,
+        unnameable_tools: 0,
+    };
+    let mut cases = Vec::new();
+    let mut replayed: Vec<&Trace> = Vec::new();
+    for (t, failed) in traces {
+        let Some(input) = t.input.as_deref().filter(|i| !i.trim().is_empty()) else {
+            out.without_input += 1;
+            continue;
+        };
+        let a = index.explain(t);
+        let broke = a.overall_assessment == Assessment::Contradicts;
+        let incident = *failed || broke;
+        if req.incidents_only && !incident {
+            continue;
+        }
+        if on_model && t.tool_calls.iter().any(|c| !ToolDef::valid_name(&c.name)) {
+            out.unnameable_tools += 1;
+            continue;
+        }
+        if on_model && incident && t.tool_calls.len() > 1 {
+            out.beyond_one_turn += 1;
+            continue;
+        }
+        let short: String = t
+            .trace_id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(64)
+            .collect();
+        let mut assertions = Vec::new();
+        let mut tools: Vec<&str> = Vec::new();
+        for c in &t.tool_calls {
+            if !tools.contains(&c.name.as_str()) {
+                tools.push(&c.name);
+            }
+        }
+        if on_model {
+            tools.truncate(1);
+        }
+        let mut description = format!("production trace {}", t.trace_id);
+        if incident {
+            // The call that went wrong must not happen again.
+            if let Some(last) = t.tool_calls.last() {
+                assertions.push(
+                    json!({"type": "tool_call", "config": {"name": last.name, "called": false}}),
+                );
+            }
+            if let Some(c) = &a.contradiction {
+                description = format!(
+                    "{description}: {} ({} {})",
+                    c.reason, c.artifact_ref, c.location
+                );
+            } else {
+                description = format!("{description}: failed in production");
+            }
+        } else {
+            for name in &tools {
+                assertions.push(json!({"type": "tool_call", "config": {"name": name}}));
+            }
+            // Production's reply came after its tools' results, which one
+            // turn of a model target never gets.
+            if t.output.as_deref().is_some_and(|o| !o.trim().is_empty())
+                && (!on_model || t.tool_calls.is_empty())
+            {
+                assertions
+                    .push(json!({"type": "similarity", "config": {"min": req.min_similarity}}));
+            }
+        }
+        if assertions.is_empty() {
+            // An incident that was a reply: its words must not come back as they were.
+            if let Some(o) = t.output.as_deref().filter(|o| !o.trim().is_empty()) {
+                assertions.push(json!({"type": "not_contains", "config": {"expected": o.chars().take(200).collect::<String>()}}));
+            } else {
+                continue;
+            }
+        }
+        let mut case = Map::new();
+        case.insert("id".into(), json!(format!("trace-{short}")));
+        case.insert("description".into(), json!(description));
+        case.insert(
+            "tags".into(),
+            json!(["replay", if incident { "incident" } else { "production" }]),
+        );
+        case.insert("input".into(), json!({"message": input}));
+        if !incident && let Some(o) = &t.output {
+            case.insert("expected_output".into(), json!(o));
+        }
+        case.insert("assertions".into(), Value::Array(assertions));
+        // The suite is committed: whatever production's content holds that
+        // looks like a credential, and every secret of this environment,
+        // stays out of it.
+        let mut case = Value::Object(case);
+        releaseops_traces::redact::value("", &mut case);
+        secrets.redact_json(&mut case);
+        cases.push(case);
+        replayed.push(t);
+        // Counted once its case is written: an incident with nothing to
+        // assert is no regression case.
+        out.incidents += usize::from(incident);
+    }
+    if cases.is_empty() {
+        return Err(CoreError::invalid(
+            format!(
+                "no trace of {}@{} can be replayed: {} read, {} without a captured input{}",
+                req.source_id,
+                req.source_version,
+                traces.len(),
+                out.without_input,
+                if out.beyond_one_turn + out.unnameable_tools > 0 {
+                    format!(
+                        ", {} beyond one turn of a model target, {} calling a tool no provider can name",
+                        out.beyond_one_turn, out.unnameable_tools
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+            "replay needs the inputs production saw: set traces.capture_content: true in .releaseops/config.yaml (or capture them in the agent's spans), and widen --since or --env; to replay multi-step traces, --target-from a suite whose target is the agent (command or http)",
+        ));
+    }
+    // The bundle's own model is offered the tools the replayed traces
+    // called, so the calls the cases assert about can happen again (or not).
+    let recorded = recorded_tools(replayed.iter().copied());
     if on_model && !recorded.is_empty() {
         let mut target = doc
             .remove("target")
@@ -269,7 +346,11 @@ pub fn suite_text(
             .unwrap_or_default();
         for t in recorded {
             if !listed.iter().any(|l| l.get("name") == Some(&json!(t.name))) {
-                listed.push(json!({"name": t.name, "parameters": t.parameters}));
+                let mut tool = json!({"name": t.name, "parameters": t.parameters});
+                // Production's argument names go to git: redacted as the cases are.
+                releaseops_traces::redact::value("", &mut tool);
+                secrets.redact_json(&mut tool);
+                listed.push(tool);
             }
         }
         target["tools"] = Value::Array(listed);
@@ -286,7 +367,9 @@ pub fn suite_text(
     if let Some((id, version)) = &req.candidate {
         crate::evals::preflight(store, &suite, &req.suite, id, version)?;
     }
-    Ok((text, incidents, without_input))
+    out.cases = suite.cases.len();
+    out.text = text;
+    Ok(out)
 }
 
 /// Writes the replay suite of a version's production traces (read by the
@@ -305,23 +388,28 @@ fn export_once(ctx: &Ctx<'_>, req: &ExportRequest, read: &[(Trace, bool)]) -> Re
     })?;
     let bundle = crate::attribution::bundle_text(store, &req.source_id, &req.source_version)?;
     let index = Index::new(&bundle);
-    let (text, incidents, without_input) = suite_text(store, req, read, &index)?;
+    let written = suite_text(store, req, read, &index)?;
     let rel = suite_rel_path(&req.suite);
     let tx = store.begin()?;
-    if let Some(old) = releaseops_store::fsx::read_regular_opt(&store.dir().join(&rel), 64 << 20)?
-        && !untouched(&String::from_utf8_lossy(&old))
-    {
-        return Err(CoreError::refused(
-            format!(
-                "eval suite '{}' exists and is not a replay's suite as it wrote it (written by hand, or edited since)",
-                req.suite
+    if let Some(old) = releaseops_store::fsx::read_regular_opt(&store.dir().join(&rel), 64 << 20)? {
+        let why = match found(&String::from_utf8_lossy(&old)) {
+            Found::Untouched => None,
+            Found::Edited => Some("was written by a replay and edited since"),
+            Found::Unstamped => Some(
+                "has no replay's stamp on its first line (written by hand, or by a replay of a release before the stamp)",
             ),
-            "pick another --suite id; a replay overwrites only a suite it wrote that nobody has changed",
-        ));
+        };
+        if let Some(why) = why {
+            return Err(CoreError::refused(
+                format!("eval suite '{}' exists and {why}", req.suite),
+                format!(
+                    "pick another --suite id; a replay overwrites only a suite it wrote that nobody has changed (to replace it, `git rm .releaseops/{rel}` first)"
+                ),
+            ));
+        }
     }
-    let cases = text.matches("\n- id: trace-").count();
     let mut tx = tx;
-    tx.write(rel.clone(), text);
+    tx.write(rel.clone(), written.text);
     let git = tx.commit(
         &format!(
             "releaseops: replay suite {} from {}@{} production traces",
@@ -333,9 +421,11 @@ fn export_once(ctx: &Ctx<'_>, req: &ExportRequest, read: &[(Trace, bool)]) -> Re
         suite: req.suite.clone(),
         path: format!(".releaseops/{rel}"),
         traces_read: read.len(),
-        cases,
-        incidents,
-        without_input,
+        cases: written.cases,
+        incidents: written.incidents,
+        without_input: written.without_input,
+        beyond_one_turn: written.beyond_one_turn,
+        unnameable_tools: written.unnameable_tools,
         git: git.git,
     })
 }

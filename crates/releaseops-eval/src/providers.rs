@@ -134,54 +134,38 @@ pub struct ToolDef {
 }
 
 impl ToolDef {
-    /// Whether a name is one every provider accepts for a tool.
+    /// Whether a name is one every provider accepts for a tool: 1 to 64
+    /// letters, digits, `_` or `-`, opening with a letter or `_` (Gemini's
+    /// rule, the strictest).
     pub fn valid_name(name: &str) -> bool {
         (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     }
 
     /// A tool as recorded calls show it: each argument seen, typed as its
-    /// values were (a key whose values disagree is left untyped).
+    /// values were (lists with the type of their items, mappings with
+    /// their keys'; values of several types are read as text). An
+    /// argument name a provider refuses (`order id`) is left out.
     pub fn from_calls<'a>(
         name: &str,
         description: &str,
         calls: impl IntoIterator<Item = &'a Value>,
     ) -> ToolDef {
-        let mut props = Map::new();
-        for args in calls {
-            let Some(args) = args.as_object() else {
-                continue;
-            };
-            for (k, v) in args {
-                let t = match v {
-                    Value::Number(_) => "number",
-                    Value::String(_) => "string",
-                    Value::Bool(_) => "boolean",
-                    Value::Array(_) => "array",
-                    Value::Object(_) => "object",
-                    Value::Null => continue,
-                };
-                match props
-                    .get(k)
-                    .and_then(|p| p.get("type"))
-                    .and_then(Value::as_str)
-                {
-                    None if !props.contains_key(k) => {
-                        props.insert(k.clone(), json!({"type": t}));
-                    }
-                    Some(seen) if seen != t => {
-                        props.insert(k.clone(), json!({}));
-                    }
-                    _ => {}
-                }
-            }
+        let calls: Vec<&Value> = calls.into_iter().filter(|c| c.is_object()).collect();
+        let mut parameters = schema_of(&calls);
+        if parameters.get("properties").is_none() {
+            parameters = json!({"type": "object", "properties": {}});
         }
         ToolDef {
             name: name.to_string(),
             description: description.to_string(),
-            parameters: json!({"type": "object", "properties": props}),
+            parameters,
         }
     }
 
@@ -190,24 +174,131 @@ impl ToolDef {
         if !self.description.is_empty() {
             f["description"] = json!(self.description);
         }
-        let empty = self
-            .parameters
-            .get("properties")
-            .and_then(Value::as_object)
-            .is_none_or(Map::is_empty);
-        // Gemini refuses an object schema without properties: a tool
-        // without arguments declares none there.
-        if !(empty && schema_key == "gemini") {
-            let key = if schema_key == "gemini" {
-                "parameters"
-            } else {
-                schema_key
-            };
-            f[key] = self.parameters.clone();
+        if schema_key == "gemini" {
+            // Gemini takes an OpenAPI subset: no object without properties
+            // (a tool without arguments declares none), no keyword it
+            // does not know.
+            if let Some(p) = gemini_schema(&self.parameters) {
+                f["parameters"] = p;
+            }
+        } else {
+            f[schema_key] = self.parameters.clone();
         }
         f
     }
 }
+
+/// Whether every provider takes `key` as an argument's name.
+fn valid_property(key: &str) -> bool {
+    (1..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// The JSON Schema of the values an argument was seen with.
+fn schema_of(values: &[&Value]) -> Value {
+    let values: Vec<&Value> = values.iter().copied().filter(|v| !v.is_null()).collect();
+    let kind = |v: &Value| match v {
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Bool(_) => "boolean",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+        Value::Null => "null",
+    };
+    let Some(first) = values.first().map(|v| kind(v)) else {
+        return json!({"type": "string"});
+    };
+    if values.iter().any(|v| kind(v) != first) {
+        return json!({"type": "string"});
+    }
+    match first {
+        "array" => {
+            let items: Vec<&Value> = values
+                .iter()
+                .filter_map(|v| v.as_array())
+                .flatten()
+                .collect();
+            json!({"type": "array", "items": schema_of(&items)})
+        }
+        "object" => {
+            let mut keys: Vec<&String> = Vec::new();
+            for v in &values {
+                for k in v.as_object().into_iter().flat_map(Map::keys) {
+                    if valid_property(k) && !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
+            }
+            let props: Map<String, Value> = keys
+                .into_iter()
+                .map(|k| {
+                    let seen: Vec<&Value> = values.iter().filter_map(|v| v.get(k)).collect();
+                    (k.clone(), schema_of(&seen))
+                })
+                .collect();
+            json!({"type": "object", "properties": props})
+        }
+        t => json!({"type": t}),
+    }
+}
+
+/// A schema as Gemini takes it: the keywords of its OpenAPI subset, typed,
+/// and no object without properties (none at all when nothing is left).
+fn gemini_schema(s: &Value) -> Option<Value> {
+    let o = s.as_object()?;
+    let t = o.get("type").and_then(Value::as_str)?;
+    let mut out = Map::new();
+    out.insert("type".into(), json!(t));
+    for k in ["description", "enum", "format", "nullable"] {
+        if let Some(v) = o.get(k) {
+            out.insert(k.into(), v.clone());
+        }
+    }
+    match t {
+        "object" => {
+            let props: Map<String, Value> = o
+                .get("properties")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.clone(), gemini_schema(v)?)))
+                .collect();
+            if props.is_empty() {
+                return None;
+            }
+            if let Some(r) = o.get("required").and_then(Value::as_array) {
+                let kept: Vec<&Value> = r
+                    .iter()
+                    .filter(|n| n.as_str().is_some_and(|n| props.contains_key(n)))
+                    .collect();
+                out.insert("required".into(), json!(kept));
+            }
+            out.insert("properties".into(), Value::Object(props));
+        }
+        "array" => {
+            let items = o
+                .get("items")
+                .and_then(gemini_schema)
+                .unwrap_or_else(|| json!({"type": "string"}));
+            out.insert("items".into(), items);
+        }
+        _ => {}
+    }
+    Some(Value::Object(out))
+}
+
+/// Model parameters that would take back the tools offered (`tool_choice:
+/// none`, a `tools` list of their own): not merged over them.
+const TOOL_PARAMETERS: [&str; 6] = [
+    "tools",
+    "tool_choice",
+    "functions",
+    "function_call",
+    "tool_config",
+    "toolConfig",
+];
 
 /// Builds the provider's request: (path under the base URL, JSON body).
 pub fn request(p: Provider, c: &Chat) -> (String, Value) {
@@ -230,7 +321,7 @@ pub fn request(p: Provider, c: &Chat) -> (String, Value) {
                     .map(|t| json!({"type": "function", "function": t.function("parameters")}))
                     .collect();
             }
-            merge(&mut body, &c.parameters);
+            merge(&mut body, &c.parameters, !c.tools.is_empty());
             ("/chat/completions".into(), body)
         }
         Provider::Anthropic => {
@@ -244,7 +335,7 @@ pub fn request(p: Provider, c: &Chat) -> (String, Value) {
             if !c.tools.is_empty() {
                 body["tools"] = c.tools.iter().map(|t| t.function("input_schema")).collect();
             }
-            merge(&mut body, &c.parameters);
+            merge(&mut body, &c.parameters, !c.tools.is_empty());
             ("/v1/messages".into(), body)
         }
         Provider::Gemini => {
@@ -252,7 +343,7 @@ pub fn request(p: Provider, c: &Chat) -> (String, Value) {
             if let Some(t) = c.temperature {
                 gen_cfg["temperature"] = json!(t);
             }
-            merge(&mut gen_cfg, &c.parameters);
+            merge(&mut gen_cfg, &c.parameters, !c.tools.is_empty());
             let mut body = json!({"contents": [{"role": "user", "parts": [{"text": c.user}]}], "generationConfig": gen_cfg});
             if !c.system.is_empty() {
                 body["systemInstruction"] = json!({"parts": [{"text": c.system}]});
@@ -266,9 +357,12 @@ pub fn request(p: Provider, c: &Chat) -> (String, Value) {
     }
 }
 
-fn merge(into: &mut Value, params: &Map<String, Value>) {
+fn merge(into: &mut Value, params: &Map<String, Value>, tools_offered: bool) {
     if let Value::Object(o) = into {
         for (k, v) in params {
+            if tools_offered && TOOL_PARAMETERS.contains(&k.as_str()) {
+                continue;
+            }
             o.insert(k.clone(), v.clone());
         }
     }

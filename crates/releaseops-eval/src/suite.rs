@@ -223,7 +223,10 @@ fn parse_tools(raw: Vec<RawTool>) -> Result<Vec<crate::providers::ToolDef>, Suit
         }
         let parameters = match t.parameters {
             None | Some(Value::Null) => serde_json::json!({"type": "object", "properties": {}}),
-            Some(Value::Object(o)) if o.get("type").is_none_or(|t| t == "object") => {
+            Some(Value::Object(o))
+                if o.get("type").is_none_or(|t| t == "object")
+                    && o.get("properties").is_none_or(Value::is_object) =>
+            {
                 let mut o = o;
                 o.entry("type").or_insert_with(|| "object".into());
                 Value::Object(o)

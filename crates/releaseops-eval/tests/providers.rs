@@ -493,8 +493,8 @@ fn the_tools_a_model_is_offered_are_in_each_providers_own_shape() {
         "issue_refund",
         "Refunds an order",
         [
-            &json!({"amount": 40, "order": "A-1"}),
-            &json!({"amount": 12.5, "order": 7}),
+            &json!({"amount": 40, "order": "A-1", "tags": ["vip"], "order id": 3}),
+            &json!({"amount": 12.5, "order": 7, "meta": {"why": "late", "extra": {}}}),
         ],
     );
     let ping = ToolDef::from_calls("ping", "", []);
@@ -504,12 +504,24 @@ fn the_tools_a_model_is_offered_are_in_each_providers_own_shape() {
         user: "u".into(),
         temperature: None,
         max_tokens: 10,
-        parameters: Map::new(),
+        // A bundle's parameters cannot take the offered tools back.
+        parameters: [
+            ("tool_choice".to_string(), json!("none")),
+            ("top_p".to_string(), json!(0.5)),
+        ]
+        .into_iter()
+        .collect(),
         tools: vec![refund, ping],
     };
-    // Arguments typed as the calls showed them; a key whose values disagree is left untyped.
-    let schema =
-        json!({"type": "object", "properties": {"amount": {"type": "number"}, "order": {}}});
+    // Arguments typed as the calls showed them: lists with their items,
+    // mappings with their keys, several types read as text; a name a
+    // provider refuses (`order id`) left out.
+    let schema = json!({"type": "object", "properties": {
+        "amount": {"type": "number"},
+        "order": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "meta": {"type": "object", "properties": {"why": {"type": "string"}, "extra": {"type": "object", "properties": {}}}}
+    }});
     let (_, openai) = request(Provider::OpenAi, &chat);
     assert_eq!(
         openai["tools"],
@@ -518,6 +530,8 @@ fn the_tools_a_model_is_offered_are_in_each_providers_own_shape() {
             {"type": "function", "function": {"name": "ping", "parameters": {"type": "object", "properties": {}}}}
         ])
     );
+    assert!(openai.get("tool_choice").is_none(), "{openai}");
+    assert_eq!(openai["top_p"], 0.5);
     let (_, anthropic) = request(Provider::Anthropic, &chat);
     assert_eq!(
         anthropic["tools"],
@@ -526,21 +540,39 @@ fn the_tools_a_model_is_offered_are_in_each_providers_own_shape() {
             {"name": "ping", "input_schema": {"type": "object", "properties": {}}}
         ])
     );
-    // Gemini refuses an object without properties: a tool without arguments declares none.
+    assert!(anthropic.get("tool_choice").is_none(), "{anthropic}");
+    // Gemini refuses an object without properties: an empty mapping is
+    // left out, and a tool without arguments declares none.
     let (_, gemini) = request(Provider::Gemini, &chat);
     assert_eq!(
         gemini["tools"],
         json!([{"functionDeclarations": [
-            {"name": "issue_refund", "description": "Refunds an order", "parameters": schema},
+            {"name": "issue_refund", "description": "Refunds an order", "parameters": {"type": "object", "properties": {
+                "amount": {"type": "number"},
+                "order": {"type": "string"},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "meta": {"type": "object", "properties": {"why": {"type": "string"}}}
+            }}},
             {"name": "ping"}
         ]}])
     );
-    // No tools, no key at all.
+    // No tools, no key at all, and the bundle's parameters as they are.
     let bare = Chat {
         tools: Vec::new(),
         ..chat
     };
     for p in [Provider::OpenAi, Provider::Anthropic, Provider::Gemini] {
         assert!(request(p, &bare).1.get("tools").is_none(), "{p:?}");
+    }
+    assert_eq!(request(Provider::OpenAi, &bare).1["tool_choice"], "none");
+    // Names every provider takes: Gemini's rule, the strictest.
+    for (name, ok) in [
+        ("issue_refund", true),
+        ("_x-1", true),
+        ("1tool", false),
+        ("crm.lookup", false),
+        ("", false),
+    ] {
+        assert_eq!(ToolDef::valid_name(name), ok, "{name}");
     }
 }

@@ -761,6 +761,31 @@ fn export_suite(
     )?)
 }
 
+/// What a replay suite left out, and why ("" when nothing).
+fn left_out(e: &releaseops_core::replay::Exported) -> String {
+    let mut why = Vec::new();
+    if e.without_input > 0 {
+        why.push(format!("{} without a captured input", e.without_input));
+    }
+    if e.beyond_one_turn > 0 {
+        why.push(format!(
+            "{} incidents after other calls, beyond one turn of the model (replay them with --target-from the agent's command or http suite)",
+            e.beyond_one_turn
+        ));
+    }
+    if e.unnameable_tools > 0 {
+        why.push(format!(
+            "{} calling a tool by a name no provider takes",
+            e.unnameable_tools
+        ));
+    }
+    if why.is_empty() {
+        String::new()
+    } else {
+        format!("; left out: {}", why.join(", "))
+    }
+}
+
 pub(crate) fn replay(app: &App, a: crate::cli::ReplayArgs) -> CmdResult {
     let store = app.store()?;
     if let Some(crate::cli::ReplayCmd::ExportSuite { select }) = &a.cmd {
@@ -774,11 +799,7 @@ pub(crate) fn replay(app: &App, a: crate::cli::ReplayArgs) -> CmdResult {
             e.cases,
             e.traces_read,
             e.incidents,
-            if e.without_input > 0 {
-                format!("; {} without a captured input left out", e.without_input)
-            } else {
-                String::new()
-            }
+            left_out(&e)
         );
         output::git_note(&e.git);
         return Ok(0);
@@ -804,12 +825,13 @@ pub(crate) fn replay(app: &App, a: crate::cli::ReplayArgs) -> CmdResult {
             "e.g. --concurrency 16",
         ));
     }
-    let e = export_suite(app, &store, &a.select, Some(resolved))?;
+    let e = export_suite(app, &store, &a.select, Some(resolved.clone()))?;
     if !app.global.json && a.format == ReportFormat::Summary {
         anstream::eprintln!(
-            "Replaying {} production inputs against {candidate} ({} regression cases from incidents; suite {})",
+            "Replaying {} production inputs against {candidate} ({} regression cases from incidents{}; suite {})",
             e.cases,
             e.incidents,
+            left_out(&e),
             e.path
         );
     }
@@ -818,8 +840,10 @@ pub(crate) fn replay(app: &App, a: crate::cli::ReplayArgs) -> CmdResult {
         crate::cli::EvalRunArgs {
             suite: e.suite,
             target: Vec::new(),
-            bundle: Some(candidate),
-            version: None,
+            // The version checked before the suite was written, not the
+            // reference read again.
+            bundle: Some(resolved.0),
+            version: Some(resolved.1),
             concurrency: a.concurrency,
             repeats: None,
             tags: Vec::new(),
@@ -866,7 +890,7 @@ fn ablation(app: &App, store: &Store, a: &ExplainArgs, reference: &str, trace: T
         if plan.policy_rules_ablated {
             ""
         } else {
-            "; the model target sees no policy, so rules are not ablated"
+            "; a model target is sent no policy text (only the tools policies allow), so rules are not ablated"
         }
     );
     let r = ablation::run(&ctx, &req, prepared)?;

@@ -718,7 +718,7 @@ async fn ablation_finds_the_line_that_decides_the_action_and_says_the_calls_firs
         .respond_with(lines_model)
         .mount(&server)
         .await;
-    // Five lines: each left out in turn, one reference run.
+    // Five lines: each left out in turn, and two runs of the whole bundle.
     let r = ablation_repo(&server.uri(), 0);
     let out = r.run(&[
         "attribution",
@@ -728,9 +728,18 @@ async fn ablation_finds_the_line_that_decides_the_action_and_says_the_calls_firs
         "agent@1.0.0",
         "--method",
         "ablation",
+        "--concurrency",
+        "1",
         "-f",
         "json",
     ]);
+    // One after the other, the whole bundle's second run is still a call
+    // of its own, not the first's answer from the cache.
+    assert_eq!(
+        server.received_requests().await.map_or(0, |q| q.len()),
+        7,
+        "every run a call"
+    );
     let v = parse(out.ok());
     assert!(
         out.stderr.contains("Ablation: 7 calls"),
@@ -793,6 +802,25 @@ async fn ablation_finds_the_line_that_decides_the_action_and_says_the_calls_firs
     assert!(
         offered,
         "the model was not offered the tool the trace called"
+    );
+    // An action after other calls is beyond one turn of a model: refused
+    // before any call.
+    r.write("t3.json", r#"{"trace_id": "inc-3", "input": "Refund order A-1.", "tool_calls": [{"name": "lookup_order", "arguments": {"order_id": "A-1"}}, {"name": "issue_refund", "arguments": {"amount": 130}}]}"#);
+    let calls = server.received_requests().await.map_or(0, |q| q.len());
+    let o = r.run(&[
+        "attribution",
+        "explain",
+        "t3.json",
+        "-b",
+        "agent@1.0.0",
+        "--method",
+        "ablation",
+    ]);
+    o.code(2);
+    assert!(o.stderr.contains("one turn"), "{}", o.stderr);
+    assert_eq!(
+        server.received_requests().await.map_or(0, |q| q.len()),
+        calls
     );
 
     // Forty lines and a budget of 32: random subsets, and the surrogate finds the same line.
@@ -1085,6 +1113,56 @@ async fn a_replay_on_the_bundles_own_model_offers_the_tools_production_called() 
         tool["input_schema"]["properties"]["amount"]["type"], "number",
         "{tool}"
     );
+
+    // Without the variable the prompt names ({{ user_name }}), every case
+    // would fail to render: refused before the suite is written.
+    let before = head();
+    let no_vars = r.run_env(
+        &[
+            ("ANTHROPIC_API_KEY", "sk-ant-replay-test"),
+            ("ANTHROPIC_BASE_URL", &uri),
+        ],
+        &[
+            "replay",
+            "--bundle",
+            "support-agent@1.1.0",
+            "--from-traces",
+            "--source",
+            "support-agent@1.1.0",
+            "--env",
+            "prod",
+            "--limit",
+            "5",
+            "--suite",
+            "no-vars",
+        ],
+    );
+    no_vars.code(2);
+    assert!(no_vars.stderr.contains("user_name"), "{}", no_vars.stderr);
+    assert!(!dir.join(".releaseops/evals/no-vars.yaml").exists());
+    assert_eq!(before, head());
+
+    // A suite that judges words alone calls the model without tools, as
+    // before (a local model without tool support keeps working).
+    let calls = server.received_requests().await.map_or(0, |q| q.len());
+    r.run_env(
+        &[
+            ("ANTHROPIC_API_KEY", "sk-ant-replay-test"),
+            ("ANTHROPIC_BASE_URL", &uri),
+        ],
+        &[
+            "eval",
+            "run",
+            "on-model",
+            "--bundle",
+            "support-agent@1.1.0",
+            "--no-cache",
+        ],
+    );
+    let requests = server.received_requests().await.unwrap_or_default();
+    assert_eq!(requests.len(), calls + 1);
+    let body: Value = serde_json::from_slice(&requests[calls].body).expect("json");
+    assert!(body.get("tools").is_none(), "{body}");
 }
 
 #[test]
@@ -1169,4 +1247,72 @@ cases:
             .is_some_and(|u| u.contains("not stable")),
         "{v}"
     );
+}
+
+#[test]
+fn a_replay_on_the_bundles_own_model_asserts_only_what_one_turn_can_do() {
+    let r = capturing_repo();
+    let meta = serde_json::json!({"releaseops.bundle_id": "support-agent", "releaseops.bundle_version": "1.0.0", "releaseops.environment": "prod"});
+    let lines = [
+        // An incident two calls deep: one turn of a model never reaches the refund.
+        serde_json::json!({"trace_id": "m-1", "input": "Refund order A-17, 400 dollars.", "timestamp": "2026-11-20T10:00:00Z", "metadata": meta, "status": "error",
+            "tool_calls": [{"name": "lookup_order", "arguments": {"order_id": "A-17"}}, {"name": "issue_refund", "arguments": {"order_id": "A-17", "amount": 400, "tags": ["vip"]}}],
+            "output": "Refunded 400 dollars."}),
+        // A good two-step trace: its first call is what one turn can repeat.
+        serde_json::json!({"trace_id": "m-2", "input": "Where is order A-18?", "timestamp": "2026-11-20T10:01:00Z", "metadata": meta,
+            "tool_calls": [{"name": "lookup_order", "arguments": {"order_id": "A-18"}}, {"name": "track_parcel", "arguments": {"parcel": "P-9"}}],
+            "output": "Your parcel P-9 arrives tomorrow."}),
+        // A tool no provider can name.
+        serde_json::json!({"trace_id": "m-3", "input": "Look me up.", "timestamp": "2026-11-20T10:02:00Z", "metadata": meta,
+            "tool_calls": [{"name": "crm.lookup", "arguments": {}}], "output": "Found you."}),
+    ];
+    r.write(
+        "prod.jsonl",
+        &lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    );
+    r.run(&["traces", "import", "prod.jsonl"]).ok();
+    let e = parse(
+        r.run(&[
+            "--json",
+            "replay",
+            "export-suite",
+            "--suite",
+            "one-turn",
+            "--source",
+            "support-agent@1.0.0",
+            "--env",
+            "prod",
+        ])
+        .ok(),
+    );
+    assert_eq!(
+        (&e["cases"], &e["beyond_one_turn"], &e["unnameable_tools"]),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(1)
+        ),
+        "{e}"
+    );
+    let suite = r.read(".releaseops/evals/one-turn.yaml");
+    assert!(suite.contains("name: lookup_order"), "{suite}");
+    assert!(
+        // Offered (production had it), never asserted.
+        suite.matches("track_parcel").count() == 1 && !suite.contains("type: similarity"),
+        "one turn of a model makes the first call, never the reply after the tools:\n{suite}"
+    );
+    // Exported again unchanged, it is replaced; its stamp survives a CRLF checkout.
+    let crlf = suite.replace('\n', "\r\n");
+    r.write(".releaseops/evals/one-turn.yaml", &crlf);
+    r.run(&[
+        "replay",
+        "export-suite",
+        "--suite",
+        "one-turn",
+        "--source",
+        "support-agent@1.0.0",
+        "--env",
+        "prod",
+    ])
+    .ok();
 }
