@@ -2,10 +2,11 @@
 //! the bundle with its prompt lines (and, for agents that read them, its
 //! policy rules) taken out, to see which removals change the action.
 //!
-//! - Few lines: **leave one out**. One reference run of the whole bundle,
-//!   then one run per line without it (each `repeats` times); a line's
-//!   effect is the share of its runs whose action differs from the
-//!   reference, with a Wilson interval.
+//! - Few lines: **leave one out**. Two runs of the whole bundle at least
+//!   (its most common action is the reference, and how often the others
+//!   differ is the noise floor), then one run per line without it (each
+//!   `repeats` times); a line's effect is the share of its runs whose
+//!   action differs from the reference, with a Wilson interval.
 //! - Many lines (more runs than the budget): **random subsets** with a
 //!   sparse linear surrogate, as ContextCite does: each run keeps every line
 //!   with probability 1/2, and a Lasso regression of "the action changed" on
@@ -22,7 +23,7 @@ use std::sync::Arc;
 
 use releaseops_attribution::{ArtifactType, Trace};
 use releaseops_eval::output::AgentOutput;
-use releaseops_eval::providers::RetryPolicy;
+use releaseops_eval::providers::{RetryPolicy, ToolDef};
 use releaseops_eval::suite::TargetSpec;
 use releaseops_eval::target::Target;
 use releaseops_format::template::template_text;
@@ -135,9 +136,9 @@ pub struct AblationReport {
     /// The action the trace recorded (none: it recorded no call or reply).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorded_action: Option<String>,
-    /// The share of the whole bundle's further runs whose action differed
-    /// from its first: the change that chance alone makes, which an effect
-    /// must exceed to count.
+    /// The share of the whole bundle's other runs whose action differed
+    /// from its most common one: the change that chance alone makes, which
+    /// an effect must exceed to count.
     pub noise_floor: Option<f64>,
     pub calls: usize,
     pub failed_calls: usize,
@@ -288,16 +289,17 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
     // The texts are checked against their hashes before they are sent anywhere.
     crate::attribution::bundle_text(store, &req.id, &req.version)?;
     let payload = crate::evals::agent_payload(store, &manifest);
-    let (spec, limiters, roles) = match &req.target_from {
+    let (spec, limiters, roles, vars) = match &req.target_from {
         Some(s) => {
             let suite = crate::evals::load_suite(store, s)?;
             (
                 suite.target.clone(),
                 crate::evals::limiters_of(&suite),
                 suite.target_artifacts.clone(),
+                suite.vars.clone(),
             )
         }
-        None => (None, Vec::new(), Vec::new()),
+        None => (None, Vec::new(), Vec::new(), Map::new()),
     };
     let spec = spec.unwrap_or(TargetSpec::Model {
         provider: None,
@@ -322,25 +324,50 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
         // A model target answers one turn and is sent no tool's result:
         // a trace whose action came after other calls cannot be replayed
         // on it.
-        if req.trace.tool_calls.len() > 1 {
+        let shown = |s: &str| {
+            s.chars()
+                .filter(|c| !c.is_control())
+                .take(80)
+                .collect::<String>()
+        };
+        if !one_turn(&req.trace.tool_calls) {
             return Err(CoreError::invalid(
                 format!(
                     "trace {} made {} tool calls, and a model target answers one turn (it gets no tool's result), so it cannot reach the action ({})",
-                    req.trace.trace_id,
+                    shown(&req.trace.trace_id),
                     req.trace.tool_calls.len(),
-                    req.trace.tool_calls.last().map_or("", |c| c.name.as_str())
+                    req.trace
+                        .tool_calls
+                        .last()
+                        .map_or(String::new(), |c| shown(&c.name))
                 ),
                 "run the ablation through the agent itself: --target-from a suite whose target is its command or http service",
             ));
         }
-        let recorded = crate::replay::recorded_tools([&req.trace]);
-        let mut tools = recorded.clone();
-        tools.extend(
-            crate::evals::offered_tools(&m.tools, &payload)
-                .into_iter()
-                .filter(|t| !recorded.iter().any(|r| r.name == t.name)),
-        );
-        m.tools = tools;
+        if let Some(c) = req
+            .trace
+            .tool_calls
+            .iter()
+            .find(|c| !ToolDef::valid_name(&c.name))
+        {
+            return Err(CoreError::invalid(
+                format!(
+                    "trace {} called the tool '{}', a name no model provider takes, so a model target cannot call it",
+                    shown(&req.trace.trace_id),
+                    shown(&c.name)
+                ),
+                "run the ablation through the agent itself: --target-from a suite whose target is its command or http service",
+            ));
+        }
+        // The suite's own target.tools first, then the trace's calls as
+        // recorded, then the bundle's policies.
+        let mut tools = m.tools.clone();
+        for t in crate::replay::recorded_tools([&req.trace]) {
+            if !tools.iter().any(|o| o.name == t.name) {
+                tools.push(t);
+            }
+        }
+        m.tools = crate::evals::offered_tools(&tools, &payload);
     }
     let policies_too = !matches!(target, Target::Model(_));
     // A model target is sent only the prompts `target_artifacts` names: a
@@ -400,7 +427,12 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
         units,
         target,
         payload,
-        input: Map::from_iter([("message".to_string(), Value::String(input.to_string()))]),
+        // The suite's variables, and the recorded message over them.
+        input: {
+            let mut m = vars;
+            m.insert("message".into(), Value::String(input.to_string()));
+            m
+        },
         trace_id: req.trace.trace_id.clone(),
         roles,
         recorded: Some(AgentOutput {
@@ -430,10 +462,9 @@ fn target_for(base: &Target, payload: &Value, roles: &[String]) -> Target {
             let mut m = m.clone();
             if let Some(prompts) = payload.get("prompts").and_then(Value::as_object) {
                 let text = |a: &Value| a.get("content").and_then(Value::as_str).map(template_text);
-                let sent = |r: &str| roles.is_empty() || roles.iter().any(|x| x == r);
-                m.system_templates = prompts
-                    .iter()
-                    .filter(|(r, _)| r.as_str() != "user" && sent(r))
+                m.system_templates = crate::evals::sent_prompts(prompts, roles)
+                    .into_iter()
+                    .filter(|(r, _)| r.as_str() != "user")
                     .filter_map(|(_, a)| text(a))
                     .collect();
                 if m.user_template.is_some() {
@@ -522,9 +553,10 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
                 let _permit = sem.acquire_owned().await;
                 // Each repeat its own call (the cache keys on it), not one
                 // answer counted as many.
-                // The whole bundle's runs each their own too: its noise is
-                // the model's, not the cache's.
-                let repeat = if k < references { k } else { (k - references) % repeats };
+                // Every run its own call, the whole bundle's too (its noise
+                // is the model's, not the cache's); the same plan run again
+                // reads the same answers.
+                let repeat = k;
                 let body = json!({"case_id": format!("ablation-{k}"), "repeat": repeat, "input": input, "bundle": payload});
                 let call = tokio::time::timeout(
                     std::time::Duration::from_millis(releaseops_eval::suite::DEFAULT_TIMEOUT_MS),
@@ -563,14 +595,17 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
         .collect();
     // The whole bundle's most common action is the reference (the first
     // run of it on a tie): one outlier run does not decide what changed.
+    // On a tie, the run that does what production did.
     let agreeing = |a: &AgentOutput| whole.iter().filter(|b| !changed(b, a)).count();
-    let mut best: Option<(&AgentOutput, usize)> = None;
+    let as_recorded = |a: &AgentOutput| p.recorded.as_ref().is_some_and(|r| !changed(a, r));
+    let mut best: Option<(&AgentOutput, usize, bool)> = None;
     for o in &whole {
-        let n = agreeing(o);
-        if best.is_none_or(|(_, m)| n > m) {
-            best = Some((o, n));
+        let (n, rec) = (agreeing(o), as_recorded(o));
+        if best.is_none_or(|(_, m, r)| (n, rec) > (m, r)) {
+            best = Some((o, n, rec));
         }
     }
+    let best = best.map(|(o, n, _)| (o, n));
     let Some((reference, agree)) = best else {
         let why = outputs[..references]
             .iter()
@@ -705,6 +740,12 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
         None
     };
     Ok(report)
+}
+
+/// Whether one turn of a model can make a trace's calls: one call, or the
+/// same call again (a retry).
+pub(crate) fn one_turn(calls: &[releaseops_attribution::Call]) -> bool {
+    calls.windows(2).all(|w| w[0].name == w[1].name)
 }
 
 /// Resamples of the runs behind each random-subsets interval.

@@ -336,7 +336,9 @@ fn prepare(
     // The bundle's tools are offered when a case asserts about tools; a
     // suite that judges words alone calls the model as it always has (a
     // local model without tool support keeps working).
-    let asserts_tools = suite.selected(tags).iter().any(|c| {
+    // Over every case, not those `--tag` selects: a case is sent the same
+    // request however the suite is run.
+    let asserts_tools = suite.cases.iter().any(|c| {
         c.assertions
             .iter()
             .any(|a| !a.judge.tools_named().is_empty())
@@ -732,10 +734,12 @@ pub(crate) fn offered_tools(listed: &[ToolDef], payload: &Value) -> Vec<ToolDef>
             .flatten()
             .filter_map(|c| {
                 let field = c.get("field").and_then(Value::as_str)?;
-                Some((
-                    field.to_string(),
-                    c.get("value").cloned().unwrap_or(Value::Null),
-                ))
+                // `operator: in, value: [US, CA]`: the argument is one of them.
+                let value = match c.get("value") {
+                    Some(Value::Array(a)) => a.first().cloned().unwrap_or(Value::Null),
+                    v => v.cloned().unwrap_or(Value::Null),
+                };
+                Some((field.to_string(), value))
             })
             .collect();
         let description = r.get("description").and_then(Value::as_str).unwrap_or("");
@@ -746,6 +750,22 @@ pub(crate) fn offered_tools(listed: &[ToolDef], payload: &Value) -> Vec<ToolDef>
         ));
     }
     out
+}
+
+/// The prompts a model target is sent: those `target_artifacts` names, in
+/// its order; all of them, in the bundle's, when it names none.
+pub(crate) fn sent_prompts<'a>(
+    prompts: &'a Map<String, Value>,
+    roles: &'a [String],
+) -> Vec<(&'a String, &'a Value)> {
+    if roles.is_empty() {
+        prompts.iter().collect()
+    } else {
+        roles
+            .iter()
+            .filter_map(|r| prompts.get_key_value(r.as_str()))
+            .collect()
+    }
 }
 
 /// The first tool a selected case asserts about that the model is not
@@ -876,10 +896,7 @@ pub(crate) fn build_target(
                         "list only the bundle's prompt roles in target_artifacts, or drop it to use every prompt",
                     ));
                 }
-                for (role, art) in prompts
-                    .iter()
-                    .filter(|(r, _)| roles.is_empty() || roles.contains(r))
-                {
+                for (role, art) in sent_prompts(prompts, roles) {
                     let content = art.get("content").and_then(|c| c.as_str()).ok_or_else(|| {
                         CoreError::refused(
                             format!("the text of prompt '{role}' is not available (not in the object store, not reproducible)"),

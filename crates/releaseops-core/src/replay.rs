@@ -227,11 +227,18 @@ pub fn suite_text(
         if req.incidents_only && !incident {
             continue;
         }
-        if on_model && t.tool_calls.iter().any(|c| !ToolDef::valid_name(&c.name)) {
+        // One turn of a model makes the first call (or the same call again);
+        // a case asserts that call, or for an incident the offending last.
+        let asserted = if incident {
+            t.tool_calls.last()
+        } else {
+            t.tool_calls.first()
+        };
+        if on_model && asserted.is_some_and(|c| !ToolDef::valid_name(&c.name)) {
             out.unnameable_tools += 1;
             continue;
         }
-        if on_model && incident && t.tool_calls.len() > 1 {
+        if on_model && incident && !crate::ablation::one_turn(&t.tool_calls) {
             out.beyond_one_turn += 1;
             continue;
         }
@@ -344,13 +351,22 @@ pub fn suite_text(
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        for t in recorded {
+        for mut t in recorded {
             if !listed.iter().any(|l| l.get("name") == Some(&json!(t.name))) {
-                let mut tool = json!({"name": t.name, "parameters": t.parameters});
-                // Production's argument names go to git: redacted as the cases are.
-                releaseops_traces::redact::value("", &mut tool);
-                secrets.redact_json(&mut tool);
-                listed.push(tool);
+                // A schema holds names, not values: an argument whose name
+                // the redactors would change is left out rather than
+                // written (a name turned into "[redacted]" breaks the schema).
+                if let Some(props) = t
+                    .parameters
+                    .get_mut("properties")
+                    .and_then(Value::as_object_mut)
+                {
+                    props.retain(|k, _| {
+                        releaseops_traces::redact::text(k) == k.as_str()
+                            && secrets.redact(k) == k.as_str()
+                    });
+                }
+                listed.push(json!({"name": t.name, "parameters": t.parameters}));
             }
         }
         target["tools"] = Value::Array(listed);

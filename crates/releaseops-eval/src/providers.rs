@@ -289,16 +289,38 @@ fn gemini_schema(s: &Value) -> Option<Value> {
     Some(Value::Object(out))
 }
 
-/// Model parameters that would take back the tools offered (`tool_choice:
-/// none`, a `tools` list of their own): not merged over them.
-const TOOL_PARAMETERS: [&str; 6] = [
-    "tools",
-    "tool_choice",
-    "functions",
-    "function_call",
-    "tool_config",
-    "toolConfig",
-];
+/// Model parameters that list tools of their own.
+const TOOL_LISTS: [&str; 2] = ["tools", "functions"];
+
+/// Model parameters that choose among the tools.
+const TOOL_CHOICES: [&str; 4] = ["tool_choice", "function_call", "tool_config", "toolConfig"];
+
+/// Whether a model parameter is kept in a request: with tools offered, no
+/// list of its own replaces them and no choice of `none` takes them back
+/// (`required`, or a tool named, is kept); with none offered and none
+/// listed, a choice among tools is not sent (providers refuse it alone).
+fn keeps_parameter(k: &str, v: &Value, tools_offered: bool, params: &Map<String, Value>) -> bool {
+    if tools_offered {
+        if TOOL_LISTS.contains(&k) {
+            return false;
+        }
+        if TOOL_CHOICES.contains(&k) {
+            let none = |s: &str| s.eq_ignore_ascii_case("none");
+            let says_none = match v {
+                Value::String(s) => none(s),
+                Value::Object(o) => o.values().any(|x| match x {
+                    Value::String(s) => none(s),
+                    Value::Object(inner) => inner.values().any(|y| y.as_str().is_some_and(none)),
+                    _ => false,
+                }),
+                _ => false,
+            };
+            return !says_none;
+        }
+        return true;
+    }
+    !TOOL_CHOICES.contains(&k) || TOOL_LISTS.iter().any(|l| params.contains_key(*l))
+}
 
 /// Builds the provider's request: (path under the base URL, JSON body).
 pub fn request(p: Provider, c: &Chat) -> (String, Value) {
@@ -360,10 +382,9 @@ pub fn request(p: Provider, c: &Chat) -> (String, Value) {
 fn merge(into: &mut Value, params: &Map<String, Value>, tools_offered: bool) {
     if let Value::Object(o) = into {
         for (k, v) in params {
-            if tools_offered && TOOL_PARAMETERS.contains(&k.as_str()) {
-                continue;
+            if keeps_parameter(k, v, tools_offered, params) {
+                o.insert(k.clone(), v.clone());
             }
-            o.insert(k.clone(), v.clone());
         }
     }
 }

@@ -211,7 +211,7 @@ fn parse_tools(raw: Vec<RawTool>) -> Result<Vec<crate::providers::ToolDef>, Suit
         let at = format!("target.tools[{i}]");
         if !crate::providers::ToolDef::valid_name(&t.name) {
             return Err(SuiteError(format!(
-                "{at}: tool name {:?} is not 1 to 64 letters, digits, '_' or '-'",
+                "{at}: tool name {:?} is not 1 to 64 letters, digits, '_' or '-' opening with a letter or '_'",
                 t.name
             )));
         }
@@ -225,7 +225,10 @@ fn parse_tools(raw: Vec<RawTool>) -> Result<Vec<crate::providers::ToolDef>, Suit
             None | Some(Value::Null) => serde_json::json!({"type": "object", "properties": {}}),
             Some(Value::Object(o))
                 if o.get("type").is_none_or(|t| t == "object")
-                    && o.get("properties").is_none_or(Value::is_object) =>
+                    && o.get("properties").is_none_or(|p| {
+                        p.as_object()
+                            .is_some_and(|m| m.values().all(Value::is_object))
+                    }) =>
             {
                 let mut o = o;
                 o.entry("type").or_insert_with(|| "object".into());
@@ -233,7 +236,7 @@ fn parse_tools(raw: Vec<RawTool>) -> Result<Vec<crate::providers::ToolDef>, Suit
             }
             Some(_) => {
                 return Err(SuiteError(format!(
-                    "{at}: parameters of '{}' must be a JSON Schema object (type: object, properties: ...)",
+                    "{at}: parameters of '{}' must be a JSON Schema object (type: object, properties: {{name: {{type: ...}}}})",
                     t.name
                 )));
             }

@@ -564,7 +564,36 @@ fn the_tools_a_model_is_offered_are_in_each_providers_own_shape() {
     for p in [Provider::OpenAi, Provider::Anthropic, Provider::Gemini] {
         assert!(request(p, &bare).1.get("tools").is_none(), "{p:?}");
     }
-    assert_eq!(request(Provider::OpenAi, &bare).1["tool_choice"], "none");
+    // A choice among tools is not sent without tools (providers refuse it
+    // alone); with tools, only a choice of none is dropped.
+    assert!(
+        request(Provider::OpenAi, &bare)
+            .1
+            .get("tool_choice")
+            .is_none()
+    );
+    for (choice, kept) in [
+        (json!("required"), true),
+        (
+            json!({"type": "function", "function": {"name": "ping"}}),
+            true,
+        ),
+        (json!("none"), false),
+        (json!({"type": "none"}), false),
+    ] {
+        let c = Chat {
+            parameters: [("tool_choice".to_string(), choice.clone())]
+                .into_iter()
+                .collect(),
+            tools: vec![ToolDef::from_calls("ping", "", [])],
+            ..bare.clone()
+        };
+        assert_eq!(
+            request(Provider::OpenAi, &c).1.get("tool_choice").is_some(),
+            kept,
+            "{choice}"
+        );
+    }
     // Names every provider takes: Gemini's rule, the strictest.
     for (name, ok) in [
         ("issue_refund", true),

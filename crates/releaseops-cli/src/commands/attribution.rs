@@ -914,7 +914,7 @@ fn ablation(app: &App, store: &Store, a: &ExplainArgs, reference: &str, trace: T
         if let Some(f) = r.noise_floor {
             let _ = writeln!(
                 s,
-                "  Noise:     {:.0} % of the whole bundle's repeat runs changed the action",
+                "  Noise:     {:.0} % of the whole bundle's other runs acted otherwise than its most common action",
                 f * 100.0
             );
         }

@@ -1163,6 +1163,34 @@ async fn a_replay_on_the_bundles_own_model_offers_the_tools_production_called() 
     assert_eq!(requests.len(), calls + 1);
     let body: Value = serde_json::from_slice(&requests[calls].body).expect("json");
     assert!(body.get("tools").is_none(), "{body}");
+    // A suite with a tool case offers the tools to every case, whatever
+    // --tag selects: a case is sent the same request either way.
+    r.write(
+        ".releaseops/evals/mixed.yaml",
+        "id: mixed\ntarget: {type: model}\nvars: {user_name: Sam}\ncases:\n- id: t\n  tags: [tools]\n  input: {message: refund}\n  assertions: [{type: tool_call, config: {name: issue_refund}}]\n- id: w\n  tags: [words]\n  input: {message: hello}\n  assertions: [{type: contains, config: {expected: x}}]\n",
+    );
+    r.run_env(
+        &[
+            ("ANTHROPIC_API_KEY", "sk-ant-replay-test"),
+            ("ANTHROPIC_BASE_URL", &uri),
+        ],
+        &[
+            "eval",
+            "run",
+            "mixed",
+            "--bundle",
+            "support-agent@1.1.0",
+            "--tag",
+            "words",
+            "--no-cache",
+        ],
+    );
+    let requests = server.received_requests().await.unwrap_or_default();
+    let body: Value = serde_json::from_slice(&requests.last().expect("a call").body).expect("json");
+    assert!(
+        body["tools"].as_array().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
 }
 
 #[test]
@@ -1260,7 +1288,7 @@ fn a_replay_on_the_bundles_own_model_asserts_only_what_one_turn_can_do() {
             "output": "Refunded 400 dollars."}),
         // A good two-step trace: its first call is what one turn can repeat.
         serde_json::json!({"trace_id": "m-2", "input": "Where is order A-18?", "timestamp": "2026-11-20T10:01:00Z", "metadata": meta,
-            "tool_calls": [{"name": "lookup_order", "arguments": {"order_id": "A-18"}}, {"name": "track_parcel", "arguments": {"parcel": "P-9"}}],
+            "tool_calls": [{"name": "lookup_order", "arguments": {"order_id": "A-18", "page_token": "pt-1"}}, {"name": "track_parcel", "arguments": {"parcel": "P-9"}}],
             "output": "Your parcel P-9 arrives tomorrow."}),
         // A tool no provider can name.
         serde_json::json!({"trace_id": "m-3", "input": "Look me up.", "timestamp": "2026-11-20T10:02:00Z", "metadata": meta,
@@ -1296,6 +1324,12 @@ fn a_replay_on_the_bundles_own_model_asserts_only_what_one_turn_can_do() {
     );
     let suite = r.read(".releaseops/evals/one-turn.yaml");
     assert!(suite.contains("name: lookup_order"), "{suite}");
+    // A schema holds argument names, not values: `page_token` stays a typed
+    // argument (redacting it as a secret's key broke the schema).
+    assert!(
+        suite.contains("page_token:\n") && !suite.contains("[redacted]"),
+        "{suite}"
+    );
     assert!(
         // Offered (production had it), never asserted.
         suite.matches("track_parcel").count() == 1 && !suite.contains("type: similarity"),
