@@ -771,6 +771,33 @@ impl Index {
         if let Some(o) = kept {
             return o;
         }
+        // "It has already been moved twice, which is the limit": a reply
+        // declining at the very count a line caps, the count said next to
+        // the line's subject or what it counts.
+        if q.tool.is_none()
+            && q.refusal
+            && !cl.subject.is_empty()
+            && let Some(b) = cl.bounds.iter().find(|b| {
+                b.op == Op::Lte
+                    && !b.forbidden
+                    && q.counts.iter().any(|(v, around)| {
+                        *v == b.value
+                            && around.iter().any(|t| {
+                                cl.subject.contains(t) || b.about.iter().any(|(a, _)| a == t)
+                            })
+                    })
+            })
+        {
+            let mut o = Outcome::new(
+                Kind::Follows,
+                format!(
+                    "the reply declines at the limit this line sets ({})",
+                    b.phrase
+                ),
+            );
+            o.floor = 0.7;
+            return o;
+        }
         // The action the line says to take past its limit, with a number
         // past it written in the action ("estimate of 4180 is above ..."),
         // though no argument holds it.
@@ -1356,6 +1383,9 @@ struct Query<'a> {
     /// Term sets that count as evidence of a step: each earlier call, the action's arguments.
     evidence: Vec<Vec<(Term, f32)>>,
     refusal: bool,
+    /// The counts a reply's declining sentences state, number words
+    /// included, each with the terms around it.
+    counts: Vec<(f64, Vec<Term>)>,
 }
 
 fn term_map(text: &str, w: f32, into: &mut HashMap<Term, f32>) {
@@ -1530,6 +1560,16 @@ impl<'a> Query<'a> {
             all_numbers,
             evidence,
             refusal: refuses(said),
+            // Of a reply, the counts its declining sentences state ("moved
+            // twice, so I can't"), not those of an alternative it offers.
+            counts: if tool.is_none() {
+                said.split(['.', '!', '?', ';', '\n'])
+                    .filter(|s| refuses(s))
+                    .flat_map(text::counts_stated)
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 

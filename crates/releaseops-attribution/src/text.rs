@@ -1061,6 +1061,44 @@ pub(crate) fn numbers_with_units(text: &str) -> Vec<(f64, Option<Term>)> {
         .collect()
 }
 
+/// The counts a text states: its numbers, and number words from two up
+/// ("moved twice", "two travel bundles"; "one" is too often no count),
+/// each with the terms of the words around it in its clause (six each
+/// side): what it counts.
+pub(crate) fn counts_stated(text: &str) -> Vec<(f64, Vec<Term>)> {
+    let toks = tokens(text);
+    let near = |k: usize| {
+        let mut out = Vec::new();
+        let mut take = |t: &Token| match t {
+            Token::Word(w) => {
+                out.extend(terms(w).into_iter().map(|(t, _)| t));
+                true
+            }
+            Token::Stop => false,
+            _ => true,
+        };
+        for t in toks[..k].iter().rev().take(6) {
+            if !take(t) {
+                break;
+            }
+        }
+        for t in toks[k + 1..].iter().take(6) {
+            if !take(t) {
+                break;
+            }
+        }
+        out
+    };
+    toks.iter()
+        .enumerate()
+        .filter_map(|(k, t)| match t {
+            Token::Number(v) => Some((*v, near(k))),
+            Token::NumberWord(v) if *v >= 2.0 => Some((*v, near(k))),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Number words up to the ones limits are written with.
 fn number_word(w: &str) -> Option<f64> {
     Some(match w {

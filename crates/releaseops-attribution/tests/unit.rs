@@ -1518,3 +1518,33 @@ fn a_limit_after_a_purpose_is_read() {
         "breaks"
     );
 }
+
+#[test]
+fn a_reply_declining_at_the_count_a_line_caps_follows_that_line() {
+    let grocery = prompt_only(
+        "grocery",
+        "You are a grocery delivery assistant.\nCustomers can cancel an order up to 2 hours before the start of its delivery slot.\nA delivery can be moved to another slot at most twice.\nBe friendly.\n",
+    );
+    // In other words than the line's, and the count as a word.
+    let a = grocery.explain(&trace(json!({"input": "Can you move my delivery again?", "output": "I'm sorry, this delivery has already been moved twice, which is the most we allow, so I can't shift it again. You can still cancel the order before the slot starts."})));
+    assert_eq!(
+        a.primary_influence
+            .clone()
+            .and_then(|p| p.location)
+            .as_deref(),
+        Some("line 3"),
+        "{:?}",
+        a.influences
+            .iter()
+            .map(|i| (i.location.clone(), i.confidence, i.reasoning.clone()))
+            .collect::<Vec<_>>()
+    );
+    // Declining something else, with the same number: not that line's limit.
+    let a = grocery.explain(&trace(json!({"input": "Can you tell me a joke?", "output": "Sorry, I can't help with jokes - I only handle two things: orders and deliveries."})));
+    assert_ne!(
+        effect_at(&a, "line 3").as_deref(),
+        Some("follows"),
+        "{:?}",
+        locations(&a)
+    );
+}
