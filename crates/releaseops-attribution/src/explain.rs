@@ -1010,6 +1010,22 @@ impl Index {
         }
         match b.op {
             Op::Lt | Op::Lte => {
+                // "... up to £30; anything higher goes to a supervisor with
+                // escalate_to_supervisor", and an escalation of £3.45: the
+                // action this line takes past its limit, with a number
+                // within it, is not what the line explains.
+                if inside
+                    && let Some(ov) = &cl.overflow
+                    && q.takes(ov)
+                {
+                    return Outcome::new(
+                        Kind::OutOfScope,
+                        format!(
+                            "the action is what this line says to do past its limit ({}), but {shown} is within it",
+                            b.phrase
+                        ),
+                    );
+                }
                 if inside {
                     return Outcome::new(
                         Kind::Follows,

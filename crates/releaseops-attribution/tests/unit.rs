@@ -1548,3 +1548,27 @@ fn a_reply_declining_at_the_count_a_line_caps_follows_that_line() {
         locations(&a)
     );
 }
+
+#[test]
+fn the_action_a_line_takes_past_its_limit_is_not_explained_by_it_within_the_limit() {
+    let shop = prompt_only(
+        "shop",
+        "You are a grocery support assistant.\nYou can credit missing items with issue_credit, up to 30 dollars per order; anything higher goes to a supervisor with escalate_to_supervisor.\nIf a customer is abusive, hand the conversation to a supervisor.\n",
+    );
+    // Past the limit: the line says to escalate.
+    let a = shop.explain(&trace(json!({"tool_calls": [{"name": "escalate_to_supervisor", "arguments": {"order_id": "A-1", "amount": 45}}]})));
+    assert_eq!(
+        effect_at(&a, "line 2").as_deref(),
+        Some("follows"),
+        "{:?}",
+        locations(&a)
+    );
+    // Within it, the escalation is not the limit's doing.
+    let a = shop.explain(&trace(json!({"tool_calls": [{"name": "escalate_to_supervisor", "arguments": {"order_id": "A-1", "amount": 4}}]})));
+    assert_ne!(
+        effect_at(&a, "line 2").as_deref(),
+        Some("follows"),
+        "{:?}",
+        locations(&a)
+    );
+}
