@@ -294,9 +294,30 @@ pub(crate) fn pg_err(label: &str, e: postgres::Error) -> TraceError {
     ))
 }
 
+/// Whether PGPASSWORD may go to the database at `url`: one the environment
+/// names, or one whose every host is this machine.
+fn trusts_with_password(url: &str, cfg: &postgres::Config, env: Option<&str>) -> bool {
+    env.is_some_and(|e| e.trim() == url.trim())
+        || cfg.get_hosts().iter().all(|h| match h {
+            postgres::config::Host::Tcp(name) => is_loopback(name),
+            #[cfg(unix)]
+            postgres::config::Host::Unix(_) => true,
+        })
+}
+
+/// Whether a host name is this machine.
+fn is_loopback(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Connects to PostgreSQL: the password from the URL (only in
-/// RELEASEOPS_TRACES_DATABASE), else PGPASSWORD; the user from the URL,
-/// else PGUSER, else USER; ten seconds to connect unless the URL says.
+/// RELEASEOPS_TRACES_DATABASE), else PGPASSWORD (sent only to a database
+/// RELEASEOPS_TRACES_DATABASE names or one on this machine); the user from
+/// the URL, else PGUSER, else USER; ten seconds to connect unless the URL
+/// says.
 pub(crate) fn connect_postgres(url: &str, label: &str) -> Result<postgres::Client, TraceError> {
     let mut cfg: postgres::Config = url.parse().map_err(|e: postgres::Error| {
         TraceError::Store(format!(
@@ -304,7 +325,17 @@ pub(crate) fn connect_postgres(url: &str, label: &str) -> Result<postgres::Clien
             redact::text(&e.to_string())
         ))
     })?;
+    // config.yaml is anyone's who can commit: PGPASSWORD goes only to a
+    // database this machine names (RELEASEOPS_TRACES_DATABASE) or to one on
+    // this machine, never to a host a committed file points at.
+    let trusted = trusts_with_password(
+        url,
+        &cfg,
+        std::env::var(crate::DATABASE_ENV).ok().as_deref(),
+    );
+    let withheld = cfg.get_password().is_none() && !trusted && std::env::var("PGPASSWORD").is_ok();
     if cfg.get_password().is_none()
+        && trusted
         && let Ok(p) = std::env::var("PGPASSWORD")
     {
         cfg.password(p);
@@ -321,7 +352,12 @@ pub(crate) fn connect_postgres(url: &str, label: &str) -> Result<postgres::Clien
     cfg.keepalives(true)
         .keepalives_idle(Duration::from_secs(30))
         .application_name("releaseops");
-    cfg.connect(postgres::NoTls).map_err(|e| pg_err(label, e))
+    cfg.connect(postgres::NoTls).map_err(|e| match pg_err(label, e) {
+        TraceError::Store(m) if withheld => TraceError::Store(format!(
+            "{m}; PGPASSWORD was not sent: the host comes from the committed config.yaml, so export RELEASEOPS_TRACES_DATABASE with this URL to trust it"
+        )),
+        other => other,
+    })
 }
 
 impl Conn {
@@ -496,6 +532,31 @@ impl Tx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_password_goes_only_to_a_database_this_machine_names_or_hosts() {
+        let trusts = |url: &str, env: Option<&str>| {
+            let cfg: postgres::Config = url.parse().expect("url");
+            trusts_with_password(url, &cfg, env)
+        };
+        for local in [
+            "postgres://u@127.0.0.1/t",
+            "postgres://u@localhost:5433/t",
+            "postgres://u@[::1]/t",
+        ] {
+            assert!(trusts(local, None), "{local}");
+        }
+        // A host a committed config.yaml points at gets no password...
+        let far = "postgres://u@db.attacker.example/t";
+        assert!(!trusts(far, None));
+        assert!(!trusts(
+            "postgres://u@127.0.0.1,db.attacker.example/t",
+            None
+        ));
+        assert!(!trusts(far, Some("postgres://u@db.team.example/t")));
+        // ...unless this machine's environment names that database.
+        assert!(trusts(far, Some(far)));
+    }
 
     #[test]
     fn statements_are_spelt_per_dialect() {

@@ -21,8 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::redact;
 use crate::span::{
-    BundleTag, Fields, MAX_NAME, MAX_TEXT, ReadOptions, Source, Span, Status, ToolCall,
-    check_times, clean,
+    BundleTag, Fields, MAX_TEXT, ReadOptions, Source, Span, Status, ToolCall, check_times, clean,
 };
 use crate::store::{Prepared, Stored, TraceStore};
 use crate::{TraceError, otlp};
@@ -367,7 +366,7 @@ fn legacy_tool(v: &Value, capture: bool) -> Result<ToolCall, String> {
         .filter(|n| !n.trim().is_empty())
         .ok_or("a tool call has no name (`name` or `function`)")?;
     Ok(ToolCall {
-        name: clean(name, MAX_NAME),
+        name: crate::span::clean_name(name),
         arguments: if capture {
             args.map(|a| redact::text(&a).into_owned())
         } else {
@@ -507,17 +506,17 @@ fn legacy_span(o: &Map<String, Value>, opts: &ReadOptions) -> Result<(Span, bool
     let mut span = Span::new(
         trace_id,
         span_id,
-        clean(name.to_string(), MAX_NAME),
+        crate::span::clean_name(name.to_string()),
         (start, end),
         Source::Import,
     );
     span.status = status;
-    span.error_type = error_type.map(|e| clean(redact::text(&e).into_owned(), MAX_NAME));
+    span.error_type = error_type.map(crate::span::clean_name);
     span.bundle = bundle;
     span.model = o
         .get("model")
         .and_then(Value::as_str)
-        .map(|m| clean(m.to_string(), MAX_NAME));
+        .map(|m| crate::span::clean_name(m.to_string()));
     span.input_tokens = input_tokens;
     span.output_tokens = output_tokens;
     span.cost = cost;
@@ -608,6 +607,32 @@ mod tests {
             let e = import_file(&mut store, &p, &opts).unwrap_err().to_string();
             assert!(e.contains("line 1") && e.contains(want), "{body}: {e}");
         }
+    }
+
+    #[test]
+    fn names_keep_no_credential_and_no_control_character() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = TraceStore::open_memory().unwrap();
+        let line = serde_json::json!({
+            "trace_id": "t-n", "timestamp": "2026-11-20T10:00:00Z",
+            "name": "POST https://hooks.slack.com/services/T0AAA/B0BBB/abcdefXYZ123",
+            "model": "https://user:hunter22@llm.internal/v1",
+            "tool_calls": [{"name": "lookup\u{1b}]0;owned\u{7}_order", "arguments": {}}],
+        });
+        let p = write(dir.path(), "n.jsonl", &format!("{line}\n"));
+        import_file(&mut store, &p, &ReadOptions::new(false)).unwrap();
+        let id = store.traces(&Filter::default(), 1).unwrap()[0]
+            .trace_id
+            .clone();
+        let (_, spans) = store.trace(&id).unwrap().expect("stored");
+        let shown = format!(
+            "{:?} {:?} {:?}",
+            spans[0].name, spans[0].model, spans[0].tool_calls
+        );
+        for secret in ["abcdefXYZ123", "hunter22", "\u{1b}", "\u{7}"] {
+            assert!(!shown.contains(secret), "{secret:?} in {shown}");
+        }
+        assert!(shown.contains("lookup]0;owned_order"), "{shown}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub const REDACTED: &str = "[redacted]";
 
 static SECRET: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
-        r"(?i:bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}",
+        r"(?i:bearer|basic|token)(?:\s+|%20)[A-Za-z0-9._~+/=-]{8,}",
         r"|\bsk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_-]{16,}",
         r"|\b(?:pk|sk)-lf-[A-Za-z0-9-]{8,}",
         r"|\blsv2_[a-z]{2}_[A-Za-z0-9_]{16,}",
@@ -31,7 +31,8 @@ static SECRET: LazyLock<Regex> = LazyLock::new(|| {
         r"|(?i:https?://hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_-]+",
         r"|(?i:https?://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/)[A-Za-z0-9/_-]+",
         r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
-        r#"|((?i:api[_-]?key|apikey|password|passwd|secret|access[_-]?token|auth[_-]?token|token)["']?\s*[=:]\s*["']?)[^\s,;&"']{6,}"#,
+        // `api_key=...`, and a signed link's `?sig=` / `&signature=` / `?key=`.
+        r#"|((?:(?i:api[_-]?key|apikey|password|passwd|secret|access[_-]?token|auth[_-]?token|token)|[?&](?i:sig|signature|key))["']?\s*[=:]\s*["']?)[^\s,;&"']{6,}"#,
         // user:password@ in a URL; the password may hold '/' (base64).
         r"|://[^/\s:@]+:[^\s@]+@",
     ))
@@ -145,6 +146,16 @@ mod tests {
             ),
             ("stripe sk_live_0123456789abcdefABCD", "stripe [redacted]"),
             ("gl glpat-0123456789abcdefghij", "gl [redacted]"),
+            (
+                "https://acct.blob.core.windows.net/c/f?sv=2022&sig=AbCdEf123456%3D&se=1",
+                "https://acct.blob.core.windows.net/c/f?sv=2022&sig=[redacted]&se=1",
+            ),
+            (
+                "GET https://maps.example/api?key=AIzaNotQuiteLongEnough1&q=x",
+                "GET https://maps.example/api?key=[redacted]&q=x",
+            ),
+            ("auth=Bearer%20abcdefgh12345678", "auth=[redacted]"),
+            ("the key: remember the order", "the key: remember the order"),
             (
                 r#"{"token": "abcdef123456", "input_tokens": 250}"#,
                 r#"{"token": "[redacted]", "input_tokens": 250}"#,

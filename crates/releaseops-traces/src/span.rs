@@ -406,6 +406,27 @@ pub fn clean(s: String, max: usize) -> String {
 }
 
 /// Every string inside `v` cleaned and cut to `MAX_TEXT`.
+/// A name as it is stored and shown: credentials in it redacted (`POST
+/// https://hooks.slack.com/...` as a span name), no control characters
+/// (a terminal escape in a tool name), at most [`MAX_NAME`] bytes.
+pub(crate) fn clean_name(s: String) -> String {
+    // No credential shape is shorter than `://a:b@`.
+    let s = if s.len() < 7 {
+        s
+    } else {
+        match redact::text(&s) {
+            std::borrow::Cow::Owned(r) => r,
+            std::borrow::Cow::Borrowed(_) => s,
+        }
+    };
+    let s = if s.chars().any(char::is_control) {
+        s.chars().filter(|c| !c.is_control()).collect()
+    } else {
+        s
+    };
+    clean(s, MAX_NAME)
+}
+
 fn clean_value(v: &mut Value) {
     match v {
         Value::String(s) => *s = clean(std::mem::take(s), MAX_TEXT),
@@ -553,7 +574,7 @@ impl Fields {
             || span.operation.as_deref() == Some("tool");
         if let Some(name) = self.tool_name {
             span.tool_calls.push(ToolCall {
-                name: clean(name, MAX_NAME),
+                name,
                 arguments: self
                     .tool_arguments
                     .map(|a| cut(redact::text(&a).into_owned())),
@@ -563,7 +584,7 @@ impl Fields {
         for (_, (name, args)) in self.requested {
             if let Some(name) = name {
                 span.tool_calls.push(ToolCall {
-                    name: clean(name, MAX_NAME),
+                    name,
                     arguments: args.map(|a| cut(redact::text(&a).into_owned())),
                     executed: false,
                 });
@@ -577,14 +598,17 @@ impl Fields {
             clean_value(v);
         }
         span.attributes = attributes;
-        span.name = clean(std::mem::take(&mut span.name), MAX_NAME);
-        span.model = span.model.map(|m| clean(m, MAX_NAME));
-        span.operation = span.operation.map(|m| clean(m, MAX_NAME));
-        span.error_type = span.error_type.map(|m| clean(m, MAX_NAME));
+        span.name = clean_name(std::mem::take(&mut span.name));
+        span.model = span.model.map(clean_name);
+        span.operation = span.operation.map(clean_name);
+        span.error_type = span.error_type.map(clean_name);
+        for c in &mut span.tool_calls {
+            c.name = clean_name(std::mem::take(&mut c.name));
+        }
         span.status_message = span.status_message.map(|m| clean(m, MAX_TEXT));
         span.finish_reasons = std::mem::take(&mut span.finish_reasons)
             .into_iter()
-            .map(|f| clean(f, MAX_NAME))
+            .map(clean_name)
             .collect();
         span.input = span.input.map(|m| clean(m, MAX_TEXT + 16));
         span.output = span.output.map(|m| clean(m, MAX_TEXT + 16));

@@ -86,12 +86,20 @@ const INSERT_SPAN_SQLITE: &str = "INSERT OR IGNORE INTO spans (trace_id, span_id
 /// inserted, then the ones already stored updated exactly as the upsert's
 /// `DO UPDATE` does (the right-hand sides read the row as it was).
 const INSERT_TRACE_SQLITE: &str = "INSERT OR IGNORE INTO traces (trace_id, bundle_id, bundle_version, environment, start_ns, end_ns, root_ns, spans, errors, input_tokens, output_tokens, cost, tools, root_tagged) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
-const UPDATE_TRACE_SQLITE: &str = "UPDATE traces SET bundle_id = CASE WHEN (?14 = 1 AND root_tagged = 0) OR bundle_id IS NULL THEN ?2 ELSE bundle_id END, bundle_version = CASE WHEN (?14 = 1 AND root_tagged = 0) OR bundle_id IS NULL THEN ?3 ELSE bundle_version END, environment = CASE WHEN (?14 = 1 AND root_tagged = 0) OR bundle_id IS NULL THEN ?4 ELSE environment END, root_tagged = MAX(root_tagged, ?14), start_ns = MIN(start_ns, ?5), end_ns = MAX(end_ns, ?6), root_ns = COALESCE(?7, root_ns), spans = spans + ?8, errors = errors + ?9, input_tokens = input_tokens + ?10, output_tokens = output_tokens + ?11, cost = CASE WHEN cost IS NULL AND ?12 IS NULL THEN NULL ELSE COALESCE(cost, 0) + COALESCE(?12, 0) END, tools = CASE WHEN ?13 IS NULL OR length(COALESCE(tools, '')) + length(?13) > 1024 THEN tools ELSE COALESCE(tools, '') || ?13 END WHERE trace_id = ?1";
+const UPDATE_TRACE_SQLITE: &str = "UPDATE traces SET bundle_id = CASE WHEN (?14 = 1 AND root_tagged = 0) OR bundle_id IS NULL THEN ?2 ELSE bundle_id END, bundle_version = CASE WHEN (?14 = 1 AND root_tagged = 0) OR bundle_id IS NULL THEN ?3 ELSE bundle_version END, environment = CASE WHEN (?14 = 1 AND root_tagged = 0) OR bundle_id IS NULL THEN ?4 ELSE environment END, root_tagged = MAX(root_tagged, ?14), start_ns = MIN(start_ns, ?5), end_ns = MAX(end_ns, ?6), root_ns = COALESCE(?7, root_ns), spans = spans + ?8, errors = errors + ?9, input_tokens = MIN(input_tokens + ?10, 1000000000000000), output_tokens = MIN(output_tokens + ?11, 1000000000000000), cost = CASE WHEN cost IS NULL AND ?12 IS NULL THEN NULL ELSE COALESCE(cost, 0) + COALESCE(?12, 0) END, tools = CASE WHEN ?13 IS NULL OR length(COALESCE(tools, '')) + length(?13) > 1024 THEN tools ELSE COALESCE(tools, '') || ?13 END WHERE trace_id = ?1";
 
 /// A trace's bundle is its root span's when the root names one, else the
 /// first span's that named one; the three fields always come from the same
 /// span. Its tool calls are kept up to `MAX_TOOLS_TEXT` bytes.
-const UPSERT_TRACE: &str = "INSERT INTO traces (trace_id, bundle_id, bundle_version, environment, start_ns, end_ns, root_ns, spans, errors, input_tokens, output_tokens, cost, tools, root_tagged) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT (trace_id) DO UPDATE SET bundle_id = CASE WHEN (excluded.root_tagged = 1 AND traces.root_tagged = 0) OR traces.bundle_id IS NULL THEN excluded.bundle_id ELSE traces.bundle_id END, bundle_version = CASE WHEN (excluded.root_tagged = 1 AND traces.root_tagged = 0) OR traces.bundle_id IS NULL THEN excluded.bundle_version ELSE traces.bundle_version END, environment = CASE WHEN (excluded.root_tagged = 1 AND traces.root_tagged = 0) OR traces.bundle_id IS NULL THEN excluded.environment ELSE traces.environment END, root_tagged = {greatest}(traces.root_tagged, excluded.root_tagged), start_ns = {least}(traces.start_ns, excluded.start_ns), end_ns = {greatest}(traces.end_ns, excluded.end_ns), root_ns = COALESCE(excluded.root_ns, traces.root_ns), spans = traces.spans + excluded.spans, errors = traces.errors + excluded.errors, input_tokens = traces.input_tokens + excluded.input_tokens, output_tokens = traces.output_tokens + excluded.output_tokens, cost = CASE WHEN traces.cost IS NULL AND excluded.cost IS NULL THEN NULL ELSE COALESCE(traces.cost, 0) + COALESCE(excluded.cost, 0) END, tools = CASE WHEN excluded.tools IS NULL OR length(COALESCE(traces.tools, '')) + length(excluded.tools) > 1024 THEN traces.tools ELSE COALESCE(traces.tools, '') || excluded.tools END";
+const UPSERT_TRACE: &str = "INSERT INTO traces (trace_id, bundle_id, bundle_version, environment, start_ns, end_ns, root_ns, spans, errors, input_tokens, output_tokens, cost, tools, root_tagged) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT (trace_id) DO UPDATE SET bundle_id = CASE WHEN (excluded.root_tagged = 1 AND traces.root_tagged = 0) OR traces.bundle_id IS NULL THEN excluded.bundle_id ELSE traces.bundle_id END, bundle_version = CASE WHEN (excluded.root_tagged = 1 AND traces.root_tagged = 0) OR traces.bundle_id IS NULL THEN excluded.bundle_version ELSE traces.bundle_version END, environment = CASE WHEN (excluded.root_tagged = 1 AND traces.root_tagged = 0) OR traces.bundle_id IS NULL THEN excluded.environment ELSE traces.environment END, root_tagged = {greatest}(traces.root_tagged, excluded.root_tagged), start_ns = {least}(traces.start_ns, excluded.start_ns), end_ns = {greatest}(traces.end_ns, excluded.end_ns), root_ns = COALESCE(excluded.root_ns, traces.root_ns), spans = traces.spans + excluded.spans, errors = traces.errors + excluded.errors, input_tokens = {least}(traces.input_tokens + excluded.input_tokens, 1000000000000000), output_tokens = {least}(traces.output_tokens + excluded.output_tokens, 1000000000000000), cost = CASE WHEN traces.cost IS NULL AND excluded.cost IS NULL THEN NULL ELSE COALESCE(traces.cost, 0) + COALESCE(excluded.cost, 0) END, tools = CASE WHEN excluded.tools IS NULL OR octet_length(COALESCE(traces.tools, '')) + octet_length(excluded.tools) > 1024 THEN traces.tools ELSE COALESCE(traces.tools, '') || excluded.tools END";
+
+/// The most spans of one trace read back (the first, by start): a trace
+/// forged with millions of spans cannot fill memory when it is opened.
+pub const MAX_SPANS_READ: usize = 100_000;
+
+/// The most tokens a trace's row sums, in either direction (the literal in
+/// the SQL above): a thousand spans at the most one span may say.
+const MAX_TRACE_TOKENS: i64 = 1_000_000_000_000_000;
 
 /// The most of a trace's tool calls kept in its row (about 60 calls): the
 /// row sits in an index, and PostgreSQL caps an index entry's size.
@@ -507,7 +515,7 @@ impl TraceStore {
         let mut spans = Vec::new();
         self.query(
             &format!(
-                "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 ORDER BY start_ns, span_id"
+                "SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ?1 ORDER BY start_ns, span_id LIMIT {MAX_SPANS_READ}"
             ),
             &[Param::id(&full)],
             &mut |r| {
@@ -911,8 +919,16 @@ impl Writer<'_> {
             if s.is_error() {
                 d.errors += 1;
             }
-            d.input = d.input.saturating_add(s.input_tokens.unwrap_or(0));
-            d.output = d.output.saturating_add(s.output_tokens.unwrap_or(0));
+            // A trace's sums stop at MAX_TRACE_TOKENS (the SQL updates
+            // too): no batch, however many, overflows a row.
+            d.input = d
+                .input
+                .saturating_add(s.input_tokens.unwrap_or(0))
+                .min(MAX_TRACE_TOKENS);
+            d.output = d
+                .output
+                .saturating_add(s.output_tokens.unwrap_or(0))
+                .min(MAX_TRACE_TOKENS);
             if let Some(c) = s.cost {
                 d.cost = Some(d.cost.unwrap_or(0.0) + c);
             }

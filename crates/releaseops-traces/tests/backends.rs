@@ -184,8 +184,29 @@ fn exercise(store: &mut TraceStore) {
         ("ab", Some("m"))
     );
 
+    // Token sums stop at their cap, batch after batch, and stay readable.
+    let greedy: Vec<Span> = (0..1001u32)
+        .map(|i| {
+            let mut s = span(9_002, 20_000 + i, Some(1), None);
+            s.input_tokens = Some(1_000_000_000_000);
+            s
+        })
+        .collect();
+    store.insert(&greedy).unwrap();
+    let more: Vec<Span> = (0..1001u32)
+        .map(|i| {
+            let mut s = span(9_002, 30_000 + i, Some(1), None);
+            s.input_tokens = Some(1_000_000_000_000);
+            s
+        })
+        .collect();
+    store.insert(&more).unwrap();
+    let (summary, _) = store.trace(&format!("{:032x}", 9_002)).unwrap().unwrap();
+    assert_eq!(summary.input_tokens, 1_000_000_000_000_000);
+    store.sample(&Filter::default()).unwrap();
+
     // Retention: everything started before now goes.
-    assert_eq!(store.prune(now_ns() + 1).unwrap(), 402);
+    assert_eq!(store.prune(now_ns() + 1).unwrap(), 403);
     assert_eq!(store.stats(&Filter::default()).unwrap().spans, 0);
 }
 

@@ -388,11 +388,9 @@ fn list(app: &App, a: &TraceFilterArgs, limit: usize) -> CmdResult {
                 t.tools
                     .iter()
                     .map(|(k, v)| {
-                        if *v > 1 {
-                            format!("{k}×{v}")
-                        } else {
-                            k.clone()
-                        }
+                        // A tool's name is what an agent sent: no terminal escapes.
+                        let k = safe(k);
+                        if *v > 1 { format!("{k}×{v}") } else { k }
                     })
                     .collect::<Vec<_>>()
                     .join(", "),
