@@ -57,6 +57,125 @@ pub enum DecodeError {
     TooLarge { limit: usize },
     #[error("the body is not valid gzip: {0}")]
     BadGzip(String),
+    #[error(
+        "the export holds more than {limit} spans, attributes and values: send smaller batches"
+    )]
+    TooMany { limit: usize },
+}
+
+/// The most spans, events, links, attributes and attribute values one export
+/// may hold: a few bytes each on the wire, a few hundred in memory once
+/// decoded, so 8 MiB of empty ones would take gigabytes.
+pub const MAX_ELEMENTS: usize = 400_000;
+
+/// The message types of an export whose fields hold more messages.
+#[derive(Clone, Copy)]
+enum Msg {
+    Request,
+    ResourceSpans,
+    Resource,
+    ScopeSpans,
+    Scope,
+    Span,
+    Event,
+    Link,
+    KeyValue,
+    AnyValue,
+    List,
+    KvList,
+}
+
+impl Msg {
+    /// The message a length-delimited field holds (None: bytes or text).
+    fn field(self, n: u64) -> Option<Msg> {
+        use Msg::*;
+        Some(match (self, n) {
+            (Request, 1) => ResourceSpans,
+            (ResourceSpans, 1) => Resource,
+            (ResourceSpans, 2) => ScopeSpans,
+            (Resource, 1) | (Scope, 3) | (Span, 9) | (Event, 3) | (Link, 5) | (KvList, 1) => {
+                KeyValue
+            }
+            (ScopeSpans, 1) => Scope,
+            (ScopeSpans, 2) => Span,
+            (Span, 11) => Event,
+            (Span, 13) => Link,
+            (KeyValue, 2) | (List, 1) => AnyValue,
+            (AnyValue, 5) => List,
+            (AnyValue, 6) => KvList,
+            _ => return None,
+        })
+    }
+}
+
+/// Counts the messages of a protobuf export without decoding it (each
+/// nested message counts one), stopping past `limit`; malformed wire data
+/// is left to the decoder to name.
+fn count_messages(mut b: &[u8], msg: Msg, depth: u32, count: &mut usize, limit: usize) {
+    fn varint(b: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let (&byte, rest) = b.split_first()?;
+            *b = rest;
+            v |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    while !b.is_empty() && *count <= limit && depth < 100 {
+        let Some(key) = varint(&mut b) else { return };
+        match key & 7 {
+            0 => {
+                if varint(&mut b).is_none() {
+                    return;
+                }
+            }
+            1 => b = b.get(8..).unwrap_or_default(),
+            5 => b = b.get(4..).unwrap_or_default(),
+            2 => {
+                let Some(len) = varint(&mut b).and_then(|l| usize::try_from(l).ok()) else {
+                    return;
+                };
+                let Some(inner) = b.get(..len) else { return };
+                b = &b[len..];
+                if let Some(m) = msg.field(key >> 3) {
+                    *count += 1;
+                    count_messages(inner, m, depth + 1, count, limit);
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Counts the objects and lists of a JSON text (outside its strings),
+/// stopping past `limit`.
+fn count_json_containers(b: &[u8], limit: usize) -> usize {
+    let (mut count, mut in_string, mut escaped) = (0usize, false, false);
+    for &c in b {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match c {
+                b'"' => in_string = true,
+                b'{' | b'[' => {
+                    count += 1;
+                    if count > limit {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    count
 }
 
 /// The spans of one export, and those refused.
@@ -102,6 +221,28 @@ pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
 
 /// Reads an export.
 pub fn decode(body: &[u8], format: Format, opts: &ReadOptions) -> Result<Decoded, DecodeError> {
+    decode_within(body, format, opts, MAX_ELEMENTS)
+}
+
+/// [`decode`], refusing an export of more than `limit` elements before
+/// decoding it.
+pub fn decode_within(
+    body: &[u8],
+    format: Format,
+    opts: &ReadOptions,
+    limit: usize,
+) -> Result<Decoded, DecodeError> {
+    let elements = match format {
+        Format::Protobuf => {
+            let mut n = 0;
+            count_messages(body, Msg::Request, 0, &mut n, limit);
+            n
+        }
+        Format::Json => count_json_containers(body, limit),
+    };
+    if elements > limit {
+        return Err(DecodeError::TooMany { limit });
+    }
     match format {
         Format::Protobuf => {
             let req = ExportTraceServiceRequest::decode(body)
@@ -627,6 +768,58 @@ mod tests {
     use opentelemetry_proto::tonic::trace::v1::{
         ResourceSpans, ScopeSpans, Span as PSpan, Status as PStatus,
     };
+
+    #[test]
+    fn an_export_of_too_many_elements_is_refused_before_it_is_decoded() {
+        let opts = ReadOptions::new(false);
+        // 300 empty spans: a few bytes each on the wire.
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![PSpan::default(); 300],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let body = prost::Message::encode_to_vec(&req);
+        assert!(matches!(
+            decode_within(&body, Format::Protobuf, &opts, 200),
+            Err(DecodeError::TooMany { limit: 200 })
+        ));
+        assert!(decode_within(&body, Format::Protobuf, &opts, 400).is_ok());
+        // Attributes count too, nested values included.
+        let one = PSpan {
+            attributes: (0..150)
+                .map(|i| kv(&format!("k{i}"), any_value::Value::StringValue("v".into())))
+                .collect(),
+            ..Default::default()
+        };
+        let body = prost::Message::encode_to_vec(&ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![one],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        });
+        assert!(decode_within(&body, Format::Protobuf, &opts, 200).is_err());
+        // JSON: objects and lists outside strings.
+        let json = format!(
+            r#"{{"resourceSpans": [{{"scopeSpans": [{{"spans": [{}]}}]}}], "note": "{}"}}"#,
+            vec!["{}"; 300].join(","),
+            "{[".repeat(500)
+        );
+        assert!(matches!(
+            decode_within(json.as_bytes(), Format::Json, &opts, 200),
+            Err(DecodeError::TooMany { .. })
+        ));
+        assert!(!matches!(
+            decode_within(json.as_bytes(), Format::Json, &opts, 400),
+            Err(DecodeError::TooMany { .. })
+        ));
+    }
 
     fn kv(k: &str, v: any_value::Value) -> KeyValue {
         KeyValue {

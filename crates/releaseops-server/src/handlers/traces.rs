@@ -145,6 +145,15 @@ pub(super) async fn traces(State(s): St, headers: HeaderMap, body: Body) -> Resp
                 None,
             );
         }
+        Ok(Err(e @ DecodeError::TooMany { .. })) => {
+            return answer(
+                format,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                INVALID_ARGUMENT,
+                &e.to_string(),
+                None,
+            );
+        }
         Ok(Err(e)) => {
             return answer(
                 format,
