@@ -103,7 +103,13 @@ fn analysis_evidence(
         };
     };
     let since = facts.now.as_nanosecond() as i64 - (a.window_hours * 3600e9) as i64;
-    let filter = |version: &str, env: &str| releaseops_traces::Filter {
+    // The candidate's traffic in `up` is what it served since it went live
+    // there: traces stamped earlier are not its canary (a token that may
+    // send traces could otherwise fill the window before the release).
+    let candidate_since = facts
+        .upstream_live_since
+        .map_or(since, |t| since.max(t.as_nanosecond() as i64));
+    let filter = |version: &str, env: &str, since: i64| releaseops_traces::Filter {
         bundle_id: Some(facts.id.clone()),
         bundle_version: Some(version.to_string()),
         environment: Some(env.to_string()),
@@ -119,8 +125,8 @@ fn analysis_evidence(
         .and_then(|mut traces| {
             compare_stored(
                 &mut traces,
-                &filter(&base, &a.baseline_env),
-                &filter(&facts.version, up),
+                &filter(&base, &a.baseline_env, since),
+                &filter(&facts.version, up, candidate_since),
                 &[],
                 &opts,
             )

@@ -721,11 +721,40 @@ async fn two_servers_share_one_postgresql_store() {
 /// before now, an error every `every`.
 fn recent(version: &str, env: &str, n: u32, every: u32, latency: u32) -> String {
     let now = jiff::Timestamp::now();
+    stamped(version, env, n, every, latency, |i| {
+        now - jiff::SignedDuration::from_secs(60 * i64::from(i + 1))
+    })
+}
+
+/// As [`recent`], a millisecond apart from a second after `from` on:
+/// traffic served since a release went live.
+fn since(
+    version: &str,
+    env: &str,
+    n: u32,
+    every: u32,
+    latency: u32,
+    from: jiff::Timestamp,
+) -> String {
+    stamped(version, env, n, every, latency, |i| {
+        // A trace's time is when it ended: it started its latency earlier.
+        from + jiff::SignedDuration::from_millis(1000 + i64::from(i))
+    })
+}
+
+fn stamped(
+    version: &str,
+    env: &str,
+    n: u32,
+    every: u32,
+    latency: u32,
+    at: impl Fn(u32) -> jiff::Timestamp,
+) -> String {
     (0..n)
         .map(|i| {
-            let at = now - jiff::SignedDuration::from_secs(60 * i64::from(i + 1));
+            let at = at(i);
             json!({
-                "trace_id": format!("{env}-{version}-{i}"),
+                "trace_id": format!("{env}-{version}-{i}-{}", at.as_millisecond()),
                 "latency_ms": latency + i % 40,
                 "error": (i % every == 0).then_some("tool failed"),
                 "timestamp": at.to_string(),
@@ -773,7 +802,12 @@ fn the_canary_analysis_gate_judges_upstream_traffic_against_the_baseline() {
             .contains("nothing of this bundle runs in 'prod'")
     );
     promote("1.1.0", "dev", &[]).ok();
+    // Traces of 1.1.0 in staging stamped before it went live there are not
+    // its canary: they do not count.
+    r.write("early.jsonl", &recent("1.1.0", "staging", 120, 50, 205));
+    r.run(&["traces", "import", "early.jsonl"]).ok();
     promote("1.1.0", "staging", &[]).ok();
+    let live = jiff::Timestamp::now();
     // No traffic yet: pending, saying how much is missing.
     let pending = promote("1.1.0", "prod", &["--dry-run"]);
     pending.code(3);
@@ -789,7 +823,7 @@ fn the_canary_analysis_gate_judges_upstream_traffic_against_the_baseline() {
     // Healthy canary traffic: it passes, and the record keeps the numbers.
     r.write(
         "healthy.jsonl",
-        &(recent("1.0.0", "prod", 120, 50, 200) + &recent("1.1.0", "staging", 120, 50, 205)),
+        &(recent("1.0.0", "prod", 120, 50, 200) + &since("1.1.0", "staging", 120, 50, 205, live)),
     );
     r.run(&["traces", "import", "healthy.jsonl"]).ok();
     let ok = promote("1.1.0", "prod", &[]);
@@ -812,9 +846,10 @@ fn the_canary_analysis_gate_judges_upstream_traffic_against_the_baseline() {
     // 1.2.0 fails a third of its requests in staging: blocked, with the numbers.
     promote("1.2.0", "dev", &[]).ok();
     promote("1.2.0", "staging", &[]).ok();
+    let live = jiff::Timestamp::now();
     r.write(
         "bad.jsonl",
-        &(recent("1.1.0", "prod", 120, 50, 205) + &recent("1.2.0", "staging", 120, 3, 205)),
+        &(recent("1.1.0", "prod", 120, 50, 205) + &since("1.2.0", "staging", 120, 3, 205, live)),
     );
     r.run(&["traces", "import", "bad.jsonl"]).ok();
     let blocked = promote("1.2.0", "prod", &[]);
