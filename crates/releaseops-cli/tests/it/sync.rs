@@ -1056,6 +1056,13 @@ fn the_server_pushes_its_writes_and_picks_up_everyone_elses() {
     let (st, body) = post(&s.at("/v1/sync"), None, &Value::Null);
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["sync"]["standing"], "in_sync", "{body}");
+    // Without a token it says how the store stands, not what it holds
+    // (unpushed paths name bundles and versions), and a call within the
+    // second does no git work.
+    assert_eq!(body["sync"].as_object().map(|o| o.len()), Some(1), "{body}");
+    let (st, again) = post(&s.at("/v1/sync"), None, &Value::Null);
+    assert_eq!(st, 200, "{again}");
+    assert_eq!(again, serde_json::json!({"fetched": false}), "{again}");
     let moved = rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(30), async {
             let mut seen = String::new();

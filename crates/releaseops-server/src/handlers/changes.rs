@@ -234,10 +234,15 @@ pub(super) async fn rollback(State(s): St, headers: HeaderMap, b: Body) -> Respo
 /// what others pushed (a forge's push webhook calls it). It takes nothing
 /// from the request: the state comes from the configured remote, checked
 /// as every sync checks it, so no token is needed; calls closer together
-/// than a second share one fetch.
+/// than a second share one fetch, and do no git work at all. Without a
+/// token it answers only whether it fetched and how the store stands (not
+/// which bundles are unpushed: reads may need a token).
 pub(super) async fn sync(State(s): St) -> Response {
     let r = async {
         let fetch = s.sync_due();
+        if !fetch {
+            return Ok(json!({ "fetched": false }));
+        }
         let status = with_store(&s, move |store| {
             if fetch {
                 store.pull_latest()?;
@@ -252,7 +257,11 @@ pub(super) async fn sync(State(s): St) -> Response {
         })
         .await?;
         s.wake_watcher();
-        Ok(json!({ "fetched": fetch, "sync": status }))
+        let standing = serde_json::to_value(&status)
+            .ok()
+            .and_then(|v| v.get("standing").cloned())
+            .unwrap_or(Value::Null);
+        Ok(json!({ "fetched": fetch, "sync": {"standing": standing} }))
     }
     .await;
     respond(r.map(Json))
