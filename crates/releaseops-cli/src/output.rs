@@ -227,7 +227,6 @@ pub(crate) fn json<T: Serialize + ?Sized>(app: &crate::app::App, value: &T) -> b
 /// planted in the repository would point the write at any file), and whole
 /// or not at all (a temporary file beside it, renamed over it).
 pub(crate) fn write_file(path: &std::path::Path, text: &str) -> Result<(), Failure> {
-    use std::io::Write;
     let fail = |e: String| Failure {
         kind: releaseops_core::ErrorKind::Io,
         message: format!("cannot write {}: {e}", path.display()),
@@ -247,18 +246,12 @@ pub(crate) fn write_file(path: &std::path::Path, text: &str) -> Result<(), Failu
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(text.as_bytes())?;
-            f.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&tmp, path));
+    let written = releaseops_store::objects::write_synced(&tmp, text.as_bytes())
+        .map_err(|e| e.to_string())
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(fail(e.to_string()));
+        return Err(fail(e));
     }
     Ok(())
 }

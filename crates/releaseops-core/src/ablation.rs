@@ -266,6 +266,9 @@ fn escape(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
 }
 
+/// What a trace a model target cannot replay needs instead.
+const THROUGH_THE_AGENT: &str = "run the ablation through the agent itself: --target-from a suite whose target is its command or http service";
+
 /// The most calls one ablation makes.
 pub const MAX_BUDGET: usize = 100_000;
 /// The most runs of each variant.
@@ -341,7 +344,7 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
                         .last()
                         .map_or(String::new(), |c| shown(&c.name))
                 ),
-                "run the ablation through the agent itself: --target-from a suite whose target is its command or http service",
+                THROUGH_THE_AGENT,
             ));
         }
         if let Some(c) = req
@@ -356,7 +359,7 @@ pub fn prepare(ctx: &Ctx<'_>, req: &AblationRequest) -> Result<Prepared> {
                     shown(&req.trace.trace_id),
                     shown(&c.name)
                 ),
-                "run the ablation through the agent itself: --target-from a suite whose target is its command or http service",
+                THROUGH_THE_AGENT,
             ));
         }
         // The suite's own target.tools first, then the trace's calls as
@@ -551,13 +554,10 @@ fn measure(ctx: &Ctx<'_>, req: &AblationRequest, p: Prepared) -> Result<Ablation
             let sem = sem.clone();
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
-                // Each repeat its own call (the cache keys on it), not one
-                // answer counted as many.
-                // Every run its own call, the whole bundle's too (its noise
-                // is the model's, not the cache's); the same plan run again
-                // reads the same answers.
-                let repeat = k;
-                let body = json!({"case_id": format!("ablation-{k}"), "repeat": repeat, "input": input, "bundle": payload});
+                // Every run its own call (the cache keys on `repeat`), the
+                // whole bundle's too: its noise is the model's, not the
+                // cache's; the same plan run again reads the same answers.
+                let body = json!({"case_id": format!("ablation-{k}"), "repeat": k, "input": input, "bundle": payload});
                 let call = tokio::time::timeout(
                     std::time::Duration::from_millis(releaseops_eval::suite::DEFAULT_TIMEOUT_MS),
                     target.call(&body, &input, RetryPolicy::default()),

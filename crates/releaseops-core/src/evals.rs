@@ -30,6 +30,11 @@ pub fn suite_rel_path(id: &str) -> String {
 
 /// Loads and validates a suite; errors name the file and the case.
 pub fn load_suite(store: &Store, id: &str) -> Result<Suite> {
+    read_suite(store, id).map(|(suite, _)| suite)
+}
+
+/// A suite, and the bytes it was parsed from (read once).
+fn read_suite(store: &Store, id: &str) -> Result<(Suite, Vec<u8>)> {
     names::validate_role(id).map_err(|_| {
         CoreError::invalid(
             format!("'{id}' is not a valid suite id"),
@@ -59,20 +64,18 @@ pub fn load_suite(store: &Store, id: &str) -> Result<Suite> {
             hint,
         ));
     };
-    Suite::parse(&bytes).map_err(|e| {
+    let suite = Suite::parse(&bytes).map_err(|e| {
         CoreError::invalid(
             format!("{}: {e}", path.display()),
             "fix the suite; nothing was run",
         )
-    })
+    })?;
+    Ok((suite, bytes))
 }
 
 /// A suite's text as written (a link in its place is refused).
 pub fn suite_text(store: &Store, id: &str) -> Result<String> {
-    load_suite(store, id)?;
-    let path = store.dir().join(suite_rel_path(id));
-    let bytes =
-        releaseops_store::fsx::read_regular(&path, releaseops_format::yaml::MAX_YAML_BYTES as u64)?;
+    let (_, bytes) = read_suite(store, id)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -333,11 +336,11 @@ fn prepare(
         &limiters,
         &suite.target_artifacts,
     )?;
-    // The bundle's tools are offered when a case asserts about tools; a
-    // suite that judges words alone calls the model as it always has (a
-    // local model without tool support keeps working).
-    // Over every case, not those `--tag` selects: a case is sent the same
-    // request however the suite is run.
+    // The bundle's tools are offered when any case of the suite (not only
+    // those `--tag` selects: a case is sent the same request however the
+    // suite is run) asserts about tools; a suite that judges words alone
+    // calls the model as it always has (a local model without tool support
+    // keeps working).
     let asserts_tools = suite.cases.iter().any(|c| {
         c.assertions
             .iter()
@@ -415,10 +418,8 @@ pub fn preflight(
 
 pub fn run(ctx: &Ctx<'_>, req: &EvalRequest) -> Result<EvalOutcome> {
     let store = ctx.store;
-    let suite = load_suite(store, &req.suite)?;
-    let suite_digest = std::fs::read(store.dir().join(suite_rel_path(&req.suite)))
-        .ok()
-        .map(|b| releaseops_format::hash::sha256_prefixed(&b));
+    let (suite, bytes) = read_suite(store, &req.suite)?;
+    let suite_digest = Some(releaseops_format::hash::sha256_prefixed(&bytes));
     let Prepared {
         manifest,
         spec,

@@ -96,19 +96,26 @@ pub struct Exported {
     pub suite: String,
     pub path: String,
     pub traces_read: usize,
+    #[serde(flatten)]
+    pub counts: Counts,
+    #[serde(flatten)]
+    pub git: releaseops_store::GitOutcome,
+}
+
+/// What went into a replay suite, and what was left out.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
     pub cases: usize,
     /// Of the cases, those made from traces that went wrong.
     pub incidents: usize,
     /// Traces left out: no captured input (content capture was off).
     pub without_input: usize,
-    /// Left out on a model target (one turn, no tool results): incidents
-    /// whose offending call came after others.
+    /// Left out on a model target, which answers one turn and is sent no
+    /// tool's result: incidents whose offending call came after others.
     pub beyond_one_turn: usize,
     /// Left out on a model target: traces calling a tool by a name no
-    /// provider takes.
+    /// provider takes (`crm.lookup`).
     pub unnameable_tools: usize,
-    #[serde(flatten)]
-    pub git: releaseops_store::GitOutcome,
 }
 
 /// The tools recorded traces called, each typed by the arguments it was
@@ -149,15 +156,7 @@ pub fn sample<T>(mut v: Vec<T>, k: usize, seed: u64) -> Vec<T> {
 #[derive(Debug, Clone)]
 pub struct SuiteText {
     pub text: String,
-    pub cases: usize,
-    pub incidents: usize,
-    pub without_input: usize,
-    /// Left out on a model target, which answers one turn and is sent no
-    /// tool's result: incidents whose offending call came after others.
-    pub beyond_one_turn: usize,
-    /// Left out on a model target: traces calling a tool by a name no
-    /// provider takes (`crm.lookup`).
-    pub unnameable_tools: usize,
+    pub counts: Counts,
 }
 
 /// The suite's text: cases from the traces, the target from `target_from`.
@@ -206,14 +205,7 @@ pub fn suite_text(
     let on_model = doc
         .get("target")
         .is_none_or(|t| t.get("type").and_then(Value::as_str) == Some("model"));
-    let mut out = SuiteText {
-        text: String::new(),
-        cases: 0,
-        incidents: 0,
-        without_input: 0,
-        beyond_one_turn: 0,
-        unnameable_tools: 0,
-    };
+    let mut out = Counts::default();
     let mut cases = Vec::new();
     let mut replayed: Vec<&Trace> = Vec::new();
     for (t, failed) in traces {
@@ -384,8 +376,7 @@ pub fn suite_text(
         crate::evals::preflight(store, &suite, &req.suite, id, version)?;
     }
     out.cases = suite.cases.len();
-    out.text = text;
-    Ok(out)
+    Ok(SuiteText { text, counts: out })
 }
 
 /// Writes the replay suite of a version's production traces (read by the
@@ -437,11 +428,7 @@ fn export_once(ctx: &Ctx<'_>, req: &ExportRequest, read: &[(Trace, bool)]) -> Re
         suite: req.suite.clone(),
         path: format!(".releaseops/{rel}"),
         traces_read: read.len(),
-        cases: written.cases,
-        incidents: written.incidents,
-        without_input: written.without_input,
-        beyond_one_turn: written.beyond_one_turn,
-        unnameable_tools: written.unnameable_tools,
+        counts: written.counts,
         git: git.git,
     })
 }

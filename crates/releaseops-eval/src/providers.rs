@@ -169,20 +169,25 @@ impl ToolDef {
         }
     }
 
-    fn function(&self, schema_key: &str) -> Value {
+    /// The tool as `p` declares one (OpenAI's inside its `function`).
+    fn declared(&self, p: Provider) -> Value {
         let mut f = json!({"name": self.name});
         if !self.description.is_empty() {
             f["description"] = json!(self.description);
         }
-        if schema_key == "gemini" {
+        match p {
+            Provider::OpenAi | Provider::OpenAiCompatible => {
+                f["parameters"] = self.parameters.clone();
+            }
+            Provider::Anthropic => f["input_schema"] = self.parameters.clone(),
             // Gemini takes an OpenAPI subset: no object without properties
             // (a tool without arguments declares none), no keyword it
             // does not know.
-            if let Some(p) = gemini_schema(&self.parameters) {
-                f["parameters"] = p;
+            Provider::Gemini => {
+                if let Some(s) = gemini_schema(&self.parameters) {
+                    f["parameters"] = s;
+                }
             }
-        } else {
-            f[schema_key] = self.parameters.clone();
         }
         f
     }
@@ -340,7 +345,7 @@ pub fn request(p: Provider, c: &Chat) -> (String, Value) {
                 body["tools"] = c
                     .tools
                     .iter()
-                    .map(|t| json!({"type": "function", "function": t.function("parameters")}))
+                    .map(|t| json!({"type": "function", "function": t.declared(p)}))
                     .collect();
             }
             merge(&mut body, &c.parameters, !c.tools.is_empty());
@@ -355,7 +360,7 @@ pub fn request(p: Provider, c: &Chat) -> (String, Value) {
                 body["temperature"] = json!(t);
             }
             if !c.tools.is_empty() {
-                body["tools"] = c.tools.iter().map(|t| t.function("input_schema")).collect();
+                body["tools"] = c.tools.iter().map(|t| t.declared(p)).collect();
             }
             merge(&mut body, &c.parameters, !c.tools.is_empty());
             ("/v1/messages".into(), body)
@@ -371,7 +376,7 @@ pub fn request(p: Provider, c: &Chat) -> (String, Value) {
                 body["systemInstruction"] = json!({"parts": [{"text": c.system}]});
             }
             if !c.tools.is_empty() {
-                let decls: Vec<Value> = c.tools.iter().map(|t| t.function("gemini")).collect();
+                let decls: Vec<Value> = c.tools.iter().map(|t| t.declared(p)).collect();
                 body["tools"] = json!([{"functionDeclarations": decls}]);
             }
             (format!("/v1beta/models/{}:generateContent", c.model), body)

@@ -70,7 +70,7 @@ impl ObjectStore {
 /// Writes a new file (a temporary one, renamed into place by the caller).
 /// Whatever was at `path` is removed first and the file is created anew
 /// (`O_CREAT|O_EXCL`), so a link planted at the name is never followed.
-pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let _ = fs::remove_file(path);
     let mut f = fs::OpenOptions::new()
         .write(true)

@@ -53,7 +53,7 @@ impl Format {
 pub enum DecodeError {
     #[error("the body is not an OTLP trace export: {0}")]
     Malformed(String),
-    #[error("the body is over {limit} bytes once decompressed")]
+    #[error("the body is over {limit} bytes once decompressed: send smaller batches")]
     TooLarge { limit: usize },
     #[error("the body is not valid gzip: {0}")]
     BadGzip(String),

@@ -763,20 +763,21 @@ fn export_suite(
 
 /// What a replay suite left out, and why ("" when nothing).
 fn left_out(e: &releaseops_core::replay::Exported) -> String {
+    let c = &e.counts;
     let mut why = Vec::new();
-    if e.without_input > 0 {
-        why.push(format!("{} without a captured input", e.without_input));
+    if c.without_input > 0 {
+        why.push(format!("{} without a captured input", c.without_input));
     }
-    if e.beyond_one_turn > 0 {
+    if c.beyond_one_turn > 0 {
         why.push(format!(
             "{} incidents after other calls, beyond one turn of the model (replay them with --target-from the agent's command or http suite)",
-            e.beyond_one_turn
+            c.beyond_one_turn
         ));
     }
-    if e.unnameable_tools > 0 {
+    if c.unnameable_tools > 0 {
         why.push(format!(
             "{} calling a tool by a name no provider takes",
-            e.unnameable_tools
+            c.unnameable_tools
         ));
     }
     if why.is_empty() {
@@ -796,9 +797,9 @@ pub(crate) fn replay(app: &App, a: crate::cli::ReplayArgs) -> CmdResult {
         anstream::println!(
             "Wrote {} ({} cases from {} traces: {} regression cases from incidents{})",
             e.path,
-            e.cases,
+            e.counts.cases,
             e.traces_read,
-            e.incidents,
+            e.counts.incidents,
             left_out(&e)
         );
         output::git_note(&e.git);
@@ -829,8 +830,8 @@ pub(crate) fn replay(app: &App, a: crate::cli::ReplayArgs) -> CmdResult {
     if !app.global.json && a.format == ReportFormat::Summary {
         anstream::eprintln!(
             "Replaying {} production inputs against {candidate} ({} regression cases from incidents{}; suite {})",
-            e.cases,
-            e.incidents,
+            e.counts.cases,
+            e.counts.incidents,
             left_out(&e),
             e.path
         );

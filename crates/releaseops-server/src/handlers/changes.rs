@@ -244,9 +244,7 @@ pub(super) async fn sync(State(s): St) -> Response {
             return Ok(json!({ "fetched": false }));
         }
         let status = with_store(&s, move |store| {
-            if fetch {
-                store.pull_latest()?;
-            }
+            store.pull_latest()?;
             store.sync_status(false)?.ok_or_else(|| {
                 ApiError::new(
                     ErrorKind::NotFound,
@@ -257,11 +255,7 @@ pub(super) async fn sync(State(s): St) -> Response {
         })
         .await?;
         s.wake_watcher();
-        let standing = serde_json::to_value(&status)
-            .ok()
-            .and_then(|v| v.get("standing").cloned())
-            .unwrap_or(Value::Null);
-        Ok(json!({ "fetched": fetch, "sync": {"standing": standing} }))
+        Ok(json!({ "fetched": true, "sync": {"standing": status.standing} }))
     }
     .await;
     respond(r.map(Json))

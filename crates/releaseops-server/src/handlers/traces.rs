@@ -136,16 +136,7 @@ pub(super) async fn traces(State(s): St, headers: HeaderMap, body: Body) -> Resp
     .await;
     let decoded = match decoded {
         Ok(Ok(d)) => d,
-        Ok(Err(DecodeError::TooLarge { limit })) => {
-            return answer(
-                format,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                INVALID_ARGUMENT,
-                &format!("the body is over {limit} bytes once decompressed: send smaller batches"),
-                None,
-            );
-        }
-        Ok(Err(e @ DecodeError::TooMany { .. })) => {
+        Ok(Err(e @ (DecodeError::TooLarge { .. } | DecodeError::TooMany { .. }))) => {
             return answer(
                 format,
                 StatusCode::PAYLOAD_TOO_LARGE,
